@@ -1,0 +1,56 @@
+# ripplecache — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VITEST_REPORTERS := $(if $(VITEST_JSON),--reporter=default --reporter=json --outputFile.json=$(VITEST_JSON),)
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_.-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: setup
+setup: ## Install everything the tests and the demo need (redis-server, npm packages, control plane, helm)
+	@bash scripts/ensure-tools.sh
+
+.PHONY: tools
+tools: ## Build (or reuse) etcd, kube-apiserver, kube-controller-manager, kubectl and helm in ~/.cache/ripplecache
+	@bash tools/kube/build.sh >/dev/null
+
+.PHONY: build
+build: ## Compile TypeScript to dist/
+	npx tsc -p tsconfig.build.json
+
+.PHONY: typecheck
+typecheck: ## Type-check everything (sources, tests, benchmarks, scripts)
+	npx tsc -p tsconfig.json --noEmit
+
+.PHONY: manifests
+manifests: ## Regenerate crds/ from operator/src/api (the schema's source of truth)
+	npx tsx scripts/generate-crds.ts
+
+.PHONY: manifests-check
+manifests-check: ## Fail when crds/ differs from operator/src/api
+	npx tsx scripts/generate-crds.ts --check
+
+.PHONY: test
+test: setup typecheck manifests-check ## Run every test: type-check, unit, integration (real control plane, Redis, PostgreSQL)
+	npx vitest run $(VITEST_REPORTERS)
+
+.PHONY: test-unit
+test-unit: ## Unit tests only (no I/O)
+	npx vitest run --project unit
+
+.PHONY: test-integration
+test-integration: setup ## Integration tests only
+	npx vitest run --project integration
+
+.PHONY: demo
+demo: setup ## Local demo: control plane, operator, CacheClusters, local Redis pods, sidecars
+	npx tsx scripts/demo.ts
+
+.PHONY: bench
+bench: setup ## All benchmarks (ratios against same-run baselines)
+	npm run bench
+
+.PHONY: e2e
+e2e: ## End-to-end tests on kind (needs Docker; see test/e2e/README.md)
+	bash test/e2e/run.sh

@@ -1,0 +1,166 @@
+/**
+ * Operator configuration: the only reader of process.argv and process.env in the operator.
+ * Every flag `--foo-bar` can also be given as the environment variable `RIPPLECACHE_FOO_BAR`;
+ * a flag wins over the environment.
+ */
+import { hostname } from 'node:os';
+
+export interface OperatorConfig {
+  /** Path to a kubeconfig. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
+  kubeconfig?: string;
+  /** Namespaces whose CacheClusters are reconciled. Default: [] (every namespace). */
+  watchNamespaces: string[];
+  /** Address of the metrics and probe server. Default `0.0.0.0:8080`. */
+  metricsListen: string;
+  /** Take a Lease before reconciling, so that of several replicas only one acts. Default true. */
+  leaderElect: boolean;
+  /** Namespace of the leader-election Lease. Default `$POD_NAMESPACE` or `default`. */
+  leaderElectionNamespace: string;
+  /** Name of the leader-election Lease. Default `ripplecache-operator-leader`. */
+  leaderElectionId: string;
+  /** Seconds a Lease stays valid without renewal. Default 15. */
+  leaseDurationSeconds: number;
+  /** This replica's identity in the Lease. Default `$POD_NAME` or the host name, plus the pid. */
+  identity: string;
+  /** Concurrent reconciles (of different CacheClusters; one object is never reconciled twice at once). Default 4. */
+  workers: number;
+  /** Periodic resync of every CacheCluster, in seconds (live config is re-verified). Default 300. */
+  resyncSeconds: number;
+  /** Per-call time box for Redis CONFIG GET/SET, in ms. Default 2000. */
+  redisTimeoutMs: number;
+  /**
+   * Redis address overrides, `namespace/pod=host:port`, for running the operator outside the cluster
+   * (tests, the local demo, a port-forward). Default: none (pods are reached by headless-service DNS).
+   */
+  podAddressOverrides: Map<string, { host: string; port: number }>;
+  /** Image of the redis_exporter sidecar container. Default `oliver006/redis_exporter:v1.62.0`. */
+  exporterImage: string;
+  /** Log level: fatal, error, warn, info, debug, trace. Default `info`. */
+  logLevel: string;
+}
+
+export const OPERATOR_DEFAULTS = {
+  watchNamespaces: [] as string[],
+  metricsListen: '0.0.0.0:8080',
+  leaderElect: true,
+  leaderElectionId: 'ripplecache-operator-leader',
+  leaseDurationSeconds: 15,
+  workers: 4,
+  resyncSeconds: 300,
+  redisTimeoutMs: 2000,
+  exporterImage: 'oliver006/redis_exporter:v1.62.0',
+  logLevel: 'info',
+} as const;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'InvalidConfiguration';
+}
+
+interface FlagSpec { name: string; help: string; repeatable?: boolean; boolean?: boolean }
+
+export const OPERATOR_FLAGS: FlagSpec[] = [
+  { name: 'kubeconfig', help: 'path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
+  { name: 'watch-namespaces', help: 'comma-separated namespaces to watch (default: all)' },
+  { name: 'metrics-listen', help: `HOST:PORT of /metrics, /healthz, /readyz (default ${OPERATOR_DEFAULTS.metricsListen})` },
+  { name: 'leader-elect', help: 'true|false: hold a Lease before reconciling (default true)', boolean: true },
+  { name: 'leader-election-namespace', help: 'namespace of the Lease (default $POD_NAMESPACE or default)' },
+  { name: 'leader-election-id', help: `name of the Lease (default ${OPERATOR_DEFAULTS.leaderElectionId})` },
+  { name: 'lease-duration-seconds', help: `seconds a Lease is valid without renewal (default ${OPERATOR_DEFAULTS.leaseDurationSeconds})` },
+  { name: 'identity', help: 'identity in the Lease (default $POD_NAME or host name, plus pid)' },
+  { name: 'workers', help: `concurrent reconciles (default ${OPERATOR_DEFAULTS.workers})` },
+  { name: 'resync-seconds', help: `periodic re-reconcile of every CacheCluster (default ${OPERATOR_DEFAULTS.resyncSeconds})` },
+  { name: 'redis-timeout-ms', help: `time box of each Redis call (default ${OPERATOR_DEFAULTS.redisTimeoutMs})` },
+  { name: 'pod-address-override', help: 'namespace/pod=host:port, repeatable (env: comma-separated): reach a Redis pod at this address instead of its DNS name', repeatable: true },
+  { name: 'exporter-image', help: `redis_exporter image (default ${OPERATOR_DEFAULTS.exporterImage})` },
+  { name: 'log-level', help: `fatal|error|warn|info|debug|trace (default ${OPERATOR_DEFAULTS.logLevel})` },
+];
+
+export function envName(flag: string): string {
+  return `RIPPLECACHE_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function operatorHelp(): string {
+  const lines = ['Usage: ripplecache-operator [flags]', '', 'Reconciles CacheCluster resources (cache.ripplecache.io/v1alpha1) into Redis.', '', 'Flags (each also read from the environment variable shown):'];
+  for (const f of OPERATOR_FLAGS) lines.push(`  --${f.name.padEnd(28)} ${f.help}\n  ${' '.repeat(30)} env ${envName(f.name)}`);
+  lines.push('  --help                         this text');
+  return lines.join('\n');
+}
+
+/** Parses argv (without node and script) and env into raw string values per flag. */
+function rawValues(argv: string[], env: NodeJS.ProcessEnv): Map<string, string[]> {
+  const known = new Map(OPERATOR_FLAGS.map((f) => [f.name, f]));
+  const fromArgs = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq >= 0 ? eq : undefined);
+    const spec = known.get(name);
+    if (!spec) throw new ConfigError(`unknown flag --${name} (see --help)`);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.boolean && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new ConfigError(`flag --${name} needs a value`);
+      value = next;
+    }
+    fromArgs.set(name, [...(fromArgs.get(name) ?? []), value]);
+  }
+  const out = new Map<string, string[]>();
+  for (const f of OPERATOR_FLAGS) {
+    const a = fromArgs.get(f.name);
+    const e = env[envName(f.name)];
+    if (a) out.set(f.name, a);
+    else if (e !== undefined && e !== '') out.set(f.name, f.repeatable ? e.split(',').map((s) => s.trim()).filter(Boolean) : [e]);
+  }
+  return out;
+}
+
+function positiveInt(name: string, v: string, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${name} must be an integer ≥ ${min}, got "${v}"`);
+  return n;
+}
+
+export function parseHostPort(name: string, v: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !m[1] || port < 0 || port > 65535) throw new ConfigError(`--${name} must be HOST:PORT, got "${v}"`);
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** Builds the configuration from argv and env; throws ConfigError with a message naming the flag. */
+export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
+  const raw = rawValues(argv, env);
+  const one = (n: string) => raw.get(n)?.at(-1);
+  const overrides = new Map<string, { host: string; port: number }>();
+  for (const v of raw.get('pod-address-override') ?? []) {
+    const m = /^([a-z0-9-]+)\/([a-z0-9.-]+)=(.+)$/.exec(v);
+    if (!m) throw new ConfigError(`--pod-address-override must be namespace/pod=host:port, got "${v}"`);
+    overrides.set(`${m[1]}/${m[2]}`, parseHostPort('pod-address-override', m[3]!));
+  }
+  const leaderElect = one('leader-elect') ?? 'true';
+  if (!['true', 'false'].includes(leaderElect)) throw new ConfigError(`--leader-elect must be true or false, got "${leaderElect}"`);
+  const metricsListen = one('metrics-listen') ?? OPERATOR_DEFAULTS.metricsListen;
+  parseHostPort('metrics-listen', metricsListen);
+  const logLevel = one('log-level') ?? OPERATOR_DEFAULTS.logLevel;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace; got "${logLevel}"`);
+  return {
+    kubeconfig: one('kubeconfig') ?? (env.KUBECONFIG || undefined),
+    watchNamespaces: (one('watch-namespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    metricsListen,
+    leaderElect: leaderElect === 'true',
+    leaderElectionNamespace: one('leader-election-namespace') ?? env.POD_NAMESPACE ?? 'default',
+    leaderElectionId: one('leader-election-id') ?? OPERATOR_DEFAULTS.leaderElectionId,
+    leaseDurationSeconds: positiveInt('lease-duration-seconds', one('lease-duration-seconds') ?? String(OPERATOR_DEFAULTS.leaseDurationSeconds)),
+    identity: one('identity') ?? `${env.POD_NAME ?? hostname()}-${process.pid}`,
+    workers: positiveInt('workers', one('workers') ?? String(OPERATOR_DEFAULTS.workers)),
+    resyncSeconds: positiveInt('resync-seconds', one('resync-seconds') ?? String(OPERATOR_DEFAULTS.resyncSeconds)),
+    redisTimeoutMs: positiveInt('redis-timeout-ms', one('redis-timeout-ms') ?? String(OPERATOR_DEFAULTS.redisTimeoutMs)),
+    podAddressOverrides: overrides,
+    exporterImage: one('exporter-image') ?? OPERATOR_DEFAULTS.exporterImage,
+    logLevel,
+  };
+}

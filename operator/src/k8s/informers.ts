@@ -1,0 +1,92 @@
+/**
+ * Shared informers (list + watch, with a local cache) for CacheClusters and the kinds the operator owns.
+ * Restarts a watch that fails, after a pause. Only this module, kube-client.ts and lease.ts import
+ * @kubernetes/client-node.
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { KubeObject } from './kube-client.js';
+
+export interface WatchedKind {
+  /** e.g. 'apps/v1' or 'v1'. */
+  apiVersion: string;
+  kind: string;
+  plural: string;
+  labelSelector?: string;
+}
+
+export interface InformerSetOptions {
+  /** Namespaces to watch; empty means every namespace. */
+  namespaces: string[];
+  /** Called on every add/update/delete with the object. */
+  onEvent: (kind: string, obj: KubeObject, type: 'add' | 'update' | 'delete') => void;
+  onError?: (kind: string, err: unknown) => void;
+  restartDelayMs?: number;
+}
+
+function basePath(apiVersion: string): string {
+  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+}
+
+export class InformerSet {
+  private readonly informers = new Map<string, Array<k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>>>();
+  private stopped = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly kc: k8s.KubeConfig, kinds: WatchedKind[], private readonly opts: InformerSetOptions) {
+    const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    for (const w of kinds) {
+      const list: Array<k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>> = [];
+      const scopes = opts.namespaces.length ? opts.namespaces : [undefined];
+      for (const ns of scopes) {
+        const path = ns ? `${basePath(w.apiVersion)}/namespaces/${ns}/${w.plural}` : `${basePath(w.apiVersion)}/${w.plural}`;
+        const listFn = () => objects.list(w.apiVersion, w.kind, ns, undefined, undefined, undefined, undefined, w.labelSelector) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
+        const inf = k8s.makeInformer(this.kc, path, listFn, w.labelSelector);
+        const emit = (type: 'add' | 'update' | 'delete') => (obj: k8s.KubernetesObject) => {
+          // List results omit apiVersion/kind on items; restore them for the handlers.
+          const o = obj as KubeObject;
+          o.apiVersion ??= w.apiVersion;
+          o.kind ??= w.kind;
+          opts.onEvent(w.kind, o, type);
+        };
+        inf.on('add', emit('add'));
+        inf.on('update', emit('update'));
+        inf.on('delete', emit('delete'));
+        inf.on('error', (err: unknown) => {
+          opts.onError?.(w.kind, err);
+          if (this.stopped) return;
+          const t = setTimeout(() => {
+            this.timers.delete(t);
+            if (!this.stopped) inf.start().catch((e: unknown) => opts.onError?.(w.kind, e));
+          }, opts.restartDelayMs ?? 2000);
+          this.timers.add(t);
+        });
+        list.push(inf);
+      }
+      this.informers.set(w.kind, list);
+    }
+  }
+
+  /** Starts every informer; resolves once each has listed (its cache is filled). */
+  async start(): Promise<void> {
+    await Promise.all([...this.informers.values()].flat().map((i) => i.start()));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    await Promise.all([...this.informers.values()].flat().map((i) => i.stop().catch(() => undefined)));
+  }
+
+  /** The cached object of `kind`, or undefined. */
+  get<T extends KubeObject>(kind: string, namespace: string, name: string): T | undefined {
+    for (const inf of this.informers.get(kind) ?? []) {
+      const o = inf.get(name, namespace);
+      if (o) return o as T;
+    }
+    return undefined;
+  }
+
+  list<T extends KubeObject>(kind: string, namespace?: string): T[] {
+    return (this.informers.get(kind) ?? []).flatMap((i) => i.list(namespace) as T[]);
+  }
+}

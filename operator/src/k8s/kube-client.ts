@@ -1,0 +1,168 @@
+/**
+ * The operator's Kubernetes adapter: the only module (with informers.ts and lease.ts) that imports
+ * @kubernetes/client-node. Everything else sees plain objects through the `KubeApi` interface.
+ */
+import * as k8s from '@kubernetes/client-node';
+
+/** A Kubernetes object as plain data. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }>;
+    deletionTimestamp?: string | Date;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export interface EventInput {
+  involved: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string };
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/** What reconcile needs from the API server. */
+export interface KubeApi {
+  /** Server-side apply under the operator's field manager (force: the operator owns its children). */
+  apply<T extends KubeObject>(obj: T): Promise<T>;
+  get<T extends KubeObject>(ref: ObjectRef): Promise<T | undefined>;
+  /** Deletes with background propagation; absent is fine. */
+  delete(ref: ObjectRef): Promise<void>;
+  /** Merge-patches the status subresource of a custom object. */
+  patchStatus(ref: ObjectRef & { plural: string }, status: unknown): Promise<void>;
+  event(e: EventInput): Promise<void>;
+}
+
+/** Classifies API errors for reconcile: not found → done; conflict → requeue now; else back off. */
+export class KubeApiError extends Error {
+  override readonly name = 'KubeApiError';
+  constructor(message: string, readonly statusCode: number, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+  get notFound(): boolean { return this.statusCode === 404; }
+  get conflict(): boolean { return this.statusCode === 409; }
+  get invalid(): boolean { return this.statusCode === 422 || this.statusCode === 400; }
+}
+
+function statusOf(err: unknown): number | undefined {
+  if (err instanceof k8s.ApiException) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof k8s.ApiException) {
+    const body = err.body as unknown;
+    if (typeof body === 'string') {
+      try { return (JSON.parse(body) as { message?: string }).message ?? body; } catch { return body; }
+    }
+    if (body && typeof body === 'object' && 'message' in body) return String((body as { message: unknown }).message);
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function toKubeApiError(err: unknown, what: string): KubeApiError | unknown {
+  const code = statusOf(err);
+  if (code === undefined) return err;
+  return new KubeApiError(`${what}: ${messageOf(err)}`, code, { cause: err });
+}
+
+/** Loads a kubeconfig: an explicit path, else $KUBECONFIG / ~/.kube/config, else in-cluster. */
+export function loadKubeConfig(path?: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export class ClientNodeKubeApi implements KubeApi {
+  private readonly objects: k8s.KubernetesObjectApi;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly core: k8s.CoreV1Api;
+
+  constructor(kc: k8s.KubeConfig, private readonly fieldManager: string, private readonly component = 'ripplecache-operator') {
+    this.objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  async apply<T extends KubeObject>(obj: T): Promise<T> {
+    try {
+      // Server-side apply; managedFields must not be sent.
+      return (await this.objects.patch(obj as k8s.KubernetesObject, undefined, undefined, this.fieldManager, true,
+        k8s.PatchStrategy.ServerSideApply)) as T;
+    } catch (err) {
+      throw toKubeApiError(err, `apply ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name}`);
+    }
+  }
+
+  async get<T extends KubeObject>(ref: ObjectRef): Promise<T | undefined> {
+    try {
+      return (await this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } })) as T;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw toKubeApiError(err, `get ${ref.kind} ${ref.namespace}/${ref.name}`);
+    }
+  }
+
+  async delete(ref: ObjectRef): Promise<void> {
+    try {
+      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
+        undefined, undefined, undefined, undefined, 'Background');
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw toKubeApiError(err, `delete ${ref.kind} ${ref.namespace}/${ref.name}`);
+    }
+  }
+
+  async patchStatus(ref: ObjectRef & { plural: string }, status: unknown): Promise<void> {
+    const [group, version] = ref.apiVersion.split('/') as [string, string];
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus(
+        { group, version, namespace: ref.namespace, plural: ref.plural, name: ref.name, body: { status } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      throw toKubeApiError(err, `patch status of ${ref.kind} ${ref.namespace}/${ref.name}`);
+    }
+  }
+
+  async event(e: EventInput): Promise<void> {
+    const now = new Date();
+    try {
+      await this.core.createNamespacedEvent({
+        namespace: e.involved.namespace,
+        body: {
+          metadata: { generateName: `${e.involved.name}.`, namespace: e.involved.namespace },
+          involvedObject: { apiVersion: e.involved.apiVersion, kind: e.involved.kind, name: e.involved.name, namespace: e.involved.namespace, uid: e.involved.uid },
+          type: e.type,
+          reason: e.reason,
+          message: e.message,
+          source: { component: this.component },
+          reportingComponent: this.component,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch (err) {
+      throw toKubeApiError(err, `create event ${e.reason} for ${e.involved.namespace}/${e.involved.name}`);
+    }
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Composition root of `ripplecache-operator`: config → clients → controller → probe/metrics server →
+ * leader election → signals. Nothing else reads the environment or wires dependencies.
+ */
+import { pino } from 'pino';
+import { API_VERSION, FIELD_MANAGER, KIND, PLURAL, LABEL_MANAGED_BY, LABEL_MANAGED_BY_VALUE } from './api/v1alpha1/constants.js';
+import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
+import { Controller } from './controller/controller.js';
+import { InformerSet } from './k8s/informers.js';
+import { ClientNodeKubeApi, KubeApiError, loadKubeConfig } from './k8s/kube-client.js';
+import { LeaderElector } from './k8s/lease.js';
+import { createOperatorMetrics } from './metrics.js';
+import { applyEviction } from './redis/live-config.js';
+import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
+import { buildProbeServer } from './server.js';
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${operatorHelp()}\n`);
+    return;
+  }
+  let cfg;
+  try {
+    cfg = loadOperatorConfig(argv, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ripplecache-operator: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
+  const kc = loadKubeConfig(cfg.kubeconfig);
+  const metrics = createOperatorMetrics();
+  const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
+
+  let informers: InformerSet | undefined;
+  const deps: ReconcileDeps = {
+    kube,
+    cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
+    applyEviction: (endpoints, desired, password) => applyEviction(endpoints, desired, { password, timeoutMs: cfg.redisTimeoutMs }),
+    podAddress: (namespace, pod, fallbackHost, port) => cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
+    now: () => new Date(),
+    log: logger.child({ component: 'reconcile' }),
+    exporterImage: cfg.exporterImage,
+    onConfigApply: (result) => metrics.configApplyTotal.inc({ result }),
+  };
+
+  const controller = new Controller({
+    reconcile: (key) => reconcileCacheCluster(deps, key),
+    isConflict: (err) => err instanceof KubeApiError && err.conflict,
+    onResult: (key, result, seconds, err) => {
+      metrics.reconcileTotal.inc({ result });
+      metrics.reconcileDuration.observe({ result }, seconds);
+      if (result === 'error') logger.warn({ cacheCluster: key, err: err instanceof Error ? err.message : String(err) }, 'Reconcile failed; will retry with back-off');
+      else if (result === 'conflict') logger.debug({ cacheCluster: key }, 'Reconcile hit a conflict; retrying now');
+    },
+    onQueueDepth: (depth) => metrics.queueDepth.set(depth),
+  }, { workers: cfg.workers, resyncMs: cfg.resyncSeconds * 1000, ownerKind: KIND, ownerApiVersion: API_VERSION });
+
+  const managed = `${LABEL_MANAGED_BY}=${LABEL_MANAGED_BY_VALUE}`;
+  informers = new InformerSet(kc, [
+    { apiVersion: API_VERSION, kind: KIND, plural: PLURAL },
+    { apiVersion: 'apps/v1', kind: 'StatefulSet', plural: 'statefulsets', labelSelector: managed },
+    { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', labelSelector: managed },
+    { apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector: managed },
+    { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', labelSelector: managed },
+    { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', labelSelector: managed },
+  ], {
+    namespaces: cfg.watchNamespaces,
+    onEvent: (kind, obj, type) => controller.handleEvent(kind, obj, type),
+    onError: (kind, err) => logger.warn({ kind, err: err instanceof Error ? err.message : String(err) }, 'Watch failed; restarting it'),
+  });
+
+  let synced = false;
+  const server = buildProbeServer({ registry: metrics.registry, logger, ready: () => synced });
+  const { host, port } = parseHostPort('metrics-listen', cfg.metricsListen);
+  await server.listen({ host, port });
+  logger.info({ address: cfg.metricsListen }, 'Started metrics and probe server');
+
+  await informers.start();
+  synced = true;
+  logger.info({ namespaces: cfg.watchNamespaces.length ? cfg.watchNamespaces : 'all' }, 'Synced informers');
+
+  let elector: LeaderElector | undefined;
+  if (cfg.leaderElect) {
+    elector = new LeaderElector(kc, {
+      namespace: cfg.leaderElectionNamespace,
+      name: cfg.leaderElectionId,
+      identity: cfg.identity,
+      leaseDurationSeconds: cfg.leaseDurationSeconds,
+      retryMs: Math.max(500, Math.floor((cfg.leaseDurationSeconds * 1000) / 5)),
+      log: (msg, fields) => logger.info(fields ?? {}, msg),
+      onStartedLeading: () => {
+        metrics.isLeader.set(1);
+        controller.start();
+        logger.info('Started reconciling CacheClusters as leader');
+      },
+      onStoppedLeading: () => {
+        // Another replica may already be reconciling: stop at once, as controller-runtime does.
+        metrics.isLeader.set(0);
+        logger.error('Lost the leader Lease; exiting so that only the new leader writes');
+        process.exit(1);
+      },
+    });
+    elector.start();
+  } else {
+    metrics.isLeader.set(1);
+    controller.start();
+    logger.info('Started reconciling CacheClusters (leader election off)');
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    synced = false;
+    logger.info({ signal }, 'Shutting down: finishing in-flight reconciles');
+    const force = setTimeout(() => process.exit(1), 20_000);
+    force.unref();
+    await controller.stop();
+    await elector?.stop();
+    await informers?.stop();
+    await server.close();
+    logger.info('Stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`ripplecache-operator: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,110 @@
+/**
+ * Live Redis settings: reads with CONFIG GET, changes with CONFIG SET, verifies with CONFIG GET again.
+ * The only ioredis user in the operator (with flush.ts). Never restarts anything.
+ */
+import { Redis } from 'ioredis';
+
+/** Where one Redis pod is reached. */
+export interface PodEndpoint {
+  pod: string;
+  host: string;
+  port: number;
+}
+
+export interface EvictionSettings {
+  /** Bytes. */
+  maxmemory: number;
+  maxmemoryPolicy: string;
+}
+
+export interface PodConfigResult {
+  pod: string;
+  /** True when CONFIG GET, after any CONFIG SET, shows the desired settings. */
+  applied: boolean;
+  /** True when this call changed something with CONFIG SET. */
+  changed: boolean;
+  /** What the pod reported last (absent when it could not be reached). */
+  observed?: EvictionSettings;
+  /** Why it is not applied. Never contains a password. */
+  message?: string;
+}
+
+export interface LiveConfigOptions {
+  password?: string;
+  /** Per-call time box. Default 2000 ms. */
+  timeoutMs?: number;
+}
+
+export class LiveConfigError extends Error {
+  override readonly name = 'LiveConfigError';
+  readonly code = 'LiveConfigFailed';
+}
+
+async function withClient<T>(ep: PodEndpoint, opts: LiveConfigOptions, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const client = new Redis({
+    host: ep.host,
+    port: ep.port,
+    password: opts.password,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    connectionName: 'ripplecache-operator',
+  });
+  client.on('error', () => { /* reported through the rejected command */ });
+  try {
+    await client.connect();
+    return await fn(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function readEviction(r: Redis): Promise<EvictionSettings> {
+  const mm = (await r.call('CONFIG', 'GET', 'maxmemory')) as string[];
+  const mp = (await r.call('CONFIG', 'GET', 'maxmemory-policy')) as string[];
+  // CONFIG GET answers [name, value]; maxmemory comes back as plain bytes.
+  return { maxmemory: Number(mm[1]), maxmemoryPolicy: String(mp[1]) };
+}
+
+function describe(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  // ioredis messages can echo the command; AUTH arguments never appear in CONFIG calls, but be safe.
+  return msg.replace(/AUTH\s+\S+/gi, 'AUTH ***');
+}
+
+/**
+ * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify.
+ * Never throws: failures come back as `applied: false` with a message.
+ */
+export async function applyEvictionToPod(ep: PodEndpoint, desired: EvictionSettings, opts: LiveConfigOptions = {}): Promise<PodConfigResult> {
+  try {
+    return await withClient(ep, opts, async (r) => {
+      const before = await readEviction(r);
+      let changed = false;
+      if (before.maxmemory !== desired.maxmemory) {
+        await r.call('CONFIG', 'SET', 'maxmemory', String(desired.maxmemory));
+        changed = true;
+      }
+      if (before.maxmemoryPolicy !== desired.maxmemoryPolicy) {
+        await r.call('CONFIG', 'SET', 'maxmemory-policy', desired.maxmemoryPolicy);
+        changed = true;
+      }
+      const after = changed ? await readEviction(r) : before;
+      const applied = after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
+      return applied
+        ? { pod: ep.pod, applied, changed, observed: after }
+        : { pod: ep.pod, applied, changed, observed: after, message: `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy} after CONFIG SET` };
+    });
+  } catch (err) {
+    return { pod: ep.pod, applied: false, changed: false, message: `${ep.host}:${ep.port}: ${describe(err)}` };
+  }
+}
+
+/** Applies `desired` to every pod concurrently (primary and replicas alike). */
+export async function applyEviction(endpoints: PodEndpoint[], desired: EvictionSettings, opts: LiveConfigOptions = {}): Promise<PodConfigResult[]> {
+  return Promise.all(endpoints.map((ep) => applyEvictionToPod(ep, desired, opts)));
+}
