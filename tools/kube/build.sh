@@ -12,6 +12,12 @@ bin="$cache_root/$key/bin"
 export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$bin"
 log() { printf '[tools/kube %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# One build at a time per cache entry: several clones or test runs on one machine may call this at once.
+exec 9>"$cache_root/$key/.lock"
+if ! flock -n 9; then
+  log "another build of $key is running; waiting for it..."
+  flock 9
+fi
 
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
