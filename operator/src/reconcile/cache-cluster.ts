@@ -1,0 +1,163 @@
+/**
+ * Reconcile of one CacheCluster, level-triggered: read the current object (from the informer cache),
+ * compute the desired children, bring the live eviction settings of every Redis pod to the spec
+ * (CONFIG GET, CONFIG SET, CONFIG GET), apply the children (skipping those already as desired, so an
+ * unchanged CacheCluster causes no write), compute status from what was observed, patch status only if
+ * it changed, record Events on transitions. All I/O goes through `deps`.
+ */
+import type { Logger } from 'pino';
+import { API_VERSION, CONDITION_CONFIG_APPLIED, CONDITION_READY, KIND, PLURAL, REDIS_CONF_KEY, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js';
+import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
+import { desiredChildren, type DesiredChildren } from '../desired/children.js';
+import { desiredEviction, type EvictionSettings } from '../desired/eviction.js';
+import { InvalidSpecError } from '../desired/invalid-spec-error.js';
+import { configMapName, flushCronJobName, podHost, podName, statefulSetName } from '../desired/names.js';
+import { resolveSpec } from '../desired/resolved-spec.js';
+import type { KubeApi, KubeObject } from '../k8s/kube-client.js';
+import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
+import { computeStatus, statusEqual, unsupportedFields, type ConfigResult, type ObservedStatefulSet } from '../status/compute-status.js';
+import { findCondition } from '../status/conditions.js';
+import { isSubset } from './subset.js';
+
+export interface ReconcileDeps {
+  kube: KubeApi;
+  /** The informer cache: current objects by kind, without an API call. */
+  cached: (kind: string, namespace: string, name: string) => KubeObject | undefined;
+  applyEviction: (endpoints: PodEndpoint[], desired: EvictionSettings, password?: string) => Promise<PodConfigResult[]>;
+  /** Where a pod's Redis is reached: its headless DNS name, unless overridden (tests, local demo). */
+  podAddress: (namespace: string, pod: string, dnsName: string, port: number) => { host: string; port: number };
+  now: () => Date;
+  log: Logger;
+  exporterImage?: string;
+  onConfigApply?: (result: 'applied' | 'unchanged' | 'failed') => void;
+}
+
+/** How long to wait before re-checking pods whose settings could not be applied. */
+export const CONFIG_RETRY_MS = 5_000;
+/** How long to wait before re-checking a cluster that is still coming up. */
+export const PROGRESS_RETRY_MS = 15_000;
+
+/** Parses `maxmemory` / `maxmemory-policy` out of a rendered redis.conf. */
+export function renderedEviction(configMap: KubeObject | undefined): EvictionSettings | undefined {
+  const conf = (configMap?.data as Record<string, string> | undefined)?.[REDIS_CONF_KEY];
+  if (!conf) return undefined;
+  const mm = /^maxmemory (\d+)$/m.exec(conf);
+  const mp = /^maxmemory-policy (\S+)$/m.exec(conf);
+  if (!mm || !mp) return undefined;
+  return { maxmemory: Number(mm[1]), maxmemoryPolicy: mp[1] as EvictionSettings['maxmemoryPolicy'] };
+}
+
+async function readPassword(deps: ReconcileDeps, cc: CacheCluster): Promise<string | undefined> {
+  const ref = resolveSpec(cc).authSecretRef;
+  if (!ref) return undefined;
+  const secret = await deps.kube.get<KubeObject>({ apiVersion: 'v1', kind: 'Secret', namespace: cc.metadata.namespace, name: ref.name });
+  const b64 = (secret?.data as Record<string, string> | undefined)?.[ref.key];
+  return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+}
+
+function sameEviction(a: EvictionSettings | undefined, b: EvictionSettings | undefined): boolean {
+  return a !== undefined && b !== undefined && a.maxmemory === b.maxmemory && a.maxmemoryPolicy === b.maxmemoryPolicy;
+}
+
+export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): Promise<ReconcileResult> {
+  const { namespace, name } = splitKey(key);
+  const cc = deps.cached(KIND, namespace, name) as CacheCluster | undefined;
+  if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) return done; // children go with it (owner references)
+  const log = deps.log.child({ cacheCluster: key, generation: cc.metadata.generation });
+  const ns = cc.metadata.namespace;
+  const unsupported = unsupportedFields(cc);
+
+  // ---- Desired eviction settings; an invalid spec is a status, not an error to retry. -----------------
+  let desired: EvictionSettings;
+  try {
+    desired = desiredEviction(cc);
+  } catch (err) {
+    if (!(err instanceof InvalidSpecError)) throw err;
+    await writeStatus(deps, cc, computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }), log);
+    return done;
+  }
+
+  // ---- Live eviction settings on every pod of an existing StatefulSet. ------------------------------
+  const sts = deps.cached('StatefulSet', ns, statefulSetName(cc)) as (KubeObject & ObservedStatefulSet) | undefined;
+  const spec = resolveSpec(cc);
+  let configResult: ConfigResult | undefined;
+  let results: PodConfigResult[] = [];
+  if (sts && spec.topology !== 'cluster') {
+    const password = await readPassword(deps, cc);
+    const endpoints: PodEndpoint[] = [];
+    for (let i = 0; i < spec.pods; i++) {
+      const pod = podName(cc, i);
+      const addr = deps.podAddress(ns, pod, podHost(cc, i), REDIS_PORT);
+      endpoints.push({ pod, host: addr.host, port: addr.port });
+    }
+    results = await deps.applyEviction(endpoints, desired, password);
+    for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
+    const changed = results.filter((r) => r.changed).map((r) => r.pod);
+    if (changed.length) log.info({ pods: changed, maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy }, 'Applied eviction settings with CONFIG SET');
+    configResult = { desired, pods: results };
+  }
+  const allApplied = results.length > 0 && results.every((r) => r.applied);
+
+  // ---- Children. The rendered redis.conf carries eviction settings only once every pod runs them. ----
+  const currentConfigMap = deps.cached('ConfigMap', ns, configMapName(cc));
+  const rendered = renderedEviction(currentConfigMap);
+  const appliedEviction = !currentConfigMap || !sts || allApplied ? desired : rendered ?? desired;
+  let children: DesiredChildren;
+  try {
+    children = desiredChildren(cc, { appliedEviction, ...(deps.exporterImage ? { exporterImage: deps.exporterImage } : {}) });
+  } catch (err) {
+    if (!(err instanceof InvalidSpecError)) throw err;
+    await writeStatus(deps, cc, computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }), log);
+    return done;
+  }
+  let wrote = 0;
+  for (const child of children.apply) {
+    const c = child as KubeObject;
+    const current = deps.cached(c.kind!, ns, c.metadata!.name!);
+    if (current && isSubset(c, current)) continue;
+    await deps.kube.apply(c);
+    wrote++;
+    log.info({ kind: c.kind, name: c.metadata!.name }, current ? 'Updated child' : 'Created child');
+  }
+  for (const gone of children.deleteIfPresent) {
+    if (!deps.cached(gone.kind, gone.namespace, gone.name)) continue;
+    await deps.kube.delete(gone);
+    wrote++;
+    log.info({ kind: gone.kind, name: gone.name }, 'Deleted child the spec no longer asks for');
+  }
+  if (sts && !sameEviction(rendered, appliedEviction) && allApplied) {
+    log.info({ maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy }, 'Persisted verified eviction settings into redis.conf');
+  }
+
+  // ---- Status from what was observed. -----------------------------------------------------------------
+  const status = computeStatus({
+    cc,
+    ...(sts ? { statefulSet: sts } : {}),
+    ...(configResult ? { configResult } : {}),
+    unsupported,
+    now: deps.now(),
+    flushCronJob: deps.cached('CronJob', ns, flushCronJobName(cc)) as { status?: { lastSuccessfulTime?: string } } | undefined,
+  });
+  await writeStatus(deps, cc, status, log);
+
+  if (configResult && !allApplied) return requeueAfter(CONFIG_RETRY_MS);
+  if (wrote > 0 || findCondition(status.conditions, CONDITION_READY)?.status !== 'True') return requeueAfter(PROGRESS_RETRY_MS);
+  return done;
+}
+
+async function writeStatus(deps: ReconcileDeps, cc: CacheCluster, status: CacheClusterStatus, log: Logger): Promise<void> {
+  if (statusEqual(cc.status, status)) return;
+  const ref = { apiVersion: API_VERSION, kind: KIND, namespace: cc.metadata.namespace, name: cc.metadata.name, uid: cc.metadata.uid };
+  await deps.kube.patchStatus({ ...ref, plural: PLURAL }, status);
+  // Events on transitions of the conditions people act on.
+  for (const type of [CONDITION_READY, CONDITION_CONFIG_APPLIED]) {
+    const before = findCondition(cc.status?.conditions, type);
+    const after = findCondition(status.conditions, type);
+    if (!after || (before?.status === after.status && before.reason === after.reason)) continue;
+    const warning = after.status === 'False' && type === CONDITION_CONFIG_APPLIED;
+    await deps.kube.event({ involved: ref, type: warning ? 'Warning' : 'Normal', reason: after.status === 'True' ? type : after.reason || `Not${type}`, message: after.message })
+      .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'));
+  }
+  if (cc.status?.phase !== status.phase) log.info({ from: cc.status?.phase ?? 'none', to: status.phase }, 'Changed phase');
+}
