@@ -1,0 +1,109 @@
+/**
+ * Names and numbers of the `cache.ripplecache.io/v1alpha1` API that other programs depend on:
+ * the group, version and kind, the labels and annotations the operator writes, the ports, the
+ * condition types and the phases. Change none of them without a note: users select on the labels,
+ * dashboards scrape the ports, and sidecars subscribe to the channel.
+ */
+
+export const GROUP = 'cache.ripplecache.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
+export const KIND = 'CacheCluster';
+export const LIST_KIND = 'CacheClusterList';
+export const PLURAL = 'cacheclusters';
+export const SINGULAR = 'cachecluster';
+export const SHORT_NAMES: readonly string[] = ['cc'];
+export const CATEGORIES: readonly string[] = ['ripplecache'];
+/** `cacheclusters.cache.ripplecache.io`, the CRD's own name. */
+export const CRD_NAME = `${PLURAL}.${GROUP}`;
+
+/** The one field manager under which the operator server-side-applies every child. */
+export const FIELD_MANAGER = 'ripplecache-operator';
+
+// ---- Labels ---------------------------------------------------------------------------------------
+
+/** Always `redis` on the children of a CacheCluster. */
+export const LABEL_NAME = 'app.kubernetes.io/name';
+export const LABEL_NAME_VALUE = 'redis';
+/** The CacheCluster's name. */
+export const LABEL_INSTANCE = 'app.kubernetes.io/instance';
+/** `ripplecache-operator`. */
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const LABEL_MANAGED_BY_VALUE = FIELD_MANAGER;
+/** What a pod does inside the CacheCluster: `server` (Redis pods) or `flush` (the flush CronJob's pods). */
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+export const COMPONENT_SERVER = 'server';
+export const COMPONENT_FLUSH = 'flush';
+/** The CacheCluster's name; the label selectors of the operator's children use this one. */
+export const LABEL_CLUSTER = 'cache.ripplecache.io/cluster';
+/** `primary` or `replica`, set on Redis pods by the operator from what Redis reports (`ROLE`). */
+export const LABEL_ROLE = 'cache.ripplecache.io/role';
+export const ROLE_PRIMARY = 'primary';
+export const ROLE_REPLICA = 'replica';
+/** Set by the StatefulSet controller on every pod it creates. */
+export const LABEL_POD_NAME = 'statefulset.kubernetes.io/pod-name';
+
+// ---- Annotations ----------------------------------------------------------------------------------
+
+/**
+ * On the Redis pod template: a hash of the settings that need a restart (image, topology,
+ * persistence, resources, exporter, auth Secret). Live settings (eviction) never change it.
+ */
+export const ANNOTATION_RESTART_HASH = 'cache.ripplecache.io/restart-hash';
+/** On an application pod: `<cachecluster-name>` asks the webhook to inject a sidecar configured from it. */
+export const ANNOTATION_INJECT = 'cache.ripplecache.io/inject';
+
+// ---- Ports, images, names -------------------------------------------------------------------------
+
+export const REDIS_PORT = 6379;
+export const REDIS_PORT_NAME = 'redis';
+export const EXPORTER_PORT = 9121;
+export const EXPORTER_PORT_NAME = 'metrics';
+export const DEFAULT_EXPORTER_IMAGE = 'oliver006/redis_exporter:v1.62.0';
+/** The pub/sub channel on which sidecars (and the flush CronJob) publish invalidations. */
+export const DEFAULT_INVALIDATION_CHANNEL = 'ripplecache:invalidations';
+/** Keys of the ConfigMap `<name>-config`. */
+export const REDIS_CONF_KEY = 'redis.conf';
+export const SIDECAR_CONF_KEY = 'sidecar.yaml';
+/** Where the Redis container sees `redis.conf`. */
+export const REDIS_CONF_DIR = '/etc/redis';
+export const REDIS_DATA_DIR = '/data';
+
+// ---- Conditions and phases ------------------------------------------------------------------------
+
+export const CONDITION_READY = 'Ready';
+export const CONDITION_PROGRESSING = 'Progressing';
+export const CONDITION_DEGRADED = 'Degraded';
+export const CONDITION_CONFIG_APPLIED = 'ConfigApplied';
+/** True when the spec sets fields the API accepts but this operator version does not act on yet. */
+export const CONDITION_UNSUPPORTED = 'Unsupported';
+
+export const CONDITION_TYPES = [
+  CONDITION_READY,
+  CONDITION_PROGRESSING,
+  CONDITION_DEGRADED,
+  CONDITION_CONFIG_APPLIED,
+  CONDITION_UNSUPPORTED,
+] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+export const PHASES = ['Pending', 'Provisioning', 'Ready', 'Degraded', 'Failed'] as const;
+export type Phase = (typeof PHASES)[number];
+
+// ---- Enumerations of the spec ---------------------------------------------------------------------
+
+export const TOPOLOGIES = ['standalone', 'replication', 'cluster'] as const;
+export const EVICTION_POLICIES = [
+  'noeviction',
+  'allkeys-lru',
+  'allkeys-lfu',
+  'allkeys-random',
+  'volatile-lru',
+  'volatile-lfu',
+  'volatile-random',
+  'volatile-ttl',
+] as const;
+export const PERSISTENCE_MODES = ['none', 'rdb', 'aof'] as const;
+export const RETENTION_POLICIES = ['Retain', 'Delete'] as const;
+export const L1_POLICIES = ['lru', 'lfu', 'fifo', 'ttl'] as const;
+export const WRITE_POLICIES = ['write-through', 'write-back', 'write-around'] as const;

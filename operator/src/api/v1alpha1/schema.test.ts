@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import { CATEGORIES, CRD_NAME, EVICTION_POLICIES, GROUP, KIND, PLURAL, SHORT_NAMES, VERSION } from './constants.js';
+import { CRON_PATTERN, RULES, TIME_ZONE_PATTERN, cacheClusterCrd, cacheClusterSchema } from './schema.js';
+import type { JSONSchemaProps } from './schema.js';
+import { DEFAULTS } from './types.js';
+import type { CacheClusterSpec } from './types.js';
+
+function walk(s: JSONSchemaProps, path: string, visit: (s: JSONSchemaProps, path: string) => void): void {
+  visit(s, path);
+  for (const [k, v] of Object.entries(s.properties ?? {})) walk(v, `${path}.${k}`, visit);
+  if (s.items) walk(s.items, `${path}[]`, visit);
+  if (typeof s.additionalProperties === 'object') walk(s.additionalProperties, `${path}{}`, visit);
+}
+
+function at(path: string): JSONSchemaProps {
+  let s: JSONSchemaProps | undefined = cacheClusterSchema;
+  for (const k of path.split('.')) s = s?.properties?.[k];
+  if (!s) throw new Error(`no schema at ${path}`);
+  return s;
+}
+
+describe('cacheClusterCrd', () => {
+  const crd = cacheClusterCrd();
+  const version = crd.spec.versions[0]!;
+
+  it('names the CRD, its kind, scope, short name and category', () => {
+    expect(crd.metadata.name).toBe(CRD_NAME);
+    expect(CRD_NAME).toBe('cacheclusters.cache.ripplecache.io');
+    expect(crd.spec.group).toBe(GROUP);
+    expect(crd.spec.scope).toBe('Namespaced');
+    expect(crd.spec.names).toMatchObject({ kind: KIND, plural: PLURAL, shortNames: [...SHORT_NAMES], categories: [...CATEGORIES] });
+    expect(crd.spec.names.shortNames).toEqual(['cc']);
+    expect(version).toMatchObject({ name: VERSION, served: true, storage: true, subresources: { status: {} } });
+  });
+
+  it('has printer columns, with the extras only under -o wide', () => {
+    const cols = version.additionalPrinterColumns;
+    const visible = cols.filter((c) => !c.priority).map((c) => [c.name, c.jsonPath]);
+    expect(visible).toEqual([
+      ['Topology', '.spec.topology'],
+      ['Policy', '.spec.eviction.policy'],
+      ['Ready', '.status.readyReplicas'],
+      ['Phase', '.status.phase'],
+      ['Age', '.metadata.creationTimestamp'],
+    ]);
+    expect(cols.filter((c) => c.priority === 1).map((c) => c.name)).toEqual(['MaxMemory', 'Primary']);
+  });
+
+  it('returns a fresh object every call', () => {
+    const a = cacheClusterCrd();
+    a.spec.versions[0]!.schema.openAPIV3Schema.description = 'changed';
+    expect(cacheClusterCrd()).toEqual(crd);
+  });
+});
+
+describe('cacheClusterSchema', () => {
+  it('describes every property (kubectl explain teaches)', () => {
+    const missing: string[] = [];
+    walk(cacheClusterSchema, '', (s, path) => {
+      if (path !== '.metadata' && path !== '' && !path.endsWith('{}') && !s.description) missing.push(path);
+    });
+    expect(missing).toEqual([]);
+  });
+
+  it('bounds every string and array under spec (CEL cost)', () => {
+    const unbounded: string[] = [];
+    walk(at('spec'), 'spec', (s, path) => {
+      if (s.type === 'string' && s.enum === undefined && s.maxLength === undefined) unbounded.push(path);
+      if (s['x-kubernetes-int-or-string'] && s.maxLength === undefined) unbounded.push(path);
+      if (s.type === 'array' && s.maxItems === undefined) unbounded.push(path);
+      if (s.type === 'object' && typeof s.additionalProperties === 'object' && s.maxProperties === undefined) unbounded.push(path);
+    });
+    expect(unbounded).toEqual([]);
+  });
+
+  it('gives every CEL rule a readable message', () => {
+    walk(cacheClusterSchema, '', (s) => {
+      for (const r of s['x-kubernetes-validations'] ?? []) {
+        expect(r.rule.length).toBeGreaterThan(0);
+        expect(r.message.length).toBeGreaterThan(20);
+      }
+    });
+  });
+
+  it('enumerates the eviction policies and quotes the defaults', () => {
+    expect(at('spec.eviction.policy').enum).toEqual([...EVICTION_POLICIES]);
+    expect(at('spec.eviction.policy').default).toBe(DEFAULTS.eviction.policy);
+    expect(at('spec.topology').default).toBe('standalone');
+    expect(at('spec.topology').enum).toEqual(['standalone', 'replication', 'cluster']);
+    expect(at('spec.eviction.maxMemoryPercent')).toMatchObject({ minimum: 10, maximum: 95 });
+    expect(at('spec.replicas').minimum).toBe(0);
+    expect(at('spec.eviction.maxMemory')['x-kubernetes-int-or-string']).toBe(true);
+    expect(at('spec.resources.limits').additionalProperties).toMatchObject({ 'x-kubernetes-int-or-string': true });
+  });
+
+  it('carries the eviction rules where they apply', () => {
+    expect(at('spec.eviction')['x-kubernetes-validations']).toContainEqual(RULES.evictionExactlyOne);
+    const specRules = at('spec')['x-kubernetes-validations'] ?? [];
+    expect(specRules).toContainEqual(RULES.maxMemoryPercentNeedsLimit);
+    expect(specRules).toContainEqual(RULES.maxMemoryWithinLimit);
+    expect(specRules).toContainEqual(RULES.shardsOnlyWithCluster);
+    expect(RULES.maxMemoryWithinLimit.rule).toContain("quantity(string(self.eviction.maxMemory)).isGreaterThan(quantity(string(self.resources.limits['memory'])))");
+    expect(RULES.maxMemoryWithinLimit.rule).toContain('isQuantity(');
+    expect(at('spec.flush.schedule')['x-kubernetes-validations']).toEqual([RULES.cronSchedule]);
+  });
+});
+
+describe('CRON_PATTERN', () => {
+  const cron = new RegExp(CRON_PATTERN);
+  it.each([
+    '0 2 * * *',
+    '*/15 * * * *',
+    '0 0 1,15 * MON-FRI',
+    '@hourly',
+    '@daily',
+    '@weekly',
+    '@monthly',
+    '@yearly',
+    '5 4 * * sun',
+    '0-59/5 0-23 1-31 1-12 0-7',
+    '15,45 */2 * JAN-MAR,dec 1-5',
+    '0 0 ? * *',
+  ])('accepts %j', (s) => expect(cron.test(s)).toBe(true));
+
+  it.each(['every day', '61 * * * *', '* * * *', '* * * * * *', '0 24 * * *', '0 0 32 * *', '0 0 * 13 *', '0 0 * * 8', 'TZ=UTC 0 2 * * *', '@every 1h', '*/0 * * * *', ''])(
+    'rejects %j',
+    (s) => expect(cron.test(s)).toBe(false),
+  );
+});
+
+describe('TIME_ZONE_PATTERN', () => {
+  const tz = new RegExp(TIME_ZONE_PATTERN);
+  it.each(['Europe/Berlin', 'UTC', 'America/Argentina/Buenos_Aires', 'Etc/GMT+5', 'America/Port-au-Prince', 'EST5EDT'])('accepts %j', (z) =>
+    expect(tz.test(z)).toBe(true),
+  );
+  it.each(['Europe Berlin', '../etc/passwd', '+01:00', '/Europe', 'Europe/', ''])('rejects %j', (z) => expect(tz.test(z)).toBe(false));
+});
+
+/** Every optional field made required, so that the fixture below must set every field of the spec. */
+type DeepRequired<T> = T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T;
+
+describe('types.ts and schema.ts describe the same spec', () => {
+  const everyField: DeepRequired<CacheClusterSpec> = {
+    topology: 'replication',
+    replicas: 2,
+    shards: 3,
+    image: 'redis:7.2-alpine',
+    eviction: { policy: 'allkeys-lru', maxMemory: '256Mi', maxMemoryPercent: 75 },
+    defaultTTLSeconds: 3600,
+    flush: { schedule: '0 2 * * *', timeZone: 'Europe/Berlin' },
+    auth: { secretRef: { name: 'a', key: 'b' } },
+    persistence: { mode: 'rdb', size: '1Gi', storageClassName: 'standard', retentionPolicy: 'Retain' },
+    resources: { limits: { memory: '1Gi' }, requests: { memory: '1Gi' } },
+    metrics: { exporter: true, serviceMonitor: false },
+    sidecar: {
+      l1: { policy: 'lru', maxEntries: 1, maxBytes: '1Mi', maxTTLSeconds: 1 },
+      writePolicy: 'write-through',
+      writeBack: { flushIntervalMs: 1000, flushBatchSize: 1, maxPending: 1 },
+      origin: { postgres: { secretRef: { name: 'a', key: 'b' }, table: 't' }, http: { url: 'http://x' } },
+    },
+  };
+
+  /** Object paths of the fixture, stopping at quantities and at free-form maps (resources.limits). */
+  function valuePaths(v: unknown, path: string, out: string[]): string[] {
+    out.push(path);
+    if (v !== null && typeof v === 'object' && !path.endsWith('.limits') && !path.endsWith('.requests')) {
+      for (const [k, x] of Object.entries(v)) valuePaths(x, `${path}.${k}`, out);
+    }
+    return out;
+  }
+  function schemaPaths(s: JSONSchemaProps, path: string, out: string[]): string[] {
+    out.push(path);
+    for (const [k, x] of Object.entries(s.properties ?? {})) schemaPaths(x, `${path}.${k}`, out);
+    return out;
+  }
+
+  it('has the same fields', () => {
+    expect(valuePaths(everyField, 'spec', []).sort()).toEqual(schemaPaths(at('spec'), 'spec', []).sort());
+  });
+});

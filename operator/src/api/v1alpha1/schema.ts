@@ -1,0 +1,631 @@
+/**
+ * The CacheCluster CRD: its OpenAPI v3 schema (with CEL rules) and the whole
+ * `apiextensions.k8s.io/v1 CustomResourceDefinition`. This file is the single source of truth for
+ * `crds/cacheclusters.cache.ripplecache.io.yaml` (`npm run manifests`; a unit test fails on drift).
+ *
+ * Every property carries a description so that `kubectl explain cachecluster.spec.eviction` teaches.
+ * Strings and arrays that CEL rules read are bounded (`maxLength`, `maxItems`) to keep the rules'
+ * estimated cost under the API server's limits.
+ */
+import {
+  CATEGORIES,
+  CRD_NAME,
+  EVICTION_POLICIES,
+  GROUP,
+  KIND,
+  L1_POLICIES,
+  LIST_KIND,
+  PERSISTENCE_MODES,
+  PHASES,
+  PLURAL,
+  RETENTION_POLICIES,
+  SHORT_NAMES,
+  SINGULAR,
+  TOPOLOGIES,
+  VERSION,
+  WRITE_POLICIES,
+} from './constants.js';
+import { DEFAULTS } from './types.js';
+
+/** The subset of `apiextensions.k8s.io/v1 JSONSchemaProps` this schema uses. */
+export interface JSONSchemaProps {
+  type?: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean';
+  format?: string;
+  description?: string;
+  properties?: Record<string, JSONSchemaProps>;
+  additionalProperties?: JSONSchemaProps | boolean;
+  required?: string[];
+  items?: JSONSchemaProps;
+  enum?: Array<string | number>;
+  default?: unknown;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  maxProperties?: number;
+  pattern?: string;
+  anyOf?: JSONSchemaProps[];
+  'x-kubernetes-int-or-string'?: boolean;
+  'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
+  'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-map-type'?: 'atomic' | 'granular';
+  'x-kubernetes-validations'?: ValidationRule[];
+}
+
+/** A CEL rule (`x-kubernetes-validations` entry). */
+export interface ValidationRule {
+  rule: string;
+  message: string;
+  /** JSONPath-like path, relative to the schema node holding the rule, of the field to blame. */
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+}
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+  format?: string;
+}
+
+export interface CustomResourceDefinition {
+  apiVersion: 'apiextensions.k8s.io/v1';
+  kind: 'CustomResourceDefinition';
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: {
+    group: string;
+    names: { kind: string; listKind: string; plural: string; singular: string; shortNames: string[]; categories: string[] };
+    scope: 'Namespaced';
+    versions: Array<{
+      name: string;
+      served: boolean;
+      storage: boolean;
+      subresources: { status: Record<string, never> };
+      additionalPrinterColumns: PrinterColumn[];
+      schema: { openAPIV3Schema: JSONSchemaProps };
+    }>;
+  };
+}
+
+// ---- Patterns -------------------------------------------------------------------------------------
+
+/**
+ * A Kubernetes quantity of bytes without sign, exponent or milli-suffix: `268435456`, `256Mi`, `1.5Gi`,
+ * `500M`, `1G`. (Kubernetes would read `256m` as 0.256 bytes; Redis users often mean MB. Rejecting it
+ * avoids the trap.)
+ */
+export const BYTES_QUANTITY_PATTERN = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$';
+
+/** The Kubernetes resource quantity pattern (as controller-gen writes it). */
+export const RESOURCE_QUANTITY_PATTERN =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+
+function cronField(value: string, allowQuestionMark = false): string {
+  const item = `(\\*|(${value})(-(${value}))?)(/[1-9][0-9]?)?`;
+  const list = `${item}(,${item})*`;
+  return allowQuestionMark ? `(\\?|${list})` : `(${list})`;
+}
+const MONTH_NAMES = 'JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC';
+const DAY_NAMES = 'SUN|MON|TUE|WED|THU|FRI|SAT';
+
+/**
+ * A 5-field cron schedule (minute hour day-of-month month day-of-week) with lists, ranges, steps and
+ * English month/day names, or one of the `@hourly` … `@yearly` macros. Values are range-checked
+ * (`61 * * * *` is rejected). The CronJob controller's parser has the final word.
+ */
+export const CRON_PATTERN =
+  '^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|' +
+  [
+    cronField('[0-5]?[0-9]'),
+    cronField('[01]?[0-9]|2[0-3]'),
+    cronField('0?[1-9]|[12][0-9]|3[01]', true),
+    cronField(`0?[1-9]|1[0-2]|${MONTH_NAMES}|${MONTH_NAMES.toLowerCase()}`),
+    cronField(`[0-7]|${DAY_NAMES}|${DAY_NAMES.toLowerCase()}`, true),
+  ].join(' +') +
+  ')$';
+
+/**
+ * An IANA time zone name such as `Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`, `UTC`,
+ * or a legacy one such as `EST5EDT`. The API server checks it against its time zone database too.
+ */
+export const TIME_ZONE_PATTERN = '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$';
+
+/** A DNS-1123 subdomain (Secret names). */
+const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/** A Secret data key. */
+const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
+/** A PostgreSQL identifier, optionally schema-qualified. */
+const SQL_TABLE_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$';
+
+/**
+ * The longest CacheCluster name: `<name>-flush` must fit the CronJob limit of 52 characters, and the
+ * StatefulSet's `controller-revision-hash` label `<name>-<10 chars>` must fit 63.
+ */
+export const MAX_NAME_LENGTH = 46;
+
+// ---- CEL rules ------------------------------------------------------------------------------------
+
+/**
+ * `maxMemory` and the memory limit as strings for `quantity()`: both are int-or-string, and `string()`
+ * turns an int of bytes into a valid quantity. The limit is read with `['memory']`, not `.memory`: the
+ * API server's cost estimator cannot bound the size of a map value selected as a field (the rule was
+ * rejected as >100x over budget), but bounds an index expression by the values' maxLength.
+ */
+const MAX_MEMORY = 'string(self.eviction.maxMemory)';
+const MEMORY_LIMIT = "string(self.resources.limits['memory'])";
+const HAS_MEMORY_LIMIT = "has(self.resources) && has(self.resources.limits) && 'memory' in self.resources.limits";
+
+export const RULES = {
+  name: {
+    rule: `self.metadata.name.size() <= ${MAX_NAME_LENGTH} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')`,
+    message:
+      `metadata.name must be at most ${MAX_NAME_LENGTH} characters of lower-case letters, digits and '-', ` +
+      'starting with a letter (it names the Services, the StatefulSet and the flush CronJob)',
+  },
+  evictionExactlyOne: {
+    rule: 'has(self.maxMemory) != has(self.maxMemoryPercent)',
+    message: 'set exactly one of eviction.maxMemory and eviction.maxMemoryPercent',
+  },
+  maxMemoryMinimum: {
+    rule: "!has(self.maxMemory) || !isQuantity(string(self.maxMemory)) || quantity(string(self.maxMemory)).compareTo(quantity('1Mi')) >= 0",
+    message: 'eviction.maxMemory must be at least 1Mi',
+    fieldPath: '.maxMemory',
+  },
+  maxMemoryPercentNeedsLimit: {
+    rule: `!has(self.eviction) || !has(self.eviction.maxMemoryPercent) || (${HAS_MEMORY_LIMIT})`,
+    message: 'eviction.maxMemoryPercent is a percentage of resources.limits.memory: set that limit, or use eviction.maxMemory',
+    fieldPath: '.eviction.maxMemoryPercent',
+    reason: 'FieldValueForbidden',
+  },
+  maxMemoryWithinLimit: {
+    rule:
+      `!has(self.eviction) || !has(self.eviction.maxMemory) || !(${HAS_MEMORY_LIMIT}) || ` +
+      `!isQuantity(${MAX_MEMORY}) || !isQuantity(${MEMORY_LIMIT}) || ` +
+      `!quantity(${MAX_MEMORY}).isGreaterThan(quantity(${MEMORY_LIMIT}))`,
+    message: 'eviction.maxMemory must not exceed resources.limits.memory (Redis would be OOM-killed before it evicts)',
+    fieldPath: '.eviction.maxMemory',
+  },
+  shardsOnlyWithCluster: {
+    rule: "!has(self.shards) || (has(self.topology) && self.topology == 'cluster')",
+    message: 'shards applies only to topology: cluster',
+    fieldPath: '.shards',
+    reason: 'FieldValueForbidden',
+  },
+  replicasNotWithStandalone: {
+    rule: "!has(self.replicas) || self.replicas == 0 || (has(self.topology) && self.topology != 'standalone')",
+    message: 'topology standalone has no read replicas: set topology: replication, or replicas: 0',
+    fieldPath: '.replicas',
+    reason: 'FieldValueForbidden',
+  },
+  persistenceStorageNeedsMode: {
+    rule: "(has(self.mode) && self.mode != 'none') || (!has(self.size) && !has(self.storageClassName))",
+    message: 'persistence.size and persistence.storageClassName apply only with mode rdb or aof',
+  },
+  cronSchedule: {
+    rule: `self.matches(r'${CRON_PATTERN}')`,
+    message:
+      'flush.schedule must be a cron expression of 5 fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or ' +
+      'JAN-DEC, day of week 0-7 or SUN-SAT), such as "0 2 * * *" or "*/15 * * * *", or one of @hourly, @daily, ' +
+      '@weekly, @monthly, @yearly',
+  },
+  originExactlyOne: {
+    rule: 'has(self.postgres) != has(self.http)',
+    message: 'set exactly one of sidecar.origin.postgres and sidecar.origin.http',
+  },
+} satisfies Record<string, ValidationRule>;
+
+// ---- Schema building blocks -----------------------------------------------------------------------
+
+function str(description: string, extra: Omit<JSONSchemaProps, 'type' | 'description'> = {}): JSONSchemaProps {
+  return { type: 'string', description, ...extra };
+}
+function int(description: string, extra: Omit<JSONSchemaProps, 'type' | 'description'> = {}): JSONSchemaProps {
+  return { type: 'integer', description, ...extra };
+}
+function int64(description: string, extra: Omit<JSONSchemaProps, 'type' | 'description'> = {}): JSONSchemaProps {
+  return { type: 'integer', format: 'int64', description, ...extra };
+}
+function bool(description: string): JSONSchemaProps {
+  return { type: 'boolean', description };
+}
+function obj(
+  description: string,
+  properties: Record<string, JSONSchemaProps>,
+  extra: Omit<JSONSchemaProps, 'type' | 'description' | 'properties'> = {},
+): JSONSchemaProps {
+  return { type: 'object', description, properties, ...extra };
+}
+function bytesQuantity(description: string): JSONSchemaProps {
+  return {
+    description,
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    pattern: BYTES_QUANTITY_PATTERN,
+    maxLength: 32,
+    'x-kubernetes-int-or-string': true,
+  };
+}
+function resourceQuantity(description: string): JSONSchemaProps {
+  return {
+    description,
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    pattern: RESOURCE_QUANTITY_PATTERN,
+    maxLength: 64,
+    'x-kubernetes-int-or-string': true,
+  };
+}
+function secretKeyRef(description: string): JSONSchemaProps {
+  return obj(
+    description,
+    {
+      name: str('Name of a Secret in the CacheCluster\'s namespace.', { minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }),
+      key: str('Key within the Secret\'s data.', { minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN }),
+    },
+    { required: ['name', 'key'] },
+  );
+}
+function enumOf(description: string, values: readonly string[], extra: Omit<JSONSchemaProps, 'type' | 'description' | 'enum'> = {}): JSONSchemaProps {
+  return { type: 'string', description, enum: [...values], ...extra };
+}
+
+// ---- The spec -------------------------------------------------------------------------------------
+
+const D = DEFAULTS;
+
+const evictionSchema = obj(
+  'Live memory settings of every Redis pod (primary and replicas): applied with CONFIG SET and verified with ' +
+    'CONFIG GET, never by restarting a pod. Set exactly one of maxMemory and maxMemoryPercent. When eviction ' +
+    `is left out: policy ${D.eviction.policy}, and maxmemory ${D.eviction.maxMemoryPercent}% of ` +
+    `resources.limits.memory when that is set, else ${String(D.eviction.maxMemory)}.`,
+  {
+    policy: enumOf(
+      'maxmemory-policy: which keys Redis evicts when maxmemory is reached. allkeys-* consider every key, volatile-* ' +
+        'only keys with a TTL; lru evicts the least recently used, lfu the least frequently used, random any, ' +
+        `ttl the nearest expiry; noeviction refuses writes instead. Default ${D.eviction.policy}.`,
+      EVICTION_POLICIES,
+      { default: D.eviction.policy },
+    ),
+    maxMemory: bytesQuantity(
+      'maxmemory as a Kubernetes quantity of bytes (256Mi = 268435456 bytes, 500M = 500000000 bytes) or an ' +
+        'integer of bytes; at least 1Mi and at most resources.limits.memory when that is set. Note that Redis ' +
+        "writes '256mb' for 256Mi; '256m' is not accepted here.",
+    ),
+    maxMemoryPercent: int(
+      'maxmemory as a percentage (10-95) of resources.limits.memory, which must be set; rounded down to whole bytes. ' +
+        'Leave room for replication buffers and fragmentation: 70-80 is typical.',
+      { minimum: 10, maximum: 95 },
+    ),
+  },
+  { 'x-kubernetes-validations': [RULES.evictionExactlyOne, RULES.maxMemoryMinimum] },
+);
+
+const flushSchema = obj(
+  'A scheduled invalidation of the whole cache: a CronJob `<name>-flush` runs FLUSHALL ASYNC on the primary and ' +
+    'tells every sidecar to drop its L1. Leave it out for no scheduled flush.',
+  {
+    schedule: str(
+      'When to flush, as a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. "0 2 * * *" ' +
+        'or "*/15 * * * *" or "0 0 1,15 * MON-FRI", or one of @hourly, @daily, @weekly, @monthly, @yearly.',
+      { minLength: 1, maxLength: 128, 'x-kubernetes-validations': [RULES.cronSchedule] },
+    ),
+    timeZone: str(
+      'IANA time zone of the schedule, e.g. Europe/Berlin or UTC. Default: the time zone of the ' +
+        'kube-controller-manager (normally UTC).',
+      { minLength: 1, maxLength: 64, pattern: TIME_ZONE_PATTERN },
+    ),
+  },
+  { required: ['schedule'] },
+);
+
+const authSchema = obj(
+  'Password authentication for Redis (requirepass and masterauth). Leave it out for a Redis without a password, ' +
+    'reachable by every pod that can reach the Service.',
+  {
+    secretRef: secretKeyRef(
+      'The Secret key holding the password. Pods read it through environment variables; changing the Secret\'s name ' +
+        'or key restarts the pods.',
+    ),
+  },
+  { required: ['secretRef'] },
+);
+
+const persistenceSchema = obj(
+  'Whether Redis writes its data to disk. A cache normally needs none. Changing it restarts the pods. ' +
+    'Note: rdb and aof are accepted but not supported yet (no volume is provisioned; the CacheCluster reports ' +
+    'condition Unsupported).',
+  {
+    mode: enumOf(
+      `none: memory only; rdb: periodic snapshots; aof: append-only file. Default ${D.persistence.mode}.`,
+      PERSISTENCE_MODES,
+    ),
+    size: resourceQuantity(`Volume size per pod, with mode rdb or aof. Default ${String(D.persistence.size)}.`),
+    storageClassName: str('StorageClass of the volumes, with mode rdb or aof. Default: the cluster\'s default class.', {
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS_SUBDOMAIN_PATTERN,
+    }),
+    retentionPolicy: enumOf(
+      `Retain or Delete the volumes when the CacheCluster is deleted. Default ${D.persistence.retentionPolicy}.`,
+      RETENTION_POLICIES,
+    ),
+  },
+  { 'x-kubernetes-validations': [RULES.persistenceStorageNeedsMode] },
+);
+
+const resourcesSchema = obj(
+  'Compute resources of the Redis container (core/v1 ResourceRequirements). Set limits.memory to use ' +
+    'eviction.maxMemoryPercent and to have maxMemory checked against it. Changing it restarts the pods.',
+  {
+    limits: {
+      type: 'object',
+      description: 'The most the container may use, e.g. {memory: 512Mi, cpu: "1"}.',
+      additionalProperties: resourceQuantity('A resource quantity.'),
+      maxProperties: 16,
+    },
+    requests: {
+      type: 'object',
+      description: 'What the scheduler reserves for the container, e.g. {memory: 512Mi, cpu: 100m}.',
+      additionalProperties: resourceQuantity('A resource quantity.'),
+      maxProperties: 16,
+    },
+  },
+);
+
+const metricsSchema = obj('Prometheus metrics of the Redis pods.', {
+  exporter: bool(
+    'Run the redis_exporter container next to Redis, serving /metrics on port 9121 (also exposed as port ' +
+      `"metrics" of the headless Service). Changing it restarts the pods. Default ${String(D.metrics.exporter)}.`,
+  ),
+  serviceMonitor: bool(
+    'Create a prometheus-operator ServiceMonitor for the exporter. Accepted but not supported yet (reported in ' +
+      `condition Unsupported). Default ${String(D.metrics.serviceMonitor)}.`,
+  ),
+});
+
+const sidecarSchema = obj(
+  'Defaults for the sidecars injected into pods annotated cache.ripplecache.io/inject: <this name>. Changing them ' +
+    'never restarts Redis; the sidecar reads them from the ConfigMap <name>-config (key sidecar.yaml).',
+  {
+    l1: obj('The in-process (L1) cache of each sidecar.', {
+      policy: enumOf(
+        `Which entry L1 drops when full: lru, lfu, fifo, or ttl (nearest expiry first). Default ${D.sidecar.l1.policy}.`,
+        L1_POLICIES,
+      ),
+      maxEntries: int(`Most entries held in L1. Default ${D.sidecar.l1.maxEntries}.`, { minimum: 1, maximum: 100_000_000 }),
+      maxBytes: bytesQuantity(`Most bytes of values held in L1, as a quantity. Default ${String(D.sidecar.l1.maxBytes)}.`),
+      maxTTLSeconds: int(
+        'Longest an entry stays in L1 (it is also capped at its remaining TTL in Redis); 0 disables L1. ' +
+          `Default ${D.sidecar.l1.maxTTLSeconds}.`,
+        { minimum: 0, maximum: 86_400 },
+      ),
+    }),
+    writePolicy: enumOf(
+      'write-through: a PUT is acknowledged once in Redis and the origin; write-back: once in Redis and a durable ' +
+        'journal, the origin is written in batches; write-around: the origin only, the cache entry is invalidated. ' +
+        `Default ${D.sidecar.writePolicy}.`,
+      WRITE_POLICIES,
+    ),
+    writeBack: obj('Batching of writes to the origin with writePolicy write-back.', {
+      flushIntervalMs: int(`Most time a write waits before it is sent to the origin. Default ${D.sidecar.writeBack.flushIntervalMs}.`, {
+        minimum: 10,
+        maximum: 3_600_000,
+      }),
+      flushBatchSize: int(`Most writes sent to the origin in one batch. Default ${D.sidecar.writeBack.flushBatchSize}.`, {
+        minimum: 1,
+        maximum: 100_000,
+      }),
+      maxPending: int(
+        'Most writes waiting for the origin; further PUTs are rejected (503) until the journal drains. ' +
+          `Default ${D.sidecar.writeBack.maxPending}.`,
+        { minimum: 1, maximum: 100_000_000 },
+      ),
+    }),
+    origin: obj(
+      'The application database the sidecar reads through and writes to: exactly one of postgres and http. ' +
+        'Accepted but not supported through the CacheCluster yet (reported in condition Unsupported); give the ' +
+        'sidecar --origin instead.',
+      {
+        postgres: obj(
+          'A PostgreSQL table of (key, value, content_type, expires_at) rows.',
+          {
+            secretRef: secretKeyRef('The Secret key holding a postgres:// connection URL (with its password).'),
+            table: str(`The table, optionally schema-qualified. Default ${D.sidecar.postgresTable}.`, {
+              minLength: 1,
+              maxLength: 127,
+              pattern: SQL_TABLE_PATTERN,
+            }),
+          },
+          { required: ['secretRef'] },
+        ),
+        http: obj(
+          'An HTTP service answering GET/PUT/DELETE <url>/<key>.',
+          {
+            url: str('Base URL, http:// or https://.', { minLength: 8, maxLength: 2048, pattern: '^https?://[^\\s]+$' }),
+          },
+          { required: ['url'] },
+        ),
+      },
+      { 'x-kubernetes-validations': [RULES.originExactlyOne] },
+    ),
+  },
+);
+
+export const specSchema: JSONSchemaProps = obj(
+  'The desired state of a Redis cache and of the sidecars that use it.',
+  {
+    topology: enumOf(
+      'standalone: one Redis pod; replication: one primary and `replicas` read replicas (asynchronous replication, ' +
+        'replicas addressed by headless-Service DNS); cluster: Redis Cluster with `shards` primaries (accepted but ' +
+        `not supported yet). Default ${D.topology}.`,
+      TOPOLOGIES,
+      { default: D.topology },
+    ),
+    replicas: int(
+      'Read replicas per primary (0-32). Not allowed (other than 0) with topology standalone. Default ' +
+        `${D.replicasStandalone} for standalone, ${D.replicas} otherwise.`,
+      { minimum: 0, maximum: 32 },
+    ),
+    shards: int(`Primaries of a Redis Cluster; topology cluster only. Default ${D.shards} there.`, {
+      minimum: 3,
+      maximum: 128,
+    }),
+    image: str(
+      'Container image of Redis (any Redis 7-compatible server, Valkey too; it must contain sh and redis-cli). ' +
+        `Changing it restarts the pods. Default ${D.image}.`,
+      { minLength: 1, maxLength: 512 },
+    ),
+    eviction: evictionSchema,
+    defaultTTLSeconds: int(
+      `TTL in seconds that sidecars give a write that names none; 0 means no expiry. Default ${D.defaultTTLSeconds}.`,
+      { minimum: 0, maximum: 315_360_000 },
+    ),
+    flush: flushSchema,
+    auth: authSchema,
+    persistence: persistenceSchema,
+    resources: resourcesSchema,
+    metrics: metricsSchema,
+    sidecar: sidecarSchema,
+  },
+  {
+    'x-kubernetes-validations': [
+      RULES.shardsOnlyWithCluster,
+      RULES.replicasNotWithStandalone,
+      RULES.maxMemoryPercentNeedsLimit,
+      RULES.maxMemoryWithinLimit,
+    ],
+  },
+);
+
+// ---- The status -----------------------------------------------------------------------------------
+
+const conditionSchema = obj(
+  'A metav1.Condition.',
+  {
+    type: str('Ready, Progressing, Degraded, ConfigApplied or Unsupported.', {
+      maxLength: 316,
+      pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+    }),
+    status: enumOf('True, False or Unknown.', ['True', 'False', 'Unknown']),
+    observedGeneration: int64('The metadata.generation the condition was computed from.', { minimum: 0 }),
+    lastTransitionTime: str('When the status last changed.', { format: 'date-time' }),
+    reason: str('Why, in CamelCase.', { minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+    message: str('Details for humans.', { maxLength: 32768 }),
+  },
+  { required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'] },
+);
+
+const podAppliedSchema = obj(
+  'What one pod reported after the operator\'s last CONFIG SET / CONFIG GET.',
+  {
+    pod: str('Pod name.'),
+    maxmemory: int64('maxmemory in bytes, as CONFIG GET reported it (0 when the pod could not be read).'),
+    maxmemoryPolicy: str('maxmemory-policy, as CONFIG GET reported it.'),
+    applied: bool('Whether the pod runs with the desired settings.'),
+    message: str('Why not, when applied is false.'),
+  },
+  { required: ['pod', 'maxmemory', 'maxmemoryPolicy', 'applied'] },
+);
+
+export const statusSchema: JSONSchemaProps = obj('What the operator last observed. Computed, never a lock.', {
+  phase: enumOf(
+    'Pending: nothing created yet; Provisioning: pods starting or rolling; Ready: every pod ready and configured; ' +
+      'Degraded: running with some pods not ready or not configured; Failed: the spec cannot be realised.',
+    PHASES,
+  ),
+  observedGeneration: int64('The metadata.generation this status describes.', { minimum: 0 }),
+  replicas: int('Redis pods that exist (primary and replicas).', { minimum: 0 }),
+  readyReplicas: int('Redis pods that are ready.', { minimum: 0 }),
+  primary: str('The pod that is the primary.'),
+  endpoints: obj('Where clients connect.', {
+    service: str('host:port of the Service that reaches the primary.'),
+  }),
+  appliedConfig: obj(
+    'The eviction settings every pod runs with, verified with CONFIG GET.',
+    {
+      maxmemory: int64('maxmemory in bytes.'),
+      maxmemoryPolicy: str('maxmemory-policy.'),
+      pods: {
+        type: 'array',
+        description: 'Per pod.',
+        items: podAppliedSchema,
+        maxItems: 256,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['pod'],
+      },
+    },
+    { required: ['maxmemory', 'maxmemoryPolicy'] },
+  ),
+  lastFlushTime: str('When the flush CronJob last succeeded.', { format: 'date-time' }),
+  conditions: {
+    type: 'array',
+    description: 'Ready, Progressing, Degraded, ConfigApplied and Unsupported, with metav1.Condition semantics.',
+    items: conditionSchema,
+    maxItems: 32,
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['type'],
+  },
+});
+
+/** The `openAPIV3Schema` of the CacheCluster CRD. */
+export const cacheClusterSchema: JSONSchemaProps = obj(
+  'A CacheCluster is a Redis cache (standalone or primary with read replicas) run by the ripplecache operator, ' +
+    'with live eviction settings, an optional scheduled flush, and defaults for the sidecars that use it.',
+  {
+    apiVersion: str('Versioned schema of this object, cache.ripplecache.io/v1alpha1.'),
+    kind: str('CacheCluster.'),
+    metadata: { type: 'object' },
+    spec: specSchema,
+    status: statusSchema,
+  },
+  { required: ['spec'], 'x-kubernetes-validations': [RULES.name] },
+);
+
+/** The `kubectl get` columns; priority 1 ones show with `-o wide`. */
+export const printerColumns: PrinterColumn[] = [
+  { name: 'Topology', type: 'string', jsonPath: '.spec.topology', description: 'standalone, replication or cluster' },
+  { name: 'Policy', type: 'string', jsonPath: '.spec.eviction.policy', description: 'maxmemory-policy' },
+  { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Redis pods ready' },
+  { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, Provisioning, Ready, Degraded or Failed' },
+  { name: 'MaxMemory', type: 'integer', jsonPath: '.status.appliedConfig.maxmemory', description: 'Applied maxmemory in bytes', priority: 1 },
+  { name: 'Primary', type: 'string', jsonPath: '.status.primary', description: 'The primary pod', priority: 1 },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];
+
+/** The whole CacheCluster CRD, as `crds/cacheclusters.cache.ripplecache.io.yaml` holds it. */
+export function cacheClusterCrd(): CustomResourceDefinition {
+  // A deep copy, so that callers may change what they get without changing the module's constants.
+  const schema = structuredClone(cacheClusterSchema);
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: CRD_NAME,
+      labels: { 'app.kubernetes.io/name': 'ripplecache', 'app.kubernetes.io/part-of': 'ripplecache' },
+    },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: KIND,
+        listKind: LIST_KIND,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: [...SHORT_NAMES],
+        categories: [...CATEGORIES],
+      },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: structuredClone(printerColumns),
+          schema: { openAPIV3Schema: schema },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,271 @@
+/**
+ * The `CacheCluster` resource as TypeScript types (architecture §2), and the defaults the operator
+ * applies to fields left out. The OpenAPI schema in `schema.ts` describes the same shape to the API
+ * server; keep the two in step (`schema.test.ts` fails when a spec field exists in only one of them).
+ */
+import type {
+  API_VERSION,
+  EVICTION_POLICIES,
+  KIND,
+  L1_POLICIES,
+  PERSISTENCE_MODES,
+  Phase,
+  RETENTION_POLICIES,
+  TOPOLOGIES,
+  WRITE_POLICIES,
+} from './constants.js';
+
+/** A Kubernetes quantity as stored: `256Mi`, `1G`, or a plain integer of bytes. */
+export type Quantity = string | number;
+
+export type Topology = (typeof TOPOLOGIES)[number];
+export type EvictionPolicy = (typeof EVICTION_POLICIES)[number];
+export type PersistenceMode = (typeof PERSISTENCE_MODES)[number];
+export type RetentionPolicy = (typeof RETENTION_POLICIES)[number];
+export type L1Policy = (typeof L1_POLICIES)[number];
+export type WritePolicy = (typeof WRITE_POLICIES)[number];
+
+/** A key of a Secret in the CacheCluster's namespace. */
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
+export interface EvictionSpec {
+  /** `maxmemory-policy`. Default `allkeys-lru`. */
+  policy?: EvictionPolicy;
+  /** `maxmemory` as a quantity (`256Mi`). Exactly one of `maxMemory` and `maxMemoryPercent`. */
+  maxMemory?: Quantity;
+  /** `maxmemory` as a percentage (10–95) of `resources.limits.memory`. */
+  maxMemoryPercent?: number;
+}
+
+export interface FlushSpec {
+  /** Cron schedule (5 fields, or `@daily` …) of the whole-cache flush. */
+  schedule: string;
+  /** IANA time zone of the schedule. Default: the kube-controller-manager's (normally UTC). */
+  timeZone?: string;
+}
+
+export interface AuthSpec {
+  /** The Secret key holding the Redis password. */
+  secretRef: SecretKeyRef;
+}
+
+export interface PersistenceSpec {
+  /** Default `none`. */
+  mode?: PersistenceMode;
+  /** Volume size per pod. Default `1Gi` when a mode other than `none` is set. */
+  size?: Quantity;
+  storageClassName?: string;
+  /** What happens to the volumes when the CacheCluster is deleted. Default `Delete`. */
+  retentionPolicy?: RetentionPolicy;
+}
+
+/** Kubernetes `core/v1 ResourceRequirements` (without `claims`). */
+export interface ResourceRequirements {
+  limits?: Record<string, Quantity>;
+  requests?: Record<string, Quantity>;
+}
+
+export interface MetricsSpec {
+  /** Run `redis_exporter` next to Redis on port 9121. Default `false`. */
+  exporter?: boolean;
+  /** Create a Prometheus-operator ServiceMonitor. Default `false`. Not supported yet. */
+  serviceMonitor?: boolean;
+}
+
+export interface L1Spec {
+  /** Default `lru`. */
+  policy?: L1Policy;
+  /** Default 10000. */
+  maxEntries?: number;
+  /** Default `64Mi`. */
+  maxBytes?: Quantity;
+  /** Default 60. */
+  maxTTLSeconds?: number;
+}
+
+export interface WriteBackSpec {
+  /** Default 1000. */
+  flushIntervalMs?: number;
+  /** Default 500. */
+  flushBatchSize?: number;
+  /** Default 100000. */
+  maxPending?: number;
+}
+
+export interface PostgresOriginSpec {
+  /** A Secret key holding a `postgres://` connection URL. */
+  secretRef: SecretKeyRef;
+  /** Default `cache_entries`. */
+  table?: string;
+}
+
+export interface HttpOriginSpec {
+  url: string;
+}
+
+/** Exactly one of `postgres` and `http`. */
+export interface OriginSpec {
+  postgres?: PostgresOriginSpec;
+  http?: HttpOriginSpec;
+}
+
+export interface SidecarSpec {
+  l1?: L1Spec;
+  /** Default `write-through`. */
+  writePolicy?: WritePolicy;
+  writeBack?: WriteBackSpec;
+  origin?: OriginSpec;
+}
+
+export interface CacheClusterSpec {
+  /** Default `standalone`. */
+  topology?: Topology;
+  /** Read replicas per primary. Default 0 for `standalone`, 1 otherwise. */
+  replicas?: number;
+  /** Primaries, `cluster` topology only. Default 3 there. */
+  shards?: number;
+  /** Default `redis:7.2-alpine`. */
+  image?: string;
+  eviction?: EvictionSpec;
+  /** TTL sidecars apply when a write names none; 0 means no expiry. Default 3600. */
+  defaultTTLSeconds?: number;
+  flush?: FlushSpec;
+  auth?: AuthSpec;
+  persistence?: PersistenceSpec;
+  resources?: ResourceRequirements;
+  metrics?: MetricsSpec;
+  sidecar?: SidecarSpec;
+}
+
+/** `metav1.Condition`. */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  /** RFC 3339, seconds precision. */
+  lastTransitionTime: string;
+  /** CamelCase. */
+  reason: string;
+  message: string;
+}
+
+/** What one pod reported after the operator's last `CONFIG SET` / `CONFIG GET`. */
+export interface PodAppliedConfig {
+  pod: string;
+  /** Bytes, as `CONFIG GET maxmemory` reported (0 when the pod could not be read). */
+  maxmemory: number;
+  maxmemoryPolicy: string;
+  applied: boolean;
+  message?: string;
+}
+
+export interface AppliedConfig {
+  /** Bytes, verified with `CONFIG GET` on every pod. */
+  maxmemory: number;
+  maxmemoryPolicy: string;
+  pods?: PodAppliedConfig[];
+}
+
+export interface CacheClusterStatus {
+  phase?: Phase;
+  observedGeneration?: number;
+  replicas?: number;
+  readyReplicas?: number;
+  /** The pod that is the primary. */
+  primary?: string;
+  endpoints?: { service?: string };
+  appliedConfig?: AppliedConfig;
+  /** RFC 3339. */
+  lastFlushTime?: string;
+  conditions?: Condition[];
+}
+
+export interface CacheClusterMetadata {
+  name: string;
+  namespace: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface CacheCluster {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: CacheClusterMetadata;
+  spec: CacheClusterSpec;
+  status?: CacheClusterStatus;
+}
+
+/**
+ * The defaults for every optional field, in one place. The CRD schema quotes them in its
+ * descriptions; the builders in `desired/` apply them.
+ */
+export const DEFAULTS = {
+  /** `spec.topology`: `standalone`. */
+  topology: 'standalone' as Topology,
+  /** `spec.replicas` with topology `standalone`: 0 (there is nothing to replicate to). */
+  replicasStandalone: 0,
+  /** `spec.replicas` with topology `replication` or `cluster`: 1 read replica per primary. */
+  replicas: 1,
+  /** `spec.shards` with topology `cluster`: 3 primaries (the Redis Cluster minimum). */
+  shards: 3,
+  /** `spec.image`: `redis:7.2-alpine`. */
+  image: 'redis:7.2-alpine',
+  eviction: {
+    /** `spec.eviction.policy`: `allkeys-lru` (a cache should evict, not refuse writes). */
+    policy: 'allkeys-lru' as EvictionPolicy,
+    /**
+     * `maxmemory` when neither `maxMemory` nor `maxMemoryPercent` applies and a memory limit is set:
+     * 75 % of `resources.limits.memory` (headroom for fragmentation, replication buffers, the exporter).
+     */
+    maxMemoryPercent: 75,
+    /** `maxmemory` when no eviction sizes are given and no memory limit is set: `256Mi`. */
+    maxMemory: '256Mi' as Quantity,
+  },
+  /** `spec.defaultTTLSeconds`: 3600 (one hour). */
+  defaultTTLSeconds: 3600,
+  persistence: {
+    /** `spec.persistence.mode`: `none` (a cache; nothing is written to disk). */
+    mode: 'none' as PersistenceMode,
+    /** `spec.persistence.size`: `1Gi`. */
+    size: '1Gi' as Quantity,
+    /** `spec.persistence.retentionPolicy`: `Delete`. */
+    retentionPolicy: 'Delete' as RetentionPolicy,
+  },
+  metrics: {
+    /** `spec.metrics.exporter`: false. */
+    exporter: false,
+    /** `spec.metrics.serviceMonitor`: false. */
+    serviceMonitor: false,
+  },
+  sidecar: {
+    l1: {
+      /** `spec.sidecar.l1.policy`: `lru`. */
+      policy: 'lru' as L1Policy,
+      /** `spec.sidecar.l1.maxEntries`: 10000. */
+      maxEntries: 10000,
+      /** `spec.sidecar.l1.maxBytes`: `64Mi`. */
+      maxBytes: '64Mi' as Quantity,
+      /** `spec.sidecar.l1.maxTTLSeconds`: 60. */
+      maxTTLSeconds: 60,
+    },
+    /** `spec.sidecar.writePolicy`: `write-through`. */
+    writePolicy: 'write-through' as WritePolicy,
+    writeBack: {
+      /** `spec.sidecar.writeBack.flushIntervalMs`: 1000. */
+      flushIntervalMs: 1000,
+      /** `spec.sidecar.writeBack.flushBatchSize`: 500. */
+      flushBatchSize: 500,
+      /** `spec.sidecar.writeBack.maxPending`: 100000. */
+      maxPending: 100000,
+    },
+    /** `spec.sidecar.origin.postgres.table`: `cache_entries`. */
+    postgresTable: 'cache_entries',
+  },
+} as const;

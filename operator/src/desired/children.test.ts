@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
+import type { KubeObject } from '../k8s/kube-client.js';
+import { desiredChildren } from './children.js';
+import { desiredClientService } from './client-service.js';
+import { desiredHeadlessService } from './headless-service.js';
+import { ownerReference } from './owner-reference.js';
+import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
+
+const cc = (spec: CacheClusterSpec, uid = 'uid-1'): CacheCluster => ({
+  apiVersion: 'cache.ripplecache.io/v1alpha1',
+  kind: 'CacheCluster',
+  metadata: { name: 'sessions', namespace: 'shop', ...(uid ? { uid } : {}) },
+  spec,
+});
+
+describe('desiredHeadlessService', () => {
+  it('is headless and publishes not-ready pods', () => {
+    const svc = desiredHeadlessService(cc({}));
+    expect(svc).toMatchObject({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'sessions-headless', namespace: 'shop' } });
+    expect(svc.spec.clusterIP).toBe('None');
+    expect(svc.spec.publishNotReadyAddresses).toBe(true);
+    expect(svc.spec.selector).toEqual({ 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' });
+    expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
+  });
+
+  it('exposes the exporter port when the exporter runs', () => {
+    expect(desiredHeadlessService(cc({ metrics: { exporter: true } })).spec.ports.map((p) => p.port)).toEqual([6379, 9121]);
+  });
+});
+
+describe('desiredClientService', () => {
+  it('selects the one pod for standalone', () => {
+    const svc = desiredClientService(cc({}));
+    expect(svc.metadata.name).toBe('sessions');
+    expect(svc.spec.selector).toEqual({ 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' });
+    expect(svc.spec).not.toHaveProperty('clusterIP');
+    expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
+  });
+
+  it('selects pod 0, the primary, for replication', () => {
+    expect(desiredClientService(cc({ topology: 'replication', replicas: 2 })).spec.selector).toEqual({
+      'cache.ripplecache.io/cluster': 'sessions',
+      'app.kubernetes.io/component': 'server',
+      'statefulset.kubernetes.io/pod-name': 'sessions-0',
+    });
+  });
+});
+
+describe('desiredPodDisruptionBudget', () => {
+  it('allows one Redis pod down at a time', () => {
+    const pdb = desiredPodDisruptionBudget(cc({}));
+    expect(pdb).toMatchObject({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'sessions' } });
+    expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: { 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' } } });
+  });
+});
+
+describe('ownerReference', () => {
+  it('needs the CacheCluster uid', () => {
+    expect(() => ownerReference(cc({}, ''))).toThrow(/uid/);
+  });
+});
+
+describe('desiredChildren', () => {
+  it('lists every child in apply order, the CronJob for deletion when there is no flush', () => {
+    const { apply, deleteIfPresent } = desiredChildren(cc({}));
+    expect(apply.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'ConfigMap/sessions-config',
+      'Service/sessions-headless',
+      'Service/sessions',
+      'StatefulSet/sessions',
+      'PodDisruptionBudget/sessions',
+    ]);
+    expect(deleteIfPresent).toEqual([{ apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'sessions-flush' }]);
+  });
+
+  it('includes the CronJob when flush is set', () => {
+    const { apply, deleteIfPresent } = desiredChildren(cc({ flush: { schedule: '@daily' } }));
+    expect(apply.at(-1)).toMatchObject({ kind: 'CronJob', metadata: { name: 'sessions-flush' } });
+    expect(deleteIfPresent).toEqual([]);
+  });
+
+  it('gives every child apiVersion, kind, name, namespace, labels and the controller owner reference; no status or resourceVersion', () => {
+    for (const child of desiredChildren(cc({ topology: 'replication', replicas: 2, flush: { schedule: '@daily' }, metrics: { exporter: true } })).apply) {
+      expect(child.apiVersion).toBeTruthy();
+      expect(child.kind).toBeTruthy();
+      expect(child.metadata.namespace).toBe('shop');
+      expect(child.metadata.labels['app.kubernetes.io/managed-by']).toBe('ripplecache-operator');
+      expect(child.metadata.ownerReferences).toEqual([
+        { apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster', name: 'sessions', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+      ]);
+      expect(child).not.toHaveProperty('status');
+      expect(child.metadata).not.toHaveProperty('resourceVersion');
+    }
+  });
+
+  it('fits the k8s adapter (type-checked: the children are KubeObjects)', () => {
+    const objects: KubeObject[] = desiredChildren(cc({ flush: { schedule: '@daily' } })).apply;
+    expect(objects).toHaveLength(6);
+  });
+
+  it('builds nothing and deletes nothing for the unsupported cluster topology', () => {
+    expect(desiredChildren(cc({ topology: 'cluster', shards: 3 }))).toEqual({ apply: [], deleteIfPresent: [] });
+  });
+
+  it('gives deep-equal output for equal input, and does not share objects between calls', () => {
+    const spec: CacheClusterSpec = { topology: 'replication', replicas: 2, resources: { limits: { memory: '1Gi' } }, eviction: { maxMemoryPercent: 50 } };
+    const a = desiredChildren(cc(spec));
+    const b = desiredChildren(cc(structuredClone(spec)));
+    expect(a).toEqual(b);
+    (a.apply[3] as { spec: { replicas: number } }).spec.replicas = 99;
+    expect(desiredChildren(cc(spec))).toEqual(b);
+  });
+
+  it('does not change the CacheCluster it is given', () => {
+    const input = cc({ topology: 'replication', replicas: 1, resources: { limits: { memory: '1Gi' } }, flush: { schedule: '@daily' } });
+    const copy = structuredClone(input);
+    desiredChildren(input);
+    expect(input).toEqual(copy);
+  });
+});

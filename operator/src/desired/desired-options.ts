@@ -1,0 +1,11 @@
+/** What the builders need beyond the CacheCluster itself. */
+export interface DesiredOptions {
+  /**
+   * The eviction settings the operator has verified on every pod with CONFIG SET / CONFIG GET. The
+   * rendered `redis.conf` carries these, so that a restarted pod starts with what is live. Default: the
+   * spec's settings (right for the first creation, before any pod exists).
+   */
+  appliedEviction?: { maxmemory: number; maxmemoryPolicy: string };
+  /** Image of the `redis_exporter` container. Default `oliver006/redis_exporter:v1.62.0`. */
+  exporterImage?: string;
+}

@@ -1,0 +1,27 @@
+/** The desired-state builders: pure functions from a CacheCluster (and options) to plain objects. */
+export { desiredChildren } from './children.js';
+export type { ChildRef, DesiredChildren } from './children.js';
+export { desiredClientService } from './client-service.js';
+export { desiredConfigMap } from './config-map.js';
+export type { DesiredOptions } from './desired-options.js';
+export { desiredEviction } from './eviction.js';
+export type { EvictionSettings } from './eviction.js';
+export { desiredFlushCronJob, FLUSH_INVALIDATION_MESSAGE, flushScript } from './flush-cron-job.js';
+export { desiredHeadlessService } from './headless-service.js';
+export { InvalidSpecError } from './invalid-spec-error.js';
+export type * from './kube-types.js';
+export { commonLabels, selectorLabels, serverPodLabels } from './labels.js';
+export * from './names.js';
+export { childMetadata, ownerReference } from './owner-reference.js';
+export { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
+export { memoryLimitBytes, parseQuantity, parseRedisMemory, QuantityError, resolveMaxMemoryBytes } from './quantity.js';
+export { renderRedisConf } from './redis-conf.js';
+export type { RenderedEviction } from './redis-conf.js';
+export { resolveSpec } from './resolved-spec.js';
+export type { ResolvedSpec } from './resolved-spec.js';
+export { canonicalJson } from './canonical-json.js';
+export { restartHash, restartSettings } from './restart-hash.js';
+export { desiredSidecarConfig, renderSidecarYaml } from './sidecar-config.js';
+export type { SidecarConfigFile } from './sidecar-config.js';
+export { passwordEnv } from './password-env.js';
+export { desiredStatefulSet, redisEntrypoint } from './stateful-set.js';

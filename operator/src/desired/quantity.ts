@@ -1,0 +1,114 @@
+/**
+ * Byte quantities in the two notations that meet here, which must never be confused:
+ * - Kubernetes quantities: `Mi` = 2^20, `M` = 10^6, `m` = 10^-3 (so `256m` is a quarter of a byte).
+ * - Redis memory values: `mb` = 2^20, `m` = 10^6, case-insensitive; `CONFIG GET maxmemory` answers bytes.
+ */
+import { DEFAULTS } from '../api/v1alpha1/types.js';
+import type { CacheCluster, Quantity } from '../api/v1alpha1/types.js';
+import { InvalidSpecError } from './invalid-spec-error.js';
+
+export class QuantityError extends Error {
+  override readonly name = 'QuantityError';
+  readonly code = 'InvalidQuantity';
+}
+
+const BINARY: Record<string, bigint> = { Ki: 1n, Mi: 2n, Gi: 3n, Ti: 4n, Pi: 5n, Ei: 6n };
+const DECIMAL: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
+const QUANTITY_RE = /^([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei)|([numkMGTPE])|[eE]([+-]?[0-9]+))?$/;
+
+/**
+ * Bytes in a Kubernetes quantity (`256Mi`, `1G`, `500M`, `1.5Gi`, `1e9`, or a number), rounded up to a
+ * whole byte as Kubernetes' `Quantity.Value()` does. Exact (no floating-point error). Throws
+ * `QuantityError` for malformed or negative values, or values beyond 2^53.
+ */
+export function parseQuantity(q: Quantity): number {
+  if (typeof q === 'number') {
+    if (!Number.isFinite(q) || q < 0) throw new QuantityError(`quantity ${q} is not a non-negative number`);
+    const bytes = Math.ceil(q);
+    if (!Number.isSafeInteger(bytes)) throw new QuantityError(`quantity ${q} is too large`);
+    return bytes;
+  }
+  const m = QUANTITY_RE.exec(q.trim());
+  if (!m) throw new QuantityError(`"${q}" is not a Kubernetes quantity (e.g. 256Mi, 1G, 268435456)`);
+  const [, sign, number = '', binary, decimal, exponent] = m;
+  const [whole = '', frac = ''] = number.split('.');
+  let num = BigInt((whole || '0') + frac);
+  let den = 10n ** BigInt(frac.length);
+  if (binary !== undefined) {
+    num *= 1024n ** (BINARY[binary] ?? 0n);
+  } else {
+    const exp = exponent !== undefined ? Number(exponent) : (DECIMAL[decimal ?? ''] ?? 0);
+    if (Math.abs(exp) > 30) throw new QuantityError(`quantity "${q}" is out of range`);
+    if (exp >= 0) num *= 10n ** BigInt(exp);
+    else den *= 10n ** BigInt(-exp);
+  }
+  const bytes = (num + den - 1n) / den; // round up
+  if (sign === '-' && num !== 0n) throw new QuantityError(`quantity "${q}" is negative`);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new QuantityError(`quantity "${q}" is too large`);
+  return Number(bytes);
+}
+
+const REDIS_UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1024, m: 1000 ** 2, mb: 1024 ** 2, g: 1000 ** 3, gb: 1024 ** 3 };
+
+/**
+ * Bytes in a Redis memory value, as `redis.conf` and `CONFIG SET` accept them: `268435456`, `256mb`
+ * (= 256 × 2^20), `256m` (= 256 × 10^6), `1gb`, `64KB` (units are case-insensitive). `CONFIG GET maxmemory`
+ * always answers plain bytes, which this accepts too. Throws `QuantityError` for anything else.
+ */
+export function parseRedisMemory(value: string | number): number {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 0) throw new QuantityError(`Redis memory value ${value} is not a whole number of bytes`);
+    return value;
+  }
+  const m = /^([0-9]+)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = REDIS_UNITS[(m?.[2] ?? '').toLowerCase()];
+  if (!m || unit === undefined) throw new QuantityError(`"${value}" is not a Redis memory value (e.g. 268435456, 256mb, 1gb)`);
+  const bytes = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(bytes)) throw new QuantityError(`Redis memory value "${value}" is too large`);
+  return bytes;
+}
+
+/** Bytes of `spec.resources.limits.memory`, or undefined when no memory limit is set. */
+export function memoryLimitBytes(cc: CacheCluster): number | undefined {
+  const limit = cc.spec.resources?.limits?.['memory'];
+  return limit === undefined ? undefined : parseQuantity(limit);
+}
+
+/**
+ * The `maxmemory` in bytes the spec asks for: `eviction.maxMemory`, or `eviction.maxMemoryPercent` of
+ * the memory limit (rounded down), or the default (75 % of the memory limit when set, else 256Mi).
+ * Throws `InvalidSpecError` when a percentage is given without a memory limit, when both or a malformed
+ * quantity are given, or when maxMemory exceeds the limit (the CRD's CEL rules reject all of these).
+ */
+export function resolveMaxMemoryBytes(cc: CacheCluster): number {
+  const ev = cc.spec.eviction;
+  let limit: number | undefined;
+  try {
+    limit = memoryLimitBytes(cc);
+  } catch (err) {
+    throw new InvalidSpecError('InvalidMemoryLimit', `resources.limits.memory: ${(err as Error).message}`, { cause: err });
+  }
+  if (ev?.maxMemory !== undefined && ev.maxMemoryPercent !== undefined) {
+    throw new InvalidSpecError('InvalidEviction', 'set exactly one of eviction.maxMemory and eviction.maxMemoryPercent');
+  }
+  if (ev?.maxMemory !== undefined) {
+    let bytes: number;
+    try {
+      bytes = parseQuantity(ev.maxMemory);
+    } catch (err) {
+      throw new InvalidSpecError('InvalidEviction', `eviction.maxMemory: ${(err as Error).message}`, { cause: err });
+    }
+    if (limit !== undefined && bytes > limit) {
+      throw new InvalidSpecError('InvalidEviction', `eviction.maxMemory (${bytes} bytes) exceeds resources.limits.memory (${limit} bytes)`);
+    }
+    return bytes;
+  }
+  if (ev?.maxMemoryPercent !== undefined) {
+    if (limit === undefined) {
+      throw new InvalidSpecError('InvalidEviction', 'eviction.maxMemoryPercent needs resources.limits.memory');
+    }
+    return Math.floor((limit * ev.maxMemoryPercent) / 100);
+  }
+  if (limit !== undefined) return Math.floor((limit * DEFAULTS.eviction.maxMemoryPercent) / 100);
+  return parseQuantity(DEFAULTS.eviction.maxMemory);
+}

@@ -1,0 +1,78 @@
+/** The spec with every default applied, as the builders use it. */
+import { DEFAULTS } from '../api/v1alpha1/types.js';
+import type {
+  CacheCluster,
+  L1Policy,
+  PersistenceMode,
+  Quantity,
+  ResourceRequirements,
+  RetentionPolicy,
+  SecretKeyRef,
+  Topology,
+  WritePolicy,
+} from '../api/v1alpha1/types.js';
+
+export interface ResolvedSpec {
+  topology: Topology;
+  /** Read replicas per primary (0 for standalone). */
+  replicas: number;
+  /** Redis pods of the StatefulSet: 1 for standalone, 1 + replicas for replication. */
+  pods: number;
+  image: string;
+  defaultTTLSeconds: number;
+  persistence: { mode: PersistenceMode; size?: Quantity; storageClassName?: string; retentionPolicy?: RetentionPolicy };
+  resources?: ResourceRequirements;
+  exporter: boolean;
+  serviceMonitor: boolean;
+  authSecretRef?: SecretKeyRef;
+  sidecar: {
+    l1: { policy: L1Policy; maxEntries: number; maxBytes: Quantity; maxTTLSeconds: number };
+    writePolicy: WritePolicy;
+    writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number };
+  };
+}
+
+export function resolveSpec(cc: CacheCluster): ResolvedSpec {
+  const s = cc.spec;
+  const topology = s.topology ?? DEFAULTS.topology;
+  const replicas = topology === 'standalone' ? DEFAULTS.replicasStandalone : (s.replicas ?? DEFAULTS.replicas);
+  const p = s.persistence ?? {};
+  const mode = p.mode ?? DEFAULTS.persistence.mode;
+  const l1 = s.sidecar?.l1 ?? {};
+  const wb = s.sidecar?.writeBack ?? {};
+  const resolved: ResolvedSpec = {
+    topology,
+    replicas,
+    pods: 1 + replicas,
+    image: s.image ?? DEFAULTS.image,
+    defaultTTLSeconds: s.defaultTTLSeconds ?? DEFAULTS.defaultTTLSeconds,
+    persistence:
+      mode === 'none'
+        ? { mode }
+        : {
+            mode,
+            size: p.size ?? DEFAULTS.persistence.size,
+            ...(p.storageClassName !== undefined ? { storageClassName: p.storageClassName } : {}),
+            retentionPolicy: p.retentionPolicy ?? DEFAULTS.persistence.retentionPolicy,
+          },
+    exporter: s.metrics?.exporter ?? DEFAULTS.metrics.exporter,
+    serviceMonitor: s.metrics?.serviceMonitor ?? DEFAULTS.metrics.serviceMonitor,
+    sidecar: {
+      l1: {
+        policy: l1.policy ?? DEFAULTS.sidecar.l1.policy,
+        maxEntries: l1.maxEntries ?? DEFAULTS.sidecar.l1.maxEntries,
+        maxBytes: l1.maxBytes ?? DEFAULTS.sidecar.l1.maxBytes,
+        maxTTLSeconds: l1.maxTTLSeconds ?? DEFAULTS.sidecar.l1.maxTTLSeconds,
+      },
+      writePolicy: s.sidecar?.writePolicy ?? DEFAULTS.sidecar.writePolicy,
+      writeBack: {
+        flushIntervalMs: wb.flushIntervalMs ?? DEFAULTS.sidecar.writeBack.flushIntervalMs,
+        flushBatchSize: wb.flushBatchSize ?? DEFAULTS.sidecar.writeBack.flushBatchSize,
+        maxPending: wb.maxPending ?? DEFAULTS.sidecar.writeBack.maxPending,
+      },
+    },
+  };
+  if (s.resources !== undefined) resolved.resources = s.resources;
+  if (s.auth?.secretRef !== undefined) resolved.authSecretRef = { name: s.auth.secretRef.name, key: s.auth.secretRef.key };
+  return resolved;
+}

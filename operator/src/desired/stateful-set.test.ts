@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
+import { restartHash } from './restart-hash.js';
+import { desiredStatefulSet } from './stateful-set.js';
+
+const cc = (spec: CacheClusterSpec): CacheCluster => ({
+  apiVersion: 'cache.ripplecache.io/v1alpha1',
+  kind: 'CacheCluster',
+  metadata: { name: 'sessions', namespace: 'shop', uid: 'uid-1', generation: 3 },
+  spec,
+});
+
+const container = (sts: ReturnType<typeof desiredStatefulSet>, name: string) => {
+  const c = sts.spec.template.spec.containers.find((x) => x.name === name);
+  if (!c) throw new Error(`no container ${name}`);
+  return c;
+};
+
+describe('desiredStatefulSet', () => {
+  it('runs one Redis pod for standalone, governed by the headless Service', () => {
+    const sts = desiredStatefulSet(cc({ image: 'redis:7.2-alpine' }));
+    expect(sts).toMatchObject({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'sessions', namespace: 'shop' } });
+    expect(sts.metadata.ownerReferences[0]).toMatchObject({ kind: 'CacheCluster', name: 'sessions', uid: 'uid-1', controller: true, blockOwnerDeletion: true });
+    expect(sts.spec.serviceName).toBe('sessions-headless');
+    expect(sts.spec.replicas).toBe(1);
+    expect(sts.spec.selector.matchLabels).toEqual({ 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' });
+    expect(sts.spec.template.metadata.labels).toMatchObject(sts.spec.selector.matchLabels);
+    const redis = container(sts, 'redis');
+    expect(redis.image).toBe('redis:7.2-alpine');
+    expect(redis.command?.[0]).toBe('sh');
+    expect(redis.command?.[2]).toContain('exec redis-server "$@"');
+    expect(redis.command?.[2]).toContain('/etc/redis/redis.conf');
+    expect(redis.command?.[2]).not.toContain('replicaof');
+    expect(redis.ports).toEqual([{ name: 'redis', containerPort: 6379, protocol: 'TCP' }]);
+    expect(redis.readinessProbe?.exec?.command.join(' ')).toContain('redis-cli -h 127.0.0.1 -p 6379 ping');
+    expect(redis.livenessProbe?.tcpSocket).toEqual({ port: 'redis' });
+    expect(sts.spec.template.spec.containers).toHaveLength(1);
+    expect(sts).not.toHaveProperty('status');
+  });
+
+  it('runs 1 + replicas pods for replication; pods above 0 follow pod 0 by DNS name', () => {
+    const sts = desiredStatefulSet(cc({ topology: 'replication', replicas: 2 }));
+    expect(sts.spec.replicas).toBe(3);
+    const redis = container(sts, 'redis');
+    const script = redis.command?.[2] ?? '';
+    expect(script).toContain('ordinal="${POD_NAME##*-}"');
+    expect(script).toContain(`--replicaof 'sessions-0.sessions-headless.shop.svc' 6379`);
+    expect(script).not.toMatch(/\d+\.\d+\.\d+\.\d+/);
+    expect(redis.env).toContainEqual({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+  });
+
+  it('mounts the ConfigMap by name only: eviction never changes the pod template', () => {
+    const a = desiredStatefulSet(cc({ eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } }));
+    const b = desiredStatefulSet(cc({ eviction: { policy: 'volatile-lfu', maxMemory: '1Gi' } }));
+    const c = desiredStatefulSet(cc({ defaultTTLSeconds: 5, sidecar: { writePolicy: 'write-back', l1: { maxEntries: 1 } } }));
+    expect(b).toEqual(a);
+    expect(c).toEqual(a);
+    expect(a.spec.template.spec.volumes).toContainEqual({
+      name: 'config',
+      configMap: { name: 'sessions-config', items: [{ key: 'redis.conf', path: 'redis.conf' }] },
+    });
+    expect(JSON.stringify(a.spec.template)).not.toMatch(/maxmemory|67108864/);
+  });
+
+  it('reads the password from the Secret, never inlines it', () => {
+    const sts = desiredStatefulSet(cc({ auth: { secretRef: { name: 'sessions-auth', key: 'password' } }, metrics: { exporter: true } }));
+    const ref = { secretKeyRef: { name: 'sessions-auth', key: 'password' } };
+    expect(container(sts, 'redis').env).toEqual([
+      { name: 'REDIS_PASSWORD', valueFrom: ref },
+      { name: 'REDISCLI_AUTH', valueFrom: ref },
+    ]);
+    expect(container(sts, 'redis-exporter').env).toContainEqual({ name: 'REDIS_PASSWORD', valueFrom: ref });
+    expect(container(sts, 'redis').command?.[2]).toContain('--requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"');
+  });
+
+  it('adds the redis_exporter container on port 9121 when metrics.exporter', () => {
+    const sts = desiredStatefulSet(cc({ metrics: { exporter: true } }));
+    const exp = container(sts, 'redis-exporter');
+    expect(exp.image).toBe('oliver006/redis_exporter:v1.62.0');
+    expect(exp.ports).toEqual([{ name: 'metrics', containerPort: 9121, protocol: 'TCP' }]);
+    expect(exp.env).toContainEqual({ name: 'REDIS_ADDR', value: 'redis://127.0.0.1:6379' });
+    expect(container(desiredStatefulSet(cc({ metrics: { exporter: true } }), { exporterImage: 'mirror/exporter:1' }), 'redis-exporter').image).toBe(
+      'mirror/exporter:1',
+    );
+  });
+
+  it('passes the resources to the Redis container', () => {
+    const resources = { limits: { memory: '512Mi' }, requests: { cpu: '100m', memory: '512Mi' } };
+    expect(container(desiredStatefulSet(cc({ resources })), 'redis').resources).toEqual(resources);
+  });
+
+  it('gives deep-equal output for equal input', () => {
+    const spec: CacheClusterSpec = { topology: 'replication', replicas: 1, metrics: { exporter: true }, auth: { secretRef: { name: 's', key: 'k' } } };
+    expect(desiredStatefulSet(cc(spec))).toEqual(desiredStatefulSet(cc(structuredClone(spec))));
+  });
+});
+
+describe('restart hash', () => {
+  const base: CacheClusterSpec = { image: 'redis:7.2-alpine', eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } };
+  const hashOf = (spec: CacheClusterSpec) =>
+    desiredStatefulSet(cc(spec)).spec.template.metadata.annotations?.['cache.ripplecache.io/restart-hash'];
+
+  it('is a 16-hex-digit annotation on the pod template', () => {
+    expect(hashOf(base)).toMatch(/^[0-9a-f]{16}$/);
+    expect(hashOf(base)).toBe(restartHash(cc(base)));
+  });
+
+  it('stays when eviction, defaultTTL, sidecar settings or the replica count change', () => {
+    const h = hashOf({ ...base, topology: 'replication', replicas: 1 });
+    expect(hashOf({ ...base, topology: 'replication', replicas: 1, eviction: { policy: 'volatile-lfu', maxMemoryPercent: 50 }, resources: undefined })).toBe(h);
+    expect(hashOf({ ...base, topology: 'replication', replicas: 5 })).toBe(h);
+    expect(hashOf({ ...base, topology: 'replication', replicas: 1, defaultTTLSeconds: 1, sidecar: { writePolicy: 'write-around' } })).toBe(h);
+    expect(hashOf({ ...base, topology: 'replication', replicas: 1, flush: { schedule: '@hourly' } })).toBe(h);
+  });
+
+  it('changes with the image, topology, persistence, resources, exporter and auth Secret', () => {
+    const h = hashOf(base);
+    const changed: CacheClusterSpec[] = [
+      { ...base, image: 'redis:7.4-alpine' },
+      { ...base, topology: 'replication' },
+      { ...base, persistence: { mode: 'aof' } },
+      { ...base, resources: { limits: { memory: '1Gi' } } },
+      { ...base, metrics: { exporter: true } },
+      { ...base, auth: { secretRef: { name: 'a', key: 'password' } } },
+    ];
+    const hashes = changed.map(hashOf);
+    for (const x of hashes) expect(x).not.toBe(h);
+    expect(new Set(hashes).size).toBe(hashes.length);
+    expect(hashOf({ ...base, auth: { secretRef: { name: 'b', key: 'password' } } })).not.toBe(hashOf(changed[5]!));
+  });
+
+  it('ignores key order and spelled-out defaults', () => {
+    expect(hashOf({ eviction: { maxMemory: '64Mi' }, image: 'redis:7.2-alpine' })).toBe(hashOf(base));
+    expect(hashOf({ ...base, topology: 'standalone', persistence: { mode: 'none' }, metrics: { exporter: false } })).toBe(hashOf(base));
+  });
+});

@@ -1,0 +1,132 @@
+import {
+  ANNOTATION_RESTART_HASH,
+  DEFAULT_EXPORTER_IMAGE,
+  EXPORTER_PORT,
+  EXPORTER_PORT_NAME,
+  REDIS_CONF_DIR,
+  REDIS_CONF_KEY,
+  REDIS_DATA_DIR,
+  REDIS_PORT,
+  REDIS_PORT_NAME,
+} from '../api/v1alpha1/constants.js';
+import type { CacheCluster } from '../api/v1alpha1/types.js';
+import type { DesiredOptions } from './desired-options.js';
+import type { Container, EnvVar, StatefulSet } from './kube-types.js';
+import { selectorLabels, serverPodLabels } from './labels.js';
+import { configMapName, headlessServiceName, podHost, statefulSetName } from './names.js';
+import { childMetadata } from './owner-reference.js';
+import { passwordEnv } from './password-env.js';
+import { resolveSpec } from './resolved-spec.js';
+import type { ResolvedSpec } from './resolved-spec.js';
+import { restartHash } from './restart-hash.js';
+import { shellQuote } from './shell-quote.js';
+
+/**
+ * The Redis container's shell entrypoint: redis-server with the mounted config, the password (when
+ * set) as requirepass/masterauth, and for replication, pods with an ordinal above 0 start as replicas
+ * of pod 0 by its headless-Service DNS name (never an IP).
+ */
+export function redisEntrypoint(cc: CacheCluster, spec: ResolvedSpec): string {
+  const lines = [
+    'set -eu',
+    `set -- ${REDIS_CONF_DIR}/${REDIS_CONF_KEY}`,
+    'if [ -n "${REDIS_PASSWORD:-}" ]; then set -- "$@" --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"; fi',
+  ];
+  if (spec.topology === 'replication') {
+    lines.push(
+      '# The pod name ends in the StatefulSet ordinal; pod 0 is the primary.',
+      'ordinal="${POD_NAME##*-}"',
+      `if [ "$ordinal" != "0" ]; then set -- "$@" --replicaof ${shellQuote(podHost(cc, 0))} ${REDIS_PORT}; fi`,
+    );
+  }
+  lines.push('exec redis-server "$@"');
+  return lines.join('\n');
+}
+
+function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
+  const c: Container = {
+    name: 'redis',
+    image: spec.image,
+    command: ['sh', '-c', redisEntrypoint(cc, spec)],
+    ports: [{ name: REDIS_PORT_NAME, containerPort: REDIS_PORT, protocol: 'TCP' }],
+    readinessProbe: {
+      exec: { command: ['sh', '-c', `redis-cli -h 127.0.0.1 -p ${REDIS_PORT} ping | grep -q PONG`] },
+      initialDelaySeconds: 2,
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      successThreshold: 1,
+      failureThreshold: 3,
+    },
+    livenessProbe: {
+      tcpSocket: { port: REDIS_PORT_NAME },
+      initialDelaySeconds: 15,
+      periodSeconds: 10,
+      timeoutSeconds: 3,
+      successThreshold: 1,
+      failureThreshold: 6,
+    },
+    volumeMounts: [
+      { name: 'config', mountPath: REDIS_CONF_DIR, readOnly: true },
+      { name: 'data', mountPath: REDIS_DATA_DIR },
+    ],
+    securityContext: { allowPrivilegeEscalation: false, seccompProfile: { type: 'RuntimeDefault' } },
+  };
+  const env: EnvVar[] = [];
+  if (spec.topology === 'replication') env.push({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+  env.push(...passwordEnv(spec, ['REDIS_PASSWORD', 'REDISCLI_AUTH']));
+  if (env.length > 0) c.env = env;
+  if (spec.resources !== undefined) c.resources = structuredClone(spec.resources);
+  return c;
+}
+
+function exporterContainer(spec: ResolvedSpec, image: string): Container {
+  return {
+    name: 'redis-exporter',
+    image,
+    env: [{ name: 'REDIS_ADDR', value: `redis://127.0.0.1:${REDIS_PORT}` }, ...passwordEnv(spec, ['REDIS_PASSWORD'])],
+    ports: [{ name: EXPORTER_PORT_NAME, containerPort: EXPORTER_PORT, protocol: 'TCP' }],
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '64Mi' } },
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+}
+
+/**
+ * `<name>`: the Redis pods. 1 pod for standalone, 1 + replicas for replication (pod 0 the primary).
+ * The pod template depends only on restart-requiring settings; eviction reaches the pods through
+ * CONFIG SET and the ConfigMap (mounted under a fixed name), so changing it never rolls the pods.
+ * Topology `cluster` is not supported: `desiredChildren` builds nothing for it.
+ */
+export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}): StatefulSet {
+  const spec = resolveSpec(cc);
+  const containers = [redisContainer(cc, spec)];
+  if (spec.exporter) containers.push(exporterContainer(spec, opts.exporterImage ?? DEFAULT_EXPORTER_IMAGE));
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: childMetadata(cc, statefulSetName(cc)),
+    spec: {
+      serviceName: headlessServiceName(cc),
+      replicas: spec.pods,
+      selector: { matchLabels: selectorLabels(cc) },
+      template: {
+        metadata: {
+          labels: serverPodLabels(cc),
+          annotations: { [ANNOTATION_RESTART_HASH]: restartHash(cc, opts) },
+        },
+        spec: {
+          enableServiceLinks: false,
+          containers,
+          volumes: [
+            { name: 'config', configMap: { name: configMapName(cc), items: [{ key: REDIS_CONF_KEY, path: REDIS_CONF_KEY }] } },
+            // persistence rdb/aof is accepted but not supported yet: no volume claim, data lives in the pod.
+            { name: 'data', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import type { CacheCluster, CacheClusterSpec, CacheClusterStatus, Condition } from '../api/v1alpha1/types.js';
+import { computeStatus, statusEqual, unsupportedFields } from './compute-status.js';
+import type { ComputeStatusInput, ObservedStatefulSet } from './compute-status.js';
+
+const now = new Date('2026-03-01T10:00:00Z');
+const later = new Date('2026-03-01T11:00:00Z');
+
+const cc = (spec: CacheClusterSpec, status?: CacheClusterStatus, generation = 4): CacheCluster => ({
+  apiVersion: 'cache.ripplecache.io/v1alpha1',
+  kind: 'CacheCluster',
+  metadata: { name: 'sessions', namespace: 'shop', uid: 'uid-1', generation },
+  spec,
+  ...(status ? { status } : {}),
+});
+
+const sts = (pods: number, ready: number, extra: Partial<NonNullable<ObservedStatefulSet['status']>> = {}): ObservedStatefulSet => ({
+  metadata: { generation: 2 },
+  spec: { replicas: pods },
+  status: { observedGeneration: 2, replicas: pods, readyReplicas: ready, updatedReplicas: pods, currentRevision: 'r1', updateRevision: 'r1', ...extra },
+});
+
+const applied = (pods: string[], maxmemory = 67108864, policy = 'allkeys-lru') => ({
+  desired: { maxmemory, maxmemoryPolicy: policy },
+  pods: pods.map((pod) => ({ pod, applied: true, observed: { maxmemory, maxmemoryPolicy: policy } })),
+});
+
+const cond = (s: CacheClusterStatus, type: string): Condition | undefined => s.conditions?.find((c) => c.type === type);
+const spec: CacheClusterSpec = { eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } };
+const base = (over: Partial<ComputeStatusInput> = {}): ComputeStatusInput => ({ cc: cc(spec), unsupported: [], now, ...over });
+
+describe('computeStatus phases', () => {
+  it('Pending before the StatefulSet exists', () => {
+    const s = computeStatus(base());
+    expect(s.phase).toBe('Pending');
+    expect(s.observedGeneration).toBe(4);
+    expect(s.replicas).toBe(0);
+    expect(s.readyReplicas).toBe(0);
+    expect(s.endpoints).toEqual({ service: 'sessions.shop.svc:6379' });
+    expect(s).not.toHaveProperty('primary');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'StatefulSetNotCreated', observedGeneration: 4 });
+    expect(cond(s, 'Progressing')?.status).toBe('True');
+    expect(cond(s, 'Degraded')?.status).toBe('False');
+    expect(cond(s, 'ConfigApplied')?.status).toBe('Unknown');
+    expect(cond(s, 'Unsupported')).toMatchObject({ status: 'False', reason: 'AllFieldsSupported' });
+  });
+
+  it('Provisioning while pods start', () => {
+    const s = computeStatus(base({ statefulSet: sts(1, 0) }));
+    expect(s.phase).toBe('Provisioning');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady' });
+    expect(s.primary).toBe('sessions-0');
+  });
+
+  it('Provisioning while the StatefulSet rolls out', () => {
+    expect(computeStatus(base({ statefulSet: sts(1, 1, { updateRevision: 'r2' }) })).phase).toBe('Provisioning');
+    expect(computeStatus(base({ statefulSet: { ...sts(1, 1), metadata: { generation: 3 } } })).phase).toBe('Provisioning');
+    const scaling = computeStatus(base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(1, 1) }));
+    expect(scaling.phase).toBe('Provisioning');
+    expect(cond(scaling, 'Progressing')).toMatchObject({ status: 'True', reason: 'RollingOut' });
+  });
+
+  it('Provisioning while pods are ready but the eviction settings are not verified yet', () => {
+    const s = computeStatus(base({ statefulSet: sts(1, 1) }));
+    expect(s.phase).toBe('Provisioning');
+    expect(cond(s, 'ConfigApplied')).toMatchObject({ status: 'Unknown', reason: 'NotVerified' });
+  });
+
+  it('Ready when every pod is ready and runs the settings', () => {
+    const s = computeStatus(base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']) }));
+    expect(s.phase).toBe('Ready');
+    expect(s.appliedConfig).toEqual({
+      maxmemory: 67108864,
+      maxmemoryPolicy: 'allkeys-lru',
+      pods: [{ pod: 'sessions-0', maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru', applied: true }],
+    });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'True', reason: 'ClusterReady', lastTransitionTime: '2026-03-01T10:00:00Z' });
+    expect(cond(s, 'ConfigApplied')).toMatchObject({ status: 'True', reason: 'Applied' });
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'False', reason: 'Stable' });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+  });
+
+  it('does not change on a reconcile without CONFIG calls when the verified settings match the spec', () => {
+    const first = computeStatus(base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']) }));
+    const second = computeStatus({ ...base({ statefulSet: sts(1, 1) }), cc: cc(spec, first), now: later });
+    expect(second.phase).toBe('Ready');
+    expect(statusEqual(second, first)).toBe(true);
+    expect(cond(second, 'Ready')?.lastTransitionTime).toBe('2026-03-01T10:00:00Z');
+  });
+
+  it('Degraded when a ready cluster loses a pod; only changed conditions get a new transition time', () => {
+    const ready = computeStatus(base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(3, 3), configResult: applied(['sessions-0', 'sessions-1', 'sessions-2']) }));
+    expect(ready.phase).toBe('Ready');
+    const s = computeStatus({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }, ready), statefulSet: sts(3, 2), unsupported: [], now: later });
+    expect(s.phase).toBe('Degraded');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady', lastTransitionTime: '2026-03-01T11:00:00Z' });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', lastTransitionTime: '2026-03-01T11:00:00Z' });
+    expect(cond(s, 'ConfigApplied')).toMatchObject({ status: 'True', lastTransitionTime: '2026-03-01T10:00:00Z' });
+    expect(s.appliedConfig?.maxmemory).toBe(67108864);
+  });
+
+  it('Degraded when CONFIG SET fails on a pod, keeping the last verified settings', () => {
+    const c = cc({ ...spec, topology: 'replication', replicas: 1 }, { appliedConfig: { maxmemory: 1048576, maxmemoryPolicy: 'noeviction' } });
+    const s = computeStatus({
+      cc: c,
+      statefulSet: sts(2, 2),
+      unsupported: [],
+      now,
+      configResult: {
+        desired: { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' },
+        pods: [
+          { pod: 'sessions-0', applied: true, observed: { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' } },
+          { pod: 'sessions-1', applied: false, message: 'connection refused' },
+        ],
+      },
+    });
+    expect(s.phase).toBe('Degraded');
+    expect(cond(s, 'ConfigApplied')).toMatchObject({ status: 'False', reason: 'ApplyFailed' });
+    expect(cond(s, 'ConfigApplied')?.message).toContain('sessions-1: connection refused');
+    expect(s.appliedConfig).toEqual({
+      maxmemory: 1048576,
+      maxmemoryPolicy: 'noeviction',
+      pods: [
+        { pod: 'sessions-0', maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru', applied: true },
+        { pod: 'sessions-1', maxmemory: 0, maxmemoryPolicy: '', applied: false, message: 'connection refused' },
+      ],
+    });
+  });
+
+  it('Failed for the unsupported cluster topology', () => {
+    const s = computeStatus(base({ cc: cc({ topology: 'cluster', shards: 3 }), unsupported: unsupportedFields(cc({ topology: 'cluster', shards: 3 })) }));
+    expect(s.phase).toBe('Failed');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'TopologyNotSupported' });
+    expect(cond(s, 'Unsupported')).toMatchObject({ status: 'True', reason: 'FieldsNotSupported' });
+    expect(cond(s, 'Unsupported')?.message).toContain('spec.topology: cluster, spec.shards');
+  });
+
+  it('Failed for a spec the operator cannot realise, even when CEL let it through', () => {
+    const s = computeStatus(base({ cc: cc({ eviction: { maxMemoryPercent: 50 } }), statefulSet: sts(1, 1) }));
+    expect(s.phase).toBe('Failed');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidEviction' });
+    const reported = computeStatus(base({ specError: { reason: 'InvalidSomething', message: 'no' } }));
+    expect(cond(reported, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidSomething', message: 'no' });
+  });
+
+  it('takes lastFlushTime from the CronJob (Date or string) and the primary from the caller', () => {
+    const s = computeStatus(base({ statefulSet: sts(1, 1), flushCronJob: { status: { lastSuccessfulTime: new Date('2026-03-01T02:00:00.000Z') } }, primary: 'sessions-1' }));
+    expect(s.lastFlushTime).toBe('2026-03-01T02:00:00Z');
+    expect(s.primary).toBe('sessions-1');
+    const kept = computeStatus(base({ cc: cc(spec, { lastFlushTime: '2026-02-28T02:00:00Z' }) }));
+    expect(kept.lastFlushTime).toBe('2026-02-28T02:00:00Z');
+  });
+
+  it('is deterministic', () => {
+    const input = base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']) });
+    expect(computeStatus(input)).toEqual(computeStatus(structuredClone(input)));
+  });
+});
+
+describe('unsupportedFields', () => {
+  it('lists accepted-but-unsupported fields that are set', () => {
+    expect(unsupportedFields(cc({}))).toEqual([]);
+    expect(unsupportedFields(cc({ auth: { secretRef: { name: 'a', key: 'b' } }, persistence: { mode: 'none' }, metrics: { exporter: true, serviceMonitor: false } }))).toEqual([]);
+    expect(
+      unsupportedFields(
+        cc({
+          topology: 'cluster',
+          shards: 3,
+          persistence: { mode: 'aof' },
+          metrics: { serviceMonitor: true },
+          sidecar: { origin: { http: { url: 'http://x' } } },
+        }),
+      ),
+    ).toEqual(['spec.topology: cluster', 'spec.shards', 'spec.persistence.mode: aof', 'spec.metrics.serviceMonitor', 'spec.sidecar.origin']);
+  });
+});
+
+describe('statusEqual', () => {
+  it('ignores key order only', () => {
+    const a: CacheClusterStatus = { phase: 'Ready', replicas: 1, endpoints: { service: 's' }, conditions: [] };
+    const b: CacheClusterStatus = { conditions: [], endpoints: { service: 's' }, replicas: 1, phase: 'Ready' };
+    expect(statusEqual(a, b)).toBe(true);
+    expect(statusEqual(a, { ...b, replicas: 2 })).toBe(false);
+    expect(statusEqual(a, { ...b, primary: 'x' })).toBe(false);
+    expect(statusEqual({ ...a, primary: undefined }, b)).toBe(true);
+    expect(statusEqual(undefined, a)).toBe(false);
+    expect(statusEqual(undefined, undefined)).toBe(true);
+  });
+
+  it('compares condition lists in order', () => {
+    const c1: Condition = { type: 'Ready', status: 'True', lastTransitionTime: 't', reason: 'R', message: '' };
+    const c2: Condition = { type: 'Degraded', status: 'False', lastTransitionTime: 't', reason: 'R', message: '' };
+    expect(statusEqual({ conditions: [c1, c2] }, { conditions: [{ ...c1 }, { ...c2 }] })).toBe(true);
+    expect(statusEqual({ conditions: [c1, c2] }, { conditions: [c2, c1] })).toBe(false);
+  });
+});

@@ -1,0 +1,251 @@
+/**
+ * The CacheCluster status, computed from what was observed (the StatefulSet, what the pods answered
+ * to CONFIG GET, the flush CronJob). Pure: the time is passed in. The previous status is read only to
+ * keep condition transition times and the last verified eviction settings, never as a lock.
+ */
+import {
+  CONDITION_CONFIG_APPLIED,
+  CONDITION_DEGRADED,
+  CONDITION_PROGRESSING,
+  CONDITION_READY,
+  CONDITION_UNSUPPORTED,
+} from '../api/v1alpha1/constants.js';
+import type { Phase } from '../api/v1alpha1/constants.js';
+import type { AppliedConfig, CacheCluster, CacheClusterStatus, Condition, PodAppliedConfig } from '../api/v1alpha1/types.js';
+import { desiredEviction } from '../desired/eviction.js';
+import { InvalidSpecError } from '../desired/invalid-spec-error.js';
+import { podName, serviceEndpoint, statefulSetName } from '../desired/names.js';
+import { resolveSpec } from '../desired/resolved-spec.js';
+import { formatTime, setCondition } from './conditions.js';
+import type { ConditionInput } from './conditions.js';
+
+export { statusEqual } from './status-equal.js';
+export { unsupportedFields } from './unsupported-fields.js';
+
+/** The fields of an observed StatefulSet that status reads. */
+export interface ObservedStatefulSet {
+  metadata?: { generation?: number };
+  spec?: { replicas?: number };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    readyReplicas?: number;
+    updatedReplicas?: number;
+    currentRevision?: string;
+    updateRevision?: string;
+  };
+}
+
+/** One pod's answer to the operator's CONFIG SET / CONFIG GET (the redis module's `PodConfigResult` fits). */
+export interface PodConfigObservation {
+  pod: string;
+  applied: boolean;
+  observed?: { maxmemory: number; maxmemoryPolicy: string };
+  message?: string;
+}
+
+/** The outcome of applying the eviction settings to the pods in this reconcile. */
+export interface ConfigResult {
+  desired: { maxmemory: number; maxmemoryPolicy: string };
+  pods: PodConfigObservation[];
+}
+
+export interface ComputeStatusInput {
+  cc: CacheCluster;
+  /** Absent when the StatefulSet does not exist (yet). */
+  statefulSet?: ObservedStatefulSet;
+  /** Absent when no pod was configured in this reconcile (e.g. none ready yet). */
+  configResult?: ConfigResult;
+  /** From `unsupportedFields(cc)`. */
+  unsupported: string[];
+  now: Date;
+  /** Set when the spec cannot be realised (an `InvalidSpecError` from the builders): phase Failed. */
+  specError?: { reason: string; message: string };
+  /** The pod Redis reports as primary. Default: pod 0 once the StatefulSet exists. */
+  primary?: string;
+  /** The flush CronJob as observed, for `lastFlushTime` (a Date as @kubernetes/client-node gives it, or RFC 3339). */
+  flushCronJob?: { status?: { lastSuccessfulTime?: string | Date } };
+}
+
+type ConfigState =
+  | { state: 'applied'; message: string }
+  | { state: 'failed'; message: string }
+  | { state: 'unknown'; reason: string; message: string };
+
+function podsAppliedConfig(result: ConfigResult): PodAppliedConfig[] {
+  return result.pods.map((p) => ({
+    pod: p.pod,
+    maxmemory: p.observed?.maxmemory ?? 0,
+    maxmemoryPolicy: p.observed?.maxmemoryPolicy ?? '',
+    applied: p.applied,
+    ...(p.message !== undefined ? { message: p.message } : {}),
+  }));
+}
+
+function describeEviction(e: { maxmemory: number; maxmemoryPolicy: string }): string {
+  return `maxmemory=${e.maxmemory} maxmemory-policy=${e.maxmemoryPolicy}`;
+}
+
+/** The spec error the caller reported, else one the eviction settings raise (CEL normally rejects those). */
+function findSpecError(input: ComputeStatusInput): { reason: string; message: string } | undefined {
+  if (input.specError !== undefined) return input.specError;
+  try {
+    desiredEviction(input.cc);
+    return undefined;
+  } catch (err) {
+    if (err instanceof InvalidSpecError) return { reason: err.reason, message: err.message };
+    throw err;
+  }
+}
+
+export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
+  const { cc, statefulSet: sts, configResult, unsupported, now } = input;
+  const specError = findSpecError(input);
+  const prev = cc.status ?? {};
+  const generation = cc.metadata.generation;
+  const spec = resolveSpec(cc);
+  const desiredPods = spec.pods;
+  const replicas = sts?.status?.replicas ?? 0;
+  const ready = sts?.status?.readyReplicas ?? 0;
+
+  // ---- Eviction settings -------------------------------------------------------------------------
+  let appliedConfig: AppliedConfig | undefined = prev.appliedConfig;
+  let config: ConfigState;
+  if (configResult !== undefined) {
+    const pods = podsAppliedConfig(configResult);
+    const failed = configResult.pods.filter((p) => !p.applied);
+    if (configResult.pods.length > 0 && failed.length === 0) {
+      appliedConfig = { maxmemory: configResult.desired.maxmemory, maxmemoryPolicy: configResult.desired.maxmemoryPolicy, pods };
+      config = { state: 'applied', message: `${describeEviction(configResult.desired)} on ${pods.length}/${pods.length} pods` };
+    } else {
+      if (prev.appliedConfig !== undefined) {
+        appliedConfig = { maxmemory: prev.appliedConfig.maxmemory, maxmemoryPolicy: prev.appliedConfig.maxmemoryPolicy, pods };
+      }
+      config =
+        configResult.pods.length === 0
+          ? { state: 'unknown', reason: 'NoPodsReachable', message: 'no Redis pod could be configured yet' }
+          : {
+              state: 'failed',
+              message:
+                `${describeEviction(configResult.desired)} not applied on ${failed.length}/${configResult.pods.length} pods: ` +
+                failed.map((p) => `${p.pod}: ${p.message ?? 'not applied'}`).join('; '),
+            };
+    }
+  } else if (specError !== undefined) {
+    config = { state: 'unknown', reason: 'InvalidSpec', message: specError.message };
+  } else {
+    // Nothing applied in this reconcile: what was verified before still counts if it is what the spec asks.
+    const desired = desiredEviction(cc);
+    const verified =
+      prev.appliedConfig !== undefined &&
+      prev.appliedConfig.maxmemory === desired.maxmemory &&
+      prev.appliedConfig.maxmemoryPolicy === desired.maxmemoryPolicy &&
+      (prev.appliedConfig.pods ?? []).every((p) => p.applied);
+    const n = prev.appliedConfig?.pods?.length ?? 0;
+    // The same message as when the settings were applied, so that a reconcile without CONFIG calls changes nothing.
+    config = verified
+      ? { state: 'applied', message: `${describeEviction(desired)} on ${n}/${n} pods` }
+      : { state: 'unknown', reason: 'NotVerified', message: `${describeEviction(desired)} not verified on the pods yet` };
+  }
+
+  // ---- Phase ---------------------------------------------------------------------------------------
+  let phase: Phase;
+  let reason: string;
+  let message: string;
+  const stsStatus = sts?.status ?? {};
+  const rollingOut =
+    sts !== undefined &&
+    ((stsStatus.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0) ||
+      (sts.spec?.replicas ?? desiredPods) !== desiredPods ||
+      replicas !== desiredPods ||
+      (stsStatus.updatedReplicas ?? 0) < desiredPods ||
+      (stsStatus.currentRevision !== undefined &&
+        stsStatus.updateRevision !== undefined &&
+        stsStatus.currentRevision !== stsStatus.updateRevision));
+  const wasRunning = prev.phase === 'Ready' || prev.phase === 'Degraded';
+
+  if (specError !== undefined) {
+    phase = 'Failed';
+    reason = specError.reason;
+    message = specError.message;
+  } else if (spec.topology === 'cluster') {
+    phase = 'Failed';
+    reason = 'TopologyNotSupported';
+    message = 'topology cluster is accepted but not supported by this operator version; nothing was created';
+  } else if (sts === undefined) {
+    phase = 'Pending';
+    reason = 'StatefulSetNotCreated';
+    message = `StatefulSet ${statefulSetName(cc)} does not exist yet`;
+  } else if (rollingOut) {
+    phase = 'Provisioning';
+    reason = 'RollingOut';
+    message = `StatefulSet ${statefulSetName(cc)}: ${stsStatus.updatedReplicas ?? 0} of ${desiredPods} pods updated, ${ready} ready`;
+  } else if (ready < desiredPods) {
+    phase = wasRunning ? 'Degraded' : 'Provisioning';
+    reason = 'PodsNotReady';
+    message = `${ready} of ${desiredPods} Redis pods ready`;
+  } else if (config.state === 'failed') {
+    phase = 'Degraded';
+    reason = 'ConfigApplyFailed';
+    message = config.message;
+  } else if (config.state === 'unknown') {
+    phase = 'Provisioning';
+    reason = 'ConfigNotVerified';
+    message = config.message;
+  } else {
+    phase = 'Ready';
+    reason = 'ClusterReady';
+    message = `${ready} of ${desiredPods} Redis pods ready; ${config.message}`;
+  }
+
+  // ---- Conditions ------------------------------------------------------------------------------------
+  const withGen = (c: Omit<ConditionInput, 'observedGeneration'>): ConditionInput =>
+    generation !== undefined ? { ...c, observedGeneration: generation } : c;
+  const conds: ConditionInput[] = [
+    withGen({ type: CONDITION_READY, status: phase === 'Ready' ? 'True' : 'False', reason, message }),
+    withGen(
+      phase === 'Pending' || phase === 'Provisioning'
+        ? { type: CONDITION_PROGRESSING, status: 'True', reason, message }
+        : { type: CONDITION_PROGRESSING, status: 'False', reason: phase === 'Failed' ? reason : 'Stable', message: phase === 'Failed' ? message : 'no change in progress' },
+    ),
+    withGen(
+      phase === 'Degraded' || phase === 'Failed'
+        ? { type: CONDITION_DEGRADED, status: 'True', reason, message }
+        : { type: CONDITION_DEGRADED, status: 'False', reason: 'AsExpected', message: 'nothing is degraded' },
+    ),
+    withGen(
+      config.state === 'applied'
+        ? { type: CONDITION_CONFIG_APPLIED, status: 'True', reason: 'Applied', message: config.message }
+        : config.state === 'failed'
+          ? { type: CONDITION_CONFIG_APPLIED, status: 'False', reason: 'ApplyFailed', message: config.message }
+          : { type: CONDITION_CONFIG_APPLIED, status: 'Unknown', reason: config.reason, message: config.message },
+    ),
+    withGen(
+      unsupported.length > 0
+        ? {
+            type: CONDITION_UNSUPPORTED,
+            status: 'True',
+            reason: 'FieldsNotSupported',
+            message: `accepted but not supported by this operator version, so without effect: ${unsupported.join(', ')}`,
+          }
+        : { type: CONDITION_UNSUPPORTED, status: 'False', reason: 'AllFieldsSupported', message: 'every field set is supported' },
+    ),
+  ];
+  let conditions: Condition[] = prev.conditions ?? [];
+  for (const c of conds) conditions = setCondition(conditions, c, now);
+
+  // ---- Assemble ------------------------------------------------------------------------------------
+  const status: CacheClusterStatus = { phase };
+  if (generation !== undefined) status.observedGeneration = generation;
+  status.replicas = replicas;
+  status.readyReplicas = ready;
+  const primary = input.primary ?? (sts !== undefined && spec.topology !== 'cluster' ? podName(cc, 0) : undefined);
+  if (primary !== undefined) status.primary = primary;
+  status.endpoints = { service: serviceEndpoint(cc) };
+  if (appliedConfig !== undefined) status.appliedConfig = appliedConfig;
+  const observedFlush = input.flushCronJob?.status?.lastSuccessfulTime;
+  const lastFlushTime = observedFlush instanceof Date ? formatTime(observedFlush) : (observedFlush ?? prev.lastFlushTime);
+  if (lastFlushTime !== undefined) status.lastFlushTime = lastFlushTime;
+  status.conditions = conditions;
+  return status;
+}
