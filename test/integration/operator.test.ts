@@ -221,6 +221,13 @@ spec: { topology: standalone, eviction: { policy: volatile-ttl, maxMemory: 32Mi 
     operatorA = await startOperator({ kubeconfigPath: cp.kubeconfigPath, identity: 'operator-a2', podAddresses, extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'] });
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await operatorA.metric('ripplecache_operator_reconcile_total')).toBe(0);
+
+    // SIGTERM: the leader finishes, releases the Lease and exits 0; the standby takes over at once.
+    await operatorB.stop('SIGTERM');
+    expect(operatorB.proc.child.exitCode).toBe(0);
+    operatorB = undefined;
+    await waitFor('the standby to take the released Lease', async () => (await getJson('lease', 'ripplecache-operator-leader')).spec.holderIdentity === 'operator-a2', 10_000, 200);
+    expect(await operatorA.metric('ripplecache_operator_leader')).toBe(1);
   });
 
   it('deleting the CacheCluster removes its children (garbage collection by the controller manager)', async () => {
