@@ -1,0 +1,20 @@
+# ripplecache-operator: multi-stage, small, non-root, read-only root filesystem friendly.
+# Build from the repository root: docker build -f images/operator.Dockerfile -t ghcr.io/ripplecache/operator:dev .
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY operator ./operator
+COPY sidecar ./sidecar
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+
+FROM gcr.io/distroless/nodejs20-debian12:nonroot
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist/operator ./dist/operator
+USER 65532:65532
+EXPOSE 8080 9443
+ENTRYPOINT ["/nodejs/bin/node", "dist/operator/src/main.js"]

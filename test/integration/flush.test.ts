@@ -1,0 +1,54 @@
+/**
+ * The scheduled flush's script (what the CronJob's pod runs) against a real redis-server: FLUSHALL ASYNC,
+ * then the invalidate-all message on the invalidation channel, received by a real subscriber.
+ * The script is run by /bin/sh with redis-cli from Debian's redis-tools, as in the Redis image.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_INVALIDATION_CHANNEL, REDIS_PORT } from '../../operator/src/api/v1alpha1/constants.js';
+import type { CacheCluster } from '../../operator/src/api/v1alpha1/types.js';
+import { flushScript } from '../../operator/src/desired/flush-cron-job.js';
+import { serviceHost } from '../../operator/src/desired/names.js';
+import { startRedis, type RedisProcess } from '../harness/redis.js';
+
+let redis: RedisProcess;
+beforeAll(async () => { redis = await startRedis({ password: 's3cret-flush' }); });
+afterAll(async () => { await redis?.stop(); });
+
+const cc: CacheCluster = {
+  apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster',
+  metadata: { name: 'sessions', namespace: 'shop', uid: 'u1', generation: 1 },
+  spec: { eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' }, flush: { schedule: '0 2 * * *' }, auth: { secretRef: { name: 'sessions-auth', key: 'password' } } },
+};
+
+describe('scheduled flush script', () => {
+  it('flushes every key and publishes invalidate-all on the channel', async () => {
+    const client = new Redis(redis.url);
+    const sub = new Redis(redis.url);
+    try {
+      await client.mset('a', '1', 'b', '2');
+      const received: string[] = [];
+      sub.on('message', (_ch: string, msg: string) => received.push(msg));
+      await sub.subscribe(DEFAULT_INVALIDATION_CHANNEL);
+      // The pod reaches the client Service by DNS; here that name maps to the local process.
+      const script = flushScript(cc).replaceAll(`'${serviceHost(cc)}' -p ${REDIS_PORT}`, `127.0.0.1 -p ${redis.port}`);
+      expect(script).toContain(`-p ${redis.port}`);
+      const { stdout } = await promisify(execFile)('sh', ['-c', script], { env: { ...process.env, REDISCLI_AUTH: 's3cret-flush' } });
+      expect(stdout).toMatch(/invalidation published to 1 subscribers/);
+      expect(await client.dbsize()).toBe(0);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(received).toHaveLength(1);
+      expect(JSON.parse(received[0]!)).toMatchObject({ v: 1, all: true, seq: 1 });
+    } finally {
+      client.disconnect();
+      sub.disconnect();
+    }
+  });
+
+  it('fails (so the Job fails and is retried) when Redis refuses', async () => {
+    const script = flushScript(cc).replaceAll(`'${serviceHost(cc)}' -p ${REDIS_PORT}`, `127.0.0.1 -p ${redis.port}`);
+    await expect(promisify(execFile)('sh', ['-c', script], { env: { ...process.env, REDISCLI_AUTH: 'wrong' } })).rejects.toThrow();
+  });
+});
