@@ -37,6 +37,21 @@ export interface OperatorConfig {
   exporterImage: string;
   /** Log level: fatal, error, warn, info, debug, trace. Default `info`. */
   logLevel: string;
+  /** HOST:PORT of the sidecar-injection webhook (HTTPS). Default `''`: no webhook. */
+  webhookListen: string;
+  /**
+   * Directory with `tls.crt` and `tls.key` for the webhook (a mounted Secret, e.g. from cert-manager).
+   * Default `''`: the operator manages a self-signed CA and certificate in `webhookSecret`.
+   */
+  webhookCertDir: string;
+  /** Secret of the self-managed webhook certificate. Default `ripplecache-webhook-tls` in `$POD_NAMESPACE` (or `default`). */
+  webhookSecret: { namespace: string; name: string };
+  /** MutatingWebhookConfiguration whose caBundle the operator writes (self-managed mode). Default `''`: none. */
+  webhookConfiguration: string;
+  /** DNS names and IPs of the self-managed serving certificate (e.g. `<service>.<namespace>.svc`). Default: none. */
+  webhookCertHosts: string[];
+  /** Image of the injected sidecar. Default `ghcr.io/ripplecache/sidecar:0.1.0`. */
+  sidecarImage: string;
 }
 
 export const OPERATOR_DEFAULTS = {
@@ -50,6 +65,11 @@ export const OPERATOR_DEFAULTS = {
   redisTimeoutMs: 2000,
   exporterImage: 'oliver006/redis_exporter:v1.62.0',
   logLevel: 'info',
+  webhookListen: '',
+  webhookCertDir: '',
+  webhookSecret: 'ripplecache-webhook-tls',
+  webhookConfiguration: '',
+  sidecarImage: 'ghcr.io/ripplecache/sidecar:0.1.0',
 } as const;
 
 export class ConfigError extends Error {
@@ -74,6 +94,12 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
   { name: 'pod-address-override', help: 'namespace/pod=host:port, repeatable (env: comma-separated): reach a Redis pod at this address instead of its DNS name', repeatable: true },
   { name: 'exporter-image', help: `redis_exporter image (default ${OPERATOR_DEFAULTS.exporterImage})` },
   { name: 'log-level', help: `fatal|error|warn|info|debug|trace (default ${OPERATOR_DEFAULTS.logLevel})` },
+  { name: 'webhook-listen', help: 'HOST:PORT of the sidecar-injection webhook over HTTPS (default: off)' },
+  { name: 'webhook-cert-dir', help: 'directory with tls.crt and tls.key for the webhook, e.g. from cert-manager (default: self-managed certificate)' },
+  { name: 'webhook-secret', help: `[NAMESPACE/]NAME of the Secret holding the self-managed webhook CA and certificate (default ${OPERATOR_DEFAULTS.webhookSecret} in $POD_NAMESPACE)` },
+  { name: 'webhook-configuration', help: 'MutatingWebhookConfiguration whose caBundle the operator writes with its self-managed CA (default: none)' },
+  { name: 'webhook-cert-hosts', help: 'comma-separated DNS names and IPs of the self-managed webhook certificate, e.g. SERVICE.NAMESPACE.svc' },
+  { name: 'sidecar-image', help: `image of the injected sidecar (default ${OPERATOR_DEFAULTS.sidecarImage})` },
 ];
 
 export function envName(flag: string): string {
@@ -145,6 +171,16 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
   if (!['true', 'false'].includes(leaderElect)) throw new ConfigError(`--leader-elect must be true or false, got "${leaderElect}"`);
   const metricsListen = one('metrics-listen') ?? OPERATOR_DEFAULTS.metricsListen;
   parseHostPort('metrics-listen', metricsListen);
+  const webhookListen = one('webhook-listen') ?? OPERATOR_DEFAULTS.webhookListen;
+  if (webhookListen) parseHostPort('webhook-listen', webhookListen);
+  const webhookCertDir = one('webhook-cert-dir') ?? OPERATOR_DEFAULTS.webhookCertDir;
+  const webhookCertHosts = (one('webhook-cert-hosts') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (webhookListen && !webhookCertDir && webhookCertHosts.length === 0) {
+    throw new ConfigError('--webhook-listen without --webhook-cert-dir needs --webhook-cert-hosts (the names the self-managed certificate is for)');
+  }
+  const secretArg = one('webhook-secret') ?? OPERATOR_DEFAULTS.webhookSecret;
+  const secretMatch = /^(?:([a-z0-9-]+)\/)?([a-z0-9.-]+)$/.exec(secretArg);
+  if (!secretMatch) throw new ConfigError(`--webhook-secret must be [NAMESPACE/]NAME, got "${secretArg}"`);
   const logLevel = one('log-level') ?? OPERATOR_DEFAULTS.logLevel;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace; got "${logLevel}"`);
   return {
@@ -162,5 +198,11 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
     podAddressOverrides: overrides,
     exporterImage: one('exporter-image') ?? OPERATOR_DEFAULTS.exporterImage,
     logLevel,
+    webhookListen,
+    webhookCertDir,
+    webhookSecret: { namespace: secretMatch[1] ?? env.POD_NAMESPACE ?? 'default', name: secretMatch[2]! },
+    webhookConfiguration: one('webhook-configuration') ?? OPERATOR_DEFAULTS.webhookConfiguration,
+    webhookCertHosts,
+    sidecarImage: one('sidecar-image') ?? OPERATOR_DEFAULTS.sidecarImage,
   };
 }

@@ -13,6 +13,8 @@ import { createOperatorMetrics } from './metrics.js';
 import { applyEviction } from './redis/live-config.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
+import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
+import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -73,8 +75,28 @@ async function main(): Promise<void> {
     onError: (kind, err) => logger.warn({ kind, err: err instanceof Error ? err.message : String(err) }, 'Watch failed; restarting it'),
   });
 
+  // The sidecar-injection webhook (every replica serves it); readiness waits for its certificate.
+  let webhook: RunningWebhook | undefined;
+  if (cfg.webhookListen) {
+    const { host: whHost, port: whPort } = parseHostPort('webhook-listen', cfg.webhookListen);
+    const whLog = logger.child({ component: 'webhook' });
+    const certificates = cfg.webhookCertDir
+      ? certificateDirSource(cfg.webhookCertDir)
+      : selfManagedSource({
+        kube, secret: cfg.webhookSecret, hosts: cfg.webhookCertHosts, now: () => new Date(), log: whLog,
+        ...(cfg.webhookConfiguration ? { webhookConfiguration: cfg.webhookConfiguration } : {}),
+      });
+    void startWebhook({
+      host: whHost, port: whPort, certificates, kube, log: whLog, inject: { image: cfg.sidecarImage },
+      onAdmission: (outcome) => metrics.webhookAdmissionTotal.inc({ outcome }),
+    }).then((w) => { webhook = w; }, (err: unknown) => {
+      logger.fatal({ err: err instanceof Error ? err.message : String(err), address: cfg.webhookListen }, 'Could not start the webhook server');
+      process.exit(1);
+    });
+  }
+
   let synced = false;
-  const server = buildProbeServer({ registry: metrics.registry, logger, ready: () => synced });
+  const server = buildProbeServer({ registry: metrics.registry, logger, ready: () => synced && (!cfg.webhookListen || webhook !== undefined) });
   const { host, port } = parseHostPort('metrics-listen', cfg.metricsListen);
   await server.listen({ host, port });
   logger.info({ address: cfg.metricsListen }, 'Started metrics and probe server');
@@ -122,6 +144,7 @@ async function main(): Promise<void> {
     await controller.stop();
     await elector?.stop();
     await informers?.stop();
+    await webhook?.close();
     await server.close();
     logger.info('Stopped');
     process.exit(0);

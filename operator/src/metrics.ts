@@ -8,6 +8,10 @@ export interface OperatorMetrics {
   queueDepth: Gauge;
   isLeader: Gauge;
   configApplyTotal: Counter<'result'>;
+  /** 1 for the current status of each condition of each CacheCluster (0 for the other statuses); set by the leader. */
+  cacheClusterCondition: Gauge<'namespace' | 'name' | 'type' | 'status'>;
+  /** AdmissionReviews answered by the sidecar-injection webhook, by outcome. */
+  webhookAdmissionTotal: Counter<'outcome'>;
 }
 
 export function createOperatorMetrics(): OperatorMetrics {
@@ -20,5 +24,7 @@ export function createOperatorMetrics(): OperatorMetrics {
     queueDepth: new Gauge({ name: 'ripplecache_operator_workqueue_depth', help: 'CacheClusters waiting in the work queue.', registers: [registry] }),
     isLeader: new Gauge({ name: 'ripplecache_operator_leader', help: '1 while this replica holds the leader Lease.', registers: [registry] }),
     configApplyTotal: new Counter({ name: 'ripplecache_operator_config_apply_total', help: 'Live CONFIG SET attempts per pod by result (applied, unchanged, failed).', labelNames: ['result'], registers: [registry] }),
+    cacheClusterCondition: new Gauge({ name: 'ripplecache_operator_cachecluster_condition', help: 'Conditions of CacheClusters: 1 for the current status (True, False, Unknown) of each condition type.', labelNames: ['namespace', 'name', 'type', 'status'], registers: [registry] }),
+    webhookAdmissionTotal: new Counter({ name: 'ripplecache_operator_webhook_admission_total', help: 'Pod admissions answered by the sidecar-injection webhook by outcome (injected, already-injected, skipped, denied, error).', labelNames: ['outcome'], registers: [registry] }),
   };
 }

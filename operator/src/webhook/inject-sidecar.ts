@@ -1,0 +1,159 @@
+/**
+ * Sidecar injection as a pure function: (pod, CacheCluster, options) → JSON Patch operations (RFC 6902)
+ * that the mutating webhook returns to the API server. Idempotent: a pod that already has the sidecar
+ * container gets no operations, so a re-invoked webhook (reinvocationPolicy) or a pod created from an
+ * already-injected manifest is never injected twice.
+ */
+import { ANNOTATION_INJECT, SIDECAR_CONF_KEY } from '../api/v1alpha1/constants.js';
+import type { CacheCluster } from '../api/v1alpha1/types.js';
+import { configMapName } from '../desired/names.js';
+import { parseQuantity } from '../desired/quantity.js';
+import { resolveSpec } from '../desired/resolved-spec.js';
+
+/** The injected container's name; its presence marks a pod as injected. */
+export const SIDECAR_CONTAINER_NAME = 'ripplecache-sidecar';
+/** The volume holding `sidecar.yaml` (from the ConfigMap `<cachecluster>-config`). */
+export const SIDECAR_CONFIG_VOLUME = 'ripplecache-config';
+/** Where the sidecar sees its config directory; the file is `<dir>/sidecar.yaml`. */
+export const SIDECAR_CONFIG_DIR = '/etc/ripplecache';
+/** The sidecar's API port on 127.0.0.1 (the sidecar's default `--listen`). */
+export const SIDECAR_API_PORT = 7070;
+/** Environment variable carrying the Redis password (the sidecar's `--redis-password`). */
+export const ENV_REDIS_PASSWORD = 'RIPPLECACHE_REDIS_PASSWORD';
+/** Environment variable carrying a PostgreSQL origin URL (the sidecar's `--origin`); never in the ConfigMap. */
+export const ENV_ORIGIN = 'RIPPLECACHE_ORIGIN';
+
+export interface InjectOptions {
+  /** The sidecar image. Default `ghcr.io/ripplecache/sidecar:0.1.0`. */
+  image: string;
+  /** Default `IfNotPresent`. */
+  imagePullPolicy: 'IfNotPresent' | 'Always' | 'Never';
+  /**
+   * Seconds the preStop hook keeps the sidecar up after the pod starts terminating, so that the app can
+   * finish its last cache calls; then the kubelet sends SIGTERM, which the sidecar handles by draining.
+   * Default 5.
+   */
+  drainSeconds: number;
+  /** UID and GID the sidecar runs as (non-root). Default 65532. */
+  runAsUser: number;
+  /** CPU request. Default `50m`. Memory is derived from the CacheCluster's `spec.sidecar.l1.maxBytes`. */
+  cpuRequest: string;
+  /** Memory on top of L1's bound for the runtime: request `maxBytes + this`, limit `2 × maxBytes + this`. Default 64 Mi. */
+  memoryOverheadBytes: number;
+}
+
+export const INJECT_DEFAULTS: InjectOptions = {
+  image: 'ghcr.io/ripplecache/sidecar:0.1.0',
+  imagePullPolicy: 'IfNotPresent',
+  drainSeconds: 5,
+  runAsUser: 65532,
+  cpuRequest: '50m',
+  memoryOverheadBytes: 64 * 1024 * 1024,
+};
+
+/** The fields of a Pod that injection reads. */
+export interface PodLike {
+  metadata?: { name?: string; generateName?: string; namespace?: string; annotations?: Record<string, string> };
+  spec?: {
+    containers?: Array<{ name: string; ports?: Array<{ containerPort?: number }> }>;
+    initContainers?: Array<{ name: string }>;
+    volumes?: Array<{ name: string }>;
+  };
+}
+
+export interface JsonPatchOperation {
+  op: 'add';
+  path: string;
+  value: unknown;
+}
+
+/** The pod cannot take the sidecar as it is; the message is shown to whoever created the pod. */
+export class InjectionConflictError extends Error {
+  override readonly name = 'InjectionConflictError';
+  readonly code = 'InjectionConflict';
+}
+
+/** The CacheCluster a pod asks for, from its `cache.ripplecache.io/inject` annotation (trimmed), or undefined. */
+export function requestedCacheCluster(pod: PodLike): string | undefined {
+  const v = pod.metadata?.annotations?.[ANNOTATION_INJECT]?.trim();
+  return v ? v : undefined;
+}
+
+export function isInjected(pod: PodLike): boolean {
+  return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === SIDECAR_CONTAINER_NAME);
+}
+
+function mebibytes(bytes: number): string {
+  return `${Math.ceil(bytes / (1024 * 1024))}Mi`;
+}
+
+function httpCheck(path: string): string[] {
+  // The sidecar listens on 127.0.0.1 only, which the kubelet's httpGet probes cannot reach (they dial the
+  // pod IP): probe from inside the container with the runtime the image already has.
+  const url = `http://127.0.0.1:${SIDECAR_API_PORT}${path}`;
+  return ['node', '-e', `fetch(${JSON.stringify(url)}).then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))`];
+}
+
+/** The sidecar container for `cc`. */
+export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_DEFAULTS): Record<string, unknown> {
+  const spec = resolveSpec(cc);
+  const l1Bytes = parseQuantity(spec.sidecar.l1.maxBytes);
+  const env: Array<Record<string, unknown>> = [];
+  if (spec.authSecretRef) {
+    env.push({ name: ENV_REDIS_PASSWORD, valueFrom: { secretKeyRef: { name: spec.authSecretRef.name, key: spec.authSecretRef.key } } });
+  }
+  const pg = cc.spec.sidecar?.origin?.postgres;
+  if (pg) env.push({ name: ENV_ORIGIN, valueFrom: { secretKeyRef: { name: pg.secretRef.name, key: pg.secretRef.key } } });
+  return {
+    name: SIDECAR_CONTAINER_NAME,
+    image: opts.image,
+    imagePullPolicy: opts.imagePullPolicy,
+    args: ['--config', `${SIDECAR_CONFIG_DIR}/${SIDECAR_CONF_KEY}`],
+    ...(env.length ? { env } : {}),
+    resources: {
+      requests: { cpu: opts.cpuRequest, memory: mebibytes(l1Bytes + opts.memoryOverheadBytes) },
+      limits: { memory: mebibytes(2 * l1Bytes + opts.memoryOverheadBytes) },
+    },
+    readinessProbe: { exec: { command: httpCheck('/readyz') }, initialDelaySeconds: 1, periodSeconds: 5, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 3 },
+    livenessProbe: { exec: { command: httpCheck('/healthz') }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 6 },
+    lifecycle: { preStop: { sleep: { seconds: opts.drainSeconds } } },
+    volumeMounts: [{ name: SIDECAR_CONFIG_VOLUME, mountPath: SIDECAR_CONFIG_DIR, readOnly: true }],
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: opts.runAsUser,
+      runAsGroup: opts.runAsUser,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+}
+
+/**
+ * The JSON Patch that injects the sidecar configured from `cc` into `pod`: the container and the config
+ * volume (the whole ConfigMap directory, not a subPath, so that config changes reach the running
+ * sidecar). Returns [] for a pod that already has the sidecar. Throws InjectionConflictError when the pod
+ * already uses the sidecar's volume name or declares its port.
+ */
+export function injectSidecar(pod: PodLike, cc: CacheCluster, options: Partial<InjectOptions> = {}): JsonPatchOperation[] {
+  if (isInjected(pod)) return [];
+  const opts: InjectOptions = { ...INJECT_DEFAULTS, ...options };
+  if ((pod.spec?.volumes ?? []).some((v) => v.name === SIDECAR_CONFIG_VOLUME)) {
+    throw new InjectionConflictError(`the pod already has a volume named "${SIDECAR_CONFIG_VOLUME}", which the ripplecache sidecar needs`);
+  }
+  const clash = (pod.spec?.containers ?? []).find((c) => (c.ports ?? []).some((p) => p.containerPort === SIDECAR_API_PORT));
+  if (clash) {
+    throw new InjectionConflictError(`container "${clash.name}" declares port ${SIDECAR_API_PORT}, which the ripplecache sidecar listens on (127.0.0.1:${SIDECAR_API_PORT})`);
+  }
+  const volume = {
+    name: SIDECAR_CONFIG_VOLUME,
+    configMap: { name: configMapName(cc), items: [{ key: SIDECAR_CONF_KEY, path: SIDECAR_CONF_KEY }] },
+  };
+  const ops: JsonPatchOperation[] = [];
+  if (pod.spec?.containers === undefined) ops.push({ op: 'add', path: '/spec/containers', value: [] });
+  ops.push({ op: 'add', path: '/spec/containers/-', value: sidecarContainer(cc, opts) });
+  if (pod.spec?.volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: [volume] });
+  else ops.push({ op: 'add', path: '/spec/volumes/-', value: volume });
+  return ops;
+}
