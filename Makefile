@@ -24,12 +24,14 @@ typecheck: ## Type-check everything (sources, tests, benchmarks, scripts)
 	npx tsc -p tsconfig.json --noEmit
 
 .PHONY: manifests
-manifests: ## Regenerate crds/ from operator/src/api (the schema's source of truth)
+manifests: ## Regenerate crds/ from operator/src/api (the schema's source of truth) and the chart's copy
 	npx tsx scripts/generate-crds.ts
+	bash scripts/sync-chart-crds.sh
 
 .PHONY: manifests-check
-manifests-check: ## Fail when crds/ differs from operator/src/api
+manifests-check: ## Fail when crds/ (or the chart's copy) differs from operator/src/api
 	npx tsx scripts/generate-crds.ts --check
+	bash scripts/sync-chart-crds.sh --check
 
 .PHONY: test
 test: setup typecheck manifests-check ## Run every test: type-check, unit, integration (real control plane, Redis, PostgreSQL)

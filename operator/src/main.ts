@@ -3,7 +3,7 @@
  * leader election → signals. Nothing else reads the environment or wires dependencies.
  */
 import { pino } from 'pino';
-import { API_VERSION, FIELD_MANAGER, KIND, PLURAL, LABEL_MANAGED_BY, LABEL_MANAGED_BY_VALUE } from './api/v1alpha1/constants.js';
+import { API_VERSION, CONDITION_CONFIG_APPLIED, CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_UNSUPPORTED, FIELD_MANAGER, KIND, PLURAL, LABEL_MANAGED_BY, LABEL_MANAGED_BY_VALUE } from './api/v1alpha1/constants.js';
 import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
 import { Controller } from './controller/controller.js';
 import { InformerSet } from './k8s/informers.js';
@@ -15,6 +15,8 @@ import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-clu
 import { buildProbeServer } from './server.js';
 import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
 import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
+
+const CONDITION_TYPES = [CONDITION_READY, CONDITION_PROGRESSING, CONDITION_DEGRADED, CONDITION_CONFIG_APPLIED, CONDITION_UNSUPPORTED];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -47,6 +49,16 @@ async function main(): Promise<void> {
     log: logger.child({ component: 'reconcile' }),
     exporterImage: cfg.exporterImage,
     onConfigApply: (result) => metrics.configApplyTotal.inc({ result }),
+    onConditions: (namespace, name, conditions) => {
+      for (const c of conditions) {
+        for (const status of ['True', 'False', 'Unknown']) metrics.cacheClusterCondition.set({ namespace, name, type: c.type, status }, c.status === status ? 1 : 0);
+      }
+    },
+    onGone: (namespace, name) => {
+      for (const type of CONDITION_TYPES) {
+        for (const status of ['True', 'False', 'Unknown']) metrics.cacheClusterCondition.remove({ namespace, name, type, status });
+      }
+    },
   };
 
   const controller = new Controller({

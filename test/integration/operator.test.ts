@@ -124,6 +124,8 @@ describe('operator on a real control plane', () => {
     expect(children.cron.spec.timeZone).toBe('Europe/Berlin');
     expect(JSON.stringify(children.cron.spec.jobTemplate)).toContain('FLUSHALL ASYNC');
     for (const r of redis) expect(await configGet(r.port)).toEqual({ maxmemory: 64 * 1024 * 1024, policy: 'allkeys-lru' });
+    expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'True' })).toBe(1);
+    expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'False' })).toBe(0);
   });
 
   it('writes nothing when it reconciles an unchanged CacheCluster again', async () => {
@@ -167,6 +169,7 @@ describe('operator on a real control plane', () => {
     }, 30_000, 250);
     const c = condition(await getJson('cachecluster', 'sessions'), 'ConfigApplied');
     expect(c.reason).toMatch(/^[A-Z][A-Za-z]+$/);
+    expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'False' })).toBe(1);
     expect((await configGet(redis[0]!.port)).maxmemory).toBe(96 * 1024 * 1024);
     expect((await getJson('configmap', 'sessions-config')).data['redis.conf']).toMatch(/^maxmemory 134217728$/m);
     const events = await cp.kubectl(['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=sessions', '-o', 'json']);

@@ -31,6 +31,10 @@ export interface ReconcileDeps {
   log: Logger;
   exporterImage?: string;
   onConfigApply?: (result: 'applied' | 'unchanged' | 'failed') => void;
+  /** Called with the conditions computed in every reconcile (for the condition gauge). */
+  onConditions?: (namespace: string, name: string, conditions: ReadonlyArray<{ type: string; status: string }>) => void;
+  /** Called when the CacheCluster is gone. */
+  onGone?: (namespace: string, name: string) => void;
 }
 
 /** How long to wait before re-checking pods whose settings could not be applied. */
@@ -63,7 +67,10 @@ function sameEviction(a: EvictionSettings | undefined, b: EvictionSettings | und
 export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): Promise<ReconcileResult> {
   const { namespace, name } = splitKey(key);
   const cc = deps.cached(KIND, namespace, name) as CacheCluster | undefined;
-  if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) return done; // children go with it (owner references)
+  if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) {
+    deps.onGone?.(namespace, name);
+    return done; // children go with it (owner references)
+  }
   const log = deps.log.child({ cacheCluster: key, generation: cc.metadata.generation });
   const ns = cc.metadata.namespace;
   const unsupported = unsupportedFields(cc);
@@ -147,6 +154,7 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
 }
 
 async function writeStatus(deps: ReconcileDeps, cc: CacheCluster, status: CacheClusterStatus, log: Logger): Promise<void> {
+  deps.onConditions?.(cc.metadata.namespace, cc.metadata.name, status.conditions ?? []);
   if (statusEqual(cc.status, status)) return;
   const ref = { apiVersion: API_VERSION, kind: KIND, namespace: cc.metadata.namespace, name: cc.metadata.name, uid: cc.metadata.uid };
   await deps.kube.patchStatus({ ...ref, plural: PLURAL }, status);
