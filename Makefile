@@ -56,3 +56,8 @@ bench: setup ## All benchmarks (ratios against same-run baselines)
 .PHONY: e2e
 e2e: ## End-to-end tests on kind (needs Docker; see test/e2e/README.md)
 	bash test/e2e/run.sh
+
+.PHONY: images
+images: ## Build the operator and sidecar container images (needs Docker)
+	docker build -f images/operator.Dockerfile -t ghcr.io/ripplecache/operator:dev .
+	docker build -f images/sidecar.Dockerfile -t ghcr.io/ripplecache/sidecar:dev .

@@ -11,7 +11,8 @@ RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 
 FROM gcr.io/distroless/nodejs20-debian12:nonroot
 WORKDIR /app
-ENV NODE_ENV=production
+ENV NODE_ENV=production \
+    PATH=/nodejs/bin:/usr/local/bin:/usr/bin:/bin
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/operator ./dist/operator
