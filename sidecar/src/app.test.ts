@@ -1,0 +1,229 @@
+/**
+ * The HTTP API contract, in L1-only mode through fastify's inject() (no sockets, no Redis).
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { SIDECAR_DEFAULTS, type SidecarConfig } from './config.js';
+
+let app: FastifyInstance;
+let now = 1_000_000;
+
+function config(overrides: Partial<SidecarConfig> = {}): SidecarConfig {
+  return { ...structuredClone(SIDECAR_DEFAULTS) as SidecarConfig, ...overrides };
+}
+
+async function start(overrides: Partial<SidecarConfig> = {}) {
+  app = await buildApp({ config: config(overrides), logger: false, clock: () => now, senderId: 'test' });
+  await app.ready();
+}
+
+beforeEach(async () => {
+  now = 1_000_000;
+  await start({ maxValueBytes: 1024 });
+});
+afterEach(async () => {
+  await app.close();
+});
+
+const put = (key: string, payload: string | Buffer, query = '', headers: Record<string, string> = { 'content-type': 'text/plain' }) =>
+  app.inject({ method: 'PUT', url: `/v1/cache/${key}${query}`, payload, headers });
+const get = (key: string) => app.inject({ method: 'GET', url: `/v1/cache/${key}` });
+
+describe('HTTP API (L1-only)', () => {
+  it('PUT then GET returns the bytes and content type from L1', async () => {
+    expect((await put('greeting', 'hello', '?ttl=30')).statusCode).toBe(204);
+    const r = await get('greeting');
+    expect(r.statusCode).toBe(200);
+    expect(r.body).toBe('hello');
+    expect(r.headers['content-type']).toBe('text/plain');
+    expect(r.headers['x-cache']).toBe('L1');
+  });
+
+  it('stores any content type as opaque bytes, including JSON and binary', async () => {
+    await put('j', '{"a":', '', { 'content-type': 'application/json' });
+    expect((await get('j')).body).toBe('{"a":');
+    const bin = Buffer.from([0, 255, 1, 254]);
+    await put('b', bin, '', {});
+    const r = await get('b');
+    expect(r.rawPayload.equals(bin)).toBe(true);
+    expect(r.headers['content-type']).toBe('application/octet-stream');
+  });
+
+  it('keys are percent-decoded and may contain slashes and non-ASCII', async () => {
+    await put(encodeURIComponent('user/42:ü€'), 'x');
+    expect((await get('user%2F42%3A%C3%BC%E2%82%AC')).body).toBe('x');
+    expect((await get('user/42:%C3%BC%E2%82%AC')).body).toBe('x');
+  });
+
+  it('HEAD answers like GET without a body', async () => {
+    await put('h', 'hello');
+    const r = await app.inject({ method: 'HEAD', url: '/v1/cache/h' });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['x-cache']).toBe('L1');
+    expect(r.body).toBe('');
+    expect((await app.inject({ method: 'HEAD', url: '/v1/cache/nope' })).statusCode).toBe(404);
+  });
+
+  it('GET of a missing key is 404 NotFound', async () => {
+    const r = await get('nope');
+    expect(r.statusCode).toBe(404);
+    expect(r.json()).toEqual({ error: { code: 'NotFound', message: expect.any(String) } });
+  });
+
+  it('an entry expires with its TTL', async () => {
+    await put('t', 'x', '?ttl=5');
+    now += 4999;
+    expect((await get('t')).statusCode).toBe(200);
+    now += 1;
+    expect((await get('t')).statusCode).toBe(404);
+  });
+
+  it('DELETE removes the key', async () => {
+    await put('d', 'x');
+    expect((await app.inject({ method: 'DELETE', url: '/v1/cache/d' })).statusCode).toBe(204);
+    expect((await get('d')).statusCode).toBe(404);
+  });
+
+  describe('bad inputs get their documented error and leave the cache unchanged', () => {
+    beforeEach(async () => {
+      await put('keep', 'original');
+    });
+    afterEach(async () => {
+      const r = await get('keep');
+      expect(r.body).toBe('original');
+      expect(app.ripplecache.cache.l1.size).toBe(1);
+    });
+
+    it.each([
+      ['empty key', 'PUT', '/v1/cache/', 400, 'InvalidKey'],
+      ['empty key (GET)', 'GET', '/v1/cache/', 400, 'InvalidKey'],
+      ['2 KB key', 'PUT', `/v1/cache/${'k'.repeat(2048)}`, 400, 'InvalidKey'],
+      ['1025-byte key', 'GET', `/v1/cache/${'k'.repeat(1025)}`, 400, 'InvalidKey'],
+      ['3 KB percent-encoded key', 'GET', `/v1/cache/${'%C3%BC'.repeat(600)}`, 400, 'InvalidKey'],
+      ['invalid UTF-8 key', 'PUT', '/v1/cache/%FF%FE', 400, 'InvalidKey'],
+      ['truncated UTF-8 key', 'GET', '/v1/cache/%E2%82', 400, 'InvalidKey'],
+      ['UTF-8-encoded surrogate', 'PUT', '/v1/cache/%ED%A0%80', 400, 'InvalidKey'],
+      ['negative TTL', 'PUT', '/v1/cache/keep?ttl=-1', 400, 'InvalidTTL'],
+      ['zero TTL', 'PUT', '/v1/cache/keep?ttl=0', 400, 'InvalidTTL'],
+      ['huge TTL', 'PUT', '/v1/cache/keep?ttl=99999999999', 400, 'InvalidTTL'],
+      ['fractional TTL', 'PUT', '/v1/cache/keep?ttl=1.5', 400, 'InvalidTTL'],
+      ['non-numeric TTL', 'PUT', '/v1/cache/keep?ttl=soon', 400, 'InvalidTTL'],
+      ['wrong method POST', 'POST', '/v1/cache/keep', 405, 'MethodNotAllowed'],
+      ['wrong method PATCH', 'PATCH', '/v1/cache/keep', 405, 'MethodNotAllowed'],
+      ['bad consistency', 'GET', '/v1/cache/keep?consistency=some', 400, 'InvalidRequest'],
+    ])('%s → %i %s', async (_name, method, url, status, code) => {
+      const r = await app.inject({ method: method as 'GET', url, payload: method === 'GET' ? undefined : 'changed', headers: { 'content-type': 'text/plain' } });
+      expect(r.statusCode).toBe(status);
+      expect(r.json()).toEqual({ error: { code, message: expect.any(String) } });
+    });
+
+    it('body over the limit → 413 ValueTooLarge', async () => {
+      const r = await put('keep', 'x'.repeat(1025));
+      expect(r.statusCode).toBe(413);
+      expect(r.json().error.code).toBe('ValueTooLarge');
+    });
+
+    it('405 carries an Allow header', async () => {
+      const r = await app.inject({ method: 'POST', url: '/v1/cache/keep', payload: 'x' });
+      expect(r.headers.allow).toBe('GET, HEAD, PUT, DELETE');
+    });
+
+    it('too long Content-Type → 400', async () => {
+      const r = await put('keep', 'changed', '', { 'content-type': `text/${'x'.repeat(300)}` });
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error.code).toBe('InvalidRequest');
+    });
+
+    it.each([
+      ['not JSON', '{', 'InvalidBody'],
+      ['neither keys nor all', '{}', 'InvalidBody'],
+      ['both', '{"keys":["a"],"all":true}', 'InvalidBody'],
+      ['all false', '{"all":false}', 'InvalidBody'],
+      ['all as a string', '{"all":"true"}', 'InvalidBody'],
+      ['keys as a string', '{"keys":"a"}', 'InvalidBody'],
+      ['empty keys', '{"keys":[]}', 'InvalidBody'],
+      ['unknown field', '{"keys":["a"],"x":1}', 'InvalidBody'],
+      ['bad tier', '{"keys":["a"],"tier":"l3"}', 'InvalidBody'],
+      ['empty key', '{"keys":[""]}', 'InvalidKey'],
+    ])('POST /v1/invalidate %s → 400 %s', async (_n, payload, code) => {
+      const r = await app.inject({ method: 'POST', url: '/v1/invalidate', payload, headers: { 'content-type': 'application/json' } });
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error.code).toBe(code);
+    });
+  });
+
+  it('unknown routes are 404 NotFound JSON', async () => {
+    const r = await app.inject({ method: 'GET', url: '/v2/nothing' });
+    expect(r.statusCode).toBe(404);
+    expect(r.json().error.code).toBe('NotFound');
+  });
+
+  it('POST /v1/invalidate drops keys, or everything', async () => {
+    await put('a', '1');
+    await put('b', '2');
+    await put('c', '3');
+    let r = await app.inject({ method: 'POST', url: '/v1/invalidate', payload: { keys: ['a'] } });
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toEqual({ keys: 1, tier: 'l1', published: false });
+    expect((await get('a')).statusCode).toBe(404);
+    expect((await get('b')).statusCode).toBe(200);
+    r = await app.inject({ method: 'POST', url: '/v1/invalidate', payload: { all: true } });
+    expect(r.json()).toEqual({ all: true, tier: 'l1', published: false });
+    expect((await get('b')).statusCode).toBe(404);
+    expect((await get('c')).statusCode).toBe(404);
+  });
+
+  it('consistency=all in L1-only mode reports the local value', async () => {
+    await put('k', 'v');
+    const r = await app.inject({ method: 'GET', url: '/v1/cache/k?consistency=all' });
+    expect(r.json()).toMatchObject({ key: 'k', consistent: true, values: [{ value: 'v', encoding: 'utf8', nodes: ['l1'] }] });
+  });
+
+  it('healthz, readyz and readyz while shutting down', async () => {
+    expect((await app.inject('/healthz')).json()).toEqual({ status: 'ok' });
+    const ready = await app.inject('/readyz');
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ status: 'ready', mode: 'l1-only', redis: 'disabled' });
+    app.ripplecache.beginShutdown();
+    const r = await app.inject('/readyz');
+    expect(r.statusCode).toBe(503);
+    expect(r.json().status).toBe('shutting-down');
+  });
+
+  it('exposes the metrics named in the contract', async () => {
+    await put('m', 'x');
+    await get('m');
+    await get('missing');
+    await app.inject({ method: 'PUT', url: '/v1/cache/m?ttl=-4', payload: 'x' });
+    const text = (await app.inject('/metrics')).body;
+    for (const name of [
+      'ripplecache_sidecar_requests_total', 'ripplecache_sidecar_request_duration_seconds', 'ripplecache_sidecar_l1_entries',
+      'ripplecache_sidecar_l1_bytes', 'ripplecache_sidecar_l1_evictions_total', 'ripplecache_sidecar_invalidations_published_total',
+      'ripplecache_sidecar_invalidations_received_total', 'ripplecache_sidecar_invalidation_gaps_total',
+      'ripplecache_sidecar_l1_drops_total', 'ripplecache_sidecar_redis_errors_total', 'ripplecache_sidecar_redis_up',
+    ]) {
+      expect(text).toContain(name);
+    }
+    expect(text).toContain('ripplecache_sidecar_requests_total{tier="l1",outcome="hit"} 1');
+    expect(text).toContain('ripplecache_sidecar_requests_total{tier="l1",outcome="miss"} 1');
+    expect(text).toContain('ripplecache_sidecar_requests_total{tier="none",outcome="InvalidTTL"} 1');
+    expect(text).toContain('ripplecache_sidecar_l1_entries 1');
+  });
+
+  it('evicts per policy through the API: LRU with 3 entries', async () => {
+    await app.close();
+    await start({ l1: { policy: 'lru', maxEntries: 3, maxBytes: 1e6, maxTTLSeconds: 60 } });
+    for (const k of ['a', 'b', 'c']) await put(k, k);
+    await get('a');
+    await put('d', 'd');
+    expect((await get('b')).statusCode).toBe(404);
+    for (const k of ['a', 'c', 'd']) expect((await get(k)).statusCode).toBe(200);
+  });
+
+  it('two apps have separate metric registries', async () => {
+    const other = await buildApp({ config: config(), logger: false });
+    expect(other.ripplecache.metrics.registry).not.toBe(app.ripplecache.metrics.registry);
+    await other.close();
+  });
+});

@@ -1,0 +1,226 @@
+/**
+ * Builds the sidecar: L1, the Redis connections (command + subscriber), the invalidation machinery,
+ * metrics and the HTTP routes. Never listens (`main.ts` does); tests use `app.inject()` or listen on
+ * port 0 themselves. Closing the app (`app.close()`) stops the timers and closes the Redis connections.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { SidecarConfig } from './config.js';
+import { redactUrl } from './config.js';
+import { InvalidationPublisher } from './invalidation/invalidation-publisher.js';
+import { InvalidationReceiver } from './invalidation/invalidation-receiver.js';
+import { createL1Store } from './l1/create-l1-store.js';
+import { createSidecarMetrics, type SidecarMetrics } from './metrics.js';
+import { frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
+import { InvalidationSubscriber } from './redis/invalidation-subscriber.js';
+import { createRedisClient, nodeName } from './redis/redis-client.js';
+import { RedisL2 } from './redis/redis-l2.js';
+import { cacheRoutes } from './routes/cache-routes.js';
+import { healthRoutes } from './routes/health-routes.js';
+import { invalidateRoute } from './routes/invalidate-route.js';
+import { TieredCache, type CacheValue } from './tiers/tiered-cache.js';
+
+export interface BuildAppOptions {
+  config: SidecarConfig;
+  /**
+   * fastify's logger: `false`, pino options, or (with `loggerInstance`) a pino logger. Default: pino at
+   * `config.logLevel` on stdout.
+   */
+  logger?: FastifyServerOptions['logger'];
+  loggerInstance?: FastifyBaseLogger;
+  /** Clock for L1 expiry, in ms. Default `Date.now`. */
+  clock?: () => number;
+  /** This sidecar's id in invalidation messages. Default `<hostname>-<pid>-<random>`. */
+  senderId?: string;
+  /** Also export Node.js process metrics. Default false (main.ts turns it on). */
+  defaultMetrics?: boolean;
+  /** PING period of the subscriber connection, in ms. Default 1000. */
+  heartbeatMs?: number;
+  /** Period of the incremental sweep of expired L1 entries, in ms. Default 1000. */
+  sweepIntervalMs?: number;
+}
+
+/** What the app exposes to main.ts, tests and benchmarks. */
+export interface SidecarRuntime {
+  readonly config: SidecarConfig;
+  readonly cache: TieredCache;
+  readonly metrics: SidecarMetrics;
+  readonly receiver: InvalidationReceiver;
+  readonly senderId: string;
+  /** Makes /readyz fail; in-flight and new requests are still served until the app is closed. */
+  beginShutdown(): void;
+  readonly shuttingDown: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ripplecache: SidecarRuntime;
+  }
+}
+
+/** Expired L1 slots visited per sweep. */
+const SWEEP_BUDGET = 1000;
+/** Longest URL-encoded key: 1024 bytes, each as %XX. */
+const MAX_ENCODED_KEY_LENGTH = 3 * 1024;
+
+export function defaultSenderId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const clock = options.clock ?? Date.now;
+  const senderId = options.senderId ?? defaultSenderId();
+
+  const app = Fastify({
+    ...(options.loggerInstance
+      ? { loggerInstance: options.loggerInstance }
+      : { logger: options.logger ?? { level: config.logLevel } }),
+    // Per-request log lines would dominate the cost of an L1 hit; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request (it costs more than an L1 hit); error logs carry the request id.
+    childLoggerFactory: (logger) => logger,
+    bodyLimit: Math.max(config.maxValueBytes, 2 * 1024 * 1024),
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: MAX_ENCODED_KEY_LENGTH + 16 },
+    frameworkErrors: frameworkErrors(config.maxValueBytes),
+    // Reject unknown properties instead of silently dropping them; coerce query strings to numbers but
+    // never a scalar into an array.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
+  });
+  const log = app.log;
+
+  const l1 = createL1Store<CacheValue>(config.l1.policy, { maxEntries: config.l1.maxEntries, maxBytes: config.l1.maxBytes });
+
+  let primary: Redis | undefined;
+  let subscriberClient: Redis | undefined;
+  let l2: RedisL2 | undefined;
+  // Filled in once the metrics exist (they read the cache, the cache reports to them).
+  let metrics: SidecarMetrics | undefined;
+  const redisError = () => metrics?.redisError();
+
+  if (config.redis !== undefined) {
+    primary = createRedisClient({ url: config.redis, password: config.redisPassword, timeoutMs: config.redisTimeoutMs, name: 'ripplecache-sidecar' });
+    subscriberClient = createRedisClient({ url: config.redis, password: config.redisPassword, timeoutMs: config.redisTimeoutMs, name: 'ripplecache-sidecar-sub' });
+    watchConnection(primary, 'command', log);
+    watchConnection(subscriberClient, 'subscriber', log);
+    l2 = new RedisL2({
+      primary,
+      channel: config.channel,
+      replicaUrls: config.redisReplicas,
+      password: config.redisPassword,
+      timeoutMs: config.redisTimeoutMs,
+      onError: redisError,
+    });
+  }
+
+  let cache: TieredCache | undefined;
+  metrics = createSidecarMetrics({
+    l1Entries: () => l1.size,
+    l1Bytes: () => l1.bytes,
+    redisUp: () => (primary?.status === 'ready' ? 1 : 0),
+    subscribed: () => (cache?.isSubscribed ? 1 : 0),
+  }, { defaultMetrics: options.defaultMetrics ?? false });
+
+  cache = new TieredCache({
+    l1,
+    ...(l2 ? { l2 } : {}),
+    publisher: new InvalidationPublisher(senderId),
+    clock,
+    l1MaxTTLMs: config.l1.maxTTLSeconds * 1000,
+    onDisconnect: config.onDisconnect,
+    events: metrics.tierEvents,
+  });
+  const tiered = cache;
+
+  const receiver = new InvalidationReceiver(senderId, tiered, {
+    ...metrics.receiverEvents,
+    gap: (sender, missed) => {
+      metrics?.receiverEvents.gap(sender, missed);
+      log.warn({ sender, missed }, 'Detected a gap in invalidation messages; dropped L1');
+    },
+    malformed: (error) => {
+      metrics?.receiverEvents.malformed(error);
+      log.warn({ reason: error.message }, 'Received a malformed invalidation message; dropped L1');
+    },
+  });
+
+  let subscriber: InvalidationSubscriber | undefined;
+  if (subscriberClient !== undefined) {
+    subscriber = new InvalidationSubscriber({
+      client: subscriberClient,
+      channel: config.channel,
+      receiver,
+      log,
+      heartbeatMs: options.heartbeatMs ?? 1000,
+      onError: redisError,
+    });
+    subscriber.start();
+  }
+
+  const sweep = setInterval(() => tiered.sweep(SWEEP_BUDGET), options.sweepIntervalMs ?? 1000);
+  sweep.unref();
+
+  let shuttingDown = false;
+  const runtime: SidecarRuntime = {
+    config,
+    cache: tiered,
+    metrics,
+    receiver,
+    senderId,
+    beginShutdown: () => { shuttingDown = true; },
+    get shuttingDown() { return shuttingDown; },
+  };
+  app.decorate('ripplecache', runtime);
+
+  installErrorHandling(app, metrics, config.maxValueBytes);
+  await app.register(cacheRoutes, {
+    cache: tiered,
+    metrics,
+    config,
+    ...(l2 ? { readAllNodes: (key: string) => (l2 as RedisL2).readAllNodes(key) } : {}),
+  });
+  await app.register(invalidateRoute, { cache: tiered, metrics });
+  await app.register(healthRoutes, { cache: tiered, metrics, onDisconnect: config.onDisconnect, isShuttingDown: () => shuttingDown });
+
+  app.addHook('onClose', async () => {
+    shuttingDown = true;
+    clearInterval(sweep);
+    await subscriber?.stop();
+    await l2?.close();
+    await Promise.all([primary, subscriberClient].map((c) => c?.quit().catch(() => c.disconnect())));
+  });
+
+  log.info({
+    mode: l2 ? 'redis' : 'l1-only',
+    redis: config.redis === undefined ? undefined : redactUrl(config.redis),
+    channel: config.channel,
+    l1: config.l1,
+    onDisconnect: config.onDisconnect,
+    writePolicy: config.writePolicy,
+    sender: senderId,
+  }, 'Built the sidecar');
+  return app;
+}
+
+/** Logs the connection's state changes (not every failed reconnect attempt). */
+function watchConnection(client: Redis, role: string, log: FastifyBaseLogger): void {
+  let wasReady = false;
+  let lastError = '';
+  client.on('ready', () => {
+    wasReady = true;
+    lastError = '';
+    log.info({ redis: nodeName(client), connection: role }, 'Connected to Redis');
+  });
+  client.on('close', () => {
+    if (wasReady) log.warn({ redis: nodeName(client), connection: role }, 'Lost the connection to Redis; reconnecting');
+    wasReady = false;
+  });
+  client.on('error', (err: Error) => {
+    // ioredis reports every failed reconnect; log each distinct error once per outage.
+    if (err.message !== lastError) log.warn({ redis: nodeName(client), connection: role, error: err.message }, 'Redis connection error');
+    lastError = err.message;
+  });
+}

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, helpText, parseConfig, parseByteQuantity, redactedConfig, SIDECAR_DEFAULTS, type SidecarConfig } from './config.js';
+
+function cfg(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): SidecarConfig {
+  const r = parseConfig({
+    argv,
+    env,
+    readFile: (p) => {
+      const f = files[p];
+      if (f === undefined) throw new Error('ENOENT');
+      return f;
+    },
+  });
+  if (r.kind !== 'config') throw new Error('expected a config');
+  return r.config;
+}
+
+describe('sidecar config', () => {
+  it('has defaults: L1-only, loopback listener, drop on disconnect', () => {
+    const c = cfg([]);
+    expect(c).toEqual(SIDECAR_DEFAULTS);
+    expect(c.redis).toBeUndefined();
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(c.onDisconnect).toBe('drop');
+  });
+
+  it('reads every flag, in both --flag value and --flag=value forms', () => {
+    const c = cfg([
+      '--listen', '127.0.0.1:9000', '--redis=redis://127.0.0.1:6379', '--redis-replica', 'redis://127.0.0.1:6380',
+      '--redis-replica=redis://127.0.0.1:6381', '--redis-password', 's3cret', '--channel', 'c1',
+      '--l1-policy', 'lfu', '--l1-max-entries', '500', '--l1-max-bytes', '64Mi', '--l1-max-ttl', '5',
+      '--default-ttl', '0', '--write-policy', 'write-around', '--origin', 'postgres://db/app',
+      '--on-disconnect', 'serve-stale', '--max-value-bytes', '2Mi', '--redis-timeout-ms', '250', '--log-level', 'warn',
+    ]);
+    expect(c).toMatchObject({
+      listen: { host: '127.0.0.1', port: 9000 },
+      redis: 'redis://127.0.0.1:6379',
+      redisReplicas: ['redis://127.0.0.1:6380', 'redis://127.0.0.1:6381'],
+      redisPassword: 's3cret',
+      channel: 'c1',
+      l1: { policy: 'lfu', maxEntries: 500, maxBytes: 64 * 2 ** 20, maxTTLSeconds: 5 },
+      defaultTTLSeconds: 0,
+      writePolicy: 'write-around',
+      origin: 'postgres://db/app',
+      onDisconnect: 'serve-stale',
+      maxValueBytes: 2 * 2 ** 20,
+      redisTimeoutMs: 250,
+      logLevel: 'warn',
+    });
+  });
+
+  it('precedence: flag > env > config file > defaults', () => {
+    const file = 'l1:\n  policy: fifo\n  maxEntries: 7\n  maxBytes: 1Mi\nchannel: from-file\ndefaultTTLSeconds: 11\n';
+    const c = cfg(['--config', '/c.yaml', '--l1-policy', 'lru'], { RIPPLECACHE_L1_POLICY: 'lfu', RIPPLECACHE_L1_MAX_ENTRIES: '9' }, { '/c.yaml': file });
+    expect(c.l1).toEqual({ policy: 'lru', maxEntries: 9, maxBytes: 2 ** 20, maxTTLSeconds: 60 });
+    expect(c.channel).toBe('from-file');
+    expect(c.defaultTTLSeconds).toBe(11);
+  });
+
+  it('reads the config file named by RIPPLECACHE_CONFIG, with the operator\'s full shape', () => {
+    const file = [
+      'listen: 127.0.0.1:7071', 'redis: redis://sessions.shop.svc:6379', 'redisReplicas: [redis://a:6379, redis://b:6379]',
+      'channel: ripplecache:sessions', 'defaultTTLSeconds: 3600', 'writePolicy: write-back', 'onDisconnect: serve-stale',
+      'maxValueBytes: 1048576', 'l1: {policy: lfu, maxEntries: 10000, maxBytes: 64Mi, maxTTLSeconds: 60}',
+      'writeBack: {flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000}', 'origin: http://origin:8080',
+    ].join('\n');
+    const c = cfg([], { RIPPLECACHE_CONFIG: '/etc/rc.yaml' }, { '/etc/rc.yaml': file });
+    expect(c.redisReplicas).toEqual(['redis://a:6379', 'redis://b:6379']);
+    expect(c.writeBack).toEqual({ flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000 });
+    expect(c.l1.maxBytes).toBe(64 * 2 ** 20);
+    expect(c.origin).toBe('http://origin:8080');
+  });
+
+  it('reads repeatable flags from a comma-separated environment variable', () => {
+    const c = cfg(['--redis', 'redis://p:1'], { RIPPLECACHE_REDIS_REPLICA: 'redis://a:1, redis://b:2' });
+    expect(c.redisReplicas).toEqual(['redis://a:1', 'redis://b:2']);
+  });
+
+  it.each([
+    [['--l1-policy', 'mru'], /--l1-policy: "mru" is not one of lru, lfu, fifo, ttl/],
+    [['--l1-max-entries', '0'], /out of range/],
+    [['--l1-max-entries', '1.5'], /not a whole number/],
+    [['--l1-max-bytes', '64MB'], /not a byte count/],
+    [['--listen', 'localhost'], /not HOST:PORT/],
+    [['--listen', '127.0.0.1:70000'], /not HOST:PORT/],
+    [['--redis', 'http://x:1'], /scheme "http:"/],
+    [['--redis', 'nope'], /not a URL/],
+    [['--max-value-bytes', '1Gi'], /more than the maximum/],
+    [['--bogus', '1'], /unknown flag --bogus/],
+    [['--channel'], /--channel needs a value/],
+    [['stray'], /unexpected argument/],
+    [['--redis-replica', 'redis://r:1'], /needs --redis/],
+  ])('rejects %j', (argv, message) => {
+    expect(() => cfg(argv)).toThrow(message);
+    expect(() => cfg(argv)).toThrow(ConfigError);
+  });
+
+  it('rejects a bad environment value naming the variable', () => {
+    expect(() => cfg([], { RIPPLECACHE_ON_DISCONNECT: 'maybe' })).toThrow(/RIPPLECACHE_ON_DISCONNECT/);
+  });
+
+  it('rejects unknown config-file keys, naming them', () => {
+    expect(() => cfg(['--config', 'f'], {}, { f: 'l1: {policy: lru, maxEntry: 3}\nredisReplica: x\n' }))
+      .toThrow(/unknown keys: l1.maxEntry, redisReplica/);
+    expect(() => cfg(['--config', 'f'], {}, { f: 'redisPassword: x\n' })).toThrow(/unknown keys: redisPassword/);
+  });
+
+  it('rejects a bad config-file value naming the file and key', () => {
+    expect(() => cfg(['--config', 'f'], {}, { f: 'l1: {maxTTLSeconds: -1}\n' })).toThrow(/f: l1.maxTTLSeconds/);
+    expect(() => cfg(['--config', 'f'], {}, { f: ': : :' })).toThrow(ConfigError);
+    expect(() => cfg(['--config', 'missing'])).toThrow(/cannot be read/);
+  });
+
+  it('--help returns the help text, which documents every flag and its variable', () => {
+    const r = parseConfig({ argv: ['--help'], env: {}, readFile: () => '' });
+    expect(r.kind).toBe('help');
+    const text = helpText();
+    for (const flag of ['--listen', '--redis', '--redis-replica', '--redis-password', '--channel', '--l1-policy', '--l1-max-entries',
+      '--l1-max-bytes', '--l1-max-ttl', '--default-ttl', '--write-policy', '--origin', '--on-disconnect', '--max-value-bytes',
+      '--redis-timeout-ms', '--config', '--log-level']) {
+      expect(text).toContain(flag);
+    }
+    expect(text).toContain('RIPPLECACHE_L1_POLICY');
+    expect(text).toContain('RIPPLECACHE_REDIS_PASSWORD');
+  });
+
+  it('parses byte quantities', () => {
+    expect(parseByteQuantity('64Mi', 'x')).toBe(67108864);
+    expect(parseByteQuantity('1k', 'x')).toBe(1000);
+    expect(parseByteQuantity(2048, 'x')).toBe(2048);
+  });
+
+  it('redacts passwords for logging', () => {
+    const c = cfg(['--redis', 'redis://:hunter2@p:6379', '--redis-password', 'pw2']);
+    const text = JSON.stringify(redactedConfig(c));
+    expect(text).not.toContain('hunter2');
+    expect(text).not.toContain('pw2');
+  });
+});

@@ -1,0 +1,55 @@
+/**
+ * The invalidation message on the CacheCluster's channel (architecture §4), version 1:
+ *
+ *   {"v":1,"sender":"<id>","seq":<n>,"keys":["k1",...]}   or   {"v":1,"sender":"<id>","seq":<n>,"all":true}
+ *
+ * Keys only, never values. `seq` counts from 1 per sender (per process start); receivers use it to detect
+ * lost messages. Pure.
+ */
+
+export type InvalidationMessage =
+  | { v: 1; sender: string; seq: number; keys: string[] }
+  | { v: 1; sender: string; seq: number; all: true };
+
+/** A message that is not valid JSON or not a version-1 invalidation. */
+export class MalformedMessageError extends Error {
+  override readonly name = 'MalformedMessageError';
+  readonly code = 'MalformedInvalidation';
+}
+
+const MAX_SENDER_LENGTH = 256;
+
+export function encodeInvalidation(message: InvalidationMessage): string {
+  return JSON.stringify(message);
+}
+
+/** Parses and validates a message; throws {@link MalformedMessageError}. */
+export function parseInvalidation(raw: string): InvalidationMessage {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw);
+  } catch {
+    throw new MalformedMessageError('not JSON');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new MalformedMessageError('not a JSON object');
+  const m = doc as Record<string, unknown>;
+  if (m.v !== 1) throw new MalformedMessageError(`unsupported version ${JSON.stringify(m.v)}`);
+  const { sender, seq } = m;
+  if (typeof sender !== 'string' || sender.length === 0 || sender.length > MAX_SENDER_LENGTH) {
+    throw new MalformedMessageError('sender is not a non-empty string');
+  }
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
+    throw new MalformedMessageError('seq is not a positive integer');
+  }
+  const hasKeys = m.keys !== undefined;
+  const hasAll = m.all !== undefined;
+  if (hasKeys === hasAll) throw new MalformedMessageError('exactly one of "keys" and "all" is required');
+  if (hasAll) {
+    if (m.all !== true) throw new MalformedMessageError('"all" must be true');
+    return { v: 1, sender, seq, all: true };
+  }
+  if (!Array.isArray(m.keys) || !m.keys.every((k) => typeof k === 'string')) {
+    throw new MalformedMessageError('"keys" is not a list of strings');
+  }
+  return { v: 1, sender, seq, keys: m.keys as string[] };
+}

@@ -1,0 +1,85 @@
+/**
+ * Applies invalidation messages from the channel to the local tiers and decides when L1 can no longer be
+ * trusted. Pure: the subscriber adapter feeds it raw messages and subscription events.
+ *
+ * - keys → those keys leave L1 (and in-flight L2 reads for them will not fill L1);
+ * - all → L1 is dropped;
+ * - a gap or step back in a sender's sequence → L1 is dropped (messages were lost);
+ * - a malformed message → counted, and L1 dropped (it may have been an invalidation);
+ * - our own messages are not applied again (the write already invalidated locally) but their sequence is
+ *   tracked: a gap in our own sequence also means our subscription missed something;
+ * - subscription lost → the tracker forgets every sender and the tiers are told (they drop or keep L1
+ *   according to `--on-disconnect`); subscribed again → the tiers are told (they drop what they kept).
+ */
+import { MalformedMessageError, parseInvalidation } from './invalidation-message.js';
+import { SequenceTracker } from './sequence-tracker.js';
+
+export type DropReason =
+  | 'subscription-lost'
+  | 'resubscribed'
+  | 'sequence-gap'
+  | 'malformed-message'
+  | 'invalidate-all';
+
+/** What the receiver drives: implemented by the tiered cache. */
+export interface LocalInvalidation {
+  invalidateKeys(keys: readonly string[]): void;
+  dropAll(reason: DropReason): void;
+  subscriptionLost(): void;
+  subscribed(): void;
+}
+
+export interface ReceiverEvents {
+  /** A valid message from another sender was applied. */
+  received(kind: 'keys' | 'all'): void;
+  gap(sender: string, missed: number): void;
+  malformed(error: MalformedMessageError): void;
+}
+
+export class InvalidationReceiver {
+  private readonly tracker: SequenceTracker;
+
+  constructor(
+    private readonly selfId: string,
+    private readonly target: LocalInvalidation,
+    private readonly events: ReceiverEvents,
+    maxSenders = 10_000,
+  ) {
+    this.tracker = new SequenceTracker(maxSenders);
+  }
+
+  handle(raw: string): void {
+    let message;
+    try {
+      message = parseInvalidation(raw);
+    } catch (err) {
+      const error = err instanceof MalformedMessageError ? err : new MalformedMessageError(String(err));
+      this.events.malformed(error);
+      this.target.dropAll('malformed-message');
+      return;
+    }
+    const seen = this.tracker.observe(message.sender, message.seq);
+    const lost = seen.verdict === 'gap' || seen.verdict === 'regression';
+    if (lost) {
+      this.events.gap(message.sender, seen.missed);
+      this.target.dropAll('sequence-gap');
+    }
+    if (message.sender === this.selfId) return;
+    if ('all' in message) {
+      this.events.received('all');
+      if (!lost) this.target.dropAll('invalidate-all');
+    } else {
+      this.events.received('keys');
+      if (!lost) this.target.invalidateKeys(message.keys);
+    }
+  }
+
+  subscribed(): void {
+    this.target.subscribed();
+  }
+
+  subscriptionLost(): void {
+    this.tracker.reset();
+    this.target.subscriptionLost();
+  }
+}

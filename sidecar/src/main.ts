@@ -1,0 +1,71 @@
+/**
+ * `ripplecache-sidecar`: composition root. Config → app → listen → signals.
+ *
+ * Exit codes: 0 after a clean shutdown, 1 on a runtime failure (cannot listen, shutdown timed out),
+ * 2 on a bad flag, environment variable or config file.
+ */
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type ConfigResult } from './config.js';
+import { describeError } from './errors.js';
+
+/** Longest a graceful shutdown may take before the process exits anyway. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+async function main(): Promise<void> {
+  let result: ConfigResult;
+  try {
+    result = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ripplecache-sidecar: ${err.message}\nRun with --help for the flags.\n`);
+      process.exit(err.exitCode);
+    }
+    throw err;
+  }
+  if (result.kind === 'help') {
+    process.stdout.write(`${result.text}\n`);
+    return;
+  }
+  const { config } = result;
+  const app = await buildApp({ config, defaultMetrics: true });
+
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'Received a termination signal; draining');
+    app.ripplecache.beginShutdown();
+    const timer = setTimeout(() => {
+      app.log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'Shutdown timed out; exiting');
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS);
+    timer.unref();
+    // Keep-alive connections that finish their last request while we drain would otherwise hold the
+    // listener open until their keep-alive timeout: close each as soon as it is idle.
+    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+    reaper.unref();
+    try {
+      await app.close();
+      app.log.info('Stopped');
+      process.exit(0);
+    } catch (err) {
+      app.log.error({ err: describeError(err) }, 'Failed to shut down cleanly');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    app.log.fatal({ err: describeError(err), listen: config.listen }, 'Failed to listen');
+    await app.close().catch(() => {});
+    process.exit(1);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`ripplecache-sidecar: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

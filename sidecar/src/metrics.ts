@@ -1,0 +1,240 @@
+/**
+ * Prometheus metrics of one sidecar, on a registry of its own (never prom-client's global one).
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DropReason, ReceiverEvents } from './invalidation/invalidation-receiver.js';
+import type { TierEvents } from './tiers/tiered-cache.js';
+
+/** What the gauges read at scrape time. */
+export interface MetricSources {
+  l1Entries(): number;
+  l1Bytes(): number;
+  /** 1 when the Redis command connection is up; 0 when down or not configured. */
+  redisUp(): number;
+  /** 1 when the invalidation subscription is up (always in L1-only mode). */
+  subscribed(): number;
+}
+
+export type Operation = 'get' | 'put' | 'delete' | 'invalidate' | 'consistency';
+
+/** A pre-resolved (operation, tier, outcome) series: recording costs a few additions, no label hashing. */
+export interface RequestSeries {
+  record(seconds: number): void;
+}
+
+export interface SidecarMetrics {
+  readonly registry: Registry;
+  readonly tierEvents: TierEvents;
+  readonly receiverEvents: ReceiverEvents;
+  /** Records one API request: which tier answered (`l1`, `l1-stale`, `l2`, `none`) and how it ended. */
+  request(operation: Operation, tier: string, outcome: string, seconds: number): void;
+  /** The series for one combination, for hot paths that record it on every request. */
+  series(operation: Operation, tier: string, outcome: string): RequestSeries;
+  redisError(): void;
+}
+
+const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+interface HistogramCell {
+  labels: { operation: string; tier: string };
+  /** counts[i]: observations <= DURATION_BUCKETS[i] and > the previous bound; last: above every bound. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+interface CounterCell {
+  labels: { tier: string; outcome: string };
+  count: number;
+}
+
+/**
+ * Request counts and latencies are kept in plain numbers and handed to the registry at scrape time:
+ * prom-client's per-call label hashing would cost more than the L1 hit being measured.
+ */
+class RequestStats {
+  private readonly counters = new Map<string, CounterCell>();
+  private readonly histograms = new Map<string, HistogramCell>();
+  private readonly series_ = new Map<string, RequestSeries>();
+
+  series(operation: string, tier: string, outcome: string): RequestSeries {
+    const id = `${operation}\u0000${tier}\u0000${outcome}`;
+    let s = this.series_.get(id);
+    if (s === undefined) {
+      const counter = this.counter(tier, outcome);
+      const hist = this.histogram(operation, tier);
+      s = {
+        record(seconds: number) {
+          counter.count++;
+          hist.count++;
+          hist.sum += seconds;
+          let i = 0;
+          while (i < DURATION_BUCKETS.length && seconds > (DURATION_BUCKETS[i] as number)) i++;
+          hist.counts[i] = (hist.counts[i] as number) + 1;
+        },
+      };
+      this.series_.set(id, s);
+    }
+    return s;
+  }
+
+  counterCells(): Iterable<CounterCell> {
+    return this.counters.values();
+  }
+
+  histogramCells(): Iterable<HistogramCell> {
+    return this.histograms.values();
+  }
+
+  private counter(tier: string, outcome: string): CounterCell {
+    const id = `${tier}\u0000${outcome}`;
+    let c = this.counters.get(id);
+    if (c === undefined) {
+      c = { labels: { tier, outcome }, count: 0 };
+      this.counters.set(id, c);
+    }
+    return c;
+  }
+
+  private histogram(operation: string, tier: string): HistogramCell {
+    const id = `${operation}\u0000${tier}`;
+    let h = this.histograms.get(id);
+    if (h === undefined) {
+      h = { labels: { operation, tier }, counts: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0 };
+      this.histograms.set(id, h);
+    }
+    return h;
+  }
+}
+
+/** A histogram metric read from {@link RequestStats}, in the shape prom-client's Registry renders. */
+class RequestDurationHistogram {
+  readonly name = 'ripplecache_sidecar_request_duration_seconds';
+  readonly help = 'API request latency from arrival to the answer, by operation and answering tier';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames = ['operation', 'tier'];
+
+  constructor(private readonly stats: RequestStats) {}
+
+  get() {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const cell of this.stats.histogramCells()) {
+      let cumulative = 0;
+      DURATION_BUCKETS.forEach((le, i) => {
+        cumulative += cell.counts[i] as number;
+        values.push({ labels: { ...cell.labels, le }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...cell.labels, le: '+Inf' }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: cell.labels, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: cell.labels, value: cell.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {}
+}
+
+export function createSidecarMetrics(sources: MetricSources, options: { defaultMetrics?: boolean } = {}): SidecarMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+
+  const stats = new RequestStats();
+  new Counter({
+    name: 'ripplecache_sidecar_requests_total',
+    help: 'API requests by the tier that answered (l1, l1-stale, l2, none) and outcome (hit, miss, stored, deleted, invalidated, or an error code)',
+    labelNames: ['tier', 'outcome'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const cell of stats.counterCells()) this.inc(cell.labels, cell.count);
+    },
+  });
+  registry.registerMetric(new RequestDurationHistogram(stats) as unknown as Histogram);
+  new Gauge({
+    name: 'ripplecache_sidecar_l1_entries',
+    help: 'Entries in L1',
+    registers,
+    collect() { this.set(sources.l1Entries()); },
+  });
+  new Gauge({
+    name: 'ripplecache_sidecar_l1_bytes',
+    help: 'Bytes in L1 (key + value + content type + 64 per entry)',
+    registers,
+    collect() { this.set(sources.l1Bytes()); },
+  });
+  const evictions = new Counter({
+    name: 'ripplecache_sidecar_l1_evictions_total',
+    help: 'L1 entries evicted to respect the entry or byte bound',
+    registers,
+  });
+  const published = new Counter({
+    name: 'ripplecache_sidecar_invalidations_published_total',
+    help: 'Invalidation messages published by this sidecar',
+    registers,
+  });
+  const received = new Counter({
+    name: 'ripplecache_sidecar_invalidations_received_total',
+    help: 'Invalidation messages received from other senders, by kind (keys, all)',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const gaps = new Counter({
+    name: 'ripplecache_sidecar_invalidation_gaps_total',
+    help: 'Gaps in a sender\'s sequence numbers (lost invalidation messages)',
+    registers,
+  });
+  const malformed = new Counter({
+    name: 'ripplecache_sidecar_invalidations_malformed_total',
+    help: 'Messages on the invalidation channel that were not valid invalidations',
+    registers,
+  });
+  const drops = new Counter({
+    name: 'ripplecache_sidecar_l1_drops_total',
+    help: 'Times L1 was emptied as a whole, by reason',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const redisErrors = new Counter({
+    name: 'ripplecache_sidecar_redis_errors_total',
+    help: 'Redis calls that failed (timed out, not connected, or an error reply)',
+    registers,
+  });
+  new Gauge({
+    name: 'ripplecache_sidecar_redis_up',
+    help: '1 when the connection to the Redis primary is up',
+    registers,
+    collect() { this.set(sources.redisUp()); },
+  });
+  new Gauge({
+    name: 'ripplecache_sidecar_invalidation_subscribed',
+    help: '1 when the invalidation subscription is up (L1 is trusted)',
+    registers,
+    collect() { this.set(sources.subscribed()); },
+  });
+
+  // Pre-create the usual series so that dashboards see zeros rather than gaps.
+  for (const reason of ['subscription-lost', 'resubscribed', 'sequence-gap', 'malformed-message', 'invalidate-all'] satisfies DropReason[]) {
+    drops.inc({ reason }, 0);
+  }
+
+  return {
+    registry,
+    tierEvents: {
+      l1Evicted: (count) => evictions.inc(count),
+      l1Dropped: (reason) => drops.inc({ reason }),
+      published: () => published.inc(),
+    },
+    receiverEvents: {
+      received: (kind) => received.inc({ kind }),
+      gap: () => gaps.inc(),
+      malformed: () => malformed.inc(),
+    },
+    request(operation, tier, outcome, seconds) {
+      stats.series(operation, tier, outcome).record(seconds);
+    },
+    series: (operation, tier, outcome) => stats.series(operation, tier, outcome),
+    redisError: () => redisErrors.inc(),
+  };
+}

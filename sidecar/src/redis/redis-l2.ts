@@ -1,0 +1,237 @@
+/**
+ * L2: the records in Redis. The only ioredis user of the data path (with the subscriber).
+ *
+ * Storage format (v1), documented in docs/sidecar.md because the write-policy issue builds on it:
+ * one Redis hash per key, named `rc:<key>`, with fields
+ *   - `v`:  the value bytes, exactly as PUT,
+ *   - `ct`: the Content-Type given at write time,
+ * and the TTL on the hash itself (PEXPIRE; none when the TTL is 0). Other fields (a per-key version) may
+ * be added by later issues; readers ignore fields they do not know. A write is one MULTI: HSET v ct,
+ * PEXPIRE or PERSIST, PUBLISH of the invalidation; a read is one MULTI: HMGET v ct, PTTL.
+ */
+import type { Redis } from 'ioredis';
+import { RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
+import type { CacheValue, L2Record, L2Store } from '../tiers/tiered-cache.js';
+import { createRedisClient, nodeName, toSidecarError, whenReady } from './redis-client.js';
+
+/** Prefix of every record the sidecars write. Other record kinds must use other prefixes. */
+export const RECORD_KEY_PREFIX = 'rc:';
+export const FIELD_VALUE = 'v';
+export const FIELD_CONTENT_TYPE = 'ct';
+
+/** One node's answer in a `consistency=all` read. */
+export interface NodeRead {
+  node: string;
+  role: 'primary' | 'replica';
+  /** `value`: the node holds the key; `missing`: it does not; `error`: it could not be read. */
+  status: 'value' | 'missing' | 'error';
+  record?: L2Record;
+  error?: { code: string; message: string };
+}
+
+export interface RedisL2Options {
+  primary: Redis;
+  channel: string;
+  /** Explicit replica URLs; when empty, replicas are discovered with INFO replication on the primary. */
+  replicaUrls: readonly string[];
+  password: string | undefined;
+  timeoutMs: number;
+  /** Called once for every failed Redis call (metrics). */
+  onError: (err: unknown) => void;
+}
+
+export class RedisL2 implements L2Store {
+  private readonly primary: Redis;
+  private readonly channel: string;
+  private readonly timeoutMs: number;
+  private readonly password: string | undefined;
+  private readonly onError: (err: unknown) => void;
+  private readonly explicitReplicas: boolean;
+  /** Replica connections by URL (explicit ones from the start, discovered ones on first use). */
+  private readonly replicas = new Map<string, Redis>();
+
+  constructor(options: RedisL2Options) {
+    this.primary = options.primary;
+    this.channel = options.channel;
+    this.timeoutMs = options.timeoutMs;
+    this.password = options.password;
+    this.onError = options.onError;
+    this.explicitReplicas = options.replicaUrls.length > 0;
+    for (const url of options.replicaUrls) this.replicaClient(url);
+  }
+
+  get available(): boolean {
+    return this.primary.status === 'ready';
+  }
+
+  async get(key: string): Promise<L2Record | null> {
+    return this.readFrom(this.primary, key);
+  }
+
+  async set(key: string, value: CacheValue, ttlSeconds: number, invalidation: string): Promise<void> {
+    const rk = RECORD_KEY_PREFIX + key;
+    const tx = this.primary.multi().hset(rk, FIELD_VALUE, value.body, FIELD_CONTENT_TYPE, value.contentType);
+    if (ttlSeconds > 0) tx.pexpire(rk, ttlSeconds * 1000);
+    else tx.persist(rk);
+    tx.publish(this.channel, invalidation);
+    await this.exec(tx, 'write');
+  }
+
+  async delete(keys: readonly string[], invalidation: string): Promise<number> {
+    const tx = this.primary.multi();
+    if (keys.length > 0) tx.del(...keys.map((k) => RECORD_KEY_PREFIX + k));
+    tx.publish(this.channel, invalidation);
+    const results = await this.exec(tx, 'delete');
+    return keys.length > 0 ? Number(results[0]) : 0;
+  }
+
+  async deleteAll(invalidation: string): Promise<number> {
+    let cursor = '0';
+    let deleted = 0;
+    try {
+      do {
+        const [next, keys] = await this.primary.scan(cursor, 'MATCH', `${RECORD_KEY_PREFIX}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) deleted += await this.primary.unlink(...keys);
+      } while (cursor !== '0');
+      await this.primary.publish(this.channel, invalidation);
+    } catch (err) {
+      this.onError(err);
+      throw toSidecarError(err, 'delete all');
+    }
+    return deleted;
+  }
+
+  async publish(invalidation: string): Promise<void> {
+    try {
+      await this.primary.publish(this.channel, invalidation);
+    } catch (err) {
+      this.onError(err);
+      throw toSidecarError(err, 'publish invalidation');
+    }
+  }
+
+  /** Reads the key from the primary and every replica, each time-boxed. */
+  async readAllNodes(key: string): Promise<NodeRead[]> {
+    const replicas = await this.currentReplicas();
+    const nodes: { client: Redis | undefined; name: string; role: 'primary' | 'replica' }[] = [
+      { client: this.primary, name: nodeName(this.primary), role: 'primary' },
+      ...replicas.map((r) => ({ ...r, role: 'replica' as const })),
+    ];
+    return Promise.all(nodes.map(async ({ client, name, role }): Promise<NodeRead> => {
+      try {
+        if (client === undefined) throw new RedisUnavailableError(`${name}: no connection`);
+        await whenReady(client, this.timeoutMs);
+        const record = await this.readFrom(client, key);
+        return record === null ? { node: name, role, status: 'missing' } : { node: name, role, status: 'value', record };
+      } catch (err) {
+        const e = toSidecarError(err, `read from ${name}`);
+        return { node: name, role, status: 'error', error: { code: e.code, message: e.message } };
+      }
+    }));
+  }
+
+  /** Closes every connection this object opened (not the primary, which the caller owns). */
+  async close(): Promise<void> {
+    await Promise.all([...this.replicas.values()].map((c) => c.quit().catch(() => c.disconnect())));
+    this.replicas.clear();
+  }
+
+  private async readFrom(client: Redis, key: string): Promise<L2Record | null> {
+    const rk = RECORD_KEY_PREFIX + key;
+    const results = await this.exec(client.multi().hmgetBuffer(rk, FIELD_VALUE, FIELD_CONTENT_TYPE).pttl(rk), 'read');
+    const fields = results[0] as (Buffer | null)[] | undefined;
+    const pttl = Number(results[1]);
+    const body = fields?.[0] ?? null;
+    const contentType = fields?.[1] ?? null;
+    if (body === null && contentType === null) return null;
+    if (body === null || contentType === null) {
+      throw new StoredRecordInvalidError(`the record for this key lacks the ${body === null ? 'v' : 'ct'} field`);
+    }
+    return { body, contentType: contentType.toString('utf8'), pttlMs: pttl };
+  }
+
+  /** Runs a MULTI; any failure (of EXEC or of one command) becomes a SidecarError. */
+  private async exec(tx: ReturnType<Redis['multi']>, what: string): Promise<unknown[]> {
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await tx.exec();
+    } catch (err) {
+      this.onError(err);
+      throw toSidecarError(err, what);
+    }
+    if (replies === null) {
+      const err = new RedisUnavailableError(`${what}: the transaction was aborted`);
+      this.onError(err);
+      throw err;
+    }
+    const failed = replies.find(([err]) => err !== null);
+    if (failed) {
+      this.onError(failed[0]);
+      throw toSidecarError(failed[0], what);
+    }
+    return replies.map(([, r]) => r);
+  }
+
+  private async currentReplicas(): Promise<{ client: Redis | undefined; name: string }[]> {
+    if (this.explicitReplicas) {
+      return [...this.replicas.values()].map((client) => ({ client, name: nodeName(client) }));
+    }
+    let info: string;
+    try {
+      info = await this.primary.info('replication');
+    } catch (err) {
+      this.onError(err);
+      return [];
+    }
+    const found = parseReplicas(info);
+    const base = new URL(this.primaryUrl());
+    const out: { client: Redis | undefined; name: string }[] = [];
+    for (const { host, port } of found) {
+      const u = new URL(base.toString());
+      u.hostname = host;
+      u.port = String(port);
+      out.push({ client: this.replicaClient(u.toString()), name: `${host}:${port}` });
+    }
+    // Forget replicas that left.
+    const wanted = new Set(out.map((r) => r.client));
+    for (const [url, client] of this.replicas) {
+      if (!wanted.has(client)) {
+        this.replicas.delete(url);
+        client.disconnect();
+      }
+    }
+    return out;
+  }
+
+  private primaryUrl(): string {
+    const o = this.primary.options;
+    const scheme = o.tls ? 'rediss' : 'redis';
+    const auth = o.password ? `${encodeURIComponent(o.username ?? '')}:${encodeURIComponent(o.password)}@` : '';
+    return `${scheme}://${auth}${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
+  }
+
+  private replicaClient(url: string): Redis {
+    let client = this.replicas.get(url);
+    if (client === undefined) {
+      client = createRedisClient({ url, password: this.password, timeoutMs: this.timeoutMs, name: 'ripplecache-sidecar-replica-read' });
+      client.on('error', () => {}); // surfaced per request in the consistency report
+      this.replicas.set(url, client);
+    }
+    return client;
+  }
+}
+
+/** Parses the `slaveN:ip=…,port=…,state=online` lines of INFO replication. */
+export function parseReplicas(info: string): { host: string; port: number }[] {
+  const out: { host: string; port: number }[] = [];
+  for (const line of info.split(/\r?\n/)) {
+    const m = /^slave\d+:(.*)$/.exec(line.trim());
+    if (!m?.[1]) continue;
+    const fields = new Map(m[1].split(',').map((kv) => kv.split('=', 2) as [string, string]));
+    const host = fields.get('ip');
+    const port = Number(fields.get('port'));
+    if (host && Number.isInteger(port) && port > 0) out.push({ host, port });
+  }
+  return out;
+}
