@@ -11,6 +11,11 @@ import { startOperator, type OperatorProcess } from '../test/harness/operator.js
 import { PodSimulator } from '../test/harness/pod-simulator.js';
 import { waitFor } from '../test/harness/ports.js';
 import { startRedis, type RedisProcess } from '../test/harness/redis.js';
+import { startSidecar, stopAllSidecars, type SidecarProcess } from '../test/harness/sidecar.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 
 const NS = 'default';
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -96,6 +101,31 @@ async function main(): Promise<void> {
     await show(cp, ['get', 'cc', 'sessions', '-o', 'jsonpath={.status.appliedConfig}{"\\n"}']);
     const hashAfter = (await cp.kubectl(['get', 'sts', 'sessions', '-o', 'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}'])).stdout;
     console.log(`  pod template restart-hash before=${hashBefore} after=${hashAfter} (${hashBefore === hashAfter ? 'unchanged: no restart' : 'CHANGED'})`);
+
+    step('Two application pods\' sidecars, configured from the sidecar.yaml the operator rendered');
+    const cm = JSON.parse((await cp.kubectl(['get', 'configmap', 'sessions-config', '-o', 'json'])).stdout);
+    const rendered = parse(cm.data['sidecar.yaml']) as Record<string, unknown>;
+    console.log(`  sidecar.yaml from ConfigMap sessions-config:\n${stringify(rendered).trimEnd().split('\n').map((l) => `    ${l}`).join('\n')}`);
+    // In a cluster the sidecar reaches redis://sessions.default.svc:6379; here that is the local process.
+    const dir = mkdtempSync(join(tmpdir(), 'ripplecache-demo-'));
+    const configPath = join(dir, 'sidecar.yaml');
+    writeFileSync(configPath, stringify({ ...rendered, redis: sessions0.url }));
+    cleanup.push(() => stopAllSidecars());
+    const [a, b]: SidecarProcess[] = [await startSidecar({ name: 'app-a', args: ['--config', configPath] }), await startSidecar({ name: 'app-b', args: ['--config', configPath] })];
+    console.log(`  sidecar of app-a on ${a!.url}, sidecar of app-b on ${b!.url}`);
+    const say = async (who: string, sc: SidecarProcess, method: 'GET' | 'PUT', value?: string) => {
+      const r = method === 'PUT' ? await sc.put('user:42', value!, { contentType: 'application/json' }) : await sc.get('user:42');
+      console.log(`  ${who}: ${method} /v1/cache/user:42${value ? ` ${value}` : ''} -> ${r.status}${r.tier ? ` X-Cache: ${r.tier}` : ''}${method === 'GET' && r.status === 200 ? ` ${r.body}` : ''}`);
+      return r;
+    };
+    await say('app-a', a!, 'PUT', '{"name":"Ada"}');
+    await say('app-b', b!, 'GET');
+    await say('app-b', b!, 'GET');
+    const received = await b!.metric('ripplecache_sidecar_invalidations_received_total');
+    await say('app-a', a!, 'PUT', '{"name":"Ada Lovelace"}');
+    await waitFor('the invalidation to reach app-b', async () => (await b!.metric('ripplecache_sidecar_invalidations_received_total')) > received, 5_000, 5);
+    const after = await say('app-b', b!, 'GET');
+    console.log(`  app-a's write invalidated app-b's L1 copy over pub/sub: app-b read the new value from ${after.tier}`);
 
     step('An invalid CacheCluster is rejected by the API server');
     const bad = await cp.kubectl(['apply', '-f', '-'], `apiVersion: cache.ripplecache.io/v1alpha1
