@@ -23,6 +23,8 @@ export interface OperatorOptions {
   podAddresses?: Record<string, string>;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Run the compiled `dist/operator/src/main.js` (after `npm run build`) instead of the sources through tsx. */
+  compiled?: boolean;
 }
 
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
@@ -30,7 +32,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
   const dir = mkdtempSync(join(tmpdir(), 'ripplecache-operator-'));
   trackTempDir(dir);
   const args = [
-    '--import', 'tsx', join(repoRoot, 'operator/src/main.ts'),
+    ...(opts.compiled ? [join(repoRoot, 'dist/operator/src/main.js')] : ['--import', 'tsx', join(repoRoot, 'operator/src/main.ts')]),
     '--kubeconfig', opts.kubeconfigPath,
     '--metrics-listen', `127.0.0.1:${port}`,
     '--identity', opts.identity,

@@ -119,14 +119,17 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     return done;
   }
   let wrote = 0;
-  for (const child of children.apply) {
-    const c = child as KubeObject;
+  const applyChild = async (c: KubeObject) => {
     const current = deps.cached(c.kind!, ns, c.metadata!.name!);
-    if (current && isSubset(c, current)) continue;
+    if (current && isSubset(c, current)) return;
     await deps.kube.apply(c);
     wrote++;
     log.info({ kind: c.kind, name: c.metadata!.name }, current ? 'Updated child' : 'Created child');
-  }
+  };
+  // The ConfigMap first (the pods mount it), then the other children concurrently.
+  const [first, ...rest] = children.apply as KubeObject[];
+  if (first) await applyChild(first);
+  await Promise.all(rest.map(applyChild));
   for (const gone of children.deleteIfPresent) {
     if (!deps.cached(gone.kind, gone.namespace, gone.name)) continue;
     await deps.kube.delete(gone);
