@@ -1,7 +1,8 @@
 /**
  * Builds the sidecar: L1, the Redis connections (command + subscriber), the invalidation machinery,
  * metrics and the HTTP routes. Never listens (`main.ts` does); tests use `app.inject()` or listen on
- * port 0 themselves. Closing the app (`app.close()`) stops the timers and closes the Redis connections.
+ * port 0 themselves. Closing the app (`app.close()`) stops the timers, drains the write-back flusher (at
+ * most `writeBackDrainMs`) and closes the origin and Redis connections.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -21,6 +22,7 @@ import { cacheRoutes } from './routes/cache-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { invalidateRoute } from './routes/invalidate-route.js';
 import { TieredCache, type CacheValue } from './tiers/tiered-cache.js';
+import { createWritePath, type WritePath } from './write/create-write-path.js';
 
 export interface BuildAppOptions {
   config: SidecarConfig;
@@ -40,6 +42,11 @@ export interface BuildAppOptions {
   heartbeatMs?: number;
   /** Period of the incremental sweep of expired L1 entries, in ms. Default 1000. */
   sweepIntervalMs?: number;
+  /**
+   * Longest the write-back flusher may spend draining the journal when the app closes, in ms; what is
+   * left stays in the journal for another sidecar. Default 7000 (main.ts gives the whole shutdown 10 s).
+   */
+  writeBackDrainMs?: number;
 }
 
 /** What the app exposes to main.ts, tests and benchmarks. */
@@ -49,6 +56,8 @@ export interface SidecarRuntime {
   readonly metrics: SidecarMetrics;
   readonly receiver: InvalidationReceiver;
   readonly senderId: string;
+  /** The origin, write policy and write-back flusher (absent without `--origin`). */
+  readonly writePath: WritePath | undefined;
   /** Makes /readyz fail; in-flight and new requests are still served until the app is closed. */
   beginShutdown(): void;
   readonly shuttingDown: boolean;
@@ -117,21 +126,50 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   }
 
   let cache: TieredCache | undefined;
+  let writePath: WritePath | undefined;
   metrics = createSidecarMetrics({
     l1Entries: () => l1.size,
     l1Bytes: () => l1.bytes,
     redisUp: () => (primary?.status === 'ready' ? 1 : 0),
     subscribed: () => (cache?.isSubscribed ? 1 : 0),
+    ...(config.origin !== undefined && config.writePolicy === 'write-back'
+      ? { writeBackPending: () => (writePath as WritePath).pending() }
+      : {}),
   }, { defaultMetrics: options.defaultMetrics ?? false });
+
+  // One publisher for the tiers and the write policies: one sequence of messages per sidecar.
+  const publisher = new InvalidationPublisher(senderId);
+  if (config.origin !== undefined) {
+    const m = metrics;
+    writePath = createWritePath({
+      originUrl: config.origin,
+      originTable: config.originTable,
+      writePolicy: config.writePolicy,
+      writeBack: { ...config.writeBack, claimTimeoutMs: config.writeBackClaimTimeoutMs },
+      defaultTTLSeconds: config.defaultTTLSeconds,
+      redis: primary,
+      channel: config.channel,
+      senderId,
+      publisher,
+      invalidateLocal: (keys) => cache?.invalidateKeys(keys),
+      onPublished: () => m.tierEvents.published(),
+      onRedisError: redisError,
+      originEvents: m.originEvents,
+      flusherEvents: m.flusherEvents,
+      log,
+      clock,
+    });
+  }
 
   cache = new TieredCache({
     l1,
     ...(l2 ? { l2 } : {}),
-    publisher: new InvalidationPublisher(senderId),
+    publisher,
     clock,
     l1MaxTTLMs: config.l1.maxTTLSeconds * 1000,
     onDisconnect: config.onDisconnect,
     events: metrics.tierEvents,
+    ...(writePath ? { readThrough: writePath.readThrough, readThroughTTLMs: config.defaultTTLSeconds * 1000 } : {}),
   });
   const tiered = cache;
 
@@ -170,6 +208,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics,
     receiver,
     senderId,
+    writePath,
     beginShutdown: () => { shuttingDown = true; },
     get shuttingDown() { return shuttingDown; },
   };
@@ -181,6 +220,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics,
     config,
     ...(l2 ? { readAllNodes: (key: string) => (l2 as RedisL2).readAllNodes(key) } : {}),
+    ...(writePath ? { writer: writePath.policy } : {}),
   });
   await app.register(invalidateRoute, { cache: tiered, metrics });
   await app.register(healthRoutes, { cache: tiered, metrics, onDisconnect: config.onDisconnect, isShuttingDown: () => shuttingDown });
@@ -188,6 +228,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addHook('onClose', async () => {
     shuttingDown = true;
     clearInterval(sweep);
+    if (writePath !== undefined) {
+      const drained = await writePath.close(options.writeBackDrainMs ?? 7000);
+      if (writePath.flusher !== undefined) {
+        if (drained) log.info({ origin: writePath.origin.description }, 'Drained the write-back journal');
+        else log.warn({ origin: writePath.origin.description }, 'Stopped before the write-back journal was drained; another sidecar will finish it');
+      }
+    }
     await subscriber?.stop();
     await l2?.close();
     await Promise.all([primary, subscriberClient].map((c) => c?.quit().catch(() => c.disconnect())));
@@ -200,8 +247,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     l1: config.l1,
     onDisconnect: config.onDisconnect,
     writePolicy: config.writePolicy,
+    origin: writePath?.origin.description,
     sender: senderId,
   }, 'Built the sidecar');
+  writePath?.start();
   return app;
 }
 

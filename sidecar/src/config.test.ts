@@ -136,4 +136,24 @@ describe('sidecar config', () => {
     expect(text).not.toContain('hunter2');
     expect(text).not.toContain('pw2');
   });
+  it('reads the write-policy flags and refuses write-back against an origin without Redis', () => {
+    const c = cfg([
+      '--redis', 'redis://r:6379', '--origin', 'postgres://app@db:5432/app', '--origin-table', 'app.cache',
+      '--write-policy', 'write-back', '--write-back-flush-interval-ms', '250', '--write-back-flush-batch-size', '100',
+      '--write-back-max-pending', '5000', '--write-back-claim-timeout-ms', '3000',
+    ]);
+    expect(c).toMatchObject({
+      origin: 'postgres://app@db:5432/app', originTable: 'app.cache', writePolicy: 'write-back',
+      writeBack: { flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 }, writeBackClaimTimeoutMs: 3000,
+    });
+    expect(cfg([], { RIPPLECACHE_ORIGIN_TABLE: 'entries', RIPPLECACHE_WRITE_BACK_CLAIM_TIMEOUT_MS: '1000' }))
+      .toMatchObject({ originTable: 'entries', writeBackClaimTimeoutMs: 1000 });
+    expect(cfg(['--config', 'f'], {}, { f: 'originTable: t1\nwriteBackClaimTimeoutMs: 500\n' })).toMatchObject({ originTable: 't1', writeBackClaimTimeoutMs: 500 });
+    expect(() => cfg(['--origin-table', 'x; drop table y'])).toThrow(/not a table name/);
+    expect(() => cfg(['--origin', 'mysql://db/app'])).toThrow(ConfigError);
+    expect(() => cfg(['--origin', 'postgres://db/app', '--write-policy', 'write-back'])).toThrow(/needs --redis/);
+    expect(cfg(['--origin', 'http://origin:8080/cache', '--write-policy', 'write-around']).writePolicy).toBe('write-around');
+    for (const flag of ['--origin-table', '--write-back-claim-timeout-ms', '--write-back-max-pending']) expect(helpText()).toContain(flag);
+    expect(JSON.stringify(redactedConfig(cfg(['--origin', 'postgres://app:hunter3@db/app'])))).not.toContain('hunter3');
+  });
 });

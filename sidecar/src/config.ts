@@ -37,13 +37,16 @@ export interface L1Config {
   maxTTLSeconds: number;
 }
 
-/** Settings of the write-back queue (used by the write-back write policy, a later issue). */
+/** Settings of the write-back journal and flusher (`--write-policy write-back`). */
 export interface WriteBackConfig {
   /** Flush the queue at least this often, in ms. Default 1000. */
   flushIntervalMs: number;
   /** Largest batch written to the database at once. Default 500. */
   flushBatchSize: number;
-  /** Writes waiting at most; further writes are rejected. Default 100000. */
+  /**
+   * Journaled writes not yet in the database, cluster-wide, at most; further writes are refused with 503
+   * `WriteBackBacklogFull`. Default 100000.
+   */
   maxPending: number;
 }
 
@@ -61,11 +64,24 @@ export interface SidecarConfig {
   l1: L1Config;
   /** TTL of a write that names none, in seconds; 0 means no expiry. Default 3600. */
   defaultTTLSeconds: number;
-  /** Write policy. Default `write-through`; without an origin every policy writes to Redis. */
+  /**
+   * Write policy against the origin: `write-through` (default), `write-back` or `write-around` (README
+   * "Write policies"). Without an origin every policy just writes Redis.
+   */
   writePolicy: WritePolicy;
   writeBack: WriteBackConfig;
-  /** The application database (`postgres://…` or `http(s)://…`); accepted, used by a later issue. */
+  /**
+   * Idle time after which a write-back entry taken by a sidecar that stopped working on it (it died) is
+   * claimed by another, in ms. Default 30000.
+   */
+  writeBackClaimTimeoutMs: number;
+  /**
+   * The application database, `postgres://…` or `http(s)://…`: read-through on a miss, and the target of
+   * the write policy. Default: none. Its password is never logged.
+   */
   origin: string | undefined;
+  /** PostgreSQL table of the origin, `name` or `schema.name`, created if absent. Default `cache_entries`. */
+  originTable: string;
   /**
    * What to do with L1 when the invalidation subscription is lost: `drop` (default) empties L1 at once so
    * nothing stale is served; `serve-stale` keeps answering L1 hits while Redis is unreachable, marked
@@ -91,7 +107,9 @@ export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   defaultTTLSeconds: 3600,
   writePolicy: 'write-through',
   writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100_000 },
+  writeBackClaimTimeoutMs: 30_000,
   origin: undefined,
+  originTable: 'cache_entries',
   onDisconnect: 'drop',
   maxValueBytes: 1024 * 1024,
   redisTimeoutMs: 500,
@@ -208,6 +226,15 @@ export function parseListen(raw: unknown, where: string): { host: string; port: 
 
 const REDIS_URL = url(['redis:', 'rediss:']);
 
+/** A PostgreSQL table name: `name` or `schema.name` (letters, digits, `_`, `$`; at most 63 each). */
+function tableName(raw: unknown, where: string): string {
+  const s = str(raw, where);
+  if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/.test(s)) {
+    throw new ConfigError(`${where}: "${s}" is not a table name (name or schema.name: letters, digits, _ and $)`);
+  }
+  return s;
+}
+
 const FLAGS: readonly FlagSpec[] = [
   { flag: 'listen', path: 'listen', parse: parseListen,
     help: `HOST:PORT of the HTTP API (default ${SIDECAR_DEFAULTS.listen.host}:${SIDECAR_DEFAULTS.listen.port})` },
@@ -230,15 +257,19 @@ const FLAGS: readonly FlagSpec[] = [
   { flag: 'default-ttl', path: 'defaultTTLSeconds', parse: int(0, 86_400 * 3650),
     help: `TTL in seconds of a PUT without ?ttl=; 0 = no expiry (default ${SIDECAR_DEFAULTS.defaultTTLSeconds})` },
   { flag: 'write-policy', path: 'writePolicy', parse: oneOf(WRITE_POLICIES),
-    help: `${WRITE_POLICIES.join('|')} (default ${SIDECAR_DEFAULTS.writePolicy}; without --origin writes go to Redis)` },
+    help: `${WRITE_POLICIES.join('|')} against the origin (default ${SIDECAR_DEFAULTS.writePolicy}; without --origin writes go to Redis)` },
   { flag: 'write-back-flush-interval-ms', path: 'writeBack.flushIntervalMs', parse: int(1, 3_600_000),
-    help: `write-back: flush at least every N ms (default ${SIDECAR_DEFAULTS.writeBack.flushIntervalMs})` },
+    help: `write-back: flush the journal to the origin at least every N ms (default ${SIDECAR_DEFAULTS.writeBack.flushIntervalMs})` },
   { flag: 'write-back-flush-batch-size', path: 'writeBack.flushBatchSize', parse: int(1, 1_000_000),
-    help: `write-back: largest batch per flush (default ${SIDECAR_DEFAULTS.writeBack.flushBatchSize})` },
+    help: `write-back: entries per batch at most; this many local writes also start a flush (default ${SIDECAR_DEFAULTS.writeBack.flushBatchSize})` },
   { flag: 'write-back-max-pending', path: 'writeBack.maxPending', parse: int(1, 100_000_000),
-    help: `write-back: queued writes at most (default ${SIDECAR_DEFAULTS.writeBack.maxPending})` },
+    help: `write-back: journaled writes not yet in the origin (cluster-wide) at most; further writes get 503 (default ${SIDECAR_DEFAULTS.writeBack.maxPending})` },
+  { flag: 'write-back-claim-timeout-ms', path: 'writeBackClaimTimeoutMs', parse: int(100, 3_600_000),
+    help: `write-back: entries idle this long in a sidecar that died are claimed by another (default ${SIDECAR_DEFAULTS.writeBackClaimTimeoutMs})` },
   { flag: 'origin', path: 'origin', parse: url(['postgres:', 'postgresql:', 'http:', 'https:']),
-    help: 'application database: postgres://… or http(s)://… (accepted; used by the write-policy issue)' },
+    help: 'application database: postgres://user[:password]@host:port/db or http(s)://service/prefix (read-through and the write policy)' },
+  { flag: 'origin-table', path: 'originTable', parse: tableName,
+    help: `PostgreSQL table of the origin, created if absent (default ${SIDECAR_DEFAULTS.originTable})` },
   { flag: 'on-disconnect', path: 'onDisconnect', parse: oneOf(ON_DISCONNECT),
     help: `when the invalidation subscription is lost: drop L1 (consistency) or serve-stale L1 hits marked L1-STALE (availability) (default ${SIDECAR_DEFAULTS.onDisconnect})` },
   { flag: 'max-value-bytes', path: 'maxValueBytes', parse: bytes(MAX_VALUE_BYTES_CEILING),
@@ -418,6 +449,9 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
   }
   if (config.redis === undefined && config.redisReplicas.length > 0) {
     throw new ConfigError('--redis-replica needs --redis (the primary)');
+  }
+  if (config.origin !== undefined && config.writePolicy === 'write-back' && config.redis === undefined) {
+    throw new ConfigError('--write-policy write-back with --origin needs --redis: the write-back journal is a Redis Stream');
   }
   return { kind: 'config', config };
 }

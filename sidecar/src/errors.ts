@@ -17,7 +17,10 @@ export const ERROR_CODES = {
   Internal: 500,
   StoredRecordInvalid: 500,
   RedisError: 502,
+  OriginRejected: 502,
   RedisUnavailable: 503,
+  OriginUnavailable: 503,
+  WriteBackBacklogFull: 503,
   ShuttingDown: 503,
   CacheFull: 507,
 } as const;

@@ -3,7 +3,9 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DropReason, ReceiverEvents } from './invalidation/invalidation-receiver.js';
+import type { OriginEvents } from './origin/origin.js';
 import type { TierEvents } from './tiers/tiered-cache.js';
+import type { FlusherEvents, FlushFailure, PendingSnapshot } from './write/write-back-flusher.js';
 
 /** What the gauges read at scrape time. */
 export interface MetricSources {
@@ -13,6 +15,8 @@ export interface MetricSources {
   redisUp(): number;
   /** 1 when the invalidation subscription is up (always in L1-only mode). */
   subscribed(): number;
+  /** The write-back journal's backlog, read at scrape time (absent: no write-back). */
+  writeBackPending?(): Promise<PendingSnapshot>;
 }
 
 export type Operation = 'get' | 'put' | 'delete' | 'invalidate' | 'consistency';
@@ -26,6 +30,10 @@ export interface SidecarMetrics {
   readonly registry: Registry;
   readonly tierEvents: TierEvents;
   readonly receiverEvents: ReceiverEvents;
+  /** Calls to the origin (write policies and read-through). */
+  readonly originEvents: OriginEvents;
+  /** The write-back flusher's batches, coalesced writes and failures. */
+  readonly flusherEvents: FlusherEvents;
   /** Records one API request: which tier answered (`l1`, `l1-stale`, `l2`, `none`) and how it ended. */
   request(operation: Operation, tier: string, outcome: string, seconds: number): void;
   /** The series for one combination, for hot paths that record it on every request. */
@@ -214,6 +222,61 @@ export function createSidecarMetrics(sources: MetricSources, options: { defaultM
     collect() { this.set(sources.subscribed()); },
   });
 
+  // Write policies and the origin.
+  let pendingScrape: Promise<PendingSnapshot> | undefined;
+  /** One journal read per scrape, shared by the two gauges. */
+  const pending = (): Promise<PendingSnapshot> => {
+    const read = sources.writeBackPending;
+    if (read === undefined) return Promise.resolve({ pending: 0, oldestPendingSeconds: 0 });
+    pendingScrape ??= read().finally(() => { setImmediate(() => { pendingScrape = undefined; }); });
+    return pendingScrape;
+  };
+  new Gauge({
+    name: 'ripplecache_sidecar_writeback_pending',
+    help: 'Write-back journal entries not yet written to the origin (cluster-wide: the journal is shared)',
+    registers,
+    async collect() { this.set((await pending()).pending); },
+  });
+  new Gauge({
+    name: 'ripplecache_sidecar_writeback_oldest_pending_seconds',
+    help: 'Age of the oldest write-back journal entry not yet written to the origin (0 when none)',
+    registers,
+    async collect() { this.set((await pending()).oldestPendingSeconds); },
+  });
+  const batches = new Counter({
+    name: 'ripplecache_sidecar_writeback_batches_total',
+    help: 'Write-back batches this sidecar wrote to the origin',
+    registers,
+  });
+  const flushedEntries = new Counter({
+    name: 'ripplecache_sidecar_writeback_entries_flushed_total',
+    help: 'Write-back journal entries this sidecar wrote to the origin (before coalescing)',
+    registers,
+  });
+  const coalesced = new Counter({
+    name: 'ripplecache_sidecar_writeback_coalesced_total',
+    help: 'Write-back entries folded into a later write to the same key of the same batch (not sent to the origin)',
+    registers,
+  });
+  const flushFailures = new Counter({
+    name: 'ripplecache_sidecar_writeback_failures_total',
+    help: 'Failed write-back flush attempts, by kind: origin (unavailable; retried), rejected (dead-lettered), redis',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const originRequests = new Counter({
+    name: 'ripplecache_sidecar_origin_requests_total',
+    help: 'Calls to the origin by operation (get, put, delete, batch, init) and outcome (hit, miss, applied, superseded, ok, unavailable, rejected)',
+    labelNames: ['op', 'outcome'] as const,
+    registers,
+  });
+  const originRows = new Counter({
+    name: 'ripplecache_sidecar_origin_rows_written_total',
+    help: 'Rows (or HTTP writes) the origin stored for this sidecar',
+    registers,
+  });
+  for (const kind of ['origin', 'rejected', 'redis'] satisfies FlushFailure[]) flushFailures.inc({ kind }, 0);
+
   // Pre-create the usual series so that dashboards see zeros rather than gaps.
   for (const reason of ['subscription-lost', 'resubscribed', 'sequence-gap', 'malformed-message', 'invalidate-all'] satisfies DropReason[]) {
     drops.inc({ reason }, 0);
@@ -230,6 +293,18 @@ export function createSidecarMetrics(sources: MetricSources, options: { defaultM
       received: (kind) => received.inc({ kind }),
       gap: () => gaps.inc(),
       malformed: () => malformed.inc(),
+    },
+    originEvents: {
+      request: (op, outcome) => originRequests.inc({ op, outcome }),
+      rowsWritten: (count) => originRows.inc(count),
+    },
+    flusherEvents: {
+      batchFlushed: (entries) => {
+        batches.inc();
+        flushedEntries.inc(entries);
+      },
+      coalesced: (count) => coalesced.inc(count),
+      failure: (kind) => flushFailures.inc({ kind }),
     },
     request(operation, tier, outcome, seconds) {
       stats.series(operation, tier, outcome).record(seconds);

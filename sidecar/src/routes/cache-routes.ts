@@ -13,6 +13,7 @@ import type { SidecarMetrics } from '../metrics.js';
 import { ERROR_SCHEMA, errorBody, MAX_TTL_SECONDS, methodNotAllowed, type RouteConfig } from '../plugins/error-handler.js';
 import type { NodeRead } from '../redis/redis-l2.js';
 import type { TieredCache } from '../tiers/tiered-cache.js';
+import type { WritePolicyHandler } from '../write/write-policy.js';
 
 export interface CacheRoutesOptions {
   cache: TieredCache;
@@ -20,12 +21,14 @@ export interface CacheRoutesOptions {
   config: SidecarConfig;
   /** Reads a key on every Redis node (absent in L1-only mode). */
   readAllNodes?: (key: string) => Promise<NodeRead[]>;
+  /** The write policy against the origin (absent: no origin, writes go to the tiers). */
+  writer?: WritePolicyHandler;
 }
 
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const MAX_CONTENT_TYPE_LENGTH = 256;
 const EMPTY = Buffer.alloc(0);
-const TIER_LABEL = { 'L1': 'l1', 'L1-STALE': 'l1-stale', 'L2': 'l2' } as const;
+const TIER_LABEL = { 'L1': 'l1', 'L1-STALE': 'l1-stale', 'L2': 'l2', 'ORIGIN': 'origin' } as const;
 
 type KeyParams = { '*': string };
 
@@ -66,7 +69,9 @@ const CONSISTENCY_SCHEMA = {
 } as const;
 
 export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOptions): Promise<void> {
-  const { cache, metrics, config, readAllNodes } = options;
+  const { cache, metrics, config, readAllNodes, writer } = options;
+  /** The tier label of writes: the origin under write-through/write-around, Redis (the journal) under write-back. */
+  const writeTier = writer === undefined ? (cache.l1Only ? 'l1' : 'l2') : writer.name === 'write-back' ? 'l2' : 'origin';
 
   // Values are opaque bytes whatever their Content-Type.
   app.removeAllContentTypeParsers();
@@ -128,8 +133,9 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
       throw new InvalidRequestError(`the Content-Type is longer than ${MAX_CONTENT_TYPE_LENGTH} characters`);
     }
     const ttl = request.query.ttl ?? config.defaultTTLSeconds;
-    await cache.put(key, { body, contentType }, ttl);
-    metrics.request('put', cache.l1Only ? 'l1' : 'l2', 'stored', reply.elapsedTime / 1000);
+    if (writer === undefined) await cache.put(key, { body, contentType }, ttl);
+    else await writer.put(key, { body, contentType }, ttl);
+    metrics.request('put', writeTier, 'stored', reply.elapsedTime / 1000);
     return reply.code(204).send();
   });
 
@@ -139,8 +145,9 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
   }, async (request, reply) => {
     const key = request.params['*'];
     validateKey(key);
-    await cache.delete([key]);
-    metrics.request('delete', cache.l1Only ? 'l1' : 'l2', 'deleted', reply.elapsedTime / 1000);
+    if (writer === undefined) await cache.delete([key]);
+    else await writer.delete(key);
+    metrics.request('delete', writeTier, 'deleted', reply.elapsedTime / 1000);
     return reply.code(204).send();
   });
 

@@ -2,11 +2,14 @@
  * The read and write paths over L1 (in process) and L2 (Redis), and the rules that keep L1 honest.
  * Pure: L2 is an interface, the clock is passed in, no timers.
  *
- * Read: L1 → L2 (single-flight) → miss. An L2 result is stored in L1 only when
+ * Read: L1 → L2 (single-flight) → origin (read-through, single-flight; only with an origin) → miss. An
+ * L2 result is stored in L1 only when
  *   - this caller started the flight,
  *   - the invalidation subscription was up when the read started and still is,
  *   - no invalidation for the key (and no drop of L1) happened while the read was in the air,
- * for min(remaining TTL in Redis, l1.maxTTL).
+ * for min(remaining TTL in Redis, l1.maxTTL). An origin result under the same rules, and only if Redis
+ * took it (it holds nothing newer; in L1-only mode there is no Redis), for min(default TTL, l1.maxTTL).
+ * Redis failing does not stop a read-through: the origin answers, and nothing is stored in L1.
  *
  * Write / delete: the record and its invalidation message go to Redis in one transaction; then this
  * sidecar's own L1 entry (and any in-flight read of the key) is invalidated, before the caller is
@@ -48,7 +51,12 @@ export interface L2Store {
   publish(invalidation: string): Promise<void>;
 }
 
-export type ReadTier = 'L1' | 'L1-STALE' | 'L2';
+export type ReadTier = 'L1' | 'L1-STALE' | 'L2' | 'ORIGIN';
+
+/** Loads a key from the origin and fills Redis (write/read-through.ts). */
+export interface OriginLoader {
+  load(key: string): Promise<{ value: CacheValue; filled: boolean } | null>;
+}
 export type ReadResult = { tier: ReadTier; value: CacheValue } | { tier: 'none'; value?: undefined };
 
 /** Counters the tiers report to (metrics). */
@@ -68,6 +76,10 @@ export interface TieredCacheOptions {
   l1MaxTTLMs: number;
   onDisconnect: OnDisconnect;
   events?: TierEvents;
+  /** Read-through on a miss (absent: no origin). */
+  readThrough?: OriginLoader;
+  /** TTL of values read through, in ms (the default TTL); 0: none. */
+  readThroughTTLMs?: number;
 }
 
 /** Bytes counted per L1 entry on top of key, value and content type. */
@@ -85,6 +97,9 @@ export class TieredCache implements LocalInvalidation {
   private readonly serveStale: boolean;
   private readonly events: TierEvents;
   private readonly flights = new SingleFlight<L2Record | null>();
+  private readonly readThrough: OriginLoader | undefined;
+  private readonly readThroughTTLMs: number;
+  private readonly originFlights = new SingleFlight<{ value: CacheValue; filled: boolean } | null>();
   /** True while the invalidation subscription is up (always true in L1-only mode). */
   private subscribedNow: boolean;
   private everSubscribed = false;
@@ -99,6 +114,8 @@ export class TieredCache implements LocalInvalidation {
     this.l1MaxTTLMs = options.l1MaxTTLMs;
     this.serveStale = options.onDisconnect === 'serve-stale';
     this.events = options.events ?? NO_EVENTS;
+    this.readThrough = options.readThrough;
+    this.readThroughTTLMs = options.readThroughTTLMs ?? 0;
     this.subscribedNow = options.l2 === undefined;
   }
 
@@ -131,11 +148,11 @@ export class TieredCache implements LocalInvalidation {
     return this.subscribedNow ? this.l1.get(key, this.clock()) : undefined;
   }
 
-  /** The rest of `get` after {@link getL1} found nothing: stale L1 (serve-stale), L2, miss. */
+  /** The rest of `get` after {@link getL1} found nothing: stale L1 (serve-stale), L2, origin, miss. */
   async getBeyondL1(key: string): Promise<ReadResult> {
     const now = this.clock();
     const l2 = this.l2;
-    if (l2 === undefined) return MISS;
+    if (l2 === undefined) return this.readThrough === undefined ? MISS : this.readOrigin(this.readThrough, key, true);
     if (!this.subscribedNow && this.serveStale && !l2.available) {
       const value = this.l1.peek(key, now);
       if (value !== undefined) return { tier: 'L1-STALE', value };
@@ -214,6 +231,7 @@ export class TieredCache implements LocalInvalidation {
     for (const key of keys) {
       this.l1.delete(key);
       this.flights.invalidate(key);
+      this.originFlights.invalidate(key);
     }
   }
 
@@ -221,6 +239,7 @@ export class TieredCache implements LocalInvalidation {
     const entries = this.l1.size;
     this.l1.clear();
     this.flights.invalidateAll();
+    this.originFlights.invalidateAll();
     this.epoch++;
     this.events.l1Dropped(reason, entries);
   }
@@ -230,6 +249,7 @@ export class TieredCache implements LocalInvalidation {
     this.subscribedNow = false;
     this.epoch++;
     this.flights.invalidateAll();
+    this.originFlights.invalidateAll();
     if (!this.serveStale) this.dropAll('subscription-lost');
   }
 
@@ -240,6 +260,7 @@ export class TieredCache implements LocalInvalidation {
       this.dropAll('resubscribed');
     } else {
       this.flights.invalidateAll();
+      this.originFlights.invalidateAll();
       this.epoch++;
     }
     this.everSubscribed = true;
@@ -260,14 +281,35 @@ export class TieredCache implements LocalInvalidation {
         const value = this.l1.peek(key, this.clock());
         if (value !== undefined) return { tier: 'L1-STALE', value };
       }
+      // Redis is unreachable: the origin still answers (nothing is cached on the way).
+      if (this.readThrough !== undefined) return this.readOrigin(this.readThrough, key, false);
       throw err;
     }
-    if (record === null) return MISS;
+    if (record === null) return this.readThrough === undefined ? MISS : this.readOrigin(this.readThrough, key, true);
     if (owner && fillable && !flight.stale && epoch === this.epoch && this.subscribedNow) {
       const ttlMs = record.pttlMs < 0 ? this.l1MaxTTLMs : Math.min(record.pttlMs, this.l1MaxTTLMs);
       if (ttlMs > 0) this.storeL1(key, { body: record.body, contentType: record.contentType }, now + ttlMs);
     }
     return { tier: 'L2', value: record };
+  }
+
+  /**
+   * Read-through: loads the key from the origin (one flight per key), which fills Redis; stores the value
+   * in L1 under the same rules as an L2 read, only if Redis took it, and only when `mayFill`.
+   */
+  private async readOrigin(loader: OriginLoader, key: string, mayFill: boolean): Promise<ReadResult> {
+    const l1Only = this.l2 === undefined;
+    const fillable = mayFill && this.subscribedNow && (l1Only || this.l1MaxTTLMs > 0);
+    const epoch = this.epoch;
+    const { flight, owner } = this.originFlights.run(key, () => loader.load(key));
+    const loaded = await flight.promise;
+    if (loaded === null) return MISS;
+    if (owner && fillable && !flight.stale && epoch === this.epoch && this.subscribedNow && (l1Only || loaded.filled)) {
+      let ttlMs = this.readThroughTTLMs > 0 ? this.readThroughTTLMs : Infinity;
+      if (this.l1MaxTTLMs > 0) ttlMs = Math.min(ttlMs, this.l1MaxTTLMs);
+      this.storeL1(key, loaded.value, this.clock() + ttlMs);
+    }
+    return { tier: 'ORIGIN', value: loaded.value };
   }
 
   /** Stores in L1; false (and any old entry for the key removed) when the entry exceeds the byte bound. */

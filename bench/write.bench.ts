@@ -1,0 +1,182 @@
+/**
+ * `npx tsx bench/write.bench.ts` (to be wired as `npm run bench:write`): PUT throughput and database writes
+ * of each write policy, measured in the same run on the same machine.
+ *
+ * One real sidecar process per policy, all on one redis-server (each on its own database index, so that
+ * write-back's journal is its own) and one PostgreSQL (a table per policy), plus a sidecar without an
+ * origin (PUT = one Redis write): the ceiling of the sidecar's PUT path on this machine. Load: autocannon,
+ * 64 connections, PUTs of 256-byte values to keys drawn from Zipf(0.99) over 10,000 keys. Rounds
+ * alternate the order so that noise from the rest of the machine falls on all of them alike.
+ *
+ * "Database writes" are counted by the sidecars themselves (`ripplecache_sidecar_origin_requests_total`:
+ * statements sent to PostgreSQL that wrote; `ripplecache_sidecar_origin_rows_written_total`: rows stored).
+ * For write-back they include the flushes that finish after the load stops (the journal is drained before
+ * counting). Throughput counts only 204 answers.
+ *
+ * Environment: BENCH_WRITE_SECONDS (per run, default 10), BENCH_WRITE_ROUNDS (default 2),
+ * BENCH_WRITE_KEYS (default 10000).
+ */
+import { createRequire } from 'node:module';
+import { prng, zipfSampler } from './sidecar-traces.js';
+import { waitFor } from '../test/harness/ports.js';
+import { startPostgres } from '../test/harness/postgres.js';
+import { startRedis } from '../test/harness/redis.js';
+import { startSidecar, stopAllSidecars, type SidecarProcess } from '../test/harness/sidecar.js';
+
+const SECONDS = Number(process.env.BENCH_WRITE_SECONDS ?? 10);
+const ROUNDS = Number(process.env.BENCH_WRITE_ROUNDS ?? 2);
+const KEYS = Number(process.env.BENCH_WRITE_KEYS ?? 10_000);
+const CONNECTIONS = 64;
+const ZIPF_S = 0.99;
+const VALUE_BYTES = 256;
+/** Upper bound on the requests of one run, whatever the speed. */
+const MAX_REQUESTS_PER_RUN = 5_000_000;
+
+/** `no-origin`: the baseline, a sidecar without an origin (every PUT is one Redis write). */
+const POLICIES = ['write-through', 'write-back', 'write-around', 'no-origin'] as const;
+type Policy = (typeof POLICIES)[number];
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+  duration: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const log = (line: string) => process.stderr.write(`[bench:write] ${line}\n`);
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/** Sum of every sample of a metric whose labels match `where`. */
+async function metricSum(s: SidecarProcess, name: string, where: (labels: Map<string, string>) => boolean = () => true): Promise<number> {
+  let sum = 0;
+  for (const line of (await s.metrics()).split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labels = new Map([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1] ?? '', x[2] ?? '']));
+    if (where(labels)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** Statements that wrote (put, delete, batch) and rows stored, as the sidecar counted them. */
+async function dbWrites(s: SidecarProcess): Promise<{ statements: number; rows: number }> {
+  const statements = await metricSum(s, 'ripplecache_sidecar_origin_requests_total', (l) =>
+    ['put', 'delete', 'batch'].includes(l.get('op') ?? '') && ['applied', 'superseded'].includes(l.get('outcome') ?? ''));
+  const rows = await metricSum(s, 'ripplecache_sidecar_origin_rows_written_total');
+  return { statements, rows };
+}
+
+interface Run { puts: number; seconds: number; p50: number; p99: number; statements: number; rows: number; refused: number }
+
+async function load(s: SidecarProcess, seed: number): Promise<AutocannonResult> {
+  const next = zipfSampler(KEYS, ZIPF_S, prng(seed));
+  const body = 'v'.repeat(VALUE_BYTES);
+  return autocannon({
+    url: s.url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: SECONDS,
+    maxOverallRequests: MAX_REQUESTS_PER_RUN,
+    requests: [{
+      method: 'PUT',
+      headers: { 'content-type': 'text/plain' },
+      body,
+      setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/cache/bench-${next()}` }),
+    }],
+  });
+}
+
+async function main(): Promise<void> {
+  log('starting redis-server and PostgreSQL');
+  const [redis, pg] = await Promise.all([startRedis(), startPostgres()]);
+  const sidecars = new Map<Policy, SidecarProcess>();
+  try {
+    for (const [i, policy] of POLICIES.entries()) {
+      sidecars.set(policy, await startSidecar({
+        name: `bench-${policy}`,
+        args: [
+          '--redis', `${redis.url}/${i + 1}`, '--channel', `ripplecache:bench-write-${i}`, '--log-level', 'warn',
+          ...(policy === 'no-origin' ? [] : ['--origin', pg.url, '--origin-table', `bench_${policy.replace('-', '_')}`, '--write-policy', policy]),
+        ],
+      }));
+    }
+    // Create the tables and warm up the JIT of every sidecar.
+    for (const s of sidecars.values()) {
+      await s.put('warm-up', 'x');
+      const w = await autocannon({ url: `${s.url}/v1/cache/warm-up`, connections: 8, duration: 1, method: 'PUT', body: 'x', headers: { 'content-type': 'text/plain' } });
+      if (w.non2xx > 0) throw new Error(`${s.name}: warm-up answered ${w.non2xx} non-2xx`);
+    }
+    const runs = new Map<Policy, Run[]>(POLICIES.map((p) => [p, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? POLICIES : [...POLICIES].reverse();
+      for (const policy of order) {
+        const s = sidecars.get(policy) as SidecarProcess;
+        const before = await dbWrites(s);
+        const r = await load(s, 1000 * round + POLICIES.indexOf(policy));
+        if (r.errors > 0) throw new Error(`${policy}: ${r.errors} connection errors`);
+        if (policy === 'write-back') {
+          await waitFor('the write-back journal drained', async () =>
+            (await metricSum(s, 'ripplecache_sidecar_writeback_pending')) === 0, 120_000, 100);
+        }
+        const after = await dbWrites(s);
+        const run: Run = {
+          puts: r['2xx'],
+          seconds: r.duration,
+          p50: r.latency.p50,
+          p99: r.latency.p99,
+          statements: after.statements - before.statements,
+          rows: after.rows - before.rows,
+          refused: r.non2xx,
+        };
+        runs.get(policy)?.push(run);
+        log(`${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`);
+      }
+    }
+
+    const total = (p: Policy) => {
+      const rs = runs.get(p) ?? [];
+      const sum = (f: (r: Run) => number) => rs.reduce((a, r) => a + f(r), 0);
+      return {
+        rate: sum((r) => r.puts) / sum((r) => r.seconds),
+        puts: sum((r) => r.puts),
+        statements: sum((r) => r.statements),
+        rows: sum((r) => r.rows),
+        refused: sum((r) => r.refused),
+        p50: Math.max(...rs.map((r) => r.p50)),
+        p99: Math.max(...rs.map((r) => r.p99)),
+      };
+    };
+    const t = Object.fromEntries(POLICIES.map((p) => [p, total(p)])) as Record<Policy, ReturnType<typeof total>>;
+    out(`## Write policies: PUT throughput and database writes`);
+    out();
+    out(`${CONNECTIONS} connections (autocannon), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500).`);
+    out();
+    out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |');
+    out('|---|---|---|---|---|---|---|---|');
+    for (const p of POLICIES) {
+      const x = t[p];
+      out(`| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} |`);
+    }
+    out();
+    const wb = t['write-back'];
+    const wt = t['write-through'];
+    const perPut = (x: typeof wb, k: 'statements' | 'rows') => x[k] / x.puts;
+    out(`write-back / write-through: throughput ${fmt(wb.rate / wt.rate, 2)}×; DB statements per PUT ${fmt(perPut(wb, 'statements') / perPut(wt, 'statements'), 4)} (1/${fmt(perPut(wt, 'statements') / perPut(wb, 'statements'), 0)}); DB rows per PUT ${fmt(perPut(wb, 'rows') / perPut(wt, 'rows'), 3)} (1/${fmt(perPut(wt, 'rows') / perPut(wb, 'rows'), 1)})`);
+    out(`write-around / write-through: throughput ${fmt(t['write-around'].rate / wt.rate, 2)}×`);
+    out(`against the no-origin ceiling (same run): write-back ${fmt(wb.rate / t['no-origin'].rate, 2)}×, write-through ${fmt(wt.rate / t['no-origin'].rate, 2)}×, write-around ${fmt(t['write-around'].rate / t['no-origin'].rate, 2)}×`);
+    if (POLICIES.some((p) => t[p].refused > 0)) out(`refused PUTs (non-2xx): ${POLICIES.map((p) => `${p} ${t[p].refused}`).join(', ')}`);
+  } finally {
+    await stopAllSidecars();
+    await Promise.all([redis.stop(), pg.stop()]);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,152 @@
+/**
+ * Builds the write path of a sidecar that has an origin: the origin adapter, the versioned Redis records,
+ * the read-through loader, the configured write policy and — for write-back — the journal and its
+ * flusher. `app.ts` calls it; every dependency is passed in.
+ */
+import type { Redis } from 'ioredis';
+import type { Origin, OriginEvents } from '../origin/origin.js';
+import { HttpOrigin } from '../origin/http-origin.js';
+import { createPostgresPool, PostgresOrigin } from '../origin/postgres-origin.js';
+import { ReadThrough } from './read-through.js';
+import { LocalVersionSource, VersionedRecords } from './versioned-records.js';
+import { WriteAroundPolicy } from './write-around.js';
+import { WriteBackFlusher, type FlusherEvents, type FlusherLog, type PendingSnapshot } from './write-back-flusher.js';
+import { WriteBackJournal } from './write-back-journal.js';
+import { WriteBackPolicy } from './write-back.js';
+import type { InvalidationSource, WritePolicyHandler, WritePolicyName } from './write-policy.js';
+import { WriteThroughPolicy } from './write-through.js';
+
+/** Time box of each origin call (connect, statement, HTTP request), ms. */
+export const ORIGIN_TIMEOUT_MS = 5000;
+
+export interface WritePathOptions {
+  /** `postgres://…`, `postgresql://…`, `http://…` or `https://…`. */
+  originUrl: string;
+  /** PostgreSQL table (`name` or `schema.name`). */
+  originTable: string;
+  writePolicy: WritePolicyName;
+  writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number; claimTimeoutMs: number };
+  /** TTL of read-through fills in Redis, seconds. */
+  defaultTTLSeconds: number;
+  /** The Redis primary connection; absent in L1-only mode. */
+  redis: Redis | undefined;
+  channel: string;
+  /** This sidecar's id: its write-back consumer name. */
+  senderId: string;
+  publisher: InvalidationSource;
+  invalidateLocal(keys: readonly string[]): void;
+  onPublished(): void;
+  onRedisError(err: unknown): void;
+  originEvents: OriginEvents;
+  flusherEvents: FlusherEvents;
+  log: FlusherLog;
+  clock: () => number;
+}
+
+export interface WritePath {
+  readonly origin: Origin;
+  readonly policy: WritePolicyHandler;
+  readonly readThrough: ReadThrough;
+  /** Present under write-back. */
+  readonly flusher: WriteBackFlusher | undefined;
+  /** The write-back backlog for the metrics, read at scrape time (zeros under the other policies). */
+  pending(): Promise<PendingSnapshot>;
+  /** Starts the flusher (write-back). */
+  start(): void;
+  /** Drains the flusher (at most `timeoutMs`), then closes the origin. Resolves true when drained. */
+  close(timeoutMs: number): Promise<boolean>;
+}
+
+/** A configuration the write path cannot run with (main.ts exits with code 2). */
+export class WritePathConfigError extends Error {
+  override readonly name = 'WritePathConfigError';
+}
+
+export function createOrigin(url: string, table: string, events: OriginEvents, onIdleError: (err: Error) => void): Origin {
+  const scheme = new URL(url).protocol;
+  if (scheme === 'postgres:' || scheme === 'postgresql:') {
+    const u = new URL(url);
+    const description = `postgres://${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname} table ${table}`;
+    return new PostgresOrigin({
+      pool: createPostgresPool({ url, timeoutMs: ORIGIN_TIMEOUT_MS, onIdleError }),
+      table,
+      description,
+      events,
+    });
+  }
+  if (scheme === 'http:' || scheme === 'https:') return new HttpOrigin({ url, timeoutMs: ORIGIN_TIMEOUT_MS, events });
+  throw new WritePathConfigError(`--origin: scheme ${scheme} is not postgres:, postgresql:, http: or https:`);
+}
+
+export function createWritePath(o: WritePathOptions): WritePath {
+  if (o.writePolicy === 'write-back' && o.redis === undefined) {
+    throw new WritePathConfigError('--write-policy write-back needs --redis: its journal is a Redis Stream');
+  }
+  const origin = createOrigin(o.originUrl, o.originTable, o.originEvents, (err) =>
+    o.log.warn({ origin: 'postgres', error: err.message }, 'An idle database connection failed'));
+  const records = o.redis === undefined ? undefined : new VersionedRecords({ client: o.redis, channel: o.channel, onError: o.onRedisError });
+  const versions = records ?? new LocalVersionSource(o.clock);
+  const readThrough = new ReadThrough({
+    origin,
+    ...(records ? { records } : {}),
+    defaultTTLSeconds: o.defaultTTLSeconds,
+    onFillError: () => {},
+  });
+  const direct = {
+    origin,
+    ...(records ? { records } : {}),
+    versions,
+    publisher: o.publisher,
+    invalidateLocal: o.invalidateLocal,
+    onPublished: o.onPublished,
+  };
+
+  let flusher: WriteBackFlusher | undefined;
+  let policy: WritePolicyHandler;
+  if (o.writePolicy === 'write-back' && o.redis !== undefined && records !== undefined) {
+    const redis = o.redis;
+    const journal = new WriteBackJournal({ client: redis, consumer: o.senderId, channel: o.channel, onError: o.onRedisError });
+    flusher = new WriteBackFlusher({
+      journal,
+      origin,
+      records,
+      flushIntervalMs: o.writeBack.flushIntervalMs,
+      flushBatchSize: o.writeBack.flushBatchSize,
+      claimIdleMs: o.writeBack.claimTimeoutMs,
+      events: o.flusherEvents,
+      log: o.log,
+      clock: o.clock,
+      announce: async (keys) => {
+        await redis.publish(o.channel, o.publisher.keys(keys));
+        o.onPublished();
+      },
+    });
+    policy = new WriteBackPolicy({
+      journal,
+      flusher,
+      origin,
+      maxPending: o.writeBack.maxPending,
+      publisher: o.publisher,
+      invalidateLocal: o.invalidateLocal,
+      onPublished: o.onPublished,
+    });
+  } else if (o.writePolicy === 'write-around') {
+    policy = new WriteAroundPolicy(direct);
+  } else {
+    policy = new WriteThroughPolicy(direct);
+  }
+
+  return {
+    origin,
+    policy,
+    readThrough,
+    flusher,
+    pending: async () => (flusher ? flusher.refreshPending() : { pending: 0, oldestPendingSeconds: 0 }),
+    start: () => flusher?.start(),
+    close: async (timeoutMs) => {
+      const drained = flusher ? await flusher.stop(timeoutMs) : true;
+      await origin.close();
+      return drained;
+    },
+  };
+}

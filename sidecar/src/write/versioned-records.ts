@@ -1,0 +1,308 @@
+/**
+ * Versioned records in Redis: the guard that keeps Redis from ever going back to an older value than the
+ * database holds, whatever order concurrent writers and read-through fills land in.
+ *
+ * Versions. One counter per CacheCluster (`ripplecache:version`, a plain string key) hands out versions:
+ *
+ *     version = max(microseconds of the primary's clock (TIME), previous version + 1)
+ *
+ * computed inside a Lua script, so that it is strictly increasing across every sidecar of the cluster and
+ * in the same order as everything else the primary executes (a write-back journal entry is appended by
+ * the same script that takes its version, so journal order and version order agree). Basing it on the
+ * clock keeps it increasing even when Redis restarts empty (the counter is gone, the clock is not) and
+ * across a failover to a replica whose copy of the counter lags. Versions are below 2^53 until the year
+ * 2255, so they are exact in Lua doubles, JavaScript numbers and PostgreSQL bigint.
+ *
+ * Records. The L2 format of `redis/redis-l2.ts` (hash `rc:<key>`, fields `v` and `ct`, TTL on the hash)
+ * gains one field, `ver`: the version of the write (or of the database row) the value came from. A
+ * *tombstone* is a hash with only `ver`: readers that know nothing of versions see a miss (no `v`, no
+ * `ct`), and a fill older than the tombstone is refused. A record is replaced only by a newer one:
+ *
+ *   - a value at version n replaces nothing, a record with ver < n, or a tombstone with ver = n (the
+ *     tombstone of a write-around write says "values older than n are stale"; the row at n is the truth);
+ *   - a tombstone at version n replaces nothing or a record with ver < n.
+ *
+ * Records without `ver` (written with no origin configured) count as version 0. Every script that is
+ * given an invalidation message publishes it whether or not it stored anything: the message carries the
+ * sender's next sequence number, and a sequence number handed out but never published would look like a
+ * lost message to every receiver.
+ */
+import type { Redis } from 'ioredis';
+import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
+import { toSidecarError } from '../redis/redis-client.js';
+import type { CacheValue } from '../tiers/tiered-cache.js';
+
+/** Field of the version in a record hash. */
+export const FIELD_VERSION = 'ver';
+/** Default key of the version counter. Must not start with the record prefix `rc:`. */
+export const DEFAULT_VERSION_KEY = 'ripplecache:version';
+/**
+ * Default life of a tombstone in Redis, ms. It must outlast any read-through in the air (a database read
+ * started before the write it could otherwise overwrite in Redis).
+ */
+export const DEFAULT_TOMBSTONE_TTL_MS = 60_000;
+
+/** Lua helpers shared by every script that writes records (this file and the write-back journal). */
+export const LUA_PRELUDE = `
+local function next_version(counter)
+  local t = redis.call('TIME')
+  local v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', counter) or '0')
+  if v <= last then v = last + 1 end
+  local s = string.format('%.0f', v)
+  redis.call('SET', counter, s)
+  return v, s
+end
+-- may a record at version v (a value when is_value) replace what rk holds?
+local function newer(rk, v, is_value)
+  if redis.call('EXISTS', rk) == 0 then return true end
+  local cur = tonumber(redis.call('HGET', rk, '${FIELD_VERSION}') or '0')
+  if v > cur then return true end
+  if v == cur and is_value and redis.call('HEXISTS', rk, 'v') == 0 then return true end
+  return false
+end
+local function set_value(rk, vs, body, ct, ttlms)
+  redis.call('DEL', rk)
+  redis.call('HSET', rk, 'v', body, 'ct', ct, '${FIELD_VERSION}', vs)
+  if ttlms > 0 then redis.call('PEXPIRE', rk, ttlms) end
+end
+local function set_tombstone(rk, vs, ttlms)
+  redis.call('DEL', rk)
+  redis.call('HSET', rk, '${FIELD_VERSION}', vs)
+  if ttlms > 0 then redis.call('PEXPIRE', rk, ttlms) end
+end
+local function announce(channel, message)
+  if message ~= '' then redis.call('PUBLISH', channel, message) end
+end
+`;
+
+/** KEYS[1] counter → the new version as a decimal string. */
+const NEXT_VERSION = `${LUA_PRELUDE}
+local _, s = next_version(KEYS[1])
+return s`;
+
+/** KEYS[1] record; ARGV version, body, content type, ttl ms (0: none), channel, message → 1 stored, 0 not. */
+const FILL = `${LUA_PRELUDE}
+local v = tonumber(ARGV[1])
+local stored = 0
+if newer(KEYS[1], v, true) then
+  set_value(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
+  stored = 1
+end
+announce(ARGV[5], ARGV[6])
+return stored`;
+
+/** KEYS[1] record; ARGV version, ttl ms, channel, message → 1 stored, 0 not. */
+const TOMBSTONE = `${LUA_PRELUDE}
+local v = tonumber(ARGV[1])
+local stored = 0
+if newer(KEYS[1], v, false) then
+  set_tombstone(KEYS[1], ARGV[1], tonumber(ARGV[2]))
+  stored = 1
+end
+announce(ARGV[3], ARGV[4])
+return stored`;
+
+/**
+ * KEYS[1] record; ARGV version, ttl ms, kind ('v' value | 't' tombstone), tombstone ttl ms[, body, content
+ * type] → 1 settled, 2 repaired, 3 a repair needs the value (call again with body and content type),
+ * 0 left alone (Redis holds something newer).
+ *
+ * Used by the write-back flusher once a write is in the database. A record the journal wrote has no TTL
+ * until then (so that it cannot expire and let a read-through serve the older row); settling gives it its
+ * TTL if it still holds that version. If the record is gone or older (it was invalidated with
+ * `tier: all` or evicted, and perhaps a read-through refilled it from the older row meanwhile), the
+ * flushed write is stored again: Redis then matches the database.
+ */
+const SETTLE = `${LUA_PRELUDE}
+local cur = redis.call('HGET', KEYS[1], '${FIELD_VERSION}')
+local ttl = tonumber(ARGV[2])
+if cur == ARGV[1] then
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+  return 1
+end
+local v = tonumber(ARGV[1])
+if ARGV[3] == 'v' then
+  if newer(KEYS[1], v, true) then
+    if ARGV[5] == nil then return 3 end
+    set_value(KEYS[1], ARGV[1], ARGV[5], ARGV[6], ttl)
+    return 2
+  end
+elseif newer(KEYS[1], v, false) then
+  set_tombstone(KEYS[1], ARGV[1], tonumber(ARGV[4]))
+  return 2
+end
+return 0`;
+
+interface ScriptedRedis {
+  rcNextVersion(counter: string): Promise<string>;
+  rcFill(rk: string, version: string, body: Buffer, contentType: string, ttlMs: number, channel: string, message: string): Promise<number>;
+  rcTombstone(rk: string, version: string, ttlMs: number, channel: string, message: string): Promise<number>;
+  rcSettle(rk: string, version: string, ttlMs: number, kind: 'v' | 't', tombstoneTtlMs: number, body?: Buffer, contentType?: string): Promise<number>;
+}
+
+/** Defines the scripts on a client (idempotent; ioredis sends EVALSHA and falls back to EVAL once). */
+export function defineRecordScripts(client: Redis): Redis & ScriptedRedis {
+  const c = client as Redis & Partial<ScriptedRedis>;
+  if (c.rcFill === undefined) {
+    client.defineCommand('rcNextVersion', { numberOfKeys: 1, lua: NEXT_VERSION });
+    client.defineCommand('rcFill', { numberOfKeys: 1, lua: FILL });
+    client.defineCommand('rcTombstone', { numberOfKeys: 1, lua: TOMBSTONE });
+    client.defineCommand('rcSettle', { numberOfKeys: 1, lua: SETTLE });
+  }
+  return client as Redis & ScriptedRedis;
+}
+
+/** Where versions come from. */
+export interface VersionSource {
+  nextVersion(): Promise<number>;
+}
+
+/**
+ * Versions without Redis (L1-only mode with an origin): max(clock in µs, previous + 1), per process.
+ * Only as good as the host clocks when several sidecars write the same origin.
+ */
+export class LocalVersionSource implements VersionSource {
+  private last = 0;
+
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  nextVersion(): Promise<number> {
+    this.last = Math.max(Math.floor(this.clock() * 1000), this.last + 1);
+    return Promise.resolve(this.last);
+  }
+}
+
+/** A flushed write: key, version, the record's TTL (ms, 0: none) and its value (absent: a delete). */
+export interface SettleItem {
+  readonly key: string;
+  readonly version: number;
+  readonly ttlMs: number;
+  readonly value?: CacheValue;
+}
+
+/** A record as stored, for inspection (tests, the flusher). */
+export interface StoredRecord {
+  /** 0 when the record has no `ver` field. */
+  readonly version: number;
+  /** Absent for a tombstone. */
+  readonly value?: CacheValue;
+  /** Remaining TTL in ms; -1 when none. */
+  readonly pttlMs: number;
+}
+
+export interface VersionedRecordsOptions {
+  client: Redis;
+  /** Invalidation channel of the CacheCluster. */
+  channel: string;
+  /** Default `ripplecache:version`. */
+  versionKey?: string;
+  /** Default `rc:` (redis-l2.ts). */
+  prefix?: string;
+  /** Default {@link DEFAULT_TOMBSTONE_TTL_MS}. */
+  tombstoneTtlMs?: number;
+  /** Called once for every failed Redis call (metrics). */
+  onError?: (err: unknown) => void;
+}
+
+/** Version-guarded writes of records. Every call is one script (one round trip, atomic on the primary). */
+export class VersionedRecords implements VersionSource {
+  readonly tombstoneTtlMs: number;
+  private readonly client: Redis & ScriptedRedis;
+  private readonly channel: string;
+  private readonly versionKey: string;
+  private readonly prefix: string;
+  private readonly onError: (err: unknown) => void;
+
+  constructor(options: VersionedRecordsOptions) {
+    this.client = defineRecordScripts(options.client);
+    this.channel = options.channel;
+    this.versionKey = options.versionKey ?? DEFAULT_VERSION_KEY;
+    this.prefix = options.prefix ?? RECORD_KEY_PREFIX;
+    this.tombstoneTtlMs = options.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /** A new version, greater than every version handed out before by any sidecar of the cluster. */
+  async nextVersion(): Promise<number> {
+    return Number(await this.call('take a version', () => this.client.rcNextVersion(this.versionKey)));
+  }
+
+  /**
+   * Stores the value at `version` unless Redis holds a newer record; publishes `invalidation` (when
+   * given) either way. Returns whether the value was stored.
+   */
+  async fill(key: string, value: CacheValue, ttlSeconds: number, version: number, invalidation = ''): Promise<boolean> {
+    const stored = await this.call('versioned write', () => this.client.rcFill(
+      this.prefix + key, String(version), value.body, value.contentType, ttlSeconds > 0 ? ttlSeconds * 1000 : 0, this.channel, invalidation));
+    return stored === 1;
+  }
+
+  /** Replaces the record by a tombstone at `version` unless Redis holds a newer one; publishes either way. */
+  async tombstone(key: string, version: number, invalidation = ''): Promise<boolean> {
+    const stored = await this.call('versioned delete', () => this.client.rcTombstone(
+      this.prefix + key, String(version), this.tombstoneTtlMs, this.channel, invalidation));
+    return stored === 1;
+  }
+
+  /**
+   * After their writes reached the database: gives records that still hold the given versions their TTL,
+   * and stores again the ones that are gone or older (see SETTLE). One pipeline. Returns the keys stored
+   * again (their L1 copies must be invalidated).
+   */
+  async settle(items: readonly SettleItem[]): Promise<{ settled: number; repaired: string[] }> {
+    if (items.length === 0) return { settled: 0, repaired: [] };
+    // First without the values (the common case needs none), then with them for the records to repair.
+    const first = await this.settleRound(items, false);
+    const needValue = items.filter((_, i) => first[i] === 3);
+    const second = needValue.length > 0 ? await this.settleRound(needValue, true) : [];
+    return {
+      settled: first.filter((r) => r === 1).length,
+      repaired: [...items.filter((_, i) => first[i] === 2), ...needValue.filter((_, i) => second[i] === 2)].map((it) => it.key),
+    };
+  }
+
+  private async settleRound(items: readonly SettleItem[], withValues: boolean): Promise<number[]> {
+    const pipeline = this.client.pipeline() as unknown as ScriptedRedis & { exec(): Promise<[Error | null, unknown][] | null> };
+    for (const it of items) {
+      const rk = this.prefix + it.key;
+      const version = String(it.version);
+      if (it.value === undefined) pipeline.rcSettle(rk, version, it.ttlMs, 't', this.tombstoneTtlMs);
+      else if (withValues) pipeline.rcSettle(rk, version, it.ttlMs, 'v', this.tombstoneTtlMs, it.value.body, it.value.contentType);
+      else pipeline.rcSettle(rk, version, it.ttlMs, 'v', this.tombstoneTtlMs);
+    }
+    const replies = await this.call('settle records', () => pipeline.exec());
+    return (replies ?? []).map(([err, r]) => {
+      if (err) {
+        this.onError(err);
+        throw toSidecarError(err, 'settle records');
+      }
+      return Number(r);
+    });
+  }
+
+  /** Reads a record with its version (tests and diagnostics). */
+  async read(key: string): Promise<StoredRecord | null> {
+    const rk = this.prefix + key;
+    const replies = await this.call('read record', () => this.client.multi()
+      .hmgetBuffer(rk, 'v', 'ct', FIELD_VERSION).pttl(rk).exec());
+    const fields = replies?.[0]?.[1] as (Buffer | null)[] | undefined;
+    const pttl = Number(replies?.[1]?.[1]);
+    if (fields === undefined || fields.every((f) => f === null)) return null;
+    const [body, ct, ver] = fields;
+    return {
+      version: ver ? Number(ver.toString()) : 0,
+      ...(body && ct ? { value: { body, contentType: ct.toString() } } : {}),
+      pttlMs: pttl,
+    };
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.onError(err);
+      throw toSidecarError(err, what);
+    }
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Write-around: the database only; then the key's Redis record is replaced by a tombstone at the write's
+ * version and the key is invalidated in every L1. The next read misses, loads the row from the database
+ * (read-through) and fills Redis at the row's version — which the tombstone admits, while a read-through
+ * that fetched the row *before* this write (an older version) is refused, so a slow reader can never put
+ * the old value back. DELETE is as under write-through.
+ */
+import type { CacheValue } from '../tiers/tiered-cache.js';
+import { deleteDirect, type DirectPolicyOptions, type WritePolicyHandler } from './write-policy.js';
+
+export class WriteAroundPolicy implements WritePolicyHandler {
+  readonly name = 'write-around';
+
+  constructor(private readonly options: DirectPolicyOptions) {}
+
+  // ttlSeconds is unused: the value is cached by the next read, with the default TTL.
+  async put(key: string, value: CacheValue, _ttlSeconds: number): Promise<void> {
+    const { origin, records, versions, publisher } = this.options;
+    origin.checkKey(key);
+    const version = await versions.nextVersion();
+    const outcome = await origin.put(key, value.body, value.contentType, version);
+    try {
+      if (records !== undefined && outcome === 'applied') {
+        await records.tombstone(key, version, publisher.keys([key]));
+        this.options.onPublished?.();
+      }
+    } finally {
+      this.options.invalidateLocal([key]);
+    }
+  }
+
+  delete(key: string): Promise<void> {
+    return deleteDirect(this.options, key);
+  }
+}

@@ -1,0 +1,416 @@
+/**
+ * The write-back flusher: moves journaled writes (write-back-journal.ts) into the origin.
+ *
+ * A cycle starts every `flushIntervalMs`, or as soon as this sidecar has appended `flushBatchSize`
+ * entries since the last one. It reads batches of at most `flushBatchSize` entries — first entries other
+ * consumers left pending for longer than `claimIdleMs` (they died), then new ones — and for each batch:
+ *
+ *   1. coalesces per key: only the last write (highest version = journal order) of each key is sent;
+ *   2. applies the writes to the origin in one call (PostgreSQL: one statement), each only if newer than
+ *      the row — idempotent, and an older write never replaces a newer one, whatever order batches of
+ *      different sidecars land in;
+ *   3. settles the Redis records (gives them their TTL; they were pinned until now), storing again any
+ *      that vanished or were refilled older meanwhile, and invalidating those keys in every L1;
+ *   4. acknowledges and deletes the entries (XACK + XDEL).
+ *
+ * It keeps reading while batches come back full, so a backlog drains at the origin's speed.
+ *
+ * Origin unavailable: the batch is kept and retried with back-off (100 ms doubling to 5 s, and at most a
+ * third of the claim timeout); its entries are touched before each wait so that no other sidecar claims
+ * them meanwhile. Nothing is acknowledged
+ * before the origin committed it, so nothing is lost; the journal grows meanwhile, up to `maxPending`.
+ * Origin rejects (a data error on one write): the batch is retried one write at a time and the refused
+ * writes are moved to the dead-letter stream (`<journal>:dead`) so that they cannot block the others.
+ * Redis unavailable: the cycle ends and the next one tries again.
+ *
+ * Stop (SIGTERM): the loop stops waiting and runs a last cycle until the journal is empty or the deadline
+ * passes; whatever is left stays in the journal, pending, for another sidecar to claim.
+ */
+import { OriginRejectedError, type Origin } from '../origin/origin.js';
+import { coalesce, flushRetryDelay, type CoalescedWrite } from './coalesce.js';
+import type { VersionedRecords } from './versioned-records.js';
+import type { JournalEntry, JournalRead, JournalStats, WriteBackJournal } from './write-back-journal.js';
+
+/** Default idle time after which another consumer's pending entries are claimed, ms. */
+export const DEFAULT_CLAIM_IDLE_MS = 30_000;
+/** Consumers that hold nothing and were idle this long are removed from the group. */
+const CONSUMER_CLEANUP_IDLE_MS = 3_600_000;
+const CONSUMER_CLEANUP_EVERY_MS = 600_000;
+
+export type FlushFailure = 'origin' | 'rejected' | 'redis';
+
+/** Counters the flusher reports to (metrics). */
+export interface FlusherEvents {
+  /** A batch reached the origin: the journal entries it covered and the writes sent for them. */
+  batchFlushed(entries: number, writes: number): void;
+  /** Entries folded into a later write to the same key. */
+  coalesced(count: number): void;
+  /** A failed attempt: origin unavailable, writes rejected (dead-lettered), or Redis unavailable. */
+  failure(kind: FlushFailure): void;
+}
+
+/** The subset of a pino logger the flusher uses. */
+export interface FlusherLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const NO_EVENTS: FlusherEvents = { batchFlushed: () => {}, coalesced: () => {}, failure: () => {} };
+const NO_LOG: FlusherLog = { info: () => {}, warn: () => {}, error: () => {} };
+
+export interface WriteBackFlusherOptions {
+  journal: WriteBackJournal;
+  origin: Origin;
+  records: Pick<VersionedRecords, 'settle'>;
+  /**
+   * Invalidates keys in every sidecar's L1 (publishes a message): called for records the flusher had to
+   * store again in Redis. Default: nothing.
+   */
+  announce?: (keys: readonly string[]) => Promise<void>;
+  /** Start a cycle at least this often, ms. */
+  flushIntervalMs: number;
+  /** Entries per batch at most; also the count of local appends that starts a cycle early. */
+  flushBatchSize: number;
+  /** Default {@link DEFAULT_CLAIM_IDLE_MS}. */
+  claimIdleMs?: number;
+  events?: FlusherEvents;
+  log?: FlusherLog;
+  /** Default `Date.now`. */
+  clock?: () => number;
+  /** Default {@link flushRetryDelay}. */
+  retryDelay?: (attempt: number) => number;
+}
+
+/** The journal backlog as last seen, for the metrics. */
+export interface PendingSnapshot {
+  pending: number;
+  oldestPendingSeconds: number;
+}
+
+export class WriteBackFlusher {
+  private readonly journal: WriteBackJournal;
+  private readonly origin: Origin;
+  private readonly records: Pick<VersionedRecords, 'settle'>;
+  private readonly announce: (keys: readonly string[]) => Promise<void>;
+  private readonly intervalMs: number;
+  private readonly batchSize: number;
+  private readonly claimIdleMs: number;
+  private readonly claimCheckMs: number;
+  private readonly events: FlusherEvents;
+  private readonly log: FlusherLog;
+  private readonly clock: () => number;
+  private readonly retryDelay: (attempt: number) => number;
+
+  private loop: Promise<void> | undefined;
+  private cycling = false;
+  private stopping = false;
+  private deadline = Infinity;
+  private drainedOnStop = false;
+  private localAppends = 0;
+  private wake: (() => void) | undefined;
+  private interruptSleep: (() => void) | undefined;
+  /** A batch the origin could not take yet, and how many attempts it had. */
+  private retry: { entries: JournalEntry[]; attempt: number } | undefined;
+  /** Ids committed to the origin whose acknowledgement failed (Redis down); acknowledged next cycle. */
+  private unacked: string[] = [];
+  private nextClaimAt = 0;
+  private nextCleanupAt = 0;
+  private outageSince: number | undefined;
+  private stats: { snapshot: JournalStats; takenAt: number } | undefined;
+
+  constructor(options: WriteBackFlusherOptions) {
+    this.journal = options.journal;
+    this.origin = options.origin;
+    this.records = options.records;
+    this.announce = options.announce ?? (async () => {});
+    this.intervalMs = options.flushIntervalMs;
+    this.batchSize = options.flushBatchSize;
+    this.claimIdleMs = options.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS;
+    this.claimCheckMs = Math.max(this.intervalMs, Math.floor(this.claimIdleMs / 3));
+    this.events = options.events ?? NO_EVENTS;
+    this.log = options.log ?? NO_LOG;
+    this.clock = options.clock ?? Date.now;
+    this.retryDelay = options.retryDelay ?? ((n) => flushRetryDelay(n));
+  }
+
+  /** Starts the background loop (idempotent). */
+  start(): void {
+    if (this.loop !== undefined || this.stopping) return;
+    this.nextCleanupAt = this.clock() + CONSUMER_CLEANUP_EVERY_MS;
+    this.loop = this.run();
+  }
+
+  /** Tells the flusher that this sidecar appended `count` entries (starts a cycle at `flushBatchSize`). */
+  notify(count = 1): void {
+    this.localAppends += count;
+    if (this.localAppends >= this.batchSize) this.wake?.();
+  }
+
+  /**
+   * Stops the loop after a last cycle that drains the journal until it is empty or `timeoutMs` passed.
+   * Resolves true when the journal was drained (nothing left by this sidecar).
+   */
+  async stop(timeoutMs: number): Promise<boolean> {
+    if (this.loop === undefined) return true;
+    if (!this.stopping) {
+      this.stopping = true;
+      this.deadline = this.clock() + timeoutMs;
+      this.wake?.();
+      this.interruptSleep?.();
+    }
+    await this.loop;
+    return this.drainedOnStop;
+  }
+
+  /**
+   * Runs one cycle now, when the loop is not running (tests, tools). Resolves true when it read the
+   * journal empty.
+   */
+  async flushOnce(): Promise<boolean> {
+    if (this.loop !== undefined || this.cycling) throw new Error('flushOnce() cannot run while the flusher loop is running');
+    return this.cycle(false);
+  }
+
+  /** The backlog as last seen (refreshed every cycle and while retrying). */
+  pendingSnapshot(): PendingSnapshot {
+    if (this.stats === undefined) return { pending: 0, oldestPendingSeconds: 0 };
+    const { snapshot, takenAt } = this.stats;
+    if (snapshot.oldestMs === undefined) return { pending: snapshot.pending, oldestPendingSeconds: 0 };
+    const redisNow = snapshot.redisNowMs + (this.clock() - takenAt);
+    return { pending: snapshot.pending, oldestPendingSeconds: Math.max(0, (redisNow - snapshot.oldestMs) / 1000) };
+  }
+
+  /** Reads the backlog from Redis now (a scrape); on failure returns the last snapshot. */
+  async refreshPending(): Promise<PendingSnapshot> {
+    await this.refreshStats();
+    return this.pendingSnapshot();
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      await this.waitForTrigger();
+      if (this.stopping) break;
+      await this.cycle(false);
+    }
+    this.drainedOnStop = await this.cycle(true);
+  }
+
+  private waitForTrigger(): Promise<void> {
+    if (this.stopping || this.localAppends >= this.batchSize) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, this.intervalMs);
+      timer.unref();
+      this.wake = done;
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.interruptSleep = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.interruptSleep = done;
+    });
+  }
+
+  /** Flushes batches until the journal reads empty (true), or a stop, deadline or Redis failure (false). */
+  private async cycle(final: boolean): Promise<boolean> {
+    this.cycling = true;
+    try {
+      this.localAppends = 0;
+      await this.maintain();
+      for (;;) {
+        if (final ? this.clock() >= this.deadline : this.stopping) return false;
+        if (this.unacked.length > 0 && !(await this.ackLeftovers())) return false;
+
+        let entries: JournalEntry[];
+        let more = false;
+        if (this.retry !== undefined) {
+          entries = this.retry.entries;
+        } else {
+          let read: JournalRead & { claimed: boolean };
+          try {
+            read = await this.nextRead();
+          } catch (err) {
+            this.redisFailed(err, 'read the write-back journal');
+            return false;
+          }
+          if (read.unreadable.length > 0) await this.discardUnreadable(read.unreadable);
+          entries = read.entries;
+          more = read.claimed || read.entries.length + read.unreadable.length >= this.batchSize;
+          if (entries.length === 0) {
+            if (more) continue;
+            await this.refreshStats();
+            return true;
+          }
+        }
+
+        if (await this.flush(entries)) {
+          this.retry = undefined;
+          if (!final && !more && this.localAppends < this.batchSize) {
+            await this.refreshStats();
+            return true;
+          }
+          continue;
+        }
+        const attempt = (this.retry?.attempt ?? 0) + 1;
+        this.retry = { entries, attempt };
+        try {
+          await this.journal.touch(entries.map((e) => e.id));
+        } catch {
+          // Redis is down too; the entries stay ours unless it stays down past the claim timeout.
+        }
+        await this.refreshStats();
+        // Never sleep as long as the claim timeout: the entries were touched just now, and must be touched
+        // again before another sidecar would consider them abandoned.
+        const delay = Math.min(this.retryDelay(attempt), Math.floor(this.claimIdleMs / 3));
+        await this.sleep(final ? Math.min(delay, this.deadline - this.clock()) : delay);
+      }
+    } finally {
+      this.cycling = false;
+    }
+  }
+
+  private async nextRead(): Promise<JournalRead & { claimed: boolean }> {
+    if (this.clock() >= this.nextClaimAt) {
+      const claimed = await this.journal.claimStale(this.claimIdleMs, this.batchSize);
+      if (this.journal.claimScanComplete) this.nextClaimAt = this.clock() + this.claimCheckMs;
+      if (claimed.entries.length > 0 || claimed.unreadable.length > 0) {
+        this.log.info({ stream: this.journal.streamKey, entries: claimed.entries.length }, 'Claimed write-back entries left pending by another sidecar');
+        return { ...claimed, claimed: true };
+      }
+    }
+    return { ...(await this.journal.readNew(this.batchSize)), claimed: false };
+  }
+
+  /** Applies one batch; false when the origin (or Redis, for the dead letters) was unavailable. */
+  private async flush(entries: JournalEntry[]): Promise<boolean> {
+    const { writes, coalesced } = coalesce(entries);
+    try {
+      await this.origin.applyBatch(writes);
+    } catch (err) {
+      if (!(err instanceof OriginRejectedError)) return this.originFailed(err);
+      if (!(await this.applyOneByOne(writes, entries))) return false;
+    }
+    if (this.outageSince !== undefined) {
+      this.log.info({ origin: this.origin.description, outageSeconds: (this.clock() - this.outageSince) / 1000 },
+        'Wrote write-back batches to the origin again');
+      this.outageSince = undefined;
+    }
+    try {
+      const { repaired } = await this.records.settle(writes.map((w) => (w.op === 'put'
+        ? { key: w.key, version: w.version, ttlMs: w.ttlMs, value: { body: w.body, contentType: w.contentType } }
+        : { key: w.key, version: w.version, ttlMs: w.ttlMs })));
+      if (repaired.length > 0) await this.announce(repaired);
+    } catch (err) {
+      // The records keep no TTL until overwritten; correct, only less frugal.
+      this.redisFailed(err, 'settle write-back records');
+    }
+    const ids = entries.map((e) => e.id);
+    try {
+      await this.journal.ack(ids);
+    } catch (err) {
+      this.redisFailed(err, 'acknowledge write-back entries');
+      this.unacked.push(...ids);
+    }
+    this.events.batchFlushed(entries.length, writes.length);
+    if (coalesced > 0) this.events.coalesced(coalesced);
+    return true;
+  }
+
+  /** After a rejected batch: applies each write alone and dead-letters the ones the origin refuses. */
+  private async applyOneByOne(writes: CoalescedWrite[], entries: JournalEntry[]): Promise<boolean> {
+    const refused: { write: CoalescedWrite; reason: string }[] = [];
+    for (const w of writes) {
+      try {
+        await this.origin.applyBatch([w]);
+      } catch (err) {
+        if (!(err instanceof OriginRejectedError)) return this.originFailed(err);
+        refused.push({ write: w, reason: err.message });
+      }
+    }
+    if (refused.length === 0) return true;
+    const byId = new Map(entries.map((e) => [e.id, e]));
+    try {
+      for (const { write, reason } of refused) {
+        await this.journal.deadLetter(write.ids.map((id) => ({ id, ...(byId.get(id) ? { entry: byId.get(id) } : {}) })), reason);
+      }
+    } catch (err) {
+      this.redisFailed(err, 'dead-letter write-back entries');
+      return false;
+    }
+    this.events.failure('rejected');
+    this.log.error({ origin: this.origin.description, writes: refused.length, deadLetters: this.journal.deadLetterKey, reason: refused[0]?.reason },
+      'The origin refused write-back writes; moved them to the dead-letter stream');
+    return true;
+  }
+
+  private originFailed(err: unknown): false {
+    this.events.failure('origin');
+    if (this.outageSince === undefined) {
+      this.outageSince = this.clock();
+      this.log.warn({ origin: this.origin.description, error: err instanceof Error ? err.message : String(err) },
+        'Could not write a write-back batch to the origin; retrying with back-off');
+    }
+    return false;
+  }
+
+  private redisFailed(err: unknown, what: string): void {
+    this.events.failure('redis');
+    this.log.warn({ stream: this.journal.streamKey, error: err instanceof Error ? err.message : String(err) }, `Could not ${what}`);
+  }
+
+  private async ackLeftovers(): Promise<boolean> {
+    try {
+      await this.journal.ack(this.unacked);
+      this.unacked = [];
+      return true;
+    } catch (err) {
+      this.redisFailed(err, 'acknowledge write-back entries');
+      return false;
+    }
+  }
+
+  private async discardUnreadable(ids: string[]): Promise<void> {
+    try {
+      await this.journal.deadLetter(ids.map((id) => ({ id })), 'not a journal entry');
+      this.events.failure('rejected');
+      this.log.error({ stream: this.journal.streamKey, entries: ids.length }, 'Moved unreadable write-back entries to the dead-letter stream');
+    } catch (err) {
+      this.redisFailed(err, 'dead-letter write-back entries');
+    }
+  }
+
+  private async maintain(): Promise<void> {
+    await this.refreshStats();
+    if (this.clock() < this.nextCleanupAt) return;
+    this.nextCleanupAt = this.clock() + CONSUMER_CLEANUP_EVERY_MS;
+    try {
+      const removed = await this.journal.removeIdleConsumers(Math.max(CONSUMER_CLEANUP_IDLE_MS, 10 * this.claimIdleMs));
+      if (removed > 0) this.log.info({ stream: this.journal.streamKey, removed }, 'Removed idle write-back consumers');
+    } catch (err) {
+      this.redisFailed(err, 'clean up write-back consumers');
+    }
+  }
+
+  private async refreshStats(): Promise<void> {
+    try {
+      this.stats = { snapshot: await this.journal.stats(), takenAt: this.clock() };
+    } catch {
+      // Keep the last snapshot; its age keeps growing in pendingSnapshot().
+    }
+  }
+}

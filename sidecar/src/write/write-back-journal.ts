@@ -1,0 +1,351 @@
+/**
+ * The write-back journal: a Redis Stream per CacheCluster (default key `ripplecache:write-back`) read by
+ * the consumer group `flushers`, one consumer per sidecar process.
+ *
+ * Append (one Lua script, atomic on the primary, before the 204):
+ *   1. refuse with BACKLOG when the stream already holds `maxPending` entries (entries are deleted once
+ *      applied to the database, so the length is the cluster's backlog);
+ *   2. take the next version (versioned-records.ts) — so stream order and version order agree;
+ *   3. XADD the entry: fields `k` key, `op` put|delete, `ver` version, `v` body, `ct` content type,
+ *      `ttl` the record's TTL in ms once flushed (0: none; a delete's tombstone: the tombstone TTL);
+ *   4. store the record (a value, or a tombstone for a delete) at that version unless Redis holds a newer
+ *      one, *without* a TTL: it is pinned until the flusher has written it to the database and settles
+ *      it (gives it its TTL), so that it cannot expire early and let a read-through serve the older row;
+ *   5. publish the invalidation message.
+ *
+ * Flush side: XREADGROUP `>` (new entries), XAUTOCLAIM of entries idle longer than the claim timeout
+ * (left pending by a sidecar that died), XCLAIM … JUSTID of our own pending entries while a batch is being
+ * retried (resets their idle time so that no other sidecar claims them meanwhile), and XACK + XDEL once
+ * the database has committed. Delivery is at least once; applying is idempotent (versions).
+ *
+ * Durability is that of the Redis primary (AOF, replicas): the operator's persistence settings apply.
+ * The stream and pinned records have no TTL, so `volatile-*` and `noeviction` policies never evict them;
+ * with `allkeys-*` policies Redis may evict them under memory pressure (README "Write policies").
+ */
+import type { Redis } from 'ioredis';
+import { SidecarError } from '../errors.js';
+import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
+import { toSidecarError } from '../redis/redis-client.js';
+import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from './versioned-records.js';
+
+/** Default stream key. Must not start with the record prefix `rc:`. */
+export const DEFAULT_JOURNAL_KEY = 'ripplecache:write-back';
+/** Default consumer group. */
+export const DEFAULT_JOURNAL_GROUP = 'flushers';
+/** Entries kept at most in the dead-letter stream `<journal>:dead`. */
+const DEAD_LETTER_MAX = 10_000;
+
+/** One journaled write. */
+export interface JournalEntry {
+  /** Stream entry id, `<ms>-<seq>`. */
+  readonly id: string;
+  readonly key: string;
+  readonly op: 'put' | 'delete';
+  readonly version: number;
+  /** Present for `put`. */
+  readonly body?: Buffer;
+  readonly contentType?: string;
+  /** TTL of the Redis record once the write reached the database, in ms; 0: none. */
+  readonly ttlMs: number;
+}
+
+/** What a read returned: entries, and ids of entries that could not be parsed (or were deleted). */
+export interface JournalRead {
+  readonly entries: JournalEntry[];
+  readonly unreadable: string[];
+}
+
+export interface JournalStats {
+  /** Entries in the stream (written, not yet applied to the database), cluster-wide. */
+  readonly pending: number;
+  /** Redis time of the oldest entry, ms; undefined when empty. */
+  readonly oldestMs: number | undefined;
+  /** Redis's clock when the stats were taken, ms. */
+  readonly redisNowMs: number;
+}
+
+/** The write-back backlog is full: the PUT or DELETE was refused, not journaled (503, retry later). */
+export class WriteBackBacklogFullError extends SidecarError {
+  override readonly name = 'WriteBackBacklogFullError';
+  constructor(message: string) {
+    super('WriteBackBacklogFull', message);
+  }
+}
+
+export interface WriteBackJournalOptions {
+  client: Redis;
+  /** This sidecar's consumer name (unique per process; the invalidation sender id serves). */
+  consumer: string;
+  /** Invalidation channel of the CacheCluster. */
+  channel: string;
+  /** Default `ripplecache:write-back`. */
+  streamKey?: string;
+  /** Default `flushers`. */
+  group?: string;
+  /** Default `ripplecache:version`. */
+  versionKey?: string;
+  /** Default `rc:`. */
+  recordPrefix?: string;
+  /** TTL of a delete's tombstone once flushed, ms. Default {@link DEFAULT_TOMBSTONE_TTL_MS}. */
+  tombstoneTtlMs?: number;
+  /** Called once for every failed Redis call (metrics). */
+  onError?: (err: unknown) => void;
+}
+
+/** KEYS stream, counter, record; ARGV maxPending, op, key, body, ct, ttl ms, channel, message → {id, version}. */
+const APPEND = `${LUA_PRELUDE}
+local pending = redis.call('XLEN', KEYS[1])
+if pending >= tonumber(ARGV[1]) then
+  announce(ARGV[7], ARGV[8])
+  return redis.error_reply('BACKLOG the write-back journal holds ' .. pending .. ' entries')
+end
+local v, vs = next_version(KEYS[2])
+local id
+if ARGV[2] == 'put' then
+  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[3], 'op', 'put', 'ver', vs, 'v', ARGV[4], 'ct', ARGV[5], 'ttl', ARGV[6])
+  if newer(KEYS[3], v, true) then set_value(KEYS[3], vs, ARGV[4], ARGV[5], 0) end
+else
+  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[3], 'op', 'delete', 'ver', vs, 'ttl', ARGV[6])
+  if newer(KEYS[3], v, false) then set_tombstone(KEYS[3], vs, 0) end
+end
+announce(ARGV[7], ARGV[8])
+return {id, vs}`;
+
+interface JournalRedis {
+  rcwbAppend(stream: string, counter: string, rk: string, maxPending: number, op: string, key: string,
+    body: Buffer | string, contentType: string, ttlMs: number, channel: string, message: string): Promise<[string, string]>;
+}
+
+function fieldsToMap(fields: Buffer[]): Map<string, Buffer> {
+  const m = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < fields.length; i += 2) m.set((fields[i] as Buffer).toString(), fields[i + 1] as Buffer);
+  return m;
+}
+
+/** Parses one stream entry's fields; undefined when they are not a journal entry. Pure. */
+export function parseJournalEntry(id: string, fields: Buffer[] | null): JournalEntry | undefined {
+  if (fields === null) return undefined;
+  const m = fieldsToMap(fields);
+  const key = m.get('k')?.toString('utf8');
+  const op = m.get('op')?.toString();
+  const version = Number(m.get('ver')?.toString());
+  const ttlMs = Number(m.get('ttl')?.toString() ?? '0');
+  if (key === undefined || key.length === 0 || !Number.isSafeInteger(version) || version <= 0 || !Number.isSafeInteger(ttlMs)) {
+    return undefined;
+  }
+  if (op === 'delete') return { id, key, op, version, ttlMs };
+  const body = m.get('v');
+  const contentType = m.get('ct')?.toString();
+  if (op !== 'put' || body === undefined || contentType === undefined) return undefined;
+  return { id, key, op, version, body, contentType, ttlMs };
+}
+
+/** Parses `[[id, fields], …]` replies of XREADGROUP/XAUTOCLAIM. Pure. */
+export function parseStreamEntries(raw: unknown): JournalRead {
+  const entries: JournalEntry[] = [];
+  const unreadable: string[] = [];
+  for (const item of (raw as [Buffer, Buffer[] | null][] | null) ?? []) {
+    const id = item[0].toString();
+    const entry = parseJournalEntry(id, item[1]);
+    if (entry) entries.push(entry);
+    else unreadable.push(id);
+  }
+  return { entries, unreadable };
+}
+
+/** The `<ms>` part of a stream id. Pure. */
+export function streamIdMs(id: string): number {
+  return Number(id.split('-', 1)[0]);
+}
+
+export class WriteBackJournal {
+  readonly streamKey: string;
+  readonly group: string;
+  readonly consumer: string;
+  private readonly client: Redis & JournalRedis;
+  private readonly channel: string;
+  private readonly versionKey: string;
+  private readonly prefix: string;
+  private readonly tombstoneTtlMs: number;
+  private readonly onError: (err: unknown) => void;
+  /** XAUTOCLAIM cursor: a scan of the pending entries continues where the last call stopped. */
+  private claimCursor = '0-0';
+  private groupReady = false;
+
+  constructor(options: WriteBackJournalOptions) {
+    this.client = options.client as Redis & JournalRedis;
+    if ((this.client as Partial<JournalRedis>).rcwbAppend === undefined) {
+      options.client.defineCommand('rcwbAppend', { numberOfKeys: 3, lua: APPEND });
+    }
+    this.consumer = options.consumer;
+    this.channel = options.channel;
+    this.streamKey = options.streamKey ?? DEFAULT_JOURNAL_KEY;
+    this.group = options.group ?? DEFAULT_JOURNAL_GROUP;
+    this.versionKey = options.versionKey ?? DEFAULT_VERSION_KEY;
+    this.prefix = options.recordPrefix ?? RECORD_KEY_PREFIX;
+    this.tombstoneTtlMs = options.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /** The dead-letter stream: entries the origin refused for good. */
+  get deadLetterKey(): string {
+    return `${this.streamKey}:dead`;
+  }
+
+  /** Creates the stream and the consumer group if absent (idempotent). */
+  async ensureGroup(): Promise<void> {
+    try {
+      await this.client.xgroup('CREATE', this.streamKey, this.group, '0', 'MKSTREAM');
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) {
+        this.onError(err);
+        throw toSidecarError(err, 'create the write-back consumer group');
+      }
+    }
+    this.groupReady = true;
+  }
+
+  /**
+   * Journals a write and stores its record (see the file header). Throws {@link WriteBackBacklogFullError}
+   * when the stream holds `maxPending` entries, or a SidecarError when Redis fails.
+   */
+  async append(
+    write: { key: string; op: 'put'; body: Buffer; contentType: string; ttlSeconds: number } | { key: string; op: 'delete' },
+    maxPending: number,
+    invalidation = '',
+  ): Promise<{ id: string; version: number }> {
+    const ttlMs = write.op === 'put' ? (write.ttlSeconds > 0 ? write.ttlSeconds * 1000 : 0) : this.tombstoneTtlMs;
+    try {
+      const [id, version] = await this.client.rcwbAppend(
+        this.streamKey, this.versionKey, this.prefix + write.key, maxPending, write.op, write.key,
+        write.op === 'put' ? write.body : '', write.op === 'put' ? write.contentType : '', ttlMs, this.channel, invalidation);
+      return { id, version: Number(version) };
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('BACKLOG')) {
+        throw new WriteBackBacklogFullError(`write-back backlog is full: ${err.message.slice('BACKLOG '.length)} (maxPending ${maxPending})`);
+      }
+      this.onError(err);
+      throw toSidecarError(err, 'write-back append');
+    }
+  }
+
+  /** Reads up to `count` entries no consumer has been given yet. */
+  async readNew(count: number): Promise<JournalRead> {
+    const reply = await this.withGroup('read the write-back journal', () => this.client.xreadgroupBuffer(
+      'GROUP', this.group, this.consumer, 'COUNT', count, 'STREAMS', this.streamKey, '>'));
+    const streams = reply as [Buffer, [Buffer, Buffer[] | null][]][] | null;
+    return parseStreamEntries(streams?.[0]?.[1] ?? null);
+  }
+
+  /**
+   * Takes over up to `count` entries that have been pending in any consumer for at least `minIdleMs`
+   * (a sidecar that died, or one that could not touch them). Successive calls walk the pending list.
+   */
+  async claimStale(minIdleMs: number, count: number): Promise<JournalRead> {
+    const reply = await this.withGroup('claim write-back entries', () => this.client.callBuffer(
+      'XAUTOCLAIM', this.streamKey, this.group, this.consumer, String(minIdleMs), this.claimCursor, 'COUNT', String(count)));
+    const [next, items, deleted] = reply as [Buffer, [Buffer, Buffer[] | null][], Buffer[] | undefined];
+    this.claimCursor = next.toString();
+    const read = parseStreamEntries(items);
+    return { entries: read.entries, unreadable: [...read.unreadable, ...(deleted ?? []).map((d) => d.toString())] };
+  }
+
+  /** True when the last claim scan reached the end of the pending list. */
+  get claimScanComplete(): boolean {
+    return this.claimCursor === '0-0';
+  }
+
+  /** Resets the idle time of our pending entries (so that no other sidecar claims them). */
+  async touch(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.withGroup('touch write-back entries', () =>
+      this.client.xclaim(this.streamKey, this.group, this.consumer, 0, ...ids, 'JUSTID'));
+  }
+
+  /** Acknowledges and deletes entries (after the database committed them). */
+  async ack(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const replies = await this.call('acknowledge write-back entries', () => this.client.multi()
+      .xack(this.streamKey, this.group, ...ids)
+      .xdel(this.streamKey, ...ids)
+      .exec());
+    const failed = replies?.find(([e]) => e !== null);
+    if (replies === null || failed) {
+      const err = failed?.[0] ?? new Error('the transaction was aborted');
+      this.onError(err);
+      throw toSidecarError(err, 'acknowledge write-back entries');
+    }
+  }
+
+  /** Copies entries to the dead-letter stream (bounded), then acknowledges and deletes them. */
+  async deadLetter(entries: readonly { id: string; entry?: JournalEntry }[], reason: string): Promise<void> {
+    if (entries.length === 0) return;
+    const pipeline = this.client.pipeline();
+    for (const { id, entry } of entries) {
+      const fields: (string | Buffer)[] = ['id', id, 'reason', reason];
+      if (entry) {
+        fields.push('k', entry.key, 'op', entry.op, 'ver', String(entry.version));
+        if (entry.op === 'put' && entry.body && entry.contentType !== undefined) fields.push('v', entry.body, 'ct', entry.contentType);
+      }
+      pipeline.xadd(this.deadLetterKey, 'MAXLEN', '~', DEAD_LETTER_MAX, '*', ...fields);
+    }
+    await this.call('dead-letter write-back entries', () => pipeline.exec());
+    await this.ack(entries.map((e) => e.id));
+  }
+
+  /** The backlog and the age of its oldest entry, by Redis's clock. */
+  async stats(): Promise<JournalStats> {
+    const replies = await this.call('write-back stats', () => this.client.multi()
+      .xlen(this.streamKey)
+      .xrange(this.streamKey, '-', '+', 'COUNT', 1)
+      .time()
+      .exec());
+    const pending = Number(replies?.[0]?.[1] ?? 0);
+    const first = (replies?.[1]?.[1] as [string, string[]][] | undefined)?.[0];
+    const time = replies?.[2]?.[1] as [string, string] | undefined;
+    const redisNowMs = time ? Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) : Date.now();
+    return { pending, oldestMs: first ? streamIdMs(first[0]) : undefined, redisNowMs };
+  }
+
+  /** Removes consumers (other than this one) that hold nothing and have been idle for `idleMs`. */
+  async removeIdleConsumers(idleMs: number): Promise<number> {
+    const raw = await this.withGroup('list write-back consumers', () => this.client.xinfo('CONSUMERS', this.streamKey, this.group));
+    let removed = 0;
+    for (const flat of raw as unknown[][]) {
+      const info = new Map<string, unknown>();
+      for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]);
+      const name = String(info.get('name'));
+      if (name === this.consumer || Number(info.get('pending')) > 0 || Number(info.get('idle')) < idleMs) continue;
+      await this.call('remove an idle consumer', () => this.client.xgroup('DELCONSUMER', this.streamKey, this.group, name));
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Runs a group command, creating the group first when needed (and again after Redis lost it). */
+  private async withGroup<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.groupReady) await this.ensureGroup();
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOGROUP')) {
+        // Redis restarted empty (or someone deleted the stream): recreate and try once more.
+        this.groupReady = false;
+        this.claimCursor = '0-0';
+        await this.ensureGroup();
+        return this.call(what, fn);
+      }
+      this.onError(err);
+      throw toSidecarError(err, what);
+    }
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.onError(err);
+      throw toSidecarError(err, what);
+    }
+  }
+}

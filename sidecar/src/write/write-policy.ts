@@ -1,0 +1,64 @@
+/**
+ * What the write policies share. A policy is chosen per sidecar (`--write-policy`) and used for PUT and
+ * DELETE when an origin is configured (without an origin every policy just writes Redis, as before).
+ *
+ * | policy        | PUT                                                     | DELETE                                  |
+ * |---------------|---------------------------------------------------------|-----------------------------------------|
+ * | write-through | database, then the Redis record (version-guarded) and   | database tombstone, then Redis          |
+ * |               | the invalidation; 204 after both                        | tombstone and invalidation              |
+ * | write-back    | journal entry + Redis record + invalidation in one      | journal entry (a delete) + Redis        |
+ * |               | script; 204; the flusher writes the database later      | tombstone + invalidation; flushed later |
+ * | write-around  | database, then a Redis tombstone + invalidation (the    | as write-through                        |
+ * |               | next read misses and fills from the database)           |                                         |
+ *
+ * Every write takes a version first (versioned-records.ts); the database and Redis only ever move to a
+ * newer version.
+ */
+import type { Origin } from '../origin/origin.js';
+import type { CacheValue } from '../tiers/tiered-cache.js';
+import type { VersionedRecords, VersionSource } from './versioned-records.js';
+
+export type WritePolicyName = 'write-through' | 'write-back' | 'write-around';
+
+export interface WritePolicyHandler {
+  readonly name: WritePolicyName;
+  /** Stores a value; resolves once the policy's durability point is reached (then the API answers 204). */
+  put(key: string, value: CacheValue, ttlSeconds: number): Promise<void>;
+  /** Deletes a key per the policy's rules. */
+  delete(key: string): Promise<void>;
+}
+
+/** Builds invalidation messages (S's InvalidationPublisher); a message is built only when it is sent. */
+export interface InvalidationSource {
+  keys(keys: readonly string[]): string;
+}
+
+/** Dependencies shared by write-through and write-around. */
+export interface DirectPolicyOptions {
+  origin: Origin;
+  /** Redis records; absent in L1-only mode (then only this sidecar's L1 is invalidated). */
+  records?: VersionedRecords;
+  /** Where versions come from: `records` itself, or a LocalVersionSource in L1-only mode. */
+  versions: VersionSource;
+  publisher: InvalidationSource;
+  /** Drops keys from this sidecar's L1 (and marks in-flight reads of them stale). */
+  invalidateLocal(keys: readonly string[]): void;
+  /** Called for every invalidation message sent (metrics). */
+  onPublished?: () => void;
+}
+
+/** Deletes the key in the origin (a tombstone at a new version), then leaves a Redis tombstone. */
+export async function deleteDirect(options: DirectPolicyOptions, key: string): Promise<void> {
+  const { origin, records, versions, publisher } = options;
+  origin.checkKey(key);
+  const version = await versions.nextVersion();
+  const outcome = await origin.delete(key, version);
+  try {
+    if (records !== undefined && outcome === 'applied') {
+      await records.tombstone(key, version, publisher.keys([key]));
+      options.onPublished?.();
+    }
+  } finally {
+    options.invalidateLocal([key]);
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The write-back journal and flusher against a real redis-server and a real PostgreSQL: journaling,
+ * back-pressure, coalescing, batching, claiming a dead consumer's entries, a database outage, draining on
+ * stop and dead letters. No sidecar processes (those are in write-back-sidecars.test.ts).
+ */
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidationPublisher } from '../../sidecar/src/invalidation/invalidation-publisher.js';
+import { createPostgresPool, PostgresOrigin } from '../../sidecar/src/origin/postgres-origin.js';
+import { createRedisClient, whenReady } from '../../sidecar/src/redis/redis-client.js';
+import { RedisL2 } from '../../sidecar/src/redis/redis-l2.js';
+import { VersionedRecords } from '../../sidecar/src/write/versioned-records.js';
+import { WriteBackPolicy } from '../../sidecar/src/write/write-back.js';
+import { WriteBackFlusher, type FlushFailure } from '../../sidecar/src/write/write-back-flusher.js';
+import { WriteBackBacklogFullError, WriteBackJournal } from '../../sidecar/src/write/write-back-journal.js';
+import { waitFor } from '../harness/ports.js';
+import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { startRedis, type RedisProcess } from '../harness/redis.js';
+
+const CHANNEL = 'ripplecache:it-write-back';
+let redisServer: RedisProcess;
+let pgServer: PostgresServer;
+let admin: pg.Pool;
+let raw: Redis;
+const closers: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  [redisServer, pgServer] = await Promise.all([startRedis(), startPostgres()]);
+  admin = new pg.Pool({ connectionString: pgServer.url, max: 2 });
+  admin.on('error', () => {});
+  raw = new Redis(redisServer.port, '127.0.0.1');
+});
+
+afterAll(async () => {
+  for (const close of closers.reverse()) await close();
+  raw?.disconnect();
+  await admin?.end();
+  await Promise.all([redisServer?.stop(), pgServer?.stop()]);
+});
+
+interface Counters { entries: number; writes: number; batches: number; coalesced: number; failures: Record<FlushFailure, number> }
+
+/** The write-back objects of one sidecar process, on a stream of the test's own. */
+async function sidecar(name: string, stream: string, opts: { batchSize?: number; intervalMs?: number; claimIdleMs?: number; maxPending?: number } = {}) {
+  const redis = createRedisClient({ url: redisServer.url, timeoutMs: 2000, name });
+  redis.on('error', () => {});
+  await whenReady(redis, 5000);
+  const records = new VersionedRecords({ client: redis, channel: CHANNEL });
+  const journal = new WriteBackJournal({ client: redis, consumer: name, channel: CHANNEL, streamKey: stream });
+  const origin = new PostgresOrigin({ pool: createPostgresPool({ url: pgServer.url, timeoutMs: 2000, max: 4 }) });
+  const counters: Counters = { entries: 0, writes: 0, batches: 0, coalesced: 0, failures: { origin: 0, rejected: 0, redis: 0 } };
+  const flusher = new WriteBackFlusher({
+    journal, origin, records,
+    flushIntervalMs: opts.intervalMs ?? 100,
+    flushBatchSize: opts.batchSize ?? 500,
+    claimIdleMs: opts.claimIdleMs ?? 30_000,
+    events: {
+      batchFlushed: (entries, writes) => { counters.entries += entries; counters.writes += writes; counters.batches++; },
+      coalesced: (n) => { counters.coalesced += n; },
+      failure: (kind) => { counters.failures[kind]++; },
+    },
+  });
+  const publisher = new InvalidationPublisher(name);
+  const policy = new WriteBackPolicy({
+    journal, flusher, origin, maxPending: opts.maxPending ?? 100_000, publisher, invalidateLocal: () => {},
+  });
+  const l2 = new RedisL2({ primary: redis, channel: CHANNEL, replicaUrls: [], password: undefined, timeoutMs: 2000, onError: () => {} });
+  const close = async () => {
+    await flusher.stop(1000);
+    await origin.close();
+    redis.disconnect();
+  };
+  closers.push(close);
+  return { redis, records, journal, origin, flusher, policy, counters, l2, publisher, close };
+}
+
+const text = (s: string) => ({ body: Buffer.from(s), contentType: 'text/plain' });
+
+async function dbValues(prefix: string): Promise<Map<string, string | null>> {
+  const r = await admin.query<{ key: string; value: Buffer | null }>('SELECT key, value FROM cache_entries WHERE key LIKE $1', [`${prefix}%`]);
+  return new Map(r.rows.map((row) => [row.key, row.value?.toString() ?? null]));
+}
+
+describe('write-back journal', () => {
+  it('journals the write, pins the Redis record and refuses writes past maxPending without dropping any', async () => {
+    const s = await sidecar('j-a', 'it:wb:append', { maxPending: 3 });
+    await s.policy.put('ap/1', text('one'), 60);
+    await s.policy.put('ap/2', text('two'), 60);
+    await s.policy.delete('ap/1');
+    expect(await raw.xlen('it:wb:append')).toBe(3);
+    expect((await s.l2.get('ap/2'))?.body.toString()).toBe('two');
+    expect((await s.records.read('ap/2'))?.pttlMs).toBe(-1); // pinned until flushed
+    expect(await s.l2.get('ap/1')).toBeNull(); // the delete left a tombstone
+    await expect(s.policy.put('ap/3', text('three'), 60)).rejects.toThrow(WriteBackBacklogFullError);
+    expect(await raw.xlen('it:wb:append')).toBe(3);
+    expect(await s.l2.get('ap/3')).toBeNull();
+    expect(s.publisher.lastSeq).toBe(4); // the refused write still published its invalidation
+
+    const stats = await s.journal.stats();
+    expect(stats.pending).toBe(3);
+    expect(stats.redisNowMs - (stats.oldestMs ?? 0)).toBeGreaterThanOrEqual(0);
+
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(await raw.xlen('it:wb:append')).toBe(0);
+    expect(await dbValues('ap/')).toEqual(new Map([['ap/1', null], ['ap/2', 'two']]));
+    expect((await s.records.read('ap/2'))?.pttlMs).toBeGreaterThan(50_000); // settled: TTL given
+    expect((await s.records.read('ap/1'))?.pttlMs).toBeGreaterThan(0); // the delete's tombstone too
+    await s.policy.put('ap/3', text('three'), 60); // room again
+  });
+
+  it('coalesces per key, last write wins, and flushes in batches of flushBatchSize', async () => {
+    const s = await sidecar('j-b', 'it:wb:coalesce', { batchSize: 100 });
+    for (let i = 0; i < 400; i++) await s.policy.put(`co/${i % 20}`, text(`v${i}`), 60);
+    expect(await s.flusher.flushOnce()).toBe(true);
+    const db = await dbValues('co/');
+    expect(db.size).toBe(20);
+    for (let k = 0; k < 20; k++) expect(db.get(`co/${k}`)).toBe(`v${380 + k}`);
+    expect(s.counters).toMatchObject({ entries: 400, batches: 4, writes: 80, coalesced: 320 });
+    expect(await raw.xlen('it:wb:coalesce')).toBe(0);
+    expect(await raw.xpending('it:wb:coalesce', 'flushers')).toEqual([0, null, null, null]);
+  });
+
+  it('another sidecar claims what a dead one left pending, and older entries never overwrite newer rows', async () => {
+    const stream = 'it:wb:claim';
+    const dead = await sidecar('j-dead', stream);
+    const live = await sidecar('j-live', stream, { claimIdleMs: 500 });
+    // The dead sidecar journals 50 writes and takes them for flushing, then "dies" (never acknowledges).
+    for (let i = 0; i < 50; i++) await dead.policy.put(`cl/${i}`, text(`dead-${i}`), 60);
+    expect((await dead.journal.readNew(500)).entries).toHaveLength(50);
+    // Newer writes to half of the keys go through the live sidecar and are flushed first.
+    for (let i = 0; i < 25; i++) await live.policy.put(`cl/${i}`, text(`live-${i}`), 60);
+    expect(await live.flusher.flushOnce()).toBe(true);
+    expect((await raw.xpending(stream, 'flushers'))[0]).toBe(50);
+    await new Promise((r) => setTimeout(r, 600)); // past the claim timeout
+    expect(await live.flusher.flushOnce()).toBe(true);
+    const db = await dbValues('cl/');
+    for (let i = 0; i < 50; i++) expect(db.get(`cl/${i}`)).toBe(i < 25 ? `live-${i}` : `dead-${i}`);
+    expect((await raw.xpending(stream, 'flushers'))[0]).toBe(0);
+    expect(await raw.xlen(stream)).toBe(0);
+  });
+
+  it('keeps retrying through a database outage without losing a write, and nobody claims a live flusher\'s batch', async () => {
+    const stream = 'it:wb:outage';
+    const a = await sidecar('j-out-a', stream, { intervalMs: 50, claimIdleMs: 900, batchSize: 200 });
+    const b = await sidecar('j-out-b', stream, { intervalMs: 50, claimIdleMs: 900, batchSize: 200 });
+    a.flusher.start();
+    const last = new Map<string, string>();
+    const write = async (i: number) => {
+      const key = `out/${i % 100}`;
+      await a.policy.put(key, text(`w${i}`), 60);
+      last.set(key, `w${i}`);
+    };
+    let i = 0;
+    for (; i < 300; i++) await write(i);
+    await waitFor('the first writes in the database', async () => (await dbValues('out/')).size === 100, 10_000, 20);
+    await pgServer.stopServer();
+    try {
+      const until = Date.now() + 3000;
+      while (Date.now() < until && i < 20_000) {
+        await write(i++);
+        if (i % 500 === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      await waitFor('failed flush attempts', async () => a.counters.failures.origin >= 3, 10_000, 20);
+      // b looks for abandoned entries after a's batch has been retried for longer than the claim timeout:
+      // a keeps touching its batch, so there are none.
+      expect((await b.journal.claimStale(900, 1000)).entries).toHaveLength(0);
+      const pending = await raw.xpending(stream, 'flushers');
+      expect(pending[0]).toBeGreaterThan(0);
+      expect((pending[3] as [string, string][] | null)?.map(([consumer]) => consumer)).toEqual(['j-out-a']);
+      expect(a.flusher.pendingSnapshot().pending).toBeGreaterThan(0);
+      expect(a.flusher.pendingSnapshot().oldestPendingSeconds).toBeGreaterThan(1);
+    } finally {
+      await pgServer.startServer();
+    }
+    await waitFor('the backlog written after the outage', async () => (await raw.xlen(stream)) === 0, 60_000, 50);
+    await waitFor('every key at its last value', async () => {
+      const db = await dbValues('out/');
+      return [...last].every(([k, v]) => db.get(k) === v);
+    }, 30_000, 50);
+    expect(a.counters.entries).toBe(i);
+  });
+
+  it('puts back a pending record that was invalidated before its flush, so Redis ends as the database', async () => {
+    const stream = 'it:wb:repair';
+    const s = await sidecar('j-repair', stream);
+    const announced: string[] = [];
+    const flusher = new WriteBackFlusher({
+      journal: s.journal, origin: s.origin, records: s.records, flushIntervalMs: 100, flushBatchSize: 100,
+      announce: async (keys) => { announced.push(...keys); },
+    });
+    await s.origin.put('rp/1', Buffer.from('db-old'), 'text/plain', 1);
+    await s.policy.put('rp/1', text('journaled'), 60);
+    await raw.del('rc:rp/1'); // POST /v1/invalidate {"keys":["rp/1"],"tier":"all"}
+    await s.records.fill('rp/1', text('db-old'), 60, 1); // a read-through refills the older row
+    expect(await flusher.flushOnce()).toBe(true);
+    expect((await dbValues('rp/')).get('rp/1')).toBe('journaled');
+    expect((await s.l2.get('rp/1'))?.body.toString()).toBe('journaled');
+    expect(announced).toEqual(['rp/1']);
+  });
+
+  it('drains the journal on stop', async () => {
+    const stream = 'it:wb:drain';
+    const s = await sidecar('j-drain', stream, { intervalMs: 3_600_000, batchSize: 100_000 });
+    s.flusher.start();
+    for (let i = 0; i < 1000; i++) await s.policy.put(`dr/${i}`, text(`d${i}`), 60);
+    expect((await dbValues('dr/')).size).toBe(0); // nothing flushed yet: no trigger fired
+    expect(await s.flusher.stop(10_000)).toBe(true);
+    const db = await dbValues('dr/');
+    expect(db.size).toBe(1000);
+    expect(db.get('dr/999')).toBe('d999');
+    expect(await raw.xlen(stream)).toBe(0);
+  });
+
+  it('moves writes the database refuses, and entries that are not journal entries, to the dead-letter stream', async () => {
+    const stream = 'it:wb:dead';
+    const s = await sidecar('j-dl', stream);
+    await s.policy.put('dl/ok', text('fine'), 60);
+    // Bypass the policy's key check, as an entry journaled by an older sidecar could.
+    await s.journal.append({ key: 'dl/\u0000bad', op: 'put', body: Buffer.from('x'), contentType: 'text/plain', ttlSeconds: 60 }, 1000);
+    await raw.xadd(stream, '*', 'something', 'else');
+    await s.policy.put('dl/ok2', text('fine2'), 60);
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(await dbValues('dl/')).toEqual(new Map([['dl/ok', 'fine'], ['dl/ok2', 'fine2']]));
+    expect(await raw.xlen(stream)).toBe(0);
+    expect(await raw.xlen(`${stream}:dead`)).toBe(2);
+    expect(s.counters.failures.rejected).toBe(2);
+  });
+});
