@@ -35,6 +35,8 @@ const invalid: Array<[string, string, RegExp]> = [
   ['out-of-range cron minute', 'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nflush: { schedule: "61 * * * *" }', /flush\.schedule must be a cron expression/],
   ['malformed time zone', 'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nflush: { schedule: "0 2 * * *", timeZone: "not a zone!" }', /timeZone/],
   ['shards outside topology cluster', 'topology: replication\nshards: 3\neviction: { policy: allkeys-lru, maxMemory: 64Mi }', /shards applies only to topology: cluster/],
+  ['write-back with an allkeys-* eviction policy', 'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nsidecar: { writePolicy: write-back }', /write-back keeps acknowledged writes in Redis until the database has them/],
+  ['write-back with the default eviction policy', 'sidecar: { writePolicy: write-back }', /eviction\.policy to noeviction or a volatile-\* policy/],
   ['unknown topology', 'topology: sentinel\neviction: { policy: allkeys-lru, maxMemory: 64Mi }', /spec\.topology: Unsupported value: "sentinel"/],
 ];
 
@@ -57,6 +59,8 @@ resources: { limits: { memory: 256Mi } }
 flush: { schedule: "*/15 * * * *", timeZone: America/New_York }
 `));
     expect(ok.code, ok.stderr).toBe(0);
+    const writeBack = await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], cacheCluster('wb', 'eviction: { policy: volatile-lru, maxMemory: 64Mi }\nsidecar: { writePolicy: write-back }'));
+    expect(writeBack.code, writeBack.stderr).toBe(0);
     const examples = await cp.kubectl(['apply', '--dry-run=server', '-f', 'examples/']);
     expect(examples.code, examples.stderr).toBe(0);
   });

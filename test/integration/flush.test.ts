@@ -1,6 +1,7 @@
 /**
- * The scheduled flush's script (what the CronJob's pod runs) against a real redis-server: FLUSHALL ASYNC,
- * then the invalidate-all message on the invalidation channel, received by a real subscriber.
+ * The scheduled flush's script (what the CronJob's pod runs) against a real redis-server: every cache
+ * record with a TTL deleted (batch by batch, server-side), the write-back journal and records still
+ * waiting for the database kept, then the invalidate-all message received by a real subscriber.
  * The script is run by /bin/sh with redis-cli from Debian's redis-tools, as in the Redis image.
  */
 import { execFile } from 'node:child_process';
@@ -24,11 +25,16 @@ const cc: CacheCluster = {
 };
 
 describe('scheduled flush script', () => {
-  it('flushes every key and publishes invalidate-all on the channel', async () => {
+  it('deletes every cache record, keeps the write-back journal and unflushed records, and publishes invalidate-all', async () => {
     const client = new Redis(redis.url);
     const sub = new Redis(redis.url);
     try {
-      await client.mset('a', '1', 'b', '2');
+      const pipeline = client.pipeline();
+      for (let i = 0; i < 3000; i++) pipeline.hset(`rc:k${i}`, 'v', `value ${i}`, 'ct', 'text/plain').pexpire(`rc:k${i}`, 600_000);
+      pipeline.hset('rc:pending write-back', 'v', 'acknowledged, not yet in the database', 'ver', '7'); // no TTL yet
+      pipeline.xadd('ripplecache:write-back', '*', 'k', 'pending write-back', 'ver', '7');
+      pipeline.set('unrelated', 'kept');
+      await pipeline.exec();
       const received: string[] = [];
       sub.on('message', (_ch: string, msg: string) => received.push(msg));
       await sub.subscribe(DEFAULT_INVALIDATION_CHANNEL);
@@ -36,8 +42,11 @@ describe('scheduled flush script', () => {
       const script = flushScript(cc).replaceAll(`'${serviceHost(cc)}' -p ${REDIS_PORT}`, `127.0.0.1 -p ${redis.port}`);
       expect(script).toContain(`-p ${redis.port}`);
       const { stdout } = await promisify(execFile)('sh', ['-c', script], { env: { ...process.env, REDISCLI_AUTH: 's3cret-flush' } });
-      expect(stdout).toMatch(/invalidation published to 1 subscribers/);
-      expect(await client.dbsize()).toBe(0);
+      expect(stdout).toMatch(/3000 cache records deleted; invalidation published to 1 subscribers/);
+      expect(await client.keys('rc:k*')).toEqual([]);
+      expect(await client.hget('rc:pending write-back', 'v')).toBe('acknowledged, not yet in the database');
+      expect(await client.xlen('ripplecache:write-back')).toBe(1);
+      expect(await client.get('unrelated')).toBe('kept');
       await new Promise((r) => setTimeout(r, 100));
       expect(received).toHaveLength(1);
       expect(JSON.parse(received[0]!)).toMatchObject({ v: 1, all: true, seq: 1 });

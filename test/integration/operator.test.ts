@@ -122,7 +122,7 @@ describe('operator on a real control plane', () => {
     expect(JSON.stringify(children.sts.spec.template)).toContain('sessions-0.sessions-headless.default.svc');
     expect(children.cron.spec.schedule).toBe('0 2 * * *');
     expect(children.cron.spec.timeZone).toBe('Europe/Berlin');
-    expect(JSON.stringify(children.cron.spec.jobTemplate)).toContain('FLUSHALL ASYNC');
+    expect(JSON.stringify(children.cron.spec.jobTemplate)).toContain("UNLINK");
     for (const r of redis) expect(await configGet(r.port)).toEqual({ maxmemory: 64 * 1024 * 1024, policy: 'allkeys-lru' });
     expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'True' })).toBe(1);
     expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'False' })).toBe(0);

@@ -26,7 +26,9 @@ describe('desiredFlushCronJob', () => {
     const c = pod.spec.containers[0]!;
     expect(c.image).toBe('valkey/valkey:8');
     const script = c.command?.[2] ?? '';
-    expect(script).toContain(`redis-cli -h 'sessions.shop.svc' -p 6379 FLUSHALL ASYNC`);
+    expect(script).toContain(`redis-cli -h 'sessions.shop.svc' -p 6379 EVAL`);
+    expect(script).toContain(`'rc:*'`);
+    expect(script).not.toMatch(/FLUSHALL|FLUSHDB/); // would destroy the write-back journal
     expect(script).toContain(`PUBLISH 'ripplecache:invalidations' '{"v":1,"sender":"flush-cronjob","seq":1,"all":true}'`);
     expect(JSON.parse(FLUSH_INVALIDATION_MESSAGE)).toEqual({ v: 1, sender: 'flush-cronjob', seq: 1, all: true });
     expect(c.env).toBeUndefined();

@@ -12,18 +12,45 @@ import { shellQuote } from './shell-quote.js';
 /** The invalidation message the flush CronJob publishes: drop every sidecar's whole L1. */
 export const FLUSH_INVALIDATION_MESSAGE = JSON.stringify({ v: 1, sender: 'flush-cronjob', seq: 1, all: true });
 
+/** Prefix of the sidecars' cache records in Redis (see docs/sidecar.md, "Storage format"). */
+export const CACHE_RECORD_PATTERN = 'rc:*';
+
 /**
- * The flush job's script: FLUSHALL ASYNC on the primary (replicas follow), then the invalidation on
- * the channel. Fails (and is retried by the Job) when Redis does not answer OK.
+ * One step of the flush, run server-side: SCAN a batch of cache records and UNLINK those that have a
+ * TTL. Records without a TTL are kept: they are write-back writes not yet in the database (the
+ * sidecars give a record its TTL once the database has it), and deleting them would let a read fill
+ * the cache from the older database row. Nothing outside the `rc:` prefix is touched — in particular
+ * not the write-back journal, whose acknowledged writes FLUSHALL would destroy. Answers
+ * `[next cursor, records deleted]`.
+ */
+export const FLUSH_STEP_SCRIPT = [
+  "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', 1000)",
+  'local n = 0',
+  "for _, k in ipairs(r[2]) do if redis.call('PTTL', k) >= 0 then redis.call('UNLINK', k); n = n + 1 end end",
+  'return {r[1], n}',
+].join(' ');
+
+/**
+ * The flush job's script: walks the primary's cache records with FLUSH_STEP_SCRIPT (replicas follow
+ * through replication), then publishes the invalidate-all message so every sidecar drops its L1.
+ * Fails (and the Job is retried) when Redis answers anything but a cursor.
  */
 export function flushScript(cc: CacheCluster): string {
   const cli = `redis-cli -h ${shellQuote(serviceHost(cc))} -p ${REDIS_PORT}`;
   return [
     'set -eu',
-    `reply="$(${cli} FLUSHALL ASYNC)"`,
-    'if [ "$reply" != "OK" ]; then echo "FLUSHALL ASYNC answered: $reply" >&2; exit 1; fi',
+    'cursor=0',
+    'total=0',
+    'while :; do',
+    `  out="$(${cli} EVAL ${shellQuote(FLUSH_STEP_SCRIPT)} 0 "$cursor" ${shellQuote(CACHE_RECORD_PATTERN)})"`,
+    `  cursor="$(printf '%s\\n' "$out" | sed -n 1p)"`,
+    `  deleted="$(printf '%s\\n' "$out" | sed -n 2p)"`,
+    '  case "$cursor$deleted" in ""|*[!0-9]*) echo "flush failed: Redis answered: $out" >&2; exit 1;; esac',
+    '  total=$((total + deleted))',
+    '  [ "$cursor" = 0 ] && break',
+    'done',
     `receivers="$(${cli} PUBLISH ${shellQuote(DEFAULT_INVALIDATION_CHANNEL)} ${shellQuote(FLUSH_INVALIDATION_MESSAGE)})"`,
-    `echo "Flushed ${serviceHost(cc)}; invalidation published to $receivers subscribers"`,
+    `echo "Flushed ${serviceHost(cc)}: $total cache records deleted; invalidation published to $receivers subscribers"`,
   ].join('\n');
 }
 

@@ -212,6 +212,15 @@ export const RULES = {
       'JAN-DEC, day of week 0-7 or SUN-SAT), such as "0 2 * * *" or "*/15 * * * *", or one of @hourly, @daily, ' +
       '@weekly, @monthly, @yearly',
   },
+  writeBackNeedsSafeEviction: {
+    rule:
+      "!has(self.sidecar) || !has(self.sidecar.writePolicy) || self.sidecar.writePolicy != 'write-back' || " +
+      "(has(self.eviction) && has(self.eviction.policy) && !self.eviction.policy.startsWith('allkeys-'))",
+    message:
+      'sidecar.writePolicy write-back keeps acknowledged writes in Redis until the database has them: set ' +
+      'eviction.policy to noeviction or a volatile-* policy (allkeys-* policies could evict them)',
+    fieldPath: '.sidecar.writePolicy',
+  },
   originExactlyOne: {
     rule: 'has(self.postgres) != has(self.http)',
     message: 'set exactly one of sidecar.origin.postgres and sidecar.origin.http',
@@ -303,7 +312,7 @@ const evictionSchema = obj(
 );
 
 const flushSchema = obj(
-  'A scheduled invalidation of the whole cache: a CronJob `<name>-flush` runs FLUSHALL ASYNC on the primary and ' +
+  'A scheduled invalidation of the whole cache: a CronJob `<name>-flush` deletes the cache records on the primary (not the write-back journal) and ' +
     'tells every sidecar to drop its L1. Leave it out for no scheduled flush.',
   {
     schedule: str(
@@ -495,6 +504,7 @@ export const specSchema: JSONSchemaProps = obj(
       RULES.replicasNotWithStandalone,
       RULES.maxMemoryPercentNeedsLimit,
       RULES.maxMemoryWithinLimit,
+      RULES.writeBackNeedsSafeEviction,
     ],
   },
 );
