@@ -17,5 +17,6 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/sidecar ./dist/sidecar
 USER 65532:65532
-EXPOSE 7070
+# 7070: the cache API (127.0.0.1 by default); 7071: /metrics and probes with --metrics-listen.
+EXPOSE 7070 7071
 ENTRYPOINT ["/nodejs/bin/node", "dist/sidecar/src/main.js"]

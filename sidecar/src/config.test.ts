@@ -21,7 +21,39 @@ describe('sidecar config', () => {
     expect(c).toEqual(SIDECAR_DEFAULTS);
     expect(c.redis).toBeUndefined();
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(c.metricsListen).toBeUndefined();
     expect(c.onDisconnect).toBe('drop');
+  });
+
+  it('reads --metrics-listen from the flag, RIPPLECACHE_METRICS_LISTEN or metricsListen; empty turns it off', () => {
+    expect(cfg(['--metrics-listen', '0.0.0.0:7071']).metricsListen).toEqual({ host: '0.0.0.0', port: 7071 });
+    expect(cfg(['--metrics-listen=[::]:7071']).metricsListen).toEqual({ host: '::', port: 7071 });
+    expect(cfg([], { RIPPLECACHE_METRICS_LISTEN: '127.0.0.1:9100' }).metricsListen).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(cfg(['--config', 'f'], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen).toEqual({ host: '0.0.0.0', port: 7071 });
+    // A flag beats the file, and an empty flag turns the file's listener off.
+    expect(cfg(['--config', 'f', '--metrics-listen', '0.0.0.0:9000'], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen)
+      .toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(cfg(['--config', 'f', '--metrics-listen='], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen).toBeUndefined();
+    expect(cfg(['--config', 'f'], {}, { f: 'metricsListen: ""\n' }).metricsListen).toBeUndefined();
+    // Port 0 (OS-chosen) never clashes; different ports on one host are fine.
+    expect(cfg(['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0']).metricsListen).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(cfg(['--metrics-listen', '127.0.0.1:7071']).listen).toEqual({ host: '127.0.0.1', port: 7070 });
+  });
+
+  it.each([
+    [['--metrics-listen', 'nope'], /--metrics-listen: "nope" is not HOST:PORT/],
+    [['--metrics-listen', '0.0.0.0:99999'], /--metrics-listen: .* is not HOST:PORT/],
+    [['--metrics-listen', '127.0.0.1:7070'], /--metrics-listen 127.0.0.1:7070 overlaps --listen 127.0.0.1:7070/],
+    [['--metrics-listen', '0.0.0.0:7070'], /overlaps --listen/],
+    [['--listen', '[::]:8000', '--metrics-listen', '127.0.0.1:8000'], /--metrics-listen 127.0.0.1:8000 overlaps --listen \[::\]:8000/],
+  ])('rejects metrics listener %j', (argv, message) => {
+    expect(() => cfg(argv)).toThrow(message);
+    expect(() => cfg(argv)).toThrow(ConfigError);
+  });
+
+  it('names the variable or file key of a bad metrics listener', () => {
+    expect(() => cfg([], { RIPPLECACHE_METRICS_LISTEN: '7071' })).toThrow(/RIPPLECACHE_METRICS_LISTEN: "7071" is not HOST:PORT/);
+    expect(() => cfg(['--config', 'f'], {}, { f: 'metricsListen: x\n' })).toThrow(/f: metricsListen: "x" is not HOST:PORT/);
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
@@ -115,12 +147,13 @@ describe('sidecar config', () => {
     const r = parseConfig({ argv: ['--help'], env: {}, readFile: () => '' });
     expect(r.kind).toBe('help');
     const text = helpText();
-    for (const flag of ['--listen', '--redis', '--redis-replica', '--redis-password', '--channel', '--l1-policy', '--l1-max-entries',
+    for (const flag of ['--listen', '--metrics-listen', '--redis', '--redis-replica', '--redis-password', '--channel', '--l1-policy', '--l1-max-entries',
       '--l1-max-bytes', '--l1-max-ttl', '--default-ttl', '--write-policy', '--origin', '--on-disconnect', '--max-value-bytes',
       '--redis-timeout-ms', '--config', '--log-level']) {
       expect(text).toContain(flag);
     }
     expect(text).toContain('RIPPLECACHE_L1_POLICY');
+    expect(text).toContain('RIPPLECACHE_METRICS_LISTEN');
     expect(text).toContain('RIPPLECACHE_REDIS_PASSWORD');
   });
 

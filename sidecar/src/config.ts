@@ -50,9 +50,21 @@ export interface WriteBackConfig {
   maxPending: number;
 }
 
+/** A `HOST:PORT` to listen on. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
 export interface SidecarConfig {
   /** Address of the HTTP API. Default `127.0.0.1:7070` (the app in the same pod is the only client). */
-  listen: { host: string; port: number };
+  listen: ListenAddress;
+  /**
+   * Address of a second HTTP listener serving only `GET /metrics`, `/healthz` and `/readyz` (nothing of the
+   * cache API), so that Prometheus and the kubelet's httpGet probes can reach them on the pod IP while the
+   * unauthenticated API stays on loopback. Default: none (off). The operator's webhook sets `0.0.0.0:7071`.
+   */
+  metricsListen: ListenAddress | undefined;
   /** URL of the Redis primary (`redis://` or `rediss://`). Default: none, the sidecar runs L1-only. */
   redis: string | undefined;
   /** URLs of the primary's replicas; when empty they are discovered with `INFO replication`. Default []. */
@@ -99,6 +111,7 @@ export interface SidecarConfig {
 /** Every default, in one place. */
 export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   listen: { host: '127.0.0.1', port: 7070 },
+  metricsListen: undefined,
   redis: undefined,
   redisReplicas: [],
   redisPassword: undefined,
@@ -216,12 +229,26 @@ function url(protocols: readonly string[]): Parser {
 }
 
 /** Parses `HOST:PORT` (`[::1]:7070` for IPv6). Port 0 asks the OS for a free port. */
-export function parseListen(raw: unknown, where: string): { host: string; port: number } {
+export function parseListen(raw: unknown, where: string): ListenAddress {
   const s = str(raw, where);
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
   const port = Number(m?.[3]);
   if (!m || port > 65535) throw new ConfigError(`${where}: "${s}" is not HOST:PORT (e.g. 127.0.0.1:7070)`);
   return { host: m[1] ?? m[2] ?? '', port };
+}
+
+/** Like {@link parseListen}, but an empty value means "off" (so a flag can turn off a file's setting). */
+function optionalListen(raw: unknown, where: string): ListenAddress | undefined {
+  if (raw === '') return undefined;
+  return parseListen(raw, where);
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+
+/** True when two listen addresses would compete for the same socket (same fixed port, same or wildcard host). */
+function sameSocket(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  return a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host);
 }
 
 const REDIS_URL = url(['redis:', 'rediss:']);
@@ -238,6 +265,8 @@ function tableName(raw: unknown, where: string): string {
 const FLAGS: readonly FlagSpec[] = [
   { flag: 'listen', path: 'listen', parse: parseListen,
     help: `HOST:PORT of the HTTP API (default ${SIDECAR_DEFAULTS.listen.host}:${SIDECAR_DEFAULTS.listen.port})` },
+  { flag: 'metrics-listen', path: 'metricsListen', parse: optionalListen,
+    help: 'HOST:PORT of a second listener serving only /metrics, /healthz and /readyz (no cache API), e.g. 0.0.0.0:7071 for Prometheus and kubelet probes; default: off' },
   { flag: 'redis', path: 'redis', parse: REDIS_URL,
     help: 'URL of the Redis primary, redis://[:password@]host:port[/db]; without it the sidecar runs L1-only' },
   { flag: 'redis-replica', path: 'redisReplicas', parse: REDIS_URL, repeatable: true,
@@ -446,6 +475,10 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
   const config = structuredClone(SIDECAR_DEFAULTS) as SidecarConfig;
   for (const layer of [file, env, flags.layer]) {
     for (const [path, value] of layer) setPath(config as unknown as Record<string, unknown>, path, value);
+  }
+  if (config.metricsListen !== undefined && sameSocket(config.metricsListen, config.listen)) {
+    const show = (a: ListenAddress) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+    throw new ConfigError(`--metrics-listen ${show(config.metricsListen)} overlaps --listen ${show(config.listen)}: give the metrics listener a port of its own`);
   }
   if (config.redis === undefined && config.redisReplicas.length > 0) {
     throw new ConfigError('--redis-replica needs --redis (the primary)');

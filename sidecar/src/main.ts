@@ -1,12 +1,15 @@
 /**
- * `ripplecache-sidecar`: composition root. Config → app → listen → signals.
+ * `ripplecache-sidecar`: composition root. Config → app → listen (the API, then the optional metrics and
+ * probe listener) → signals.
  *
  * Exit codes: 0 after a clean shutdown, 1 on a runtime failure (cannot listen, shutdown timed out),
  * 2 on a bad flag, environment variable or config file.
  */
+import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type ConfigResult } from './config.js';
 import { describeError } from './errors.js';
+import { buildMetricsApp } from './metrics-app.js';
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -28,6 +31,8 @@ async function main(): Promise<void> {
   }
   const { config } = result;
   const app = await buildApp({ config, defaultMetrics: true });
+  // The metrics and probe listener (--metrics-listen): same registry and readiness, none of the cache API.
+  const metricsApp: FastifyInstance | undefined = config.metricsListen === undefined ? undefined : await buildMetricsApp(app);
 
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {
@@ -42,10 +47,16 @@ async function main(): Promise<void> {
     timer.unref();
     // Keep-alive connections that finish their last request while we drain would otherwise hold the
     // listener open until their keep-alive timeout: close each as soon as it is idle.
-    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+    const reaper = setInterval(() => {
+      app.server.closeIdleConnections();
+      metricsApp?.server.closeIdleConnections();
+    }, 100);
     reaper.unref();
     try {
+      // The metrics listener closes last: while the API drains (write-back journal), /readyz keeps
+      // answering "shutting-down" and /metrics stays scrapable.
       await app.close();
+      await metricsApp?.close();
       app.log.info('Stopped');
       process.exit(0);
     } catch (err) {
@@ -61,7 +72,20 @@ async function main(): Promise<void> {
   } catch (err) {
     app.log.fatal({ err: describeError(err), listen: config.listen }, 'Failed to listen');
     await app.close().catch(() => {});
+    await metricsApp?.close().catch(() => {});
     process.exit(1);
+  }
+  if (metricsApp !== undefined && config.metricsListen !== undefined && !stopping) {
+    // After the API: a probe that finds this listener ready finds the API listening too.
+    try {
+      await metricsApp.listen({ host: config.metricsListen.host, port: config.metricsListen.port });
+      app.log.info({ metricsListen: config.metricsListen }, 'Started the metrics and probe listener');
+    } catch (err) {
+      app.log.fatal({ err: describeError(err), metricsListen: config.metricsListen }, 'Failed to listen for metrics and probes');
+      await app.close().catch(() => {});
+      await metricsApp.close().catch(() => {});
+      process.exit(1);
+    }
   }
 }
 

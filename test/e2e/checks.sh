@@ -56,3 +56,14 @@ curl_in "$a" -X PUT --data-binary v2 -H 'Content-Type: text/plain' http://127.0.
 for _ in $(seq 1 20); do [ "$(curl_in "$b" http://127.0.0.1:7070/v1/cache/greeting)" = v2 ] && break; sleep 0.5; done
 [ "$(curl_in "$b" http://127.0.0.1:7070/v1/cache/greeting)" = v2 ] || fail "$b still serves the old value after a write on $a"
 pass "a write on $a invalidated $b's L1"
+
+# 4. The sidecar's metrics and probe port (rc-metrics, 7071) answers on the pod IP; its cache API does not.
+[ "$(kubectl -n $ns get pods -l app=demo-app,cache.ripplecache.io/sidecar=injected -o name | wc -l)" -ge 2 ] \
+  || fail "the demo-app pods do not carry cache.ripplecache.io/sidecar=injected"
+ip_b=$(kubectl -n $ns get pod "$b" -o jsonpath='{.status.podIP}')
+curl_in "$a" "http://$ip_b:7071/metrics" | grep -q '^ripplecache_sidecar_requests_total' || fail "no sidecar metrics on $ip_b:7071"
+[ "$(curl_in "$a" -o /dev/null -w '%{http_code}' "http://$ip_b:7071/v1/cache/greeting")" = 404 ] || fail "$ip_b:7071 serves the cache API"
+if kubectl -n $ns exec "$a" -c app -- curl -sS --max-time 3 "http://$ip_b:7070/healthz" >/dev/null 2>&1; then
+  fail "the cache API of $b is reachable from another pod on $ip_b:7070"
+fi
+pass "$b serves /metrics on $ip_b:7071 and keeps its cache API on loopback"

@@ -20,6 +20,8 @@ import { PodSimulator } from '../harness/pod-simulator.js';
 import { freePort, waitFor } from '../harness/ports.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
 import { kubeBinDir, repoRoot, trackTempDir } from '../harness/tools.js';
+import { LABEL_SIDECAR, SIDECAR_INJECTED } from '../../operator/src/api/v1alpha1/constants.js';
+import { SIDECAR_METRICS_PORT_NAME } from '../../operator/src/webhook/inject-sidecar.js';
 
 const CHART = join(repoRoot, 'charts/ripplecache');
 const CI_VALUES = readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('.yaml')).sort();
@@ -205,9 +207,18 @@ describe('helm lint and helm template', () => {
     expect(operatorRole.rules.some((r: { resources: string[] }) => r.resources.includes('secrets'))).toBe(false);
   });
 
-  it('renders monitoring: ServiceMonitors, the alerts, and a Grafana dashboard ConfigMap with valid JSON', async () => {
+  it('renders monitoring: ServiceMonitors, the sidecars\' PodMonitor, the alerts, and a Grafana dashboard ConfigMap with valid JSON', async () => {
     const objs = await render(['-f', join(CHART, 'ci/monitoring-values.yaml')]);
     expect(find(objs, 'ServiceMonitor').map((s) => s.metadata.name)).toEqual(['rc-ripplecache', 'rc-ripplecache-redis']);
+    // The injected sidecars, by the label the webhook sets, on the port the webhook declares.
+    const [podMonitor] = find(objs, 'PodMonitor');
+    expect(podMonitor!.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(podMonitor!.metadata.name).toBe('rc-ripplecache-sidecars');
+    expect(podMonitor!.metadata.namespace).toBe('ripplecache-system');
+    expect(podMonitor!.metadata.labels!.release).toBe('kube-prometheus-stack');
+    expect(podMonitor!.spec.selector).toEqual({ matchLabels: { [LABEL_SIDECAR]: SIDECAR_INJECTED } });
+    expect(podMonitor!.spec.namespaceSelector).toEqual({ any: true });
+    expect(podMonitor!.spec.podMetricsEndpoints).toEqual([{ port: SIDECAR_METRICS_PORT_NAME, path: '/metrics', interval: '30s', scrapeTimeout: '10s' }]);
     const rules = find(objs, 'PrometheusRule')[0]!.spec.groups.flatMap((g: { rules: Array<{ alert: string; expr: string }> }) => g.rules);
     const alerts = Object.fromEntries(rules.map((r: { alert: string; expr: string }) => [r.alert, r.expr]));
     expect(alerts.RippleCacheEvictionsClimbing).toContain('redis_evicted_keys_total');
@@ -226,11 +237,23 @@ describe('helm lint and helm template', () => {
     expect(dashboard.panels.map((p) => p.title)).toContain('Hit ratio per tier');
   });
 
+  it('renders the sidecars\' PodMonitor only when enabled, limited to the watched namespaces', async () => {
+    expect(find(await render(), 'PodMonitor')).toHaveLength(0);
+    const objs = await render(['-f', join(CHART, 'ci/namespace-scope-values.yaml'), '--set', 'metrics.podMonitor.enabled=true', '--set', 'metrics.podMonitor.interval=15s']);
+    const [podMonitor] = find(objs, 'PodMonitor');
+    expect(podMonitor!.spec.namespaceSelector).toEqual({ matchNames: ['shop', 'payments'] });
+    expect(podMonitor!.spec.podMetricsEndpoints[0].interval).toBe('15s');
+    // Without ServiceMonitors or rules: the PodMonitor stands alone.
+    expect(find(objs, 'ServiceMonitor')).toHaveLength(0);
+  });
+
   it('rejects unknown keys and bad values through values.schema.json', async () => {
     for (const [set, expected] of [
       ['replicaCont=3', /replicaCont/],
       ['webhook.certManager.enabeld=true', /enabeld/],
       ['metrics.serviceMonitor.extra=1', /extra/],
+      ['metrics.podMonitor.enable=true', /enable/],
+      ['metrics.podMonitor.interval=soon', /interval/],
       ['rbac.scope=everywhere', /scope/],
       ['webhook.failurePolicy=Sometimes', /failurePolicy/],
     ] as const) {

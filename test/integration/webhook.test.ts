@@ -132,18 +132,32 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     expect(containerNames(stored)).toEqual(['app', 'ripplecache-sidecar']);
     const sidecar = (stored.spec.containers as Json[])[1]!;
     expect(sidecar.image).toBe(SIDECAR_IMAGE);
-    expect(sidecar.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml']);
     expect(sidecar.env).toEqual([{ name: 'RIPPLECACHE_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } }]);
     expect(sidecar.volumeMounts).toContainEqual({ name: 'ripplecache-config', mountPath: '/etc/ripplecache', readOnly: true });
     expect(sidecar.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '128Mi' } });
     expect(sidecar.lifecycle.preStop.sleep.seconds).toBe(5);
     expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
-    expect(sidecar.readinessProbe.exec.command.join(' ')).toContain('127.0.0.1:7070/readyz');
+    expect(sidecar.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=0.0.0.0:7071']);
+    expect(sidecar.ports).toEqual([{ name: 'rc-metrics', containerPort: 7071, protocol: 'TCP' }]);
+    expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'rc-metrics', scheme: 'HTTP' });
+    expect(sidecar.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'rc-metrics', scheme: 'HTTP' });
+    expect(sidecar.readinessProbe.exec).toBeUndefined();
+    // The pod had no labels: the label map was added.
+    expect(stored.metadata.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
     const volume = (stored.spec.volumes as Json[]).find((v) => v.name === 'ripplecache-config');
     expect(volume).toEqual({ name: 'ripplecache-config', configMap: { name: 'sessions-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }], defaultMode: 420 } });
     // The ServiceAccount token volume the API server adds is still there: the patch appended, not replaced.
     expect((stored.spec.volumes as Json[]).length).toBeGreaterThan(1);
     expect(await operator!.metric('ripplecache_operator_webhook_admission_total', { outcome: 'injected' })).toBeGreaterThan(0);
+  });
+
+  it('rejects a pod that declares the sidecar\'s metrics port 7071', async () => {
+    const { pod, error } = await createPod(podManifest({
+      annotation: 'sessions', name: 'web-7071',
+      containers: [{ name: 'app', image: 'registry.example.com/shop/web:1.0', ports: [{ name: 'metrics', containerPort: 7071 }] }],
+    }));
+    expect(pod).toBeUndefined();
+    expect(error).toContain('container "app" declares port 7071, which the ripplecache sidecar listens on');
   });
 
   it('rejects a pod naming a missing CacheCluster, with a message saying what to do', async () => {
@@ -196,6 +210,10 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     await waitFor('two shop pods', async () => (await getJson(['get', 'pods', '-n', NS, '-l', 'app=shop'])).items.length === 2, 30_000, 300);
     const pods = (await getJson(['get', 'pods', '-n', NS, '-l', 'app=shop'])).items as Json[];
     for (const p of pods) expect(containerNames(p)).toEqual(['shop', 'ripplecache-sidecar']);
+    // The template's labels are kept, the sidecar label added: what the chart's PodMonitor selects on.
+    for (const p of pods) expect(p.metadata.labels).toMatchObject({ app: 'shop', 'cache.ripplecache.io/sidecar': 'injected' });
+    const selected = (await getJson(['get', 'pods', '-n', NS, '-l', 'cache.ripplecache.io/sidecar=injected,app=shop'])).items as Json[];
+    expect(selected).toHaveLength(2);
   });
 
   it('with failurePolicy Fail, rejects annotated pods while the webhook is down, and lets other pods through', async () => {

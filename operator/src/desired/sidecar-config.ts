@@ -1,10 +1,15 @@
 /**
  * The sidecar's configuration file (`sidecar.yaml` in the ConfigMap `<name>-config`), as the webhook
- * mounts it into injected pods. Keys are the sidecar's flags in camelCase. It never holds a secret:
- * the Redis password and a PostgreSQL origin's URL reach the sidecar through environment variables.
+ * mounts it into injected pods. Keys are the sidecar's flags in camelCase (its `sidecar/src/config.ts`
+ * rejects unknown keys; `sidecar-config.test.ts` loads every rendering with that loader). It never holds a
+ * secret: the Redis password and a PostgreSQL origin's URL reach the sidecar through the environment
+ * variables the webhook sets from Secrets (`RIPPLECACHE_REDIS_PASSWORD`, `RIPPLECACHE_ORIGIN`), which the
+ * sidecar reads on top of this file. Where the sidecar listens is the webhook's business (container
+ * arguments, ports and probes), not this file's.
  */
 import { stringify } from 'yaml';
 import { DEFAULT_INVALIDATION_CHANNEL, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import { DEFAULTS } from '../api/v1alpha1/types.js';
 import type { CacheCluster, L1Policy, WritePolicy } from '../api/v1alpha1/types.js';
 import { podHost, serviceHost } from './names.js';
 import { parseQuantity } from './quantity.js';
@@ -21,8 +26,10 @@ export interface SidecarConfigFile {
   writePolicy: WritePolicy;
   l1: { policy: L1Policy; maxEntries: number; /** Bytes. */ maxBytes: number; maxTTLSeconds: number };
   writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number };
-  /** An HTTP origin's URL. A PostgreSQL origin is never written here (its URL holds a password). */
+  /** An HTTP origin's URL. A PostgreSQL origin's URL is never written here (it holds a password). */
   origin?: string;
+  /** A PostgreSQL origin's table (`spec.sidecar.origin.postgres.table`, default `cache_entries`). */
+  originTable?: string;
 }
 
 export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
@@ -45,8 +52,9 @@ export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
     },
     writeBack: { ...spec.sidecar.writeBack },
   };
-  const http = cc.spec.sidecar?.origin?.http;
-  if (http !== undefined) config.origin = http.url;
+  const origin = cc.spec.sidecar?.origin;
+  if (origin?.http !== undefined) config.origin = origin.http.url;
+  else if (origin?.postgres !== undefined) config.originTable = origin.postgres.table ?? DEFAULTS.sidecar.postgresTable;
   return config;
 }
 

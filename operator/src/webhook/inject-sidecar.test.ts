@@ -2,15 +2,15 @@ import { describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import {
   ENV_ORIGIN, ENV_REDIS_PASSWORD, INJECT_DEFAULTS, InjectionConflictError, SIDECAR_CONFIG_VOLUME, SIDECAR_CONTAINER_NAME,
-  injectSidecar, isInjected, requestedCacheCluster, type JsonPatchOperation, type PodLike,
+  SIDECAR_METRICS_PORT, escapeJsonPointer, injectSidecar, isInjected, requestedCacheCluster, type JsonPatchOperation, type PodLike,
 } from './inject-sidecar.js';
 
 const cc = (spec: CacheCluster['spec'] = {}): CacheCluster => ({
   apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster', metadata: { name: 'sessions', namespace: 'shop' }, spec,
 });
 
-const pod = (extra: Partial<NonNullable<PodLike['spec']>> = {}): PodLike => ({
-  metadata: { name: 'web', namespace: 'shop', annotations: { 'cache.ripplecache.io/inject': 'sessions' } },
+const pod = (extra: Partial<NonNullable<PodLike['spec']>> = {}, labels?: Record<string, string>): PodLike => ({
+  metadata: { name: 'web', namespace: 'shop', annotations: { 'cache.ripplecache.io/inject': 'sessions' }, ...(labels ? { labels } : {}) },
   spec: { containers: [{ name: 'app' }], ...extra },
 });
 
@@ -39,11 +39,11 @@ function injectedContainer(ops: JsonPatchOperation[]): Container {
 describe('injectSidecar', () => {
   it('adds the sidecar container after the app containers and the config volume from <cc>-config', () => {
     const ops = injectSidecar(pod(), cc());
-    expect(ops.map((o) => o.path)).toEqual(['/spec/containers/-', '/spec/volumes']);
+    expect(ops.map((o) => o.path)).toEqual(['/spec/containers/-', '/spec/volumes', '/metadata/labels']);
     const c = injectedContainer(ops);
     expect(c.name).toBe(SIDECAR_CONTAINER_NAME);
     expect(c.image).toBe(INJECT_DEFAULTS.image);
-    expect(c.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml']);
+    expect(c.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=0.0.0.0:7071']);
     expect(c.volumeMounts).toEqual([{ name: SIDECAR_CONFIG_VOLUME, mountPath: '/etc/ripplecache', readOnly: true }]);
     expect(ops[1]!.value).toEqual([{ name: SIDECAR_CONFIG_VOLUME, configMap: { name: 'sessions-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] } }]);
     const after = apply(pod(), ops);
@@ -52,7 +52,7 @@ describe('injectSidecar', () => {
 
   it('appends to existing volumes instead of replacing them', () => {
     const ops = injectSidecar(pod({ volumes: [{ name: 'data' }] }), cc());
-    expect(ops.map((o) => o.path)).toEqual(['/spec/containers/-', '/spec/volumes/-']);
+    expect(ops.map((o) => o.path)).toEqual(['/spec/containers/-', '/spec/volumes/-', '/metadata/labels']);
     const after = apply(pod({ volumes: [{ name: 'data' }] }), ops);
     expect(after.spec!.volumes!.map((v) => v.name)).toEqual(['data', SIDECAR_CONFIG_VOLUME]);
   });
@@ -60,7 +60,12 @@ describe('injectSidecar', () => {
   it('is idempotent: an injected pod gets no operations', () => {
     const once = apply(pod(), injectSidecar(pod(), cc()));
     expect(isInjected(once)).toBe(true);
+    expect(once.metadata!.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
     expect(injectSidecar(once, cc())).toEqual([]);
+    const labelled = apply(pod({}, { app: 'shop' }), injectSidecar(pod({}, { app: 'shop' }), cc()));
+    expect(injectSidecar(labelled, cc())).toEqual([]);
+    // Its own port 7071 on the injected container is no clash for a second admission.
+    expect(() => injectSidecar(once, cc())).not.toThrow();
     // Also when the sidecar was added as a native sidecar (init container) by hand.
     expect(injectSidecar(pod({ initContainers: [{ name: SIDECAR_CONTAINER_NAME }] }), cc())).toEqual([]);
   });
@@ -82,11 +87,43 @@ describe('injectSidecar', () => {
     expect(big.resources).toEqual({ requests: { cpu: '50m', memory: '320Mi' }, limits: { memory: '576Mi' } });
   });
 
-  it('probes /readyz and /healthz on 127.0.0.1:7070 from inside the container, and drains on preStop', () => {
+  it('opens the metrics port rc-metrics (7071) and probes /readyz and /healthz there with httpGet, and drains on preStop', () => {
     const c = injectedContainer(injectSidecar(pod(), cc(), { drainSeconds: 7 }));
-    expect(c.readinessProbe.exec.command.join(' ')).toContain('http://127.0.0.1:7070/readyz');
-    expect(c.livenessProbe.exec.command.join(' ')).toContain('http://127.0.0.1:7070/healthz');
+    expect(SIDECAR_METRICS_PORT).toBe(7071);
+    expect(c.ports).toEqual([{ name: 'rc-metrics', containerPort: 7071, protocol: 'TCP' }]);
+    expect(c.args).toContain('--metrics-listen=0.0.0.0:7071');
+    expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 'rc-metrics' }, periodSeconds: 5, failureThreshold: 3 });
+    expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/healthz', port: 'rc-metrics' }, periodSeconds: 10, failureThreshold: 6 });
+    expect(c.readinessProbe).not.toHaveProperty('exec');
+    expect(c.livenessProbe).not.toHaveProperty('exec');
+    // The API port itself is never declared: it listens on 127.0.0.1 only.
+    expect(JSON.stringify(c)).not.toContain('7070');
     expect(c.lifecycle).toEqual({ preStop: { sleep: { seconds: 7 } } });
+  });
+
+  it('labels the pod cache.ripplecache.io/sidecar: injected, whether or not it has labels', () => {
+    // No labels: the whole map is added.
+    const bare = injectSidecar(pod(), cc());
+    expect(bare.at(-1)).toEqual({ op: 'add', path: '/metadata/labels', value: { 'cache.ripplecache.io/sidecar': 'injected' } });
+    expect(apply(pod(), bare).metadata!.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
+    // Existing labels are kept; the key's "/" is escaped as ~1 in the JSON Pointer.
+    const labelled = pod({}, { app: 'shop', 'app.kubernetes.io/name': 'web' });
+    const ops = injectSidecar(labelled, cc());
+    expect(ops.at(-1)).toEqual({ op: 'add', path: '/metadata/labels/cache.ripplecache.io~1sidecar', value: 'injected' });
+    expect(apply(labelled, ops).metadata!.labels).toEqual({ app: 'shop', 'app.kubernetes.io/name': 'web', 'cache.ripplecache.io/sidecar': 'injected' });
+    // An empty map, and a pod that set another value (add replaces a member).
+    expect(apply(pod({}, {}), injectSidecar(pod({}, {}), cc())).metadata!.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
+    const other = pod({}, { 'cache.ripplecache.io/sidecar': 'no' });
+    expect(apply(other, injectSidecar(other, cc())).metadata!.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
+    // No metadata at all.
+    const anonymous: PodLike = { spec: { containers: [{ name: 'app' }] } };
+    expect(apply(anonymous, injectSidecar(anonymous, cc())).metadata).toEqual({ labels: { 'cache.ripplecache.io/sidecar': 'injected' } });
+  });
+
+  it('escapes JSON Pointer tokens (RFC 6901)', () => {
+    expect(escapeJsonPointer('cache.ripplecache.io/sidecar')).toBe('cache.ripplecache.io~1sidecar');
+    expect(escapeJsonPointer('a~b/c')).toBe('a~0b~1c');
+    expect(escapeJsonPointer('plain')).toBe('plain');
   });
 
   it('runs non-root with a read-only root filesystem and no capabilities', () => {
@@ -103,6 +140,10 @@ describe('injectSidecar', () => {
   it('refuses pods that clash with the sidecar', () => {
     expect(() => injectSidecar(pod({ volumes: [{ name: SIDECAR_CONFIG_VOLUME }] }), cc())).toThrow(InjectionConflictError);
     expect(() => injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 7070 }] }] }), cc())).toThrow(/port 7070/);
+    expect(() => injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 8080 }, { containerPort: 7071 }] }] }), cc()))
+      .toThrow(/container "app" declares port 7071, which the ripplecache sidecar listens on \(0\.0\.0\.0:7071, metrics and probes\)/);
+    expect(() => injectSidecar(pod({ containers: [{ name: 'app' }, { name: 'exporter', ports: [{ containerPort: 7071 }] }] }), cc())).toThrow(InjectionConflictError);
+    expect(() => injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 8080 }] }] }), cc())).not.toThrow();
   });
 
   it('gives deep-equal output for equal input', () => {

@@ -4,7 +4,7 @@
  * container gets no operations, so a re-invoked webhook (reinvocationPolicy) or a pod created from an
  * already-injected manifest is never injected twice.
  */
-import { ANNOTATION_INJECT, SIDECAR_CONF_KEY } from '../api/v1alpha1/constants.js';
+import { ANNOTATION_INJECT, LABEL_SIDECAR, SIDECAR_CONF_KEY, SIDECAR_INJECTED } from '../api/v1alpha1/constants.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import { configMapName } from '../desired/names.js';
 import { parseQuantity } from '../desired/quantity.js';
@@ -18,6 +18,13 @@ export const SIDECAR_CONFIG_VOLUME = 'ripplecache-config';
 export const SIDECAR_CONFIG_DIR = '/etc/ripplecache';
 /** The sidecar's API port on 127.0.0.1 (the sidecar's default `--listen`). */
 export const SIDECAR_API_PORT = 7070;
+/**
+ * The sidecar's metrics and probe port on the pod IP (`--metrics-listen 0.0.0.0:7071`): only `/metrics`,
+ * `/healthz` and `/readyz`, for Prometheus (the chart's PodMonitor) and the kubelet's httpGet probes.
+ */
+export const SIDECAR_METRICS_PORT = 7071;
+/** The name of the metrics container port, which the probes and the chart's PodMonitor refer to. */
+export const SIDECAR_METRICS_PORT_NAME = 'rc-metrics';
 /** Environment variable carrying the Redis password (the sidecar's `--redis-password`). */
 export const ENV_REDIS_PASSWORD = 'RIPPLECACHE_REDIS_PASSWORD';
 /** Environment variable carrying a PostgreSQL origin URL (the sidecar's `--origin`); never in the ConfigMap. */
@@ -53,7 +60,7 @@ export const INJECT_DEFAULTS: InjectOptions = {
 
 /** The fields of a Pod that injection reads. */
 export interface PodLike {
-  metadata?: { name?: string; generateName?: string; namespace?: string; annotations?: Record<string, string> };
+  metadata?: { name?: string; generateName?: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> };
   spec?: {
     containers?: Array<{ name: string; ports?: Array<{ containerPort?: number }> }>;
     initContainers?: Array<{ name: string }>;
@@ -65,6 +72,11 @@ export interface JsonPatchOperation {
   op: 'add';
   path: string;
   value: unknown;
+}
+
+/** Escapes one JSON Pointer reference token (RFC 6901): `~` → `~0`, `/` → `~1`. */
+export function escapeJsonPointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 /** The pod cannot take the sidecar as it is; the message is shown to whoever created the pod. */
@@ -87,11 +99,12 @@ function mebibytes(bytes: number): string {
   return `${Math.ceil(bytes / (1024 * 1024))}Mi`;
 }
 
-function httpCheck(path: string): string[] {
-  // The sidecar listens on 127.0.0.1 only, which the kubelet's httpGet probes cannot reach (they dial the
-  // pod IP): probe from inside the container with the runtime the image already has.
-  const url = `http://127.0.0.1:${SIDECAR_API_PORT}${path}`;
-  return ['node', '-e', `fetch(${JSON.stringify(url)}).then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))`];
+/**
+ * A kubelet httpGet probe of the metrics listener. The API stays on 127.0.0.1 (the kubelet dials the pod
+ * IP), the metrics listener answers /healthz and /readyz with the same logic.
+ */
+function httpGet(path: string): Record<string, unknown> {
+  return { path, port: SIDECAR_METRICS_PORT_NAME };
 }
 
 /** The sidecar container for `cc`. */
@@ -108,14 +121,15 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
     name: SIDECAR_CONTAINER_NAME,
     image: opts.image,
     imagePullPolicy: opts.imagePullPolicy,
-    args: ['--config', `${SIDECAR_CONFIG_DIR}/${SIDECAR_CONF_KEY}`],
+    args: ['--config', `${SIDECAR_CONFIG_DIR}/${SIDECAR_CONF_KEY}`, `--metrics-listen=0.0.0.0:${SIDECAR_METRICS_PORT}`],
     ...(env.length ? { env } : {}),
+    ports: [{ name: SIDECAR_METRICS_PORT_NAME, containerPort: SIDECAR_METRICS_PORT, protocol: 'TCP' }],
     resources: {
       requests: { cpu: opts.cpuRequest, memory: mebibytes(l1Bytes + opts.memoryOverheadBytes) },
       limits: { memory: mebibytes(2 * l1Bytes + opts.memoryOverheadBytes) },
     },
-    readinessProbe: { exec: { command: httpCheck('/readyz') }, initialDelaySeconds: 1, periodSeconds: 5, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 3 },
-    livenessProbe: { exec: { command: httpCheck('/healthz') }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 6 },
+    readinessProbe: { httpGet: httpGet('/readyz'), initialDelaySeconds: 1, periodSeconds: 5, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 3 },
+    livenessProbe: { httpGet: httpGet('/healthz'), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 6 },
     lifecycle: { preStop: { sleep: { seconds: opts.drainSeconds } } },
     volumeMounts: [{ name: SIDECAR_CONFIG_VOLUME, mountPath: SIDECAR_CONFIG_DIR, readOnly: true }],
     securityContext: {
@@ -131,10 +145,11 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
 }
 
 /**
- * The JSON Patch that injects the sidecar configured from `cc` into `pod`: the container and the config
+ * The JSON Patch that injects the sidecar configured from `cc` into `pod`: the container, the config
  * volume (the whole ConfigMap directory, not a subPath, so that config changes reach the running
- * sidecar). Returns [] for a pod that already has the sidecar. Throws InjectionConflictError when the pod
- * already uses the sidecar's volume name or declares its port.
+ * sidecar) and the label `cache.ripplecache.io/sidecar: injected`. Returns [] for a pod that already has
+ * the sidecar. Throws InjectionConflictError when the pod already uses the sidecar's volume name or
+ * declares one of its ports (7070, 7071).
  */
 export function injectSidecar(pod: PodLike, cc: CacheCluster, options: Partial<InjectOptions> = {}): JsonPatchOperation[] {
   if (isInjected(pod)) return [];
@@ -142,9 +157,11 @@ export function injectSidecar(pod: PodLike, cc: CacheCluster, options: Partial<I
   if ((pod.spec?.volumes ?? []).some((v) => v.name === SIDECAR_CONFIG_VOLUME)) {
     throw new InjectionConflictError(`the pod already has a volume named "${SIDECAR_CONFIG_VOLUME}", which the ripplecache sidecar needs`);
   }
-  const clash = (pod.spec?.containers ?? []).find((c) => (c.ports ?? []).some((p) => p.containerPort === SIDECAR_API_PORT));
-  if (clash) {
-    throw new InjectionConflictError(`container "${clash.name}" declares port ${SIDECAR_API_PORT}, which the ripplecache sidecar listens on (127.0.0.1:${SIDECAR_API_PORT})`);
+  for (const [port, where] of [[SIDECAR_API_PORT, `127.0.0.1:${SIDECAR_API_PORT}`], [SIDECAR_METRICS_PORT, `0.0.0.0:${SIDECAR_METRICS_PORT}, metrics and probes`]] as const) {
+    const clash = (pod.spec?.containers ?? []).find((c) => (c.ports ?? []).some((p) => p.containerPort === port));
+    if (clash) {
+      throw new InjectionConflictError(`container "${clash.name}" declares port ${port}, which the ripplecache sidecar listens on (${where})`);
+    }
   }
   const volume = {
     name: SIDECAR_CONFIG_VOLUME,
@@ -155,5 +172,9 @@ export function injectSidecar(pod: PodLike, cc: CacheCluster, options: Partial<I
   ops.push({ op: 'add', path: '/spec/containers/-', value: sidecarContainer(cc, opts) });
   if (pod.spec?.volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: [volume] });
   else ops.push({ op: 'add', path: '/spec/volumes/-', value: volume });
+  // The label selects the pod for the chart's PodMonitor. `add` on an existing member replaces it.
+  if (!pod.metadata) ops.push({ op: 'add', path: '/metadata', value: { labels: { [LABEL_SIDECAR]: SIDECAR_INJECTED } } });
+  else if (!pod.metadata.labels) ops.push({ op: 'add', path: '/metadata/labels', value: { [LABEL_SIDECAR]: SIDECAR_INJECTED } });
+  else ops.push({ op: 'add', path: `/metadata/labels/${escapeJsonPointer(LABEL_SIDECAR)}`, value: SIDECAR_INJECTED });
   return ops;
 }

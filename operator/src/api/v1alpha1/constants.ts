@@ -40,6 +40,12 @@ export const LABEL_CLUSTER = 'cache.ripplecache.io/cluster';
 export const LABEL_ROLE = 'cache.ripplecache.io/role';
 export const ROLE_PRIMARY = 'primary';
 export const ROLE_REPLICA = 'replica';
+/**
+ * On application pods: `injected` once the webhook added the cache sidecar. The chart's PodMonitor selects
+ * on it to scrape the sidecars' metrics port.
+ */
+export const LABEL_SIDECAR = 'cache.ripplecache.io/sidecar';
+export const SIDECAR_INJECTED = 'injected';
 /** Set by the StatefulSet controller on every pod it creates. */
 export const LABEL_POD_NAME = 'statefulset.kubernetes.io/pod-name';
 
