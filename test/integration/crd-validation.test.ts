@@ -37,6 +37,9 @@ const invalid: Array<[string, string, RegExp]> = [
   ['shards outside topology cluster', 'topology: replication\nshards: 3\neviction: { policy: allkeys-lru, maxMemory: 64Mi }', /shards applies only to topology: cluster/],
   ['write-back with an allkeys-* eviction policy', 'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nsidecar: { writePolicy: write-back }', /write-back keeps acknowledged writes in Redis until the database has them/],
   ['write-back with the default eviction policy', 'sidecar: { writePolicy: write-back }', /eviction\.policy to noeviction or a volatile-\* policy/],
+  ['an L1 of 0 bytes', 'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nsidecar: { l1: { maxBytes: "0" } }', /sidecar\.l1\.maxBytes must be between 1 byte and 256Ti/],
+  ['an L1 above 256Ti', 'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nsidecar: { l1: { maxBytes: 1Pi } }', /sidecar\.l1\.maxBytes must be between 1 byte and 256Ti/],
+  ['a table name part over 63 characters', `eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nsidecar: { origin: { postgres: { secretRef: { name: db, key: url }, table: ${'t'.repeat(64)} } } }`, /spec\.sidecar\.origin\.postgres\.table: Invalid value/],
   ['unknown topology', 'topology: sentinel\neviction: { policy: allkeys-lru, maxMemory: 64Mi }', /spec\.topology: Unsupported value: "sentinel"/],
 ];
 

@@ -171,7 +171,9 @@ describe('unsupportedFields', () => {
           sidecar: { origin: { http: { url: 'http://x' } } },
         }),
       ),
-    ).toEqual(['spec.topology: cluster', 'spec.shards', 'spec.persistence.mode: aof', 'spec.metrics.serviceMonitor', 'spec.sidecar.origin']);
+    ).toEqual(['spec.topology: cluster', 'spec.shards', 'spec.persistence.mode: aof', 'spec.metrics.serviceMonitor']);
+    // The origin reaches injected sidecars (sidecar.yaml + RIPPLECACHE_ORIGIN): supported.
+    expect(unsupportedFields(cc({ sidecar: { origin: { http: { url: 'http://x' } } } }))).toEqual([]);
   });
 });
 

@@ -11,6 +11,5 @@ export function unsupportedFields(cc: CacheCluster): string[] {
   if (s.shards !== undefined) out.push('spec.shards');
   if (s.persistence?.mode !== undefined && s.persistence.mode !== 'none') out.push(`spec.persistence.mode: ${s.persistence.mode}`);
   if (s.metrics?.serviceMonitor === true) out.push('spec.metrics.serviceMonitor');
-  if (s.sidecar?.origin !== undefined) out.push('spec.sidecar.origin');
   return out;
 }

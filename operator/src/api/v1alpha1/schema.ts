@@ -139,7 +139,8 @@ const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0
 /** A Secret data key. */
 const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
 /** A PostgreSQL identifier, optionally schema-qualified. */
-const SQL_TABLE_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$';
+/** `name` or `schema.name`, at most 63 characters each (PostgreSQL's identifier limit, as the sidecar checks). */
+const SQL_TABLE_PATTERN = '^[A-Za-z_][A-Za-z0-9_]{0,62}(\\.[A-Za-z_][A-Za-z0-9_]{0,62})?$';
 
 /**
  * The longest CacheCluster name: `<name>-flush` must fit the CronJob limit of 52 characters, and the
@@ -220,6 +221,13 @@ export const RULES = {
       'sidecar.writePolicy write-back keeps acknowledged writes in Redis until the database has them: set ' +
       'eviction.policy to noeviction or a volatile-* policy (allkeys-* policies could evict them)',
     fieldPath: '.sidecar.writePolicy',
+  },
+  l1MaxBytesRange: {
+    rule:
+      "!has(self.maxBytes) || !isQuantity(string(self.maxBytes)) || " +
+      "(quantity(string(self.maxBytes)).compareTo(quantity('1')) >= 0 && quantity(string(self.maxBytes)).compareTo(quantity('256Ti')) <= 0)",
+    message: 'sidecar.l1.maxBytes must be between 1 byte and 256Ti',
+    fieldPath: '.maxBytes',
   },
   originExactlyOne: {
     rule: 'has(self.postgres) != has(self.http)',
@@ -410,7 +418,7 @@ const sidecarSchema = obj(
           `Default ${D.sidecar.l1.maxTTLSeconds}.`,
         { minimum: 0, maximum: 86_400 },
       ),
-    }),
+    }, { 'x-kubernetes-validations': [RULES.l1MaxBytesRange] }),
     writePolicy: enumOf(
       'write-through: a PUT is acknowledged once in Redis and the origin; write-back: once in Redis and a durable ' +
         'journal, the origin is written in batches; write-around: the origin only, the cache entry is invalidated. ' +
@@ -434,8 +442,7 @@ const sidecarSchema = obj(
     }),
     origin: obj(
       'The application database the sidecar reads through and writes to: exactly one of postgres and http. ' +
-        'Accepted but not supported through the CacheCluster yet (reported in condition Unsupported); give the ' +
-        'sidecar --origin instead.',
+        'Injected sidecars get it from here (a PostgreSQL URL through the Secret, as RIPPLECACHE_ORIGIN).',
       {
         postgres: obj(
           'A PostgreSQL table of (key, value, content_type, expires_at) rows.',
