@@ -30,6 +30,11 @@ export interface PostgresOptions {
   /** Default: postgresBinDir(). */
   binDir?: string;
   port?: number;
+  /**
+   * Keep PostgreSQL's default durability (fsync, synchronous commit, full-page writes), as an application
+   * database runs in production. Default false: a throw-away test database with durability off for speed.
+   */
+  durable?: boolean;
 }
 
 const DATABASE = 'ripplecache';
@@ -89,8 +94,8 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   const launch = async () => {
     const p = spawnManaged('postgres', join(bin, 'postgres'), [
       '-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1',
-      // A throw-away test database: durability off for speed.
-      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+      // A throw-away test database: durability off for speed, unless asked for.
+      ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
     ], { logPath, ...as });
     server = p;
     await waitForProcess(p, `PostgreSQL on 127.0.0.1:${port}`, async () => {
