@@ -362,6 +362,13 @@ spec:
     }
     const events = await json(['get', 'events', '-n', APP, '--field-selector', 'involvedObject.name=sessions,involvedObject.kind=CacheCluster']);
     expect(events.items.length).toBeGreaterThan(0);
+    // The password never shows in the operator's logs, the status, the events or the metrics.
+    const status = await json(['get', 'cachecluster', 'sessions', '-n', APP]);
+    const metricsText = await (await fetch(operator!.metricsUrl)).text();
+    for (const [where, text] of [['log', operator!.log()], ['status', JSON.stringify(status.status)], ['events', JSON.stringify(events)], ['metrics', metricsText]] as const) {
+      expect(text.length, where).toBeGreaterThan(0);
+      expect(text, where).not.toContain(password);
+    }
     const lease = await json(['get', 'lease', 'rc-ripplecache-leader', '-n', SYSTEM]);
     expect(lease.spec.holderIdentity).toBe(operator!.identity);
     expect(await operator!.metric('ripplecache_operator_leader')).toBe(1);
