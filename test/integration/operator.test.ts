@@ -184,6 +184,24 @@ describe('operator on a real control plane', () => {
     expect(await configGet(redis[2]!.port)).toEqual({ maxmemory: 96 * 1024 * 1024, policy: 'allkeys-lfu' });
   });
 
+  it('reports the primary Redis names and detects a second primary (split brain) until it follows again', async () => {
+    expect((await getJson('cachecluster', 'sessions')).status.primary).toBe('sessions-0');
+    const r2 = new Redis({ port: redis[2]!.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+    await r2.connect();
+    try {
+      await r2.call('REPLICAOF', 'NO', 'ONE');
+      await waitFor('Degraded with MultiplePrimaries', async () => {
+        const c = condition(await getJson('cachecluster', 'sessions'), 'Degraded');
+        return c?.status === 'True' && c.reason === 'MultiplePrimaries';
+      }, 30_000, 250);
+      expect((await getJson('cachecluster', 'sessions')).status.phase).toBe('Degraded');
+      await r2.call('REPLICAOF', '127.0.0.1', String(redis[0]!.port));
+      await waitFor('Ready again', async () => (await getJson('cachecluster', 'sessions')).status.phase === 'Ready', 30_000, 250);
+    } finally {
+      r2.disconnect();
+    }
+  });
+
   it('removes the flush CronJob when spec.flush is removed', async () => {
     const res = await apply(sessionsYaml('allkeys-lfu', '96Mi', false));
     expect(res.code, res.stderr).toBe(0);

@@ -141,8 +141,12 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   }
 
   // ---- Status from what was observed. -----------------------------------------------------------------
+  // The primary as Redis reports it (ROLE), not as assumed; several at once is a split brain.
+  const primaries = results.filter((r) => r.role === 'master').map((r) => r.pod);
   const status = computeStatus({
     cc,
+    ...(primaries.length === 1 ? { primary: primaries[0]! } : {}),
+    primaries,
     ...(sts ? { statefulSet: sts } : {}),
     ...(configResult ? { configResult } : {}),
     unsupported,
@@ -166,7 +170,7 @@ async function writeStatus(deps: ReconcileDeps, cc: CacheCluster, status: CacheC
     const before = findCondition(cc.status?.conditions, type);
     const after = findCondition(status.conditions, type);
     if (!after || (before?.status === after.status && before.reason === after.reason)) continue;
-    const warning = after.status === 'False' && type === CONDITION_CONFIG_APPLIED;
+    const warning = after.status === 'False' && (type === CONDITION_CONFIG_APPLIED || status.phase === 'Degraded' || status.phase === 'Failed');
     await deps.kube.event({ involved: ref, type: warning ? 'Warning' : 'Normal', reason: after.status === 'True' ? type : after.reason || `Not${type}`, message: after.message })
       .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'));
   }

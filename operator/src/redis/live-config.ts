@@ -25,6 +25,8 @@ export interface PodConfigResult {
   changed: boolean;
   /** What the pod reported last (absent when it could not be reached). */
   observed?: EvictionSettings;
+  /** The pod's replication role as Redis reports it (`ROLE`): master, slave (a replica) or sentinel. */
+  role?: string;
   /** Why it is not applied. Never contains a password. */
   message?: string;
 }
@@ -94,10 +96,11 @@ export async function applyEvictionToPod(ep: PodEndpoint, desired: EvictionSetti
         changed = true;
       }
       const after = changed ? await readEviction(r) : before;
+      const role = String(((await r.call('ROLE')) as unknown[])[0]);
       const applied = after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
       return applied
-        ? { pod: ep.pod, applied, changed, observed: after }
-        : { pod: ep.pod, applied, changed, observed: after, message: `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy} after CONFIG SET` };
+        ? { pod: ep.pod, applied, changed, observed: after, role }
+        : { pod: ep.pod, applied, changed, observed: after, role, message: `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy} after CONFIG SET` };
     });
   } catch (err) {
     return { pod: ep.pod, applied: false, changed: false, message: `${ep.host}:${ep.port}: ${describe(err)}` };

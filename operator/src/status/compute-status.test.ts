@@ -88,6 +88,20 @@ describe('computeStatus phases', () => {
     expect(cond(second, 'Ready')?.lastTransitionTime).toBe('2026-03-01T10:00:00Z');
   });
 
+  it('reports the primary Redis names, and Degraded (MultiplePrimaries) when two pods are primaries', () => {
+    const repl = cc({ ...spec, topology: 'replication', replicas: 2 });
+    const pods = ['sessions-0', 'sessions-1', 'sessions-2'];
+    const one = computeStatus(base({ cc: repl, statefulSet: sts(3, 3), configResult: applied(pods), primary: 'sessions-0', primaries: ['sessions-0'] }));
+    expect(one.phase).toBe('Ready');
+    expect(one.primary).toBe('sessions-0');
+    const two = computeStatus(base({ cc: repl, statefulSet: sts(3, 3), configResult: applied(pods), primaries: ['sessions-0', 'sessions-2'] }));
+    expect(two.phase).toBe('Degraded');
+    expect(cond(two, 'Degraded')).toMatchObject({ status: 'True', reason: 'MultiplePrimaries' });
+    expect(cond(two, 'Ready')?.message).toMatch(/sessions-0, sessions-2 all report role master/);
+    // A standalone pod is always its own primary: never a split brain.
+    expect(computeStatus(base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']), primaries: ['sessions-0'] })).phase).toBe('Ready');
+  });
+
   it('Degraded when a ready cluster loses a pod; only changed conditions get a new transition time', () => {
     const ready = computeStatus(base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(3, 3), configResult: applied(['sessions-0', 'sessions-1', 'sessions-2']) }));
     expect(ready.phase).toBe('Ready');

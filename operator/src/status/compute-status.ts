@@ -63,6 +63,11 @@ export interface ComputeStatusInput {
   specError?: { reason: string; message: string };
   /** The pod Redis reports as primary. Default: pod 0 once the StatefulSet exists. */
   primary?: string;
+  /**
+   * Every pod that reported role master in this reconcile. More than one with topology replication is a
+   * split brain: phase Degraded, reason MultiplePrimaries.
+   */
+  primaries?: string[];
   /** The flush CronJob as observed, for `lastFlushTime` (a Date as @kubernetes/client-node gives it, or RFC 3339). */
   flushCronJob?: { status?: { lastSuccessfulTime?: string | Date } };
 }
@@ -184,6 +189,10 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     phase = wasRunning ? 'Degraded' : 'Provisioning';
     reason = 'PodsNotReady';
     message = `${ready} of ${desiredPods} Redis pods ready`;
+  } else if (spec.topology === 'replication' && (input.primaries?.length ?? 0) > 1) {
+    phase = 'Degraded';
+    reason = 'MultiplePrimaries';
+    message = `pods ${input.primaries!.join(', ')} all report role master (split brain): replicas must follow ${podName(cc, 0)}`;
   } else if (config.state === 'failed') {
     phase = 'Degraded';
     reason = 'ConfigApplyFailed';
