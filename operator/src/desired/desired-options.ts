@@ -8,4 +8,10 @@ export interface DesiredOptions {
   appliedEviction?: { maxmemory: number; maxmemoryPolicy: string };
   /** Image of the `redis_exporter` container. Default `oliver006/redis_exporter:v1.62.0`. */
   exporterImage?: string;
+  /**
+   * A digest of the current Redis password (never the password), read by the operator from the auth
+   * Secret. Part of the restart hash, so that a rotated password rolls the Redis pods, which read it from
+   * the Secret only at start. Default: none (no auth, or the Secret is not there yet).
+   */
+  authChecksum?: string;
 }

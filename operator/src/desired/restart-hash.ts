@@ -7,7 +7,7 @@ import { resolveSpec } from './resolved-spec.js';
 
 /**
  * The settings that need a Redis pod restart: image, topology, persistence, resources, the exporter
- * and the auth Secret. Never eviction (a live setting), never `defaultTTLSeconds` or sidecar settings
+ * and the auth Secret (its name, key and a digest of the password it holds). Never eviction (a live setting), never `defaultTTLSeconds` or sidecar settings
  * (read by sidecars, not Redis), never the replica count (scaling adds or removes pods only).
  */
 export function restartSettings(cc: CacheCluster, opts: DesiredOptions = {}): Record<string, unknown> {
@@ -19,6 +19,8 @@ export function restartSettings(cc: CacheCluster, opts: DesiredOptions = {}): Re
     resources: spec.resources ?? null,
     exporter: spec.exporter ? { image: opts.exporterImage ?? DEFAULT_EXPORTER_IMAGE } : null,
     authSecret: spec.authSecretRef ?? null,
+    // Only when known, so that a CacheCluster without auth keeps the hash it always had.
+    ...(opts.authChecksum !== undefined ? { authChecksum: opts.authChecksum } : {}),
   };
 }
 

@@ -129,6 +129,17 @@ describe('restart hash', () => {
     expect(hashOf({ ...base, auth: { secretRef: { name: 'b', key: 'password' } } })).not.toBe(hashOf(changed[5]!));
   });
 
+  it('changes when the password in the auth Secret is rotated (its digest), and never contains it', () => {
+    const spec: CacheClusterSpec = { ...base, auth: { secretRef: { name: 'a', key: 'password' } } };
+    const withDigest = (d: string) => desiredStatefulSet(cc(spec), { authChecksum: d });
+    const before = withDigest('0123456789abcdef');
+    const after = withDigest('fedcba9876543210');
+    expect(after.spec.template.metadata.annotations?.['cache.ripplecache.io/restart-hash']).not.toBe(before.spec.template.metadata.annotations?.['cache.ripplecache.io/restart-hash']);
+    expect(withDigest('0123456789abcdef')).toEqual(before);
+    // Without a known digest (no auth) the hash is the one a CacheCluster without auth always had.
+    expect(hashOf(base)).toBe(restartHash(cc(base), {}));
+  });
+
   it('ignores key order and spelled-out defaults', () => {
     expect(hashOf({ eviction: { maxMemory: '64Mi' }, image: 'redis:7.2-alpine' })).toBe(hashOf(base));
     expect(hashOf({ ...base, topology: 'standalone', persistence: { mode: 'none' }, metrics: { exporter: false } })).toBe(hashOf(base));

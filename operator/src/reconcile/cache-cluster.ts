@@ -5,6 +5,7 @@
  * unchanged CacheCluster causes no write), compute status from what was observed, patch status only if
  * it changed, record Events on transitions. All I/O goes through `deps`.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { API_VERSION, CONDITION_CONFIG_APPLIED, CONDITION_READY, KIND, PLURAL, REDIS_CONF_KEY, REDIS_PORT } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js';
@@ -60,6 +61,11 @@ async function readPassword(deps: ReconcileDeps, cc: CacheCluster): Promise<stri
   return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
 }
 
+/** A digest of the password for the restart hash: rotation rolls the Redis pods; the password never leaves. */
+export function passwordChecksum(password: string): string {
+  return createHash('sha256').update('ripplecache-auth\0').update(password).digest('hex').slice(0, 16);
+}
+
 function sameEviction(a: EvictionSettings | undefined, b: EvictionSettings | undefined): boolean {
   return a !== undefined && b !== undefined && a.maxmemory === b.maxmemory && a.maxmemoryPolicy === b.maxmemoryPolicy;
 }
@@ -90,8 +96,8 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   const spec = resolveSpec(cc);
   let configResult: ConfigResult | undefined;
   let results: PodConfigResult[] = [];
+  const password = spec.topology !== 'cluster' ? await readPassword(deps, cc) : undefined;
   if (sts && spec.topology !== 'cluster') {
-    const password = await readPassword(deps, cc);
     const endpoints: PodEndpoint[] = [];
     for (let i = 0; i < spec.pods; i++) {
       const pod = podName(cc, i);
@@ -112,7 +118,11 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   const appliedEviction = !currentConfigMap || !sts || allApplied ? desired : rendered ?? desired;
   let children: DesiredChildren;
   try {
-    children = desiredChildren(cc, { appliedEviction, ...(deps.exporterImage ? { exporterImage: deps.exporterImage } : {}) });
+    children = desiredChildren(cc, {
+      appliedEviction,
+      ...(deps.exporterImage ? { exporterImage: deps.exporterImage } : {}),
+      ...(password !== undefined ? { authChecksum: passwordChecksum(password) } : {}),
+    });
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
     await writeStatus(deps, cc, computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }), log);
