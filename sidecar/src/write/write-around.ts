@@ -6,7 +6,7 @@
  * the old value back. DELETE is as under write-through.
  */
 import type { CacheValue } from '../tiers/tiered-cache.js';
-import { deleteDirect, type DirectPolicyOptions, type WritePolicyHandler } from './write-policy.js';
+import { deleteDirect, writeDirect, type DirectPolicyOptions, type WritePolicyHandler } from './write-policy.js';
 
 export class WriteAroundPolicy implements WritePolicyHandler {
   readonly name = 'write-around';
@@ -14,19 +14,9 @@ export class WriteAroundPolicy implements WritePolicyHandler {
   constructor(private readonly options: DirectPolicyOptions) {}
 
   // ttlSeconds is unused: the value is cached by the next read, with the default TTL.
-  async put(key: string, value: CacheValue, _ttlSeconds: number): Promise<void> {
-    const { origin, records, versions, publisher } = this.options;
-    origin.checkKey(key);
-    const version = await versions.nextVersion();
-    const outcome = await origin.put(key, value.body, value.contentType, version);
-    try {
-      if (records !== undefined && outcome === 'applied') {
-        await records.tombstone(key, version, publisher.keys([key]));
-        this.options.onPublished?.();
-      }
-    } finally {
-      this.options.invalidateLocal([key]);
-    }
+  put(key: string, value: CacheValue, _ttlSeconds: number): Promise<void> {
+    return writeDirect(this.options, key, (version) => this.options.origin.put(key, value.body, value.contentType, version),
+      (records, version, invalidation) => records.tombstone(key, version, invalidation));
   }
 
   delete(key: string): Promise<void> {

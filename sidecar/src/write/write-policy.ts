@@ -14,7 +14,7 @@
  * Every write takes a version first (versioned-records.ts); the database and Redis only ever move to a
  * newer version.
  */
-import type { Origin } from '../origin/origin.js';
+import type { Origin, WriteOutcome } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
 import type { VersionedRecords, VersionSource } from './versioned-records.js';
 
@@ -47,18 +47,33 @@ export interface DirectPolicyOptions {
   onPublished?: () => void;
 }
 
-/** Deletes the key in the origin (a tombstone at a new version), then leaves a Redis tombstone. */
-export async function deleteDirect(options: DirectPolicyOptions, key: string): Promise<void> {
+/**
+ * The sequence write-through, write-around and their DELETE share: take a version, write the origin at
+ * it, and only when the origin applied it (it held nothing newer) update the Redis record and publish the
+ * invalidation; this sidecar's L1 entry is dropped whatever happened.
+ */
+export async function writeDirect(
+  options: DirectPolicyOptions,
+  key: string,
+  originStep: (version: number) => Promise<WriteOutcome>,
+  redisStep: (records: VersionedRecords, version: number, invalidation: string) => Promise<unknown>,
+): Promise<void> {
   const { origin, records, versions, publisher } = options;
   origin.checkKey(key);
   const version = await versions.nextVersion();
-  const outcome = await origin.delete(key, version);
+  const outcome = await originStep(version);
   try {
     if (records !== undefined && outcome === 'applied') {
-      await records.tombstone(key, version, publisher.keys([key]));
+      await redisStep(records, version, publisher.keys([key]));
       options.onPublished?.();
     }
   } finally {
     options.invalidateLocal([key]);
   }
+}
+
+/** Deletes the key in the origin (a tombstone at a new version), then leaves a Redis tombstone. */
+export function deleteDirect(options: DirectPolicyOptions, key: string): Promise<void> {
+  return writeDirect(options, key, (version) => options.origin.delete(key, version),
+    (records, version, invalidation) => records.tombstone(key, version, invalidation));
 }

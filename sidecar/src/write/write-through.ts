@@ -11,26 +11,16 @@
  * the value, and Redis may keep serving the previous value until its TTL or the next write of the key.
  */
 import type { CacheValue } from '../tiers/tiered-cache.js';
-import { deleteDirect, type DirectPolicyOptions, type WritePolicyHandler } from './write-policy.js';
+import { deleteDirect, writeDirect, type DirectPolicyOptions, type WritePolicyHandler } from './write-policy.js';
 
 export class WriteThroughPolicy implements WritePolicyHandler {
   readonly name = 'write-through';
 
   constructor(private readonly options: DirectPolicyOptions) {}
 
-  async put(key: string, value: CacheValue, ttlSeconds: number): Promise<void> {
-    const { origin, records, versions, publisher } = this.options;
-    origin.checkKey(key);
-    const version = await versions.nextVersion();
-    const outcome = await origin.put(key, value.body, value.contentType, version);
-    try {
-      if (records !== undefined && outcome === 'applied') {
-        await records.fill(key, value, ttlSeconds, version, publisher.keys([key]));
-        this.options.onPublished?.();
-      }
-    } finally {
-      this.options.invalidateLocal([key]);
-    }
+  put(key: string, value: CacheValue, ttlSeconds: number): Promise<void> {
+    return writeDirect(this.options, key, (version) => this.options.origin.put(key, value.body, value.contentType, version),
+      (records, version, invalidation) => records.fill(key, value, ttlSeconds, version, invalidation));
   }
 
   delete(key: string): Promise<void> {
