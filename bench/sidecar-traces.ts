@@ -3,17 +3,9 @@
  * Deterministic (seeded).
  */
 
-/** mulberry32: a small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../test/fixtures/prng.js';
+
+export { prng };
 
 /** Zipf(s) sampler over ranks 0..n-1 (rank 0 the most popular). */
 export function zipfSampler(n: number, s: number, random: () => number): () => number {

@@ -3,6 +3,7 @@ import type { L1Policy } from '../config.js';
 import { createL1Store } from './create-l1-store.js';
 import { LfuStore, LFU_MAX_FREQUENCY } from './lfu-store.js';
 import type { L1Store } from './l1-store.js';
+import { prng } from '../../../test/fixtures/prng.js';
 
 const POLICIES: L1Policy[] = ['lru', 'lfu', 'fifo', 'ttl'];
 const NEVER = Infinity;
@@ -97,7 +98,7 @@ describe.each(POLICIES)('L1 store %s (common behaviour)', (policy) => {
   });
 
   it('agrees with a reference model on random operations', () => {
-    const rnd = mulberry32(42);
+    const rnd = prng(42);
     const s = createL1Store<number>(policy, { maxEntries: 50, maxBytes: 2000 });
     const model = new Map<string, { v: number; size: number; exp: number }>();
     let now = 0;
@@ -199,7 +200,7 @@ describe('TTL eviction order', () => {
 
   it('keeps heap order through deletes in the middle', () => {
     const s = createL1Store<number>('ttl', { maxEntries: 64, maxBytes: 1e6 });
-    const rnd = mulberry32(7);
+    const rnd = prng(7);
     const exps = new Map<string, number>();
     for (let i = 0; i < 64; i++) {
       const e = Math.floor(rnd() * 1000);
@@ -291,15 +292,3 @@ describe('LFU', () => {
     expect(s.frequencyOf('c')).toBe(1);
   });
 });
-
-/** Small deterministic PRNG for repeatable random tests. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
