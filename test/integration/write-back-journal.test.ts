@@ -109,6 +109,36 @@ describe('write-back journal', () => {
     await s.policy.put('ap/3', text('three'), 60); // room again
   });
 
+  it('journals the writes of one turn in one call, in order, refusing only those past maxPending', async () => {
+    const s = await sidecar('j-g', 'it:wb:group', { maxPending: 5 });
+    const seqBefore = s.publisher.lastSeq;
+    // Seven writes submitted in the same turn: one script call, versions in submission order.
+    const settled = await Promise.allSettled([
+      ...[0, 1, 2, 3].map((i) => s.policy.put(`gr/${i}`, text(`v${i}`), 60)),
+      s.policy.put('gr/0', text('v0-again'), 60),
+      s.policy.put('gr/5', text('v5'), 60),
+      s.policy.delete('gr/1'),
+    ]);
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    for (const r of settled.slice(5)) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(WriteBackBacklogFullError);
+    expect(s.publisher.lastSeq).toBe(seqBefore + 1); // one invalidation message for the call
+    const entries = await raw.xrange('it:wb:group', '-', '+');
+    expect(entries.map(([, f]) => f[1])).toEqual(['gr/0', 'gr/1', 'gr/2', 'gr/3', 'gr/0']);
+    const versions = entries.map(([, f]) => Number(f[5]));
+    expect([...versions].sort((a, b) => a - b)).toEqual(versions);
+    expect(new Set(versions).size).toBe(5);
+    expect((await s.l2.get('gr/0'))?.body.toString()).toBe('v0-again');
+    expect((await s.l2.get('gr/1'))?.body.toString()).toBe('v1'); // the refused delete changed nothing
+    expect(await s.l2.get('gr/5')).toBeNull();
+    // A write journaled by one call after another gets a newer version than every write before it.
+    expect(await s.flusher.flushOnce()).toBe(true);
+    await s.policy.put('gr/5', text('v5'), 60);
+    const [, last] = (await raw.xrange('it:wb:group', '-', '+'))[0] ?? ['', []];
+    expect(Number(last[5])).toBeGreaterThan(Math.max(...versions));
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(await dbValues('gr/')).toEqual(new Map([['gr/0', 'v0-again'], ['gr/1', 'v1'], ['gr/2', 'v2'], ['gr/3', 'v3'], ['gr/5', 'v5']]));
+  });
+
   it('coalesces per key, last write wins, and flushes in batches of flushBatchSize', async () => {
     const s = await sidecar('j-b', 'it:wb:coalesce', { batchSize: 100 });
     for (let i = 0; i < 400; i++) await s.policy.put(`co/${i % 20}`, text(`v${i}`), 60);

@@ -104,9 +104,10 @@ announce(ARGV[3], ARGV[4])
 return stored`;
 
 /**
- * KEYS[1] record; ARGV version, ttl ms, kind ('v' value | 't' tombstone), tombstone ttl ms[, body, content
- * type] → 1 settled, 2 repaired, 3 a repair needs the value (call again with body and content type),
- * 0 left alone (Redis holds something newer).
+ * KEYS one record per flushed write; ARGV tombstone ttl ms, with values (1|0), then per record: version,
+ * ttl ms, kind ('v' value | 't' tombstone)[, body, content type when with values and kind 'v'] → per
+ * record 1 settled, 2 repaired, 3 a repair needs the value (call again with values), 0 left alone (Redis
+ * holds something newer).
  *
  * Used by the write-back flusher once a write is in the database. A record the journal wrote has no TTL
  * until then (so that it cannot expire and let a read-through serve the older row); settling gives it its
@@ -115,30 +116,45 @@ return stored`;
  * flushed write is stored again: Redis then matches the database.
  */
 const SETTLE = `${LUA_PRELUDE}
-local cur = redis.call('HGET', KEYS[1], '${FIELD_VERSION}')
-local ttl = tonumber(ARGV[2])
-if cur == ARGV[1] then
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-  return 1
-end
-local v = tonumber(ARGV[1])
-if ARGV[3] == 'v' then
-  if newer(KEYS[1], v, true) then
-    if ARGV[5] == nil then return 3 end
-    set_value(KEYS[1], ARGV[1], ARGV[5], ARGV[6], ttl)
+local function settle(rk, vs, ttl, kind, tombstone_ttl, body, ct)
+  if redis.call('HGET', rk, '${FIELD_VERSION}') == vs then
+    if ttl > 0 then redis.call('PEXPIRE', rk, ttl) end
+    return 1
+  end
+  local v = tonumber(vs)
+  if kind == 'v' then
+    if newer(rk, v, true) then
+      if body == nil then return 3 end
+      set_value(rk, vs, body, ct, ttl)
+      return 2
+    end
+  elseif newer(rk, v, false) then
+    set_tombstone(rk, vs, tombstone_ttl)
     return 2
   end
-elseif newer(KEYS[1], v, false) then
-  set_tombstone(KEYS[1], ARGV[1], tonumber(ARGV[4]))
-  return 2
+  return 0
 end
-return 0`;
+-- ARGV tombstone ttl ms, with values (1|0), then per record: version, ttl ms, kind[, body, ct]
+local tombstone_ttl = tonumber(ARGV[1])
+local with_values = ARGV[2] == '1'
+local out = {}
+local a = 3
+for i = 1, #KEYS do
+  local kind = ARGV[a + 2]
+  local body, ct
+  local step = 3
+  if with_values and kind == 'v' then body, ct, step = ARGV[a + 3], ARGV[a + 4], 5 end
+  out[i] = settle(KEYS[i], ARGV[a], tonumber(ARGV[a + 1]), kind, tombstone_ttl, body, ct)
+  a = a + step
+end
+return out`;
 
 interface ScriptedRedis {
   rcNextVersion(counter: string): Promise<string>;
   rcFill(rk: string, version: string, body: Buffer, contentType: string, ttlMs: number, channel: string, message: string): Promise<number>;
   rcTombstone(rk: string, version: string, ttlMs: number, channel: string, message: string): Promise<number>;
-  rcSettle(rk: string, version: string, ttlMs: number, kind: 'v' | 't', tombstoneTtlMs: number, body?: Buffer, contentType?: string): Promise<number>;
+  /** numberOfKeys first: one key per record (see SETTLE). */
+  rcSettle(numberOfKeys: number, ...keysAndArgs: (string | Buffer | number)[]): Promise<number[]>;
 }
 
 /** Defines the scripts on a client (idempotent; ioredis sends EVALSHA and falls back to EVAL once). */
@@ -148,7 +164,7 @@ export function defineRecordScripts(client: Redis): Redis & ScriptedRedis {
     client.defineCommand('rcNextVersion', { numberOfKeys: 1, lua: NEXT_VERSION });
     client.defineCommand('rcFill', { numberOfKeys: 1, lua: FILL });
     client.defineCommand('rcTombstone', { numberOfKeys: 1, lua: TOMBSTONE });
-    client.defineCommand('rcSettle', { numberOfKeys: 1, lua: SETTLE });
+    client.defineCommand('rcSettle', { lua: SETTLE });
   }
   return client as Redis & ScriptedRedis;
 }
@@ -247,7 +263,8 @@ export class VersionedRecords implements VersionSource {
 
   /**
    * After their writes reached the database: gives records that still hold the given versions their TTL,
-   * and stores again the ones that are gone or older (see SETTLE). One pipeline. Returns the keys stored
+   * and stores again the ones that are gone or older (see SETTLE). One script call (two when some need their
+   * values). Returns the keys stored
    * again (their L1 copies must be invalidated).
    */
   async settle(items: readonly SettleItem[]): Promise<{ settled: number; repaired: string[] }> {
@@ -263,22 +280,15 @@ export class VersionedRecords implements VersionSource {
   }
 
   private async settleRound(items: readonly SettleItem[], withValues: boolean): Promise<number[]> {
-    const pipeline = this.client.pipeline() as unknown as ScriptedRedis & { exec(): Promise<[Error | null, unknown][] | null> };
+    const keys: string[] = [];
+    const args: (string | Buffer | number)[] = [this.tombstoneTtlMs, withValues ? '1' : '0'];
     for (const it of items) {
-      const rk = this.prefix + it.key;
-      const version = String(it.version);
-      if (it.value === undefined) pipeline.rcSettle(rk, version, it.ttlMs, 't', this.tombstoneTtlMs);
-      else if (withValues) pipeline.rcSettle(rk, version, it.ttlMs, 'v', this.tombstoneTtlMs, it.value.body, it.value.contentType);
-      else pipeline.rcSettle(rk, version, it.ttlMs, 'v', this.tombstoneTtlMs);
+      keys.push(this.prefix + it.key);
+      args.push(String(it.version), it.ttlMs, it.value === undefined ? 't' : 'v');
+      if (withValues && it.value !== undefined) args.push(it.value.body, it.value.contentType);
     }
-    const replies = await this.call('settle records', () => pipeline.exec());
-    return (replies ?? []).map(([err, r]) => {
-      if (err) {
-        this.onError(err);
-        throw toSidecarError(err, 'settle records');
-      }
-      return Number(r);
-    });
+    const replies = await this.call('settle records', () => this.client.rcSettle(keys.length, ...keys, ...args));
+    return replies.map(Number);
   }
 
   /** Reads a record with its version (tests and diagnostics). */

@@ -13,6 +13,13 @@ describe('parseJournalEntry', () => {
       .toEqual({ id: '2-0', key: 'a', op: 'delete', version: 7, ttlMs: 0 });
   });
 
+  it('parses fields written in another order or with extra fields (another writer of the stream)', () => {
+    expect(parseJournalEntry('3-0', fields('ttl', '5', 'ver', '9', 'ct', 't/p', 'v', 'x', 'op', 'put', 'k', 'z')))
+      .toEqual({ id: '3-0', key: 'z', op: 'put', version: 9, body: b('x'), contentType: 't/p', ttlMs: 5 });
+    expect(parseJournalEntry('3-1', fields('k', 'a', 'op', 'delete', 'ver', '7', 'by', 'me')))
+      .toEqual({ id: '3-1', key: 'a', op: 'delete', version: 7, ttlMs: 0 });
+  });
+
   it('rejects entries that are not journal entries', () => {
     expect(parseJournalEntry('1-0', null)).toBeUndefined();
     expect(parseJournalEntry('1-0', fields('k', 'a', 'op', 'put', 'ver', '7'))).toBeUndefined(); // no body

@@ -2,16 +2,17 @@
  * The write-back journal: a Redis Stream per CacheCluster (default key `ripplecache:write-back`) read by
  * the consumer group `flushers`, one consumer per sidecar process.
  *
- * Append (one Lua script, atomic on the primary, before the 204):
- *   1. refuse with BACKLOG when the stream already holds `maxPending` entries (entries are deleted once
- *      applied to the database, so the length is the cluster's backlog);
+ * Append (one Lua script, atomic on the primary, before the 204; one call carries every write a sidecar
+ * received in the same turn of its event loop — see write-back.ts — and, for each write in order):
+ *   1. refuse it when the stream already holds `maxPending` entries (entries are deleted once applied
+ *      to the database, so the length is the cluster's backlog);
  *   2. take the next version (versioned-records.ts) — so stream order and version order agree;
  *   3. XADD the entry: fields `k` key, `op` put|delete, `ver` version, `v` body, `ct` content type,
  *      `ttl` the record's TTL in ms once flushed (0: none; a delete's tombstone: the tombstone TTL);
  *   4. store the record (a value, or a tombstone for a delete) at that version unless Redis holds a newer
  *      one, *without* a TTL: it is pinned until the flusher has written it to the database and settles
  *      it (gives it its TTL), so that it cannot expire early and let a read-through serve the older row;
- *   5. publish the invalidation message.
+ *   5. publish the invalidation message (once per call, naming every key of the call).
  *
  * Flush side: XREADGROUP `>` (new entries), XAUTOCLAIM of entries idle longer than the claim timeout
  * (left pending by a sidecar that died), XCLAIM … JUSTID of our own pending entries while a batch is being
@@ -92,28 +93,56 @@ export interface WriteBackJournalOptions {
   onError?: (err: unknown) => void;
 }
 
-/** KEYS stream, counter, record; ARGV maxPending, op, key, body, ct, ttl ms, channel, message → {id, version}. */
+/**
+ * KEYS stream, counter, then the record of each write; ARGV maxPending, channel, message, then per write
+ * op, key, body, ct, ttl ms → per write two values: {id, version}, or {'', backlog} when it was refused.
+ * Writes are journaled in ARGV order, each with the next version; the invalidation is published once.
+ */
 const APPEND = `${LUA_PRELUDE}
+local max = tonumber(ARGV[1])
 local pending = redis.call('XLEN', KEYS[1])
-if pending >= tonumber(ARGV[1]) then
-  announce(ARGV[7], ARGV[8])
-  return redis.error_reply('BACKLOG the write-back journal holds ' .. pending .. ' entries')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local out = {}
+local taken = false
+for i = 1, #KEYS - 2 do
+  local a = 3 + (i - 1) * 5
+  local rk = KEYS[2 + i]
+  if pending >= max then
+    out[#out + 1] = ''
+    out[#out + 1] = tostring(pending)
+  else
+    local v = now
+    if v <= last then v = last + 1 end
+    last = v
+    local vs = string.format('%.0f', v)
+    local id
+    if ARGV[a + 1] == 'put' then
+      id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 2], 'op', 'put', 'ver', vs, 'v', ARGV[a + 3], 'ct', ARGV[a + 4], 'ttl', ARGV[a + 5])
+      if newer(rk, v, true) then set_value(rk, vs, ARGV[a + 3], ARGV[a + 4], 0) end
+    else
+      id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 2], 'op', 'delete', 'ver', vs, 'ttl', ARGV[a + 5])
+      if newer(rk, v, false) then set_tombstone(rk, vs, 0) end
+    end
+    pending = pending + 1
+    taken = true
+    out[#out + 1] = id
+    out[#out + 1] = vs
+  end
 end
-local v, vs = next_version(KEYS[2])
-local id
-if ARGV[2] == 'put' then
-  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[3], 'op', 'put', 'ver', vs, 'v', ARGV[4], 'ct', ARGV[5], 'ttl', ARGV[6])
-  if newer(KEYS[3], v, true) then set_value(KEYS[3], vs, ARGV[4], ARGV[5], 0) end
-else
-  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[3], 'op', 'delete', 'ver', vs, 'ttl', ARGV[6])
-  if newer(KEYS[3], v, false) then set_tombstone(KEYS[3], vs, 0) end
-end
-announce(ARGV[7], ARGV[8])
-return {id, vs}`;
+if taken then redis.call('SET', KEYS[2], string.format('%.0f', last)) end
+announce(ARGV[2], ARGV[3])
+return out`;
+
+/** One write to journal. */
+export type JournalWrite =
+  | { key: string; op: 'put'; body: Buffer; contentType: string; ttlSeconds: number }
+  | { key: string; op: 'delete' };
 
 interface JournalRedis {
-  rcwbAppend(stream: string, counter: string, rk: string, maxPending: number, op: string, key: string,
-    body: Buffer | string, contentType: string, ttlMs: number, channel: string, message: string): Promise<[string, string]>;
+  /** numberOfKeys first (the script takes a variable number of keys). */
+  rcwbAppend(numberOfKeys: number, ...keysAndArgs: (string | Buffer | number)[]): Promise<string[]>;
 }
 
 function fieldsToMap(fields: Buffer[]): Map<string, Buffer> {
@@ -122,10 +151,24 @@ function fieldsToMap(fields: Buffer[]): Map<string, Buffer> {
   return m;
 }
 
+/** Field names in the order APPEND writes them: `k op ver v ct ttl` (put) or `k op ver ttl` (delete). */
+const PUT_LAYOUT = ['k', 'op', 'ver', 'v', 'ct', 'ttl'];
+const DELETE_LAYOUT = ['k', 'op', 'ver', 'ttl'];
+
+/** The fields as a map, reading names only when they are not laid out as APPEND writes them. */
+function entryFields(fields: Buffer[]): Map<string, Buffer> {
+  const layout = fields.length === 12 ? PUT_LAYOUT : fields.length === 8 ? DELETE_LAYOUT : undefined;
+  if (layout !== undefined && layout.every((name, i) => (fields[2 * i] as Buffer).equals(FIELD_NAMES[name] as Buffer))) {
+    return new Map(layout.map((name, i) => [name, fields[2 * i + 1] as Buffer]));
+  }
+  return fieldsToMap(fields);
+}
+const FIELD_NAMES: Record<string, Buffer> = Object.fromEntries(PUT_LAYOUT.map((n) => [n, Buffer.from(n)]));
+
 /** Parses one stream entry's fields; undefined when they are not a journal entry. Pure. */
 export function parseJournalEntry(id: string, fields: Buffer[] | null): JournalEntry | undefined {
   if (fields === null) return undefined;
-  const m = fieldsToMap(fields);
+  const m = entryFields(fields);
   const key = m.get('k')?.toString('utf8');
   const op = m.get('op')?.toString();
   const version = Number(m.get('ver')?.toString());
@@ -175,7 +218,7 @@ export class WriteBackJournal {
   constructor(options: WriteBackJournalOptions) {
     this.client = options.client as Redis & JournalRedis;
     if ((this.client as Partial<JournalRedis>).rcwbAppend === undefined) {
-      options.client.defineCommand('rcwbAppend', { numberOfKeys: 3, lua: APPEND });
+      options.client.defineCommand('rcwbAppend', { lua: APPEND });
     }
     this.consumer = options.consumer;
     this.channel = options.channel;
@@ -209,24 +252,41 @@ export class WriteBackJournal {
    * Journals a write and stores its record (see the file header). Throws {@link WriteBackBacklogFullError}
    * when the stream holds `maxPending` entries, or a SidecarError when Redis fails.
    */
-  async append(
-    write: { key: string; op: 'put'; body: Buffer; contentType: string; ttlSeconds: number } | { key: string; op: 'delete' },
-    maxPending: number,
-    invalidation = '',
-  ): Promise<{ id: string; version: number }> {
-    const ttlMs = write.op === 'put' ? (write.ttlSeconds > 0 ? write.ttlSeconds * 1000 : 0) : this.tombstoneTtlMs;
+  async append(write: JournalWrite, maxPending: number, invalidation = ''): Promise<{ id: string; version: number }> {
+    const [result] = await this.appendMany([write], maxPending, invalidation);
+    if (result instanceof Error) throw result;
+    return result as { id: string; version: number };
+  }
+
+  /**
+   * Journals several writes in one script call, in order (each takes the next version), and publishes
+   * `invalidation` once. Answers one result per write: its entry id and version, or a
+   * {@link WriteBackBacklogFullError} for a write refused because the stream held `maxPending` entries.
+   * Throws a SidecarError when Redis fails (then none of them is known to be journaled).
+   */
+  async appendMany(writes: readonly JournalWrite[], maxPending: number, invalidation = ''): Promise<({ id: string; version: number } | WriteBackBacklogFullError)[]> {
+    const keys: string[] = [this.streamKey, this.versionKey];
+    const args: (string | Buffer | number)[] = [maxPending, this.channel, invalidation];
+    for (const w of writes) {
+      keys.push(this.prefix + w.key);
+      if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, w.ttlSeconds > 0 ? w.ttlSeconds * 1000 : 0);
+      else args.push('delete', w.key, '', '', this.tombstoneTtlMs);
+    }
+    let reply: string[];
     try {
-      const [id, version] = await this.client.rcwbAppend(
-        this.streamKey, this.versionKey, this.prefix + write.key, maxPending, write.op, write.key,
-        write.op === 'put' ? write.body : '', write.op === 'put' ? write.contentType : '', ttlMs, this.channel, invalidation);
-      return { id, version: Number(version) };
+      reply = await this.client.rcwbAppend(keys.length, ...keys, ...args);
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('BACKLOG')) {
-        throw new WriteBackBacklogFullError(`write-back backlog is full: ${err.message.slice('BACKLOG '.length)} (maxPending ${maxPending})`);
-      }
       this.onError(err);
       throw toSidecarError(err, 'write-back append');
     }
+    return writes.map((_, i) => {
+      const id = reply[2 * i] ?? '';
+      const second = reply[2 * i + 1] ?? '';
+      if (id === '') {
+        return new WriteBackBacklogFullError(`write-back backlog is full: the write-back journal holds ${second} entries (maxPending ${maxPending})`);
+      }
+      return { id, version: Number(second) };
+    });
   }
 
   /** Reads up to `count` entries no consumer has been given yet. */

@@ -6,9 +6,13 @@
  */
 import type { Origin } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
+import { MicroBatcher } from './micro-batcher.js';
 import type { WriteBackFlusher } from './write-back-flusher.js';
-import type { WriteBackJournal } from './write-back-journal.js';
+import type { JournalWrite, WriteBackJournal } from './write-back-journal.js';
 import type { InvalidationSource, WritePolicyHandler } from './write-policy.js';
+
+/** Writes per journal script call at most. */
+export const APPEND_BATCH_MAX = 128;
 
 export interface WriteBackPolicyOptions {
   journal: WriteBackJournal;
@@ -21,12 +25,30 @@ export interface WriteBackPolicyOptions {
   publisher: InvalidationSource;
   invalidateLocal(keys: readonly string[]): void;
   onPublished?: () => void;
+  /** Writes per journal call at most. Default {@link APPEND_BATCH_MAX}. */
+  appendBatchMax?: number;
 }
 
+/**
+ * The writes that arrive in one turn of the event loop are journaled by one script call (group commit:
+ * one round trip and one invalidation message for all of them, see micro-batcher.ts); each request still
+ * gets its own answer — 204 once its write is in Redis, 503 when it was refused.
+ */
 export class WriteBackPolicy implements WritePolicyHandler {
   readonly name = 'write-back';
+  private readonly batcher: MicroBatcher<JournalWrite, unknown>;
 
-  constructor(private readonly options: WriteBackPolicyOptions) {}
+  constructor(private readonly options: WriteBackPolicyOptions) {
+    this.batcher = new MicroBatcher<JournalWrite, unknown>({
+      maxBatch: options.appendBatchMax ?? APPEND_BATCH_MAX,
+      run: async (writes) => {
+        const o = this.options;
+        const results = await o.journal.appendMany(writes, o.maxPending, o.publisher.keys(writes.map((w) => w.key)));
+        o.onPublished?.();
+        return results;
+      },
+    });
+  }
 
   async put(key: string, value: CacheValue, ttlSeconds: number): Promise<void> {
     await this.append({ key, op: 'put', body: value.body, contentType: value.contentType, ttlSeconds });
@@ -36,12 +58,11 @@ export class WriteBackPolicy implements WritePolicyHandler {
     await this.append({ key, op: 'delete' });
   }
 
-  private async append(write: Parameters<WriteBackJournal['append']>[0]): Promise<void> {
+  private async append(write: JournalWrite): Promise<void> {
     const o = this.options;
     o.origin.checkKey(write.key);
     try {
-      await o.journal.append(write, o.maxPending, o.publisher.keys([write.key]));
-      o.onPublished?.();
+      await this.batcher.submit(write);
       o.flusher.notify();
     } finally {
       o.invalidateLocal([write.key]);
