@@ -16,10 +16,15 @@
  * PostgreSQL runs with its default durability (fsync and synchronous commit on), as an application's
  * database does in production: a write-through PUT waits for a commit, a write-back batch pays one.
  *
+ * CPU used by the sidecar and by redis-server during each run is read from /proc (Linux): a sidecar near
+ * one core is CPU-bound; a policy waiting on the database leaves it idle.
+ *
  * Environment: BENCH_WRITE_SECONDS (per run, default 10), BENCH_WRITE_ROUNDS (default 2),
  * BENCH_WRITE_KEYS (default 10000).
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { prng, zipfSampler } from './sidecar-traces.js';
 import { waitFor } from '../test/harness/ports.js';
 import { startPostgres } from '../test/harness/postgres.js';
@@ -74,7 +79,24 @@ async function dbWrites(s: SidecarProcess): Promise<{ statements: number; rows: 
   return { statements, rows };
 }
 
-interface Run { puts: number; seconds: number; p50: number; p99: number; statements: number; rows: number; refused: number }
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. With the
+ * wall time of a run it tells which process was the bottleneck.
+ */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return undefined;
+  }
+}
+
+interface Run {
+  puts: number; seconds: number; p50: number; p99: number; statements: number; rows: number; refused: number;
+  /** CPU seconds used during the load by the sidecar and by redis-server (undefined off Linux). */
+  sidecarCpu: number | undefined; redisCpu: number | undefined;
+}
 
 async function load(s: SidecarProcess, seed: number): Promise<AutocannonResult> {
   const next = zipfSampler(KEYS, ZIPF_S, prng(seed));
@@ -120,7 +142,10 @@ async function main(): Promise<void> {
       for (const policy of order) {
         const s = sidecars.get(policy) as SidecarProcess;
         const before = await dbWrites(s);
+        const cpuBefore = [cpuSeconds(s.pid), cpuSeconds(redis.pid)];
         const r = await load(s, 1000 * round + POLICIES.indexOf(policy));
+        const cpuAfter = [cpuSeconds(s.pid), cpuSeconds(redis.pid)];
+        const used = (i: number) => (cpuBefore[i] === undefined || cpuAfter[i] === undefined ? undefined : (cpuAfter[i] as number) - (cpuBefore[i] as number));
         if (r.errors > 0) throw new Error(`${policy}: ${r.errors} connection errors`);
         if (policy === 'write-back') {
           await waitFor('the write-back journal drained', async () =>
@@ -135,6 +160,8 @@ async function main(): Promise<void> {
           statements: after.statements - before.statements,
           rows: after.rows - before.rows,
           refused: r.non2xx,
+          sidecarCpu: used(0),
+          redisCpu: used(1),
         };
         runs.get(policy)?.push(run);
         log(`${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`);
@@ -150,6 +177,9 @@ async function main(): Promise<void> {
         statements: sum((r) => r.statements),
         rows: sum((r) => r.rows),
         refused: sum((r) => r.refused),
+        sidecarCpu: rs.every((r) => r.sidecarCpu !== undefined) ? sum((r) => r.sidecarCpu ?? 0) : undefined,
+        redisCpu: rs.every((r) => r.redisCpu !== undefined) ? sum((r) => r.redisCpu ?? 0) : undefined,
+        seconds: sum((r) => r.seconds),
         p50: Math.max(...rs.map((r) => r.p50)),
         p99: Math.max(...rs.map((r) => r.p99)),
       };
@@ -157,13 +187,15 @@ async function main(): Promise<void> {
     const t = Object.fromEntries(POLICIES.map((p) => [p, total(p)])) as Record<Policy, ReturnType<typeof total>>;
     out(`## Write policies: PUT throughput and database writes`);
     out();
-    out(`${CONNECTIONS} connections (autocannon), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500).`);
+    out(`${CONNECTIONS} connections (autocannon), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`);
     out();
-    out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |');
-    out('|---|---|---|---|---|---|---|---|');
+    out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs | sidecar CPU: cores / µs per PUT | redis-server CPU: cores / µs per PUT |');
+    out('|---|---|---|---|---|---|---|---|---|---|');
+    const cpu = (c: number | undefined, x: { seconds: number; puts: number }) =>
+      (c === undefined ? 'n/a' : `${fmt(c / x.seconds, 2)} / ${fmt((1e6 * c) / x.puts, 1)}`);
     for (const p of POLICIES) {
       const x = t[p];
-      out(`| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} |`);
+      out(`| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${cpu(x.sidecarCpu, x)} | ${cpu(x.redisCpu, x)} |`);
     }
     out();
     const wb = t['write-back'];
