@@ -139,6 +139,24 @@ describe('write-back journal', () => {
     expect(await dbValues('gr/')).toEqual(new Map([['gr/0', 'v0-again'], ['gr/1', 'v1'], ['gr/2', 'v2'], ['gr/3', 'v3'], ['gr/5', 'v5']]));
   });
 
+  it('does not pile large values of one turn into one script call', async () => {
+    const s = await sidecar('j-l', 'it:wb:large');
+    const seqBefore = s.publisher.lastSeq;
+    const big = (c: string) => ({ body: Buffer.alloc(600 * 1024, c), contentType: 'application/octet-stream' });
+    await Promise.all([
+      s.policy.put('lg/a', big('a'), 60), s.policy.put('lg/b', big('b'), 60), s.policy.put('lg/c', big('c'), 60),
+      s.policy.put('lg/d', text('small'), 60), s.policy.put('lg/e', text('small'), 60),
+    ]);
+    // 600 KiB + 600 KiB is over the 1 MiB a call may carry: [a], [b], [c, d, e], one message each.
+    expect(s.publisher.lastSeq).toBe(seqBefore + 3);
+    expect(await raw.xlen('it:wb:large')).toBe(5);
+    for (const c of ['a', 'b', 'c']) expect((await s.l2.get(`lg/${c}`))?.body.equals(big(c).body)).toBe(true);
+    expect(await s.flusher.flushOnce()).toBe(true);
+    const db = await dbValues('lg/');
+    expect(db.get('lg/b')?.length).toBe(600 * 1024);
+    expect(db.get('lg/e')).toBe('small');
+  });
+
   it('coalesces per key, last write wins, and flushes in batches of flushBatchSize', async () => {
     const s = await sidecar('j-b', 'it:wb:coalesce', { batchSize: 100 });
     for (let i = 0; i < 400; i++) await s.policy.put(`co/${i % 20}`, text(`v${i}`), 60);

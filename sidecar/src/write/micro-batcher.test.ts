@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { MicroBatcher } from './micro-batcher.js';
 
 /** A batcher whose flushes run only when the test says so, and which records every call. */
-function harness(maxBatch: number, run?: (items: readonly number[]) => Promise<readonly (string | Error)[]>) {
+function harness(maxBatch: number, run?: (items: readonly number[]) => Promise<readonly (string | Error)[]>, maxWeight?: number) {
   const pending: (() => void)[] = [];
   const calls: number[][] = [];
   const batcher = new MicroBatcher<number, string>({
     maxBatch,
+    ...(maxWeight === undefined ? {} : { maxWeight, weight: (i: number) => i }),
     schedule: (flush) => pending.push(flush),
     run: async (items) => {
       calls.push([...items]);
@@ -37,6 +38,14 @@ describe('MicroBatcher', () => {
     h.turn();
     await expect(Promise.all(ps)).resolves.toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
     expect(h.calls).toEqual([[1, 2], [3, 4], [5]]);
+  });
+
+  it('keeps each call within maxWeight, sending an item heavier than that alone', async () => {
+    const h = harness(100, undefined, 10);
+    const ps = [4, 5, 2, 30, 1, 9, 1].map((i) => h.batcher.submit(i));
+    h.turn();
+    await expect(Promise.all(ps)).resolves.toEqual(['r4', 'r5', 'r2', 'r30', 'r1', 'r9', 'r1']);
+    expect(h.calls).toEqual([[4, 5], [2], [30], [1, 9], [1]]);
   });
 
   it('starts a new batch for items submitted after a flush, without waiting for the earlier call', async () => {

@@ -1,7 +1,7 @@
 /**
  * Group commit for calls that cost one round trip each: items submitted during one turn of the event
  * loop (every request whose bytes arrived in the same poll) are handed to `run` together, at most
- * `maxBatch` at a time, once the turn's I/O callbacks are done (`setImmediate`). Nothing waits for a timer
+ * `maxBatch` items and `maxWeight` (e.g. bytes; a heavier item goes alone) at a time, once the turn's I/O callbacks are done (`setImmediate`). Nothing waits for a timer
  * or for an earlier batch: under light load a batch is one item and costs no extra latency; under load
  * one call carries many items. Batches run concurrently and in submission order.
  *
@@ -12,6 +12,10 @@ export interface MicroBatcherOptions<I, O> {
   run(items: readonly I[]): Promise<readonly (O | Error)[]>;
   /** Items per call at most. */
   maxBatch: number;
+  /** Total weight per call at most (an item heavier than this goes alone). Default: unbounded. */
+  maxWeight?: number;
+  /** The weight of an item (e.g. its bytes). Default 1. */
+  weight?: (item: I) => number;
   /** How a flush is deferred to the end of the turn. Default `setImmediate`. */
   schedule?: (flush: () => void) => void;
 }
@@ -53,9 +57,20 @@ export class MicroBatcher<I, O> {
     this.scheduled = false;
     const queue = this.queue;
     this.queue = [];
-    for (let i = 0; i < queue.length; i += this.options.maxBatch) {
-      void this.runBatch(queue.slice(i, i + this.options.maxBatch));
+    const { maxBatch, maxWeight = Infinity, weight = () => 1 } = this.options;
+    let batch: Waiting<I, O>[] = [];
+    let total = 0;
+    for (const w of queue) {
+      const x = weight(w.item);
+      if (batch.length > 0 && (batch.length >= maxBatch || total + x > maxWeight)) {
+        void this.runBatch(batch);
+        batch = [];
+        total = 0;
+      }
+      batch.push(w);
+      total += x;
     }
+    if (batch.length > 0) void this.runBatch(batch);
   }
 
   private async runBatch(batch: Waiting<I, O>[]): Promise<void> {

@@ -13,6 +13,11 @@ import type { InvalidationSource, WritePolicyHandler } from './write-policy.js';
 
 /** Writes per journal script call at most. */
 export const APPEND_BATCH_MAX = 128;
+/**
+ * Bytes of values per journal script call at most (a larger value goes alone): one call blocks Redis
+ * while it runs and is held whole in its query buffer, so large values are not piled into one.
+ */
+export const APPEND_BATCH_MAX_BYTES = 1024 * 1024;
 
 export interface WriteBackPolicyOptions {
   journal: WriteBackJournal;
@@ -41,6 +46,8 @@ export class WriteBackPolicy implements WritePolicyHandler {
   constructor(private readonly options: WriteBackPolicyOptions) {
     this.batcher = new MicroBatcher<JournalWrite, unknown>({
       maxBatch: options.appendBatchMax ?? APPEND_BATCH_MAX,
+      maxWeight: APPEND_BATCH_MAX_BYTES,
+      weight: (w) => (w.op === 'put' ? w.body.length : 0) + w.key.length,
       run: async (writes) => {
         const o = this.options;
         const results = await o.journal.appendMany(writes, o.maxPending, o.publisher.keys(writes.map((w) => w.key)));
