@@ -16,18 +16,20 @@
  * PostgreSQL runs with its default durability (fsync and synchronous commit on), as an application's
  * database does in production: a write-through PUT waits for a commit, a write-back batch pays one.
  *
- * CPU used by the sidecar and by redis-server during each run is read from /proc (Linux): a sidecar near
- * one core is CPU-bound; a policy waiting on the database leaves it idle.
+ * The CPU each process used during each run (and the write-back drain after it) is read from /proc
+ * (Linux): the sidecar, redis-server, PostgreSQL (postmaster and backends) and this process (autocannon,
+ * the load generator). On a machine whose cores they share, throughput follows the total CPU per PUT.
  *
  * Environment: BENCH_WRITE_SECONDS (per run, default 10), BENCH_WRITE_ROUNDS (default 2),
  * BENCH_WRITE_KEYS (default 10000).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { prng, zipfSampler } from './sidecar-traces.js';
 import { waitFor } from '../test/harness/ports.js';
-import { startPostgres } from '../test/harness/postgres.js';
+import { startPostgres, type PostgresServer } from '../test/harness/postgres.js';
 import { startRedis } from '../test/harness/redis.js';
 import { startSidecar, stopAllSidecars, type SidecarProcess } from '../test/harness/sidecar.js';
 
@@ -80,22 +82,47 @@ async function dbWrites(s: SidecarProcess): Promise<{ statements: number; rows: 
 }
 
 /**
- * CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. With the
- * wall time of a run it tells which process was the bottleneck.
+ * CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. With
+ * `children`, also what its exited children used (PostgreSQL's backends come and go).
  */
-function cpuSeconds(pid: number): number | undefined {
+function cpuSeconds(pid: number, children = false): number | undefined {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // After the command: state ppid … utime(11) stime(12) cutime(13) cstime(14), in ticks of 10 ms.
+    const ticks = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
+    return Number.isFinite(ticks) ? ticks / 100 : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** CPU seconds of a PostgreSQL server: the postmaster, what its exited children used, and the live ones. */
+function postgresCpuSeconds(pg: PostgresServer): number | undefined {
+  try {
+    const postmaster = Number(readFileSync(join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    let total = cpuSeconds(postmaster, true);
+    if (total === undefined) return undefined;
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(postmaster)) total += cpuSeconds(Number(d)) ?? 0;
+      } catch {
+        // The process exited meanwhile.
+      }
+    }
+    return total;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whose CPU the report shows, per PUT: the processes of the run (the load generator is this process). */
+const CPU_CONSUMERS = ['sidecar', 'redis-server', 'PostgreSQL', 'load generator'] as const;
+
 interface Run {
   puts: number; seconds: number; p50: number; p99: number; statements: number; rows: number; refused: number;
-  /** CPU seconds used during the load by the sidecar and by redis-server (undefined off Linux). */
-  sidecarCpu: number | undefined; redisCpu: number | undefined;
+  /** CPU seconds each of CPU_CONSUMERS used during the run and its write-back drain (undefined off Linux). */
+  cpu: (number | undefined)[];
 }
 
 async function load(s: SidecarProcess, seed: number): Promise<AutocannonResult> {
@@ -142,15 +169,16 @@ async function main(): Promise<void> {
       for (const policy of order) {
         const s = sidecars.get(policy) as SidecarProcess;
         const before = await dbWrites(s);
-        const cpuBefore = [cpuSeconds(s.pid), cpuSeconds(redis.pid)];
+        const readCpu = () => [cpuSeconds(s.pid), cpuSeconds(redis.pid), postgresCpuSeconds(pg), process.cpuUsage()]
+          .map((c) => (typeof c === 'object' ? (c.user + c.system) / 1e6 : c));
+        const cpuBefore = readCpu();
         const r = await load(s, 1000 * round + POLICIES.indexOf(policy));
-        const cpuAfter = [cpuSeconds(s.pid), cpuSeconds(redis.pid)];
-        const used = (i: number) => (cpuBefore[i] === undefined || cpuAfter[i] === undefined ? undefined : (cpuAfter[i] as number) - (cpuBefore[i] as number));
         if (r.errors > 0) throw new Error(`${policy}: ${r.errors} connection errors`);
         if (policy === 'write-back') {
           await waitFor('the write-back journal drained', async () =>
             (await metricSum(s, 'ripplecache_sidecar_writeback_pending')) === 0, 120_000, 100);
         }
+        const cpuAfter = readCpu();
         const after = await dbWrites(s);
         const run: Run = {
           puts: r['2xx'],
@@ -160,8 +188,7 @@ async function main(): Promise<void> {
           statements: after.statements - before.statements,
           rows: after.rows - before.rows,
           refused: r.non2xx,
-          sidecarCpu: used(0),
-          redisCpu: used(1),
+          cpu: cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - (cpuBefore[i] as number))),
         };
         runs.get(policy)?.push(run);
         log(`${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`);
@@ -177,8 +204,7 @@ async function main(): Promise<void> {
         statements: sum((r) => r.statements),
         rows: sum((r) => r.rows),
         refused: sum((r) => r.refused),
-        sidecarCpu: rs.every((r) => r.sidecarCpu !== undefined) ? sum((r) => r.sidecarCpu ?? 0) : undefined,
-        redisCpu: rs.every((r) => r.redisCpu !== undefined) ? sum((r) => r.redisCpu ?? 0) : undefined,
+        cpu: CPU_CONSUMERS.map((_, i) => (rs.every((r) => r.cpu[i] !== undefined) ? sum((r) => r.cpu[i] ?? 0) : undefined)),
         seconds: sum((r) => r.seconds),
         p50: Math.max(...rs.map((r) => r.p50)),
         p99: Math.max(...rs.map((r) => r.p99)),
@@ -189,13 +215,22 @@ async function main(): Promise<void> {
     out();
     out(`${CONNECTIONS} connections (autocannon), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`);
     out();
-    out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs | sidecar CPU: cores / µs per PUT | redis-server CPU: cores / µs per PUT |');
-    out('|---|---|---|---|---|---|---|---|---|---|');
-    const cpu = (c: number | undefined, x: { seconds: number; puts: number }) =>
-      (c === undefined ? 'n/a' : `${fmt(c / x.seconds, 2)} / ${fmt((1e6 * c) / x.puts, 1)}`);
+    out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |');
+    out('|---|---|---|---|---|---|---|---|');
     for (const p of POLICIES) {
       const x = t[p];
-      out(`| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${cpu(x.sidecarCpu, x)} | ${cpu(x.redisCpu, x)} |`);
+      out(`| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} |`);
+    }
+    out();
+    out('CPU per PUT (µs; in parentheses: cores used on average over the run):');
+    out();
+    out(`| policy | ${CPU_CONSUMERS.join(' | ')} | total |`);
+    out(`|---|${CPU_CONSUMERS.map(() => '---|').join('')}---|`);
+    for (const p of POLICIES) {
+      const x = t[p];
+      const cell = (c: number | undefined) => (c === undefined ? 'n/a' : `${fmt((1e6 * c) / x.puts, 1)} (${fmt(c / x.seconds, 2)})`);
+      const total = x.cpu.every((c) => c !== undefined) ? x.cpu.reduce<number>((a, c) => a + (c ?? 0), 0) : undefined;
+      out(`| ${p} | ${x.cpu.map(cell).join(' | ')} | ${cell(total)} |`);
     }
     out();
     const wb = t['write-back'];
