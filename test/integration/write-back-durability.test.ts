@@ -7,43 +7,23 @@
  * Keys are partitioned among the load workers so that each key's writes are sequential and "the last
  * acknowledged value" of a key is well defined.
  */
-import { Redis } from 'ioredis';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../harness/ports.js';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
-import { startRedis, type RedisProcess } from '../harness/redis.js';
-import { startSidecar, stopAllSidecars, type SidecarProcess } from '../harness/sidecar.js';
+import { useRedisAndPostgres } from '../harness/origin-fixture.js';
+import { startSidecar, type SidecarProcess } from '../harness/sidecar.js';
 
 const JOURNAL = 'ripplecache:write-back';
-let redisServer: RedisProcess;
-let pgServer: PostgresServer;
-let admin: pg.Pool;
-const rawClients: Redis[] = [];
-
-beforeAll(async () => {
-  [redisServer, pgServer] = await Promise.all([startRedis(), startPostgres()]);
-  admin = new pg.Pool({ connectionString: pgServer.url, max: 2 });
-  admin.on('error', () => {});
-});
-
-afterAll(async () => {
-  await stopAllSidecars();
-  for (const c of rawClients) c.disconnect();
-  await admin?.end();
-  await Promise.all([redisServer?.stop(), pgServer?.stop()]);
-});
+const env = useRedisAndPostgres();
 
 function setup(db: number, extra: string[] = []) {
   const table = `wb_durability_${db}`;
   const args = [
-    '--redis', `${redisServer.url}/${db}`, '--channel', `ripplecache:it-wbd-${db}`, '--origin', pgServer.url,
+    '--redis', `${env.redis.url}/${db}`, '--channel', `ripplecache:it-wbd-${db}`, '--origin', env.pg.url,
     '--origin-table', table, '--write-policy', 'write-back', '--redis-timeout-ms', '2000', ...extra,
   ];
-  const raw = new Redis(`${redisServer.url}/${db}`);
-  rawClients.push(raw);
+  const raw = env.rawClient(db);
   const dbValues = async () => {
-    const r = await admin.query<{ key: string; value: Buffer | null }>(`SELECT key, value FROM ${table}`);
+    const r = await env.admin.query<{ key: string; value: Buffer | null }>(`SELECT key, value FROM ${table}`);
     return new Map(r.rows.map((x) => [x.key, x.value?.toString() ?? null]));
   };
   /** Resolves once every key holds its last acknowledged value in PostgreSQL. */
@@ -96,7 +76,7 @@ describe('write-back durability', () => {
     const first = await writeLoad({ sidecars: [W1], keys: 1000, workers: 20, total: 9000, untilMs: Date.now() + 90_000, tag: 'a' });
     expect(first.acknowledged).toBe(9000);
     // The last 1,000 with the database down, so that W1 is caught holding a batch it cannot write.
-    await pgServer.stopServer();
+    await env.pg.stopServer();
     let pgUp = false;
     try {
       const second = await writeLoad({ sidecars: [W1], keys: 1000, workers: 20, total: 1000, untilMs: Date.now() + 60_000, tag: 'b', last: first.last });
@@ -106,10 +86,10 @@ describe('write-back durability', () => {
       expect(count).toBeGreaterThan(0);
       expect(consumers.length).toBeGreaterThanOrEqual(1);
       expect(await W1.signal('SIGKILL')).toBeNull();
-      await pgServer.startServer();
+      await env.pg.startServer();
       pgUp = true;
     } finally {
-      if (!pgUp) await pgServer.startServer();
+      if (!pgUp) await env.pg.startServer();
     }
     await converged(first.last, 90_000);
     await waitFor('the journal empty and nothing pending', async () =>
@@ -127,7 +107,7 @@ describe('write-back durability', () => {
     const started = Date.now();
     const loadDone = writeLoad({ sidecars: [A, B], keys: 500, workers: 8, total: 80_000, untilMs: started + 38_000, tag: 'o', pauseMs: 4 });
     await new Promise((r) => setTimeout(r, 3000));
-    await pgServer.stopServer();
+    await env.pg.stopServer();
     let oldest = 0;
     try {
       const downUntil = Date.now() + 30_000;
@@ -136,7 +116,7 @@ describe('write-back durability', () => {
         await new Promise((r) => setTimeout(r, 1000));
       }
     } finally {
-      await pgServer.startServer();
+      await env.pg.startServer();
     }
     const { last, acknowledged, refused } = await loadDone;
     expect(Object.fromEntries(refused)).toEqual({});

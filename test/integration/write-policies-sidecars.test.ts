@@ -4,31 +4,12 @@
  * concurrent writes to one key through two sidecars. Each policy has its own Redis database index (so
  * its own write-back journal), channel and table.
  */
-import { Redis } from 'ioredis';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../harness/ports.js';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
-import { startRedis, type RedisProcess } from '../harness/redis.js';
-import { startSidecar, stopAllSidecars, type SidecarProcess } from '../harness/sidecar.js';
+import { useRedisAndPostgres } from '../harness/origin-fixture.js';
+import { startSidecar, type SidecarProcess } from '../harness/sidecar.js';
 
-let redisServer: RedisProcess;
-let pgServer: PostgresServer;
-let admin: pg.Pool;
-const rawClients: Redis[] = [];
-
-beforeAll(async () => {
-  [redisServer, pgServer] = await Promise.all([startRedis(), startPostgres()]);
-  admin = new pg.Pool({ connectionString: pgServer.url, max: 2 });
-  admin.on('error', () => {});
-});
-
-afterAll(async () => {
-  await stopAllSidecars();
-  for (const c of rawClients) c.disconnect();
-  await admin?.end();
-  await Promise.all([redisServer?.stop(), pgServer?.stop()]);
-});
+const env = useRedisAndPostgres();
 
 type Policy = 'write-through' | 'write-back' | 'write-around';
 
@@ -36,15 +17,14 @@ type Policy = 'write-through' | 'write-back' | 'write-around';
 async function group(policy: Policy, db: number, names: string[], extra: string[] = []) {
   const table = `t_${policy.replace('-', '_')}_${db}`;
   const args = [
-    '--redis', `${redisServer.url}/${db}`, '--channel', `ripplecache:it-wp-${db}`, '--origin', pgServer.url,
+    '--redis', `${env.redis.url}/${db}`, '--channel', `ripplecache:it-wp-${db}`, '--origin', env.pg.url,
     '--origin-table', table, '--write-policy', policy, '--l1-max-ttl', '30', '--redis-timeout-ms', '1000',
     '--write-back-flush-interval-ms', '100', ...extra,
   ];
   const sidecars = await Promise.all(names.map((name) => startSidecar({ name, args })));
-  const raw = new Redis(`${redisServer.url}/${db}`);
-  rawClients.push(raw);
+  const raw = env.rawClient(db);
   const row = async (key: string) => {
-    const r = await admin.query<{ value: Buffer | null; content_type: string | null; version: string }>(
+    const r = await env.admin.query<{ value: Buffer | null; content_type: string | null; version: string }>(
       `SELECT value, content_type, version FROM ${table} WHERE key = $1`, [key]);
     const x = r.rows[0];
     return x && { value: x.value?.toString() ?? null, contentType: x.content_type, version: Number(x.version) };
@@ -85,7 +65,7 @@ describe('write-through', () => {
     expect((await A.get('k1')).status).toBe(404);
 
     // Read-through: a row the application wrote itself.
-    await admin.query(`INSERT INTO ${table} (key, value, content_type, version) VALUES ($1, $2, $3, 1)`, ['rt', Buffer.from('from-db'), 'text/x-db']);
+    await env.admin.query(`INSERT INTO ${table} (key, value, content_type, version) VALUES ($1, $2, $3, 1)`, ['rt', Buffer.from('from-db'), 'text/x-db']);
     expect(await A.get('rt')).toMatchObject({ status: 200, body: 'from-db', tier: 'ORIGIN', contentType: 'text/x-db' });
     expect(await record('rt')).toMatchObject({ value: 'from-db', version: 1 });
     expect((await record('rt'))?.pttl).toBeGreaterThan(3_500_000); // defaultTTLSeconds 3600
@@ -100,14 +80,14 @@ describe('write-through', () => {
     if (!A) throw new Error('no sidecar');
     await A.put('d1', 'kept');
     const before = await record('d1');
-    await pgServer.stopServer();
+    await env.pg.stopServer();
     try {
       expect(await A.put('d1', 'lost')).toMatchObject({ status: 503, code: 'OriginUnavailable' });
       expect(await record('d1')).toMatchObject({ value: 'kept', version: before?.version });
       expect(await A.get('d1')).toMatchObject({ status: 200, body: 'kept' });
       expect(await A.get('not-cached')).toMatchObject({ status: 503, code: 'OriginUnavailable' });
     } finally {
-      await pgServer.startServer();
+      await env.pg.startServer();
     }
     expect((await row('d1'))?.value).toBe('kept');
   });
