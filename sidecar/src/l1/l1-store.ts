@@ -98,7 +98,10 @@ export abstract class SlotTable<V> implements L1Store<V> {
     this.sizes = new Uint32Array(this.capacity);
   }
 
-  abstract get(key: string, now: number): V | undefined;
+  /** A hit, as the policy counts it. By default the order is left as it is (FIFO, TTL): as peek. */
+  get(key: string, now: number): V | undefined {
+    return this.peek(key, now);
+  }
   /** Picks and removes one entry to respect a bound. Only called with size > 0. */
   protected abstract evictOne(): void;
   /** Links a freshly filled slot into the policy's order. */

@@ -51,7 +51,7 @@ export class LfuStore<V> extends SlotTable<V> {
     return i === undefined ? 0 : (this.freq[i] as number);
   }
 
-  get(key: string, now: number): V | undefined {
+  override get(key: string, now: number): V | undefined {
     if (++this.ops >= this.agingPeriod) this.age();
     const i = this.map.get(key);
     if (i === undefined) return undefined;

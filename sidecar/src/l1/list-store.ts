@@ -57,7 +57,7 @@ abstract class ListStore<V> extends SlotTable<V> {
 export class LruStore<V> extends ListStore<V> {
   readonly policy = 'lru' as const;
 
-  get(key: string, now: number): V | undefined {
+  override get(key: string, now: number): V | undefined {
     const i = this.map.get(key);
     if (i === undefined) return undefined;
     if ((this.exp[i] as number) <= now) {
@@ -84,14 +84,4 @@ export class LruStore<V> extends ListStore<V> {
 /** First in, first out: hits do not reorder; the oldest insertion is evicted. */
 export class FifoStore<V> extends ListStore<V> {
   readonly policy = 'fifo' as const;
-
-  get(key: string, now: number): V | undefined {
-    const i = this.map.get(key);
-    if (i === undefined) return undefined;
-    if ((this.exp[i] as number) <= now) {
-      this.removeSlot(i);
-      return undefined;
-    }
-    return this.vals[i];
-  }
 }

@@ -20,16 +20,6 @@ export class TtlStore<V> extends SlotTable<V> {
     this.pos = this.newIndexArray(this.capacity);
   }
 
-  get(key: string, now: number): V | undefined {
-    const i = this.map.get(key);
-    if (i === undefined) return undefined;
-    if ((this.exp[i] as number) <= now) {
-      this.removeSlot(i);
-      return undefined;
-    }
-    return this.vals[i];
-  }
-
   protected link(slot: number): void {
     const at = this.heapSize++;
     this.heap[at] = slot;
