@@ -67,6 +67,19 @@ export function whenReady(client: Redis, timeoutMs: number): Promise<void> {
 const UNAVAILABLE_REPLIES = ['LOADING', 'READONLY', 'MASTERDOWN', 'BUSY', 'NOAUTH', 'WRONGPASS', 'TRYAGAIN', 'CLUSTERDOWN', 'NOREPLICAS'];
 
 /** Maps an ioredis error to the API's error classes. */
+/**
+ * Runs one Redis call; a failure is reported to `onError` once (metrics) and rethrown as the
+ * SidecarError {@link toSidecarError} makes of it, named by `what`.
+ */
+export async function callRedis<T>(what: string, fn: () => Promise<T>, onError: (err: unknown) => void): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    onError(err);
+    throw toSidecarError(err, what);
+  }
+}
+
 export function toSidecarError(err: unknown, what: string): SidecarError {
   if (err instanceof SidecarError) return err;
   const e = err instanceof Error ? err : new Error(String(err));

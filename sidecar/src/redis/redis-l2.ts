@@ -12,7 +12,7 @@
 import type { Redis } from 'ioredis';
 import { RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
 import type { CacheValue, L2Record, L2Store } from '../tiers/tiered-cache.js';
-import { createRedisClient, nodeName, toSidecarError, whenReady } from './redis-client.js';
+import { callRedis, createRedisClient, nodeName, toSidecarError, whenReady } from './redis-client.js';
 
 /** Prefix of every record the sidecars write. Other record kinds must use other prefixes. */
 export const RECORD_KEY_PREFIX = 'rc:';
@@ -153,13 +153,7 @@ export class RedisL2 implements L2Store {
 
   /** Runs a MULTI; any failure (of EXEC or of one command) becomes a SidecarError. */
   private async exec(tx: ReturnType<Redis['multi']>, what: string): Promise<unknown[]> {
-    let replies: [Error | null, unknown][] | null;
-    try {
-      replies = await tx.exec();
-    } catch (err) {
-      this.onError(err);
-      throw toSidecarError(err, what);
-    }
+    const replies = await callRedis(what, () => tx.exec(), this.onError);
     if (replies === null) {
       const err = new RedisUnavailableError(`${what}: the transaction was aborted`);
       this.onError(err);

@@ -29,7 +29,7 @@
  */
 import type { Redis } from 'ioredis';
 import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
-import { toSidecarError } from '../redis/redis-client.js';
+import { callRedis } from '../redis/redis-client.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
 
 /** Field of the version in a record hash. */
@@ -307,12 +307,7 @@ export class VersionedRecords implements VersionSource {
     };
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      this.onError(err);
-      throw toSidecarError(err, what);
-    }
+  private call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return callRedis(what, fn, this.onError);
   }
 }

@@ -26,7 +26,7 @@
 import type { Redis } from 'ioredis';
 import { SidecarError } from '../errors.js';
 import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
-import { toSidecarError } from '../redis/redis-client.js';
+import { callRedis, toSidecarError } from '../redis/redis-client.js';
 import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from './versioned-records.js';
 
 /** Default stream key. Must not start with the record prefix `rc:`. */
@@ -272,13 +272,7 @@ export class WriteBackJournal {
       if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, w.ttlSeconds > 0 ? w.ttlSeconds * 1000 : 0);
       else args.push('delete', w.key, '', '', this.tombstoneTtlMs);
     }
-    let reply: string[];
-    try {
-      reply = await this.client.rcwbAppend(keys.length, ...keys, ...args);
-    } catch (err) {
-      this.onError(err);
-      throw toSidecarError(err, 'write-back append');
-    }
+    const reply = await this.call('write-back append', () => this.client.rcwbAppend(keys.length, ...keys, ...args));
     return writes.map((_, i) => {
       const id = reply[2 * i] ?? '';
       const second = reply[2 * i + 1] ?? '';
@@ -400,12 +394,7 @@ export class WriteBackJournal {
     }
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      this.onError(err);
-      throw toSidecarError(err, what);
-    }
+  private call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return callRedis(what, fn, this.onError);
   }
 }
