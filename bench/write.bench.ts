@@ -4,9 +4,13 @@
  *
  * One real sidecar process per policy, all on one redis-server (each on its own database index, so that
  * write-back's journal is its own) and one PostgreSQL (a table per policy), plus a sidecar without an
- * origin (PUT = one Redis write): the ceiling of the sidecar's PUT path on this machine. Load: autocannon,
- * 64 connections, PUTs of 256-byte values to keys drawn from Zipf(0.99) over 10,000 keys. Rounds
- * alternate the order so that noise from the rest of the machine falls on all of them alike.
+ * origin (PUT = one Redis write). Load: 64 connections, PUTs of 256-byte values to keys drawn from
+ * Zipf(0.99) over 10,000 keys, sent by wrk (C; Debian's `wrk` package, installed by
+ * scripts/ensure-tools.sh) or, when wrk is missing or BENCH_WRITE_LOADGEN=autocannon, by autocannon (Node).
+ * wrk needs about half the CPU per request that autocannon does; on a machine whose cores the load
+ * generator shares with everything it measures, that CPU is taken from the sidecar, Redis and PostgreSQL,
+ * and more so for the faster policy. Rounds alternate the order so that noise from the rest of the machine
+ * falls on all of them alike.
  *
  * "Database writes" are counted by the sidecars themselves (`ripplecache_sidecar_origin_requests_total`:
  * statements sent to PostgreSQL that wrote; `ripplecache_sidecar_origin_rows_written_total`: rows stored).
@@ -17,15 +21,16 @@
  * database does in production: a write-through PUT waits for a commit, a write-back batch pays one.
  *
  * The CPU each process used during each run (and the write-back drain after it) is read from /proc
- * (Linux): the sidecar, redis-server, PostgreSQL (postmaster and backends) and this process (autocannon,
- * the load generator). On a machine whose cores they share, throughput follows the total CPU per PUT.
+ * (Linux): the sidecar, redis-server, PostgreSQL (postmaster and backends) and the load generator (wrk as
+ * an exited child of this process, or autocannon as this process).
  *
  * Environment: BENCH_WRITE_SECONDS (per run, default 10), BENCH_WRITE_ROUNDS (default 2),
- * BENCH_WRITE_KEYS (default 10000).
+ * BENCH_WRITE_KEYS (default 10000), BENCH_WRITE_LOADGEN (wrk | autocannon; default wrk when installed).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prng, zipfSampler } from './sidecar-traces.js';
 import { waitFor } from '../test/harness/ports.js';
@@ -125,10 +130,80 @@ interface Run {
   cpu: (number | undefined)[];
 }
 
-async function load(s: SidecarProcess, seed: number): Promise<AutocannonResult> {
+/** The load generator: wrk (C, from Debian's `wrk` package) when installed, else autocannon (Node). */
+const LOADGEN: 'wrk' | 'autocannon' = (() => {
+  const want = process.env.BENCH_WRITE_LOADGEN;
+  if (want === 'autocannon' || want === 'wrk') return want;
+  if (want) throw new Error(`BENCH_WRITE_LOADGEN must be wrk or autocannon, not ${JSON.stringify(want)}`);
+  return spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk';
+})();
+
+interface LoadResult { ok: number; refused: number; errors: number; seconds: number; p50: number; p99: number; cpuSeconds: number }
+
+const WRK_SCRIPT = `
+local keys, i, n = {}, 0, 0
+local body = string.rep("v", ${VALUE_BYTES})
+local headers = { ["Content-Type"] = "text/plain" }
+local threads = 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+function init(args)
+  for line in io.lines(args[1]) do n = n + 1; keys[n] = "/v1/cache/bench-" .. line end
+  i = (tid or 0) * 7919 % n
+end
+function request()
+  i = i + 1
+  if i > n then i = 1 end
+  return wrk.format("PUT", keys[i], headers, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\nWRK-RESULT {"requests":%d,"duration_us":%d,"status":%d,"socket":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+`;
+
+/** CPU seconds used so far by this process's exited (waited-for) children: wrk, once it has exited. */
+function childrenCpuSeconds(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+async function loadWrk(s: SidecarProcess, seed: number): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'rc-bench-wrk-'));
+  try {
+    // Keys drawn ahead of the run (wrk cycles through them): more than a run sends at the speeds seen here.
+    const next = zipfSampler(KEYS, ZIPF_S, prng(seed));
+    writeFileSync(join(dir, 'keys'), Array.from({ length: 1_000_000 }, () => String(next())).join('\n'));
+    writeFileSync(join(dir, 'put.lua'), WRK_SCRIPT);
+    const cpuBefore = childrenCpuSeconds();
+    const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '-s', join(dir, 'put.lua'), s.url, '--', join(dir, 'keys')],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
+    const m = /WRK-RESULT (\{.*\})/.exec(stdout);
+    if (code !== 0 || !m) throw new Error(`wrk exited with ${code}: ${stdout}`);
+    const r = JSON.parse(m[1] as string) as { requests: number; duration_us: number; status: number; socket: number; p50_us: number; p99_us: number };
+    return {
+      ok: r.requests - r.status,
+      refused: r.status,
+      errors: r.socket,
+      seconds: r.duration_us / 1e6,
+      p50: Math.round(r.p50_us / 100) / 10,
+      p99: Math.round(r.p99_us / 100) / 10,
+      cpuSeconds: childrenCpuSeconds() - cpuBefore,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function loadAutocannon(s: SidecarProcess, seed: number): Promise<LoadResult> {
   const next = zipfSampler(KEYS, ZIPF_S, prng(seed));
   const body = 'v'.repeat(VALUE_BYTES);
-  return autocannon({
+  const before = process.cpuUsage();
+  const r = await autocannon({
     url: s.url,
     connections: CONNECTIONS,
     pipelining: 1,
@@ -141,7 +216,11 @@ async function load(s: SidecarProcess, seed: number): Promise<AutocannonResult> 
       setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/cache/bench-${next()}` }),
     }],
   });
+  const used = process.cpuUsage(before);
+  return { ok: r['2xx'], refused: r.non2xx, errors: r.errors, seconds: r.duration, p50: r.latency.p50, p99: r.latency.p99, cpuSeconds: (used.user + used.system) / 1e6 };
 }
+
+const load = (s: SidecarProcess, seed: number) => (LOADGEN === 'wrk' ? loadWrk(s, seed) : loadAutocannon(s, seed));
 
 async function main(): Promise<void> {
   log('starting redis-server and PostgreSQL');
@@ -169,8 +248,7 @@ async function main(): Promise<void> {
       for (const policy of order) {
         const s = sidecars.get(policy) as SidecarProcess;
         const before = await dbWrites(s);
-        const readCpu = () => [cpuSeconds(s.pid), cpuSeconds(redis.pid), postgresCpuSeconds(pg), process.cpuUsage()]
-          .map((c) => (typeof c === 'object' ? (c.user + c.system) / 1e6 : c));
+        const readCpu = () => [cpuSeconds(s.pid), cpuSeconds(redis.pid), postgresCpuSeconds(pg)];
         const cpuBefore = readCpu();
         const r = await load(s, 1000 * round + POLICIES.indexOf(policy));
         if (r.errors > 0) throw new Error(`${policy}: ${r.errors} connection errors`);
@@ -181,14 +259,14 @@ async function main(): Promise<void> {
         const cpuAfter = readCpu();
         const after = await dbWrites(s);
         const run: Run = {
-          puts: r['2xx'],
-          seconds: r.duration,
-          p50: r.latency.p50,
-          p99: r.latency.p99,
+          puts: r.ok,
+          seconds: r.seconds,
+          p50: r.p50,
+          p99: r.p99,
           statements: after.statements - before.statements,
           rows: after.rows - before.rows,
-          refused: r.non2xx,
-          cpu: cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - (cpuBefore[i] as number))),
+          refused: r.refused,
+          cpu: [...cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - (cpuBefore[i] as number))), r.cpuSeconds],
         };
         runs.get(policy)?.push(run);
         log(`${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`);
@@ -213,7 +291,7 @@ async function main(): Promise<void> {
     const t = Object.fromEntries(POLICIES.map((p) => [p, total(p)])) as Record<Policy, ReturnType<typeof total>>;
     out(`## Write policies: PUT throughput and database writes`);
     out();
-    out(`${CONNECTIONS} connections (autocannon), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`);
+    out(`${CONNECTIONS} connections (${LOADGEN}), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`);
     out();
     out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |');
     out('|---|---|---|---|---|---|---|---|');

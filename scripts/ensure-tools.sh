@@ -25,6 +25,7 @@ command -v redis-server >/dev/null || packages+=(redis-server)
 command -v openssl >/dev/null || packages+=(openssl)
 command -v make >/dev/null || packages+=(make)
 command -v flock >/dev/null || packages+=(util-linux)
+command -v wrk >/dev/null || packages+=(wrk) # the load generator of `npm run bench:write`
 pg=$(pg_bin)
 [ -n "$pg" ] && [ -x "$pg/postgres" ] && [ -x "$pg/initdb" ] || packages+=(postgresql-15)
 

@@ -42,7 +42,9 @@ afterAll(async () => {
 interface Counters { entries: number; writes: number; batches: number; coalesced: number; failures: Record<FlushFailure, number> }
 
 /** The write-back objects of one sidecar process, on a stream of the test's own. */
-async function sidecar(name: string, stream: string, opts: { batchSize?: number; intervalMs?: number; claimIdleMs?: number; maxPending?: number } = {}) {
+async function sidecar(name: string, stream: string, opts: {
+  batchSize?: number; intervalMs?: number; claimIdleMs?: number; maxPending?: number; announce?: (keys: readonly string[]) => Promise<void>;
+} = {}) {
   const redis = createRedisClient({ url: redisServer.url, timeoutMs: 2000, name });
   redis.on('error', () => {});
   await whenReady(redis, 5000);
@@ -55,6 +57,7 @@ async function sidecar(name: string, stream: string, opts: { batchSize?: number;
     flushIntervalMs: opts.intervalMs ?? 100,
     flushBatchSize: opts.batchSize ?? 500,
     claimIdleMs: opts.claimIdleMs ?? 30_000,
+    ...(opts.announce ? { announce: opts.announce } : {}),
     events: {
       batchFlushed: (entries, writes) => { counters.entries += entries; counters.writes += writes; counters.batches++; },
       coalesced: (n) => { counters.coalesced += n; },
@@ -169,13 +172,52 @@ describe('write-back journal', () => {
     expect(await raw.xpending('it:wb:coalesce', 'flushers')).toEqual([0, null, null, null]);
   });
 
+  it('delivers each append to the appending sidecar, which flushes from memory; undelivered entries still reach the database', async () => {
+    const stream = 'it:wb:deliver';
+    const s = await sidecar('j-d', stream, { batchSize: 5 });
+    const put = (key: string, value: string) => ({ key, op: 'put' as const, body: Buffer.from(value), contentType: 'text/plain', ttlSeconds: 60 });
+    // A new stream has no consumer group yet: the first append creates it and delivers its entry.
+    await s.policy.put('dv/1', text('one'), 60);
+    expect(await raw.xpending(stream, 'flushers')).toEqual([1, expect.any(String), expect.any(String), [['j-d', '1']]]);
+    // An append without delivery (a sidecar whose flusher has no room) leaves its entry undelivered…
+    const plain = await s.journal.appendMany([put('dv/2', 'two')], 100, '', false);
+    expect(plain.results[0]).not.toHaveProperty('entry');
+    expect(plain.others).toEqual([]);
+    // …and the next delivering append is handed the oldest undelivered entry (dv/2), not its own (dv/3).
+    const taken = await s.journal.appendMany([put('dv/3', 'three')], 100, '', true);
+    expect(taken.results[0]).not.toHaveProperty('entry');
+    expect(taken.others).toEqual([(plain.results[0] as { id: string }).id]);
+    s.flusher.adopt([], taken.others);
+    // One cycle: dv/2 read by id, dv/3 read as a new entry, dv/1 from memory.
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(await dbValues('dv/')).toEqual(new Map([['dv/1', 'one'], ['dv/2', 'two'], ['dv/3', 'three']]));
+    expect(await raw.xlen(stream)).toBe(0);
+    expect((await raw.xpending(stream, 'flushers'))[0]).toBe(0);
+
+    // Entries held in memory are bounded (four batches: 20 here); past that, appends leave them undelivered.
+    for (let i = 0; i < 30; i++) await s.policy.put(`dh/${i}`, text(`h${i}`), 60);
+    expect((await raw.xpending(stream, 'flushers'))[0]).toBe(20);
+    expect(s.flusher.hasRoom()).toBe(false);
+    expect(await s.flusher.flushOnce()).toBe(true);
+    const db = await dbValues('dh/');
+    expect(db.size).toBe(30);
+    expect(db.get('dh/29')).toBe('h29');
+    expect(await raw.xlen(stream)).toBe(0);
+    expect(s.flusher.hasRoom()).toBe(true);
+    expect(s.counters.entries).toBe(33);
+  });
+
   it('another sidecar claims what a dead one left pending, and older entries never overwrite newer rows', async () => {
     const stream = 'it:wb:claim';
     const dead = await sidecar('j-dead', stream);
     const live = await sidecar('j-live', stream, { claimIdleMs: 500 });
-    // The dead sidecar journals 50 writes and takes them for flushing, then "dies" (never acknowledges).
+    // The dead sidecar journals 50 writes (each append delivers its entry to the dead sidecar's consumer,
+    // for its flusher), then "dies" (never flushes, never acknowledges).
     for (let i = 0; i < 50; i++) await dead.policy.put(`cl/${i}`, text(`dead-${i}`), 60);
-    expect((await dead.journal.readNew(500)).entries).toHaveLength(50);
+    const pendingDead = await raw.xpending(stream, 'flushers');
+    expect(pendingDead[0]).toBe(50);
+    expect(pendingDead[3]).toEqual([['j-dead', '50']]);
+    expect((await live.journal.readNew(500)).entries).toHaveLength(0);
     // Newer writes to half of the keys go through the live sidecar and are flushed first.
     for (let i = 0; i < 25; i++) await live.policy.put(`cl/${i}`, text(`live-${i}`), 60);
     expect(await live.flusher.flushOnce()).toBe(true);
@@ -231,17 +273,13 @@ describe('write-back journal', () => {
 
   it('puts back a pending record that was invalidated before its flush, so Redis ends as the database', async () => {
     const stream = 'it:wb:repair';
-    const s = await sidecar('j-repair', stream);
     const announced: string[] = [];
-    const flusher = new WriteBackFlusher({
-      journal: s.journal, origin: s.origin, records: s.records, flushIntervalMs: 100, flushBatchSize: 100,
-      announce: async (keys) => { announced.push(...keys); },
-    });
+    const s = await sidecar('j-repair', stream, { announce: async (keys) => { announced.push(...keys); } });
     await s.origin.put('rp/1', Buffer.from('db-old'), 'text/plain', 1);
     await s.policy.put('rp/1', text('journaled'), 60);
     await raw.del('rc:rp/1'); // POST /v1/invalidate {"keys":["rp/1"],"tier":"all"}
     await s.records.fill('rp/1', text('db-old'), 60, 1); // a read-through refills the older row
-    expect(await flusher.flushOnce()).toBe(true);
+    expect(await s.flusher.flushOnce()).toBe(true);
     expect((await dbValues('rp/')).get('rp/1')).toBe('journaled');
     expect((await s.l2.get('rp/1'))?.body.toString()).toBe('journaled');
     expect(announced).toEqual(['rp/1']);

@@ -2,8 +2,11 @@
  * The write-back flusher: moves journaled writes (write-back-journal.ts) into the origin.
  *
  * A cycle starts every `flushIntervalMs`, or as soon as this sidecar has appended `flushBatchSize`
- * entries since the last one. It reads batches of at most `flushBatchSize` entries — first entries other
- * consumers left pending for longer than `claimIdleMs` (they died), then new ones — and for each batch:
+ * entries since the last one. It takes batches of at most `flushBatchSize` entries — first entries other
+ * consumers left pending for longer than `claimIdleMs` (they died), then the entries this sidecar's own
+ * appends delivered to it (held in memory: the append script put them in this consumer's pending list,
+ * see write-back-journal.ts, so they need not be read back), then new ones nobody was given yet — and for
+ * each batch:
  *
  *   1. coalesces per key: only the last write (highest version = journal order) of each key is sent;
  *   2. applies the writes to the origin in one call (PostgreSQL: one statement), each only if newer than
@@ -14,6 +17,10 @@
  *   4. acknowledges and deletes the entries (XACK + XDEL).
  *
  * It keeps reading while batches come back full, so a backlog drains at the origin's speed.
+ *
+ * The entries held in memory are bounded (four batches, 32 MiB of values); past that, appends leave their
+ * entries undelivered and the flusher reads them from the stream like any other. If this sidecar dies,
+ * the entries it held are pending in its consumer and another sidecar claims them after `claimIdleMs`.
  *
  * Origin unavailable: the batch is kept and retried with back-off (100 ms doubling to 5 s, and at most a
  * third of the claim timeout); its entries are touched before each wait so that no other sidecar claims
@@ -36,6 +43,10 @@ export const DEFAULT_CLAIM_IDLE_MS = 30_000;
 /** Consumers that hold nothing and were idle this long are removed from the group. */
 const CONSUMER_CLEANUP_IDLE_MS = 3_600_000;
 const CONSUMER_CLEANUP_EVERY_MS = 600_000;
+/** Bytes of values (and keys) of delivered entries held in memory at most. */
+const HELD_MAX_BYTES = 32 * 1024 * 1024;
+/** Delivered entries held in memory at most, in batches. */
+const HELD_MAX_BATCHES = 4;
 
 export type FlushFailure = 'origin' | 'rejected' | 'redis';
 
@@ -55,6 +66,9 @@ export interface FlusherLog {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
+
+/** What a held entry counts against {@link HELD_MAX_BYTES}. */
+const entryBytes = (e: JournalEntry): number => e.key.length + (e.body?.length ?? 0);
 
 const NO_EVENTS: FlusherEvents = { batchFlushed: () => {}, coalesced: () => {}, failure: () => {} };
 const NO_LOG: FlusherLog = { info: () => {}, warn: () => {}, error: () => {} };
@@ -114,6 +128,13 @@ export class WriteBackFlusher {
   private retry: { entries: JournalEntry[]; attempt: number } | undefined;
   /** Ids committed to the origin whose acknowledgement failed (Redis down); acknowledged next cycle. */
   private unacked: string[] = [];
+  /** Entries this sidecar's appends delivered to its consumer, in journal order, not yet in a batch. */
+  private held: JournalEntry[] = [];
+  private heldBytes = 0;
+  /** Ids of other writers' entries that an append's delivery gave this consumer (to be read by id). */
+  private others: string[] = [];
+  /** Whether this cycle has read the new (undelivered) entries until a short batch. */
+  private newRead = false;
   private nextClaimAt = 0;
   private nextCleanupAt = 0;
   private outageSince: number | undefined;
@@ -139,6 +160,23 @@ export class WriteBackFlusher {
     if (this.loop !== undefined || this.stopping) return;
     this.nextCleanupAt = this.clock() + CONSUMER_CLEANUP_EVERY_MS;
     this.loop = this.run();
+  }
+
+  /** True while the flusher takes entries delivered by appends (not stopping, and room in memory). */
+  hasRoom(): boolean {
+    return !this.stopping && this.held.length < HELD_MAX_BATCHES * this.batchSize && this.heldBytes < HELD_MAX_BYTES;
+  }
+
+  /**
+   * Entries an append delivered to this sidecar's consumer (pending in it now), and ids of other writers'
+   * entries it delivered too. They are flushed with the next batches.
+   */
+  adopt(entries: readonly JournalEntry[], others: readonly string[] = []): void {
+    for (const e of entries) {
+      this.held.push(e);
+      this.heldBytes += entryBytes(e);
+    }
+    this.others.push(...others);
   }
 
   /** Tells the flusher that this sidecar appended `count` entries (starts a cycle at `flushBatchSize`). */
@@ -231,6 +269,7 @@ export class WriteBackFlusher {
     this.cycling = true;
     try {
       this.localAppends = 0;
+      this.newRead = false;
       await this.maintain();
       for (;;) {
         if (final ? this.clock() >= this.deadline : this.stopping) return false;
@@ -241,7 +280,7 @@ export class WriteBackFlusher {
         if (this.retry !== undefined) {
           entries = this.retry.entries;
         } else {
-          let read: JournalRead & { claimed: boolean };
+          let read: JournalRead & { more: boolean };
           try {
             read = await this.nextRead();
           } catch (err) {
@@ -250,7 +289,7 @@ export class WriteBackFlusher {
           }
           if (read.unreadable.length > 0) await this.discardUnreadable(read.unreadable);
           entries = read.entries;
-          more = read.claimed || read.entries.length + read.unreadable.length >= this.batchSize;
+          more = read.more || read.entries.length + read.unreadable.length >= this.batchSize;
           if (entries.length === 0) {
             if (more) continue;
             await this.refreshStats();
@@ -269,7 +308,8 @@ export class WriteBackFlusher {
         const attempt = (this.retry?.attempt ?? 0) + 1;
         this.retry = { entries, attempt };
         try {
-          await this.journal.touch(entries.map((e) => e.id));
+          // The held entries are pending in this consumer too, and wait behind this batch.
+          await this.journal.touch([...entries, ...this.held].map((e) => e.id));
         } catch {
           // Redis is down too; the entries stay ours unless it stays down past the claim timeout.
         }
@@ -284,16 +324,35 @@ export class WriteBackFlusher {
     }
   }
 
-  private async nextRead(): Promise<JournalRead & { claimed: boolean }> {
+  /** The next batch to flush; `more` when the cycle must read again after it, whatever its size. */
+  private async nextRead(): Promise<JournalRead & { more: boolean }> {
     if (this.clock() >= this.nextClaimAt) {
       const claimed = await this.journal.claimStale(this.claimIdleMs, this.batchSize);
       if (this.journal.claimScanComplete) this.nextClaimAt = this.clock() + this.claimCheckMs;
       if (claimed.entries.length > 0 || claimed.unreadable.length > 0) {
         this.log.info({ stream: this.journal.streamKey, entries: claimed.entries.length }, 'Claimed write-back entries left pending by another sidecar');
-        return { ...claimed, claimed: true };
+        return { ...claimed, more: true };
       }
     }
-    return { ...(await this.journal.readNew(this.batchSize)), claimed: false };
+    if (this.others.length > 0) {
+      const ids = this.others.splice(0, this.batchSize);
+      try {
+        return { ...(await this.journal.readDelivered(ids)), more: true };
+      } catch (err) {
+        this.others.unshift(...ids);
+        throw err;
+      }
+    }
+    // New entries nobody was given (appended without delivery) are read until a batch comes back short,
+    // once per cycle; then the held ones.
+    if (!this.newRead) {
+      const read = await this.journal.readNew(this.batchSize);
+      if (read.entries.length + read.unreadable.length < this.batchSize) this.newRead = true;
+      if (read.entries.length > 0 || read.unreadable.length > 0) return { ...read, more: this.held.length > 0 };
+    }
+    const entries = this.held.splice(0, this.batchSize);
+    for (const e of entries) this.heldBytes -= entryBytes(e);
+    return { entries, unreadable: [], more: false };
   }
 
   /** Applies one batch; false when the origin (or Redis, for the dead letters) was unavailable. */

@@ -12,7 +12,13 @@
  *   4. store the record (a value, or a tombstone for a delete) at that version unless Redis holds a newer
  *      one, *without* a TTL: it is pinned until the flusher has written it to the database and settles
  *      it (gives it its TTL), so that it cannot expire early and let a read-through serve the older row;
- *   5. publish the invalidation message (once per call, naming every key of the call).
+ *   5. publish the invalidation message (once per call, naming every key of the call);
+ *   6. when the caller asks for it, deliver the new entries to the caller's consumer (XREADGROUP `>`
+ *      inside the script): they are in its pending list before the 204, and its flusher writes them from
+ *      the copy it already holds instead of reading them back (write-back-flusher.ts). `>` hands out the
+ *      oldest undelivered entries, which are the call's own unless some were left undelivered (a caller
+ *      that did not ask for delivery); the reply says which of the call's entries were delivered and
+ *      lists the ids of any others it took, so that the caller reads those from the stream.
  *
  * Flush side: XREADGROUP `>` (new entries), XAUTOCLAIM of entries idle longer than the claim timeout
  * (left pending by a sidecar that died), XCLAIM … JUSTID of our own pending entries while a batch is being
@@ -94,9 +100,11 @@ export interface WriteBackJournalOptions {
 }
 
 /**
- * KEYS stream, counter, then the record of each write; ARGV maxPending, channel, message, then per write
- * op, key, body, ct, ttl ms → per write two values: {id, version}, or {'', backlog} when it was refused.
- * Writes are journaled in ARGV order, each with the next version; the invalidation is published once.
+ * KEYS stream, counter, then the record of each write; ARGV maxPending, channel, message, group, consumer
+ * to deliver the new entries to ('' none), then per write op, key, body, ct, ttl ms → per write three
+ * values: {id, version, delivered '1'|'0'}, or {'', backlog, '0'} when it was refused; then the ids of
+ * other entries the delivery took. Writes are journaled in ARGV order, each with the next version; the
+ * invalidation is published once.
  */
 const APPEND = `${LUA_PRELUDE}
 local max = tonumber(ARGV[1])
@@ -105,35 +113,76 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local out = {}
-local taken = false
+local mine = {}
+local taken = 0
 for i = 1, #KEYS - 2 do
-  local a = 3 + (i - 1) * 5
+  local a = 6 + (i - 1) * 5
   local rk = KEYS[2 + i]
   if pending >= max then
     out[#out + 1] = ''
     out[#out + 1] = tostring(pending)
+    out[#out + 1] = '0'
   else
     local v = now
     if v <= last then v = last + 1 end
     last = v
     local vs = string.format('%.0f', v)
     local id
-    if ARGV[a + 1] == 'put' then
-      id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 2], 'op', 'put', 'ver', vs, 'v', ARGV[a + 3], 'ct', ARGV[a + 4], 'ttl', ARGV[a + 5])
-      if newer(rk, v, true) then set_value(rk, vs, ARGV[a + 3], ARGV[a + 4], 0) end
+    if ARGV[a] == 'put' then
+      id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 1], 'op', 'put', 'ver', vs, 'v', ARGV[a + 2], 'ct', ARGV[a + 3], 'ttl', ARGV[a + 4])
+      if newer(rk, v, true) then set_value(rk, vs, ARGV[a + 2], ARGV[a + 3], 0) end
     else
-      id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 2], 'op', 'delete', 'ver', vs, 'ttl', ARGV[a + 5])
+      id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 1], 'op', 'delete', 'ver', vs, 'ttl', ARGV[a + 4])
       if newer(rk, v, false) then set_tombstone(rk, vs, 0) end
     end
     pending = pending + 1
-    taken = true
+    taken = taken + 1
     out[#out + 1] = id
     out[#out + 1] = vs
+    out[#out + 1] = '0'
+    mine[id] = #out
   end
 end
-if taken then redis.call('SET', KEYS[2], string.format('%.0f', last)) end
+if taken > 0 then redis.call('SET', KEYS[2], string.format('%.0f', last)) end
 announce(ARGV[2], ARGV[3])
+if taken > 0 and ARGV[5] ~= '' then
+  local function deliver()
+    return redis.pcall('XREADGROUP', 'GROUP', ARGV[4], ARGV[5], 'COUNT', taken, 'STREAMS', KEYS[1], '>')
+  end
+  local r = deliver()
+  if type(r) == 'table' and r.err ~= nil and string.find(r.err, 'NOGROUP', 1, true) then
+    -- No group yet (or Redis lost it): create it as ensureGroup() does, from the start of the stream.
+    redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[4], '0')
+    r = deliver()
+  end
+  if type(r) == 'table' and r.err == nil and r[1] ~= nil then
+    local others = {}
+    for _, e in ipairs(r[1][2]) do
+      local j = mine[e[1]]
+      if j then out[j] = '1' else others[#others + 1] = e[1] end
+    end
+    for _, id in ipairs(others) do out[#out + 1] = id end
+  end
+end
 return out`;
+
+/** The record TTL, in ms once flushed, of a journaled PUT (0: none). */
+const putTtlMs = (w: { ttlSeconds: number }): number => (w.ttlSeconds > 0 ? w.ttlSeconds * 1000 : 0);
+
+/** A journaled write; `entry` is set when the call delivered it to this consumer. */
+export interface AppendedWrite {
+  readonly id: string;
+  readonly version: number;
+  readonly entry?: JournalEntry;
+}
+
+/** What an append call answered. */
+export interface AppendOutcome {
+  /** One per write, in order. */
+  readonly results: (AppendedWrite | WriteBackBacklogFullError)[];
+  /** Ids of other writers' entries the delivery took (now pending in this consumer). */
+  readonly others: string[];
+}
 
 /** One write to journal. */
 export type JournalWrite =
@@ -253,34 +302,54 @@ export class WriteBackJournal {
    * when the stream holds `maxPending` entries, or a SidecarError when Redis fails.
    */
   async append(write: JournalWrite, maxPending: number, invalidation = ''): Promise<{ id: string; version: number }> {
-    const [result] = await this.appendMany([write], maxPending, invalidation);
+    const [result] = (await this.appendMany([write], maxPending, invalidation)).results;
     if (result instanceof Error) throw result;
-    return result as { id: string; version: number };
+    return result as AppendedWrite;
   }
 
   /**
    * Journals several writes in one script call, in order (each takes the next version), and publishes
    * `invalidation` once. Answers one result per write: its entry id and version, or a
    * {@link WriteBackBacklogFullError} for a write refused because the stream held `maxPending` entries.
-   * Throws a SidecarError when Redis fails (then none of them is known to be journaled).
+   * With `deliver`, the new entries are delivered to this consumer in the same call: each result then
+   * carries its journal entry when it was (see the file header), and `others` lists the ids of entries of
+   * other writers the delivery took. Throws a SidecarError when Redis fails (then none of them is known to
+   * be journaled).
    */
-  async appendMany(writes: readonly JournalWrite[], maxPending: number, invalidation = ''): Promise<({ id: string; version: number } | WriteBackBacklogFullError)[]> {
+  async appendMany(writes: readonly JournalWrite[], maxPending: number, invalidation = '', deliver = false): Promise<AppendOutcome> {
     const keys: string[] = [this.streamKey, this.versionKey];
-    const args: (string | Buffer | number)[] = [maxPending, this.channel, invalidation];
+    const args: (string | Buffer | number)[] = [maxPending, this.channel, invalidation, this.group, deliver ? this.consumer : ''];
     for (const w of writes) {
       keys.push(this.prefix + w.key);
-      if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, w.ttlSeconds > 0 ? w.ttlSeconds * 1000 : 0);
+      if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, putTtlMs(w));
       else args.push('delete', w.key, '', '', this.tombstoneTtlMs);
     }
     const reply = await this.call('write-back append', () => this.client.rcwbAppend(keys.length, ...keys, ...args));
-    return writes.map((_, i) => {
-      const id = reply[2 * i] ?? '';
-      const second = reply[2 * i + 1] ?? '';
+    const results = writes.map((w, i): AppendedWrite | WriteBackBacklogFullError => {
+      const id = reply[3 * i] ?? '';
+      const second = reply[3 * i + 1] ?? '';
       if (id === '') {
         return new WriteBackBacklogFullError(`write-back backlog is full: the write-back journal holds ${second} entries (maxPending ${maxPending})`);
       }
-      return { id, version: Number(second) };
+      const version = Number(second);
+      if (reply[3 * i + 2] !== '1') return { id, version };
+      const entry: JournalEntry = w.op === 'put'
+        ? { id, key: w.key, op: 'put', version, body: w.body, contentType: w.contentType, ttlMs: putTtlMs(w) }
+        : { id, key: w.key, op: 'delete', version, ttlMs: this.tombstoneTtlMs };
+      return { id, version, entry };
     });
+    return { results, others: reply.slice(3 * writes.length) };
+  }
+
+  /**
+   * Reads entries already delivered to this consumer, by id (entries of other writers that an append's
+   * delivery took); resets their idle time. Ids of entries deleted meanwhile are dropped by Redis.
+   */
+  async readDelivered(ids: readonly string[]): Promise<JournalRead> {
+    if (ids.length === 0) return { entries: [], unreadable: [] };
+    const reply = await this.withGroup('read delivered write-back entries', () => this.client.callBuffer(
+      'XCLAIM', this.streamKey, this.group, this.consumer, '0', ...ids));
+    return parseStreamEntries(reply);
   }
 
   /** Reads up to `count` entries no consumer has been given yet. */

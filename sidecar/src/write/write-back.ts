@@ -8,7 +8,7 @@ import type { Origin } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { WriteBackFlusher } from './write-back-flusher.js';
-import type { JournalWrite, WriteBackJournal } from './write-back-journal.js';
+import type { JournalEntry, JournalWrite, WriteBackJournal } from './write-back-journal.js';
 import type { InvalidationSource, WritePolicyHandler } from './write-policy.js';
 
 /** Writes per journal script call at most. */
@@ -21,8 +21,11 @@ export const APPEND_BATCH_MAX_BYTES = 1024 * 1024;
 
 export interface WriteBackPolicyOptions {
   journal: WriteBackJournal;
-  /** Told about each append (starts a flush at `flushBatchSize`). */
-  flusher: Pick<WriteBackFlusher, 'notify'>;
+  /**
+   * Told about each append (starts a flush at `flushBatchSize`); given the entries delivered to it in the
+   * append call while it has room for them (it then flushes them without reading them back).
+   */
+  flusher: Pick<WriteBackFlusher, 'notify' | 'hasRoom' | 'adopt'>;
   /** Only for `checkKey`: a key the origin could never store is refused before it is journaled. */
   origin: Pick<Origin, 'checkKey'>;
   /** Journal entries at most (cluster-wide); further writes are refused. */
@@ -37,7 +40,9 @@ export interface WriteBackPolicyOptions {
 /**
  * The writes that arrive in one turn of the event loop are journaled by one script call (group commit:
  * one round trip and one invalidation message for all of them, see micro-batcher.ts); each request still
- * gets its own answer — 204 once its write is in Redis, 503 when it was refused.
+ * gets its own answer — 204 once its write is in Redis, 503 when it was refused. The same call delivers
+ * the entries to this sidecar's consumer while its flusher has room for them, so that the flusher writes
+ * them from memory instead of reading them back from the stream.
  */
 export class WriteBackPolicy implements WritePolicyHandler {
   readonly name = 'write-back';
@@ -50,8 +55,11 @@ export class WriteBackPolicy implements WritePolicyHandler {
       weight: (w) => (w.op === 'put' ? w.body.length : 0) + w.key.length,
       run: async (writes) => {
         const o = this.options;
-        const results = await o.journal.appendMany(writes, o.maxPending, o.publisher.keys(writes.map((w) => w.key)));
+        const { results, others } = await o.journal.appendMany(writes, o.maxPending, o.publisher.keys(writes.map((w) => w.key)), o.flusher.hasRoom());
         o.onPublished?.();
+        const delivered: JournalEntry[] = [];
+        for (const r of results) if (!(r instanceof Error) && r.entry !== undefined) delivered.push(r.entry);
+        if (delivered.length > 0 || others.length > 0) o.flusher.adopt(delivered, others);
         return results;
       },
     });
