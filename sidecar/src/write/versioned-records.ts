@@ -53,18 +53,18 @@ local function next_version(counter)
   redis.call('SET', counter, s)
   return v, s
 end
--- may a record at version v (a value when is_value) replace what rk holds?
+-- may a record at version v (a value when is_value) replace what rk holds? (versions are > 0; no record,
+-- or one without a version, counts as version 0)
 local function newer(rk, v, is_value)
-  if redis.call('EXISTS', rk) == 0 then return true end
   local cur = tonumber(redis.call('HGET', rk, '${FIELD_VERSION}') or '0')
   if v > cur then return true end
   if v == cur and is_value and redis.call('HEXISTS', rk, 'v') == 0 then return true end
   return false
 end
+-- a value record has exactly the fields v, ct and ver: HSET replaces all of a value's or a tombstone's
 local function set_value(rk, vs, body, ct, ttlms)
-  redis.call('DEL', rk)
   redis.call('HSET', rk, 'v', body, 'ct', ct, '${FIELD_VERSION}', vs)
-  if ttlms > 0 then redis.call('PEXPIRE', rk, ttlms) end
+  if ttlms > 0 then redis.call('PEXPIRE', rk, ttlms) else redis.call('PERSIST', rk) end
 end
 local function set_tombstone(rk, vs, ttlms)
   redis.call('DEL', rk)
