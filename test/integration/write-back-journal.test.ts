@@ -177,8 +177,16 @@ describe('write-back journal', () => {
     const s = await sidecar('j-d', stream, { batchSize: 5 });
     const put = (key: string, value: string) => ({ key, op: 'put' as const, body: Buffer.from(value), contentType: 'text/plain', ttlSeconds: 60 });
     // A new stream has no consumer group yet: the first append creates it and delivers its entry.
-    await s.policy.put('dv/1', text('one'), 60);
+    await s.policy.put('dv/0', text('zero'), 60);
     expect(await raw.xpending(stream, 'flushers')).toEqual([1, expect.any(String), expect.any(String), [['j-d', '1']]]);
+    // With every entry delivered (lag 0), the next append claims its own entries and moves the group on.
+    await s.policy.put('dv/1', text('one'), 60);
+    expect(await raw.xpending(stream, 'flushers')).toEqual([2, expect.any(String), expect.any(String), [['j-d', '2']]]);
+    const info = (await raw.xinfo('GROUPS', stream)) as unknown[][];
+    const group = new Map<unknown, unknown>();
+    for (let i = 0; i < (info[0]?.length ?? 0); i += 2) group.set(info[0]?.[i], info[0]?.[i + 1]);
+    expect(group.get('lag')).toBe(0);
+    expect(group.get('entries-read')).toBe(2);
     // An append without delivery (a sidecar whose flusher has no room) leaves its entry undelivered…
     const plain = await s.journal.appendMany([put('dv/2', 'two')], 100, '', false);
     expect(plain.results[0]).not.toHaveProperty('entry');
@@ -188,9 +196,9 @@ describe('write-back journal', () => {
     expect(taken.results[0]).not.toHaveProperty('entry');
     expect(taken.others).toEqual([(plain.results[0] as { id: string }).id]);
     s.flusher.adopt([], taken.others);
-    // One cycle: dv/2 read by id, dv/3 read as a new entry, dv/1 from memory.
+    // One cycle: dv/2 read by id, dv/3 read as a new entry, dv/0 and dv/1 from memory.
     expect(await s.flusher.flushOnce()).toBe(true);
-    expect(await dbValues('dv/')).toEqual(new Map([['dv/1', 'one'], ['dv/2', 'two'], ['dv/3', 'three']]));
+    expect(await dbValues('dv/')).toEqual(new Map([['dv/0', 'zero'], ['dv/1', 'one'], ['dv/2', 'two'], ['dv/3', 'three']]));
     expect(await raw.xlen(stream)).toBe(0);
     expect((await raw.xpending(stream, 'flushers'))[0]).toBe(0);
 
@@ -204,7 +212,7 @@ describe('write-back journal', () => {
     expect(db.get('dh/29')).toBe('h29');
     expect(await raw.xlen(stream)).toBe(0);
     expect(s.flusher.hasRoom()).toBe(true);
-    expect(s.counters.entries).toBe(33);
+    expect(s.counters.entries).toBe(34);
   });
 
   it('another sidecar claims what a dead one left pending, and older entries never overwrite newer rows', async () => {

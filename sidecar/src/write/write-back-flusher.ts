@@ -46,7 +46,7 @@ const CONSUMER_CLEANUP_EVERY_MS = 600_000;
 /** Bytes of values (and keys) of delivered entries held in memory at most. */
 const HELD_MAX_BYTES = 32 * 1024 * 1024;
 /** Delivered entries held in memory at most, in batches. */
-const HELD_MAX_BATCHES = 4;
+const HELD_MAX_BATCHES = Number(process.env.RC_HELD ?? 4);
 
 export type FlushFailure = 'origin' | 'rejected' | 'redis';
 

@@ -13,12 +13,15 @@
  *      one, *without* a TTL: it is pinned until the flusher has written it to the database and settles
  *      it (gives it its TTL), so that it cannot expire early and let a read-through serve the older row;
  *   5. publish the invalidation message (once per call, naming every key of the call);
- *   6. when the caller asks for it, deliver the new entries to the caller's consumer (XREADGROUP `>`
- *      inside the script): they are in its pending list before the 204, and its flusher writes them from
- *      the copy it already holds instead of reading them back (write-back-flusher.ts). `>` hands out the
- *      oldest undelivered entries, which are the call's own unless some were left undelivered (a caller
- *      that did not ask for delivery); the reply says which of the call's entries were delivered and
- *      lists the ids of any others it took, so that the caller reads those from the stream.
+ *   6. when the caller asks for it, deliver the new entries to the caller's consumer: they are in its
+ *      pending list before the 204, and its flusher writes them from the copy it already holds instead
+ *      of reading them back (write-back-flusher.ts). When the group had been given every earlier entry
+ *      (XINFO GROUPS reports lag 0, Redis >= 7), the script claims the new ids for the consumer
+ *      (XCLAIM … FORCE JUSTID) and moves the group past them (XGROUP SETID … ENTRIESREAD), which spares
+ *      Redis converting the entries for the script. Otherwise it reads with XREADGROUP `>`, which hands
+ *      out the oldest undelivered entries: the call's own, unless some were left undelivered (by a
+ *      caller that did not ask for delivery); the reply says which of the call's entries were delivered
+ *      and lists the ids of any others it took, so that the caller reads those from the stream.
  *
  * Flush side: XREADGROUP `>` (new entries), XAUTOCLAIM of entries idle longer than the claim timeout
  * (left pending by a sidecar that died), XCLAIM … JUSTID of our own pending entries while a batch is being
@@ -112,9 +115,23 @@ local pending = redis.call('XLEN', KEYS[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local group, consumer = ARGV[4], ARGV[5]
+-- Delivery without reading the entries back is possible when the group has been given every entry so far
+-- (lag 0; Redis >= 7 reports it): claim the new ids for the consumer and move the group past them.
+local read0 = nil
+if consumer ~= '' then
+  local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+  if type(groups) == 'table' and groups.err == nil then
+    for _, g in ipairs(groups) do
+      local m = {}
+      for i = 1, #g, 2 do m[g[i]] = g[i + 1] end
+      if m['name'] == group and m['lag'] == 0 and type(m['entries-read']) == 'number' then read0 = m['entries-read'] end
+    end
+  end
+end
 local out = {}
 local mine = {}
-local taken = 0
+local ids = {}
 for i = 1, #KEYS - 2 do
   local a = 6 + (i - 1) * 5
   local rk = KEYS[2 + i]
@@ -136,23 +153,32 @@ for i = 1, #KEYS - 2 do
       if newer(rk, v, false) then set_tombstone(rk, vs, 0) end
     end
     pending = pending + 1
-    taken = taken + 1
+    ids[#ids + 1] = id
     out[#out + 1] = id
     out[#out + 1] = vs
     out[#out + 1] = '0'
     mine[id] = #out
   end
 end
+local taken = #ids
 if taken > 0 then redis.call('SET', KEYS[2], string.format('%.0f', last)) end
 announce(ARGV[2], ARGV[3])
-if taken > 0 and ARGV[5] ~= '' then
+if taken > 0 and read0 ~= nil then
+  local claim = { KEYS[1], group, consumer, '0' }
+  for _, id in ipairs(ids) do claim[#claim + 1] = id end
+  claim[#claim + 1] = 'FORCE'
+  claim[#claim + 1] = 'JUSTID'
+  redis.call('XCLAIM', unpack(claim))
+  redis.call('XGROUP', 'SETID', KEYS[1], group, ids[taken], 'ENTRIESREAD', read0 + taken)
+  for _, id in ipairs(ids) do out[mine[id]] = '1' end
+elseif taken > 0 and consumer ~= '' then
   local function deliver()
-    return redis.pcall('XREADGROUP', 'GROUP', ARGV[4], ARGV[5], 'COUNT', taken, 'STREAMS', KEYS[1], '>')
+    return redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', taken, 'STREAMS', KEYS[1], '>')
   end
   local r = deliver()
   if type(r) == 'table' and r.err ~= nil and string.find(r.err, 'NOGROUP', 1, true) then
     -- No group yet (or Redis lost it): create it as ensureGroup() does, from the start of the stream.
-    redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[4], '0')
+    redis.call('XGROUP', 'CREATE', KEYS[1], group, '0')
     r = deliver()
   end
   if type(r) == 'table' and r.err == nil and r[1] ~= nil then
