@@ -146,14 +146,22 @@ local body = string.rep("v", ${VALUE_BYTES})
 local headers = { ["Content-Type"] = "text/plain" }
 local threads = 0
 function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+local requests = {}
 function init(args)
-  for line in io.lines(args[1]) do n = n + 1; keys[n] = "/v1/cache/bench-" .. line end
+  for line in io.lines(args[1]) do n = n + 1; keys[n] = line end
   i = (tid or 0) * 7919 % n
 end
+-- One formatted request per key, built on first use.
 function request()
   i = i + 1
   if i > n then i = 1 end
-  return wrk.format("PUT", keys[i], headers, body)
+  local k = keys[i]
+  local r = requests[k]
+  if r == nil then
+    r = wrk.format("PUT", "/v1/cache/bench-" .. k, headers, body)
+    requests[k] = r
+  end
+  return r
 end
 function done(summary, latency, requests)
   local e = summary.errors

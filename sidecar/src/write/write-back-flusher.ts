@@ -18,6 +18,9 @@
  *
  * It keeps reading while batches come back full, so a backlog drains at the origin's speed.
  *
+ * A cycle started by the count takes held entries in full batches only and leaves the rest for the next
+ * cycle, so that batches stay full under load; one started by the interval (or a stop) takes them all.
+ *
  * The entries held in memory are bounded (four batches, 32 MiB of values); past that, appends leave their
  * entries undelivered and the flusher reads them from the stream like any other. If this sidecar dies,
  * the entries it held are pending in its consumer and another sidecar claims them after `claimIdleMs`.
@@ -135,6 +138,8 @@ export class WriteBackFlusher {
   private others: string[] = [];
   /** Whether this cycle has read the new (undelivered) entries until a short batch. */
   private newRead = false;
+  /** Whether this cycle flushes every held entry, or only full batches of them. */
+  private heldAll = true;
   private nextClaimAt = 0;
   private nextCleanupAt = 0;
   private outageSince: number | undefined;
@@ -229,24 +234,26 @@ export class WriteBackFlusher {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      await this.waitForTrigger();
+      const timed = await this.waitForTrigger();
       if (this.stopping) break;
-      await this.cycle(false);
+      // Woken by the count, it flushes full batches of held entries; by the timer, all of them.
+      await this.cycle(false, timed);
     }
     this.drainedOnStop = await this.cycle(true);
   }
 
-  private waitForTrigger(): Promise<void> {
-    if (this.stopping || this.localAppends >= this.batchSize) return Promise.resolve();
+  /** Resolves true when `flushIntervalMs` passed, false when woken (count reached, or stop). */
+  private waitForTrigger(): Promise<boolean> {
+    if (this.stopping || this.localAppends >= this.batchSize) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (timed: boolean) => {
         clearTimeout(timer);
         this.wake = undefined;
-        resolve();
+        resolve(timed);
       };
-      const timer = setTimeout(done, this.intervalMs);
+      const timer = setTimeout(() => done(true), this.intervalMs);
       timer.unref();
-      this.wake = done;
+      this.wake = () => done(false);
     });
   }
 
@@ -264,12 +271,17 @@ export class WriteBackFlusher {
     });
   }
 
-  /** Flushes batches until the journal reads empty (true), or a stop, deadline or Redis failure (false). */
-  private async cycle(final: boolean): Promise<boolean> {
+  /**
+   * Flushes batches until the journal reads empty (true), or a stop, deadline or Redis failure (false).
+   * Held entries go in full batches only, unless `all` (or `final`): the rest waits for the next cycle
+   * (more entries, or the interval), which keeps batches full under load.
+   */
+  private async cycle(final: boolean, all = true): Promise<boolean> {
     this.cycling = true;
     try {
       this.localAppends = 0;
       this.newRead = false;
+      this.heldAll = final || all;
       await this.maintain();
       for (;;) {
         if (final ? this.clock() >= this.deadline : this.stopping) return false;
@@ -350,6 +362,7 @@ export class WriteBackFlusher {
       if (read.entries.length + read.unreadable.length < this.batchSize) this.newRead = true;
       if (read.entries.length > 0 || read.unreadable.length > 0) return { ...read, more: this.held.length > 0 };
     }
+    if (this.held.length < this.batchSize && !this.heldAll) return { entries: [], unreadable: [], more: false };
     const entries = this.held.splice(0, this.batchSize);
     for (const e of entries) this.heldBytes -= entryBytes(e);
     return { entries, unreadable: [], more: false };
