@@ -38,6 +38,8 @@ export interface ReceiverEvents {
 
 export class InvalidationReceiver {
   private readonly tracker: SequenceTracker;
+  /** How encodeInvalidation() begins this sidecar's own messages. */
+  private readonly selfPrefix: string;
 
   constructor(
     private readonly selfId: string,
@@ -46,9 +48,24 @@ export class InvalidationReceiver {
     maxSenders = 10_000,
   ) {
     this.tracker = new SequenceTracker(maxSenders);
+    this.selfPrefix = `{"v":1,"sender":${JSON.stringify(selfId)},"seq":`;
   }
 
   handle(raw: string): void {
+    // This sidecar's own messages (one per write it published) only advance its sequence: read the
+    // number without parsing the keys. Anything unexpected takes the full parse below.
+    if (raw.startsWith(this.selfPrefix)) {
+      const end = raw.indexOf(',', this.selfPrefix.length);
+      const seq = end < 0 ? NaN : Number(raw.slice(this.selfPrefix.length, end));
+      if (Number.isSafeInteger(seq) && seq >= 1) {
+        const seen = this.tracker.observe(this.selfId, seq);
+        if (seen.verdict === 'gap' || seen.verdict === 'regression') {
+          this.events.gap(this.selfId, seen.missed);
+          this.target.dropAll('sequence-gap');
+        }
+        return;
+      }
+    }
     let message;
     try {
       message = parseInvalidation(raw);

@@ -109,6 +109,14 @@ describe('InvalidationReceiver', () => {
     expect(target.log).toEqual(['drop:sequence-gap']);
     expect(counts.gaps).toBe(1);
     expect(counts.received).toBe(0);
+    // Its own message with the fields in another order takes the full parse, with the same outcome.
+    r.handle(JSON.stringify({ seq: 5, keys: ['a'], sender: 'me', v: 1 }));
+    r.handle(JSON.stringify({ v: 1, sender: 'me', keys: ['a'], seq: 7 }));
+    expect(target.log).toEqual(['drop:sequence-gap', 'drop:sequence-gap']);
+    // A sender whose id starts with this one's is another sender.
+    r.handle(msg('me2', 1, ['b']));
+    expect(target.log.at(-1)).toBe('keys:b');
+    expect(counts.received).toBe(1);
   });
 
   it('drops L1 on a gap from another sender', () => {
