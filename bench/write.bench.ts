@@ -138,6 +138,9 @@ const LOADGEN: 'wrk' | 'autocannon' = (() => {
   return spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk';
 })();
 
+/** wrk threads: one per core, as wrk's documentation suggests (the connections are spread over them). */
+const WRK_THREADS = Math.min(availableParallelism(), 8);
+
 interface LoadResult { ok: number; refused: number; errors: number; seconds: number; p50: number; p99: number; cpuSeconds: number }
 
 const WRK_SCRIPT = `
@@ -185,7 +188,7 @@ async function loadWrk(s: SidecarProcess, seed: number): Promise<LoadResult> {
     writeFileSync(join(dir, 'keys'), Array.from({ length: 1_000_000 }, () => String(next())).join('\n'));
     writeFileSync(join(dir, 'put.lua'), WRK_SCRIPT);
     const cpuBefore = childrenCpuSeconds();
-    const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '-s', join(dir, 'put.lua'), s.url, '--', join(dir, 'keys')],
+    const child = spawn('wrk', [`-t${WRK_THREADS}`, `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '-s', join(dir, 'put.lua'), s.url, '--', join(dir, 'keys')],
       { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -299,7 +302,7 @@ async function main(): Promise<void> {
     const t = Object.fromEntries(POLICIES.map((p) => [p, total(p)])) as Record<Policy, ReturnType<typeof total>>;
     out(`## Write policies: PUT throughput and database writes`);
     out();
-    out(`${CONNECTIONS} connections (${LOADGEN}), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`);
+    out(`${CONNECTIONS} connections (${LOADGEN === 'wrk' ? `wrk, ${WRK_THREADS} threads` : 'autocannon'}), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`);
     out();
     out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |');
     out('|---|---|---|---|---|---|---|---|');
