@@ -172,6 +172,18 @@ describe('write-back journal', () => {
     expect(await raw.xpending('it:wb:coalesce', 'flushers')).toEqual([0, null, null, null]);
   });
 
+  it('loads its scripts again when Redis forgot them (SCRIPT FLUSH, or a restart)', async () => {
+    const s = await sidecar('j-sf', 'it:wb:scriptflush');
+    await s.policy.put('sf/1', text('one'), 60);
+    await raw.script('FLUSH');
+    await s.policy.put('sf/2', text('two'), 60); // EVALSHA answers NOSCRIPT; the append is sent with EVAL
+    await raw.script('FLUSH');
+    expect(await s.flusher.flushOnce()).toBe(true); // the settle script too
+    expect(await dbValues('sf/')).toEqual(new Map([['sf/1', 'one'], ['sf/2', 'two']]));
+    expect((await s.records.read('sf/2'))?.pttlMs).toBeGreaterThan(50_000);
+    expect(await raw.xlen('it:wb:scriptflush')).toBe(0);
+  });
+
   it('delivers each append to the appending sidecar, which flushes from memory; undelivered entries still reach the database', async () => {
     const stream = 'it:wb:deliver';
     const s = await sidecar('j-d', stream, { batchSize: 5 });

@@ -29,6 +29,7 @@
  */
 import type { Redis } from 'ioredis';
 import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
+import { luaScript, runScript } from '../redis/prebuilt-script.js';
 import { callRedis } from '../redis/redis-client.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
 
@@ -149,12 +150,13 @@ for i = 1, #KEYS do
 end
 return out`;
 
+/** One call per flushed batch: sent pre-encoded (prebuilt-script.ts), like the write-back append. */
+const SETTLE_SCRIPT = luaScript(SETTLE);
+
 interface ScriptedRedis {
   rcNextVersion(counter: string): Promise<string>;
   rcFill(rk: string, version: string, body: Buffer, contentType: string, ttlMs: number, channel: string, message: string): Promise<number>;
   rcTombstone(rk: string, version: string, ttlMs: number, channel: string, message: string): Promise<number>;
-  /** numberOfKeys first: one key per record (see SETTLE). */
-  rcSettle(numberOfKeys: number, ...keysAndArgs: (string | Buffer | number)[]): Promise<number[]>;
 }
 
 /** Defines the scripts on a client (idempotent; ioredis sends EVALSHA and falls back to EVAL once). */
@@ -164,7 +166,6 @@ export function defineRecordScripts(client: Redis): Redis & ScriptedRedis {
     client.defineCommand('rcNextVersion', { numberOfKeys: 1, lua: NEXT_VERSION });
     client.defineCommand('rcFill', { numberOfKeys: 1, lua: FILL });
     client.defineCommand('rcTombstone', { numberOfKeys: 1, lua: TOMBSTONE });
-    client.defineCommand('rcSettle', { lua: SETTLE });
   }
   return client as Redis & ScriptedRedis;
 }
@@ -287,7 +288,7 @@ export class VersionedRecords implements VersionSource {
       args.push(String(it.version), it.ttlMs, it.value === undefined ? 't' : 'v');
       if (withValues && it.value !== undefined) args.push(it.value.body, it.value.contentType);
     }
-    const replies = await this.call('settle records', () => this.client.rcSettle(keys.length, ...keys, ...args));
+    const replies = await this.call('settle records', () => runScript(this.client, SETTLE_SCRIPT, keys, args)) as number[];
     return replies.map(Number);
   }
 

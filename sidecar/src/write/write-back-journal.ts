@@ -35,6 +35,7 @@
 import type { Redis } from 'ioredis';
 import { SidecarError } from '../errors.js';
 import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
+import { luaScript, runScript } from '../redis/prebuilt-script.js';
 import { callRedis, toSidecarError } from '../redis/redis-client.js';
 import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from './versioned-records.js';
 
@@ -215,10 +216,7 @@ export type JournalWrite =
   | { key: string; op: 'put'; body: Buffer; contentType: string; ttlSeconds: number }
   | { key: string; op: 'delete' };
 
-interface JournalRedis {
-  /** numberOfKeys first (the script takes a variable number of keys). */
-  rcwbAppend(numberOfKeys: number, ...keysAndArgs: (string | Buffer | number)[]): Promise<string[]>;
-}
+const APPEND_SCRIPT = luaScript(APPEND);
 
 function fieldsToMap(fields: Buffer[]): Map<string, Buffer> {
   const m = new Map<string, Buffer>();
@@ -280,7 +278,7 @@ export class WriteBackJournal {
   readonly streamKey: string;
   readonly group: string;
   readonly consumer: string;
-  private readonly client: Redis & JournalRedis;
+  private readonly client: Redis;
   private readonly channel: string;
   private readonly versionKey: string;
   private readonly prefix: string;
@@ -291,10 +289,7 @@ export class WriteBackJournal {
   private groupReady = false;
 
   constructor(options: WriteBackJournalOptions) {
-    this.client = options.client as Redis & JournalRedis;
-    if ((this.client as Partial<JournalRedis>).rcwbAppend === undefined) {
-      options.client.defineCommand('rcwbAppend', { lua: APPEND });
-    }
+    this.client = options.client;
     this.consumer = options.consumer;
     this.channel = options.channel;
     this.streamKey = options.streamKey ?? DEFAULT_JOURNAL_KEY;
@@ -350,7 +345,7 @@ export class WriteBackJournal {
       if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, putTtlMs(w));
       else args.push('delete', w.key, '', '', this.tombstoneTtlMs);
     }
-    const reply = await this.call('write-back append', () => this.client.rcwbAppend(keys.length, ...keys, ...args));
+    const reply = await this.call('write-back append', () => runScript(this.client, APPEND_SCRIPT, keys, args)) as string[];
     const results = writes.map((w, i): AppendedWrite | WriteBackBacklogFullError => {
       const id = reply[3 * i] ?? '';
       const second = reply[3 * i + 1] ?? '';
