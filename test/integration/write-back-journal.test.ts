@@ -172,6 +172,20 @@ describe('write-back journal', () => {
     expect(await raw.xpending('it:wb:coalesce', 'flushers')).toEqual([0, null, null, null]);
   });
 
+  it('acknowledges and deletes batches of more than 1,000 entries', async () => {
+    const stream = 'it:wb:bigack';
+    const s = await sidecar('j-ba', stream, { batchSize: 2500 });
+    for (let i = 0; i < 2500; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, (_, j) => s.policy.put(`ba/${i + j}`, text(`b${i + j}`), 60)));
+    }
+    expect(await raw.xlen(stream)).toBe(2500);
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(s.counters).toMatchObject({ entries: 2500, batches: 1 });
+    expect(await raw.xlen(stream)).toBe(0);
+    expect((await raw.xpending(stream, 'flushers'))[0]).toBe(0);
+    expect((await dbValues('ba/')).size).toBe(2500);
+  });
+
   it('loads its scripts again when Redis forgot them (SCRIPT FLUSH, or a restart)', async () => {
     const s = await sidecar('j-sf', 'it:wb:scriptflush');
     await s.policy.put('sf/1', text('one'), 60);
