@@ -219,12 +219,19 @@ export type JournalWrite =
 
 const APPEND_SCRIPT = luaScript(APPEND);
 
-/** KEYS[1] stream; ARGV group, then entry ids → XACK and XDEL of them (in chunks: Lua's unpack is bounded). */
+/**
+ * KEYS[1] stream; ARGV group, then entry ids → XACK and XDEL of them (in chunks: Lua's unpack is bounded).
+ * Without the group (Redis lost it) there is nothing to acknowledge; the entries, in the database now, are
+ * deleted all the same.
+ */
 const ACK_SCRIPT = luaScript(`
 local n = #ARGV
 for first = 2, n, 1000 do
   local last = math.min(first + 999, n)
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, first, last))
+  local acked = redis.pcall('XACK', KEYS[1], ARGV[1], unpack(ARGV, first, last))
+  if type(acked) == 'table' and acked.err ~= nil and not string.find(acked.err, 'NOGROUP', 1, true) then
+    return redis.error_reply(acked.err)
+  end
   redis.call('XDEL', KEYS[1], unpack(ARGV, first, last))
 end
 return n - 1`);
