@@ -23,6 +23,16 @@ build: ## Compile TypeScript to dist/
 typecheck: ## Type-check everything (sources, tests, benchmarks, scripts)
 	npx tsc -p tsconfig.json --noEmit
 
+.PHONY: lint
+lint: ## ESLint (type-aware typescript-eslint) and Prettier's check; make test runs it
+	npx eslint .
+	npx prettier --check .
+
+.PHONY: fmt
+fmt: ## Format with Prettier, then apply ESLint's automatic fixes
+	npx prettier --write .
+	npx eslint --fix .
+
 .PHONY: manifests
 manifests: ## Regenerate crds/ from operator/src/api (the schema's source of truth) and the chart's copy
 	npx tsx scripts/generate-crds.ts
@@ -34,7 +44,7 @@ manifests-check: ## Fail when crds/ (or the chart's copy) differs from operator/
 	bash scripts/sync-chart-crds.sh --check
 
 .PHONY: test
-test: setup typecheck manifests-check ## Run every test: type-check, unit, integration (real control plane, Redis, PostgreSQL)
+test: setup typecheck lint manifests-check ## Run every test: type-check, lint, unit, integration (real control plane, Redis, PostgreSQL)
 	npx vitest run $(VITEST_REPORTERS)
 
 .PHONY: test-unit

@@ -73,6 +73,7 @@ const CONTENDERS: Contender[] = [
 
 /** A fresh function per contender and operation, so that each loop's call site stays monomorphic. */
 function loop(body: string): (c: unknown, keys: string[], idx: Uint32Array, v: unknown, now: number) => number {
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated on purpose, see above
   return new Function('c', 'keys', 'idx', 'v', 'now', `
     let n = 0;
     for (let i = 0; i < idx.length; i++) { const k = keys[idx[i]]; if (${body} !== undefined) n++; }

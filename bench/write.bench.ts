@@ -277,7 +277,7 @@ async function main(): Promise<void> {
           statements: after.statements - before.statements,
           rows: after.rows - before.rows,
           refused: r.refused,
-          cpu: [...cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - (cpuBefore[i] as number))), r.cpuSeconds],
+          cpu: [...cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - (cpuBefore[i]))), r.cpuSeconds],
         };
         runs.get(policy)?.push(run);
         log(`${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`);

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 
 export interface OperatorConfig {
   /** Path to a kubeconfig. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
-  kubeconfig?: string;
+  kubeconfig?: string | undefined;
   /** Namespaces whose CacheClusters are reconciled. Default: [] (every namespace). */
   watchNamespaces: string[];
   /** Address of the metrics and probe server. Default `0.0.0.0:8080`. */

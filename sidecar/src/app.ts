@@ -219,7 +219,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     cache: tiered,
     metrics,
     config,
-    ...(l2 ? { readAllNodes: (key: string) => (l2 as RedisL2).readAllNodes(key) } : {}),
+    ...(l2 ? { readAllNodes: (key: string) => (l2).readAllNodes(key) } : {}),
     ...(writePath ? { writer: writePath.policy } : {}),
   });
   await app.register(invalidateRoute, { cache: tiered, metrics });
@@ -237,7 +237,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     }
     await subscriber?.stop();
     await l2?.close();
-    await Promise.all([primary, subscriberClient].map((c) => c?.quit().catch(() => c.disconnect())));
+    await Promise.all([primary, subscriberClient].flatMap((c) => (c ? [c.quit().catch(() => c.disconnect())] : [])));
   });
 
   log.info({

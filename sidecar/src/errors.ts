@@ -3,6 +3,7 @@
  * `{"error":{"code":"<code>","message":"..."}}` with `statusCode`. Codes are part of the API (v1):
  * never rename one, add new ones instead.
  */
+import { inspect } from 'node:util';
 
 /** The stable error codes of the sidecar HTTP API v1. */
 export const ERROR_CODES = {
@@ -132,7 +133,7 @@ export function describeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { message: String(err) };
   const causes: string[] = [];
   for (let c: unknown = err.cause, depth = 0; c !== undefined && depth < 5; depth++) {
-    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
+    causes.push(c instanceof Error ? `${c.name}: ${c.message}` : inspect(c, { depth: 2, breakLength: Infinity }));
     c = c instanceof Error ? c.cause : undefined;
   }
   const code = (err as { code?: unknown }).code;

@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics of one sidecar, on a registry of its own (never prom-client's global one).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Histogram} from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DropReason, ReceiverEvents } from './invalidation/invalidation-receiver.js';
 import type { OriginEvents } from './origin/origin.js';
 import type { TierEvents } from './tiers/tiered-cache.js';
@@ -16,7 +17,7 @@ export interface MetricSources {
   /** 1 when the invalidation subscription is up (always in L1-only mode). */
   subscribed(): number;
   /** The write-back journal's backlog, read at scrape time (absent: no write-back). */
-  writeBackPending?(): Promise<PendingSnapshot>;
+  writeBackPending?: () => Promise<PendingSnapshot>;
 }
 
 export type Operation = 'get' | 'put' | 'delete' | 'invalidate' | 'consistency';

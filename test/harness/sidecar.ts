@@ -104,7 +104,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
 
   const request = async (method: string, path: string, body?: string | Buffer, headers?: Record<string, string>, timeoutMs = 10_000) => {
     const started = performance.now();
-    const res = await fetch(`${url}${path}`, { method, body, headers, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(`${url}${path}`, { method, ...(body === undefined ? {} : { body }), ...(headers ? { headers } : {}), signal: AbortSignal.timeout(timeoutMs) });
     return toResponse(res, started);
   };
 

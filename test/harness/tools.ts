@@ -105,7 +105,7 @@ export function spawnManaged(name: string, command: string, args: string[], opts
   if (opts.gid !== undefined) spawnOpts.gid = opts.gid;
   let child: ChildProcess;
   try {
-    child = spawn(cmd, argv as string[], spawnOpts);
+    child = spawn(cmd, argv, spawnOpts);
   } finally {
     closeSync(fd);
   }

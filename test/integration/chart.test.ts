@@ -29,7 +29,7 @@ const helmHome = mkdtempSync(join(tmpdir(), 'ripplecache-helm-'));
 trackTempDir(helmHome);
 
 interface Run { code: number; stdout: string; stderr: string }
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string>; [k: string]: any }; [k: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string>; [k: string]: any }; [k: string]: any };  
 
 async function helm(args: string[]): Promise<Run> {
   const bin = join(await kubeBinDir(), 'helm');
@@ -364,14 +364,14 @@ spec:
     expect(events.items.length).toBeGreaterThan(0);
     // The password never shows in the operator's logs, the status, the events or the metrics.
     const status = await json(['get', 'cachecluster', 'sessions', '-n', APP]);
-    const metricsText = await (await fetch(operator!.metricsUrl)).text();
-    for (const [where, text] of [['log', operator!.log()], ['status', JSON.stringify(status.status)], ['events', JSON.stringify(events)], ['metrics', metricsText]] as const) {
+    const metricsText = await (await fetch(operator.metricsUrl)).text();
+    for (const [where, text] of [['log', operator.log()], ['status', JSON.stringify(status.status)], ['events', JSON.stringify(events)], ['metrics', metricsText]] as const) {
       expect(text.length, where).toBeGreaterThan(0);
       expect(text, where).not.toContain(password);
     }
     const lease = await json(['get', 'lease', 'rc-ripplecache-leader', '-n', SYSTEM]);
-    expect(lease.spec.holderIdentity).toBe(operator!.identity);
-    expect(await operator!.metric('ripplecache_operator_leader')).toBe(1);
+    expect(lease.spec.holderIdentity).toBe(operator.identity);
+    expect(await operator.metric('ripplecache_operator_leader')).toBe(1);
   });
 
   it('makes its own webhook certificate with the chart\'s RBAC: fills the Secret and writes the caBundle', async () => {
@@ -504,6 +504,6 @@ spec:
     const rules = (JSON.parse(review.stdout) as { status: { resourceRules: Array<{ apiGroups?: string[]; resources?: string[]; verbs: string[] }> } }).status;
     const granted = rules.resourceRules.filter((r) => !(r.resources ?? []).some((x) => x.startsWith('selfsubject')));
     expect(granted).toEqual([{ verbs: ['get', 'patch'], apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['rcns-ripplecache-sidecar-injector'] }]);
-    expect(operator!.log()).not.toMatch(/forbidden/i);
+    expect(operator.log()).not.toMatch(/forbidden/i);
   });
 });

@@ -34,7 +34,7 @@ afterAll(async () => {
   await primary?.stop();
 });
 
-async function call(url: string, init: RequestInit = {}): Promise<{ status: number; text: string; json: any; contentType: string | null }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function call(url: string, init: RequestInit = {}): Promise<{ status: number; text: string; json: any; contentType: string | null }> {  
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
   const text = await res.text();
   let json: unknown;

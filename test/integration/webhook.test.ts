@@ -21,7 +21,7 @@ import { kubeBinDir, repoRoot, trackTempDir } from '../harness/tools.js';
 const NS = 'web';
 const MWC = 'ripplecache-test-sidecar-injector';
 const SIDECAR_IMAGE = 'registry.example.com/ripplecache/sidecar:test';
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 
 let cp: ControlPlane;
 let operator: OperatorProcess | undefined;

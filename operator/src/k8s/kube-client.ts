@@ -11,7 +11,7 @@ export interface KubeObject {
   metadata?: {
     name?: string;
     namespace?: string;
-    uid?: string;
+    uid?: string | undefined;
     resourceVersion?: string;
     generation?: number;
     labels?: Record<string, string>;
@@ -31,7 +31,7 @@ export interface ObjectRef {
 }
 
 export interface EventInput {
-  involved: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string };
+  involved: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string | undefined };
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
@@ -72,12 +72,12 @@ function messageOf(err: unknown): string {
     if (typeof body === 'string') {
       try { return (JSON.parse(body) as { message?: string }).message ?? body; } catch { return body; }
     }
-    if (body && typeof body === 'object' && 'message' in body) return String((body as { message: unknown }).message);
+    if (body && typeof body === 'object' && 'message' in body) return String((body).message);
   }
   return err instanceof Error ? err.message : String(err);
 }
 
-export function toKubeApiError(err: unknown, what: string): KubeApiError | unknown {
+export function toKubeApiError(err: unknown, what: string): unknown {
   const code = statusOf(err);
   if (code === undefined) return err;
   return new KubeApiError(`${what}: ${messageOf(err)}`, code, { cause: err });
@@ -150,7 +150,7 @@ export class ClientNodeKubeApi implements KubeApi {
         namespace: e.involved.namespace,
         body: {
           metadata: { generateName: `${e.involved.name}.`, namespace: e.involved.namespace },
-          involvedObject: { apiVersion: e.involved.apiVersion, kind: e.involved.kind, name: e.involved.name, namespace: e.involved.namespace, uid: e.involved.uid },
+          involvedObject: { apiVersion: e.involved.apiVersion, kind: e.involved.kind, name: e.involved.name, namespace: e.involved.namespace, ...(e.involved.uid ? { uid: e.involved.uid } : {}) },
           type: e.type,
           reason: e.reason,
           message: e.message,

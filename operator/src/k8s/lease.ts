@@ -61,7 +61,7 @@ export class LeaderElector {
     try {
       const lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
       if (lease.spec?.holderIdentity === this.opts.identity) {
-        lease.spec.holderIdentity = undefined;
+        delete lease.spec.holderIdentity;
         lease.spec.leaseDurationSeconds = 1;
         lease.spec.renewTime = new k8s.V1MicroTime(Date.now() - 2000);
         await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });

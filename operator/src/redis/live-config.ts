@@ -32,14 +32,9 @@ export interface PodConfigResult {
 }
 
 export interface LiveConfigOptions {
-  password?: string;
+  password?: string | undefined;
   /** Per-call time box. Default 2000 ms. */
   timeoutMs?: number;
-}
-
-export class LiveConfigError extends Error {
-  override readonly name = 'LiveConfigError';
-  readonly code = 'LiveConfigFailed';
 }
 
 async function withClient<T>(ep: PodEndpoint, opts: LiveConfigOptions, fn: (r: Redis) => Promise<T>): Promise<T> {

@@ -198,7 +198,7 @@ describe('statusEqual', () => {
     expect(statusEqual(a, b)).toBe(true);
     expect(statusEqual(a, { ...b, replicas: 2 })).toBe(false);
     expect(statusEqual(a, { ...b, primary: 'x' })).toBe(false);
-    expect(statusEqual({ ...a, primary: undefined }, b)).toBe(true);
+    expect(statusEqual({ ...a, primary: undefined } as unknown as CacheClusterStatus, b)).toBe(true);
     expect(statusEqual(undefined, a)).toBe(false);
     expect(statusEqual(undefined, undefined)).toBe(true);
   });

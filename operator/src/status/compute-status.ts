@@ -69,7 +69,7 @@ export interface ComputeStatusInput {
    */
   primaries?: string[];
   /** The flush CronJob as observed, for `lastFlushTime` (a Date as @kubernetes/client-node gives it, or RFC 3339). */
-  flushCronJob?: { status?: { lastSuccessfulTime?: string | Date } };
+  flushCronJob?: { status?: { lastSuccessfulTime?: string | Date } } | undefined;
 }
 
 type ConfigState =

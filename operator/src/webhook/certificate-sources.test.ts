@@ -32,7 +32,7 @@ class FakeKube implements KubeApi {
         ...w, clientConfig: { ...w.clientConfig, ...(obj.webhooks as Array<{ name: string; clientConfig: object }>).find((x) => x.name === w.name)?.clientConfig },
       })) }
       : { ...current, ...obj };
-    this.put(merged as KubeObject);
+    this.put(merged);
     return merged as T;
   }
   async delete(): Promise<void> {}

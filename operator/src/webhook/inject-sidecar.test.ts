@@ -25,10 +25,10 @@ function apply(p: PodLike, ops: JsonPatchOperation[]): PodLike {
     if (Array.isArray(node) && last === '-') node.push(op.value);
     else (node as Record<string, unknown>)[last] = op.value;
   }
-  return out as PodLike;
+  return out;
 }
 
-type Container = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Container = Record<string, any>;  
 
 function injectedContainer(ops: JsonPatchOperation[]): Container {
   const op = ops.find((o) => o.path === '/spec/containers/-');

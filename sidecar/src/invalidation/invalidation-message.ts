@@ -51,5 +51,5 @@ export function parseInvalidation(raw: string): InvalidationMessage {
   if (!Array.isArray(m.keys) || !m.keys.every((k) => typeof k === 'string')) {
     throw new MalformedMessageError('"keys" is not a list of strings');
   }
-  return { v: 1, sender, seq, keys: m.keys as string[] };
+  return { v: 1, sender, seq, keys: m.keys };
 }

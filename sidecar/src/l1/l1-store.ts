@@ -229,6 +229,6 @@ export abstract class SlotTable<V> implements L1Store<V> {
 
 /** Copies `from` into the start of `to` and returns `to`. */
 export function copyInto<T extends Float64Array | IndexArray | Uint32Array>(to: T, from: T): T {
-  (to as Uint32Array).set(from as Uint32Array);
+  (to as Uint32Array).set(from);
   return to;
 }

@@ -35,7 +35,7 @@ export class TtlStore<V> extends SlotTable<V> {
     this.heap[at] = moved;
     this.pos[moved] = at;
     this.siftDown(at);
-    this.siftUp(this.pos[moved] as number);
+    this.siftUp(this.pos[moved]);
   }
 
   protected evictOne(): void {

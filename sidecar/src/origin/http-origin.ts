@@ -150,6 +150,7 @@ export class HttpOrigin implements Origin {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, queue.length) }, worker));
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what write() threw (an Error)
     if (failure !== undefined) throw failure;
     this.events.request('batch', 'applied');
     return { applied, superseded: writes.length - applied };

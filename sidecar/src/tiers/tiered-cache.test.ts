@@ -63,7 +63,7 @@ class FakeL2 implements L2Store {
 }
 
 const v = (s: string): CacheValue => ({ body: Buffer.from(s), contentType: 'text/plain' });
-const text = (r: { value?: CacheValue }) => r.value?.body.toString();
+const text = (r: { value?: CacheValue | undefined }) => r.value?.body.toString();
 
 function setup(opts: { onDisconnect?: OnDisconnect; maxTTLMs?: number; l2?: boolean } = {}) {
   let now = 1_000_000;

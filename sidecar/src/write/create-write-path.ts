@@ -34,9 +34,9 @@ export interface WritePathOptions {
   /** This sidecar's id: its write-back consumer name. */
   senderId: string;
   publisher: InvalidationSource;
-  invalidateLocal(keys: readonly string[]): void;
-  onPublished(): void;
-  onRedisError(err: unknown): void;
+  invalidateLocal: (keys: readonly string[]) => void;
+  onPublished: () => void;
+  onRedisError: (err: unknown) => void;
   originEvents: OriginEvents;
   flusherEvents: FlusherEvents;
   log: FlusherLog;

@@ -418,7 +418,7 @@ export class WriteBackFlusher {
     const byId = new Map(entries.map((e) => [e.id, e]));
     try {
       for (const { write, reason } of refused) {
-        await this.journal.deadLetter(write.ids.map((id) => ({ id, ...(byId.get(id) ? { entry: byId.get(id) } : {}) })), reason);
+        await this.journal.deadLetter(write.ids.map((id) => ({ id, ...(byId.get(id) ? { entry: byId.get(id)! } : {}) })), reason);
       }
     } catch (err) {
       this.redisFailed(err, 'dead-letter write-back entries');

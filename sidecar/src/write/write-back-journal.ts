@@ -395,7 +395,7 @@ export class WriteBackJournal {
   async readNew(count: number): Promise<JournalRead> {
     const reply = await this.withGroup('read the write-back journal', () => this.client.xreadgroupBuffer(
       'GROUP', this.group, this.consumer, 'COUNT', count, 'STREAMS', this.streamKey, '>'));
-    const streams = reply as [Buffer, [Buffer, Buffer[] | null][]][] | null;
+    const streams = reply;
     return parseStreamEntries(streams?.[0]?.[1] ?? null);
   }
 
