@@ -30,7 +30,9 @@ async function main(): Promise<void> {
     for (const ns of ['baseline', 'bench']) await cp.kubectl(['create', 'namespace', ns]);
 
     // Baseline: the API server writing 200 StatefulSets applied directly.
-    const stsDocs = Array.from({ length: N }, (_, i) => `apiVersion: apps/v1
+    const stsDocs = Array.from(
+      { length: N },
+      (_, i) => `apiVersion: apps/v1
 kind: StatefulSet
 metadata: { name: c${i}, namespace: baseline }
 spec:
@@ -40,23 +42,34 @@ spec:
   template:
     metadata: { labels: { app: c${i} } }
     spec: { containers: [ { name: redis, image: redis:7.2-alpine } ] }
-`).join('---\n');
+`,
+    ).join('---\n');
     let t0 = performance.now();
     const base = await cp.kubectl(['apply', '--server-side', '-f', '-'], stsDocs);
     if (base.code !== 0) throw new Error(base.stderr);
     while ((await countStatefulSets(cp.kubectl, 'baseline')) < N) await new Promise((r) => setTimeout(r, 100));
     const baselineMs = performance.now() - t0;
-    process.stderr.write(`[bench] baseline: ${N} StatefulSets applied directly in ${(baselineMs / 1000).toFixed(2)} s\n`);
+    process.stderr.write(
+      `[bench] baseline: ${N} StatefulSets applied directly in ${(baselineMs / 1000).toFixed(2)} s\n`,
+    );
 
     // Measure the operator as it ships: compiled JavaScript, no TypeScript loader.
     process.stderr.write('[bench] compiling (npm run build)\n');
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-    const op = await startOperator({ compiled: true, kubeconfigPath: cp.kubeconfigPath, identity: 'bench', extraArgs: ['--leader-elect=false', '--log-level', 'warn', '--redis-timeout-ms', '500'] });
-    const ccDocs = Array.from({ length: N }, (_, i) => `apiVersion: cache.ripplecache.io/v1alpha1
+    const op = await startOperator({
+      compiled: true,
+      kubeconfigPath: cp.kubeconfigPath,
+      identity: 'bench',
+      extraArgs: ['--leader-elect=false', '--log-level', 'warn', '--redis-timeout-ms', '500'],
+    });
+    const ccDocs = Array.from(
+      { length: N },
+      (_, i) => `apiVersion: cache.ripplecache.io/v1alpha1
 kind: CacheCluster
 metadata: { name: c${i}, namespace: bench }
 spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi } }
-`).join('---\n');
+`,
+    ).join('---\n');
     const r0 = await op.metric('ripplecache_operator_reconcile_total');
     t0 = performance.now();
     const applied = await cp.kubectl(['apply', '--server-side', '-f', '-'], ccDocs);
@@ -64,7 +77,12 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
     let last = -1;
     for (;;) {
       const n = await countStatefulSets(cp.kubectl, 'bench');
-      if (n !== last) { process.stderr.write(`[bench] ${n}/${N} StatefulSets after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`); last = n; }
+      if (n !== last) {
+        process.stderr.write(
+          `[bench] ${n}/${N} StatefulSets after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+        );
+        last = n;
+      }
       if (n >= N) break;
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -43,7 +43,14 @@ export function zipfTrace(length: number, keySpace: number, s: number, seed: num
 }
 
 /** Zipf requests interleaved with bursts of one-off keys: `zipfRun` Zipf requests, then `scanRun` new keys. */
-export function zipfWithScansTrace(length: number, keySpace: number, s: number, seed: number, zipfRun: number, scanRun: number): Int32Array {
+export function zipfWithScansTrace(
+  length: number,
+  keySpace: number,
+  s: number,
+  seed: number,
+  zipfRun: number,
+  scanRun: number,
+): Int32Array {
   const random = prng(seed);
   const next = zipfSampler(keySpace, s, random);
   const perm = permutation(keySpace, random);

@@ -38,9 +38,11 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
-const fmt = (n: number, digits = 2) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 2) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 
 // ------------------------------------------------------------------------------------------------
 // 1. L1 throughput and overhead
@@ -56,7 +58,12 @@ interface Contender {
 const VALUE = { body: Buffer.alloc(16), contentType: 'text/plain' };
 
 const CONTENDERS: Contender[] = [
-  { name: 'lru-cache {max}', make: (max) => new LRUCache<string, object>({ max }), get: 'c.get(k)', set: 'c.set(k, v)' },
+  {
+    name: 'lru-cache {max}',
+    make: (max) => new LRUCache<string, object>({ max }),
+    get: 'c.get(k)',
+    set: 'c.set(k, v)',
+  },
   {
     name: 'lru-cache {max,ttl,maxSize}',
     make: (max) => new LRUCache<string, object>({ max, ttl: 3_600_000, maxSize: 2 ** 40, sizeCalculation: () => 1 }),
@@ -74,10 +81,17 @@ const CONTENDERS: Contender[] = [
 /** A fresh function per contender and operation, so that each loop's call site stays monomorphic. */
 function loop(body: string): (c: unknown, keys: string[], idx: Uint32Array, v: unknown, now: number) => number {
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated on purpose, see above
-  return new Function('c', 'keys', 'idx', 'v', 'now', `
+  return new Function(
+    'c',
+    'keys',
+    'idx',
+    'v',
+    'now',
+    `
     let n = 0;
     for (let i = 0; i < idx.length; i++) { const k = keys[idx[i]]; if (${body} !== undefined) n++; }
-    return n;`) as never;
+    return n;`,
+  ) as never;
 }
 
 function randomIndices(count: number, range: number, seed: number): Uint32Array {
@@ -128,7 +142,13 @@ function benchL1(): void {
   const runners = CONTENDERS.map((c) => {
     const cache = c.make(N);
     const fill = loop(c.set);
-    fill(cache, keys, Uint32Array.from({ length: N }, (_, i) => i), VALUE, now);
+    fill(
+      cache,
+      keys,
+      Uint32Array.from({ length: N }, (_, i) => i),
+      VALUE,
+      now,
+    );
     results.set(c.name, { get: [], set: [] });
     return { c, cache, get: loop(c.get), set: loop(c.set), setCache: c.make(N) };
   });
@@ -159,15 +179,21 @@ function benchL1(): void {
 
   const base = results.get('lru-cache {max}')!;
   const baseTtl = results.get('lru-cache {max,ttl,maxSize}')!;
-  out(`## 1. L1 throughput (capacity ${N}, ${GET_OPS / 1e6} M random gets (all hits), ${SET_OPS / 1e6} M random sets over ${2 * N} keys; median of ${ROUNDS - 1} rounds)`);
+  out(
+    `## 1. L1 throughput (capacity ${N}, ${GET_OPS / 1e6} M random gets (all hits), ${SET_OPS / 1e6} M random sets over ${2 * N} keys; median of ${ROUNDS - 1} rounds)`,
+  );
   out();
-  out('| cache | get M ops/s | ×lru-cache | ×lru-cache ttl | set M ops/s | ×lru-cache | ×lru-cache ttl | bytes/entry overhead (100k entries) |');
+  out(
+    '| cache | get M ops/s | ×lru-cache | ×lru-cache ttl | set M ops/s | ×lru-cache | ×lru-cache ttl | bytes/entry overhead (100k entries) |',
+  );
   out('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const c of CONTENDERS) {
     const r = results.get(c.name)!;
     const g = median(r.get);
     const s = median(r.set);
-    out(`| ${c.name} | ${fmt(g)} | ${fmt(g / median(base.get))} | ${fmt(g / median(baseTtl.get))} | ${fmt(s)} | ${fmt(s / median(base.set))} | ${fmt(s / median(baseTtl.set))} | ${fmt(overhead.get(c.name)!, 1)} |`);
+    out(
+      `| ${c.name} | ${fmt(g)} | ${fmt(g / median(base.get))} | ${fmt(g / median(baseTtl.get))} | ${fmt(s)} | ${fmt(s / median(base.set))} | ${fmt(s / median(baseTtl.set))} | ${fmt(overhead.get(c.name)!, 1)} |`,
+    );
   }
   out();
 }
@@ -192,19 +218,31 @@ function cpuMs(pid: number): number {
 }
 const CLOCK_TICKS = 100;
 
-async function startBaselineServer(valueBytes: number): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+async function startBaselineServer(
+  valueBytes: number,
+): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/sidecar-baseline-server.ts', String(port), String(valueBytes)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/sidecar-baseline-server.ts', String(port), String(valueBytes)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
+    child.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening')) resolve();
+    });
     child.once('exit', (code) => reject(new Error(`baseline server exited with ${code}`)));
   });
   return {
     url: `http://127.0.0.1:${port}`,
     pid: child.pid ?? -1,
-    stop: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); }),
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -231,7 +269,7 @@ async function benchHttp(redis: RedisProcess): Promise<void> {
     const pids = { baseline: baseline.pid, sidecar: sidecar.pid };
     const ratios: number[] = [];
     for (let pair = 0; pair < HTTP_PAIRS; pair++) {
-      const order = pair % 2 === 0 ? ['baseline', 'sidecar'] as const : ['sidecar', 'baseline'] as const;
+      const order = pair % 2 === 0 ? (['baseline', 'sidecar'] as const) : (['sidecar', 'baseline'] as const);
       for (const name of order) {
         const cpu0 = cpuMs(pids[name]);
         const r = await cannon(targets[name], HTTP_SECONDS);
@@ -243,17 +281,25 @@ async function benchHttp(redis: RedisProcess): Promise<void> {
     }
     const hits = await sidecar.metric('ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' });
     const med = (xs: number[]) => median(xs);
-    out(`## 2. HTTP GET served from L1 (${VALUE_BYTES}-byte value, autocannon, 64 connections, ${HTTP_PAIRS} alternated pairs of ${HTTP_SECONDS} s runs)`);
+    out(
+      `## 2. HTTP GET served from L1 (${VALUE_BYTES}-byte value, autocannon, 64 connections, ${HTTP_PAIRS} alternated pairs of ${HTTP_SECONDS} s runs)`,
+    );
     out();
-    out('| server | requests/s (median) | requests/s (max) | p50 ms (median) | p99 ms (median) | server CPU µs/request (median) |');
+    out(
+      '| server | requests/s (median) | requests/s (max) | p50 ms (median) | p99 ms (median) | server CPU µs/request (median) |',
+    );
     out('|---|---:|---:|---:|---:|---:|');
     for (const name of ['baseline', 'sidecar'] as const) {
       const rs = runs[name];
-      out(`| ${name === 'baseline' ? 'bare fastify route (ceiling)' : 'ripplecache sidecar, L1 hit'} | ${fmt(med(rs.map((r) => r.requests.average)), 0)} | ${fmt(Math.max(...rs.map((r) => r.requests.average)), 0)} | ${fmt(med(rs.map((r) => r.latency.p50)))} | ${fmt(med(rs.map((r) => r.latency.p99)))} | ${fmt(med(cpuPerRequest[name]), 1)} |`);
+      out(
+        `| ${name === 'baseline' ? 'bare fastify route (ceiling)' : 'ripplecache sidecar, L1 hit'} | ${fmt(med(rs.map((r) => r.requests.average)), 0)} | ${fmt(Math.max(...rs.map((r) => r.requests.average)), 0)} | ${fmt(med(rs.map((r) => r.latency.p50)))} | ${fmt(med(rs.map((r) => r.latency.p99)))} | ${fmt(med(cpuPerRequest[name]), 1)} |`,
+      );
     }
     out();
-    out(`Ratio sidecar / bare fastify: **${fmt(med(ratios))}×** requests/s (median of the ${HTTP_PAIRS} pairs; pairs ranged ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))}); ` +
-      `**${fmt(med(cpuPerRequest.baseline) / med(cpuPerRequest.sidecar))}×** by server CPU time per request (less sensitive to other load on the machine). The sidecar counted ${hits} L1 hits.`);
+    out(
+      `Ratio sidecar / bare fastify: **${fmt(med(ratios))}×** requests/s (median of the ${HTTP_PAIRS} pairs; pairs ranged ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))}); ` +
+        `**${fmt(med(cpuPerRequest.baseline) / med(cpuPerRequest.sidecar))}×** by server CPU time per request (less sensitive to other load on the machine). The sidecar counted ${hits} L1 hits.`,
+    );
     out();
   } finally {
     await baseline.stop();
@@ -274,10 +320,17 @@ async function benchPropagation(redis: RedisProcess): Promise<void> {
     l1: { ...SIDECAR_DEFAULTS.l1, maxTTLSeconds: 3600 },
     logLevel: 'warn',
   };
-  const apps = await Promise.all(['A', 'B', 'C', 'D'].map((id) => buildApp({ config, logger: false, senderId: `bench-${id}` })));
+  const apps = await Promise.all(
+    ['A', 'B', 'C', 'D'].map((id) => buildApp({ config, logger: false, senderId: `bench-${id}` })),
+  );
   try {
-    await waitFor('all subscribed', async () => apps.every((a) => a.ripplecache.cache.isSubscribed && a.ripplecache.cache.l2Available), 10_000, 10);
-    const [writer, ...receivers] = apps as [typeof apps[0], ...typeof apps];
+    await waitFor(
+      'all subscribed',
+      async () => apps.every((a) => a.ripplecache.cache.isSubscribed && a.ripplecache.cache.l2Available),
+      10_000,
+      10,
+    );
+    const [writer, ...receivers] = apps as [(typeof apps)[0], ...typeof apps];
     const removedAt: (number | undefined)[] = receivers.map(() => undefined);
     let waiting: (() => void) | undefined;
     receivers.forEach((app, i) => {
@@ -300,9 +353,16 @@ async function benchPropagation(redis: RedisProcess): Promise<void> {
         if (i > 0 && r.ripplecache.cache.l1.peek('prop', Date.now()) === undefined) throw new Error('not in L1');
       }
       removedAt.fill(undefined);
-      const done = new Promise<void>((resolve) => { waiting = resolve; });
+      const done = new Promise<void>((resolve) => {
+        waiting = resolve;
+      });
       const t0 = performance.now();
-      const res = await writer.inject({ method: 'PUT', url: '/v1/cache/prop', payload: `v${i}`, headers: { 'content-type': 'text/plain' } });
+      const res = await writer.inject({
+        method: 'PUT',
+        url: '/v1/cache/prop',
+        payload: `v${i}`,
+        headers: { 'content-type': 'text/plain' },
+      });
       const acked = performance.now();
       if (res.statusCode !== 204) throw new Error(`PUT: ${res.statusCode}`);
       await done;
@@ -314,13 +374,17 @@ async function benchPropagation(redis: RedisProcess): Promise<void> {
     }
     const s = (xs: number[]) => [...xs].sort((a, b) => a - b);
     const [e, a, k] = [s(each), s(all), s(afterAck)];
-    out(`## 3. Invalidation propagation (${ITERATIONS} PUTs on A; time from the PUT's start until the key left the L1 of B, C, D)`);
+    out(
+      `## 3. Invalidation propagation (${ITERATIONS} PUTs on A; time from the PUT's start until the key left the L1 of B, C, D)`,
+    );
     out();
     out('| measure | p50 ms | p99 ms | max ms |');
     out('|---|---:|---:|---:|');
     out(`| one receiver's L1 | ${fmt(pct(e, 50), 3)} | ${fmt(pct(e, 99), 3)} | ${fmt(e.at(-1)!, 3)} |`);
     out(`| all three receivers' L1 | ${fmt(pct(a, 50), 3)} | ${fmt(pct(a, 99), 3)} | ${fmt(a.at(-1)!, 3)} |`);
-    out(`| all three, counted from the PUT's 204 (negative: before it) | ${fmt(pct(k, 50), 3)} | ${fmt(pct(k, 99), 3)} | ${fmt(k.at(-1)!, 3)} |`);
+    out(
+      `| all three, counted from the PUT's 204 (negative: before it) | ${fmt(pct(k, 50), 3)} | ${fmt(pct(k, 99), 3)} | ${fmt(k.at(-1)!, 3)} |`,
+    );
     out();
   } finally {
     await Promise.all(apps.map((a) => a.close()));
@@ -331,7 +395,11 @@ async function benchPropagation(redis: RedisProcess): Promise<void> {
 // 4. Hit ratio
 
 /** Replays a trace; the clock is the request index, and every entry gets the same (long) TTL. */
-function hitRatio(store: { get(k: string, now: number): unknown; set(k: string, now: number): void }, trace: Int32Array, keyOf: (id: number) => string): number {
+function hitRatio(
+  store: { get(k: string, now: number): unknown; set(k: string, now: number): void },
+  trace: Int32Array,
+  keyOf: (id: number) => string,
+): number {
   let hits = 0;
   for (let i = 0; i < trace.length; i++) {
     const k = keyOf(trace[i] as number);
@@ -352,7 +420,9 @@ function benchHitRatio(): void {
   const names: string[] = [];
   const keyCache: string[] = [];
   const keyOf = (id: number) => keyCache[id] ?? (keyCache[id] = `k${id}`);
-  out(`## 4. Hit ratio (${KEYS.toLocaleString('en-US')} keys, ${LENGTH.toLocaleString('en-US')} requests per trace; cache sizes 1 % and 10 % of the key space)`);
+  out(
+    `## 4. Hit ratio (${KEYS.toLocaleString('en-US')} keys, ${LENGTH.toLocaleString('en-US')} requests per trace; cache sizes 1 % and 10 % of the key space)`,
+  );
   out();
   const rows: string[][] = [];
   const header = ['policy'];
@@ -362,10 +432,34 @@ function benchHitRatio(): void {
       const col: [string, number][] = [];
       for (const p of POLICIES) {
         const store: L1Store<number> = createL1Store<number>(p, { maxEntries: size, maxBytes: 2 ** 40 });
-        col.push([`ripplecache ${p}`, hitRatio({ get: (k, now) => store.get(k, now), set: (k, now) => { store.set(k, 1, 1, now + TRACE_TTL); } }, trace, keyOf)]);
+        col.push([
+          `ripplecache ${p}`,
+          hitRatio(
+            {
+              get: (k, now) => store.get(k, now),
+              set: (k, now) => {
+                store.set(k, 1, 1, now + TRACE_TTL);
+              },
+            },
+            trace,
+            keyOf,
+          ),
+        ]);
       }
       const lc = new LRUCache<string, number>({ max: size });
-      col.push(['lru-cache', hitRatio({ get: (k) => lc.get(k), set: (k) => { lc.set(k, 1); } }, trace, keyOf)]);
+      col.push([
+        'lru-cache',
+        hitRatio(
+          {
+            get: (k) => lc.get(k),
+            set: (k) => {
+              lc.set(k, 1);
+            },
+          },
+          trace,
+          keyOf,
+        ),
+      ]);
       col.push(['optimal (Belady)', beladyHits(trace, size) / trace.length]);
       col.forEach(([name, ratio], i) => {
         if (names.length <= i) {
@@ -377,17 +471,26 @@ function benchHitRatio(): void {
     }
   }
   out(`| ${header.join(' | ')} |`);
-  out(`|---|${header.slice(1).map(() => '---:').join('|')}|`);
+  out(
+    `|---|${header
+      .slice(1)
+      .map(() => '---:')
+      .join('|')}|`,
+  );
   for (const row of rows) out(`| ${row.join(' | ')} |`);
   out();
-  out('The `ttl` policy evicts the entry closest to expiry; with one TTL for every key (as here) that is the oldest insertion, so it matches FIFO.');
+  out(
+    'The `ttl` policy evicts the entry closest to expiry; with one TTL for every key (as here) that is the oldest insertion, so it matches FIFO.',
+  );
   out();
 }
 
 // ------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  out(`# ripplecache sidecar benchmark (${new Date().toISOString()}, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs)`);
+  out(
+    `# ripplecache sidecar benchmark (${new Date().toISOString()}, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs)`,
+  );
   out();
   out('Command: `npm run bench:sidecar` (= `npx tsx bench/sidecar.bench.ts`)');
   out();

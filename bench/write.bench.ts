@@ -64,10 +64,15 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const log = (line: string) => process.stderr.write(`[bench:write] ${line}\n`);
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** Sum of every sample of a metric whose labels match `where`. */
-async function metricSum(s: SidecarProcess, name: string, where: (labels: Map<string, string>) => boolean = () => true): Promise<number> {
+async function metricSum(
+  s: SidecarProcess,
+  name: string,
+  where: (labels: Map<string, string>) => boolean = () => true,
+): Promise<number> {
   let sum = 0;
   for (const line of (await s.metrics()).split('\n')) {
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
@@ -80,8 +85,13 @@ async function metricSum(s: SidecarProcess, name: string, where: (labels: Map<st
 
 /** Statements that wrote (put, delete, batch) and rows stored, as the sidecar counted them. */
 async function dbWrites(s: SidecarProcess): Promise<{ statements: number; rows: number }> {
-  const statements = await metricSum(s, 'ripplecache_sidecar_origin_requests_total', (l) =>
-    ['put', 'delete', 'batch'].includes(l.get('op') ?? '') && ['applied', 'superseded'].includes(l.get('outcome') ?? ''));
+  const statements = await metricSum(
+    s,
+    'ripplecache_sidecar_origin_requests_total',
+    (l) =>
+      ['put', 'delete', 'batch'].includes(l.get('op') ?? '') &&
+      ['applied', 'superseded'].includes(l.get('outcome') ?? ''),
+  );
   const rows = await metricSum(s, 'ripplecache_sidecar_origin_rows_written_total');
   return { statements, rows };
 }
@@ -110,7 +120,8 @@ function postgresCpuSeconds(pg: PostgresServer): number | undefined {
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue;
       try {
-        if (readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(postmaster)) total += cpuSeconds(Number(d)) ?? 0;
+        if (readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(postmaster))
+          total += cpuSeconds(Number(d)) ?? 0;
       } catch {
         // The process exited meanwhile.
       }
@@ -125,7 +136,13 @@ function postgresCpuSeconds(pg: PostgresServer): number | undefined {
 const CPU_CONSUMERS = ['sidecar', 'redis-server', 'PostgreSQL', 'load generator'] as const;
 
 interface Run {
-  puts: number; seconds: number; p50: number; p99: number; statements: number; rows: number; refused: number;
+  puts: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  statements: number;
+  rows: number;
+  refused: number;
   /** CPU seconds each of CPU_CONSUMERS used during the run and its write-back drain (undefined off Linux). */
   cpu: (number | undefined)[];
 }
@@ -141,7 +158,15 @@ const LOADGEN: 'wrk' | 'autocannon' = (() => {
 /** wrk threads: one per core, as wrk's documentation suggests (the connections are spread over them). */
 const WRK_THREADS = Math.min(availableParallelism(), 8);
 
-interface LoadResult { ok: number; refused: number; errors: number; seconds: number; p50: number; p99: number; cpuSeconds: number }
+interface LoadResult {
+  ok: number;
+  refused: number;
+  errors: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  cpuSeconds: number;
+}
 
 const WRK_SCRIPT = `
 local keys, i, n = {}, 0, 0
@@ -188,14 +213,37 @@ async function loadWrk(s: SidecarProcess, seed: number): Promise<LoadResult> {
     writeFileSync(join(dir, 'keys'), Array.from({ length: 1_000_000 }, () => String(next())).join('\n'));
     writeFileSync(join(dir, 'put.lua'), WRK_SCRIPT);
     const cpuBefore = childrenCpuSeconds();
-    const child = spawn('wrk', [`-t${WRK_THREADS}`, `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '-s', join(dir, 'put.lua'), s.url, '--', join(dir, 'keys')],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'wrk',
+      [
+        `-t${WRK_THREADS}`,
+        `-c${CONNECTIONS}`,
+        `-d${SECONDS}s`,
+        '--timeout',
+        '10s',
+        '-s',
+        join(dir, 'put.lua'),
+        s.url,
+        '--',
+        join(dir, 'keys'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
     const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
     const m = /WRK-RESULT (\{.*\})/.exec(stdout);
     if (code !== 0 || !m) throw new Error(`wrk exited with ${code}: ${stdout}`);
-    const r = JSON.parse(m[1] as string) as { requests: number; duration_us: number; status: number; socket: number; p50_us: number; p99_us: number };
+    const r = JSON.parse(m[1] as string) as {
+      requests: number;
+      duration_us: number;
+      status: number;
+      socket: number;
+      p50_us: number;
+      p99_us: number;
+    };
     return {
       ok: r.requests - r.status,
       refused: r.status,
@@ -220,15 +268,25 @@ async function loadAutocannon(s: SidecarProcess, seed: number): Promise<LoadResu
     pipelining: 1,
     duration: SECONDS,
     maxOverallRequests: MAX_REQUESTS_PER_RUN,
-    requests: [{
-      method: 'PUT',
-      headers: { 'content-type': 'text/plain' },
-      body,
-      setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/cache/bench-${next()}` }),
-    }],
+    requests: [
+      {
+        method: 'PUT',
+        headers: { 'content-type': 'text/plain' },
+        body,
+        setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/cache/bench-${next()}` }),
+      },
+    ],
   });
   const used = process.cpuUsage(before);
-  return { ok: r['2xx'], refused: r.non2xx, errors: r.errors, seconds: r.duration, p50: r.latency.p50, p99: r.latency.p99, cpuSeconds: (used.user + used.system) / 1e6 };
+  return {
+    ok: r['2xx'],
+    refused: r.non2xx,
+    errors: r.errors,
+    seconds: r.duration,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    cpuSeconds: (used.user + used.system) / 1e6,
+  };
 }
 
 const load = (s: SidecarProcess, seed: number) => (LOADGEN === 'wrk' ? loadWrk(s, seed) : loadAutocannon(s, seed));
@@ -239,18 +297,35 @@ async function main(): Promise<void> {
   const sidecars = new Map<Policy, SidecarProcess>();
   try {
     for (const [i, policy] of POLICIES.entries()) {
-      sidecars.set(policy, await startSidecar({
-        name: `bench-${policy}`,
-        args: [
-          '--redis', `${redis.url}/${i + 1}`, '--channel', `ripplecache:bench-write-${i}`, '--log-level', 'warn',
-          ...(policy === 'no-origin' ? [] : ['--origin', pg.url, '--origin-table', `bench_${policy.replace('-', '_')}`, '--write-policy', policy]),
-        ],
-      }));
+      sidecars.set(
+        policy,
+        await startSidecar({
+          name: `bench-${policy}`,
+          args: [
+            '--redis',
+            `${redis.url}/${i + 1}`,
+            '--channel',
+            `ripplecache:bench-write-${i}`,
+            '--log-level',
+            'warn',
+            ...(policy === 'no-origin'
+              ? []
+              : ['--origin', pg.url, '--origin-table', `bench_${policy.replace('-', '_')}`, '--write-policy', policy]),
+          ],
+        }),
+      );
     }
     // Create the tables and warm up the JIT of every sidecar.
     for (const s of sidecars.values()) {
       await s.put('warm-up', 'x');
-      const w = await autocannon({ url: `${s.url}/v1/cache/warm-up`, connections: 8, duration: 1, method: 'PUT', body: 'x', headers: { 'content-type': 'text/plain' } });
+      const w = await autocannon({
+        url: `${s.url}/v1/cache/warm-up`,
+        connections: 8,
+        duration: 1,
+        method: 'PUT',
+        body: 'x',
+        headers: { 'content-type': 'text/plain' },
+      });
       if (w.non2xx > 0) throw new Error(`${s.name}: warm-up answered ${w.non2xx} non-2xx`);
     }
     const runs = new Map<Policy, Run[]>(POLICIES.map((p) => [p, []]));
@@ -264,8 +339,12 @@ async function main(): Promise<void> {
         const r = await load(s, 1000 * round + POLICIES.indexOf(policy));
         if (r.errors > 0) throw new Error(`${policy}: ${r.errors} connection errors`);
         if (policy === 'write-back') {
-          await waitFor('the write-back journal drained', async () =>
-            (await metricSum(s, 'ripplecache_sidecar_writeback_pending')) === 0, 120_000, 100);
+          await waitFor(
+            'the write-back journal drained',
+            async () => (await metricSum(s, 'ripplecache_sidecar_writeback_pending')) === 0,
+            120_000,
+            100,
+          );
         }
         const cpuAfter = readCpu();
         const after = await dbWrites(s);
@@ -277,10 +356,15 @@ async function main(): Promise<void> {
           statements: after.statements - before.statements,
           rows: after.rows - before.rows,
           refused: r.refused,
-          cpu: [...cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - (cpuBefore[i]))), r.cpuSeconds],
+          cpu: [
+            ...cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - cpuBefore[i])),
+            r.cpuSeconds,
+          ],
         };
         runs.get(policy)?.push(run);
-        log(`${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`);
+        log(
+          `${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`,
+        );
       }
     }
 
@@ -293,7 +377,9 @@ async function main(): Promise<void> {
         statements: sum((r) => r.statements),
         rows: sum((r) => r.rows),
         refused: sum((r) => r.refused),
-        cpu: CPU_CONSUMERS.map((_, i) => (rs.every((r) => r.cpu[i] !== undefined) ? sum((r) => r.cpu[i] ?? 0) : undefined)),
+        cpu: CPU_CONSUMERS.map((_, i) =>
+          rs.every((r) => r.cpu[i] !== undefined) ? sum((r) => r.cpu[i] ?? 0) : undefined,
+        ),
         seconds: sum((r) => r.seconds),
         p50: Math.max(...rs.map((r) => r.p50)),
         p99: Math.max(...rs.map((r) => r.p99)),
@@ -302,13 +388,19 @@ async function main(): Promise<void> {
     const t = Object.fromEntries(POLICIES.map((p) => [p, total(p)])) as Record<Policy, ReturnType<typeof total>>;
     out(`## Write policies: PUT throughput and database writes`);
     out();
-    out(`${CONNECTIONS} connections (${LOADGEN === 'wrk' ? `wrk, ${WRK_THREADS} threads` : 'autocannon'}), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`);
+    out(
+      `${CONNECTIONS} connections (${LOADGEN === 'wrk' ? `wrk, ${WRK_THREADS} threads` : 'autocannon'}), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`,
+    );
     out();
-    out('| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |');
+    out(
+      '| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |',
+    );
     out('|---|---|---|---|---|---|---|---|');
     for (const p of POLICIES) {
       const x = t[p];
-      out(`| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} |`);
+      out(
+        `| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} |`,
+      );
     }
     out();
     out('CPU per PUT (µs; in parentheses: cores used on average over the run):');
@@ -317,7 +409,8 @@ async function main(): Promise<void> {
     out(`|---|${CPU_CONSUMERS.map(() => '---|').join('')}---|`);
     for (const p of POLICIES) {
       const x = t[p];
-      const cell = (c: number | undefined) => (c === undefined ? 'n/a' : `${fmt((1e6 * c) / x.puts, 1)} (${fmt(c / x.seconds, 2)})`);
+      const cell = (c: number | undefined) =>
+        c === undefined ? 'n/a' : `${fmt((1e6 * c) / x.puts, 1)} (${fmt(c / x.seconds, 2)})`;
       const total = x.cpu.every((c) => c !== undefined) ? x.cpu.reduce<number>((a, c) => a + (c ?? 0), 0) : undefined;
       out(`| ${p} | ${x.cpu.map(cell).join(' | ')} | ${cell(total)} |`);
     }
@@ -325,10 +418,15 @@ async function main(): Promise<void> {
     const wb = t['write-back'];
     const wt = t['write-through'];
     const perPut = (x: typeof wb, k: 'statements' | 'rows') => x[k] / x.puts;
-    out(`write-back / write-through: throughput ${fmt(wb.rate / wt.rate, 2)}×; DB statements per PUT ${fmt(perPut(wb, 'statements') / perPut(wt, 'statements'), 4)} (1/${fmt(perPut(wt, 'statements') / perPut(wb, 'statements'), 0)}); DB rows per PUT ${fmt(perPut(wb, 'rows') / perPut(wt, 'rows'), 3)} (1/${fmt(perPut(wt, 'rows') / perPut(wb, 'rows'), 1)})`);
+    out(
+      `write-back / write-through: throughput ${fmt(wb.rate / wt.rate, 2)}×; DB statements per PUT ${fmt(perPut(wb, 'statements') / perPut(wt, 'statements'), 4)} (1/${fmt(perPut(wt, 'statements') / perPut(wb, 'statements'), 0)}); DB rows per PUT ${fmt(perPut(wb, 'rows') / perPut(wt, 'rows'), 3)} (1/${fmt(perPut(wt, 'rows') / perPut(wb, 'rows'), 1)})`,
+    );
     out(`write-around / write-through: throughput ${fmt(t['write-around'].rate / wt.rate, 2)}×`);
-    out(`against the no-origin ceiling (same run): write-back ${fmt(wb.rate / t['no-origin'].rate, 2)}×, write-through ${fmt(wt.rate / t['no-origin'].rate, 2)}×, write-around ${fmt(t['write-around'].rate / t['no-origin'].rate, 2)}×`);
-    if (POLICIES.some((p) => t[p].refused > 0)) out(`refused PUTs (non-2xx): ${POLICIES.map((p) => `${p} ${t[p].refused}`).join(', ')}`);
+    out(
+      `against the no-origin ceiling (same run): write-back ${fmt(wb.rate / t['no-origin'].rate, 2)}×, write-through ${fmt(wt.rate / t['no-origin'].rate, 2)}×, write-around ${fmt(t['write-around'].rate / t['no-origin'].rate, 2)}×`,
+    );
+    if (POLICIES.some((p) => t[p].refused > 0))
+      out(`refused PUTs (non-2xx): ${POLICIES.map((p) => `${p} ${t[p].refused}`).join(', ')}`);
   } finally {
     await stopAllSidecars();
     await Promise.all([redis.stop(), pg.stop()]);

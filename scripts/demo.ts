@@ -19,7 +19,9 @@ import { parse, stringify } from 'yaml';
 
 const NS = 'default';
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
-function step(title: string): void { console.log(`\n${bold(`==> ${title}`)}`); }
+function step(title: string): void {
+  console.log(`\n${bold(`==> ${title}`)}`);
+}
 
 async function show(cp: ControlPlane, args: string[]): Promise<string> {
   console.log(`$ kubectl ${args.join(' ')}`);
@@ -49,7 +51,9 @@ async function ccStatus(cp: ControlPlane, name: string): Promise<any> {
 
 async function main(): Promise<void> {
   const cleanup: Array<() => Promise<void> | void> = [];
-  const stopAll = async () => { for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => undefined); };
+  const stopAll = async () => {
+    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => undefined);
+  };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(0)));
   try {
     step('Starting a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)');
@@ -63,7 +67,12 @@ async function main(): Promise<void> {
     const catalog0 = await startRedis();
     const catalog1 = await startRedis({ args: ['--replicaof', '127.0.0.1', String(catalog0.port)] });
     const catalog2 = await startRedis({ args: ['--replicaof', '127.0.0.1', String(catalog0.port)] });
-    const pods: Record<string, RedisProcess> = { 'sessions-0': sessions0, 'catalog-0': catalog0, 'catalog-1': catalog1, 'catalog-2': catalog2 };
+    const pods: Record<string, RedisProcess> = {
+      'sessions-0': sessions0,
+      'catalog-0': catalog0,
+      'catalog-1': catalog1,
+      'catalog-2': catalog2,
+    };
     for (const r of Object.values(pods)) cleanup.push(() => r.stop());
     for (const [pod, r] of Object.entries(pods)) console.log(`  ${pod.padEnd(12)} redis-server on 127.0.0.1:${r.port}`);
     const sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(Object.keys(pods)));
@@ -81,41 +90,110 @@ async function main(): Promise<void> {
 
     step('Applying examples/ (a standalone and a replicated CacheCluster)');
     await show(cp, ['apply', '-f', 'examples/']);
-    await waitFor('both CacheClusters to be Ready', async () => {
-      const all = await Promise.all(['sessions', 'catalog'].map((n) => ccStatus(cp, n)));
-      return all.every((cc) => cc?.status?.phase === 'Ready' && cc.status.conditions?.some((c: any) => c.type === 'ConfigApplied' && c.status === 'True'));
-    }, 90_000, 500);
+    await waitFor(
+      'both CacheClusters to be Ready',
+      async () => {
+        const all = await Promise.all(['sessions', 'catalog'].map((n) => ccStatus(cp, n)));
+        return all.every(
+          (cc) =>
+            cc?.status?.phase === 'Ready' &&
+            cc.status.conditions?.some((c: any) => c.type === 'ConfigApplied' && c.status === 'True'),
+        );
+      },
+      90_000,
+      500,
+    );
     await show(cp, ['get', 'cc', '-o', 'wide']);
-    await show(cp, ['get', 'statefulsets,services,configmaps,poddisruptionbudgets,cronjobs', '-l', 'app.kubernetes.io/managed-by=ripplecache-operator']);
-    await show(cp, ['get', 'cc', 'sessions', '-o', 'jsonpath={range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\\n"}{end}']);
+    await show(cp, [
+      'get',
+      'statefulsets,services,configmaps,poddisruptionbudgets,cronjobs',
+      '-l',
+      'app.kubernetes.io/managed-by=ripplecache-operator',
+    ]);
+    await show(cp, [
+      'get',
+      'cc',
+      'sessions',
+      '-o',
+      'jsonpath={range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\\n"}{end}',
+    ]);
 
     step('What each Redis pod runs (CONFIG GET)');
     for (const [pod, r] of Object.entries(pods)) console.log(await configGet(pod, r.port));
 
     step('Changing sessions to allkeys-lfu / 32Mi: applied live with CONFIG SET, no restart');
-    const hashBefore = (await cp.kubectl(['get', 'sts', 'sessions', '-o', 'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}'])).stdout;
-    await show(cp, ['patch', 'cc', 'sessions', '--type=merge', '-p', '{"spec":{"eviction":{"policy":"allkeys-lfu","maxMemory":"32Mi"}}}']);
-    await waitFor('the new settings on sessions-0', async () => (await configGet('sessions-0', sessions0.port)).includes('maxmemory=33554432'), 30_000, 200);
+    const hashBefore = (
+      await cp.kubectl([
+        'get',
+        'sts',
+        'sessions',
+        '-o',
+        'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}',
+      ])
+    ).stdout;
+    await show(cp, [
+      'patch',
+      'cc',
+      'sessions',
+      '--type=merge',
+      '-p',
+      '{"spec":{"eviction":{"policy":"allkeys-lfu","maxMemory":"32Mi"}}}',
+    ]);
+    await waitFor(
+      'the new settings on sessions-0',
+      async () => (await configGet('sessions-0', sessions0.port)).includes('maxmemory=33554432'),
+      30_000,
+      200,
+    );
     console.log(await configGet('sessions-0', sessions0.port));
-    await waitFor('status to follow', async () => (await ccStatus(cp, 'sessions'))?.status?.appliedConfig?.maxmemoryPolicy === 'allkeys-lfu', 30_000, 200);
+    await waitFor(
+      'status to follow',
+      async () => (await ccStatus(cp, 'sessions'))?.status?.appliedConfig?.maxmemoryPolicy === 'allkeys-lfu',
+      30_000,
+      200,
+    );
     await show(cp, ['get', 'cc', 'sessions', '-o', 'jsonpath={.status.appliedConfig}{"\\n"}']);
-    const hashAfter = (await cp.kubectl(['get', 'sts', 'sessions', '-o', 'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}'])).stdout;
-    console.log(`  pod template restart-hash before=${hashBefore} after=${hashAfter} (${hashBefore === hashAfter ? 'unchanged: no restart' : 'CHANGED'})`);
+    const hashAfter = (
+      await cp.kubectl([
+        'get',
+        'sts',
+        'sessions',
+        '-o',
+        'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}',
+      ])
+    ).stdout;
+    console.log(
+      `  pod template restart-hash before=${hashBefore} after=${hashAfter} (${hashBefore === hashAfter ? 'unchanged: no restart' : 'CHANGED'})`,
+    );
 
-    step('Two application pods\' sidecars, configured from the sidecar.yaml the operator rendered');
+    step("Two application pods' sidecars, configured from the sidecar.yaml the operator rendered");
     const cm = JSON.parse((await cp.kubectl(['get', 'configmap', 'sessions-config', '-o', 'json'])).stdout);
     const rendered = parse(cm.data['sidecar.yaml']) as Record<string, unknown>;
-    console.log(`  sidecar.yaml from ConfigMap sessions-config:\n${stringify(rendered).trimEnd().split('\n').map((l) => `    ${l}`).join('\n')}`);
+    console.log(
+      `  sidecar.yaml from ConfigMap sessions-config:\n${stringify(rendered)
+        .trimEnd()
+        .split('\n')
+        .map((l) => `    ${l}`)
+        .join('\n')}`,
+    );
     // In a cluster the sidecar reaches redis://sessions.default.svc:6379; here that is the local process.
     const dir = mkdtempSync(join(tmpdir(), 'ripplecache-demo-'));
     const configPath = join(dir, 'sidecar.yaml');
     writeFileSync(configPath, stringify({ ...rendered, redis: sessions0.url }));
     cleanup.push(() => stopAllSidecars());
-    const [a, b]: SidecarProcess[] = [await startSidecar({ name: 'app-a', args: ['--config', configPath] }), await startSidecar({ name: 'app-b', args: ['--config', configPath] })];
+    const [a, b]: SidecarProcess[] = [
+      await startSidecar({ name: 'app-a', args: ['--config', configPath] }),
+      await startSidecar({ name: 'app-b', args: ['--config', configPath] }),
+    ];
     console.log(`  sidecar of app-a on ${a!.url}, sidecar of app-b on ${b!.url}`);
     const say = async (who: string, sc: SidecarProcess, method: 'GET' | 'PUT', value?: string) => {
-      const r = method === 'PUT' ? await sc.put('user:42', value!, { contentType: 'application/json' }) : await sc.get('user:42');
-      console.log(`  ${who}: ${method} /v1/cache/user:42${value ? ` ${value}` : ''} -> ${r.status}${r.tier ? ` X-Cache: ${r.tier}` : ''}${method === 'GET' && r.status === 200 ? ` ${r.body}` : ''}`);
+      const r =
+        method === 'PUT'
+          ? await sc.put('user:42', value!, { contentType: 'application/json' })
+          : await sc.get('user:42');
+      console.log(
+        `  ${who}: ${method} /v1/cache/user:42${value ? ` ${value}` : ''} -> ${r.status}${r.tier ? ` X-Cache: ${r.tier}` : ''}${method === 'GET' && r.status === 200 ? ` ${r.body}` : ''}`,
+      );
       return r;
     };
     await say('app-a', a!, 'PUT', '{"name":"Ada"}');
@@ -123,16 +201,26 @@ async function main(): Promise<void> {
     await say('app-b', b!, 'GET');
     const received = await b!.metric('ripplecache_sidecar_invalidations_received_total');
     await say('app-a', a!, 'PUT', '{"name":"Ada Lovelace"}');
-    await waitFor('the invalidation to reach app-b', async () => (await b!.metric('ripplecache_sidecar_invalidations_received_total')) > received, 5_000, 5);
+    await waitFor(
+      'the invalidation to reach app-b',
+      async () => (await b!.metric('ripplecache_sidecar_invalidations_received_total')) > received,
+      5_000,
+      5,
+    );
     const after = await say('app-b', b!, 'GET');
-    console.log(`  app-a's write invalidated app-b's L1 copy over pub/sub: app-b read the new value from ${after.tier}`);
+    console.log(
+      `  app-a's write invalidated app-b's L1 copy over pub/sub: app-b read the new value from ${after.tier}`,
+    );
 
     step('An invalid CacheCluster is rejected by the API server');
-    const bad = await cp.kubectl(['apply', '-f', '-'], `apiVersion: cache.ripplecache.io/v1alpha1
+    const bad = await cp.kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: cache.ripplecache.io/v1alpha1
 kind: CacheCluster
 metadata: { name: broken, namespace: ${NS} }
 spec: { eviction: { policy: allkeys-fifo, maxMemory: 64Mi, maxMemoryPercent: 50 } }
-`);
+`,
+    );
     console.log(bad.stderr.trimEnd());
 
     if (process.env.DEMO_KEEP === '1') {

@@ -4,12 +4,23 @@ import { ConfigError, envName, loadOperatorConfig, operatorHelp, OPERATOR_DEFAUL
 describe('loadOperatorConfig', () => {
   it('uses the documented defaults', () => {
     const c = loadOperatorConfig([], {});
-    expect(c).toMatchObject({ watchNamespaces: [], metricsListen: OPERATOR_DEFAULTS.metricsListen, leaderElect: true, workers: 4, leaseDurationSeconds: 15, leaderElectionNamespace: 'default' });
+    expect(c).toMatchObject({
+      watchNamespaces: [],
+      metricsListen: OPERATOR_DEFAULTS.metricsListen,
+      leaderElect: true,
+      workers: 4,
+      leaseDurationSeconds: 15,
+      leaderElectionNamespace: 'default',
+    });
     expect(c.podAddressOverrides.size).toBe(0);
   });
 
   it('reads every flag from RIPPLECACHE_* and lets a flag win over the environment', () => {
-    const env = { RIPPLECACHE_WORKERS: '8', RIPPLECACHE_WATCH_NAMESPACES: 'a, b', RIPPLECACHE_POD_ADDRESS_OVERRIDE: 'ns/p-0=127.0.0.1:7000,ns/p-1=127.0.0.1:7001' };
+    const env = {
+      RIPPLECACHE_WORKERS: '8',
+      RIPPLECACHE_WATCH_NAMESPACES: 'a, b',
+      RIPPLECACHE_POD_ADDRESS_OVERRIDE: 'ns/p-0=127.0.0.1:7000,ns/p-1=127.0.0.1:7001',
+    };
     const c = loadOperatorConfig(['--workers', '2', '--leader-elect=false'], env);
     expect(c.workers).toBe(2);
     expect(c.leaderElect).toBe(false);
@@ -22,7 +33,9 @@ describe('loadOperatorConfig', () => {
     expect(() => loadOperatorConfig(['--metrics-listen', 'nope'], {})).toThrow(/--metrics-listen must be HOST:PORT/);
     expect(() => loadOperatorConfig(['--bogus'], {})).toThrow(ConfigError);
     expect(() => loadOperatorConfig(['--pod-address-override', 'x'], {})).toThrow(/namespace\/pod=host:port/);
-    expect(() => loadOperatorConfig([], { RIPPLECACHE_LEADER_ELECT: 'maybe' })).toThrow(/--leader-elect must be true or false/);
+    expect(() => loadOperatorConfig([], { RIPPLECACHE_LEADER_ELECT: 'maybe' })).toThrow(
+      /--leader-elect must be true or false/,
+    );
   });
 
   it('documents every flag and its environment variable in --help', () => {

@@ -77,28 +77,58 @@ export class ConfigError extends Error {
   readonly code = 'InvalidConfiguration';
 }
 
-interface FlagSpec { name: string; help: string; repeatable?: boolean; boolean?: boolean }
+interface FlagSpec {
+  name: string;
+  help: string;
+  repeatable?: boolean;
+  boolean?: boolean;
+}
 
 export const OPERATOR_FLAGS: FlagSpec[] = [
   { name: 'kubeconfig', help: 'path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
   { name: 'watch-namespaces', help: 'comma-separated namespaces to watch (default: all)' },
-  { name: 'metrics-listen', help: `HOST:PORT of /metrics, /healthz, /readyz (default ${OPERATOR_DEFAULTS.metricsListen})` },
+  {
+    name: 'metrics-listen',
+    help: `HOST:PORT of /metrics, /healthz, /readyz (default ${OPERATOR_DEFAULTS.metricsListen})`,
+  },
   { name: 'leader-elect', help: 'true|false: hold a Lease before reconciling (default true)', boolean: true },
   { name: 'leader-election-namespace', help: 'namespace of the Lease (default $POD_NAMESPACE or default)' },
   { name: 'leader-election-id', help: `name of the Lease (default ${OPERATOR_DEFAULTS.leaderElectionId})` },
-  { name: 'lease-duration-seconds', help: `seconds a Lease is valid without renewal (default ${OPERATOR_DEFAULTS.leaseDurationSeconds})` },
+  {
+    name: 'lease-duration-seconds',
+    help: `seconds a Lease is valid without renewal (default ${OPERATOR_DEFAULTS.leaseDurationSeconds})`,
+  },
   { name: 'identity', help: 'identity in the Lease (default $POD_NAME or host name, plus pid)' },
   { name: 'workers', help: `concurrent reconciles (default ${OPERATOR_DEFAULTS.workers})` },
-  { name: 'resync-seconds', help: `periodic re-reconcile of every CacheCluster (default ${OPERATOR_DEFAULTS.resyncSeconds})` },
+  {
+    name: 'resync-seconds',
+    help: `periodic re-reconcile of every CacheCluster (default ${OPERATOR_DEFAULTS.resyncSeconds})`,
+  },
   { name: 'redis-timeout-ms', help: `time box of each Redis call (default ${OPERATOR_DEFAULTS.redisTimeoutMs})` },
-  { name: 'pod-address-override', help: 'namespace/pod=host:port, repeatable (env: comma-separated): reach a Redis pod at this address instead of its DNS name', repeatable: true },
+  {
+    name: 'pod-address-override',
+    help: 'namespace/pod=host:port, repeatable (env: comma-separated): reach a Redis pod at this address instead of its DNS name',
+    repeatable: true,
+  },
   { name: 'exporter-image', help: `redis_exporter image (default ${OPERATOR_DEFAULTS.exporterImage})` },
   { name: 'log-level', help: `fatal|error|warn|info|debug|trace (default ${OPERATOR_DEFAULTS.logLevel})` },
   { name: 'webhook-listen', help: 'HOST:PORT of the sidecar-injection webhook over HTTPS (default: off)' },
-  { name: 'webhook-cert-dir', help: 'directory with tls.crt and tls.key for the webhook, e.g. from cert-manager (default: self-managed certificate)' },
-  { name: 'webhook-secret', help: `[NAMESPACE/]NAME of the Secret holding the self-managed webhook CA and certificate (default ${OPERATOR_DEFAULTS.webhookSecret} in $POD_NAMESPACE)` },
-  { name: 'webhook-configuration', help: 'MutatingWebhookConfiguration whose caBundle the operator writes with its self-managed CA (default: none)' },
-  { name: 'webhook-cert-hosts', help: 'comma-separated DNS names and IPs of the self-managed webhook certificate, e.g. SERVICE.NAMESPACE.svc' },
+  {
+    name: 'webhook-cert-dir',
+    help: 'directory with tls.crt and tls.key for the webhook, e.g. from cert-manager (default: self-managed certificate)',
+  },
+  {
+    name: 'webhook-secret',
+    help: `[NAMESPACE/]NAME of the Secret holding the self-managed webhook CA and certificate (default ${OPERATOR_DEFAULTS.webhookSecret} in $POD_NAMESPACE)`,
+  },
+  {
+    name: 'webhook-configuration',
+    help: 'MutatingWebhookConfiguration whose caBundle the operator writes with its self-managed CA (default: none)',
+  },
+  {
+    name: 'webhook-cert-hosts',
+    help: 'comma-separated DNS names and IPs of the self-managed webhook certificate, e.g. SERVICE.NAMESPACE.svc',
+  },
   { name: 'sidecar-image', help: `image of the injected sidecar (default ${OPERATOR_DEFAULTS.sidecarImage})` },
 ];
 
@@ -107,8 +137,15 @@ export function envName(flag: string): string {
 }
 
 export function operatorHelp(): string {
-  const lines = ['Usage: ripplecache-operator [flags]', '', 'Reconciles CacheCluster resources (cache.ripplecache.io/v1alpha1) into Redis.', '', 'Flags (each also read from the environment variable shown):'];
-  for (const f of OPERATOR_FLAGS) lines.push(`  --${f.name.padEnd(28)} ${f.help}\n  ${' '.repeat(30)} env ${envName(f.name)}`);
+  const lines = [
+    'Usage: ripplecache-operator [flags]',
+    '',
+    'Reconciles CacheCluster resources (cache.ripplecache.io/v1alpha1) into Redis.',
+    '',
+    'Flags (each also read from the environment variable shown):',
+  ];
+  for (const f of OPERATOR_FLAGS)
+    lines.push(`  --${f.name.padEnd(28)} ${f.help}\n  ${' '.repeat(30)} env ${envName(f.name)}`);
   lines.push('  --help                         this text');
   return lines.join('\n');
 }
@@ -139,7 +176,16 @@ function rawValues(argv: string[], env: NodeJS.ProcessEnv): Map<string, string[]
     const a = fromArgs.get(f.name);
     const e = env[envName(f.name)];
     if (a) out.set(f.name, a);
-    else if (e !== undefined && e !== '') out.set(f.name, f.repeatable ? e.split(',').map((s) => s.trim()).filter(Boolean) : [e]);
+    else if (e !== undefined && e !== '')
+      out.set(
+        f.name,
+        f.repeatable
+          ? e
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : [e],
+      );
   }
   return out;
 }
@@ -168,33 +214,49 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
     overrides.set(`${m[1]}/${m[2]}`, parseHostPort('pod-address-override', m[3]!));
   }
   const leaderElect = one('leader-elect') ?? 'true';
-  if (!['true', 'false'].includes(leaderElect)) throw new ConfigError(`--leader-elect must be true or false, got "${leaderElect}"`);
+  if (!['true', 'false'].includes(leaderElect))
+    throw new ConfigError(`--leader-elect must be true or false, got "${leaderElect}"`);
   const metricsListen = one('metrics-listen') ?? OPERATOR_DEFAULTS.metricsListen;
   parseHostPort('metrics-listen', metricsListen);
   const webhookListen = one('webhook-listen') ?? OPERATOR_DEFAULTS.webhookListen;
   if (webhookListen) parseHostPort('webhook-listen', webhookListen);
   const webhookCertDir = one('webhook-cert-dir') ?? OPERATOR_DEFAULTS.webhookCertDir;
-  const webhookCertHosts = (one('webhook-cert-hosts') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const webhookCertHosts = (one('webhook-cert-hosts') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (webhookListen && !webhookCertDir && webhookCertHosts.length === 0) {
-    throw new ConfigError('--webhook-listen without --webhook-cert-dir needs --webhook-cert-hosts (the names the self-managed certificate is for)');
+    throw new ConfigError(
+      '--webhook-listen without --webhook-cert-dir needs --webhook-cert-hosts (the names the self-managed certificate is for)',
+    );
   }
   const secretArg = one('webhook-secret') ?? OPERATOR_DEFAULTS.webhookSecret;
   const secretMatch = /^(?:([a-z0-9-]+)\/)?([a-z0-9.-]+)$/.exec(secretArg);
   if (!secretMatch) throw new ConfigError(`--webhook-secret must be [NAMESPACE/]NAME, got "${secretArg}"`);
   const logLevel = one('log-level') ?? OPERATOR_DEFAULTS.logLevel;
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace; got "${logLevel}"`);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
+    throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace; got "${logLevel}"`);
   return {
     kubeconfig: one('kubeconfig') ?? (env.KUBECONFIG || undefined),
-    watchNamespaces: (one('watch-namespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    watchNamespaces: (one('watch-namespaces') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     metricsListen,
     leaderElect: leaderElect === 'true',
     leaderElectionNamespace: one('leader-election-namespace') ?? env.POD_NAMESPACE ?? 'default',
     leaderElectionId: one('leader-election-id') ?? OPERATOR_DEFAULTS.leaderElectionId,
-    leaseDurationSeconds: positiveInt('lease-duration-seconds', one('lease-duration-seconds') ?? String(OPERATOR_DEFAULTS.leaseDurationSeconds)),
+    leaseDurationSeconds: positiveInt(
+      'lease-duration-seconds',
+      one('lease-duration-seconds') ?? String(OPERATOR_DEFAULTS.leaseDurationSeconds),
+    ),
     identity: one('identity') ?? `${env.POD_NAME ?? hostname()}-${process.pid}`,
     workers: positiveInt('workers', one('workers') ?? String(OPERATOR_DEFAULTS.workers)),
     resyncSeconds: positiveInt('resync-seconds', one('resync-seconds') ?? String(OPERATOR_DEFAULTS.resyncSeconds)),
-    redisTimeoutMs: positiveInt('redis-timeout-ms', one('redis-timeout-ms') ?? String(OPERATOR_DEFAULTS.redisTimeoutMs)),
+    redisTimeoutMs: positiveInt(
+      'redis-timeout-ms',
+      one('redis-timeout-ms') ?? String(OPERATOR_DEFAULTS.redisTimeoutMs),
+    ),
     podAddressOverrides: overrides,
     exporterImage: one('exporter-image') ?? OPERATOR_DEFAULTS.exporterImage,
     logLevel,

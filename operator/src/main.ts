@@ -3,7 +3,19 @@
  * leader election → signals. Nothing else reads the environment or wires dependencies.
  */
 import { pino } from 'pino';
-import { API_VERSION, CONDITION_CONFIG_APPLIED, CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_UNSUPPORTED, FIELD_MANAGER, KIND, PLURAL, LABEL_MANAGED_BY, LABEL_MANAGED_BY_VALUE } from './api/v1alpha1/constants.js';
+import {
+  API_VERSION,
+  CONDITION_CONFIG_APPLIED,
+  CONDITION_DEGRADED,
+  CONDITION_PROGRESSING,
+  CONDITION_READY,
+  CONDITION_UNSUPPORTED,
+  FIELD_MANAGER,
+  KIND,
+  PLURAL,
+  LABEL_MANAGED_BY,
+  LABEL_MANAGED_BY_VALUE,
+} from './api/v1alpha1/constants.js';
 import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
 import { Controller } from './controller/controller.js';
 import { InformerSet } from './k8s/informers.js';
@@ -16,7 +28,13 @@ import { buildProbeServer } from './server.js';
 import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
 import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
 
-const CONDITION_TYPES = [CONDITION_READY, CONDITION_PROGRESSING, CONDITION_DEGRADED, CONDITION_CONFIG_APPLIED, CONDITION_UNSUPPORTED];
+const CONDITION_TYPES = [
+  CONDITION_READY,
+  CONDITION_PROGRESSING,
+  CONDITION_DEGRADED,
+  CONDITION_CONFIG_APPLIED,
+  CONDITION_UNSUPPORTED,
+];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -43,49 +61,65 @@ async function main(): Promise<void> {
   const deps: ReconcileDeps = {
     kube,
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
-    applyEviction: (endpoints, desired, password) => applyEviction(endpoints, desired, { password, timeoutMs: cfg.redisTimeoutMs }),
-    podAddress: (namespace, pod, fallbackHost, port) => cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
+    applyEviction: (endpoints, desired, password) =>
+      applyEviction(endpoints, desired, { password, timeoutMs: cfg.redisTimeoutMs }),
+    podAddress: (namespace, pod, fallbackHost, port) =>
+      cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
     now: () => new Date(),
     log: logger.child({ component: 'reconcile' }),
     exporterImage: cfg.exporterImage,
     onConfigApply: (result) => metrics.configApplyTotal.inc({ result }),
     onConditions: (namespace, name, conditions) => {
       for (const c of conditions) {
-        for (const status of ['True', 'False', 'Unknown']) metrics.cacheClusterCondition.set({ namespace, name, type: c.type, status }, c.status === status ? 1 : 0);
+        for (const status of ['True', 'False', 'Unknown'])
+          metrics.cacheClusterCondition.set({ namespace, name, type: c.type, status }, c.status === status ? 1 : 0);
       }
     },
     onGone: (namespace, name) => {
       for (const type of CONDITION_TYPES) {
-        for (const status of ['True', 'False', 'Unknown']) metrics.cacheClusterCondition.remove({ namespace, name, type, status });
+        for (const status of ['True', 'False', 'Unknown'])
+          metrics.cacheClusterCondition.remove({ namespace, name, type, status });
       }
     },
   };
 
-  const controller = new Controller({
-    reconcile: (key) => reconcileCacheCluster(deps, key),
-    isConflict: (err) => err instanceof KubeApiError && err.conflict,
-    onResult: (key, result, seconds, err) => {
-      metrics.reconcileTotal.inc({ result });
-      metrics.reconcileDuration.observe({ result }, seconds);
-      if (result === 'error') logger.warn({ cacheCluster: key, err: err instanceof Error ? err.message : String(err) }, 'Reconcile failed; will retry with back-off');
-      else if (result === 'conflict') logger.debug({ cacheCluster: key }, 'Reconcile hit a conflict; retrying now');
+  const controller = new Controller(
+    {
+      reconcile: (key) => reconcileCacheCluster(deps, key),
+      isConflict: (err) => err instanceof KubeApiError && err.conflict,
+      onResult: (key, result, seconds, err) => {
+        metrics.reconcileTotal.inc({ result });
+        metrics.reconcileDuration.observe({ result }, seconds);
+        if (result === 'error')
+          logger.warn(
+            { cacheCluster: key, err: err instanceof Error ? err.message : String(err) },
+            'Reconcile failed; will retry with back-off',
+          );
+        else if (result === 'conflict') logger.debug({ cacheCluster: key }, 'Reconcile hit a conflict; retrying now');
+      },
+      onQueueDepth: (depth) => metrics.queueDepth.set(depth),
     },
-    onQueueDepth: (depth) => metrics.queueDepth.set(depth),
-  }, { workers: cfg.workers, resyncMs: cfg.resyncSeconds * 1000, ownerKind: KIND, ownerApiVersion: API_VERSION });
+    { workers: cfg.workers, resyncMs: cfg.resyncSeconds * 1000, ownerKind: KIND, ownerApiVersion: API_VERSION },
+  );
 
   const managed = `${LABEL_MANAGED_BY}=${LABEL_MANAGED_BY_VALUE}`;
-  informers = new InformerSet(kc, [
-    { apiVersion: API_VERSION, kind: KIND, plural: PLURAL },
-    { apiVersion: 'apps/v1', kind: 'StatefulSet', plural: 'statefulsets', labelSelector: managed },
-    { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', labelSelector: managed },
-    { apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector: managed },
-    { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', labelSelector: managed },
-    { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', labelSelector: managed },
-  ], {
-    namespaces: cfg.watchNamespaces,
-    onEvent: (kind, obj, type) => controller.handleEvent(kind, obj, type),
-    onError: (kind, err) => logger.warn({ kind, err: err instanceof Error ? err.message : String(err) }, 'Watch failed; restarting it'),
-  });
+  informers = new InformerSet(
+    kc,
+    [
+      { apiVersion: API_VERSION, kind: KIND, plural: PLURAL },
+      { apiVersion: 'apps/v1', kind: 'StatefulSet', plural: 'statefulsets', labelSelector: managed },
+      { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', labelSelector: managed },
+      { apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector: managed },
+      { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', labelSelector: managed },
+      { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', labelSelector: managed },
+    ],
+    {
+      namespaces: cfg.watchNamespaces,
+      onEvent: (kind, obj, type) => controller.handleEvent(kind, obj, type),
+      onError: (kind, err) =>
+        logger.warn({ kind, err: err instanceof Error ? err.message : String(err) }, 'Watch failed; restarting it'),
+    },
+  );
 
   // The sidecar-injection webhook (every replica serves it); readiness waits for its certificate.
   let webhook: RunningWebhook | undefined;
@@ -95,20 +129,41 @@ async function main(): Promise<void> {
     const certificates = cfg.webhookCertDir
       ? certificateDirSource(cfg.webhookCertDir)
       : selfManagedSource({
-        kube, secret: cfg.webhookSecret, hosts: cfg.webhookCertHosts, now: () => new Date(), log: whLog,
-        ...(cfg.webhookConfiguration ? { webhookConfiguration: cfg.webhookConfiguration } : {}),
-      });
+          kube,
+          secret: cfg.webhookSecret,
+          hosts: cfg.webhookCertHosts,
+          now: () => new Date(),
+          log: whLog,
+          ...(cfg.webhookConfiguration ? { webhookConfiguration: cfg.webhookConfiguration } : {}),
+        });
     void startWebhook({
-      host: whHost, port: whPort, certificates, kube, log: whLog, inject: { image: cfg.sidecarImage },
+      host: whHost,
+      port: whPort,
+      certificates,
+      kube,
+      log: whLog,
+      inject: { image: cfg.sidecarImage },
       onAdmission: (outcome) => metrics.webhookAdmissionTotal.inc({ outcome }),
-    }).then((w) => { webhook = w; }, (err: unknown) => {
-      logger.fatal({ err: err instanceof Error ? err.message : String(err), address: cfg.webhookListen }, 'Could not start the webhook server');
-      process.exit(1);
-    });
+    }).then(
+      (w) => {
+        webhook = w;
+      },
+      (err: unknown) => {
+        logger.fatal(
+          { err: err instanceof Error ? err.message : String(err), address: cfg.webhookListen },
+          'Could not start the webhook server',
+        );
+        process.exit(1);
+      },
+    );
   }
 
   let synced = false;
-  const server = buildProbeServer({ registry: metrics.registry, logger, ready: () => synced && (!cfg.webhookListen || webhook !== undefined) });
+  const server = buildProbeServer({
+    registry: metrics.registry,
+    logger,
+    ready: () => synced && (!cfg.webhookListen || webhook !== undefined),
+  });
   const { host, port } = parseHostPort('metrics-listen', cfg.metricsListen);
   await server.listen({ host, port });
   logger.info({ address: cfg.metricsListen }, 'Started metrics and probe server');
@@ -166,6 +221,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`ripplecache-operator: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`ripplecache-operator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -19,12 +19,46 @@ export function createOperatorMetrics(): OperatorMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'ripplecache_operator_process_' });
   return {
     registry,
-    reconcileTotal: new Counter({ name: 'ripplecache_operator_reconcile_total', help: 'Reconciles of CacheClusters by result (success, requeue, error, conflict).', labelNames: ['result'], registers: [registry] }),
-    reconcileDuration: new Histogram({ name: 'ripplecache_operator_reconcile_duration_seconds', help: 'Duration of one reconcile.', labelNames: ['result'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
-    queueDepth: new Gauge({ name: 'ripplecache_operator_workqueue_depth', help: 'CacheClusters waiting in the work queue.', registers: [registry] }),
-    isLeader: new Gauge({ name: 'ripplecache_operator_leader', help: '1 while this replica holds the leader Lease.', registers: [registry] }),
-    configApplyTotal: new Counter({ name: 'ripplecache_operator_config_apply_total', help: 'Live CONFIG SET attempts per pod by result (applied, unchanged, failed).', labelNames: ['result'], registers: [registry] }),
-    cacheClusterCondition: new Gauge({ name: 'ripplecache_operator_cachecluster_condition', help: 'Conditions of CacheClusters: 1 for the current status (True, False, Unknown) of each condition type.', labelNames: ['namespace', 'name', 'type', 'status'], registers: [registry] }),
-    webhookAdmissionTotal: new Counter({ name: 'ripplecache_operator_webhook_admission_total', help: 'Pod admissions answered by the sidecar-injection webhook by outcome (injected, already-injected, skipped, denied, error).', labelNames: ['outcome'], registers: [registry] }),
+    reconcileTotal: new Counter({
+      name: 'ripplecache_operator_reconcile_total',
+      help: 'Reconciles of CacheClusters by result (success, requeue, error, conflict).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    reconcileDuration: new Histogram({
+      name: 'ripplecache_operator_reconcile_duration_seconds',
+      help: 'Duration of one reconcile.',
+      labelNames: ['result'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'ripplecache_operator_workqueue_depth',
+      help: 'CacheClusters waiting in the work queue.',
+      registers: [registry],
+    }),
+    isLeader: new Gauge({
+      name: 'ripplecache_operator_leader',
+      help: '1 while this replica holds the leader Lease.',
+      registers: [registry],
+    }),
+    configApplyTotal: new Counter({
+      name: 'ripplecache_operator_config_apply_total',
+      help: 'Live CONFIG SET attempts per pod by result (applied, unchanged, failed).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    cacheClusterCondition: new Gauge({
+      name: 'ripplecache_operator_cachecluster_condition',
+      help: 'Conditions of CacheClusters: 1 for the current status (True, False, Unknown) of each condition type.',
+      labelNames: ['namespace', 'name', 'type', 'status'],
+      registers: [registry],
+    }),
+    webhookAdmissionTotal: new Counter({
+      name: 'ripplecache_operator_webhook_admission_total',
+      help: 'Pod admissions answered by the sidecar-injection webhook by outcome (injected, already-injected, skipped, denied, error).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
   };
 }

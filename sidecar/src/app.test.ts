@@ -10,7 +10,7 @@ let app: FastifyInstance;
 let now = 1_000_000;
 
 function config(overrides: Partial<SidecarConfig> = {}): SidecarConfig {
-  return { ...structuredClone(SIDECAR_DEFAULTS) as SidecarConfig, ...overrides };
+  return { ...(structuredClone(SIDECAR_DEFAULTS) as SidecarConfig), ...overrides };
 }
 
 async function start(overrides: Partial<SidecarConfig> = {}) {
@@ -26,8 +26,12 @@ afterEach(async () => {
   await app.close();
 });
 
-const put = (key: string, payload: string | Buffer, query = '', headers: Record<string, string> = { 'content-type': 'text/plain' }) =>
-  app.inject({ method: 'PUT', url: `/v1/cache/${key}${query}`, payload, headers });
+const put = (
+  key: string,
+  payload: string | Buffer,
+  query = '',
+  headers: Record<string, string> = { 'content-type': 'text/plain' },
+) => app.inject({ method: 'PUT', url: `/v1/cache/${key}${query}`, payload, headers });
 const get = (key: string) => app.inject({ method: 'GET', url: `/v1/cache/${key}` });
 
 describe('HTTP API (L1-only)', () => {
@@ -113,7 +117,12 @@ describe('HTTP API (L1-only)', () => {
       ['wrong method PATCH', 'PATCH', '/v1/cache/keep', 405, 'MethodNotAllowed'],
       ['bad consistency', 'GET', '/v1/cache/keep?consistency=some', 400, 'InvalidRequest'],
     ])('%s → %i %s', async (_name, method, url, status, code) => {
-      const r = await app.inject({ method: method as 'GET', url, ...(method === 'GET' ? {} : { payload: 'changed' }), headers: { 'content-type': 'text/plain' } });
+      const r = await app.inject({
+        method: method as 'GET',
+        url,
+        ...(method === 'GET' ? {} : { payload: 'changed' }),
+        headers: { 'content-type': 'text/plain' },
+      });
       expect(r.statusCode).toBe(status);
       expect(r.json()).toEqual({ error: { code, message: expect.any(String) } });
     });
@@ -147,7 +156,12 @@ describe('HTTP API (L1-only)', () => {
       ['bad tier', '{"keys":["a"],"tier":"l3"}', 'InvalidBody'],
       ['empty key', '{"keys":[""]}', 'InvalidKey'],
     ])('POST /v1/invalidate %s → 400 %s', async (_n, payload, code) => {
-      const r = await app.inject({ method: 'POST', url: '/v1/invalidate', payload, headers: { 'content-type': 'application/json' } });
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/invalidate',
+        payload,
+        headers: { 'content-type': 'application/json' },
+      });
       expect(r.statusCode).toBe(400);
       expect(r.json().error.code).toBe(code);
     });
@@ -177,7 +191,11 @@ describe('HTTP API (L1-only)', () => {
   it('consistency=all in L1-only mode reports the local value', async () => {
     await put('k', 'v');
     const r = await app.inject({ method: 'GET', url: '/v1/cache/k?consistency=all' });
-    expect(r.json()).toMatchObject({ key: 'k', consistent: true, values: [{ value: 'v', encoding: 'utf8', nodes: ['l1'] }] });
+    expect(r.json()).toMatchObject({
+      key: 'k',
+      consistent: true,
+      values: [{ value: 'v', encoding: 'utf8', nodes: ['l1'] }],
+    });
   });
 
   it('healthz, readyz and readyz while shutting down', async () => {
@@ -198,10 +216,17 @@ describe('HTTP API (L1-only)', () => {
     await app.inject({ method: 'PUT', url: '/v1/cache/m?ttl=-4', payload: 'x' });
     const text = (await app.inject('/metrics')).body;
     for (const name of [
-      'ripplecache_sidecar_requests_total', 'ripplecache_sidecar_request_duration_seconds', 'ripplecache_sidecar_l1_entries',
-      'ripplecache_sidecar_l1_bytes', 'ripplecache_sidecar_l1_evictions_total', 'ripplecache_sidecar_invalidations_published_total',
-      'ripplecache_sidecar_invalidations_received_total', 'ripplecache_sidecar_invalidation_gaps_total',
-      'ripplecache_sidecar_l1_drops_total', 'ripplecache_sidecar_redis_errors_total', 'ripplecache_sidecar_redis_up',
+      'ripplecache_sidecar_requests_total',
+      'ripplecache_sidecar_request_duration_seconds',
+      'ripplecache_sidecar_l1_entries',
+      'ripplecache_sidecar_l1_bytes',
+      'ripplecache_sidecar_l1_evictions_total',
+      'ripplecache_sidecar_invalidations_published_total',
+      'ripplecache_sidecar_invalidations_received_total',
+      'ripplecache_sidecar_invalidation_gaps_total',
+      'ripplecache_sidecar_l1_drops_total',
+      'ripplecache_sidecar_redis_errors_total',
+      'ripplecache_sidecar_redis_up',
     ]) {
       expect(text).toContain(name);
     }

@@ -6,7 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from 'fastify';
 import type { Redis } from 'ioredis';
 import type { SidecarConfig } from './config.js';
 import { redactUrl } from './config.js';
@@ -101,7 +106,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   const log = app.log;
 
-  const l1 = createL1Store<CacheValue>(config.l1.policy, { maxEntries: config.l1.maxEntries, maxBytes: config.l1.maxBytes });
+  const l1 = createL1Store<CacheValue>(config.l1.policy, {
+    maxEntries: config.l1.maxEntries,
+    maxBytes: config.l1.maxBytes,
+  });
 
   let primary: Redis | undefined;
   let subscriberClient: Redis | undefined;
@@ -111,8 +119,18 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const redisError = () => metrics?.redisError();
 
   if (config.redis !== undefined) {
-    primary = createRedisClient({ url: config.redis, password: config.redisPassword, timeoutMs: config.redisTimeoutMs, name: 'ripplecache-sidecar' });
-    subscriberClient = createRedisClient({ url: config.redis, password: config.redisPassword, timeoutMs: config.redisTimeoutMs, name: 'ripplecache-sidecar-sub' });
+    primary = createRedisClient({
+      url: config.redis,
+      password: config.redisPassword,
+      timeoutMs: config.redisTimeoutMs,
+      name: 'ripplecache-sidecar',
+    });
+    subscriberClient = createRedisClient({
+      url: config.redis,
+      password: config.redisPassword,
+      timeoutMs: config.redisTimeoutMs,
+      name: 'ripplecache-sidecar-sub',
+    });
     watchConnection(primary, 'command', log);
     watchConnection(subscriberClient, 'subscriber', log);
     l2 = new RedisL2({
@@ -127,15 +145,18 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   let cache: TieredCache | undefined;
   let writePath: WritePath | undefined;
-  metrics = createSidecarMetrics({
-    l1Entries: () => l1.size,
-    l1Bytes: () => l1.bytes,
-    redisUp: () => (primary?.status === 'ready' ? 1 : 0),
-    subscribed: () => (cache?.isSubscribed ? 1 : 0),
-    ...(config.origin !== undefined && config.writePolicy === 'write-back'
-      ? { writeBackPending: () => (writePath as WritePath).pending() }
-      : {}),
-  }, { defaultMetrics: options.defaultMetrics ?? false });
+  metrics = createSidecarMetrics(
+    {
+      l1Entries: () => l1.size,
+      l1Bytes: () => l1.bytes,
+      redisUp: () => (primary?.status === 'ready' ? 1 : 0),
+      subscribed: () => (cache?.isSubscribed ? 1 : 0),
+      ...(config.origin !== undefined && config.writePolicy === 'write-back'
+        ? { writeBackPending: () => (writePath as WritePath).pending() }
+        : {}),
+    },
+    { defaultMetrics: options.defaultMetrics ?? false },
+  );
 
   // One publisher for the tiers and the write policies: one sequence of messages per sidecar.
   const publisher = new InvalidationPublisher(senderId);
@@ -209,8 +230,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     receiver,
     senderId,
     writePath,
-    beginShutdown: () => { shuttingDown = true; },
-    get shuttingDown() { return shuttingDown; },
+    beginShutdown: () => {
+      shuttingDown = true;
+    },
+    get shuttingDown() {
+      return shuttingDown;
+    },
   };
   app.decorate('ripplecache', runtime);
 
@@ -219,11 +244,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     cache: tiered,
     metrics,
     config,
-    ...(l2 ? { readAllNodes: (key: string) => (l2).readAllNodes(key) } : {}),
+    ...(l2 ? { readAllNodes: (key: string) => l2.readAllNodes(key) } : {}),
     ...(writePath ? { writer: writePath.policy } : {}),
   });
   await app.register(invalidateRoute, { cache: tiered, metrics });
-  await app.register(healthRoutes, { cache: tiered, metrics, onDisconnect: config.onDisconnect, isShuttingDown: () => shuttingDown });
+  await app.register(healthRoutes, {
+    cache: tiered,
+    metrics,
+    onDisconnect: config.onDisconnect,
+    isShuttingDown: () => shuttingDown,
+  });
 
   app.addHook('onClose', async () => {
     shuttingDown = true;
@@ -232,7 +262,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       const drained = await writePath.close(options.writeBackDrainMs ?? 7000);
       if (writePath.flusher !== undefined) {
         if (drained) log.info({ origin: writePath.origin.description }, 'Drained the write-back journal');
-        else log.warn({ origin: writePath.origin.description }, 'Stopped before the write-back journal was drained; another sidecar will finish it');
+        else
+          log.warn(
+            { origin: writePath.origin.description },
+            'Stopped before the write-back journal was drained; another sidecar will finish it',
+          );
       }
     }
     await subscriber?.stop();
@@ -240,16 +274,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await Promise.all([primary, subscriberClient].flatMap((c) => (c ? [c.quit().catch(() => c.disconnect())] : [])));
   });
 
-  log.info({
-    mode: l2 ? 'redis' : 'l1-only',
-    redis: config.redis === undefined ? undefined : redactUrl(config.redis),
-    channel: config.channel,
-    l1: config.l1,
-    onDisconnect: config.onDisconnect,
-    writePolicy: config.writePolicy,
-    origin: writePath?.origin.description,
-    sender: senderId,
-  }, 'Built the sidecar');
+  log.info(
+    {
+      mode: l2 ? 'redis' : 'l1-only',
+      redis: config.redis === undefined ? undefined : redactUrl(config.redis),
+      channel: config.channel,
+      l1: config.l1,
+      onDisconnect: config.onDisconnect,
+      writePolicy: config.writePolicy,
+      origin: writePath?.origin.description,
+      sender: senderId,
+    },
+    'Built the sidecar',
+  );
   writePath?.start();
   return app;
 }
@@ -269,7 +306,8 @@ function watchConnection(client: Redis, role: string, log: FastifyBaseLogger): v
   });
   client.on('error', (err: Error) => {
     // ioredis reports every failed reconnect; log each distinct error once per outage.
-    if (err.message !== lastError) log.warn({ redis: nodeName(client), connection: role, error: err.message }, 'Redis connection error');
+    if (err.message !== lastError)
+      log.warn({ redis: nodeName(client), connection: role, error: err.message }, 'Redis connection error');
     lastError = err.message;
   });
 }

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, helpText, parseConfig, parseByteQuantity, redactedConfig, SIDECAR_DEFAULTS, type SidecarConfig } from './config.js';
+import {
+  ConfigError,
+  helpText,
+  parseConfig,
+  parseByteQuantity,
+  redactedConfig,
+  SIDECAR_DEFAULTS,
+  type SidecarConfig,
+} from './config.js';
 
 function cfg(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): SidecarConfig {
   const r = parseConfig({
@@ -28,15 +36,28 @@ describe('sidecar config', () => {
   it('reads --metrics-listen from the flag, RIPPLECACHE_METRICS_LISTEN or metricsListen; empty turns it off', () => {
     expect(cfg(['--metrics-listen', '0.0.0.0:7071']).metricsListen).toEqual({ host: '0.0.0.0', port: 7071 });
     expect(cfg(['--metrics-listen=[::]:7071']).metricsListen).toEqual({ host: '::', port: 7071 });
-    expect(cfg([], { RIPPLECACHE_METRICS_LISTEN: '127.0.0.1:9100' }).metricsListen).toEqual({ host: '127.0.0.1', port: 9100 });
-    expect(cfg(['--config', 'f'], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen).toEqual({ host: '0.0.0.0', port: 7071 });
+    expect(cfg([], { RIPPLECACHE_METRICS_LISTEN: '127.0.0.1:9100' }).metricsListen).toEqual({
+      host: '127.0.0.1',
+      port: 9100,
+    });
+    expect(cfg(['--config', 'f'], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen).toEqual({
+      host: '0.0.0.0',
+      port: 7071,
+    });
     // A flag beats the file, and an empty flag turns the file's listener off.
-    expect(cfg(['--config', 'f', '--metrics-listen', '0.0.0.0:9000'], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen)
-      .toEqual({ host: '0.0.0.0', port: 9000 });
-    expect(cfg(['--config', 'f', '--metrics-listen='], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen).toBeUndefined();
+    expect(
+      cfg(['--config', 'f', '--metrics-listen', '0.0.0.0:9000'], {}, { f: 'metricsListen: 0.0.0.0:7071\n' })
+        .metricsListen,
+    ).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(
+      cfg(['--config', 'f', '--metrics-listen='], {}, { f: 'metricsListen: 0.0.0.0:7071\n' }).metricsListen,
+    ).toBeUndefined();
     expect(cfg(['--config', 'f'], {}, { f: 'metricsListen: ""\n' }).metricsListen).toBeUndefined();
     // Port 0 (OS-chosen) never clashes; different ports on one host are fine.
-    expect(cfg(['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0']).metricsListen).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(cfg(['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0']).metricsListen).toEqual({
+      host: '127.0.0.1',
+      port: 0,
+    });
     expect(cfg(['--metrics-listen', '127.0.0.1:7071']).listen).toEqual({ host: '127.0.0.1', port: 7070 });
   });
 
@@ -45,24 +66,58 @@ describe('sidecar config', () => {
     [['--metrics-listen', '0.0.0.0:99999'], /--metrics-listen: .* is not HOST:PORT/],
     [['--metrics-listen', '127.0.0.1:7070'], /--metrics-listen 127.0.0.1:7070 overlaps --listen 127.0.0.1:7070/],
     [['--metrics-listen', '0.0.0.0:7070'], /overlaps --listen/],
-    [['--listen', '[::]:8000', '--metrics-listen', '127.0.0.1:8000'], /--metrics-listen 127.0.0.1:8000 overlaps --listen \[::\]:8000/],
+    [
+      ['--listen', '[::]:8000', '--metrics-listen', '127.0.0.1:8000'],
+      /--metrics-listen 127.0.0.1:8000 overlaps --listen \[::\]:8000/,
+    ],
   ])('rejects metrics listener %j', (argv, message) => {
     expect(() => cfg(argv)).toThrow(message);
     expect(() => cfg(argv)).toThrow(ConfigError);
   });
 
   it('names the variable or file key of a bad metrics listener', () => {
-    expect(() => cfg([], { RIPPLECACHE_METRICS_LISTEN: '7071' })).toThrow(/RIPPLECACHE_METRICS_LISTEN: "7071" is not HOST:PORT/);
-    expect(() => cfg(['--config', 'f'], {}, { f: 'metricsListen: x\n' })).toThrow(/f: metricsListen: "x" is not HOST:PORT/);
+    expect(() => cfg([], { RIPPLECACHE_METRICS_LISTEN: '7071' })).toThrow(
+      /RIPPLECACHE_METRICS_LISTEN: "7071" is not HOST:PORT/,
+    );
+    expect(() => cfg(['--config', 'f'], {}, { f: 'metricsListen: x\n' })).toThrow(
+      /f: metricsListen: "x" is not HOST:PORT/,
+    );
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
     const c = cfg([
-      '--listen', '127.0.0.1:9000', '--redis=redis://127.0.0.1:6379', '--redis-replica', 'redis://127.0.0.1:6380',
-      '--redis-replica=redis://127.0.0.1:6381', '--redis-password', 's3cret', '--channel', 'c1',
-      '--l1-policy', 'lfu', '--l1-max-entries', '500', '--l1-max-bytes', '64Mi', '--l1-max-ttl', '5',
-      '--default-ttl', '0', '--write-policy', 'write-around', '--origin', 'postgres://db/app',
-      '--on-disconnect', 'serve-stale', '--max-value-bytes', '2Mi', '--redis-timeout-ms', '250', '--log-level', 'warn',
+      '--listen',
+      '127.0.0.1:9000',
+      '--redis=redis://127.0.0.1:6379',
+      '--redis-replica',
+      'redis://127.0.0.1:6380',
+      '--redis-replica=redis://127.0.0.1:6381',
+      '--redis-password',
+      's3cret',
+      '--channel',
+      'c1',
+      '--l1-policy',
+      'lfu',
+      '--l1-max-entries',
+      '500',
+      '--l1-max-bytes',
+      '64Mi',
+      '--l1-max-ttl',
+      '5',
+      '--default-ttl',
+      '0',
+      '--write-policy',
+      'write-around',
+      '--origin',
+      'postgres://db/app',
+      '--on-disconnect',
+      'serve-stale',
+      '--max-value-bytes',
+      '2Mi',
+      '--redis-timeout-ms',
+      '250',
+      '--log-level',
+      'warn',
     ]);
     expect(c).toMatchObject({
       listen: { host: '127.0.0.1', port: 9000 },
@@ -83,18 +138,29 @@ describe('sidecar config', () => {
 
   it('precedence: flag > env > config file > defaults', () => {
     const file = 'l1:\n  policy: fifo\n  maxEntries: 7\n  maxBytes: 1Mi\nchannel: from-file\ndefaultTTLSeconds: 11\n';
-    const c = cfg(['--config', '/c.yaml', '--l1-policy', 'lru'], { RIPPLECACHE_L1_POLICY: 'lfu', RIPPLECACHE_L1_MAX_ENTRIES: '9' }, { '/c.yaml': file });
+    const c = cfg(
+      ['--config', '/c.yaml', '--l1-policy', 'lru'],
+      { RIPPLECACHE_L1_POLICY: 'lfu', RIPPLECACHE_L1_MAX_ENTRIES: '9' },
+      { '/c.yaml': file },
+    );
     expect(c.l1).toEqual({ policy: 'lru', maxEntries: 9, maxBytes: 2 ** 20, maxTTLSeconds: 60 });
     expect(c.channel).toBe('from-file');
     expect(c.defaultTTLSeconds).toBe(11);
   });
 
-  it('reads the config file named by RIPPLECACHE_CONFIG, with the operator\'s full shape', () => {
+  it("reads the config file named by RIPPLECACHE_CONFIG, with the operator's full shape", () => {
     const file = [
-      'listen: 127.0.0.1:7071', 'redis: redis://sessions.shop.svc:6379', 'redisReplicas: [redis://a:6379, redis://b:6379]',
-      'channel: ripplecache:sessions', 'defaultTTLSeconds: 3600', 'writePolicy: write-back', 'onDisconnect: serve-stale',
-      'maxValueBytes: 1048576', 'l1: {policy: lfu, maxEntries: 10000, maxBytes: 64Mi, maxTTLSeconds: 60}',
-      'writeBack: {flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000}', 'origin: http://origin:8080',
+      'listen: 127.0.0.1:7071',
+      'redis: redis://sessions.shop.svc:6379',
+      'redisReplicas: [redis://a:6379, redis://b:6379]',
+      'channel: ripplecache:sessions',
+      'defaultTTLSeconds: 3600',
+      'writePolicy: write-back',
+      'onDisconnect: serve-stale',
+      'maxValueBytes: 1048576',
+      'l1: {policy: lfu, maxEntries: 10000, maxBytes: 64Mi, maxTTLSeconds: 60}',
+      'writeBack: {flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000}',
+      'origin: http://origin:8080',
     ].join('\n');
     const c = cfg([], { RIPPLECACHE_CONFIG: '/etc/rc.yaml' }, { '/etc/rc.yaml': file });
     expect(c.redisReplicas).toEqual(['redis://a:6379', 'redis://b:6379']);
@@ -132,8 +198,9 @@ describe('sidecar config', () => {
   });
 
   it('rejects unknown config-file keys, naming them', () => {
-    expect(() => cfg(['--config', 'f'], {}, { f: 'l1: {policy: lru, maxEntry: 3}\nredisReplica: x\n' }))
-      .toThrow(/unknown keys: l1.maxEntry, redisReplica/);
+    expect(() => cfg(['--config', 'f'], {}, { f: 'l1: {policy: lru, maxEntry: 3}\nredisReplica: x\n' })).toThrow(
+      /unknown keys: l1.maxEntry, redisReplica/,
+    );
     expect(() => cfg(['--config', 'f'], {}, { f: 'redisPassword: x\n' })).toThrow(/unknown keys: redisPassword/);
   });
 
@@ -147,9 +214,26 @@ describe('sidecar config', () => {
     const r = parseConfig({ argv: ['--help'], env: {}, readFile: () => '' });
     expect(r.kind).toBe('help');
     const text = helpText();
-    for (const flag of ['--listen', '--metrics-listen', '--redis', '--redis-replica', '--redis-password', '--channel', '--l1-policy', '--l1-max-entries',
-      '--l1-max-bytes', '--l1-max-ttl', '--default-ttl', '--write-policy', '--origin', '--on-disconnect', '--max-value-bytes',
-      '--redis-timeout-ms', '--config', '--log-level']) {
+    for (const flag of [
+      '--listen',
+      '--metrics-listen',
+      '--redis',
+      '--redis-replica',
+      '--redis-password',
+      '--channel',
+      '--l1-policy',
+      '--l1-max-entries',
+      '--l1-max-bytes',
+      '--l1-max-ttl',
+      '--default-ttl',
+      '--write-policy',
+      '--origin',
+      '--on-disconnect',
+      '--max-value-bytes',
+      '--redis-timeout-ms',
+      '--config',
+      '--log-level',
+    ]) {
       expect(text).toContain(flag);
     }
     expect(text).toContain('RIPPLECACHE_L1_POLICY');
@@ -171,22 +255,45 @@ describe('sidecar config', () => {
   });
   it('reads the write-policy flags and refuses write-back against an origin without Redis', () => {
     const c = cfg([
-      '--redis', 'redis://r:6379', '--origin', 'postgres://app@db:5432/app', '--origin-table', 'app.cache',
-      '--write-policy', 'write-back', '--write-back-flush-interval-ms', '250', '--write-back-flush-batch-size', '100',
-      '--write-back-max-pending', '5000', '--write-back-claim-timeout-ms', '3000',
+      '--redis',
+      'redis://r:6379',
+      '--origin',
+      'postgres://app@db:5432/app',
+      '--origin-table',
+      'app.cache',
+      '--write-policy',
+      'write-back',
+      '--write-back-flush-interval-ms',
+      '250',
+      '--write-back-flush-batch-size',
+      '100',
+      '--write-back-max-pending',
+      '5000',
+      '--write-back-claim-timeout-ms',
+      '3000',
     ]);
     expect(c).toMatchObject({
-      origin: 'postgres://app@db:5432/app', originTable: 'app.cache', writePolicy: 'write-back',
-      writeBack: { flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 }, writeBackClaimTimeoutMs: 3000,
+      origin: 'postgres://app@db:5432/app',
+      originTable: 'app.cache',
+      writePolicy: 'write-back',
+      writeBack: { flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 },
+      writeBackClaimTimeoutMs: 3000,
     });
-    expect(cfg([], { RIPPLECACHE_ORIGIN_TABLE: 'entries', RIPPLECACHE_WRITE_BACK_CLAIM_TIMEOUT_MS: '1000' }))
-      .toMatchObject({ originTable: 'entries', writeBackClaimTimeoutMs: 1000 });
-    expect(cfg(['--config', 'f'], {}, { f: 'originTable: t1\nwriteBackClaimTimeoutMs: 500\n' })).toMatchObject({ originTable: 't1', writeBackClaimTimeoutMs: 500 });
+    expect(
+      cfg([], { RIPPLECACHE_ORIGIN_TABLE: 'entries', RIPPLECACHE_WRITE_BACK_CLAIM_TIMEOUT_MS: '1000' }),
+    ).toMatchObject({ originTable: 'entries', writeBackClaimTimeoutMs: 1000 });
+    expect(cfg(['--config', 'f'], {}, { f: 'originTable: t1\nwriteBackClaimTimeoutMs: 500\n' })).toMatchObject({
+      originTable: 't1',
+      writeBackClaimTimeoutMs: 500,
+    });
     expect(() => cfg(['--origin-table', 'x; drop table y'])).toThrow(/not a table name/);
     expect(() => cfg(['--origin', 'mysql://db/app'])).toThrow(ConfigError);
     expect(() => cfg(['--origin', 'postgres://db/app', '--write-policy', 'write-back'])).toThrow(/needs --redis/);
-    expect(cfg(['--origin', 'http://origin:8080/cache', '--write-policy', 'write-around']).writePolicy).toBe('write-around');
-    for (const flag of ['--origin-table', '--write-back-claim-timeout-ms', '--write-back-max-pending']) expect(helpText()).toContain(flag);
+    expect(cfg(['--origin', 'http://origin:8080/cache', '--write-policy', 'write-around']).writePolicy).toBe(
+      'write-around',
+    );
+    for (const flag of ['--origin-table', '--write-back-claim-timeout-ms', '--write-back-max-pending'])
+      expect(helpText()).toContain(flag);
     expect(JSON.stringify(redactedConfig(cfg(['--origin', 'postgres://app:hunter3@db/app'])))).not.toContain('hunter3');
   });
 });

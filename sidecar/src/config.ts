@@ -186,8 +186,16 @@ function oneOf<T extends string>(values: readonly T[]): Parser {
 }
 
 const BYTE_SUFFIXES: Record<string, number> = {
-  '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40,
+  '': 1,
+  k: 1e3,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
 };
 
 /** Parses a byte count: `1048576`, or a Kubernetes quantity such as `64Mi`, `512k`, `1G`. */
@@ -263,50 +271,140 @@ function tableName(raw: unknown, where: string): string {
 }
 
 const FLAGS: readonly FlagSpec[] = [
-  { flag: 'listen', path: 'listen', parse: parseListen,
-    help: `HOST:PORT of the HTTP API (default ${SIDECAR_DEFAULTS.listen.host}:${SIDECAR_DEFAULTS.listen.port})` },
-  { flag: 'metrics-listen', path: 'metricsListen', parse: optionalListen,
-    help: 'HOST:PORT of a second listener serving only /metrics, /healthz and /readyz (no cache API), e.g. 0.0.0.0:7071 for Prometheus and kubelet probes; default: off' },
-  { flag: 'redis', path: 'redis', parse: REDIS_URL,
-    help: 'URL of the Redis primary, redis://[:password@]host:port[/db]; without it the sidecar runs L1-only' },
-  { flag: 'redis-replica', path: 'redisReplicas', parse: REDIS_URL, repeatable: true,
-    help: 'URL of a replica, repeatable (env: comma-separated); default: discovered with INFO replication' },
-  { flag: 'redis-password', path: 'redisPassword', parse: str, noFile: true,
-    help: 'Redis password (overrides a password in the URLs; never logged)' },
-  { flag: 'channel', path: 'channel', parse: str,
-    help: `pub/sub channel of invalidation messages (default ${SIDECAR_DEFAULTS.channel})` },
-  { flag: 'l1-policy', path: 'l1.policy', parse: oneOf(L1_POLICIES),
-    help: `L1 eviction policy: ${L1_POLICIES.join('|')} (default ${SIDECAR_DEFAULTS.l1.policy})` },
-  { flag: 'l1-max-entries', path: 'l1.maxEntries', parse: int(1, 100_000_000),
-    help: `L1 entry bound (default ${SIDECAR_DEFAULTS.l1.maxEntries})` },
-  { flag: 'l1-max-bytes', path: 'l1.maxBytes', parse: bytes(2 ** 48),
-    help: 'L1 byte bound, bytes or a quantity such as 64Mi (default 64Mi)' },
-  { flag: 'l1-max-ttl', path: 'l1.maxTTLSeconds', parse: int(0, 86_400 * 365),
-    help: `longest life of an L1 entry in seconds; 0 disables L1 in front of Redis (default ${SIDECAR_DEFAULTS.l1.maxTTLSeconds})` },
-  { flag: 'default-ttl', path: 'defaultTTLSeconds', parse: int(0, 86_400 * 3650),
-    help: `TTL in seconds of a PUT without ?ttl=; 0 = no expiry (default ${SIDECAR_DEFAULTS.defaultTTLSeconds})` },
-  { flag: 'write-policy', path: 'writePolicy', parse: oneOf(WRITE_POLICIES),
-    help: `${WRITE_POLICIES.join('|')} against the origin (default ${SIDECAR_DEFAULTS.writePolicy}; without --origin writes go to Redis)` },
-  { flag: 'write-back-flush-interval-ms', path: 'writeBack.flushIntervalMs', parse: int(1, 3_600_000),
-    help: `write-back: flush the journal to the origin at least every N ms (default ${SIDECAR_DEFAULTS.writeBack.flushIntervalMs})` },
-  { flag: 'write-back-flush-batch-size', path: 'writeBack.flushBatchSize', parse: int(1, 1_000_000),
-    help: `write-back: entries per batch at most; this many local writes also start a flush (default ${SIDECAR_DEFAULTS.writeBack.flushBatchSize})` },
-  { flag: 'write-back-max-pending', path: 'writeBack.maxPending', parse: int(1, 100_000_000),
-    help: `write-back: journaled writes not yet in the origin (cluster-wide) at most; further writes get 503 (default ${SIDECAR_DEFAULTS.writeBack.maxPending})` },
-  { flag: 'write-back-claim-timeout-ms', path: 'writeBackClaimTimeoutMs', parse: int(100, 3_600_000),
-    help: `write-back: entries idle this long in a sidecar that died are claimed by another (default ${SIDECAR_DEFAULTS.writeBackClaimTimeoutMs})` },
-  { flag: 'origin', path: 'origin', parse: url(['postgres:', 'postgresql:', 'http:', 'https:']),
-    help: 'application database: postgres://user[:password]@host:port/db or http(s)://service/prefix (read-through and the write policy)' },
-  { flag: 'origin-table', path: 'originTable', parse: tableName,
-    help: `PostgreSQL table of the origin, created if absent (default ${SIDECAR_DEFAULTS.originTable})` },
-  { flag: 'on-disconnect', path: 'onDisconnect', parse: oneOf(ON_DISCONNECT),
-    help: `when the invalidation subscription is lost: drop L1 (consistency) or serve-stale L1 hits marked L1-STALE (availability) (default ${SIDECAR_DEFAULTS.onDisconnect})` },
-  { flag: 'max-value-bytes', path: 'maxValueBytes', parse: bytes(MAX_VALUE_BYTES_CEILING),
-    help: 'largest value a PUT accepts, bytes or a quantity (default 1Mi)' },
-  { flag: 'redis-timeout-ms', path: 'redisTimeoutMs', parse: int(1, 60_000),
-    help: `time box of every Redis call in ms (default ${SIDECAR_DEFAULTS.redisTimeoutMs})` },
-  { flag: 'log-level', path: 'logLevel', parse: oneOf(LOG_LEVELS),
-    help: `${LOG_LEVELS.join('|')} (default ${SIDECAR_DEFAULTS.logLevel})` },
+  {
+    flag: 'listen',
+    path: 'listen',
+    parse: parseListen,
+    help: `HOST:PORT of the HTTP API (default ${SIDECAR_DEFAULTS.listen.host}:${SIDECAR_DEFAULTS.listen.port})`,
+  },
+  {
+    flag: 'metrics-listen',
+    path: 'metricsListen',
+    parse: optionalListen,
+    help: 'HOST:PORT of a second listener serving only /metrics, /healthz and /readyz (no cache API), e.g. 0.0.0.0:7071 for Prometheus and kubelet probes; default: off',
+  },
+  {
+    flag: 'redis',
+    path: 'redis',
+    parse: REDIS_URL,
+    help: 'URL of the Redis primary, redis://[:password@]host:port[/db]; without it the sidecar runs L1-only',
+  },
+  {
+    flag: 'redis-replica',
+    path: 'redisReplicas',
+    parse: REDIS_URL,
+    repeatable: true,
+    help: 'URL of a replica, repeatable (env: comma-separated); default: discovered with INFO replication',
+  },
+  {
+    flag: 'redis-password',
+    path: 'redisPassword',
+    parse: str,
+    noFile: true,
+    help: 'Redis password (overrides a password in the URLs; never logged)',
+  },
+  {
+    flag: 'channel',
+    path: 'channel',
+    parse: str,
+    help: `pub/sub channel of invalidation messages (default ${SIDECAR_DEFAULTS.channel})`,
+  },
+  {
+    flag: 'l1-policy',
+    path: 'l1.policy',
+    parse: oneOf(L1_POLICIES),
+    help: `L1 eviction policy: ${L1_POLICIES.join('|')} (default ${SIDECAR_DEFAULTS.l1.policy})`,
+  },
+  {
+    flag: 'l1-max-entries',
+    path: 'l1.maxEntries',
+    parse: int(1, 100_000_000),
+    help: `L1 entry bound (default ${SIDECAR_DEFAULTS.l1.maxEntries})`,
+  },
+  {
+    flag: 'l1-max-bytes',
+    path: 'l1.maxBytes',
+    parse: bytes(2 ** 48),
+    help: 'L1 byte bound, bytes or a quantity such as 64Mi (default 64Mi)',
+  },
+  {
+    flag: 'l1-max-ttl',
+    path: 'l1.maxTTLSeconds',
+    parse: int(0, 86_400 * 365),
+    help: `longest life of an L1 entry in seconds; 0 disables L1 in front of Redis (default ${SIDECAR_DEFAULTS.l1.maxTTLSeconds})`,
+  },
+  {
+    flag: 'default-ttl',
+    path: 'defaultTTLSeconds',
+    parse: int(0, 86_400 * 3650),
+    help: `TTL in seconds of a PUT without ?ttl=; 0 = no expiry (default ${SIDECAR_DEFAULTS.defaultTTLSeconds})`,
+  },
+  {
+    flag: 'write-policy',
+    path: 'writePolicy',
+    parse: oneOf(WRITE_POLICIES),
+    help: `${WRITE_POLICIES.join('|')} against the origin (default ${SIDECAR_DEFAULTS.writePolicy}; without --origin writes go to Redis)`,
+  },
+  {
+    flag: 'write-back-flush-interval-ms',
+    path: 'writeBack.flushIntervalMs',
+    parse: int(1, 3_600_000),
+    help: `write-back: flush the journal to the origin at least every N ms (default ${SIDECAR_DEFAULTS.writeBack.flushIntervalMs})`,
+  },
+  {
+    flag: 'write-back-flush-batch-size',
+    path: 'writeBack.flushBatchSize',
+    parse: int(1, 1_000_000),
+    help: `write-back: entries per batch at most; this many local writes also start a flush (default ${SIDECAR_DEFAULTS.writeBack.flushBatchSize})`,
+  },
+  {
+    flag: 'write-back-max-pending',
+    path: 'writeBack.maxPending',
+    parse: int(1, 100_000_000),
+    help: `write-back: journaled writes not yet in the origin (cluster-wide) at most; further writes get 503 (default ${SIDECAR_DEFAULTS.writeBack.maxPending})`,
+  },
+  {
+    flag: 'write-back-claim-timeout-ms',
+    path: 'writeBackClaimTimeoutMs',
+    parse: int(100, 3_600_000),
+    help: `write-back: entries idle this long in a sidecar that died are claimed by another (default ${SIDECAR_DEFAULTS.writeBackClaimTimeoutMs})`,
+  },
+  {
+    flag: 'origin',
+    path: 'origin',
+    parse: url(['postgres:', 'postgresql:', 'http:', 'https:']),
+    help: 'application database: postgres://user[:password]@host:port/db or http(s)://service/prefix (read-through and the write policy)',
+  },
+  {
+    flag: 'origin-table',
+    path: 'originTable',
+    parse: tableName,
+    help: `PostgreSQL table of the origin, created if absent (default ${SIDECAR_DEFAULTS.originTable})`,
+  },
+  {
+    flag: 'on-disconnect',
+    path: 'onDisconnect',
+    parse: oneOf(ON_DISCONNECT),
+    help: `when the invalidation subscription is lost: drop L1 (consistency) or serve-stale L1 hits marked L1-STALE (availability) (default ${SIDECAR_DEFAULTS.onDisconnect})`,
+  },
+  {
+    flag: 'max-value-bytes',
+    path: 'maxValueBytes',
+    parse: bytes(MAX_VALUE_BYTES_CEILING),
+    help: 'largest value a PUT accepts, bytes or a quantity (default 1Mi)',
+  },
+  {
+    flag: 'redis-timeout-ms',
+    path: 'redisTimeoutMs',
+    parse: int(1, 60_000),
+    help: `time box of every Redis call in ms (default ${SIDECAR_DEFAULTS.redisTimeoutMs})`,
+  },
+  {
+    flag: 'log-level',
+    path: 'logLevel',
+    parse: oneOf(LOG_LEVELS),
+    help: `${LOG_LEVELS.join('|')} (default ${SIDECAR_DEFAULTS.logLevel})`,
+  },
 ];
 
 /** Keys the YAML file may hold, and the flag spec each one maps to. */
@@ -331,7 +429,11 @@ export function helpText(): string {
   ];
   const all: { flag: string; help: string; env: string }[] = [
     ...FLAGS.map((f) => ({ flag: `--${f.flag}`, help: f.help, env: envName(f.flag) })),
-    { flag: '--config FILE', help: 'YAML config file (camelCase keys, e.g. l1: {policy: lfu, maxBytes: 64Mi})', env: envName('config') },
+    {
+      flag: '--config FILE',
+      help: 'YAML config file (camelCase keys, e.g. l1: {policy: lfu, maxBytes: 64Mi})',
+      env: envName('config'),
+    },
     { flag: '--help', help: 'print this help and exit', env: '' },
   ];
   for (const f of all) {
@@ -391,7 +493,14 @@ function parseEnv(env: Readonly<Record<string, string | undefined>>): Layer {
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
     if (spec.repeatable) {
-      layer.set(spec.path, raw.split(',').map((s) => s.trim()).filter(Boolean).map((s) => spec.parse(s, name)));
+      layer.set(
+        spec.path,
+        raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .map((s) => spec.parse(s, name)),
+      );
     } else {
       layer.set(spec.path, spec.parse(raw, name));
     }
@@ -409,7 +518,8 @@ export function parseConfigFile(text: string, file: string): Layer {
   }
   const layer: Layer = new Map();
   if (doc === null || doc === undefined) return layer;
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${file}: expected a mapping at the top level`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError(`${file}: expected a mapping at the top level`);
   const unknown: string[] = [];
   const visit = (obj: Record<string, unknown>, prefix: string) => {
     for (const [key, value] of Object.entries(obj)) {
@@ -431,7 +541,10 @@ export function parseConfigFile(text: string, file: string): Layer {
       const where = `${file}: ${path}`;
       if (spec.repeatable) {
         if (!Array.isArray(value)) throw new ConfigError(`${where}: expected a list`);
-        layer.set(path, value.map((v, i) => spec.parse(v, `${where}[${i}]`)));
+        layer.set(
+          path,
+          value.map((v, i) => spec.parse(v, `${where}[${i}]`)),
+        );
       } else {
         layer.set(path, spec.parse(value, where));
       }
@@ -478,13 +591,17 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
   }
   if (config.metricsListen !== undefined && sameSocket(config.metricsListen, config.listen)) {
     const show = (a: ListenAddress) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
-    throw new ConfigError(`--metrics-listen ${show(config.metricsListen)} overlaps --listen ${show(config.listen)}: give the metrics listener a port of its own`);
+    throw new ConfigError(
+      `--metrics-listen ${show(config.metricsListen)} overlaps --listen ${show(config.listen)}: give the metrics listener a port of its own`,
+    );
   }
   if (config.redis === undefined && config.redisReplicas.length > 0) {
     throw new ConfigError('--redis-replica needs --redis (the primary)');
   }
   if (config.origin !== undefined && config.writePolicy === 'write-back' && config.redis === undefined) {
-    throw new ConfigError('--write-policy write-back with --origin needs --redis: the write-back journal is a Redis Stream');
+    throw new ConfigError(
+      '--write-policy write-back with --origin needs --redis: the write-back journal is a Redis Stream',
+    );
   }
   return { kind: 'config', config };
 }

@@ -11,7 +11,10 @@ describe('errors', () => {
   });
 
   it('describeError never includes the arguments ioredis attaches to its errors', () => {
-    const reply = Object.assign(new Error('OOM command not allowed'), { name: 'ReplyError', command: { name: 'hset', args: ['rc:k', 'v', 'SECRET-VALUE'] } });
+    const reply = Object.assign(new Error('OOM command not allowed'), {
+      name: 'ReplyError',
+      command: { name: 'hset', args: ['rc:k', 'v', 'SECRET-VALUE'] },
+    });
     const wrapped = new RedisUnavailableError('write failed', { cause: reply });
     const text = JSON.stringify(describeError(wrapped));
     expect(text).not.toContain('SECRET-VALUE');

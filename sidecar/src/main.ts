@@ -32,7 +32,8 @@ async function main(): Promise<void> {
   const { config } = result;
   const app = await buildApp({ config, defaultMetrics: true });
   // The metrics and probe listener (--metrics-listen): same registry and readiness, none of the cache API.
-  const metricsApp: FastifyInstance | undefined = config.metricsListen === undefined ? undefined : await buildMetricsApp(app);
+  const metricsApp: FastifyInstance | undefined =
+    config.metricsListen === undefined ? undefined : await buildMetricsApp(app);
 
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {
@@ -81,7 +82,10 @@ async function main(): Promise<void> {
       await metricsApp.listen({ host: config.metricsListen.host, port: config.metricsListen.port });
       app.log.info({ metricsListen: config.metricsListen }, 'Started the metrics and probe listener');
     } catch (err) {
-      app.log.fatal({ err: describeError(err), metricsListen: config.metricsListen }, 'Failed to listen for metrics and probes');
+      app.log.fatal(
+        { err: describeError(err), metricsListen: config.metricsListen },
+        'Failed to listen for metrics and probes',
+      );
       await app.close().catch(() => {});
       await metricsApp.close().catch(() => {});
       process.exit(1);

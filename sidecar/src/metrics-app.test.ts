@@ -12,7 +12,10 @@ let app: FastifyInstance;
 let metricsApp: FastifyInstance;
 
 beforeEach(async () => {
-  const config: SidecarConfig = { ...(structuredClone(SIDECAR_DEFAULTS) as SidecarConfig), metricsListen: { host: '0.0.0.0', port: 7071 } };
+  const config: SidecarConfig = {
+    ...(structuredClone(SIDECAR_DEFAULTS) as SidecarConfig),
+    metricsListen: { host: '0.0.0.0', port: 7071 },
+  };
   app = await buildApp({ config, logger: false, clock: () => 1_000_000, senderId: 'test' });
   await app.ready();
   metricsApp = await buildMetricsApp(app);
@@ -65,8 +68,14 @@ describe('metrics and probe listener', () => {
   ] as const)('answers %s %s with a 404 JSON error and touches no cache', async (method, url) => {
     await app.inject({ method: 'PUT', url: '/v1/cache/x', payload: 'kept', headers: { 'content-type': 'text/plain' } });
     const r = await metricsApp.inject({
-      method, url,
-      ...(method === 'PUT' || method === 'POST' ? { payload: method === 'POST' ? '{"all":true}' : 'changed', headers: { 'content-type': method === 'POST' ? 'application/json' : 'text/plain' } } : {}),
+      method,
+      url,
+      ...(method === 'PUT' || method === 'POST'
+        ? {
+            payload: method === 'POST' ? '{"all":true}' : 'changed',
+            headers: { 'content-type': method === 'POST' ? 'application/json' : 'text/plain' },
+          }
+        : {}),
     });
     expect(r.statusCode).toBe(404);
     expect(r.json()).toEqual({ error: { code: 'NotFound', message: expect.stringMatching(/^no route /) } });

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of one sidecar, on a registry of its own (never prom-client's global one).
  */
-import type { Histogram} from 'prom-client';
+import type { Histogram } from 'prom-client';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DropReason, ReceiverEvents } from './invalidation/invalidation-receiver.js';
 import type { OriginEvents } from './origin/origin.js';
@@ -42,7 +42,9 @@ export interface SidecarMetrics {
   redisError(): void;
 }
 
-const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const DURATION_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
 
 interface HistogramCell {
   labels: { operation: string; tier: string };
@@ -144,7 +146,10 @@ class RequestDurationHistogram {
   reset(): void {}
 }
 
-export function createSidecarMetrics(sources: MetricSources, options: { defaultMetrics?: boolean } = {}): SidecarMetrics {
+export function createSidecarMetrics(
+  sources: MetricSources,
+  options: { defaultMetrics?: boolean } = {},
+): SidecarMetrics {
   const registry = new Registry();
   const registers = [registry];
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
@@ -165,13 +170,17 @@ export function createSidecarMetrics(sources: MetricSources, options: { defaultM
     name: 'ripplecache_sidecar_l1_entries',
     help: 'Entries in L1',
     registers,
-    collect() { this.set(sources.l1Entries()); },
+    collect() {
+      this.set(sources.l1Entries());
+    },
   });
   new Gauge({
     name: 'ripplecache_sidecar_l1_bytes',
     help: 'Bytes in L1 (key + value + content type + 64 per entry)',
     registers,
-    collect() { this.set(sources.l1Bytes()); },
+    collect() {
+      this.set(sources.l1Bytes());
+    },
   });
   const evictions = new Counter({
     name: 'ripplecache_sidecar_l1_evictions_total',
@@ -191,7 +200,7 @@ export function createSidecarMetrics(sources: MetricSources, options: { defaultM
   });
   const gaps = new Counter({
     name: 'ripplecache_sidecar_invalidation_gaps_total',
-    help: 'Gaps in a sender\'s sequence numbers (lost invalidation messages)',
+    help: "Gaps in a sender's sequence numbers (lost invalidation messages)",
     registers,
   });
   const malformed = new Counter({
@@ -214,13 +223,17 @@ export function createSidecarMetrics(sources: MetricSources, options: { defaultM
     name: 'ripplecache_sidecar_redis_up',
     help: '1 when the connection to the Redis primary is up',
     registers,
-    collect() { this.set(sources.redisUp()); },
+    collect() {
+      this.set(sources.redisUp());
+    },
   });
   new Gauge({
     name: 'ripplecache_sidecar_invalidation_subscribed',
     help: '1 when the invalidation subscription is up (L1 is trusted)',
     registers,
-    collect() { this.set(sources.subscribed()); },
+    collect() {
+      this.set(sources.subscribed());
+    },
   });
 
   // Write policies and the origin.
@@ -229,20 +242,28 @@ export function createSidecarMetrics(sources: MetricSources, options: { defaultM
   const pending = (): Promise<PendingSnapshot> => {
     const read = sources.writeBackPending;
     if (read === undefined) return Promise.resolve({ pending: 0, oldestPendingSeconds: 0 });
-    pendingScrape ??= read().finally(() => { setImmediate(() => { pendingScrape = undefined; }); });
+    pendingScrape ??= read().finally(() => {
+      setImmediate(() => {
+        pendingScrape = undefined;
+      });
+    });
     return pendingScrape;
   };
   new Gauge({
     name: 'ripplecache_sidecar_writeback_pending',
     help: 'Write-back journal entries not yet written to the origin (cluster-wide: the journal is shared)',
     registers,
-    async collect() { this.set((await pending()).pending); },
+    async collect() {
+      this.set((await pending()).pending);
+    },
   });
   new Gauge({
     name: 'ripplecache_sidecar_writeback_oldest_pending_seconds',
     help: 'Age of the oldest write-back journal entry not yet written to the origin (0 when none)',
     registers,
-    async collect() { this.set((await pending()).oldestPendingSeconds); },
+    async collect() {
+      this.set((await pending()).oldestPendingSeconds);
+    },
   });
   const batches = new Counter({
     name: 'ripplecache_sidecar_writeback_batches_total',
@@ -279,7 +300,13 @@ export function createSidecarMetrics(sources: MetricSources, options: { defaultM
   for (const kind of ['origin', 'rejected', 'redis'] satisfies FlushFailure[]) flushFailures.inc({ kind }, 0);
 
   // Pre-create the usual series so that dashboards see zeros rather than gaps.
-  for (const reason of ['subscription-lost', 'resubscribed', 'sequence-gap', 'malformed-message', 'invalidate-all'] satisfies DropReason[]) {
+  for (const reason of [
+    'subscription-lost',
+    'resubscribed',
+    'sequence-gap',
+    'malformed-message',
+    'invalidate-all',
+  ] satisfies DropReason[]) {
     drops.inc({ reason }, 0);
   }
 

@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports.js';
 import {
-  kubeBinDir, progressLog, removeTempDir, repoRoot, spawnManaged, terminate, trackTempDir, waitForProcess, type ManagedProcess,
+  kubeBinDir,
+  progressLog,
+  removeTempDir,
+  repoRoot,
+  spawnManaged,
+  terminate,
+  trackTempDir,
+  waitForProcess,
+  type ManagedProcess,
 } from './tools.js';
 
 /** What `kubectl` printed and its exit code; never throws on a non-zero exit. */
@@ -88,54 +96,146 @@ async function openssl(cwd: string, args: string[]): Promise<void> {
 
 /** Makes a self-signed EC P-256 CA in `pki/ca.crt` + `pki/ca.key`. */
 async function makeCa(pki: string): Promise<void> {
-  await writeFile(join(pki, 'ca.cnf'), [
-    '[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'CN = ripplecache-test-ca',
-    '[v3_ca]', 'basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign,cRLSign,digitalSignature',
-    'subjectKeyIdentifier = hash', '',
-  ].join('\n'));
-  await openssl(pki, ['req', '-x509', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-config', 'ca.cnf', '-extensions', 'v3_ca']);
+  await writeFile(
+    join(pki, 'ca.cnf'),
+    [
+      '[req]',
+      'distinguished_name = dn',
+      'prompt = no',
+      '[dn]',
+      'CN = ripplecache-test-ca',
+      '[v3_ca]',
+      'basicConstraints = critical,CA:TRUE',
+      'keyUsage = critical,keyCertSign,cRLSign,digitalSignature',
+      'subjectKeyIdentifier = hash',
+      '',
+    ].join('\n'),
+  );
+  await openssl(pki, [
+    'req',
+    '-x509',
+    '-new',
+    '-nodes',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '30',
+    '-config',
+    'ca.cnf',
+    '-extensions',
+    'v3_ca',
+  ]);
 }
 
 /** Issues `pki/<name>.crt` + `pki/<name>.key`, signed by the CA in `pki/`. */
 async function makeCert(pki: string, name: string, req: CertificateRequest): Promise<void> {
   const sans = [...(req.dnsNames ?? []).map((d) => `DNS:${d}`), ...(req.ipAddresses ?? []).map((ip) => `IP:${ip}`)];
   const subject = [...(req.organizations ?? []).map((o) => `/O=${o}`), `/CN=${req.commonName}`].join('');
-  await writeFile(join(pki, `${name}.ext`), [
-    '[ext]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature,keyEncipherment',
-    `extendedKeyUsage = ${req.usage === 'server' ? 'serverAuth' : 'clientAuth'}`, 'authorityKeyIdentifier = keyid',
-    ...(sans.length ? [`subjectAltName = ${sans.join(',')}`] : []), '',
-  ].join('\n'));
-  await openssl(pki, ['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject]);
-  await openssl(pki, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key',
-    '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-days', '30', '-sha256',
-    '-extfile', `${name}.ext`, '-extensions', 'ext', '-out', `${name}.crt`]);
+  await writeFile(
+    join(pki, `${name}.ext`),
+    [
+      '[ext]',
+      'basicConstraints = critical,CA:FALSE',
+      'keyUsage = critical,digitalSignature,keyEncipherment',
+      `extendedKeyUsage = ${req.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
+      'authorityKeyIdentifier = keyid',
+      ...(sans.length ? [`subjectAltName = ${sans.join(',')}`] : []),
+      '',
+    ].join('\n'),
+  );
+  await openssl(pki, [
+    'req',
+    '-new',
+    '-nodes',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    subject,
+  ]);
+  await openssl(pki, [
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-set_serial',
+    `0x${randomBytes(12).toString('hex')}`,
+    '-days',
+    '30',
+    '-sha256',
+    '-extfile',
+    `${name}.ext`,
+    '-extensions',
+    'ext',
+    '-out',
+    `${name}.crt`,
+  ]);
 }
 
 /** A kubeconfig as JSON (which is YAML, so kubectl and @kubernetes/client-node read it). */
 function kubeconfig(server: string, caPem: string, user: { token: string } | { cert: string; key: string }): string {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
-  const creds = 'token' in user ? { token: user.token }
-    : { 'client-certificate-data': b64(user.cert), 'client-key-data': b64(user.key) };
-  return `${JSON.stringify({
-    apiVersion: 'v1', kind: 'Config',
-    clusters: [{ name: 'ripplecache-test', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
-    users: [{ name: 'user', user: creds }],
-    contexts: [{ name: 'ripplecache-test', context: { cluster: 'ripplecache-test', user: 'user', namespace: 'default' } }],
-    'current-context': 'ripplecache-test',
-  }, null, 2)}\n`;
+  const creds =
+    'token' in user
+      ? { token: user.token }
+      : { 'client-certificate-data': b64(user.cert), 'client-key-data': b64(user.key) };
+  return `${JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'ripplecache-test', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
+      users: [{ name: 'user', user: creds }],
+      contexts: [
+        { name: 'ripplecache-test', context: { cluster: 'ripplecache-test', user: 'user', namespace: 'default' } },
+      ],
+      'current-context': 'ripplecache-test',
+    },
+    null,
+    2,
+  )}\n`;
 }
 
 /** GET over HTTPS; resolves with the status code and body. */
-function httpsGet(url: string, tls: { ca?: string; cert?: string; key?: string; insecure?: boolean }): Promise<{ status: number; body: string }> {
+function httpsGet(
+  url: string,
+  tls: { ca?: string; cert?: string; key?: string; insecure?: boolean },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: 'GET', timeout: 3_000, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecure,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      url,
+      {
+        method: 'GET',
+        timeout: 3_000,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: !tls.insecure,
+      },
+      (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => {
+            body += d;
+          })
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
     req.on('error', reject);
     req.end();
@@ -172,127 +272,215 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     // etcd does not need the certificates: start it first and make them meanwhile.
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
-    const etcd = spawnManaged('etcd', bin('etcd'), [
-      '--name', 'ripplecache-test', '--data-dir', join(dir, 'etcd'),
-      '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', `ripplecache-test=${peerUrl}`, '--unsafe-no-fsync',
-    ], { logPath: join(dir, 'etcd.log'), cwd: dir });
+    const etcd = spawnManaged(
+      'etcd',
+      bin('etcd'),
+      [
+        '--name',
+        'ripplecache-test',
+        '--data-dir',
+        join(dir, 'etcd'),
+        '--listen-client-urls',
+        etcdUrl,
+        '--advertise-client-urls',
+        etcdUrl,
+        '--listen-peer-urls',
+        peerUrl,
+        '--initial-advertise-peer-urls',
+        peerUrl,
+        '--initial-cluster',
+        `ripplecache-test=${peerUrl}`,
+        '--unsafe-no-fsync',
+      ],
+      { logPath: join(dir, 'etcd.log'), cwd: dir },
+    );
     procs.push(etcd);
 
     await makeCa(pki);
     const saKeys = promisify(generateKeyPair)('ec', {
-      namedCurve: 'prime256v1', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+      namedCurve: 'prime256v1',
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
     });
     await Promise.all([
       makeCert(pki, 'apiserver', {
-        commonName: 'kube-apiserver', usage: 'server', ipAddresses: ['127.0.0.1', SERVICE_IP],
-        dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+        commonName: 'kube-apiserver',
+        usage: 'server',
+        ipAddresses: ['127.0.0.1', SERVICE_IP],
+        dnsNames: [
+          'localhost',
+          'kubernetes',
+          'kubernetes.default',
+          'kubernetes.default.svc',
+          'kubernetes.default.svc.cluster.local',
+        ],
       }),
       makeCert(pki, 'admin', { commonName: 'ripplecache-admin', organizations: ['system:masters'], usage: 'client' }),
       // With --use-service-account-credentials=false every controller acts as this user, and the built-in
       // system:kube-controller-manager role only covers shared informers, so it also gets system:masters.
       makeCert(pki, 'controller-manager', {
-        commonName: 'system:kube-controller-manager', organizations: ['system:masters'], usage: 'client',
+        commonName: 'system:kube-controller-manager',
+        organizations: ['system:masters'],
+        usage: 'client',
       }),
       // The aggregation layer's client (and its request-header CA), as kubeadm sets up: without them the
       // controller manager's delegated authentication logs an error every few seconds.
       makeCert(pki, 'front-proxy-client', { commonName: 'front-proxy-client', usage: 'client' }),
-      saKeys.then(({ privateKey, publicKey }) => Promise.all([
-        writeFile(join(pki, 'sa.key'), privateKey, { mode: 0o600 }), writeFile(join(pki, 'sa.pub'), publicKey),
-      ])),
+      saKeys.then(({ privateKey, publicKey }) =>
+        Promise.all([
+          writeFile(join(pki, 'sa.key'), privateKey, { mode: 0o600 }),
+          writeFile(join(pki, 'sa.pub'), publicKey),
+        ]),
+      ),
     ]);
     const pem = async (name: string) => readFile(join(pki, name), 'utf8');
-    const [caCert, adminCert, adminKey, kcmCert, kcmKey] = await Promise.all(
-      ['ca.crt', 'admin.crt', 'admin.key', 'controller-manager.crt', 'controller-manager.key'].map(pem)) as [string, string, string, string, string];
+    const [caCert, adminCert, adminKey, kcmCert, kcmKey] = (await Promise.all(
+      ['ca.crt', 'admin.crt', 'admin.key', 'controller-manager.crt', 'controller-manager.key'].map(pem),
+    )) as [string, string, string, string, string];
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
     const kcmKubeconfig = join(dir, 'controller-manager.kubeconfig');
     await writeFile(kubeconfigPath, kubeconfig(server, caCert, { cert: adminCert, key: adminKey }), { mode: 0o600 });
     await writeFile(kcmKubeconfig, kubeconfig(server, caCert, { cert: kcmCert, key: kcmKey }), { mode: 0o600 });
     log('certificates ready');
 
-    await waitForProcess(etcd, `etcd at ${etcdUrl}`, async () => {
-      const res = await fetch(`${etcdUrl}/health`);
-      return res.ok && (await res.json() as { health?: string }).health === 'true';
-    }, 30_000);
+    await waitForProcess(
+      etcd,
+      `etcd at ${etcdUrl}`,
+      async () => {
+        const res = await fetch(`${etcdUrl}/health`);
+        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+      },
+      30_000,
+    );
     log(`etcd ready at ${etcdUrl}`);
 
-    const apiserver = spawnManaged('kube-apiserver', bin('kube-apiserver'), [
-      `--etcd-servers=${etcdUrl}`,
-      `--secure-port=${apiPort}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
-      `--cert-dir=${join(dir, 'apiserver-certs')}`,
-      `--tls-cert-file=${join(pki, 'apiserver.crt')}`, `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-      `--client-ca-file=${join(pki, 'ca.crt')}`,
-      '--authorization-mode=Node,RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${join(pki, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-      `--service-cluster-ip-range=${SERVICE_CIDR}`,
-      '--allow-privileged=true',
-      `--requestheader-client-ca-file=${join(pki, 'ca.crt')}`, '--requestheader-allowed-names=front-proxy-client',
-      '--requestheader-username-headers=X-Remote-User', '--requestheader-group-headers=X-Remote-Group',
-      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-      `--proxy-client-cert-file=${join(pki, 'front-proxy-client.crt')}`, `--proxy-client-key-file=${join(pki, 'front-proxy-client.key')}`,
-      // 127.0.0.1 is not a valid Endpoints address: do not publish the `kubernetes` Service's endpoints.
-      '--endpoint-reconciler-type=none',
-      '--profiling=false',
-      // Default admission plugins (ServiceAccount included: the controller manager creates the accounts).
-      ...(opts.apiserverArgs ?? []),
-    ], { logPath: join(dir, 'kube-apiserver.log'), cwd: dir });
+    const apiserver = spawnManaged(
+      'kube-apiserver',
+      bin('kube-apiserver'),
+      [
+        `--etcd-servers=${etcdUrl}`,
+        `--secure-port=${apiPort}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--cert-dir=${join(dir, 'apiserver-certs')}`,
+        `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+        `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+        `--client-ca-file=${join(pki, 'ca.crt')}`,
+        '--authorization-mode=Node,RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${join(pki, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        '--allow-privileged=true',
+        `--requestheader-client-ca-file=${join(pki, 'ca.crt')}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${join(pki, 'front-proxy-client.crt')}`,
+        `--proxy-client-key-file=${join(pki, 'front-proxy-client.key')}`,
+        // 127.0.0.1 is not a valid Endpoints address: do not publish the `kubernetes` Service's endpoints.
+        '--endpoint-reconciler-type=none',
+        '--profiling=false',
+        // Default admission plugins (ServiceAccount included: the controller manager creates the accounts).
+        ...(opts.apiserverArgs ?? []),
+      ],
+      { logPath: join(dir, 'kube-apiserver.log'), cwd: dir },
+    );
     procs.push(apiserver);
     const adminTls = { ca: caCert, cert: adminCert, key: adminKey };
-    await waitForProcess(apiserver, `kube-apiserver ${server}/readyz`, async () => {
-      const res = await httpsGet(`${server}/readyz`, adminTls);
-      return res.status === 200;
-    }, 90_000);
+    await waitForProcess(
+      apiserver,
+      `kube-apiserver ${server}/readyz`,
+      async () => {
+        const res = await httpsGet(`${server}/readyz`, adminTls);
+        return res.status === 200;
+      },
+      90_000,
+    );
     log(`kube-apiserver ready at ${server}`);
 
-    const kcm = spawnManaged('kube-controller-manager', bin('kube-controller-manager'), [
-      `--kubeconfig=${kcmKubeconfig}`,
-      `--authentication-kubeconfig=${kcmKubeconfig}`, `--authorization-kubeconfig=${kcmKubeconfig}`,
-      '--controllers=*', '--leader-elect=false', '--use-service-account-credentials=false',
-      `--service-account-private-key-file=${join(pki, 'sa.key')}`,
-      `--root-ca-file=${join(pki, 'ca.crt')}`,
-      `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`, `--cluster-signing-key-file=${join(pki, 'ca.key')}`,
-      `--service-cluster-ip-range=${SERVICE_CIDR}`,
-      `--secure-port=${kcmPort}`, '--bind-address=127.0.0.1', `--cert-dir=${join(dir, 'controller-manager-certs')}`,
-      '--profiling=false',
-      ...(opts.controllerManagerArgs ?? []),
-    ], { logPath: join(dir, 'kube-controller-manager.log'), cwd: dir });
+    const kcm = spawnManaged(
+      'kube-controller-manager',
+      bin('kube-controller-manager'),
+      [
+        `--kubeconfig=${kcmKubeconfig}`,
+        `--authentication-kubeconfig=${kcmKubeconfig}`,
+        `--authorization-kubeconfig=${kcmKubeconfig}`,
+        '--controllers=*',
+        '--leader-elect=false',
+        '--use-service-account-credentials=false',
+        `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+        `--root-ca-file=${join(pki, 'ca.crt')}`,
+        `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`,
+        `--cluster-signing-key-file=${join(pki, 'ca.key')}`,
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        `--secure-port=${kcmPort}`,
+        '--bind-address=127.0.0.1',
+        `--cert-dir=${join(dir, 'controller-manager-certs')}`,
+        '--profiling=false',
+        ...(opts.controllerManagerArgs ?? []),
+      ],
+      { logPath: join(dir, 'kube-controller-manager.log'), cwd: dir },
+    );
     procs.push(kcm);
-    await waitForProcess(kcm, `kube-controller-manager https://127.0.0.1:${kcmPort}/healthz`, async () => {
-      const res = await httpsGet(`https://127.0.0.1:${kcmPort}/healthz`, { insecure: true });
-      return res.status === 200;
-    }, 60_000);
+    await waitForProcess(
+      kcm,
+      `kube-controller-manager https://127.0.0.1:${kcmPort}/healthz`,
+      async () => {
+        const res = await httpsGet(`https://127.0.0.1:${kcmPort}/healthz`, { insecure: true });
+        return res.status === 200;
+      },
+      60_000,
+    );
     // Healthy is not the same as running controllers: wait for the serviceaccount controller's first work.
-    await waitForProcess(kcm, 'the ServiceAccount default/default (made by the controller manager)', async () => {
-      const res = await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, adminTls);
-      return res.status === 200;
-    }, 60_000);
+    await waitForProcess(
+      kcm,
+      'the ServiceAccount default/default (made by the controller manager)',
+      async () => {
+        const res = await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, adminTls);
+        return res.status === 200;
+      },
+      60_000,
+    );
     log('kube-controller-manager ready; control plane up');
 
     const kubectlCache = join(dir, 'kubectl-cache');
-    const kubectl = (args: string[], input?: string): Promise<KubectlResult> => new Promise((resolve, reject) => {
-      const child = spawn(bin('kubectl'), [`--kubeconfig=${kubeconfigPath}`, `--cache-dir=${kubectlCache}`, ...args], {
-        stdio: ['pipe', 'pipe', 'pipe'],
+    const kubectl = (args: string[], input?: string): Promise<KubectlResult> =>
+      new Promise((resolve, reject) => {
+        const child = spawn(
+          bin('kubectl'),
+          [`--kubeconfig=${kubeconfigPath}`, `--cache-dir=${kubectlCache}`, ...args],
+          {
+            stdio: ['pipe', 'pipe', 'pipe'],
+          },
+        );
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d;
+        });
+        child.stderr.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+        });
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ stdout, stderr, code: code ?? -1 }));
+        child.stdin.end(input ?? '');
       });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-      child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ stdout, stderr, code: code ?? -1 }));
-      child.stdin.end(input ?? '');
-    });
     const must = async (args: string[], input?: string): Promise<string> => {
       const r = await kubectl(args, input);
-      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (exit code ${r.code}): ${r.stderr}${r.stdout}`);
+      if (r.code !== 0)
+        throw new Error(`kubectl ${args.join(' ')} failed (exit code ${r.code}): ${r.stderr}${r.stdout}`);
       return r.stdout;
     };
 
     let stopped = false;
     return {
-      server, kubeconfigPath, dir, binDir, caCert: caCert,
+      server,
+      kubeconfigPath,
+      dir,
+      binDir,
+      caCert: caCert,
       kubectl,
       applyCrds: async (crdDir = join(repoRoot, 'crds')) => {
         const files = existsSync(crdDir) ? readdirSync(crdDir).filter((f) => /\.(ya?ml|json)$/.test(f)) : [];
@@ -307,7 +495,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         if ((await kubectl(['get', 'serviceaccount', name, '-n', namespace])).code !== 0) {
           await must(['create', 'serviceaccount', name, '-n', namespace]);
         }
-        const token = (await must(['create', 'token', name, '-n', namespace, `--duration=${tokenOpts.duration ?? '24h'}`])).trim();
+        const token = (
+          await must(['create', 'token', name, '-n', namespace, `--duration=${tokenOpts.duration ?? '24h'}`])
+        ).trim();
         const path = join(dir, `sa-${namespace}-${name}.kubeconfig`);
         await writeFile(path, kubeconfig(server, caCert, { token }), { mode: 0o600 });
         return path;

@@ -2,7 +2,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { logTail, repoRoot, spawnManaged, terminate, trackTempDir, waitForProcess, type ManagedProcess } from './tools.js';
+import {
+  logTail,
+  repoRoot,
+  spawnManaged,
+  terminate,
+  trackTempDir,
+  waitForProcess,
+  type ManagedProcess,
+} from './tools.js';
 
 /** A real `ripplecache-operator` process (run from source with tsx) against a test control plane. */
 export interface OperatorProcess {
@@ -32,11 +40,17 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
   const dir = mkdtempSync(join(tmpdir(), 'ripplecache-operator-'));
   trackTempDir(dir);
   const args = [
-    ...(opts.compiled ? [join(repoRoot, 'dist/operator/src/main.js')] : ['--import', 'tsx', join(repoRoot, 'operator/src/main.ts')]),
-    '--kubeconfig', opts.kubeconfigPath,
-    '--metrics-listen', `127.0.0.1:${port}`,
-    '--identity', opts.identity,
-    '--leader-election-namespace', 'default',
+    ...(opts.compiled
+      ? [join(repoRoot, 'dist/operator/src/main.js')]
+      : ['--import', 'tsx', join(repoRoot, 'operator/src/main.ts')]),
+    '--kubeconfig',
+    opts.kubeconfigPath,
+    '--metrics-listen',
+    `127.0.0.1:${port}`,
+    '--identity',
+    opts.identity,
+    '--leader-election-namespace',
+    'default',
     ...Object.entries(opts.podAddresses ?? {}).flatMap(([pod, addr]) => ['--pod-address-override', `${pod}=${addr}`]),
     ...(opts.extraArgs ?? []),
   ];
@@ -46,10 +60,16 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
     env: { ...process.env, ...opts.env },
   });
   const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  await waitForProcess(proc, `operator ${opts.identity} /readyz`, async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-    return res?.status === 200;
-  }, 60_000, 200);
+  await waitForProcess(
+    proc,
+    `operator ${opts.identity} /readyz`,
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      return res?.status === 200;
+    },
+    60_000,
+    200,
+  );
   return {
     proc,
     metricsUrl,

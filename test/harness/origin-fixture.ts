@@ -43,9 +43,15 @@ export function useRedisAndPostgres(): RedisAndPostgres {
   });
 
   return {
-    get redis() { return started(redis, 'redis-server'); },
-    get pg() { return started(pgServer, 'PostgreSQL'); },
-    get admin() { return started(admin, 'the admin pool'); },
+    get redis() {
+      return started(redis, 'redis-server');
+    },
+    get pg() {
+      return started(pgServer, 'PostgreSQL');
+    },
+    get admin() {
+      return started(admin, 'the admin pool');
+    },
     rawClient(db) {
       const c = new Redis(`${started(redis, 'redis-server').url}/${db}`);
       raws.push(c);

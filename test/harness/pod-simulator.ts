@@ -11,7 +11,11 @@ export class PodSimulator {
   private readonly ready = new Set<string>();
   private stopped = false;
 
-  constructor(kubeconfigPath: string, private readonly namespace: string, private readonly pods: Set<string>) {
+  constructor(
+    kubeconfigPath: string,
+    private readonly namespace: string,
+    private readonly pods: Set<string>,
+  ) {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfigPath);
     this.core = kc.makeApiClient(k8s.CoreV1Api);
@@ -19,7 +23,11 @@ export class PodSimulator {
 
   start(everyMs = 300): void {
     const tick = async () => {
-      try { await this.markReady(); } catch { /* the next tick tries again */ }
+      try {
+        await this.markReady();
+      } catch {
+        /* the next tick tries again */
+      }
       if (!this.stopped) this.timer = setTimeout(() => void tick(), everyMs);
     };
     void tick();
@@ -39,15 +47,27 @@ export class PodSimulator {
       const isReady = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
       if (isReady && this.ready.has(`${name}/${pod.metadata?.uid}`)) continue;
       const now = new Date();
-      await this.core.patchNamespacedPodStatus({
-        name, namespace: this.namespace,
-        body: {
-          status: {
-            phase: 'Running', podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }], hostIP: '127.0.0.1', startTime: now,
-            conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({ type, status: 'True', lastTransitionTime: now })),
+      await this.core.patchNamespacedPodStatus(
+        {
+          name,
+          namespace: this.namespace,
+          body: {
+            status: {
+              phase: 'Running',
+              podIP: '127.0.0.1',
+              podIPs: [{ ip: '127.0.0.1' }],
+              hostIP: '127.0.0.1',
+              startTime: now,
+              conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({
+                type,
+                status: 'True',
+                lastTransitionTime: now,
+              })),
+            },
           },
         },
-      }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
       this.ready.add(`${name}/${pod.metadata?.uid}`);
     }
   }

@@ -19,7 +19,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `check` until it resolves true or `timeoutMs` passes; throws with `what` on timeout. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000, everyMs = 100): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

@@ -5,7 +5,13 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import {
-  progressLog, removeTempDir, spawnManaged, terminate, trackTempDir, waitForProcess, type ManagedProcess,
+  progressLog,
+  removeTempDir,
+  spawnManaged,
+  terminate,
+  trackTempDir,
+  waitForProcess,
+  type ManagedProcess,
 } from './tools.js';
 
 /** A real PostgreSQL 15 server on a loopback port with its data in a temporary directory. */
@@ -58,7 +64,12 @@ export function postgresBinDir(): string {
   if (process.env.RIPPLECACHE_PG_BIN) return process.env.RIPPLECACHE_PG_BIN;
   const root = '/usr/lib/postgresql';
   if (existsSync(join(root, '15/bin/postgres'))) return join(root, '15/bin');
-  const majors = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).map(Number).sort((a, b) => b - a) : [];
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .map(Number)
+        .sort((a, b) => b - a)
+    : [];
   return join(root, String(majors[0] ?? 15), 'bin');
 }
 
@@ -92,16 +103,34 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   let server: ManagedProcess | undefined;
 
   const launch = async () => {
-    const p = spawnManaged('postgres', join(bin, 'postgres'), [
-      '-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1',
-      // A throw-away test database: durability off for speed, unless asked for.
-      ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
-    ], { logPath, ...as });
+    const p = spawnManaged(
+      'postgres',
+      join(bin, 'postgres'),
+      [
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-k',
+        sock,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        // A throw-away test database: durability off for speed, unless asked for.
+        ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
+      ],
+      { logPath, ...as },
+    );
     server = p;
-    await waitForProcess(p, `PostgreSQL on 127.0.0.1:${port}`, async () => {
-      await run(join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port)], as);
-      return true;
-    }, 60_000, 100);
+    await waitForProcess(
+      p,
+      `PostgreSQL on 127.0.0.1:${port}`,
+      async () => {
+        await run(join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port)], as);
+        return true;
+      },
+      60_000,
+      100,
+    );
   };
   const stopServer = async () => {
     // SIGINT = "fast" shutdown: roll back open transactions, terminate clients, checkpoint, exit.
@@ -114,18 +143,50 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     const pwfile = join(dir, 'superuser.pw');
     await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o644 });
     log(`initdb in ${data}`);
-    await run(join(bin, 'initdb'), [
-      '-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256',
-      '-E', 'UTF8', '--locale=C', '--no-sync',
-    ], as);
+    await run(
+      join(bin, 'initdb'),
+      [
+        '-D',
+        data,
+        '-U',
+        'postgres',
+        '--pwfile',
+        pwfile,
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        '-E',
+        'UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
+      as,
+    );
     log(`starting postgres on 127.0.0.1:${port}`);
     await launch();
-    await run(join(bin, 'psql'), [
-      '-h', sock, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-q',
-      '-c', `CREATE ROLE ${USER} LOGIN PASSWORD '${PASSWORD}'`,
-      '-c', `CREATE DATABASE ${DATABASE} OWNER ${USER}`,
-    ], as);
-    log(`ready: database ${DATABASE}, user ${USER} (running as ${who.uid === undefined ? userInfo().username : 'postgres'})`);
+    await run(
+      join(bin, 'psql'),
+      [
+        '-h',
+        sock,
+        '-p',
+        String(port),
+        '-U',
+        'postgres',
+        '-d',
+        'postgres',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-q',
+        '-c',
+        `CREATE ROLE ${USER} LOGIN PASSWORD '${PASSWORD}'`,
+        '-c',
+        `CREATE DATABASE ${DATABASE} OWNER ${USER}`,
+      ],
+      as,
+    );
+    log(
+      `ready: database ${DATABASE}, user ${USER} (running as ${who.uid === undefined ? userInfo().username : 'postgres'})`,
+    );
   } catch (err) {
     await stopServer();
     removeTempDir(dir, 'postgres');
@@ -134,7 +195,11 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
 
   return {
     url: `postgres://${USER}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}/${DATABASE}`,
-    port, database: DATABASE, user: USER, password: PASSWORD, dir,
+    port,
+    database: DATABASE,
+    user: USER,
+    password: PASSWORD,
+    dir,
     stopServer,
     startServer: async () => {
       if (server && !server.exited) return;

@@ -28,7 +28,10 @@ async function ping(port: number, password?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = createConnection({ host: '127.0.0.1', port });
     let buf = '';
-    sock.setTimeout(1000, () => { sock.destroy(); resolve(false); });
+    sock.setTimeout(1000, () => {
+      sock.destroy();
+      resolve(false);
+    });
     sock.on('error', () => resolve(false));
     sock.on('connect', () => {
       if (password) sock.write(`AUTH ${password}\r\n`);
@@ -36,8 +39,13 @@ async function ping(port: number, password?: string): Promise<boolean> {
     });
     sock.on('data', (d) => {
       buf += d.toString();
-      if (buf.includes('PONG')) { sock.destroy(); resolve(true); }
-      else if (buf.includes('-')) { sock.destroy(); resolve(false); }
+      if (buf.includes('PONG')) {
+        sock.destroy();
+        resolve(true);
+      } else if (buf.includes('-')) {
+        sock.destroy();
+        resolve(false);
+      }
     });
   });
 }
@@ -47,29 +55,56 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisProcess>
   const port = opts.port ?? (await freePort());
   const dir = await mkdtemp(join(tmpdir(), `ripplecache-redis-${port}-`));
   let child: ChildProcess | undefined;
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-    ...(opts.password ? ['--requirepass', opts.password, '--masterauth', opts.password] : []), ...(opts.args ?? [])];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    ...(opts.password ? ['--requirepass', opts.password, '--masterauth', opts.password] : []),
+    ...(opts.args ?? []),
+  ];
 
   const launch = async () => {
     child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
     const c = child;
-    await waitFor(`redis-server on port ${port}`, async () => {
-      if (c.exitCode !== null) throw new Error(`redis-server exited with code ${c.exitCode}`);
-      return ping(port, opts.password);
-    }, 15_000, 50);
+    await waitFor(
+      `redis-server on port ${port}`,
+      async () => {
+        if (c.exitCode !== null) throw new Error(`redis-server exited with code ${c.exitCode}`);
+        return ping(port, opts.password);
+      },
+      15_000,
+      50,
+    );
   };
   const terminate = async (signal: NodeJS.Signals) => {
     const c = child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((resolve) => { c.once('exit', () => resolve()); c.kill(signal); });
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill(signal);
+    });
   };
   await launch();
   return {
     port,
-    url: opts.password ? `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
-    get pid() { return child?.pid ?? -1; },
+    url: opts.password
+      ? `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}`
+      : `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child?.pid ?? -1;
+    },
     kill: () => terminate('SIGKILL'),
     start: launch,
-    stop: async () => { await terminate('SIGTERM'); await rm(dir, { recursive: true, force: true }); },
+    stop: async () => {
+      await terminate('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }

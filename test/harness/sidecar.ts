@@ -27,7 +27,11 @@ export interface SidecarProcess {
   readonly url: string;
   readonly pid: number;
   get(key: string, timeoutMs?: number): Promise<CacheResponse>;
-  put(key: string, value: string | Buffer, options?: { ttl?: number; contentType?: string; timeoutMs?: number }): Promise<CacheResponse>;
+  put(
+    key: string,
+    value: string | Buffer,
+    options?: { ttl?: number; contentType?: string; timeoutMs?: number },
+  ): Promise<CacheResponse>;
   del(key: string): Promise<CacheResponse>;
   invalidate(body: unknown): Promise<CacheResponse>;
   readyz(): Promise<{ status: number; body: Record<string, unknown> }>;
@@ -84,11 +88,15 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
   const port = await freePort();
   const name = options.name ?? `sidecar-${port}`;
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'sidecar/src/main.ts', '--listen', `127.0.0.1:${port}`, ...(options.args ?? [])], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, RIPPLECACHE_LOG_LEVEL: 'info', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'sidecar/src/main.ts', '--listen', `127.0.0.1:${port}`, ...(options.args ?? [])],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, RIPPLECACHE_LOG_LEVEL: 'info', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   running.add(child);
   const lines: string[] = [];
   const keep = (chunk: Buffer) => {
@@ -97,14 +105,27 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    running.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    }),
+  );
 
-  const request = async (method: string, path: string, body?: string | Buffer, headers?: Record<string, string>, timeoutMs = 10_000) => {
+  const request = async (
+    method: string,
+    path: string,
+    body?: string | Buffer,
+    headers?: Record<string, string>,
+    timeoutMs = 10_000,
+  ) => {
     const started = performance.now();
-    const res = await fetch(`${url}${path}`, { method, ...(body === undefined ? {} : { body }), ...(headers ? { headers } : {}), signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(`${url}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body }),
+      ...(headers ? { headers } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     return toResponse(res, started);
   };
 
@@ -112,17 +133,21 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     name,
     port,
     url,
-    get pid() { return child.pid ?? -1; },
+    get pid() {
+      return child.pid ?? -1;
+    },
     get: (key, timeoutMs) => request('GET', `/v1/cache/${encodeKey(key)}`, undefined, undefined, timeoutMs),
-    put: (key, value, o = {}) => request(
-      'PUT',
-      `/v1/cache/${encodeKey(key)}${o.ttl !== undefined ? `?ttl=${o.ttl}` : ''}`,
-      value,
-      { 'content-type': o.contentType ?? 'text/plain' },
-      o.timeoutMs,
-    ),
+    put: (key, value, o = {}) =>
+      request(
+        'PUT',
+        `/v1/cache/${encodeKey(key)}${o.ttl !== undefined ? `?ttl=${o.ttl}` : ''}`,
+        value,
+        { 'content-type': o.contentType ?? 'text/plain' },
+        o.timeoutMs,
+      ),
     del: (key) => request('DELETE', `/v1/cache/${encodeKey(key)}`),
-    invalidate: (body) => request('POST', '/v1/invalidate', JSON.stringify(body), { 'content-type': 'application/json' }),
+    invalidate: (body) =>
+      request('POST', '/v1/invalidate', JSON.stringify(body), { 'content-type': 'application/json' }),
     readyz: async () => {
       const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -139,10 +164,17 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       }
       return 0;
     },
-    waitReady: (timeoutMs = 20_000) => waitFor(`${name} /readyz`, async () => {
-      if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}:\n${lines.join('\n')}`);
-      return (await sidecar.readyz()).status === 200;
-    }, timeoutMs, 50),
+    waitReady: (timeoutMs = 20_000) =>
+      waitFor(
+        `${name} /readyz`,
+        async () => {
+          if (child.exitCode !== null)
+            throw new Error(`${name} exited with code ${child.exitCode}:\n${lines.join('\n')}`);
+          return (await sidecar.readyz()).status === 200;
+        },
+        timeoutMs,
+        50,
+      ),
     output: () => lines.join('\n'),
     signal: async (sig) => {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
@@ -159,11 +191,17 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
   };
 
   const wait = options.wait ?? 'readyz';
-  const ready = wait === 'readyz'
-    ? sidecar.waitReady()
-    : wait === 'healthz'
-      ? waitFor(`${name} /healthz`, async () => (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok, 20_000, 50)
-      : Promise.resolve();
+  const ready =
+    wait === 'readyz'
+      ? sidecar.waitReady()
+      : wait === 'healthz'
+        ? waitFor(
+            `${name} /healthz`,
+            async () => (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok,
+            20_000,
+            50,
+          )
+        : Promise.resolve();
   // Stop waiting as soon as the process exits.
   const died = exited.then((code) => {
     throw new Error(`${name} exited with code ${code} before it was ready:\n${lines.slice(-30).join('\n')}`);
@@ -182,13 +220,15 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
 
 /** Stops every sidecar this process started (for afterAll). */
 export async function stopAllSidecars(): Promise<void> {
-  await Promise.all([...running].map(async (child) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.kill('SIGTERM');
-    await exited;
-    clearTimeout(timer);
-  }));
+  await Promise.all(
+    [...running].map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      child.kill('SIGTERM');
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
   running.clear();
 }

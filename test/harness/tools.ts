@@ -28,13 +28,16 @@ async function resolveKubeBinDir(): Promise<string> {
   const script = join(repoRoot, 'tools/kube/build.sh');
   const child = spawn('bash', [script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
   });
   const last = out.trim().split('\n').pop()?.trim() ?? '';
-  if (code !== 0 || last === '') throw new Error(`tools/kube/build.sh failed (exit code ${code}); its output: ${out.slice(-2000)}`);
+  if (code !== 0 || last === '')
+    throw new Error(`tools/kube/build.sh failed (exit code ${code}); its output: ${out.slice(-2000)}`);
   return last;
 }
 
@@ -67,11 +70,19 @@ let hasSetpriv: boolean | undefined;
 process.on('exit', () => {
   // A crashed or interrupted test run must not leave servers behind: SIGKILL is all that works synchronously.
   for (const p of live) {
-    try { p.child.kill('SIGKILL'); } catch { /* already gone */ }
+    try {
+      p.child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
   if (process.env.RIPPLECACHE_KEEP_TMP !== '1') {
     for (const dir of tempDirs) {
-      try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        /* best effort */
+      }
     }
   }
 });
@@ -115,21 +126,36 @@ export function spawnManaged(name: string, command: string, args: string[], opts
     child.once('error', () => resolve());
   });
   const proc: ManagedProcess = {
-    name, logPath: opts.logPath, child, exit,
-    get exited() { return exited; },
+    name,
+    logPath: opts.logPath,
+    child,
+    exit,
+    get exited() {
+      return exited;
+    },
   };
   live.add(proc);
-  void exit.then(() => { exited = true; live.delete(proc); });
+  void exit.then(() => {
+    exited = true;
+    live.delete(proc);
+  });
   return proc;
 }
 
 /** Sends `signal` (SIGTERM by default), then SIGKILL after `graceMs`; resolves once the process is gone. */
-export async function terminate(proc: ManagedProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<void> {
+export async function terminate(
+  proc: ManagedProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 5_000,
+): Promise<void> {
   if (proc.exited) return;
   proc.child.kill(signal);
   let timer: NodeJS.Timeout | undefined;
   const killed = new Promise<void>((resolve) => {
-    timer = setTimeout(() => { proc.child.kill('SIGKILL'); resolve(); }, graceMs);
+    timer = setTimeout(() => {
+      proc.child.kill('SIGKILL');
+      resolve();
+    }, graceMs);
   });
   await Promise.race([proc.exit, killed]);
   clearTimeout(timer);
@@ -149,18 +175,28 @@ export function logTail(path: string, lines = 40): string {
 export function assertRunning(proc: ManagedProcess): void {
   if (!proc.exited) return;
   const { exitCode, signalCode } = proc.child;
-  throw new Error(`${proc.name} exited (code ${exitCode}, signal ${signalCode}); last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`);
+  throw new Error(
+    `${proc.name} exited (code ${exitCode}, signal ${signalCode}); last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`,
+  );
 }
 
 /**
  * Waits until `check` resolves true while `proc` keeps running. Fails at once, with the tail of the process's
  * log, if it exits; on timeout the error carries the log tail too.
  */
-export async function waitForProcess(proc: ManagedProcess, what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<void> {
+export async function waitForProcess(
+  proc: ManagedProcess,
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 200,
+): Promise<void> {
   try {
     await waitFor(what, async () => proc.exited || (await check()), timeoutMs, everyMs);
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`, { cause: err });
+    throw new Error(`${(err as Error).message}; last lines of ${proc.logPath}:\n${logTail(proc.logPath)}`, {
+      cause: err,
+    });
   }
   assertRunning(proc);
 }
@@ -171,7 +207,9 @@ export async function waitForProcess(proc: ManagedProcess, what: string, check: 
  */
 export function progressLog(what: string): (message: string) => void {
   const t0 = Date.now();
-  return (message) => { process.stderr.write(`[${what} +${((Date.now() - t0) / 1000).toFixed(1)}s] ${message}\n`); };
+  return (message) => {
+    process.stderr.write(`[${what} +${((Date.now() - t0) / 1000).toFixed(1)}s] ${message}\n`);
+  };
 }
 
 function commandExists(cmd: string): boolean {

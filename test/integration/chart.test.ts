@@ -24,27 +24,57 @@ import { LABEL_SIDECAR, SIDECAR_INJECTED } from '../../operator/src/api/v1alpha1
 import { SIDECAR_METRICS_PORT_NAME } from '../../operator/src/webhook/inject-sidecar.js';
 
 const CHART = join(repoRoot, 'charts/ripplecache');
-const CI_VALUES = readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('.yaml')).sort();
+const CI_VALUES = readdirSync(join(CHART, 'ci'))
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 const helmHome = mkdtempSync(join(tmpdir(), 'ripplecache-helm-'));
 trackTempDir(helmHome);
 
-interface Run { code: number; stdout: string; stderr: string }
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string>; [k: string]: any }; [k: string]: any };  
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    [k: string]: any;
+  };
+  [k: string]: any;
+};
 
 async function helm(args: string[]): Promise<Run> {
   const bin = join(await kubeBinDir(), 'helm');
   return new Promise((resolve) => {
-    execFile(bin, args, {
-      maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, HELM_CACHE_HOME: join(helmHome, 'cache'), HELM_CONFIG_HOME: join(helmHome, 'config'), HELM_DATA_HOME: join(helmHome, 'data') },
-    }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    execFile(
+      bin,
+      args,
+      {
+        maxBuffer: 64 * 1024 * 1024,
+        env: {
+          ...process.env,
+          HELM_CACHE_HOME: join(helmHome, 'cache'),
+          HELM_CONFIG_HOME: join(helmHome, 'config'),
+          HELM_DATA_HOME: join(helmHome, 'data'),
+        },
+      },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
   });
 }
 
 async function render(args: string[] = []): Promise<Obj[]> {
   const r = await helm(['template', 'rc', CHART, '--namespace', 'ripplecache-system', ...args]);
   expect(r.code, r.stderr).toBe(0);
-  return parseAllDocuments(r.stdout).map((d) => d.toJSON() as Obj).filter(Boolean);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJSON() as Obj)
+    .filter(Boolean);
 }
 
 /**
@@ -52,10 +82,16 @@ async function render(args: string[] = []): Promise<Obj[]> {
  * arguments and environment, except the listen addresses (loopback ports) and the Lease namespace (which
  * the harness otherwise pins to `default`).
  */
-async function startOperatorLikeDeployment(cp: ControlPlane, opts: { namespace: string; deployment: string; kubeconfigPath: string; podAddresses: Record<string, string> }): Promise<{ operator: OperatorProcess; webhookPort: number }> {
+async function startOperatorLikeDeployment(
+  cp: ControlPlane,
+  opts: { namespace: string; deployment: string; kubeconfigPath: string; podAddresses: Record<string, string> },
+): Promise<{ operator: OperatorProcess; webhookPort: number }> {
   const r = await cp.kubectl(['get', 'deployment', opts.deployment, '-n', opts.namespace, '-o', 'json']);
   expect(r.code, r.stderr).toBe(0);
-  const container = (JSON.parse(r.stdout) as Obj).spec.template.spec.containers[0] as { args: string[]; env: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }> };
+  const container = (JSON.parse(r.stdout) as Obj).spec.template.spec.containers[0] as {
+    args: string[];
+    env: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+  };
   expect(container.env.map((e) => e.valueFrom?.fieldRef?.fieldPath)).toEqual(['metadata.namespace', 'metadata.name']);
   const webhookPort = await freePort();
   const args = container.args
@@ -73,25 +109,37 @@ async function startOperatorLikeDeployment(cp: ControlPlane, opts: { namespace: 
 }
 
 async function waitForReady(cp: ControlPlane, namespace: string, name: string): Promise<void> {
-  await waitFor(`CacheCluster ${namespace}/${name} to be Ready with ConfigApplied=True`, async () => {
-    const r = await cp.kubectl(['get', 'cachecluster', name, '-n', namespace, '-o', 'json']);
-    if (r.code !== 0) return false;
-    const cc = JSON.parse(r.stdout) as Obj;
-    const applied = (cc.status?.conditions ?? []).find((c: { type: string }) => c.type === 'ConfigApplied');
-    return cc.status?.phase === 'Ready' && applied?.status === 'True';
-  }, 60_000, 300);
+  await waitFor(
+    `CacheCluster ${namespace}/${name} to be Ready with ConfigApplied=True`,
+    async () => {
+      const r = await cp.kubectl(['get', 'cachecluster', name, '-n', namespace, '-o', 'json']);
+      if (r.code !== 0) return false;
+      const cc = JSON.parse(r.stdout) as Obj;
+      const applied = (cc.status?.conditions ?? []).find((c: { type: string }) => c.type === 'ConfigApplied');
+      return cc.status?.phase === 'Ready' && applied?.status === 'True';
+    },
+    60_000,
+    300,
+  );
 }
 
-const find = (objs: Obj[], kind: string, name?: string) => objs.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+const find = (objs: Obj[], kind: string, name?: string) =>
+  objs.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
 
 describe('chart files', () => {
   it('carries the same CRDs as crds/ (scripts/sync-chart-crds.sh copies them)', () => {
-    const src = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
-    const copy = readdirSync(join(CHART, 'files/crds')).filter((f) => f.endsWith('.yaml')).sort();
+    const src = readdirSync(join(repoRoot, 'crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
+    const copy = readdirSync(join(CHART, 'files/crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
     expect(copy).toEqual(src);
     for (const f of src) {
-      expect(readFileSync(join(CHART, 'files/crds', f), 'utf8'), `charts/ripplecache/files/crds/${f} differs from crds/${f}: run scripts/sync-chart-crds.sh`)
-        .toBe(readFileSync(join(repoRoot, 'crds', f), 'utf8'));
+      expect(
+        readFileSync(join(CHART, 'files/crds', f), 'utf8'),
+        `charts/ripplecache/files/crds/${f} differs from crds/${f}: run scripts/sync-chart-crds.sh`,
+      ).toBe(readFileSync(join(repoRoot, 'crds', f), 'utf8'));
     }
   });
 
@@ -125,7 +173,14 @@ describe('chart files', () => {
 
 describe('helm lint and helm template', () => {
   it('lints cleanly (--strict) with the defaults and with every ci/*.yaml', async () => {
-    expect(CI_VALUES).toEqual(expect.arrayContaining(['default-values.yaml', 'namespace-scope-values.yaml', 'cert-manager-values.yaml', 'monitoring-values.yaml']));
+    expect(CI_VALUES).toEqual(
+      expect.arrayContaining([
+        'default-values.yaml',
+        'namespace-scope-values.yaml',
+        'cert-manager-values.yaml',
+        'monitoring-values.yaml',
+      ]),
+    );
     for (const args of [[], ...CI_VALUES.map((f) => ['-f', join(CHART, 'ci', f)])]) {
       const r = await helm(['lint', CHART, '--strict', ...args]);
       expect(r.code, `helm lint ${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
@@ -138,13 +193,24 @@ describe('helm lint and helm template', () => {
     expect(dep!.spec.replicas).toBe(2);
     const pod = dep!.spec.template.spec;
     const c = pod.containers[0];
-    expect(c.args).toEqual(expect.arrayContaining(['--leader-elect=true', '--webhook-listen=0.0.0.0:9443', '--webhook-configuration=rc-ripplecache-sidecar-injector',
-      '--webhook-secret=ripplecache-system/rc-ripplecache-webhook-tls', '--sidecar-image=ghcr.io/ripplecache/sidecar:0.1.0']));
+    expect(c.args).toEqual(
+      expect.arrayContaining([
+        '--leader-elect=true',
+        '--webhook-listen=0.0.0.0:9443',
+        '--webhook-configuration=rc-ripplecache-sidecar-injector',
+        '--webhook-secret=ripplecache-system/rc-ripplecache-webhook-tls',
+        '--sidecar-image=ghcr.io/ripplecache/sidecar:0.1.0',
+      ]),
+    );
     expect(c.image).toBe('ghcr.io/ripplecache/operator:0.1.0');
     expect(c.env.map((e: { name: string }) => e.name)).toEqual(['POD_NAMESPACE', 'POD_NAME']);
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
-    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(c.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
     expect(c.resources.requests).toBeDefined();
     expect(find(objs, 'PodDisruptionBudget')[0]!.spec.minAvailable).toBe(1);
@@ -156,7 +222,11 @@ describe('helm lint and helm template', () => {
     expect(wh.failurePolicy).toBe('Fail');
     expect(wh.clientConfig.caBundle).toBeUndefined();
     expect(wh.matchConditions[0].expression).toContain("'cache.ripplecache.io/inject' in object.metadata.annotations");
-    expect(wh.namespaceSelector.matchExpressions[0].values).toEqual(['kube-system', 'kube-node-lease', 'ripplecache-system']);
+    expect(wh.namespaceSelector.matchExpressions[0].values).toEqual([
+      'kube-system',
+      'kube-node-lease',
+      'ripplecache-system',
+    ]);
     expect(find(objs, 'Secret', 'rc-ripplecache-webhook-tls')).toHaveLength(1);
     // Nothing grants writes to Secrets, or anything on nodes, pods or RBAC.
     for (const role of [...find(objs, 'ClusterRole'), ...find(objs, 'Role')]) {
@@ -166,7 +236,9 @@ describe('helm lint and helm template', () => {
         expect(rule.resources).not.toContain('pods');
         expect(rule.resources).not.toContain('nodes');
         if (rule.resources.includes('secrets')) {
-          expect(rule.verbs.every((v: string) => v === 'get' || (rule.resourceNames?.length === 1 && v === 'patch'))).toBe(true);
+          expect(
+            rule.verbs.every((v: string) => v === 'get' || (rule.resourceNames?.length === 1 && v === 'patch')),
+          ).toBe(true);
         }
       }
     }
@@ -178,16 +250,33 @@ describe('helm lint and helm template', () => {
 
   it('renders namespace scope: Roles in each watched namespace, --watch-namespaces, webhook limited to them', async () => {
     const objs = await render(['-f', join(CHART, 'ci/namespace-scope-values.yaml')]);
-    expect(find(objs, 'Role', 'rc-ripplecache-manager').map((r) => r.metadata.namespace).sort()).toEqual(['payments', 'shop']);
+    expect(
+      find(objs, 'Role', 'rc-ripplecache-manager')
+        .map((r) => r.metadata.namespace)
+        .sort(),
+    ).toEqual(['payments', 'shop']);
     expect(find(objs, 'RoleBinding', 'rc-ripplecache-manager')).toHaveLength(2);
     // Cluster-wide: only the right to write the caBundle of its own webhook configuration.
     const clusterRoles = find(objs, 'ClusterRole');
     expect(clusterRoles.map((r) => r.metadata.name)).toEqual(['rc-ripplecache-webhook']);
-    expect(clusterRoles[0]!.rules).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['rc-ripplecache-sidecar-injector'], verbs: ['get', 'patch'] }]);
-    expect(find(objs, 'Deployment')[0]!.spec.template.spec.containers[0].args).toContain('--watch-namespaces=shop,payments');
+    expect(clusterRoles[0]!.rules).toEqual([
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['mutatingwebhookconfigurations'],
+        resourceNames: ['rc-ripplecache-sidecar-injector'],
+        verbs: ['get', 'patch'],
+      },
+    ]);
+    expect(find(objs, 'Deployment')[0]!.spec.template.spec.containers[0].args).toContain(
+      '--watch-namespaces=shop,payments',
+    );
     const wh = find(objs, 'MutatingWebhookConfiguration')[0]!.webhooks[0];
     expect(wh.failurePolicy).toBe('Ignore');
-    expect(wh.namespaceSelector.matchExpressions[1]).toEqual({ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['shop', 'payments'] });
+    expect(wh.namespaceSelector.matchExpressions[1]).toEqual({
+      key: 'kubernetes.io/metadata.name',
+      operator: 'In',
+      values: ['shop', 'payments'],
+    });
     expect(find(objs, 'PodDisruptionBudget')).toHaveLength(0);
   });
 
@@ -197,7 +286,9 @@ describe('helm lint and helm template', () => {
     expect(cert!.spec.secretName).toBe('rc-ripplecache-webhook-tls');
     expect(cert!.spec.dnsNames).toContain('rc-ripplecache-webhook.ripplecache-system.svc');
     expect(find(objs, 'Issuer')[0]!.spec).toEqual({ selfSigned: {} });
-    expect(find(objs, 'MutatingWebhookConfiguration')[0]!.metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': 'ripplecache-system/rc-ripplecache-webhook' });
+    expect(find(objs, 'MutatingWebhookConfiguration')[0]!.metadata.annotations).toEqual({
+      'cert-manager.io/inject-ca-from': 'ripplecache-system/rc-ripplecache-webhook',
+    });
     const dep = find(objs, 'Deployment')[0]!;
     expect(dep.spec.template.spec.containers[0].args).toContain('--webhook-cert-dir=/etc/ripplecache/webhook-certs');
     expect(dep.spec.template.spec.volumes[0].secret.secretName).toBe('rc-ripplecache-webhook-tls');
@@ -207,9 +298,12 @@ describe('helm lint and helm template', () => {
     expect(operatorRole.rules.some((r: { resources: string[] }) => r.resources.includes('secrets'))).toBe(false);
   });
 
-  it('renders monitoring: ServiceMonitors, the sidecars\' PodMonitor, the alerts, and a Grafana dashboard ConfigMap with valid JSON', async () => {
+  it("renders monitoring: ServiceMonitors, the sidecars' PodMonitor, the alerts, and a Grafana dashboard ConfigMap with valid JSON", async () => {
     const objs = await render(['-f', join(CHART, 'ci/monitoring-values.yaml')]);
-    expect(find(objs, 'ServiceMonitor').map((s) => s.metadata.name)).toEqual(['rc-ripplecache', 'rc-ripplecache-redis']);
+    expect(find(objs, 'ServiceMonitor').map((s) => s.metadata.name)).toEqual([
+      'rc-ripplecache',
+      'rc-ripplecache-redis',
+    ]);
     // The injected sidecars, by the label the webhook sets, on the port the webhook declares.
     const [podMonitor] = find(objs, 'PodMonitor');
     expect(podMonitor!.apiVersion).toBe('monitoring.coreos.com/v1');
@@ -218,28 +312,53 @@ describe('helm lint and helm template', () => {
     expect(podMonitor!.metadata.labels!.release).toBe('kube-prometheus-stack');
     expect(podMonitor!.spec.selector).toEqual({ matchLabels: { [LABEL_SIDECAR]: SIDECAR_INJECTED } });
     expect(podMonitor!.spec.namespaceSelector).toEqual({ any: true });
-    expect(podMonitor!.spec.podMetricsEndpoints).toEqual([{ port: SIDECAR_METRICS_PORT_NAME, path: '/metrics', interval: '30s', scrapeTimeout: '10s' }]);
-    const rules = find(objs, 'PrometheusRule')[0]!.spec.groups.flatMap((g: { rules: Array<{ alert: string; expr: string }> }) => g.rules);
+    expect(podMonitor!.spec.podMetricsEndpoints).toEqual([
+      { port: SIDECAR_METRICS_PORT_NAME, path: '/metrics', interval: '30s', scrapeTimeout: '10s' },
+    ]);
+    const rules = find(objs, 'PrometheusRule')[0]!.spec.groups.flatMap(
+      (g: { rules: Array<{ alert: string; expr: string }> }) => g.rules,
+    );
     const alerts = Object.fromEntries(rules.map((r: { alert: string; expr: string }) => [r.alert, r.expr]));
     expect(alerts.RippleCacheEvictionsClimbing).toContain('redis_evicted_keys_total');
     expect(alerts.RippleCacheMemoryNearMaxmemory).toContain('redis_memory_max_bytes');
     expect(alerts.RippleCacheInvalidationGaps).toContain('ripplecache_sidecar_invalidation_gaps_total');
     expect(alerts.RippleCacheWriteBackBacklogGrowing).toContain('ripplecache_sidecar_writeback_pending');
-    expect(alerts.RippleCacheConfigNotApplied).toContain('ripplecache_operator_cachecluster_condition{type="ConfigApplied", status="False"}');
+    expect(alerts.RippleCacheConfigNotApplied).toContain(
+      'ripplecache_operator_cachecluster_condition{type="ConfigApplied", status="False"}',
+    );
     const cm = find(objs, 'ConfigMap', 'rc-ripplecache-dashboard')[0]!;
     expect(cm.metadata.labels!.grafana_dashboard).toBe('1');
-    const dashboard = JSON.parse(cm.data['ripplecache.json'] as string) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
-    const exprs = dashboard.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr).join('\n');
-    for (const metric of ['ripplecache_sidecar_requests_total', 'ripplecache_sidecar_request_duration_seconds_bucket', 'redis_memory_used_bytes', 'redis_evicted_keys_total',
-      'ripplecache_sidecar_invalidation_gaps_total', 'ripplecache_sidecar_writeback_pending', 'ripplecache_sidecar_writeback_oldest_pending_seconds']) {
+    const dashboard = JSON.parse(cm.data['ripplecache.json'] as string) as {
+      panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+    };
+    const exprs = dashboard.panels
+      .flatMap((p) => p.targets ?? [])
+      .map((t) => t.expr)
+      .join('\n');
+    for (const metric of [
+      'ripplecache_sidecar_requests_total',
+      'ripplecache_sidecar_request_duration_seconds_bucket',
+      'redis_memory_used_bytes',
+      'redis_evicted_keys_total',
+      'ripplecache_sidecar_invalidation_gaps_total',
+      'ripplecache_sidecar_writeback_pending',
+      'ripplecache_sidecar_writeback_oldest_pending_seconds',
+    ]) {
       expect(exprs).toContain(metric);
     }
     expect(dashboard.panels.map((p) => p.title)).toContain('Hit ratio per tier');
   });
 
-  it('renders the sidecars\' PodMonitor only when enabled, limited to the watched namespaces', async () => {
+  it("renders the sidecars' PodMonitor only when enabled, limited to the watched namespaces", async () => {
     expect(find(await render(), 'PodMonitor')).toHaveLength(0);
-    const objs = await render(['-f', join(CHART, 'ci/namespace-scope-values.yaml'), '--set', 'metrics.podMonitor.enabled=true', '--set', 'metrics.podMonitor.interval=15s']);
+    const objs = await render([
+      '-f',
+      join(CHART, 'ci/namespace-scope-values.yaml'),
+      '--set',
+      'metrics.podMonitor.enabled=true',
+      '--set',
+      'metrics.podMonitor.interval=15s',
+    ]);
     const [podMonitor] = find(objs, 'PodMonitor');
     expect(podMonitor!.spec.namespaceSelector).toEqual({ matchNames: ['shop', 'payments'] });
     expect(podMonitor!.spec.podMetricsEndpoints[0].interval).toBe('15s');
@@ -320,8 +439,10 @@ describe('helm install into the test control plane', () => {
     expect(mwc.webhooks[0].clientConfig.caBundle).toBeUndefined();
   });
 
-  it('runs the operator as the chart\'s ServiceAccount with the Deployment\'s flags: it reconciles a CacheCluster to Ready', async () => {
-    const whoami = JSON.parse((await asOperator(['auth', 'whoami', '-o', 'json'])).stdout) as { status: { userInfo: { username: string } } };
+  it("runs the operator as the chart's ServiceAccount with the Deployment's flags: it reconciles a CacheCluster to Ready", async () => {
+    const whoami = JSON.parse((await asOperator(['auth', 'whoami', '-o', 'json'])).stdout) as {
+      status: { userInfo: { username: string } };
+    };
     expect(whoami.status.userInfo.username).toBe(`system:serviceaccount:${SYSTEM}:${SA}`);
 
     // A password-protected redis-server plays the CacheCluster's only pod.
@@ -332,10 +453,15 @@ describe('helm install into the test control plane', () => {
     sim.start();
 
     ({ operator, webhookPort } = await startOperatorLikeDeployment(cp, {
-      namespace: SYSTEM, deployment: 'rc-ripplecache', kubeconfigPath: saKubeconfig, podAddresses: { [`${APP}/sessions-0`]: `127.0.0.1:${redis.port}` },
+      namespace: SYSTEM,
+      deployment: 'rc-ripplecache',
+      kubeconfigPath: saKubeconfig,
+      podAddresses: { [`${APP}/sessions-0`]: `127.0.0.1:${redis.port}` },
     }));
 
-    await k(['apply', '-f', '-'], `
+    await k(
+      ['apply', '-f', '-'],
+      `
 apiVersion: cache.ripplecache.io/v1alpha1
 kind: CacheCluster
 metadata: { name: sessions, namespace: ${APP} }
@@ -345,11 +471,22 @@ spec:
   auth: { secretRef: { name: sessions-auth, key: password } }
   flush: { schedule: "0 3 * * *" }
   metrics: { exporter: true }
-`);
+`,
+    );
     await waitForReady(cp, APP, 'sessions');
-    for (const [kind, name] of [['statefulset', 'sessions'], ['service', 'sessions'], ['service', 'sessions-headless'], ['configmap', 'sessions-config'], ['pdb', 'sessions'], ['cronjob', 'sessions-flush']]) {
+    for (const [kind, name] of [
+      ['statefulset', 'sessions'],
+      ['service', 'sessions'],
+      ['service', 'sessions-headless'],
+      ['configmap', 'sessions-config'],
+      ['pdb', 'sessions'],
+      ['cronjob', 'sessions-flush'],
+    ]) {
       const obj = await json(['get', kind!, name!, '-n', APP, '--show-managed-fields']);
-      expect(obj.metadata.managedFields.map((f: { manager: string }) => f.manager), `${kind}/${name}`).toContain('ripplecache-operator');
+      expect(
+        obj.metadata.managedFields.map((f: { manager: string }) => f.manager),
+        `${kind}/${name}`,
+      ).toContain('ripplecache-operator');
     }
     // The live settings reached Redis, with the password the operator read from the Secret.
     const r = new Redis({ port: redis.port, host: '127.0.0.1', password, lazyConnect: true, maxRetriesPerRequest: 0 });
@@ -360,12 +497,24 @@ spec:
     } finally {
       r.disconnect();
     }
-    const events = await json(['get', 'events', '-n', APP, '--field-selector', 'involvedObject.name=sessions,involvedObject.kind=CacheCluster']);
+    const events = await json([
+      'get',
+      'events',
+      '-n',
+      APP,
+      '--field-selector',
+      'involvedObject.name=sessions,involvedObject.kind=CacheCluster',
+    ]);
     expect(events.items.length).toBeGreaterThan(0);
     // The password never shows in the operator's logs, the status, the events or the metrics.
     const status = await json(['get', 'cachecluster', 'sessions', '-n', APP]);
     const metricsText = await (await fetch(operator.metricsUrl)).text();
-    for (const [where, text] of [['log', operator.log()], ['status', JSON.stringify(status.status)], ['events', JSON.stringify(events)], ['metrics', metricsText]] as const) {
+    for (const [where, text] of [
+      ['log', operator.log()],
+      ['status', JSON.stringify(status.status)],
+      ['events', JSON.stringify(events)],
+      ['metrics', metricsText],
+    ] as const) {
       expect(text.length, where).toBeGreaterThan(0);
       expect(text, where).not.toContain(password);
     }
@@ -374,12 +523,17 @@ spec:
     expect(await operator.metric('ripplecache_operator_leader')).toBe(1);
   });
 
-  it('makes its own webhook certificate with the chart\'s RBAC: fills the Secret and writes the caBundle', async () => {
+  it("makes its own webhook certificate with the chart's RBAC: fills the Secret and writes the caBundle", async () => {
     let secret: Obj | undefined;
-    await waitFor('the webhook Secret to hold a certificate', async () => {
-      secret = await json(['get', 'secret', 'rc-ripplecache-webhook-tls', '-n', SYSTEM]);
-      return Boolean(secret.data?.['tls.crt']);
-    }, 30_000, 300);
+    await waitFor(
+      'the webhook Secret to hold a certificate',
+      async () => {
+        secret = await json(['get', 'secret', 'rc-ripplecache-webhook-tls', '-n', SYSTEM]);
+        return Boolean(secret.data?.['tls.crt']);
+      },
+      30_000,
+      300,
+    );
     const data = secret!.data as Record<string, string>;
     expect(Object.keys(data).sort()).toEqual(['ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
     const mwc = await json(['get', 'mutatingwebhookconfiguration', 'rc-ripplecache-sidecar-injector']);
@@ -387,10 +541,20 @@ spec:
     const ca = Buffer.from(data['ca.crt']!, 'base64').toString('utf8');
     // The operator serves it, for the Service's DNS name, trusted through the CA alone.
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: webhookPort, path: '/healthz', ca, servername: `rc-ripplecache-webhook.${SYSTEM}.svc`, timeout: 5_000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: webhookPort,
+          path: '/healthz',
+          ca,
+          servername: `rc-ripplecache-webhook.${SYSTEM}.svc`,
+          timeout: 5_000,
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -406,9 +570,16 @@ spec:
     expect(await canI('patch', 'mutatingwebhookconfigurations/rc-ripplecache-sidecar-injector')).toBe('yes');
     // Not granted.
     for (const args of [
-      ['delete', 'secrets', '-n', APP], ['create', 'secrets', '-n', SYSTEM], ['patch', 'secret/sessions-auth', '-n', APP],
-      ['list', 'secrets', '-n', APP], ['delete', 'nodes'], ['create', 'pods', '-n', APP], ['delete', 'cacheclusters', '-n', APP],
-      ['patch', 'mutatingwebhookconfigurations/someone-elses'], ['create', 'clusterrolebindings'], ['update', 'lease/another-lease', '-n', SYSTEM],
+      ['delete', 'secrets', '-n', APP],
+      ['create', 'secrets', '-n', SYSTEM],
+      ['patch', 'secret/sessions-auth', '-n', APP],
+      ['list', 'secrets', '-n', APP],
+      ['delete', 'nodes'],
+      ['create', 'pods', '-n', APP],
+      ['delete', 'cacheclusters', '-n', APP],
+      ['patch', 'mutatingwebhookconfigurations/someone-elses'],
+      ['create', 'clusterrolebindings'],
+      ['update', 'lease/another-lease', '-n', SYSTEM],
     ]) {
       expect(await canI(...args), `can-i ${args.join(' ')}`).toBe('no');
     }
@@ -423,13 +594,25 @@ spec:
 
   it('keeps the self-managed certificate across helm upgrade, and the CRD across helm uninstall', async () => {
     const before = await json(['get', 'secret', 'rc-ripplecache-webhook-tls', '-n', SYSTEM]);
-    const upgrade = await helm(['upgrade', 'rc', CHART, '--namespace', SYSTEM, '--kubeconfig', cp.kubeconfigPath, '--set', 'logLevel=debug']);
+    const upgrade = await helm([
+      'upgrade',
+      'rc',
+      CHART,
+      '--namespace',
+      SYSTEM,
+      '--kubeconfig',
+      cp.kubeconfigPath,
+      '--set',
+      'logLevel=debug',
+    ]);
     expect(upgrade.code, upgrade.stderr).toBe(0);
     const after = await json(['get', 'secret', 'rc-ripplecache-webhook-tls', '-n', SYSTEM]);
     expect(after.data).toEqual(before.data);
     const mwc = await json(['get', 'mutatingwebhookconfiguration', 'rc-ripplecache-sidecar-injector']);
     expect(mwc.webhooks[0].clientConfig.caBundle).toBe((before.data as Record<string, string>)['ca.crt']);
-    expect((await json(['get', 'deployment', 'rc-ripplecache', '-n', SYSTEM])).spec.template.spec.containers[0].args).toContain('--log-level=debug');
+    expect(
+      (await json(['get', 'deployment', 'rc-ripplecache', '-n', SYSTEM])).spec.template.spec.containers[0].args,
+    ).toContain('--log-level=debug');
 
     await operator?.stop();
     operator = undefined;
@@ -460,8 +643,21 @@ describe('helm install with rbac.scope=namespace', () => {
   beforeAll(async () => {
     cp = await startControlPlane();
     for (const ns of [SYSTEM, WATCHED, OTHER]) await k(['create', 'namespace', ns]);
-    const install = await helm(['install', 'rcns', CHART, '--namespace', SYSTEM, '--kubeconfig', cp.kubeconfigPath,
-      '--set', 'rbac.scope=namespace', '--set', `watchNamespaces={${WATCHED}}`, '--set', 'replicaCount=1']);
+    const install = await helm([
+      'install',
+      'rcns',
+      CHART,
+      '--namespace',
+      SYSTEM,
+      '--kubeconfig',
+      cp.kubeconfigPath,
+      '--set',
+      'rbac.scope=namespace',
+      '--set',
+      `watchNamespaces={${WATCHED}}`,
+      '--set',
+      'replicaCount=1',
+    ]);
     expect(install.code, install.stderr).toBe(0);
     await k(['wait', '--for=condition=Established', '--timeout=60s', 'crd/cacheclusters.cache.ripplecache.io']);
     saKubeconfig = await cp.makeKubeconfigForServiceAccount(SYSTEM, 'rcns-ripplecache');
@@ -479,31 +675,55 @@ describe('helm install with rbac.scope=namespace', () => {
     sim = new PodSimulator(cp.kubeconfigPath, WATCHED, new Set(['orders-0']));
     sim.start();
     ({ operator } = await startOperatorLikeDeployment(cp, {
-      namespace: SYSTEM, deployment: 'rcns-ripplecache', kubeconfigPath: saKubeconfig, podAddresses: { [`${WATCHED}/orders-0`]: `127.0.0.1:${redis.port}` },
+      namespace: SYSTEM,
+      deployment: 'rcns-ripplecache',
+      kubeconfigPath: saKubeconfig,
+      podAddresses: { [`${WATCHED}/orders-0`]: `127.0.0.1:${redis.port}` },
     }));
-    await k(['apply', '-f', '-'], `
+    await k(
+      ['apply', '-f', '-'],
+      `
 apiVersion: cache.ripplecache.io/v1alpha1
 kind: CacheCluster
 metadata: { name: orders, namespace: ${WATCHED} }
 spec:
   eviction: { policy: volatile-ttl, maxMemory: 16Mi }
-`);
+`,
+    );
     await waitForReady(cp, WATCHED, 'orders');
     await k(['get', 'statefulset', 'orders', '-n', WATCHED]);
 
-    const canI = async (...args: string[]) => (await cp.kubectl(['--kubeconfig', saKubeconfig, 'auth', 'can-i', ...args])).stdout.trim();
+    const canI = async (...args: string[]) =>
+      (await cp.kubectl(['--kubeconfig', saKubeconfig, 'auth', 'can-i', ...args])).stdout.trim();
     expect(await canI('patch', 'statefulsets', '-n', WATCHED)).toBe('yes');
     expect(await canI('get', 'cacheclusters', '-n', OTHER)).toBe('no');
     expect(await canI('patch', 'statefulsets', '-n', OTHER)).toBe('no');
     expect(await canI('get', 'secrets', '-n', OTHER)).toBe('no');
     expect(await canI('list', 'cacheclusters', '--all-namespaces')).toBe('no');
     // Cluster-wide it has exactly one right: its own webhook configuration's caBundle.
-    const review = await cp.kubectl(['--kubeconfig', saKubeconfig, 'create', '--validate=false', '-o', 'json', '-f', '-'],
-      JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace: OTHER } }));
+    const review = await cp.kubectl(
+      ['--kubeconfig', saKubeconfig, 'create', '--validate=false', '-o', 'json', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectRulesReview',
+        spec: { namespace: OTHER },
+      }),
+    );
     expect(review.code, review.stderr).toBe(0);
-    const rules = (JSON.parse(review.stdout) as { status: { resourceRules: Array<{ apiGroups?: string[]; resources?: string[]; verbs: string[] }> } }).status;
+    const rules = (
+      JSON.parse(review.stdout) as {
+        status: { resourceRules: Array<{ apiGroups?: string[]; resources?: string[]; verbs: string[] }> };
+      }
+    ).status;
     const granted = rules.resourceRules.filter((r) => !(r.resources ?? []).some((x) => x.startsWith('selfsubject')));
-    expect(granted).toEqual([{ verbs: ['get', 'patch'], apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['rcns-ripplecache-sidecar-injector'] }]);
+    expect(granted).toEqual([
+      {
+        verbs: ['get', 'patch'],
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['mutatingwebhookconfigurations'],
+        resourceNames: ['rcns-ripplecache-sidecar-injector'],
+      },
+    ]);
     expect(operator.log()).not.toMatch(/forbidden/i);
   });
 });

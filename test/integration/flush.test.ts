@@ -15,13 +15,22 @@ import { serviceHost } from '../../operator/src/desired/names.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
 
 let redis: RedisProcess;
-beforeAll(async () => { redis = await startRedis({ password: 's3cret-flush' }); });
-afterAll(async () => { await redis?.stop(); });
+beforeAll(async () => {
+  redis = await startRedis({ password: 's3cret-flush' });
+});
+afterAll(async () => {
+  await redis?.stop();
+});
 
 const cc: CacheCluster = {
-  apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster',
+  apiVersion: 'cache.ripplecache.io/v1alpha1',
+  kind: 'CacheCluster',
   metadata: { name: 'sessions', namespace: 'shop', uid: 'u1', generation: 1 },
-  spec: { eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' }, flush: { schedule: '0 2 * * *' }, auth: { secretRef: { name: 'sessions-auth', key: 'password' } } },
+  spec: {
+    eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' },
+    flush: { schedule: '0 2 * * *' },
+    auth: { secretRef: { name: 'sessions-auth', key: 'password' } },
+  },
 };
 
 describe('scheduled flush script', () => {
@@ -30,7 +39,8 @@ describe('scheduled flush script', () => {
     const sub = new Redis(redis.url);
     try {
       const pipeline = client.pipeline();
-      for (let i = 0; i < 3000; i++) pipeline.hset(`rc:k${i}`, 'v', `value ${i}`, 'ct', 'text/plain').pexpire(`rc:k${i}`, 600_000);
+      for (let i = 0; i < 3000; i++)
+        pipeline.hset(`rc:k${i}`, 'v', `value ${i}`, 'ct', 'text/plain').pexpire(`rc:k${i}`, 600_000);
       pipeline.hset('rc:pending write-back', 'v', 'acknowledged, not yet in the database', 'ver', '7'); // no TTL yet
       pipeline.xadd('ripplecache:write-back', '*', 'k', 'pending write-back', 'ver', '7');
       pipeline.set('unrelated', 'kept');
@@ -41,7 +51,9 @@ describe('scheduled flush script', () => {
       // The pod reaches the client Service by DNS; here that name maps to the local process.
       const script = flushScript(cc).replaceAll(`'${serviceHost(cc)}' -p ${REDIS_PORT}`, `127.0.0.1 -p ${redis.port}`);
       expect(script).toContain(`-p ${redis.port}`);
-      const { stdout } = await promisify(execFile)('sh', ['-c', script], { env: { ...process.env, REDISCLI_AUTH: 's3cret-flush' } });
+      const { stdout } = await promisify(execFile)('sh', ['-c', script], {
+        env: { ...process.env, REDISCLI_AUTH: 's3cret-flush' },
+      });
       expect(stdout).toMatch(/3000 cache records deleted; invalidation published to 1 subscribers/);
       expect(await client.keys('rc:k*')).toEqual([]);
       expect(await client.hget('rc:pending write-back', 'v')).toBe('acknowledged, not yet in the database');
@@ -58,6 +70,8 @@ describe('scheduled flush script', () => {
 
   it('fails (so the Job fails and is retried) when Redis refuses', async () => {
     const script = flushScript(cc).replaceAll(`'${serviceHost(cc)}' -p ${REDIS_PORT}`, `127.0.0.1 -p ${redis.port}`);
-    await expect(promisify(execFile)('sh', ['-c', script], { env: { ...process.env, REDISCLI_AUTH: 'wrong' } })).rejects.toThrow();
+    await expect(
+      promisify(execFile)('sh', ['-c', script], { env: { ...process.env, REDISCLI_AUTH: 'wrong' } }),
+    ).rejects.toThrow();
   });
 });

@@ -65,7 +65,11 @@ beforeAll(async () => {
   cp = await startControlPlane();
   await cp.applyCrds();
   const primary = await startRedis();
-  redis = [primary, await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] }), await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] })];
+  redis = [
+    primary,
+    await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] }),
+    await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] }),
+  ];
   mid = await startRedis();
   podAddresses = {
     [`${NS}/sessions-0`]: `127.0.0.1:${redis[0]!.port}`,
@@ -75,7 +79,12 @@ beforeAll(async () => {
   };
   sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(['sessions-0', 'sessions-1', 'sessions-2', 'mid-0']));
   sim.start();
-  operatorA = await startOperator({ kubeconfigPath: cp.kubeconfigPath, identity: 'operator-a', podAddresses, extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'] });
+  operatorA = await startOperator({
+    kubeconfigPath: cp.kubeconfigPath,
+    identity: 'operator-a',
+    podAddresses,
+    extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'],
+  });
 });
 
 afterAll(async () => {
@@ -90,10 +99,19 @@ describe('operator on a real control plane', () => {
   it('creates every child with the right content and owner references, and reports Ready', async () => {
     const res = await apply(sessionsYaml('allkeys-lru', '64Mi'));
     expect(res.code, res.stderr).toBe(0);
-    await waitFor('sessions to be Ready with ConfigApplied', async () => {
-      const cc = await getJson('cachecluster', 'sessions');
-      return cc?.status?.phase === 'Ready' && condition(cc, 'ConfigApplied')?.status === 'True' && cc.status.observedGeneration === cc.metadata.generation;
-    }, 60_000, 300);
+    await waitFor(
+      'sessions to be Ready with ConfigApplied',
+      async () => {
+        const cc = await getJson('cachecluster', 'sessions');
+        return (
+          cc?.status?.phase === 'Ready' &&
+          condition(cc, 'ConfigApplied')?.status === 'True' &&
+          cc.status.observedGeneration === cc.metadata.generation
+        );
+      },
+      60_000,
+      300,
+    );
     const cc = await getJson('cachecluster', 'sessions');
     expect(cc.status.readyReplicas).toBe(3);
     expect(cc.status.appliedConfig).toMatchObject({ maxmemory: 64 * 1024 * 1024, maxmemoryPolicy: 'allkeys-lru' });
@@ -109,7 +127,9 @@ describe('operator on a real control plane', () => {
     };
     for (const [what, obj] of Object.entries(children)) {
       expect(obj, what).toBeDefined();
-      expect(obj.metadata.ownerReferences, what).toEqual([expect.objectContaining({ kind: 'CacheCluster', name: 'sessions', uid: cc.metadata.uid, controller: true })]);
+      expect(obj.metadata.ownerReferences, what).toEqual([
+        expect.objectContaining({ kind: 'CacheCluster', name: 'sessions', uid: cc.metadata.uid, controller: true }),
+      ]);
     }
     expect(children.cm.data['redis.conf']).toMatch(/^maxmemory 67108864$/m);
     expect(children.cm.data['redis.conf']).toMatch(/^maxmemory-policy allkeys-lru$/m);
@@ -122,18 +142,44 @@ describe('operator on a real control plane', () => {
     expect(JSON.stringify(children.sts.spec.template)).toContain('sessions-0.sessions-headless.default.svc');
     expect(children.cron.spec.schedule).toBe('0 2 * * *');
     expect(children.cron.spec.timeZone).toBe('Europe/Berlin');
-    expect(JSON.stringify(children.cron.spec.jobTemplate)).toContain("UNLINK");
-    for (const r of redis) expect(await configGet(r.port)).toEqual({ maxmemory: 64 * 1024 * 1024, policy: 'allkeys-lru' });
-    expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'True' })).toBe(1);
-    expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'False' })).toBe(0);
+    expect(JSON.stringify(children.cron.spec.jobTemplate)).toContain('UNLINK');
+    for (const r of redis)
+      expect(await configGet(r.port)).toEqual({ maxmemory: 64 * 1024 * 1024, policy: 'allkeys-lru' });
+    expect(
+      await operatorA!.metric('ripplecache_operator_cachecluster_condition', {
+        name: 'sessions',
+        type: 'ConfigApplied',
+        status: 'True',
+      }),
+    ).toBe(1);
+    expect(
+      await operatorA!.metric('ripplecache_operator_cachecluster_condition', {
+        name: 'sessions',
+        type: 'ConfigApplied',
+        status: 'False',
+      }),
+    ).toBe(0);
   });
 
   it('writes nothing when it reconciles an unchanged CacheCluster again', async () => {
-    const kinds = [['cachecluster', 'sessions'], ['configmap', 'sessions-config'], ['service', 'sessions-headless'], ['service', 'sessions'], ['statefulset', 'sessions'], ['pdb', 'sessions'], ['cronjob', 'sessions-flush']] as const;
+    const kinds = [
+      ['cachecluster', 'sessions'],
+      ['configmap', 'sessions-config'],
+      ['service', 'sessions-headless'],
+      ['service', 'sessions'],
+      ['statefulset', 'sessions'],
+      ['pdb', 'sessions'],
+      ['cronjob', 'sessions-flush'],
+    ] as const;
     const before = await Promise.all(kinds.map(async ([k, n]) => (await getJson(k, n)).metadata.resourceVersion));
     const reconciles = await operatorA!.metric('ripplecache_operator_reconcile_total');
     // --resync-seconds 2: wait until at least three more reconciles of the unchanged object have run.
-    await waitFor('three more reconciles', async () => (await operatorA!.metric('ripplecache_operator_reconcile_total')) >= reconciles + 3, 20_000, 250);
+    await waitFor(
+      'three more reconciles',
+      async () => (await operatorA!.metric('ripplecache_operator_reconcile_total')) >= reconciles + 3,
+      20_000,
+      250,
+    );
     const after = await Promise.all(kinds.map(async ([k, n]) => (await getJson(k, n)).metadata.resourceVersion));
     expect(after).toEqual(before);
   });
@@ -142,15 +188,29 @@ describe('operator on a real control plane', () => {
     const stsBefore = await getJson('statefulset', 'sessions');
     const res = await apply(sessionsYaml('allkeys-lfu', '128Mi'));
     expect(res.code, res.stderr).toBe(0);
-    await waitFor('CONFIG GET to show the new settings on all three', async () => {
-      const got = await Promise.all(redis.map((r) => configGet(r.port)));
-      return got.every((g) => g.maxmemory === 128 * 1024 * 1024 && g.policy === 'allkeys-lfu');
-    }, 30_000, 200);
-    await waitFor('status and redis.conf to follow', async () => {
-      const cc = await getJson('cachecluster', 'sessions');
-      const cm = await getJson('configmap', 'sessions-config');
-      return cc.status.appliedConfig?.maxmemoryPolicy === 'allkeys-lfu' && condition(cc, 'ConfigApplied')?.status === 'True' && /^maxmemory-policy allkeys-lfu$/m.test(cm.data['redis.conf']);
-    }, 30_000, 250);
+    await waitFor(
+      'CONFIG GET to show the new settings on all three',
+      async () => {
+        const got = await Promise.all(redis.map((r) => configGet(r.port)));
+        return got.every((g) => g.maxmemory === 128 * 1024 * 1024 && g.policy === 'allkeys-lfu');
+      },
+      30_000,
+      200,
+    );
+    await waitFor(
+      'status and redis.conf to follow',
+      async () => {
+        const cc = await getJson('cachecluster', 'sessions');
+        const cm = await getJson('configmap', 'sessions-config');
+        return (
+          cc.status.appliedConfig?.maxmemoryPolicy === 'allkeys-lfu' &&
+          condition(cc, 'ConfigApplied')?.status === 'True' &&
+          /^maxmemory-policy allkeys-lfu$/m.test(cm.data['redis.conf'])
+        );
+      },
+      30_000,
+      250,
+    );
     const cc = await getJson('cachecluster', 'sessions');
     expect(cc.status.appliedConfig.pods).toHaveLength(3);
     expect(cc.status.appliedConfig.pods.every((p: any) => p.applied && p.maxmemory === 128 * 1024 * 1024)).toBe(true);
@@ -163,24 +223,51 @@ describe('operator on a real control plane', () => {
     await redis[2]!.kill();
     const res = await apply(sessionsYaml('allkeys-lfu', '96Mi'));
     expect(res.code, res.stderr).toBe(0);
-    await waitFor('ConfigApplied=False naming sessions-2', async () => {
-      const c = condition(await getJson('cachecluster', 'sessions'), 'ConfigApplied');
-      return c?.status === 'False' && /sessions-2/.test(c.message);
-    }, 30_000, 250);
+    await waitFor(
+      'ConfigApplied=False naming sessions-2',
+      async () => {
+        const c = condition(await getJson('cachecluster', 'sessions'), 'ConfigApplied');
+        return c?.status === 'False' && /sessions-2/.test(c.message);
+      },
+      30_000,
+      250,
+    );
     const c = condition(await getJson('cachecluster', 'sessions'), 'ConfigApplied');
     expect(c.reason).toMatch(/^[A-Z][A-Za-z]+$/);
-    expect(await operatorA!.metric('ripplecache_operator_cachecluster_condition', { name: 'sessions', type: 'ConfigApplied', status: 'False' })).toBe(1);
+    expect(
+      await operatorA!.metric('ripplecache_operator_cachecluster_condition', {
+        name: 'sessions',
+        type: 'ConfigApplied',
+        status: 'False',
+      }),
+    ).toBe(1);
     expect((await configGet(redis[0]!.port)).maxmemory).toBe(96 * 1024 * 1024);
     expect((await getJson('configmap', 'sessions-config')).data['redis.conf']).toMatch(/^maxmemory 134217728$/m);
-    const events = await cp.kubectl(['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=sessions', '-o', 'json']);
+    const events = await cp.kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=sessions',
+      '-o',
+      'json',
+    ]);
     expect(JSON.parse(events.stdout).items.some((e: any) => e.type === 'Warning')).toBe(true);
 
     await redis[2]!.start(); // comes back with Redis defaults (maxmemory 0), as a restarted pod would without the new redis.conf
-    await waitFor('convergence after the pod is back', async () => {
-      const cc = await getJson('cachecluster', 'sessions');
-      const cm = await getJson('configmap', 'sessions-config');
-      return condition(cc, 'ConfigApplied')?.status === 'True' && /^maxmemory 100663296$/m.test(cm.data['redis.conf']);
-    }, 30_000, 250);
+    await waitFor(
+      'convergence after the pod is back',
+      async () => {
+        const cc = await getJson('cachecluster', 'sessions');
+        const cm = await getJson('configmap', 'sessions-config');
+        return (
+          condition(cc, 'ConfigApplied')?.status === 'True' && /^maxmemory 100663296$/m.test(cm.data['redis.conf'])
+        );
+      },
+      30_000,
+      250,
+    );
     expect(await configGet(redis[2]!.port)).toEqual({ maxmemory: 96 * 1024 * 1024, policy: 'allkeys-lfu' });
   });
 
@@ -190,21 +277,44 @@ describe('operator on a real control plane', () => {
     await r2.connect();
     try {
       await r2.call('REPLICAOF', 'NO', 'ONE');
-      await waitFor('Degraded with MultiplePrimaries', async () => {
-        const c = condition(await getJson('cachecluster', 'sessions'), 'Degraded');
-        return c?.status === 'True' && c.reason === 'MultiplePrimaries';
-      }, 30_000, 250);
+      await waitFor(
+        'Degraded with MultiplePrimaries',
+        async () => {
+          const c = condition(await getJson('cachecluster', 'sessions'), 'Degraded');
+          return c?.status === 'True' && c.reason === 'MultiplePrimaries';
+        },
+        30_000,
+        250,
+      );
       expect((await getJson('cachecluster', 'sessions')).status.phase).toBe('Degraded');
       await r2.call('REPLICAOF', '127.0.0.1', String(redis[0]!.port));
-      await waitFor('Ready again', async () => (await getJson('cachecluster', 'sessions')).status.phase === 'Ready', 30_000, 250);
+      await waitFor(
+        'Ready again',
+        async () => (await getJson('cachecluster', 'sessions')).status.phase === 'Ready',
+        30_000,
+        250,
+      );
     } finally {
       r2.disconnect();
     }
   });
 
-  it('rolls the Redis pods when the auth Secret\'s password is rotated (a digest in the restart hash, never the password)', async () => {
-    const hashOf = async () => (await getJson('statefulset', 'secure'))?.spec.template.metadata.annotations['cache.ripplecache.io/restart-hash'];
-    expect((await cp.kubectl(['create', 'secret', 'generic', 'secure-auth', '-n', NS, '--from-literal=password=first-password'])).code).toBe(0);
+  it("rolls the Redis pods when the auth Secret's password is rotated (a digest in the restart hash, never the password)", async () => {
+    const hashOf = async () =>
+      (await getJson('statefulset', 'secure'))?.spec.template.metadata.annotations['cache.ripplecache.io/restart-hash'];
+    expect(
+      (
+        await cp.kubectl([
+          'create',
+          'secret',
+          'generic',
+          'secure-auth',
+          '-n',
+          NS,
+          '--from-literal=password=first-password',
+        ])
+      ).code,
+    ).toBe(0);
     const res = await apply(`
 apiVersion: cache.ripplecache.io/v1alpha1
 kind: CacheCluster
@@ -216,7 +326,15 @@ spec: { eviction: { policy: allkeys-lru, maxMemory: 16Mi }, auth: { secretRef: {
     const first = await hashOf();
     const sts = JSON.stringify(await getJson('statefulset', 'secure'));
     expect(sts).not.toContain('first-password');
-    const rotated = await cp.kubectl(['patch', 'secret', 'secure-auth', '-n', NS, '-p', JSON.stringify({ stringData: { password: 'second-password' } })]);
+    const rotated = await cp.kubectl([
+      'patch',
+      'secret',
+      'secure-auth',
+      '-n',
+      NS,
+      '-p',
+      JSON.stringify({ stringData: { password: 'second-password' } }),
+    ]);
     expect(rotated.code, rotated.stderr).toBe(0);
     // Secrets are not watched: the periodic resync (2 s here) notices the rotation.
     await waitFor('a new restart hash', async () => (await hashOf()) !== first, 30_000, 250);
@@ -227,11 +345,21 @@ spec: { eviction: { policy: allkeys-lru, maxMemory: 16Mi }, auth: { secretRef: {
   it('removes the flush CronJob when spec.flush is removed', async () => {
     const res = await apply(sessionsYaml('allkeys-lfu', '96Mi', false));
     expect(res.code, res.stderr).toBe(0);
-    await waitFor('CronJob sessions-flush to be deleted', async () => (await getJson('cronjob', 'sessions-flush')) === undefined, 30_000, 250);
+    await waitFor(
+      'CronJob sessions-flush to be deleted',
+      async () => (await getJson('cronjob', 'sessions-flush')) === undefined,
+      30_000,
+      250,
+    );
   });
 
   it('with two operators only the leader writes; killed mid-reconcile, the other takes over and converges', async () => {
-    operatorB = await startOperator({ kubeconfigPath: cp.kubeconfigPath, identity: 'operator-b', podAddresses, extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'] });
+    operatorB = await startOperator({
+      kubeconfigPath: cp.kubeconfigPath,
+      identity: 'operator-b',
+      podAddresses,
+      extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'],
+    });
     // B has synced and is ready, but waits for the Lease: it reconciles nothing.
     await new Promise((r) => setTimeout(r, 5_000));
     const lease = await getJson('lease', 'ripplecache-operator-leader');
@@ -248,20 +376,41 @@ metadata: { name: mid, namespace: ${NS} }
 spec: { topology: standalone, eviction: { policy: volatile-ttl, maxMemory: 32Mi } }
 `);
     expect(res.code, res.stderr).toBe(0);
-    await waitFor('A to start on mid', async () => (await getJson('configmap', 'mid-config')) !== undefined, 20_000, 20);
+    await waitFor(
+      'A to start on mid',
+      async () => (await getJson('configmap', 'mid-config')) !== undefined,
+      20_000,
+      20,
+    );
     await operatorA!.stop('SIGKILL');
     operatorA = undefined;
 
-    await waitFor('B to lead and converge mid', async () => {
-      const cc = await getJson('cachecluster', 'mid');
-      return cc?.status?.phase === 'Ready' && condition(cc, 'ConfigApplied')?.status === 'True';
-    }, 60_000, 300);
+    await waitFor(
+      'B to lead and converge mid',
+      async () => {
+        const cc = await getJson('cachecluster', 'mid');
+        return cc?.status?.phase === 'Ready' && condition(cc, 'ConfigApplied')?.status === 'True';
+      },
+      60_000,
+      300,
+    );
     expect((await getJson('lease', 'ripplecache-operator-leader')).spec.holderIdentity).toBe('operator-b');
     expect(await configGet(mid.port)).toEqual({ maxmemory: 32 * 1024 * 1024, policy: 'volatile-ttl' });
-    for (const [k, n] of [['statefulset', 'mid'], ['service', 'mid'], ['service', 'mid-headless'], ['pdb', 'mid']]) expect(await getJson(k!, n!), `${k} ${n}`).toBeDefined();
+    for (const [k, n] of [
+      ['statefulset', 'mid'],
+      ['service', 'mid'],
+      ['service', 'mid-headless'],
+      ['pdb', 'mid'],
+    ])
+      expect(await getJson(k!, n!), `${k} ${n}`).toBeDefined();
 
     // A restarted operator becomes a standby and writes nothing.
-    operatorA = await startOperator({ kubeconfigPath: cp.kubeconfigPath, identity: 'operator-a2', podAddresses, extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'] });
+    operatorA = await startOperator({
+      kubeconfigPath: cp.kubeconfigPath,
+      identity: 'operator-a2',
+      podAddresses,
+      extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'],
+    });
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await operatorA.metric('ripplecache_operator_reconcile_total')).toBe(0);
 
@@ -269,16 +418,34 @@ spec: { topology: standalone, eviction: { policy: volatile-ttl, maxMemory: 32Mi 
     await operatorB.stop('SIGTERM');
     expect(operatorB.proc.child.exitCode).toBe(0);
     operatorB = undefined;
-    await waitFor('the standby to take the released Lease', async () => (await getJson('lease', 'ripplecache-operator-leader')).spec.holderIdentity === 'operator-a2', 10_000, 200);
+    await waitFor(
+      'the standby to take the released Lease',
+      async () => (await getJson('lease', 'ripplecache-operator-leader')).spec.holderIdentity === 'operator-a2',
+      10_000,
+      200,
+    );
     expect(await operatorA.metric('ripplecache_operator_leader')).toBe(1);
   });
 
   it('deleting the CacheCluster removes its children (garbage collection by the controller manager)', async () => {
     const del = await cp.kubectl(['delete', 'cachecluster', 'sessions', '-n', NS, '--wait=true']);
     expect(del.code, del.stderr).toBe(0);
-    await waitFor('children to be garbage-collected', async () => {
-      const left = await Promise.all([['configmap', 'sessions-config'], ['service', 'sessions-headless'], ['service', 'sessions'], ['statefulset', 'sessions'], ['pdb', 'sessions']].map(([k, n]) => getJson(k!, n!)));
-      return left.every((o) => o === undefined);
-    }, 60_000, 500);
+    await waitFor(
+      'children to be garbage-collected',
+      async () => {
+        const left = await Promise.all(
+          [
+            ['configmap', 'sessions-config'],
+            ['service', 'sessions-headless'],
+            ['service', 'sessions'],
+            ['statefulset', 'sessions'],
+            ['pdb', 'sessions'],
+          ].map(([k, n]) => getJson(k!, n!)),
+        );
+        return left.every((o) => o === undefined);
+      },
+      60_000,
+      500,
+    );
   });
 });

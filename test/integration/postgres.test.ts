@@ -25,7 +25,8 @@ describe('PostgreSQL harness', () => {
 
   it('serves the ripplecache database over TCP with password authentication', async () => {
     const [row] = await query<{ db: string; usr: string; version: string }>(
-      'SELECT current_database() AS db, current_user AS usr, current_setting(\'server_version\') AS version');
+      "SELECT current_database() AS db, current_user AS usr, current_setting('server_version') AS version",
+    );
     expect(row).toMatchObject({ db: 'ripplecache', usr: 'ripplecache' });
     expect(Number(row?.version.split('.')[0])).toBeGreaterThanOrEqual(15);
     expect(server.url).toBe(`postgres://ripplecache:ripplecache-test@127.0.0.1:${server.port}/ripplecache`);

@@ -33,17 +33,31 @@ afterAll(async () => {
  * must answer 413 from the header alone (as it does for a client using Expect: 100-continue), and a client
  * still pushing megabytes when the server closes could see a reset instead of the answer.
  */
-function raw(port: number, method: string, path: string, body?: Buffer): Promise<{ status: number; json: any; headers: Record<string, unknown> }> {
+function raw(
+  port: number,
+  method: string,
+  path: string,
+  body?: Buffer,
+): Promise<{ status: number; json: any; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: body ? { 'content-type': 'text/plain', 'content-length': body.length } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined, headers: res.headers });
-        req.destroy();
-      });
-    });
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: body ? { 'content-type': 'text/plain', 'content-length': body.length } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined, headers: res.headers });
+          req.destroy();
+        });
+      },
+    );
     req.on('error', reject);
     if (body && body.length > 1024 * 1024) {
       req.write(body.subarray(0, 64 * 1024));
@@ -93,7 +107,9 @@ describe('sidecar single-flight', () => {
     const results = await Promise.all(Array.from({ length: 64 }, () => S.get('sf')));
     expect(results.every((r) => r.status === 200 && r.body === 'value')).toBe(true);
     const reads = (await hmgetCalls()) - before;
-    console.log(`[single-flight] 64 concurrent GETs: ${reads} Redis read(s); tiers ${JSON.stringify(results.reduce<Record<string, number>>((m, r) => ({ ...m, [r.tier ?? '?']: (m[r.tier ?? '?'] ?? 0) + 1 }), {}))}`);
+    console.log(
+      `[single-flight] 64 concurrent GETs: ${reads} Redis read(s); tiers ${JSON.stringify(results.reduce<Record<string, number>>((m, r) => ({ ...m, [r.tier ?? '?']: (m[r.tier ?? '?'] ?? 0) + 1 }), {}))}`,
+    );
     expect(reads).toBe(1);
     expect(results.filter((r) => r.tier === 'L2').length).toBeGreaterThan(32);
   });
@@ -101,7 +117,8 @@ describe('sidecar single-flight', () => {
 
 describe('sidecar L1 eviction, TTLs and bounds over HTTP', () => {
   it('eviction order is right for each policy (L1-only sidecars with 3 entries)', async () => {
-    const start = (policy: string) => startSidecar({ name: policy, args: ['--l1-policy', policy, '--l1-max-entries', '3', '--l1-max-ttl', '0'] });
+    const start = (policy: string) =>
+      startSidecar({ name: policy, args: ['--l1-policy', policy, '--l1-max-entries', '3', '--l1-max-ttl', '0'] });
     const [lru, lfu, fifo, ttl] = await Promise.all(['lru', 'lfu', 'fifo', 'ttl'].map(start));
     const present = async (s: SidecarProcess, keys: string[]) => {
       const out: string[] = [];
@@ -143,7 +160,10 @@ describe('sidecar L1 eviction, TTLs and bounds over HTTP', () => {
     await sleep(1100);
     expect((await S.get('short')).status).toBe(404);
 
-    const capped = await startSidecar({ name: 'capped', args: ['--redis', primary.url, '--channel', 'ripplecache:it-api', '--l1-max-ttl', '1'] });
+    const capped = await startSidecar({
+      name: 'capped',
+      args: ['--redis', primary.url, '--channel', 'ripplecache:it-api', '--l1-max-ttl', '1'],
+    });
     await capped.put('long', 'v1', { ttl: 3600 });
     await capped.get('long');
     expect((await capped.get('long')).tier).toBe('L1');
@@ -178,8 +198,12 @@ describe('sidecar graceful shutdown', () => {
     const sock = connect(s.port, '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
     let response = '';
-    sock.on('data', (d) => { response += d.toString(); });
-    sock.write('PUT /v1/cache/inflight HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nhello');
+    sock.on('data', (d) => {
+      response += d.toString();
+    });
+    sock.write(
+      'PUT /v1/cache/inflight HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nhello',
+    );
     await sleep(100);
     const exit = s.signal('SIGTERM');
     await sleep(300);
@@ -196,7 +220,8 @@ describe('sidecar graceful shutdown', () => {
   });
 
   it('a bad flag exits with code 2 and a clear message', async () => {
-    await expect(startSidecar({ name: 'bad', args: ['--l1-policy', 'random'], wait: 'healthz' }))
-      .rejects.toThrow(/exited with code 2 before it was ready:\n.*--l1-policy: "random" is not one of lru, lfu, fifo, ttl/);
+    await expect(startSidecar({ name: 'bad', args: ['--l1-policy', 'random'], wait: 'healthz' })).rejects.toThrow(
+      /exited with code 2 before it was ready:\n.*--l1-policy: "random" is not one of lru, lfu, fifo, ttl/,
+    );
   });
 });

@@ -18,7 +18,12 @@ async function replicaInSync(r: RedisProcess): Promise<void> {
   const c = new Redis(r.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await c.connect();
-    await waitFor(`replica ${r.port} in sync`, async () => (await c.info('replication')).includes('master_link_status:up'), 15_000, 50);
+    await waitFor(
+      `replica ${r.port} in sync`,
+      async () => (await c.info('replication')).includes('master_link_status:up'),
+      15_000,
+      50,
+    );
   } finally {
     c.disconnect();
   }
@@ -54,10 +59,15 @@ afterAll(async () => {
 
 /** Reads a key on a sidecar until it is in L1 with the expected body. */
 async function warm(s: SidecarProcess, key: string, body: string): Promise<void> {
-  await waitFor(`${s.name} holds ${key}=${body} in L1`, async () => {
-    const r = await s.get(key);
-    return r.status === 200 && r.body === body && r.tier === 'L1';
-  }, 5000, 10);
+  await waitFor(
+    `${s.name} holds ${key}=${body} in L1`,
+    async () => {
+      const r = await s.get(key);
+      return r.status === 200 && r.body === body && r.tier === 'L1';
+    },
+    5000,
+    10,
+  );
 }
 
 describe('sidecar cross-pod consistency', () => {
@@ -127,9 +137,11 @@ describe('sidecar cross-pod consistency', () => {
     const window = staleness.at(-1) ?? 0;
     const reads = results.reduce((n, r) => n + r.reads.length, 0);
     const l1Hits = results.reduce((n, r) => n + r.reads.filter((x) => x.tier === 'L1').length, 0);
-    console.log(`[hammer] ${last} writes, ${reads} reads (${l1Hits} from L1), stale reads ${staleness.length}; ` +
-      `propagation window measured: p50 ${(staleness[Math.floor(staleness.length / 2)] ?? 0).toFixed(1)} ms, ` +
-      `max ${window.toFixed(1)} ms`);
+    console.log(
+      `[hammer] ${last} writes, ${reads} reads (${l1Hits} from L1), stale reads ${staleness.length}; ` +
+        `propagation window measured: p50 ${(staleness[Math.floor(staleness.length / 2)] ?? 0).toFixed(1)} ms, ` +
+        `max ${window.toFixed(1)} ms`,
+    );
     // Every read returned at least the last version acknowledged `window` ms before it started, and the window
     // is invalidation propagation, not an L1 entry outliving a lost invalidation (l1.maxTTL is 30 s here).
     expect(window).toBeLessThan(2000);
@@ -140,7 +152,7 @@ describe('sidecar cross-pod consistency', () => {
   it('consistency=all lists every distinct value across the primary and its replicas', async () => {
     await A.put('doc', 'primary-value', { contentType: 'text/plain' });
     expect(await redis.wait(2, 2000)).toBe(2);
-    let report = await (await fetch(`${B.url}/v1/cache/doc?consistency=all`)).json() as Record<string, any>;
+    let report = (await (await fetch(`${B.url}/v1/cache/doc?consistency=all`)).json()) as Record<string, any>;
     expect(report.consistent).toBe(true);
     expect(report.values).toHaveLength(1);
     expect(report.values[0].nodes).toHaveLength(3);
@@ -149,8 +161,9 @@ describe('sidecar cross-pod consistency', () => {
     const divergent = new Redis(replicas[1]!.port, '127.0.0.1');
     await divergent.hset('rc:doc', 'v', 'replica-value');
     divergent.disconnect();
-    for (const s of [A, B]) { // A discovers replicas, B was told them
-      report = await (await fetch(`${s.url}/v1/cache/doc?consistency=all`)).json() as Record<string, any>;
+    for (const s of [A, B]) {
+      // A discovers replicas, B was told them
+      report = (await (await fetch(`${s.url}/v1/cache/doc?consistency=all`)).json()) as Record<string, any>;
       expect(report.consistent).toBe(false);
       const byValue = Object.fromEntries(report.values.map((v: any) => [v.value, v.nodes]));
       expect(byValue['primary-value']).toHaveLength(2);
@@ -162,7 +175,7 @@ describe('sidecar cross-pod consistency', () => {
     expect(((await res.json()) as any).values).toEqual([]);
   });
 
-  it('POST /v1/invalidate on A drops a key from every sidecar\'s L1', async () => {
+  it("POST /v1/invalidate on A drops a key from every sidecar's L1", async () => {
     await A.put('inv', 'old');
     for (const s of [B, C, D]) await warm(s, 'inv', 'old');
     await redis.hset('rc:inv', 'v', 'changed-behind-the-back'); // no invalidation: L1s still say "old"
@@ -170,11 +183,16 @@ describe('sidecar cross-pod consistency', () => {
     const r = await A.invalidate({ keys: ['inv'] });
     expect(r.status).toBe(200);
     for (const s of [B, C, D]) {
-      await waitFor(`${s.name} dropped inv`, async () => (await s.get('inv')).body === 'changed-behind-the-back', 5000, 5);
+      await waitFor(
+        `${s.name} dropped inv`,
+        async () => (await s.get('inv')).body === 'changed-behind-the-back',
+        5000,
+        5,
+      );
     }
   });
 
-  it('invalidate all (API and the scheduled flush message) drops every sidecar\'s L1; the flush job\'s seq 1 is never a gap', async () => {
+  it("invalidate all (API and the scheduled flush message) drops every sidecar's L1; the flush job's seq 1 is never a gap", async () => {
     const before = await Promise.all([B, C, D].map((s) => s.metric('ripplecache_sidecar_invalidation_gaps_total')));
     for (const round of [1, 2, 3]) {
       await A.put('all', `old${round}`);
@@ -183,22 +201,34 @@ describe('sidecar cross-pod consistency', () => {
       if (round === 1) expect((await A.invalidate({ all: true })).status).toBe(200);
       else await publish('{"v":1,"sender":"flush-cronjob","seq":1,"all":true}');
       for (const s of [B, C, D]) {
-        await waitFor(`${s.name} dropped L1 (round ${round})`, async () => (await s.get('all')).body === `behind${round}`, 5000, 5);
+        await waitFor(
+          `${s.name} dropped L1 (round ${round})`,
+          async () => (await s.get('all')).body === `behind${round}`,
+          5000,
+          5,
+        );
       }
     }
     const after = await Promise.all([B, C, D].map((s) => s.metric('ripplecache_sidecar_invalidation_gaps_total')));
     expect(after).toEqual(before);
-    expect(await B.metric('ripplecache_sidecar_l1_drops_total', { reason: 'invalidate-all' })).toBeGreaterThanOrEqual(3);
+    expect(await B.metric('ripplecache_sidecar_l1_drops_total', { reason: 'invalidate-all' })).toBeGreaterThanOrEqual(
+      3,
+    );
   });
 
-  it('a gap in a sender\'s sequence drops L1', async () => {
+  it("a gap in a sender's sequence drops L1", async () => {
     await A.put('gap', 'old');
     await warm(B, 'gap', 'old');
     await publish('{"v":1,"sender":"test-sender","seq":1,"keys":["unrelated"]}');
     await redis.hset('rc:gap', 'v', 'new');
     const gaps = await B.metric('ripplecache_sidecar_invalidation_gaps_total');
     await publish('{"v":1,"sender":"test-sender","seq":4,"keys":["unrelated"]}'); // 2 and 3 were lost
-    await waitFor('B counted the gap', async () => (await B.metric('ripplecache_sidecar_invalidation_gaps_total')) === gaps + 1, 5000, 5);
+    await waitFor(
+      'B counted the gap',
+      async () => (await B.metric('ripplecache_sidecar_invalidation_gaps_total')) === gaps + 1,
+      5000,
+      5,
+    );
     expect((await B.get('gap')).body).toBe('new');
   });
 
@@ -208,14 +238,21 @@ describe('sidecar cross-pod consistency', () => {
     await redis.hset('rc:bad', 'v', 'new');
     const malformed = await C.metric('ripplecache_sidecar_invalidations_malformed_total');
     await publish('{"v":1,"sender":"x","seq":"one"}');
-    await waitFor('C counted it', async () => (await C.metric('ripplecache_sidecar_invalidations_malformed_total')) === malformed + 1, 5000, 5);
+    await waitFor(
+      'C counted it',
+      async () => (await C.metric('ripplecache_sidecar_invalidations_malformed_total')) === malformed + 1,
+      5000,
+      5,
+    );
     expect((await C.get('bad')).body).toBe('new');
   });
 
   it('CLIENT KILL TYPE pubsub: B and D serve no stale L1 value afterwards', async () => {
     await A.put('killed', 'old');
     for (const s of [B, D]) await warm(s, 'killed', 'old');
-    const lost = await Promise.all([B, D].map((s) => s.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' })));
+    const lost = await Promise.all(
+      [B, D].map((s) => s.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' })),
+    );
     const resub = await D.metric('ripplecache_sidecar_l1_drops_total', { reason: 'resubscribed' });
     const killed = await redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     expect(Number(killed)).toBeGreaterThanOrEqual(4);
@@ -223,7 +260,12 @@ describe('sidecar cross-pod consistency', () => {
     expect((await A.put('killed', 'new')).status).toBe(204);
     // B (drop) noticed and dropped L1; D (serve-stale) keeps L1 but answers from Redis while it is reachable,
     // and drops L1 when subscribed again.
-    await waitFor('B dropped L1', async () => (await B.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' })) > lost[0]!, 5000, 5);
+    await waitFor(
+      'B dropped L1',
+      async () => (await B.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' })) > lost[0]!,
+      5000,
+      5,
+    );
     for (const s of [B, D]) {
       const r = await s.get('killed');
       expect(r.body, `${s.name} answered ${r.tier}`).toBe('new');
@@ -234,7 +276,8 @@ describe('sidecar cross-pod consistency', () => {
     // Subscribed again: invalidations flow.
     for (const s of [B, D]) await warm(s, 'killed', 'new');
     await A.put('killed', 'newer');
-    for (const s of [B, D]) await waitFor(`${s.name} sees newer`, async () => (await s.get('killed')).body === 'newer', 5000, 5);
+    for (const s of [B, D])
+      await waitFor(`${s.name} sees newer`, async () => (await s.get('killed')).body === 'newer', 5000, 5);
   });
 
   it('DELETE on A, and invalidate with tier all, remove the key from every tier', async () => {

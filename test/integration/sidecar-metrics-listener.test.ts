@@ -25,7 +25,10 @@ beforeAll(async () => {
   redis = new Redis(primary.port, '127.0.0.1');
   metricsPort = await freePort();
   metricsUrl = `http://127.0.0.1:${metricsPort}`;
-  S = await startSidecar({ name: 'S', args: ['--redis', primary.url, '--channel', CHANNEL, '--metrics-listen', `0.0.0.0:${metricsPort}`] });
+  S = await startSidecar({
+    name: 'S',
+    args: ['--redis', primary.url, '--channel', CHANNEL, '--metrics-listen', `0.0.0.0:${metricsPort}`],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -34,11 +37,18 @@ afterAll(async () => {
   await primary?.stop();
 });
 
-async function call(url: string, init: RequestInit = {}): Promise<{ status: number; text: string; json: any; contentType: string | null }> {  
+async function call(
+  url: string,
+  init: RequestInit = {},
+): Promise<{ status: number; text: string; json: any; contentType: string | null }> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
   const text = await res.text();
   let json: unknown;
-  try { json = JSON.parse(text); } catch { json = undefined; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
   return { status: res.status, text, json, contentType: res.headers.get('content-type') };
 }
 
@@ -57,11 +67,17 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 function runToExit(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'sidecar/src/main.ts', ...args], {
-      cwd: repoRoot, env: { ...process.env, RIPPLECACHE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+      env: { ...process.env, RIPPLECACHE_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`the sidecar did not exit within ${timeoutMs} ms:\n${output}`));
@@ -80,17 +96,20 @@ describe('sidecar metrics listener', () => {
     const r = await call(`${metricsUrl}/metrics`);
     expect(r.status).toBe(200);
     expect(r.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
-    expect(sample(r.text, 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' })).toBeGreaterThanOrEqual(1);
+    expect(sample(r.text, 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' })).toBeGreaterThanOrEqual(
+      1,
+    );
     expect(sample(r.text, 'ripplecache_sidecar_redis_up')).toBe(1);
     expect(sample(r.text, 'ripplecache_sidecar_invalidation_subscribed')).toBe(1);
     expect(sample(r.text, 'ripplecache_sidecar_invalidation_gaps_total')).toBe(0);
     expect(r.text).toContain('process_cpu_seconds_total');
     // The API port serves the same registry.
-    expect(sample(await S.metrics(), 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' }))
-      .toBe(sample(r.text, 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' }));
+    expect(sample(await S.metrics(), 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' })).toBe(
+      sample(r.text, 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' }),
+    );
   });
 
-  it('serves /healthz and /readyz with the API port\'s readiness', async () => {
+  it("serves /healthz and /readyz with the API port's readiness", async () => {
     expect((await call(`${metricsUrl}/healthz`)).json).toEqual({ status: 'ok' });
     const ready = await call(`${metricsUrl}/readyz`);
     expect(ready.status).toBe(200);
@@ -104,10 +123,15 @@ describe('sidecar metrics listener', () => {
     expect(get.status).toBe(404);
     expect(get.json).toEqual({ error: { code: 'NotFound', message: 'no route GET /v1/cache/x' } });
     for (const [method, path, body] of [
-      ['PUT', '/v1/cache/x', 'changed'], ['DELETE', '/v1/cache/x', undefined], ['POST', '/v1/invalidate', '{"all":true,"tier":"all"}'],
+      ['PUT', '/v1/cache/x', 'changed'],
+      ['DELETE', '/v1/cache/x', undefined],
+      ['POST', '/v1/invalidate', '{"all":true,"tier":"all"}'],
       ['GET', '/v1/cache/x?consistency=all', undefined],
     ] as const) {
-      const r = await call(`${metricsUrl}${path}`, { method, ...(body ? { body, headers: { 'content-type': method === 'POST' ? 'application/json' : 'text/plain' } } : {}) });
+      const r = await call(`${metricsUrl}${path}`, {
+        method,
+        ...(body ? { body, headers: { 'content-type': method === 'POST' ? 'application/json' : 'text/plain' } } : {}),
+      });
       expect(r.status, `${method} ${path}`).toBe(404);
       expect(r.json?.error?.code, `${method} ${path}`).toBe('NotFound');
     }
@@ -117,10 +141,18 @@ describe('sidecar metrics listener', () => {
 
   it('reports Redis outages on /readyz like the API port (503 not-ready), and recovery', async () => {
     const port = await freePort();
-    const s = await startSidecar({ name: 'outage', args: ['--redis', primary.url, '--channel', CHANNEL, '--metrics-listen', `127.0.0.1:${port}`] });
+    const s = await startSidecar({
+      name: 'outage',
+      args: ['--redis', primary.url, '--channel', CHANNEL, '--metrics-listen', `127.0.0.1:${port}`],
+    });
     try {
       await primary.kill();
-      await waitFor('/readyz on the metrics port to be 503', async () => (await call(`http://127.0.0.1:${port}/readyz`)).status === 503, 15_000, 100);
+      await waitFor(
+        '/readyz on the metrics port to be 503',
+        async () => (await call(`http://127.0.0.1:${port}/readyz`)).status === 503,
+        15_000,
+        100,
+      );
       const r = await call(`http://127.0.0.1:${port}/readyz`);
       expect(r.json).toMatchObject({ status: 'not-ready', mode: 'redis', redis: 'down' });
       expect((await s.readyz()).status).toBe(503);
@@ -128,13 +160,21 @@ describe('sidecar metrics listener', () => {
     } finally {
       await primary.start();
     }
-    await waitFor('/readyz on the metrics port to be 200 again', async () => (await call(`http://127.0.0.1:${port}/readyz`)).status === 200, 20_000, 100);
+    await waitFor(
+      '/readyz on the metrics port to be 200 again',
+      async () => (await call(`http://127.0.0.1:${port}/readyz`)).status === 200,
+      20_000,
+      100,
+    );
     await s.stop();
   });
 
   it('closes on SIGTERM with the API listener, even with an idle keep-alive connection to it', async () => {
     const port = await freePort();
-    const s = await startSidecar({ name: 'term', args: ['--redis', primary.url, '--channel', CHANNEL, '--metrics-listen', `0.0.0.0:${port}`] });
+    const s = await startSidecar({
+      name: 'term',
+      args: ['--redis', primary.url, '--channel', CHANNEL, '--metrics-listen', `0.0.0.0:${port}`],
+    });
     expect((await call(`http://127.0.0.1:${port}/metrics`)).status).toBe(200); // leaves a keep-alive connection open
     const started = Date.now();
     expect(await s.signal('SIGTERM')).toBe(0);

@@ -14,7 +14,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   primary = await startRedis();
-  const common = ['--redis', primary.url, '--channel', 'ripplecache:it-outage', '--l1-max-ttl', '60', '--redis-timeout-ms', '200'];
+  const common = [
+    '--redis',
+    primary.url,
+    '--channel',
+    'ripplecache:it-outage',
+    '--l1-max-ttl',
+    '60',
+    '--redis-timeout-ms',
+    '200',
+  ];
   [A, B, W] = await Promise.all([
     startSidecar({ name: 'A', args: [...common, '--on-disconnect', 'drop'] }),
     startSidecar({ name: 'B', args: [...common, '--on-disconnect', 'serve-stale'] }),
@@ -32,9 +41,10 @@ type Sample = CacheResponse & { who: 'A' | 'B'; key: string; start: number; end:
 describe('sidecar with Redis killed under load', () => {
   it('fails fast, serves L1 only as the mode allows, recovers, and never hides a newer value behind an old L1 entry', async () => {
     for (const k of KEYS) expect((await W.put(k, 'old')).status).toBe(204);
-    for (const s of [A, B]) for (const k of KEYS) {
-      await waitFor(`${s.name} has ${k} in L1`, async () => (await s.get(k)).tier === 'L1', 5000, 5);
-    }
+    for (const s of [A, B])
+      for (const k of KEYS) {
+        await waitFor(`${s.name} has ${k} in L1`, async () => (await s.get(k)).tier === 'L1', 5000, 5);
+      }
 
     // Load: two loops per sidecar, bounded in count and time.
     const samples: Sample[] = [];
@@ -49,7 +59,14 @@ describe('sidecar with Redis killed under load', () => {
         try {
           r = await s.get(key, 5000);
         } catch (err) {
-          r = { status: 0, body: String(err), tier: undefined, contentType: undefined, code: 'ClientTimeout', ms: performance.now() - start };
+          r = {
+            status: 0,
+            body: String(err),
+            tier: undefined,
+            contentType: undefined,
+            code: 'ClientTimeout',
+            ms: performance.now() - start,
+          };
         }
         samples.push({ ...r, who, key, start, end: performance.now() });
         await sleep(2);
@@ -92,12 +109,18 @@ describe('sidecar with Redis killed under load', () => {
     const during = (who: string) => samples.filter((s) => s.who === who && s.start > killedAt && s.end < restartedAt);
     const summary = (list: Sample[]) => {
       const counts: Record<string, number> = {};
-      for (const s of list) counts[`${s.status} ${s.tier ?? s.code ?? ''}`.trim()] = (counts[`${s.status} ${s.tier ?? s.code ?? ''}`.trim()] ?? 0) + 1;
+      for (const s of list)
+        counts[`${s.status} ${s.tier ?? s.code ?? ''}`.trim()] =
+          (counts[`${s.status} ${s.tier ?? s.code ?? ''}`.trim()] ?? 0) + 1;
       return counts;
     };
     const maxMs = Math.max(...samples.map((s) => s.ms));
-    console.log(`[outage] ${samples.length} requests; slowest ${maxMs.toFixed(1)} ms; A recovered ${(recoveredAt - restartedAt).toFixed(0)} ms after restart`);
-    console.log(`[outage] during the outage A: ${JSON.stringify(summary(during('A')))} B: ${JSON.stringify(summary(during('B')))}`);
+    console.log(
+      `[outage] ${samples.length} requests; slowest ${maxMs.toFixed(1)} ms; A recovered ${(recoveredAt - restartedAt).toFixed(0)} ms after restart`,
+    );
+    console.log(
+      `[outage] during the outage A: ${JSON.stringify(summary(during('A')))} B: ${JSON.stringify(summary(during('B')))}`,
+    );
 
     // No hangs: every request answered, well within the client's 5 s limit.
     expect(samples.filter((s) => s.status === 0)).toEqual([]);
@@ -113,7 +136,9 @@ describe('sidecar with Redis killed under load', () => {
     expect(aAfter.filter((s) => s.tier === 'L1' && s.end < restartedAt)).toEqual([]);
 
     // B (serve-stale): L1 hits are served during the outage, all marked stale; misses are 503.
-    const bFirstSign = samples.find((s) => s.who === 'B' && s.start > killedAt && (s.tier === 'L1-STALE' || s.status !== 200));
+    const bFirstSign = samples.find(
+      (s) => s.who === 'B' && s.start > killedAt && (s.tier === 'L1-STALE' || s.status !== 200),
+    );
     const bDuring = during('B').filter((s) => s.start > bFirstSign!.end);
     expect(bDuring.filter((s) => s.tier === 'L1-STALE').length).toBeGreaterThan(0);
     expect(bDuring.filter((s) => !(s.tier === 'L1-STALE' || s.status === 503))).toEqual([]);
@@ -134,7 +159,9 @@ describe('sidecar with Redis killed under load', () => {
       expect(await s.metric('ripplecache_sidecar_redis_up')).toBe(1);
       expect(await s.metric('ripplecache_sidecar_redis_errors_total')).toBeGreaterThan(0);
     }
-    expect(await A.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' })).toBeGreaterThanOrEqual(1);
+    expect(
+      await A.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' }),
+    ).toBeGreaterThanOrEqual(1);
     expect(await B.metric('ripplecache_sidecar_l1_drops_total', { reason: 'resubscribed' })).toBeGreaterThanOrEqual(1);
   });
 
@@ -142,7 +169,8 @@ describe('sidecar with Redis killed under load', () => {
     await A.waitReady();
     await waitFor('B ready', async () => (await B.readyz()).body.status === 'ready', 15_000, 20);
     await W.put('frozen', 'before');
-    for (const s of [A, B]) await waitFor(`${s.name} has it in L1`, async () => (await s.get('frozen')).tier === 'L1', 5000, 5);
+    for (const s of [A, B])
+      await waitFor(`${s.name} has it in L1`, async () => (await s.get('frozen')).tier === 'L1', 5000, 5);
     const drops = await A.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' });
     process.kill(primary.pid, 'SIGSTOP');
     try {
@@ -152,7 +180,12 @@ describe('sidecar with Redis killed under load', () => {
       expect(miss.status).toBe(503);
       expect(miss.ms).toBeLessThan(2000);
       // The heartbeat (PING every second, 200 ms time box) notices the dead subscription; A drops L1.
-      await waitFor('A dropped L1', async () => (await A.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' })) > drops, 10_000, 20);
+      await waitFor(
+        'A dropped L1',
+        async () => (await A.metric('ripplecache_sidecar_l1_drops_total', { reason: 'subscription-lost' })) > drops,
+        10_000,
+        20,
+      );
       console.log(`[frozen] A noticed the frozen Redis after ${(performance.now() - frozenAt).toFixed(0)} ms`);
       expect((await A.get('frozen', 5000)).status).toBe(503);
       expect((await A.readyz()).status).toBe(503);

@@ -21,7 +21,7 @@ import { kubeBinDir, repoRoot, trackTempDir } from '../harness/tools.js';
 const NS = 'web';
 const MWC = 'ripplecache-test-sidecar-injector';
 const SIDECAR_IMAGE = 'registry.example.com/ripplecache/sidecar:test';
-type Json = Record<string, any>;  
+type Json = Record<string, any>;
 
 let cp: ControlPlane;
 let operator: OperatorProcess | undefined;
@@ -40,11 +40,26 @@ async function chartWebhookConfiguration(url: string, caBundle?: string): Promis
   const home = mkdtempSync(join(tmpdir(), 'ripplecache-helm-'));
   trackTempDir(home);
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(helm, ['template', 'rc', join(repoRoot, 'charts/ripplecache'), '--namespace', 'ripplecache-system', '--show-only', 'templates/webhook.yaml'], {
-      env: { ...process.env, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home },
-    }, (err, out, stderr) => (err ? reject(new Error(`helm template: ${stderr}`)) : resolve(out)));
+    execFile(
+      helm,
+      [
+        'template',
+        'rc',
+        join(repoRoot, 'charts/ripplecache'),
+        '--namespace',
+        'ripplecache-system',
+        '--show-only',
+        'templates/webhook.yaml',
+      ],
+      {
+        env: { ...process.env, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home },
+      },
+      (err, out, stderr) => (err ? reject(new Error(`helm template: ${stderr}`)) : resolve(out)),
+    );
   });
-  const mwc = parseAllDocuments(stdout).map((d) => d.toJSON() as Json).find((o) => o?.kind === 'MutatingWebhookConfiguration')!;
+  const mwc = parseAllDocuments(stdout)
+    .map((d) => d.toJSON() as Json)
+    .find((o) => o?.kind === 'MutatingWebhookConfiguration')!;
   mwc.metadata = { name: MWC };
   for (const w of mwc.webhooks as Json[]) w.clientConfig = { url, ...(caBundle ? { caBundle } : {}) };
   return mwc;
@@ -52,9 +67,11 @@ async function chartWebhookConfiguration(url: string, caBundle?: string): Promis
 
 function podManifest(opts: { annotation?: string; name?: string; containers?: Json[] } = {}): string {
   return JSON.stringify({
-    apiVersion: 'v1', kind: 'Pod',
+    apiVersion: 'v1',
+    kind: 'Pod',
     metadata: {
-      name: opts.name ?? `app-${++seq}`, namespace: NS,
+      name: opts.name ?? `app-${++seq}`,
+      namespace: NS,
       ...(opts.annotation !== undefined ? { annotations: { 'cache.ripplecache.io/inject': opts.annotation } } : {}),
     },
     spec: { containers: opts.containers ?? [{ name: 'app', image: 'registry.example.com/shop/web:1.0' }] },
@@ -71,21 +88,33 @@ const containerNames = (pod: Json) => (pod.spec.containers as Json[]).map((c) =>
 
 /** Waits until the API server sends annotated pods to the webhook (configurations reach it asynchronously). */
 async function waitUntilInjecting(): Promise<void> {
-  await waitFor('the API server to call the webhook', async () => {
-    const name = `probe-${++seq}`;
-    const { pod } = await createPod(podManifest({ annotation: 'sessions', name }));
-    if (pod) await cp.kubectl(['delete', 'pod', name, '-n', NS, '--wait=false']);
-    return Boolean(pod && containerNames(pod).includes('ripplecache-sidecar'));
-  }, 30_000, 500);
+  await waitFor(
+    'the API server to call the webhook',
+    async () => {
+      const name = `probe-${++seq}`;
+      const { pod } = await createPod(podManifest({ annotation: 'sessions', name }));
+      if (pod) await cp.kubectl(['delete', 'pod', name, '-n', NS, '--wait=false']);
+      return Boolean(pod && containerNames(pod).includes('ripplecache-sidecar'));
+    },
+    30_000,
+    500,
+  );
 }
 
 beforeAll(async () => {
   cp = await startControlPlane();
   await cp.applyCrds();
   await k(['create', 'namespace', NS]);
-  await waitFor(`ServiceAccount ${NS}/default`, async () => (await cp.kubectl(['get', 'serviceaccount', 'default', '-n', NS])).code === 0, 30_000, 200);
+  await waitFor(
+    `ServiceAccount ${NS}/default`,
+    async () => (await cp.kubectl(['get', 'serviceaccount', 'default', '-n', NS])).code === 0,
+    30_000,
+    200,
+  );
   await k(['create', 'secret', 'generic', 'sessions-auth', '-n', NS, '--from-literal=password=s3cret']);
-  await k(['apply', '-f', '-'], `
+  await k(
+    ['apply', '-f', '-'],
+    `
 apiVersion: cache.ripplecache.io/v1alpha1
 kind: CacheCluster
 metadata: { name: sessions, namespace: ${NS} }
@@ -96,7 +125,8 @@ spec:
   auth: { secretRef: { name: sessions-auth, key: password } }
   sidecar:
     l1: { policy: lfu, maxEntries: 5000, maxBytes: 32Mi }
-`);
+`,
+  );
 });
 
 afterAll(async () => {
@@ -110,17 +140,27 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
 
   beforeAll(async () => {
     port = await freePort();
-    const tls = await cp.issueCertificate({ commonName: 'ripplecache-webhook', usage: 'server', ipAddresses: ['127.0.0.1'] });
+    const tls = await cp.issueCertificate({
+      commonName: 'ripplecache-webhook',
+      usage: 'server',
+      ipAddresses: ['127.0.0.1'],
+    });
     ca = tls.ca;
     const dir = mkdtempSync(join(tmpdir(), 'ripplecache-webhook-certs-'));
     trackTempDir(dir);
     writeFileSync(join(dir, 'tls.crt'), tls.cert);
     writeFileSync(join(dir, 'tls.key'), tls.key, { mode: 0o600 });
     operator = await startOperator({
-      kubeconfigPath: cp.kubeconfigPath, identity: 'webhook-certdir',
+      kubeconfigPath: cp.kubeconfigPath,
+      identity: 'webhook-certdir',
       extraArgs: ['--webhook-listen', `127.0.0.1:${port}`, '--webhook-cert-dir', dir, '--sidecar-image', SIDECAR_IMAGE],
     });
-    await k(['apply', '-f', '-'], JSON.stringify(await chartWebhookConfiguration(`https://127.0.0.1:${port}/inject-sidecar`, Buffer.from(ca).toString('base64'))));
+    await k(
+      ['apply', '-f', '-'],
+      JSON.stringify(
+        await chartWebhookConfiguration(`https://127.0.0.1:${port}/inject-sidecar`, Buffer.from(ca).toString('base64')),
+      ),
+    );
     await waitUntilInjecting();
   });
 
@@ -132,8 +172,14 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     expect(containerNames(stored)).toEqual(['app', 'ripplecache-sidecar']);
     const sidecar = (stored.spec.containers as Json[])[1]!;
     expect(sidecar.image).toBe(SIDECAR_IMAGE);
-    expect(sidecar.env).toEqual([{ name: 'RIPPLECACHE_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } }]);
-    expect(sidecar.volumeMounts).toContainEqual({ name: 'ripplecache-config', mountPath: '/etc/ripplecache', readOnly: true });
+    expect(sidecar.env).toEqual([
+      { name: 'RIPPLECACHE_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } },
+    ]);
+    expect(sidecar.volumeMounts).toContainEqual({
+      name: 'ripplecache-config',
+      mountPath: '/etc/ripplecache',
+      readOnly: true,
+    });
     expect(sidecar.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '128Mi' } });
     expect(sidecar.lifecycle.preStop.sleep.seconds).toBe(5);
     expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
@@ -145,17 +191,31 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     // The pod had no labels: the label map was added.
     expect(stored.metadata.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
     const volume = (stored.spec.volumes as Json[]).find((v) => v.name === 'ripplecache-config');
-    expect(volume).toEqual({ name: 'ripplecache-config', configMap: { name: 'sessions-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }], defaultMode: 420 } });
+    expect(volume).toEqual({
+      name: 'ripplecache-config',
+      configMap: { name: 'sessions-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }], defaultMode: 420 },
+    });
     // The ServiceAccount token volume the API server adds is still there: the patch appended, not replaced.
     expect((stored.spec.volumes as Json[]).length).toBeGreaterThan(1);
-    expect(await operator!.metric('ripplecache_operator_webhook_admission_total', { outcome: 'injected' })).toBeGreaterThan(0);
+    expect(
+      await operator!.metric('ripplecache_operator_webhook_admission_total', { outcome: 'injected' }),
+    ).toBeGreaterThan(0);
   });
 
-  it('rejects a pod that declares the sidecar\'s metrics port 7071', async () => {
-    const { pod, error } = await createPod(podManifest({
-      annotation: 'sessions', name: 'web-7071',
-      containers: [{ name: 'app', image: 'registry.example.com/shop/web:1.0', ports: [{ name: 'metrics', containerPort: 7071 }] }],
-    }));
+  it("rejects a pod that declares the sidecar's metrics port 7071", async () => {
+    const { pod, error } = await createPod(
+      podManifest({
+        annotation: 'sessions',
+        name: 'web-7071',
+        containers: [
+          {
+            name: 'app',
+            image: 'registry.example.com/shop/web:1.0',
+            ports: [{ name: 'metrics', containerPort: 7071 }],
+          },
+        ],
+      }),
+    );
     expect(pod).toBeUndefined();
     expect(error).toContain('container "app" declares port 7071, which the ripplecache sidecar listens on');
   });
@@ -172,12 +232,16 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
   it('does not inject twice: a pod that already has the sidecar keeps exactly one', async () => {
     const injected = await getJson(['get', 'pod', 'web-1', '-n', NS]);
     const again = {
-      apiVersion: 'v1', kind: 'Pod',
+      apiVersion: 'v1',
+      kind: 'Pod',
       metadata: { name: 'web-1-copy', namespace: NS, annotations: injected.metadata.annotations },
       spec: {
         // As stored, minus the ServiceAccount token mount the API server adds again.
         containers: (injected.spec.containers as Json[]).map((c) => ({
-          ...c, volumeMounts: (c.volumeMounts as Json[] | undefined)?.filter((m) => !String(m.name).startsWith('kube-api-access')),
+          ...c,
+          volumeMounts: (c.volumeMounts as Json[] | undefined)?.filter(
+            (m) => !String(m.name).startsWith('kube-api-access'),
+          ),
         })),
         volumes: (injected.spec.volumes as Json[]).filter((v) => v.name === 'ripplecache-config'),
       },
@@ -186,7 +250,9 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     expect(error).toBeUndefined();
     expect(containerNames(pod!)).toEqual(['app', 'ripplecache-sidecar']);
     expect((pod!.spec.volumes as Json[]).filter((v) => v.name === 'ripplecache-config')).toHaveLength(1);
-    expect(await operator!.metric('ripplecache_operator_webhook_admission_total', { outcome: 'already-injected' })).toBeGreaterThan(0);
+    expect(
+      await operator!.metric('ripplecache_operator_webhook_admission_total', { outcome: 'already-injected' }),
+    ).toBeGreaterThan(0);
   });
 
   it('never sees pods without the annotation (the matchCondition filters them in the API server)', async () => {
@@ -197,22 +263,35 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
   });
 
   it('injects into pods the ReplicaSet controller creates from an annotated Deployment', async () => {
-    await k(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'shop', namespace: NS },
-      spec: {
-        replicas: 2, selector: { matchLabels: { app: 'shop' } },
-        template: {
-          metadata: { labels: { app: 'shop' }, annotations: { 'cache.ripplecache.io/inject': 'sessions' } },
-          spec: { containers: [{ name: 'shop', image: 'registry.example.com/shop/web:1.0' }] },
+    await k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'shop', namespace: NS },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { app: 'shop' } },
+          template: {
+            metadata: { labels: { app: 'shop' }, annotations: { 'cache.ripplecache.io/inject': 'sessions' } },
+            spec: { containers: [{ name: 'shop', image: 'registry.example.com/shop/web:1.0' }] },
+          },
         },
-      },
-    }));
-    await waitFor('two shop pods', async () => (await getJson(['get', 'pods', '-n', NS, '-l', 'app=shop'])).items.length === 2, 30_000, 300);
+      }),
+    );
+    await waitFor(
+      'two shop pods',
+      async () => (await getJson(['get', 'pods', '-n', NS, '-l', 'app=shop'])).items.length === 2,
+      30_000,
+      300,
+    );
     const pods = (await getJson(['get', 'pods', '-n', NS, '-l', 'app=shop'])).items as Json[];
     for (const p of pods) expect(containerNames(p)).toEqual(['shop', 'ripplecache-sidecar']);
     // The template's labels are kept, the sidecar label added: what the chart's PodMonitor selects on.
-    for (const p of pods) expect(p.metadata.labels).toMatchObject({ app: 'shop', 'cache.ripplecache.io/sidecar': 'injected' });
-    const selected = (await getJson(['get', 'pods', '-n', NS, '-l', 'cache.ripplecache.io/sidecar=injected,app=shop'])).items as Json[];
+    for (const p of pods)
+      expect(p.metadata.labels).toMatchObject({ app: 'shop', 'cache.ripplecache.io/sidecar': 'injected' });
+    const selected = (await getJson(['get', 'pods', '-n', NS, '-l', 'cache.ripplecache.io/sidecar=injected,app=shop']))
+      .items as Json[];
     expect(selected).toHaveLength(2);
   });
 
@@ -231,11 +310,23 @@ describe('webhook with a self-managed certificate', () => {
     await k(['delete', 'mutatingwebhookconfiguration', MWC]);
     const port = await freePort();
     // No caBundle: the operator writes it.
-    await k(['apply', '-f', '-'], JSON.stringify(await chartWebhookConfiguration(`https://127.0.0.1:${port}/inject-sidecar`)));
+    await k(
+      ['apply', '-f', '-'],
+      JSON.stringify(await chartWebhookConfiguration(`https://127.0.0.1:${port}/inject-sidecar`)),
+    );
     operator = await startOperator({
-      kubeconfigPath: cp.kubeconfigPath, identity: 'webhook-self-managed',
-      extraArgs: ['--webhook-listen', `127.0.0.1:${port}`, '--webhook-cert-hosts', '127.0.0.1',
-        '--webhook-secret', `${NS}/ripplecache-webhook-tls`, '--webhook-configuration', MWC],
+      kubeconfigPath: cp.kubeconfigPath,
+      identity: 'webhook-self-managed',
+      extraArgs: [
+        '--webhook-listen',
+        `127.0.0.1:${port}`,
+        '--webhook-cert-hosts',
+        '127.0.0.1',
+        '--webhook-secret',
+        `${NS}/ripplecache-webhook-tls`,
+        '--webhook-configuration',
+        MWC,
+      ],
     });
     const secret = await getJson(['get', 'secret', 'ripplecache-webhook-tls', '-n', NS]);
     expect(Object.keys(secret.data as Json).sort()).toEqual(['ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
@@ -249,9 +340,18 @@ describe('webhook with a self-managed certificate', () => {
     // A restarted operator reuses the stored certificate rather than making a new one.
     await operator.stop();
     operator = await startOperator({
-      kubeconfigPath: cp.kubeconfigPath, identity: 'webhook-self-managed-2',
-      extraArgs: ['--webhook-listen', `127.0.0.1:${port}`, '--webhook-cert-hosts', '127.0.0.1',
-        '--webhook-secret', `${NS}/ripplecache-webhook-tls`, '--webhook-configuration', MWC],
+      kubeconfigPath: cp.kubeconfigPath,
+      identity: 'webhook-self-managed-2',
+      extraArgs: [
+        '--webhook-listen',
+        `127.0.0.1:${port}`,
+        '--webhook-cert-hosts',
+        '127.0.0.1',
+        '--webhook-secret',
+        `${NS}/ripplecache-webhook-tls`,
+        '--webhook-configuration',
+        MWC,
+      ],
     });
     expect((await getJson(['get', 'secret', 'ripplecache-webhook-tls', '-n', NS])).data).toEqual(secret.data);
     const again = await createPod(podManifest({ annotation: 'sessions' }));

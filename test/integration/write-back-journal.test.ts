@@ -39,36 +39,78 @@ afterAll(async () => {
   await Promise.all([redisServer?.stop(), pgServer?.stop()]);
 });
 
-interface Counters { entries: number; writes: number; batches: number; coalesced: number; failures: Record<FlushFailure, number> }
+interface Counters {
+  entries: number;
+  writes: number;
+  batches: number;
+  coalesced: number;
+  failures: Record<FlushFailure, number>;
+}
 
 /** The write-back objects of one sidecar process, on a stream of the test's own. */
-async function sidecar(name: string, stream: string, opts: {
-  batchSize?: number; intervalMs?: number; claimIdleMs?: number; maxPending?: number; announce?: (keys: readonly string[]) => Promise<void>;
-} = {}) {
+async function sidecar(
+  name: string,
+  stream: string,
+  opts: {
+    batchSize?: number;
+    intervalMs?: number;
+    claimIdleMs?: number;
+    maxPending?: number;
+    announce?: (keys: readonly string[]) => Promise<void>;
+  } = {},
+) {
   const redis = createRedisClient({ url: redisServer.url, timeoutMs: 2000, name });
   redis.on('error', () => {});
   await whenReady(redis, 5000);
   const records = new VersionedRecords({ client: redis, channel: CHANNEL });
   const journal = new WriteBackJournal({ client: redis, consumer: name, channel: CHANNEL, streamKey: stream });
   const origin = new PostgresOrigin({ pool: createPostgresPool({ url: pgServer.url, timeoutMs: 2000, max: 4 }) });
-  const counters: Counters = { entries: 0, writes: 0, batches: 0, coalesced: 0, failures: { origin: 0, rejected: 0, redis: 0 } };
+  const counters: Counters = {
+    entries: 0,
+    writes: 0,
+    batches: 0,
+    coalesced: 0,
+    failures: { origin: 0, rejected: 0, redis: 0 },
+  };
   const flusher = new WriteBackFlusher({
-    journal, origin, records,
+    journal,
+    origin,
+    records,
     flushIntervalMs: opts.intervalMs ?? 100,
     flushBatchSize: opts.batchSize ?? 500,
     claimIdleMs: opts.claimIdleMs ?? 30_000,
     ...(opts.announce ? { announce: opts.announce } : {}),
     events: {
-      batchFlushed: (entries, writes) => { counters.entries += entries; counters.writes += writes; counters.batches++; },
-      coalesced: (n) => { counters.coalesced += n; },
-      failure: (kind) => { counters.failures[kind]++; },
+      batchFlushed: (entries, writes) => {
+        counters.entries += entries;
+        counters.writes += writes;
+        counters.batches++;
+      },
+      coalesced: (n) => {
+        counters.coalesced += n;
+      },
+      failure: (kind) => {
+        counters.failures[kind]++;
+      },
     },
   });
   const publisher = new InvalidationPublisher(name);
   const policy = new WriteBackPolicy({
-    journal, flusher, origin, maxPending: opts.maxPending ?? 100_000, publisher, invalidateLocal: () => {},
+    journal,
+    flusher,
+    origin,
+    maxPending: opts.maxPending ?? 100_000,
+    publisher,
+    invalidateLocal: () => {},
   });
-  const l2 = new RedisL2({ primary: redis, channel: CHANNEL, replicaUrls: [], password: undefined, timeoutMs: 2000, onError: () => {} });
+  const l2 = new RedisL2({
+    primary: redis,
+    channel: CHANNEL,
+    replicaUrls: [],
+    password: undefined,
+    timeoutMs: 2000,
+    onError: () => {},
+  });
   const close = async () => {
     await flusher.stop(1000);
     await origin.close();
@@ -81,7 +123,10 @@ async function sidecar(name: string, stream: string, opts: {
 const text = (s: string) => ({ body: Buffer.from(s), contentType: 'text/plain' });
 
 async function dbValues(prefix: string): Promise<Map<string, string | null>> {
-  const r = await admin.query<{ key: string; value: Buffer | null }>('SELECT key, value FROM cache_entries WHERE key LIKE $1', [`${prefix}%`]);
+  const r = await admin.query<{ key: string; value: Buffer | null }>(
+    'SELECT key, value FROM cache_entries WHERE key LIKE $1',
+    [`${prefix}%`],
+  );
   return new Map(r.rows.map((row) => [row.key, row.value?.toString() ?? null]));
 }
 
@@ -106,7 +151,12 @@ describe('write-back journal', () => {
 
     expect(await s.flusher.flushOnce()).toBe(true);
     expect(await raw.xlen('it:wb:append')).toBe(0);
-    expect(await dbValues('ap/')).toEqual(new Map([['ap/1', null], ['ap/2', 'two']]));
+    expect(await dbValues('ap/')).toEqual(
+      new Map([
+        ['ap/1', null],
+        ['ap/2', 'two'],
+      ]),
+    );
     expect((await s.records.read('ap/2'))?.pttlMs).toBeGreaterThan(50_000); // settled: TTL given
     expect((await s.records.read('ap/1'))?.pttlMs).toBeGreaterThan(0); // the delete's tombstone too
     await s.policy.put('ap/3', text('three'), 60); // room again
@@ -122,8 +172,17 @@ describe('write-back journal', () => {
       s.policy.put('gr/5', text('v5'), 60),
       s.policy.delete('gr/1'),
     ]);
-    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
-    for (const r of settled.slice(5)) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(WriteBackBacklogFullError);
+    expect(settled.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'rejected',
+    ]);
+    for (const r of settled.slice(5))
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(WriteBackBacklogFullError);
     expect(s.publisher.lastSeq).toBe(seqBefore + 1); // one invalidation message for the call
     const entries = await raw.xrange('it:wb:group', '-', '+');
     expect(entries.map(([, f]) => f[1])).toEqual(['gr/0', 'gr/1', 'gr/2', 'gr/3', 'gr/0']);
@@ -139,7 +198,15 @@ describe('write-back journal', () => {
     const [, last] = (await raw.xrange('it:wb:group', '-', '+'))[0] ?? ['', []];
     expect(Number(last[5])).toBeGreaterThan(Math.max(...versions));
     expect(await s.flusher.flushOnce()).toBe(true);
-    expect(await dbValues('gr/')).toEqual(new Map([['gr/0', 'v0-again'], ['gr/1', 'v1'], ['gr/2', 'v2'], ['gr/3', 'v3'], ['gr/5', 'v5']]));
+    expect(await dbValues('gr/')).toEqual(
+      new Map([
+        ['gr/0', 'v0-again'],
+        ['gr/1', 'v1'],
+        ['gr/2', 'v2'],
+        ['gr/3', 'v3'],
+        ['gr/5', 'v5'],
+      ]),
+    );
   });
 
   it('does not pile large values of one turn into one script call', async () => {
@@ -147,8 +214,11 @@ describe('write-back journal', () => {
     const seqBefore = s.publisher.lastSeq;
     const big = (c: string) => ({ body: Buffer.alloc(600 * 1024, c), contentType: 'application/octet-stream' });
     await Promise.all([
-      s.policy.put('lg/a', big('a'), 60), s.policy.put('lg/b', big('b'), 60), s.policy.put('lg/c', big('c'), 60),
-      s.policy.put('lg/d', text('small'), 60), s.policy.put('lg/e', text('small'), 60),
+      s.policy.put('lg/a', big('a'), 60),
+      s.policy.put('lg/b', big('b'), 60),
+      s.policy.put('lg/c', big('c'), 60),
+      s.policy.put('lg/d', text('small'), 60),
+      s.policy.put('lg/e', text('small'), 60),
     ]);
     // 600 KiB + 600 KiB is over the 1 MiB a call may carry: [a], [b], [c, d, e], one message each.
     expect(s.publisher.lastSeq).toBe(seqBefore + 3);
@@ -199,7 +269,12 @@ describe('write-back journal', () => {
     await s.policy.put('sf/2', text('two'), 60); // EVALSHA answers NOSCRIPT; the append is sent with EVAL
     await raw.script('FLUSH');
     expect(await s.flusher.flushOnce()).toBe(true); // the settle script too
-    expect(await dbValues('sf/')).toEqual(new Map([['sf/1', 'one'], ['sf/2', 'two']]));
+    expect(await dbValues('sf/')).toEqual(
+      new Map([
+        ['sf/1', 'one'],
+        ['sf/2', 'two'],
+      ]),
+    );
     expect((await s.records.read('sf/2'))?.pttlMs).toBeGreaterThan(50_000);
     expect(await raw.xlen('it:wb:scriptflush')).toBe(0);
   });
@@ -207,7 +282,13 @@ describe('write-back journal', () => {
   it('delivers each append to the appending sidecar, which flushes from memory; undelivered entries still reach the database', async () => {
     const stream = 'it:wb:deliver';
     const s = await sidecar('j-d', stream, { batchSize: 5 });
-    const put = (key: string, value: string) => ({ key, op: 'put' as const, body: Buffer.from(value), contentType: 'text/plain', ttlSeconds: 60 });
+    const put = (key: string, value: string) => ({
+      key,
+      op: 'put' as const,
+      body: Buffer.from(value),
+      contentType: 'text/plain',
+      ttlSeconds: 60,
+    });
     // A new stream has no consumer group yet: the first append creates it and delivers its entry.
     await s.policy.put('dv/0', text('zero'), 60);
     expect(await raw.xpending(stream, 'flushers')).toEqual([1, expect.any(String), expect.any(String), [['j-d', '1']]]);
@@ -230,7 +311,14 @@ describe('write-back journal', () => {
     s.flusher.adopt([], taken.others);
     // One cycle: dv/2 read by id, dv/3 read as a new entry, dv/0 and dv/1 from memory.
     expect(await s.flusher.flushOnce()).toBe(true);
-    expect(await dbValues('dv/')).toEqual(new Map([['dv/0', 'zero'], ['dv/1', 'one'], ['dv/2', 'two'], ['dv/3', 'three']]));
+    expect(await dbValues('dv/')).toEqual(
+      new Map([
+        ['dv/0', 'zero'],
+        ['dv/1', 'one'],
+        ['dv/2', 'two'],
+        ['dv/3', 'three'],
+      ]),
+    );
     expect(await raw.xlen(stream)).toBe(0);
     expect((await raw.xpending(stream, 'flushers'))[0]).toBe(0);
 
@@ -270,7 +358,7 @@ describe('write-back journal', () => {
     expect(await raw.xlen(stream)).toBe(0);
   });
 
-  it('keeps retrying through a database outage without losing a write, and nobody claims a live flusher\'s batch', async () => {
+  it("keeps retrying through a database outage without losing a write, and nobody claims a live flusher's batch", async () => {
     const stream = 'it:wb:outage';
     const a = await sidecar('j-out-a', stream, { intervalMs: 50, claimIdleMs: 900, batchSize: 200 });
     const b = await sidecar('j-out-b', stream, { intervalMs: 50, claimIdleMs: 900, batchSize: 200 });
@@ -304,17 +392,26 @@ describe('write-back journal', () => {
       await pgServer.startServer();
     }
     await waitFor('the backlog written after the outage', async () => (await raw.xlen(stream)) === 0, 60_000, 50);
-    await waitFor('every key at its last value', async () => {
-      const db = await dbValues('out/');
-      return [...last].every(([k, v]) => db.get(k) === v);
-    }, 30_000, 50);
+    await waitFor(
+      'every key at its last value',
+      async () => {
+        const db = await dbValues('out/');
+        return [...last].every(([k, v]) => db.get(k) === v);
+      },
+      30_000,
+      50,
+    );
     expect(a.counters.entries).toBe(i);
   });
 
   it('puts back a pending record that was invalidated before its flush, so Redis ends as the database', async () => {
     const stream = 'it:wb:repair';
     const announced: string[] = [];
-    const s = await sidecar('j-repair', stream, { announce: async (keys) => { announced.push(...keys); } });
+    const s = await sidecar('j-repair', stream, {
+      announce: async (keys) => {
+        announced.push(...keys);
+      },
+    });
     await s.origin.put('rp/1', Buffer.from('db-old'), 'text/plain', 1);
     await s.policy.put('rp/1', text('journaled'), 60);
     await raw.del('rc:rp/1'); // POST /v1/invalidate {"keys":["rp/1"],"tier":"all"}
@@ -343,11 +440,19 @@ describe('write-back journal', () => {
     const s = await sidecar('j-dl', stream);
     await s.policy.put('dl/ok', text('fine'), 60);
     // Bypass the policy's key check, as an entry journaled by an older sidecar could.
-    await s.journal.append({ key: 'dl/\u0000bad', op: 'put', body: Buffer.from('x'), contentType: 'text/plain', ttlSeconds: 60 }, 1000);
+    await s.journal.append(
+      { key: 'dl/\u0000bad', op: 'put', body: Buffer.from('x'), contentType: 'text/plain', ttlSeconds: 60 },
+      1000,
+    );
     await raw.xadd(stream, '*', 'something', 'else');
     await s.policy.put('dl/ok2', text('fine2'), 60);
     expect(await s.flusher.flushOnce()).toBe(true);
-    expect(await dbValues('dl/')).toEqual(new Map([['dl/ok', 'fine'], ['dl/ok2', 'fine2']]));
+    expect(await dbValues('dl/')).toEqual(
+      new Map([
+        ['dl/ok', 'fine'],
+        ['dl/ok2', 'fine2'],
+      ]),
+    );
     expect(await raw.xlen(stream)).toBe(0);
     expect(await raw.xlen(`${stream}:dead`)).toBe(2);
     expect(s.counters.failures.rejected).toBe(2);

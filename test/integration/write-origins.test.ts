@@ -8,7 +8,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidKeyError } from '../../sidecar/src/errors.js';
 import { HttpOrigin, VERSION_HEADER } from '../../sidecar/src/origin/http-origin.js';
-import { OriginRejectedError, OriginUnavailableError, type OriginOperation, type OriginOutcome } from '../../sidecar/src/origin/origin.js';
+import {
+  OriginRejectedError,
+  OriginUnavailableError,
+  type OriginOperation,
+  type OriginOutcome,
+} from '../../sidecar/src/origin/origin.js';
 import { createPostgresPool, PostgresOrigin } from '../../sidecar/src/origin/postgres-origin.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 
@@ -31,19 +36,23 @@ function countingEvents() {
   let rows = 0;
   return {
     events: {
-      request: (op: OriginOperation, outcome: OriginOutcome) => counts.set(`${op}/${outcome}`, (counts.get(`${op}/${outcome}`) ?? 0) + 1),
-      rowsWritten: (n: number) => { rows += n; },
+      request: (op: OriginOperation, outcome: OriginOutcome) =>
+        counts.set(`${op}/${outcome}`, (counts.get(`${op}/${outcome}`) ?? 0) + 1),
+      rowsWritten: (n: number) => {
+        rows += n;
+      },
     },
     count: (k: string) => counts.get(k) ?? 0,
     rows: () => rows,
   };
 }
 
-const origin = (table?: string, events?: ReturnType<typeof countingEvents>['events']) => new PostgresOrigin({
-  pool: createPostgresPool({ url: server.url, timeoutMs: 2000, max: 4 }),
-  ...(table ? { table } : {}),
-  ...(events ? { events } : {}),
-});
+const origin = (table?: string, events?: ReturnType<typeof countingEvents>['events']) =>
+  new PostgresOrigin({
+    pool: createPostgresPool({ url: server.url, timeoutMs: 2000, max: 4 }),
+    ...(table ? { table } : {}),
+    ...(events ? { events } : {}),
+  });
 
 describe('PostgresOrigin', () => {
   it('creates the table once even when two sidecars start at the same time', async () => {
@@ -52,7 +61,8 @@ describe('PostgresOrigin', () => {
     try {
       await Promise.all([a.init(), b.init()]);
       const cols = await admin.query<{ column_name: string; data_type: string; is_nullable: string }>(
-        `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = 'cache_entries' ORDER BY ordinal_position`);
+        `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = 'cache_entries' ORDER BY ordinal_position`,
+      );
       expect(cols.rows).toEqual([
         { column_name: 'key', data_type: 'text', is_nullable: 'NO' },
         { column_name: 'value', data_type: 'bytea', is_nullable: 'YES' },
@@ -95,7 +105,9 @@ describe('PostgresOrigin', () => {
       await o.put('del-me', Buffer.from('v1'), 'text/plain', 10);
       expect(await o.delete('del-me', 20)).toBe('applied');
       expect(await o.get('del-me')).toBeNull();
-      const row = await admin.query('SELECT value, content_type, version FROM cache_entries WHERE key = $1', ['del-me']);
+      const row = await admin.query('SELECT value, content_type, version FROM cache_entries WHERE key = $1', [
+        'del-me',
+      ]);
       expect(row.rows).toEqual([{ value: null, content_type: null, version: '20' }]);
       // A late write older than the delete (a claimed journal entry) stays deleted.
       expect(await o.put('del-me', Buffer.from('late'), 'text/plain', 15)).toBe('superseded');
@@ -128,8 +140,11 @@ describe('PostgresOrigin', () => {
       expect(await o.get('b4')).toBeNull();
       expect(c.count('batch/applied')).toBe(1);
       // Re-applying the same batch changes nothing (idempotent).
-      expect(await o.applyBatch([{ op: 'put', key: 'b2', version: 401, body: Buffer.from('two'), contentType: 'text/plain' }]))
-        .toEqual({ applied: 0, superseded: 1 });
+      expect(
+        await o.applyBatch([
+          { op: 'put', key: 'b2', version: 401, body: Buffer.from('two'), contentType: 'text/plain' },
+        ]),
+      ).toEqual({ applied: 0, superseded: 1 });
     } finally {
       await o.close();
     }
@@ -208,7 +223,12 @@ function startHttpService(options: { honourVersions: boolean; auth?: string }) {
       if (req.method === 'GET') {
         const r = store.get(key);
         if (!r) return void res.writeHead(404).end();
-        return void res.writeHead(200, { 'content-type': r.type, ...(options.honourVersions ? { [VERSION_HEADER]: String(r.version) } : {}) }).end(r.body);
+        return void res
+          .writeHead(200, {
+            'content-type': r.type,
+            ...(options.honourVersions ? { [VERSION_HEADER]: String(r.version) } : {}),
+          })
+          .end(r.body);
       }
       if (options.honourVersions && v <= current) return void res.writeHead(409).end();
       if (req.method === 'PUT') {
@@ -224,14 +244,22 @@ function startHttpService(options: { honourVersions: boolean; auth?: string }) {
       res.writeHead(405).end();
     });
   });
-  return new Promise<{ url: string; store: typeof store; seen: typeof seen; fail(n: number): void; close(): Promise<void> }>((resolve) => {
+  return new Promise<{
+    url: string;
+    store: typeof store;
+    seen: typeof seen;
+    fail(n: number): void;
+    close(): Promise<void>;
+  }>((resolve) => {
     srv.listen(0, '127.0.0.1', () => {
       const { port } = srv.address() as AddressInfo;
       resolve({
         url: `http://127.0.0.1:${port}/cache`,
         store,
         seen,
-        fail: (n) => { failing = n; },
+        fail: (n) => {
+          failing = n;
+        },
         close: () => new Promise((r) => srv.close(() => r())),
       });
     });
@@ -240,12 +268,19 @@ function startHttpService(options: { honourVersions: boolean; auth?: string }) {
 
 describe('HttpOrigin', () => {
   it('speaks the contract: versions on writes, 409 as superseded, 404 as a miss', async () => {
-    const svc = await startHttpService({ honourVersions: true, auth: `Basic ${Buffer.from('app:s3cret').toString('base64')}` });
+    const svc = await startHttpService({
+      honourVersions: true,
+      auth: `Basic ${Buffer.from('app:s3cret').toString('base64')}`,
+    });
     const o = new HttpOrigin({ url: svc.url.replace('http://', 'http://app:s3cret@'), timeoutMs: 2000 });
     try {
       expect(o.description).not.toContain('s3cret');
       expect(await o.put('a/b', Buffer.from([1, 2, 3]), 'application/octet-stream', 10)).toBe('applied');
-      expect(await o.get('a/b')).toEqual({ body: Buffer.from([1, 2, 3]), contentType: 'application/octet-stream', version: 10 });
+      expect(await o.get('a/b')).toEqual({
+        body: Buffer.from([1, 2, 3]),
+        contentType: 'application/octet-stream',
+        version: 10,
+      });
       expect(svc.seen[0]).toMatchObject({ method: 'PUT', key: 'a/b', version: '10' });
       expect(await o.put('a/b', Buffer.from('old'), 'text/plain', 9)).toBe('superseded');
       expect(await o.delete('a/b', 11)).toBe('applied');

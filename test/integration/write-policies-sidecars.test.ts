@@ -17,15 +17,31 @@ type Policy = 'write-through' | 'write-back' | 'write-around';
 async function group(policy: Policy, db: number, names: string[], extra: string[] = []) {
   const table = `t_${policy.replace('-', '_')}_${db}`;
   const args = [
-    '--redis', `${env.redis.url}/${db}`, '--channel', `ripplecache:it-wp-${db}`, '--origin', env.pg.url,
-    '--origin-table', table, '--write-policy', policy, '--l1-max-ttl', '30', '--redis-timeout-ms', '1000',
-    '--write-back-flush-interval-ms', '100', ...extra,
+    '--redis',
+    `${env.redis.url}/${db}`,
+    '--channel',
+    `ripplecache:it-wp-${db}`,
+    '--origin',
+    env.pg.url,
+    '--origin-table',
+    table,
+    '--write-policy',
+    policy,
+    '--l1-max-ttl',
+    '30',
+    '--redis-timeout-ms',
+    '1000',
+    '--write-back-flush-interval-ms',
+    '100',
+    ...extra,
   ];
   const sidecars = await Promise.all(names.map((name) => startSidecar({ name, args })));
   const raw = env.rawClient(db);
   const row = async (key: string) => {
     const r = await env.admin.query<{ value: Buffer | null; content_type: string | null; version: string }>(
-      `SELECT value, content_type, version FROM ${table} WHERE key = $1`, [key]);
+      `SELECT value, content_type, version FROM ${table} WHERE key = $1`,
+      [key],
+    );
     const x = r.rows[0];
     return x && { value: x.value?.toString() ?? null, contentType: x.content_type, version: Number(x.version) };
   };
@@ -38,13 +54,23 @@ async function group(policy: Policy, db: number, names: string[], extra: string[
   return { sidecars, table, raw, row, record };
 }
 
-async function eventually(s: SidecarProcess, key: string, check: (r: Awaited<ReturnType<SidecarProcess['get']>>) => boolean, what: string) {
+async function eventually(
+  s: SidecarProcess,
+  key: string,
+  check: (r: Awaited<ReturnType<SidecarProcess['get']>>) => boolean,
+  what: string,
+) {
   await waitFor(`${s.name}: ${what}`, async () => check(await s.get(key)), 10_000, 20);
 }
 
 describe('write-through', () => {
   it('PUT writes the database and Redis at one version; GET reads through; DELETE leaves tombstones', async () => {
-    const { sidecars: [A, B], table, row, record } = await group('write-through', 1, ['wt-A', 'wt-B']);
+    const {
+      sidecars: [A, B],
+      table,
+      row,
+      record,
+    } = await group('write-through', 1, ['wt-A', 'wt-B']);
     if (!A || !B) throw new Error('no sidecars');
     expect((await A.put('k1', 'v1', { ttl: 120 })).status).toBe(204);
     const r1 = await row('k1');
@@ -65,18 +91,28 @@ describe('write-through', () => {
     expect((await A.get('k1')).status).toBe(404);
 
     // Read-through: a row the application wrote itself.
-    await env.admin.query(`INSERT INTO ${table} (key, value, content_type, version) VALUES ($1, $2, $3, 1)`, ['rt', Buffer.from('from-db'), 'text/x-db']);
+    await env.admin.query(`INSERT INTO ${table} (key, value, content_type, version) VALUES ($1, $2, $3, 1)`, [
+      'rt',
+      Buffer.from('from-db'),
+      'text/x-db',
+    ]);
     expect(await A.get('rt')).toMatchObject({ status: 200, body: 'from-db', tier: 'ORIGIN', contentType: 'text/x-db' });
     expect(await record('rt')).toMatchObject({ value: 'from-db', version: 1 });
     expect((await record('rt'))?.pttl).toBeGreaterThan(3_500_000); // defaultTTLSeconds 3600
     expect((await A.get('rt')).tier).toBe('L1');
     expect((await B.get('rt')).tier).toBe('L2');
     expect(await A.get('never')).toMatchObject({ status: 404, code: 'NotFound' });
-    expect(await A.metric('ripplecache_sidecar_origin_requests_total', { op: 'get', outcome: 'hit' })).toBeGreaterThanOrEqual(1);
+    expect(
+      await A.metric('ripplecache_sidecar_origin_requests_total', { op: 'get', outcome: 'hit' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it('a database outage fails the PUT with 503 and leaves the cache as it was; cached reads go on', async () => {
-    const { sidecars: [A], row, record } = await group('write-through', 2, ['wt-down']);
+    const {
+      sidecars: [A],
+      row,
+      record,
+    } = await group('write-through', 2, ['wt-down']);
     if (!A) throw new Error('no sidecar');
     await A.put('d1', 'kept');
     const before = await record('d1');
@@ -95,7 +131,11 @@ describe('write-through', () => {
 
 describe('write-around', () => {
   it('PUT writes only the database and drops the key from Redis and every L1; the next GET fills', async () => {
-    const { sidecars: [A, B], row, record } = await group('write-around', 3, ['wa-A', 'wa-B']);
+    const {
+      sidecars: [A, B],
+      row,
+      record,
+    } = await group('write-around', 3, ['wa-A', 'wa-B']);
     if (!A || !B) throw new Error('no sidecars');
     expect((await A.put('a1', 'v1')).status).toBe(204);
     const r1 = await row('a1');
@@ -119,7 +159,12 @@ describe('write-around', () => {
 
 describe('write-back', () => {
   it('PUT is acknowledged from the journal, visible at once in Redis, and in the database after a flush', async () => {
-    const { sidecars: [A, B], row, record, raw } = await group('write-back', 4, ['wb-A', 'wb-B']);
+    const {
+      sidecars: [A, B],
+      row,
+      record,
+      raw,
+    } = await group('write-back', 4, ['wb-A', 'wb-B']);
     if (!A || !B) throw new Error('no sidecars');
     expect((await A.put('b1', 'v1', { ttl: 300 })).status).toBe(204);
     expect(await B.get('b1')).toMatchObject({ status: 200, body: 'v1', tier: 'L2' });
@@ -128,20 +173,40 @@ describe('write-back', () => {
     await waitFor('b1 settled', async () => ((await record('b1'))?.pttl ?? -1) > 0, 10_000, 20);
     expect(await record('b1')).toMatchObject({ value: 'v1', version: r1?.version });
     // The flusher settles the record, then acknowledges and deletes the entry: the entry goes just after.
-    await waitFor('the journal entry deleted', async () => (await raw.xlen('ripplecache:write-back')) === 0, 10_000, 20);
+    await waitFor(
+      'the journal entry deleted',
+      async () => (await raw.xlen('ripplecache:write-back')) === 0,
+      10_000,
+      20,
+    );
 
     expect((await B.del('b1')).status).toBe(204);
     await eventually(A, 'b1', (r) => r.status === 404, 'b1 gone');
     await waitFor('b1 deleted in the database', async () => (await row('b1'))?.value === null, 10_000, 20);
 
-    const batches = (await A.metric('ripplecache_sidecar_writeback_batches_total')) + (await B.metric('ripplecache_sidecar_writeback_batches_total'));
+    const batches =
+      (await A.metric('ripplecache_sidecar_writeback_batches_total')) +
+      (await B.metric('ripplecache_sidecar_writeback_batches_total'));
     expect(batches).toBeGreaterThanOrEqual(2);
   });
 
   it('past maxPending a write is refused with 503 WriteBackBacklogFull, never dropped', async () => {
-    const { sidecars: [C], row } = await group('write-back', 5, ['wb-full'], [
-      '--write-back-max-pending', '5', '--write-back-flush-interval-ms', '3600000', '--write-back-flush-batch-size', '1000000',
-    ]);
+    const {
+      sidecars: [C],
+      row,
+    } = await group(
+      'write-back',
+      5,
+      ['wb-full'],
+      [
+        '--write-back-max-pending',
+        '5',
+        '--write-back-flush-interval-ms',
+        '3600000',
+        '--write-back-flush-batch-size',
+        '1000000',
+      ],
+    );
     if (!C) throw new Error('no sidecar');
     for (let i = 0; i < 5; i++) expect((await C.put(`f${i}`, `v${i}`)).status).toBe(204);
     expect(await C.put('f5', 'v5')).toMatchObject({ status: 503, code: 'WriteBackBacklogFull' });
@@ -157,42 +222,54 @@ describe('write-back', () => {
 });
 
 describe('many concurrent writes to one key through two sidecars', () => {
-  it.each(['write-through', 'write-back'] as const)('%s: the database ends with a last acknowledged write, and Redis with the same', async (policy) => {
-    const db = policy === 'write-through' ? 6 : 7;
-    const { sidecars: [A, B], row, record, raw } = await group(policy, db, [`hot-${policy}-A`, `hot-${policy}-B`]);
-    if (!A || !B) throw new Error('no sidecars');
-    const writes: { value: string; start: number; end: number }[] = [];
-    // Refused writes (a time box expiring on a loaded machine) are not acknowledged, but under
-    // write-through one may have reached the database before Redis failed (documented): they may win.
-    const refused: { value: string; start: number; end: number; status: number; body: string }[] = [];
-    const worker = async (s: SidecarProcess, name: string) => {
-      for (let i = 0; i < 100; i++) {
-        const value = `${name}-${i}`;
-        const start = performance.now();
-        const r = await s.put('hot', value);
-        if (r.status === 204) writes.push({ value, start, end: performance.now() });
-        else refused.push({ value, start, end: performance.now(), status: r.status, body: r.body });
-      }
-    };
-    await Promise.all([0, 1, 2, 3].flatMap((w) => [worker(A, `A${w}`), worker(B, `B${w}`)]));
-    // At most 1 % refused, and only with the documented retryable answer (503 and a JSON error code).
-    expect(refused.length, JSON.stringify(refused)).toBeLessThanOrEqual(8);
-    for (const r of refused) expect(r.status, r.body).toBe(503);
-    expect(writes.length + refused.length).toBe(800);
-    if (policy === 'write-back') await waitFor('the journal drained', async () => (await raw.xlen('ripplecache:write-back')) === 0, 30_000, 20);
-    const final = await row('hot');
-    // A write no acknowledged write followed in real time: the last acknowledged one, or one overlapping it.
-    const winner = [...writes, ...refused].find((w) => w.value === final?.value);
-    expect(winner).toBeDefined();
-    expect(writes.filter((w) => w.start > (winner?.end ?? Infinity))).toEqual([]);
-    // Redis holds what the database holds, unless a refused write-through left Redis behind (documented).
-    if (refused.length === 0) expect(await record('hot')).toMatchObject({ value: final?.value, version: final?.version });
-    if (refused.length === 0) for (const s of [A, B]) await eventually(s, 'hot', (r) => r.body === final?.value, `reads ${final?.value}`);
+  it.each(['write-through', 'write-back'] as const)(
+    '%s: the database ends with a last acknowledged write, and Redis with the same',
+    async (policy) => {
+      const db = policy === 'write-through' ? 6 : 7;
+      const {
+        sidecars: [A, B],
+        row,
+        record,
+        raw,
+      } = await group(policy, db, [`hot-${policy}-A`, `hot-${policy}-B`]);
+      if (!A || !B) throw new Error('no sidecars');
+      const writes: { value: string; start: number; end: number }[] = [];
+      // Refused writes (a time box expiring on a loaded machine) are not acknowledged, but under
+      // write-through one may have reached the database before Redis failed (documented): they may win.
+      const refused: { value: string; start: number; end: number; status: number; body: string }[] = [];
+      const worker = async (s: SidecarProcess, name: string) => {
+        for (let i = 0; i < 100; i++) {
+          const value = `${name}-${i}`;
+          const start = performance.now();
+          const r = await s.put('hot', value);
+          if (r.status === 204) writes.push({ value, start, end: performance.now() });
+          else refused.push({ value, start, end: performance.now(), status: r.status, body: r.body });
+        }
+      };
+      await Promise.all([0, 1, 2, 3].flatMap((w) => [worker(A, `A${w}`), worker(B, `B${w}`)]));
+      // At most 1 % refused, and only with the documented retryable answer (503 and a JSON error code).
+      expect(refused.length, JSON.stringify(refused)).toBeLessThanOrEqual(8);
+      for (const r of refused) expect(r.status, r.body).toBe(503);
+      expect(writes.length + refused.length).toBe(800);
+      if (policy === 'write-back')
+        await waitFor('the journal drained', async () => (await raw.xlen('ripplecache:write-back')) === 0, 30_000, 20);
+      const final = await row('hot');
+      // A write no acknowledged write followed in real time: the last acknowledged one, or one overlapping it.
+      const winner = [...writes, ...refused].find((w) => w.value === final?.value);
+      expect(winner).toBeDefined();
+      expect(writes.filter((w) => w.start > (winner?.end ?? Infinity))).toEqual([]);
+      // Redis holds what the database holds, unless a refused write-through left Redis behind (documented).
+      if (refused.length === 0)
+        expect(await record('hot')).toMatchObject({ value: final?.value, version: final?.version });
+      if (refused.length === 0)
+        for (const s of [A, B]) await eventually(s, 'hot', (r) => r.body === final?.value, `reads ${final?.value}`);
 
-    // One more write after all of them: that is what everyone ends with.
-    expect((await B.put('hot', 'the-last')).status).toBe(204);
-    if (policy === 'write-back') await waitFor('flushed', async () => (await row('hot'))?.value === 'the-last', 10_000, 20);
-    expect((await row('hot'))?.value).toBe('the-last');
-    for (const s of [A, B]) await eventually(s, 'hot', (r) => r.body === 'the-last', 'reads the-last');
-  });
+      // One more write after all of them: that is what everyone ends with.
+      expect((await B.put('hot', 'the-last')).status).toBe(204);
+      if (policy === 'write-back')
+        await waitFor('flushed', async () => (await row('hot'))?.value === 'the-last', 10_000, 20);
+      expect((await row('hot'))?.value).toBe('the-last');
+      for (const s of [A, B]) await eventually(s, 'hot', (r) => r.body === 'the-last', 'reads the-last');
+    },
+  );
 });

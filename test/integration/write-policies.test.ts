@@ -55,14 +55,35 @@ async function sidecar(name: string) {
   const origin = new PostgresOrigin({ pool: createPostgresPool({ url: pgServer.url, timeoutMs: 2000, max: 4 }) });
   const publisher = new InvalidationPublisher(name);
   const invalidated: string[] = [];
-  const deps = { origin, records, versions: records, publisher, invalidateLocal: (keys: readonly string[]) => invalidated.push(...keys) };
-  const l2 = new RedisL2({ primary: redis, channel: CHANNEL, replicaUrls: [], password: undefined, timeoutMs: 1000, onError: () => {} });
+  const deps = {
+    origin,
+    records,
+    versions: records,
+    publisher,
+    invalidateLocal: (keys: readonly string[]) => invalidated.push(...keys),
+  };
+  const l2 = new RedisL2({
+    primary: redis,
+    channel: CHANNEL,
+    replicaUrls: [],
+    password: undefined,
+    timeoutMs: 1000,
+    onError: () => {},
+  });
   const s = {
-    redis, records, origin, publisher, invalidated, l2,
+    redis,
+    records,
+    origin,
+    publisher,
+    invalidated,
+    l2,
     through: new WriteThroughPolicy(deps),
     around: new WriteAroundPolicy(deps),
     readThrough: new ReadThrough({ origin, records, defaultTTLSeconds: 300 }),
-    close: async () => { await origin.close(); redis.disconnect(); },
+    close: async () => {
+      await origin.close();
+      redis.disconnect();
+    },
   };
   clients.push(s);
   return s;
@@ -71,7 +92,10 @@ async function sidecar(name: string) {
 const text = (s: string) => ({ body: Buffer.from(s), contentType: 'text/plain' });
 
 async function dbRow(key: string): Promise<{ value: string | null; version: number } | undefined> {
-  const r = await admin.query<{ value: Buffer | null; version: string }>('SELECT value, version FROM cache_entries WHERE key = $1', [key]);
+  const r = await admin.query<{ value: Buffer | null; version: string }>(
+    'SELECT value, version FROM cache_entries WHERE key = $1',
+    [key],
+  );
   const row = r.rows[0];
   return row && { value: row.value?.toString() ?? null, version: Number(row.version) };
 }
@@ -103,7 +127,12 @@ describe('versioned records', () => {
     expect((await s.records.read('r1'))?.value?.body.toString()).toBe('v10');
     // Refused fills still published their invalidation: no gap in the sender's sequence.
     await waitFor('two invalidations', async () => messages.length >= published + 2, 5000, 10);
-    expect(messages.slice(published).map((m) => parseInvalidation(m)).map((m) => m.seq)).toEqual([1, 2]);
+    expect(
+      messages
+        .slice(published)
+        .map((m) => parseInvalidation(m))
+        .map((m) => m.seq),
+    ).toEqual([1, 2]);
 
     expect(await s.records.tombstone('r1', 11)).toBe(true);
     expect(await s.l2.get('r1')).toBeNull(); // S's reader sees a miss
@@ -126,9 +155,15 @@ describe('versioned records', () => {
     const s = await sidecar('settle');
     await s.records.fill('p1', text('pinned'), 0, 50);
     expect((await s.records.read('p1'))?.pttlMs).toBe(-1);
-    expect(await s.records.settle([{ key: 'p1', version: 49, ttlMs: 60_000, value: text('older') }])).toEqual({ settled: 0, repaired: [] });
+    expect(await s.records.settle([{ key: 'p1', version: 49, ttlMs: 60_000, value: text('older') }])).toEqual({
+      settled: 0,
+      repaired: [],
+    });
     expect((await s.records.read('p1'))?.pttlMs).toBe(-1);
-    expect(await s.records.settle([{ key: 'p1', version: 50, ttlMs: 60_000, value: text('pinned') }])).toEqual({ settled: 1, repaired: [] });
+    expect(await s.records.settle([{ key: 'p1', version: 50, ttlMs: 60_000, value: text('pinned') }])).toEqual({
+      settled: 1,
+      repaired: [],
+    });
     expect((await s.records.read('p1'))?.pttlMs).toBeGreaterThan(50_000);
     // Gone (invalidated with tier all), or refilled from an older row: stored again at the flushed version.
     await raw.del('rc:p1');

@@ -40,7 +40,10 @@ export class Controller {
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly known = new Set<string>();
 
-  constructor(private readonly hooks: ControllerHooks, private readonly opts: ControllerOptions) {}
+  constructor(
+    private readonly hooks: ControllerHooks,
+    private readonly opts: ControllerOptions,
+  ) {}
 
   /** Informer callback: maps any watched object to the CacheCluster key it concerns. */
   handleEvent(kind: string, obj: KubeObject, type: 'add' | 'update' | 'delete'): void {
@@ -52,7 +55,9 @@ export class Controller {
       else this.known.add(key);
       this.queue.add(key);
     } else {
-      const owner = obj.metadata?.ownerReferences?.find((r) => r.controller && r.kind === this.opts.ownerKind && r.apiVersion === this.opts.ownerApiVersion);
+      const owner = obj.metadata?.ownerReferences?.find(
+        (r) => r.controller && r.kind === this.opts.ownerKind && r.apiVersion === this.opts.ownerApiVersion,
+      );
       if (owner) this.queue.add(objectKey(ns, owner.name));
     }
     this.hooks.onQueueDepth?.(this.queue.depth);

@@ -6,16 +6,27 @@ function manualTimers() {
   let next = 0;
   return {
     pending,
-    setTimer: (fn: () => void, ms: number) => { const id = next++; pending.push({ fn, ms, id }); return id; },
-    clearTimer: (h: unknown) => { const i = pending.findIndex((p) => p.id === h); if (i >= 0) pending.splice(i, 1); },
-    fireAll() { for (const p of pending.splice(0)) p.fn(); },
+    setTimer: (fn: () => void, ms: number) => {
+      const id = next++;
+      pending.push({ fn, ms, id });
+      return id;
+    },
+    clearTimer: (h: unknown) => {
+      const i = pending.findIndex((p) => p.id === h);
+      if (i >= 0) pending.splice(i, 1);
+    },
+    fireAll() {
+      for (const p of pending.splice(0)) p.fn();
+    },
   };
 }
 
 describe('WorkQueue', () => {
   it('de-duplicates a key added twice while queued', async () => {
     const q = new WorkQueue();
-    q.add('a'); q.add('b'); q.add('a');
+    q.add('a');
+    q.add('b');
+    q.add('a');
     expect(q.depth).toBe(2);
     expect(await q.get()).toBe('a');
     expect(await q.get()).toBe('b');
@@ -30,7 +41,9 @@ describe('WorkQueue', () => {
     q.add('a');
     expect(q.depth).toBe(0); // held back: 'a' is being processed
     let second: string | undefined;
-    void q.get().then((k) => { second = k; });
+    void q.get().then((k) => {
+      second = k;
+    });
     await Promise.resolve();
     expect(second).toBeUndefined();
     q.done('a');

@@ -71,10 +71,13 @@ export class WorkQueue {
     if (ms <= 0) return this.add(key);
     const existing = this.timers.get(key);
     if (existing !== undefined) this.clearTimer(existing);
-    this.timers.set(key, this.setTimer(() => {
-      this.timers.delete(key);
-      this.add(key);
-    }, ms));
+    this.timers.set(
+      key,
+      this.setTimer(() => {
+        this.timers.delete(key);
+        this.add(key);
+      }, ms),
+    );
   }
 
   /** Adds `key` after this key's next back-off delay (doubling per consecutive failure). */

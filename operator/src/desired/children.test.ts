@@ -17,15 +17,24 @@ const cc = (spec: CacheClusterSpec, uid = 'uid-1'): CacheCluster => ({
 describe('desiredHeadlessService', () => {
   it('is headless and publishes not-ready pods', () => {
     const svc = desiredHeadlessService(cc({}));
-    expect(svc).toMatchObject({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'sessions-headless', namespace: 'shop' } });
+    expect(svc).toMatchObject({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'sessions-headless', namespace: 'shop' },
+    });
     expect(svc.spec.clusterIP).toBe('None');
     expect(svc.spec.publishNotReadyAddresses).toBe(true);
-    expect(svc.spec.selector).toEqual({ 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' });
+    expect(svc.spec.selector).toEqual({
+      'cache.ripplecache.io/cluster': 'sessions',
+      'app.kubernetes.io/component': 'server',
+    });
     expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
   });
 
   it('exposes the exporter port when the exporter runs', () => {
-    expect(desiredHeadlessService(cc({ metrics: { exporter: true } })).spec.ports.map((p) => p.port)).toEqual([6379, 9121]);
+    expect(desiredHeadlessService(cc({ metrics: { exporter: true } })).spec.ports.map((p) => p.port)).toEqual([
+      6379, 9121,
+    ]);
   });
 });
 
@@ -33,7 +42,10 @@ describe('desiredClientService', () => {
   it('selects the one pod for standalone', () => {
     const svc = desiredClientService(cc({}));
     expect(svc.metadata.name).toBe('sessions');
-    expect(svc.spec.selector).toEqual({ 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' });
+    expect(svc.spec.selector).toEqual({
+      'cache.ripplecache.io/cluster': 'sessions',
+      'app.kubernetes.io/component': 'server',
+    });
     expect(svc.spec).not.toHaveProperty('clusterIP');
     expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
   });
@@ -51,7 +63,12 @@ describe('desiredPodDisruptionBudget', () => {
   it('allows one Redis pod down at a time', () => {
     const pdb = desiredPodDisruptionBudget(cc({}));
     expect(pdb).toMatchObject({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'sessions' } });
-    expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: { 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' } } });
+    expect(pdb.spec).toEqual({
+      maxUnavailable: 1,
+      selector: {
+        matchLabels: { 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' },
+      },
+    });
   });
 });
 
@@ -71,7 +88,9 @@ describe('desiredChildren', () => {
       'StatefulSet/sessions',
       'PodDisruptionBudget/sessions',
     ]);
-    expect(deleteIfPresent).toEqual([{ apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'sessions-flush' }]);
+    expect(deleteIfPresent).toEqual([
+      { apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'sessions-flush' },
+    ]);
   });
 
   it('includes the CronJob when flush is set', () => {
@@ -81,13 +100,22 @@ describe('desiredChildren', () => {
   });
 
   it('gives every child apiVersion, kind, name, namespace, labels and the controller owner reference; no status or resourceVersion', () => {
-    for (const child of desiredChildren(cc({ topology: 'replication', replicas: 2, flush: { schedule: '@daily' }, metrics: { exporter: true } })).apply) {
+    for (const child of desiredChildren(
+      cc({ topology: 'replication', replicas: 2, flush: { schedule: '@daily' }, metrics: { exporter: true } }),
+    ).apply) {
       expect(child.apiVersion).toBeTruthy();
       expect(child.kind).toBeTruthy();
       expect(child.metadata.namespace).toBe('shop');
       expect(child.metadata.labels['app.kubernetes.io/managed-by']).toBe('ripplecache-operator');
       expect(child.metadata.ownerReferences).toEqual([
-        { apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster', name: 'sessions', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'cache.ripplecache.io/v1alpha1',
+          kind: 'CacheCluster',
+          name: 'sessions',
+          uid: 'uid-1',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ]);
       expect(child).not.toHaveProperty('status');
       expect(child.metadata).not.toHaveProperty('resourceVersion');
@@ -104,7 +132,12 @@ describe('desiredChildren', () => {
   });
 
   it('gives deep-equal output for equal input, and does not share objects between calls', () => {
-    const spec: CacheClusterSpec = { topology: 'replication', replicas: 2, resources: { limits: { memory: '1Gi' } }, eviction: { maxMemoryPercent: 50 } };
+    const spec: CacheClusterSpec = {
+      topology: 'replication',
+      replicas: 2,
+      resources: { limits: { memory: '1Gi' } },
+      eviction: { maxMemoryPercent: 50 },
+    };
     const a = desiredChildren(cc(spec));
     const b = desiredChildren(cc(structuredClone(spec)));
     expect(a).toEqual(b);
@@ -113,7 +146,12 @@ describe('desiredChildren', () => {
   });
 
   it('does not change the CacheCluster it is given', () => {
-    const input = cc({ topology: 'replication', replicas: 1, resources: { limits: { memory: '1Gi' } }, flush: { schedule: '@daily' } });
+    const input = cc({
+      topology: 'replication',
+      replicas: 1,
+      resources: { limits: { memory: '1Gi' } },
+      flush: { schedule: '@daily' },
+    });
     const copy = structuredClone(input);
     desiredChildren(input);
     expect(input).toEqual(copy);

@@ -42,6 +42,12 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
   const deleteIfPresent: ChildRef[] = [];
   const cronJob = desiredFlushCronJob(cc, opts);
   if (cronJob) apply.push(cronJob);
-  else deleteIfPresent.push({ apiVersion: 'batch/v1', kind: 'CronJob', namespace: cc.metadata.namespace, name: flushCronJobName(cc) });
+  else
+    deleteIfPresent.push({
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      namespace: cc.metadata.namespace,
+      name: flushCronJobName(cc),
+    });
   return { apply, deleteIfPresent };
 }

@@ -27,7 +27,14 @@ describe('desiredConfigMap', () => {
       'cache.ripplecache.io/cluster': 'sessions',
     });
     expect(cm.metadata.ownerReferences).toEqual([
-      { apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster', name: 'sessions', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+      {
+        apiVersion: 'cache.ripplecache.io/v1alpha1',
+        kind: 'CacheCluster',
+        name: 'sessions',
+        uid: 'uid-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
     ]);
     expect(Object.keys(cm.data)).toEqual(['redis.conf', 'sidecar.yaml']);
     expect(cm).not.toHaveProperty('status');
@@ -58,22 +65,33 @@ describe('desiredConfigMap', () => {
   });
 
   it('renders maxMemoryPercent of the limit', () => {
-    const conf = desiredConfigMap(cc({ eviction: { maxMemoryPercent: 75 }, resources: { limits: { memory: '512Mi' } } })).data['redis.conf']!;
+    const conf = desiredConfigMap(
+      cc({ eviction: { maxMemoryPercent: 75 }, resources: { limits: { memory: '512Mi' } } }),
+    ).data['redis.conf']!;
     expect(conf).toContain('\nmaxmemory 402653184\n');
     expect(conf).toContain('\nmaxmemory-policy allkeys-lru\n');
   });
 
   it('holds no password and no replicaof (both come from the entrypoint)', () => {
-    const conf = desiredConfigMap(cc({ topology: 'replication', replicas: 2, auth: { secretRef: { name: 'sessions-auth', key: 'password' } } })).data['redis.conf']!;
+    const conf = desiredConfigMap(
+      cc({ topology: 'replication', replicas: 2, auth: { secretRef: { name: 'sessions-auth', key: 'password' } } }),
+    ).data['redis.conf']!;
     expect(conf).not.toMatch(/requirepass|masterauth|replicaof/);
   });
 
   it('refuses an applied policy that would inject config lines', () => {
-    expect(() => desiredConfigMap(cc({}), { appliedEviction: { maxmemory: 1, maxmemoryPolicy: 'allkeys-lru\nrequirepass x' } })).toThrow();
+    expect(() =>
+      desiredConfigMap(cc({}), { appliedEviction: { maxmemory: 1, maxmemoryPolicy: 'allkeys-lru\nrequirepass x' } }),
+    ).toThrow();
   });
 
   it('gives deep-equal output for equal input', () => {
-    const spec: CacheClusterSpec = { topology: 'replication', replicas: 2, eviction: { maxMemory: '64Mi' }, flush: { schedule: '@daily' } };
+    const spec: CacheClusterSpec = {
+      topology: 'replication',
+      replicas: 2,
+      eviction: { maxMemory: '64Mi' },
+      flush: { schedule: '@daily' },
+    };
     expect(desiredConfigMap(cc(spec))).toEqual(desiredConfigMap(cc(structuredClone(spec))));
   });
 });
@@ -132,6 +150,8 @@ describe('sidecar.yaml', () => {
     );
     const cfg = parse(cm.data['sidecar.yaml']!) as Record<string, unknown>;
     expect(cfg).not.toHaveProperty('origin');
-    expect(confLines(cm.data['sidecar.yaml']!).join('\n')).not.toMatch(/password|postgres|secret|sessions-auth|\bdb\b/i);
+    expect(confLines(cm.data['sidecar.yaml']!).join('\n')).not.toMatch(
+      /password|postgres|secret|sessions-auth|\bdb\b/i,
+    );
   });
 });

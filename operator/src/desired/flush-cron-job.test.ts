@@ -16,8 +16,14 @@ describe('desiredFlushCronJob', () => {
   });
 
   it('flushes the primary and publishes an all-keys invalidation on schedule', () => {
-    const cj = desiredFlushCronJob(cc({ image: 'valkey/valkey:8', flush: { schedule: '0 2 * * *', timeZone: 'Europe/Berlin' } }))!;
-    expect(cj).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'sessions-flush', namespace: 'shop' } });
+    const cj = desiredFlushCronJob(
+      cc({ image: 'valkey/valkey:8', flush: { schedule: '0 2 * * *', timeZone: 'Europe/Berlin' } }),
+    )!;
+    expect(cj).toMatchObject({
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'sessions-flush', namespace: 'shop' },
+    });
     expect(cj.metadata.ownerReferences[0]).toMatchObject({ kind: 'CacheCluster', uid: 'uid-1', controller: true });
     expect(cj.spec.schedule).toBe('0 2 * * *');
     expect(cj.spec.timeZone).toBe('Europe/Berlin');
@@ -29,7 +35,9 @@ describe('desiredFlushCronJob', () => {
     expect(script).toContain(`redis-cli -h 'sessions.shop.svc' -p 6379 EVAL`);
     expect(script).toContain(`'rc:*'`);
     expect(script).not.toMatch(/FLUSHALL|FLUSHDB/); // would destroy the write-back journal
-    expect(script).toContain(`PUBLISH 'ripplecache:invalidations' '{"v":1,"sender":"flush-cronjob","seq":1,"all":true}'`);
+    expect(script).toContain(
+      `PUBLISH 'ripplecache:invalidations' '{"v":1,"sender":"flush-cronjob","seq":1,"all":true}'`,
+    );
     expect(JSON.parse(FLUSH_INVALIDATION_MESSAGE)).toEqual({ v: 1, sender: 'flush-cronjob', seq: 1, all: true });
     expect(c.env).toBeUndefined();
   });
@@ -39,14 +47,17 @@ describe('desiredFlushCronJob', () => {
   });
 
   it('authenticates redis-cli from the Secret', () => {
-    const cj = desiredFlushCronJob(cc({ flush: { schedule: '@daily' }, auth: { secretRef: { name: 'sessions-auth', key: 'password' } } }))!;
+    const cj = desiredFlushCronJob(
+      cc({ flush: { schedule: '@daily' }, auth: { secretRef: { name: 'sessions-auth', key: 'password' } } }),
+    )!;
     expect(cj.spec.jobTemplate.spec.template.spec.containers[0]!.env).toEqual([
       { name: 'REDISCLI_AUTH', valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } },
     ]);
   });
 
   it('labels its pods so that no Redis Service or PDB selects them', () => {
-    const labels = desiredFlushCronJob(cc({ flush: { schedule: '@daily' } }))!.spec.jobTemplate.spec.template.metadata.labels;
+    const labels = desiredFlushCronJob(cc({ flush: { schedule: '@daily' } }))!.spec.jobTemplate.spec.template.metadata
+      .labels;
     const selector = selectorLabels(cc({}));
     const selected = Object.entries(selector).every(([k, v]) => labels[k] === v);
     expect(selected).toBe(false);

@@ -1,4 +1,9 @@
-import { COMPONENT_FLUSH, DEFAULT_INVALIDATION_CHANNEL, LABEL_COMPONENT, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import {
+  COMPONENT_FLUSH,
+  DEFAULT_INVALIDATION_CHANNEL,
+  LABEL_COMPONENT,
+  REDIS_PORT,
+} from '../api/v1alpha1/constants.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import type { DesiredOptions } from './desired-options.js';
 import type { CronJob } from './kube-types.js';

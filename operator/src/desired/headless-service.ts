@@ -13,7 +13,9 @@ import { resolveSpec } from './resolved-spec.js';
  * the primary while it starts. Carries the exporter's `metrics` port when the exporter runs.
  */
 export function desiredHeadlessService(cc: CacheCluster, _opts: DesiredOptions = {}): Service {
-  const ports: ServicePort[] = [{ name: REDIS_PORT_NAME, port: REDIS_PORT, targetPort: REDIS_PORT_NAME, protocol: 'TCP' }];
+  const ports: ServicePort[] = [
+    { name: REDIS_PORT_NAME, port: REDIS_PORT, targetPort: REDIS_PORT_NAME, protocol: 'TCP' },
+  ];
   if (resolveSpec(cc).exporter) {
     ports.push({ name: EXPORTER_PORT_NAME, port: EXPORTER_PORT, targetPort: EXPORTER_PORT_NAME, protocol: 'TCP' });
   }

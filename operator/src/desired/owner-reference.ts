@@ -7,9 +7,18 @@ import type { ChildMetadata, OwnerReference } from './kube-types.js';
 export function ownerReference(cc: CacheCluster): OwnerReference {
   const uid = cc.metadata.uid;
   if (!uid) {
-    throw new Error(`CacheCluster ${cc.metadata.namespace}/${cc.metadata.name} has no metadata.uid; an owner reference needs one`);
+    throw new Error(
+      `CacheCluster ${cc.metadata.namespace}/${cc.metadata.name} has no metadata.uid; an owner reference needs one`,
+    );
   }
-  return { apiVersion: API_VERSION, kind: KIND, name: cc.metadata.name, uid, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: cc.metadata.name,
+    uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /** `metadata` of a child: its name, the CacheCluster's namespace, the common labels, the owner reference. */

@@ -76,9 +76,15 @@ describe('resolveMaxMemoryBytes', () => {
   });
 
   it('takes a percentage of the memory limit, rounded down', () => {
-    expect(resolveMaxMemoryBytes(cc({ eviction: { maxMemoryPercent: 75 }, resources: { limits: { memory: '512Mi' } } }))).toBe(402653184);
-    expect(resolveMaxMemoryBytes(cc({ eviction: { maxMemoryPercent: 33 }, resources: { limits: { memory: 1000 } } }))).toBe(330);
-    expect(resolveMaxMemoryBytes(cc({ eviction: { maxMemoryPercent: 33 }, resources: { limits: { memory: 1001 } } }))).toBe(330);
+    expect(
+      resolveMaxMemoryBytes(cc({ eviction: { maxMemoryPercent: 75 }, resources: { limits: { memory: '512Mi' } } })),
+    ).toBe(402653184);
+    expect(
+      resolveMaxMemoryBytes(cc({ eviction: { maxMemoryPercent: 33 }, resources: { limits: { memory: 1000 } } })),
+    ).toBe(330);
+    expect(
+      resolveMaxMemoryBytes(cc({ eviction: { maxMemoryPercent: 33 }, resources: { limits: { memory: 1001 } } })),
+    ).toBe(330);
   });
 
   it('defaults to 75% of the limit, else 256Mi', () => {
@@ -88,8 +94,12 @@ describe('resolveMaxMemoryBytes', () => {
 
   it('throws InvalidSpecError for what CEL would reject', () => {
     expect(() => resolveMaxMemoryBytes(cc({ eviction: { maxMemoryPercent: 75 } }))).toThrow(InvalidSpecError);
-    expect(() => resolveMaxMemoryBytes(cc({ eviction: { maxMemory: '2Gi' }, resources: { limits: { memory: '1Gi' } } }))).toThrow(/exceeds/);
-    expect(() => resolveMaxMemoryBytes(cc({ eviction: { maxMemory: '1Gi', maxMemoryPercent: 50 } }))).toThrow(/exactly one/);
+    expect(() =>
+      resolveMaxMemoryBytes(cc({ eviction: { maxMemory: '2Gi' }, resources: { limits: { memory: '1Gi' } } })),
+    ).toThrow(/exceeds/);
+    expect(() => resolveMaxMemoryBytes(cc({ eviction: { maxMemory: '1Gi', maxMemoryPercent: 50 } }))).toThrow(
+      /exactly one/,
+    );
     expect(() => resolveMaxMemoryBytes(cc({ eviction: { maxMemory: '256mb' } }))).toThrow(InvalidSpecError);
   });
 });

@@ -48,7 +48,16 @@ export function parseQuantity(q: Quantity): number {
   return Number(bytes);
 }
 
-const REDIS_UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1024, m: 1000 ** 2, mb: 1024 ** 2, g: 1000 ** 3, gb: 1024 ** 3 };
+const REDIS_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1000,
+  kb: 1024,
+  m: 1000 ** 2,
+  mb: 1024 ** 2,
+  g: 1000 ** 3,
+  gb: 1024 ** 3,
+};
 
 /**
  * Bytes in a Redis memory value, as `redis.conf` and `CONFIG SET` accept them: `268435456`, `256mb`
@@ -57,12 +66,14 @@ const REDIS_UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1024, m:
  */
 export function parseRedisMemory(value: string | number): number {
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) throw new QuantityError(`Redis memory value ${value} is not a whole number of bytes`);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new QuantityError(`Redis memory value ${value} is not a whole number of bytes`);
     return value;
   }
   const m = /^([0-9]+)\s*([a-z]*)$/i.exec(value.trim());
   const unit = REDIS_UNITS[(m?.[2] ?? '').toLowerCase()];
-  if (!m || unit === undefined) throw new QuantityError(`"${value}" is not a Redis memory value (e.g. 268435456, 256mb, 1gb)`);
+  if (!m || unit === undefined)
+    throw new QuantityError(`"${value}" is not a Redis memory value (e.g. 268435456, 256mb, 1gb)`);
   const bytes = Number(m[1]) * unit;
   if (!Number.isSafeInteger(bytes)) throw new QuantityError(`Redis memory value "${value}" is too large`);
   return bytes;
@@ -86,10 +97,15 @@ export function resolveMaxMemoryBytes(cc: CacheCluster): number {
   try {
     limit = memoryLimitBytes(cc);
   } catch (err) {
-    throw new InvalidSpecError('InvalidMemoryLimit', `resources.limits.memory: ${(err as Error).message}`, { cause: err });
+    throw new InvalidSpecError('InvalidMemoryLimit', `resources.limits.memory: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   if (ev?.maxMemory !== undefined && ev.maxMemoryPercent !== undefined) {
-    throw new InvalidSpecError('InvalidEviction', 'set exactly one of eviction.maxMemory and eviction.maxMemoryPercent');
+    throw new InvalidSpecError(
+      'InvalidEviction',
+      'set exactly one of eviction.maxMemory and eviction.maxMemoryPercent',
+    );
   }
   if (ev?.maxMemory !== undefined) {
     let bytes: number;
@@ -99,7 +115,10 @@ export function resolveMaxMemoryBytes(cc: CacheCluster): number {
       throw new InvalidSpecError('InvalidEviction', `eviction.maxMemory: ${(err as Error).message}`, { cause: err });
     }
     if (limit !== undefined && bytes > limit) {
-      throw new InvalidSpecError('InvalidEviction', `eviction.maxMemory (${bytes} bytes) exceeds resources.limits.memory (${limit} bytes)`);
+      throw new InvalidSpecError(
+        'InvalidEviction',
+        `eviction.maxMemory (${bytes} bytes) exceeds resources.limits.memory (${limit} bytes)`,
+      );
     }
     return bytes;
   }

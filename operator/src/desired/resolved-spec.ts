@@ -73,6 +73,7 @@ export function resolveSpec(cc: CacheCluster): ResolvedSpec {
     },
   };
   if (s.resources !== undefined) resolved.resources = s.resources;
-  if (s.auth?.secretRef !== undefined) resolved.authSecretRef = { name: s.auth.secretRef.name, key: s.auth.secretRef.key };
+  if (s.auth?.secretRef !== undefined)
+    resolved.authSecretRef = { name: s.auth.secretRef.name, key: s.auth.secretRef.key };
   return resolved;
 }

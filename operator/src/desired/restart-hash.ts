@@ -26,5 +26,8 @@ export function restartSettings(cc: CacheCluster, opts: DesiredOptions = {}): Re
 
 /** The pod template annotation `cache.ripplecache.io/restart-hash`: 16 hex digits of SHA-256. */
 export function restartHash(cc: CacheCluster, opts: DesiredOptions = {}): string {
-  return createHash('sha256').update(canonicalJson(restartSettings(cc, opts))).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(canonicalJson(restartSettings(cc, opts)))
+    .digest('hex')
+    .slice(0, 16);
 }

@@ -9,7 +9,12 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig, type SidecarConfig } from '../../../sidecar/src/config.js';
 import { SIDECAR_CONF_KEY, WRITE_POLICIES } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, CacheClusterSpec, OriginSpec } from '../api/v1alpha1/types.js';
-import { SIDECAR_CONFIG_DIR, SIDECAR_METRICS_PORT, SIDECAR_METRICS_PORT_NAME, sidecarContainer } from '../webhook/inject-sidecar.js';
+import {
+  SIDECAR_CONFIG_DIR,
+  SIDECAR_METRICS_PORT,
+  SIDECAR_METRICS_PORT_NAME,
+  sidecarContainer,
+} from '../webhook/inject-sidecar.js';
 import { desiredSidecarConfig, renderSidecarYaml } from './sidecar-config.js';
 
 const cc = (spec: CacheClusterSpec): CacheCluster => ({
@@ -63,14 +68,21 @@ const ORIGINS: Array<[string, OriginSpec | undefined]> = [
 
 describe('desiredSidecarConfig origins', () => {
   it('renders a PostgreSQL origin as originTable only (the URL comes from the Secret through RIPPLECACHE_ORIGIN)', () => {
-    const cfg = desiredSidecarConfig(cc({ sidecar: { origin: { postgres: { secretRef: { name: 'db', key: 'url' }, table: 'app.cache_items' } } } }));
+    const cfg = desiredSidecarConfig(
+      cc({ sidecar: { origin: { postgres: { secretRef: { name: 'db', key: 'url' }, table: 'app.cache_items' } } } }),
+    );
     expect(cfg.originTable).toBe('app.cache_items');
     expect(cfg).not.toHaveProperty('origin');
-    expect(desiredSidecarConfig(cc({ sidecar: { origin: { postgres: { secretRef: { name: 'db', key: 'url' } } } } })).originTable).toBe('cache_entries');
+    expect(
+      desiredSidecarConfig(cc({ sidecar: { origin: { postgres: { secretRef: { name: 'db', key: 'url' } } } } }))
+        .originTable,
+    ).toBe('cache_entries');
   });
 
   it('renders an HTTP origin as origin: <url>, without originTable', () => {
-    const cfg = desiredSidecarConfig(cc({ sidecar: { origin: { http: { url: 'http://origin.shop.svc:8080/cache' } } } }));
+    const cfg = desiredSidecarConfig(
+      cc({ sidecar: { origin: { http: { url: 'http://origin.shop.svc:8080/cache' } } } }),
+    );
     expect(cfg.origin).toBe('http://origin.shop.svc:8080/cache');
     expect(cfg).not.toHaveProperty('originTable');
   });
@@ -82,55 +94,66 @@ describe('desiredSidecarConfig origins', () => {
   });
 });
 
-describe('sidecar.yaml loaded by the sidecar\'s own config loader', () => {
-  const cases = WRITE_POLICIES.flatMap((writePolicy) => ORIGINS.flatMap(([originName, origin]) =>
-    (['standalone', 'replication'] as const).map((topology) => ({ writePolicy, originName, origin, topology }))));
+describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
+  const cases = WRITE_POLICIES.flatMap((writePolicy) =>
+    ORIGINS.flatMap(([originName, origin]) =>
+      (['standalone', 'replication'] as const).map((topology) => ({ writePolicy, originName, origin, topology })),
+    ),
+  );
 
-  it.each(cases)('$writePolicy, $originName, $topology: loads without errors and means what the CacheCluster says', ({ writePolicy, origin, topology }) => {
-    const spec: CacheClusterSpec = {
-      topology,
-      ...(topology === 'replication' ? { replicas: 2 } : {}),
-      auth: { secretRef: { name: 'sessions-auth', key: 'password' } },
-      defaultTTLSeconds: 120,
-      sidecar: {
-        writePolicy,
-        l1: { policy: 'lfu', maxEntries: 2000, maxBytes: '16Mi', maxTTLSeconds: 30 },
-        writeBack: { flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 },
-        ...(origin ? { origin } : {}),
-      },
-    };
-    const config = loadAsInjected(cc(spec));
-    const rendered = parse(renderSidecarYaml(cc(spec))) as Record<string, unknown>;
+  it.each(cases)(
+    '$writePolicy, $originName, $topology: loads without errors and means what the CacheCluster says',
+    ({ writePolicy, origin, topology }) => {
+      const spec: CacheClusterSpec = {
+        topology,
+        ...(topology === 'replication' ? { replicas: 2 } : {}),
+        auth: { secretRef: { name: 'sessions-auth', key: 'password' } },
+        defaultTTLSeconds: 120,
+        sidecar: {
+          writePolicy,
+          l1: { policy: 'lfu', maxEntries: 2000, maxBytes: '16Mi', maxTTLSeconds: 30 },
+          writeBack: { flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 },
+          ...(origin ? { origin } : {}),
+        },
+      };
+      const config = loadAsInjected(cc(spec));
+      const rendered = parse(renderSidecarYaml(cc(spec))) as Record<string, unknown>;
 
-    expect(config.redis).toBe('redis://sessions.shop.svc:6379');
-    expect(config.redisReplicas).toEqual(topology === 'replication'
-      ? ['redis://sessions-1.sessions-headless.shop.svc:6379', 'redis://sessions-2.sessions-headless.shop.svc:6379']
-      : []);
-    expect(config.redisPassword).toBe('s3cret');
-    expect(config.channel).toBe(rendered.channel);
-    expect(config.writePolicy).toBe(writePolicy);
-    expect(config.defaultTTLSeconds).toBe(120);
-    expect(config.l1).toEqual({ policy: 'lfu', maxEntries: 2000, maxBytes: 16 * 2 ** 20, maxTTLSeconds: 30 });
-    expect(config.writeBack).toEqual({ flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 });
-    // The API stays on loopback; the metrics and probe listener is where the container's port and probes are.
-    expect(config.listen).toEqual({ host: '127.0.0.1', port: 7070 });
-    expect(config.metricsListen).toEqual({ host: '0.0.0.0', port: SIDECAR_METRICS_PORT });
-    if (origin?.postgres) {
-      expect(config.origin).toBe(SECRETS['db/url']);
-      expect(config.originTable).toBe(origin.postgres.table ?? 'cache_entries');
-    } else if (origin?.http) {
-      expect(config.origin).toBe(origin.http.url);
-    } else {
-      expect(config.origin).toBeUndefined();
-    }
-    // Nothing secret went into the file.
-    expect(JSON.stringify(rendered)).not.toMatch(/s3cret|pg-pass|postgres:/);
-  });
+      expect(config.redis).toBe('redis://sessions.shop.svc:6379');
+      expect(config.redisReplicas).toEqual(
+        topology === 'replication'
+          ? ['redis://sessions-1.sessions-headless.shop.svc:6379', 'redis://sessions-2.sessions-headless.shop.svc:6379']
+          : [],
+      );
+      expect(config.redisPassword).toBe('s3cret');
+      expect(config.channel).toBe(rendered.channel);
+      expect(config.writePolicy).toBe(writePolicy);
+      expect(config.defaultTTLSeconds).toBe(120);
+      expect(config.l1).toEqual({ policy: 'lfu', maxEntries: 2000, maxBytes: 16 * 2 ** 20, maxTTLSeconds: 30 });
+      expect(config.writeBack).toEqual({ flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 });
+      // The API stays on loopback; the metrics and probe listener is where the container's port and probes are.
+      expect(config.listen).toEqual({ host: '127.0.0.1', port: 7070 });
+      expect(config.metricsListen).toEqual({ host: '0.0.0.0', port: SIDECAR_METRICS_PORT });
+      if (origin?.postgres) {
+        expect(config.origin).toBe(SECRETS['db/url']);
+        expect(config.originTable).toBe(origin.postgres.table ?? 'cache_entries');
+      } else if (origin?.http) {
+        expect(config.origin).toBe(origin.http.url);
+      } else {
+        expect(config.origin).toBeUndefined();
+      }
+      // Nothing secret went into the file.
+      expect(JSON.stringify(rendered)).not.toMatch(/s3cret|pg-pass|postgres:/);
+    },
+  );
 
   it('loads the defaults of an empty spec', () => {
     const config = loadAsInjected(cc({}));
     expect(config).toMatchObject({
-      redis: 'redis://sessions.shop.svc:6379', redisReplicas: [], writePolicy: 'write-through', defaultTTLSeconds: 3600,
+      redis: 'redis://sessions.shop.svc:6379',
+      redisReplicas: [],
+      writePolicy: 'write-through',
+      defaultTTLSeconds: 3600,
       l1: { policy: 'lru', maxEntries: 10000, maxBytes: 64 * 2 ** 20, maxTTLSeconds: 60 },
       writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000 },
     });
@@ -139,18 +162,27 @@ describe('sidecar.yaml loaded by the sidecar\'s own config loader', () => {
   });
 
   it.each([
-    ['the smallest values the CRD accepts', {
-      defaultTTLSeconds: 0,
-      sidecar: { l1: { maxEntries: 1, maxBytes: '1', maxTTLSeconds: 0 }, writeBack: { flushIntervalMs: 10, flushBatchSize: 1, maxPending: 1 } },
-    }],
-    ['the largest values the CRD accepts', {
-      defaultTTLSeconds: 315_360_000,
-      sidecar: {
-        l1: { maxEntries: 100_000_000, maxBytes: '64Gi', maxTTLSeconds: 86_400 },
-        writeBack: { flushIntervalMs: 3_600_000, flushBatchSize: 100_000, maxPending: 100_000_000 },
-        origin: { postgres: { secretRef: { name: 'db', key: 'url' }, table: `${'s'.repeat(63)}.${'t'.repeat(63)}` } },
+    [
+      'the smallest values the CRD accepts',
+      {
+        defaultTTLSeconds: 0,
+        sidecar: {
+          l1: { maxEntries: 1, maxBytes: '1', maxTTLSeconds: 0 },
+          writeBack: { flushIntervalMs: 10, flushBatchSize: 1, maxPending: 1 },
+        },
       },
-    }],
+    ],
+    [
+      'the largest values the CRD accepts',
+      {
+        defaultTTLSeconds: 315_360_000,
+        sidecar: {
+          l1: { maxEntries: 100_000_000, maxBytes: '64Gi', maxTTLSeconds: 86_400 },
+          writeBack: { flushIntervalMs: 3_600_000, flushBatchSize: 100_000, maxPending: 100_000_000 },
+          origin: { postgres: { secretRef: { name: 'db', key: 'url' }, table: `${'s'.repeat(63)}.${'t'.repeat(63)}` } },
+        },
+      },
+    ],
     ['a fractional byte quantity', { sidecar: { l1: { maxBytes: '1.5Ki' } } }],
   ] satisfies Array<[string, CacheClusterSpec]>)('loads %s', (_name, spec) => {
     expect(() => loadAsInjected(cc(spec))).not.toThrow();

@@ -19,11 +19,24 @@ const container = (sts: ReturnType<typeof desiredStatefulSet>, name: string) => 
 describe('desiredStatefulSet', () => {
   it('runs one Redis pod for standalone, governed by the headless Service', () => {
     const sts = desiredStatefulSet(cc({ image: 'redis:7.2-alpine' }));
-    expect(sts).toMatchObject({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'sessions', namespace: 'shop' } });
-    expect(sts.metadata.ownerReferences[0]).toMatchObject({ kind: 'CacheCluster', name: 'sessions', uid: 'uid-1', controller: true, blockOwnerDeletion: true });
+    expect(sts).toMatchObject({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'sessions', namespace: 'shop' },
+    });
+    expect(sts.metadata.ownerReferences[0]).toMatchObject({
+      kind: 'CacheCluster',
+      name: 'sessions',
+      uid: 'uid-1',
+      controller: true,
+      blockOwnerDeletion: true,
+    });
     expect(sts.spec.serviceName).toBe('sessions-headless');
     expect(sts.spec.replicas).toBe(1);
-    expect(sts.spec.selector.matchLabels).toEqual({ 'cache.ripplecache.io/cluster': 'sessions', 'app.kubernetes.io/component': 'server' });
+    expect(sts.spec.selector.matchLabels).toEqual({
+      'cache.ripplecache.io/cluster': 'sessions',
+      'app.kubernetes.io/component': 'server',
+    });
     expect(sts.spec.template.metadata.labels).toMatchObject(sts.spec.selector.matchLabels);
     const redis = container(sts, 'redis');
     expect(redis.image).toBe('redis:7.2-alpine');
@@ -52,7 +65,9 @@ describe('desiredStatefulSet', () => {
   it('mounts the ConfigMap by name only: eviction never changes the pod template', () => {
     const a = desiredStatefulSet(cc({ eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } }));
     const b = desiredStatefulSet(cc({ eviction: { policy: 'volatile-lfu', maxMemory: '1Gi' } }));
-    const c = desiredStatefulSet(cc({ defaultTTLSeconds: 5, sidecar: { writePolicy: 'write-back', l1: { maxEntries: 1 } } }));
+    const c = desiredStatefulSet(
+      cc({ defaultTTLSeconds: 5, sidecar: { writePolicy: 'write-back', l1: { maxEntries: 1 } } }),
+    );
     expect(b).toEqual(a);
     expect(c).toEqual(a);
     expect(a.spec.template.spec.volumes).toContainEqual({
@@ -63,14 +78,18 @@ describe('desiredStatefulSet', () => {
   });
 
   it('reads the password from the Secret, never inlines it', () => {
-    const sts = desiredStatefulSet(cc({ auth: { secretRef: { name: 'sessions-auth', key: 'password' } }, metrics: { exporter: true } }));
+    const sts = desiredStatefulSet(
+      cc({ auth: { secretRef: { name: 'sessions-auth', key: 'password' } }, metrics: { exporter: true } }),
+    );
     const ref = { secretKeyRef: { name: 'sessions-auth', key: 'password' } };
     expect(container(sts, 'redis').env).toEqual([
       { name: 'REDIS_PASSWORD', valueFrom: ref },
       { name: 'REDISCLI_AUTH', valueFrom: ref },
     ]);
     expect(container(sts, 'redis-exporter').env).toContainEqual({ name: 'REDIS_PASSWORD', valueFrom: ref });
-    expect(container(sts, 'redis').command?.[2]).toContain('--requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"');
+    expect(container(sts, 'redis').command?.[2]).toContain(
+      '--requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"',
+    );
   });
 
   it('adds the redis_exporter container on port 9121 when metrics.exporter', () => {
@@ -79,9 +98,12 @@ describe('desiredStatefulSet', () => {
     expect(exp.image).toBe('oliver006/redis_exporter:v1.62.0');
     expect(exp.ports).toEqual([{ name: 'metrics', containerPort: 9121, protocol: 'TCP' }]);
     expect(exp.env).toContainEqual({ name: 'REDIS_ADDR', value: 'redis://127.0.0.1:6379' });
-    expect(container(desiredStatefulSet(cc({ metrics: { exporter: true } }), { exporterImage: 'mirror/exporter:1' }), 'redis-exporter').image).toBe(
-      'mirror/exporter:1',
-    );
+    expect(
+      container(
+        desiredStatefulSet(cc({ metrics: { exporter: true } }), { exporterImage: 'mirror/exporter:1' }),
+        'redis-exporter',
+      ).image,
+    ).toBe('mirror/exporter:1');
   });
 
   it('passes the resources to the Redis container', () => {
@@ -90,7 +112,12 @@ describe('desiredStatefulSet', () => {
   });
 
   it('gives deep-equal output for equal input', () => {
-    const spec: CacheClusterSpec = { topology: 'replication', replicas: 1, metrics: { exporter: true }, auth: { secretRef: { name: 's', key: 'k' } } };
+    const spec: CacheClusterSpec = {
+      topology: 'replication',
+      replicas: 1,
+      metrics: { exporter: true },
+      auth: { secretRef: { name: 's', key: 'k' } },
+    };
     expect(desiredStatefulSet(cc(spec))).toEqual(desiredStatefulSet(cc(structuredClone(spec))));
   });
 });
@@ -107,9 +134,24 @@ describe('restart hash', () => {
 
   it('stays when eviction, defaultTTL, sidecar settings or the replica count change', () => {
     const h = hashOf({ ...base, topology: 'replication', replicas: 1 });
-    expect(hashOf({ ...base, topology: 'replication', replicas: 1, eviction: { policy: 'volatile-lfu', maxMemoryPercent: 50 } })).toBe(h);
+    expect(
+      hashOf({
+        ...base,
+        topology: 'replication',
+        replicas: 1,
+        eviction: { policy: 'volatile-lfu', maxMemoryPercent: 50 },
+      }),
+    ).toBe(h);
     expect(hashOf({ ...base, topology: 'replication', replicas: 5 })).toBe(h);
-    expect(hashOf({ ...base, topology: 'replication', replicas: 1, defaultTTLSeconds: 1, sidecar: { writePolicy: 'write-around' } })).toBe(h);
+    expect(
+      hashOf({
+        ...base,
+        topology: 'replication',
+        replicas: 1,
+        defaultTTLSeconds: 1,
+        sidecar: { writePolicy: 'write-around' },
+      }),
+    ).toBe(h);
     expect(hashOf({ ...base, topology: 'replication', replicas: 1, flush: { schedule: '@hourly' } })).toBe(h);
   });
 
@@ -134,7 +176,9 @@ describe('restart hash', () => {
     const withDigest = (d: string) => desiredStatefulSet(cc(spec), { authChecksum: d });
     const before = withDigest('0123456789abcdef');
     const after = withDigest('fedcba9876543210');
-    expect(after.spec.template.metadata.annotations?.['cache.ripplecache.io/restart-hash']).not.toBe(before.spec.template.metadata.annotations?.['cache.ripplecache.io/restart-hash']);
+    expect(after.spec.template.metadata.annotations?.['cache.ripplecache.io/restart-hash']).not.toBe(
+      before.spec.template.metadata.annotations?.['cache.ripplecache.io/restart-hash'],
+    );
     expect(withDigest('0123456789abcdef')).toEqual(before);
     // Without a known digest (no auth) the hash is the one a CacheCluster without auth always had.
     expect(hashOf(base)).toBe(restartHash(cc(base), {}));
@@ -142,6 +186,8 @@ describe('restart hash', () => {
 
   it('ignores key order and spelled-out defaults', () => {
     expect(hashOf({ eviction: { maxMemory: '64Mi' }, image: 'redis:7.2-alpine' })).toBe(hashOf(base));
-    expect(hashOf({ ...base, topology: 'standalone', persistence: { mode: 'none' }, metrics: { exporter: false } })).toBe(hashOf(base));
+    expect(
+      hashOf({ ...base, topology: 'standalone', persistence: { mode: 'none' }, metrics: { exporter: false } }),
+    ).toBe(hashOf(base));
   });
 });

@@ -72,7 +72,8 @@ function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
     securityContext: { allowPrivilegeEscalation: false, seccompProfile: { type: 'RuntimeDefault' } },
   };
   const env: EnvVar[] = [];
-  if (spec.topology === 'replication') env.push({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+  if (spec.topology === 'replication')
+    env.push({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
   env.push(...passwordEnv(spec, ['REDIS_PASSWORD', 'REDISCLI_AUTH']));
   if (env.length > 0) c.env = env;
   if (spec.resources !== undefined) c.resources = structuredClone(spec.resources);
@@ -121,7 +122,10 @@ export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}):
           enableServiceLinks: false,
           containers,
           volumes: [
-            { name: 'config', configMap: { name: configMapName(cc), items: [{ key: REDIS_CONF_KEY, path: REDIS_CONF_KEY }] } },
+            {
+              name: 'config',
+              configMap: { name: configMapName(cc), items: [{ key: REDIS_CONF_KEY, path: REDIS_CONF_KEY }] },
+            },
             // persistence rdb/aof is accepted but not supported yet: no volume claim, data lives in the pod.
             { name: 'data', emptyDir: {} },
           ],

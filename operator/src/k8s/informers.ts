@@ -28,18 +28,37 @@ function basePath(apiVersion: string): string {
 }
 
 export class InformerSet {
-  private readonly informers = new Map<string, Array<k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>>>();
+  private readonly informers = new Map<
+    string,
+    Array<k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>>
+  >();
   private stopped = false;
   private readonly timers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly kc: k8s.KubeConfig, kinds: WatchedKind[], opts: InformerSetOptions) {
+  constructor(
+    private readonly kc: k8s.KubeConfig,
+    kinds: WatchedKind[],
+    opts: InformerSetOptions,
+  ) {
     const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
     for (const w of kinds) {
       const list: Array<k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>> = [];
       const scopes = opts.namespaces.length ? opts.namespaces : [undefined];
       for (const ns of scopes) {
-        const path = ns ? `${basePath(w.apiVersion)}/namespaces/${ns}/${w.plural}` : `${basePath(w.apiVersion)}/${w.plural}`;
-        const listFn = () => objects.list<k8s.KubernetesObject>(w.apiVersion, w.kind, ns, undefined, undefined, undefined, undefined, w.labelSelector);
+        const path = ns
+          ? `${basePath(w.apiVersion)}/namespaces/${ns}/${w.plural}`
+          : `${basePath(w.apiVersion)}/${w.plural}`;
+        const listFn = () =>
+          objects.list<k8s.KubernetesObject>(
+            w.apiVersion,
+            w.kind,
+            ns,
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            w.labelSelector,
+          );
         const inf = k8s.makeInformer(this.kc, path, listFn, w.labelSelector);
         const emit = (type: 'add' | 'update' | 'delete') => (obj: k8s.KubernetesObject) => {
           // List results omit apiVersion/kind on items; restore them for the handlers.

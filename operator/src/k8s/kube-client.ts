@@ -52,12 +52,22 @@ export interface KubeApi {
 /** Classifies API errors for reconcile: not found → done; conflict → requeue now; else back off. */
 export class KubeApiError extends Error {
   override readonly name = 'KubeApiError';
-  constructor(message: string, readonly statusCode: number, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly statusCode: number,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
-  get notFound(): boolean { return this.statusCode === 404; }
-  get conflict(): boolean { return this.statusCode === 409; }
-  get invalid(): boolean { return this.statusCode === 422 || this.statusCode === 400; }
+  get notFound(): boolean {
+    return this.statusCode === 404;
+  }
+  get conflict(): boolean {
+    return this.statusCode === 409;
+  }
+  get invalid(): boolean {
+    return this.statusCode === 422 || this.statusCode === 400;
+  }
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -70,9 +80,13 @@ function messageOf(err: unknown): string {
   if (err instanceof k8s.ApiException) {
     const body = err.body as unknown;
     if (typeof body === 'string') {
-      try { return (JSON.parse(body) as { message?: string }).message ?? body; } catch { return body; }
+      try {
+        return (JSON.parse(body) as { message?: string }).message ?? body;
+      } catch {
+        return body;
+      }
     }
-    if (body && typeof body === 'object' && 'message' in body) return String((body).message);
+    if (body && typeof body === 'object' && 'message' in body) return String(body.message);
   }
   return err instanceof Error ? err.message : String(err);
 }
@@ -96,7 +110,11 @@ export class ClientNodeKubeApi implements KubeApi {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;
 
-  constructor(kc: k8s.KubeConfig, private readonly fieldManager: string, private readonly component = 'ripplecache-operator') {
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly fieldManager: string,
+    private readonly component = 'ripplecache-operator',
+  ) {
     this.objects = k8s.KubernetesObjectApi.makeApiClient(kc);
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.core = kc.makeApiClient(k8s.CoreV1Api);
@@ -105,8 +123,14 @@ export class ClientNodeKubeApi implements KubeApi {
   async apply<T extends KubeObject>(obj: T): Promise<T> {
     try {
       // Server-side apply; managedFields must not be sent.
-      return (await this.objects.patch(obj as k8s.KubernetesObject, undefined, undefined, this.fieldManager, true,
-        k8s.PatchStrategy.ServerSideApply)) as T;
+      return (await this.objects.patch(
+        obj as k8s.KubernetesObject,
+        undefined,
+        undefined,
+        this.fieldManager,
+        true,
+        k8s.PatchStrategy.ServerSideApply,
+      )) as T;
     } catch (err) {
       throw toKubeApiError(err, `apply ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name}`);
     }
@@ -114,7 +138,11 @@ export class ClientNodeKubeApi implements KubeApi {
 
   async get<T extends KubeObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
-      return (await this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } })) as T;
+      return (await this.objects.read({
+        apiVersion: ref.apiVersion,
+        kind: ref.kind,
+        metadata: { name: ref.name, namespace: ref.namespace },
+      })) as T;
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw toKubeApiError(err, `get ${ref.kind} ${ref.namespace}/${ref.name}`);
@@ -123,8 +151,14 @@ export class ClientNodeKubeApi implements KubeApi {
 
   async delete(ref: ObjectRef): Promise<void> {
     try {
-      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
-        undefined, undefined, undefined, undefined, 'Background');
+      await this.objects.delete(
+        { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+      );
     } catch (err) {
       if (statusOf(err) === 404) return;
       throw toKubeApiError(err, `delete ${ref.kind} ${ref.namespace}/${ref.name}`);
@@ -150,7 +184,13 @@ export class ClientNodeKubeApi implements KubeApi {
         namespace: e.involved.namespace,
         body: {
           metadata: { generateName: `${e.involved.name}.`, namespace: e.involved.namespace },
-          involvedObject: { apiVersion: e.involved.apiVersion, kind: e.involved.kind, name: e.involved.name, namespace: e.involved.namespace, ...(e.involved.uid ? { uid: e.involved.uid } : {}) },
+          involvedObject: {
+            apiVersion: e.involved.apiVersion,
+            kind: e.involved.kind,
+            name: e.involved.name,
+            namespace: e.involved.namespace,
+            ...(e.involved.uid ? { uid: e.involved.uid } : {}),
+          },
           type: e.type,
           reason: e.reason,
           message: e.message,

@@ -27,7 +27,10 @@ export class LeaderElector {
   private readonly duration: number;
   private readonly retryMs: number;
 
-  constructor(kc: k8s.KubeConfig, private readonly opts: LeaderElectorOptions) {
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly opts: LeaderElectorOptions,
+  ) {
     this.api = kc.makeApiClient(k8s.CoordinationV1Api);
     this.duration = opts.leaseDurationSeconds ?? 15;
     this.retryMs = opts.retryMs ?? 2000;
@@ -91,7 +94,16 @@ export class LeaderElector {
       try {
         await this.api.createNamespacedLease({
           namespace,
-          body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: this.duration, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+          body: {
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: this.duration,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
+          },
         });
         this.acquired();
       } catch (err) {
@@ -129,7 +141,10 @@ export class LeaderElector {
     this.lastRenew = Date.now();
     if (this.leading) return;
     this.leading = true;
-    this.opts.log?.('Acquired leadership', { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity });
+    this.opts.log?.('Acquired leadership', {
+      lease: `${this.opts.namespace}/${this.opts.name}`,
+      identity: this.opts.identity,
+    });
     this.opts.onStartedLeading();
   }
 }

@@ -7,7 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { API_VERSION, CONDITION_CONFIG_APPLIED, CONDITION_READY, KIND, PLURAL, REDIS_CONF_KEY, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import {
+  API_VERSION,
+  CONDITION_CONFIG_APPLIED,
+  CONDITION_READY,
+  KIND,
+  PLURAL,
+  REDIS_CONF_KEY,
+  REDIS_PORT,
+} from '../api/v1alpha1/constants.js';
 import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js';
 import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
 import { desiredChildren, type DesiredChildren } from '../desired/children.js';
@@ -17,7 +25,13 @@ import { configMapName, flushCronJobName, podHost, podName, statefulSetName } fr
 import { resolveSpec } from '../desired/resolved-spec.js';
 import type { KubeApi, KubeObject } from '../k8s/kube-client.js';
 import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
-import { computeStatus, statusEqual, unsupportedFields, type ConfigResult, type ObservedStatefulSet } from '../status/compute-status.js';
+import {
+  computeStatus,
+  statusEqual,
+  unsupportedFields,
+  type ConfigResult,
+  type ObservedStatefulSet,
+} from '../status/compute-status.js';
 import { findCondition } from '../status/conditions.js';
 import { isSubset } from './subset.js';
 
@@ -56,7 +70,12 @@ export function renderedEviction(configMap: KubeObject | undefined): EvictionSet
 async function readPassword(deps: ReconcileDeps, cc: CacheCluster): Promise<string | undefined> {
   const ref = resolveSpec(cc).authSecretRef;
   if (!ref) return undefined;
-  const secret = await deps.kube.get<KubeObject>({ apiVersion: 'v1', kind: 'Secret', namespace: cc.metadata.namespace, name: ref.name });
+  const secret = await deps.kube.get<KubeObject>({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    namespace: cc.metadata.namespace,
+    name: ref.name,
+  });
   const b64 = (secret?.data as Record<string, string> | undefined)?.[ref.key];
   return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
 }
@@ -87,7 +106,12 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     desired = desiredEviction(cc);
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
-    await writeStatus(deps, cc, computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }), log);
+    await writeStatus(
+      deps,
+      cc,
+      computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }),
+      log,
+    );
     return done;
   }
 
@@ -107,7 +131,11 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     results = await deps.applyEviction(endpoints, desired, password);
     for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
     const changed = results.filter((r) => r.changed).map((r) => r.pod);
-    if (changed.length) log.info({ pods: changed, maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy }, 'Applied eviction settings with CONFIG SET');
+    if (changed.length)
+      log.info(
+        { pods: changed, maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
+        'Applied eviction settings with CONFIG SET',
+      );
     configResult = { desired, pods: results };
   }
   const allApplied = results.length > 0 && results.every((r) => r.applied);
@@ -115,7 +143,7 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   // ---- Children. The rendered redis.conf carries eviction settings only once every pod runs them. ----
   const currentConfigMap = deps.cached('ConfigMap', ns, configMapName(cc));
   const rendered = renderedEviction(currentConfigMap);
-  const appliedEviction = !currentConfigMap || !sts || allApplied ? desired : rendered ?? desired;
+  const appliedEviction = !currentConfigMap || !sts || allApplied ? desired : (rendered ?? desired);
   let children: DesiredChildren;
   try {
     children = desiredChildren(cc, {
@@ -125,7 +153,12 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     });
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
-    await writeStatus(deps, cc, computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }), log);
+    await writeStatus(
+      deps,
+      cc,
+      computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }),
+      log,
+    );
     return done;
   }
   let wrote = 0;
@@ -147,7 +180,10 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     log.info({ kind: gone.kind, name: gone.name }, 'Deleted child the spec no longer asks for');
   }
   if (sts && !sameEviction(rendered, appliedEviction) && allApplied) {
-    log.info({ maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy }, 'Persisted verified eviction settings into redis.conf');
+    log.info(
+      { maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
+      'Persisted verified eviction settings into redis.conf',
+    );
   }
 
   // ---- Status from what was observed. -----------------------------------------------------------------
@@ -161,28 +197,52 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     ...(configResult ? { configResult } : {}),
     unsupported,
     now: deps.now(),
-    flushCronJob: deps.cached('CronJob', ns, flushCronJobName(cc)) as { status?: { lastSuccessfulTime?: string } } | undefined,
+    flushCronJob: deps.cached('CronJob', ns, flushCronJobName(cc)) as
+      { status?: { lastSuccessfulTime?: string } } | undefined,
   });
   await writeStatus(deps, cc, status, log);
 
   if (configResult && !allApplied) return requeueAfter(CONFIG_RETRY_MS);
-  if (wrote > 0 || findCondition(status.conditions, CONDITION_READY)?.status !== 'True') return requeueAfter(PROGRESS_RETRY_MS);
+  if (wrote > 0 || findCondition(status.conditions, CONDITION_READY)?.status !== 'True')
+    return requeueAfter(PROGRESS_RETRY_MS);
   return done;
 }
 
-async function writeStatus(deps: ReconcileDeps, cc: CacheCluster, status: CacheClusterStatus, log: Logger): Promise<void> {
+async function writeStatus(
+  deps: ReconcileDeps,
+  cc: CacheCluster,
+  status: CacheClusterStatus,
+  log: Logger,
+): Promise<void> {
   deps.onConditions?.(cc.metadata.namespace, cc.metadata.name, status.conditions ?? []);
   if (statusEqual(cc.status, status)) return;
-  const ref = { apiVersion: API_VERSION, kind: KIND, namespace: cc.metadata.namespace, name: cc.metadata.name, uid: cc.metadata.uid };
+  const ref = {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    namespace: cc.metadata.namespace,
+    name: cc.metadata.name,
+    uid: cc.metadata.uid,
+  };
   await deps.kube.patchStatus({ ...ref, plural: PLURAL }, status);
   // Events on transitions of the conditions people act on.
   for (const type of [CONDITION_READY, CONDITION_CONFIG_APPLIED]) {
     const before = findCondition(cc.status?.conditions, type);
     const after = findCondition(status.conditions, type);
     if (!after || (before?.status === after.status && before.reason === after.reason)) continue;
-    const warning = after.status === 'False' && (type === CONDITION_CONFIG_APPLIED || status.phase === 'Degraded' || status.phase === 'Failed');
-    await deps.kube.event({ involved: ref, type: warning ? 'Warning' : 'Normal', reason: after.status === 'True' ? type : after.reason || `Not${type}`, message: after.message })
-      .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'));
+    const warning =
+      after.status === 'False' &&
+      (type === CONDITION_CONFIG_APPLIED || status.phase === 'Degraded' || status.phase === 'Failed');
+    await deps.kube
+      .event({
+        involved: ref,
+        type: warning ? 'Warning' : 'Normal',
+        reason: after.status === 'True' ? type : after.reason || `Not${type}`,
+        message: after.message,
+      })
+      .catch((err: unknown) =>
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),
+      );
   }
-  if (cc.status?.phase !== status.phase) log.info({ from: cc.status?.phase ?? 'none', to: status.phase }, 'Changed phase');
+  if (cc.status?.phase !== status.phase)
+    log.info({ from: cc.status?.phase ?? 'none', to: status.phase }, 'Changed phase');
 }

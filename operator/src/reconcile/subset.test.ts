@@ -3,7 +3,12 @@ import { isSubset } from './subset.js';
 
 describe('isSubset', () => {
   it('accepts extra fields filled in by the API server', () => {
-    expect(isSubset({ spec: { ports: [{ port: 6379 }] } }, { spec: { ports: [{ port: 6379, protocol: 'TCP' }], clusterIP: '10.0.0.1' } })).toBe(true);
+    expect(
+      isSubset(
+        { spec: { ports: [{ port: 6379 }] } },
+        { spec: { ports: [{ port: 6379, protocol: 'TCP' }], clusterIP: '10.0.0.1' } },
+      ),
+    ).toBe(true);
   });
   it('rejects a changed value, a missing field and a different array length', () => {
     expect(isSubset({ data: { a: '1' } }, { data: { a: '2' } })).toBe(false);

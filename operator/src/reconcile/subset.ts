@@ -18,7 +18,10 @@ export function isSubset(desired: unknown, current: unknown): boolean {
     return Object.entries(desired as Record<string, unknown>).every(([k, v]) => v === undefined || isSubset(v, cur[k]));
   }
   // The API server stores int-or-string fields as given, but numbers may come back as strings and back.
-  if ((typeof desired === 'number' || typeof desired === 'string') && (typeof current === 'number' || typeof current === 'string')) {
+  if (
+    (typeof desired === 'number' || typeof desired === 'string') &&
+    (typeof current === 'number' || typeof current === 'string')
+  ) {
     return String(desired) === String(current);
   }
   return false;

@@ -51,7 +51,9 @@ async function withClient<T>(ep: PodEndpoint, opts: LiveConfigOptions, fn: (r: R
     retryStrategy: () => null,
     connectionName: 'ripplecache-operator',
   });
-  client.on('error', () => { /* reported through the rejected command */ });
+  client.on('error', () => {
+    /* reported through the rejected command */
+  });
   try {
     await client.connect();
     return await fn(client);
@@ -77,7 +79,11 @@ function describe(err: unknown): string {
  * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify.
  * Never throws: failures come back as `applied: false` with a message.
  */
-export async function applyEvictionToPod(ep: PodEndpoint, desired: EvictionSettings, opts: LiveConfigOptions = {}): Promise<PodConfigResult> {
+export async function applyEvictionToPod(
+  ep: PodEndpoint,
+  desired: EvictionSettings,
+  opts: LiveConfigOptions = {},
+): Promise<PodConfigResult> {
   try {
     return await withClient(ep, opts, async (r) => {
       const before = await readEviction(r);
@@ -95,7 +101,14 @@ export async function applyEvictionToPod(ep: PodEndpoint, desired: EvictionSetti
       const applied = after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
       return applied
         ? { pod: ep.pod, applied, changed, observed: after, role }
-        : { pod: ep.pod, applied, changed, observed: after, role, message: `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy} after CONFIG SET` };
+        : {
+            pod: ep.pod,
+            applied,
+            changed,
+            observed: after,
+            role,
+            message: `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy} after CONFIG SET`,
+          };
     });
   } catch (err) {
     return { pod: ep.pod, applied: false, changed: false, message: `${ep.host}:${ep.port}: ${describe(err)}` };
@@ -103,6 +116,10 @@ export async function applyEvictionToPod(ep: PodEndpoint, desired: EvictionSetti
 }
 
 /** Applies `desired` to every pod concurrently (primary and replicas alike). */
-export async function applyEviction(endpoints: PodEndpoint[], desired: EvictionSettings, opts: LiveConfigOptions = {}): Promise<PodConfigResult[]> {
+export async function applyEviction(
+  endpoints: PodEndpoint[],
+  desired: EvictionSettings,
+  opts: LiveConfigOptions = {},
+): Promise<PodConfigResult[]> {
   return Promise.all(endpoints.map((ep) => applyEvictionToPod(ep, desired, opts)));
 }

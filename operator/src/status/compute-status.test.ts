@@ -14,10 +14,22 @@ const cc = (spec: CacheClusterSpec, status?: CacheClusterStatus, generation = 4)
   ...(status ? { status } : {}),
 });
 
-const sts = (pods: number, ready: number, extra: Partial<NonNullable<ObservedStatefulSet['status']>> = {}): ObservedStatefulSet => ({
+const sts = (
+  pods: number,
+  ready: number,
+  extra: Partial<NonNullable<ObservedStatefulSet['status']>> = {},
+): ObservedStatefulSet => ({
   metadata: { generation: 2 },
   spec: { replicas: pods },
-  status: { observedGeneration: 2, replicas: pods, readyReplicas: ready, updatedReplicas: pods, currentRevision: 'r1', updateRevision: 'r1', ...extra },
+  status: {
+    observedGeneration: 2,
+    replicas: pods,
+    readyReplicas: ready,
+    updatedReplicas: pods,
+    currentRevision: 'r1',
+    updateRevision: 'r1',
+    ...extra,
+  },
 });
 
 const applied = (pods: string[], maxmemory = 67108864, policy = 'allkeys-lru') => ({
@@ -27,7 +39,12 @@ const applied = (pods: string[], maxmemory = 67108864, policy = 'allkeys-lru') =
 
 const cond = (s: CacheClusterStatus, type: string): Condition | undefined => s.conditions?.find((c) => c.type === type);
 const spec: CacheClusterSpec = { eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } };
-const base = (over: Partial<ComputeStatusInput> = {}): ComputeStatusInput => ({ cc: cc(spec), unsupported: [], now, ...over });
+const base = (over: Partial<ComputeStatusInput> = {}): ComputeStatusInput => ({
+  cc: cc(spec),
+  unsupported: [],
+  now,
+  ...over,
+});
 
 describe('computeStatus phases', () => {
   it('Pending before the StatefulSet exists', () => {
@@ -54,8 +71,12 @@ describe('computeStatus phases', () => {
 
   it('Provisioning while the StatefulSet rolls out', () => {
     expect(computeStatus(base({ statefulSet: sts(1, 1, { updateRevision: 'r2' }) })).phase).toBe('Provisioning');
-    expect(computeStatus(base({ statefulSet: { ...sts(1, 1), metadata: { generation: 3 } } })).phase).toBe('Provisioning');
-    const scaling = computeStatus(base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(1, 1) }));
+    expect(computeStatus(base({ statefulSet: { ...sts(1, 1), metadata: { generation: 3 } } })).phase).toBe(
+      'Provisioning',
+    );
+    const scaling = computeStatus(
+      base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(1, 1) }),
+    );
     expect(scaling.phase).toBe('Provisioning');
     expect(cond(scaling, 'Progressing')).toMatchObject({ status: 'True', reason: 'RollingOut' });
   });
@@ -74,7 +95,11 @@ describe('computeStatus phases', () => {
       maxmemoryPolicy: 'allkeys-lru',
       pods: [{ pod: 'sessions-0', maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru', applied: true }],
     });
-    expect(cond(s, 'Ready')).toMatchObject({ status: 'True', reason: 'ClusterReady', lastTransitionTime: '2026-03-01T10:00:00Z' });
+    expect(cond(s, 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'ClusterReady',
+      lastTransitionTime: '2026-03-01T10:00:00Z',
+    });
     expect(cond(s, 'ConfigApplied')).toMatchObject({ status: 'True', reason: 'Applied' });
     expect(cond(s, 'Progressing')).toMatchObject({ status: 'False', reason: 'Stable' });
     expect(cond(s, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
@@ -91,30 +116,61 @@ describe('computeStatus phases', () => {
   it('reports the primary Redis names, and Degraded (MultiplePrimaries) when two pods are primaries', () => {
     const repl = cc({ ...spec, topology: 'replication', replicas: 2 });
     const pods = ['sessions-0', 'sessions-1', 'sessions-2'];
-    const one = computeStatus(base({ cc: repl, statefulSet: sts(3, 3), configResult: applied(pods), primary: 'sessions-0', primaries: ['sessions-0'] }));
+    const one = computeStatus(
+      base({
+        cc: repl,
+        statefulSet: sts(3, 3),
+        configResult: applied(pods),
+        primary: 'sessions-0',
+        primaries: ['sessions-0'],
+      }),
+    );
     expect(one.phase).toBe('Ready');
     expect(one.primary).toBe('sessions-0');
-    const two = computeStatus(base({ cc: repl, statefulSet: sts(3, 3), configResult: applied(pods), primaries: ['sessions-0', 'sessions-2'] }));
+    const two = computeStatus(
+      base({ cc: repl, statefulSet: sts(3, 3), configResult: applied(pods), primaries: ['sessions-0', 'sessions-2'] }),
+    );
     expect(two.phase).toBe('Degraded');
     expect(cond(two, 'Degraded')).toMatchObject({ status: 'True', reason: 'MultiplePrimaries' });
     expect(cond(two, 'Ready')?.message).toMatch(/sessions-0, sessions-2 all report role master/);
     // A standalone pod is always its own primary: never a split brain.
-    expect(computeStatus(base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']), primaries: ['sessions-0'] })).phase).toBe('Ready');
+    expect(
+      computeStatus(base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']), primaries: ['sessions-0'] }))
+        .phase,
+    ).toBe('Ready');
   });
 
   it('Degraded when a ready cluster loses a pod; only changed conditions get a new transition time', () => {
-    const ready = computeStatus(base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(3, 3), configResult: applied(['sessions-0', 'sessions-1', 'sessions-2']) }));
+    const ready = computeStatus(
+      base({
+        cc: cc({ ...spec, topology: 'replication', replicas: 2 }),
+        statefulSet: sts(3, 3),
+        configResult: applied(['sessions-0', 'sessions-1', 'sessions-2']),
+      }),
+    );
     expect(ready.phase).toBe('Ready');
-    const s = computeStatus({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }, ready), statefulSet: sts(3, 2), unsupported: [], now: later });
+    const s = computeStatus({
+      cc: cc({ ...spec, topology: 'replication', replicas: 2 }, ready),
+      statefulSet: sts(3, 2),
+      unsupported: [],
+      now: later,
+    });
     expect(s.phase).toBe('Degraded');
-    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady', lastTransitionTime: '2026-03-01T11:00:00Z' });
+    expect(cond(s, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'PodsNotReady',
+      lastTransitionTime: '2026-03-01T11:00:00Z',
+    });
     expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', lastTransitionTime: '2026-03-01T11:00:00Z' });
     expect(cond(s, 'ConfigApplied')).toMatchObject({ status: 'True', lastTransitionTime: '2026-03-01T10:00:00Z' });
     expect(s.appliedConfig?.maxmemory).toBe(67108864);
   });
 
   it('Degraded when CONFIG SET fails on a pod, keeping the last verified settings', () => {
-    const c = cc({ ...spec, topology: 'replication', replicas: 1 }, { appliedConfig: { maxmemory: 1048576, maxmemoryPolicy: 'noeviction' } });
+    const c = cc(
+      { ...spec, topology: 'replication', replicas: 1 },
+      { appliedConfig: { maxmemory: 1048576, maxmemoryPolicy: 'noeviction' } },
+    );
     const s = computeStatus({
       cc: c,
       statefulSet: sts(2, 2),
@@ -142,7 +198,12 @@ describe('computeStatus phases', () => {
   });
 
   it('Failed for the unsupported cluster topology', () => {
-    const s = computeStatus(base({ cc: cc({ topology: 'cluster', shards: 3 }), unsupported: unsupportedFields(cc({ topology: 'cluster', shards: 3 })) }));
+    const s = computeStatus(
+      base({
+        cc: cc({ topology: 'cluster', shards: 3 }),
+        unsupported: unsupportedFields(cc({ topology: 'cluster', shards: 3 })),
+      }),
+    );
     expect(s.phase).toBe('Failed');
     expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'TopologyNotSupported' });
     expect(cond(s, 'Unsupported')).toMatchObject({ status: 'True', reason: 'FieldsNotSupported' });
@@ -158,7 +219,13 @@ describe('computeStatus phases', () => {
   });
 
   it('takes lastFlushTime from the CronJob (Date or string) and the primary from the caller', () => {
-    const s = computeStatus(base({ statefulSet: sts(1, 1), flushCronJob: { status: { lastSuccessfulTime: new Date('2026-03-01T02:00:00.000Z') } }, primary: 'sessions-1' }));
+    const s = computeStatus(
+      base({
+        statefulSet: sts(1, 1),
+        flushCronJob: { status: { lastSuccessfulTime: new Date('2026-03-01T02:00:00.000Z') } },
+        primary: 'sessions-1',
+      }),
+    );
     expect(s.lastFlushTime).toBe('2026-03-01T02:00:00Z');
     expect(s.primary).toBe('sessions-1');
     const kept = computeStatus(base({ cc: cc(spec, { lastFlushTime: '2026-02-28T02:00:00Z' }) }));
@@ -174,7 +241,15 @@ describe('computeStatus phases', () => {
 describe('unsupportedFields', () => {
   it('lists accepted-but-unsupported fields that are set', () => {
     expect(unsupportedFields(cc({}))).toEqual([]);
-    expect(unsupportedFields(cc({ auth: { secretRef: { name: 'a', key: 'b' } }, persistence: { mode: 'none' }, metrics: { exporter: true, serviceMonitor: false } }))).toEqual([]);
+    expect(
+      unsupportedFields(
+        cc({
+          auth: { secretRef: { name: 'a', key: 'b' } },
+          persistence: { mode: 'none' },
+          metrics: { exporter: true, serviceMonitor: false },
+        }),
+      ),
+    ).toEqual([]);
     expect(
       unsupportedFields(
         cc({

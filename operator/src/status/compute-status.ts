@@ -11,7 +11,13 @@ import {
   CONDITION_UNSUPPORTED,
 } from '../api/v1alpha1/constants.js';
 import type { Phase } from '../api/v1alpha1/constants.js';
-import type { AppliedConfig, CacheCluster, CacheClusterStatus, Condition, PodAppliedConfig } from '../api/v1alpha1/types.js';
+import type {
+  AppliedConfig,
+  CacheCluster,
+  CacheClusterStatus,
+  Condition,
+  PodAppliedConfig,
+} from '../api/v1alpha1/types.js';
 import { desiredEviction } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { podName, serviceEndpoint, statefulSetName } from '../desired/names.js';
@@ -120,11 +126,22 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     const pods = podsAppliedConfig(configResult);
     const failed = configResult.pods.filter((p) => !p.applied);
     if (configResult.pods.length > 0 && failed.length === 0) {
-      appliedConfig = { maxmemory: configResult.desired.maxmemory, maxmemoryPolicy: configResult.desired.maxmemoryPolicy, pods };
-      config = { state: 'applied', message: `${describeEviction(configResult.desired)} on ${pods.length}/${pods.length} pods` };
+      appliedConfig = {
+        maxmemory: configResult.desired.maxmemory,
+        maxmemoryPolicy: configResult.desired.maxmemoryPolicy,
+        pods,
+      };
+      config = {
+        state: 'applied',
+        message: `${describeEviction(configResult.desired)} on ${pods.length}/${pods.length} pods`,
+      };
     } else {
       if (prev.appliedConfig !== undefined) {
-        appliedConfig = { maxmemory: prev.appliedConfig.maxmemory, maxmemoryPolicy: prev.appliedConfig.maxmemoryPolicy, pods };
+        appliedConfig = {
+          maxmemory: prev.appliedConfig.maxmemory,
+          maxmemoryPolicy: prev.appliedConfig.maxmemoryPolicy,
+          pods,
+        };
       }
       config =
         configResult.pods.length === 0
@@ -150,7 +167,11 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     // The same message as when the settings were applied, so that a reconcile without CONFIG calls changes nothing.
     config = verified
       ? { state: 'applied', message: `${describeEviction(desired)} on ${n}/${n} pods` }
-      : { state: 'unknown', reason: 'NotVerified', message: `${describeEviction(desired)} not verified on the pods yet` };
+      : {
+          state: 'unknown',
+          reason: 'NotVerified',
+          message: `${describeEviction(desired)} not verified on the pods yet`,
+        };
   }
 
   // ---- Phase ---------------------------------------------------------------------------------------
@@ -215,7 +236,12 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     withGen(
       phase === 'Pending' || phase === 'Provisioning'
         ? { type: CONDITION_PROGRESSING, status: 'True', reason, message }
-        : { type: CONDITION_PROGRESSING, status: 'False', reason: phase === 'Failed' ? reason : 'Stable', message: phase === 'Failed' ? message : 'no change in progress' },
+        : {
+            type: CONDITION_PROGRESSING,
+            status: 'False',
+            reason: phase === 'Failed' ? reason : 'Stable',
+            message: phase === 'Failed' ? message : 'no change in progress',
+          },
     ),
     withGen(
       phase === 'Degraded' || phase === 'Failed'
@@ -237,7 +263,12 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
             reason: 'FieldsNotSupported',
             message: `accepted but not supported by this operator version, so without effect: ${unsupported.join(', ')}`,
           }
-        : { type: CONDITION_UNSUPPORTED, status: 'False', reason: 'AllFieldsSupported', message: 'every field set is supported' },
+        : {
+            type: CONDITION_UNSUPPORTED,
+            status: 'False',
+            reason: 'AllFieldsSupported',
+            message: 'every field set is supported',
+          },
     ),
   ];
   let conditions: Condition[] = prev.conditions ?? [];
@@ -253,7 +284,8 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   status.endpoints = { service: serviceEndpoint(cc) };
   if (appliedConfig !== undefined) status.appliedConfig = appliedConfig;
   const observedFlush = input.flushCronJob?.status?.lastSuccessfulTime;
-  const lastFlushTime = observedFlush instanceof Date ? formatTime(observedFlush) : (observedFlush ?? prev.lastFlushTime);
+  const lastFlushTime =
+    observedFlush instanceof Date ? formatTime(observedFlush) : (observedFlush ?? prev.lastFlushTime);
   if (lastFlushTime !== undefined) status.lastFlushTime = lastFlushTime;
   status.conditions = conditions;
   return status;

@@ -13,13 +13,29 @@ describe('formatTime', () => {
 
 describe('setCondition', () => {
   it('appends a new condition with now as its transition time', () => {
-    const list = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'PodsNotReady', message: '0 of 1' }, t0);
-    expect(list).toEqual([{ type: 'Ready', status: 'False', lastTransitionTime: '2026-01-02T03:04:05Z', reason: 'PodsNotReady', message: '0 of 1' }]);
+    const list = setCondition(
+      undefined,
+      { type: 'Ready', status: 'False', reason: 'PodsNotReady', message: '0 of 1' },
+      t0,
+    );
+    expect(list).toEqual([
+      {
+        type: 'Ready',
+        status: 'False',
+        lastTransitionTime: '2026-01-02T03:04:05Z',
+        reason: 'PodsNotReady',
+        message: '0 of 1',
+      },
+    ]);
   });
 
   it('keeps the transition time when only reason or message change', () => {
     const a = setCondition([], { type: 'Ready', status: 'False', reason: 'PodsNotReady', message: '0 of 3' }, t0);
-    const b = setCondition(a, { type: 'Ready', status: 'False', reason: 'RollingOut', message: '1 of 3', observedGeneration: 2 }, t1);
+    const b = setCondition(
+      a,
+      { type: 'Ready', status: 'False', reason: 'RollingOut', message: '1 of 3', observedGeneration: 2 },
+      t1,
+    );
     expect(b[0]).toEqual({
       type: 'Ready',
       status: 'False',

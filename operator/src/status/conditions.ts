@@ -21,7 +21,8 @@ export function findCondition(list: readonly Condition[] | undefined, type: stri
 export function setCondition(list: readonly Condition[] | undefined, cond: ConditionInput, now: Date): Condition[] {
   const current = list ?? [];
   const existing = findCondition(current, cond.type);
-  const lastTransitionTime = existing !== undefined && existing.status === cond.status ? existing.lastTransitionTime : formatTime(now);
+  const lastTransitionTime =
+    existing !== undefined && existing.status === cond.status ? existing.lastTransitionTime : formatTime(now);
   const next: Condition = {
     type: cond.type,
     status: cond.status,

@@ -9,7 +9,8 @@ export function unsupportedFields(cc: CacheCluster): string[] {
   const out: string[] = [];
   if (s.topology === 'cluster') out.push('spec.topology: cluster');
   if (s.shards !== undefined) out.push('spec.shards');
-  if (s.persistence?.mode !== undefined && s.persistence.mode !== 'none') out.push(`spec.persistence.mode: ${s.persistence.mode}`);
+  if (s.persistence?.mode !== undefined && s.persistence.mode !== 'none')
+    out.push(`spec.persistence.mode: ${s.persistence.mode}`);
   if (s.metrics?.serviceMonitor === true) out.push('spec.metrics.serviceMonitor');
   return out;
 }

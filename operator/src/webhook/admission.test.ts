@@ -4,18 +4,29 @@ import { BadAdmissionReviewError, reviewPodAdmission, type AdmissionDeps } from 
 import { SIDECAR_CONTAINER_NAME } from './inject-sidecar.js';
 
 const sessions: CacheCluster = {
-  apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster', metadata: { name: 'sessions', namespace: 'shop' }, spec: {},
+  apiVersion: 'cache.ripplecache.io/v1alpha1',
+  kind: 'CacheCluster',
+  metadata: { name: 'sessions', namespace: 'shop' },
+  spec: {},
 };
 
 const deps = (clusters: CacheCluster[] = [sessions]): AdmissionDeps => ({
   getCacheCluster: async (ns, name) => clusters.find((c) => c.metadata.namespace === ns && c.metadata.name === name),
 });
 
-function review(annotations: Record<string, string> | undefined, extra: Record<string, unknown> = {}, containers = [{ name: 'app' }]) {
+function review(
+  annotations: Record<string, string> | undefined,
+  extra: Record<string, unknown> = {},
+  containers = [{ name: 'app' }],
+) {
   return {
-    apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
     request: {
-      uid: 'u-1', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'shop', operation: 'CREATE',
+      uid: 'u-1',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      namespace: 'shop',
+      operation: 'CREATE',
       object: { metadata: { generateName: 'web-', ...(annotations ? { annotations } : {}) }, spec: { containers } },
       ...extra,
     },
@@ -34,7 +45,10 @@ describe('reviewPodAdmission', () => {
     const r = await reviewPodAdmission(review({ 'cache.ripplecache.io/inject': 'sessions' }), deps());
     expect(r.outcome).toBe('injected');
     expect(r.review.response).toMatchObject({ uid: 'u-1', allowed: true, patchType: 'JSONPatch' });
-    const ops = JSON.parse(Buffer.from(r.review.response!.patch!, 'base64').toString('utf8')) as Array<{ path: string; value: { name?: string } }>;
+    const ops = JSON.parse(Buffer.from(r.review.response!.patch!, 'base64').toString('utf8')) as Array<{
+      path: string;
+      value: { name?: string };
+    }>;
     expect(ops[0]).toMatchObject({ path: '/spec/containers/-', value: { name: SIDECAR_CONTAINER_NAME } });
   });
 
@@ -54,7 +68,9 @@ describe('reviewPodAdmission', () => {
 
   it('reports API errors as a 500 denial (the failure policy does not apply to a denial)', async () => {
     const r = await reviewPodAdmission(review({ 'cache.ripplecache.io/inject': 'sessions' }), {
-      getCacheCluster: async () => { throw new Error('forbidden'); },
+      getCacheCluster: async () => {
+        throw new Error('forbidden');
+      },
     });
     expect(r.outcome).toBe('error');
     expect(r.review.response!.status).toMatchObject({ code: 500 });
@@ -63,21 +79,42 @@ describe('reviewPodAdmission', () => {
 
   it('does not inject twice, and does not even look the CacheCluster up then', async () => {
     let lookups = 0;
-    const r = await reviewPodAdmission(review({ 'cache.ripplecache.io/inject': 'sessions' }, {}, [{ name: 'app' }, { name: SIDECAR_CONTAINER_NAME }]), {
-      getCacheCluster: async () => { lookups++; return sessions; },
-    });
+    const r = await reviewPodAdmission(
+      review({ 'cache.ripplecache.io/inject': 'sessions' }, {}, [{ name: 'app' }, { name: SIDECAR_CONTAINER_NAME }]),
+      {
+        getCacheCluster: async () => {
+          lookups++;
+          return sessions;
+        },
+      },
+    );
     expect(r.outcome).toBe('already-injected');
     expect(r.review.response).toEqual({ uid: 'u-1', allowed: true });
     expect(lookups).toBe(0);
   });
 
   it('skips anything but a Pod CREATE', async () => {
-    expect((await reviewPodAdmission(review({ 'cache.ripplecache.io/inject': 'nope' }, { operation: 'UPDATE' }), deps())).outcome).toBe('skipped');
-    expect((await reviewPodAdmission(review({ 'cache.ripplecache.io/inject': 'nope' }, { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }), deps())).outcome).toBe('skipped');
+    expect(
+      (await reviewPodAdmission(review({ 'cache.ripplecache.io/inject': 'nope' }, { operation: 'UPDATE' }), deps()))
+        .outcome,
+    ).toBe('skipped');
+    expect(
+      (
+        await reviewPodAdmission(
+          review(
+            { 'cache.ripplecache.io/inject': 'nope' },
+            { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } },
+          ),
+          deps(),
+        )
+      ).outcome,
+    ).toBe('skipped');
   });
 
   it('rejects what is not an admission.k8s.io/v1 AdmissionReview', async () => {
     await expect(reviewPodAdmission({ kind: 'Pod' }, deps())).rejects.toBeInstanceOf(BadAdmissionReviewError);
-    await expect(reviewPodAdmission({ ...review(undefined), apiVersion: 'admission.k8s.io/v1beta1' }, deps())).rejects.toThrow(/v1/);
+    await expect(
+      reviewPodAdmission({ ...review(undefined), apiVersion: 'admission.k8s.io/v1beta1' }, deps()),
+    ).rejects.toThrow(/v1/);
   });
 });

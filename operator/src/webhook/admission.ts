@@ -5,7 +5,14 @@
  */
 import { ANNOTATION_INJECT, KIND } from '../api/v1alpha1/constants.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
-import { InjectionConflictError, injectSidecar, isInjected, requestedCacheCluster, type InjectOptions, type PodLike } from './inject-sidecar.js';
+import {
+  InjectionConflictError,
+  injectSidecar,
+  isInjected,
+  requestedCacheCluster,
+  type InjectOptions,
+  type PodLike,
+} from './inject-sidecar.js';
 
 export interface AdmissionRequest {
   uid: string;
@@ -59,16 +66,25 @@ export class BadAdmissionReviewError extends Error {
 /** A DNS-1123 subdomain, as CacheCluster names are. */
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-function respond(request: AdmissionRequest, apiVersion: string, response: Omit<AdmissionResponse, 'uid'>): AdmissionReview {
+function respond(
+  request: AdmissionRequest,
+  apiVersion: string,
+  response: Omit<AdmissionResponse, 'uid'>,
+): AdmissionReview {
   return { apiVersion, kind: 'AdmissionReview', response: { uid: request.uid, ...response } };
 }
 
 /** Validates the shape of a decoded AdmissionReview; throws BadAdmissionReviewError. */
 export function parseAdmissionReview(body: unknown): AdmissionReview & { request: AdmissionRequest } {
   const r = body as Partial<AdmissionReview> | null;
-  if (!r || typeof r !== 'object' || r.kind !== 'AdmissionReview') throw new BadAdmissionReviewError('expected an AdmissionReview');
-  if (r.apiVersion !== 'admission.k8s.io/v1') throw new BadAdmissionReviewError(`unsupported AdmissionReview version ${String(r.apiVersion)}; this webhook speaks admission.k8s.io/v1`);
-  if (!r.request || typeof r.request.uid !== 'string') throw new BadAdmissionReviewError('the AdmissionReview has no request.uid');
+  if (!r || typeof r !== 'object' || r.kind !== 'AdmissionReview')
+    throw new BadAdmissionReviewError('expected an AdmissionReview');
+  if (r.apiVersion !== 'admission.k8s.io/v1')
+    throw new BadAdmissionReviewError(
+      `unsupported AdmissionReview version ${String(r.apiVersion)}; this webhook speaks admission.k8s.io/v1`,
+    );
+  if (!r.request || typeof r.request.uid !== 'string')
+    throw new BadAdmissionReviewError('the AdmissionReview has no request.uid');
   return r as AdmissionReview & { request: AdmissionRequest };
 }
 
@@ -83,11 +99,18 @@ export async function reviewPodAdmission(body: unknown, deps: AdmissionDeps): Pr
   const pod = (req.object ?? {}) as PodLike;
   const namespace = req.namespace || pod.metadata?.namespace || 'default';
   const podName = `${namespace}/${pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`}`;
-  const allow = (outcome: AdmissionOutcome, extra: Partial<AdmissionResult> = {}): AdmissionResult =>
-    ({ review: respond(req, review.apiVersion, { allowed: true }), outcome, pod: podName, ...extra });
+  const allow = (outcome: AdmissionOutcome, extra: Partial<AdmissionResult> = {}): AdmissionResult => ({
+    review: respond(req, review.apiVersion, { allowed: true }),
+    outcome,
+    pod: podName,
+    ...extra,
+  });
   const deny = (code: number, reason: string, message: string, cacheCluster?: string): AdmissionResult => ({
     review: respond(req, review.apiVersion, { allowed: false, status: { code, reason, message } }),
-    outcome: code >= 500 ? 'error' : 'denied', pod: podName, message, ...(cacheCluster ? { cacheCluster } : {}),
+    outcome: code >= 500 ? 'error' : 'denied',
+    pod: podName,
+    message,
+    ...(cacheCluster ? { cacheCluster } : {}),
   });
 
   const isPod = (req.kind?.kind ?? 'Pod') === 'Pod' && (req.kind?.group ?? '') === '';
@@ -96,7 +119,11 @@ export async function reviewPodAdmission(body: unknown, deps: AdmissionDeps): Pr
   if (raw === undefined) return allow('skipped');
   const name = requestedCacheCluster(pod);
   if (name === undefined || !NAME_RE.test(name) || name.length > 253) {
-    return deny(400, 'BadRequest', `annotation ${ANNOTATION_INJECT} must be the name of a ${KIND} in namespace "${namespace}", got "${raw}"`);
+    return deny(
+      400,
+      'BadRequest',
+      `annotation ${ANNOTATION_INJECT} must be the name of a ${KIND} in namespace "${namespace}", got "${raw}"`,
+    );
   }
   if (isInjected(pod)) return allow('already-injected', { cacheCluster: name });
 
@@ -104,22 +131,43 @@ export async function reviewPodAdmission(body: unknown, deps: AdmissionDeps): Pr
   try {
     cc = await deps.getCacheCluster(namespace, name);
   } catch (err) {
-    return deny(500, 'InternalError', `could not read ${KIND} ${namespace}/${name} to inject the ripplecache sidecar: ${err instanceof Error ? err.message : String(err)}`, name);
+    return deny(
+      500,
+      'InternalError',
+      `could not read ${KIND} ${namespace}/${name} to inject the ripplecache sidecar: ${err instanceof Error ? err.message : String(err)}`,
+      name,
+    );
   }
   if (!cc) {
-    return deny(400, 'BadRequest',
+    return deny(
+      400,
+      'BadRequest',
       `${KIND} "${name}" not found in namespace "${namespace}": the pod's annotation ${ANNOTATION_INJECT} names it, so the ripplecache sidecar cannot be configured. ` +
-      `Create the ${KIND} first (kubectl get cacheclusters -n ${namespace}), or fix or remove the annotation.`, name);
+        `Create the ${KIND} first (kubectl get cacheclusters -n ${namespace}), or fix or remove the annotation.`,
+      name,
+    );
   }
   try {
     const ops = injectSidecar(pod, cc, deps.inject);
     if (ops.length === 0) return allow('already-injected', { cacheCluster: name });
     return {
-      review: respond(req, review.apiVersion, { allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(ops)).toString('base64') }),
-      outcome: 'injected', pod: podName, cacheCluster: name,
+      review: respond(req, review.apiVersion, {
+        allowed: true,
+        patchType: 'JSONPatch',
+        patch: Buffer.from(JSON.stringify(ops)).toString('base64'),
+      }),
+      outcome: 'injected',
+      pod: podName,
+      cacheCluster: name,
     };
   } catch (err) {
-    if (err instanceof InjectionConflictError) return deny(400, 'BadRequest', `cannot inject the ripplecache sidecar for ${KIND} "${name}": ${err.message}`, name);
+    if (err instanceof InjectionConflictError)
+      return deny(
+        400,
+        'BadRequest',
+        `cannot inject the ripplecache sidecar for ${KIND} "${name}": ${err.message}`,
+        name,
+      );
     throw err;
   }
 }

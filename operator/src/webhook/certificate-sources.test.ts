@@ -13,9 +13,14 @@ class FakeKube implements KubeApi {
   /** Called before each apply; may change the store (another replica writing first). */
   beforeApply?: () => void;
   private rv = 1;
-  private key(kind: string, ns: string | undefined, name: string) { return `${kind}/${ns ?? ''}/${name}`; }
+  private key(kind: string, ns: string | undefined, name: string) {
+    return `${kind}/${ns ?? ''}/${name}`;
+  }
   put(obj: KubeObject) {
-    this.objects.set(this.key(obj.kind!, obj.metadata!.namespace, obj.metadata!.name!), { ...obj, metadata: { ...obj.metadata, resourceVersion: String(this.rv++) } });
+    this.objects.set(this.key(obj.kind!, obj.metadata!.namespace, obj.metadata!.name!), {
+      ...obj,
+      metadata: { ...obj.metadata, resourceVersion: String(this.rv++) },
+    });
   }
   async get<T extends KubeObject>(ref: ObjectRef): Promise<T | undefined> {
     return structuredClone(this.objects.get(this.key(ref.kind, ref.namespace || undefined, ref.name))) as T | undefined;
@@ -27,11 +32,20 @@ class FakeKube implements KubeApi {
     const current = this.objects.get(k);
     const want = obj.metadata!.resourceVersion;
     if (want !== undefined && current?.metadata?.resourceVersion !== want) throw new KubeApiError('conflict', 409);
-    const merged = obj.kind === 'MutatingWebhookConfiguration'
-      ? { ...current, webhooks: ((current?.webhooks ?? []) as Array<{ name: string; clientConfig: object }>).map((w) => ({
-        ...w, clientConfig: { ...w.clientConfig, ...(obj.webhooks as Array<{ name: string; clientConfig: object }>).find((x) => x.name === w.name)?.clientConfig },
-      })) }
-      : { ...current, ...obj };
+    const merged =
+      obj.kind === 'MutatingWebhookConfiguration'
+        ? {
+            ...current,
+            webhooks: ((current?.webhooks ?? []) as Array<{ name: string; clientConfig: object }>).map((w) => ({
+              ...w,
+              clientConfig: {
+                ...w.clientConfig,
+                ...(obj.webhooks as Array<{ name: string; clientConfig: object }>).find((x) => x.name === w.name)
+                  ?.clientConfig,
+              },
+            })),
+          }
+        : { ...current, ...obj };
     this.put(merged);
     return merged as T;
   }
@@ -49,7 +63,9 @@ function setup(): FakeKube {
   const kube = new FakeKube();
   kube.put({ apiVersion: 'v1', kind: 'Secret', metadata: { ...secretRef } });
   kube.put({
-    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'injector' },
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'injector' },
     webhooks: [{ name: 'a.example.com', clientConfig: { service: { name: 'svc', namespace: 'ns' } } }],
   });
   return kube;
@@ -66,9 +82,18 @@ describe('selfManagedSource', () => {
     const cert = new X509Certificate(first.cert);
     expect(cert.checkHost(hosts[0]!)).toBeDefined();
     expect(cert.verify(new X509Certificate(decode(data['ca.crt'])).publicKey)).toBe(true);
-    const mwc = await kube.get<KubeObject & { webhooks: Array<{ clientConfig: { caBundle?: string; service?: object } }> }>(
-      { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', namespace: '', name: 'injector' });
-    expect(mwc!.webhooks[0]!.clientConfig).toEqual({ service: { name: 'svc', namespace: 'ns' }, caBundle: data['ca.crt'] });
+    const mwc = await kube.get<
+      KubeObject & { webhooks: Array<{ clientConfig: { caBundle?: string; service?: object } }> }
+    >({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      namespace: '',
+      name: 'injector',
+    });
+    expect(mwc!.webhooks[0]!.clientConfig).toEqual({
+      service: { name: 'svc', namespace: 'ns' },
+      caBundle: data['ca.crt'],
+    });
 
     const writes = kube.applies.length;
     expect(await source.load()).toEqual(first);
@@ -97,9 +122,21 @@ describe('selfManagedSource', () => {
   it('renews a certificate that no longer names the hosts, keeping the CA', async () => {
     const kube = setup();
     await selfManagedSource({ kube, secret: secretRef, hosts, now, log }).load();
-    const before = (await kube.get<KubeObject>({ apiVersion: 'v1', kind: 'Secret', ...secretRef }))!.data as Record<string, string>;
-    const renewed = await selfManagedSource({ kube, secret: secretRef, hosts: [...hosts, '127.0.0.1'], now, log }).load();
-    const after = (await kube.get<KubeObject>({ apiVersion: 'v1', kind: 'Secret', ...secretRef }))!.data as Record<string, string>;
+    const before = (await kube.get<KubeObject>({ apiVersion: 'v1', kind: 'Secret', ...secretRef }))!.data as Record<
+      string,
+      string
+    >;
+    const renewed = await selfManagedSource({
+      kube,
+      secret: secretRef,
+      hosts: [...hosts, '127.0.0.1'],
+      now,
+      log,
+    }).load();
+    const after = (await kube.get<KubeObject>({ apiVersion: 'v1', kind: 'Secret', ...secretRef }))!.data as Record<
+      string,
+      string
+    >;
     expect(after['ca.crt']).toBe(before['ca.crt']);
     expect(after['tls.crt']).not.toBe(before['tls.crt']);
     expect(new X509Certificate(renewed.cert).checkIP('127.0.0.1')).toBe('127.0.0.1');

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KubeApiError, type KubeApi, type KubeObject } from '../k8s/kube-client.js';
 import {
-  createCertificateAuthority, issueServingCertificate, servingCertificateProblem, type CertificateAndKey,
+  createCertificateAuthority,
+  issueServingCertificate,
+  servingCertificateProblem,
+  type CertificateAndKey,
 } from './self-signed-certificates.js';
 import type { TlsPair } from './webhook-server.js';
 
@@ -30,8 +33,12 @@ export function certificateDirSource(dir: string): CertificateSource {
   return {
     description: `certificate directory ${dir}`,
     async load() {
-      const [cert, key] = await Promise.all([readFile(join(dir, 'tls.crt'), 'utf8'), readFile(join(dir, 'tls.key'), 'utf8')]);
-      if (!cert.includes('BEGIN CERTIFICATE') || !key.includes('PRIVATE KEY')) throw new Error(`${dir}/tls.crt or tls.key is not PEM`);
+      const [cert, key] = await Promise.all([
+        readFile(join(dir, 'tls.crt'), 'utf8'),
+        readFile(join(dir, 'tls.key'), 'utf8'),
+      ]);
+      if (!cert.includes('BEGIN CERTIFICATE') || !key.includes('PRIVATE KEY'))
+        throw new Error(`${dir}/tls.crt or tls.key is not PEM`);
       return { cert, key };
     },
   };
@@ -51,28 +58,49 @@ export interface SelfManagedOptions {
 
 function decode(data: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries((data ?? {}) as Record<string, string>)) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  for (const [k, v] of Object.entries((data ?? {}) as Record<string, string>))
+    out[k] = Buffer.from(v, 'base64').toString('utf8');
   return out;
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
 /** Writes `caPem` as the caBundle of every webhook of the configuration that lacks it. */
-export async function ensureCaBundle(kube: KubeApi, configurationName: string, caPem: string, log: Logger): Promise<boolean> {
-  const ref = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', namespace: '', name: configurationName };
-  const mwc = await kube.get<KubeObject & { webhooks?: Array<{ name: string; clientConfig?: { caBundle?: string } }> }>(ref);
+export async function ensureCaBundle(
+  kube: KubeApi,
+  configurationName: string,
+  caPem: string,
+  log: Logger,
+): Promise<boolean> {
+  const ref = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    namespace: '',
+    name: configurationName,
+  };
+  const mwc = await kube.get<KubeObject & { webhooks?: Array<{ name: string; clientConfig?: { caBundle?: string } }> }>(
+    ref,
+  );
   if (!mwc) {
-    log.warn({ webhookConfiguration: configurationName }, 'MutatingWebhookConfiguration not found; will write its caBundle once it exists');
+    log.warn(
+      { webhookConfiguration: configurationName },
+      'MutatingWebhookConfiguration not found; will write its caBundle once it exists',
+    );
     return false;
   }
   const want = b64(caPem);
   const stale = (mwc.webhooks ?? []).filter((w) => w.clientConfig?.caBundle !== want);
   if (stale.length === 0) return true;
   await kube.apply({
-    apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: configurationName },
+    apiVersion: ref.apiVersion,
+    kind: ref.kind,
+    metadata: { name: configurationName },
     webhooks: (mwc.webhooks ?? []).map((w) => ({ name: w.name, clientConfig: { caBundle: want } })),
   });
-  log.info({ webhookConfiguration: configurationName, webhooks: stale.map((w) => w.name) }, 'Wrote the webhook CA into caBundle');
+  log.info(
+    { webhookConfiguration: configurationName, webhooks: stale.map((w) => w.name) },
+    'Wrote the webhook CA into caBundle',
+  );
   return true;
 }
 
@@ -90,9 +118,10 @@ export function selfManagedSource(opts: SelfManagedOptions): CertificateSource {
         const caKey = data[SECRET_KEYS.caKey];
         const cert = data[SECRET_KEYS.cert];
         const key = data[SECRET_KEYS.key];
-        const problem = !caCert || !caKey || !cert || !key
-          ? 'no certificate yet'
-          : servingCertificateProblem({ cert, key, caCert, caKey }, { hosts: opts.hosts, now: opts.now() });
+        const problem =
+          !caCert || !caKey || !cert || !key
+            ? 'no certificate yet'
+            : servingCertificateProblem({ cert, key, caCert, caKey }, { hosts: opts.hosts, now: opts.now() });
         if (problem === undefined) {
           if (opts.webhookConfiguration) await ensureCaBundle(kube, opts.webhookConfiguration, caCert!, log);
           return { cert: cert!, key: key! };
@@ -102,20 +131,40 @@ export function selfManagedSource(opts: SelfManagedOptions): CertificateSource {
         if (ca && (problem.startsWith('the CA') || problem.startsWith('unreadable'))) ca = undefined;
         ca ??= createCertificateAuthority({ now: opts.now() });
         const serving = issueServingCertificate(ca, { hosts: opts.hosts, now: opts.now() });
-        log.info({ secret: `${secret.namespace}/${secret.name}`, reason: problem, newCa: ca.cert !== caCert, hosts: opts.hosts }, 'Issued a webhook serving certificate');
+        log.info(
+          {
+            secret: `${secret.namespace}/${secret.name}`,
+            reason: problem,
+            newCa: ca.cert !== caCert,
+            hosts: opts.hosts,
+          },
+          'Issued a webhook serving certificate',
+        );
         try {
           // resourceVersion makes the write conditional: of several replicas renewing at once, one wins.
           await kube.apply({
-            apiVersion: 'v1', kind: 'Secret',
-            metadata: { name: secret.name, namespace: secret.namespace, ...(current?.metadata?.resourceVersion ? { resourceVersion: current.metadata.resourceVersion } : {}) },
-            data: { [SECRET_KEYS.caCert]: b64(ca.cert), [SECRET_KEYS.caKey]: b64(ca.key), [SECRET_KEYS.cert]: b64(serving.cert), [SECRET_KEYS.key]: b64(serving.key) },
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: {
+              name: secret.name,
+              namespace: secret.namespace,
+              ...(current?.metadata?.resourceVersion ? { resourceVersion: current.metadata.resourceVersion } : {}),
+            },
+            data: {
+              [SECRET_KEYS.caCert]: b64(ca.cert),
+              [SECRET_KEYS.caKey]: b64(ca.key),
+              [SECRET_KEYS.cert]: b64(serving.cert),
+              [SECRET_KEYS.key]: b64(serving.key),
+            },
           });
         } catch (err) {
           if (err instanceof KubeApiError && err.conflict) continue; // another replica wrote first: use theirs
           throw err;
         }
       }
-      throw new Error(`could not settle the webhook certificate in Secret ${secret.namespace}/${secret.name} after 5 attempts`);
+      throw new Error(
+        `could not settle the webhook certificate in Secret ${secret.namespace}/${secret.name} after 5 attempts`,
+      );
     },
   };
 }

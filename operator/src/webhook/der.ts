@@ -32,7 +32,8 @@ export function unsignedInteger(magnitude: Uint8Array): Buffer {
   let i = 0;
   while (i < magnitude.length - 1 && magnitude[i] === 0) i++;
   const trimmed = Buffer.from(magnitude.subarray(i));
-  const content = trimmed.length === 0 ? Buffer.from([0]) : (trimmed[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : trimmed);
+  const content =
+    trimmed.length === 0 ? Buffer.from([0]) : trimmed[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : trimmed;
   return tlv(0x02, content);
 }
 
@@ -46,7 +47,8 @@ export function smallInteger(n: number): Buffer {
 /** OBJECT IDENTIFIER from dotted notation. */
 export function oid(dotted: string): Buffer {
   const parts = dotted.split('.').map((p) => Number(p));
-  if (parts.length < 2 || parts.some((p) => !Number.isSafeInteger(p) || p < 0)) throw new Error(`invalid OID ${dotted}`);
+  if (parts.length < 2 || parts.some((p) => !Number.isSafeInteger(p) || p < 0))
+    throw new Error(`invalid OID ${dotted}`);
   const out: number[] = [parts[0]! * 40 + parts[1]!];
   for (const p of parts.slice(2)) {
     const chunk: number[] = [p & 0x7f];

@@ -1,16 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import {
-  ENV_ORIGIN, ENV_REDIS_PASSWORD, INJECT_DEFAULTS, InjectionConflictError, SIDECAR_CONFIG_VOLUME, SIDECAR_CONTAINER_NAME,
-  SIDECAR_METRICS_PORT, escapeJsonPointer, injectSidecar, isInjected, requestedCacheCluster, type JsonPatchOperation, type PodLike,
+  ENV_ORIGIN,
+  ENV_REDIS_PASSWORD,
+  INJECT_DEFAULTS,
+  InjectionConflictError,
+  SIDECAR_CONFIG_VOLUME,
+  SIDECAR_CONTAINER_NAME,
+  SIDECAR_METRICS_PORT,
+  escapeJsonPointer,
+  injectSidecar,
+  isInjected,
+  requestedCacheCluster,
+  type JsonPatchOperation,
+  type PodLike,
 } from './inject-sidecar.js';
 
 const cc = (spec: CacheCluster['spec'] = {}): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1', kind: 'CacheCluster', metadata: { name: 'sessions', namespace: 'shop' }, spec,
+  apiVersion: 'cache.ripplecache.io/v1alpha1',
+  kind: 'CacheCluster',
+  metadata: { name: 'sessions', namespace: 'shop' },
+  spec,
 });
 
 const pod = (extra: Partial<NonNullable<PodLike['spec']>> = {}, labels?: Record<string, string>): PodLike => ({
-  metadata: { name: 'web', namespace: 'shop', annotations: { 'cache.ripplecache.io/inject': 'sessions' }, ...(labels ? { labels } : {}) },
+  metadata: {
+    name: 'web',
+    namespace: 'shop',
+    annotations: { 'cache.ripplecache.io/inject': 'sessions' },
+    ...(labels ? { labels } : {}),
+  },
   spec: { containers: [{ name: 'app' }], ...extra },
 });
 
@@ -18,7 +37,10 @@ const pod = (extra: Partial<NonNullable<PodLike['spec']>> = {}, labels?: Record<
 function apply(p: PodLike, ops: JsonPatchOperation[]): PodLike {
   const out = structuredClone(p) as Record<string, unknown>;
   for (const op of ops) {
-    const parts = op.path.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const parts = op.path
+      .split('/')
+      .slice(1)
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
     let node = out as Record<string, unknown> | unknown[];
     for (const part of parts.slice(0, -1)) node = (node as Record<string, unknown>)[part] as Record<string, unknown>;
     const last = parts.at(-1)!;
@@ -28,7 +50,7 @@ function apply(p: PodLike, ops: JsonPatchOperation[]): PodLike {
   return out;
 }
 
-type Container = Record<string, any>;  
+type Container = Record<string, any>;
 
 function injectedContainer(ops: JsonPatchOperation[]): Container {
   const op = ops.find((o) => o.path === '/spec/containers/-');
@@ -45,7 +67,12 @@ describe('injectSidecar', () => {
     expect(c.image).toBe(INJECT_DEFAULTS.image);
     expect(c.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=0.0.0.0:7071']);
     expect(c.volumeMounts).toEqual([{ name: SIDECAR_CONFIG_VOLUME, mountPath: '/etc/ripplecache', readOnly: true }]);
-    expect(ops[1]!.value).toEqual([{ name: SIDECAR_CONFIG_VOLUME, configMap: { name: 'sessions-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] } }]);
+    expect(ops[1]!.value).toEqual([
+      {
+        name: SIDECAR_CONFIG_VOLUME,
+        configMap: { name: 'sessions-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] },
+      },
+    ]);
     const after = apply(pod(), ops);
     expect(after.spec!.containers!.map((x) => x.name)).toEqual(['app', SIDECAR_CONTAINER_NAME]);
   });
@@ -71,18 +98,27 @@ describe('injectSidecar', () => {
   });
 
   it('reads the Redis password from the auth Secret, never copying it', () => {
-    const c = injectedContainer(injectSidecar(pod(), cc({ auth: { secretRef: { name: 'sessions-auth', key: 'password' } } })));
-    expect(c.env).toEqual([{ name: ENV_REDIS_PASSWORD, valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } }]);
+    const c = injectedContainer(
+      injectSidecar(pod(), cc({ auth: { secretRef: { name: 'sessions-auth', key: 'password' } } })),
+    );
+    expect(c.env).toEqual([
+      { name: ENV_REDIS_PASSWORD, valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } },
+    ]);
     expect(injectedContainer(injectSidecar(pod(), cc())).env).toBeUndefined();
   });
 
   it('passes a PostgreSQL origin URL from its Secret through the environment', () => {
-    const c = injectedContainer(injectSidecar(pod(), cc({ sidecar: { origin: { postgres: { secretRef: { name: 'db', key: 'url' } } } } })));
+    const c = injectedContainer(
+      injectSidecar(pod(), cc({ sidecar: { origin: { postgres: { secretRef: { name: 'db', key: 'url' } } } } })),
+    );
     expect(c.env).toContainEqual({ name: ENV_ORIGIN, valueFrom: { secretKeyRef: { name: 'db', key: 'url' } } });
   });
 
   it('sizes memory from the L1 byte bound and sets a CPU request', () => {
-    expect(injectedContainer(injectSidecar(pod(), cc())).resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '192Mi' } });
+    expect(injectedContainer(injectSidecar(pod(), cc())).resources).toEqual({
+      requests: { cpu: '50m', memory: '128Mi' },
+      limits: { memory: '192Mi' },
+    });
     const big = injectedContainer(injectSidecar(pod(), cc({ sidecar: { l1: { maxBytes: '256Mi' } } })));
     expect(big.resources).toEqual({ requests: { cpu: '50m', memory: '320Mi' }, limits: { memory: '576Mi' } });
   });
@@ -92,8 +128,16 @@ describe('injectSidecar', () => {
     expect(SIDECAR_METRICS_PORT).toBe(7071);
     expect(c.ports).toEqual([{ name: 'rc-metrics', containerPort: 7071, protocol: 'TCP' }]);
     expect(c.args).toContain('--metrics-listen=0.0.0.0:7071');
-    expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 'rc-metrics' }, periodSeconds: 5, failureThreshold: 3 });
-    expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/healthz', port: 'rc-metrics' }, periodSeconds: 10, failureThreshold: 6 });
+    expect(c.readinessProbe).toMatchObject({
+      httpGet: { path: '/readyz', port: 'rc-metrics' },
+      periodSeconds: 5,
+      failureThreshold: 3,
+    });
+    expect(c.livenessProbe).toMatchObject({
+      httpGet: { path: '/healthz', port: 'rc-metrics' },
+      periodSeconds: 10,
+      failureThreshold: 6,
+    });
     expect(c.readinessProbe).not.toHaveProperty('exec');
     expect(c.livenessProbe).not.toHaveProperty('exec');
     // The API port itself is never declared: it listens on 127.0.0.1 only.
@@ -104,20 +148,38 @@ describe('injectSidecar', () => {
   it('labels the pod cache.ripplecache.io/sidecar: injected, whether or not it has labels', () => {
     // No labels: the whole map is added.
     const bare = injectSidecar(pod(), cc());
-    expect(bare.at(-1)).toEqual({ op: 'add', path: '/metadata/labels', value: { 'cache.ripplecache.io/sidecar': 'injected' } });
+    expect(bare.at(-1)).toEqual({
+      op: 'add',
+      path: '/metadata/labels',
+      value: { 'cache.ripplecache.io/sidecar': 'injected' },
+    });
     expect(apply(pod(), bare).metadata!.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
     // Existing labels are kept; the key's "/" is escaped as ~1 in the JSON Pointer.
     const labelled = pod({}, { app: 'shop', 'app.kubernetes.io/name': 'web' });
     const ops = injectSidecar(labelled, cc());
-    expect(ops.at(-1)).toEqual({ op: 'add', path: '/metadata/labels/cache.ripplecache.io~1sidecar', value: 'injected' });
-    expect(apply(labelled, ops).metadata!.labels).toEqual({ app: 'shop', 'app.kubernetes.io/name': 'web', 'cache.ripplecache.io/sidecar': 'injected' });
+    expect(ops.at(-1)).toEqual({
+      op: 'add',
+      path: '/metadata/labels/cache.ripplecache.io~1sidecar',
+      value: 'injected',
+    });
+    expect(apply(labelled, ops).metadata!.labels).toEqual({
+      app: 'shop',
+      'app.kubernetes.io/name': 'web',
+      'cache.ripplecache.io/sidecar': 'injected',
+    });
     // An empty map, and a pod that set another value (add replaces a member).
-    expect(apply(pod({}, {}), injectSidecar(pod({}, {}), cc())).metadata!.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
+    expect(apply(pod({}, {}), injectSidecar(pod({}, {}), cc())).metadata!.labels).toEqual({
+      'cache.ripplecache.io/sidecar': 'injected',
+    });
     const other = pod({}, { 'cache.ripplecache.io/sidecar': 'no' });
-    expect(apply(other, injectSidecar(other, cc())).metadata!.labels).toEqual({ 'cache.ripplecache.io/sidecar': 'injected' });
+    expect(apply(other, injectSidecar(other, cc())).metadata!.labels).toEqual({
+      'cache.ripplecache.io/sidecar': 'injected',
+    });
     // No metadata at all.
     const anonymous: PodLike = { spec: { containers: [{ name: 'app' }] } };
-    expect(apply(anonymous, injectSidecar(anonymous, cc())).metadata).toEqual({ labels: { 'cache.ripplecache.io/sidecar': 'injected' } });
+    expect(apply(anonymous, injectSidecar(anonymous, cc())).metadata).toEqual({
+      labels: { 'cache.ripplecache.io/sidecar': 'injected' },
+    });
   });
 
   it('escapes JSON Pointer tokens (RFC 6901)', () => {
@@ -128,26 +190,52 @@ describe('injectSidecar', () => {
 
   it('runs non-root with a read-only root filesystem and no capabilities', () => {
     expect(injectedContainer(injectSidecar(pod(), cc())).securityContext).toEqual({
-      runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
     });
   });
 
   it('uses the image from the options', () => {
-    expect(injectedContainer(injectSidecar(pod(), cc(), { image: 'example.com/sidecar:dev' })).image).toBe('example.com/sidecar:dev');
+    expect(injectedContainer(injectSidecar(pod(), cc(), { image: 'example.com/sidecar:dev' })).image).toBe(
+      'example.com/sidecar:dev',
+    );
   });
 
   it('refuses pods that clash with the sidecar', () => {
-    expect(() => injectSidecar(pod({ volumes: [{ name: SIDECAR_CONFIG_VOLUME }] }), cc())).toThrow(InjectionConflictError);
-    expect(() => injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 7070 }] }] }), cc())).toThrow(/port 7070/);
-    expect(() => injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 8080 }, { containerPort: 7071 }] }] }), cc()))
-      .toThrow(/container "app" declares port 7071, which the ripplecache sidecar listens on \(0\.0\.0\.0:7071, metrics and probes\)/);
-    expect(() => injectSidecar(pod({ containers: [{ name: 'app' }, { name: 'exporter', ports: [{ containerPort: 7071 }] }] }), cc())).toThrow(InjectionConflictError);
-    expect(() => injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 8080 }] }] }), cc())).not.toThrow();
+    expect(() => injectSidecar(pod({ volumes: [{ name: SIDECAR_CONFIG_VOLUME }] }), cc())).toThrow(
+      InjectionConflictError,
+    );
+    expect(() => injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 7070 }] }] }), cc())).toThrow(
+      /port 7070/,
+    );
+    expect(() =>
+      injectSidecar(
+        pod({ containers: [{ name: 'app', ports: [{ containerPort: 8080 }, { containerPort: 7071 }] }] }),
+        cc(),
+      ),
+    ).toThrow(
+      /container "app" declares port 7071, which the ripplecache sidecar listens on \(0\.0\.0\.0:7071, metrics and probes\)/,
+    );
+    expect(() =>
+      injectSidecar(
+        pod({ containers: [{ name: 'app' }, { name: 'exporter', ports: [{ containerPort: 7071 }] }] }),
+        cc(),
+      ),
+    ).toThrow(InjectionConflictError);
+    expect(() =>
+      injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 8080 }] }] }), cc()),
+    ).not.toThrow();
   });
 
   it('gives deep-equal output for equal input', () => {
-    expect(injectSidecar(pod(), cc({ topology: 'replication', replicas: 2 }))).toEqual(injectSidecar(pod(), cc({ topology: 'replication', replicas: 2 })));
+    expect(injectSidecar(pod(), cc({ topology: 'replication', replicas: 2 }))).toEqual(
+      injectSidecar(pod(), cc({ topology: 'replication', replicas: 2 })),
+    );
   });
 });
 

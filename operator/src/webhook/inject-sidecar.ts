@@ -60,7 +60,13 @@ export const INJECT_DEFAULTS: InjectOptions = {
 
 /** The fields of a Pod that injection reads. */
 export interface PodLike {
-  metadata?: { name?: string; generateName?: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  metadata?: {
+    name?: string;
+    generateName?: string;
+    namespace?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+  };
   spec?: {
     containers?: Array<{ name: string; ports?: Array<{ containerPort?: number }> }>;
     initContainers?: Array<{ name: string }>;
@@ -92,7 +98,9 @@ export function requestedCacheCluster(pod: PodLike): string | undefined {
 }
 
 export function isInjected(pod: PodLike): boolean {
-  return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === SIDECAR_CONTAINER_NAME);
+  return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some(
+    (c) => c.name === SIDECAR_CONTAINER_NAME,
+  );
 }
 
 function mebibytes(bytes: number): string {
@@ -113,10 +121,14 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
   const l1Bytes = parseQuantity(spec.sidecar.l1.maxBytes);
   const env: Array<Record<string, unknown>> = [];
   if (spec.authSecretRef) {
-    env.push({ name: ENV_REDIS_PASSWORD, valueFrom: { secretKeyRef: { name: spec.authSecretRef.name, key: spec.authSecretRef.key } } });
+    env.push({
+      name: ENV_REDIS_PASSWORD,
+      valueFrom: { secretKeyRef: { name: spec.authSecretRef.name, key: spec.authSecretRef.key } },
+    });
   }
   const pg = cc.spec.sidecar?.origin?.postgres;
-  if (pg) env.push({ name: ENV_ORIGIN, valueFrom: { secretKeyRef: { name: pg.secretRef.name, key: pg.secretRef.key } } });
+  if (pg)
+    env.push({ name: ENV_ORIGIN, valueFrom: { secretKeyRef: { name: pg.secretRef.name, key: pg.secretRef.key } } });
   return {
     name: SIDECAR_CONTAINER_NAME,
     image: opts.image,
@@ -128,8 +140,22 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
       requests: { cpu: opts.cpuRequest, memory: mebibytes(l1Bytes + opts.memoryOverheadBytes) },
       limits: { memory: mebibytes(2 * l1Bytes + opts.memoryOverheadBytes) },
     },
-    readinessProbe: { httpGet: httpGet('/readyz'), initialDelaySeconds: 1, periodSeconds: 5, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 3 },
-    livenessProbe: { httpGet: httpGet('/healthz'), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, successThreshold: 1, failureThreshold: 6 },
+    readinessProbe: {
+      httpGet: httpGet('/readyz'),
+      initialDelaySeconds: 1,
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      successThreshold: 1,
+      failureThreshold: 3,
+    },
+    livenessProbe: {
+      httpGet: httpGet('/healthz'),
+      initialDelaySeconds: 10,
+      periodSeconds: 10,
+      timeoutSeconds: 3,
+      successThreshold: 1,
+      failureThreshold: 6,
+    },
     lifecycle: { preStop: { sleep: { seconds: opts.drainSeconds } } },
     volumeMounts: [{ name: SIDECAR_CONFIG_VOLUME, mountPath: SIDECAR_CONFIG_DIR, readOnly: true }],
     securityContext: {
@@ -151,16 +177,27 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
  * the sidecar. Throws InjectionConflictError when the pod already uses the sidecar's volume name or
  * declares one of its ports (7070, 7071).
  */
-export function injectSidecar(pod: PodLike, cc: CacheCluster, options: Partial<InjectOptions> = {}): JsonPatchOperation[] {
+export function injectSidecar(
+  pod: PodLike,
+  cc: CacheCluster,
+  options: Partial<InjectOptions> = {},
+): JsonPatchOperation[] {
   if (isInjected(pod)) return [];
   const opts: InjectOptions = { ...INJECT_DEFAULTS, ...options };
   if ((pod.spec?.volumes ?? []).some((v) => v.name === SIDECAR_CONFIG_VOLUME)) {
-    throw new InjectionConflictError(`the pod already has a volume named "${SIDECAR_CONFIG_VOLUME}", which the ripplecache sidecar needs`);
+    throw new InjectionConflictError(
+      `the pod already has a volume named "${SIDECAR_CONFIG_VOLUME}", which the ripplecache sidecar needs`,
+    );
   }
-  for (const [port, where] of [[SIDECAR_API_PORT, `127.0.0.1:${SIDECAR_API_PORT}`], [SIDECAR_METRICS_PORT, `0.0.0.0:${SIDECAR_METRICS_PORT}, metrics and probes`]] as const) {
+  for (const [port, where] of [
+    [SIDECAR_API_PORT, `127.0.0.1:${SIDECAR_API_PORT}`],
+    [SIDECAR_METRICS_PORT, `0.0.0.0:${SIDECAR_METRICS_PORT}, metrics and probes`],
+  ] as const) {
     const clash = (pod.spec?.containers ?? []).find((c) => (c.ports ?? []).some((p) => p.containerPort === port));
     if (clash) {
-      throw new InjectionConflictError(`container "${clash.name}" declares port ${port}, which the ripplecache sidecar listens on (${where})`);
+      throw new InjectionConflictError(
+        `container "${clash.name}" declares port ${port}, which the ripplecache sidecar listens on (${where})`,
+      );
     }
   }
   const volume = {
@@ -173,8 +210,10 @@ export function injectSidecar(pod: PodLike, cc: CacheCluster, options: Partial<I
   if (pod.spec?.volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: [volume] });
   else ops.push({ op: 'add', path: '/spec/volumes/-', value: volume });
   // The label selects the pod for the chart's PodMonitor. `add` on an existing member replaces it.
-  if (!pod.metadata) ops.push({ op: 'add', path: '/metadata', value: { labels: { [LABEL_SIDECAR]: SIDECAR_INJECTED } } });
-  else if (!pod.metadata.labels) ops.push({ op: 'add', path: '/metadata/labels', value: { [LABEL_SIDECAR]: SIDECAR_INJECTED } });
+  if (!pod.metadata)
+    ops.push({ op: 'add', path: '/metadata', value: { labels: { [LABEL_SIDECAR]: SIDECAR_INJECTED } } });
+  else if (!pod.metadata.labels)
+    ops.push({ op: 'add', path: '/metadata/labels', value: { [LABEL_SIDECAR]: SIDECAR_INJECTED } });
   else ops.push({ op: 'add', path: `/metadata/labels/${escapeJsonPointer(LABEL_SIDECAR)}`, value: SIDECAR_INJECTED });
   return ops;
 }

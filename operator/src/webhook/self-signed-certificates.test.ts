@@ -1,7 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { namedBits, oid, time, unsignedInteger } from './der.js';
-import { createCertificateAuthority, issueServingCertificate, servingCertificateProblem } from './self-signed-certificates.js';
+import {
+  createCertificateAuthority,
+  issueServingCertificate,
+  servingCertificateProblem,
+} from './self-signed-certificates.js';
 
 const now = new Date('2030-01-15T12:00:00Z');
 const DAY = 86_400_000;
@@ -49,8 +53,12 @@ describe('self-signed webhook certificates', () => {
     expect(servingCertificateProblem(pair, { hosts: ['elsewhere.svc'], now })).toBe('does not name elsewhere.svc');
     expect(servingCertificateProblem(pair, { hosts, now: new Date(now.getTime() + 340 * DAY) })).toMatch(/^expires on/);
     const other = createCertificateAuthority({ now });
-    expect(servingCertificateProblem({ ...pair, caCert: other.cert, caKey: other.key }, { hosts, now })).toBe('not signed by the CA');
-    expect(servingCertificateProblem({ ...pair, key: other.key }, { hosts, now })).toBe('the private key does not match the certificate');
+    expect(servingCertificateProblem({ ...pair, caCert: other.cert, caKey: other.key }, { hosts, now })).toBe(
+      'not signed by the CA',
+    );
+    expect(servingCertificateProblem({ ...pair, key: other.key }, { hosts, now })).toBe(
+      'the private key does not match the certificate',
+    );
     expect(servingCertificateProblem({ ...pair, cert: 'garbage' }, { hosts, now })).toMatch(/^unreadable/);
   });
 

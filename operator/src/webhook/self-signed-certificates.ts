@@ -3,11 +3,32 @@
  * node:crypto alone (ECDSA P-256, SHA-256) so that the operator image needs neither openssl nor an
  * X.509 library. Pure apart from key generation and randomness; the clock is passed in.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  X509Certificate,
+  type KeyObject,
+} from 'node:crypto';
 import { isIP } from 'node:net';
 import {
-  bitString, boolean, explicit, implicitPrimitive, namedBits, octetString, oid, pem, sequence, set, smallInteger, time,
-  unsignedInteger, utf8String,
+  bitString,
+  boolean,
+  explicit,
+  implicitPrimitive,
+  namedBits,
+  octetString,
+  oid,
+  pem,
+  sequence,
+  set,
+  smallInteger,
+  time,
+  unsignedInteger,
+  utf8String,
 } from './der.js';
 
 /** PEM-encoded certificate and PKCS#8 private key. */
@@ -75,7 +96,9 @@ function ipBytes(ip: string): Buffer {
 }
 
 function subjectAltNames(hosts: string[]): Buffer {
-  return sequence(...hosts.map((h) => (isIP(h) ? implicitPrimitive(7, ipBytes(h)) : implicitPrimitive(2, Buffer.from(h, 'ascii')))));
+  return sequence(
+    ...hosts.map((h) => (isIP(h) ? implicitPrimitive(7, ipBytes(h)) : implicitPrimitive(2, Buffer.from(h, 'ascii')))),
+  );
 }
 
 interface SignInput {
@@ -112,12 +135,19 @@ function newKeyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
 }
 
 /** A self-signed CA that may sign serving certificates only (pathLen 0). */
-export function createCertificateAuthority(opts: { now: Date; commonName?: string; validDays?: number }): CertificateAndKey {
+export function createCertificateAuthority(opts: {
+  now: Date;
+  commonName?: string;
+  validDays?: number;
+}): CertificateAndKey {
   const { privateKey, publicKey } = newKeyPair();
   const cn = opts.commonName ?? SELF_SIGNED_DEFAULTS.caCommonName;
   const ski = keyId(publicKey);
   const cert = signCertificate({
-    subject: cn, issuer: cn, subjectKey: publicKey, issuerKey: privateKey,
+    subject: cn,
+    issuer: cn,
+    subjectKey: publicKey,
+    issuerKey: privateKey,
     notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
     notAfter: new Date(opts.now.getTime() + (opts.validDays ?? SELF_SIGNED_DEFAULTS.caValidDays) * DAY_MS),
     extensions: [
@@ -130,14 +160,20 @@ export function createCertificateAuthority(opts: { now: Date; commonName?: strin
 }
 
 /** A serving certificate for `hosts` (DNS names and IP addresses), signed by `ca`. */
-export function issueServingCertificate(ca: CertificateAndKey, opts: { hosts: string[]; now: Date; validDays?: number }): CertificateAndKey {
+export function issueServingCertificate(
+  ca: CertificateAndKey,
+  opts: { hosts: string[]; now: Date; validDays?: number },
+): CertificateAndKey {
   if (opts.hosts.length === 0) throw new Error('a serving certificate needs at least one DNS name or IP address');
   const caKey = createPrivateKey(ca.key);
   const caCert = new X509Certificate(ca.cert);
   const caPublic = createPublicKey(caKey);
   const { privateKey, publicKey } = newKeyPair();
   const cert = signCertificate({
-    subject: opts.hosts[0]!, issuer: caCert.subject.replace(/^CN=/, ''), subjectKey: publicKey, issuerKey: caKey,
+    subject: opts.hosts[0]!,
+    issuer: caCert.subject.replace(/^CN=/, ''),
+    subjectKey: publicKey,
+    issuerKey: caKey,
     notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
     notAfter: new Date(opts.now.getTime() + (opts.validDays ?? SELF_SIGNED_DEFAULTS.certValidDays) * DAY_MS),
     extensions: [
@@ -166,7 +202,8 @@ export function servingCertificateProblem(
     cert = new X509Certificate(pair.cert);
     ca = new X509Certificate(pair.caCert);
     if (!cert.checkPrivateKey(createPrivateKey(pair.key))) return 'the private key does not match the certificate';
-    if (pair.caKey !== undefined && !ca.checkPrivateKey(createPrivateKey(pair.caKey))) return 'the CA private key does not match the CA certificate';
+    if (pair.caKey !== undefined && !ca.checkPrivateKey(createPrivateKey(pair.caKey)))
+      return 'the CA private key does not match the CA certificate';
   } catch (err) {
     return `unreadable: ${err instanceof Error ? err.message : String(err)}`;
   }
@@ -174,7 +211,8 @@ export function servingCertificateProblem(
   const renewBefore = (opts.renewBeforeDays ?? SELF_SIGNED_DEFAULTS.renewBeforeDays) * DAY_MS;
   if (new Date(ca.validTo).getTime() - opts.now.getTime() < renewBefore) return `the CA expires on ${ca.validTo}`;
   if (new Date(cert.validTo).getTime() - opts.now.getTime() < renewBefore) return `expires on ${cert.validTo}`;
-  if (new Date(cert.validFrom).getTime() > opts.now.getTime() + CLOCK_SKEW_MS) return `not valid before ${cert.validFrom}`;
+  if (new Date(cert.validFrom).getTime() > opts.now.getTime() + CLOCK_SKEW_MS)
+    return `not valid before ${cert.validFrom}`;
   for (const h of opts.hosts) {
     const ok = isIP(h) ? cert.checkIP(h) !== undefined : cert.checkHost(h, { wildcards: false }) !== undefined;
     if (!ok) return `does not name ${h}`;

@@ -41,7 +41,10 @@ export async function startWebhook(opts: WebhookOptions): Promise<RunningWebhook
       tls = await opts.certificates.load();
       break;
     } catch (err) {
-      log.warn({ source: opts.certificates.description, err: err instanceof Error ? err.message : String(err) }, 'Could not load the webhook certificate; retrying');
+      log.warn(
+        { source: opts.certificates.description, err: err instanceof Error ? err.message : String(err) },
+        'Could not load the webhook certificate; retrying',
+      );
       await new Promise((r) => setTimeout(r, opts.retryMs ?? 5_000));
     }
   }
@@ -60,7 +63,10 @@ export async function startWebhook(opts: WebhookOptions): Promise<RunningWebhook
       return result;
     },
   });
-  log.info({ address: `${opts.host}:${server.port}`, source: opts.certificates.description }, 'Started the sidecar-injection webhook');
+  log.info(
+    { address: `${opts.host}:${server.port}`, source: opts.certificates.description },
+    'Started the sidecar-injection webhook',
+  );
 
   let timer: NodeJS.Timeout | undefined;
   const refresh = async () => {
@@ -72,7 +78,10 @@ export async function startWebhook(opts: WebhookOptions): Promise<RunningWebhook
         log.info({ source: opts.certificates.description }, 'Reloaded the webhook certificate');
       }
     } catch (err) {
-      log.warn({ source: opts.certificates.description, err: err instanceof Error ? err.message : String(err) }, 'Could not refresh the webhook certificate; serving the current one');
+      log.warn(
+        { source: opts.certificates.description, err: err instanceof Error ? err.message : String(err) },
+        'Could not refresh the webhook certificate; serving the current one',
+      );
     }
     if (!closed) {
       timer = setTimeout(() => void refresh(), opts.refreshMs ?? 60_000);

@@ -64,23 +64,29 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
-    if (path !== WEBHOOK_PATH) return send(res, 404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}` } });
-    if (req.method !== 'POST') return send(res, 405, { error: { code: 'MethodNotAllowed', message: `use POST ${WEBHOOK_PATH}` } });
+    if (path !== WEBHOOK_PATH)
+      return send(res, 404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}` } });
+    if (req.method !== 'POST')
+      return send(res, 405, { error: { code: 'MethodNotAllowed', message: `use POST ${WEBHOOK_PATH}` } });
     let body: unknown;
     try {
       body = JSON.parse(await readBody(req)) as unknown;
     } catch (err) {
-      return send(res, 400, { error: { code: 'BadAdmissionReview', message: err instanceof Error ? err.message : String(err) } });
+      return send(res, 400, {
+        error: { code: 'BadAdmissionReview', message: err instanceof Error ? err.message : String(err) },
+      });
     }
     try {
       const result = await opts.review(body);
       const fields = { pod: result.pod, cacheCluster: result.cacheCluster, outcome: result.outcome };
       if (result.outcome === 'injected') log.info(fields, 'Injected the sidecar');
-      else if (result.outcome === 'denied' || result.outcome === 'error') log.warn({ ...fields, reason: result.message }, 'Denied a pod');
+      else if (result.outcome === 'denied' || result.outcome === 'error')
+        log.warn({ ...fields, reason: result.message }, 'Denied a pod');
       else log.debug(fields, 'Admitted a pod unchanged');
       return send(res, 200, result.review);
     } catch (err) {
-      if (err instanceof BadAdmissionReviewError) return send(res, 400, { error: { code: err.code, message: err.message } });
+      if (err instanceof BadAdmissionReviewError)
+        return send(res, 400, { error: { code: err.code, message: err.message } });
       log.error({ err: err instanceof Error ? err.message : String(err) }, 'Failed to answer an AdmissionReview');
       return send(res, 500, { error: { code: 'InternalError', message: 'the webhook failed; see the operator log' } });
     }
@@ -103,9 +109,10 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   return {
     port: (server.address() as AddressInfo).port,
     setCertificate: (tls) => server.setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }),
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
   };
 }

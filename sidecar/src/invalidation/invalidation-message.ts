@@ -8,8 +8,7 @@
  */
 
 export type InvalidationMessage =
-  | { v: 1; sender: string; seq: number; keys: string[] }
-  | { v: 1; sender: string; seq: number; all: true };
+  { v: 1; sender: string; seq: number; keys: string[] } | { v: 1; sender: string; seq: number; all: true };
 
 /** A message that is not valid JSON or not a version-1 invalidation. */
 export class MalformedMessageError extends Error {
@@ -31,7 +30,8 @@ export function parseInvalidation(raw: string): InvalidationMessage {
   } catch {
     throw new MalformedMessageError('not JSON');
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new MalformedMessageError('not a JSON object');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new MalformedMessageError('not a JSON object');
   const m = doc as Record<string, unknown>;
   if (m.v !== 1) throw new MalformedMessageError(`unsupported version ${JSON.stringify(m.v)}`);
   const { sender, seq } = m;

@@ -14,12 +14,7 @@
 import { MalformedMessageError, parseInvalidation } from './invalidation-message.js';
 import { SequenceTracker } from './sequence-tracker.js';
 
-export type DropReason =
-  | 'subscription-lost'
-  | 'resubscribed'
-  | 'sequence-gap'
-  | 'malformed-message'
-  | 'invalidate-all';
+export type DropReason = 'subscription-lost' | 'resubscribed' | 'sequence-gap' | 'malformed-message' | 'invalidate-all';
 
 /** What the receiver drives: implemented by the tiered cache. */
 export interface LocalInvalidation {

@@ -8,7 +8,12 @@ describe('invalidation message', () => {
   it('round-trips keys and all', () => {
     const a = { v: 1, sender: 's', seq: 3, keys: ['a', 'b'] } as const;
     expect(parseInvalidation(encodeInvalidation({ ...a, keys: [...a.keys] }))).toEqual(a);
-    expect(parseInvalidation('{"v":1,"sender":"flush-cronjob","seq":1,"all":true}')).toEqual({ v: 1, sender: 'flush-cronjob', seq: 1, all: true });
+    expect(parseInvalidation('{"v":1,"sender":"flush-cronjob","seq":1,"all":true}')).toEqual({
+      v: 1,
+      sender: 'flush-cronjob',
+      seq: 1,
+      all: true,
+    });
   });
 
   it.each([
@@ -72,10 +77,18 @@ describe('SequenceTracker', () => {
 
 class Target implements LocalInvalidation {
   log: string[] = [];
-  invalidateKeys(keys: readonly string[]) { this.log.push(`keys:${keys.join(',')}`); }
-  dropAll(reason: DropReason) { this.log.push(`drop:${reason}`); }
-  subscriptionLost() { this.log.push('lost'); }
-  subscribed() { this.log.push('subscribed'); }
+  invalidateKeys(keys: readonly string[]) {
+    this.log.push(`keys:${keys.join(',')}`);
+  }
+  dropAll(reason: DropReason) {
+    this.log.push(`drop:${reason}`);
+  }
+  subscriptionLost() {
+    this.log.push('lost');
+  }
+  subscribed() {
+    this.log.push('subscribed');
+  }
 }
 
 function receiver() {

@@ -7,9 +7,13 @@ import { TtlStore } from './ttl-store.js';
 /** Creates the L1 store of a policy. */
 export function createL1Store<V>(policy: L1Policy, options: L1StoreOptions): L1Store<V> {
   switch (policy) {
-    case 'lru': return new LruStore<V>(options);
-    case 'lfu': return new LfuStore<V>(options);
-    case 'fifo': return new FifoStore<V>(options);
-    case 'ttl': return new TtlStore<V>(options);
+    case 'lru':
+      return new LruStore<V>(options);
+    case 'lfu':
+      return new LfuStore<V>(options);
+    case 'fifo':
+      return new FifoStore<V>(options);
+    case 'ttl':
+      return new TtlStore<V>(options);
   }
 }

@@ -257,7 +257,7 @@ describe('LFU', () => {
     expect(s.frequencyOf('a')).toBe(LFU_MAX_FREQUENCY);
   });
 
-  it('ages: counters halve every agingPeriod operations, so yesterday\'s hot keys lose protection', () => {
+  it("ages: counters halve every agingPeriod operations, so yesterday's hot keys lose protection", () => {
     const s = new LfuStore<number>({ maxEntries: 4, maxBytes: 1e6, agingPeriod: 100 });
     s.set('old-hot', 0, 1, NEVER);
     for (let i = 0; i < 14; i++) s.get('old-hot', 0);

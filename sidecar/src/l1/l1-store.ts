@@ -85,7 +85,10 @@ export abstract class SlotTable<V> implements L1Store<V> {
   protected readonly free: number[] = [];
   private sweepCursor: number;
 
-  protected constructor(options: L1StoreOptions, protected readonly firstSlot: number) {
+  protected constructor(
+    options: L1StoreOptions,
+    protected readonly firstSlot: number,
+  ) {
     validateOptions(options);
     this.maxEntries = options.maxEntries;
     this.maxBytes = options.maxBytes;

@@ -82,7 +82,8 @@ export class TtlStore<V> extends SlotTable<V> {
       let child = 2 * at + 1;
       if (child >= n) break;
       const right = child + 1;
-      if (right < n && (this.exp[heap[right] as number] as number) < (this.exp[heap[child] as number] as number)) child = right;
+      if (right < n && (this.exp[heap[right] as number] as number) < (this.exp[heap[child] as number] as number))
+        child = right;
       const c = heap[child] as number;
       if ((this.exp[c] as number) >= e) break;
       heap[at] = c;

@@ -41,14 +41,19 @@ export interface HttpOriginOptions {
 }
 
 /** Splits credentials off a base URL: fetch refuses URLs with credentials. Pure. */
-export function parseHttpOriginUrl(raw: string): { base: string; authorization: string | undefined; description: string } {
+export function parseHttpOriginUrl(raw: string): {
+  base: string;
+  authorization: string | undefined;
+  description: string;
+} {
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
     throw new OriginRejectedError('the HTTP origin URL is not a URL');
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new OriginRejectedError(`the HTTP origin URL has scheme ${u.protocol}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new OriginRejectedError(`the HTTP origin URL has scheme ${u.protocol}`);
   let authorization: string | undefined;
   if (u.username || u.password) {
     const user = decodeURIComponent(u.username);
@@ -140,9 +145,10 @@ export class HttpOrigin implements Origin {
     const worker = async () => {
       for (let w = queue.shift(); w !== undefined && failure === undefined; w = queue.shift()) {
         try {
-          const outcome = w.op === 'put'
-            ? await this.write('put', w.key, w.version, w.body, w.contentType, 'batch')
-            : await this.write('delete', w.key, w.version, undefined, undefined, 'batch');
+          const outcome =
+            w.op === 'put'
+              ? await this.write('put', w.key, w.version, w.body, w.contentType, 'batch')
+              : await this.write('delete', w.key, w.version, undefined, undefined, 'batch');
           if (outcome === 'applied') applied++;
         } catch (err) {
           failure ??= err;
@@ -159,7 +165,12 @@ export class HttpOrigin implements Origin {
   async close(): Promise<void> {}
 
   private async write(
-    op: 'put' | 'delete', key: string, version: number, body?: Buffer, contentType?: string, label: OriginOperation = op,
+    op: 'put' | 'delete',
+    key: string,
+    version: number,
+    body?: Buffer,
+    contentType?: string,
+    label: OriginOperation = op,
   ): Promise<WriteOutcome> {
     const headers: Record<string, string> = { [VERSION_HEADER]: String(version) };
     if (contentType !== undefined) headers['content-type'] = contentType;
@@ -174,7 +185,13 @@ export class HttpOrigin implements Origin {
     return outcome;
   }
 
-  private async request(op: OriginOperation, method: string, key: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Response> {
+  private async request(
+    op: OriginOperation,
+    method: string,
+    key: string,
+    headers: Record<string, string> = {},
+    body?: Buffer,
+  ): Promise<Response> {
     if (this.authorization !== undefined) headers.authorization = this.authorization;
     try {
       return await fetch(keyUrl(this.base, key), {
@@ -187,7 +204,9 @@ export class HttpOrigin implements Origin {
       this.events.request(op, 'unavailable');
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       throw new OriginUnavailableError(
-        `${method} to ${this.description}: ${timedOut ? `no answer within ${this.timeoutMs} ms` : 'not reachable'}`, { cause: err });
+        `${method} to ${this.description}: ${timedOut ? `no answer within ${this.timeoutMs} ms` : 'not reachable'}`,
+        { cause: err },
+      );
     }
   }
 

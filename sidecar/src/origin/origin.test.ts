@@ -11,7 +11,10 @@ describe('latestPerKey', () => {
       { op: 'put', key: 'a', version: 4, body: Buffer.from('4'), contentType: 't' },
       { op: 'delete', key: 'b', version: 1 },
     ];
-    expect(latestPerKey(writes)).toEqual([{ op: 'delete', key: 'a', version: 5 }, { op: 'delete', key: 'b', version: 1 }]);
+    expect(latestPerKey(writes)).toEqual([
+      { op: 'delete', key: 'a', version: 5 },
+      { op: 'delete', key: 'b', version: 1 },
+    ]);
   });
 });
 
@@ -32,7 +35,9 @@ describe('toOriginError', () => {
     expect(e).toBeInstanceOf(OriginRejectedError);
     expect(e.message).not.toContain('secret-value');
     expect(isRetryable(e)).toBe(false);
-    expect(toOriginError(Object.assign(new Error('dup'), { code: '23505' }), 'put')).toBeInstanceOf(OriginRejectedError);
+    expect(toOriginError(Object.assign(new Error('dup'), { code: '23505' }), 'put')).toBeInstanceOf(
+      OriginRejectedError,
+    );
   });
 
   it('treats connection errors, shutdowns, deadlocks and timeouts as unavailable', () => {

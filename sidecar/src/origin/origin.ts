@@ -31,7 +31,13 @@ export interface OriginRecord {
 
 /** One write in a batch: a value (`put`) or a tombstone (`delete`), with its version. */
 export type OriginWrite =
-  | { readonly op: 'put'; readonly key: string; readonly version: number; readonly body: Buffer; readonly contentType: string }
+  | {
+      readonly op: 'put';
+      readonly key: string;
+      readonly version: number;
+      readonly body: Buffer;
+      readonly contentType: string;
+    }
   | { readonly op: 'delete'; readonly key: string; readonly version: number };
 
 /** The outcome of one write: stored, or skipped because the origin already held a newer version. */

@@ -71,7 +71,9 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 export function quoteTableName(table: string): string {
   const parts = table.split('.');
   if (parts.length > 2 || !parts.every((p) => IDENTIFIER.test(p))) {
-    throw new OriginRejectedError(`"${table}" is not a table name (letters, digits, _ and $, at most 63 characters, optionally schema.name)`);
+    throw new OriginRejectedError(
+      `"${table}" is not a table name (letters, digits, _ and $, at most 63 characters, optionally schema.name)`,
+    );
   }
   return parts.map((p) => `"${p}"`).join('.');
 }
@@ -93,7 +95,10 @@ export function toOriginError(err: unknown, what: string): OriginUnavailableErro
     return new OriginRejectedError(`${what}: PostgreSQL refused the data (SQLSTATE ${sqlState})`);
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new OriginUnavailableError(`${what}: ${sqlState ? `PostgreSQL answered SQLSTATE ${sqlState}: ` : ''}${message}`, { cause: err });
+  return new OriginUnavailableError(
+    `${what}: ${sqlState ? `PostgreSQL answered SQLSTATE ${sqlState}: ` : ''}${message}`,
+    { cause: err },
+  );
 }
 
 export interface PostgresOriginOptions {
@@ -172,7 +177,11 @@ export class PostgresOrigin implements Origin {
       return null;
     }
     this.events.request('get', 'hit');
-    return { body: row.value, contentType: row.content_type ?? 'application/octet-stream', version: Number(row.version) };
+    return {
+      body: row.value,
+      contentType: row.content_type ?? 'application/octet-stream',
+      version: Number(row.version),
+    };
   }
 
   async put(key: string, body: Buffer, contentType: string, version: number): Promise<WriteOutcome> {
@@ -249,7 +258,9 @@ export class PostgresOrigin implements Origin {
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         if (code === '42703') {
-          throw new OriginRejectedError(`table ${this.table} exists but lacks the columns key, value, content_type, version, updated_at`);
+          throw new OriginRejectedError(
+            `table ${this.table} exists but lacks the columns key, value, content_type, version, updated_at`,
+          );
         }
         throw err;
       }

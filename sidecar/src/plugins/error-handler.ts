@@ -44,7 +44,11 @@ export interface RouteConfig {
 const CACHE_PREFIX = '/v1/cache/';
 
 /** Maps any error to a SidecarError; `undefined` for an unexpected one (a 500). */
-export function toApiError(err: FastifyError | Error, request: FastifyRequest, maxValueBytes: number): SidecarError | undefined {
+export function toApiError(
+  err: FastifyError | Error,
+  request: FastifyRequest,
+  maxValueBytes: number,
+): SidecarError | undefined {
   if (err instanceof SidecarError) return err;
   const fe = err as FastifyError;
   switch (fe.code) {
@@ -53,12 +57,17 @@ export function toApiError(err: FastifyError | Error, request: FastifyRequest, m
     case 'FST_ERR_BAD_URL':
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return request.url.startsWith(CACHE_PREFIX)
-        ? new InvalidKeyError(fe.code === 'FST_ERR_BAD_URL'
-          ? 'the key is not valid percent-encoded UTF-8'
-          : 'the key is longer than 1024 bytes of UTF-8')
+        ? new InvalidKeyError(
+            fe.code === 'FST_ERR_BAD_URL'
+              ? 'the key is not valid percent-encoded UTF-8'
+              : 'the key is longer than 1024 bytes of UTF-8',
+          )
         : new InvalidRequestError('the URL is not valid');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new SidecarError('UnsupportedMediaType', `Content-Type ${String(request.headers['content-type'])} is not accepted here`);
+      return new SidecarError(
+        'UnsupportedMediaType',
+        `Content-Type ${String(request.headers['content-type'])} is not accepted here`,
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new InvalidRequestError('the body is not valid JSON', 'InvalidBody');
@@ -66,12 +75,16 @@ export function toApiError(err: FastifyError | Error, request: FastifyRequest, m
   if (fe.validation) {
     const where = fe.validationContext;
     const message = `${where ?? 'request'}${fe.message.replace(/^[a-z]+/, '')}`;
-    if (where === 'querystring' && fe.validation.some((v) => v.instancePath === '/ttl' || v.params?.missingProperty === 'ttl')) {
+    if (
+      where === 'querystring' &&
+      fe.validation.some((v) => v.instancePath === '/ttl' || v.params?.missingProperty === 'ttl')
+    ) {
       return new InvalidTTLError(`ttl must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}`);
     }
     return new InvalidRequestError(message, where === 'body' ? 'InvalidBody' : 'InvalidRequest');
   }
-  if (err instanceof SyntaxError && fe.statusCode === 400) return new InvalidRequestError('the body is not valid JSON', 'InvalidBody');
+  if (err instanceof SyntaxError && fe.statusCode === 400)
+    return new InvalidRequestError('the body is not valid JSON', 'InvalidBody');
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new InvalidRequestError(fe.message);
   }
@@ -86,12 +99,16 @@ export function installErrorHandling(app: FastifyInstance, metrics: SidecarMetri
     const apiError = toApiError(err, request, maxValueBytes);
     const operation = (request.routeOptions.config as RouteConfig | undefined)?.operation;
     if (apiError === undefined) {
-      request.log.error({ err: describeError(err), reqId: request.id, method: request.method, route: request.routeOptions.url }, 'Failed to handle a request');
+      request.log.error(
+        { err: describeError(err), reqId: request.id, method: request.method, route: request.routeOptions.url },
+        'Failed to handle a request',
+      );
       if (operation) metrics.request(operation, 'none', 'Internal', reply.elapsedTime / 1000);
       return reply.code(500).send(errorBody('Internal', 'internal error'));
     }
     const where = { reqId: request.id, method: request.method, route: request.routeOptions.url };
-    if (apiError.statusCode >= 500) request.log.warn({ ...where, err: describeError(apiError) }, 'Failed to serve a request');
+    if (apiError.statusCode >= 500)
+      request.log.warn({ ...where, err: describeError(apiError) }, 'Failed to serve a request');
     else request.log.debug({ ...where, code: apiError.code, message: apiError.message }, 'Rejected a request');
     if (operation) metrics.request(operation, 'none', apiError.code, reply.elapsedTime / 1000);
     if (apiError.statusCode === 503) reply.header('retry-after', '1');
@@ -113,6 +130,9 @@ export function frameworkErrors(maxValueBytes: number) {
 /** A handler answering 405 with an `Allow` header. */
 export function methodNotAllowed(allow: string) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    reply.code(405).header('allow', allow).send(errorBody('MethodNotAllowed', `${request.method} is not allowed here; use ${allow}`));
+    reply
+      .code(405)
+      .header('allow', allow)
+      .send(errorBody('MethodNotAllowed', `${request.method} is not allowed here; use ${allow}`));
   };
 }

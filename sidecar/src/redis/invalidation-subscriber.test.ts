@@ -25,13 +25,24 @@ function setup() {
     subscribed: () => events.push('subscribed'),
     subscriptionLost: () => events.push('lost'),
   } as unknown as InvalidationReceiver;
-  const sub = new InvalidationSubscriber({ client: client as unknown as Redis, channel: 'ch', receiver, log, heartbeatMs: 1000, onError: () => events.push('error') });
+  const sub = new InvalidationSubscriber({
+    client: client as unknown as Redis,
+    channel: 'ch',
+    receiver,
+    log,
+    heartbeatMs: 1000,
+    onError: () => events.push('error'),
+  });
   sub.start();
   return { client, sub, events };
 }
 
-beforeEach(() => { vi.useFakeTimers(); });
-afterEach(() => { vi.useRealTimers(); });
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('InvalidationSubscriber', () => {
   it('subscribes on every ready and reports the subscription', async () => {

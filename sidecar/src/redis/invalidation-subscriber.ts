@@ -67,7 +67,10 @@ export class InvalidationSubscriber {
         this.failures = 0;
         if (this.stopped || this.up) return;
         this.up = true;
-        this.log.info({ channel: this.channel, redis: nodeName(this.client) }, 'Subscribed to the invalidation channel');
+        this.log.info(
+          { channel: this.channel, redis: nodeName(this.client) },
+          'Subscribed to the invalidation channel',
+        );
         this.receiver.subscribed();
       },
       (err: unknown) => {
@@ -76,8 +79,13 @@ export class InvalidationSubscriber {
         // otherwise loop at the reconnect delay of a fresh connection.
         const delay = Math.min(250 * 2 ** this.failures, 10_000);
         this.failures++;
-        this.log.warn({ err: describeError(err), channel: this.channel, attempt: this.failures, retryInMs: delay }, 'Failed to subscribe to the invalidation channel');
-        const timer = setTimeout(() => { if (!this.stopped) this.client.disconnect(true); }, delay);
+        this.log.warn(
+          { err: describeError(err), channel: this.channel, attempt: this.failures, retryInMs: delay },
+          'Failed to subscribe to the invalidation channel',
+        );
+        const timer = setTimeout(() => {
+          if (!this.stopped) this.client.disconnect(true);
+        }, delay);
         timer.unref();
       },
     );

@@ -6,7 +6,10 @@ describe('encodeCommand', () => {
     const binary = Buffer.from([0, 13, 10, 255]);
     const bytes = encodeCommand(['evalsha', 'é€', binary, 42, '', Buffer.alloc(0)]);
     const expected = Buffer.concat([
-      Buffer.from('*6\r\n$7\r\nevalsha\r\n$5\r\n'), Buffer.from('é€', 'utf8'), Buffer.from('\r\n$4\r\n'), binary,
+      Buffer.from('*6\r\n$7\r\nevalsha\r\n$5\r\n'),
+      Buffer.from('é€', 'utf8'),
+      Buffer.from('\r\n$4\r\n'),
+      binary,
       Buffer.from('\r\n$2\r\n42\r\n$0\r\n\r\n$0\r\n\r\n'),
     ]);
     expect(bytes.equals(expected)).toBe(true);

@@ -47,7 +47,10 @@ export function encodeCommand(parts: readonly ScriptArgument[]): Buffer {
 }
 
 class PrebuiltCommand extends Command {
-  constructor(name: string, private readonly bytes: Buffer) {
+  constructor(
+    name: string,
+    private readonly bytes: Buffer,
+  ) {
     super(name, [], { replyEncoding: 'utf8' });
   }
 
@@ -63,7 +66,12 @@ function send(client: Redis, parts: ScriptArgument[]): Promise<unknown> {
 }
 
 /** Runs `script` with `keys` and `args` (EVALSHA, or EVAL when Redis answers NOSCRIPT). */
-export async function runScript(client: Redis, script: LuaScript, keys: readonly string[], args: readonly ScriptArgument[]): Promise<unknown> {
+export async function runScript(
+  client: Redis,
+  script: LuaScript,
+  keys: readonly string[],
+  args: readonly ScriptArgument[],
+): Promise<unknown> {
   const parts: ScriptArgument[] = ['evalsha', script.sha, keys.length];
   for (const k of keys) parts.push(k);
   for (const a of args) parts.push(a);

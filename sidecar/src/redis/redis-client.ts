@@ -64,7 +64,17 @@ export function whenReady(client: Redis, timeoutMs: number): Promise<void> {
 }
 
 /** Errors that mean "Redis cannot serve this now" rather than "this request is wrong". */
-const UNAVAILABLE_REPLIES = ['LOADING', 'READONLY', 'MASTERDOWN', 'BUSY', 'NOAUTH', 'WRONGPASS', 'TRYAGAIN', 'CLUSTERDOWN', 'NOREPLICAS'];
+const UNAVAILABLE_REPLIES = [
+  'LOADING',
+  'READONLY',
+  'MASTERDOWN',
+  'BUSY',
+  'NOAUTH',
+  'WRONGPASS',
+  'TRYAGAIN',
+  'CLUSTERDOWN',
+  'NOREPLICAS',
+];
 
 /** Maps an ioredis error to the API's error classes. */
 /**
@@ -86,8 +96,10 @@ export function toSidecarError(err: unknown, what: string): SidecarError {
   if (e.name === 'ReplyError') {
     const first = e.message.split(' ', 1)[0] ?? '';
     if (first === 'OOM') return new CacheFullError(`${what}: Redis is full (maxmemory reached)`, { cause: e });
-    if (first === 'WRONGTYPE') return new StoredRecordInvalidError(`${what}: the record in Redis was not written by a sidecar`, { cause: e });
-    if (UNAVAILABLE_REPLIES.includes(first)) return new RedisUnavailableError(`${what}: Redis answered ${first}`, { cause: e });
+    if (first === 'WRONGTYPE')
+      return new StoredRecordInvalidError(`${what}: the record in Redis was not written by a sidecar`, { cause: e });
+    if (UNAVAILABLE_REPLIES.includes(first))
+      return new RedisUnavailableError(`${what}: Redis answered ${first}`, { cause: e });
     return new RedisCommandError(`${what}: Redis answered an error`, { cause: e });
   }
   if (e.message === 'Command timed out') {

@@ -8,12 +8,17 @@ const replyError = (message: string) => Object.assign(new Error(message), { name
 describe('redis adapters (pure helpers)', () => {
   it('parses the replicas of INFO replication', () => {
     const info = [
-      '# Replication', 'role:master', 'connected_slaves:2',
+      '# Replication',
+      'role:master',
+      'connected_slaves:2',
       'slave0:ip=10.0.0.5,port=6379,state=online,offset=100,lag=0',
       'slave1:ip=sessions-2.sessions-headless,port=6380,state=wait_bgsave,offset=0,lag=1',
       'master_replid:abc',
     ].join('\r\n');
-    expect(parseReplicas(info)).toEqual([{ host: '10.0.0.5', port: 6379 }, { host: 'sessions-2.sessions-headless', port: 6380 }]);
+    expect(parseReplicas(info)).toEqual([
+      { host: '10.0.0.5', port: 6379 },
+      { host: 'sessions-2.sessions-headless', port: 6380 },
+    ]);
     expect(parseReplicas('role:master\r\nconnected_slaves:0\r\n')).toEqual([]);
   });
 
@@ -31,7 +36,9 @@ describe('redis adapters (pure helpers)', () => {
   });
 
   it('reconnects after 50 ms doubling to 2 s, with up to 50 ms of jitter', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => reconnectDelay(n, 0))).toEqual([50, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => reconnectDelay(n, 0))).toEqual([
+      50, 100, 200, 400, 800, 1600, 2000, 2000, 2000,
+    ]);
     expect(reconnectDelay(1, 0.999)).toBe(99);
   });
 });

@@ -118,17 +118,21 @@ export class RedisL2 implements L2Store {
       { client: this.primary, name: nodeName(this.primary), role: 'primary' },
       ...replicas.map((r) => ({ ...r, role: 'replica' as const })),
     ];
-    return Promise.all(nodes.map(async ({ client, name, role }): Promise<NodeRead> => {
-      try {
-        if (client === undefined) throw new RedisUnavailableError(`${name}: no connection`);
-        await whenReady(client, this.timeoutMs);
-        const record = await this.readFrom(client, key);
-        return record === null ? { node: name, role, status: 'missing' } : { node: name, role, status: 'value', record };
-      } catch (err) {
-        const e = toSidecarError(err, `read from ${name}`);
-        return { node: name, role, status: 'error', error: { code: e.code, message: e.message } };
-      }
-    }));
+    return Promise.all(
+      nodes.map(async ({ client, name, role }): Promise<NodeRead> => {
+        try {
+          if (client === undefined) throw new RedisUnavailableError(`${name}: no connection`);
+          await whenReady(client, this.timeoutMs);
+          const record = await this.readFrom(client, key);
+          return record === null
+            ? { node: name, role, status: 'missing' }
+            : { node: name, role, status: 'value', record };
+        } catch (err) {
+          const e = toSidecarError(err, `read from ${name}`);
+          return { node: name, role, status: 'error', error: { code: e.code, message: e.message } };
+        }
+      }),
+    );
   }
 
   /** Closes every connection this object opened (not the primary, which the caller owns). */
@@ -208,7 +212,12 @@ export class RedisL2 implements L2Store {
   private replicaClient(url: string): Redis {
     let client = this.replicas.get(url);
     if (client === undefined) {
-      client = createRedisClient({ url, password: this.password, timeoutMs: this.timeoutMs, name: 'ripplecache-sidecar-replica-read' });
+      client = createRedisClient({
+        url,
+        password: this.password,
+        timeoutMs: this.timeoutMs,
+        name: 'ripplecache-sidecar-replica-read',
+      });
       client.on('error', () => {}); // surfaced per request in the consistency report
       this.replicas.set(url, client);
     }

@@ -13,45 +13,52 @@ export const MAX_INVALIDATE_KEYS = 1000;
 
 type Body = { keys?: string[]; all?: true; tier?: 'l1' | 'all' };
 
-export async function invalidateRoute(app: FastifyInstance, options: { cache: TieredCache; metrics: SidecarMetrics }): Promise<void> {
+export async function invalidateRoute(
+  app: FastifyInstance,
+  options: { cache: TieredCache; metrics: SidecarMetrics },
+): Promise<void> {
   const { cache, metrics } = options;
 
-  app.post<{ Body: Body }>('/v1/invalidate', {
-    config: { operation: 'invalidate' } satisfies RouteConfig,
-    schema: {
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          keys: { type: 'array', minItems: 1, maxItems: MAX_INVALIDATE_KEYS, items: { type: 'string' } },
-          // No `type` on these two, so that nothing is coerced: only a JSON true / "l1" / "all" pass.
-          all: { const: true },
-          tier: { enum: ['l1', 'all'] },
-        },
-        oneOf: [{ required: ['keys'] }, { required: ['all'] }],
-      },
-      response: {
-        200: {
+  app.post<{ Body: Body }>(
+    '/v1/invalidate',
+    {
+      config: { operation: 'invalidate' } satisfies RouteConfig,
+      schema: {
+        body: {
           type: 'object',
+          additionalProperties: false,
           properties: {
-            keys: { type: 'integer' },
-            all: { type: 'boolean' },
-            tier: { type: 'string' },
-            published: { type: 'boolean' },
+            keys: { type: 'array', minItems: 1, maxItems: MAX_INVALIDATE_KEYS, items: { type: 'string' } },
+            // No `type` on these two, so that nothing is coerced: only a JSON true / "l1" / "all" pass.
+            all: { const: true },
+            tier: { enum: ['l1', 'all'] },
           },
+          oneOf: [{ required: ['keys'] }, { required: ['all'] }],
         },
-        '4xx': ERROR_SCHEMA,
-        '5xx': ERROR_SCHEMA,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              keys: { type: 'integer' },
+              all: { type: 'boolean' },
+              tier: { type: 'string' },
+              published: { type: 'boolean' },
+            },
+          },
+          '4xx': ERROR_SCHEMA,
+          '5xx': ERROR_SCHEMA,
+        },
       },
     },
-  }, async (request, reply) => {
-    const { keys, tier = 'l1' } = request.body;
-    if (keys) for (const key of keys) validateKey(key);
-    const target = keys ? { keys } : { all: true as const };
-    const published = await cache.invalidate(target, tier === 'all');
-    metrics.request('invalidate', tier === 'all' ? 'l2' : 'l1', 'invalidated', reply.elapsedTime / 1000);
-    return { ...(keys ? { keys: keys.length } : { all: true }), tier, published };
-  });
+    async (request, reply) => {
+      const { keys, tier = 'l1' } = request.body;
+      if (keys) for (const key of keys) validateKey(key);
+      const target = keys ? { keys } : { all: true as const };
+      const published = await cache.invalidate(target, tier === 'all');
+      metrics.request('invalidate', tier === 'all' ? 'l2' : 'l1', 'invalidated', reply.elapsedTime / 1000);
+      return { ...(keys ? { keys: keys.length } : { all: true }), tier, published };
+    },
+  );
 
   app.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: '/v1/invalidate', handler: methodNotAllowed('POST') });
 }

@@ -14,8 +14,12 @@ class MemoryL2 implements L2Store {
     return this.data.get(key) ?? null;
   }
   async set(): Promise<void> {}
-  async delete(): Promise<number> { return 0; }
-  async deleteAll(): Promise<number> { return 0; }
+  async delete(): Promise<number> {
+    return 0;
+  }
+  async deleteAll(): Promise<number> {
+    return 0;
+  }
   async publish(): Promise<void> {}
 }
 
@@ -34,7 +38,11 @@ class ManualOrigin implements OriginLoader {
     this.pending = [];
     for (const { key, resolve } of p) {
       const row = this.rows.get(key);
-      resolve(row === undefined ? null : { value: { body: Buffer.from(row), contentType: 'text/plain' }, filled: this.filled });
+      resolve(
+        row === undefined
+          ? null
+          : { value: { body: Buffer.from(row), contentType: 'text/plain' }, filled: this.filled },
+      );
     }
   }
 }
@@ -68,7 +76,11 @@ describe('TieredCache read-through', () => {
     await tick();
     origin.land();
     const results = await Promise.all(reads);
-    expect(results.map((r) => [r.tier, r.value?.body.toString()])).toEqual([['ORIGIN', 'from-db'], ['ORIGIN', 'from-db'], ['ORIGIN', 'from-db']]);
+    expect(results.map((r) => [r.tier, r.value?.body.toString()])).toEqual([
+      ['ORIGIN', 'from-db'],
+      ['ORIGIN', 'from-db'],
+      ['ORIGIN', 'from-db'],
+    ]);
     expect(origin.loads).toBe(1);
     expect((await cache.get('k')).tier).toBe('L1');
   });

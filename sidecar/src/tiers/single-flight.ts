@@ -22,7 +22,10 @@ export class SingleFlight<T> {
   run(key: string, fn: () => Promise<T>): { flight: Flight<T>; owner: boolean } {
     const current = this.flights.get(key);
     if (current !== undefined) return { flight: current, owner: false };
-    const flight: { promise: Promise<T>; stale: boolean } = { promise: undefined as unknown as Promise<T>, stale: false };
+    const flight: { promise: Promise<T>; stale: boolean } = {
+      promise: undefined as unknown as Promise<T>,
+      stale: false,
+    };
     const land = () => {
       if (this.flights.get(key) === flight) this.flights.delete(key);
     };

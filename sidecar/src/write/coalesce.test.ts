@@ -2,14 +2,25 @@ import { describe, expect, it } from 'vitest';
 import { coalesce, flushRetryDelay } from './coalesce.js';
 import type { JournalEntry } from './write-back-journal.js';
 
-const put = (id: string, key: string, version: number, body: string, ttlMs = 0): JournalEntry =>
-  ({ id, key, op: 'put', version, body: Buffer.from(body), contentType: 'text/plain', ttlMs });
+const put = (id: string, key: string, version: number, body: string, ttlMs = 0): JournalEntry => ({
+  id,
+  key,
+  op: 'put',
+  version,
+  body: Buffer.from(body),
+  contentType: 'text/plain',
+  ttlMs,
+});
 const del = (id: string, key: string, version: number): JournalEntry => ({ id, key, op: 'delete', version, ttlMs: 0 });
 
 describe('coalesce', () => {
   it('keeps the last write of each key in journal order and counts the others', () => {
     const { writes, coalesced } = coalesce([
-      put('1-0', 'a', 10, 'a1'), put('1-1', 'b', 11, 'b1'), put('1-2', 'a', 12, 'a2'), del('1-3', 'b', 13), put('1-4', 'a', 14, 'a3', 5000),
+      put('1-0', 'a', 10, 'a1'),
+      put('1-1', 'b', 11, 'b1'),
+      put('1-2', 'a', 12, 'a2'),
+      del('1-3', 'b', 13),
+      put('1-4', 'a', 14, 'a3', 5000),
     ]);
     expect(coalesced).toBe(3);
     expect(writes).toHaveLength(2);
@@ -34,7 +45,9 @@ describe('coalesce', () => {
 
 describe('flushRetryDelay', () => {
   it('doubles from 100 ms to a 5 s cap, plus jitter below 100 ms', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map((n) => flushRetryDelay(n, 0))).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map((n) => flushRetryDelay(n, 0))).toEqual([
+      100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000,
+    ]);
     expect(flushRetryDelay(1, 0.999)).toBe(199);
     expect(flushRetryDelay(0, 0)).toBe(100);
   });

@@ -33,9 +33,19 @@ export function coalesce(entries: readonly JournalEntry[]): Coalesced {
   }
   const writes: CoalescedWrite[] = [];
   for (const { entry: e, ids } of latest.values()) {
-    writes.push(e.op === 'put'
-      ? { op: 'put', key: e.key, version: e.version, body: e.body ?? Buffer.alloc(0), contentType: e.contentType ?? 'application/octet-stream', ttlMs: e.ttlMs, ids }
-      : { op: 'delete', key: e.key, version: e.version, ttlMs: e.ttlMs, ids });
+    writes.push(
+      e.op === 'put'
+        ? {
+            op: 'put',
+            key: e.key,
+            version: e.version,
+            body: e.body ?? Buffer.alloc(0),
+            contentType: e.contentType ?? 'application/octet-stream',
+            ttlMs: e.ttlMs,
+            ids,
+          }
+        : { op: 'delete', key: e.key, version: e.version, ttlMs: e.ttlMs, ids },
+    );
   }
   return { writes, coalesced: entries.length - writes.length };
 }

@@ -62,7 +62,12 @@ export class WritePathConfigError extends Error {
   override readonly name = 'WritePathConfigError';
 }
 
-export function createOrigin(url: string, table: string, events: OriginEvents, onIdleError: (err: Error) => void): Origin {
+export function createOrigin(
+  url: string,
+  table: string,
+  events: OriginEvents,
+  onIdleError: (err: Error) => void,
+): Origin {
   const scheme = new URL(url).protocol;
   if (scheme === 'postgres:' || scheme === 'postgresql:') {
     const u = new URL(url);
@@ -83,8 +88,12 @@ export function createWritePath(o: WritePathOptions): WritePath {
     throw new WritePathConfigError('--write-policy write-back needs --redis: its journal is a Redis Stream');
   }
   const origin = createOrigin(o.originUrl, o.originTable, o.originEvents, (err) =>
-    o.log.warn({ origin: 'postgres', error: err.message }, 'An idle database connection failed'));
-  const records = o.redis === undefined ? undefined : new VersionedRecords({ client: o.redis, channel: o.channel, onError: o.onRedisError });
+    o.log.warn({ origin: 'postgres', error: err.message }, 'An idle database connection failed'),
+  );
+  const records =
+    o.redis === undefined
+      ? undefined
+      : new VersionedRecords({ client: o.redis, channel: o.channel, onError: o.onRedisError });
   const versions = records ?? new LocalVersionSource(o.clock);
   const readThrough = new ReadThrough({
     origin,
@@ -105,7 +114,12 @@ export function createWritePath(o: WritePathOptions): WritePath {
   let policy: WritePolicyHandler;
   if (o.writePolicy === 'write-back' && o.redis !== undefined && records !== undefined) {
     const redis = o.redis;
-    const journal = new WriteBackJournal({ client: redis, consumer: o.senderId, channel: o.channel, onError: o.onRedisError });
+    const journal = new WriteBackJournal({
+      client: redis,
+      consumer: o.senderId,
+      channel: o.channel,
+      onError: o.onRedisError,
+    });
     flusher = new WriteBackFlusher({
       journal,
       origin,

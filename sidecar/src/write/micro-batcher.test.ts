@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { MicroBatcher } from './micro-batcher.js';
 
 /** A batcher whose flushes run only when the test says so, and which records every call. */
-function harness(maxBatch: number, run?: (items: readonly number[]) => Promise<readonly (string | Error)[]>, maxWeight?: number) {
+function harness(
+  maxBatch: number,
+  run?: (items: readonly number[]) => Promise<readonly (string | Error)[]>,
+  maxWeight?: number,
+) {
   const pending: (() => void)[] = [];
   const calls: number[][] = [];
   const batcher = new MicroBatcher<number, string>({
@@ -50,7 +54,9 @@ describe('MicroBatcher', () => {
 
   it('starts a new batch for items submitted after a flush, without waiting for the earlier call', async () => {
     let release: () => void = () => {};
-    const gate = new Promise<void>((r) => { release = r; });
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
     const h = harness(10, async (items) => {
       if (items[0] === 1) await gate;
       return items.map((i) => `r${i}`);
@@ -83,7 +89,11 @@ describe('MicroBatcher', () => {
     const ps = [1, 2, 3].map((i) => h.batcher.submit(i));
     h.turn();
     const settled = await Promise.allSettled(ps);
-    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual(['redis down', 'redis down', 'r3']);
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual([
+      'redis down',
+      'redis down',
+      'r3',
+    ]);
   });
 
   it('fails a batch answered with the wrong number of results', async () => {
@@ -99,7 +109,13 @@ describe('MicroBatcher', () => {
 
   it('defers to setImmediate by default', async () => {
     const calls: number[][] = [];
-    const b = new MicroBatcher<number, number>({ maxBatch: 10, run: async (items) => { calls.push([...items]); return items; } });
+    const b = new MicroBatcher<number, number>({
+      maxBatch: 10,
+      run: async (items) => {
+        calls.push([...items]);
+        return items;
+      },
+    });
     const ps = [b.submit(1), b.submit(2)];
     await Promise.resolve();
     expect(calls).toEqual([]);

@@ -155,7 +155,15 @@ const SETTLE_SCRIPT = luaScript(SETTLE);
 
 interface ScriptedRedis {
   rcNextVersion(counter: string): Promise<string>;
-  rcFill(rk: string, version: string, body: Buffer, contentType: string, ttlMs: number, channel: string, message: string): Promise<number>;
+  rcFill(
+    rk: string,
+    version: string,
+    body: Buffer,
+    contentType: string,
+    ttlMs: number,
+    channel: string,
+    message: string,
+  ): Promise<number>;
   rcTombstone(rk: string, version: string, ttlMs: number, channel: string, message: string): Promise<number>;
 }
 
@@ -250,15 +258,25 @@ export class VersionedRecords implements VersionSource {
    * given) either way. Returns whether the value was stored.
    */
   async fill(key: string, value: CacheValue, ttlSeconds: number, version: number, invalidation = ''): Promise<boolean> {
-    const stored = await this.call('versioned write', () => this.client.rcFill(
-      this.prefix + key, String(version), value.body, value.contentType, ttlSeconds > 0 ? ttlSeconds * 1000 : 0, this.channel, invalidation));
+    const stored = await this.call('versioned write', () =>
+      this.client.rcFill(
+        this.prefix + key,
+        String(version),
+        value.body,
+        value.contentType,
+        ttlSeconds > 0 ? ttlSeconds * 1000 : 0,
+        this.channel,
+        invalidation,
+      ),
+    );
     return stored === 1;
   }
 
   /** Replaces the record by a tombstone at `version` unless Redis holds a newer one; publishes either way. */
   async tombstone(key: string, version: number, invalidation = ''): Promise<boolean> {
-    const stored = await this.call('versioned delete', () => this.client.rcTombstone(
-      this.prefix + key, String(version), this.tombstoneTtlMs, this.channel, invalidation));
+    const stored = await this.call('versioned delete', () =>
+      this.client.rcTombstone(this.prefix + key, String(version), this.tombstoneTtlMs, this.channel, invalidation),
+    );
     return stored === 1;
   }
 
@@ -276,7 +294,9 @@ export class VersionedRecords implements VersionSource {
     const second = needValue.length > 0 ? await this.settleRound(needValue, true) : [];
     return {
       settled: first.filter((r) => r === 1).length,
-      repaired: [...items.filter((_, i) => first[i] === 2), ...needValue.filter((_, i) => second[i] === 2)].map((it) => it.key),
+      repaired: [...items.filter((_, i) => first[i] === 2), ...needValue.filter((_, i) => second[i] === 2)].map(
+        (it) => it.key,
+      ),
     };
   }
 
@@ -288,15 +308,18 @@ export class VersionedRecords implements VersionSource {
       args.push(String(it.version), it.ttlMs, it.value === undefined ? 't' : 'v');
       if (withValues && it.value !== undefined) args.push(it.value.body, it.value.contentType);
     }
-    const replies = await this.call('settle records', () => runScript(this.client, SETTLE_SCRIPT, keys, args)) as number[];
+    const replies = (await this.call('settle records', () =>
+      runScript(this.client, SETTLE_SCRIPT, keys, args),
+    )) as number[];
     return replies.map(Number);
   }
 
   /** Reads a record with its version (tests and diagnostics). */
   async read(key: string): Promise<StoredRecord | null> {
     const rk = this.prefix + key;
-    const replies = await this.call('read record', () => this.client.multi()
-      .hmgetBuffer(rk, 'v', 'ct', FIELD_VERSION).pttl(rk).exec());
+    const replies = await this.call('read record', () =>
+      this.client.multi().hmgetBuffer(rk, 'v', 'ct', FIELD_VERSION).pttl(rk).exec(),
+    );
     const fields = replies?.[0]?.[1] as (Buffer | null)[] | undefined;
     const pttl = Number(replies?.[1]?.[1]);
     if (fields === undefined || fields.every((f) => f === null)) return null;

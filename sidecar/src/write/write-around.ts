@@ -15,8 +15,12 @@ export class WriteAroundPolicy implements WritePolicyHandler {
 
   // ttlSeconds is unused: the value is cached by the next read, with the default TTL.
   put(key: string, value: CacheValue, _ttlSeconds: number): Promise<void> {
-    return writeDirect(this.options, key, (version) => this.options.origin.put(key, value.body, value.contentType, version),
-      (records, version, invalidation) => records.tombstone(key, version, invalidation));
+    return writeDirect(
+      this.options,
+      key,
+      (version) => this.options.origin.put(key, value.body, value.contentType, version),
+      (records, version, invalidation) => records.tombstone(key, version, invalidation),
+    );
   }
 
   delete(key: string): Promise<void> {

@@ -211,7 +211,8 @@ export class WriteBackFlusher {
    * journal empty.
    */
   async flushOnce(): Promise<boolean> {
-    if (this.loop !== undefined || this.cycling) throw new Error('flushOnce() cannot run while the flusher loop is running');
+    if (this.loop !== undefined || this.cycling)
+      throw new Error('flushOnce() cannot run while the flusher loop is running');
     return this.cycle(false);
   }
 
@@ -342,7 +343,10 @@ export class WriteBackFlusher {
       const claimed = await this.journal.claimStale(this.claimIdleMs, this.batchSize);
       if (this.journal.claimScanComplete) this.nextClaimAt = this.clock() + this.claimCheckMs;
       if (claimed.entries.length > 0 || claimed.unreadable.length > 0) {
-        this.log.info({ stream: this.journal.streamKey, entries: claimed.entries.length }, 'Claimed write-back entries left pending by another sidecar');
+        this.log.info(
+          { stream: this.journal.streamKey, entries: claimed.entries.length },
+          'Claimed write-back entries left pending by another sidecar',
+        );
         return { ...claimed, more: true };
       }
     }
@@ -378,14 +382,20 @@ export class WriteBackFlusher {
       if (!(await this.applyOneByOne(writes, entries))) return false;
     }
     if (this.outageSince !== undefined) {
-      this.log.info({ origin: this.origin.description, outageSeconds: (this.clock() - this.outageSince) / 1000 },
-        'Wrote write-back batches to the origin again');
+      this.log.info(
+        { origin: this.origin.description, outageSeconds: (this.clock() - this.outageSince) / 1000 },
+        'Wrote write-back batches to the origin again',
+      );
       this.outageSince = undefined;
     }
     try {
-      const { repaired } = await this.records.settle(writes.map((w) => (w.op === 'put'
-        ? { key: w.key, version: w.version, ttlMs: w.ttlMs, value: { body: w.body, contentType: w.contentType } }
-        : { key: w.key, version: w.version, ttlMs: w.ttlMs })));
+      const { repaired } = await this.records.settle(
+        writes.map((w) =>
+          w.op === 'put'
+            ? { key: w.key, version: w.version, ttlMs: w.ttlMs, value: { body: w.body, contentType: w.contentType } }
+            : { key: w.key, version: w.version, ttlMs: w.ttlMs },
+        ),
+      );
       if (repaired.length > 0) await this.announce(repaired);
     } catch (err) {
       // The records keep no TTL until overwritten; correct, only less frugal.
@@ -418,15 +428,25 @@ export class WriteBackFlusher {
     const byId = new Map(entries.map((e) => [e.id, e]));
     try {
       for (const { write, reason } of refused) {
-        await this.journal.deadLetter(write.ids.map((id) => ({ id, ...(byId.get(id) ? { entry: byId.get(id)! } : {}) })), reason);
+        await this.journal.deadLetter(
+          write.ids.map((id) => ({ id, ...(byId.get(id) ? { entry: byId.get(id)! } : {}) })),
+          reason,
+        );
       }
     } catch (err) {
       this.redisFailed(err, 'dead-letter write-back entries');
       return false;
     }
     this.events.failure('rejected');
-    this.log.error({ origin: this.origin.description, writes: refused.length, deadLetters: this.journal.deadLetterKey, reason: refused[0]?.reason },
-      'The origin refused write-back writes; moved them to the dead-letter stream');
+    this.log.error(
+      {
+        origin: this.origin.description,
+        writes: refused.length,
+        deadLetters: this.journal.deadLetterKey,
+        reason: refused[0]?.reason,
+      },
+      'The origin refused write-back writes; moved them to the dead-letter stream',
+    );
     return true;
   }
 
@@ -434,15 +454,20 @@ export class WriteBackFlusher {
     this.events.failure('origin');
     if (this.outageSince === undefined) {
       this.outageSince = this.clock();
-      this.log.warn({ origin: this.origin.description, error: err instanceof Error ? err.message : String(err) },
-        'Could not write a write-back batch to the origin; retrying with back-off');
+      this.log.warn(
+        { origin: this.origin.description, error: err instanceof Error ? err.message : String(err) },
+        'Could not write a write-back batch to the origin; retrying with back-off',
+      );
     }
     return false;
   }
 
   private redisFailed(err: unknown, what: string): void {
     this.events.failure('redis');
-    this.log.warn({ stream: this.journal.streamKey, error: err instanceof Error ? err.message : String(err) }, `Could not ${what}`);
+    this.log.warn(
+      { stream: this.journal.streamKey, error: err instanceof Error ? err.message : String(err) },
+      `Could not ${what}`,
+    );
   }
 
   private async ackLeftovers(): Promise<boolean> {
@@ -458,9 +483,15 @@ export class WriteBackFlusher {
 
   private async discardUnreadable(ids: string[]): Promise<void> {
     try {
-      await this.journal.deadLetter(ids.map((id) => ({ id })), 'not a journal entry');
+      await this.journal.deadLetter(
+        ids.map((id) => ({ id })),
+        'not a journal entry',
+      );
       this.events.failure('rejected');
-      this.log.error({ stream: this.journal.streamKey, entries: ids.length }, 'Moved unreadable write-back entries to the dead-letter stream');
+      this.log.error(
+        { stream: this.journal.streamKey, entries: ids.length },
+        'Moved unreadable write-back entries to the dead-letter stream',
+      );
     } catch (err) {
       this.redisFailed(err, 'dead-letter write-back entries');
     }

@@ -214,8 +214,7 @@ export interface AppendOutcome {
 
 /** One write to journal. */
 export type JournalWrite =
-  | { key: string; op: 'put'; body: Buffer; contentType: string; ttlSeconds: number }
-  | { key: string; op: 'delete' };
+  { key: string; op: 'put'; body: Buffer; contentType: string; ttlSeconds: number } | { key: string; op: 'delete' };
 
 const APPEND_SCRIPT = luaScript(APPEND);
 
@@ -249,7 +248,10 @@ const DELETE_LAYOUT = ['k', 'op', 'ver', 'ttl'];
 /** The fields as a map, reading names only when they are not laid out as APPEND writes them. */
 function entryFields(fields: Buffer[]): Map<string, Buffer> {
   const layout = fields.length === 12 ? PUT_LAYOUT : fields.length === 8 ? DELETE_LAYOUT : undefined;
-  if (layout !== undefined && layout.every((name, i) => (fields[2 * i] as Buffer).equals(FIELD_NAMES[name] as Buffer))) {
+  if (
+    layout !== undefined &&
+    layout.every((name, i) => (fields[2 * i] as Buffer).equals(FIELD_NAMES[name] as Buffer))
+  ) {
     return new Map(layout.map((name, i) => [name, fields[2 * i + 1] as Buffer]));
   }
   return fieldsToMap(fields);
@@ -264,7 +266,13 @@ export function parseJournalEntry(id: string, fields: Buffer[] | null): JournalE
   const op = m.get('op')?.toString();
   const version = Number(m.get('ver')?.toString());
   const ttlMs = Number(m.get('ttl')?.toString() ?? '0');
-  if (key === undefined || key.length === 0 || !Number.isSafeInteger(version) || version <= 0 || !Number.isSafeInteger(ttlMs)) {
+  if (
+    key === undefined ||
+    key.length === 0 ||
+    !Number.isSafeInteger(version) ||
+    version <= 0 ||
+    !Number.isSafeInteger(ttlMs)
+  ) {
     return undefined;
   }
   if (op === 'delete') return { id, key, op, version, ttlMs };
@@ -355,26 +363,42 @@ export class WriteBackJournal {
    * other writers the delivery took. Throws a SidecarError when Redis fails (then none of them is known to
    * be journaled).
    */
-  async appendMany(writes: readonly JournalWrite[], maxPending: number, invalidation = '', deliver = false): Promise<AppendOutcome> {
+  async appendMany(
+    writes: readonly JournalWrite[],
+    maxPending: number,
+    invalidation = '',
+    deliver = false,
+  ): Promise<AppendOutcome> {
     const keys: string[] = [this.streamKey, this.versionKey];
-    const args: (string | Buffer | number)[] = [maxPending, this.channel, invalidation, this.group, deliver ? this.consumer : ''];
+    const args: (string | Buffer | number)[] = [
+      maxPending,
+      this.channel,
+      invalidation,
+      this.group,
+      deliver ? this.consumer : '',
+    ];
     for (const w of writes) {
       keys.push(this.prefix + w.key);
       if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, putTtlMs(w));
       else args.push('delete', w.key, '', '', this.tombstoneTtlMs);
     }
-    const reply = (await this.call('write-back append', () => runScript(this.client, APPEND_SCRIPT, keys, args)) as string).split(' ');
+    const reply = (
+      (await this.call('write-back append', () => runScript(this.client, APPEND_SCRIPT, keys, args))) as string
+    ).split(' ');
     const results = writes.map((w, i): AppendedWrite | WriteBackBacklogFullError => {
       const id = reply[3 * i] ?? '';
       const second = reply[3 * i + 1] ?? '';
       if (id === '') {
-        return new WriteBackBacklogFullError(`write-back backlog is full: the write-back journal holds ${second} entries (maxPending ${maxPending})`);
+        return new WriteBackBacklogFullError(
+          `write-back backlog is full: the write-back journal holds ${second} entries (maxPending ${maxPending})`,
+        );
       }
       const version = Number(second);
       if (reply[3 * i + 2] !== '1') return { id, version };
-      const entry: JournalEntry = w.op === 'put'
-        ? { id, key: w.key, op: 'put', version, body: w.body, contentType: w.contentType, ttlMs: putTtlMs(w) }
-        : { id, key: w.key, op: 'delete', version, ttlMs: this.tombstoneTtlMs };
+      const entry: JournalEntry =
+        w.op === 'put'
+          ? { id, key: w.key, op: 'put', version, body: w.body, contentType: w.contentType, ttlMs: putTtlMs(w) }
+          : { id, key: w.key, op: 'delete', version, ttlMs: this.tombstoneTtlMs };
       return { id, version, entry };
     });
     return { results, others: reply.slice(3 * writes.length) };
@@ -386,15 +410,17 @@ export class WriteBackJournal {
    */
   async readDelivered(ids: readonly string[]): Promise<JournalRead> {
     if (ids.length === 0) return { entries: [], unreadable: [] };
-    const reply = await this.withGroup('read delivered write-back entries', () => this.client.callBuffer(
-      'XCLAIM', this.streamKey, this.group, this.consumer, '0', ...ids));
+    const reply = await this.withGroup('read delivered write-back entries', () =>
+      this.client.callBuffer('XCLAIM', this.streamKey, this.group, this.consumer, '0', ...ids),
+    );
     return parseStreamEntries(reply);
   }
 
   /** Reads up to `count` entries no consumer has been given yet. */
   async readNew(count: number): Promise<JournalRead> {
-    const reply = await this.withGroup('read the write-back journal', () => this.client.xreadgroupBuffer(
-      'GROUP', this.group, this.consumer, 'COUNT', count, 'STREAMS', this.streamKey, '>'));
+    const reply = await this.withGroup('read the write-back journal', () =>
+      this.client.xreadgroupBuffer('GROUP', this.group, this.consumer, 'COUNT', count, 'STREAMS', this.streamKey, '>'),
+    );
     const streams = reply;
     return parseStreamEntries(streams?.[0]?.[1] ?? null);
   }
@@ -404,8 +430,18 @@ export class WriteBackJournal {
    * (a sidecar that died, or one that could not touch them). Successive calls walk the pending list.
    */
   async claimStale(minIdleMs: number, count: number): Promise<JournalRead> {
-    const reply = await this.withGroup('claim write-back entries', () => this.client.callBuffer(
-      'XAUTOCLAIM', this.streamKey, this.group, this.consumer, String(minIdleMs), this.claimCursor, 'COUNT', String(count)));
+    const reply = await this.withGroup('claim write-back entries', () =>
+      this.client.callBuffer(
+        'XAUTOCLAIM',
+        this.streamKey,
+        this.group,
+        this.consumer,
+        String(minIdleMs),
+        this.claimCursor,
+        'COUNT',
+        String(count),
+      ),
+    );
     const [next, items, deleted] = reply as [Buffer, [Buffer, Buffer[] | null][], Buffer[] | undefined];
     this.claimCursor = next.toString();
     const read = parseStreamEntries(items);
@@ -421,13 +457,16 @@ export class WriteBackJournal {
   async touch(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.withGroup('touch write-back entries', () =>
-      this.client.xclaim(this.streamKey, this.group, this.consumer, 0, ...ids, 'JUSTID'));
+      this.client.xclaim(this.streamKey, this.group, this.consumer, 0, ...ids, 'JUSTID'),
+    );
   }
 
   /** Acknowledges and deletes entries (after the database committed them). */
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.call('acknowledge write-back entries', () => runScript(this.client, ACK_SCRIPT, [this.streamKey], [this.group, ...ids]));
+    await this.call('acknowledge write-back entries', () =>
+      runScript(this.client, ACK_SCRIPT, [this.streamKey], [this.group, ...ids]),
+    );
   }
 
   /** Copies entries to the dead-letter stream (bounded), then acknowledges and deletes them. */
@@ -438,7 +477,8 @@ export class WriteBackJournal {
       const fields: (string | Buffer)[] = ['id', id, 'reason', reason];
       if (entry) {
         fields.push('k', entry.key, 'op', entry.op, 'ver', String(entry.version));
-        if (entry.op === 'put' && entry.body && entry.contentType !== undefined) fields.push('v', entry.body, 'ct', entry.contentType);
+        if (entry.op === 'put' && entry.body && entry.contentType !== undefined)
+          fields.push('v', entry.body, 'ct', entry.contentType);
       }
       pipeline.xadd(this.deadLetterKey, 'MAXLEN', '~', DEAD_LETTER_MAX, '*', ...fields);
     }
@@ -448,11 +488,9 @@ export class WriteBackJournal {
 
   /** The backlog and the age of its oldest entry, by Redis's clock. */
   async stats(): Promise<JournalStats> {
-    const replies = await this.call('write-back stats', () => this.client.multi()
-      .xlen(this.streamKey)
-      .xrange(this.streamKey, '-', '+', 'COUNT', 1)
-      .time()
-      .exec());
+    const replies = await this.call('write-back stats', () =>
+      this.client.multi().xlen(this.streamKey).xrange(this.streamKey, '-', '+', 'COUNT', 1).time().exec(),
+    );
     const pending = Number(replies?.[0]?.[1] ?? 0);
     const first = (replies?.[1]?.[1] as [string, string[]][] | undefined)?.[0];
     const time = replies?.[2]?.[1] as [string, string] | undefined;
@@ -462,14 +500,18 @@ export class WriteBackJournal {
 
   /** Removes consumers (other than this one) that hold nothing and have been idle for `idleMs`. */
   async removeIdleConsumers(idleMs: number): Promise<number> {
-    const raw = await this.withGroup('list write-back consumers', () => this.client.xinfo('CONSUMERS', this.streamKey, this.group));
+    const raw = await this.withGroup('list write-back consumers', () =>
+      this.client.xinfo('CONSUMERS', this.streamKey, this.group),
+    );
     let removed = 0;
     for (const flat of raw as unknown[][]) {
       const info = new Map<string, unknown>();
       for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]);
       const name = String(info.get('name'));
       if (name === this.consumer || Number(info.get('pending')) > 0 || Number(info.get('idle')) < idleMs) continue;
-      await this.call('remove an idle consumer', () => this.client.xgroup('DELCONSUMER', this.streamKey, this.group, name));
+      await this.call('remove an idle consumer', () =>
+        this.client.xgroup('DELCONSUMER', this.streamKey, this.group, name),
+      );
       removed++;
     }
     return removed;

@@ -55,7 +55,12 @@ export class WriteBackPolicy implements WritePolicyHandler {
       weight: (w) => (w.op === 'put' ? w.body.length : 0) + w.key.length,
       run: async (writes) => {
         const o = this.options;
-        const { results, others } = await o.journal.appendMany(writes, o.maxPending, o.publisher.keys(writes.map((w) => w.key)), o.flusher.hasRoom());
+        const { results, others } = await o.journal.appendMany(
+          writes,
+          o.maxPending,
+          o.publisher.keys(writes.map((w) => w.key)),
+          o.flusher.hasRoom(),
+        );
         o.onPublished?.();
         const delivered: JournalEntry[] = [];
         for (const r of results) if (!(r instanceof Error) && r.entry !== undefined) delivered.push(r.entry);

@@ -74,6 +74,10 @@ export async function writeDirect(
 
 /** Deletes the key in the origin (a tombstone at a new version), then leaves a Redis tombstone. */
 export function deleteDirect(options: DirectPolicyOptions, key: string): Promise<void> {
-  return writeDirect(options, key, (version) => options.origin.delete(key, version),
-    (records, version, invalidation) => records.tombstone(key, version, invalidation));
+  return writeDirect(
+    options,
+    key,
+    (version) => options.origin.delete(key, version),
+    (records, version, invalidation) => records.tombstone(key, version, invalidation),
+  );
 }

@@ -19,8 +19,12 @@ export class WriteThroughPolicy implements WritePolicyHandler {
   constructor(private readonly options: DirectPolicyOptions) {}
 
   put(key: string, value: CacheValue, ttlSeconds: number): Promise<void> {
-    return writeDirect(this.options, key, (version) => this.options.origin.put(key, value.body, value.contentType, version),
-      (records, version, invalidation) => records.fill(key, value, ttlSeconds, version, invalidation));
+    return writeDirect(
+      this.options,
+      key,
+      (version) => this.options.origin.put(key, value.body, value.contentType, version),
+      (records, version, invalidation) => records.fill(key, value, ttlSeconds, version, invalidation),
+    );
   }
 
   delete(key: string): Promise<void> {

@@ -28,7 +28,12 @@ describe('cacheClusterCrd', () => {
     expect(CRD_NAME).toBe('cacheclusters.cache.ripplecache.io');
     expect(crd.spec.group).toBe(GROUP);
     expect(crd.spec.scope).toBe('Namespaced');
-    expect(crd.spec.names).toMatchObject({ kind: KIND, plural: PLURAL, shortNames: [...SHORT_NAMES], categories: [...CATEGORIES] });
+    expect(crd.spec.names).toMatchObject({
+      kind: KIND,
+      plural: PLURAL,
+      shortNames: [...SHORT_NAMES],
+      categories: [...CATEGORIES],
+    });
     expect(crd.spec.names.shortNames).toEqual(['cc']);
     expect(version).toMatchObject({ name: VERSION, served: true, storage: true, subresources: { status: {} } });
   });
@@ -68,7 +73,8 @@ describe('cacheClusterSchema', () => {
       if (s.type === 'string' && s.enum === undefined && s.maxLength === undefined) unbounded.push(path);
       if (s['x-kubernetes-int-or-string'] && s.maxLength === undefined) unbounded.push(path);
       if (s.type === 'array' && s.maxItems === undefined) unbounded.push(path);
-      if (s.type === 'object' && typeof s.additionalProperties === 'object' && s.maxProperties === undefined) unbounded.push(path);
+      if (s.type === 'object' && typeof s.additionalProperties === 'object' && s.maxProperties === undefined)
+        unbounded.push(path);
     });
     expect(unbounded).toEqual([]);
   });
@@ -99,7 +105,9 @@ describe('cacheClusterSchema', () => {
     expect(specRules).toContainEqual(RULES.maxMemoryPercentNeedsLimit);
     expect(specRules).toContainEqual(RULES.maxMemoryWithinLimit);
     expect(specRules).toContainEqual(RULES.shardsOnlyWithCluster);
-    expect(RULES.maxMemoryWithinLimit.rule).toContain("quantity(string(self.eviction.maxMemory)).isGreaterThan(quantity(string(self.resources.limits['memory'])))");
+    expect(RULES.maxMemoryWithinLimit.rule).toContain(
+      "quantity(string(self.eviction.maxMemory)).isGreaterThan(quantity(string(self.resources.limits['memory'])))",
+    );
     expect(RULES.maxMemoryWithinLimit.rule).toContain('isQuantity(');
     expect(at('spec.flush.schedule')['x-kubernetes-validations']).toEqual([RULES.cronSchedule]);
   });
@@ -122,18 +130,31 @@ describe('CRON_PATTERN', () => {
     '0 0 ? * *',
   ])('accepts %j', (s) => expect(cron.test(s)).toBe(true));
 
-  it.each(['every day', '61 * * * *', '* * * *', '* * * * * *', '0 24 * * *', '0 0 32 * *', '0 0 * 13 *', '0 0 * * 8', 'TZ=UTC 0 2 * * *', '@every 1h', '*/0 * * * *', ''])(
-    'rejects %j',
-    (s) => expect(cron.test(s)).toBe(false),
-  );
+  it.each([
+    'every day',
+    '61 * * * *',
+    '* * * *',
+    '* * * * * *',
+    '0 24 * * *',
+    '0 0 32 * *',
+    '0 0 * 13 *',
+    '0 0 * * 8',
+    'TZ=UTC 0 2 * * *',
+    '@every 1h',
+    '*/0 * * * *',
+    '',
+  ])('rejects %j', (s) => expect(cron.test(s)).toBe(false));
 });
 
 describe('TIME_ZONE_PATTERN', () => {
   const tz = new RegExp(TIME_ZONE_PATTERN);
-  it.each(['Europe/Berlin', 'UTC', 'America/Argentina/Buenos_Aires', 'Etc/GMT+5', 'America/Port-au-Prince', 'EST5EDT'])('accepts %j', (z) =>
-    expect(tz.test(z)).toBe(true),
+  it.each(['Europe/Berlin', 'UTC', 'America/Argentina/Buenos_Aires', 'Etc/GMT+5', 'America/Port-au-Prince', 'EST5EDT'])(
+    'accepts %j',
+    (z) => expect(tz.test(z)).toBe(true),
   );
-  it.each(['Europe Berlin', '../etc/passwd', '+01:00', '/Europe', 'Europe/', ''])('rejects %j', (z) => expect(tz.test(z)).toBe(false));
+  it.each(['Europe Berlin', '../etc/passwd', '+01:00', '/Europe', 'Europe/', ''])('rejects %j', (z) =>
+    expect(tz.test(z)).toBe(false),
+  );
 });
 
 /** Every optional field made required, so that the fixture below must set every field of the spec. */

@@ -78,7 +78,14 @@ export interface CustomResourceDefinition {
   metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec: {
     group: string;
-    names: { kind: string; listKind: string; plural: string; singular: string; shortNames: string[]; categories: string[] };
+    names: {
+      kind: string;
+      listKind: string;
+      plural: string;
+      singular: string;
+      shortNames: string[];
+      categories: string[];
+    };
     scope: 'Namespaced';
     versions: Array<{
       name: string;
@@ -178,7 +185,8 @@ export const RULES = {
   },
   maxMemoryPercentNeedsLimit: {
     rule: `!has(self.eviction) || !has(self.eviction.maxMemoryPercent) || (${HAS_MEMORY_LIMIT})`,
-    message: 'eviction.maxMemoryPercent is a percentage of resources.limits.memory: set that limit, or use eviction.maxMemory',
+    message:
+      'eviction.maxMemoryPercent is a percentage of resources.limits.memory: set that limit, or use eviction.maxMemory',
     fieldPath: '.eviction.maxMemoryPercent',
     reason: 'FieldValueForbidden',
   },
@@ -224,7 +232,7 @@ export const RULES = {
   },
   l1MaxBytesRange: {
     rule:
-      "!has(self.maxBytes) || !isQuantity(string(self.maxBytes)) || " +
+      '!has(self.maxBytes) || !isQuantity(string(self.maxBytes)) || ' +
       "(quantity(string(self.maxBytes)).compareTo(quantity('1')) >= 0 && quantity(string(self.maxBytes)).compareTo(quantity('256Ti')) <= 0)",
     message: 'sidecar.l1.maxBytes must be between 1 byte and 256Ti',
     fieldPath: '.maxBytes',
@@ -278,13 +286,21 @@ function secretKeyRef(description: string): JSONSchemaProps {
   return obj(
     description,
     {
-      name: str('Name of a Secret in the CacheCluster\'s namespace.', { minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }),
-      key: str('Key within the Secret\'s data.', { minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN }),
+      name: str("Name of a Secret in the CacheCluster's namespace.", {
+        minLength: 1,
+        maxLength: 253,
+        pattern: DNS_SUBDOMAIN_PATTERN,
+      }),
+      key: str("Key within the Secret's data.", { minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN }),
     },
     { required: ['name', 'key'] },
   );
 }
-function enumOf(description: string, values: readonly string[], extra: Omit<JSONSchemaProps, 'type' | 'description' | 'enum'> = {}): JSONSchemaProps {
+function enumOf(
+  description: string,
+  values: readonly string[],
+  extra: Omit<JSONSchemaProps, 'type' | 'description' | 'enum'> = {},
+): JSONSchemaProps {
   return { type: 'string', description, enum: [...values], ...extra };
 }
 
@@ -342,7 +358,7 @@ const authSchema = obj(
     'reachable by every pod that can reach the Service.',
   {
     secretRef: secretKeyRef(
-      'The Secret key holding the password. Pods read it through environment variables; changing the Secret\'s name ' +
+      "The Secret key holding the password. Pods read it through environment variables; changing the Secret's name " +
         'or key restarts the pods.',
     ),
   },
@@ -359,7 +375,7 @@ const persistenceSchema = obj(
       PERSISTENCE_MODES,
     ),
     size: resourceQuantity(`Volume size per pod, with mode rdb or aof. Default ${String(D.persistence.size)}.`),
-    storageClassName: str('StorageClass of the volumes, with mode rdb or aof. Default: the cluster\'s default class.', {
+    storageClassName: str("StorageClass of the volumes, with mode rdb or aof. Default: the cluster's default class.", {
       minLength: 1,
       maxLength: 253,
       pattern: DNS_SUBDOMAIN_PATTERN,
@@ -406,19 +422,28 @@ const sidecarSchema = obj(
   'Defaults for the sidecars injected into pods annotated cache.ripplecache.io/inject: <this name>. Changing them ' +
     'never restarts Redis; the sidecar reads them from the ConfigMap <name>-config (key sidecar.yaml).',
   {
-    l1: obj('The in-process (L1) cache of each sidecar.', {
-      policy: enumOf(
-        `Which entry L1 drops when full: lru, lfu, fifo, or ttl (nearest expiry first). Default ${D.sidecar.l1.policy}.`,
-        L1_POLICIES,
-      ),
-      maxEntries: int(`Most entries held in L1. Default ${D.sidecar.l1.maxEntries}.`, { minimum: 1, maximum: 100_000_000 }),
-      maxBytes: bytesQuantity(`Most bytes of values held in L1, as a quantity. Default ${String(D.sidecar.l1.maxBytes)}.`),
-      maxTTLSeconds: int(
-        'Longest an entry stays in L1 (it is also capped at its remaining TTL in Redis); 0 disables L1. ' +
-          `Default ${D.sidecar.l1.maxTTLSeconds}.`,
-        { minimum: 0, maximum: 86_400 },
-      ),
-    }, { 'x-kubernetes-validations': [RULES.l1MaxBytesRange] }),
+    l1: obj(
+      'The in-process (L1) cache of each sidecar.',
+      {
+        policy: enumOf(
+          `Which entry L1 drops when full: lru, lfu, fifo, or ttl (nearest expiry first). Default ${D.sidecar.l1.policy}.`,
+          L1_POLICIES,
+        ),
+        maxEntries: int(`Most entries held in L1. Default ${D.sidecar.l1.maxEntries}.`, {
+          minimum: 1,
+          maximum: 100_000_000,
+        }),
+        maxBytes: bytesQuantity(
+          `Most bytes of values held in L1, as a quantity. Default ${String(D.sidecar.l1.maxBytes)}.`,
+        ),
+        maxTTLSeconds: int(
+          'Longest an entry stays in L1 (it is also capped at its remaining TTL in Redis); 0 disables L1. ' +
+            `Default ${D.sidecar.l1.maxTTLSeconds}.`,
+          { minimum: 0, maximum: 86_400 },
+        ),
+      },
+      { 'x-kubernetes-validations': [RULES.l1MaxBytesRange] },
+    ),
     writePolicy: enumOf(
       'write-through: a PUT is acknowledged once in Redis and the origin; write-back: once in Redis and a durable ' +
         'journal, the origin is written in batches; write-around: the origin only, the cache entry is invalidated. ' +
@@ -426,14 +451,20 @@ const sidecarSchema = obj(
       WRITE_POLICIES,
     ),
     writeBack: obj('Batching of writes to the origin with writePolicy write-back.', {
-      flushIntervalMs: int(`Most time a write waits before it is sent to the origin. Default ${D.sidecar.writeBack.flushIntervalMs}.`, {
-        minimum: 10,
-        maximum: 3_600_000,
-      }),
-      flushBatchSize: int(`Most writes sent to the origin in one batch. Default ${D.sidecar.writeBack.flushBatchSize}.`, {
-        minimum: 1,
-        maximum: 100_000,
-      }),
+      flushIntervalMs: int(
+        `Most time a write waits before it is sent to the origin. Default ${D.sidecar.writeBack.flushIntervalMs}.`,
+        {
+          minimum: 10,
+          maximum: 3_600_000,
+        },
+      ),
+      flushBatchSize: int(
+        `Most writes sent to the origin in one batch. Default ${D.sidecar.writeBack.flushBatchSize}.`,
+        {
+          minimum: 1,
+          maximum: 100_000,
+        },
+      ),
       maxPending: int(
         'Most writes waiting for the origin; further PUTs are rejected (503) until the journal drains. ' +
           `Default ${D.sidecar.writeBack.maxPending}.`,
@@ -459,7 +490,11 @@ const sidecarSchema = obj(
         http: obj(
           'An HTTP service answering GET/PUT/DELETE <url>/<key>.',
           {
-            url: str('Base URL, http:// or https://.', { minLength: 8, maxLength: 2048, pattern: '^https?://[^\\s]+$' }),
+            url: str('Base URL, http:// or https://.', {
+              minLength: 8,
+              maxLength: 2048,
+              pattern: '^https?://[^\\s]+$',
+            }),
           },
           { required: ['url'] },
         ),
@@ -523,19 +558,24 @@ const conditionSchema = obj(
   {
     type: str('Ready, Progressing, Degraded, ConfigApplied or Unsupported.', {
       maxLength: 316,
-      pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+      pattern:
+        '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
     }),
     status: enumOf('True, False or Unknown.', ['True', 'False', 'Unknown']),
     observedGeneration: int64('The metadata.generation the condition was computed from.', { minimum: 0 }),
     lastTransitionTime: str('When the status last changed.', { format: 'date-time' }),
-    reason: str('Why, in CamelCase.', { minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+    reason: str('Why, in CamelCase.', {
+      minLength: 1,
+      maxLength: 1024,
+      pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+    }),
     message: str('Details for humans.', { maxLength: 32768 }),
   },
   { required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'] },
 );
 
 const podAppliedSchema = obj(
-  'What one pod reported after the operator\'s last CONFIG SET / CONFIG GET.',
+  "What one pod reported after the operator's last CONFIG SET / CONFIG GET.",
   {
     pod: str('Pod name.'),
     maxmemory: int64('maxmemory in bytes, as CONFIG GET reported it (0 when the pod could not be read).'),
@@ -605,8 +645,19 @@ export const printerColumns: PrinterColumn[] = [
   { name: 'Topology', type: 'string', jsonPath: '.spec.topology', description: 'standalone, replication or cluster' },
   { name: 'Policy', type: 'string', jsonPath: '.spec.eviction.policy', description: 'maxmemory-policy' },
   { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Redis pods ready' },
-  { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, Provisioning, Ready, Degraded or Failed' },
-  { name: 'MaxMemory', type: 'integer', jsonPath: '.status.appliedConfig.maxmemory', description: 'Applied maxmemory in bytes', priority: 1 },
+  {
+    name: 'Phase',
+    type: 'string',
+    jsonPath: '.status.phase',
+    description: 'Pending, Provisioning, Ready, Degraded or Failed',
+  },
+  {
+    name: 'MaxMemory',
+    type: 'integer',
+    jsonPath: '.status.appliedConfig.maxmemory',
+    description: 'Applied maxmemory in bytes',
+    priority: 1,
+  },
   { name: 'Primary', type: 'string', jsonPath: '.status.primary', description: 'The primary pod', priority: 1 },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];
