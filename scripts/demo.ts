@@ -18,6 +18,14 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 
 const NS = 'default';
+/** The operator's events only (see the events step). */
+const EVENTS_ARGS = [
+  'get',
+  'events',
+  '--field-selector',
+  'involvedObject.kind=CacheCluster',
+  '--sort-by=.metadata.creationTimestamp',
+];
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 function step(title: string): void {
   console.log(`\n${bold(`==> ${title}`)}`);
@@ -212,21 +220,32 @@ async function main(): Promise<void> {
       `  app-a's write invalidated app-b's L1 copy over pub/sub: app-b read the new value from ${after.tier}`,
     );
 
+    step('What the operator recorded: the events of the CacheClusters');
+    // Only the product's own events: a bare control plane has no kubelet, so Kubernetes' endpoint controllers
+    // keep warning about the stand-in pods (loopback IPs, no node), which says nothing about ripplecache.
+    await show(cp, EVENTS_ARGS);
+
     step('An invalid CacheCluster is rejected by the API server');
+    // Only a CEL rule is broken here: with a schema error too (say an unknown policy) the API server adds a
+    // "<nil>: some validation rules were not checked" line, which is noise for a first look.
     const bad = await cp.kubectl(
       ['apply', '-f', '-'],
       `apiVersion: cache.ripplecache.io/v1alpha1
 kind: CacheCluster
 metadata: { name: broken, namespace: ${NS} }
-spec: { eviction: { policy: allkeys-fifo, maxMemory: 64Mi, maxMemoryPercent: 50 } }
+spec:
+  eviction: { policy: allkeys-lru, maxMemory: 64Mi, maxMemoryPercent: 50 }
+  resources: { limits: { memory: 512Mi } }
 `,
     );
+    console.log('$ kubectl apply -f -   # a CacheCluster whose eviction sets both maxMemory and maxMemoryPercent');
     console.log(bad.stderr.trimEnd());
 
     if (process.env.DEMO_KEEP === '1') {
       step('Everything keeps running; press Ctrl-C to stop');
       console.log(`  export KUBECONFIG=${cp.kubeconfigPath}`);
       console.log(`  ${cp.binDir}/kubectl get cc -o wide`);
+      console.log(`  ${cp.binDir}/kubectl ${EVENTS_ARGS.join(' ')}`);
       await new Promise(() => undefined);
     }
     step('Done: stopping everything');

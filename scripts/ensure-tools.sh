@@ -80,7 +80,7 @@ else
 fi
 
 # --- Kubernetes control plane -------------------------------------------------------------------------------
-log "control-plane binaries (tools/kube/build.sh; a cold build takes 5-10 minutes on two cores)"
+log "control-plane binaries (tools/kube/build.sh; the first build takes about 20 minutes on two cores, with a progress line at least every 30 s; later runs reuse the cache)"
 bin=$(tools/kube/build.sh | tail -n 1)
 log "control-plane binaries are in $bin"
 log "done"

@@ -45,4 +45,40 @@ describe('loadOperatorConfig', () => {
       expect(help).toContain(envName(f.name));
     }
   });
+
+  it('says "unknown flag" for an unknown flag in every position and form', () => {
+    for (const argv of [
+      ['--bogus-flag'],
+      ['--bogus-flag', 'x'],
+      ['--bogus-flag=x'],
+      ['--workers', '2', '--bogus-flag'],
+      ['--leader-elect', '--bogus-flag'],
+    ]) {
+      expect(() => loadOperatorConfig(argv, {}), argv.join(' ')).toThrow(/^unknown flag --bogus-flag /);
+    }
+  });
+
+  it('a flag that needs a value does not take the next flag as its value; a boolean flag may stand alone', () => {
+    expect(() => loadOperatorConfig(['--kubeconfig'], {})).toThrow(/^flag --kubeconfig needs a value$/);
+    expect(() => loadOperatorConfig(['--kubeconfig', '--workers', '2'], {})).toThrow(
+      /^flag --kubeconfig needs a value$/,
+    );
+    expect(loadOperatorConfig(['--kubeconfig=--odd-name'], {}).kubeconfig).toBe('--odd-name');
+    expect(loadOperatorConfig(['--leader-elect'], {}).leaderElect).toBe(true);
+    expect(loadOperatorConfig(['--leader-elect', '--workers', '3'], {})).toMatchObject({
+      leaderElect: true,
+      workers: 3,
+    });
+    expect(loadOperatorConfig(['--leader-elect', 'false'], {}).leaderElect).toBe(false);
+    expect(loadOperatorConfig(['--leader-elect=false'], {}).leaderElect).toBe(false);
+  });
+
+  it('takes --kubeconfig from the flag or RIPPLECACHE_KUBECONFIG only ($KUBECONFIG is read by loadKubeConfig)', () => {
+    expect(loadOperatorConfig([], { KUBECONFIG: '/a:/b' }).kubeconfig).toBeUndefined();
+    expect(loadOperatorConfig([], { RIPPLECACHE_KUBECONFIG: '/k' }).kubeconfig).toBe('/k');
+  });
+
+  it('documents --version in --help', () => {
+    expect(operatorHelp()).toMatch(/--version\s+print the version/);
+  });
 });

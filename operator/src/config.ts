@@ -6,7 +6,10 @@
 import { hostname } from 'node:os';
 
 export interface OperatorConfig {
-  /** Path to a kubeconfig. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
+  /**
+   * Path to a kubeconfig (`--kubeconfig` / `RIPPLECACHE_KUBECONFIG`). Default: undefined, and `loadKubeConfig`
+   * looks at $KUBECONFIG, ~/.kube/config, then the in-cluster service account.
+   */
   kubeconfig?: string | undefined;
   /** Namespaces whose CacheClusters are reconciled. Default: [] (every namespace). */
   watchNamespaces: string[];
@@ -146,7 +149,12 @@ export function operatorHelp(): string {
   ];
   for (const f of OPERATOR_FLAGS)
     lines.push(`  --${f.name.padEnd(28)} ${f.help}\n  ${' '.repeat(30)} env ${envName(f.name)}`);
+  lines.push('  --version                      print the version (ripplecache-operator X.Y.Z) and exit');
   lines.push('  --help                         this text');
+  lines.push(
+    '',
+    'Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 on a bad flag or unusable credentials.',
+  );
   return lines.join('\n');
 }
 
@@ -166,7 +174,9 @@ function rawValues(argv: string[], env: NodeJS.ProcessEnv): Map<string, string[]
     else if (spec.boolean && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
     else {
       const next = argv[++i];
-      if (next === undefined) throw new ConfigError(`flag --${name} needs a value`);
+      // `--a --b`: --a has no value (a value that starts with -- can be given as --a=--value).
+      if (next === undefined || (next.startsWith('--') && next.length > 2))
+        throw new ConfigError(`flag --${name} needs a value`);
       value = next;
     }
     fromArgs.set(name, [...(fromArgs.get(name) ?? []), value]);
@@ -237,7 +247,7 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
     throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace; got "${logLevel}"`);
   return {
-    kubeconfig: one('kubeconfig') ?? (env.KUBECONFIG || undefined),
+    kubeconfig: one('kubeconfig') || undefined,
     watchNamespaces: (one('watch-namespaces') ?? '')
       .split(',')
       .map((s) => s.trim())

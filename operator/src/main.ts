@@ -19,13 +19,14 @@ import {
 import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
 import { Controller } from './controller/controller.js';
 import { InformerSet } from './k8s/informers.js';
-import { ClientNodeKubeApi, KubeApiError, loadKubeConfig } from './k8s/kube-client.js';
+import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from './k8s/kube-client.js';
 import { LeaderElector } from './k8s/lease.js';
 import { createOperatorMetrics } from './metrics.js';
 import { applyEviction } from './redis/live-config.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
 import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
+import { packageVersion } from './version.js';
 import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
 
 const CONDITION_TYPES = [
@@ -42,6 +43,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${operatorHelp()}\n`);
     return;
   }
+  if (argv.includes('--version')) {
+    process.stdout.write(`ripplecache-operator ${packageVersion()}\n`);
+    return;
+  }
   let cfg;
   try {
     cfg = loadOperatorConfig(argv, process.env);
@@ -52,8 +57,19 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  let kc;
+  try {
+    kc = loadKubeConfig({ path: cfg.kubeconfig, env: process.env });
+  } catch (err) {
+    if (err instanceof KubeConfigError) {
+      process.stderr.write(`ripplecache-operator: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  // Every line names the program (`component`) and the replica (`identity`); a child logger adds `logger`
+  // (reconcile, webhook, http). pino writes a key once per binding, so no binding may repeat another's key.
   const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
-  const kc = loadKubeConfig(cfg.kubeconfig);
   const metrics = createOperatorMetrics();
   const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
 
@@ -66,7 +82,7 @@ async function main(): Promise<void> {
     podAddress: (namespace, pod, fallbackHost, port) =>
       cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
     now: () => new Date(),
-    log: logger.child({ component: 'reconcile' }),
+    log: logger.child({ logger: 'reconcile' }),
     exporterImage: cfg.exporterImage,
     onConfigApply: (result) => metrics.configApplyTotal.inc({ result }),
     onConditions: (namespace, name, conditions) => {
@@ -125,7 +141,7 @@ async function main(): Promise<void> {
   let webhook: RunningWebhook | undefined;
   if (cfg.webhookListen) {
     const { host: whHost, port: whPort } = parseHostPort('webhook-listen', cfg.webhookListen);
-    const whLog = logger.child({ component: 'webhook' });
+    const whLog = logger.child({ logger: 'webhook' });
     const certificates = cfg.webhookCertDir
       ? certificateDirSource(cfg.webhookCertDir)
       : selfManagedSource({

@@ -1,5 +1,5 @@
 /** The operator's HTTP server: /metrics (Prometheus text), /healthz (liveness), /readyz (readiness). */
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
@@ -11,7 +11,11 @@ export interface ProbeServerOptions {
 }
 
 export function buildProbeServer(opts: ProbeServerOptions) {
-  const app = Fastify({ loggerInstance: opts.logger.child({ component: 'http' }), disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ logger: 'http' }),
+    // Not the top-level disableRequestLogging, deprecated in fastify 5 (FSTDEP023, a non-JSON line on stderr).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   app.get('/metrics', async (_req, reply) => {
     reply.header('Content-Type', opts.registry.contentType);
     return opts.registry.metrics();

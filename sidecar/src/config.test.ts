@@ -210,6 +210,30 @@ describe('sidecar config', () => {
     expect(() => cfg(['--config', 'missing'])).toThrow(/cannot be read/);
   });
 
+  it('names an unknown flag as unknown wherever it is and in every form', () => {
+    for (const argv of [
+      ['--bogus-flag'],
+      ['--bogus-flag', 'x'],
+      ['--bogus-flag=x'],
+      ['--bogus-flag='],
+      ['--bogus-flag', '--listen', '127.0.0.1:1'],
+      ['--listen', '127.0.0.1:1', '--bogus-flag'],
+      ['--l1-policy=lru', '--bogus-flag'],
+    ]) {
+      expect(() => cfg(argv), argv.join(' ')).toThrow(/^unknown flag --bogus-flag$/);
+    }
+    // A known flag without a value still says so, also when another flag follows it.
+    expect(() => cfg(['--listen'])).toThrow(/^--listen needs a value$/);
+    expect(() => cfg(['--listen', '--l1-policy', 'lru'])).toThrow(/^--listen needs a value$/);
+    expect(() => cfg(['--config'])).toThrow(/^--config needs a value$/);
+  });
+
+  it('--version asks for the version wherever it is', () => {
+    expect(parseConfig({ argv: ['--version'], env: {}, readFile: () => '' }).kind).toBe('version');
+    expect(parseConfig({ argv: ['--l1-policy=lfu', '--version'], env: {}, readFile: () => '' }).kind).toBe('version');
+    expect(helpText()).toMatch(/--version\n\s+print the version/);
+  });
+
   it('--help returns the help text, which documents every flag and its variable', () => {
     const r = parseConfig({ argv: ['--help'], env: {}, readFile: () => '' });
     expect(r.kind).toBe('help');

@@ -136,8 +136,9 @@ export class ConfigError extends Error {
   readonly exitCode = 2;
 }
 
-/** The result of parsing: either a configuration or a request for the help text. */
-export type ConfigResult = { kind: 'config'; config: SidecarConfig } | { kind: 'help'; text: string };
+/** The result of parsing: a configuration, or a request for the help text or the version. */
+export type ConfigResult =
+  { kind: 'config'; config: SidecarConfig } | { kind: 'help'; text: string } | { kind: 'version' };
 
 type Parser = (raw: unknown, where: string) => unknown;
 
@@ -434,6 +435,7 @@ export function helpText(): string {
       help: 'YAML config file (camelCase keys, e.g. l1: {policy: lfu, maxBytes: 64Mi})',
       env: envName('config'),
     },
+    { flag: '--version', help: 'print the version (ripplecache-sidecar X.Y.Z) and exit', env: '' },
     { flag: '--help', help: 'print this help and exit', env: '' },
   ];
   for (const f of all) {
@@ -447,9 +449,10 @@ export function helpText(): string {
 
 type Layer = Map<string, unknown>;
 
-function parseArgv(argv: readonly string[]): { layer: Layer; help: boolean; configFile?: string } {
+function parseArgv(argv: readonly string[]): { layer: Layer; help: boolean; version: boolean; configFile?: string } {
   const layer: Layer = new Map();
   let help = false;
+  let version = false;
   let configFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
@@ -457,9 +460,16 @@ function parseArgv(argv: readonly string[]): { layer: Layer; help: boolean; conf
       help = true;
       continue;
     }
+    if (arg === '--version') {
+      version = true;
+      continue;
+    }
     if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (flags start with --)`);
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    // The name first: an unknown flag is reported as such wherever it is and whatever follows it.
+    const spec = name === 'config' ? undefined : FLAGS.find((f) => f.flag === name);
+    if (name !== 'config' && !spec) throw new ConfigError(`unknown flag --${name}`);
     let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
     if (value === undefined) {
       value = argv[i + 1];
@@ -468,12 +478,10 @@ function parseArgv(argv: readonly string[]): { layer: Layer; help: boolean; conf
       }
       i++;
     }
-    if (name === 'config') {
+    if (!spec) {
       configFile = str(value, '--config');
       continue;
     }
-    const spec = FLAGS.find((f) => f.flag === name);
-    if (!spec) throw new ConfigError(`unknown flag --${name}`);
     const parsed = spec.parse(value, `--${name}`);
     if (spec.repeatable) {
       const list = (layer.get(spec.path) as unknown[] | undefined) ?? [];
@@ -483,7 +491,7 @@ function parseArgv(argv: readonly string[]): { layer: Layer; help: boolean; conf
       layer.set(spec.path, parsed);
     }
   }
-  return configFile === undefined ? { layer, help } : { layer, help, configFile };
+  return configFile === undefined ? { layer, help, version } : { layer, help, version, configFile };
 }
 
 function parseEnv(env: Readonly<Record<string, string | undefined>>): Layer {
@@ -573,6 +581,7 @@ export interface ConfigSources {
 export function parseConfig(sources: ConfigSources): ConfigResult {
   const flags = parseArgv(sources.argv);
   if (flags.help) return { kind: 'help', text: helpText() };
+  if (flags.version) return { kind: 'version' };
   const env = parseEnv(sources.env);
   const configFile = flags.configFile ?? (sources.env[envName('config')] || undefined);
   let file: Layer = new Map();

@@ -10,6 +10,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type ConfigResult } from './config.js';
 import { describeError } from './errors.js';
 import { buildMetricsApp } from './metrics-app.js';
+import { packageVersion } from './version.js';
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -27,6 +28,10 @@ async function main(): Promise<void> {
   }
   if (result.kind === 'help') {
     process.stdout.write(`${result.text}\n`);
+    return;
+  }
+  if (result.kind === 'version') {
+    process.stdout.write(`ripplecache-sidecar ${packageVersion()}\n`);
     return;
   }
   const { config } = result;

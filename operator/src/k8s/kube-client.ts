@@ -2,6 +2,8 @@
  * The operator's Kubernetes adapter: the only module (with informers.ts and lease.ts) that imports
  * @kubernetes/client-node. Everything else sees plain objects through the `KubeApi` interface.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 
 /** A Kubernetes object as plain data. */
@@ -97,12 +99,117 @@ export function toKubeApiError(err: unknown, what: string): unknown {
   return new KubeApiError(`${what}: ${messageOf(err)}`, code, { cause: err });
 }
 
-/** Loads a kubeconfig: an explicit path, else $KUBECONFIG / ~/.kube/config, else in-cluster. */
-export function loadKubeConfig(path?: string): k8s.KubeConfig {
+/** The operator cannot talk to any API server: no credentials, or a kubeconfig it cannot use. */
+export class KubeConfigError extends Error {
+  override readonly name = 'KubeConfigError';
+  readonly code = 'InvalidKubeconfig';
+}
+
+/** Where an in-cluster pod finds its service-account token (and client-node its CA). */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface KubeConfigSource {
+  /** `--kubeconfig`: one file, which must exist. */
+  path?: string | undefined;
+  /** The environment: `KUBECONFIG` (a `:`-separated list), `HOME`, `KUBERNETES_SERVICE_HOST`. */
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n').find((l) => l.trim() !== '') ?? text;
+}
+
+function loadFile(file: string, from: string): k8s.KubeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : firstLine((err as Error).message);
+    throw new KubeConfigError(`cannot read the kubeconfig ${file} (from ${from}): ${why}`);
+  }
   const kc = new k8s.KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
+  try {
+    kc.loadFromString(text);
+  } catch (err) {
+    const yamlError = (err as Error).name === 'YAMLException';
+    throw new KubeConfigError(
+      `the kubeconfig ${file} (from ${from}) is ${yamlError ? 'not valid YAML' : 'invalid'}: ${firstLine((err as Error).message)}`,
+    );
+  }
+  kc.makePathsAbsolute(dirname(file));
   return kc;
+}
+
+/** Checks that the current context exists and names a cluster with a server. */
+function checkCurrentContext(kc: k8s.KubeConfig, what: string): void {
+  const name = kc.getCurrentContext();
+  if (!name)
+    throw new KubeConfigError(`${what} has no current-context (choose one with: kubectl config use-context NAME)`);
+  const ctx = kc.getContextObject(name);
+  if (!ctx) throw new KubeConfigError(`${what}: its current-context "${name}" is not among its contexts`);
+  if (!kc.getCluster(ctx.cluster))
+    throw new KubeConfigError(
+      `${what}: context "${name}" names the cluster "${ctx.cluster}", which it does not define`,
+    );
+}
+
+/**
+ * Loads the API server credentials, in kubectl's order: `--kubeconfig`, else `$KUBECONFIG`, else
+ * `~/.kube/config`, else the in-cluster service account. Unlike client-node's `loadFromDefault`, it never
+ * falls back to an unauthenticated `http://localhost:8080`: without usable credentials it throws a
+ * {@link KubeConfigError} whose one-line message says what is missing.
+ */
+export function loadKubeConfig(source: KubeConfigSource): k8s.KubeConfig {
+  const { env } = source;
+  let files: string[] = [];
+  let from = '';
+  if (source.path) {
+    files = [source.path];
+    from = '--kubeconfig';
+  } else if (env.KUBECONFIG) {
+    files = env.KUBECONFIG.split(delimiter).filter(Boolean);
+    from = '$KUBECONFIG';
+  } else if (env.HOME && existsSync(join(env.HOME, '.kube', 'config'))) {
+    files = [join(env.HOME, '.kube', 'config')];
+    from = '~/.kube/config';
+  }
+  if (files.length > 0) {
+    const [first, ...rest] = files.map((f) => loadFile(f, from));
+    const kc = first!;
+    for (const [i, more] of rest.entries()) {
+      try {
+        // As kubectl: the first file that sets a current-context wins.
+        kc.mergeConfig(more, Boolean(kc.getCurrentContext()));
+      } catch (err) {
+        throw new KubeConfigError(`$KUBECONFIG: cannot merge ${files[i + 1]}: ${firstLine((err as Error).message)}`);
+      }
+    }
+    checkCurrentContext(
+      kc,
+      files.length === 1 ? `the kubeconfig ${files[0]}` : `$KUBECONFIG (${files.join(delimiter)})`,
+    );
+    return kc;
+  }
+  if (existsSync(join(SERVICE_ACCOUNT_DIR, 'token'))) {
+    if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT)
+      throw new KubeConfigError(
+        `found a service-account token in ${SERVICE_ACCOUNT_DIR} but $KUBERNETES_SERVICE_HOST/$KUBERNETES_SERVICE_PORT are not set`,
+      );
+    const kc = new k8s.KubeConfig();
+    kc.loadFromCluster();
+    return kc;
+  }
+  throw new KubeConfigError(
+    'no Kubernetes credentials: pass --kubeconfig, set $KUBECONFIG, create ~/.kube/config, or run in a pod with a service account',
+  );
 }
 
 export class ClientNodeKubeApi implements KubeApi {

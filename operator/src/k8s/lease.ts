@@ -143,7 +143,6 @@ export class LeaderElector {
     this.leading = true;
     this.opts.log?.('Acquired leadership', {
       lease: `${this.opts.namespace}/${this.opts.name}`,
-      identity: this.opts.identity,
     });
     this.opts.onStartedLeading();
   }
