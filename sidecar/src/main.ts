@@ -10,6 +10,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type ConfigResult } from './config.js';
 import { describeError } from './errors.js';
 import { buildMetricsApp } from './metrics-app.js';
+import { packageVersion } from './version.js';
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = result;
-  const app = await buildApp({ config, defaultMetrics: true });
+  const app = await buildApp({ config, defaultMetrics: true, version: packageVersion() });
   // The metrics and probe listener (--metrics-listen): same registry and readiness, none of the cache API.
   const metricsApp: FastifyInstance | undefined =
     config.metricsListen === undefined ? undefined : await buildMetricsApp(app);
