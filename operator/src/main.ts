@@ -25,6 +25,7 @@ import { createOperatorMetrics } from './metrics.js';
 import { applyEviction } from './redis/live-config.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
+import { packageVersion } from './version.js';
 import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
 import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
 
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
   const kc = loadKubeConfig(cfg.kubeconfig);
-  const metrics = createOperatorMetrics();
+  const metrics = createOperatorMetrics({ version: packageVersion() });
   const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
 
   let informers: InformerSet | undefined;
@@ -72,13 +73,16 @@ async function main(): Promise<void> {
     onConditions: (namespace, name, conditions) => {
       for (const c of conditions) {
         for (const status of ['True', 'False', 'Unknown'])
-          metrics.cacheClusterCondition.set({ namespace, name, type: c.type, status }, c.status === status ? 1 : 0);
+          metrics.cacheClusterCondition.set(
+            { cachecluster_namespace: namespace, cachecluster: name, type: c.type, status },
+            c.status === status ? 1 : 0,
+          );
       }
     },
     onGone: (namespace, name) => {
       for (const type of CONDITION_TYPES) {
         for (const status of ['True', 'False', 'Unknown'])
-          metrics.cacheClusterCondition.remove({ namespace, name, type, status });
+          metrics.cacheClusterCondition.remove({ cachecluster_namespace: namespace, cachecluster: name, type, status });
       }
     },
   };
