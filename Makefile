@@ -44,8 +44,12 @@ manifests-check: ## Fail when crds/ (or the chart's copy) differs from operator/
 	bash scripts/sync-chart-crds.sh --check
 
 .PHONY: test
-test: setup typecheck lint manifests-check ## Run every test: type-check, lint, unit, integration (real control plane, Redis, PostgreSQL)
+test: setup typecheck lint manifests-check promtool-test ## Run every test: type-check, lint, unit, integration (real control plane, Redis, PostgreSQL)
 	npx vitest run $(VITEST_REPORTERS)
+
+.PHONY: promtool-test
+promtool-test: ## promtool unit tests of every alert of the chart's PrometheusRule (test/promtool/*.test.yaml)
+	npx tsx scripts/promtool-test.ts
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (no I/O)

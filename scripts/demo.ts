@@ -207,11 +207,11 @@ async function main(): Promise<void> {
     await say('app-a', a!, 'PUT', '{"name":"Ada"}');
     await say('app-b', b!, 'GET');
     await say('app-b', b!, 'GET');
-    const received = await b!.metric('ripplecache_sidecar_invalidations_received_total');
+    const received = await b!.metric('ripplecache_sidecar_invalidations_received_total', { kind: 'keys' });
     await say('app-a', a!, 'PUT', '{"name":"Ada Lovelace"}');
     await waitFor(
       'the invalidation to reach app-b',
-      async () => (await b!.metric('ripplecache_sidecar_invalidations_received_total')) > received,
+      async () => (await b!.metric('ripplecache_sidecar_invalidations_received_total', { kind: 'keys' })) > received,
       5_000,
       5,
     );

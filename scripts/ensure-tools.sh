@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian/Ubuntu machine that has Go and Node/npm: redis-server,
-# openssl, make and PostgreSQL (system packages; their services are never started: the tests run their own
-# servers), the npm dependencies, and the Kubernetes control-plane binaries (built into a cache outside the
-# clone by tools/kube/build.sh; the test harness finds them there, so nothing is exported).
+# openssl, make, PostgreSQL and promtool (system packages; their services are never started: the tests run
+# their own servers, and of the prometheus package only promtool is used), the npm dependencies, and the
+# Kubernetes control-plane binaries (built into a cache outside the clone by tools/kube/build.sh; the test
+# harness finds them there, so nothing is exported).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +27,7 @@ command -v openssl >/dev/null || packages+=(openssl)
 command -v make >/dev/null || packages+=(make)
 command -v flock >/dev/null || packages+=(util-linux)
 command -v wrk >/dev/null || packages+=(wrk) # the load generator of `npm run bench:write`
+command -v promtool >/dev/null || packages+=(prometheus) # promtool, for `make promtool-test`
 pg=$(pg_bin)
 [ -n "$pg" ] && [ -x "$pg/postgres" ] && [ -x "$pg/initdb" ] || packages+=(postgresql-15)
 
@@ -52,9 +54,12 @@ if [ ${#packages[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" || status=$?
   [ -z "$added_policy" ] || "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
   [ "$status" -eq 0 ] || { log "error: apt-get install failed ($status)"; exit "$status"; }
-  # If a service was started anyway (systemd ignores policy-rc.d), stop and disable it.
-  for svc in redis-server postgresql; do
+  # If a service was started anyway (systemd ignores policy-rc.d), stop and disable it; never at boot either.
+  for svc in redis-server postgresql prometheus; do
     [[ " ${packages[*]} " == *" $svc"* ]] || continue
+    if command -v systemctl >/dev/null && systemctl is-enabled --quiet "$svc" 2>/dev/null; then
+      "${sudo[@]}" systemctl disable "$svc" >/dev/null 2>&1 || true
+    fi
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
       log "stopping the $svc system service (tests start their own)"
       "${sudo[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
@@ -64,7 +69,7 @@ if [ ${#packages[@]} -gt 0 ]; then
     fi
   done
 else
-  log "system packages: redis-server, openssl, make and PostgreSQL ($pg) are installed"
+  log "system packages: redis-server, openssl, make, PostgreSQL ($pg) and promtool are installed"
 fi
 
 # --- npm dependencies ---------------------------------------------------------------------------------------

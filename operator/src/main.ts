@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   // Every line names the program (`component`) and the replica (`identity`); a child logger adds `logger`
   // (reconcile, webhook, http). pino writes a key once per binding, so no binding may repeat another's key.
   const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
-  const metrics = createOperatorMetrics();
+  const metrics = createOperatorMetrics({ version: packageVersion() });
   const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
 
   let informers: InformerSet | undefined;
@@ -88,13 +88,16 @@ async function main(): Promise<void> {
     onConditions: (namespace, name, conditions) => {
       for (const c of conditions) {
         for (const status of ['True', 'False', 'Unknown'])
-          metrics.cacheClusterCondition.set({ namespace, name, type: c.type, status }, c.status === status ? 1 : 0);
+          metrics.cacheClusterCondition.set(
+            { cachecluster_namespace: namespace, cachecluster: name, type: c.type, status },
+            c.status === status ? 1 : 0,
+          );
       }
     },
     onGone: (namespace, name) => {
       for (const type of CONDITION_TYPES) {
         for (const status of ['True', 'False', 'Unknown'])
-          metrics.cacheClusterCondition.remove({ namespace, name, type, status });
+          metrics.cacheClusterCondition.remove({ cachecluster_namespace: namespace, cachecluster: name, type, status });
       }
     },
   };

@@ -1,5 +1,27 @@
-/** The operator's metrics, on one prom-client Registry per process (never the global one). */
+/**
+ * The operator's metrics, on one prom-client Registry per process (never the global one): its own
+ * `ripplecache_operator_*` series and the standard Node.js `process_*` / `nodejs_*` ones.
+ */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AdmissionOutcome } from './webhook/admission.js';
+
+/** Every `result` of a reconcile. */
+export const RECONCILE_RESULTS = ['success', 'requeue', 'error', 'conflict'] as const;
+/** Every `result` of one live CONFIG SET on a pod. */
+export const CONFIG_APPLY_RESULTS = ['applied', 'unchanged', 'failed'] as const;
+/** Every `outcome` of a pod admission by the sidecar-injection webhook. */
+export const ADMISSION_OUTCOMES = [
+  'injected',
+  'already-injected',
+  'skipped',
+  'denied',
+  'error',
+] as const satisfies readonly AdmissionOutcome[];
+
+export interface OperatorMetricsOptions {
+  /** The `version` label of `ripplecache_operator_build_info`. Default `unknown` (main.ts reads package.json). */
+  version?: string;
+}
 
 export interface OperatorMetrics {
   registry: Registry;
@@ -8,16 +30,26 @@ export interface OperatorMetrics {
   queueDepth: Gauge;
   isLeader: Gauge;
   configApplyTotal: Counter<'result'>;
-  /** 1 for the current status of each condition of each CacheCluster (0 for the other statuses); set by the leader. */
-  cacheClusterCondition: Gauge<'namespace' | 'name' | 'type' | 'status'>;
+  /**
+   * 1 for the current status of each condition of each CacheCluster (0 for the other statuses); set by the
+   * leader. The CacheCluster is `cachecluster_namespace`/`cachecluster`, never `namespace`/`name`: Prometheus
+   * sets `namespace` to the scraped target's (the operator's) and would rename ours to `exported_namespace`.
+   */
+  cacheClusterCondition: Gauge<'cachecluster_namespace' | 'cachecluster' | 'type' | 'status'>;
   /** AdmissionReviews answered by the sidecar-injection webhook, by outcome. */
   webhookAdmissionTotal: Counter<'outcome'>;
 }
 
-export function createOperatorMetrics(): OperatorMetrics {
+export function createOperatorMetrics(options: OperatorMetricsOptions = {}): OperatorMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ripplecache_operator_process_' });
-  return {
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'ripplecache_operator_build_info',
+    help: 'Always 1; the labels say which ripplecache version runs on which Node.js',
+    labelNames: ['version', 'node_version'] as const,
+    registers: [registry],
+  }).set({ version: options.version ?? 'unknown', node_version: process.versions.node }, 1);
+  const metrics: OperatorMetrics = {
     registry,
     reconcileTotal: new Counter({
       name: 'ripplecache_operator_reconcile_total',
@@ -51,7 +83,7 @@ export function createOperatorMetrics(): OperatorMetrics {
     cacheClusterCondition: new Gauge({
       name: 'ripplecache_operator_cachecluster_condition',
       help: 'Conditions of CacheClusters: 1 for the current status (True, False, Unknown) of each condition type.',
-      labelNames: ['namespace', 'name', 'type', 'status'],
+      labelNames: ['cachecluster_namespace', 'cachecluster', 'type', 'status'],
       registers: [registry],
     }),
     webhookAdmissionTotal: new Counter({
@@ -61,4 +93,12 @@ export function createOperatorMetrics(): OperatorMetrics {
       registers: [registry],
     }),
   };
+  // Every known series starts at 0, so that rate() and increase() see the first event.
+  for (const result of RECONCILE_RESULTS) {
+    metrics.reconcileTotal.inc({ result }, 0);
+    metrics.reconcileDuration.zero({ result });
+  }
+  for (const result of CONFIG_APPLY_RESULTS) metrics.configApplyTotal.inc({ result }, 0);
+  for (const outcome of ADMISSION_OUTCOMES) metrics.webhookAdmissionTotal.inc({ outcome }, 0);
+  return metrics;
 }

@@ -230,9 +230,9 @@ describe('HTTP API (L1-only)', () => {
     ]) {
       expect(text).toContain(name);
     }
-    expect(text).toContain('ripplecache_sidecar_requests_total{tier="l1",outcome="hit"} 1');
-    expect(text).toContain('ripplecache_sidecar_requests_total{tier="l1",outcome="miss"} 1');
-    expect(text).toContain('ripplecache_sidecar_requests_total{tier="none",outcome="InvalidTTL"} 1');
+    expect(text).toContain('ripplecache_sidecar_requests_total{operation="get",tier="l1",outcome="hit"} 1');
+    expect(text).toContain('ripplecache_sidecar_requests_total{operation="get",tier="l1",outcome="miss"} 1');
+    expect(text).toContain('ripplecache_sidecar_requests_total{operation="put",tier="none",outcome="InvalidTTL"} 1');
     expect(text).toContain('ripplecache_sidecar_l1_entries 1');
   });
 

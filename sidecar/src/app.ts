@@ -43,6 +43,8 @@ export interface BuildAppOptions {
   senderId?: string;
   /** Also export Node.js process metrics. Default false (main.ts turns it on). */
   defaultMetrics?: boolean;
+  /** The `version` label of `ripplecache_sidecar_build_info`. Default `unknown` (main.ts reads package.json). */
+  version?: string;
   /** PING period of the subscriber connection, in ms. Default 1000. */
   heartbeatMs?: number;
   /** Period of the incremental sweep of expired L1 entries, in ms. Default 1000. */
@@ -155,7 +157,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         ? { writeBackPending: () => (writePath as WritePath).pending() }
         : {}),
     },
-    { defaultMetrics: options.defaultMetrics ?? false },
+    {
+      defaultMetrics: options.defaultMetrics ?? false,
+      cacheCluster: config.cacheCluster,
+      version: options.version ?? 'unknown',
+      origin: config.origin !== undefined,
+    },
   );
 
   // One publisher for the tiers and the write policies: one sequence of messages per sidecar.

@@ -75,6 +75,24 @@ describe('sidecar config', () => {
     expect(() => cfg(argv)).toThrow(ConfigError);
   });
 
+  it('reads the CacheCluster name from --cache-cluster, RIPPLECACHE_CACHE_CLUSTER or cacheCluster; none by default', () => {
+    expect(SIDECAR_DEFAULTS.cacheCluster).toBeUndefined();
+    expect(cfg(['--cache-cluster', 'sessions']).cacheCluster).toBe('sessions');
+    expect(cfg([], { RIPPLECACHE_CACHE_CLUSTER: 'carts.v2' }).cacheCluster).toBe('carts.v2');
+    expect(cfg(['--config', 'f'], {}, { f: 'cacheCluster: from-file\n' }).cacheCluster).toBe('from-file');
+    expect(
+      cfg(
+        ['--config', 'f', '--cache-cluster', 'flag'],
+        { RIPPLECACHE_CACHE_CLUSTER: 'env' },
+        { f: 'cacheCluster: file\n' },
+      ).cacheCluster,
+    ).toBe('flag');
+    for (const bad of ['Sessions', 'a_b', '-a', 'a-', 'x'.repeat(254)]) {
+      expect(() => cfg(['--cache-cluster', bad])).toThrow(/--cache-cluster: .* is not a Kubernetes object name/);
+    }
+    expect(() => cfg([], { RIPPLECACHE_CACHE_CLUSTER: 'A' })).toThrow(/RIPPLECACHE_CACHE_CLUSTER/);
+  });
+
   it('names the variable or file key of a bad metrics listener', () => {
     expect(() => cfg([], { RIPPLECACHE_METRICS_LISTEN: '7071' })).toThrow(
       /RIPPLECACHE_METRICS_LISTEN: "7071" is not HOST:PORT/,

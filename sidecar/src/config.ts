@@ -106,6 +106,12 @@ export interface SidecarConfig {
   redisTimeoutMs: number;
   /** Log level. Default `info`. */
   logLevel: LogLevel;
+  /**
+   * Name of the CacheCluster this sidecar belongs to: every metric carries it as the label `cachecluster`,
+   * so that cluster-wide gauges (the write-back backlog) can be aggregated per CacheCluster. The operator
+   * writes it into the `sidecar.yaml` it renders. Default: none (no label).
+   */
+  cacheCluster: string | undefined;
 }
 
 /** Every default, in one place. */
@@ -127,6 +133,7 @@ export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   maxValueBytes: 1024 * 1024,
   redisTimeoutMs: 500,
   logLevel: 'info',
+  cacheCluster: undefined,
 } satisfies SidecarConfig);
 
 /** A flag, environment variable or config-file value that cannot be used. Exit code 2. */
@@ -271,6 +278,15 @@ function tableName(raw: unknown, where: string): string {
   return s;
 }
 
+/** A Kubernetes object name (lowercase RFC 1123 subdomain), such as a CacheCluster's. */
+function objectName(raw: unknown, where: string): string {
+  const s = str(raw, where);
+  if (s.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s)) {
+    throw new ConfigError(`${where}: "${s}" is not a Kubernetes object name (lowercase letters, digits, '-' and '.')`);
+  }
+  return s;
+}
+
 const FLAGS: readonly FlagSpec[] = [
   {
     flag: 'listen',
@@ -399,6 +415,12 @@ const FLAGS: readonly FlagSpec[] = [
     path: 'redisTimeoutMs',
     parse: int(1, 60_000),
     help: `time box of every Redis call in ms (default ${SIDECAR_DEFAULTS.redisTimeoutMs})`,
+  },
+  {
+    flag: 'cache-cluster',
+    path: 'cacheCluster',
+    parse: objectName,
+    help: 'name of the CacheCluster this sidecar belongs to, the label `cachecluster` of every metric (the operator sets it); default: none',
   },
   {
     flag: 'log-level',

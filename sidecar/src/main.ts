@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = result;
-  const app = await buildApp({ config, defaultMetrics: true });
+  const app = await buildApp({ config, defaultMetrics: true, version: packageVersion() });
   // The metrics and probe listener (--metrics-listen): same registry and readiness, none of the cache API.
   const metricsApp: FastifyInstance | undefined =
     config.metricsListen === undefined ? undefined : await buildMetricsApp(app);

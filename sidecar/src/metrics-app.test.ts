@@ -33,7 +33,7 @@ describe('metrics and probe listener', () => {
     const r = await metricsApp.inject({ method: 'GET', url: '/metrics' });
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
-    expect(r.body).toMatch(/^ripplecache_sidecar_requests_total\{tier="l1",outcome="hit"\} 1$/m);
+    expect(r.body).toMatch(/^ripplecache_sidecar_requests_total\{operation="get",tier="l1",outcome="hit"\} 1$/m);
     expect(r.body).toMatch(/^ripplecache_sidecar_l1_entries 1$/m);
     expect(r.body).toContain('ripplecache_sidecar_invalidation_gaps_total');
     expect(r.body).toContain('ripplecache_sidecar_writeback_pending');

@@ -4,7 +4,7 @@
 import type { Histogram } from 'prom-client';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DropReason, ReceiverEvents } from './invalidation/invalidation-receiver.js';
-import type { OriginEvents } from './origin/origin.js';
+import type { OriginEvents, OriginOperation, OriginOutcome } from './origin/origin.js';
 import type { TierEvents } from './tiers/tiered-cache.js';
 import type { FlusherEvents, FlushFailure, PendingSnapshot } from './write/write-back-flusher.js';
 
@@ -21,6 +21,28 @@ export interface MetricSources {
 }
 
 export type Operation = 'get' | 'put' | 'delete' | 'invalidate' | 'consistency';
+
+export interface SidecarMetricsOptions {
+  /** Also export the standard Node.js process metrics (`process_*`, `nodejs_*`). Default false. */
+  defaultMetrics?: boolean;
+  /**
+   * The CacheCluster this sidecar belongs to: the label `cachecluster` of every series, so that the
+   * cluster-wide write-back gauges can be aggregated per CacheCluster. Default: no such label.
+   */
+  cacheCluster?: string | undefined;
+  /** The `version` label of `ripplecache_sidecar_build_info`. Default `unknown`. */
+  version?: string;
+  /** An origin is configured: its request counter starts with a zero for every known (op, outcome). */
+  origin?: boolean;
+}
+
+/** The (op, outcome) pairs an origin reports, pre-created at 0 when there is an origin. */
+const ORIGIN_SERIES: ReadonlyArray<readonly [OriginOperation, readonly OriginOutcome[]]> = [
+  ['get', ['hit', 'miss', 'unavailable', 'rejected']],
+  ['put', ['applied', 'superseded', 'unavailable', 'rejected']],
+  ['delete', ['applied', 'superseded', 'unavailable', 'rejected']],
+  ['batch', ['applied', 'unavailable', 'rejected']],
+];
 
 /** A pre-resolved (operation, tier, outcome) series: recording costs a few additions, no label hashing. */
 export interface RequestSeries {
@@ -55,7 +77,7 @@ interface HistogramCell {
 }
 
 interface CounterCell {
-  labels: { tier: string; outcome: string };
+  labels: { operation: string; tier: string; outcome: string };
   count: number;
 }
 
@@ -64,7 +86,8 @@ interface CounterCell {
  * prom-client's per-call label hashing would cost more than the L1 hit being measured.
  */
 class RequestStats {
-  private readonly counters = new Map<string, CounterCell>();
+  /** One per series: (operation, tier, outcome) identifies both. */
+  private readonly counters: CounterCell[] = [];
   private readonly histograms = new Map<string, HistogramCell>();
   private readonly series_ = new Map<string, RequestSeries>();
 
@@ -72,7 +95,8 @@ class RequestStats {
     const id = `${operation}\u0000${tier}\u0000${outcome}`;
     let s = this.series_.get(id);
     if (s === undefined) {
-      const counter = this.counter(tier, outcome);
+      const counter: CounterCell = { labels: { operation, tier, outcome }, count: 0 };
+      this.counters.push(counter);
       const hist = this.histogram(operation, tier);
       s = {
         record(seconds: number) {
@@ -90,21 +114,11 @@ class RequestStats {
   }
 
   counterCells(): Iterable<CounterCell> {
-    return this.counters.values();
+    return this.counters;
   }
 
   histogramCells(): Iterable<HistogramCell> {
     return this.histograms.values();
-  }
-
-  private counter(tier: string, outcome: string): CounterCell {
-    const id = `${tier}\u0000${outcome}`;
-    let c = this.counters.get(id);
-    if (c === undefined) {
-      c = { labels: { tier, outcome }, count: 0 };
-      this.counters.set(id, c);
-    }
-    return c;
   }
 
   private histogram(operation: string, tier: string): HistogramCell {
@@ -146,19 +160,24 @@ class RequestDurationHistogram {
   reset(): void {}
 }
 
-export function createSidecarMetrics(
-  sources: MetricSources,
-  options: { defaultMetrics?: boolean } = {},
-): SidecarMetrics {
+export function createSidecarMetrics(sources: MetricSources, options: SidecarMetricsOptions = {}): SidecarMetrics {
   const registry = new Registry();
   const registers = [registry];
+  if (options.cacheCluster !== undefined) registry.setDefaultLabels({ cachecluster: options.cacheCluster });
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: 'ripplecache_sidecar_build_info',
+    help: 'Always 1; the labels say which ripplecache version runs on which Node.js',
+    labelNames: ['version', 'node_version'] as const,
+    registers,
+  }).set({ version: options.version ?? 'unknown', node_version: process.versions.node }, 1);
 
   const stats = new RequestStats();
   new Counter({
     name: 'ripplecache_sidecar_requests_total',
-    help: 'API requests by the tier that answered (l1, l1-stale, l2, none) and outcome (hit, miss, stored, deleted, invalidated, or an error code)',
-    labelNames: ['tier', 'outcome'] as const,
+    help: 'API requests by operation (get, put, delete, invalidate, consistency), the tier that answered (l1, l1-stale, l2, origin, none) and outcome (hit, miss, stored, deleted, invalidated, or an error code)',
+    labelNames: ['operation', 'tier', 'outcome'] as const,
     registers,
     collect() {
       this.reset();
@@ -251,7 +270,7 @@ export function createSidecarMetrics(
   };
   new Gauge({
     name: 'ripplecache_sidecar_writeback_pending',
-    help: 'Write-back journal entries not yet written to the origin (cluster-wide: the journal is shared)',
+    help: 'Write-back journal entries not yet written to the origin (cluster-wide: the journal is shared by every sidecar of the CacheCluster, so aggregate with max by (namespace, cachecluster))',
     registers,
     async collect() {
       this.set((await pending()).pending);
@@ -259,7 +278,7 @@ export function createSidecarMetrics(
   });
   new Gauge({
     name: 'ripplecache_sidecar_writeback_oldest_pending_seconds',
-    help: 'Age of the oldest write-back journal entry not yet written to the origin (0 when none)',
+    help: 'Age of the oldest write-back journal entry not yet written to the origin (0 when none; cluster-wide like ripplecache_sidecar_writeback_pending)',
     registers,
     async collect() {
       this.set((await pending()).oldestPendingSeconds);
@@ -297,9 +316,13 @@ export function createSidecarMetrics(
     help: 'Rows (or HTTP writes) the origin stored for this sidecar',
     registers,
   });
+  // Pre-create the known series of the labelled counters, so that dashboards and rate() see zeros rather
+  // than gaps until the first event.
   for (const kind of ['origin', 'rejected', 'redis'] satisfies FlushFailure[]) flushFailures.inc({ kind }, 0);
-
-  // Pre-create the usual series so that dashboards see zeros rather than gaps.
+  for (const kind of ['keys', 'all'] as const) received.inc({ kind }, 0);
+  if (options.origin) {
+    for (const [op, outcomes] of ORIGIN_SERIES) for (const outcome of outcomes) originRequests.inc({ op, outcome }, 0);
+  }
   for (const reason of [
     'subscription-lost',
     'resubscribed',

@@ -304,6 +304,13 @@ describe('helm lint and helm template', () => {
       'rc-ripplecache',
       'rc-ripplecache-redis',
     ]);
+    // The redis_exporter series get the CacheCluster as `cachecluster`, like the sidecars' (the dashboard
+    // variable and the alerts use it); the operator's keep the target's own labels (no honorLabels).
+    const [operatorMonitor, redisMonitor] = find(objs, 'ServiceMonitor');
+    expect(redisMonitor!.spec.endpoints[0].relabelings).toEqual([
+      { sourceLabels: ['__meta_kubernetes_service_label_cache_ripplecache_io_cluster'], targetLabel: 'cachecluster' },
+    ]);
+    expect(operatorMonitor!.spec.endpoints[0].honorLabels).toBeUndefined();
     // The injected sidecars, by the label the webhook sets, on the port the webhook declares.
     const [podMonitor] = find(objs, 'PodMonitor');
     expect(podMonitor!.apiVersion).toBe('monitoring.coreos.com/v1');
@@ -322,14 +329,42 @@ describe('helm lint and helm template', () => {
     expect(alerts.RippleCacheEvictionsClimbing).toContain('redis_evicted_keys_total');
     expect(alerts.RippleCacheMemoryNearMaxmemory).toContain('redis_memory_max_bytes');
     expect(alerts.RippleCacheInvalidationGaps).toContain('ripplecache_sidecar_invalidation_gaps_total');
-    expect(alerts.RippleCacheWriteBackBacklogGrowing).toContain('ripplecache_sidecar_writeback_pending');
-    expect(alerts.RippleCacheConfigNotApplied).toContain(
-      'ripplecache_operator_cachecluster_condition{type="ConfigApplied", status="False"}',
+    expect(alerts.RippleCacheWriteBackBacklogGrowing).toContain(
+      'max by (namespace, cachecluster) (ripplecache_sidecar_writeback_pending)',
     );
+    expect(alerts.RippleCacheWriteBackStale).toContain(
+      'max by (namespace, cachecluster) (ripplecache_sidecar_writeback_oldest_pending_seconds)',
+    );
+    // The operator alerts select the job of the chart's ServiceMonitor: the metrics Service's name.
+    const metricsService = find(objs, 'Service').find((s) =>
+      s.spec.ports.some((p: { name: string }) => p.name === 'metrics'),
+    );
+    const op = `job="${metricsService!.metadata.name}", namespace="ripplecache-system"`;
+    expect(metricsService!.metadata.name).toBe('rc-ripplecache-metrics');
+    expect(alerts.RippleCacheConfigNotApplied).toContain(
+      `ripplecache_operator_cachecluster_condition{${op}, type="ConfigApplied", status="False"}`,
+    );
+    expect(alerts.RippleCacheConfigNotApplied).toContain('"namespace", "$1", "cachecluster_namespace", "(.*)"');
+    expect(alerts.RippleCacheOperatorDown).toContain(`absent(up{${op}})`);
+    expect(alerts.RippleCacheOperatorNoLeader).toContain(`absent(ripplecache_operator_leader{${op}})`);
+    expect(alerts.RippleCacheReconcileErrors).toContain(`ripplecache_operator_reconcile_total{${op}, result="error"}`);
+    // test/promtool/ has the unit tests of every alert (make promtool-test).
+    expect(Object.keys(alerts).sort()).toEqual([
+      'RippleCacheConfigNotApplied',
+      'RippleCacheEvictionsClimbing',
+      'RippleCacheInvalidationGaps',
+      'RippleCacheMemoryNearMaxmemory',
+      'RippleCacheOperatorDown',
+      'RippleCacheOperatorNoLeader',
+      'RippleCacheReconcileErrors',
+      'RippleCacheWriteBackBacklogGrowing',
+      'RippleCacheWriteBackStale',
+    ]);
     const cm = find(objs, 'ConfigMap', 'rc-ripplecache-dashboard')[0]!;
     expect(cm.metadata.labels!.grafana_dashboard).toBe('1');
     const dashboard = JSON.parse(cm.data['ripplecache.json'] as string) as {
       panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+      templating: { list: Array<{ name: string; definition?: string }> };
     };
     const exprs = dashboard.panels
       .flatMap((p) => p.targets ?? [])
@@ -347,6 +382,16 @@ describe('helm lint and helm template', () => {
       expect(exprs).toContain(metric);
     }
     expect(dashboard.panels.map((p) => p.title)).toContain('Hit ratio per tier');
+    // Same-named pods of different namespaces stay apart, and every sidecar and Redis query follows the
+    // CacheCluster variable.
+    expect(dashboard.templating.list.map((v) => v.name)).toEqual(['datasource', 'namespace', 'cachecluster']);
+    expect(dashboard.templating.list[2]!.definition).toMatch(/, cachecluster\)$/);
+    expect(exprs).not.toMatch(/by \(pod\)/);
+    expect(exprs).toContain('by (namespace, pod)');
+    for (const selector of exprs.match(/(ripplecache_sidecar_|redis_)\w+\{[^}]*\}/g) ?? []) {
+      expect(selector).toContain('namespace=~"$namespace", cachecluster=~"$cachecluster"');
+    }
+    expect(exprs).toContain('cachecluster_namespace=~"$namespace", cachecluster=~"$cachecluster"');
   });
 
   it("renders the sidecars' PodMonitor only when enabled, limited to the watched namespaces", async () => {
@@ -521,6 +566,14 @@ spec:
     const lease = await json(['get', 'lease', 'rc-ripplecache-leader', '-n', SYSTEM]);
     expect(lease.spec.holderIdentity).toBe(operator.identity);
     expect(await operator.metric('ripplecache_operator_leader')).toBe(1);
+    // The standard Node.js metric names (no doubled ripplecache_operator_process_ prefix) and the build info.
+    expect(metricsText).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(metricsText).toMatch(/^nodejs_heap_size_used_bytes \d/m);
+    expect(metricsText).not.toContain('ripplecache_operator_process_');
+    const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    expect(metricsText).toContain(
+      `ripplecache_operator_build_info{version="${version}",node_version="${process.versions.node}"} 1`,
+    );
   });
 
   it("makes its own webhook certificate with the chart's RBAC: fills the Secret and writes the caBundle", async () => {

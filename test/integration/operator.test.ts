@@ -147,14 +147,15 @@ describe('operator on a real control plane', () => {
       expect(await configGet(r.port)).toEqual({ maxmemory: 64 * 1024 * 1024, policy: 'allkeys-lru' });
     expect(
       await operatorA!.metric('ripplecache_operator_cachecluster_condition', {
-        name: 'sessions',
+        cachecluster_namespace: 'default',
+        cachecluster: 'sessions',
         type: 'ConfigApplied',
         status: 'True',
       }),
     ).toBe(1);
     expect(
       await operatorA!.metric('ripplecache_operator_cachecluster_condition', {
-        name: 'sessions',
+        cachecluster: 'sessions',
         type: 'ConfigApplied',
         status: 'False',
       }),
@@ -236,7 +237,7 @@ describe('operator on a real control plane', () => {
     expect(c.reason).toMatch(/^[A-Z][A-Za-z]+$/);
     expect(
       await operatorA!.metric('ripplecache_operator_cachecluster_condition', {
-        name: 'sessions',
+        cachecluster: 'sessions',
         type: 'ConfigApplied',
         status: 'False',
       }),

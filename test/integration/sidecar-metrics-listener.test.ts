@@ -5,6 +5,8 @@
  * the rest on SIGTERM; bad or unusable addresses end the process with exit codes 2 and 1.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +29,16 @@ beforeAll(async () => {
   metricsUrl = `http://127.0.0.1:${metricsPort}`;
   S = await startSidecar({
     name: 'S',
-    args: ['--redis', primary.url, '--channel', CHANNEL, '--metrics-listen', `0.0.0.0:${metricsPort}`],
+    args: [
+      '--redis',
+      primary.url,
+      '--channel',
+      CHANNEL,
+      '--metrics-listen',
+      `0.0.0.0:${metricsPort}`,
+      '--cache-cluster',
+      'it-metrics',
+    ],
   });
 }, 60_000);
 
@@ -103,10 +114,33 @@ describe('sidecar metrics listener', () => {
     expect(sample(r.text, 'ripplecache_sidecar_invalidation_subscribed')).toBe(1);
     expect(sample(r.text, 'ripplecache_sidecar_invalidation_gaps_total')).toBe(0);
     expect(r.text).toContain('process_cpu_seconds_total');
+    expect(sample(r.text, 'ripplecache_sidecar_requests_total', { operation: 'get', tier: 'l1', outcome: 'hit' })).toBe(
+      sample(r.text, 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' }),
+    );
     // The API port serves the same registry.
     expect(sample(await S.metrics(), 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' })).toBe(
       sample(r.text, 'ripplecache_sidecar_requests_total', { tier: 'l1', outcome: 'hit' }),
     );
+  });
+
+  it('labels every series with the CacheCluster (--cache-cluster) and exports the build info', async () => {
+    const text = (await call(`${metricsUrl}/metrics`)).text;
+    const samples = text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    expect(samples.length).toBeGreaterThan(50);
+    for (const line of samples) expect(line).toMatch(/[{,]cachecluster="it-metrics"[,}]/);
+    // The write-back backlog is cluster-wide: with the label, the alerts aggregate it per CacheCluster.
+    expect(sample(text, 'ripplecache_sidecar_writeback_pending', { cachecluster: 'it-metrics' })).toBe(0);
+    const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    expect(
+      sample(text, 'ripplecache_sidecar_build_info', {
+        version,
+        node_version: process.versions.node,
+        cachecluster: 'it-metrics',
+      }),
+    ).toBe(1);
+    // The standard Node.js names, no prefix.
+    expect(sample(text, 'nodejs_heap_size_used_bytes', { cachecluster: 'it-metrics' })).toBeGreaterThan(0);
+    expect(text).not.toMatch(/^ripplecache_sidecar_process_/m);
   });
 
   it("serves /healthz and /readyz with the API port's readiness", async () => {

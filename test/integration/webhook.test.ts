@@ -173,6 +173,8 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     const sidecar = (stored.spec.containers as Json[])[1]!;
     expect(sidecar.image).toBe(SIDECAR_IMAGE);
     expect(sidecar.env).toEqual([
+      // The label `cachecluster` of the sidecar's metrics.
+      { name: 'RIPPLECACHE_CACHE_CLUSTER', value: 'sessions' },
       { name: 'RIPPLECACHE_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } },
     ]);
     expect(sidecar.volumeMounts).toContainEqual({

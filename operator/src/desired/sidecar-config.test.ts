@@ -120,6 +120,10 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       const rendered = parse(renderSidecarYaml(cc(spec))) as Record<string, unknown>;
 
       expect(config.redis).toBe('redis://sessions.shop.svc:6379');
+      // The label `cachecluster` of every metric of the sidecar (the alerts aggregate by it), from the
+      // container's environment: not in the shared file, which sidecars older than the key would refuse.
+      expect(config.cacheCluster).toBe('sessions');
+      expect(rendered).not.toHaveProperty('cacheCluster');
       expect(config.redisReplicas).toEqual(
         topology === 'replication'
           ? ['redis://sessions-1.sessions-headless.shop.svc:6379', 'redis://sessions-2.sessions-headless.shop.svc:6379']
@@ -150,6 +154,7 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
   it('loads the defaults of an empty spec', () => {
     const config = loadAsInjected(cc({}));
     expect(config).toMatchObject({
+      cacheCluster: 'sessions',
       redis: 'redis://sessions.shop.svc:6379',
       redisReplicas: [],
       writePolicy: 'write-through',

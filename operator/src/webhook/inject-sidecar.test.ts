@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import {
+  ENV_CACHE_CLUSTER,
   ENV_ORIGIN,
   ENV_REDIS_PASSWORD,
   INJECT_DEFAULTS,
@@ -102,9 +103,10 @@ describe('injectSidecar', () => {
       injectSidecar(pod(), cc({ auth: { secretRef: { name: 'sessions-auth', key: 'password' } } })),
     );
     expect(c.env).toEqual([
+      { name: ENV_CACHE_CLUSTER, value: 'sessions' },
       { name: ENV_REDIS_PASSWORD, valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } },
     ]);
-    expect(injectedContainer(injectSidecar(pod(), cc())).env).toBeUndefined();
+    expect(injectedContainer(injectSidecar(pod(), cc())).env).toEqual([{ name: ENV_CACHE_CLUSTER, value: 'sessions' }]);
   });
 
   it('passes a PostgreSQL origin URL from its Secret through the environment', () => {

@@ -29,6 +29,12 @@ export const SIDECAR_METRICS_PORT_NAME = 'rc-metrics';
 export const ENV_REDIS_PASSWORD = 'RIPPLECACHE_REDIS_PASSWORD';
 /** Environment variable carrying a PostgreSQL origin URL (the sidecar's `--origin`); never in the ConfigMap. */
 export const ENV_ORIGIN = 'RIPPLECACHE_ORIGIN';
+/**
+ * Environment variable naming the CacheCluster (the sidecar's `--cache-cluster`, the label `cachecluster` of
+ * its metrics). In the container rather than in `sidecar.yaml`: the ConfigMap is shared by sidecars of every
+ * version, and a sidecar older than the key would refuse the file, while an unknown variable is ignored.
+ */
+export const ENV_CACHE_CLUSTER = 'RIPPLECACHE_CACHE_CLUSTER';
 
 export interface InjectOptions {
   /** The sidecar image. Default `ghcr.io/ripplecache/sidecar:0.1.0`. */
@@ -119,7 +125,7 @@ function httpGet(path: string): Record<string, unknown> {
 export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_DEFAULTS): Record<string, unknown> {
   const spec = resolveSpec(cc);
   const l1Bytes = parseQuantity(spec.sidecar.l1.maxBytes);
-  const env: Array<Record<string, unknown>> = [];
+  const env: Array<Record<string, unknown>> = [{ name: ENV_CACHE_CLUSTER, value: cc.metadata.name }];
   if (spec.authSecretRef) {
     env.push({
       name: ENV_REDIS_PASSWORD,
@@ -134,7 +140,7 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
     image: opts.image,
     imagePullPolicy: opts.imagePullPolicy,
     args: ['--config', `${SIDECAR_CONFIG_DIR}/${SIDECAR_CONF_KEY}`, `--metrics-listen=0.0.0.0:${SIDECAR_METRICS_PORT}`],
-    ...(env.length ? { env } : {}),
+    env,
     ports: [{ name: SIDECAR_METRICS_PORT_NAME, containerPort: SIDECAR_METRICS_PORT, protocol: 'TCP' }],
     resources: {
       requests: { cpu: opts.cpuRequest, memory: mebibytes(l1Bytes + opts.memoryOverheadBytes) },

@@ -87,6 +87,11 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
   );
 
   const l1Hit = metrics.series('get', 'l1', 'hit');
+  // The other series every configuration answers, created now so that they start at 0 rather than missing.
+  if (!cache.l1Only) metrics.series('get', 'l2', 'hit');
+  metrics.series('get', cache.l1Only ? 'l1' : 'l2', 'miss');
+  metrics.series('put', writeTier, 'stored');
+  metrics.series('delete', writeTier, 'deleted');
 
   app.get<{ Params: KeyParams; Querystring: { consistency?: 'all' } }>(
     '/v1/cache/*',

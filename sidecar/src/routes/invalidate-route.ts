@@ -18,6 +18,9 @@ export async function invalidateRoute(
   options: { cache: TieredCache; metrics: SidecarMetrics },
 ): Promise<void> {
   const { cache, metrics } = options;
+  // Both series start at 0 (tier "l1" is recorded as l1, tier "all" as l2).
+  metrics.series('invalidate', 'l1', 'invalidated');
+  metrics.series('invalidate', 'l2', 'invalidated');
 
   app.post<{ Body: Body }>(
     '/v1/invalidate',
