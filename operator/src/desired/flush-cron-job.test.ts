@@ -42,6 +42,22 @@ describe('desiredFlushCronJob', () => {
     expect(c.env).toBeUndefined();
   });
 
+  it('meets Pod Security restricted', () => {
+    const pod = desiredFlushCronJob(cc({ flush: { schedule: '@daily' } }))!.spec.jobTemplate.spec.template.spec;
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 999,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+  });
+
   it('leaves timeZone out when not set', () => {
     expect(desiredFlushCronJob(cc({ flush: { schedule: '@daily' } }))!.spec).not.toHaveProperty('timeZone');
   });
