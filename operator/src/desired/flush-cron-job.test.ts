@@ -42,7 +42,7 @@ describe('desiredFlushCronJob', () => {
     expect(c.env).toBeUndefined();
   });
 
-  it('meets Pod Security restricted', () => {
+  it('meets Pod Security restricted, and is not BestEffort', () => {
     const pod = desiredFlushCronJob(cc({ flush: { schedule: '@daily' } }))!.spec.jobTemplate.spec.template.spec;
     expect(pod.securityContext).toEqual({
       runAsNonRoot: true,
@@ -56,6 +56,7 @@ describe('desiredFlushCronJob', () => {
       readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'] },
     });
+    expect(pod.containers[0]!.resources?.requests).toEqual({ cpu: '10m', memory: '16Mi' });
   });
 
   it('leaves timeZone out when not set', () => {

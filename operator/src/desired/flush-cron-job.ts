@@ -98,6 +98,7 @@ export function desiredFlushCronJob(cc: CacheCluster, _opts: DesiredOptions = {}
                   image: spec.image,
                   command: ['sh', '-c', flushScript(cc)],
                   ...(env.length > 0 ? { env } : {}),
+                  resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
                   securityContext: restrictedContainerSecurityContext(),
                 },
               ],

@@ -17,6 +17,7 @@ import { configMapName, headlessServiceName, podHost, statefulSetName } from './
 import { childMetadata } from './owner-reference.js';
 import { passwordEnv } from './password-env.js';
 import { redisPodSecurityContext, restrictedContainerSecurityContext } from './pod-security.js';
+import { redisResources } from './redis-resources.js';
 import { resolveSpec } from './resolved-spec.js';
 import type { ResolvedSpec } from './resolved-spec.js';
 import { restartHash } from './restart-hash.js';
@@ -70,6 +71,7 @@ function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
       { name: 'config', mountPath: REDIS_CONF_DIR, readOnly: true },
       { name: 'data', mountPath: REDIS_DATA_DIR },
     ],
+    resources: redisResources(spec.resources),
     // Redis writes only to `dir` (/data, an emptyDir); the config is read from the ConfigMap volume.
     securityContext: restrictedContainerSecurityContext(),
   };
@@ -78,7 +80,6 @@ function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
     env.push({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
   env.push(...passwordEnv(spec, ['REDIS_PASSWORD', 'REDISCLI_AUTH']));
   if (env.length > 0) c.env = env;
-  if (spec.resources !== undefined) c.resources = structuredClone(spec.resources);
   return c;
 }
 
