@@ -45,9 +45,11 @@ app_pods=($(kubectl -n $ns get pods -l app=demo-app -o jsonpath='{.items[*].meta
 [ "${#app_pods[@]}" -ge 2 ] || fail "expected 2 demo-app pods"
 a=${app_pods[0]}; b=${app_pods[1]}
 for p in "$a" "$b"; do
-  kubectl -n $ns get pod "$p" -o jsonpath='{.spec.containers[*].name}' | grep -qw ripplecache-sidecar || fail "$p has no sidecar"
+  # A native sidecar: an init container with restartPolicy Always.
+  kubectl -n $ns get pod "$p" -o jsonpath='{range .spec.initContainers[*]}{.name}={.restartPolicy}{"\n"}{end}' \
+    | grep -qx 'ripplecache-sidecar=Always' || fail "$p has no native sidecar"
 done
-pass "sidecar injected into $a and $b"
+pass "sidecar injected into $a and $b (native sidecar)"
 curl_in() { kubectl -n $ns exec "$1" -c app -- curl -sS "${@:2}"; }
 curl_in "$a" -X PUT --data-binary v1 -H 'Content-Type: text/plain' http://127.0.0.1:7070/v1/cache/greeting >/dev/null
 [ "$(curl_in "$b" http://127.0.0.1:7070/v1/cache/greeting)" = v1 ] || fail "$b did not read v1"

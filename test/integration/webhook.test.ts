@@ -78,13 +78,22 @@ function podManifest(opts: { annotation?: string; name?: string; containers?: Js
   });
 }
 
-/** Creates a pod; resolves with the stored object, or with kubectl's error output. */
-async function createPod(manifest: string): Promise<{ pod?: Json; error?: string }> {
+/**
+ * Creates a pod; resolves with the stored object (and kubectl's stderr, where the API server's warnings
+ * appear), or with kubectl's error output.
+ */
+async function createPod(manifest: string): Promise<{ pod?: Json; error?: string; stderr: string }> {
   const r = await cp.kubectl(['create', '-o', 'json', '-f', '-'], manifest);
-  return r.code === 0 ? { pod: JSON.parse(r.stdout) as Json } : { error: r.stderr };
+  return r.code === 0 ? { pod: JSON.parse(r.stdout) as Json, stderr: r.stderr } : { error: r.stderr, stderr: r.stderr };
 }
 
 const containerNames = (pod: Json) => (pod.spec.containers as Json[]).map((c) => c.name as string);
+const initContainerNames = (pod: Json) => ((pod.spec.initContainers ?? []) as Json[]).map((c) => c.name as string);
+/** The injected native sidecar: an init container that the kubelet keeps running (restartPolicy Always). */
+const nativeSidecar = (pod: Json): Json | undefined =>
+  ((pod.spec.initContainers ?? []) as Json[]).find(
+    (c) => c.name === 'ripplecache-sidecar' && c.restartPolicy === 'Always',
+  );
 
 /** Waits until the API server sends annotated pods to the webhook (configurations reach it asynchronously). */
 async function waitUntilInjecting(): Promise<void> {
@@ -94,7 +103,7 @@ async function waitUntilInjecting(): Promise<void> {
       const name = `probe-${++seq}`;
       const { pod } = await createPod(podManifest({ annotation: 'sessions', name }));
       if (pod) await cp.kubectl(['delete', 'pod', name, '-n', NS, '--wait=false']);
-      return Boolean(pod && containerNames(pod).includes('ripplecache-sidecar'));
+      return Boolean(pod && nativeSidecar(pod));
     },
     30_000,
     500,
@@ -164,13 +173,21 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     await waitUntilInjecting();
   });
 
-  it('injects the sidecar into an annotated pod: container, config volume, password from the Secret', async () => {
+  it('injects the sidecar into an annotated pod: native sidecar, config volume, password from the Secret', async () => {
     const { pod, error } = await createPod(podManifest({ annotation: 'sessions', name: 'web-1' }));
     expect(error).toBeUndefined();
     const stored = await getJson(['get', 'pod', 'web-1', '-n', NS]);
     expect(stored.metadata.uid).toBe(pod!.metadata.uid);
-    expect(containerNames(stored)).toEqual(['app', 'ripplecache-sidecar']);
-    const sidecar = (stored.spec.containers as Json[])[1]!;
+    // What the API server stored: the app alone in containers, the sidecar as a native sidecar.
+    expect(containerNames(stored)).toEqual(['app']);
+    expect(initContainerNames(stored)).toEqual(['ripplecache-sidecar']);
+    const sidecar = (stored.spec.initContainers as Json[])[0]!;
+    expect(sidecar.restartPolicy).toBe('Always');
+    expect(sidecar.startupProbe).toMatchObject({
+      httpGet: { path: '/healthz', port: 'rc-metrics', scheme: 'HTTP' },
+      periodSeconds: 1,
+      failureThreshold: 60,
+    });
     expect(sidecar.image).toBe(SIDECAR_IMAGE);
     expect(sidecar.env).toEqual([
       // The label `cachecluster` of the sidecar's metrics.
@@ -183,7 +200,7 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
       readOnly: true,
     });
     expect(sidecar.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '128Mi' } });
-    expect(sidecar.lifecycle.preStop.sleep.seconds).toBe(5);
+    expect(sidecar.lifecycle).toBeUndefined();
     expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
     expect(sidecar.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=0.0.0.0:7071']);
     expect(sidecar.ports).toEqual([{ name: 'rc-metrics', containerPort: 7071, protocol: 'TCP' }]);
@@ -233,28 +250,50 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
 
   it('does not inject twice: a pod that already has the sidecar keeps exactly one', async () => {
     const injected = await getJson(['get', 'pod', 'web-1', '-n', NS]);
+    // As stored, minus the ServiceAccount token mount the API server adds again.
+    const withoutToken = (cs: Json[]) =>
+      cs.map((c) => ({
+        ...c,
+        volumeMounts: (c.volumeMounts as Json[] | undefined)?.filter(
+          (m) => !String(m.name).startsWith('kube-api-access'),
+        ),
+      }));
     const again = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'web-1-copy', namespace: NS, annotations: injected.metadata.annotations },
       spec: {
-        // As stored, minus the ServiceAccount token mount the API server adds again.
-        containers: (injected.spec.containers as Json[]).map((c) => ({
-          ...c,
-          volumeMounts: (c.volumeMounts as Json[] | undefined)?.filter(
-            (m) => !String(m.name).startsWith('kube-api-access'),
-          ),
-        })),
+        initContainers: withoutToken(injected.spec.initContainers as Json[]),
+        containers: withoutToken(injected.spec.containers as Json[]),
         volumes: (injected.spec.volumes as Json[]).filter((v) => v.name === 'ripplecache-config'),
       },
     };
+    const before = await operator!.metric('ripplecache_operator_webhook_admission_total', {
+      outcome: 'already-injected',
+    });
     const { pod, error } = await createPod(JSON.stringify(again));
     expect(error).toBeUndefined();
-    expect(containerNames(pod!)).toEqual(['app', 'ripplecache-sidecar']);
+    expect(containerNames(pod!)).toEqual(['app']);
+    expect(initContainerNames(pod!)).toEqual(['ripplecache-sidecar']);
     expect((pod!.spec.volumes as Json[]).filter((v) => v.name === 'ripplecache-config')).toHaveLength(1);
+
+    // A pod that has it as a plain container (injected by an older operator, or by hand) is left alone.
+    const plain = {
+      ...again,
+      metadata: { ...again.metadata, name: 'web-1-plain' },
+      spec: {
+        ...again.spec,
+        initContainers: undefined,
+        containers: [...again.spec.containers, ...again.spec.initContainers],
+      },
+    };
+    const old = await createPod(JSON.stringify(plain));
+    expect(old.error).toBeUndefined();
+    expect(containerNames(old.pod!)).toEqual(['app', 'ripplecache-sidecar']);
+    expect(initContainerNames(old.pod!)).toEqual([]);
     expect(
       await operator!.metric('ripplecache_operator_webhook_admission_total', { outcome: 'already-injected' }),
-    ).toBeGreaterThan(0);
+    ).toBe(before + 2);
   });
 
   it('never sees pods without the annotation (the matchCondition filters them in the API server)', async () => {
@@ -288,13 +327,103 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
       300,
     );
     const pods = (await getJson(['get', 'pods', '-n', NS, '-l', 'app=shop'])).items as Json[];
-    for (const p of pods) expect(containerNames(p)).toEqual(['shop', 'ripplecache-sidecar']);
+    for (const p of pods) {
+      expect(containerNames(p)).toEqual(['shop']);
+      expect(nativeSidecar(p)).toBeDefined();
+    }
     // The template's labels are kept, the sidecar label added: what the chart's PodMonitor selects on.
     for (const p of pods)
       expect(p.metadata.labels).toMatchObject({ app: 'shop', 'cache.ripplecache.io/sidecar': 'injected' });
     const selected = (await getJson(['get', 'pods', '-n', NS, '-l', 'cache.ripplecache.io/sidecar=injected,app=shop']))
       .items as Json[];
     expect(selected).toHaveLength(2);
+  });
+
+  it("injects into a Job's pods as a native sidecar (Job completion waits for `containers` only)", async () => {
+    await k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: 'report', namespace: NS },
+        spec: {
+          backoffLimit: 0,
+          template: {
+            metadata: { labels: { app: 'report' }, annotations: { 'cache.ripplecache.io/inject': 'sessions' } },
+            spec: {
+              restartPolicy: 'Never',
+              containers: [{ name: 'report', image: 'registry.example.com/shop/report:1.0' }],
+            },
+          },
+        },
+      }),
+    );
+    await waitFor(
+      'the Job controller to create its pod',
+      async () => (await getJson(['get', 'pods', '-n', NS, '-l', 'app=report'])).items.length === 1,
+      30_000,
+      300,
+    );
+    const [p] = (await getJson(['get', 'pods', '-n', NS, '-l', 'app=report'])).items as Json[];
+    // The kubelet waits for the Job's completion on `containers` only; a restartable init container is
+    // stopped once they exited.
+    expect(containerNames(p!)).toEqual(['report']);
+    expect(initContainerNames(p!)).toEqual(['ripplecache-sidecar']);
+    expect(nativeSidecar(p!)).toBeDefined();
+  });
+
+  it('injects into a restricted-Pod-Security namespace: the pod with its sidecar is admitted without warnings', async () => {
+    const ns = 'web-restricted';
+    await k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: {
+          name: ns,
+          labels: {
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/warn': 'restricted',
+          },
+        },
+      }),
+    );
+    await waitFor(
+      `ServiceAccount ${ns}/default`,
+      async () => (await cp.kubectl(['get', 'serviceaccount', 'default', '-n', ns])).code === 0,
+      30_000,
+      200,
+    );
+    await k(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'cache.ripplecache.io/v1alpha1',
+        kind: 'CacheCluster',
+        metadata: { name: 'sessions', namespace: ns },
+        spec: { eviction: { maxMemory: '64Mi' } },
+      }),
+    );
+    // An app that meets the profile itself; PodSecurity checks the pod after the webhook mutated it.
+    const app = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web-r', namespace: ns, annotations: { 'cache.ripplecache.io/inject': 'sessions' } },
+      spec: {
+        securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [
+          {
+            name: 'app',
+            image: 'registry.example.com/shop/web:1.0',
+            securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+          },
+        ],
+      },
+    };
+    const { pod, error, stderr } = await createPod(JSON.stringify(app));
+    expect(error).toBeUndefined();
+    expect(stderr).not.toMatch(/warning/i);
+    expect(nativeSidecar(pod!)).toBeDefined();
+    expect(containerNames(pod!)).toEqual(['app']);
   });
 
   it('with failurePolicy Fail, rejects annotated pods while the webhook is down, and lets other pods through', async () => {
@@ -336,8 +465,8 @@ describe('webhook with a self-managed certificate', () => {
     expect(mwc.webhooks[0].clientConfig.caBundle).toBe(secret.data['ca.crt']);
     await waitUntilInjecting();
     const { pod } = await createPod(podManifest({ annotation: 'sessions' }));
-    expect(containerNames(pod!)).toEqual(['app', 'ripplecache-sidecar']);
-    expect((pod!.spec.containers as Json[])[1]!.image).toBe('ghcr.io/ripplecache/sidecar:0.1.0');
+    expect(containerNames(pod!)).toEqual(['app']);
+    expect(nativeSidecar(pod!)?.image).toBe('ghcr.io/ripplecache/sidecar:0.1.0');
 
     // A restarted operator reuses the stored certificate rather than making a new one.
     await operator.stop();
@@ -357,6 +486,7 @@ describe('webhook with a self-managed certificate', () => {
     });
     expect((await getJson(['get', 'secret', 'ripplecache-webhook-tls', '-n', NS])).data).toEqual(secret.data);
     const again = await createPod(podManifest({ annotation: 'sessions' }));
-    expect(containerNames(again.pod!)).toEqual(['app', 'ripplecache-sidecar']);
+    expect(containerNames(again.pod!)).toEqual(['app']);
+    expect(nativeSidecar(again.pod!)).toBeDefined();
   });
 });

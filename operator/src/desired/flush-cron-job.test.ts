@@ -42,6 +42,23 @@ describe('desiredFlushCronJob', () => {
     expect(c.env).toBeUndefined();
   });
 
+  it('meets Pod Security restricted, and is not BestEffort', () => {
+    const pod = desiredFlushCronJob(cc({ flush: { schedule: '@daily' } }))!.spec.jobTemplate.spec.template.spec;
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 999,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(pod.containers[0]!.resources?.requests).toEqual({ cpu: '10m', memory: '16Mi' });
+  });
+
   it('leaves timeZone out when not set', () => {
     expect(desiredFlushCronJob(cc({ flush: { schedule: '@daily' } }))!.spec).not.toHaveProperty('timeZone');
   });

@@ -11,6 +11,7 @@ import { commonLabels } from './labels.js';
 import { flushCronJobName, serviceHost } from './names.js';
 import { childMetadata } from './owner-reference.js';
 import { passwordEnv } from './password-env.js';
+import { redisPodSecurityContext, restrictedContainerSecurityContext } from './pod-security.js';
 import { resolveSpec } from './resolved-spec.js';
 import { shellQuote } from './shell-quote.js';
 
@@ -89,17 +90,16 @@ export function desiredFlushCronJob(cc: CacheCluster, _opts: DesiredOptions = {}
             spec: {
               enableServiceLinks: false,
               restartPolicy: 'Never',
+              // Pod Security `restricted`, as the Redis pods: redis-cli and sh need no writable path.
+              securityContext: redisPodSecurityContext(),
               containers: [
                 {
                   name: 'flush',
                   image: spec.image,
                   command: ['sh', '-c', flushScript(cc)],
                   ...(env.length > 0 ? { env } : {}),
-                  securityContext: {
-                    allowPrivilegeEscalation: false,
-                    capabilities: { drop: ['ALL'] },
-                    seccompProfile: { type: 'RuntimeDefault' },
-                  },
+                  resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+                  securityContext: restrictedContainerSecurityContext(),
                 },
               ],
             },

@@ -54,23 +54,36 @@ export type Container = {
   livenessProbe?: Probe;
   resources?: { limits?: ResourceList; requests?: ResourceList };
   volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
-  securityContext?: {
-    allowPrivilegeEscalation: boolean;
-    capabilities?: { drop: string[] };
-    seccompProfile?: { type: 'RuntimeDefault' };
-  };
+  securityContext?: ContainerSecurityContext;
+};
+
+/** What Pod Security `restricted` asks of every container, plus a read-only root filesystem. */
+export type ContainerSecurityContext = {
+  allowPrivilegeEscalation: false;
+  readOnlyRootFilesystem: true;
+  capabilities: { drop: ['ALL'] };
+};
+
+/** Pod-level: a non-root user and group, the group owning writable volumes, the runtime's seccomp profile. */
+export type PodSecurityContext = {
+  runAsNonRoot: true;
+  runAsUser: number;
+  runAsGroup: number;
+  fsGroup: number;
+  seccompProfile: { type: 'RuntimeDefault' };
 };
 
 export type Volume = {
   name: string;
   configMap?: { name: string; items?: Array<{ key: string; path: string }> };
-  emptyDir?: Record<string, never>;
+  emptyDir?: { sizeLimit?: string };
 };
 
 export type PodSpec = {
   enableServiceLinks: boolean;
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   terminationGracePeriodSeconds?: number;
+  securityContext?: PodSecurityContext;
   containers: Container[];
   volumes?: Volume[];
 };

@@ -106,6 +106,52 @@ describe('desiredStatefulSet', () => {
     ).toBe('mirror/exporter:1');
   });
 
+  it('meets Pod Security restricted: the redis user, no capabilities, read-only root, RuntimeDefault seccomp', () => {
+    const sts = desiredStatefulSet(
+      cc({ topology: 'replication', metrics: { exporter: true }, auth: { secretRef: { name: 'a', key: 'p' } } }),
+    );
+    const pod = sts.spec.template.spec;
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 999,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.containers.map((c) => c.name)).toEqual(['redis', 'redis-exporter']);
+    for (const c of pod.containers) {
+      expect(c.securityContext).toEqual({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+    }
+    // Redis writes only to `dir` (/data): an emptyDir; the config is a read-only ConfigMap volume.
+    expect(container(sts, 'redis').volumeMounts).toEqual([
+      { name: 'config', mountPath: '/etc/redis', readOnly: true },
+      { name: 'data', mountPath: '/data' },
+    ]);
+    expect(pod.volumes).toContainEqual({ name: 'data', emptyDir: {} });
+  });
+
+  it('is never BestEffort: requests CPU and memory when the spec sets no resources', () => {
+    expect(container(desiredStatefulSet(cc({})), 'redis').resources).toEqual({
+      requests: { cpu: '50m', memory: '352Mi' },
+    });
+    // A limit without a request: Kubernetes copies the limit into the request; no memory request is added.
+    expect(container(desiredStatefulSet(cc({ resources: { limits: { memory: '1Gi' } } })), 'redis').resources).toEqual({
+      limits: { memory: '1Gi' },
+      requests: { cpu: '50m' },
+    });
+  });
+
+  it('keeps the resources when only eviction changes (a live setting must not roll the pods)', () => {
+    const small = desiredStatefulSet(cc({ eviction: { maxMemory: '16Mi' } }));
+    const big = desiredStatefulSet(cc({ eviction: { maxMemory: '8Gi' } }));
+    expect(container(big, 'redis').resources).toEqual(container(small, 'redis').resources);
+    expect(big.spec.template).toEqual(small.spec.template);
+  });
+
   it('passes the resources to the Redis container', () => {
     const resources = { limits: { memory: '512Mi' }, requests: { cpu: '100m', memory: '512Mi' } };
     expect(container(desiredStatefulSet(cc({ resources })), 'redis').resources).toEqual(resources);

@@ -16,6 +16,8 @@ import { selectorLabels, serverPodLabels } from './labels.js';
 import { configMapName, headlessServiceName, podHost, statefulSetName } from './names.js';
 import { childMetadata } from './owner-reference.js';
 import { passwordEnv } from './password-env.js';
+import { redisPodSecurityContext, restrictedContainerSecurityContext } from './pod-security.js';
+import { redisResources } from './redis-resources.js';
 import { resolveSpec } from './resolved-spec.js';
 import type { ResolvedSpec } from './resolved-spec.js';
 import { restartHash } from './restart-hash.js';
@@ -69,14 +71,15 @@ function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
       { name: 'config', mountPath: REDIS_CONF_DIR, readOnly: true },
       { name: 'data', mountPath: REDIS_DATA_DIR },
     ],
-    securityContext: { allowPrivilegeEscalation: false, seccompProfile: { type: 'RuntimeDefault' } },
+    resources: redisResources(spec.resources),
+    // Redis writes only to `dir` (/data, an emptyDir); the config is read from the ConfigMap volume.
+    securityContext: restrictedContainerSecurityContext(),
   };
   const env: EnvVar[] = [];
   if (spec.topology === 'replication')
     env.push({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
   env.push(...passwordEnv(spec, ['REDIS_PASSWORD', 'REDISCLI_AUTH']));
   if (env.length > 0) c.env = env;
-  if (spec.resources !== undefined) c.resources = structuredClone(spec.resources);
   return c;
 }
 
@@ -87,11 +90,8 @@ function exporterContainer(spec: ResolvedSpec, image: string): Container {
     env: [{ name: 'REDIS_ADDR', value: `redis://127.0.0.1:${REDIS_PORT}` }, ...passwordEnv(spec, ['REDIS_PASSWORD'])],
     ports: [{ name: EXPORTER_PORT_NAME, containerPort: EXPORTER_PORT, protocol: 'TCP' }],
     resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '64Mi' } },
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    // A static binary that writes nothing; runs as the pod's user.
+    securityContext: restrictedContainerSecurityContext(),
   };
 }
 
@@ -99,7 +99,9 @@ function exporterContainer(spec: ResolvedSpec, image: string): Container {
  * `<name>`: the Redis pods. 1 pod for standalone, 1 + replicas for replication (pod 0 the primary).
  * The pod template depends only on restart-requiring settings; eviction reaches the pods through
  * CONFIG SET and the ConfigMap (mounted under a fixed name), so changing it never rolls the pods.
- * Topology `cluster` is not supported: `desiredChildren` builds nothing for it.
+ * Topology `cluster` is not supported: `desiredChildren` builds nothing for it. The pods meet Pod
+ * Security `restricted`: Redis and the exporter run as the Redis image's user (not root), without
+ * capabilities or privilege escalation, on a read-only root filesystem, with the runtime's seccomp profile.
  */
 export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}): StatefulSet {
   const spec = resolveSpec(cc);
@@ -120,6 +122,7 @@ export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}):
         },
         spec: {
           enableServiceLinks: false,
+          securityContext: redisPodSecurityContext(),
           containers,
           volumes: [
             {

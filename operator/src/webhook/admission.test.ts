@@ -49,7 +49,10 @@ describe('reviewPodAdmission', () => {
       path: string;
       value: { name?: string };
     }>;
-    expect(ops[0]).toMatchObject({ path: '/spec/containers/-', value: { name: SIDECAR_CONTAINER_NAME } });
+    expect(ops[0]).toMatchObject({
+      path: '/spec/initContainers',
+      value: [{ name: SIDECAR_CONTAINER_NAME, restartPolicy: 'Always' }],
+    });
   });
 
   it('denies a pod naming a missing CacheCluster with a readable message', async () => {

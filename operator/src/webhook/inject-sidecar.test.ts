@@ -53,18 +53,20 @@ function apply(p: PodLike, ops: JsonPatchOperation[]): PodLike {
 
 type Container = Record<string, any>;
 
+/** The injected sidecar: the init container the patch adds (the first operation). */
 function injectedContainer(ops: JsonPatchOperation[]): Container {
-  const op = ops.find((o) => o.path === '/spec/containers/-');
+  const op = ops.find((o) => o.path.startsWith('/spec/initContainers'));
   expect(op).toBeDefined();
-  return op!.value as Container;
+  return (op!.path === '/spec/initContainers' ? (op!.value as Container[])[0] : op!.value) as Container;
 }
 
 describe('injectSidecar', () => {
-  it('adds the sidecar container after the app containers and the config volume from <cc>-config', () => {
+  it('adds the sidecar as a native sidecar (init container, restartPolicy Always) and the config volume from <cc>-config', () => {
     const ops = injectSidecar(pod(), cc());
-    expect(ops.map((o) => o.path)).toEqual(['/spec/containers/-', '/spec/volumes', '/metadata/labels']);
+    expect(ops.map((o) => o.path)).toEqual(['/spec/initContainers', '/spec/volumes', '/metadata/labels']);
     const c = injectedContainer(ops);
     expect(c.name).toBe(SIDECAR_CONTAINER_NAME);
+    expect(c.restartPolicy).toBe('Always');
     expect(c.image).toBe(INJECT_DEFAULTS.image);
     expect(c.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=0.0.0.0:7071']);
     expect(c.volumeMounts).toEqual([{ name: SIDECAR_CONFIG_VOLUME, mountPath: '/etc/ripplecache', readOnly: true }]);
@@ -75,12 +77,26 @@ describe('injectSidecar', () => {
       },
     ]);
     const after = apply(pod(), ops);
-    expect(after.spec!.containers!.map((x) => x.name)).toEqual(['app', SIDECAR_CONTAINER_NAME]);
+    expect(after.spec!.containers!.map((x) => x.name)).toEqual(['app']);
+    expect(after.spec!.initContainers!.map((x) => x.name)).toEqual([SIDECAR_CONTAINER_NAME]);
+  });
+
+  it("appends to the pod's own init containers, which run before it", () => {
+    const p = pod({ initContainers: [{ name: 'migrate' }] });
+    const ops = injectSidecar(p, cc());
+    expect(ops[0]).toMatchObject({
+      op: 'add',
+      path: '/spec/initContainers/-',
+      value: { name: SIDECAR_CONTAINER_NAME },
+    });
+    const after = apply(p, ops);
+    expect(after.spec!.initContainers!.map((x) => x.name)).toEqual(['migrate', SIDECAR_CONTAINER_NAME]);
+    expect(after.spec!.containers!.map((x) => x.name)).toEqual(['app']);
   });
 
   it('appends to existing volumes instead of replacing them', () => {
     const ops = injectSidecar(pod({ volumes: [{ name: 'data' }] }), cc());
-    expect(ops.map((o) => o.path)).toEqual(['/spec/containers/-', '/spec/volumes/-', '/metadata/labels']);
+    expect(ops.map((o) => o.path)).toEqual(['/spec/initContainers', '/spec/volumes/-', '/metadata/labels']);
     const after = apply(pod({ volumes: [{ name: 'data' }] }), ops);
     expect(after.spec!.volumes!.map((v) => v.name)).toEqual(['data', SIDECAR_CONFIG_VOLUME]);
   });
@@ -94,8 +110,13 @@ describe('injectSidecar', () => {
     expect(injectSidecar(labelled, cc())).toEqual([]);
     // Its own port 7071 on the injected container is no clash for a second admission.
     expect(() => injectSidecar(once, cc())).not.toThrow();
-    // Also when the sidecar was added as a native sidecar (init container) by hand.
+    expect(once.spec!.initContainers!.filter((c) => c.name === SIDECAR_CONTAINER_NAME)).toHaveLength(1);
+    // Also when the sidecar was added by hand, as an init container or as a plain container (the way
+    // this webhook injected it before it became a native sidecar).
     expect(injectSidecar(pod({ initContainers: [{ name: SIDECAR_CONTAINER_NAME }] }), cc())).toEqual([]);
+    const plain = pod({ containers: [{ name: 'app' }, { name: SIDECAR_CONTAINER_NAME }] });
+    expect(isInjected(plain)).toBe(true);
+    expect(injectSidecar(plain, cc())).toEqual([]);
   });
 
   it('reads the Redis password from the auth Secret, never copying it', () => {
@@ -125,11 +146,19 @@ describe('injectSidecar', () => {
     expect(big.resources).toEqual({ requests: { cpu: '50m', memory: '320Mi' }, limits: { memory: '576Mi' } });
   });
 
-  it('opens the metrics port rc-metrics (7071) and probes /readyz and /healthz there with httpGet, and drains on preStop', () => {
-    const c = injectedContainer(injectSidecar(pod(), cc(), { drainSeconds: 7 }));
+  it('opens the metrics port rc-metrics (7071) and probes it with httpGet: startup and liveness /healthz, readiness /readyz', () => {
+    const c = injectedContainer(injectSidecar(pod(), cc()));
     expect(SIDECAR_METRICS_PORT).toBe(7071);
     expect(c.ports).toEqual([{ name: 'rc-metrics', containerPort: 7071, protocol: 'TCP' }]);
     expect(c.args).toContain('--metrics-listen=0.0.0.0:7071');
+    // The kubelet starts the app containers only once the startup probe succeeded: the sidecar serves.
+    expect(c.startupProbe).toEqual({
+      httpGet: { path: '/healthz', port: 'rc-metrics' },
+      periodSeconds: 1,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 60,
+    });
     expect(c.readinessProbe).toMatchObject({
       httpGet: { path: '/readyz', port: 'rc-metrics' },
       periodSeconds: 5,
@@ -144,7 +173,8 @@ describe('injectSidecar', () => {
     expect(c.livenessProbe).not.toHaveProperty('exec');
     // The API port itself is never declared: it listens on 127.0.0.1 only.
     expect(JSON.stringify(c)).not.toContain('7070');
-    expect(c.lifecycle).toEqual({ preStop: { sleep: { seconds: 7 } } });
+    // A native sidecar is stopped only after the app containers exited: no preStop delay is needed.
+    expect(c.lifecycle).toBeUndefined();
   });
 
   it('labels the pod cache.ripplecache.io/sidecar: injected, whether or not it has labels', () => {
@@ -229,6 +259,9 @@ describe('injectSidecar', () => {
         cc(),
       ),
     ).toThrow(InjectionConflictError);
+    expect(() =>
+      injectSidecar(pod({ initContainers: [{ name: 'proxy', ports: [{ containerPort: 7070 }] }] }), cc()),
+    ).toThrow(/container "proxy" declares port 7070/);
     expect(() =>
       injectSidecar(pod({ containers: [{ name: 'app', ports: [{ containerPort: 8080 }] }] }), cc()),
     ).not.toThrow();

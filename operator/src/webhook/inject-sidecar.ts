@@ -1,7 +1,11 @@
 /**
  * Sidecar injection as a pure function: (pod, CacheCluster, options) → JSON Patch operations (RFC 6902)
- * that the mutating webhook returns to the API server. Idempotent: a pod that already has the sidecar
- * container gets no operations, so a re-invoked webhook (reinvocationPolicy) or a pod created from an
+ * that the mutating webhook returns to the API server. The sidecar is a native sidecar (Kubernetes ≥ 1.29):
+ * an init container with `restartPolicy: Always`, so the kubelet starts it, and waits for its startup
+ * probe, before any app container; keeps it running beside them; stops it only after they exited (the
+ * app's last cache calls still find it); and does not wait for it to complete a Job. Idempotent: a pod
+ * that already has the sidecar (as an init container, or as a plain container from an older injection or
+ * by hand) gets no operations, so a re-invoked webhook (reinvocationPolicy) or a pod created from an
  * already-injected manifest is never injected twice.
  */
 import { ANNOTATION_INJECT, LABEL_SIDECAR, SIDECAR_CONF_KEY, SIDECAR_INJECTED } from '../api/v1alpha1/constants.js';
@@ -41,12 +45,6 @@ export interface InjectOptions {
   image: string;
   /** Default `IfNotPresent`. */
   imagePullPolicy: 'IfNotPresent' | 'Always' | 'Never';
-  /**
-   * Seconds the preStop hook keeps the sidecar up after the pod starts terminating, so that the app can
-   * finish its last cache calls; then the kubelet sends SIGTERM, which the sidecar handles by draining.
-   * Default 5.
-   */
-  drainSeconds: number;
   /** UID and GID the sidecar runs as (non-root). Default 65532. */
   runAsUser: number;
   /** CPU request. Default `50m`. Memory is derived from the CacheCluster's `spec.sidecar.l1.maxBytes`. */
@@ -58,7 +56,6 @@ export interface InjectOptions {
 export const INJECT_DEFAULTS: InjectOptions = {
   image: 'ghcr.io/ripplecache/sidecar:0.1.0',
   imagePullPolicy: 'IfNotPresent',
-  drainSeconds: 5,
   runAsUser: 65532,
   cpuRequest: '50m',
   memoryOverheadBytes: 64 * 1024 * 1024,
@@ -75,7 +72,7 @@ export interface PodLike {
   };
   spec?: {
     containers?: Array<{ name: string; ports?: Array<{ containerPort?: number }> }>;
-    initContainers?: Array<{ name: string }>;
+    initContainers?: Array<{ name: string; ports?: Array<{ containerPort?: number }> }>;
     volumes?: Array<{ name: string }>;
   };
 }
@@ -103,6 +100,7 @@ export function requestedCacheCluster(pod: PodLike): string | undefined {
   return v ? v : undefined;
 }
 
+/** Whether the pod already has the sidecar, as an init container or as a plain container. */
 export function isInjected(pod: PodLike): boolean {
   return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some(
     (c) => c.name === SIDECAR_CONTAINER_NAME,
@@ -121,7 +119,13 @@ function httpGet(path: string): Record<string, unknown> {
   return { path, port: SIDECAR_METRICS_PORT_NAME };
 }
 
-/** The sidecar container for `cc`. */
+/**
+ * The sidecar container for `cc`: a native sidecar (`restartPolicy: Always`, for `spec.initContainers`).
+ * Its startup probe asks `/healthz` on the metrics listener, which starts after the API listener on
+ * 127.0.0.1:7070: once it answers, the app's `http://127.0.0.1:7070` answers too, and the kubelet starts
+ * the next container. `/healthz` (the process serves) and not `/readyz` (Redis reachable), so that a Redis
+ * outage does not keep the app from starting; readiness still reports it.
+ */
 export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_DEFAULTS): Record<string, unknown> {
   const spec = resolveSpec(cc);
   const l1Bytes = parseQuantity(spec.sidecar.l1.maxBytes);
@@ -139,12 +143,20 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
     name: SIDECAR_CONTAINER_NAME,
     image: opts.image,
     imagePullPolicy: opts.imagePullPolicy,
+    restartPolicy: 'Always',
     args: ['--config', `${SIDECAR_CONFIG_DIR}/${SIDECAR_CONF_KEY}`, `--metrics-listen=0.0.0.0:${SIDECAR_METRICS_PORT}`],
     env,
     ports: [{ name: SIDECAR_METRICS_PORT_NAME, containerPort: SIDECAR_METRICS_PORT, protocol: 'TCP' }],
     resources: {
       requests: { cpu: opts.cpuRequest, memory: mebibytes(l1Bytes + opts.memoryOverheadBytes) },
       limits: { memory: mebibytes(2 * l1Bytes + opts.memoryOverheadBytes) },
+    },
+    startupProbe: {
+      httpGet: httpGet('/healthz'),
+      periodSeconds: 1,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 60,
     },
     readinessProbe: {
       httpGet: httpGet('/readyz'),
@@ -162,7 +174,6 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
       successThreshold: 1,
       failureThreshold: 6,
     },
-    lifecycle: { preStop: { sleep: { seconds: opts.drainSeconds } } },
     volumeMounts: [{ name: SIDECAR_CONFIG_VOLUME, mountPath: SIDECAR_CONFIG_DIR, readOnly: true }],
     securityContext: {
       runAsNonRoot: true,
@@ -177,8 +188,9 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
 }
 
 /**
- * The JSON Patch that injects the sidecar configured from `cc` into `pod`: the container, the config
- * volume (the whole ConfigMap directory, not a subPath, so that config changes reach the running
+ * The JSON Patch that injects the sidecar configured from `cc` into `pod`: the sidecar appended to the
+ * init containers (after the pod's own, which therefore run before it and cannot use the cache), the
+ * config volume (the whole ConfigMap directory, not a subPath, so that config changes reach the running
  * sidecar) and the label `cache.ripplecache.io/sidecar: injected`. Returns [] for a pod that already has
  * the sidecar. Throws InjectionConflictError when the pod already uses the sidecar's volume name or
  * declares one of its ports (7070, 7071).
@@ -199,7 +211,9 @@ export function injectSidecar(
     [SIDECAR_API_PORT, `127.0.0.1:${SIDECAR_API_PORT}`],
     [SIDECAR_METRICS_PORT, `0.0.0.0:${SIDECAR_METRICS_PORT}, metrics and probes`],
   ] as const) {
-    const clash = (pod.spec?.containers ?? []).find((c) => (c.ports ?? []).some((p) => p.containerPort === port));
+    const clash = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find((c) =>
+      (c.ports ?? []).some((p) => p.containerPort === port),
+    );
     if (clash) {
       throw new InjectionConflictError(
         `container "${clash.name}" declares port ${port}, which the ripplecache sidecar listens on (${where})`,
@@ -211,8 +225,9 @@ export function injectSidecar(
     configMap: { name: configMapName(cc), items: [{ key: SIDECAR_CONF_KEY, path: SIDECAR_CONF_KEY }] },
   };
   const ops: JsonPatchOperation[] = [];
-  if (pod.spec?.containers === undefined) ops.push({ op: 'add', path: '/spec/containers', value: [] });
-  ops.push({ op: 'add', path: '/spec/containers/-', value: sidecarContainer(cc, opts) });
+  const sidecar = sidecarContainer(cc, opts);
+  if (pod.spec?.initContainers === undefined) ops.push({ op: 'add', path: '/spec/initContainers', value: [sidecar] });
+  else ops.push({ op: 'add', path: '/spec/initContainers/-', value: sidecar });
   if (pod.spec?.volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: [volume] });
   else ops.push({ op: 'add', path: '/spec/volumes/-', value: volume });
   // The label selects the pod for the chart's PodMonitor. `add` on an existing member replaces it.
