@@ -87,6 +87,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options;
   const clock = options.clock ?? Date.now;
   const senderId = options.senderId ?? defaultSenderId();
+  const bodyLimit = Math.max(config.maxValueBytes, 2 * 1024 * 1024);
 
   const app = Fastify({
     ...(options.loggerInstance
@@ -96,7 +97,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request (it costs more than an L1 hit); error logs carry the request id.
     childLoggerFactory: (logger) => logger,
-    bodyLimit: Math.max(config.maxValueBytes, 2 * 1024 * 1024),
+    bodyLimit,
     return503OnClosing: false,
     routerOptions: { maxParamLength: MAX_ENCODED_KEY_LENGTH + 16 },
     frameworkErrors: frameworkErrors(config.maxValueBytes),
@@ -240,14 +241,18 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('ripplecache', runtime);
 
   installErrorHandling(app, metrics, config.maxValueBytes);
+  // Keys the origin could never store (PostgreSQL: NUL) are InvalidKey for every route, not only PUT.
+  const origin = writePath?.origin;
+  const originCheckKey = origin ? { originCheckKey: (key: string) => origin.checkKey(key) } : {};
   await app.register(cacheRoutes, {
     cache: tiered,
     metrics,
     config,
     ...(l2 ? { readAllNodes: (key: string) => l2.readAllNodes(key) } : {}),
     ...(writePath ? { writer: writePath.policy } : {}),
+    ...originCheckKey,
   });
-  await app.register(invalidateRoute, { cache: tiered, metrics });
+  await app.register(invalidateRoute, { cache: tiered, metrics, ...originCheckKey });
   await app.register(healthRoutes, {
     cache: tiered,
     metrics,

@@ -14,7 +14,6 @@ export const ERROR_CODES = {
   NotFound: 404,
   MethodNotAllowed: 405,
   ValueTooLarge: 413,
-  UnsupportedMediaType: 415,
   Internal: 500,
   StoredRecordInvalid: 500,
   RedisError: 502,
