@@ -20,6 +20,7 @@ import { InvalidationReceiver } from './invalidation/invalidation-receiver.js';
 import { createL1Store } from './l1/create-l1-store.js';
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js';
 import { frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
+import { clientErrorHandler, httpServerFactory } from './plugins/http-server.js';
 import { InvalidationSubscriber } from './redis/invalidation-subscriber.js';
 import { createRedisClient, nodeName } from './redis/redis-client.js';
 import { RedisL2 } from './redis/redis-l2.js';
@@ -101,6 +102,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     return503OnClosing: false,
     routerOptions: { maxParamLength: MAX_ENCODED_KEY_LENGTH + 16 },
     frameworkErrors: frameworkErrors(config.maxValueBytes),
+    // Requests refused before fastify sees them (parse errors, no Host, oversize Expect: 100-continue) get
+    // the API's JSON errors too; the cache routes' body limit is the value limit.
+    serverFactory: httpServerFactory((url) => (url.startsWith('/v1/cache/') ? config.maxValueBytes : bodyLimit)),
+    clientErrorHandler,
     // Reject unknown properties instead of silently dropping them; coerce query strings to numbers but
     // never a scalar into an array.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
