@@ -322,6 +322,15 @@ describe('HTTP input (issue 10 §4)', () => {
     expect(head.headers['content-type']).toBe(expected);
   });
 
+  it('a stored Content-Type that cannot be sent at all (not from a PUT) is answered as octet-stream', async () => {
+    await app.ripplecache.cache.put('bad-ct', { body: Buffer.from('x'), contentType: 'text\r\nX-Evil: 1' }, 60);
+    const r = await get('bad-ct');
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toBe('application/octet-stream');
+    expect(r.headers['x-evil']).toBeUndefined();
+    expect(r.body).toBe('x');
+  });
+
   it('PUT without a Content-Type is stored as application/octet-stream', async () => {
     expect((await put('ct', 'x', '', {})).statusCode).toBe(204);
     expect((await get('ct')).headers['content-type']).toBe('application/octet-stream');

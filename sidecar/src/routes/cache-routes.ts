@@ -6,6 +6,7 @@
  * Values are raw bytes of any Content-Type (no parsing, stored as sent), up to `--max-value-bytes`.
  */
 import { isUtf8 } from 'node:buffer';
+import { validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SidecarConfig } from '../config.js';
 import { InvalidRequestError, RedisUnavailableError } from '../errors.js';
@@ -50,6 +51,11 @@ function sendValue(reply: FastifyReply, value: CacheValue, tier: string): void {
     return;
   }
   // A Content-Type that is not a media type (stored as sent): written past fastify, which would replace it.
+  // (One that cannot be sent at all, e.g. written into the origin's table by someone else: octet-stream.)
+  if (!sendable(value.contentType)) {
+    reply.header('content-type', DEFAULT_CONTENT_TYPE).header('x-cache', tier).send(value.body);
+    return;
+  }
   reply.hijack();
   reply.raw.writeHead(200, {
     'content-type': value.contentType,
@@ -58,6 +64,15 @@ function sendValue(reply: FastifyReply, value: CacheValue, tier: string): void {
   });
   if (reply.request.method === 'HEAD') reply.raw.end();
   else reply.raw.end(value.body);
+}
+
+function sendable(headerValue: string): boolean {
+  try {
+    validateHeaderValue('content-type', headerValue);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const CONSISTENCY_SCHEMA = {
