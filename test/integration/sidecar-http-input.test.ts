@@ -333,6 +333,22 @@ describe("requests Node's HTTP parser refuses get the API's JSON error and a cle
     },
   );
 
+  it('a malformed request pipelined behind good ones is answered after them, in order', async () => {
+    const x = await exchange(L.port, [
+      'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'PUT /v1/cache/pipelined HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok' +
+        `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    ]);
+    expect(x.timedOut).toBe(false);
+    expect(x.error).toBeUndefined();
+    expect(x.ended).toBe(true);
+    const responses = parseResponses(x.raw);
+    expect(responses.map((r) => r.status)).toEqual([200, 204, 431]);
+    expect(responses[2]?.headers.connection).toBe('close');
+    expect(errorCode(responses[2] as ParsedResponse)).toBe('HeadersTooLarge');
+    expect((await L.get('pipelined')).body).toBe('ok');
+  });
+
   it('the sidecar answers normally afterwards', async () => {
     expect((await L.readyz()).status).toBe(200);
   });

@@ -139,15 +139,31 @@ export function clientErrorHandler(
   if (answered.has(socket)) return;
   answered.add(socket);
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  // A response already under way on this connection cannot be followed by another one.
-  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (!socket.writable || inFlight?.headersSent === true) {
+  const { code, message } = clientErrorAnswer(err);
+  this.log.debug({ code, error: err.code, message: err.message }, 'Refused a request Node could not parse');
+  answerInTurn(socket, rawErrorResponse(code, message));
+}
+
+type HttpSocket = Duplex & { _httpMessage?: ServerResponse | null };
+
+/**
+ * Writes the answer once the connection's earlier responses are out: a request pipelined behind ones
+ * still being answered must not have its error arrive as their answer. Then ends the connection.
+ */
+function answerInTurn(socket: HttpSocket, response: string): void {
+  // The response Node is writing on this connection (Node's own field; its clientError default reads it).
+  const inFlight = socket._httpMessage;
+  if (inFlight && inFlight.req.complete && !inFlight.writableFinished) {
+    // The error is in a later request: answer after this one (and any other queued behind it).
+    inFlight.once('close', () => setImmediate(() => answerInTurn(socket, response)));
+    return;
+  }
+  // A response already under way (to the request whose body failed) cannot be followed by another.
+  if (socket.destroyed || !socket.writable || inFlight?.headersSent === true) {
     socket.destroy();
     return;
   }
-  const { code, message } = clientErrorAnswer(err);
-  this.log.debug({ code, error: err.code, message: err.message }, 'Refused a request Node could not parse');
-  socket.end(rawErrorResponse(code, message));
+  socket.end(response);
   // Node's parser goes on reading and discarding; close for good if the client never does.
   const linger = setTimeout(() => socket.destroy(), LINGER_MS);
   linger.unref();
