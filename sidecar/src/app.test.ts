@@ -252,3 +252,178 @@ describe('HTTP API (L1-only)', () => {
     await other.close();
   });
 });
+
+describe('HTTP input (issue 10 §4)', () => {
+  it.each([
+    ['1e309'],
+    ['Infinity'],
+    ['0x10'],
+    ['1e3'],
+    ['+5'],
+    ['%2B5'],
+    ['%201'],
+    ['1%20'],
+    ['%091'],
+    [''],
+    ['1.0'],
+    ['0'],
+    ['315360001'],
+    ['1&ttl=2'],
+    ['5&ttl=5'],
+  ])('PUT ?ttl=%s → 400 InvalidTTL, nothing stored', async (ttl) => {
+    const r = await put('t', 'x', `?ttl=${ttl}`);
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'InvalidTTL', message: expect.stringContaining('315360000') } });
+    expect((await get('t')).statusCode).toBe(404);
+  });
+
+  it('PUT ?ttl (no value) → 400 InvalidTTL', async () => {
+    const r = await put('t', 'x', '?ttl');
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error.code).toBe('InvalidTTL');
+  });
+
+  it('a valid ttl is decimal digits, leading zeros allowed: 010 is ten seconds', async () => {
+    expect((await put('t', 'x', '?ttl=010')).statusCode).toBe(204);
+    now += 9_999;
+    expect((await get('t')).statusCode).toBe(200);
+    now += 1;
+    expect((await get('t')).statusCode).toBe(404);
+    expect((await put('max', 'x', '?ttl=315360000')).statusCode).toBe(204);
+    expect((await put('one', 'x', '?ttl=1')).statusCode).toBe(204);
+  });
+
+  it.each([
+    ['empty', '', 'application/octet-stream'],
+    ['no slash', 'text', 'text'],
+    ['only separators', ';;;', ';;;'],
+    ['parameters only', '; charset=utf-8', '; charset=utf-8'],
+    ['unterminated quoted parameter', 'text/plain; charset="x', 'text/plain; charset="x'],
+    ['multipart without a boundary', 'multipart/form-data', 'multipart/form-data'],
+    ['multipart with a boundary', 'multipart/form-data; boundary=zzz', 'multipart/form-data; boundary=zzz'],
+    ['form', 'application/x-www-form-urlencoded', 'application/x-www-form-urlencoded'],
+    ['JSON (the body is not JSON)', 'application/json', 'application/json'],
+    ['JSON with a charset', 'application/json; charset=utf-16', 'application/json; charset=utf-16'],
+    ['upper case', 'TEXT/HTML', 'TEXT/HTML'],
+    ['slash only', '/', '/'],
+    ['the word undefined', 'undefined', 'undefined'],
+  ])('PUT with Content-Type %s is stored as sent (%j), body byte for byte', async (_name, contentType, expected) => {
+    const body = Buffer.from('{"a": not json \u0000\u00ff', 'latin1');
+    const w = await put('ct', body, '', { 'content-type': contentType });
+    expect(w.statusCode).toBe(204);
+    const r = await get('ct');
+    expect(r.statusCode).toBe(200);
+    expect(r.rawPayload.equals(body)).toBe(true);
+    expect(r.headers['content-type']).toBe(expected);
+    expect(r.headers['x-cache']).toBe('L1');
+    expect(r.headers['content-length']).toBe(String(body.length));
+    const head = await app.inject({ method: 'HEAD', url: '/v1/cache/ct' });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-type']).toBe(expected);
+  });
+
+  it('a stored Content-Type that cannot be sent at all (not from a PUT) is answered as octet-stream', async () => {
+    await app.ripplecache.cache.put('bad-ct', { body: Buffer.from('x'), contentType: 'text\r\nX-Evil: 1' }, 60);
+    const r = await get('bad-ct');
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toBe('application/octet-stream');
+    expect(r.headers['x-evil']).toBeUndefined();
+    expect(r.body).toBe('x');
+  });
+
+  it('PUT without a Content-Type is stored as application/octet-stream', async () => {
+    expect((await put('ct', 'x', '', {})).statusCode).toBe(204);
+    expect((await get('ct')).headers['content-type']).toBe('application/octet-stream');
+  });
+
+  it('never answers 415: DELETE, POST and unknown routes with a malformed Content-Type', async () => {
+    await put('d', 'x');
+    const del = await app.inject({
+      method: 'DELETE',
+      url: '/v1/cache/d',
+      payload: 'x',
+      headers: { 'content-type': ';;' },
+    });
+    expect(del.statusCode).toBe(204);
+    expect((await get('d')).statusCode).toBe(404);
+    const post = await app.inject({
+      method: 'POST',
+      url: '/v1/cache/d',
+      payload: 'x',
+      headers: { 'content-type': '' },
+    });
+    expect(post.statusCode).toBe(405);
+    expect(post.json().error.code).toBe('MethodNotAllowed');
+    const nowhere = await app.inject({ method: 'POST', url: '/v2/x', payload: 'x', headers: { 'content-type': 'x' } });
+    expect(nowhere.statusCode).toBe(404);
+    expect(nowhere.json().error.code).toBe('NotFound');
+    const options = await app.inject({
+      method: 'OPTIONS',
+      url: '/healthz',
+      payload: 'x',
+      headers: { 'content-type': '' },
+    });
+    expect(options.statusCode).toBe(404);
+    expect(options.json().error.code).toBe('NotFound');
+  });
+
+  it.each([
+    ['form-urlencoded (what curl -d sends)', 'application/x-www-form-urlencoded'],
+    ['text/plain', 'text/plain'],
+    ['empty', ''],
+    ['malformed', ';;'],
+    ['JSON', 'application/json'],
+  ])('POST /v1/invalidate reads a JSON body labelled %s', async (_name, contentType) => {
+    await put('user:42', 'x');
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/invalidate',
+      payload: '{"keys":["user:42"]}',
+      headers: { 'content-type': contentType },
+    });
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toEqual({ keys: 1, tier: 'l1', published: false });
+    expect((await get('user:42')).statusCode).toBe(404);
+  });
+
+  it.each([
+    ['a form body', 'application/x-www-form-urlencoded', 'keys=user:42'],
+    ['text', 'text/plain', 'user:42'],
+    ['empty', 'application/x-www-form-urlencoded', ''],
+    ['prototype poisoning', 'application/json', '{"keys":["a"],"__proto__":{"x":1}}'],
+  ])('POST /v1/invalidate with %s → 400 InvalidBody', async (_name, contentType, payload) => {
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/invalidate',
+      payload,
+      headers: { 'content-type': contentType },
+    });
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'InvalidBody', message: expect.any(String) } });
+  });
+});
+
+describe('keys a PostgreSQL origin could never store (no I/O: refused before any query)', () => {
+  beforeEach(async () => {
+    await app.close();
+    // Nothing listens there; a query would fail with OriginUnavailable, not InvalidKey.
+    await start({ origin: 'postgres://nobody@127.0.0.1:1/none' });
+  });
+
+  it.each([
+    ['GET', '/v1/cache/a%00b'],
+    ['HEAD', '/v1/cache/a%00b'],
+    ['GET', '/v1/cache/a%00b?consistency=all'],
+    ['PUT', '/v1/cache/a%00b'],
+    ['DELETE', '/v1/cache/a%00b'],
+    ['POST', '/v1/invalidate'],
+  ])('%s %s → 400 InvalidKey', async (method, url) => {
+    const r = await app.inject({
+      method: method as 'GET',
+      url,
+      ...(method === 'PUT' ? { payload: 'x' } : method === 'POST' ? { payload: { keys: ['ok', 'a\u0000b'] } } : {}),
+    });
+    expect(r.statusCode).toBe(400);
+    if (method !== 'HEAD') expect(r.json()).toEqual({ error: { code: 'InvalidKey', message: expect.any(String) } });
+  });
+});

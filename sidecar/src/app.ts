@@ -20,6 +20,7 @@ import { InvalidationReceiver } from './invalidation/invalidation-receiver.js';
 import { createL1Store } from './l1/create-l1-store.js';
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js';
 import { frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
+import { clientErrorHandler, httpServerFactory } from './plugins/http-server.js';
 import { InvalidationSubscriber } from './redis/invalidation-subscriber.js';
 import { createRedisClient, nodeName } from './redis/redis-client.js';
 import { RedisL2 } from './redis/redis-l2.js';
@@ -89,6 +90,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options;
   const clock = options.clock ?? Date.now;
   const senderId = options.senderId ?? defaultSenderId();
+  const bodyLimit = Math.max(config.maxValueBytes, 2 * 1024 * 1024);
 
   const app = Fastify({
     ...(options.loggerInstance
@@ -98,10 +100,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request (it costs more than an L1 hit); error logs carry the request id.
     childLoggerFactory: (logger) => logger,
-    bodyLimit: Math.max(config.maxValueBytes, 2 * 1024 * 1024),
+    bodyLimit,
     return503OnClosing: false,
     routerOptions: { maxParamLength: MAX_ENCODED_KEY_LENGTH + 16 },
     frameworkErrors: frameworkErrors(config.maxValueBytes),
+    // Requests refused before fastify sees them (parse errors, no Host, oversize Expect: 100-continue) get
+    // the API's JSON errors too; the cache routes' body limit is the value limit.
+    serverFactory: httpServerFactory((url) => (url.startsWith('/v1/cache/') ? config.maxValueBytes : bodyLimit)),
+    clientErrorHandler,
     // Reject unknown properties instead of silently dropping them; coerce query strings to numbers but
     // never a scalar into an array.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
@@ -247,14 +253,18 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('ripplecache', runtime);
 
   installErrorHandling(app, metrics, config.maxValueBytes);
+  // Keys the origin could never store (PostgreSQL: NUL) are InvalidKey for every route, not only PUT.
+  const origin = writePath?.origin;
+  const originCheckKey = origin ? { originCheckKey: (key: string) => origin.checkKey(key) } : {};
   await app.register(cacheRoutes, {
     cache: tiered,
     metrics,
     config,
     ...(l2 ? { readAllNodes: (key: string) => l2.readAllNodes(key) } : {}),
     ...(writePath ? { writer: writePath.policy } : {}),
+    ...originCheckKey,
   });
-  await app.register(invalidateRoute, { cache: tiered, metrics });
+  await app.register(invalidateRoute, { cache: tiered, metrics, ...originCheckKey });
   await app.register(healthRoutes, {
     cache: tiered,
     metrics,

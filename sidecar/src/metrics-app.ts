@@ -8,6 +8,7 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
+import { clientErrorHandler, httpServerFactory } from './plugins/http-server.js';
 import { healthRoutes } from './routes/health-routes.js';
 
 /** Builds the metrics/probe server for the sidecar `app` (as built by `buildApp`), logging through its logger. */
@@ -22,6 +23,8 @@ export async function buildMetricsApp(app: FastifyInstance): Promise<FastifyInst
     bodyLimit: 1024,
     return503OnClosing: false,
     frameworkErrors: frameworkErrors(config.maxValueBytes),
+    serverFactory: httpServerFactory(() => 1024),
+    clientErrorHandler,
   });
   installErrorHandling(server, metrics, config.maxValueBytes);
   await server.register(healthRoutes, {

@@ -9,11 +9,13 @@ import {
   InvalidKeyError,
   InvalidRequestError,
   InvalidTTLError,
+  NotFoundError,
   SidecarError,
   ValueTooLargeError,
   type ErrorCode,
 } from '../errors.js';
 import type { Operation, SidecarMetrics } from '../metrics.js';
+import { TTL_RULE } from '../ttl.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string };
@@ -64,10 +66,11 @@ export function toApiError(
           )
         : new InvalidRequestError('the URL is not valid');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new SidecarError(
-        'UnsupportedMediaType',
-        `Content-Type ${String(request.headers['content-type'])} is not accepted here`,
-      );
+      // Routes that take a body accept any Content-Type (content-type.ts); only a request for no route
+      // with a malformed one gets here: it is the 404 it would be with any other Content-Type.
+      return request.is404
+        ? new NotFoundError(`no route ${request.method} ${request.url.split('?', 1)[0] ?? ''}`)
+        : new InvalidRequestError('the Content-Type is not a valid media type');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new InvalidRequestError('the body is not valid JSON', 'InvalidBody');
@@ -79,7 +82,7 @@ export function toApiError(
       where === 'querystring' &&
       fe.validation.some((v) => v.instancePath === '/ttl' || v.params?.missingProperty === 'ttl')
     ) {
-      return new InvalidTTLError(`ttl must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}`);
+      return new InvalidTTLError(TTL_RULE);
     }
     return new InvalidRequestError(message, where === 'body' ? 'InvalidBody' : 'InvalidRequest');
   }
@@ -90,9 +93,6 @@ export function toApiError(
   }
   return undefined;
 }
-
-/** Longest TTL a write may ask for: 10 years. */
-export const MAX_TTL_SECONDS = 10 * 365 * 86_400;
 
 export function installErrorHandling(app: FastifyInstance, metrics: SidecarMetrics, maxValueBytes: number): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {

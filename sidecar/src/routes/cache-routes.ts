@@ -1,24 +1,22 @@
 /**
  * `GET|PUT|DELETE /v1/cache/{key}` (architecture §3).
  *
- * The key is the rest of the path, percent-decoded (so it may contain `/`); 1–1024 bytes of UTF-8.
- * Values are raw bytes of any Content-Type (no parsing), up to `--max-value-bytes`.
+ * The key is the rest of the path, percent-decoded (so it may contain `/`); 1–1024 bytes of UTF-8, and
+ * storable by the origin if there is one (PostgreSQL: no NUL), checked the same way by every method.
+ * Values are raw bytes of any Content-Type (no parsing, stored as sent), up to `--max-value-bytes`.
  */
 import { isUtf8 } from 'node:buffer';
+import { validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SidecarConfig } from '../config.js';
 import { InvalidRequestError, RedisUnavailableError } from '../errors.js';
 import { validateKey } from '../key.js';
 import type { SidecarMetrics } from '../metrics.js';
-import {
-  ERROR_SCHEMA,
-  errorBody,
-  MAX_TTL_SECONDS,
-  methodNotAllowed,
-  type RouteConfig,
-} from '../plugins/error-handler.js';
+import { keepContentType, sentContentType } from '../plugins/content-type.js';
+import { ERROR_SCHEMA, errorBody, methodNotAllowed, type RouteConfig } from '../plugins/error-handler.js';
 import type { NodeRead } from '../redis/redis-l2.js';
-import type { TieredCache } from '../tiers/tiered-cache.js';
+import type { CacheValue, TieredCache } from '../tiers/tiered-cache.js';
+import { parseTTL } from '../ttl.js';
 import type { WritePolicyHandler } from '../write/write-policy.js';
 
 export interface CacheRoutesOptions {
@@ -29,6 +27,8 @@ export interface CacheRoutesOptions {
   readAllNodes?: (key: string) => Promise<NodeRead[]>;
   /** The write policy against the origin (absent: no origin, writes go to the tiers). */
   writer?: WritePolicyHandler;
+  /** Throws InvalidKeyError for a key the origin could never store (absent: no origin). */
+  originCheckKey?: (key: string) => void;
 }
 
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
@@ -37,6 +37,43 @@ const EMPTY = Buffer.alloc(0);
 const TIER_LABEL = { L1: 'l1', 'L1-STALE': 'l1-stale', L2: 'l2', ORIGIN: 'origin' } as const;
 
 type KeyParams = { '*': string };
+
+/**
+ * A Content-Type fastify sends as it is: `type/subtype` of token characters, then nothing or `;…`.
+ * (fastify replaces any other by application/octet-stream; this is a subset of what it keeps.)
+ */
+const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(?:;|$)/;
+
+/** Answers 200 with a stored value and the Content-Type it was stored with, byte for byte. */
+function sendValue(reply: FastifyReply, value: CacheValue, tier: string): void {
+  if (MEDIA_TYPE.test(value.contentType)) {
+    reply.header('content-type', value.contentType).header('x-cache', tier).send(value.body);
+    return;
+  }
+  // A Content-Type that is not a media type (stored as sent): written past fastify, which would replace it.
+  // (One that cannot be sent at all, e.g. written into the origin's table by someone else: octet-stream.)
+  if (!sendable(value.contentType)) {
+    reply.header('content-type', DEFAULT_CONTENT_TYPE).header('x-cache', tier).send(value.body);
+    return;
+  }
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    'content-type': value.contentType,
+    'content-length': value.body.length,
+    'x-cache': tier,
+  });
+  if (reply.request.method === 'HEAD') reply.raw.end();
+  else reply.raw.end(value.body);
+}
+
+function sendable(headerValue: string): boolean {
+  try {
+    validateHeaderValue('content-type', headerValue);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const CONSISTENCY_SCHEMA = {
   type: 'object',
@@ -75,7 +112,15 @@ const CONSISTENCY_SCHEMA = {
 } as const;
 
 export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOptions): Promise<void> {
-  const { cache, metrics, config, readAllNodes, writer } = options;
+  const { cache, metrics, config, readAllNodes, writer, originCheckKey } = options;
+  /** The same key rule for every method: a key no PUT could store is refused as such by GET and DELETE too. */
+  const checkKey =
+    originCheckKey === undefined
+      ? validateKey
+      : (key: string) => {
+          validateKey(key);
+          originCheckKey(key);
+        };
   /** The tier label of writes: the origin under write-through/write-around, Redis (the journal) under write-back. */
   const writeTier =
     writer === undefined ? (cache.l1Only ? 'l1' : 'l2') : writer.name === 'write-back' ? 'l2' : 'origin';
@@ -108,12 +153,12 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
     (request, reply) => {
       // Not async: an L1 hit is answered synchronously, without a promise.
       const key = request.params['*'];
-      validateKey(key);
+      checkKey(key);
       if (request.query.consistency === 'all') return consistencyAll(key, reply);
       const value = cache.getL1(key);
       if (value === undefined) return getBeyondL1(key, reply);
       l1Hit.record(reply.elapsedTime / 1000);
-      reply.header('content-type', value.contentType).header('x-cache', 'L1').send(value.body);
+      sendValue(reply, value, 'L1');
       return undefined;
     },
   );
@@ -126,34 +171,33 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
       return reply.code(404).send(errorBody('NotFound', 'no tier holds this key'));
     }
     metrics.request('get', TIER_LABEL[result.tier], 'hit', seconds);
-    return reply
-      .header('content-type', result.value.contentType)
-      .header('x-cache', result.tier)
-      .send(result.value.body);
+    sendValue(reply, result.value, result.tier);
+    return reply;
   }
 
-  app.put<{ Params: KeyParams; Querystring: { ttl?: number } }>(
+  app.put<{ Params: KeyParams; Querystring: { ttl?: string } }>(
     '/v1/cache/*',
     {
       config: { operation: 'put' } satisfies RouteConfig,
       bodyLimit: config.maxValueBytes,
+      onRequest: keepContentType,
       schema: {
-        querystring: {
-          type: 'object',
-          properties: { ttl: { type: 'integer', minimum: 1, maximum: MAX_TTL_SECONDS } },
-        },
+        // A string, checked by parseTTL: ajv's coercion would take `1e3`, `0x10`, ` 5` and `Infinity`.
+        querystring: { type: 'object', properties: { ttl: { type: 'string' } } },
         response: { '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA },
       },
     },
     async (request, reply) => {
       const key = request.params['*'];
-      validateKey(key);
+      checkKey(key);
+      const ttl = parseTTL(request.query.ttl) ?? config.defaultTTLSeconds;
       const body = (request.body as Buffer | undefined) ?? EMPTY;
-      const contentType = request.headers['content-type'] ?? DEFAULT_CONTENT_TYPE;
+      // Stored as sent, not parsed: a malformed media type is the client's business, and a GET answers it
+      // back byte for byte (Node only lets header values through that can be sent again).
+      const contentType = sentContentType(request) ?? DEFAULT_CONTENT_TYPE;
       if (contentType.length > MAX_CONTENT_TYPE_LENGTH) {
         throw new InvalidRequestError(`the Content-Type is longer than ${MAX_CONTENT_TYPE_LENGTH} characters`);
       }
-      const ttl = request.query.ttl ?? config.defaultTTLSeconds;
       if (writer === undefined) await cache.put(key, { body, contentType }, ttl);
       else await writer.put(key, { body, contentType }, ttl);
       metrics.request('put', writeTier, 'stored', reply.elapsedTime / 1000);
@@ -165,11 +209,12 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
     '/v1/cache/*',
     {
       config: { operation: 'delete' } satisfies RouteConfig,
+      onRequest: keepContentType,
       schema: { response: { '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA } },
     },
     async (request, reply) => {
       const key = request.params['*'];
-      validateKey(key);
+      checkKey(key);
       if (writer === undefined) await cache.delete([key]);
       else await writer.delete(key);
       metrics.request('delete', writeTier, 'deleted', reply.elapsedTime / 1000);
@@ -177,7 +222,12 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
     },
   );
 
-  app.route({ method: ['POST', 'PATCH'], url: '/v1/cache/*', handler: methodNotAllowed('GET, HEAD, PUT, DELETE') });
+  app.route({
+    method: ['POST', 'PATCH'],
+    url: '/v1/cache/*',
+    onRequest: keepContentType,
+    handler: methodNotAllowed('GET, HEAD, PUT, DELETE'),
+  });
 
   async function consistencyAll(key: string, reply: FastifyReply) {
     let reads: NodeRead[];

@@ -1,10 +1,14 @@
 /**
  * `POST /v1/invalidate` with `{"keys":[...]}` or `{"all":true}`, and optionally `"tier":"all"` to remove
  * the keys from Redis too (default `"tier":"l1"`: every sidecar's L1 only).
+ *
+ * The body is read as JSON whatever its Content-Type (`curl -d` labels it
+ * `application/x-www-form-urlencoded`); a body that is not JSON is 400 `InvalidBody`.
  */
 import type { FastifyInstance } from 'fastify';
 import { validateKey } from '../key.js';
 import type { SidecarMetrics } from '../metrics.js';
+import { keepContentType } from '../plugins/content-type.js';
 import { ERROR_SCHEMA, methodNotAllowed, type RouteConfig } from '../plugins/error-handler.js';
 import type { TieredCache } from '../tiers/tiered-cache.js';
 
@@ -15,12 +19,23 @@ type Body = { keys?: string[]; all?: true; tier?: 'l1' | 'all' };
 
 export async function invalidateRoute(
   app: FastifyInstance,
-  options: { cache: TieredCache; metrics: SidecarMetrics },
+  options: {
+    cache: TieredCache;
+    metrics: SidecarMetrics;
+    /** Throws InvalidKeyError for a key the origin could never store (absent: no origin). */
+    originCheckKey?: (key: string) => void;
+  },
 ): Promise<void> {
-  const { cache, metrics } = options;
+  const { cache, metrics, originCheckKey } = options;
   // Both series start at 0 (tier "l1" is recorded as l1, tier "all" as l2).
   metrics.series('invalidate', 'l1', 'invalidated');
   metrics.series('invalidate', 'l2', 'invalidated');
+
+  // Every route of this plugin: whatever the Content-Type, the body goes to fastify's JSON parser (with
+  // its prototype-poisoning protection).
+  app.addHook('onRequest', keepContentType);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
   app.post<{ Body: Body }>(
     '/v1/invalidate',
@@ -55,7 +70,11 @@ export async function invalidateRoute(
     },
     async (request, reply) => {
       const { keys, tier = 'l1' } = request.body;
-      if (keys) for (const key of keys) validateKey(key);
+      if (keys)
+        for (const key of keys) {
+          validateKey(key);
+          originCheckKey?.(key);
+        }
       const target = keys ? { keys } : { all: true as const };
       const published = await cache.invalidate(target, tier === 'all');
       metrics.request('invalidate', tier === 'all' ? 'l2' : 'l1', 'invalidated', reply.elapsedTime / 1000);
