@@ -14,7 +14,11 @@ export interface OperatorMetrics {
   webhookAdmissionTotal: Counter<'outcome'>;
 }
 
-export function createOperatorMetrics(): OperatorMetrics {
+/**
+ * `isLeading`, when given, is read at every scrape for `ripplecache_operator_leader`, so the gauge turns 0 the
+ * moment leadership lapses, even before the step-down code has run.
+ */
+export function createOperatorMetrics(isLeading?: () => boolean): OperatorMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'ripplecache_operator_process_' });
   return {
@@ -41,6 +45,13 @@ export function createOperatorMetrics(): OperatorMetrics {
       name: 'ripplecache_operator_leader',
       help: '1 while this replica holds the leader Lease.',
       registers: [registry],
+      ...(isLeading
+        ? {
+            collect(this: Gauge) {
+              this.set(isLeading() ? 1 : 0);
+            },
+          }
+        : {}),
     }),
     configApplyTotal: new Counter({
       name: 'ripplecache_operator_config_apply_total',
