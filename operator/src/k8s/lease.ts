@@ -68,13 +68,17 @@ export class LeaderElector {
   start(): void {
     const tick = async () => {
       if (this.stopped || this.stoppedLeading) return;
+      let delay = this.opts.retryPeriodMs;
       try {
         await this.tryAcquireOrRenew();
       } catch (err) {
         this.opts.log?.('Lease update failed', { error: err instanceof Error ? err.message : String(err) });
+        // A request that timed out has already waited at least a retry period: try again at once (on a new
+        // connection), so one dead connection costs the leader one time box, not a time box plus a period.
+        if (err instanceof LeaseRequestTimeoutError) delay = 0;
       }
       this.checkLeadership();
-      if (!this.stopped && !this.stoppedLeading) this.timer = setTimeout(() => void tick(), this.opts.retryPeriodMs);
+      if (!this.stopped && !this.stoppedLeading) this.timer = setTimeout(() => void tick(), delay);
     };
     void tick();
   }
