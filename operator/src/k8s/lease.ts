@@ -154,6 +154,7 @@ export class LeaderElector {
   }
 
   private acquired(startedAt: number): void {
+    if (this.stopped) return; // shutting down: an answer that arrives now starts nothing
     if (!this.leadership.renewed(startedAt)) return; // lapsed meanwhile: a late answer cannot revive it
     if (!this.started) {
       this.started = true;
