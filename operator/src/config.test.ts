@@ -10,6 +10,8 @@ describe('loadOperatorConfig', () => {
       leaderElect: true,
       workers: 4,
       leaseDurationSeconds: 15,
+      renewDeadlineSeconds: 10,
+      retryPeriodSeconds: 2,
       leaderElectionNamespace: 'default',
     });
     expect(c.podAddressOverrides.size).toBe(0);
@@ -36,6 +38,41 @@ describe('loadOperatorConfig', () => {
     expect(() => loadOperatorConfig([], { RIPPLECACHE_LEADER_ELECT: 'maybe' })).toThrow(
       /--leader-elect must be true or false/,
     );
+  });
+
+  it('derives the renew deadline and retry period from the lease duration in client-go’s ratio (15/10/2)', () => {
+    expect(loadOperatorConfig(['--lease-duration-seconds', '3'], {})).toMatchObject({
+      leaseDurationSeconds: 3,
+      renewDeadlineSeconds: 2,
+      retryPeriodSeconds: 0.4,
+    });
+    expect(loadOperatorConfig(['--lease-duration-seconds', '4'], {})).toMatchObject({
+      renewDeadlineSeconds: 2.667,
+      retryPeriodSeconds: 0.533,
+    });
+    expect(
+      loadOperatorConfig(['--lease-duration-seconds=3', '--renew-deadline-seconds=2.5'], {
+        RIPPLECACHE_RETRY_PERIOD_SECONDS: '0.25',
+      }),
+    ).toMatchObject({ leaseDurationSeconds: 3, renewDeadlineSeconds: 2.5, retryPeriodSeconds: 0.25 });
+  });
+
+  it('rejects a renew deadline not shorter than the lease, and a retry period not shorter than the deadline', () => {
+    expect(() => loadOperatorConfig(['--lease-duration-seconds', '3', '--renew-deadline-seconds', '3'], {})).toThrow(
+      /--renew-deadline-seconds \(3\) must be less than --lease-duration-seconds \(3\)/,
+    );
+    expect(() =>
+      loadOperatorConfig(['--lease-duration-seconds', '5'], { RIPPLECACHE_RENEW_DEADLINE_SECONDS: '10' }),
+    ).toThrow(ConfigError);
+    // Only the lease duration given: the derived deadline always fits it.
+    expect(loadOperatorConfig(['--lease-duration-seconds', '8'], {}).renewDeadlineSeconds).toBeLessThan(8);
+    expect(() => loadOperatorConfig(['--renew-deadline-seconds', '2', '--retry-period-seconds', '2'], {})).toThrow(
+      /--retry-period-seconds \(2\) must be less than --renew-deadline-seconds \(2\)/,
+    );
+    for (const bad of ['0', '-1', 'abc', '1e3', '0.0001', ''])
+      expect(() => loadOperatorConfig([`--renew-deadline-seconds=${bad}`], {}), bad).toThrow(
+        /--renew-deadline-seconds must be a positive number of seconds/,
+      );
   });
 
   it('documents every flag and its environment variable in --help', () => {

@@ -23,6 +23,15 @@ export interface OperatorConfig {
   leaderElectionId: string;
   /** Seconds a Lease stays valid without renewal. Default 15. */
   leaseDurationSeconds: number;
+  /**
+   * Seconds after its last successful renewal within which the leader must renew again, or stop reconciling
+   * and writing (to Redis and to the API server) and exit. Must be shorter than the lease duration, so the
+   * old leader has stopped before any other replica can take the Lease. Default 2/3 of the lease duration
+   * (10 for 15, as client-go).
+   */
+  renewDeadlineSeconds: number;
+  /** Seconds between Lease renewals (leader) and acquisition attempts (standby). Default 1/5 of the renew deadline (2 for 10). */
+  retryPeriodSeconds: number;
   /** This replica's identity in the Lease. Default `$POD_NAME` or the host name, plus the pid. */
   identity: string;
   /** Concurrent reconciles (of different CacheClusters; one object is never reconciled twice at once). Default 4. */
@@ -100,6 +109,14 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
   {
     name: 'lease-duration-seconds',
     help: `seconds a Lease is valid without renewal (default ${OPERATOR_DEFAULTS.leaseDurationSeconds})`,
+  },
+  {
+    name: 'renew-deadline-seconds',
+    help: 'seconds without a successful renewal after which the leader stops writing and exits; < lease duration (default 2/3 of it: 10 for 15)',
+  },
+  {
+    name: 'retry-period-seconds',
+    help: 'seconds between Lease renewals and acquisition attempts; < renew deadline (default 1/5 of it: 2 for 10)',
   },
   { name: 'identity', help: 'identity in the Lease (default $POD_NAME or host name, plus pid)' },
   { name: 'workers', help: `concurrent reconciles (default ${OPERATOR_DEFAULTS.workers})` },
@@ -206,6 +223,50 @@ function positiveInt(name: string, v: string, min = 1): number {
   return n;
 }
 
+/** Seconds as a positive decimal number with at most millisecond precision (e.g. `2` or `0.5`). */
+function positiveSeconds(name: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+(\.\d{1,3})?$/.test(v.trim()) || !(n > 0))
+    throw new ConfigError(`--${name} must be a positive number of seconds (at most 3 decimals), got "${v}"`);
+  return n;
+}
+
+/**
+ * Lease timing: renew deadline < lease duration (the leader stops before anyone else may take the Lease)
+ * and retry period < renew deadline (the leader gets to try at least once more).
+ */
+function leaseTiming(raw: (n: string) => string | undefined): {
+  leaseDurationSeconds: number;
+  renewDeadlineSeconds: number;
+  retryPeriodSeconds: number;
+} {
+  const leaseDurationSeconds = positiveInt(
+    'lease-duration-seconds',
+    raw('lease-duration-seconds') ?? String(OPERATOR_DEFAULTS.leaseDurationSeconds),
+  );
+  const renewArg = raw('renew-deadline-seconds');
+  const renewDeadlineSeconds =
+    renewArg === undefined
+      ? Math.round(((leaseDurationSeconds * 2) / 3) * 1000) / 1000
+      : positiveSeconds('renew-deadline-seconds', renewArg);
+  if (renewDeadlineSeconds >= leaseDurationSeconds)
+    throw new ConfigError(
+      `--renew-deadline-seconds (${renewDeadlineSeconds}) must be less than --lease-duration-seconds (${leaseDurationSeconds}): ` +
+        'a leader that cannot renew must stop before its Lease can expire and another replica take it',
+    );
+  const retryArg = raw('retry-period-seconds');
+  const retryPeriodSeconds =
+    retryArg === undefined
+      ? Math.round((renewDeadlineSeconds / 5) * 1000) / 1000
+      : positiveSeconds('retry-period-seconds', retryArg);
+  if (retryPeriodSeconds >= renewDeadlineSeconds)
+    throw new ConfigError(
+      `--retry-period-seconds (${retryPeriodSeconds}) must be less than --renew-deadline-seconds (${renewDeadlineSeconds}): ` +
+        'the leader must get to retry a failed renewal before its deadline',
+    );
+  return { leaseDurationSeconds, renewDeadlineSeconds, retryPeriodSeconds };
+}
+
 export function parseHostPort(name: string, v: string): { host: string; port: number } {
   const m = /^(.*):(\d+)$/.exec(v);
   const port = m ? Number(m[2]) : NaN;
@@ -256,10 +317,7 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
     leaderElect: leaderElect === 'true',
     leaderElectionNamespace: one('leader-election-namespace') ?? env.POD_NAMESPACE ?? 'default',
     leaderElectionId: one('leader-election-id') ?? OPERATOR_DEFAULTS.leaderElectionId,
-    leaseDurationSeconds: positiveInt(
-      'lease-duration-seconds',
-      one('lease-duration-seconds') ?? String(OPERATOR_DEFAULTS.leaseDurationSeconds),
-    ),
+    ...leaseTiming(one),
     identity: one('identity') ?? `${env.POD_NAME ?? hostname()}-${process.pid}`,
     workers: positiveInt('workers', one('workers') ?? String(OPERATOR_DEFAULTS.workers)),
     resyncSeconds: positiveInt('resync-seconds', one('resync-seconds') ?? String(OPERATOR_DEFAULTS.resyncSeconds)),

@@ -18,6 +18,13 @@ import {
 } from './api/v1alpha1/constants.js';
 import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
 import { Controller } from './controller/controller.js';
+import {
+  ALWAYS_LEADING,
+  fencedKubeApi,
+  Leadership,
+  NotLeaderError,
+  type LeadershipFence,
+} from './controller/leadership.js';
 import { InformerSet } from './k8s/informers.js';
 import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from './k8s/kube-client.js';
 import { LeaderElector } from './k8s/lease.js';
@@ -70,15 +77,28 @@ async function main(): Promise<void> {
   // Every line names the program (`component`) and the replica (`identity`); a child logger adds `logger`
   // (reconcile, webhook, http). pino writes a key once per binding, so no binding may repeat another's key.
   const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
-  const metrics = createOperatorMetrics({ version: packageVersion() });
+  // Leadership is a fence: every write to Redis and to the API server made by reconciles asks it right
+  // before writing. It lapses at the renew deadline, before the Lease can expire for another replica.
+  const leadership = cfg.leaderElect
+    ? new Leadership(() => performance.now(), Math.round(cfg.renewDeadlineSeconds * 1000))
+    : undefined;
+  const fence: LeadershipFence = leadership ?? ALWAYS_LEADING;
+  const metrics = createOperatorMetrics({
+    version: packageVersion(),
+    ...(leadership ? { isLeading: () => leadership.isLeading() } : {}),
+  });
   const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
 
   let informers: InformerSet | undefined;
   const deps: ReconcileDeps = {
-    kube,
+    kube: fencedKubeApi(kube, fence),
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
     applyEviction: (endpoints, desired, password) =>
-      applyEviction(endpoints, desired, { password, timeoutMs: cfg.redisTimeoutMs }),
+      applyEviction(endpoints, desired, {
+        password,
+        timeoutMs: cfg.redisTimeoutMs,
+        beforeWrite: () => fence.assertLeading('CONFIG SET eviction settings'),
+      }),
     podAddress: (namespace, pod, fallbackHost, port) =>
       cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
     now: () => new Date(),
@@ -109,7 +129,9 @@ async function main(): Promise<void> {
       onResult: (key, result, seconds, err) => {
         metrics.reconcileTotal.inc({ result });
         metrics.reconcileDuration.observe({ result }, seconds);
-        if (result === 'error')
+        if (result === 'error' && err instanceof NotLeaderError)
+          logger.warn({ cacheCluster: key, err: err.message }, 'Reconcile stopped: not the leader');
+        else if (result === 'error')
           logger.warn(
             { cacheCluster: key, err: err instanceof Error ? err.message : String(err) },
             'Reconcile failed; will retry with back-off',
@@ -192,23 +214,25 @@ async function main(): Promise<void> {
   logger.info({ namespaces: cfg.watchNamespaces.length ? cfg.watchNamespaces : 'all' }, 'Synced informers');
 
   let elector: LeaderElector | undefined;
-  if (cfg.leaderElect) {
+  if (leadership) {
     elector = new LeaderElector(kc, {
+      leadership,
       namespace: cfg.leaderElectionNamespace,
       name: cfg.leaderElectionId,
       identity: cfg.identity,
       leaseDurationSeconds: cfg.leaseDurationSeconds,
-      retryMs: Math.max(500, Math.floor((cfg.leaseDurationSeconds * 1000) / 5)),
+      retryPeriodMs: Math.round(cfg.retryPeriodSeconds * 1000),
       log: (msg, fields) => logger.info(fields ?? {}, msg),
       onStartedLeading: () => {
         metrics.isLeader.set(1);
         controller.start();
         logger.info('Started reconciling CacheClusters as leader');
       },
-      onStoppedLeading: () => {
-        // Another replica may already be reconciling: stop at once, as controller-runtime does.
+      onStoppedLeading: (reason) => {
+        // The fence already refuses every write. Exit rather than demote: in-flight reconciles, queued work
+        // and informer state all end with the process, and the Deployment restarts it as a standby.
         metrics.isLeader.set(0);
-        logger.error('Lost the leader Lease; exiting so that only the new leader writes');
+        logger.error({ reason }, 'Lost leadership; stopped writing, exiting so that only the new leader writes');
         process.exit(1);
       },
     });

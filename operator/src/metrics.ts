@@ -21,6 +21,11 @@ export const ADMISSION_OUTCOMES = [
 export interface OperatorMetricsOptions {
   /** The `version` label of `ripplecache_operator_build_info`. Default `unknown` (main.ts reads package.json). */
   version?: string;
+  /**
+   * Read at every scrape for `ripplecache_operator_leader`, so the gauge turns 0 the moment leadership
+   * lapses, even before the step-down code has run.
+   */
+  isLeading?: () => boolean;
 }
 
 export interface OperatorMetrics {
@@ -41,6 +46,7 @@ export interface OperatorMetrics {
 }
 
 export function createOperatorMetrics(options: OperatorMetricsOptions = {}): OperatorMetrics {
+  const { isLeading } = options;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -73,6 +79,13 @@ export function createOperatorMetrics(options: OperatorMetricsOptions = {}): Ope
       name: 'ripplecache_operator_leader',
       help: '1 while this replica holds the leader Lease.',
       registers: [registry],
+      ...(isLeading
+        ? {
+            collect(this: Gauge) {
+              this.set(isLeading() ? 1 : 0);
+            },
+          }
+        : {}),
     }),
     configApplyTotal: new Counter({
       name: 'ripplecache_operator_config_apply_total',

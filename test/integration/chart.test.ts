@@ -430,6 +430,35 @@ describe('helm lint and helm template', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).not.toContain('kind: CustomResourceDefinition');
   });
+
+  it('passes the Lease timing to the operator, and refuses a renew deadline not shorter than the lease', async () => {
+    const [dep] = find(await render(), 'Deployment');
+    expect(dep!.spec.template.spec.containers[0].args).toEqual(
+      expect.arrayContaining([
+        '--lease-duration-seconds=15',
+        '--renew-deadline-seconds=10',
+        '--retry-period-seconds=2',
+      ]),
+    );
+    for (const [set, expected] of [
+      [
+        'leaderElection.leaseDurationSeconds=8',
+        /renewDeadlineSeconds \(10\) must be less than .*leaseDurationSeconds \(8\)/,
+      ],
+      [
+        'leaderElection.renewDeadlineSeconds=15',
+        /renewDeadlineSeconds \(15\) must be less than .*leaseDurationSeconds \(15\)/,
+      ],
+      [
+        'leaderElection.retryPeriodSeconds=10',
+        /retryPeriodSeconds \(10\) must be less than .*renewDeadlineSeconds \(10\)/,
+      ],
+    ] as const) {
+      const r = await helm(['template', 'rc', CHART, '--set', set]);
+      expect(r.code, `--set ${set} should be rejected`).not.toBe(0);
+      expect(r.stderr).toMatch(expected);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------

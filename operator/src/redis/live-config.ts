@@ -35,6 +35,11 @@ export interface LiveConfigOptions {
   password?: string | undefined;
   /** Per-call time box. Default 2000 ms. */
   timeoutMs?: number;
+  /**
+   * Called synchronously right before every write (CONFIG SET) is sent: the leadership fence. When it throws,
+   * nothing more is written and `applyEvictionToPod` / `applyEviction` reject with what it threw.
+   */
+  beforeWrite?: () => void;
 }
 
 async function withClient<T>(ep: PodEndpoint, opts: LiveConfigOptions, fn: (r: Redis) => Promise<T>): Promise<T> {
@@ -75,25 +80,43 @@ function describe(err: unknown): string {
   return msg.replace(/AUTH\s+\S+/gi, 'AUTH ***');
 }
 
+/** Why a write was refused by `beforeWrite`: rethrown as is, never turned into a per-pod failure. */
+class WriteRefused extends Error {
+  override readonly name = 'WriteRefused';
+  constructor(readonly reason: unknown) {
+    super('write refused', { cause: reason });
+  }
+}
+
 /**
  * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify.
- * Never throws: failures come back as `applied: false` with a message.
+ * Never throws for Redis failures: they come back as `applied: false` with a message. Throws only what
+ * `opts.beforeWrite` throws (and then writes nothing more).
  */
 export async function applyEvictionToPod(
   ep: PodEndpoint,
   desired: EvictionSettings,
   opts: LiveConfigOptions = {},
 ): Promise<PodConfigResult> {
+  const write = (r: Redis, ...args: string[]) => {
+    try {
+      opts.beforeWrite?.();
+    } catch (err) {
+      throw new WriteRefused(err);
+    }
+    // ioredis writes the command to the connected socket within this call: nothing runs between check and write.
+    return r.call('CONFIG', 'SET', ...args);
+  };
   try {
     return await withClient(ep, opts, async (r) => {
       const before = await readEviction(r);
       let changed = false;
       if (before.maxmemory !== desired.maxmemory) {
-        await r.call('CONFIG', 'SET', 'maxmemory', String(desired.maxmemory));
+        await write(r, 'maxmemory', String(desired.maxmemory));
         changed = true;
       }
       if (before.maxmemoryPolicy !== desired.maxmemoryPolicy) {
-        await r.call('CONFIG', 'SET', 'maxmemory-policy', desired.maxmemoryPolicy);
+        await write(r, 'maxmemory-policy', desired.maxmemoryPolicy);
         changed = true;
       }
       const after = changed ? await readEviction(r) : before;
@@ -111,6 +134,7 @@ export async function applyEvictionToPod(
           };
     });
   } catch (err) {
+    if (err instanceof WriteRefused) throw err.reason;
     return { pod: ep.pod, applied: false, changed: false, message: `${ep.host}:${ep.port}: ${describe(err)}` };
   }
 }
