@@ -191,11 +191,16 @@ const invalid: Array<[string, string, RegExp]> = [
 describe('CacheCluster schema validation by the API server', () => {
   it.each(invalid)('rejects %s with a readable message', async (_what, spec, message) => {
     const res = await cp.kubectl(['apply', '-f', '-'], cacheCluster('bad', spec));
-    expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(/is invalid/);
-    expect(res.stderr).toMatch(message);
-    const get = await cp.kubectl(['get', 'cachecluster', 'bad', '-n', 'default']);
-    expect(get.code).not.toBe(0); // nothing was stored
+    try {
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toMatch(/is invalid/);
+      expect(res.stderr).toMatch(message);
+      const get = await cp.kubectl(['get', 'cachecluster', 'bad', '-n', 'default']);
+      expect(get.code).not.toBe(0); // nothing was stored
+    } finally {
+      // A wrongly accepted object must not fail the cases after this one.
+      await cp.kubectl(['delete', 'cachecluster', 'bad', '-n', 'default', '--ignore-not-found']);
+    }
   });
 
   it('accepts the examples and the valid edge cases', async () => {
