@@ -2,14 +2,21 @@
  * The API server itself (OpenAPI schema + CEL rules from crds/) rejects bad CacheClusters with a
  * readable message, and stores nothing for them.
  */
+import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TIME_ZONES } from '../../operator/src/api/v1alpha1/time-zones.js';
+import { prng } from '../fixtures/prng.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 
 let cp: ControlPlane;
+let objects: k8s.KubernetesObjectApi;
 
 beforeAll(async () => {
   cp = await startControlPlane();
   await cp.applyCrds();
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  objects = k8s.KubernetesObjectApi.makeApiClient(kc);
 });
 afterAll(async () => {
   await cp?.stop();
@@ -80,6 +87,66 @@ const invalid: Array<[string, string, RegExp]> = [
     /flush\.schedule must be a cron expression/,
   ],
   [
+    'day of week 7 (the CronJob API allows 0-6)',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nflush: { schedule: "0 2 * * 7" }',
+    /flush\.schedule must be a cron expression/,
+  ],
+  [
+    'a reversed cron range',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nflush: { schedule: "0 5-1 * * *" }',
+    /flush\.schedule must be a cron expression/,
+  ],
+  ...['Mars/Olympus', 'Europe/Berlinn', 'Local', 'UTC+5'].map((zone): [string, string, RegExp] => [
+    `unknown time zone ${zone}`,
+    `eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nflush: { schedule: "0 2 * * *", timeZone: "${zone}" }`,
+    /flush\.timeZone must be a time zone name of the IANA database/,
+  ]),
+  [
+    'maxMemory of 100Ei',
+    'eviction: { policy: allkeys-lru, maxMemory: 100Ei }',
+    /eviction\.maxMemory must be below 8Pi/,
+  ],
+  [
+    'a negative memory limit',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nresources: { limits: { memory: -512Mi } }',
+    /resources\.limits and resources\.requests must not be negative/,
+  ],
+  [
+    'a negative cpu request',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nresources: { requests: { cpu: -100m } }',
+    /resources\.limits and resources\.requests must not be negative/,
+  ],
+  [
+    'a 1Ki memory limit with maxMemoryPercent (512 bytes, below 1Mi)',
+    'eviction: { policy: allkeys-lru, maxMemoryPercent: 50 }\nresources: { limits: { memory: 1Ki } }',
+    /must be at least 1Mi: raise the memory limit or the percentage/,
+  ],
+  [
+    'a 1Mi memory limit with the default eviction (75 %, below 1Mi)',
+    'resources: { limits: { memory: 1Mi } }',
+    /must be at least 1Mi: raise the memory limit or the percentage/,
+  ],
+  [
+    'a memory limit of 10Ei',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nresources: { limits: { memory: 10Ei } }',
+    /resources\.limits\.memory must be below 8Pi/,
+  ],
+  [
+    'requests.memory above limits.memory',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nresources: { limits: { memory: 512Mi }, requests: { memory: 1Gi } }',
+    /resources\.requests must not exceed resources\.limits/,
+  ],
+  [
+    'an image with a leading space',
+    'image: " redis:7.2-alpine"\neviction: { policy: allkeys-lru, maxMemory: 64Mi }',
+    /spec\.image: Invalid value/,
+  ],
+  [
+    'an image with upper case in its path',
+    'image: "Redis:7"\neviction: { policy: allkeys-lru, maxMemory: 64Mi }',
+    /spec\.image: Invalid value/,
+  ],
+  [
     'malformed time zone',
     'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nflush: { schedule: "0 2 * * *", timeZone: "not a zone!" }',
     /timeZone/,
@@ -124,11 +191,16 @@ const invalid: Array<[string, string, RegExp]> = [
 describe('CacheCluster schema validation by the API server', () => {
   it.each(invalid)('rejects %s with a readable message', async (_what, spec, message) => {
     const res = await cp.kubectl(['apply', '-f', '-'], cacheCluster('bad', spec));
-    expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(/is invalid/);
-    expect(res.stderr).toMatch(message);
-    const get = await cp.kubectl(['get', 'cachecluster', 'bad', '-n', 'default']);
-    expect(get.code).not.toBe(0); // nothing was stored
+    try {
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toMatch(/is invalid/);
+      expect(res.stderr).toMatch(message);
+      const get = await cp.kubectl(['get', 'cachecluster', 'bad', '-n', 'default']);
+      expect(get.code).not.toBe(0); // nothing was stored
+    } finally {
+      // A wrongly accepted object must not fail the cases after this one.
+      await cp.kubectl(['delete', 'cachecluster', 'bad', '-n', 'default', '--ignore-not-found']);
+    }
   });
 
   it('accepts the examples and the valid edge cases', async () => {
@@ -151,6 +223,19 @@ flush: { schedule: "*/15 * * * *", timeZone: America/New_York }
       cacheCluster('wb', 'eviction: { policy: volatile-lru, maxMemory: 64Mi }\nsidecar: { writePolicy: write-back }'),
     );
     expect(writeBack.code, writeBack.stderr).toBe(0);
+    const edges = await cp.kubectl(
+      ['apply', '--dry-run=server', '-f', '-'],
+      cacheCluster(
+        'edges',
+        `
+image: registry.example.com:5000/team/redis@sha256:${'a'.repeat(64)}
+eviction: { policy: allkeys-lru, maxMemoryPercent: 50 }
+resources: { limits: { memory: 2Mi, cpu: 500m }, requests: { memory: 2Mi, cpu: 100m } }
+flush: { schedule: "@every 6h", timeZone: Etc/GMT+5 }
+`,
+      ),
+    );
+    expect(edges.code, edges.stderr).toBe(0);
     const examples = await cp.kubectl(['apply', '--dry-run=server', '-f', 'examples/']);
     expect(examples.code, examples.stderr).toBe(0);
   });
@@ -166,5 +251,250 @@ flush: { schedule: "*/15 * * * *", timeZone: America/New_York }
     expect(wide.code, wide.stderr).toBe(0);
     expect(wide.stdout.split('\n')[0]).toMatch(/TOPOLOGY\s+POLICY\s+READY\s+PHASE\s+MAXMEMORY\s+PRIMARY\s+AGE/);
     expect(wide.stdout).toMatch(/good\s+replication\s+volatile-lfu/);
+  });
+});
+
+// ---- The CRD agrees with the CronJob API ----------------------------------------------------------
+
+type Verdict = { ok: true } | { ok: false; message: string };
+
+/** A server-side dry-run create: whether the API server would store the object, and why not. */
+async function dryRunCreate(obj: k8s.KubernetesObject): Promise<Verdict> {
+  try {
+    await objects.create(obj, undefined, 'All');
+    return { ok: true };
+  } catch (err) {
+    if (err instanceof k8s.ApiException && (err.code === 422 || err.code === 400)) {
+      const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
+      return { ok: false, message: body.message ?? String(err.body) };
+    }
+    throw err;
+  }
+}
+
+function cacheClusterWithFlush(flush: { schedule: string; timeZone?: string }): k8s.KubernetesObject {
+  return {
+    apiVersion: 'cache.ripplecache.io/v1alpha1',
+    kind: 'CacheCluster',
+    metadata: { name: 'probe', namespace: 'default' },
+    spec: { eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' }, flush },
+  } as k8s.KubernetesObject;
+}
+
+function cronJob(schedule: string, timeZone?: string): k8s.KubernetesObject {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: { name: 'probe', namespace: 'default' },
+    spec: {
+      schedule,
+      ...(timeZone !== undefined ? { timeZone } : {}),
+      jobTemplate: {
+        spec: {
+          template: { spec: { restartPolicy: 'Never', containers: [{ name: 'flush', image: 'redis:7.2-alpine' }] } },
+        },
+      },
+    },
+  } as k8s.KubernetesObject;
+}
+
+/** Runs `fn` over `items`, `width` at a time. */
+async function mapBatched<T, R>(items: T[], width: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += width) out.push(...(await Promise.all(items.slice(i, i + width).map(fn))));
+  return out;
+}
+
+/** Compares both verdicts for every case; returns the disagreements. */
+async function disagreements(
+  cases: Array<{ schedule: string; timeZone?: string }>,
+): Promise<{ list: string[]; accepted: number; rejected: number }> {
+  const list: string[] = [];
+  let accepted = 0;
+  let rejected = 0;
+  await mapBatched(cases, 8, async (c) => {
+    const [cc, cj] = await Promise.all([
+      dryRunCreate(cacheClusterWithFlush(c)),
+      dryRunCreate(cronJob(c.schedule, c.timeZone)),
+    ]);
+    if (cj.ok) accepted++;
+    else rejected++;
+    if (cc.ok !== cj.ok) {
+      list.push(
+        `${JSON.stringify(c)}: CacheCluster ${cc.ok ? 'accepted' : `rejected (${cc.message})`}, ` +
+          `CronJob ${cj.ok ? 'accepted' : `rejected (${cj.message})`}`,
+      );
+    } else if (!cc.ok) {
+      // Rejected for the field under test, not for something else in the probe.
+      expect(cc.message).toMatch(c.timeZone !== undefined ? /spec\.flush\.timeZone/ : /spec\.flush\.schedule/);
+    }
+  });
+  return { list, accepted, rejected };
+}
+
+/** A random schedule, valid or not, made of the pieces the cron parser treats specially. */
+function randomSchedule(rand: () => number): string {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const chance = (p: number) => rand() < p;
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  // Half the schedules use only what the parser accepts (in all its spellings), half may go wrong anywhere.
+  const sloppy = chance(0.5);
+  const bad = (p: number) => sloppy && chance(p);
+  if (chance(0.08)) {
+    return pick([
+      '@hourly',
+      '@daily',
+      '@weekly',
+      '@monthly',
+      '@yearly',
+      '@annually',
+      '@midnight',
+      '@Daily',
+      '@HOURLY',
+      '@daily ',
+      ' @daily',
+      '@fortnightly',
+      '@every 1h30m',
+      '@every 90s',
+      '@every 0',
+      '@every -5m',
+      '@every 1.5h',
+      '@every .5h',
+      '@every 1',
+      '@every 1x',
+      '@every  1h',
+      '@every 99999999999h',
+      '@every',
+      'TZ=UTC 0 2 * * *',
+      'CRON_TZ=Europe/Berlin 0 2 * * *',
+    ]);
+  }
+  const bounds = [
+    [0, 59, []],
+    [0, 23, []],
+    [1, 31, []],
+    [1, 12, ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']],
+    [0, 6, ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']],
+  ] as const;
+  const value = (f: number): string => {
+    const [lo, hi, names] = bounds[f]!;
+    if (names.length && chance(0.3)) {
+      const n = bad(0.2) ? pick(['january', 'mo', 'xyz', 'sunday']) : pick(names);
+      return pick([n, n.toUpperCase(), n[0]!.toUpperCase() + n.slice(1)]);
+    }
+    const v = bad(0.3) ? pick([lo - 1, hi + 1, hi + 2, 7, 60, 24, 32, 13, 100]) : int(lo, hi);
+    const text = String(v);
+    if (chance(0.1)) return pick([`0${text}`, `+${text}`, `00${text}`]);
+    return bad(0.03) ? `-${text}` : text;
+  };
+  const step = () =>
+    bad(0.3) ? pick(['0', '00', '', 'x', '9223372036854775808', '1/2']) : pick([String(int(1, 30)), '+2', '100']);
+  const range = (f: number): string => {
+    const [a, b] = [value(f), value(f)];
+    const n = (x: string) => Number(x.replace(/^\+/, '')); // names compare as NaN: left as they come
+    // Ascending unless sloppy (then as drawn, so reversed about half the time).
+    return !sloppy && n(a) > n(b) ? `${b}-${a}` : `${a}-${b}`;
+  };
+  const item = (f: number): string => {
+    const r = rand();
+    if (r < 0.2) return bad(0.5) ? pick(['**', '*5', '*x']) : pick(['*', '*', '*', '?', '*-5', '*-x']);
+    if (r < 0.35) return `*/${step()}`;
+    if (r < 0.65) return value(f);
+    if (r < 0.9) return chance(0.3) ? `${range(f)}/${step()}` : range(f);
+    return bad(0.5) ? pick(['', '5-', '-5', '1-2-3', 'a', '1..2']) : `${value(f)}/${step()}`;
+  };
+  const field = (f: number): string => {
+    const n = chance(0.7) ? 1 : int(2, 3);
+    const items = Array.from({ length: n }, () => item(f));
+    let text = items.join(chance(0.05) ? ',,' : ',');
+    if (chance(0.03)) text = `,${text}`;
+    return text;
+  };
+  const count = bad(0.15) ? pick([3, 4, 6, 7]) : 5;
+  const fields = Array.from({ length: count }, (_, i) => field(Math.min(i, 4)));
+  const sep = () => (chance(0.93) ? ' ' : pick(['  ', '\t', '\u00a0', ' \n ', '\u2003']));
+  let text = fields.map((f, i) => (i === 0 ? f : `${sep()}${f}`)).join('');
+  if (chance(0.05)) text = `${pick([' ', '\t', '  '])}${text}${pick(['', ' ', '\n'])}`;
+  return text;
+}
+
+describe('flush.schedule: the CRD says what the CronJob API says', () => {
+  it('agrees on the edge cases and on 400 generated schedules', async () => {
+    const fixed = [
+      '0 2 * * 7',
+      '0 5-1 * * *',
+      '0 2 * * 0',
+      '0 2 * * 6',
+      '0 0 * * SAT-SUN',
+      '0 0 * * MON-FRI',
+      '0 0 * * FRI-MON',
+      '0 0 * DEC-JAN *',
+      '0 0 1-31/2 * *',
+      '59-0 * * * *',
+      '* * * * ?',
+      '*-9-1 * * * *',
+      '0 0 * * FRİ',
+      '1,,2 * * * *',
+      ', * * * *',
+      '+5 * * * *',
+      '0 0 * * */7',
+      '*/0 * * * *',
+      '*/9223372036854775807 * * * *',
+      '*/9223372036854775808 * * * *',
+      '0 2 * * *',
+      '@every 2562047h',
+      '@every 2562048h',
+      '@every -2562047h47m16.854775808s',
+      '@every 1µs',
+    ];
+    const rand = prng(0x5c4ed01e);
+    const generated: string[] = [];
+    while (generated.length < 400) {
+      const s = randomSchedule(rand);
+      if (s.length >= 1 && s.length <= 128) generated.push(s); // the CRD bounds the length (CEL cost)
+    }
+    const result = await disagreements([...fixed, ...generated].map((schedule) => ({ schedule })));
+    expect(result.list).toEqual([]);
+    // Not a vacuous agreement: both verdicts occur often.
+    expect(result.accepted).toBeGreaterThan(100);
+    expect(result.rejected).toBeGreaterThan(100);
+  }, 240_000);
+});
+
+describe('flush.timeZone: what the CRD accepts, the CronJob API accepts', () => {
+  it('agrees on every listed IANA name and on unknown ones', async () => {
+    const unknown = [
+      'Mars/Olympus',
+      'Europe/Berlinn',
+      'Local',
+      'local',
+      'UTC+5',
+      'GMT+01:00',
+      'europe/berlin',
+      'EUROPE/BERLIN',
+      'Europe/Berlin/',
+      '/Europe/Berlin',
+      'Europe//Berlin',
+      'Etc/GMT+15',
+      'Etc/GMT+5 ',
+      'Europe/../UTC',
+      'Asia/Kolkata2',
+      'America/Argentina/Buenos Aires',
+      'zone.tab',
+      'CEST',
+    ];
+    // Not here: names only some hosts' /usr/share/zoneinfo has (e.g. posix/Europe/Berlin on Debian): the API
+    // server reads the host's files before its embedded tzdata, so it accepts them there; the CRD does not.
+    const cases = [...TIME_ZONES, ...unknown].map((timeZone) => ({ schedule: '0 2 * * *', timeZone }));
+    const result = await disagreements(cases);
+    expect(result.list).toEqual([]);
+    expect(result.accepted).toBe(TIME_ZONES.length);
+  }, 240_000);
+
+  it('leaves out only America/Coyhaique of the names the API server knows (new in tzdata 2025b)', async () => {
+    const cc = await dryRunCreate(cacheClusterWithFlush({ schedule: '0 2 * * *', timeZone: 'America/Coyhaique' }));
+    const cj = await dryRunCreate(cronJob('0 2 * * *', 'America/Coyhaique'));
+    expect(cc.ok).toBe(false);
+    expect(cj.ok).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
 import { InvalidSpecError } from './invalid-spec-error.js';
-import { QuantityError, parseQuantity, parseRedisMemory, resolveMaxMemoryBytes } from './quantity.js';
+import { QuantityError, formatBytes, parseQuantity, parseRedisMemory, resolveMaxMemoryBytes } from './quantity.js';
 
 const cc = (spec: CacheClusterSpec): CacheCluster => ({
   apiVersion: 'cache.ripplecache.io/v1alpha1',
@@ -101,5 +101,29 @@ describe('resolveMaxMemoryBytes', () => {
       /exactly one/,
     );
     expect(() => resolveMaxMemoryBytes(cc({ eviction: { maxMemory: '256mb' } }))).toThrow(InvalidSpecError);
+  });
+});
+
+describe('formatBytes (status.maxMemory, the MAXMEMORY column)', () => {
+  it.each([
+    [268435456, '256Mi'],
+    [1610612736, '1536Mi'],
+    [1073741824, '1Gi'],
+    [402653184, '384Mi'],
+    [1024, '1Ki'],
+    [500_000_000, '500M'],
+    [1_000_000_000, '1G'],
+    [64_000, '64k'],
+    [1_000_001, '1000001'],
+    [1, '1'],
+    [0, '0'],
+  ])('formats %d as %s', (bytes, text) => {
+    expect(formatBytes(bytes)).toBe(text);
+  });
+
+  it('is exact: the text parses back to the same bytes', () => {
+    for (const n of [1, 1023, 1024, 3 * 1024 * 1024 + 512, 7_000_000, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+      expect(parseQuantity(formatBytes(n))).toBe(n);
+    }
   });
 });

@@ -131,3 +131,33 @@ export function resolveMaxMemoryBytes(cc: CacheCluster): number {
   if (limit !== undefined) return Math.floor((limit * DEFAULTS.eviction.maxMemoryPercent) / 100);
   return parseQuantity(DEFAULTS.eviction.maxMemory);
 }
+
+const BINARY_SUFFIXES: ReadonlyArray<[string, bigint]> = [
+  ['Ei', 1n << 60n],
+  ['Pi', 1n << 50n],
+  ['Ti', 1n << 40n],
+  ['Gi', 1n << 30n],
+  ['Mi', 1n << 20n],
+  ['Ki', 1n << 10n],
+];
+const DECIMAL_SUFFIXES: ReadonlyArray<[string, bigint]> = [
+  ['E', 10n ** 18n],
+  ['P', 10n ** 15n],
+  ['T', 10n ** 12n],
+  ['G', 10n ** 9n],
+  ['M', 10n ** 6n],
+  ['k', 10n ** 3n],
+];
+
+/**
+ * Bytes as the shortest exact Kubernetes quantity: the largest binary suffix that divides it (`256Mi`,
+ * `1536Mi`), else the largest decimal one (`500M`), else plain bytes (`1000001`). Exact, so it parses back.
+ */
+export function formatBytes(bytes: number): string {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) return String(bytes);
+  const b = BigInt(bytes);
+  for (const [suffix, unit] of [...BINARY_SUFFIXES, ...DECIMAL_SUFFIXES]) {
+    if (b % unit === 0n) return `${b / unit}${suffix}`;
+  }
+  return String(bytes);
+}

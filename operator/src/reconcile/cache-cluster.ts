@@ -22,8 +22,9 @@ import { desiredChildren, type DesiredChildren } from '../desired/children.js';
 import { desiredEviction, type EvictionSettings } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { configMapName, flushCronJobName, podHost, podName, statefulSetName } from '../desired/names.js';
+import { formatBytes } from '../desired/quantity.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
-import type { KubeApi, KubeObject } from '../k8s/kube-client.js';
+import { KubeApiError, type KubeApi, type KubeObject } from '../k8s/kube-client.js';
 import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
 import {
   computeStatus,
@@ -169,15 +170,41 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     wrote++;
     log.info({ kind: c.kind, name: c.metadata!.name }, current ? 'Updated child' : 'Created child');
   };
-  // The ConfigMap first (the pods mount it), then the other children concurrently.
-  const [first, ...rest] = children.apply as KubeObject[];
-  if (first) await applyChild(first);
-  await Promise.all(rest.map(applyChild));
-  for (const gone of children.deleteIfPresent) {
-    if (!deps.cached(gone.kind, gone.namespace, gone.name)) continue;
-    await deps.kube.delete(gone);
-    wrote++;
-    log.info({ kind: gone.kind, name: gone.name }, 'Deleted child the spec no longer asks for');
+  try {
+    // The ConfigMap first (the pods mount it), then the other children concurrently.
+    const [first, ...rest] = children.apply as KubeObject[];
+    if (first) await applyChild(first);
+    await Promise.all(rest.map(applyChild));
+    for (const gone of children.deleteIfPresent) {
+      if (!deps.cached(gone.kind, gone.namespace, gone.name)) continue;
+      await deps.kube.delete(gone);
+      wrote++;
+      log.info({ kind: gone.kind, name: gone.name }, 'Deleted child the spec no longer asks for');
+    }
+  } catch (err) {
+    // A conflict is retried at once by the controller; anything else (an admission denial, a quota, an
+    // invalid child) is shown on the CacheCluster before the controller retries with back-off.
+    if (err instanceof KubeApiError && err.conflict) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    await writeStatus(
+      deps,
+      cc,
+      computeStatus({
+        cc,
+        ...(sts ? { statefulSet: sts } : {}),
+        ...(configResult ? { configResult } : {}),
+        unsupported,
+        now: deps.now(),
+        reconcileError: message,
+      }),
+      log,
+    ).catch((statusErr: unknown) =>
+      log.warn(
+        { err: statusErr instanceof Error ? statusErr.message : String(statusErr) },
+        'Could not report the reconcile error in status',
+      ),
+    );
+    throw err;
   }
   if (sts && !sameEviction(rendered, appliedEviction) && allApplied) {
     log.info(
@@ -238,6 +265,28 @@ async function writeStatus(
         type: warning ? 'Warning' : 'Normal',
         reason: after.status === 'True' ? type : after.reason || `Not${type}`,
         message: after.message,
+      })
+      .catch((err: unknown) =>
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),
+      );
+  }
+  // A live eviction change, verified on every pod: the only place it shows besides status.
+  const before = cc.status?.appliedConfig;
+  const after = status.appliedConfig;
+  if (
+    before !== undefined &&
+    after !== undefined &&
+    (before.maxmemory !== after.maxmemory || before.maxmemoryPolicy !== after.maxmemoryPolicy)
+  ) {
+    const n = after.pods?.length ?? 0;
+    await deps.kube
+      .event({
+        involved: ref,
+        type: 'Normal',
+        reason: 'EvictionSettingsApplied',
+        message:
+          `maxmemory ${formatBytes(before.maxmemory)} -> ${formatBytes(after.maxmemory)}, ` +
+          `maxmemory-policy ${before.maxmemoryPolicy} -> ${after.maxmemoryPolicy}, applied live on ${n}/${n} pods`,
       })
       .catch((err: unknown) =>
         log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),

@@ -62,11 +62,76 @@ describe('computeStatus phases', () => {
     expect(cond(s, 'Unsupported')).toMatchObject({ status: 'False', reason: 'AllFieldsSupported' });
   });
 
-  it('Provisioning while pods start', () => {
+  it('Provisioning while pods start: a new cluster waits for its pods, a configured one has pods not ready', () => {
     const s = computeStatus(base({ statefulSet: sts(1, 0) }));
     expect(s.phase).toBe('Provisioning');
-    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady' });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'WaitingForPods' });
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'True', reason: 'WaitingForPods' });
     expect(s.primary).toBe('sessions-0');
+    const configured = computeStatus(
+      base({
+        cc: cc(spec, { phase: 'Provisioning', appliedConfig: { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' } }),
+        statefulSet: sts(1, 0),
+      }),
+    );
+    expect(cond(configured, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady' });
+  });
+
+  it('a new cluster whose pods cannot be reached yet is waiting for pods, not failing to configure them', () => {
+    const unreachable = (pods: string[]) => ({
+      desired: { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' },
+      pods: pods.map((pod) => ({ pod, applied: false, message: `${pod}: getaddrinfo ENOTFOUND` })),
+    });
+    const r = cc({ ...spec, topology: 'replication', replicas: 2 });
+    const s = computeStatus(
+      base({ cc: r, statefulSet: sts(3, 0), configResult: unreachable(['sessions-0', 'sessions-1', 'sessions-2']) }),
+    );
+    expect(s.phase).toBe('Provisioning');
+    expect(cond(s, 'ConfigApplied')).toMatchObject({ status: 'Unknown', reason: 'WaitingForPods' });
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'True', reason: 'WaitingForPods' });
+    expect(cond(s, 'Degraded')?.status).toBe('False');
+    // One pod ready but unreachable, two not ready: still explained by the two.
+    const partly = computeStatus(
+      base({ cc: r, statefulSet: sts(3, 1), configResult: unreachable(['sessions-1', 'sessions-2']) }),
+    );
+    expect(cond(partly, 'ConfigApplied')).toMatchObject({ status: 'Unknown', reason: 'WaitingForPods' });
+    // Every pod ready, yet one cannot be configured: that is a failure.
+    const failing = computeStatus(
+      base({
+        cc: r,
+        statefulSet: sts(3, 3),
+        configResult: {
+          ...applied(['sessions-0', 'sessions-1']),
+          pods: [...applied(['sessions-0', 'sessions-1']).pods, ...unreachable(['sessions-2']).pods],
+        },
+      }),
+    );
+    expect(cond(failing, 'ConfigApplied')).toMatchObject({ status: 'False', reason: 'ApplyFailed' });
+  });
+
+  it('reports a failed child write as ReconcileError: Failed when new, Degraded once it ran', () => {
+    const msg = 'apply StatefulSet shop/sessions: admission webhook denied the request';
+    const s = computeStatus(base({ reconcileError: msg }));
+    expect(s.phase).toBe('Failed');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'ReconcileError', message: msg });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'ReconcileError' });
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'False', reason: 'ReconcileError' });
+    const running = computeStatus(
+      base({ cc: cc(spec, { phase: 'Ready' }), statefulSet: sts(1, 1), reconcileError: msg }),
+    );
+    expect(running.phase).toBe('Degraded');
+    expect(cond(running, 'Ready')).toMatchObject({ status: 'False', reason: 'ReconcileError', message: msg });
+  });
+
+  it('shows ready/desired pods and the verified maxmemory as a quantity', () => {
+    const s = computeStatus(
+      base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(3, 2) }),
+    );
+    expect(s.ready).toBe('2/3');
+    expect(s).not.toHaveProperty('maxMemory');
+    const r = computeStatus(base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']) }));
+    expect(r.ready).toBe('1/1');
+    expect(r.maxMemory).toBe('64Mi');
   });
 
   it('Provisioning while the StatefulSet rolls out', () => {

@@ -21,6 +21,7 @@ import type {
 import { desiredEviction } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { podName, serviceEndpoint, statefulSetName } from '../desired/names.js';
+import { formatBytes } from '../desired/quantity.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
 import { formatTime, setCondition } from './conditions.js';
 import type { ConditionInput } from './conditions.js';
@@ -67,6 +68,11 @@ export interface ComputeStatusInput {
   now: Date;
   /** Set when the spec cannot be realised (an `InvalidSpecError` from the builders): phase Failed. */
   specError?: { reason: string; message: string };
+  /**
+   * Set when writing a child failed (the API server's message, e.g. an admission denial): Ready=False with
+   * reason ReconcileError, phase Failed, or Degraded when the cluster ran before.
+   */
+  reconcileError?: string;
   /** The pod Redis reports as primary. Default: pod 0 once the StatefulSet exists. */
   primary?: string;
   /**
@@ -143,15 +149,24 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
           pods,
         };
       }
+      // Pods that do not run yet cannot be configured: while every failure can be one of the pods the
+      // StatefulSet reports not ready, that is waiting (a new cluster, a restarting pod), not a failure.
+      const waiting = sts !== undefined && failed.length > 0 && failed.length <= desiredPods - ready;
       config =
         configResult.pods.length === 0
           ? { state: 'unknown', reason: 'NoPodsReachable', message: 'no Redis pod could be configured yet' }
-          : {
-              state: 'failed',
-              message:
-                `${describeEviction(configResult.desired)} not applied on ${failed.length}/${configResult.pods.length} pods: ` +
-                failed.map((p) => `${p.pod}: ${p.message ?? 'not applied'}`).join('; '),
-            };
+          : waiting
+            ? {
+                state: 'unknown',
+                reason: 'WaitingForPods',
+                message: `${describeEviction(configResult.desired)} to be applied when the Redis pods run (${ready} of ${desiredPods} ready)`,
+              }
+            : {
+                state: 'failed',
+                message:
+                  `${describeEviction(configResult.desired)} not applied on ${failed.length}/${configResult.pods.length} pods: ` +
+                  failed.map((p) => `${p.pod}: ${p.message ?? 'not applied'}`).join('; '),
+              };
     }
   } else if (specError !== undefined) {
     config = { state: 'unknown', reason: 'InvalidSpec', message: specError.message };
@@ -189,6 +204,8 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
         stsStatus.updateRevision !== undefined &&
         stsStatus.currentRevision !== stsStatus.updateRevision));
   const wasRunning = prev.phase === 'Ready' || prev.phase === 'Degraded';
+  // Never configured: a new cluster (its pods are still being created), not one that lost pods.
+  const neverConfigured = prev.appliedConfig === undefined;
 
   if (specError !== undefined) {
     phase = 'Failed';
@@ -198,6 +215,10 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     phase = 'Failed';
     reason = 'TopologyNotSupported';
     message = 'topology cluster is accepted but not supported by this operator version; nothing was created';
+  } else if (input.reconcileError !== undefined) {
+    phase = wasRunning ? 'Degraded' : 'Failed';
+    reason = 'ReconcileError';
+    message = input.reconcileError;
   } else if (sts === undefined) {
     phase = 'Pending';
     reason = 'StatefulSetNotCreated';
@@ -208,7 +229,7 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     message = `StatefulSet ${statefulSetName(cc)}: ${stsStatus.updatedReplicas ?? 0} of ${desiredPods} pods updated, ${ready} ready`;
   } else if (ready < desiredPods) {
     phase = wasRunning ? 'Degraded' : 'Provisioning';
-    reason = 'PodsNotReady';
+    reason = neverConfigured ? 'WaitingForPods' : 'PodsNotReady';
     message = `${ready} of ${desiredPods} Redis pods ready`;
   } else if (spec.topology === 'replication' && (input.primaries?.length ?? 0) > 1) {
     phase = 'Degraded';
@@ -279,10 +300,14 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   if (generation !== undefined) status.observedGeneration = generation;
   status.replicas = replicas;
   status.readyReplicas = ready;
+  status.ready = `${ready}/${desiredPods}`;
   const primary = input.primary ?? (sts !== undefined && spec.topology !== 'cluster' ? podName(cc, 0) : undefined);
   if (primary !== undefined) status.primary = primary;
   status.endpoints = { service: serviceEndpoint(cc) };
-  if (appliedConfig !== undefined) status.appliedConfig = appliedConfig;
+  if (appliedConfig !== undefined) {
+    status.appliedConfig = appliedConfig;
+    status.maxMemory = formatBytes(appliedConfig.maxmemory);
+  }
   const observedFlush = input.flushCronJob?.status?.lastSuccessfulTime;
   const lastFlushTime =
     observedFlush instanceof Date ? formatTime(observedFlush) : (observedFlush ?? prev.lastFlushTime);

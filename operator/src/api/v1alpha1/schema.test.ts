@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { CATEGORIES, CRD_NAME, EVICTION_POLICIES, GROUP, KIND, PLURAL, SHORT_NAMES, VERSION } from './constants.js';
-import { CRON_PATTERN, RULES, TIME_ZONE_PATTERN, cacheClusterCrd, cacheClusterSchema } from './schema.js';
+import {
+  CRON_PATTERN,
+  CRON_RULE,
+  IMAGE_PATTERN,
+  RULES,
+  atMostDecimal,
+  cacheClusterCrd,
+  cacheClusterSchema,
+} from './schema.js';
+import { TIME_ZONES } from './time-zones.js';
 import type { JSONSchemaProps } from './schema.js';
 import { DEFAULTS } from './types.js';
 import type { CacheClusterSpec } from './types.js';
@@ -44,7 +53,7 @@ describe('cacheClusterCrd', () => {
     expect(visible).toEqual([
       ['Topology', '.spec.topology'],
       ['Policy', '.spec.eviction.policy'],
-      ['Ready', '.status.readyReplicas'],
+      ['Ready', '.status.ready'],
       ['Phase', '.status.phase'],
       ['Age', '.metadata.creationTimestamp'],
     ]);
@@ -114,7 +123,8 @@ describe('cacheClusterSchema', () => {
 });
 
 describe('CRON_PATTERN', () => {
-  const cron = new RegExp(CRON_PATTERN);
+  // The pattern is RE2 (CEL); JavaScript spells its code point escapes \u{…} (with the u flag).
+  const cron = new RegExp(CRON_PATTERN.replace(/\\x\{/g, '\\u{'), 'u');
   it.each([
     '0 2 * * *',
     '*/15 * * * *',
@@ -124,10 +134,27 @@ describe('CRON_PATTERN', () => {
     '@weekly',
     '@monthly',
     '@yearly',
+    '@annually',
+    '@midnight',
+    '@every 1h30m',
+    '@every 0',
+    '@every -1.5h',
     '5 4 * * sun',
-    '0-59/5 0-23 1-31 1-12 0-7',
+    '0-59/5 0-23 1-31 1-12 0-6',
     '15,45 */2 * JAN-MAR,dec 1-5',
     '0 0 ? * *',
+    '? ? ? ? ?',
+    '  0 2 * * *  ',
+    '0\t2 * * *',
+    '0 2 * * *\n',
+    '+5 +02 01 +1 0',
+    '007 * * * *',
+    '1,,2 * * * *',
+    ', * * * *',
+    '*-foo * * * *',
+    '5/100 * * * *',
+    '*/9223372036854775807 * * * *',
+    '0 0 * * FRİ',
   ])('accepts %j', (s) => expect(cron.test(s)).toBe(true));
 
   it.each([
@@ -137,24 +164,93 @@ describe('CRON_PATTERN', () => {
     '* * * * * *',
     '0 24 * * *',
     '0 0 32 * *',
+    '0 0 0 * *',
     '0 0 * 13 *',
+    '0 0 * 0 *',
+    '0 2 * * 7',
     '0 0 * * 8',
-    'TZ=UTC 0 2 * * *',
-    '@every 1h',
+    '@Daily',
+    '@daily ',
+    ' @daily',
+    '@every 1',
+    '@every 1hm',
+    '@every',
     '*/0 * * * *',
+    '*/9223372036854775808 * * * *',
+    '5- * * * *',
+    '-5 * * * *',
+    '1-2-3 * * * *',
+    '1/2/3 * * * *',
+    '*x * * * *',
+    'JAN * * * *',
+    '0 0 * * MONDAY',
+    '0 0 * JANUARY *',
+    '+ * * * *',
     '',
   ])('rejects %j', (s) => expect(cron.test(s)).toBe(false));
+
+  it('is enforced with the ascending-range check, the TZ ban and a finite @every in one CEL rule', () => {
+    expect(RULES.cronSchedule.rule).toBe(CRON_RULE);
+    expect(CRON_RULE).toContain("!self.contains('TZ')");
+    expect(CRON_RULE).toContain('duration(self.substring(7))');
+    expect(CRON_RULE).toMatch(/<= \(/);
+  });
 });
 
-describe('TIME_ZONE_PATTERN', () => {
-  const tz = new RegExp(TIME_ZONE_PATTERN);
-  it.each(['Europe/Berlin', 'UTC', 'America/Argentina/Buenos_Aires', 'Etc/GMT+5', 'America/Port-au-Prince', 'EST5EDT'])(
-    'accepts %j',
-    (z) => expect(tz.test(z)).toBe(true),
+describe('atMostDecimal', () => {
+  const re = new RegExp(`^${atMostDecimal('9223372036854775807')}$`);
+  it.each(['1', '9', '10', '922337203685477580', '999999999999999999', '9223372036854775807', '9223372036854775799'])(
+    'accepts %s',
+    (n) => expect(re.test(n)).toBe(true),
   );
-  it.each(['Europe Berlin', '../etc/passwd', '+01:00', '/Europe', 'Europe/', ''])('rejects %j', (z) =>
-    expect(tz.test(z)).toBe(false),
+  it.each(['0', '01', '9223372036854775808', '9999999999999999999', '10000000000000000000'])('rejects %s', (n) =>
+    expect(re.test(n)).toBe(false),
   );
+  it('agrees with BigInt comparison on every number around a bound', () => {
+    const max = 1234n;
+    const r = new RegExp(`^${atMostDecimal(String(max))}$`);
+    for (let n = 1n; n < 3000n; n++) expect(r.test(String(n)), String(n)).toBe(n <= max);
+  });
+});
+
+describe('flush.timeZone', () => {
+  it('accepts the IANA names and rejects what the CronJob API rejects', () => {
+    for (const z of ['Europe/Berlin', 'UTC', 'Etc/GMT+5', 'America/Argentina/Buenos_Aires', 'EST5EDT', 'Asia/Kolkata'])
+      expect(TIME_ZONES).toContain(z);
+    for (const z of ['Local', 'Mars/Olympus', 'Europe/Berlinn', 'UTC+5', 'europe/berlin', 'America/Coyhaique'])
+      expect(TIME_ZONES).not.toContain(z);
+    expect(new Set(TIME_ZONES).size).toBe(TIME_ZONES.length);
+    expect(at('spec.flush.timeZone')['x-kubernetes-validations']).toEqual([RULES.timeZone]);
+    for (const z of TIME_ZONES) expect(RULES.timeZone.rule).toContain(`'${z}'`);
+  });
+});
+
+describe('IMAGE_PATTERN', () => {
+  const image = new RegExp(IMAGE_PATTERN);
+  it.each([
+    'redis:7.2-alpine',
+    'redis',
+    'valkey/valkey:8.0',
+    'docker.io/library/redis:7.2',
+    'registry.example.com:5000/team/redis-custom:v1.2_3',
+    'localhost/redis:dev',
+    `redis@sha256:${'a'.repeat(64)}`,
+    `ghcr.io/org/redis:7@sha256:${'0'.repeat(64)}`,
+    '[::1]:5000/redis:7',
+  ])('accepts %j', (i) => expect(image.test(i)).toBe(true));
+  it.each([
+    ' redis:7.2-alpine',
+    'redis:7.2-alpine ',
+    'redis :7',
+    'Redis:7',
+    'redis:',
+    'redis:-7',
+    ':7',
+    'redis@sha256:abc',
+    'redis//x',
+    'https://docker.io/redis',
+    '',
+  ])('rejects %j', (i) => expect(image.test(i)).toBe(false));
 });
 
 /** Every optional field made required, so that the fixture below must set every field of the spec. */

@@ -25,6 +25,7 @@ import {
   VERSION,
   WRITE_POLICIES,
 } from './constants.js';
+import { TIME_ZONES } from './time-zones.js';
 import { DEFAULTS } from './types.js';
 
 /** The subset of `apiextensions.k8s.io/v1 JSONSchemaProps` this schema uses. */
@@ -111,35 +112,115 @@ export const BYTES_QUANTITY_PATTERN = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M
 export const RESOURCE_QUANTITY_PATTERN =
   '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
-function cronField(value: string, allowQuestionMark = false): string {
-  const item = `(\\*|(${value})(-(${value}))?)(/[1-9][0-9]?)?`;
-  const list = `${item}(,${item})*`;
-  return allowQuestionMark ? `(\\?|${list})` : `(${list})`;
-}
-const MONTH_NAMES = 'JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC';
-const DAY_NAMES = 'SUN|MON|TUE|WED|THU|FRI|SAT';
+// The CronJob API validates `spec.schedule` with robfig/cron v3's standard parser (`cron.ParseStandard`) and
+// rejects any schedule containing "TZ". The pattern and rule below follow that parser exactly, quirks included,
+// so that the CRD accepts a schedule if and only if the API server accepts it in the flush CronJob
+// (test/integration/crd-validation.test.ts checks this against the real API server with generated schedules).
+
+/** Go's `unicode.IsSpace`, which `strings.Fields` splits the schedule on (RE2 syntax). */
+const CRON_SPACE =
+  '\\t\\n\\v\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}';
 
 /**
- * A 5-field cron schedule (minute hour day-of-month month day-of-week) with lists, ranges, steps and
- * English month/day names, or one of the `@hourly` … `@yearly` macros. Values are range-checked
- * (`61 * * * *` is rejected). The CronJob controller's parser has the final word.
+ * A decimal number without leading zeros, at most `max` (a string of digits): the regex alternatives of
+ * every digit string that compares lower or equal. Used for the int64 bound of a step.
+ */
+export function atMostDecimal(max: string): string {
+  const alts: string[] = [];
+  // Shorter numbers (1 to max.length - 1 digits) are all smaller.
+  if (max.length > 1) alts.push(max.length === 2 ? '[1-9]' : `[1-9][0-9]{0,${max.length - 2}}`);
+  // Same length: equal on a prefix, then a smaller digit, then anything.
+  for (let i = 0; i < max.length; i++) {
+    const d = Number(max[i]);
+    const low = i === 0 ? 1 : 0;
+    if (d > low) {
+      const rest = max.length - i - 1;
+      const cls = d - 1 === low ? String(low) : `[${low}-${d - 1}]`;
+      alts.push(`${max.slice(0, i)}${cls}${rest ? `[0-9]{${rest}}` : ''}`);
+    }
+  }
+  alts.push(max);
+  return `(${alts.join('|')})`;
+}
+
+/** `strconv.Atoi` of a value: an optional '+', any leading zeros, then `value` (which has no leading zero). */
+const cronNumber = (value: string): string => `\\+?0*(${value})`;
+/** A step: a positive int64 (`Atoi`, then "step of range should be a positive number"). */
+const CRON_STEP = `/\\+?0*${atMostDecimal('9223372036854775807')}`;
+/** Names are looked up after Go's `strings.ToLower`, which also lowers U+0130 (İ) to 'i'. */
+function cronName(name: string): string {
+  return [...name].map((c) => (c === 'i' ? '[Ii\\x{130}]' : `[${c.toUpperCase()}${c}]`)).join('');
+}
+const MONTH_NAMES = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+
+/**
+ * One comma-separated field: items `v`, `v-v`, `v/step`, `v-v/step`, or `*` / `?` (anything after `*-` is
+ * ignored by the parser, up to a '/'). Empty list items are dropped (`strings.FieldsFunc`), so `1,,2` and `,`
+ * are valid.
+ */
+function cronField(value: string): string {
+  const item = `((${value})(-(${value}))?(${CRON_STEP})?|[*?](-[^/,${CRON_SPACE}]*)?(${CRON_STEP})?)`;
+  return `(,*${item}(,+${item})*,*|,+)`;
+}
+
+/** `@every <Go duration>` (`time.ParseDuration`; its overflow check is the CEL rule's `duration()`). */
+const GO_DURATION = '[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|\\x{B5}s|\\x{3BC}s|ms|s|m|h))+)';
+
+/**
+ * What `cron.ParseStandard` accepts, apart from ascending ranges (checked by the CEL rule): a macro
+ * (`@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`, exactly), `@every` with a Go
+ * duration, or 5 fields split by white space (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC,
+ * day of week 0-6 or SUN-SAT) with lists, ranges and steps; '?' is '*'. RE2 syntax (`\x{…}`).
  */
 export const CRON_PATTERN =
-  '^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|' +
+  '^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every ' +
+  GO_DURATION +
+  '|' +
+  `[${CRON_SPACE}]*` +
   [
-    cronField('[0-5]?[0-9]'),
-    cronField('[01]?[0-9]|2[0-3]'),
-    cronField('0?[1-9]|[12][0-9]|3[01]', true),
-    cronField(`0?[1-9]|1[0-2]|${MONTH_NAMES}|${MONTH_NAMES.toLowerCase()}`),
-    cronField(`[0-7]|${DAY_NAMES}|${DAY_NAMES.toLowerCase()}`, true),
-  ].join(' +') +
+    cronField(cronNumber('[0-9]|[1-5][0-9]')),
+    cronField(cronNumber('[0-9]|1[0-9]|2[0-3]')),
+    cronField(cronNumber('[1-9]|[12][0-9]|3[01]')),
+    cronField(`${cronNumber('[1-9]|1[0-2]')}|${MONTH_NAMES.map(cronName).join('|')}`),
+    cronField(`${cronNumber('[0-6]')}|${DAY_NAMES.map(cronName).join('|')}`),
+  ].join(`[${CRON_SPACE}]+`) +
+  `[${CRON_SPACE}]*` +
   ')$';
 
+/** The value of one range end in CEL: a number, or a month or day name (no name is both). */
+function celCronValue(x: string): string {
+  const names = [...MONTH_NAMES.map((n, i) => [n, i + 1] as const), ...DAY_NAMES.map((n, i) => [n, i] as const)];
+  const map = [...names, ['fr\\u0130', 5] as const].map(([n, v]) => `'${n}': ${v}`).join(', ');
+  return `(${x}.matches('^[+]?[0-9]+$') ? int(${x}) : {${map}}[${x}.lowerAscii()])`;
+}
+
 /**
- * An IANA time zone name such as `Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`, `UTC`,
- * or a legacy one such as `EST5EDT`. The API server checks it against its time zone database too.
+ * The CEL rule of flush.schedule: the pattern, no "TZ", every `a-b` range ascending, and an `@every` duration
+ * that CEL's `duration()` (Go's `time.ParseDuration`, as the parser calls it) can read: it fails on an overflow.
  */
-export const TIME_ZONE_PATTERN = '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$';
+export const CRON_RULE =
+  `!self.contains('TZ') && self.matches(r'${CRON_PATTERN}') && ` +
+  `(!self.startsWith('@every ') || duration(self.substring(7)) == duration(self.substring(7))) && ` +
+  `(self.startsWith('@') || self.findAll(r'[^,${CRON_SPACE}]+').all(i, i.startsWith('*') || i.startsWith('?') || ` +
+  `i.split('/')[0].split('-').size() != 2 || ` +
+  `${celCronValue("i.split('/')[0].split('-')[0]")} <= ${celCronValue("i.split('/')[0].split('-')[1]")}))`;
+
+/**
+ * A container image reference as the container runtimes parse it (the distribution/reference grammar):
+ * `[registry[:port]/]path[:tag][@algorithm:hex]`, e.g. `redis:7.2-alpine`, `docker.io/library/redis:7.2`,
+ * `registry.example.com:5000/team/valkey@sha256:<64 hex>`. No white space, no upper case in the path.
+ */
+const IMAGE_DOMAIN_COMPONENT = '([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const IMAGE_PATH_COMPONENT = '[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*';
+export const IMAGE_PATTERN =
+  `^((${IMAGE_DOMAIN_COMPONENT}(\\.${IMAGE_DOMAIN_COMPONENT})*(:[0-9]+)?|\\[[0-9a-fA-F:]+\\](:[0-9]+)?)/)?` +
+  `${IMAGE_PATH_COMPONENT}(/${IMAGE_PATH_COMPONENT})*` +
+  '(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?' +
+  '(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$';
+
+/** The largest number of bytes the operator computes with exactly (`Number.MAX_SAFE_INTEGER`, 8Pi - 1). */
+export const MAX_BYTES = '9007199254740991';
 
 /** A DNS-1123 subdomain (Secret names). */
 const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
@@ -183,6 +264,38 @@ export const RULES = {
     message: 'eviction.maxMemory must be at least 1Mi',
     fieldPath: '.maxMemory',
   },
+  maxMemoryMaximum: {
+    rule: `!has(self.maxMemory) || !isQuantity(string(self.maxMemory)) || quantity(string(self.maxMemory)).compareTo(quantity('${MAX_BYTES}')) <= 0`,
+    message: `eviction.maxMemory must be below 8Pi (at most ${MAX_BYTES} bytes)`,
+    fieldPath: '.maxMemory',
+  },
+  memoryLimitMaximum: {
+    rule: `!(${HAS_MEMORY_LIMIT}) || !isQuantity(${MEMORY_LIMIT}) || quantity(${MEMORY_LIMIT}).compareTo(quantity('${MAX_BYTES}')) <= 0`,
+    message: `resources.limits.memory must be below 8Pi (at most ${MAX_BYTES} bytes)`,
+    fieldPath: '.resources.limits',
+  },
+  derivedMaxMemoryMinimum: {
+    rule:
+      `!(${HAS_MEMORY_LIMIT}) || (has(self.eviction) && has(self.eviction.maxMemory)) || !isQuantity(${MEMORY_LIMIT}) || ` +
+      `quantity(${MEMORY_LIMIT}).asApproximateFloat() * double(has(self.eviction) && has(self.eviction.maxMemoryPercent) ? ` +
+      `self.eviction.maxMemoryPercent : ${DEFAULTS.eviction.maxMemoryPercent}) >= 104857600.0`,
+    message:
+      `maxmemory, eviction.maxMemoryPercent (default ${DEFAULTS.eviction.maxMemoryPercent}) of resources.limits.memory, ` +
+      'must be at least 1Mi: raise the memory limit or the percentage',
+    fieldPath: '.resources.limits',
+  },
+  quantitiesNotNegative: {
+    rule: "self.all(k, !isQuantity(string(self[k])) || quantity(string(self[k])).compareTo(quantity('0')) >= 0)",
+    message: 'resources.limits and resources.requests must not be negative',
+  },
+  requestsWithinLimits: {
+    rule:
+      '!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || ' +
+      '!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || ' +
+      'quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)',
+    message:
+      'resources.requests must not exceed resources.limits of the same resource (e.g. requests.memory <= limits.memory)',
+  },
   maxMemoryPercentNeedsLimit: {
     rule: `!has(self.eviction) || !has(self.eviction.maxMemoryPercent) || (${HAS_MEMORY_LIMIT})`,
     message:
@@ -215,11 +328,17 @@ export const RULES = {
     message: 'persistence.size and persistence.storageClassName apply only with mode rdb or aof',
   },
   cronSchedule: {
-    rule: `self.matches(r'${CRON_PATTERN}')`,
+    rule: CRON_RULE,
     message:
       'flush.schedule must be a cron expression of 5 fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or ' +
-      'JAN-DEC, day of week 0-7 or SUN-SAT), such as "0 2 * * *" or "*/15 * * * *", or one of @hourly, @daily, ' +
-      '@weekly, @monthly, @yearly',
+      'JAN-DEC, day of week 0-6 or SUN-SAT; ranges ascending, e.g. 1-5 not 5-1), such as "0 2 * * *" or ' +
+      '"*/15 * * * *", or one of @hourly, @daily, @weekly, @monthly, @yearly, or @every <duration> such as @every 6h',
+  },
+  timeZone: {
+    rule: `self in [${TIME_ZONES.map((z) => `'${z}'`).join(', ')}]`,
+    message:
+      'flush.timeZone must be a time zone name of the IANA database, such as Europe/Berlin, America/New_York, UTC ' +
+      'or Etc/GMT+5 (case matters; Local and UTC offsets such as UTC+5 are not names)',
   },
   writeBackNeedsSafeEviction: {
     rule:
@@ -332,7 +451,9 @@ const evictionSchema = obj(
       { minimum: 10, maximum: 95 },
     ),
   },
-  { 'x-kubernetes-validations': [RULES.evictionExactlyOne, RULES.maxMemoryMinimum] },
+  {
+    'x-kubernetes-validations': [RULES.evictionExactlyOne, RULES.maxMemoryMinimum, RULES.maxMemoryMaximum],
+  },
 );
 
 const flushSchema = obj(
@@ -345,9 +466,10 @@ const flushSchema = obj(
       { minLength: 1, maxLength: 128, 'x-kubernetes-validations': [RULES.cronSchedule] },
     ),
     timeZone: str(
-      'IANA time zone of the schedule, e.g. Europe/Berlin or UTC. Default: the time zone of the ' +
-        'kube-controller-manager (normally UTC).',
-      { minLength: 1, maxLength: 64, pattern: TIME_ZONE_PATTERN },
+      'Time zone of the schedule: a name of the IANA time zone database as the CronJob API knows it, e.g. ' +
+        'Europe/Berlin, America/New_York, UTC or Etc/GMT+5 (Local and offsets such as UTC+5 are rejected). ' +
+        'Default: the time zone of the kube-controller-manager (normally UTC).',
+      { minLength: 1, maxLength: 64, 'x-kubernetes-validations': [RULES.timeZone] },
     ),
   },
   { required: ['schedule'] },
@@ -397,14 +519,17 @@ const resourcesSchema = obj(
       description: 'The most the container may use, e.g. {memory: 512Mi, cpu: "1"}.',
       additionalProperties: resourceQuantity('A resource quantity.'),
       maxProperties: 16,
+      'x-kubernetes-validations': [RULES.quantitiesNotNegative],
     },
     requests: {
       type: 'object',
       description: 'What the scheduler reserves for the container, e.g. {memory: 512Mi, cpu: 100m}.',
       additionalProperties: resourceQuantity('A resource quantity.'),
       maxProperties: 16,
+      'x-kubernetes-validations': [RULES.quantitiesNotNegative],
     },
   },
+  { 'x-kubernetes-validations': [RULES.requestsWithinLimits] },
 );
 
 const metricsSchema = obj('Prometheus metrics of the Redis pods.', {
@@ -525,8 +650,9 @@ export const specSchema: JSONSchemaProps = obj(
     }),
     image: str(
       'Container image of Redis (any Redis 7-compatible server, Valkey too; it must contain sh and redis-cli). ' +
-        `Changing it restarts the pods. Default ${D.image}.`,
-      { minLength: 1, maxLength: 512 },
+        `Changing it restarts the pods. Default ${D.image}. A reference such as redis:7.2-alpine, ` +
+        'registry.example.com:5000/team/valkey:8 or redis@sha256:<digest>; no white space.',
+      { minLength: 1, maxLength: 512, pattern: IMAGE_PATTERN },
     ),
     eviction: evictionSchema,
     defaultTTLSeconds: int(
@@ -546,6 +672,8 @@ export const specSchema: JSONSchemaProps = obj(
       RULES.replicasNotWithStandalone,
       RULES.maxMemoryPercentNeedsLimit,
       RULES.maxMemoryWithinLimit,
+      RULES.memoryLimitMaximum,
+      RULES.derivedMaxMemoryMinimum,
       RULES.writeBackNeedsSafeEviction,
     ],
   },
@@ -595,6 +723,8 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
   observedGeneration: int64('The metadata.generation this status describes.', { minimum: 0 }),
   replicas: int('Redis pods that exist (primary and replicas).', { minimum: 0 }),
   readyReplicas: int('Redis pods that are ready.', { minimum: 0 }),
+  ready: str('Ready Redis pods out of the desired number, e.g. 2/3.'),
+  maxMemory: str('appliedConfig.maxmemory as a quantity, e.g. 256Mi (bytes when no unit divides it).'),
   primary: str('The pod that is the primary.'),
   endpoints: obj('Where clients connect.', {
     service: str('host:port of the Service that reaches the primary.'),
@@ -644,7 +774,7 @@ export const cacheClusterSchema: JSONSchemaProps = obj(
 export const printerColumns: PrinterColumn[] = [
   { name: 'Topology', type: 'string', jsonPath: '.spec.topology', description: 'standalone, replication or cluster' },
   { name: 'Policy', type: 'string', jsonPath: '.spec.eviction.policy', description: 'maxmemory-policy' },
-  { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Redis pods ready' },
+  { name: 'Ready', type: 'string', jsonPath: '.status.ready', description: 'Redis pods ready / desired' },
   {
     name: 'Phase',
     type: 'string',
@@ -653,9 +783,9 @@ export const printerColumns: PrinterColumn[] = [
   },
   {
     name: 'MaxMemory',
-    type: 'integer',
-    jsonPath: '.status.appliedConfig.maxmemory',
-    description: 'Applied maxmemory in bytes',
+    type: 'string',
+    jsonPath: '.status.maxMemory',
+    description: 'Applied maxmemory, verified on every pod',
     priority: 1,
   },
   { name: 'Primary', type: 'string', jsonPath: '.status.primary', description: 'The primary pod', priority: 1 },

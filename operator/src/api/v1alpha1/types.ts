@@ -174,6 +174,10 @@ export interface CacheClusterStatus {
   observedGeneration?: number;
   replicas?: number;
   readyReplicas?: number;
+  /** `<ready>/<desired>` Redis pods, e.g. `2/3` (the READY column of `kubectl get cc`). */
+  ready?: string;
+  /** The verified maxmemory as a quantity, e.g. `256Mi` (the MAXMEMORY column of `kubectl get cc -o wide`). */
+  maxMemory?: string;
   /** The pod that is the primary. */
   primary?: string;
   endpoints?: { service?: string };
