@@ -8,7 +8,12 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['operator/src/**/*.test.ts', 'sidecar/src/**/*.test.ts', 'scripts/**/*.test.ts'],
+          include: [
+            'common/src/**/*.test.ts',
+            'operator/src/**/*.test.ts',
+            'sidecar/src/**/*.test.ts',
+            'scripts/**/*.test.ts',
+          ],
           environment: 'node',
         },
       },

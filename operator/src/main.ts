@@ -33,7 +33,7 @@ import { applyEviction } from './redis/live-config.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
 import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../../common/src/version.js';
 import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
 
 const CONDITION_TYPES = [

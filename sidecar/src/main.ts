@@ -10,7 +10,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type ConfigResult } from './config.js';
 import { describeError } from './errors.js';
 import { buildMetricsApp } from './metrics-app.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../../common/src/version.js';
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;

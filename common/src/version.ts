@@ -1,10 +1,13 @@
-/** The program's version, for `--version`: the `version` of the ripplecache package.json above this module. */
+/**
+ * The programs' version, for `--version` and the `*_build_info` metrics: the `version` of the ripplecache
+ * package.json above this module. `common/` holds what both programs share.
+ */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Walks up from this module (operator/src in a checkout, dist/operator/src when compiled, /app/dist/... in
+ * Walks up from this module (common/src in a checkout, dist/common/src when compiled, /app/dist/... in
  * the image, which ships package.json) to the first package.json named `ripplecache`.
  */
 export function packageVersion(moduleUrl: string = import.meta.url): string {
