@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidationPublisher } from '../invalidation/invalidation-publisher.js';
-import { parseInvalidation } from '../invalidation/invalidation-message.js';
+import { parseInvalidation } from '../../../common/src/invalidation-message.js';
 import { LruStore } from '../l1/list-store.js';
 import { RedisUnavailableError } from '../errors.js';
 import type { OnDisconnect } from '../config.js';
