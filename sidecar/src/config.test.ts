@@ -339,3 +339,18 @@ describe('sidecar config', () => {
     expect(JSON.stringify(redactedConfig(cfg(['--origin', 'postgres://app:hunter3@db/app'])))).not.toContain('hunter3');
   });
 });
+
+describe('byte flags take Kubernetes quantities (common/src/quantity.ts), as the CRD does', () => {
+  it('accepts a fractional quantity such as 1.5Gi', () => {
+    expect(cfg(['--l1-max-bytes', '1.5Gi']).l1.maxBytes).toBe(1.5 * 2 ** 30);
+    expect(cfg(['--max-value-bytes', '1.5Mi']).maxValueBytes).toBe(1.5 * 2 ** 20);
+    expect(cfg(['--config', 'f'], {}, { f: 'l1: {maxBytes: 1.5Gi}\n' }).l1.maxBytes).toBe(1.5 * 2 ** 30);
+    expect(cfg([], { RIPPLECACHE_L1_MAX_BYTES: '1e6' }).l1.maxBytes).toBe(1_000_000);
+  });
+
+  it('refuses 512K (Kubernetes has k and Ki, no K) and says a value out of range is out of range', () => {
+    expect(() => cfg(['--l1-max-bytes', '512K'])).toThrow(/--l1-max-bytes: "512K" is not a byte count/);
+    expect(() => cfg(['--l1-max-bytes', '16Ei'])).toThrow(/--l1-max-bytes: "16Ei" is out of range/);
+    expect(() => cfg(['--l1-max-bytes', '0'])).toThrow(/out of range/);
+  });
+});

@@ -8,6 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_INVALIDATION_CHANNEL } from '../../common/src/protocol.js';
+import { parseQuantity, QuantityError } from '../../common/src/quantity.js';
 
 export type L1Policy = 'lru' | 'lfu' | 'fifo' | 'ttl';
 export type WritePolicy = 'write-through' | 'write-back' | 'write-around';
@@ -121,7 +123,7 @@ export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   redis: undefined,
   redisReplicas: [],
   redisPassword: undefined,
-  channel: 'ripplecache:invalidations',
+  channel: DEFAULT_INVALIDATION_CHANNEL,
   l1: { policy: 'lru', maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxTTLSeconds: 60 },
   defaultTTLSeconds: 3600,
   writePolicy: 'write-through',
@@ -193,29 +195,21 @@ function oneOf<T extends string>(values: readonly T[]): Parser {
   };
 }
 
-const BYTE_SUFFIXES: Record<string, number> = {
-  '': 1,
-  k: 1e3,
-  K: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-};
-
-/** Parses a byte count: `1048576`, or a Kubernetes quantity such as `64Mi`, `512k`, `1G`. */
+/**
+ * Parses a byte count: `1048576`, or a Kubernetes quantity such as `64Mi`, `1.5Gi`, `512k`, `1G` — exactly
+ * what the CRD's quantity fields accept (common/src/quantity.ts; a fraction of a byte rounds up).
+ */
 export function parseByteQuantity(raw: unknown, where: string): number {
   const s = typeof raw === 'number' ? String(raw) : str(raw, where).trim();
-  const m = /^(\d+)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/.exec(s);
-  const suffix = BYTE_SUFFIXES[m?.[2] ?? ''];
-  if (!m || suffix === undefined) {
-    throw new ConfigError(`${where}: "${s}" is not a byte count (e.g. 1048576, 64Mi, 512Ki, 1G)`);
+  let n: number;
+  try {
+    n = parseQuantity(s);
+  } catch (err) {
+    if (err instanceof QuantityError && err.problem === 'out-of-range')
+      throw new ConfigError(`${where}: "${s}" is out of range`);
+    throw new ConfigError(`${where}: "${s}" is not a byte count (e.g. 1048576, 64Mi, 1.5Gi, 512Ki, 1G)`);
   }
-  const n = Number(m[1]) * suffix;
-  if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError(`${where}: "${s}" is out of range`);
+  if (n < 1) throw new ConfigError(`${where}: "${s}" is out of range`);
   return n;
 }
 
