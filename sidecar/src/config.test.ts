@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  helpText,
-  parseConfig,
-  parseByteQuantity,
-  redactedConfig,
-  SIDECAR_DEFAULTS,
-  type SidecarConfig,
-} from './config.js';
+import { ConfigError, helpText, parseConfig, parseByteQuantity, redactedConfig } from './config.js';
+import { SIDECAR_DEFAULTS, type SidecarConfig } from './config-defaults.js';
 
 function cfg(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): SidecarConfig {
   const r = parseConfig({
