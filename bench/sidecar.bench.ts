@@ -21,7 +21,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { LRUCache } from 'lru-cache';
 import { buildApp } from '../sidecar/src/app.js';
-import { SIDECAR_DEFAULTS, type L1Policy, type SidecarConfig } from '../sidecar/src/config.js';
+import { SIDECAR_DEFAULTS, type L1Policy, type SidecarConfig } from '../sidecar/src/config-defaults.js';
 import { createL1Store } from '../sidecar/src/l1/create-l1-store.js';
 import type { L1Store } from '../sidecar/src/l1/l1-store.js';
 import { freePort, waitFor } from '../test/harness/ports.js';

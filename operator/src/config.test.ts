@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, loadOperatorConfig, operatorHelp, OPERATOR_DEFAULTS, OPERATOR_FLAGS } from './config.js';
+import {
+  ConfigError,
+  envName,
+  loadOperatorConfig,
+  operatorHelp,
+  OPERATOR_DEFAULTS,
+  OPERATOR_FLAGS,
+  parseHostPort,
+} from './config.js';
 
 describe('loadOperatorConfig', () => {
   it('uses the documented defaults', () => {
@@ -117,5 +125,26 @@ describe('loadOperatorConfig', () => {
 
   it('documents --version in --help', () => {
     expect(operatorHelp()).toMatch(/--version\s+print the version/);
+  });
+});
+
+describe('HOST:PORT flags (common/src/host-port.ts)', () => {
+  it('the operator and the sidecar accept and refuse the same addresses', async () => {
+    const { parseListen } = await import('../../sidecar/src/config.js');
+    const accepts = (f: () => unknown) => {
+      try {
+        return f();
+      } catch {
+        return 'refused';
+      }
+    };
+    for (const text of ['127.0.0.1:8080', '[::]:8443', ':::8080', 'svc.ns:1', 'nope', ':8080', 'h:70000', '[h]:80']) {
+      expect(
+        accepts(() => parseHostPort('metrics-listen', text)),
+        text,
+      ).toEqual(accepts(() => parseListen(text, '--listen')));
+    }
+    expect(parseHostPort('metrics-listen', ':::8080')).toEqual({ host: '::', port: 8080 });
+    expect(() => loadOperatorConfig(['--metrics-listen', '[h]:80'], {})).toThrow(/--metrics-listen must be HOST:PORT/);
   });
 });

@@ -4,6 +4,17 @@
  * a flag wins over the environment.
  */
 import { hostname } from 'node:os';
+import {
+  envName,
+  envValues,
+  FlagError,
+  parseFlags,
+  valuesByFlag,
+  type FlagSpec as CommonFlagSpec,
+} from '../../common/src/flags.js';
+import { parseHostPort as parseHostPortText, type HostPort } from '../../common/src/host-port.js';
+
+export { envName } from '../../common/src/flags.js';
 
 export interface OperatorConfig {
   /**
@@ -89,11 +100,8 @@ export class ConfigError extends Error {
   readonly code = 'InvalidConfiguration';
 }
 
-interface FlagSpec {
-  name: string;
+interface FlagSpec extends CommonFlagSpec {
   help: string;
-  repeatable?: boolean;
-  boolean?: boolean;
 }
 
 export const OPERATOR_FLAGS: FlagSpec[] = [
@@ -152,10 +160,6 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
   { name: 'sidecar-image', help: `image of the injected sidecar (default ${OPERATOR_DEFAULTS.sidecarImage})` },
 ];
 
-export function envName(flag: string): string {
-  return `RIPPLECACHE_${flag.toUpperCase().replace(/-/g, '_')}`;
-}
-
 export function operatorHelp(): string {
   const lines = [
     'Usage: ripplecache-operator [flags]',
@@ -175,45 +179,25 @@ export function operatorHelp(): string {
   return lines.join('\n');
 }
 
-/** Parses argv (without node and script) and env into raw string values per flag. */
+/**
+ * Parses argv (without node and script) and env into raw string values per flag (common/src/flags.ts);
+ * for each flag the command line wins over the environment. `--help` and `--version` are `main.ts`'s.
+ */
 function rawValues(argv: string[], env: NodeJS.ProcessEnv): Map<string, string[]> {
-  const known = new Map(OPERATOR_FLAGS.map((f) => [f.name, f]));
-  const fromArgs = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq >= 0 ? eq : undefined);
-    const spec = known.get(name);
-    if (!spec) throw new ConfigError(`unknown flag --${name} (see --help)`);
-    let value: string;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else if (spec.boolean && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
-    else {
-      const next = argv[++i];
-      // `--a --b`: --a has no value (a value that starts with -- can be given as --a=--value).
-      if (next === undefined || (next.startsWith('--') && next.length > 2))
-        throw new ConfigError(`flag --${name} needs a value`);
-      value = next;
-    }
-    fromArgs.set(name, [...(fromArgs.get(name) ?? []), value]);
+  let given;
+  try {
+    given = parseFlags(argv, OPERATOR_FLAGS).given;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    const message = {
+      'unknown-flag': `unknown flag --${err.subject} (see --help)`,
+      'missing-value': `flag --${err.subject} needs a value`,
+      'unexpected-argument': `unexpected argument "${err.subject}" (see --help)`,
+    }[err.problem];
+    throw new ConfigError(message, { cause: err });
   }
-  const out = new Map<string, string[]>();
-  for (const f of OPERATOR_FLAGS) {
-    const a = fromArgs.get(f.name);
-    const e = env[envName(f.name)];
-    if (a) out.set(f.name, a);
-    else if (e !== undefined && e !== '')
-      out.set(
-        f.name,
-        f.repeatable
-          ? e
-              .split(',')
-              .map((s) => s.trim())
-              .filter(Boolean)
-          : [e],
-      );
-  }
+  const out = envValues(env, OPERATOR_FLAGS);
+  for (const [name, values] of valuesByFlag(given)) out.set(name, values);
   return out;
 }
 
@@ -267,11 +251,11 @@ function leaseTiming(raw: (n: string) => string | undefined): {
   return { leaseDurationSeconds, renewDeadlineSeconds, retryPeriodSeconds };
 }
 
-export function parseHostPort(name: string, v: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(v);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !m[1] || port < 0 || port > 65535) throw new ConfigError(`--${name} must be HOST:PORT, got "${v}"`);
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+/** `HOST:PORT` of flag `--name` (common/src/host-port.ts); throws ConfigError naming the flag. */
+export function parseHostPort(name: string, v: string): HostPort {
+  const hostPort = parseHostPortText(v);
+  if (!hostPort) throw new ConfigError(`--${name} must be HOST:PORT, got "${v}"`);
+  return hostPort;
 }
 
 /** Builds the configuration from argv and env; throws ConfigError with a message naming the flag. */

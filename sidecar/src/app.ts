@@ -13,7 +13,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import type { Redis } from 'ioredis';
-import type { SidecarConfig } from './config.js';
+import type { SidecarConfig } from './config-defaults.js';
 import { redactUrl } from './config.js';
 import { InvalidationPublisher } from './invalidation/invalidation-publisher.js';
 import { InvalidationReceiver } from './invalidation/invalidation-receiver.js';

@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  helpText,
-  parseConfig,
-  parseByteQuantity,
-  redactedConfig,
-  SIDECAR_DEFAULTS,
-  type SidecarConfig,
-} from './config.js';
+import { ConfigError, helpText, parseConfig, parseByteQuantity, redactedConfig } from './config.js';
+import { SIDECAR_DEFAULTS, type SidecarConfig } from './config-defaults.js';
 
 function cfg(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): SidecarConfig {
   const r = parseConfig({
@@ -337,5 +330,20 @@ describe('sidecar config', () => {
     for (const flag of ['--origin-table', '--write-back-claim-timeout-ms', '--write-back-max-pending'])
       expect(helpText()).toContain(flag);
     expect(JSON.stringify(redactedConfig(cfg(['--origin', 'postgres://app:hunter3@db/app'])))).not.toContain('hunter3');
+  });
+});
+
+describe('byte flags take Kubernetes quantities (common/src/quantity.ts), as the CRD does', () => {
+  it('accepts a fractional quantity such as 1.5Gi', () => {
+    expect(cfg(['--l1-max-bytes', '1.5Gi']).l1.maxBytes).toBe(1.5 * 2 ** 30);
+    expect(cfg(['--max-value-bytes', '1.5Mi']).maxValueBytes).toBe(1.5 * 2 ** 20);
+    expect(cfg(['--config', 'f'], {}, { f: 'l1: {maxBytes: 1.5Gi}\n' }).l1.maxBytes).toBe(1.5 * 2 ** 30);
+    expect(cfg([], { RIPPLECACHE_L1_MAX_BYTES: '1e6' }).l1.maxBytes).toBe(1_000_000);
+  });
+
+  it('refuses 512K (Kubernetes has k and Ki, no K) and says a value out of range is out of range', () => {
+    expect(() => cfg(['--l1-max-bytes', '512K'])).toThrow(/--l1-max-bytes: "512K" is not a byte count/);
+    expect(() => cfg(['--l1-max-bytes', '16Ei'])).toThrow(/--l1-max-bytes: "16Ei" is out of range/);
+    expect(() => cfg(['--l1-max-bytes', '0'])).toThrow(/out of range/);
   });
 });

@@ -5,149 +5,45 @@
  * the password and the file path itself) as the camelCase key of the YAML file named by `--config`,
  * which is what the operator's webhook mounts. Precedence: flag > environment > config file > defaults.
  * A bad value is a {@link ConfigError}; `main.ts` prints it and exits with code 2.
+ *
+ * This is the loader: the flag table, `--help`, the config file and the precedence. The type and its
+ * defaults are in `config-defaults.ts`, the value parsers in `config-values.ts`, the command-line and
+ * environment mechanics (shared with the operator) in common/src/flags.ts.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { envName, envValues, FlagError, parseFlags, type FlagSpec as CommonFlagSpec } from '../../common/src/flags.js';
+import { formatHostPort } from '../../common/src/host-port.js';
+import {
+  L1_POLICIES,
+  LOG_LEVELS,
+  MAX_VALUE_BYTES_CEILING,
+  ON_DISCONNECT,
+  SIDECAR_DEFAULTS,
+  WRITE_POLICIES,
+  type SidecarConfig,
+} from './config-defaults.js';
+import {
+  bytes,
+  ConfigError,
+  int,
+  objectName,
+  oneOf,
+  optionalListen,
+  parseListen,
+  REDIS_URL,
+  sameSocket,
+  str,
+  tableName,
+  url,
+  type Parser,
+} from './config-values.js';
 
-export type L1Policy = 'lru' | 'lfu' | 'fifo' | 'ttl';
-export type WritePolicy = 'write-through' | 'write-back' | 'write-around';
-export type OnDisconnect = 'drop' | 'serve-stale';
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-
-export const L1_POLICIES: readonly L1Policy[] = ['lru', 'lfu', 'fifo', 'ttl'];
-export const WRITE_POLICIES: readonly WritePolicy[] = ['write-through', 'write-back', 'write-around'];
-export const ON_DISCONNECT: readonly OnDisconnect[] = ['drop', 'serve-stale'];
-export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** Largest value Redis can hold in one string (512 MiB); also the ceiling of `maxValueBytes`. */
-export const MAX_VALUE_BYTES_CEILING = 512 * 1024 * 1024;
-
-/** Settings of the in-process L1 cache. */
-export interface L1Config {
-  /** Eviction policy. Default `lru`. `ttl` evicts the entry closest to expiry first. */
-  policy: L1Policy;
-  /** Upper bound on the number of entries. Default 10000. */
-  maxEntries: number;
-  /** Upper bound on the bytes held (key + value + content type + 64 bytes per entry). Default 64 MiB. */
-  maxBytes: number;
-  /**
-   * Upper bound on an entry's life in L1, in seconds; an entry also never outlives its remaining TTL in
-   * Redis. 0 disables L1 in front of Redis. Default 60.
-   */
-  maxTTLSeconds: number;
-}
-
-/** Settings of the write-back journal and flusher (`--write-policy write-back`). */
-export interface WriteBackConfig {
-  /** Flush the queue at least this often, in ms. Default 1000. */
-  flushIntervalMs: number;
-  /** Largest batch written to the database at once. Default 500. */
-  flushBatchSize: number;
-  /**
-   * Journaled writes not yet in the database, cluster-wide, at most; further writes are refused with 503
-   * `WriteBackBacklogFull`. Default 100000.
-   */
-  maxPending: number;
-}
-
-/** A `HOST:PORT` to listen on. */
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-export interface SidecarConfig {
-  /** Address of the HTTP API. Default `127.0.0.1:7070` (the app in the same pod is the only client). */
-  listen: ListenAddress;
-  /**
-   * Address of a second HTTP listener serving only `GET /metrics`, `/healthz` and `/readyz` (nothing of the
-   * cache API), so that Prometheus and the kubelet's httpGet probes can reach them on the pod IP while the
-   * unauthenticated API stays on loopback. Default: none (off). The operator's webhook sets `0.0.0.0:7071`.
-   */
-  metricsListen: ListenAddress | undefined;
-  /** URL of the Redis primary (`redis://` or `rediss://`). Default: none, the sidecar runs L1-only. */
-  redis: string | undefined;
-  /** URLs of the primary's replicas; when empty they are discovered with `INFO replication`. Default []. */
-  redisReplicas: string[];
-  /** Redis password (overrides one in the URLs). Never logged. Default: none, or the URL's. */
-  redisPassword: string | undefined;
-  /** Pub/sub channel of invalidation messages (the CacheCluster's). Default `ripplecache:invalidations`. */
-  channel: string;
-  l1: L1Config;
-  /** TTL of a write that names none, in seconds; 0 means no expiry. Default 3600. */
-  defaultTTLSeconds: number;
-  /**
-   * Write policy against the origin: `write-through` (default), `write-back` or `write-around` (README
-   * "Write policies"). Without an origin every policy just writes Redis.
-   */
-  writePolicy: WritePolicy;
-  writeBack: WriteBackConfig;
-  /**
-   * Idle time after which a write-back entry taken by a sidecar that stopped working on it (it died) is
-   * claimed by another, in ms. Default 30000.
-   */
-  writeBackClaimTimeoutMs: number;
-  /**
-   * The application database, `postgres://…` or `http(s)://…`: read-through on a miss, and the target of
-   * the write policy. Default: none. Its password is never logged.
-   */
-  origin: string | undefined;
-  /** PostgreSQL table of the origin, `name` or `schema.name`, created if absent. Default `cache_entries`. */
-  originTable: string;
-  /**
-   * What to do with L1 when the invalidation subscription is lost: `drop` (default) empties L1 at once so
-   * nothing stale is served; `serve-stale` keeps answering L1 hits while Redis is unreachable, marked
-   * `X-Cache: L1-STALE`, for at most `l1.maxTTLSeconds`.
-   */
-  onDisconnect: OnDisconnect;
-  /** Largest value accepted by PUT, in bytes. Default 1 MiB. */
-  maxValueBytes: number;
-  /** Time box of every Redis call, in ms. Default 500. */
-  redisTimeoutMs: number;
-  /** Log level. Default `info`. */
-  logLevel: LogLevel;
-  /**
-   * Name of the CacheCluster this sidecar belongs to: every metric carries it as the label `cachecluster`,
-   * so that cluster-wide gauges (the write-back backlog) can be aggregated per CacheCluster. The operator
-   * writes it into the `sidecar.yaml` it renders. Default: none (no label).
-   */
-  cacheCluster: string | undefined;
-}
-
-/** Every default, in one place. */
-export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
-  listen: { host: '127.0.0.1', port: 7070 },
-  metricsListen: undefined,
-  redis: undefined,
-  redisReplicas: [],
-  redisPassword: undefined,
-  channel: 'ripplecache:invalidations',
-  l1: { policy: 'lru', maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxTTLSeconds: 60 },
-  defaultTTLSeconds: 3600,
-  writePolicy: 'write-through',
-  writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100_000 },
-  writeBackClaimTimeoutMs: 30_000,
-  origin: undefined,
-  originTable: 'cache_entries',
-  onDisconnect: 'drop',
-  maxValueBytes: 1024 * 1024,
-  redisTimeoutMs: 500,
-  logLevel: 'info',
-  cacheCluster: undefined,
-} satisfies SidecarConfig);
-
-/** A flag, environment variable or config-file value that cannot be used. Exit code 2. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'InvalidConfiguration';
-  readonly exitCode = 2;
-}
-
+export { envName } from '../../common/src/flags.js';
+export { ConfigError, parseByteQuantity, parseListen } from './config-values.js';
 /** The result of parsing: a configuration, or a request for the help text or the version. */
 export type ConfigResult =
   { kind: 'config'; config: SidecarConfig } | { kind: 'help'; text: string } | { kind: 'version' };
-
-type Parser = (raw: unknown, where: string) => unknown;
 
 interface FlagSpec {
   /** Flag name without dashes, e.g. `l1-max-entries`. */
@@ -160,131 +56,6 @@ interface FlagSpec {
   repeatable?: boolean;
   /** Not readable from the config file (secrets, the file path). */
   noFile?: boolean;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Value parsers. Each takes a string (flag, env) or a YAML value (file) and names `where` on error.
-
-function str(raw: unknown, where: string): string {
-  if (typeof raw === 'number') return String(raw);
-  if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${where}: expected a non-empty string`);
-  return raw;
-}
-
-function int(min: number, max: number): Parser {
-  return (raw, where) => {
-    const s = typeof raw === 'number' ? String(raw) : str(raw, where).trim();
-    if (!/^-?\d+$/.test(s)) throw new ConfigError(`${where}: "${s}" is not a whole number`);
-    const n = Number(s);
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new ConfigError(`${where}: ${s} is out of range (${min}..${max})`);
-    }
-    return n;
-  };
-}
-
-function oneOf<T extends string>(values: readonly T[]): Parser {
-  return (raw, where) => {
-    const s = str(raw, where);
-    if (!(values as readonly string[]).includes(s)) {
-      throw new ConfigError(`${where}: "${s}" is not one of ${values.join(', ')}`);
-    }
-    return s;
-  };
-}
-
-const BYTE_SUFFIXES: Record<string, number> = {
-  '': 1,
-  k: 1e3,
-  K: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-};
-
-/** Parses a byte count: `1048576`, or a Kubernetes quantity such as `64Mi`, `512k`, `1G`. */
-export function parseByteQuantity(raw: unknown, where: string): number {
-  const s = typeof raw === 'number' ? String(raw) : str(raw, where).trim();
-  const m = /^(\d+)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/.exec(s);
-  const suffix = BYTE_SUFFIXES[m?.[2] ?? ''];
-  if (!m || suffix === undefined) {
-    throw new ConfigError(`${where}: "${s}" is not a byte count (e.g. 1048576, 64Mi, 512Ki, 1G)`);
-  }
-  const n = Number(m[1]) * suffix;
-  if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError(`${where}: "${s}" is out of range`);
-  return n;
-}
-
-function bytes(max: number): Parser {
-  return (raw, where) => {
-    const n = parseByteQuantity(raw, where);
-    if (n > max) throw new ConfigError(`${where}: ${n} bytes is more than the maximum ${max}`);
-    return n;
-  };
-}
-
-function url(protocols: readonly string[]): Parser {
-  return (raw, where) => {
-    const s = str(raw, where);
-    let u: URL;
-    try {
-      u = new URL(s);
-    } catch {
-      throw new ConfigError(`${where}: not a URL (expected ${protocols.map((p) => `${p}//…`).join(' or ')})`);
-    }
-    if (!protocols.includes(u.protocol)) {
-      throw new ConfigError(`${where}: scheme "${u.protocol}" is not one of ${protocols.join(', ')}`);
-    }
-    if (!u.hostname) throw new ConfigError(`${where}: the URL names no host`);
-    return s;
-  };
-}
-
-/** Parses `HOST:PORT` (`[::1]:7070` for IPv6). Port 0 asks the OS for a free port. */
-export function parseListen(raw: unknown, where: string): ListenAddress {
-  const s = str(raw, where);
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new ConfigError(`${where}: "${s}" is not HOST:PORT (e.g. 127.0.0.1:7070)`);
-  return { host: m[1] ?? m[2] ?? '', port };
-}
-
-/** Like {@link parseListen}, but an empty value means "off" (so a flag can turn off a file's setting). */
-function optionalListen(raw: unknown, where: string): ListenAddress | undefined {
-  if (raw === '') return undefined;
-  return parseListen(raw, where);
-}
-
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
-
-/** True when two listen addresses would compete for the same socket (same fixed port, same or wildcard host). */
-function sameSocket(a: ListenAddress, b: ListenAddress): boolean {
-  if (a.port === 0 || a.port !== b.port) return false;
-  return a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host);
-}
-
-const REDIS_URL = url(['redis:', 'rediss:']);
-
-/** A PostgreSQL table name: `name` or `schema.name` (letters, digits, `_`, `$`; at most 63 each). */
-function tableName(raw: unknown, where: string): string {
-  const s = str(raw, where);
-  if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/.test(s)) {
-    throw new ConfigError(`${where}: "${s}" is not a table name (name or schema.name: letters, digits, _ and $)`);
-  }
-  return s;
-}
-
-/** A Kubernetes object name (lowercase RFC 1123 subdomain), such as a CacheCluster's. */
-function objectName(raw: unknown, where: string): string {
-  const s = str(raw, where);
-  if (s.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s)) {
-    throw new ConfigError(`${where}: "${s}" is not a Kubernetes object name (lowercase letters, digits, '-' and '.')`);
-  }
-  return s;
 }
 
 const FLAGS: readonly FlagSpec[] = [
@@ -434,11 +205,6 @@ const FLAGS: readonly FlagSpec[] = [
 const FILE_KEYS = new Map(FLAGS.filter((f) => !f.noFile).map((f) => [f.path, f] as const));
 const FILE_SECTIONS = new Set(['l1', 'writeBack']);
 
-/** `--l1-policy` → `RIPPLECACHE_L1_POLICY`. */
-export function envName(flag: string): string {
-  return `RIPPLECACHE_${flag.toUpperCase().replace(/-/g, '_')}`;
-}
-
 /** The `--help` text: every flag with its environment variable and default. */
 export function helpText(): string {
   const lines = [
@@ -471,69 +237,50 @@ export function helpText(): string {
 
 type Layer = Map<string, unknown>;
 
+/** The flags as common/src/flags.ts sees them: every entry of {@link FLAGS}, and `--config`. */
+const COMMAND_LINE: readonly CommonFlagSpec[] = [
+  ...FLAGS.map((f) => ({ name: f.flag, ...(f.repeatable ? { repeatable: true } : {}) })),
+  { name: 'config' },
+];
+const FLAG_BY_NAME = new Map(FLAGS.map((f) => [f.flag, f] as const));
+
+/** Adds a parsed value to a layer: a repeatable flag's values make a list. */
+function setValue(layer: Layer, spec: FlagSpec, parsed: unknown): void {
+  if (!spec.repeatable) layer.set(spec.path, parsed);
+  else layer.set(spec.path, [...((layer.get(spec.path) as unknown[] | undefined) ?? []), parsed]);
+}
+
+/** The command line (common/src/flags.ts); each value is parsed as it is read, so errors come left to right. */
 function parseArgv(argv: readonly string[]): { layer: Layer; help: boolean; version: boolean; configFile?: string } {
   const layer: Layer = new Map();
-  let help = false;
-  let version = false;
   let configFile: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '--help' || arg === '-h') {
-      help = true;
-      continue;
-    }
-    if (arg === '--version') {
-      version = true;
-      continue;
-    }
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (flags start with --)`);
-    const eq = arg.indexOf('=');
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    // The name first: an unknown flag is reported as such wherever it is and whatever follows it.
-    const spec = name === 'config' ? undefined : FLAGS.find((f) => f.flag === name);
-    if (name !== 'config' && !spec) throw new ConfigError(`unknown flag --${name}`);
-    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
-    if (value === undefined) {
-      value = argv[i + 1];
-      if (value === undefined || (value.startsWith('--') && value.length > 2)) {
-        throw new ConfigError(`--${name} needs a value`);
-      }
-      i++;
-    }
-    if (!spec) {
-      configFile = str(value, '--config');
-      continue;
-    }
-    const parsed = spec.parse(value, `--${name}`);
-    if (spec.repeatable) {
-      const list = (layer.get(spec.path) as unknown[] | undefined) ?? [];
-      list.push(parsed);
-      layer.set(spec.path, list);
-    } else {
-      layer.set(spec.path, parsed);
-    }
+  let parsed;
+  try {
+    parsed = parseFlags(argv, COMMAND_LINE, {
+      builtins: true,
+      onFlag: (name, value) => {
+        const spec = FLAG_BY_NAME.get(name);
+        if (spec) setValue(layer, spec, spec.parse(value, `--${name}`));
+        else configFile = str(value, '--config');
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    const message = err.problem === 'unexpected-argument' ? `${err.message} (flags start with --)` : err.message;
+    throw new ConfigError(message, { cause: err });
   }
+  const { help, version } = parsed;
   return configFile === undefined ? { layer, help, version } : { layer, help, version, configFile };
 }
 
+/** The `RIPPLECACHE_<FLAG>` variables; an error names the variable. */
 function parseEnv(env: Readonly<Record<string, string | undefined>>): Layer {
   const layer: Layer = new Map();
-  for (const spec of FLAGS) {
-    const name = envName(spec.flag);
-    const raw = env[name];
-    if (raw === undefined || raw === '') continue;
-    if (spec.repeatable) {
-      layer.set(
-        spec.path,
-        raw
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-          .map((s) => spec.parse(s, name)),
-      );
-    } else {
-      layer.set(spec.path, spec.parse(raw, name));
-    }
+  for (const [name, values] of envValues(env, COMMAND_LINE)) {
+    const spec = FLAG_BY_NAME.get(name);
+    if (!spec) continue; // RIPPLECACHE_CONFIG: read by parseConfig
+    const where = envName(name);
+    layer.set(spec.path, spec.repeatable ? values.map((v) => spec.parse(v, where)) : spec.parse(values[0], where));
   }
   return layer;
 }
@@ -621,9 +368,8 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
     for (const [path, value] of layer) setPath(config as unknown as Record<string, unknown>, path, value);
   }
   if (config.metricsListen !== undefined && sameSocket(config.metricsListen, config.listen)) {
-    const show = (a: ListenAddress) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
     throw new ConfigError(
-      `--metrics-listen ${show(config.metricsListen)} overlaps --listen ${show(config.listen)}: give the metrics listener a port of its own`,
+      `--metrics-listen ${formatHostPort(config.metricsListen)} overlaps --listen ${formatHostPort(config.listen)}: give the metrics listener a port of its own`,
     );
   }
   if (config.redis === undefined && config.redisReplicas.length > 0) {

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { SIDECAR_DEFAULTS, type SidecarConfig } from './config.js';
+import { SIDECAR_DEFAULTS, type SidecarConfig } from './config-defaults.js';
 import { buildMetricsApp } from './metrics-app.js';
 
 let app: FastifyInstance;

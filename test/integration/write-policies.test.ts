@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidationPublisher } from '../../sidecar/src/invalidation/invalidation-publisher.js';
-import { parseInvalidation } from '../../sidecar/src/invalidation/invalidation-message.js';
+import { parseInvalidation } from '../../common/src/invalidation-message.js';
 import { createPostgresPool, PostgresOrigin } from '../../sidecar/src/origin/postgres-origin.js';
 import { createRedisClient, whenReady } from '../../sidecar/src/redis/redis-client.js';
 import { RedisL2 } from '../../sidecar/src/redis/redis-l2.js';

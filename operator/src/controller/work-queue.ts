@@ -3,6 +3,7 @@
  * workqueue: a key added while queued is not queued twice; a key added while being processed is
  * re-queued after it is done (never two workers on one key at once); `get()` waits for work.
  */
+import { backoffDelay } from '../../../common/src/backoff.js';
 
 export interface WorkQueueOptions {
   /** First back-off delay after a failure. Default 200 ms. */
@@ -84,7 +85,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    const delay = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** n);
+    const delay = backoffDelay({ baseMs: this.baseDelayMs, capMs: this.maxDelayMs }, n, 0);
     this.addAfter(key, delay);
     return delay;
   }

@@ -1,9 +1,6 @@
-import {
-  COMPONENT_FLUSH,
-  DEFAULT_INVALIDATION_CHANNEL,
-  LABEL_COMPONENT,
-  REDIS_PORT,
-} from '../api/v1alpha1/constants.js';
+import { COMPONENT_FLUSH, LABEL_COMPONENT, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import { encodeInvalidation } from '../../../common/src/invalidation-message.js';
+import { DEFAULT_INVALIDATION_CHANNEL, RECORD_KEY_PATTERN } from '../../../common/src/protocol.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import type { DesiredOptions } from './desired-options.js';
 import type { CronJob } from './kube-types.js';
@@ -16,10 +13,10 @@ import { resolveSpec } from './resolved-spec.js';
 import { shellQuote } from './shell-quote.js';
 
 /** The invalidation message the flush CronJob publishes: drop every sidecar's whole L1. */
-export const FLUSH_INVALIDATION_MESSAGE = JSON.stringify({ v: 1, sender: 'flush-cronjob', seq: 1, all: true });
+export const FLUSH_INVALIDATION_MESSAGE = encodeInvalidation({ v: 1, sender: 'flush-cronjob', seq: 1, all: true });
 
-/** Prefix of the sidecars' cache records in Redis (see docs/sidecar.md, "Storage format"). */
-export const CACHE_RECORD_PATTERN = 'rc:*';
+/** The sidecars' cache records in Redis (see docs/sidecar.md, "Storage format"), and nothing else. */
+export const CACHE_RECORD_PATTERN = RECORD_KEY_PATTERN;
 
 /**
  * One step of the flush, run server-side: SCAN a batch of cache records and UNLINK those that have a

@@ -1,52 +1,15 @@
 /**
  * Byte quantities in the two notations that meet here, which must never be confused:
- * - Kubernetes quantities: `Mi` = 2^20, `M` = 10^6, `m` = 10^-3 (so `256m` is a quarter of a byte).
+ * - Kubernetes quantities: `Mi` = 2^20, `M` = 10^6, `m` = 10^-3 (so `256m` is a quarter of a byte);
+ *   their parser lives in common/src/quantity.ts (the sidecar's byte flags use it too) and is re-exported.
  * - Redis memory values: `mb` = 2^20, `m` = 10^6, case-insensitive; `CONFIG GET maxmemory` answers bytes.
  */
 import { DEFAULTS } from '../api/v1alpha1/types.js';
-import type { CacheCluster, Quantity } from '../api/v1alpha1/types.js';
+import type { CacheCluster } from '../api/v1alpha1/types.js';
+import { parseQuantity, QuantityError } from '../../../common/src/quantity.js';
 import { InvalidSpecError } from './invalid-spec-error.js';
 
-export class QuantityError extends Error {
-  override readonly name = 'QuantityError';
-  readonly code = 'InvalidQuantity';
-}
-
-const BINARY: Record<string, bigint> = { Ki: 1n, Mi: 2n, Gi: 3n, Ti: 4n, Pi: 5n, Ei: 6n };
-const DECIMAL: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
-const QUANTITY_RE = /^([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei)|([numkMGTPE])|[eE]([+-]?[0-9]+))?$/;
-
-/**
- * Bytes in a Kubernetes quantity (`256Mi`, `1G`, `500M`, `1.5Gi`, `1e9`, or a number), rounded up to a
- * whole byte as Kubernetes' `Quantity.Value()` does. Exact (no floating-point error). Throws
- * `QuantityError` for malformed or negative values, or values beyond 2^53.
- */
-export function parseQuantity(q: Quantity): number {
-  if (typeof q === 'number') {
-    if (!Number.isFinite(q) || q < 0) throw new QuantityError(`quantity ${q} is not a non-negative number`);
-    const bytes = Math.ceil(q);
-    if (!Number.isSafeInteger(bytes)) throw new QuantityError(`quantity ${q} is too large`);
-    return bytes;
-  }
-  const m = QUANTITY_RE.exec(q.trim());
-  if (!m) throw new QuantityError(`"${q}" is not a Kubernetes quantity (e.g. 256Mi, 1G, 268435456)`);
-  const [, sign, number = '', binary, decimal, exponent] = m;
-  const [whole = '', frac = ''] = number.split('.');
-  let num = BigInt((whole || '0') + frac);
-  let den = 10n ** BigInt(frac.length);
-  if (binary !== undefined) {
-    num *= 1024n ** (BINARY[binary] ?? 0n);
-  } else {
-    const exp = exponent !== undefined ? Number(exponent) : (DECIMAL[decimal ?? ''] ?? 0);
-    if (Math.abs(exp) > 30) throw new QuantityError(`quantity "${q}" is out of range`);
-    if (exp >= 0) num *= 10n ** BigInt(exp);
-    else den *= 10n ** BigInt(-exp);
-  }
-  const bytes = (num + den - 1n) / den; // round up
-  if (sign === '-' && num !== 0n) throw new QuantityError(`quantity "${q}" is negative`);
-  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new QuantityError(`quantity "${q}" is too large`);
-  return Number(bytes);
-}
+export { parseQuantity, QuantityError } from '../../../common/src/quantity.js';
 
 const REDIS_UNITS: Record<string, number> = {
   '': 1,
@@ -67,15 +30,16 @@ const REDIS_UNITS: Record<string, number> = {
 export function parseRedisMemory(value: string | number): number {
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value) || value < 0)
-      throw new QuantityError(`Redis memory value ${value} is not a whole number of bytes`);
+      throw new QuantityError(`Redis memory value ${value} is not a whole number of bytes`, 'malformed');
     return value;
   }
   const m = /^([0-9]+)\s*([a-z]*)$/i.exec(value.trim());
   const unit = REDIS_UNITS[(m?.[2] ?? '').toLowerCase()];
   if (!m || unit === undefined)
-    throw new QuantityError(`"${value}" is not a Redis memory value (e.g. 268435456, 256mb, 1gb)`);
+    throw new QuantityError(`"${value}" is not a Redis memory value (e.g. 268435456, 256mb, 1gb)`, 'malformed');
   const bytes = Number(m[1]) * unit;
-  if (!Number.isSafeInteger(bytes)) throw new QuantityError(`Redis memory value "${value}" is too large`);
+  if (!Number.isSafeInteger(bytes))
+    throw new QuantityError(`Redis memory value "${value}" is too large`, 'out-of-range');
   return bytes;
 }
 

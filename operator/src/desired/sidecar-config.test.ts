@@ -6,7 +6,8 @@
  */
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, type SidecarConfig } from '../../../sidecar/src/config.js';
+import { parseConfig } from '../../../sidecar/src/config.js';
+import type { SidecarConfig } from '../../../sidecar/src/config-defaults.js';
 import { SIDECAR_CONF_KEY, WRITE_POLICIES } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, CacheClusterSpec, OriginSpec } from '../api/v1alpha1/types.js';
 import {

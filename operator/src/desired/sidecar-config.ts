@@ -8,7 +8,8 @@
  * arguments, ports and probes), not this file's.
  */
 import { stringify } from 'yaml';
-import { DEFAULT_INVALIDATION_CHANNEL, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import { REDIS_PORT } from '../api/v1alpha1/constants.js';
+import { DEFAULT_INVALIDATION_CHANNEL } from '../../../common/src/protocol.js';
 import { DEFAULTS } from '../api/v1alpha1/types.js';
 import type { CacheCluster, L1Policy, WritePolicy } from '../api/v1alpha1/types.js';
 import { podHost, serviceHost } from './names.js';

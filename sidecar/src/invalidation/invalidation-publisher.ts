@@ -5,7 +5,7 @@
  * A number is used even when sending fails: receivers then see a gap at our next message and drop L1,
  * which is what must happen if a write may have reached Redis without its invalidation.
  */
-import { encodeInvalidation } from './invalidation-message.js';
+import { encodeInvalidation } from '../../../common/src/invalidation-message.js';
 
 export class InvalidationPublisher {
   private seq = 0;

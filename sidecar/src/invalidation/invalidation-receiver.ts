@@ -11,7 +11,7 @@
  * - subscription lost → the tracker forgets every sender and the tiers are told (they drop or keep L1
  *   according to `--on-disconnect`); subscribed again → the tiers are told (they drop what they kept).
  */
-import { MalformedMessageError, parseInvalidation } from './invalidation-message.js';
+import { MalformedMessageError, parseInvalidation } from '../../../common/src/invalidation-message.js';
 import { SequenceTracker } from './sequence-tracker.js';
 
 export type DropReason = 'subscription-lost' | 'resubscribed' | 'sequence-gap' | 'malformed-message' | 'invalidate-all';

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { encodeInvalidation, MalformedMessageError, parseInvalidation } from './invalidation-message.js';
+import {
+  encodeInvalidation,
+  MalformedMessageError,
+  parseInvalidation,
+} from '../../../common/src/invalidation-message.js';
 import { InvalidationPublisher } from './invalidation-publisher.js';
 import { InvalidationReceiver, type DropReason, type LocalInvalidation } from './invalidation-receiver.js';
 import { SequenceTracker } from './sequence-tracker.js';

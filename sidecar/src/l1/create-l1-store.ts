@@ -1,4 +1,4 @@
-import type { L1Policy } from '../config.js';
+import type { L1Policy } from '../config-defaults.js';
 import { LfuStore } from './lfu-store.js';
 import type { L1Store, L1StoreOptions } from './l1-store.js';
 import { FifoStore, LruStore } from './list-store.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { L1Policy } from '../config.js';
+import type { L1Policy } from '../config-defaults.js';
 import { createL1Store } from './create-l1-store.js';
 import { LfuStore, LFU_MAX_FREQUENCY } from './lfu-store.js';
 import type { L1Store } from './l1-store.js';

@@ -9,7 +9,7 @@
  * per-entry overhead small: arrays grow by doubling up to the entry bound, and link arrays use the
  * narrowest unsigned type that can address every slot.
  */
-import type { L1Policy } from '../config.js';
+import type { L1Policy } from '../config-defaults.js';
 
 export interface L1StoreOptions {
   /** Entry bound, at least 1. */

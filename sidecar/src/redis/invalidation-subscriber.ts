@@ -9,6 +9,10 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { InvalidationReceiver } from '../invalidation/invalidation-receiver.js';
 import { describeError } from '../errors.js';
 import { nodeName } from './redis-client.js';
+import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
+
+/** Back-off between failed SUBSCRIBEs: 250 ms doubling to 10 s, no jitter. */
+export const RESUBSCRIBE_BACKOFF: Backoff = { baseMs: 250, capMs: 10_000 };
 
 export interface InvalidationSubscriberOptions {
   client: Redis;
@@ -77,7 +81,7 @@ export class InvalidationSubscriber {
         this.onError(err);
         // Reconnect to try again, backing off: a refusal (e.g. an ACL without this channel) would
         // otherwise loop at the reconnect delay of a fresh connection.
-        const delay = Math.min(250 * 2 ** this.failures, 10_000);
+        const delay = backoffDelay(RESUBSCRIBE_BACKOFF, this.failures, 0);
         this.failures++;
         this.log.warn(
           { err: describeError(err), channel: this.channel, attempt: this.failures, retryInMs: delay },

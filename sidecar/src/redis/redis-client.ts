@@ -5,6 +5,7 @@
  * the connection comes back by itself with capped exponential back-off.
  */
 import { Redis } from 'ioredis';
+import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
 import {
   CacheFullError,
   RedisCommandError,
@@ -23,9 +24,12 @@ export interface RedisClientOptions {
   name: string;
 }
 
-/** Reconnect delay after the n-th failed attempt: 50 ms doubling to 2 s, plus up to 50 ms of jitter. */
+/** Reconnect back-off: 50 ms doubling to 2 s, plus up to 50 ms of jitter. */
+export const RECONNECT_BACKOFF: Backoff = { baseMs: 50, capMs: 2000, jitterMs: 50 };
+
+/** Reconnect delay after the n-th failed attempt (n ≥ 1): {@link RECONNECT_BACKOFF}. */
 export function reconnectDelay(attempt: number, jitter = Math.random()): number {
-  return Math.min(50 * 2 ** Math.min(Math.max(attempt - 1, 0), 6), 2000) + Math.floor(jitter * 50);
+  return backoffDelay(RECONNECT_BACKOFF, attempt - 1, jitter);
 }
 
 export function createRedisClient(options: RedisClientOptions): Redis {

@@ -12,10 +12,9 @@
 import type { Redis } from 'ioredis';
 import { RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
 import type { CacheValue, L2Record, L2Store } from '../tiers/tiered-cache.js';
+import { RECORD_KEY_PATTERN, RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
 import { callRedis, createRedisClient, nodeName, toSidecarError, whenReady } from './redis-client.js';
 
-/** Prefix of every record the sidecars write. Other record kinds must use other prefixes. */
-export const RECORD_KEY_PREFIX = 'rc:';
 export const FIELD_VALUE = 'v';
 export const FIELD_CONTENT_TYPE = 'ct';
 
@@ -90,7 +89,7 @@ export class RedisL2 implements L2Store {
     let deleted = 0;
     try {
       do {
-        const [next, keys] = await this.primary.scan(cursor, 'MATCH', `${RECORD_KEY_PREFIX}*`, 'COUNT', 1000);
+        const [next, keys] = await this.primary.scan(cursor, 'MATCH', RECORD_KEY_PATTERN, 'COUNT', 1000);
         cursor = next;
         if (keys.length > 0) deleted += await this.primary.unlink(...keys);
       } while (cursor !== '0');

@@ -8,7 +8,7 @@
 import { isUtf8 } from 'node:buffer';
 import { validateHeaderValue } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { SidecarConfig } from '../config.js';
+import type { SidecarConfig } from '../config-defaults.js';
 import { InvalidRequestError, RedisUnavailableError } from '../errors.js';
 import { validateKey } from '../key.js';
 import type { SidecarMetrics } from '../metrics.js';

@@ -3,7 +3,7 @@
  * operator chose; never while shutting down), `/metrics` (Prometheus text).
  */
 import type { FastifyInstance } from 'fastify';
-import type { OnDisconnect } from '../config.js';
+import type { OnDisconnect } from '../config-defaults.js';
 import type { SidecarMetrics } from '../metrics.js';
 import type { TieredCache } from '../tiers/tiered-cache.js';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidationPublisher } from '../invalidation/invalidation-publisher.js';
-import { parseInvalidation } from '../invalidation/invalidation-message.js';
+import { parseInvalidation } from '../../../common/src/invalidation-message.js';
 import { LruStore } from '../l1/list-store.js';
 import { RedisUnavailableError } from '../errors.js';
-import type { OnDisconnect } from '../config.js';
+import type { OnDisconnect } from '../config-defaults.js';
 import { TieredCache, type CacheValue, type L2Record, type L2Store } from './tiered-cache.js';
 
 /** An L2 whose reads stay in the air until the test lands them. */

@@ -19,7 +19,7 @@
  * `serve-stale`, L1 is kept but only consulted when Redis itself is unreachable (answers marked
  * `L1-STALE`; entries never outlive l1.maxTTL anyway), and emptied when the subscription comes back.
  */
-import type { OnDisconnect } from '../config.js';
+import type { OnDisconnect } from '../config-defaults.js';
 import { ValueTooLargeError } from '../errors.js';
 import type { DropReason, LocalInvalidation } from '../invalidation/invalidation-receiver.js';
 import type { InvalidationPublisher } from '../invalidation/invalidation-publisher.js';

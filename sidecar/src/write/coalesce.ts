@@ -4,6 +4,7 @@
  */
 import type { OriginWrite } from '../origin/origin.js';
 import type { JournalEntry } from './write-back-journal.js';
+import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
 
 /** A write for the database plus what the flusher needs afterwards. */
 export type CoalescedWrite = OriginWrite & {
@@ -51,9 +52,12 @@ export function coalesce(entries: readonly JournalEntry[]): Coalesced {
 }
 
 /**
- * Delay before the n-th retry (n ≥ 1) of a batch the origin could not take: 100 ms doubling to 5 s, plus
- * up to 100 ms of jitter so that the flushers of many sidecars do not retry in step.
+ * Back-off of a batch the origin could not take: 100 ms doubling to 5 s, plus up to 100 ms of jitter so
+ * that the flushers of many sidecars do not retry in step.
  */
+export const FLUSH_RETRY_BACKOFF: Backoff = { baseMs: 100, capMs: 5000, jitterMs: 100 };
+
+/** Delay before the n-th retry (n ≥ 1) of a batch the origin could not take: {@link FLUSH_RETRY_BACKOFF}. */
 export function flushRetryDelay(attempt: number, jitter = Math.random()): number {
-  return Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 6), 5000) + Math.floor(jitter * 100);
+  return backoffDelay(FLUSH_RETRY_BACKOFF, attempt - 1, jitter);
 }

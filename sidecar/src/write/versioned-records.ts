@@ -28,7 +28,7 @@
  * lost message to every receiver.
  */
 import type { Redis } from 'ioredis';
-import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
+import { RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
 import { luaScript, runScript } from '../redis/prebuilt-script.js';
 import { callRedis } from '../redis/redis-client.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
@@ -222,7 +222,7 @@ export interface VersionedRecordsOptions {
   channel: string;
   /** Default `ripplecache:version`. */
   versionKey?: string;
-  /** Default `rc:` (redis-l2.ts). */
+  /** Default `rc:` (RECORD_KEY_PREFIX, common/src/protocol.ts). */
   prefix?: string;
   /** Default {@link DEFAULT_TOMBSTONE_TTL_MS}. */
   tombstoneTtlMs?: number;

@@ -34,7 +34,7 @@
  */
 import type { Redis } from 'ioredis';
 import { SidecarError } from '../errors.js';
-import { RECORD_KEY_PREFIX } from '../redis/redis-l2.js';
+import { RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
 import { luaScript, runScript } from '../redis/prebuilt-script.js';
 import { callRedis, toSidecarError } from '../redis/redis-client.js';
 import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from './versioned-records.js';
@@ -95,7 +95,7 @@ export interface WriteBackJournalOptions {
   group?: string;
   /** Default `ripplecache:version`. */
   versionKey?: string;
-  /** Default `rc:`. */
+  /** Default `rc:` (RECORD_KEY_PREFIX, common/src/protocol.ts). */
   recordPrefix?: string;
   /** TTL of a delete's tombstone once flushed, ms. Default {@link DEFAULT_TOMBSTONE_TTL_MS}. */
   tombstoneTtlMs?: number;

@@ -66,8 +66,6 @@ export const REDIS_PORT_NAME = 'redis';
 export const EXPORTER_PORT = 9121;
 export const EXPORTER_PORT_NAME = 'metrics';
 export const DEFAULT_EXPORTER_IMAGE = 'oliver006/redis_exporter:v1.62.0';
-/** The pub/sub channel on which sidecars (and the flush CronJob) publish invalidations. */
-export const DEFAULT_INVALIDATION_CHANNEL = 'ripplecache:invalidations';
 /** Keys of the ConfigMap `<name>-config`. */
 export const REDIS_CONF_KEY = 'redis.conf';
 export const SIDECAR_CONF_KEY = 'sidecar.yaml';

@@ -4,7 +4,8 @@
  *   {"v":1,"sender":"<id>","seq":<n>,"keys":["k1",...]}   or   {"v":1,"sender":"<id>","seq":<n>,"all":true}
  *
  * Keys only, never values. `seq` counts from 1 per sender (per process start); receivers use it to detect
- * lost messages. Pure.
+ * lost messages. Both programs use it: the sidecars publish and receive it, and the operator's flush
+ * CronJob publishes the invalidate-all message. Pure.
  */
 
 export type InvalidationMessage =

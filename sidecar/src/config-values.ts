@@ -1,0 +1,129 @@
+/**
+ * Value parsers of the sidecar's configuration. Each takes a string (flag, environment) or a YAML value
+ * (config file) and names `where` in the {@link ConfigError} it throws.
+ */
+import { parseHostPort } from '../../common/src/host-port.js';
+import { parseQuantity, QuantityError } from '../../common/src/quantity.js';
+import type { ListenAddress } from './config-defaults.js';
+
+/** A flag, environment variable or config-file value that cannot be used. Exit code 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'InvalidConfiguration';
+  readonly exitCode = 2;
+}
+
+export type Parser = (raw: unknown, where: string) => unknown;
+
+export function str(raw: unknown, where: string): string {
+  if (typeof raw === 'number') return String(raw);
+  if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${where}: expected a non-empty string`);
+  return raw;
+}
+
+export function int(min: number, max: number): Parser {
+  return (raw, where) => {
+    const s = typeof raw === 'number' ? String(raw) : str(raw, where).trim();
+    if (!/^-?\d+$/.test(s)) throw new ConfigError(`${where}: "${s}" is not a whole number`);
+    const n = Number(s);
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${where}: ${s} is out of range (${min}..${max})`);
+    }
+    return n;
+  };
+}
+
+export function oneOf<T extends string>(values: readonly T[]): Parser {
+  return (raw, where) => {
+    const s = str(raw, where);
+    if (!(values as readonly string[]).includes(s)) {
+      throw new ConfigError(`${where}: "${s}" is not one of ${values.join(', ')}`);
+    }
+    return s;
+  };
+}
+
+/**
+ * Parses a byte count: `1048576`, or a Kubernetes quantity such as `64Mi`, `1.5Gi`, `512k`, `1G` — exactly
+ * what the CRD's quantity fields accept (common/src/quantity.ts; a fraction of a byte rounds up).
+ */
+export function parseByteQuantity(raw: unknown, where: string): number {
+  const s = typeof raw === 'number' ? String(raw) : str(raw, where).trim();
+  let n: number;
+  try {
+    n = parseQuantity(s);
+  } catch (err) {
+    if (err instanceof QuantityError && err.problem === 'out-of-range')
+      throw new ConfigError(`${where}: "${s}" is out of range`);
+    throw new ConfigError(`${where}: "${s}" is not a byte count (e.g. 1048576, 64Mi, 1.5Gi, 512Ki, 1G)`);
+  }
+  if (n < 1) throw new ConfigError(`${where}: "${s}" is out of range`);
+  return n;
+}
+
+export function bytes(max: number): Parser {
+  return (raw, where) => {
+    const n = parseByteQuantity(raw, where);
+    if (n > max) throw new ConfigError(`${where}: ${n} bytes is more than the maximum ${max}`);
+    return n;
+  };
+}
+
+export function url(protocols: readonly string[]): Parser {
+  return (raw, where) => {
+    const s = str(raw, where);
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new ConfigError(`${where}: not a URL (expected ${protocols.map((p) => `${p}//…`).join(' or ')})`);
+    }
+    if (!protocols.includes(u.protocol)) {
+      throw new ConfigError(`${where}: scheme "${u.protocol}" is not one of ${protocols.join(', ')}`);
+    }
+    if (!u.hostname) throw new ConfigError(`${where}: the URL names no host`);
+    return s;
+  };
+}
+
+/** Parses `HOST:PORT` (`[::1]:7070` for IPv6). Port 0 asks the OS for a free port. */
+export function parseListen(raw: unknown, where: string): ListenAddress {
+  const s = str(raw, where);
+  const address = parseHostPort(s);
+  if (!address) throw new ConfigError(`${where}: "${s}" is not HOST:PORT (e.g. 127.0.0.1:7070)`);
+  return address;
+}
+
+/** Like {@link parseListen}, but an empty value means "off" (so a flag can turn off a file's setting). */
+export function optionalListen(raw: unknown, where: string): ListenAddress | undefined {
+  if (raw === '') return undefined;
+  return parseListen(raw, where);
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+
+/** True when two listen addresses would compete for the same socket (same fixed port, same or wildcard host). */
+export function sameSocket(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  return a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host);
+}
+
+export const REDIS_URL = url(['redis:', 'rediss:']);
+
+/** A PostgreSQL table name: `name` or `schema.name` (letters, digits, `_`, `$`; at most 63 each). */
+export function tableName(raw: unknown, where: string): string {
+  const s = str(raw, where);
+  if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/.test(s)) {
+    throw new ConfigError(`${where}: "${s}" is not a table name (name or schema.name: letters, digits, _ and $)`);
+  }
+  return s;
+}
+
+/** A Kubernetes object name (lowercase RFC 1123 subdomain), such as a CacheCluster's. */
+export function objectName(raw: unknown, where: string): string {
+  const s = str(raw, where);
+  if (s.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s)) {
+    throw new ConfigError(`${where}: "${s}" is not a Kubernetes object name (lowercase letters, digits, '-' and '.')`);
+  }
+  return s;
+}
