@@ -6,13 +6,10 @@ import { desiredClientService } from './client-service.js';
 import { desiredHeadlessService } from './headless-service.js';
 import { ownerReference } from './owner-reference.js';
 import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
+import { cacheCluster, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
 
-const cc = (spec: CacheClusterSpec, uid = 'uid-1'): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop', ...(uid ? { uid } : {}) },
-  spec,
-});
+const cc = (spec: CacheClusterSpec, uid = 'uid-1'): CacheCluster =>
+  cacheCluster('sessions', ...(uid ? [withUid(uid)] : []), withSpec(spec));
 
 describe('desiredHeadlessService', () => {
   it('is headless and publishes not-ready pods', () => {
