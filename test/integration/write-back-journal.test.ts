@@ -1,7 +1,8 @@
 /**
  * The write-back journal and flusher against a real redis-server and a real PostgreSQL: journaling,
  * back-pressure, coalescing, batching, claiming a dead consumer's entries, a database outage, draining on
- * stop and dead letters. No sidecar processes (those are in write-back-sidecars.test.ts).
+ * stop and dead letters. No sidecar processes (those are in write-back-durability.test.ts and
+ * write-policies-sidecars.test.ts).
  */
 import { Redis } from 'ioredis';
 import pg from 'pg';
