@@ -14,6 +14,16 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cacheCluster,
+  cacheClusterYaml,
+  inNamespace,
+  withAuth,
+  withEviction,
+  withFlush,
+  withMetrics,
+  withTopology,
+} from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
@@ -586,17 +596,17 @@ describe('helm install into the test control plane', () => {
 
     await k(
       ['apply', '-f', '-'],
-      `
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: sessions, namespace: ${APP} }
-spec:
-  topology: standalone
-  eviction: { policy: allkeys-lfu, maxMemory: 32Mi }
-  auth: { secretRef: { name: sessions-auth, key: password } }
-  flush: { schedule: "0 3 * * *" }
-  metrics: { exporter: true }
-`,
+      cacheClusterYaml(
+        cacheCluster(
+          'sessions',
+          inNamespace(APP),
+          withTopology('standalone'),
+          withEviction({ policy: 'allkeys-lfu', maxMemory: '32Mi' }),
+          withAuth({ name: 'sessions-auth', key: 'password' }),
+          withFlush({ schedule: '0 3 * * *' }),
+          withMetrics({ exporter: true }),
+        ),
+      ),
     );
     await waitForReady(cp, APP, 'sessions');
     for (const [kind, name] of [
@@ -815,13 +825,9 @@ describe('helm install with rbac.scope=namespace', () => {
     }));
     await k(
       ['apply', '-f', '-'],
-      `
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: orders, namespace: ${WATCHED} }
-spec:
-  eviction: { policy: volatile-ttl, maxMemory: 16Mi }
-`,
+      cacheClusterYaml(
+        cacheCluster('orders', inNamespace(WATCHED), withEviction({ policy: 'volatile-ttl', maxMemory: '16Mi' })),
+      ),
     );
     await waitForReady(cp, WATCHED, 'orders');
     await k(['get', 'statefulset', 'orders', '-n', WATCHED]);
