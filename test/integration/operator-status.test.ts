@@ -163,7 +163,7 @@ spec:
       250,
     );
     // The other children were still written; only the StatefulSet is missing.
-    expect(await getJson('configmap', 'denied-config')).toBeDefined();
+    expect((await getJson('configmap', 'denied-config'))?.metadata?.ownerReferences?.[0]?.name).toBe('denied');
     expect(await getJson('statefulset', 'denied')).toBeUndefined();
   });
 

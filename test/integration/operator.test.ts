@@ -426,7 +426,7 @@ describe('operator on a real control plane', () => {
       ['service', 'mid-headless'],
       ['pdb', 'mid'],
     ])
-      expect(await getJson(k!, n!), `${k} ${n}`).toBeDefined();
+      expect((await getJson(k!, n!))?.metadata?.ownerReferences?.[0]?.name, `${k} ${n}`).toBe('mid');
 
     // A restarted operator becomes a standby and writes nothing.
     operatorA = await startOperator({
