@@ -14,6 +14,16 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cacheCluster,
+  cacheClusterYaml,
+  inNamespace,
+  withAuth,
+  withEviction,
+  withFlush,
+  withMetrics,
+  withTopology,
+} from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
@@ -212,7 +222,7 @@ describe('helm lint and helm template', () => {
       capabilities: { drop: ['ALL'] },
     });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
-    expect(c.resources.requests).toBeDefined();
+    expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } });
     expect(find(objs, 'PodDisruptionBudget')[0]!.spec.minAvailable).toBe(1);
     const [crd] = find(objs, 'CustomResourceDefinition');
     expect(crd!.metadata.name).toBe('cacheclusters.cache.ripplecache.io');
@@ -228,8 +238,59 @@ describe('helm lint and helm template', () => {
       'ripplecache-system',
     ]);
     expect(find(objs, 'Secret', 'rc-ripplecache-webhook-tls')).toHaveLength(1);
+    // Exactly these roles, with exactly these rules, each bound to the chart's ServiceAccount.
+    const readWrite = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
+    const roles = [...find(objs, 'ClusterRole'), ...find(objs, 'Role')];
+    expect(roles.map((r) => `${r.kind}/${r.metadata.name}`)).toEqual([
+      'ClusterRole/rc-ripplecache-manager',
+      'ClusterRole/rc-ripplecache-webhook',
+      'Role/rc-ripplecache-operator',
+    ]);
+    expect(find(objs, 'ClusterRole', 'rc-ripplecache-manager')[0]!.rules).toEqual([
+      { apiGroups: ['cache.ripplecache.io'], resources: ['cacheclusters'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['cache.ripplecache.io'], resources: ['cacheclusters/status'], verbs: ['get', 'patch', 'update'] },
+      { apiGroups: ['apps'], resources: ['statefulsets'], verbs: readWrite },
+      { apiGroups: [''], resources: ['services', 'configmaps'], verbs: readWrite },
+      { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: readWrite },
+      { apiGroups: ['batch'], resources: ['cronjobs'], verbs: readWrite },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    ]);
+    expect(find(objs, 'ClusterRole', 'rc-ripplecache-webhook')[0]!.rules).toEqual([
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['mutatingwebhookconfigurations'],
+        resourceNames: ['rc-ripplecache-sidecar-injector'],
+        verbs: ['get', 'patch'],
+      },
+    ]);
+    const operatorRole = find(objs, 'Role', 'rc-ripplecache-operator')[0]!;
+    expect(operatorRole.metadata.namespace).toBe('ripplecache-system');
+    expect(operatorRole.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: ['rc-ripplecache-leader'],
+        verbs: ['get', 'update'],
+      },
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: ['rc-ripplecache-webhook-tls'],
+        verbs: ['get', 'patch'],
+      },
+    ]);
+    const serviceAccount = [{ kind: 'ServiceAccount', name: 'rc-ripplecache', namespace: 'ripplecache-system' }];
+    const bindings = [...find(objs, 'ClusterRoleBinding'), ...find(objs, 'RoleBinding')];
+    expect(bindings.map((b) => `${b.kind}/${b.metadata.name} -> ${b.roleRef.kind}/${b.roleRef.name}`)).toEqual([
+      'ClusterRoleBinding/rc-ripplecache-manager -> ClusterRole/rc-ripplecache-manager',
+      'ClusterRoleBinding/rc-ripplecache-webhook -> ClusterRole/rc-ripplecache-webhook',
+      'RoleBinding/rc-ripplecache-operator -> Role/rc-ripplecache-operator',
+    ]);
+    for (const b of bindings) expect(b.subjects, b.metadata.name).toEqual(serviceAccount);
     // Nothing grants writes to Secrets, or anything on nodes, pods or RBAC.
-    for (const role of [...find(objs, 'ClusterRole'), ...find(objs, 'Role')]) {
+    for (const role of roles) {
       for (const rule of role.rules) {
         expect(rule.verbs, `${role.metadata.name}`).not.toContain('*');
         expect(rule.resources).not.toContain('*');
@@ -535,17 +596,17 @@ describe('helm install into the test control plane', () => {
 
     await k(
       ['apply', '-f', '-'],
-      `
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: sessions, namespace: ${APP} }
-spec:
-  topology: standalone
-  eviction: { policy: allkeys-lfu, maxMemory: 32Mi }
-  auth: { secretRef: { name: sessions-auth, key: password } }
-  flush: { schedule: "0 3 * * *" }
-  metrics: { exporter: true }
-`,
+      cacheClusterYaml(
+        cacheCluster(
+          'sessions',
+          inNamespace(APP),
+          withTopology('standalone'),
+          withEviction({ policy: 'allkeys-lfu', maxMemory: '32Mi' }),
+          withAuth({ name: 'sessions-auth', key: 'password' }),
+          withFlush({ schedule: '0 3 * * *' }),
+          withMetrics({ exporter: true }),
+        ),
+      ),
     );
     await waitForReady(cp, APP, 'sessions');
     for (const [kind, name] of [
@@ -764,13 +825,9 @@ describe('helm install with rbac.scope=namespace', () => {
     }));
     await k(
       ['apply', '-f', '-'],
-      `
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: orders, namespace: ${WATCHED} }
-spec:
-  eviction: { policy: volatile-ttl, maxMemory: 16Mi }
-`,
+      cacheClusterYaml(
+        cacheCluster('orders', inNamespace(WATCHED), withEviction({ policy: 'volatile-ttl', maxMemory: '16Mi' })),
+      ),
     );
     await waitForReady(cp, WATCHED, 'orders');
     await k(['get', 'statefulset', 'orders', '-n', WATCHED]);

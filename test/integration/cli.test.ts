@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheCluster, cacheClusterYaml, inNamespace, withEviction } from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
@@ -233,12 +234,9 @@ describe('log lines are JSON objects with each key once', () => {
     try {
       const applied = await cp!.kubectl(
         ['apply', '-f', '-'],
-        `apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: logs, namespace: ${NS} }
-spec:
-  eviction: { policy: allkeys-lru, maxMemory: 32Mi }
-`,
+        cacheClusterYaml(
+          cacheCluster('logs', inNamespace(NS), withEviction({ policy: 'allkeys-lru', maxMemory: '32Mi' })),
+        ),
       );
       expect(applied.code, applied.stderr).toBe(0);
       await waitFor(

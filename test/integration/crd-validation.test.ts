@@ -5,6 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TIME_ZONES } from '../../operator/src/api/v1alpha1/time-zones.js';
+import { cacheCluster as cacheClusterObject, inNamespace, withEviction, withFlush } from '../fixtures/cache-cluster.js';
 import { prng } from '../fixtures/prng.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 
@@ -273,12 +274,13 @@ async function dryRunCreate(obj: k8s.KubernetesObject): Promise<Verdict> {
 }
 
 function cacheClusterWithFlush(flush: { schedule: string; timeZone?: string }): k8s.KubernetesObject {
-  return {
-    apiVersion: 'cache.ripplecache.io/v1alpha1',
-    kind: 'CacheCluster',
-    metadata: { name: 'probe', namespace: 'default' },
-    spec: { eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' }, flush },
-  } as k8s.KubernetesObject;
+  // The CacheCluster type's metadata (creationTimestamp a string) is not client-node's: go through unknown.
+  return cacheClusterObject(
+    'probe',
+    inNamespace('default'),
+    withEviction({ policy: 'allkeys-lru', maxMemory: '64Mi' }),
+    withFlush(flush),
+  ) as unknown as k8s.KubernetesObject;
 }
 
 function cronJob(schedule: string, timeZone?: string): k8s.KubernetesObject {

@@ -10,9 +10,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_PORT } from '../../operator/src/api/v1alpha1/constants.js';
 import { DEFAULT_INVALIDATION_CHANNEL } from '../../common/src/protocol.js';
-import type { CacheCluster } from '../../operator/src/api/v1alpha1/types.js';
 import { flushScript } from '../../operator/src/desired/flush-cron-job.js';
 import { serviceHost } from '../../operator/src/desired/names.js';
+import { cacheCluster, withAuth, withEviction, withFlush, withGeneration, withUid } from '../fixtures/cache-cluster.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
 
 let redis: RedisProcess;
@@ -23,16 +23,14 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const cc: CacheCluster = {
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop', uid: 'u1', generation: 1 },
-  spec: {
-    eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' },
-    flush: { schedule: '0 2 * * *' },
-    auth: { secretRef: { name: 'sessions-auth', key: 'password' } },
-  },
-};
+const cc = cacheCluster(
+  'sessions',
+  withUid('u1'),
+  withGeneration(1),
+  withEviction({ policy: 'allkeys-lru', maxMemory: '64Mi' }),
+  withFlush({ schedule: '0 2 * * *' }),
+  withAuth({ name: 'sessions-auth', key: 'password' }),
+);
 
 describe('scheduled flush script', () => {
   it('deletes every cache record, keeps the write-back journal and unflushed records, and publishes invalidate-all', async () => {

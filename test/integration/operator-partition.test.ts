@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EvictionPolicy } from '../../operator/src/api/v1alpha1/types.js';
+import { cacheCluster, cacheClusterYaml, inNamespace, withEviction, withTopology } from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
@@ -55,12 +57,10 @@ async function configGet(): Promise<{ maxmemory: number; policy: string }> {
   }
 }
 
-const cacheCluster = (policy: string, maxMemory: string) => `
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: evict, namespace: ${NS} }
-spec: { topology: standalone, eviction: { policy: ${policy}, maxMemory: ${maxMemory} } }
-`;
+const evictYaml = (policy: EvictionPolicy, maxMemory: string) =>
+  cacheClusterYaml(
+    cacheCluster('evict', inNamespace(NS), withTopology('standalone'), withEviction({ policy, maxMemory })),
+  );
 
 /**
  * What one operator said about leading at one sample. Honest counting: an answer of 1 counts as leading;
@@ -173,7 +173,7 @@ describe('operator partitioned from the API server', () => {
   it('steps down at its renew deadline, before the standby leads; never writes Redis after it', async () => {
     const [a, b] = operators as [OperatorProcess, OperatorProcess];
     const [apiProxyA, redisProxyA, , redisProxyB] = proxies as [TcpProxy, TcpProxy, TcpProxy, TcpProxy];
-    const apply = await cp.kubectl(['apply', '-f', '-'], cacheCluster('allkeys-lru', '32Mi'));
+    const apply = await cp.kubectl(['apply', '-f', '-'], evictYaml('allkeys-lru', '32Mi'));
     expect(apply.code, apply.stderr).toBe(0);
     await waitFor(
       'operator-a to apply allkeys-lru 32Mi',
@@ -227,7 +227,7 @@ describe('operator partitioned from the API server', () => {
       const bLeadsAt = samples.at(-1)!.at;
 
       // The new leader applies a later change; nobody may flip it back.
-      const change = await cp.kubectl(['apply', '-f', '-'], cacheCluster('allkeys-lfu', '48Mi'));
+      const change = await cp.kubectl(['apply', '-f', '-'], evictYaml('allkeys-lfu', '48Mi'));
       expect(change.code, change.stderr).toBe(0);
       const wanted = { maxmemory: 48 * 1024 * 1024, policy: 'allkeys-lfu' };
       await waitFor(

@@ -6,6 +6,8 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EvictionPolicy } from '../../operator/src/api/v1alpha1/types.js';
+import { cacheCluster, cacheClusterYaml, inNamespace, withEviction } from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
@@ -133,12 +135,11 @@ spec:
       250,
     );
 
-    await apply(`
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: denied, namespace: ${NS} }
-spec: { eviction: { policy: allkeys-lru, maxMemory: 32Mi } }
-`);
+    await apply(
+      cacheClusterYaml(
+        cacheCluster('denied', inNamespace(NS), withEviction({ policy: 'allkeys-lru', maxMemory: '32Mi' })),
+      ),
+    );
     await waitFor(
       'status Failed with ReconcileError',
       async () => (await getJson('cachecluster', 'denied'))?.status?.phase === 'Failed',
@@ -162,17 +163,16 @@ spec: { eviction: { policy: allkeys-lru, maxMemory: 32Mi } }
       250,
     );
     // The other children were still written; only the StatefulSet is missing.
-    expect(await getJson('configmap', 'denied-config')).toBeDefined();
+    expect((await getJson('configmap', 'denied-config'))?.metadata?.ownerReferences?.[0]?.name).toBe('denied');
     expect(await getJson('statefulset', 'denied')).toBeUndefined();
   });
 
   it('a new CacheCluster whose pods do not run yet is Progressing (WaitingForPods), with no Warning', async () => {
-    await apply(`
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: waiting, namespace: ${NS} }
-spec: { eviction: { policy: allkeys-lru, maxMemory: 32Mi } }
-`);
+    await apply(
+      cacheClusterYaml(
+        cacheCluster('waiting', inNamespace(NS), withEviction({ policy: 'allkeys-lru', maxMemory: '32Mi' })),
+      ),
+    );
     await waitFor(
       'the StatefulSet and its pending pod',
       async () => (await getJson('statefulset', 'waiting'))?.status?.replicas === 1,
@@ -199,12 +199,8 @@ spec: { eviction: { policy: allkeys-lru, maxMemory: 32Mi } }
   });
 
   it('shows READY as ready/desired and MAXMEMORY as a quantity, and records a live eviction change', async () => {
-    const evict = (policy: string, maxMemory: string) => `
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: evict, namespace: ${NS} }
-spec: { eviction: { policy: ${policy}, maxMemory: ${maxMemory} } }
-`;
+    const evict = (policy: EvictionPolicy, maxMemory: string) =>
+      cacheClusterYaml(cacheCluster('evict', inNamespace(NS), withEviction({ policy, maxMemory })));
     await apply(evict('allkeys-lru', '64Mi'));
     await waitFor(
       'evict to be Ready',

@@ -5,6 +5,22 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EvictionPolicy } from '../../operator/src/api/v1alpha1/types.js';
+import {
+  cacheCluster,
+  cacheClusterYaml,
+  inNamespace,
+  withAuth,
+  withDefaultTTLSeconds,
+  withEviction,
+  withFlush,
+  withImage,
+  withMetrics,
+  withReplicas,
+  withResources,
+  withTopology,
+  type CacheClusterModifier,
+} from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
@@ -46,20 +62,19 @@ function condition(cc: any, type: string): any {
   return (cc?.status?.conditions ?? []).find((c: any) => c.type === type);
 }
 
-const sessionsYaml = (policy: string, maxMemory: string, flush = true) => `
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: sessions, namespace: ${NS} }
-spec:
-  topology: replication
-  replicas: 2
-  image: redis:7.2-alpine
-  eviction: { policy: ${policy}, maxMemory: ${maxMemory} }
-  defaultTTLSeconds: 120
-${flush ? '  flush: { schedule: "0 2 * * *", timeZone: Europe/Berlin }' : ''}
-  resources: { limits: { memory: 512Mi } }
-  metrics: { exporter: true }
-`;
+const sessionsYaml = (policy: EvictionPolicy, maxMemory: string, flush = true) => {
+  const modifiers: CacheClusterModifier[] = [
+    inNamespace(NS),
+    withTopology('replication'),
+    withReplicas(2),
+    withImage('redis:7.2-alpine'),
+    withEviction({ policy, maxMemory }),
+    withDefaultTTLSeconds(120),
+  ];
+  if (flush) modifiers.push(withFlush({ schedule: '0 2 * * *', timeZone: 'Europe/Berlin' }));
+  modifiers.push(withResources({ limits: { memory: '512Mi' } }), withMetrics({ exporter: true }));
+  return cacheClusterYaml(cacheCluster('sessions', ...modifiers));
+};
 
 beforeAll(async () => {
   cp = await startControlPlane();
@@ -316,12 +331,16 @@ describe('operator on a real control plane', () => {
         ])
       ).code,
     ).toBe(0);
-    const res = await apply(`
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: secure, namespace: ${NS} }
-spec: { eviction: { policy: allkeys-lru, maxMemory: 16Mi }, auth: { secretRef: { name: secure-auth, key: password } } }
-`);
+    const res = await apply(
+      cacheClusterYaml(
+        cacheCluster(
+          'secure',
+          inNamespace(NS),
+          withEviction({ policy: 'allkeys-lru', maxMemory: '16Mi' }),
+          withAuth({ name: 'secure-auth', key: 'password' }),
+        ),
+      ),
+    );
     expect(res.code, res.stderr).toBe(0);
     await waitFor('the StatefulSet secure', async () => (await hashOf()) !== undefined, 30_000, 250);
     const first = await hashOf();
@@ -370,12 +389,16 @@ spec: { eviction: { policy: allkeys-lru, maxMemory: 16Mi }, auth: { secretRef: {
     expect(await operatorA!.metric('ripplecache_operator_leader')).toBe(1);
 
     // Kill A in the middle of creating a new CacheCluster's children.
-    const res = await apply(`
-apiVersion: cache.ripplecache.io/v1alpha1
-kind: CacheCluster
-metadata: { name: mid, namespace: ${NS} }
-spec: { topology: standalone, eviction: { policy: volatile-ttl, maxMemory: 32Mi } }
-`);
+    const res = await apply(
+      cacheClusterYaml(
+        cacheCluster(
+          'mid',
+          inNamespace(NS),
+          withTopology('standalone'),
+          withEviction({ policy: 'volatile-ttl', maxMemory: '32Mi' }),
+        ),
+      ),
+    );
     expect(res.code, res.stderr).toBe(0);
     await waitFor(
       'A to start on mid',
@@ -403,7 +426,7 @@ spec: { topology: standalone, eviction: { policy: volatile-ttl, maxMemory: 32Mi 
       ['service', 'mid-headless'],
       ['pdb', 'mid'],
     ])
-      expect(await getJson(k!, n!), `${k} ${n}`).toBeDefined();
+      expect((await getJson(k!, n!))?.metadata?.ownerReferences?.[0]?.name, `${k} ${n}`).toBe('mid');
 
     // A restarted operator becomes a standby and writes nothing.
     operatorA = await startOperator({

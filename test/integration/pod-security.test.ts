@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec } from '../../operator/src/api/v1alpha1/types.js';
 import { desiredFlushCronJob } from '../../operator/src/desired/flush-cron-job.js';
 import { desiredStatefulSet } from '../../operator/src/desired/stateful-set.js';
+import { cacheCluster, inNamespace, withGeneration, withSpec, withUid } from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { waitFor } from '../harness/ports.js';
 import { kubeBinDir, repoRoot, trackTempDir } from '../harness/tools.js';
@@ -30,12 +31,14 @@ type Json = Record<string, any>;
 
 let cp: ControlPlane;
 
-const cc = (name: string, spec: CacheClusterSpec): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name, namespace: NS, uid: '00000000-0000-0000-0000-000000000001', generation: 1 },
-  spec,
-});
+const cc = (name: string, spec: CacheClusterSpec): CacheCluster =>
+  cacheCluster(
+    name,
+    inNamespace(NS),
+    withUid('00000000-0000-0000-0000-000000000001'),
+    withGeneration(1),
+    withSpec(spec),
+  );
 
 const SHAPES: Array<[string, CacheClusterSpec]> = [
   ['defaults', {}],

@@ -16,9 +16,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CacheCluster } from '../../operator/src/api/v1alpha1/types.js';
 import { renderRedisConf } from '../../operator/src/desired/redis-conf.js';
 import { desiredStatefulSet } from '../../operator/src/desired/stateful-set.js';
+import { cacheCluster, inNamespace, withReplicas, withTopology, withUid } from '../fixtures/cache-cluster.js';
 import { trackTempDir } from '../harness/tools.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -83,12 +83,7 @@ describe('the Redis container of the pod template, run as the template says', ()
   it.skipIf(!isRoot)(
     'runs as the redis user on a read-only root; replicates and saves into the data emptyDir (needs root)',
     async () => {
-      const cc: CacheCluster = {
-        apiVersion: 'cache.ripplecache.io/v1alpha1',
-        kind: 'CacheCluster',
-        metadata: { name: 'cache', namespace: 'ns', uid: 'u-1' },
-        spec: { topology: 'replication', replicas: 1 },
-      };
+      const cc = cacheCluster('cache', inNamespace('ns'), withUid('u-1'), withTopology('replication'), withReplicas(1));
       const pod = desiredStatefulSet(cc).spec.template.spec;
       const redis = pod.containers.find((c) => c.name === 'redis')!;
       const sc = pod.securityContext;

@@ -1,7 +1,8 @@
 /**
  * The write-back journal and flusher against a real redis-server and a real PostgreSQL: journaling,
  * back-pressure, coalescing, batching, claiming a dead consumer's entries, a database outage, draining on
- * stop and dead letters. No sidecar processes (those are in write-back-sidecars.test.ts).
+ * stop and dead letters. No sidecar processes (those are in write-back-durability.test.ts and
+ * write-policies-sidecars.test.ts).
  */
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -145,9 +146,20 @@ describe('write-back journal', () => {
     expect(await s.l2.get('ap/3')).toBeNull();
     expect(s.publisher.lastSeq).toBe(4); // the refused write still published its invalidation
 
+    const redisMs = async () => {
+      const [sec, usec] = await raw.time();
+      return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    };
+    const [[firstId]] = (await raw.xrange('it:wb:append', '-', '+', 'COUNT', 1)) as [[string, string[]]];
+    const before = await redisMs();
     const stats = await s.journal.stats();
+    const after = await redisMs();
+    // The backlog is the three journalled writes; the oldest is the first entry's id time, read on Redis' clock.
     expect(stats.pending).toBe(3);
-    expect(stats.redisNowMs - (stats.oldestMs ?? 0)).toBeGreaterThanOrEqual(0);
+    expect(stats.oldestMs).toBe(Number(firstId.split('-')[0]));
+    expect(stats.oldestMs).toBeLessThanOrEqual(before);
+    expect(stats.redisNowMs).toBeGreaterThanOrEqual(before);
+    expect(stats.redisNowMs).toBeLessThanOrEqual(after);
 
     expect(await s.flusher.flushOnce()).toBe(true);
     expect(await raw.xlen('it:wb:append')).toBe(0);

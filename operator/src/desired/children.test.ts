@@ -6,13 +6,10 @@ import { desiredClientService } from './client-service.js';
 import { desiredHeadlessService } from './headless-service.js';
 import { ownerReference } from './owner-reference.js';
 import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
+import { cacheCluster, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
 
-const cc = (spec: CacheClusterSpec, uid = 'uid-1'): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop', ...(uid ? { uid } : {}) },
-  spec,
-});
+const cc = (spec: CacheClusterSpec, uid = 'uid-1'): CacheCluster =>
+  cacheCluster('sessions', ...(uid ? [withUid(uid)] : []), withSpec(spec));
 
 describe('desiredHeadlessService', () => {
   it('is headless and publishes not-ready pods', () => {
@@ -100,11 +97,18 @@ describe('desiredChildren', () => {
   });
 
   it('gives every child apiVersion, kind, name, namespace, labels and the controller owner reference; no status or resourceVersion', () => {
-    for (const child of desiredChildren(
+    const { apply } = desiredChildren(
       cc({ topology: 'replication', replicas: 2, flush: { schedule: '@daily' }, metrics: { exporter: true } }),
-    ).apply) {
-      expect(child.apiVersion).toBeTruthy();
-      expect(child.kind).toBeTruthy();
+    );
+    expect(apply.map((o) => `${o.apiVersion} ${o.kind}/${o.metadata.name}`)).toEqual([
+      'v1 ConfigMap/sessions-config',
+      'v1 Service/sessions-headless',
+      'v1 Service/sessions',
+      'apps/v1 StatefulSet/sessions',
+      'policy/v1 PodDisruptionBudget/sessions',
+      'batch/v1 CronJob/sessions-flush',
+    ]);
+    for (const child of apply) {
       expect(child.metadata.namespace).toBe('shop');
       expect(child.metadata.labels['app.kubernetes.io/managed-by']).toBe('ripplecache-operator');
       expect(child.metadata.ownerReferences).toEqual([

@@ -3,13 +3,10 @@ import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
 import { desiredConfigMap } from './config-map.js';
 import { desiredSidecarConfig } from './sidecar-config.js';
+import { cacheCluster, withGeneration, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
 
-const cc = (spec: CacheClusterSpec, name = 'sessions'): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name, namespace: 'shop', uid: 'uid-1', generation: 1 },
-  spec,
-});
+const cc = (spec: CacheClusterSpec, name = 'sessions'): CacheCluster =>
+  cacheCluster(name, withUid('uid-1'), withGeneration(1), withSpec(spec));
 
 const confLines = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('#'));
 

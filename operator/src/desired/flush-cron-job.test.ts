@@ -2,13 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
 import { FLUSH_INVALIDATION_MESSAGE, desiredFlushCronJob } from './flush-cron-job.js';
 import { selectorLabels } from './labels.js';
+import { cacheCluster, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
 
-const cc = (spec: CacheClusterSpec): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop', uid: 'uid-1' },
-  spec,
-});
+const cc = (spec: CacheClusterSpec): CacheCluster => cacheCluster('sessions', withUid('uid-1'), withSpec(spec));
 
 describe('desiredFlushCronJob', () => {
   it('is undefined without spec.flush', () => {

@@ -17,13 +17,10 @@ import {
   sidecarContainer,
 } from '../webhook/inject-sidecar.js';
 import { desiredSidecarConfig, renderSidecarYaml } from './sidecar-config.js';
+import { cacheCluster, withGeneration, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
 
-const cc = (spec: CacheClusterSpec): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop', uid: 'uid-1', generation: 1 },
-  spec,
-});
+const cc = (spec: CacheClusterSpec): CacheCluster =>
+  cacheCluster('sessions', withUid('uid-1'), withGeneration(1), withSpec(spec));
 
 /** The Secrets the injected container's environment refers to. */
 const SECRETS: Record<string, string> = {

@@ -2,13 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
 import { restartHash } from './restart-hash.js';
 import { desiredStatefulSet } from './stateful-set.js';
+import { cacheCluster, withGeneration, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
 
-const cc = (spec: CacheClusterSpec): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop', uid: 'uid-1', generation: 3 },
-  spec,
-});
+const cc = (spec: CacheClusterSpec): CacheCluster =>
+  cacheCluster('sessions', withUid('uid-1'), withGeneration(3), withSpec(spec));
 
 const container = (sts: ReturnType<typeof desiredStatefulSet>, name: string) => {
   const c = sts.spec.template.spec.containers.find((x) => x.name === name);

@@ -1,6 +1,7 @@
 /**
  * Live Redis settings: reads with CONFIG GET, changes with CONFIG SET, verifies with CONFIG GET again.
- * The only ioredis user in the operator (with flush.ts). Never restarts anything.
+ * The only ioredis user in the operator (the scheduled flush runs redis-cli in its CronJob pod, see
+ * desired/flush-cron-job.ts). Never restarts anything.
  */
 import { Redis } from 'ioredis';
 

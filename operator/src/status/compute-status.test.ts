@@ -2,17 +2,19 @@ import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec, CacheClusterStatus, Condition } from '../api/v1alpha1/types.js';
 import { computeStatus, statusEqual, unsupportedFields } from './compute-status.js';
 import type { ComputeStatusInput, ObservedStatefulSet } from './compute-status.js';
+import { cacheCluster, withGeneration, withSpec, withStatus, withUid } from '../../../test/fixtures/cache-cluster.js';
 
 const now = new Date('2026-03-01T10:00:00Z');
 const later = new Date('2026-03-01T11:00:00Z');
 
-const cc = (spec: CacheClusterSpec, status?: CacheClusterStatus, generation = 4): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop', uid: 'uid-1', generation },
-  spec,
-  ...(status ? { status } : {}),
-});
+const cc = (spec: CacheClusterSpec, status?: CacheClusterStatus, generation = 4): CacheCluster =>
+  cacheCluster(
+    'sessions',
+    withUid('uid-1'),
+    withGeneration(generation),
+    withSpec(spec),
+    ...(status ? [withStatus(status)] : []),
+  );
 
 const sts = (
   pods: number,

@@ -2,13 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import { BadAdmissionReviewError, reviewPodAdmission, type AdmissionDeps } from './admission.js';
 import { SIDECAR_CONTAINER_NAME } from './inject-sidecar.js';
+import { cacheCluster } from '../../../test/fixtures/cache-cluster.js';
 
-const sessions: CacheCluster = {
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop' },
-  spec: {},
-};
+const sessions = cacheCluster('sessions');
 
 const deps = (clusters: CacheCluster[] = [sessions]): AdmissionDeps => ({
   getCacheCluster: async (ns, name) => clusters.find((c) => c.metadata.namespace === ns && c.metadata.name === name),

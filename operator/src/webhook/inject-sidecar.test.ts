@@ -16,13 +16,9 @@ import {
   type JsonPatchOperation,
   type PodLike,
 } from './inject-sidecar.js';
+import { cacheCluster, withSpec } from '../../../test/fixtures/cache-cluster.js';
 
-const cc = (spec: CacheCluster['spec'] = {}): CacheCluster => ({
-  apiVersion: 'cache.ripplecache.io/v1alpha1',
-  kind: 'CacheCluster',
-  metadata: { name: 'sessions', namespace: 'shop' },
-  spec,
-});
+const cc = (spec: CacheCluster['spec'] = {}): CacheCluster => cacheCluster('sessions', withSpec(spec));
 
 const pod = (extra: Partial<NonNullable<PodLike['spec']>> = {}, labels?: Record<string, string>): PodLike => ({
   metadata: {

@@ -57,7 +57,10 @@ export interface WritePath {
   close(timeoutMs: number): Promise<boolean>;
 }
 
-/** A configuration the write path cannot run with (main.ts exits with code 2). */
+/**
+ * A configuration the write path cannot run with. `loadConfig()` rejects both cases first (a
+ * ConfigError, exit code 2), so only a config built in code reaches this: buildApp() rejects with it.
+ */
 export class WritePathConfigError extends Error {
   override readonly name = 'WritePathConfigError';
 }

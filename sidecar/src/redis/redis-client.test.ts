@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { CacheFullError, RedisCommandError, RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
+import { reconnectDelay, toSidecarError } from './redis-client.js';
+
+const replyError = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
+
+describe('redis-client (pure helpers)', () => {
+  it.each([
+    [new Error('Command timed out'), RedisUnavailableError],
+    [new Error("Stream isn't writeable and enableOfflineQueue options is false"), RedisUnavailableError],
+    [new Error('connect ECONNREFUSED 127.0.0.1:6379'), RedisUnavailableError],
+    [replyError('LOADING Redis is loading the dataset in memory'), RedisUnavailableError],
+    [replyError("READONLY You can't write against a read only replica."), RedisUnavailableError],
+    [replyError("OOM command not allowed when used memory > 'maxmemory'."), CacheFullError],
+    [replyError('WRONGTYPE Operation against a key holding the wrong kind of value'), StoredRecordInvalidError],
+    [replyError('ERR something else'), RedisCommandError],
+  ])('maps %s', (err, kind) => {
+    expect(toSidecarError(err, 'read')).toBeInstanceOf(kind);
+  });
+
+  it('reconnects after 50 ms doubling to 2 s, with up to 50 ms of jitter', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => reconnectDelay(n, 0))).toEqual([
+      50, 100, 200, 400, 800, 1600, 2000, 2000, 2000,
+    ]);
+    expect(reconnectDelay(1, 0.999)).toBe(99);
+  });
+});
