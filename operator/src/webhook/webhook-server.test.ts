@@ -49,6 +49,12 @@ beforeAll(async () => {
 afterAll(async () => app.close());
 
 describe('webhook app', () => {
+  it('keeps the timeouts of the https server: headers 15 s, request 30 s, idle keep-alive 5 s', () => {
+    expect(app.server.headersTimeout).toBe(15_000);
+    expect(app.server.requestTimeout).toBe(30_000);
+    expect(app.server.keepAliveTimeout).toBe(5_000);
+  });
+
   it('answers an AdmissionReview with the review and logs the admission as JSON', async () => {
     reviewed = [];
     lines.length = 0;

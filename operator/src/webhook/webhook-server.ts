@@ -16,6 +16,8 @@ export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 /** Time allowed for a request's headers, and for the whole request. */
 const HEADERS_TIMEOUT_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** How long an idle keep-alive connection stays open: node's default, which the server had before fastify. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 export interface TlsPair {
   cert: string;
@@ -52,6 +54,7 @@ export function buildWebhookApp(opts: Omit<WebhookServerOptions, 'host' | 'port'
     childLoggerFactory: (logger) => logger,
     bodyLimit: MAX_BODY_BYTES,
     requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     exposeHeadRoutes: false,
     return503OnClosing: false,
   });
