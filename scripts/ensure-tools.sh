@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian/Ubuntu machine that has Go and Node/npm: redis-server,
-# openssl, make, PostgreSQL and promtool (system packages; their services are never started: the tests run
+# make, PostgreSQL and promtool (system packages; their services are never started: the tests run
 # their own servers, and of the prometheus package only promtool is used), the npm dependencies, and the
 # Kubernetes control-plane binaries (built into a cache outside the clone by tools/kube/build.sh; the test
 # harness finds them there, so nothing is exported).
@@ -23,7 +23,6 @@ done
 # --- system packages ----------------------------------------------------------------------------------------
 packages=()
 command -v redis-server >/dev/null || packages+=(redis-server)
-command -v openssl >/dev/null || packages+=(openssl)
 command -v make >/dev/null || packages+=(make)
 command -v flock >/dev/null || packages+=(util-linux)
 command -v wrk >/dev/null || packages+=(wrk) # the load generator of `npm run bench:write`
@@ -69,7 +68,7 @@ if [ ${#packages[@]} -gt 0 ]; then
     fi
   done
 else
-  log "system packages: redis-server, openssl, make, PostgreSQL ($pg) and promtool are installed"
+  log "system packages: redis-server, make, PostgreSQL ($pg) and promtool are installed"
 fi
 
 # --- npm dependencies ---------------------------------------------------------------------------------------

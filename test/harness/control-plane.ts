@@ -1,11 +1,12 @@
-import { execFile, spawn } from 'node:child_process';
-import { generateKeyPair, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { generateKeyPair } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createTestCa, issueTestCertificate, type CertificateRequest, type PemPair } from './certificates.js';
 import { freePort } from './ports.js';
 import {
   kubeBinDir,
@@ -33,15 +34,7 @@ export interface IssuedCertificate {
   ca: string;
 }
 
-export interface CertificateRequest {
-  commonName: string;
-  /** Subject O= values (for client certificates: the user's groups). */
-  organizations?: string[];
-  dnsNames?: string[];
-  ipAddresses?: string[];
-  /** 'server' (serverAuth) or 'client' (clientAuth). */
-  usage: 'server' | 'client';
-}
+export type { CertificateRequest };
 
 /** A real etcd + kube-apiserver + kube-controller-manager on loopback ports. No kubelet and no scheduler. */
 export interface ControlPlane {
@@ -82,108 +75,12 @@ export interface ControlPlaneOptions {
 
 const SERVICE_CIDR = '10.96.0.0/16';
 const SERVICE_IP = '10.96.0.1';
-const execFileP = promisify(execFile);
 
-/** Runs the openssl CLI in `cwd`; throws with its stderr on failure. */
-async function openssl(cwd: string, args: string[]): Promise<void> {
-  try {
-    await execFileP('openssl', args, { cwd });
-  } catch (err) {
-    const e = err as Error & { stderr?: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: err });
-  }
-}
-
-/** Makes a self-signed EC P-256 CA in `pki/ca.crt` + `pki/ca.key`. */
-async function makeCa(pki: string): Promise<void> {
-  await writeFile(
-    join(pki, 'ca.cnf'),
-    [
-      '[req]',
-      'distinguished_name = dn',
-      'prompt = no',
-      '[dn]',
-      'CN = ripplecache-test-ca',
-      '[v3_ca]',
-      'basicConstraints = critical,CA:TRUE',
-      'keyUsage = critical,keyCertSign,cRLSign,digitalSignature',
-      'subjectKeyIdentifier = hash',
-      '',
-    ].join('\n'),
-  );
-  await openssl(pki, [
-    'req',
-    '-x509',
-    '-new',
-    '-nodes',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '30',
-    '-config',
-    'ca.cnf',
-    '-extensions',
-    'v3_ca',
-  ]);
-}
-
-/** Issues `pki/<name>.crt` + `pki/<name>.key`, signed by the CA in `pki/`. */
-async function makeCert(pki: string, name: string, req: CertificateRequest): Promise<void> {
-  const sans = [...(req.dnsNames ?? []).map((d) => `DNS:${d}`), ...(req.ipAddresses ?? []).map((ip) => `IP:${ip}`)];
-  const subject = [...(req.organizations ?? []).map((o) => `/O=${o}`), `/CN=${req.commonName}`].join('');
-  await writeFile(
-    join(pki, `${name}.ext`),
-    [
-      '[ext]',
-      'basicConstraints = critical,CA:FALSE',
-      'keyUsage = critical,digitalSignature,keyEncipherment',
-      `extendedKeyUsage = ${req.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
-      'authorityKeyIdentifier = keyid',
-      ...(sans.length ? [`subjectAltName = ${sans.join(',')}`] : []),
-      '',
-    ].join('\n'),
-  );
-  await openssl(pki, [
-    'req',
-    '-new',
-    '-nodes',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    subject,
-  ]);
-  await openssl(pki, [
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-set_serial',
-    `0x${randomBytes(12).toString('hex')}`,
-    '-days',
-    '30',
-    '-sha256',
-    '-extfile',
-    `${name}.ext`,
-    '-extensions',
-    'ext',
-    '-out',
-    `${name}.crt`,
+/** Writes `pki/<name>.crt` and `pki/<name>.key`; the components read them from there. */
+async function writePair(pki: string, name: string, pair: PemPair): Promise<void> {
+  await Promise.all([
+    writeFile(join(pki, `${name}.crt`), pair.cert),
+    writeFile(join(pki, `${name}.key`), pair.key, { mode: 0o600 }),
   ]);
 }
 
@@ -296,14 +193,17 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     );
     procs.push(etcd);
 
-    await makeCa(pki);
+    const ca = await createTestCa('ripplecache-test-ca');
+    await writePair(pki, 'ca', ca);
+    const makeCert = async (name: string, req: CertificateRequest) =>
+      writePair(pki, name, await issueTestCertificate(ca, req));
     const saKeys = promisify(generateKeyPair)('ec', {
       namedCurve: 'prime256v1',
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
       publicKeyEncoding: { type: 'spki', format: 'pem' },
     });
     await Promise.all([
-      makeCert(pki, 'apiserver', {
+      makeCert('apiserver', {
         commonName: 'kube-apiserver',
         usage: 'server',
         ipAddresses: ['127.0.0.1', SERVICE_IP],
@@ -315,17 +215,17 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           'kubernetes.default.svc.cluster.local',
         ],
       }),
-      makeCert(pki, 'admin', { commonName: 'ripplecache-admin', organizations: ['system:masters'], usage: 'client' }),
+      makeCert('admin', { commonName: 'ripplecache-admin', organizations: ['system:masters'], usage: 'client' }),
       // With --use-service-account-credentials=false every controller acts as this user, and the built-in
       // system:kube-controller-manager role only covers shared informers, so it also gets system:masters.
-      makeCert(pki, 'controller-manager', {
+      makeCert('controller-manager', {
         commonName: 'system:kube-controller-manager',
         organizations: ['system:masters'],
         usage: 'client',
       }),
       // The aggregation layer's client (and its request-header CA), as kubeadm sets up: without them the
       // controller manager's delegated authentication logs an error every few seconds.
-      makeCert(pki, 'front-proxy-client', { commonName: 'front-proxy-client', usage: 'client' }),
+      makeCert('front-proxy-client', { commonName: 'front-proxy-client', usage: 'client' }),
       saKeys.then(({ privateKey, publicKey }) =>
         Promise.all([
           writeFile(join(pki, 'sa.key'), privateKey, { mode: 0o600 }),
@@ -503,10 +403,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         return path;
       },
       issueCertificate: async (req) => {
-        const name = `issued-${randomBytes(6).toString('hex')}`;
-        await makeCert(pki, name, req);
-        const [cert, key] = await Promise.all([pem(`${name}.crt`), pem(`${name}.key`)]);
-        return { cert: cert, key: key, ca: caCert };
+        const { cert, key } = await issueTestCertificate(ca, req);
+        return { cert, key, ca: caCert };
       },
       stop: async () => {
         if (stopped) return;

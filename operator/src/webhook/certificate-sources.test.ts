@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { KubeApiError, type KubeApi, type KubeObject, type ObjectRef } from '../k8s/kube-client.js';
 import { ensureCaBundle, selfManagedSource } from './certificate-sources.js';
+import { createCertificateAuthority } from './self-signed-certificates.js';
 
 const log = pino({ level: 'silent' });
 
@@ -57,6 +58,7 @@ class FakeKube implements KubeApi {
 const secretRef = { namespace: 'ripplecache-system', name: 'webhook-tls' };
 const hosts = ['ripplecache-webhook.ripplecache-system.svc'];
 const now = () => new Date('2030-06-01T00:00:00Z');
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 const decode = (s: unknown) => Buffer.from(String(s), 'base64').toString('utf8');
 
 function setup(): FakeKube {
@@ -140,6 +142,19 @@ describe('selfManagedSource', () => {
     expect(after['ca.crt']).toBe(before['ca.crt']);
     expect(after['tls.crt']).not.toBe(before['tls.crt']);
     expect(new X509Certificate(renewed.cert).checkIP('127.0.0.1')).toBe('127.0.0.1');
+  });
+  it('replaces the CA too when the stored CA key does not match the CA certificate', async () => {
+    const kube = setup();
+    await selfManagedSource({ kube, secret: secretRef, hosts, now, log }).load();
+    const secretKey = `Secret/${secretRef.namespace}/${secretRef.name}`;
+    const before = kube.objects.get(secretKey)!.data as Record<string, string>;
+    const stranger = await createCertificateAuthority({ now: now() });
+    kube.put({ ...kube.objects.get(secretKey)!, data: { ...before, 'ca.key': b64(stranger.key) } });
+    const renewed = await selfManagedSource({ kube, secret: secretRef, hosts, now, log }).load();
+    const after = kube.objects.get(secretKey)!.data as Record<string, string>;
+    expect(after['ca.crt']).not.toBe(before['ca.crt']);
+    expect(after['ca.key']).not.toBe(b64(stranger.key));
+    expect(new X509Certificate(renewed.cert).verify(new X509Certificate(decode(after['ca.crt'])).publicKey)).toBe(true);
   });
 });
 

@@ -12,10 +12,12 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KubeApiError, type KubeApi, type KubeObject } from '../k8s/kube-client.js';
 import {
+  caIsReusable,
   createCertificateAuthority,
   issueServingCertificate,
   servingCertificateProblem,
   type CertificateAndKey,
+  type CertificateProblem,
 } from './self-signed-certificates.js';
 import type { TlsPair } from './webhook-server.js';
 
@@ -118,23 +120,25 @@ export function selfManagedSource(opts: SelfManagedOptions): CertificateSource {
         const caKey = data[SECRET_KEYS.caKey];
         const cert = data[SECRET_KEYS.cert];
         const key = data[SECRET_KEYS.key];
-        const problem =
+        const problem: CertificateProblem | undefined =
           !caCert || !caKey || !cert || !key
-            ? 'no certificate yet'
+            ? { code: 'Missing', message: 'no certificate yet' }
             : servingCertificateProblem({ cert, key, caCert, caKey }, { hosts: opts.hosts, now: opts.now() });
         if (problem === undefined) {
           if (opts.webhookConfiguration) await ensureCaBundle(kube, opts.webhookConfiguration, caCert!, log);
           return { cert: cert!, key: key! };
         }
         // Keep a CA that is still good (sidecars of other replicas and the caBundle trust it); else make one.
-        let ca: CertificateAndKey | undefined = caCert && caKey ? { cert: caCert, key: caKey } : undefined;
-        if (ca && (problem.startsWith('the CA') || problem.startsWith('unreadable'))) ca = undefined;
-        ca ??= createCertificateAuthority({ now: opts.now() });
-        const serving = issueServingCertificate(ca, { hosts: opts.hosts, now: opts.now() });
+        const keepCa = caCert && caKey && caIsReusable(problem);
+        const ca: CertificateAndKey = keepCa
+          ? { cert: caCert, key: caKey }
+          : await createCertificateAuthority({ now: opts.now() });
+        const serving = await issueServingCertificate(ca, { hosts: opts.hosts, now: opts.now() });
         log.info(
           {
             secret: `${secret.namespace}/${secret.name}`,
-            reason: problem,
+            reason: problem.message,
+            code: problem.code,
             newCa: ca.cert !== caCert,
             hosts: opts.hosts,
           },

@@ -1,35 +1,13 @@
 /**
- * The webhook's self-managed TLS: a self-signed CA and a serving certificate it signs, made with
- * node:crypto alone (ECDSA P-256, SHA-256) so that the operator image needs neither openssl nor an
- * X.509 library. Pure apart from key generation and randomness; the clock is passed in.
+ * The webhook's self-managed TLS: a self-signed CA and a serving certificate it signs (ECDSA P-256,
+ * SHA-256). Issuing goes through @peculiar/x509 over node's WebCrypto (this module is the operator's only
+ * importer of it); checking a stored pair uses node's X509Certificate. Pure apart from key generation and
+ * randomness; the clock is passed in.
  */
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  randomBytes,
-  sign,
-  X509Certificate,
-  type KeyObject,
-} from 'node:crypto';
+import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 providers through tsyringe, which needs it
+import * as x509 from '@peculiar/x509';
+import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import {
-  bitString,
-  boolean,
-  explicit,
-  implicitPrimitive,
-  namedBits,
-  octetString,
-  oid,
-  pem,
-  sequence,
-  set,
-  smallInteger,
-  time,
-  unsignedInteger,
-  utf8String,
-} from './der.js';
 
 /** PEM-encoded certificate and PKCS#8 private key. */
 export interface CertificateAndKey {
@@ -52,140 +30,119 @@ const DAY_MS = 86_400_000;
 /** Backdating of notBefore, for clocks slightly behind ours. */
 const CLOCK_SKEW_MS = 5 * 60_000;
 
-const OID = {
-  commonName: '2.5.4.3',
-  ecPublicKey: '1.2.840.10045.2.1',
-  ecdsaWithSha256: '1.2.840.10045.4.3.2',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  subjectAltName: '2.5.29.17',
-  basicConstraints: '2.5.29.19',
-  authorityKeyIdentifier: '2.5.29.35',
-  extKeyUsage: '2.5.29.37',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-} as const;
+const crypto = webcrypto;
+const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGNING = { ...EC_P256, hash: 'SHA-256' } as const;
 
-/** KeyUsage bit numbers (RFC 5280 §4.2.1.3). */
-const KU = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
-
-function name(commonName: string): Buffer {
-  return sequence(set(sequence(oid(OID.commonName), utf8String(commonName))));
+function newKeyPair(): Promise<webcrypto.CryptoKeyPair> {
+  return crypto.subtle.generateKey(SIGNING, true, ['sign', 'verify']);
 }
 
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return critical ? sequence(oid(id), boolean(true), octetString(value)) : sequence(oid(id), octetString(value));
+async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
+  return x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
-/** The subject key identifier: SHA-1 of the public key's BIT STRING contents (RFC 5280 §4.2.1.2, method 1). */
-function keyId(publicKey: KeyObject): Buffer {
-  const jwk = publicKey.export({ format: 'jwk' });
-  const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
-  return createHash('sha1').update(point).digest();
-}
-
-function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  // IPv6: expand "::" and write 8 groups of 16 bits.
-  const [head = '', tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
-}
-
-function subjectAltNames(hosts: string[]): Buffer {
-  return sequence(
-    ...hosts.map((h) => (isIP(h) ? implicitPrimitive(7, ipBytes(h)) : implicitPrimitive(2, Buffer.from(h, 'ascii')))),
-  );
-}
-
-interface SignInput {
-  subject: string;
-  issuer: string;
-  subjectKey: KeyObject;
-  issuerKey: KeyObject;
-  notBefore: Date;
-  notAfter: Date;
-  extensions: Buffer[];
-}
-
-function signCertificate(input: SignInput): string {
-  const algorithm = sequence(oid(OID.ecdsaWithSha256));
+/** 16 random bytes, positive and not shortened by leading zeros (RFC 5280 §4.1.2.2: at most 20 octets). */
+function serialNumber(): string {
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f; // positive
-  serial[0]! |= 0x01; // and not shortened by leading zeros
-  const tbs = sequence(
-    explicit(0, smallInteger(2)), // v3
-    unsignedInteger(serial),
-    algorithm,
-    name(input.issuer),
-    sequence(time(input.notBefore), time(input.notAfter)),
-    name(input.subject),
-    input.subjectKey.export({ type: 'spki', format: 'der' }),
-    explicit(3, sequence(...input.extensions)),
-  );
-  const signature = sign('sha256', tbs, input.issuerKey); // DER-encoded ECDSA-Sig-Value
-  return pem('CERTIFICATE', sequence(tbs, algorithm, bitString(signature)));
+  serial[0]! &= 0x7f;
+  serial[0]! |= 0x01;
+  return serial.toString('hex');
 }
 
-function newKeyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
-  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+/** The CA's own key identifier when it states one, else one computed from its public key. */
+async function authorityKeyIdentifier(ca: x509.X509Certificate): Promise<x509.AuthorityKeyIdentifierExtension> {
+  const ski = ca.getExtension(x509.SubjectKeyIdentifierExtension);
+  return ski
+    ? new x509.AuthorityKeyIdentifierExtension(ski.keyId)
+    : x509.AuthorityKeyIdentifierExtension.create(ca.publicKey, false, crypto);
 }
+
+const commonName = (cn: string): x509.JsonName => [{ CN: [cn] }];
 
 /** A self-signed CA that may sign serving certificates only (pathLen 0). */
-export function createCertificateAuthority(opts: {
+export async function createCertificateAuthority(opts: {
   now: Date;
   commonName?: string;
   validDays?: number;
-}): CertificateAndKey {
-  const { privateKey, publicKey } = newKeyPair();
-  const cn = opts.commonName ?? SELF_SIGNED_DEFAULTS.caCommonName;
-  const ski = keyId(publicKey);
-  const cert = signCertificate({
-    subject: cn,
-    issuer: cn,
-    subjectKey: publicKey,
-    issuerKey: privateKey,
-    notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
-    notAfter: new Date(opts.now.getTime() + (opts.validDays ?? SELF_SIGNED_DEFAULTS.caValidDays) * DAY_MS),
-    extensions: [
-      extension(OID.basicConstraints, true, sequence(boolean(true), smallInteger(0))),
-      extension(OID.keyUsage, true, namedBits([KU.digitalSignature, KU.keyCertSign, KU.cRLSign])),
-      extension(OID.subjectKeyIdentifier, false, octetString(ski)),
-    ],
-  });
-  return { cert, key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+}): Promise<CertificateAndKey> {
+  const keys = await newKeyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      serialNumber: serialNumber(),
+      name: commonName(opts.commonName ?? SELF_SIGNED_DEFAULTS.caCommonName),
+      keys,
+      signingAlgorithm: SIGNING,
+      notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
+      notAfter: new Date(opts.now.getTime() + (opts.validDays ?? SELF_SIGNED_DEFAULTS.caValidDays) * DAY_MS),
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          true,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+      ],
+    },
+    crypto,
+  );
+  return { cert: cert.toString('pem'), key: await privateKeyPem(keys.privateKey) };
 }
 
 /** A serving certificate for `hosts` (DNS names and IP addresses), signed by `ca`. */
-export function issueServingCertificate(
+export async function issueServingCertificate(
   ca: CertificateAndKey,
   opts: { hosts: string[]; now: Date; validDays?: number },
-): CertificateAndKey {
+): Promise<CertificateAndKey> {
   if (opts.hosts.length === 0) throw new Error('a serving certificate needs at least one DNS name or IP address');
-  const caKey = createPrivateKey(ca.key);
-  const caCert = new X509Certificate(ca.cert);
-  const caPublic = createPublicKey(caKey);
-  const { privateKey, publicKey } = newKeyPair();
-  const cert = signCertificate({
-    subject: opts.hosts[0]!,
-    issuer: caCert.subject.replace(/^CN=/, ''),
-    subjectKey: publicKey,
-    issuerKey: caKey,
-    notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
-    notAfter: new Date(opts.now.getTime() + (opts.validDays ?? SELF_SIGNED_DEFAULTS.certValidDays) * DAY_MS),
-    extensions: [
-      extension(OID.basicConstraints, true, sequence()),
-      extension(OID.keyUsage, true, namedBits([KU.digitalSignature, KU.keyEncipherment])),
-      extension(OID.extKeyUsage, false, sequence(oid(OID.serverAuth))),
-      extension(OID.subjectKeyIdentifier, false, octetString(keyId(publicKey))),
-      extension(OID.authorityKeyIdentifier, false, sequence(implicitPrimitive(0, keyId(caPublic)))),
-      extension(OID.subjectAltName, false, subjectAltNames(opts.hosts)),
-    ],
-  });
-  return { cert, key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+  const caCert = new x509.X509Certificate(ca.cert);
+  const caKey = await crypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(ca.key), SIGNING, false, ['sign']);
+  const keys = await newKeyPair();
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: serialNumber(),
+      subject: commonName(opts.hosts[0]!),
+      issuer: caCert.subjectName,
+      publicKey: keys.publicKey,
+      signingKey: caKey,
+      signingAlgorithm: SIGNING,
+      notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
+      notAfter: new Date(opts.now.getTime() + (opts.validDays ?? SELF_SIGNED_DEFAULTS.certValidDays) * DAY_MS),
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+        await authorityKeyIdentifier(caCert),
+        new x509.SubjectAlternativeNameExtension(
+          opts.hosts.map((h): x509.JsonGeneralName => ({ type: isIP(h) ? 'ip' : 'dns', value: h })),
+          false,
+        ),
+      ],
+    },
+    crypto,
+  );
+  return { cert: cert.toString('pem'), key: await privateKeyPem(keys.privateKey) };
+}
+
+/**
+ * What is wrong with a stored serving certificate, by `code`; `message` says it for logs. `Missing` (nothing
+ * stored yet) is for callers that read the pair from somewhere; {@link servingCertificateProblem} never says it.
+ */
+export type CertificateProblem =
+  | { code: 'Missing'; message: string }
+  | { code: 'Unreadable'; message: string }
+  | { code: 'KeyMismatch'; message: string }
+  | { code: 'CaKeyMismatch'; message: string }
+  | { code: 'NotSignedByCa'; message: string }
+  | { code: 'CaExpiring'; message: string; validTo: string }
+  | { code: 'Expiring'; message: string; validTo: string }
+  | { code: 'NotYetValid'; message: string; validFrom: string }
+  | { code: 'MissingHost'; message: string; host: string };
+
+/** Whether the CA of a pair with this problem can sign its replacement (else a new CA is needed too). */
+export function caIsReusable(problem: CertificateProblem): boolean {
+  return problem.code !== 'Unreadable' && problem.code !== 'CaKeyMismatch' && problem.code !== 'CaExpiring';
 }
 
 /**
@@ -195,27 +152,30 @@ export function issueServingCertificate(
 export function servingCertificateProblem(
   pair: { cert: string; key: string; caCert: string; caKey?: string },
   opts: { hosts: string[]; now: Date; renewBeforeDays?: number },
-): string | undefined {
+): CertificateProblem | undefined {
   let cert: X509Certificate;
   let ca: X509Certificate;
   try {
     cert = new X509Certificate(pair.cert);
     ca = new X509Certificate(pair.caCert);
-    if (!cert.checkPrivateKey(createPrivateKey(pair.key))) return 'the private key does not match the certificate';
+    if (!cert.checkPrivateKey(createPrivateKey(pair.key)))
+      return { code: 'KeyMismatch', message: 'the private key does not match the certificate' };
     if (pair.caKey !== undefined && !ca.checkPrivateKey(createPrivateKey(pair.caKey)))
-      return 'the CA private key does not match the CA certificate';
+      return { code: 'CaKeyMismatch', message: 'the CA private key does not match the CA certificate' };
   } catch (err) {
-    return `unreadable: ${err instanceof Error ? err.message : String(err)}`;
+    return { code: 'Unreadable', message: `unreadable: ${err instanceof Error ? err.message : String(err)}` };
   }
-  if (!cert.verify(ca.publicKey)) return 'not signed by the CA';
+  if (!cert.verify(ca.publicKey)) return { code: 'NotSignedByCa', message: 'not signed by the CA' };
   const renewBefore = (opts.renewBeforeDays ?? SELF_SIGNED_DEFAULTS.renewBeforeDays) * DAY_MS;
-  if (new Date(ca.validTo).getTime() - opts.now.getTime() < renewBefore) return `the CA expires on ${ca.validTo}`;
-  if (new Date(cert.validTo).getTime() - opts.now.getTime() < renewBefore) return `expires on ${cert.validTo}`;
+  if (new Date(ca.validTo).getTime() - opts.now.getTime() < renewBefore)
+    return { code: 'CaExpiring', message: `the CA expires on ${ca.validTo}`, validTo: ca.validTo };
+  if (new Date(cert.validTo).getTime() - opts.now.getTime() < renewBefore)
+    return { code: 'Expiring', message: `expires on ${cert.validTo}`, validTo: cert.validTo };
   if (new Date(cert.validFrom).getTime() > opts.now.getTime() + CLOCK_SKEW_MS)
-    return `not valid before ${cert.validFrom}`;
-  for (const h of opts.hosts) {
-    const ok = isIP(h) ? cert.checkIP(h) !== undefined : cert.checkHost(h, { wildcards: false }) !== undefined;
-    if (!ok) return `does not name ${h}`;
+    return { code: 'NotYetValid', message: `not valid before ${cert.validFrom}`, validFrom: cert.validFrom };
+  for (const host of opts.hosts) {
+    const ok = isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host, { wildcards: false }) !== undefined;
+    if (!ok) return { code: 'MissingHost', message: `does not name ${host}`, host };
   }
   return undefined;
 }
