@@ -251,7 +251,8 @@ export class PostgresOrigin implements Origin {
       } catch (err) {
         // Two sidecars creating the table at once: one of them loses the race on the catalog.
         const code = (err as { code?: unknown }).code;
-        if (code !== '23505' && code !== '42P07') throw err;
+        // 23505 unique_violation, 42P07 duplicate_table, 42710 duplicate_object (the row type of the table).
+        if (code !== '23505' && code !== '42P07' && code !== '42710') throw err;
       }
       try {
         await this.pool.query(this.sql.check);
