@@ -271,7 +271,14 @@ describe('sidecar cross-pod consistency', () => {
       expect(r.body, `${s.name} answered ${r.tier}`).toBe('new');
     }
     for (const s of [A, B, C, D]) await s.waitReady(10_000);
-    expect(await D.metric('ripplecache_sidecar_l1_drops_total', { reason: 'resubscribed' })).toBeGreaterThan(resub);
+    // D (serve-stale) answers /readyz 200 while degraded, so being "ready" does not say it has subscribed again:
+    // wait (bounded) for its drop on re-subscription.
+    await waitFor(
+      'D dropped L1 on re-subscribing',
+      async () => (await D.metric('ripplecache_sidecar_l1_drops_total', { reason: 'resubscribed' })) > resub,
+      10_000,
+      5,
+    );
     for (const s of [B, D]) expect((await s.get('killed')).body).toBe('new');
     // Subscribed again: invalidations flow.
     for (const s of [B, D]) await warm(s, 'killed', 'new');
