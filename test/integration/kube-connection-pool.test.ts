@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Leadership } from '../../operator/src/controller/leadership.js';
+import { TokenBucket } from '../../operator/src/controller/token-bucket.js';
 import { InformerSet } from '../../operator/src/k8s/informers.js';
 import { ClientNodeKubeApi, loadKubeConfig } from '../../operator/src/k8s/kube-client.js';
 import { LeaderElector } from '../../operator/src/k8s/lease.js';
@@ -125,8 +126,14 @@ describe('one keep-alive connection pool per API server', () => {
             }),
           ),
         );
-      for (let i = 0; i < 40; i++) await kube.delete(ref(`seq-${i}`));
+      // The informer's cache keeps what reconcile reads, without managedFields (the server sends them).
       await until(() => seen.has('seq-39'));
+      expect((await kube.get(ref('seq-0')))?.metadata?.managedFields).toBeDefined();
+      const cached = informers.get('ConfigMap', 'default', 'seq-0');
+      expect(cached?.metadata).toMatchObject({ name: 'seq-0', labels: { pool: 'test' } });
+      expect(cached?.data).toEqual({ n: 'seq-0' });
+      expect(cached?.metadata?.managedFields).toBeUndefined();
+      for (let i = 0; i < 40; i++) await kube.delete(ref(`seq-${i}`));
     } finally {
       await elector.stop();
       await informers.stop();
@@ -139,6 +146,21 @@ describe('one keep-alive connection pool per API server', () => {
     expect(sequential).toBeLessThanOrEqual(1);
     expect(proxy.accepted).toBeLessThanOrEqual(16);
     expect((kc as { agentsBuilt?: number }).agentsBuilt).toBe(1);
+  });
+
+  it('--kube-api-qps/--kube-api-burst: a token bucket holds back every request beyond the burst', async () => {
+    const { path } = await viaProxy('limited');
+    const kc = loadKubeConfig({ path, env: {} });
+    const bucket = new TokenBucket({ qps: 10, burst: 2 });
+    kc.rateLimiter = bucket;
+    const kube = new ClientNodeKubeApi(kc, 'pool-test');
+    const t0 = performance.now();
+    for (let i = 0; i < 12; i++) await kube.get(ref('absent'));
+    const ms = performance.now() - t0;
+    log(`12 requests at 10 qps, burst 2: ${ms.toFixed(0)} ms, ${bucket.waited} waited`);
+    // 2 at once, then 10 spaced 100 ms apart: at least 1 s whatever the machine's load.
+    expect(ms).toBeGreaterThanOrEqual(990);
+    expect(bucket.waited).toBeGreaterThanOrEqual(9);
   });
 
   it('the operator process reconciles 20 CacheClusters over a few connections', async () => {

@@ -120,7 +120,7 @@ function firstLine(text: string): string {
   return text.split('\n').find((l) => l.trim() !== '') ?? text;
 }
 
-function loadFile(file: string, from: string): k8s.KubeConfig {
+function loadFile(file: string, from: string): PooledKubeConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -169,7 +169,7 @@ function checkCurrentContext(kc: k8s.KubeConfig, what: string): void {
  * falls back to an unauthenticated `http://localhost:8080`: without usable credentials it throws a
  * {@link KubeConfigError} whose one-line message says what is missing.
  */
-export function loadKubeConfig(source: KubeConfigSource): k8s.KubeConfig {
+export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
   const { env } = source;
   let files: string[] = [];
   let from = '';

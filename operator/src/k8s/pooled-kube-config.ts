@@ -56,18 +56,31 @@ function fingerprint(server: string, agent: http.Agent): string {
   return parts.join('\n');
 }
 
+/** Client-side rate limit: `take()` resolves when a request may be sent. */
+export interface RequestRateLimiter {
+  take(): Promise<void>;
+}
+
 export class PooledKubeConfig extends k8s.KubeConfig {
   private pool: { key: string; agent: http.Agent } | undefined;
   /** Agents built so far (1 unless credentials rotated); for tests and metrics. */
   agentsBuilt = 0;
+  /**
+   * When set, every request and every watch (re)start waits for it first (`--kube-api-qps`/`--kube-api-burst`).
+   * It runs before the library's middleware, so a caller's time box (the Lease elector's) does not include
+   * the wait.
+   */
+  rateLimiter: RequestRateLimiter | undefined;
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await this.rateLimiter?.take();
     await super.applySecurityAuthentication(context);
     const agent = context.getAgent();
     if (agent instanceof http.Agent) context.setAgent(this.pooled(agent));
   }
 
   override async applyToHTTPSOptions(opts: HttpsOptions): Promise<void> {
+    await this.rateLimiter?.take();
     await super.applyToHTTPSOptions(opts);
     const agent = (opts as https.RequestOptions).agent;
     if (agent instanceof http.Agent) (opts as https.RequestOptions).agent = this.pooled(agent);
