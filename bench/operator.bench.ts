@@ -7,9 +7,10 @@
  * control plane, is kubectl server-side-applying N equivalent StatefulSets directly. Progress is followed
  * with watches, so the bench itself costs the 2-core machine almost nothing while it measures.
  *
- * `BENCH_OPERATOR_MAIN=/path/to/dist/operator/src/main.js` runs another build (e.g. an older commit's) instead
- * of compiling this tree, for A/B comparisons. Redis pods do not exist here (no kubelet), so live config
- * fails fast per pod and is retried, as it would be while pods start.
+ * `BENCH_OPERATOR_MAIN=/path/to/dist/operator/src/main.js` runs another build (e.g. an older commit's)
+ * instead of compiling this tree, for A/B comparisons; `BENCH_OPERATOR_ARGS` adds operator flags
+ * (space-separated). Redis pods do not exist here (no kubelet), so live config fails fast per pod and is
+ * retried, as it would be while pods start.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -161,7 +162,14 @@ spec:
       ...(compiledMain ? { compiledMain } : {}),
       kubeconfigPath: cp.kubeconfigPath,
       identity: 'bench',
-      extraArgs: ['--leader-elect=false', '--log-level', 'warn', '--redis-timeout-ms', '500'],
+      extraArgs: [
+        '--leader-elect=false',
+        '--log-level',
+        'warn',
+        '--redis-timeout-ms',
+        '500',
+        ...(process.env.BENCH_OPERATOR_ARGS ?? '').split(' ').filter(Boolean),
+      ],
     });
     const pid = op.proc.child.pid!;
     await new Promise((r) => setTimeout(r, 3000)); // let start-up settle
@@ -230,6 +238,7 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
     const rows = [
       ['CacheClusters applied at once', String(N)],
       ['operator build', compiledMain ?? 'this tree (compiled)'],
+      ['extra operator flags', process.env.BENCH_OPERATOR_ARGS ?? ''],
       ['load average (1 min) at apply / at done', `${load0.toFixed(2)} / ${load1.toFixed(2)}`],
       ['time until all StatefulSets exist', secs(stsMs)],
       ['time until every CacheCluster has a status', secs(statusMs)],
