@@ -218,7 +218,8 @@ async function main(): Promise<void> {
 
   let elector: LeaderElector | undefined;
   if (leadership) {
-    elector = new LeaderElector(kc, {
+    // Its own connections, outside the pool and the rate limit (see PooledKubeConfig.unpooled).
+    elector = new LeaderElector(kc.unpooled(), {
       leadership,
       namespace: cfg.leaderElectionNamespace,
       name: cfg.leaderElectionId,

@@ -3,8 +3,8 @@
  * (operator/src/k8s/pooled-kube-config.ts, working around
  * https://github.com/kubernetes-client/javascript/issues/2893). Each client here reaches the real API server
  * through its own loopback TCP proxy, which counts the connections it accepts: the operator's clients
- * (generated API clients, KubernetesObjectApi, informers' list + watch, the Lease elector, and the operator
- * process as a whole) open a handful of connections for hundreds of requests. A control client, the library
+ * (generated API clients, KubernetesObjectApi, informers' list + watch, a Lease elector given the pooled
+ * config, and the operator process as a whole, whose elector uses its own fresh connections) open a handful of connections for hundreds of requests. A control client, the library
  * used as shipped, shows the library still opens one connection per request; when that part fails, upstream
  * has fixed the issue and the workaround can go.
  */
@@ -75,7 +75,7 @@ describe('one keep-alive connection pool per API server', () => {
     expect(proxy.accepted).toBeGreaterThanOrEqual(10);
   });
 
-  it('API clients, KubernetesObjectApi, informers and the Lease elector share a few connections', async () => {
+  it('API clients, KubernetesObjectApi and informers share a few connections (a Lease elector on it too)', async () => {
     const { proxy, path } = await viaProxy('pooled');
     const kc = loadKubeConfig({ path, env: {} });
     const kube = new ClientNodeKubeApi(kc, 'pool-test');

@@ -49,6 +49,15 @@ describe('PooledKubeConfig', () => {
     expect(kc.agentsBuilt).toBe(1);
   });
 
+  it('unpooled() is a plain copy for the Lease elector: same server and credentials, the library agents', async () => {
+    const kc = config('secret');
+    const plain = kc.unpooled();
+    expect(plain).not.toBeInstanceOf(PooledKubeConfig);
+    expect(plain.getCurrentCluster()?.server).toBe('https://127.0.0.1:6443');
+    expect(plain.getCurrentUser()?.token).toBe('secret');
+    expect(await agentOfRequest(plain)).not.toBe(await agentOfRequest(plain));
+  });
+
   it('builds a new agent when the TLS trust changes (a rotated CA), never reusing the old one', async () => {
     const kc = config('t');
     const a = await agentOfRequest(kc);

@@ -15,7 +15,9 @@
  * rotated client certificate or CA), so credentials are never frozen. With a proxy (`proxy-url`), the
  * library's own proxy agent is kept, unpooled.
  *
- * `pooled-kube-config.test.ts` (integration) fails if the library stops calling these methods, or stops
+ * The Lease elector is the exception: it runs on `unpooled()`, a plain copy (see there).
+ *
+ * `kube-connection-pool.test.ts` (integration) fails if the library stops calling these methods, or stops
  * using the agent they set: it counts the TCP connections the operator opens.
  */
 import * as http from 'node:http';
@@ -71,6 +73,24 @@ export class PooledKubeConfig extends k8s.KubeConfig {
    * the wait.
    */
   rateLimiter: RequestRateLimiter | undefined;
+
+  /**
+   * A plain KubeConfig with the same clusters, users and contexts: the library's behaviour, a new connection
+   * per request and no rate limit. The Lease elector uses it: a renewal then never waits behind reconcile
+   * traffic in the token bucket, and never lands on a pooled keep-alive connection that died silently (a
+   * timed-out renewal is retried at once on a fresh connection). At one read and one write per retry
+   * period, the handshakes cost little.
+   */
+  unpooled(): k8s.KubeConfig {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: this.clusters,
+      users: this.users,
+      contexts: this.contexts,
+      currentContext: this.currentContext,
+    });
+    return kc;
+  }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await this.rateLimiter?.take();
