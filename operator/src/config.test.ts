@@ -48,6 +48,16 @@ describe('loadOperatorConfig', () => {
     );
   });
 
+  it('takes the client-side API rate limit from --kube-api-qps and --kube-api-burst', () => {
+    expect(loadOperatorConfig([], {})).toMatchObject({ kubeApiQps: 200, kubeApiBurst: 400 });
+    const c = loadOperatorConfig(['--kube-api-qps', '12.5', '--kube-api-burst=20'], {});
+    expect(c).toMatchObject({ kubeApiQps: 12.5, kubeApiBurst: 20 });
+    expect(loadOperatorConfig([], { RIPPLECACHE_KUBE_API_QPS: '0' }).kubeApiQps).toBe(0);
+    expect(() => loadOperatorConfig(['--kube-api-qps', '-1'], {})).toThrow(/--kube-api-qps must be a number ≥ 0/);
+    expect(() => loadOperatorConfig(['--kube-api-qps', 'fast'], {})).toThrow(/--kube-api-qps/);
+    expect(() => loadOperatorConfig(['--kube-api-burst', '0'], {})).toThrow(/--kube-api-burst must be an integer ≥ 1/);
+  });
+
   it('derives the renew deadline and retry period from the lease duration in client-go’s ratio (15/10/2)', () => {
     expect(loadOperatorConfig(['--lease-duration-seconds', '3'], {})).toMatchObject({
       leaseDurationSeconds: 3,

@@ -47,6 +47,10 @@ export interface OperatorConfig {
   identity: string;
   /** Concurrent reconciles (of different CacheClusters; one object is never reconciled twice at once). Default 4. */
   workers: number;
+  /** Client-side limit on Kubernetes API requests per second (token bucket; 0: unlimited). Default 200. */
+  kubeApiQps: number;
+  /** Requests the token bucket lets through at once after an idle period. Default 400. */
+  kubeApiBurst: number;
   /** Periodic resync of every CacheCluster, in seconds (live config is re-verified). Default 300. */
   resyncSeconds: number;
   /** Per-call time box for Redis CONFIG GET/SET, in ms. Default 2000. */
@@ -84,6 +88,8 @@ export const OPERATOR_DEFAULTS = {
   leaderElectionId: 'ripplecache-operator-leader',
   leaseDurationSeconds: 15,
   workers: 4,
+  kubeApiQps: 200,
+  kubeApiBurst: 400,
   resyncSeconds: 300,
   redisTimeoutMs: 2000,
   exporterImage: 'oliver006/redis_exporter:v1.62.0',
@@ -128,6 +134,14 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
   },
   { name: 'identity', help: 'identity in the Lease (default $POD_NAME or host name, plus pid)' },
   { name: 'workers', help: `concurrent reconciles (default ${OPERATOR_DEFAULTS.workers})` },
+  {
+    name: 'kube-api-qps',
+    help: `client-side limit of Kubernetes API requests per second, 0 for none (default ${OPERATOR_DEFAULTS.kubeApiQps})`,
+  },
+  {
+    name: 'kube-api-burst',
+    help: `Kubernetes API requests allowed at once above the QPS (default ${OPERATOR_DEFAULTS.kubeApiBurst})`,
+  },
   {
     name: 'resync-seconds',
     help: `periodic re-reconcile of every CacheCluster (default ${OPERATOR_DEFAULTS.resyncSeconds})`,
@@ -204,6 +218,13 @@ function rawValues(argv: string[], env: NodeJS.ProcessEnv): Map<string, string[]
 function positiveInt(name: string, v: string, min = 1): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${name} must be an integer ≥ ${min}, got "${v}"`);
+  return n;
+}
+
+function nonNegativeNumber(name: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new ConfigError(`--${name} must be a number ≥ 0, got "${v}"`);
   return n;
 }
 
@@ -304,6 +325,8 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
     ...leaseTiming(one),
     identity: one('identity') ?? `${env.POD_NAME ?? hostname()}-${process.pid}`,
     workers: positiveInt('workers', one('workers') ?? String(OPERATOR_DEFAULTS.workers)),
+    kubeApiQps: nonNegativeNumber('kube-api-qps', one('kube-api-qps') ?? String(OPERATOR_DEFAULTS.kubeApiQps)),
+    kubeApiBurst: positiveInt('kube-api-burst', one('kube-api-burst') ?? String(OPERATOR_DEFAULTS.kubeApiBurst)),
     resyncSeconds: positiveInt('resync-seconds', one('resync-seconds') ?? String(OPERATOR_DEFAULTS.resyncSeconds)),
     redisTimeoutMs: positiveInt(
       'redis-timeout-ms',

@@ -25,6 +25,7 @@ import {
   NotLeaderError,
   type LeadershipFence,
 } from './controller/leadership.js';
+import { TokenBucket } from './controller/token-bucket.js';
 import { InformerSet } from './k8s/informers.js';
 import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from './k8s/kube-client.js';
 import { LeaderElector } from './k8s/lease.js';
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // One token bucket in front of every API request and watch (--kube-api-qps / --kube-api-burst).
+  kc.rateLimiter = new TokenBucket({ qps: cfg.kubeApiQps, burst: cfg.kubeApiBurst });
   // Every line names the program (`component`) and the replica (`identity`); a child logger adds `logger`
   // (reconcile, webhook, http). pino writes a key once per binding, so no binding may repeat another's key.
   const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
@@ -215,7 +218,8 @@ async function main(): Promise<void> {
 
   let elector: LeaderElector | undefined;
   if (leadership) {
-    elector = new LeaderElector(kc, {
+    // Its own connections, outside the pool and the rate limit (see PooledKubeConfig.unpooled).
+    elector = new LeaderElector(kc.unpooled(), {
       leadership,
       namespace: cfg.leaderElectionNamespace,
       name: cfg.leaderElectionId,

@@ -33,6 +33,8 @@ export interface OperatorOptions {
   env?: NodeJS.ProcessEnv;
   /** Run the compiled `dist/operator/src/main.js` (after `npm run build`) instead of the sources through tsx. */
   compiled?: boolean;
+  /** With `compiled`: the compiled entry point to run instead (e.g. another checkout's dist, for A/B runs). */
+  compiledMain?: string;
 }
 
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
@@ -41,7 +43,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
   trackTempDir(dir);
   const args = [
     ...(opts.compiled
-      ? [join(repoRoot, 'dist/operator/src/main.js')]
+      ? [opts.compiledMain ?? join(repoRoot, 'dist/operator/src/main.js')]
       : ['--import', 'tsx', join(repoRoot, 'operator/src/main.ts')]),
     '--kubeconfig',
     opts.kubeconfigPath,

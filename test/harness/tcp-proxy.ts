@@ -26,6 +26,8 @@ export interface TcpProxy {
   holdNext(): void;
   /** Connections held by `holdNext` so far. */
   readonly held: number;
+  /** Client connections accepted so far (held ones included). */
+  readonly accepted: number;
   /** Client → server chunks so far (only with `record`). */
   sent(): ProxiedChunk[];
   close(): Promise<void>;
@@ -94,6 +96,9 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
     },
     get held() {
       return held;
+    },
+    get accepted() {
+      return conns;
     },
     thaw() {
       frozen = false;

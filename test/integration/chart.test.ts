@@ -614,7 +614,6 @@ describe('helm install into the test control plane', () => {
       ['service', 'sessions'],
       ['service', 'sessions-headless'],
       ['configmap', 'sessions-config'],
-      ['pdb', 'sessions'],
       ['cronjob', 'sessions-flush'],
     ]) {
       const obj = await json(['get', kind!, name!, '-n', APP, '--show-managed-fields']);
@@ -623,6 +622,8 @@ describe('helm install into the test control plane', () => {
         `${kind}/${name}`,
       ).toContain('ripplecache-operator');
     }
+    // Standalone (one pod): no PodDisruptionBudget of its own.
+    expect((await k(['get', 'pdb', '-n', APP, '-o', 'name'])).trim()).toBe('');
     // The live settings reached Redis, with the password the operator read from the Secret.
     const r = new Redis({ port: redis.port, host: '127.0.0.1', password, lazyConnect: true, maxRetriesPerRequest: 0 });
     try {

@@ -185,6 +185,8 @@ spec:
     expect(condition(cc, 'ConfigApplied')).toMatchObject({ status: 'Unknown', reason: 'WaitingForPods' });
     const events = await eventsOf('waiting');
     expect(events.filter((e) => e.type === 'Warning')).toEqual([]);
+    // Starting up is no news: the first not-Ready / waiting states are in the status, not in Events.
+    expect(events.map((e) => `${e.type} ${e.reason}`)).toEqual([]);
     expect(cc.status.phase).toBe('Provisioning');
     expect(condition(cc, 'Progressing')).toMatchObject({ status: 'True', reason: 'WaitingForPods' });
     expect(condition(cc, 'Degraded')?.status).toBe('False');

@@ -424,9 +424,10 @@ describe('operator on a real control plane', () => {
       ['statefulset', 'mid'],
       ['service', 'mid'],
       ['service', 'mid-headless'],
-      ['pdb', 'mid'],
     ])
       expect((await getJson(k!, n!))?.metadata?.ownerReferences?.[0]?.name, `${k} ${n}`).toBe('mid');
+    // Standalone (one pod): no PodDisruptionBudget, which would protect nothing and could block drains.
+    expect(await getJson('pdb', 'mid')).toBeUndefined();
 
     // A restarted operator becomes a standby and writes nothing.
     operatorA = await startOperator({

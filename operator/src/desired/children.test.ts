@@ -77,7 +77,7 @@ describe('ownerReference', () => {
 
 describe('desiredChildren', () => {
   it('lists every child in apply order, the CronJob for deletion when there is no flush', () => {
-    const { apply, deleteIfPresent } = desiredChildren(cc({}));
+    const { apply, deleteIfPresent } = desiredChildren(cc({ topology: 'replication', replicas: 2 }));
     expect(apply.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'ConfigMap/sessions-config',
       'Service/sessions-headless',
@@ -90,8 +90,21 @@ describe('desiredChildren', () => {
     ]);
   });
 
+  it('gives a standalone CacheCluster (one pod) no PodDisruptionBudget, and deletes one left from before', () => {
+    const { apply, deleteIfPresent } = desiredChildren(cc({}));
+    expect(apply.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Service', 'StatefulSet']);
+    expect(deleteIfPresent).toEqual([
+      { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: 'shop', name: 'sessions' },
+      { apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'sessions-flush' },
+    ]);
+    // Replication with no replicas is one pod too.
+    expect(desiredChildren(cc({ topology: 'replication', replicas: 0 })).apply.map((o) => o.kind)).not.toContain(
+      'PodDisruptionBudget',
+    );
+  });
+
   it('includes the CronJob when flush is set', () => {
-    const { apply, deleteIfPresent } = desiredChildren(cc({ flush: { schedule: '@daily' } }));
+    const { apply, deleteIfPresent } = desiredChildren(cc({ topology: 'replication', flush: { schedule: '@daily' } }));
     expect(apply.at(-1)).toMatchObject({ kind: 'CronJob', metadata: { name: 'sessions-flush' } });
     expect(deleteIfPresent).toEqual([]);
   });
@@ -127,7 +140,7 @@ describe('desiredChildren', () => {
   });
 
   it('fits the k8s adapter (type-checked: the children are KubeObjects)', () => {
-    const objects: KubeObject[] = desiredChildren(cc({ flush: { schedule: '@daily' } })).apply;
+    const objects: KubeObject[] = desiredChildren(cc({ topology: 'replication', flush: { schedule: '@daily' } })).apply;
     expect(objects).toHaveLength(6);
   });
 

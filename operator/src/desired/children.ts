@@ -5,7 +5,7 @@ import type { DesiredOptions } from './desired-options.js';
 import { desiredFlushCronJob } from './flush-cron-job.js';
 import { desiredHeadlessService } from './headless-service.js';
 import type { DesiredChild } from './kube-types.js';
-import { flushCronJobName } from './names.js';
+import { flushCronJobName, podDisruptionBudgetName } from './names.js';
 import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
 import { resolveSpec } from './resolved-spec.js';
 import { desiredStatefulSet } from './stateful-set.js';
@@ -19,14 +19,18 @@ export interface ChildRef {
 }
 
 export interface DesiredChildren {
-  /** In apply order: ConfigMap, headless Service, client Service, StatefulSet, PDB, CronJob. */
+  /** In apply order: ConfigMap, headless Service, client Service, StatefulSet, PDB (more than one pod), CronJob. */
   apply: DesiredChild[];
   /** Optional children the spec no longer asks for. */
   deleteIfPresent: ChildRef[];
 }
 
 /**
- * Every child of a CacheCluster. Topology `cluster` is accepted but not supported: nothing is built or
+ * Every child of a CacheCluster. A standalone CacheCluster (one pod) has no PodDisruptionBudget: with one
+ * pod, `maxUnavailable: 1` lets a drain evict it anyway and, while the pod is not ready, blocks the drain
+ * (no disruption allowed); `minAvailable: 1` would block every drain. It would protect nothing, so it is not
+ * built (and an existing one is deleted), saving an object and its writes per standalone CacheCluster.
+ * Topology `cluster` is accepted but not supported: nothing is built or
  * deleted for it (status reports Failed / Unsupported), so switching to it never destroys a running cache.
  * Throws `InvalidSpecError` for eviction settings the operator cannot realise.
  */
@@ -37,9 +41,16 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
     desiredHeadlessService(cc, opts),
     desiredClientService(cc, opts),
     desiredStatefulSet(cc, opts),
-    desiredPodDisruptionBudget(cc, opts),
   ];
   const deleteIfPresent: ChildRef[] = [];
+  if (resolveSpec(cc).pods > 1) apply.push(desiredPodDisruptionBudget(cc, opts));
+  else
+    deleteIfPresent.push({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      namespace: cc.metadata.namespace,
+      name: podDisruptionBudgetName(cc),
+    });
   const cronJob = desiredFlushCronJob(cc, opts);
   if (cronJob) apply.push(cronJob);
   else

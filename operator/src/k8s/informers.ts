@@ -23,6 +23,42 @@ export interface InformerSetOptions {
   restartDelayMs?: number;
 }
 
+/** Annotation kubectl's client-side apply writes: a full copy of the object, never read by reconcile. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Drops, in place, what reconcile never reads from a cached object: `metadata.managedFields` (often larger
+ * than the rest of the object) and kubectl's last-applied-configuration annotation. Reconcile compares the
+ * desired children with the cache (`isSubset`), and desired objects never carry either.
+ */
+export function stripForCache<T extends { metadata?: unknown }>(obj: T): T {
+  const meta = obj.metadata as { managedFields?: unknown; annotations?: Record<string, string> } | undefined;
+  if (!meta) return obj;
+  delete meta.managedFields;
+  if (meta.annotations && LAST_APPLIED in meta.annotations) {
+    delete meta.annotations[LAST_APPLIED];
+    if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
+  }
+  return obj;
+}
+
+/** A Watch whose objects are stripped before the informer caches them. */
+class StrippingWatch extends k8s.Watch {
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      queryParams,
+      (phase, obj, watchObj) => callback(phase, obj && typeof obj === 'object' ? stripForCache(obj) : obj, watchObj),
+      done,
+    );
+  }
+}
+
 function basePath(apiVersion: string): string {
   return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
 }
@@ -48,8 +84,8 @@ export class InformerSet {
         const path = ns
           ? `${basePath(w.apiVersion)}/namespaces/${ns}/${w.plural}`
           : `${basePath(w.apiVersion)}/${w.plural}`;
-        const listFn = () =>
-          objects.list<k8s.KubernetesObject>(
+        const listFn = async () => {
+          const list = await objects.list<k8s.KubernetesObject>(
             w.apiVersion,
             w.kind,
             ns,
@@ -59,7 +95,11 @@ export class InformerSet {
             undefined,
             w.labelSelector,
           );
-        const inf = k8s.makeInformer(this.kc, path, listFn, w.labelSelector);
+          for (const item of list.items) stripForCache(item);
+          return list;
+        };
+        // As k8s.makeInformer, with a Watch that strips objects before they are cached.
+        const inf = new k8s.ListWatch(path, new StrippingWatch(this.kc), listFn, false, w.labelSelector);
         const emit = (type: 'add' | 'update' | 'delete') => (obj: k8s.KubernetesObject) => {
           // List results omit apiVersion/kind on items; restore them for the handlers.
           const o = obj as KubeObject;

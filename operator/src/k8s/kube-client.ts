@@ -1,10 +1,11 @@
 /**
- * The operator's Kubernetes adapter: the only module (with informers.ts and lease.ts) that imports
+ * The operator's Kubernetes adapter: the only module (with informers.ts, lease.ts and pooled-kube-config.ts) that imports
  * @kubernetes/client-node. Everything else sees plain objects through the `KubeApi` interface.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { PooledKubeConfig } from './pooled-kube-config.js';
 
 /** A Kubernetes object as plain data. */
 export interface KubeObject {
@@ -119,7 +120,7 @@ function firstLine(text: string): string {
   return text.split('\n').find((l) => l.trim() !== '') ?? text;
 }
 
-function loadFile(file: string, from: string): k8s.KubeConfig {
+function loadFile(file: string, from: string): PooledKubeConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -135,7 +136,7 @@ function loadFile(file: string, from: string): k8s.KubeConfig {
             : firstLine((err as Error).message);
     throw new KubeConfigError(`cannot read the kubeconfig ${file} (from ${from}): ${why}`);
   }
-  const kc = new k8s.KubeConfig();
+  const kc = new PooledKubeConfig();
   try {
     kc.loadFromString(text);
   } catch (err) {
@@ -163,11 +164,12 @@ function checkCurrentContext(kc: k8s.KubeConfig, what: string): void {
 
 /**
  * Loads the API server credentials, in kubectl's order: `--kubeconfig`, else `$KUBECONFIG`, else
- * `~/.kube/config`, else the in-cluster service account. Unlike client-node's `loadFromDefault`, it never
+ * `~/.kube/config`, else the in-cluster service account. The result shares one keep-alive connection pool
+ * for all its requests and watches ({@link PooledKubeConfig}). Unlike client-node's `loadFromDefault`, it never
  * falls back to an unauthenticated `http://localhost:8080`: without usable credentials it throws a
  * {@link KubeConfigError} whose one-line message says what is missing.
  */
-export function loadKubeConfig(source: KubeConfigSource): k8s.KubeConfig {
+export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
   const { env } = source;
   let files: string[] = [];
   let from = '';
@@ -203,7 +205,7 @@ export function loadKubeConfig(source: KubeConfigSource): k8s.KubeConfig {
       throw new KubeConfigError(
         `found a service-account token in ${SERVICE_ACCOUNT_DIR} but $KUBERNETES_SERVICE_HOST/$KUBERNETES_SERVICE_PORT are not set`,
       );
-    const kc = new k8s.KubeConfig();
+    const kc = new PooledKubeConfig();
     kc.loadFromCluster();
     return kc;
   }

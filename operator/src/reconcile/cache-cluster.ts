@@ -259,6 +259,12 @@ async function writeStatus(
     const warning =
       after.status === 'False' &&
       (type === CONDITION_CONFIG_APPLIED || status.phase === 'Degraded' || status.phase === 'Failed');
+    // Events are for transitions people act on. A condition's first state is news only as a success or a
+    // warning (a new CacheCluster starting up shows in its status), and so is a new reason with the same
+    // status (WaitingForPods -> RollingOut -> WaitingForPods while pods start): an Event for each would
+    // double the writes of every CacheCluster coming up.
+    if (!before && after.status !== 'True' && !warning) continue;
+    if (before && before.status === after.status && !warning) continue;
     await deps.kube
       .event({
         involved: ref,

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { TokenBucket } from './token-bucket.js';
+
+describe('TokenBucket', () => {
+  it('lets a burst through at once, then spaces requests at 1/qps, in the order they asked', () => {
+    let now = 0;
+    const b = new TokenBucket({ qps: 10, burst: 3, clock: () => now });
+    expect([b.reserve(), b.reserve(), b.reserve()]).toEqual([0, 0, 0]);
+    expect(b.reserve()).toBeCloseTo(100);
+    expect(b.reserve()).toBeCloseTo(200);
+    expect(b.waited).toBe(2);
+    // 1 s later the debt (2 tokens) is paid and 8 more accrued, but at most `burst` are kept.
+    now = 1000;
+    expect([b.reserve(), b.reserve(), b.reserve()]).toEqual([0, 0, 0]);
+    expect(b.reserve()).toBeCloseTo(100);
+  });
+
+  it('refills at qps: after 250 ms at 4 qps one more request may go', () => {
+    let now = 0;
+    const b = new TokenBucket({ qps: 4, burst: 1, clock: () => now });
+    expect(b.reserve()).toBe(0);
+    expect(b.reserve()).toBeCloseTo(250);
+    now = 500;
+    expect(b.reserve()).toBeCloseTo(0);
+    expect(b.reserve()).toBeCloseTo(250);
+  });
+
+  it('qps 0 means unlimited; a burst below 1 is refused', () => {
+    const b = new TokenBucket({ qps: 0, burst: 1, clock: () => 0 });
+    for (let i = 0; i < 100; i++) expect(b.reserve()).toBe(0);
+    expect(() => new TokenBucket({ qps: 5, burst: 0 })).toThrow(RangeError);
+  });
+});
