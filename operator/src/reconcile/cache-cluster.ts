@@ -91,7 +91,7 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   const planned = await desiredChildrenStep(deps, o, desired, live, password);
   if (!planned) return done;
 
-  const wrote = await applyChildren(deps, o, planned.children, live);
+  const wrote = await applyChildren(deps, o, planned.children, desired, live);
   if (o.sts && !sameEviction(planned.rendered, planned.appliedEviction) && live.allApplied) {
     o.log.info(
       { maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
@@ -99,7 +99,7 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     );
   }
 
-  const status = await statusStep(deps, o, live);
+  const status = await statusStep(deps, o, desired, live);
   return nextCheck(live, wrote, status);
 }
 
@@ -236,6 +236,7 @@ async function applyChildren(
   deps: ReconcileDeps,
   o: Observed,
   children: DesiredChildren,
+  desired: EvictionSettings,
   live: LiveConfig,
 ): Promise<number> {
   const { ns, log } = o;
@@ -267,6 +268,7 @@ async function applyChildren(
         cc: o.cc,
         ...(o.sts ? { statefulSet: o.sts } : {}),
         ...(live.configResult ? { configResult: live.configResult } : {}),
+        desired,
         unsupported: o.unsupported,
         now: deps.now(),
         reconcileError: message,
@@ -284,7 +286,12 @@ async function applyChildren(
 }
 
 /** Step 6, status from what was observed; patched (with events) only when it changed. */
-async function statusStep(deps: ReconcileDeps, o: Observed, live: LiveConfig): Promise<CacheClusterStatus> {
+async function statusStep(
+  deps: ReconcileDeps,
+  o: Observed,
+  desired: EvictionSettings,
+  live: LiveConfig,
+): Promise<CacheClusterStatus> {
   const { cc, ns } = o;
   // The primary as Redis reports it (ROLE), not as assumed; several at once is a split brain.
   const primaries = live.results.filter((r) => r.role === 'master').map((r) => r.pod);
@@ -294,6 +301,7 @@ async function statusStep(deps: ReconcileDeps, o: Observed, live: LiveConfig): P
     primaries,
     ...(o.sts ? { statefulSet: o.sts } : {}),
     ...(live.configResult ? { configResult: live.configResult } : {}),
+    desired,
     unsupported: o.unsupported,
     now: deps.now(),
     flushCronJob: deps.cached('CronJob', ns, flushCronJobName(cc)) as
