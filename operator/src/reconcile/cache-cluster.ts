@@ -1,28 +1,21 @@
 /**
- * Reconcile of one CacheCluster, level-triggered: read the current object (from the informer cache),
- * compute the desired children, bring the live eviction settings of every Redis pod to the spec
- * (CONFIG GET, CONFIG SET, CONFIG GET), apply the children (skipping those already as desired, so an
- * unchanged CacheCluster causes no write), compute status from what was observed, patch status only if
- * it changed, record Events on transitions. All I/O goes through `deps`.
+ * Reconcile of one CacheCluster, level-triggered, as named steps over the injected `deps` (all I/O goes
+ * through them): `observe` (the informer cache), `desiredEvictionStep`, `applyLiveConfig` (CONFIG GET,
+ * CONFIG SET, CONFIG GET on every Redis pod), `desiredChildrenStep`, `applyChildren` (skipping those
+ * already as desired, so an unchanged CacheCluster causes no write), `statusStep` (status patched only if
+ * it changed, Events on transitions). The pure decisions live beside the builders (`desired/`) and status
+ * (`status/`).
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  API_VERSION,
-  CONDITION_CONFIG_APPLIED,
-  CONDITION_READY,
-  KIND,
-  PLURAL,
-  REDIS_CONF_KEY,
-  REDIS_PORT,
-} from '../api/v1alpha1/constants.js';
+import { API_VERSION, CONDITION_READY, KIND, PLURAL, REDIS_PORT } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js';
 import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
+import { passwordChecksum } from '../desired/auth-checksum.js';
 import { desiredChildren, type DesiredChildren } from '../desired/children.js';
 import { desiredEviction, type EvictionSettings } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { configMapName, flushCronJobName, podHost, podName, statefulSetName } from '../desired/names.js';
-import { formatBytes } from '../desired/quantity.js';
+import { evictionToRender, renderedEviction, sameEviction } from '../desired/rendered-eviction.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
 import { KubeApiError, type KubeApi, type KubeObject } from '../k8s/kube-client.js';
 import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
@@ -34,6 +27,7 @@ import {
   type ObservedStatefulSet,
 } from '../status/compute-status.js';
 import { findCondition } from '../status/conditions.js';
+import { transitionEvents } from '../status/transition-events.js';
 import { isSubset } from './subset.js';
 
 export interface ReconcileDeps {
@@ -58,14 +52,98 @@ export const CONFIG_RETRY_MS = 5_000;
 /** How long to wait before re-checking a cluster that is still coming up. */
 export const PROGRESS_RETRY_MS = 15_000;
 
-/** Parses `maxmemory` / `maxmemory-policy` out of a rendered redis.conf. */
-export function renderedEviction(configMap: KubeObject | undefined): EvictionSettings | undefined {
-  const conf = (configMap?.data as Record<string, string> | undefined)?.[REDIS_CONF_KEY];
-  if (!conf) return undefined;
-  const mm = /^maxmemory (\d+)$/m.exec(conf);
-  const mp = /^maxmemory-policy (\S+)$/m.exec(conf);
-  if (!mm || !mp) return undefined;
-  return { maxmemory: Number(mm[1]), maxmemoryPolicy: mp[1] as EvictionSettings['maxmemoryPolicy'] };
+/** What the reconcile observed of one CacheCluster, and what it works with. */
+interface Observed {
+  cc: CacheCluster;
+  ns: string;
+  log: Logger;
+  /** From `unsupportedFields(cc)`. */
+  unsupported: string[];
+  /** Absent when the StatefulSet does not exist (yet). */
+  sts: (KubeObject & ObservedStatefulSet) | undefined;
+}
+
+/** What applying the eviction settings live found. */
+interface LiveConfig {
+  /** Absent when no pod was configured (no StatefulSet yet, or topology cluster). */
+  configResult: ConfigResult | undefined;
+  results: PodConfigResult[];
+  /** At least one pod answered and every one runs the desired settings. */
+  allApplied: boolean;
+}
+
+/**
+ * Reconciles one CacheCluster by key: observe → desired eviction → (read the auth password) → apply live
+ * config → desired children → apply children → status. An invalid spec and a refused child end in a
+ * status; anything else is thrown for the controller to retry.
+ */
+export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): Promise<ReconcileResult> {
+  const o = observe(deps, key);
+  if (!o) return done; // children go with it (owner references)
+
+  const desired = await desiredEvictionStep(deps, o);
+  if (!desired) return done;
+
+  const spec = resolveSpec(o.cc);
+  const password = spec.topology !== 'cluster' ? await readPassword(deps, o.cc) : undefined;
+  const live = await applyLiveConfig(deps, o, desired, password);
+
+  const planned = await desiredChildrenStep(deps, o, desired, live, password);
+  if (!planned) return done;
+
+  const wrote = await applyChildren(deps, o, planned.children, desired, live);
+  if (o.sts && !sameEviction(planned.rendered, planned.appliedEviction) && live.allApplied) {
+    o.log.info(
+      { maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
+      'Persisted verified eviction settings into redis.conf',
+    );
+  }
+
+  const status = await statusStep(deps, o, desired, live);
+  return nextCheck(live, wrote, status);
+}
+
+/** Step 1, observe: the CacheCluster from the informer cache (undefined when gone), its StatefulSet. */
+function observe(deps: ReconcileDeps, key: string): Observed | undefined {
+  const { namespace, name } = splitKey(key);
+  const cc = deps.cached(KIND, namespace, name) as CacheCluster | undefined;
+  if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) {
+    deps.onGone?.(namespace, name);
+    return undefined;
+  }
+  const ns = cc.metadata.namespace;
+  return {
+    cc,
+    ns,
+    log: deps.log.child({ cacheCluster: key, generation: cc.metadata.generation }),
+    unsupported: unsupportedFields(cc),
+    sts: deps.cached('StatefulSet', ns, statefulSetName(cc)) as (KubeObject & ObservedStatefulSet) | undefined,
+  };
+}
+
+/** Step 2, desired eviction settings; an invalid spec is a status (then undefined), not an error to retry. */
+async function desiredEvictionStep(deps: ReconcileDeps, o: Observed): Promise<EvictionSettings | undefined> {
+  try {
+    return desiredEviction(o.cc);
+  } catch (err) {
+    if (!(err instanceof InvalidSpecError)) throw err;
+    await writeSpecError(deps, o, err);
+    return undefined;
+  }
+}
+
+async function writeSpecError(deps: ReconcileDeps, o: Observed, err: InvalidSpecError): Promise<void> {
+  await writeStatus(
+    deps,
+    o.cc,
+    computeStatus({
+      cc: o.cc,
+      unsupported: o.unsupported,
+      now: deps.now(),
+      specError: { reason: err.reason, message: err.message },
+    }),
+    o.log,
+  );
 }
 
 async function readPassword(deps: ReconcileDeps, cc: CacheCluster): Promise<string | undefined> {
@@ -81,87 +159,87 @@ async function readPassword(deps: ReconcileDeps, cc: CacheCluster): Promise<stri
   return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
 }
 
-/** A digest of the password for the restart hash: rotation rolls the Redis pods; the password never leaves. */
-export function passwordChecksum(password: string): string {
-  return createHash('sha256').update('ripplecache-auth\0').update(password).digest('hex').slice(0, 16);
-}
-
-function sameEviction(a: EvictionSettings | undefined, b: EvictionSettings | undefined): boolean {
-  return a !== undefined && b !== undefined && a.maxmemory === b.maxmemory && a.maxmemoryPolicy === b.maxmemoryPolicy;
-}
-
-export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): Promise<ReconcileResult> {
-  const { namespace, name } = splitKey(key);
-  const cc = deps.cached(KIND, namespace, name) as CacheCluster | undefined;
-  if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) {
-    deps.onGone?.(namespace, name);
-    return done; // children go with it (owner references)
-  }
-  const log = deps.log.child({ cacheCluster: key, generation: cc.metadata.generation });
-  const ns = cc.metadata.namespace;
-  const unsupported = unsupportedFields(cc);
-
-  // ---- Desired eviction settings; an invalid spec is a status, not an error to retry. -----------------
-  let desired: EvictionSettings;
-  try {
-    desired = desiredEviction(cc);
-  } catch (err) {
-    if (!(err instanceof InvalidSpecError)) throw err;
-    await writeStatus(
-      deps,
-      cc,
-      computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }),
-      log,
-    );
-    return done;
-  }
-
-  // ---- Live eviction settings on every pod of an existing StatefulSet. ------------------------------
-  const sts = deps.cached('StatefulSet', ns, statefulSetName(cc)) as (KubeObject & ObservedStatefulSet) | undefined;
+/** Step 3, apply live config: CONFIG GET / SET / GET on every pod of an existing StatefulSet. */
+async function applyLiveConfig(
+  deps: ReconcileDeps,
+  o: Observed,
+  desired: EvictionSettings,
+  password: string | undefined,
+): Promise<LiveConfig> {
+  const { cc, ns, sts } = o;
   const spec = resolveSpec(cc);
-  let configResult: ConfigResult | undefined;
-  let results: PodConfigResult[] = [];
-  const password = spec.topology !== 'cluster' ? await readPassword(deps, cc) : undefined;
-  if (sts && spec.topology !== 'cluster') {
-    const endpoints: PodEndpoint[] = [];
-    for (let i = 0; i < spec.pods; i++) {
-      const pod = podName(cc, i);
-      const addr = deps.podAddress(ns, pod, podHost(cc, i), REDIS_PORT);
-      endpoints.push({ pod, host: addr.host, port: addr.port });
-    }
-    results = await deps.applyEviction(endpoints, desired, password);
-    for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
-    const changed = results.filter((r) => r.changed).map((r) => r.pod);
-    if (changed.length)
-      log.info(
-        { pods: changed, maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
-        'Applied eviction settings with CONFIG SET',
-      );
-    configResult = { desired, pods: results };
+  if (!sts || spec.topology === 'cluster') return { configResult: undefined, results: [], allApplied: false };
+  const endpoints: PodEndpoint[] = [];
+  for (let i = 0; i < spec.pods; i++) {
+    const pod = podName(cc, i);
+    const addr = deps.podAddress(ns, pod, podHost(cc, i), REDIS_PORT);
+    endpoints.push({ pod, host: addr.host, port: addr.port });
   }
-  const allApplied = results.length > 0 && results.every((r) => r.applied);
+  const results = await deps.applyEviction(endpoints, desired, password);
+  for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
+  const changed = results.filter((r) => r.changed).map((r) => r.pod);
+  if (changed.length)
+    o.log.info(
+      { pods: changed, maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
+      'Applied eviction settings with CONFIG SET',
+    );
+  return {
+    configResult: { desired, pods: results },
+    results,
+    allApplied: results.length > 0 && results.every((r) => r.applied),
+  };
+}
 
-  // ---- Children. The rendered redis.conf carries eviction settings only once every pod runs them. ----
-  const currentConfigMap = deps.cached('ConfigMap', ns, configMapName(cc));
+/**
+ * Step 4, desired children. The rendered redis.conf carries eviction settings only once every pod runs
+ * them (`evictionToRender`). An invalid spec is a status (then undefined).
+ */
+async function desiredChildrenStep(
+  deps: ReconcileDeps,
+  o: Observed,
+  desired: EvictionSettings,
+  live: LiveConfig,
+  password: string | undefined,
+): Promise<
+  { children: DesiredChildren; rendered: EvictionSettings | undefined; appliedEviction: EvictionSettings } | undefined
+> {
+  const currentConfigMap = deps.cached('ConfigMap', o.ns, configMapName(o.cc));
   const rendered = renderedEviction(currentConfigMap);
-  const appliedEviction = !currentConfigMap || !sts || allApplied ? desired : (rendered ?? desired);
-  let children: DesiredChildren;
+  const appliedEviction = evictionToRender({
+    desired,
+    rendered,
+    configMapExists: currentConfigMap !== undefined,
+    statefulSetExists: o.sts !== undefined,
+    allApplied: live.allApplied,
+  });
   try {
-    children = desiredChildren(cc, {
+    const children = desiredChildren(o.cc, {
       appliedEviction,
       ...(deps.exporterImage ? { exporterImage: deps.exporterImage } : {}),
       ...(password !== undefined ? { authChecksum: passwordChecksum(password) } : {}),
     });
+    return { children, rendered, appliedEviction };
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
-    await writeStatus(
-      deps,
-      cc,
-      computeStatus({ cc, unsupported, now: deps.now(), specError: { reason: err.reason, message: err.message } }),
-      log,
-    );
-    return done;
+    await writeSpecError(deps, o, err);
+    return undefined;
   }
+}
+
+/**
+ * Step 5, apply children: server-side apply of those not already as desired (the ConfigMap first, the
+ * pods mount it; then the others concurrently), and delete those the spec no longer asks for. Returns the
+ * number of writes. A conflict is rethrown as is (the controller retries at once); any other refusal (an
+ * admission denial, a quota, an invalid child) is shown in status as ReconcileError, then rethrown.
+ */
+async function applyChildren(
+  deps: ReconcileDeps,
+  o: Observed,
+  children: DesiredChildren,
+  desired: EvictionSettings,
+  live: LiveConfig,
+): Promise<number> {
+  const { ns, log } = o;
   let wrote = 0;
   const applyChild = async (c: KubeObject) => {
     const current = deps.cached(c.kind!, ns, c.metadata!.name!);
@@ -171,7 +249,6 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     log.info({ kind: c.kind, name: c.metadata!.name }, current ? 'Updated child' : 'Created child');
   };
   try {
-    // The ConfigMap first (the pods mount it), then the other children concurrently.
     const [first, ...rest] = children.apply as KubeObject[];
     if (first) await applyChild(first);
     await Promise.all(rest.map(applyChild));
@@ -182,18 +259,17 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
       log.info({ kind: gone.kind, name: gone.name }, 'Deleted child the spec no longer asks for');
     }
   } catch (err) {
-    // A conflict is retried at once by the controller; anything else (an admission denial, a quota, an
-    // invalid child) is shown on the CacheCluster before the controller retries with back-off.
     if (err instanceof KubeApiError && err.conflict) throw err;
     const message = err instanceof Error ? err.message : String(err);
     await writeStatus(
       deps,
-      cc,
+      o.cc,
       computeStatus({
-        cc,
-        ...(sts ? { statefulSet: sts } : {}),
-        ...(configResult ? { configResult } : {}),
-        unsupported,
+        cc: o.cc,
+        ...(o.sts ? { statefulSet: o.sts } : {}),
+        ...(live.configResult ? { configResult: live.configResult } : {}),
+        desired,
+        unsupported: o.unsupported,
         now: deps.now(),
         reconcileError: message,
       }),
@@ -206,35 +282,44 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     );
     throw err;
   }
-  if (sts && !sameEviction(rendered, appliedEviction) && allApplied) {
-    log.info(
-      { maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
-      'Persisted verified eviction settings into redis.conf',
-    );
-  }
+  return wrote;
+}
 
-  // ---- Status from what was observed. -----------------------------------------------------------------
+/** Step 6, status from what was observed; patched (with events) only when it changed. */
+async function statusStep(
+  deps: ReconcileDeps,
+  o: Observed,
+  desired: EvictionSettings,
+  live: LiveConfig,
+): Promise<CacheClusterStatus> {
+  const { cc, ns } = o;
   // The primary as Redis reports it (ROLE), not as assumed; several at once is a split brain.
-  const primaries = results.filter((r) => r.role === 'master').map((r) => r.pod);
+  const primaries = live.results.filter((r) => r.role === 'master').map((r) => r.pod);
   const status = computeStatus({
     cc,
     ...(primaries.length === 1 ? { primary: primaries[0]! } : {}),
     primaries,
-    ...(sts ? { statefulSet: sts } : {}),
-    ...(configResult ? { configResult } : {}),
-    unsupported,
+    ...(o.sts ? { statefulSet: o.sts } : {}),
+    ...(live.configResult ? { configResult: live.configResult } : {}),
+    desired,
+    unsupported: o.unsupported,
     now: deps.now(),
     flushCronJob: deps.cached('CronJob', ns, flushCronJobName(cc)) as
       { status?: { lastSuccessfulTime?: string } } | undefined,
   });
-  await writeStatus(deps, cc, status, log);
+  await writeStatus(deps, cc, status, o.log);
+  return status;
+}
 
-  if (configResult && !allApplied) return requeueAfter(CONFIG_RETRY_MS);
+/** When to look again: soon while pods refuse settings, later while the cluster is still coming up. */
+function nextCheck(live: LiveConfig, wrote: number, status: CacheClusterStatus): ReconcileResult {
+  if (live.configResult && !live.allApplied) return requeueAfter(CONFIG_RETRY_MS);
   if (wrote > 0 || findCondition(status.conditions, CONDITION_READY)?.status !== 'True')
     return requeueAfter(PROGRESS_RETRY_MS);
   return done;
 }
 
+/** Patches the status if it changed, then records the events of its transitions (`transitionEvents`). */
 async function writeStatus(
   deps: ReconcileDeps,
   cc: CacheCluster,
@@ -251,49 +336,9 @@ async function writeStatus(
     uid: cc.metadata.uid,
   };
   await deps.kube.patchStatus({ ...ref, plural: PLURAL }, status);
-  // Events on transitions of the conditions people act on.
-  for (const type of [CONDITION_READY, CONDITION_CONFIG_APPLIED]) {
-    const before = findCondition(cc.status?.conditions, type);
-    const after = findCondition(status.conditions, type);
-    if (!after || (before?.status === after.status && before.reason === after.reason)) continue;
-    const warning =
-      after.status === 'False' &&
-      (type === CONDITION_CONFIG_APPLIED || status.phase === 'Degraded' || status.phase === 'Failed');
-    // Events are for transitions people act on. A condition's first state is news only as a success or a
-    // warning (a new CacheCluster starting up shows in its status), and so is a new reason with the same
-    // status (WaitingForPods -> RollingOut -> WaitingForPods while pods start): an Event for each would
-    // double the writes of every CacheCluster coming up.
-    if (!before && after.status !== 'True' && !warning) continue;
-    if (before && before.status === after.status && !warning) continue;
+  for (const e of transitionEvents(cc.status, status)) {
     await deps.kube
-      .event({
-        involved: ref,
-        type: warning ? 'Warning' : 'Normal',
-        reason: after.status === 'True' ? type : after.reason || `Not${type}`,
-        message: after.message,
-      })
-      .catch((err: unknown) =>
-        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),
-      );
-  }
-  // A live eviction change, verified on every pod: the only place it shows besides status.
-  const before = cc.status?.appliedConfig;
-  const after = status.appliedConfig;
-  if (
-    before !== undefined &&
-    after !== undefined &&
-    (before.maxmemory !== after.maxmemory || before.maxmemoryPolicy !== after.maxmemoryPolicy)
-  ) {
-    const n = after.pods?.length ?? 0;
-    await deps.kube
-      .event({
-        involved: ref,
-        type: 'Normal',
-        reason: 'EvictionSettingsApplied',
-        message:
-          `maxmemory ${formatBytes(before.maxmemory)} -> ${formatBytes(after.maxmemory)}, ` +
-          `maxmemory-policy ${before.maxmemoryPolicy} -> ${after.maxmemoryPolicy}, applied live on ${n}/${n} pods`,
-      })
+      .event({ involved: ref, ...e })
       .catch((err: unknown) =>
         log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),
       );

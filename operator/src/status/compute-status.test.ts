@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec, CacheClusterStatus, Condition } from '../api/v1alpha1/types.js';
-import { computeStatus, statusEqual, unsupportedFields } from './compute-status.js';
+import { computeStatus, PHASE_RULES, statusEqual, unsupportedFields } from './compute-status.js';
 import type { ComputeStatusInput, ObservedStatefulSet } from './compute-status.js';
 import { cacheCluster, withGeneration, withSpec, withStatus, withUid } from '../../../test/fixtures/cache-cluster.js';
 
@@ -136,16 +136,14 @@ describe('computeStatus phases', () => {
     expect(r.maxMemory).toBe('64Mi');
   });
 
-  it('Provisioning while the StatefulSet rolls out', () => {
-    expect(computeStatus(base({ statefulSet: sts(1, 1, { updateRevision: 'r2' }) })).phase).toBe('Provisioning');
-    expect(computeStatus(base({ statefulSet: { ...sts(1, 1), metadata: { generation: 3 } } })).phase).toBe(
-      'Provisioning',
-    );
-    const scaling = computeStatus(
-      base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(1, 1) }),
-    );
-    expect(scaling.phase).toBe('Provisioning');
-    expect(cond(scaling, 'Progressing')).toMatchObject({ status: 'True', reason: 'RollingOut' });
+  it.each<[string, () => ComputeStatusInput]>([
+    ['a new update revision', () => base({ statefulSet: sts(1, 1, { updateRevision: 'r2' }) })],
+    ['a generation not observed yet', () => base({ statefulSet: { ...sts(1, 1), metadata: { generation: 3 } } })],
+    ['scaling up', () => base({ cc: cc({ ...spec, topology: 'replication', replicas: 2 }), statefulSet: sts(1, 1) })],
+  ])('Provisioning while the StatefulSet rolls out: %s', (_what, input) => {
+    const s = computeStatus(input());
+    expect(s.phase).toBe('Provisioning');
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'True', reason: 'RollingOut' });
   });
 
   it('Provisioning while pods are ready but the eviction settings are not verified yet', () => {
@@ -302,6 +300,97 @@ describe('computeStatus phases', () => {
   it('is deterministic', () => {
     const input = base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']) });
     expect(computeStatus(input)).toEqual(computeStatus(structuredClone(input)));
+  });
+});
+
+describe('the phase rules, first match wins', () => {
+  const msg = 'apply StatefulSet shop/sessions: denied';
+  const repl = cc({ ...spec, topology: 'replication', replicas: 2 });
+  const pods3 = ['sessions-0', 'sessions-1', 'sessions-2'];
+  const wasReady = { phase: 'Ready' as const, appliedConfig: { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' } };
+  it.each<[string, ComputeStatusInput, string, string]>([
+    [
+      'a spec error, before everything else',
+      base({ specError: { reason: 'InvalidSomething', message: 'no' }, reconcileError: msg, statefulSet: sts(1, 0) }),
+      'Failed',
+      'InvalidSomething',
+    ],
+    [
+      'topology cluster, before a reconcile error',
+      base({ cc: cc({ topology: 'cluster' }), reconcileError: msg }),
+      'Failed',
+      'TopologyNotSupported',
+    ],
+    ['a reconcile error on a new cluster', base({ reconcileError: msg }), 'Failed', 'ReconcileError'],
+    [
+      'a reconcile error once it ran',
+      base({ cc: cc(spec, wasReady), statefulSet: sts(1, 0), reconcileError: msg }),
+      'Degraded',
+      'ReconcileError',
+    ],
+    ['no StatefulSet', base(), 'Pending', 'StatefulSetNotCreated'],
+    [
+      'rolling out, before pods not ready',
+      base({ statefulSet: sts(1, 0, { updateRevision: 'r2' }) }),
+      'Provisioning',
+      'RollingOut',
+    ],
+    ['pods not ready on a new cluster', base({ statefulSet: sts(1, 0) }), 'Provisioning', 'WaitingForPods'],
+    [
+      'pods not ready once it ran',
+      base({ cc: cc(spec, wasReady), statefulSet: sts(1, 0) }),
+      'Degraded',
+      'PodsNotReady',
+    ],
+    [
+      'several primaries, before config',
+      base({ cc: repl, statefulSet: sts(3, 3), configResult: applied(pods3), primaries: ['sessions-0', 'sessions-1'] }),
+      'Degraded',
+      'MultiplePrimaries',
+    ],
+    [
+      'config apply failed',
+      base({
+        statefulSet: sts(1, 1),
+        configResult: { ...applied([]), pods: [{ pod: 'sessions-0', applied: false, message: 'refused' }] },
+      }),
+      'Degraded',
+      'ConfigApplyFailed',
+    ],
+    ['config not verified', base({ statefulSet: sts(1, 1) }), 'Provisioning', 'ConfigNotVerified'],
+    ['otherwise', base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']) }), 'Ready', 'ClusterReady'],
+  ])('%s', (_what, input, phase, reason) => {
+    const s = computeStatus(input);
+    expect(s.phase).toBe(phase);
+    expect(cond(s, 'Ready')?.reason).toBe(reason);
+  });
+
+  it('lists the rules in the order CONTRIBUTING.md documents them, ending with one that always matches', () => {
+    expect(PHASE_RULES.map((r) => r.name)).toEqual([
+      'spec error',
+      'topology not supported',
+      'reconcile error',
+      'no StatefulSet',
+      'rolling out',
+      'pods not ready',
+      'several primaries',
+      'config apply failed',
+      'config not verified',
+      'ready',
+    ]);
+  });
+
+  it('uses the desired eviction settings the caller passes instead of computing them again', () => {
+    // maxMemoryPercent without a memory limit cannot be computed here: a caller that has the settings decides.
+    const percent = cc(
+      { eviction: { maxMemoryPercent: 50 } },
+      { appliedConfig: { maxmemory: 1024, maxmemoryPolicy: 'noeviction' } },
+    );
+    const desired = { maxmemory: 1024, maxmemoryPolicy: 'noeviction' };
+    const s = computeStatus(base({ cc: percent, statefulSet: sts(1, 1), desired }));
+    expect(s.phase).toBe('Ready');
+    expect(cond(s, 'ConfigApplied')?.message).toBe('maxmemory=1024 maxmemory-policy=noeviction on 0/0 pods');
+    expect(computeStatus(base({ cc: percent, statefulSet: sts(1, 1) })).phase).toBe('Failed');
   });
 });
 

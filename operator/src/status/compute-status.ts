@@ -80,11 +80,16 @@ export interface ComputeStatusInput {
    * split brain: phase Degraded, reason MultiplePrimaries.
    */
   primaries?: string[];
+  /**
+   * The eviction settings the spec asks for, when the caller has already computed them (`desiredEviction`);
+   * computed here otherwise.
+   */
+  desired?: { maxmemory: number; maxmemoryPolicy: string };
   /** The flush CronJob as observed, for `lastFlushTime` (a Date as @kubernetes/client-node gives it, or RFC 3339). */
   flushCronJob?: { status?: { lastSuccessfulTime?: string | Date } } | undefined;
 }
 
-type ConfigState =
+export type ConfigState =
   | { state: 'applied'; message: string }
   | { state: 'failed'; message: string }
   | { state: 'unknown'; reason: string; message: string };
@@ -106,6 +111,7 @@ function describeEviction(e: { maxmemory: number; maxmemoryPolicy: string }): st
 /** The spec error the caller reported, else one the eviction settings raise (CEL normally rejects those). */
 function findSpecError(input: ComputeStatusInput): { reason: string; message: string } | undefined {
   if (input.specError !== undefined) return input.specError;
+  if (input.desired !== undefined) return undefined;
   try {
     desiredEviction(input.cc);
     return undefined;
@@ -113,6 +119,126 @@ function findSpecError(input: ComputeStatusInput): { reason: string; message: st
     if (err instanceof InvalidSpecError) return { reason: err.reason, message: err.message };
     throw err;
   }
+}
+
+/** What the phase rules look at, gathered once from the input. */
+export interface PhaseFacts {
+  cc: CacheCluster;
+  specError: { reason: string; message: string } | undefined;
+  topology: string;
+  reconcileError: string | undefined;
+  sts: ObservedStatefulSet | undefined;
+  /** The StatefulSet has not caught up with its spec, or its pods are not all on the current revision. */
+  rollingOut: boolean;
+  updated: number;
+  ready: number;
+  desiredPods: number;
+  /** The previous phase was Ready or Degraded. */
+  wasRunning: boolean;
+  /** No eviction settings were ever verified: a new cluster. */
+  neverConfigured: boolean;
+  primaries: string[];
+  config: ConfigState;
+}
+
+export interface PhaseVerdict {
+  phase: Phase;
+  reason: string;
+  message: string;
+}
+
+/** One phase rule: when `when` holds (and no earlier rule did), the phase is its `verdict`. */
+export interface PhaseRule {
+  name: string;
+  when: (f: PhaseFacts) => boolean;
+  verdict: (f: PhaseFacts) => PhaseVerdict;
+}
+
+/** The phase rules, in order: the first that matches decides the phase, the Ready condition's reason and message. */
+export const PHASE_RULES: readonly PhaseRule[] = [
+  {
+    name: 'spec error',
+    when: (f) => f.specError !== undefined,
+    verdict: (f) => ({ phase: 'Failed', reason: f.specError!.reason, message: f.specError!.message }),
+  },
+  {
+    name: 'topology not supported',
+    when: (f) => f.topology === 'cluster',
+    verdict: () => ({
+      phase: 'Failed',
+      reason: 'TopologyNotSupported',
+      message: 'topology cluster is accepted but not supported by this operator version; nothing was created',
+    }),
+  },
+  {
+    name: 'reconcile error',
+    when: (f) => f.reconcileError !== undefined,
+    verdict: (f) => ({
+      phase: f.wasRunning ? 'Degraded' : 'Failed',
+      reason: 'ReconcileError',
+      message: f.reconcileError!,
+    }),
+  },
+  {
+    name: 'no StatefulSet',
+    when: (f) => f.sts === undefined,
+    verdict: (f) => ({
+      phase: 'Pending',
+      reason: 'StatefulSetNotCreated',
+      message: `StatefulSet ${statefulSetName(f.cc)} does not exist yet`,
+    }),
+  },
+  {
+    name: 'rolling out',
+    when: (f) => f.rollingOut,
+    verdict: (f) => ({
+      phase: 'Provisioning',
+      reason: 'RollingOut',
+      message: `StatefulSet ${statefulSetName(f.cc)}: ${f.updated} of ${f.desiredPods} pods updated, ${f.ready} ready`,
+    }),
+  },
+  {
+    name: 'pods not ready',
+    when: (f) => f.ready < f.desiredPods,
+    verdict: (f) => ({
+      phase: f.wasRunning ? 'Degraded' : 'Provisioning',
+      reason: f.neverConfigured ? 'WaitingForPods' : 'PodsNotReady',
+      message: `${f.ready} of ${f.desiredPods} Redis pods ready`,
+    }),
+  },
+  {
+    name: 'several primaries',
+    when: (f) => f.topology === 'replication' && f.primaries.length > 1,
+    verdict: (f) => ({
+      phase: 'Degraded',
+      reason: 'MultiplePrimaries',
+      message: `pods ${f.primaries.join(', ')} all report role master (split brain): replicas must follow ${podName(f.cc, 0)}`,
+    }),
+  },
+  {
+    name: 'config apply failed',
+    when: (f) => f.config.state === 'failed',
+    verdict: (f) => ({ phase: 'Degraded', reason: 'ConfigApplyFailed', message: f.config.message }),
+  },
+  {
+    name: 'config not verified',
+    when: (f) => f.config.state === 'unknown',
+    verdict: (f) => ({ phase: 'Provisioning', reason: 'ConfigNotVerified', message: f.config.message }),
+  },
+  {
+    name: 'ready',
+    when: () => true,
+    verdict: (f) => ({
+      phase: 'Ready',
+      reason: 'ClusterReady',
+      message: `${f.ready} of ${f.desiredPods} Redis pods ready; ${f.config.message}`,
+    }),
+  },
+];
+
+/** The verdict of the first rule of `PHASE_RULES` that matches (the last one always does). */
+export function decidePhase(facts: PhaseFacts): PhaseVerdict {
+  return PHASE_RULES.find((r) => r.when(facts))!.verdict(facts);
 }
 
 export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
@@ -172,7 +298,7 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     config = { state: 'unknown', reason: 'InvalidSpec', message: specError.message };
   } else {
     // Nothing applied in this reconcile: what was verified before still counts if it is what the spec asks.
-    const desired = desiredEviction(cc);
+    const desired = input.desired ?? desiredEviction(cc);
     const verified =
       prev.appliedConfig !== undefined &&
       prev.appliedConfig.maxmemory === desired.maxmemory &&
@@ -189,65 +315,33 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
         };
   }
 
-  // ---- Phase ---------------------------------------------------------------------------------------
-  let phase: Phase;
-  let reason: string;
-  let message: string;
+  // ---- Phase: the first rule that matches --------------------------------------------------------
   const stsStatus = sts?.status ?? {};
-  const rollingOut =
-    sts !== undefined &&
-    ((stsStatus.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0) ||
-      (sts.spec?.replicas ?? desiredPods) !== desiredPods ||
-      replicas !== desiredPods ||
-      (stsStatus.updatedReplicas ?? 0) < desiredPods ||
-      (stsStatus.currentRevision !== undefined &&
-        stsStatus.updateRevision !== undefined &&
-        stsStatus.currentRevision !== stsStatus.updateRevision));
-  const wasRunning = prev.phase === 'Ready' || prev.phase === 'Degraded';
-  // Never configured: a new cluster (its pods are still being created), not one that lost pods.
-  const neverConfigured = prev.appliedConfig === undefined;
-
-  if (specError !== undefined) {
-    phase = 'Failed';
-    reason = specError.reason;
-    message = specError.message;
-  } else if (spec.topology === 'cluster') {
-    phase = 'Failed';
-    reason = 'TopologyNotSupported';
-    message = 'topology cluster is accepted but not supported by this operator version; nothing was created';
-  } else if (input.reconcileError !== undefined) {
-    phase = wasRunning ? 'Degraded' : 'Failed';
-    reason = 'ReconcileError';
-    message = input.reconcileError;
-  } else if (sts === undefined) {
-    phase = 'Pending';
-    reason = 'StatefulSetNotCreated';
-    message = `StatefulSet ${statefulSetName(cc)} does not exist yet`;
-  } else if (rollingOut) {
-    phase = 'Provisioning';
-    reason = 'RollingOut';
-    message = `StatefulSet ${statefulSetName(cc)}: ${stsStatus.updatedReplicas ?? 0} of ${desiredPods} pods updated, ${ready} ready`;
-  } else if (ready < desiredPods) {
-    phase = wasRunning ? 'Degraded' : 'Provisioning';
-    reason = neverConfigured ? 'WaitingForPods' : 'PodsNotReady';
-    message = `${ready} of ${desiredPods} Redis pods ready`;
-  } else if (spec.topology === 'replication' && (input.primaries?.length ?? 0) > 1) {
-    phase = 'Degraded';
-    reason = 'MultiplePrimaries';
-    message = `pods ${input.primaries!.join(', ')} all report role master (split brain): replicas must follow ${podName(cc, 0)}`;
-  } else if (config.state === 'failed') {
-    phase = 'Degraded';
-    reason = 'ConfigApplyFailed';
-    message = config.message;
-  } else if (config.state === 'unknown') {
-    phase = 'Provisioning';
-    reason = 'ConfigNotVerified';
-    message = config.message;
-  } else {
-    phase = 'Ready';
-    reason = 'ClusterReady';
-    message = `${ready} of ${desiredPods} Redis pods ready; ${config.message}`;
-  }
+  const facts: PhaseFacts = {
+    cc,
+    specError,
+    topology: spec.topology,
+    reconcileError: input.reconcileError,
+    sts,
+    rollingOut:
+      sts !== undefined &&
+      ((stsStatus.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0) ||
+        (sts.spec?.replicas ?? desiredPods) !== desiredPods ||
+        replicas !== desiredPods ||
+        (stsStatus.updatedReplicas ?? 0) < desiredPods ||
+        (stsStatus.currentRevision !== undefined &&
+          stsStatus.updateRevision !== undefined &&
+          stsStatus.currentRevision !== stsStatus.updateRevision)),
+    updated: stsStatus.updatedReplicas ?? 0,
+    ready,
+    desiredPods,
+    wasRunning: prev.phase === 'Ready' || prev.phase === 'Degraded',
+    // Never configured: a new cluster (its pods are still being created), not one that lost pods.
+    neverConfigured: prev.appliedConfig === undefined,
+    primaries: input.primaries ?? [],
+    config,
+  };
+  const { phase, reason, message } = decidePhase(facts);
 
   // ---- Conditions ------------------------------------------------------------------------------------
   const withGen = (c: Omit<ConditionInput, 'observedGeneration'>): ConditionInput =>

@@ -1,0 +1,327 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js';
+import { KubeApiError, type EventInput, type KubeApi, type KubeObject, type ObjectRef } from '../k8s/kube-client.js';
+import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
+import { cacheCluster, withGeneration, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
+import { CONFIG_RETRY_MS, PROGRESS_RETRY_MS, reconcileCacheCluster, type ReconcileDeps } from './cache-cluster.js';
+
+const now = new Date('2026-03-01T10:00:00Z');
+const log = pino({ level: 'silent' });
+
+/** Plain objects merge key by key (as server-side apply keeps fields it was not sent, like `status`); anything else is replaced. */
+function merge(into: unknown, from: unknown): unknown {
+  if (typeof into !== 'object' || into === null || Array.isArray(into)) return structuredClone(from);
+  if (typeof from !== 'object' || from === null || Array.isArray(from)) return structuredClone(from);
+  const out: Record<string, unknown> = { ...(into as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(from)) out[k] = merge(out[k], v);
+  return out;
+}
+
+/**
+ * The API server in memory: the same `KubeApi` the reconcile is given in production, over one store
+ * that is also the informer cache. Every write is recorded.
+ */
+class InMemoryKube implements KubeApi {
+  readonly objects = new Map<string, KubeObject>();
+  readonly applied: KubeObject[] = [];
+  readonly deleted: ObjectRef[] = [];
+  readonly statusPatches: Array<{ ref: ObjectRef; status: CacheClusterStatus }> = [];
+  readonly events: EventInput[] = [];
+  /** When set, `apply` of this kind is refused with this error. */
+  refuse?: { kind: string; error: Error };
+
+  static key(kind: string, namespace: string, name: string): string {
+    return `${kind}/${namespace}/${name}`;
+  }
+  put(obj: KubeObject): void {
+    this.objects.set(InMemoryKube.key(obj.kind!, obj.metadata!.namespace!, obj.metadata!.name!), structuredClone(obj));
+  }
+  cached = (kind: string, namespace: string, name: string): KubeObject | undefined =>
+    this.objects.get(InMemoryKube.key(kind, namespace, name));
+  writes(): number {
+    return this.applied.length + this.deleted.length + this.statusPatches.length + this.events.length;
+  }
+
+  apply<T extends KubeObject>(obj: T): Promise<T> {
+    if (this.refuse && obj.kind === this.refuse.kind) return Promise.reject(this.refuse.error);
+    this.applied.push(structuredClone(obj));
+    const current = this.cached(obj.kind!, obj.metadata!.namespace!, obj.metadata!.name!);
+    const next = merge(current, obj) as T;
+    this.put(next);
+    return Promise.resolve(next);
+  }
+  get<T extends KubeObject>(ref: ObjectRef): Promise<T | undefined> {
+    return Promise.resolve(this.cached(ref.kind, ref.namespace, ref.name) as T | undefined);
+  }
+  delete(ref: ObjectRef): Promise<void> {
+    this.deleted.push(ref);
+    this.objects.delete(InMemoryKube.key(ref.kind, ref.namespace, ref.name));
+    return Promise.resolve();
+  }
+  patchStatus(ref: ObjectRef & { plural: string }, status: unknown): Promise<void> {
+    this.statusPatches.push({ ref, status: structuredClone(status) as CacheClusterStatus });
+    const current = this.cached(ref.kind, ref.namespace, ref.name);
+    if (current) this.put({ ...current, status: structuredClone(status) });
+    return Promise.resolve();
+  }
+  event(e: EventInput): Promise<void> {
+    this.events.push(e);
+    return Promise.resolve();
+  }
+}
+
+/** Every pod answers CONFIG GET with the desired settings; pod 0 is the primary. */
+function podsRunDesired(calls: PodEndpoint[][]): ReconcileDeps['applyEviction'] {
+  return (endpoints, desired) => {
+    calls.push(endpoints);
+    return Promise.resolve(
+      endpoints.map((e, i): PodConfigResult => ({
+        pod: e.pod,
+        applied: true,
+        changed: false,
+        observed: { maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
+        role: i === 0 ? 'master' : 'slave',
+      })),
+    );
+  };
+}
+
+function setup(cc: CacheCluster) {
+  const kube = new InMemoryKube();
+  kube.put(cc as unknown as KubeObject);
+  const evictionCalls: PodEndpoint[][] = [];
+  const deps: ReconcileDeps = {
+    kube,
+    cached: kube.cached,
+    applyEviction: podsRunDesired(evictionCalls),
+    podAddress: (_ns, _pod, dnsName, port) => ({ host: dnsName, port }),
+    now: () => now,
+    log,
+  };
+  const current = () => kube.cached('CacheCluster', 'shop', 'sessions') as unknown as CacheCluster;
+  return { kube, deps, evictionCalls, current };
+}
+
+const sessions = () =>
+  cacheCluster(
+    'sessions',
+    withUid('uid-1'),
+    withGeneration(1),
+    withSpec({ topology: 'replication', replicas: 1, eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } }),
+  );
+
+/** The StatefulSet controller's part: every pod created, updated and ready. */
+function statefulSetRuns(kube: InMemoryKube, pods: number): void {
+  const sts = kube.cached('StatefulSet', 'shop', 'sessions')!;
+  kube.put({
+    ...sts,
+    metadata: { ...sts.metadata, generation: 1 },
+    status: {
+      observedGeneration: 1,
+      replicas: pods,
+      readyReplicas: pods,
+      updatedReplicas: pods,
+      currentRevision: 'r1',
+      updateRevision: 'r1',
+    },
+  });
+}
+
+describe('reconcileCacheCluster over an in-memory API server', () => {
+  it('creates the children and reports Pending; once nothing observed changes, a pass writes nothing', async () => {
+    const { kube, deps, evictionCalls, current } = setup(sessions());
+
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: PROGRESS_RETRY_MS });
+    expect(kube.applied.map((o) => o.kind)[0]).toBe('ConfigMap');
+    expect(new Set(kube.applied.map((o) => `${o.kind}/${o.metadata!.name}`))).toEqual(
+      new Set([
+        'ConfigMap/sessions-config',
+        'Service/sessions-headless',
+        'Service/sessions',
+        'StatefulSet/sessions',
+        'PodDisruptionBudget/sessions',
+      ]),
+    );
+    expect(evictionCalls).toEqual([]); // no StatefulSet observed yet: no pod to configure
+    expect(kube.statusPatches).toHaveLength(1);
+    expect(kube.statusPatches[0]!.ref).toMatchObject({
+      kind: 'CacheCluster',
+      namespace: 'shop',
+      name: 'sessions',
+      plural: 'cachecluster' + 's',
+    });
+    expect(current().status?.phase).toBe('Pending');
+    // A new cluster coming up is news in its status, not in Events.
+    expect(kube.events).toEqual([]);
+
+    // The second pass observes the StatefulSet it created (no pod runs yet) and reports that.
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(current().status?.phase).toBe('Provisioning');
+    expect(kube.applied).toHaveLength(5);
+
+    const before = kube.writes();
+    const third = await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(kube.writes()).toBe(before);
+    expect(third).toEqual({ kind: 'requeueAfter', ms: PROGRESS_RETRY_MS }); // not Ready yet: look again
+  });
+
+  it('reports Ready with events once the pods run the settings, then writes nothing on a second pass', async () => {
+    const { kube, deps, evictionCalls, current } = setup(sessions());
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    statefulSetRuns(kube, 2);
+    kube.applied.length = 0;
+    kube.statusPatches.length = 0;
+    // The ConfigMap still renders what was desired at creation, so nothing is applied again.
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'done' });
+    expect(kube.applied).toEqual([]);
+    expect(evictionCalls.at(-1)).toEqual([
+      { pod: 'sessions-0', host: 'sessions-0.sessions-headless.shop.svc', port: 6379 },
+      { pod: 'sessions-1', host: 'sessions-1.sessions-headless.shop.svc', port: 6379 },
+    ]);
+    expect(kube.statusPatches).toHaveLength(1);
+    expect(current().status).toMatchObject({
+      phase: 'Ready',
+      ready: '2/2',
+      primary: 'sessions-0',
+      maxMemory: '64Mi',
+      appliedConfig: { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' },
+    });
+    expect(kube.events.map((e) => [e.type, e.reason])).toEqual([
+      ['Normal', 'Ready'],
+      ['Normal', 'ConfigApplied'],
+    ]);
+    expect(kube.events[0]!.involved).toEqual({
+      apiVersion: 'cache.ripplecache.io/v1alpha1',
+      kind: 'CacheCluster',
+      namespace: 'shop',
+      name: 'sessions',
+      uid: 'uid-1',
+    });
+
+    const before = kube.writes();
+    const calls = evictionCalls.length;
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'done' });
+    expect(evictionCalls).toHaveLength(calls + 1); // level-triggered: the pods are checked every pass
+    expect(kube.writes()).toBe(before);
+  });
+
+  it('records EvictionSettingsApplied when a verified live change differs from the last one', async () => {
+    const { kube, deps, current } = setup(sessions());
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    statefulSetRuns(kube, 2);
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    const cc = current();
+    kube.put({
+      ...cc,
+      spec: { ...cc.spec, eviction: { policy: 'allkeys-lfu', maxMemory: '128Mi' } },
+    } as unknown as KubeObject);
+    kube.events.length = 0;
+
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(kube.events).toEqual([
+      expect.objectContaining({
+        type: 'Normal',
+        reason: 'EvictionSettingsApplied',
+        message: 'maxmemory 64Mi -> 128Mi, maxmemory-policy allkeys-lru -> allkeys-lfu, applied live on 2/2 pods',
+      }),
+    ]);
+    // Every pod runs the new settings, so redis.conf carries them now.
+    const conf = kube.cached('ConfigMap', 'shop', 'sessions-config')!.data as Record<string, string>;
+    expect(conf['redis.conf']).toMatch(/^maxmemory 134217728$/m);
+    expect(conf['redis.conf']).toMatch(/^maxmemory-policy allkeys-lfu$/m);
+  });
+
+  it('keeps the rendered settings while a pod does not run the new ones, and looks again soon', async () => {
+    const { kube, deps, current } = setup(sessions());
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    statefulSetRuns(kube, 2);
+    const cc = current();
+    kube.put({
+      ...cc,
+      spec: { ...cc.spec, eviction: { policy: 'allkeys-lru', maxMemory: '128Mi' } },
+    } as unknown as KubeObject);
+    deps.applyEviction = (endpoints, desired) =>
+      Promise.resolve(
+        endpoints.map((e, i) =>
+          i === 0
+            ? { pod: e.pod, applied: true, changed: true, observed: desired, role: 'master' }
+            : { pod: e.pod, applied: false, changed: false, message: 'connection refused' },
+        ),
+      );
+
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: CONFIG_RETRY_MS });
+    const conf = kube.cached('ConfigMap', 'shop', 'sessions-config')!.data as Record<string, string>;
+    expect(conf['redis.conf']).toMatch(/^maxmemory 67108864$/m);
+    expect(current().status?.conditions?.find((c) => c.type === 'ConfigApplied')).toMatchObject({
+      status: 'False',
+      reason: 'ApplyFailed',
+    });
+  });
+
+  it('shows a refused child as ReconcileError with a Warning event, and rethrows', async () => {
+    const { kube, deps, current } = setup(sessions());
+    const denied = new KubeApiError('admission webhook "quota" denied the request', 403);
+    kube.refuse = { kind: 'StatefulSet', error: denied };
+
+    await expect(reconcileCacheCluster(deps, 'shop/sessions')).rejects.toBe(denied);
+    expect(kube.statusPatches).toHaveLength(1);
+    expect(current().status?.phase).toBe('Failed');
+    expect(current().status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'ReconcileError',
+      message: 'admission webhook "quota" denied the request',
+    });
+    expect(kube.events).toEqual([
+      expect.objectContaining({
+        type: 'Warning',
+        reason: 'ReconcileError',
+        message: 'admission webhook "quota" denied the request',
+      }),
+    ]);
+
+    // The same refusal again: the status already says so, nothing more is written.
+    const before = kube.statusPatches.length + kube.events.length;
+    await expect(reconcileCacheCluster(deps, 'shop/sessions')).rejects.toBe(denied);
+    expect(kube.statusPatches.length + kube.events.length).toBe(before);
+  });
+
+  it('rethrows a conflict without touching the status (the controller retries at once)', async () => {
+    const { kube, deps } = setup(sessions());
+    const conflict = new KubeApiError('the object has been modified', 409);
+    kube.refuse = { kind: 'ConfigMap', error: conflict };
+
+    await expect(reconcileCacheCluster(deps, 'shop/sessions')).rejects.toBe(conflict);
+    expect(kube.statusPatches).toEqual([]);
+    expect(kube.events).toEqual([]);
+  });
+
+  it('reports an invalid spec as Failed without creating anything', async () => {
+    const { kube, deps, current } = setup(
+      cacheCluster('sessions', withUid('uid-1'), withGeneration(1), withSpec({ eviction: { maxMemoryPercent: 50 } })),
+    );
+
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'done' });
+    expect(kube.applied).toEqual([]);
+    expect(current().status?.phase).toBe('Failed');
+    expect(current().status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidEviction',
+      message: 'eviction.maxMemoryPercent needs resources.limits.memory',
+    });
+    // Again: nothing new to say.
+    const before = kube.writes();
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'done' });
+    expect(kube.writes()).toBe(before);
+  });
+
+  it('does nothing for a CacheCluster that is gone, and says so', async () => {
+    const { kube, deps } = setup(sessions());
+    const gone: string[] = [];
+    deps.onGone = (ns, name) => gone.push(`${ns}/${name}`);
+
+    expect(await reconcileCacheCluster(deps, 'shop/other')).toEqual({ kind: 'done' });
+    expect(gone).toEqual(['shop/other']);
+    expect(kube.writes()).toBe(0);
+  });
+});

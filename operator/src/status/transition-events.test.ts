@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import type { Phase } from '../api/v1alpha1/constants.js';
+import type { CacheClusterStatus, Condition } from '../api/v1alpha1/types.js';
+import { transitionEvents } from './transition-events.js';
+
+const at = '2026-03-01T10:00:00Z';
+const c = (type: string, status: Condition['status'], reason: string, message = `${type} ${reason}`): Condition => ({
+  type,
+  status,
+  reason,
+  message,
+  lastTransitionTime: at,
+});
+const st = (phase: Phase, ...conditions: Condition[]): CacheClusterStatus => ({
+  phase,
+  conditions,
+});
+
+describe('transitionEvents', () => {
+  it.each<[string, CacheClusterStatus | undefined, CacheClusterStatus, Array<[string, string]>]>([
+    ['a new cluster starting up: none', undefined, st('Pending', c('Ready', 'False', 'StatefulSetNotCreated')), []],
+    [
+      'a new reason with the same status while starting: none',
+      st('Provisioning', c('Ready', 'False', 'WaitingForPods')),
+      st('Provisioning', c('Ready', 'False', 'RollingOut')),
+      [],
+    ],
+    [
+      'becoming Ready: Normal Ready',
+      st('Provisioning', c('Ready', 'False', 'WaitingForPods')),
+      st('Ready', c('Ready', 'True', 'ClusterReady')),
+      [['Normal', 'Ready']],
+    ],
+    [
+      'a first state that is a success: Normal',
+      undefined,
+      st('Provisioning', c('ConfigApplied', 'True', 'Applied')),
+      [['Normal', 'ConfigApplied']],
+    ],
+    [
+      'a refused child on a new cluster: Warning ReconcileError',
+      undefined,
+      st('Failed', c('Ready', 'False', 'ReconcileError')),
+      [['Warning', 'ReconcileError']],
+    ],
+    [
+      'losing a pod: Warning with the reason',
+      st('Ready', c('Ready', 'True', 'ClusterReady')),
+      st('Degraded', c('Ready', 'False', 'PodsNotReady')),
+      [['Warning', 'PodsNotReady']],
+    ],
+    [
+      'a new warning reason with the same status: Warning again',
+      st('Degraded', c('Ready', 'False', 'PodsNotReady')),
+      st('Degraded', c('Ready', 'False', 'ConfigApplyFailed')),
+      [['Warning', 'ConfigApplyFailed']],
+    ],
+    [
+      'ConfigApplied failing: always a Warning',
+      st('Provisioning', c('ConfigApplied', 'Unknown', 'NotVerified')),
+      st('Provisioning', c('ConfigApplied', 'False', 'ApplyFailed')),
+      [['Warning', 'ApplyFailed']],
+    ],
+    [
+      'unchanged: none',
+      st('Ready', c('Ready', 'True', 'ClusterReady')),
+      st('Ready', c('Ready', 'True', 'ClusterReady', 'another message')),
+      [],
+    ],
+  ])('%s', (_what, before, after, expected) => {
+    expect(transitionEvents(before, after).map((e) => [e.type, e.reason])).toEqual(expected);
+  });
+
+  it('carries the condition message, and Not<type> when a condition has no reason', () => {
+    const after = st('Failed', { ...c('Ready', 'False', ''), message: 'why' });
+    expect(transitionEvents(undefined, after)).toEqual([{ type: 'Warning', reason: 'NotReady', message: 'why' }]);
+  });
+
+  it('reports a verified live eviction change as EvictionSettingsApplied, after the condition events', () => {
+    const before: CacheClusterStatus = {
+      ...st('Ready', c('Ready', 'True', 'ClusterReady')),
+      appliedConfig: { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' },
+    };
+    const pod = { maxmemory: 134217728, maxmemoryPolicy: 'allkeys-lfu', applied: true };
+    const after: CacheClusterStatus = {
+      ...st('Ready', c('Ready', 'True', 'ClusterReady')),
+      appliedConfig: {
+        maxmemory: 134217728,
+        maxmemoryPolicy: 'allkeys-lfu',
+        pods: [
+          { pod: 'a-0', ...pod },
+          { pod: 'a-1', ...pod },
+        ],
+      },
+    };
+    expect(transitionEvents(before, after)).toEqual([
+      {
+        type: 'Normal',
+        reason: 'EvictionSettingsApplied',
+        message: 'maxmemory 64Mi -> 128Mi, maxmemory-policy allkeys-lru -> allkeys-lfu, applied live on 2/2 pods',
+      },
+    ]);
+    // The first verified settings are not a change.
+    const { appliedConfig: _first, ...neverVerified } = before;
+    expect(transitionEvents(neverVerified, after)).toEqual([]);
+  });
+});

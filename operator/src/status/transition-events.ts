@@ -1,0 +1,57 @@
+/**
+ * Which Events a status change records. Pure: the reconcile posts them after patching the status.
+ */
+import { CONDITION_CONFIG_APPLIED, CONDITION_READY } from '../api/v1alpha1/constants.js';
+import type { CacheClusterStatus } from '../api/v1alpha1/types.js';
+import { formatBytes } from '../desired/quantity.js';
+import { findCondition } from './conditions.js';
+
+export interface TransitionEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/**
+ * Events on transitions of the conditions people act on (Ready, ConfigApplied), then one for a live
+ * eviction change verified on every pod (EvictionSettingsApplied): the only place it shows besides status.
+ */
+export function transitionEvents(before: CacheClusterStatus | undefined, after: CacheClusterStatus): TransitionEvent[] {
+  const events: TransitionEvent[] = [];
+  for (const type of [CONDITION_READY, CONDITION_CONFIG_APPLIED]) {
+    const was = findCondition(before?.conditions, type);
+    const is = findCondition(after.conditions, type);
+    if (!is || (was?.status === is.status && was.reason === is.reason)) continue;
+    const warning =
+      is.status === 'False' &&
+      (type === CONDITION_CONFIG_APPLIED || after.phase === 'Degraded' || after.phase === 'Failed');
+    // Events are for transitions people act on. A condition's first state is news only as a success or a
+    // warning (a new CacheCluster starting up shows in its status), and so is a new reason with the same
+    // status (WaitingForPods -> RollingOut -> WaitingForPods while pods start): an Event for each would
+    // double the writes of every CacheCluster coming up.
+    if (!was && is.status !== 'True' && !warning) continue;
+    if (was && was.status === is.status && !warning) continue;
+    events.push({
+      type: warning ? 'Warning' : 'Normal',
+      reason: is.status === 'True' ? type : is.reason || `Not${type}`,
+      message: is.message,
+    });
+  }
+  const from = before?.appliedConfig;
+  const to = after.appliedConfig;
+  if (
+    from !== undefined &&
+    to !== undefined &&
+    (from.maxmemory !== to.maxmemory || from.maxmemoryPolicy !== to.maxmemoryPolicy)
+  ) {
+    const n = to.pods?.length ?? 0;
+    events.push({
+      type: 'Normal',
+      reason: 'EvictionSettingsApplied',
+      message:
+        `maxmemory ${formatBytes(from.maxmemory)} -> ${formatBytes(to.maxmemory)}, ` +
+        `maxmemory-policy ${from.maxmemoryPolicy} -> ${to.maxmemoryPolicy}, applied live on ${n}/${n} pods`,
+    });
+  }
+  return events;
+}
