@@ -409,11 +409,19 @@ describe('operator on a real control plane', () => {
     await operatorA!.stop('SIGKILL');
     operatorA = undefined;
 
+    // A may have finished mid before the kill landed (its children and status are quick): so wait for B to
+    // hold the Lease and to have reconciled, not only for mid's status.
     await waitFor(
       'B to lead and converge mid',
       async () => {
         const cc = await getJson('cachecluster', 'mid');
-        return cc?.status?.phase === 'Ready' && condition(cc, 'ConfigApplied')?.status === 'True';
+        const holder = (await getJson('lease', 'ripplecache-operator-leader'))?.spec?.holderIdentity;
+        return (
+          holder === 'operator-b' &&
+          (await operatorB!.metric('ripplecache_operator_reconcile_total')) > 0 &&
+          cc?.status?.phase === 'Ready' &&
+          condition(cc, 'ConfigApplied')?.status === 'True'
+        );
       },
       60_000,
       300,
