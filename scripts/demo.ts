@@ -130,15 +130,17 @@ async function main(): Promise<void> {
     for (const [pod, r] of Object.entries(pods)) console.log(await configGet(pod, r.port));
 
     step('Changing sessions to allkeys-lfu / 32Mi: applied live with CONFIG SET, no restart');
-    const hashBefore = (
-      await cp.kubectl([
-        'get',
-        'sts',
-        'sessions',
-        '-o',
-        'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}',
-      ])
-    ).stdout;
+    const restartHash = async () =>
+      (
+        await cp.kubectl([
+          'get',
+          'sts',
+          'sessions',
+          '-o',
+          'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}',
+        ])
+      ).stdout;
+    const hashBefore = await restartHash();
     await show(cp, [
       'patch',
       'cc',
@@ -161,15 +163,7 @@ async function main(): Promise<void> {
       200,
     );
     await show(cp, ['get', 'cc', 'sessions', '-o', 'jsonpath={.status.appliedConfig}{"\\n"}']);
-    const hashAfter = (
-      await cp.kubectl([
-        'get',
-        'sts',
-        'sessions',
-        '-o',
-        'jsonpath={.spec.template.metadata.annotations.cache\\.ripplecache\\.io/restart-hash}',
-      ])
-    ).stdout;
+    const hashAfter = await restartHash();
     console.log(
       `  pod template restart-hash before=${hashBefore} after=${hashAfter} (${hashBefore === hashAfter ? 'unchanged: no restart' : 'CHANGED'})`,
     );
