@@ -5,6 +5,8 @@
  *   restarted on the same data dir (the pod simulator, reading the pod's redis.conf) keeps every write;
  * - none → aof → rdb is applied live with CONFIG SET (CONFIG GET shows it), without a restart or a restart
  *   hash change, and the StatefulSet gets one volume claim per pod;
+ * - the retention policy reaches the StatefulSet controller: whenDeleted Delete removes a deleted
+ *   CacheCluster's claims, Retain keeps them;
  * - podTemplate reaches the real StatefulSet and the pods its controller creates (in a namespace enforcing Pod
  *   Security restricted), the default anti-affinity is there, and `kubectl scale cc` changes the StatefulSet.
  */
@@ -216,6 +218,52 @@ describe('persistence', () => {
       250,
     );
     expect(updates()).toHaveLength(before);
+  });
+});
+
+describe('the volumes when the CacheCluster is deleted', () => {
+  it('whenDeleted Delete removes the PVC, Retain keeps it (the StatefulSet controller acts on the policy)', async () => {
+    // The retention policy may change after creation (storage may not): switch keeps its volume.
+    await apply('switch', {
+      eviction: { maxMemory: '64Mi' },
+      persistence: {
+        mode: 'rdb',
+        storage: { size: '1Gi', className: 'standard' },
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain' },
+      },
+    });
+    await waitFor(
+      'the StatefulSet switch to retain its volumes',
+      async () =>
+        (await getJson('statefulset', 'switch'))?.spec?.persistentVolumeClaimRetentionPolicy?.whenDeleted === 'Retain',
+      30_000,
+      250,
+    );
+    expect(await getJson('persistentvolumeclaim', 'data-switch-0')).toBeDefined();
+    // With Delete, the StatefulSet controller makes the StatefulSet an owner of the claim.
+    await waitFor(
+      'data-durable-0 to be owned by its StatefulSet',
+      async () =>
+        ((await getJson('persistentvolumeclaim', 'data-durable-0'))?.metadata?.ownerReferences ?? []).some(
+          (o: any) => o.kind === 'StatefulSet' && o.name === 'durable',
+        ),
+      30_000,
+      250,
+    );
+    const del = await cp.kubectl(['delete', 'cachecluster', 'durable', 'switch', '-n', NS, '--wait=false']);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor(
+      'both StatefulSets and the claim data-durable-0 to be gone',
+      async () =>
+        (await getJson('statefulset', 'durable')) === undefined &&
+        (await getJson('statefulset', 'switch')) === undefined &&
+        (await getJson('persistentvolumeclaim', 'data-durable-0')) === undefined,
+      60_000,
+      250,
+    );
+    const kept = await getJson('persistentvolumeclaim', 'data-switch-0');
+    expect(kept).toBeDefined();
+    expect(kept.metadata.deletionTimestamp).toBeUndefined();
   });
 });
 
