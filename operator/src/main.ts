@@ -100,7 +100,7 @@ async function main(): Promise<void> {
       applyEviction(endpoints, desired, {
         password,
         timeoutMs: cfg.redisTimeoutMs,
-        beforeWrite: () => fence.assertLeading('CONFIG SET eviction settings'),
+        beforeWrite: () => fence.assertLeading('CONFIG SET live settings'),
       }),
     podAddress: (namespace, pod, fallbackHost, port) =>
       cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },

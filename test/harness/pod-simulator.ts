@@ -1,4 +1,8 @@
 import * as k8s from '@kubernetes/client-node';
+import type { RedisProcess } from './redis.js';
+
+/** The redis.conf settings a restarted pod takes from its ConfigMap; the harness keeps port, bind and dir. */
+const RESTART_SETTINGS = ['appendonly', 'appendfsync', 'save', 'maxmemory', 'maxmemory-policy'];
 
 /**
  * Stands in for the kubelet, which the test control plane does not run: marks the Redis pods that the
@@ -70,5 +74,28 @@ export class PodSimulator {
       );
       this.ready.add(`${name}/${pod.metadata?.uid}`);
     }
+  }
+
+  /**
+   * Restarts the container of `pod` as the kubelet does after a crash: SIGKILLs its local redis-server, then
+   * starts it again on the same data dir with the settings of the redis.conf the pod mounts (its ConfigMap as it
+   * is now: appendonly, appendfsync, save, maxmemory, maxmemory-policy), as the real entrypoint would read it.
+   */
+  async restartRedisContainer(pod: string, redis: RedisProcess): Promise<void> {
+    const p = await this.core.readNamespacedPod({ name: pod, namespace: this.namespace });
+    const volume = p.spec?.volumes?.find((v) => v.configMap !== undefined);
+    if (!volume?.configMap?.name) throw new Error(`pod ${pod} mounts no ConfigMap`);
+    const cm = await this.core.readNamespacedConfigMap({ name: volume.configMap.name, namespace: this.namespace });
+    const conf = cm.data?.['redis.conf'];
+    if (conf === undefined) throw new Error(`ConfigMap ${volume.configMap.name} has no redis.conf`);
+    const args: string[] = [];
+    for (const line of conf.split('\n')) {
+      const [name, ...rest] = line.trim().split(/\s+/);
+      if (!name || !RESTART_SETTINGS.includes(name)) continue;
+      const value = rest.join(' ');
+      args.push(`--${name}`, value === '""' ? '' : value);
+    }
+    await redis.kill();
+    await redis.start(args);
   }
 }

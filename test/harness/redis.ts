@@ -12,7 +12,8 @@ export interface RedisProcess {
   readonly pid: number;
   /** SIGKILLs the process (simulates a crashed pod); `start()` brings it back on the same port. */
   kill(): Promise<void>;
-  start(): Promise<void>;
+  /** Starts the process again on the same port and data dir; `extraArgs` come after (and so override) the others. */
+  start(extraArgs?: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,8 +71,8 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisProcess>
     ...(opts.args ?? []),
   ];
 
-  const launch = async () => {
-    child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const launch = async (extraArgs: string[] = []) => {
+    child = spawn('redis-server', [...args, ...extraArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
     const c = child;
     await waitFor(
       `redis-server on port ${port}`,
@@ -101,7 +102,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisProcess>
       return child?.pid ?? -1;
     },
     kill: () => terminate('SIGKILL'),
-    start: launch,
+    start: (extraArgs?: string[]) => launch(extraArgs),
     stop: async () => {
       await terminate('SIGTERM');
       await rm(dir, { recursive: true, force: true });

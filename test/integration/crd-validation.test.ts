@@ -187,6 +187,104 @@ const invalid: Array<[string, string, RegExp]> = [
     'topology: sentinel\neviction: { policy: allkeys-lru, maxMemory: 64Mi }',
     /spec\.topology: Unsupported value: "sentinel"/,
   ],
+  // ---- persistence ----
+  [
+    'persistence mode aof without storage',
+    'persistence: { mode: aof }',
+    /persistence\.mode rdb and aof write to a volume: set persistence\.storage\.size/,
+  ],
+  [
+    'persistence mode rdb without storage',
+    'persistence: { mode: rdb }',
+    /persistence\.mode rdb and aof write to a volume/,
+  ],
+  [
+    'an unknown persistence mode',
+    'persistence: { mode: always }',
+    /spec\.persistence\.mode: Unsupported value: "always"/,
+  ],
+  [
+    'storage without a size',
+    'persistence: { mode: aof, storage: { className: fast } }',
+    /spec\.persistence\.storage\.size: Required value/,
+  ],
+  [
+    'a storage size of 0',
+    'persistence: { mode: aof, storage: { size: "0" } }',
+    /persistence\.storage\.size must be a positive quantity of bytes/,
+  ],
+  [
+    'a storage size in millibytes',
+    'persistence: { mode: aof, storage: { size: 256m } }',
+    /spec\.persistence\.storage\.size: Invalid value/,
+  ],
+  [
+    'a retention policy without storage',
+    'persistence: { persistentVolumeClaimRetentionPolicy: { whenDeleted: Retain } }',
+    /persistentVolumeClaimRetentionPolicy applies only with persistence\.storage/,
+  ],
+  [
+    'an unknown retention policy',
+    'persistence: { mode: aof, storage: { size: 1Gi }, persistentVolumeClaimRetentionPolicy: { whenScaled: Keep } }',
+    /whenScaled: Unsupported value: "Keep"/,
+  ],
+  // ---- podTemplate ----
+  ...[
+    'cache.ripplecache.io/role',
+    'cache.ripplecache.io/cluster',
+    'app.kubernetes.io/component',
+    'app.kubernetes.io/instance',
+    'statefulset.kubernetes.io/pod-name',
+  ].map((key): [string, string, RegExp] => [
+    `a pod label ${key}`,
+    `podTemplate: { metadata: { labels: { "${key}": x } } }`,
+    /podTemplate\.metadata\.labels must not set the labels the operator and the StatefulSet controller set/,
+  ]),
+  [
+    'the restart-hash pod annotation',
+    'podTemplate: { metadata: { annotations: { "cache.ripplecache.io/restart-hash": "0" } } }',
+    /podTemplate\.metadata\.annotations must not set the operator's annotations/,
+  ],
+  [
+    'a pod label key with a space',
+    'podTemplate: { metadata: { labels: { "bad key": x } } }',
+    /keys of podTemplate labels, annotations, nodeSelector and matchLabels must be label keys/,
+  ],
+  [
+    'a pod label value with a space',
+    'podTemplate: { metadata: { labels: { team: "a b" } } }',
+    /spec\.podTemplate\.metadata\.labels\.team: Invalid value/,
+  ],
+  [
+    'a nodeSelector key with a name part over 63 characters',
+    `podTemplate: { spec: { nodeSelector: { "example.com/${'n'.repeat(64)}": x } } }`,
+    /must be label keys/,
+  ],
+  [
+    'a toleration operator Maybe',
+    'podTemplate: { spec: { tolerations: [{ key: k, operator: Maybe }] } }',
+    /spec\.podTemplate\.spec\.tolerations\[0\]\.operator: Unsupported value: "Maybe"/,
+  ],
+  [
+    'a pod anti-affinity term without topologyKey',
+    'podTemplate: { spec: { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { a: b } } }] } } } }',
+    /topologyKey: Required value/,
+  ],
+  [
+    'a preferred node affinity weight of 0',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 0, preference: {} }] } } } }',
+    /weight: Invalid value: 0: .*greater than or equal to 1/,
+  ],
+  [
+    'a topology spread constraint with maxSkew 0',
+    'podTemplate: { spec: { topologySpreadConstraints: [{ maxSkew: 0, topologyKey: zone, whenUnsatisfiable: DoNotSchedule }] } }',
+    /maxSkew: Invalid value: 0/,
+  ],
+  [
+    'a priorityClassName with upper case',
+    'podTemplate: { spec: { priorityClassName: High_Priority } }',
+    /spec\.podTemplate\.spec\.priorityClassName: Invalid value/,
+  ],
 ];
 
 describe('CacheCluster schema validation by the API server', () => {
@@ -237,8 +335,116 @@ flush: { schedule: "@every 6h", timeZone: Etc/GMT+5 }
       ),
     );
     expect(edges.code, edges.stderr).toBe(0);
+    const placed = await cp.kubectl(
+      ['apply', '--dry-run=server', '-f', '-'],
+      cacheCluster(
+        'placed',
+        `
+topology: replication
+replicas: 2
+persistence:
+  mode: rdb
+  storage: { size: 500M, className: fast-ssd }
+  persistentVolumeClaimRetentionPolicy: { whenDeleted: Retain, whenScaled: Delete }
+podTemplate:
+  metadata:
+    labels: { team: checkout, example.com/tier: cache, empty: "" }
+    annotations: { example.com/owner: "shop team", "prometheus.io/scrape": "true" }
+  spec:
+    nodeSelector: { kubernetes.io/os: linux }
+    tolerations: [{ key: dedicated, operator: Equal, value: cache, effect: NoSchedule }, { operator: Exists }]
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms: [{ matchExpressions: [{ key: kubernetes.io/arch, operator: In, values: [amd64, arm64] }] }]
+      podAntiAffinity: {}
+    topologySpreadConstraints:
+      - { maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway }
+    priorityClassName: cache-critical
+    imagePullSecrets: [{ name: registry }]
+`,
+      ),
+    );
+    expect(placed.code, placed.stderr).toBe(0);
     const examples = await cp.kubectl(['apply', '--dry-run=server', '-f', 'examples/']);
     expect(examples.code, examples.stderr).toBe(0);
+    const placement = await cp.kubectl(['apply', '--dry-run=server', '-f', 'examples/placement/']);
+    expect(placement.code, placement.stderr).toBe(0);
+    expect(placement.stdout).toMatch(/cachecluster\.cache\.ripplecache\.io\/durable-catalog created/);
+  });
+
+  it('refuses fields outside the schema by name (renamed persistence fields, pod security fields in podTemplate)', async () => {
+    for (const [spec, field] of [
+      ['persistence: { mode: aof, size: 1Gi }', 'spec.persistence.size'],
+      ['persistence: { storageClassName: fast }', 'spec.persistence.storageClassName'],
+      ['podTemplate: { spec: { hostNetwork: true } }', 'spec.podTemplate.spec.hostNetwork'],
+      ['podTemplate: { spec: { securityContext: { runAsUser: 0 } } }', 'spec.podTemplate.spec.securityContext'],
+      ['podTemplate: { spec: { containers: [{ name: redis, image: x }] } }', 'spec.podTemplate.spec.containers'],
+    ]) {
+      // kubectl's default field validation (Strict) names the unknown field.
+      const res = await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], cacheCluster('unknown', spec!));
+      expect(res.code, spec).not.toBe(0);
+      expect(res.stderr).toContain(`unknown field "${field}"`);
+    }
+  });
+
+  it('keeps persistence.storage as created; the persistence mode changes freely', async () => {
+    const create = (name: string, persistence: string) =>
+      cp.kubectl(['apply', '-f', '-'], cacheCluster(name, `persistence: ${persistence}`));
+    try {
+      expect((await create('stored', '{ mode: none, storage: { size: 1Gi } }')).code).toBe(0);
+      const aof = await create('stored', '{ mode: aof, storage: { size: 1Gi } }');
+      expect(aof.code, aof.stderr).toBe(0);
+      const immutable = /persistence\.storage cannot be added, removed or changed once the CacheCluster exists/;
+      for (const change of [
+        '{ mode: aof, storage: { size: 2Gi } }',
+        '{ mode: aof, storage: { size: 1Gi, className: fast } }',
+        '{ mode: none }',
+      ]) {
+        const res = await create('stored', change);
+        expect(res.code, change).not.toBe(0);
+        expect(res.stderr).toMatch(immutable);
+      }
+      expect((await create('plain', '{ mode: none }')).code).toBe(0);
+      const added = await create('plain', '{ mode: aof, storage: { size: 1Gi } }');
+      expect(added.code).not.toBe(0);
+      expect(added.stderr).toMatch(immutable);
+      // The retention policy is the StatefulSet's mutable field: it may change.
+      const retention = await create(
+        'stored',
+        '{ mode: aof, storage: { size: 1Gi }, persistentVolumeClaimRetentionPolicy: { whenDeleted: Retain } }',
+      );
+      expect(retention.code, retention.stderr).toBe(0);
+    } finally {
+      await cp.kubectl(['delete', 'cachecluster', 'stored', 'plain', '-n', 'default', '--ignore-not-found']);
+    }
+  });
+
+  it('has a scale subresource: kubectl scale sets spec.replicas, and the CEL rules still hold', async () => {
+    try {
+      const created = await cp.kubectl(
+        ['apply', '-f', '-'],
+        cacheCluster('scaled', 'topology: replication\nreplicas: 1'),
+      );
+      expect(created.code, created.stderr).toBe(0);
+      const scaled = await cp.kubectl(['scale', 'cc/scaled', '-n', 'default', '--replicas=3']);
+      expect(scaled.code, scaled.stderr).toBe(0);
+      const got = await cp.kubectl(['get', 'cc', 'scaled', '-n', 'default', '-o', 'jsonpath={.spec.replicas}']);
+      expect(got.stdout).toBe('3');
+      const tooMany = await cp.kubectl(['scale', 'cc/scaled', '-n', 'default', '--replicas=33']);
+      expect(tooMany.code).not.toBe(0);
+      expect(
+        await cp.kubectl(['get', 'cc', 'scaled', '-n', 'default', '-o', 'jsonpath={.spec.replicas}']),
+      ).toMatchObject({
+        stdout: '3',
+      });
+      expect((await cp.kubectl(['apply', '-f', '-'], cacheCluster('single', 'topology: standalone'))).code).toBe(0);
+      const standalone = await cp.kubectl(['scale', 'cc/single', '-n', 'default', '--replicas=2']);
+      expect(standalone.code).not.toBe(0);
+      expect(standalone.stderr).toMatch(/topology standalone has no read replicas/);
+    } finally {
+      await cp.kubectl(['delete', 'cachecluster', 'scaled', 'single', '-n', 'default', '--ignore-not-found']);
+    }
   });
 
   it('documents its fields for kubectl explain and shows printer columns', async () => {

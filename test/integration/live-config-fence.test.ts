@@ -1,5 +1,6 @@
 /**
- * The leadership fence on the operator's only Redis write path (CONFIG SET of the eviction settings),
+ * The leadership fence on the operator's only Redis write path (CONFIG SET of the eviction settings and the
+ * persistence mode's appendonly / save),
  * against a real redis-server: a refused write sends nothing, a fence that lapses between two writes stops
  * the second, and the refusal reaches the caller (it is not turned into a per-pod "not applied").
  */
@@ -38,6 +39,8 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
+  await admin.call('CONFIG', 'SET', 'appendonly', 'no');
+  await admin.call('CONFIG', 'SET', 'save', '');
   await admin.call('CONFIG', 'SET', 'maxmemory', '0');
   await admin.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
   await admin.call('CONFIG', 'RESETSTAT');
@@ -77,5 +80,40 @@ describe('CONFIG SET behind the leadership fence', () => {
       timeoutMs: 500,
     });
     expect(r).toMatchObject({ pod: 'gone-0', applied: false, changed: false });
+  });
+
+  it('applies the persistence mode live (appendonly, save) and verifies it; the fence guards it too', async () => {
+    const persistence = async () => ({
+      appendonly: ((await admin.call('CONFIG', 'GET', 'appendonly')) as string[])[1],
+      save: ((await admin.call('CONFIG', 'GET', 'save')) as string[])[1],
+    });
+    const aof = { ...desired, persistence: { appendonly: 'yes', save: '' } };
+    const refuse = () => {
+      throw new NotLeaderError('not the leader');
+    };
+    // Eviction already as desired: only the persistence setting is left to write, and the fence stops it.
+    await applyEvictionToPod(ep, desired, { beforeWrite: () => undefined });
+    await admin.call('CONFIG', 'RESETSTAT');
+    await expect(applyEvictionToPod(ep, aof, { beforeWrite: refuse })).rejects.toBeInstanceOf(NotLeaderError);
+    expect(await configSetCalls()).toBe(0);
+    expect(await persistence()).toEqual({ appendonly: 'no', save: '' });
+
+    expect(await applyEvictionToPod(ep, aof, { beforeWrite: () => undefined })).toMatchObject({
+      applied: true,
+      changed: true,
+    });
+    expect(await persistence()).toEqual({ appendonly: 'yes', save: '' });
+    expect(await configSetCalls()).toBe(1);
+    // Already there: nothing is written.
+    expect(await applyEvictionToPod(ep, aof, { beforeWrite: () => undefined })).toMatchObject({
+      applied: true,
+      changed: false,
+    });
+    expect(await configSetCalls()).toBe(1);
+
+    const rdb = { ...desired, persistence: { appendonly: 'no', save: '3600 1 300 100 60 10000' } };
+    expect(await applyEvictionToPod(ep, rdb, { beforeWrite: () => undefined })).toMatchObject({ applied: true });
+    expect(await persistence()).toEqual(rdb.persistence);
+    expect(await configSetCalls()).toBe(3);
   });
 });

@@ -55,6 +55,25 @@ const SHAPES: Array<[string, CacheClusterSpec]> = [
     },
   ],
   ['debian-image', { image: 'redis:7.2', flush: { schedule: '@hourly' } }],
+  [
+    'persistence-placement',
+    {
+      topology: 'replication',
+      persistence: { mode: 'aof', storage: { size: '1Gi' } },
+      podTemplate: {
+        metadata: { labels: { team: 'checkout' }, annotations: { 'example.com/owner': 'shop' } },
+        spec: {
+          nodeSelector: { 'kubernetes.io/os': 'linux' },
+          tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'cache', effect: 'NoSchedule' }],
+          topologySpreadConstraints: [
+            { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' },
+          ],
+          imagePullSecrets: [{ name: 'registry' }],
+        },
+      },
+      flush: { schedule: '@hourly' },
+    },
+  ],
 ];
 
 /** Server-side dry-run create in the restricted namespace; resolves with kubectl's exit code and stderr. */
@@ -72,13 +91,22 @@ async function expectAdmittedWithoutWarnings(obj: Json): Promise<Json> {
   return stored!;
 }
 
-/** A bare Pod from a pod template, as a controller would create it: the profile's `enforce` mode applies. */
-function podFrom(name: string, template: Json): Json {
+/**
+ * A bare Pod from a pod template, as a controller would create it: the profile's `enforce` mode applies. With
+ * `claims` (a StatefulSet's volumeClaimTemplates), the volumes the StatefulSet controller adds for them.
+ */
+function podFrom(name: string, template: Json, claims: Json[] = []): Json {
+  const spec = structuredClone(template.spec);
+  for (const c of claims)
+    spec.volumes = [
+      ...(spec.volumes ?? []),
+      { name: c.metadata.name, persistentVolumeClaim: { claimName: `${c.metadata.name}-${name}` } },
+    ];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: NS, labels: template.metadata?.labels ?? {} },
-    spec: structuredClone(template.spec),
+    spec,
   };
 }
 
@@ -157,7 +185,7 @@ describe.each(SHAPES)('CacheCluster %s', (name, spec) => {
     const stored = await expectAdmittedWithoutWarnings(sts);
     // What the API server would store runs Redis as the image's redis user, never root.
     expect(stored.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999 });
-    await expectAdmittedWithoutWarnings(podFrom(`${name}-0`, sts.spec.template));
+    await expectAdmittedWithoutWarnings(podFrom(`${name}-0`, sts.spec.template, sts.spec.volumeClaimTemplates));
   });
 
   it('flush CronJob: admitted without warnings; a Pod from its template is admitted under enforce', async () => {

@@ -48,8 +48,24 @@ describe('desiredConfigMap', () => {
       'maxmemory 268435456',
       'maxmemory-policy allkeys-lru',
       'appendonly no',
+      'appendfsync everysec',
       'save ""',
     ]);
+  });
+
+  it.each([
+    ['none', 'appendonly no', 'save ""'],
+    ['rdb', 'appendonly no', 'save 3600 1 300 100 60 10000'],
+    ['aof', 'appendonly yes', 'save ""'],
+  ] as const)('renders persistence mode %s as %s and %s, writing to /data', (mode, appendonly, save) => {
+    const conf = desiredConfigMap(
+      cc({ eviction: { maxMemory: '64Mi' }, persistence: { mode, storage: { size: '1Gi' } } }),
+    ).data['redis.conf']!;
+    const lines = confLines(conf);
+    expect(lines).toContain(appendonly);
+    expect(lines).toContain(save);
+    expect(lines).toContain('dir /data');
+    expect(lines.filter((l) => l.startsWith('save ') || l.startsWith('appendonly '))).toHaveLength(2);
   });
 
   it('renders the applied eviction settings when given, not the spec', () => {

@@ -8,6 +8,7 @@ import { commonLabels } from './labels.js';
 import { flushCronJobName, serviceHost } from './names.js';
 import { childMetadata } from './owner-reference.js';
 import { passwordEnv } from './password-env.js';
+import { imagePullSecrets } from './pod-placement.js';
 import { redisPodSecurityContext, restrictedContainerSecurityContext } from './pod-security.js';
 import { resolveSpec } from './resolved-spec.js';
 import { shellQuote } from './shell-quote.js';
@@ -67,6 +68,7 @@ export function desiredFlushCronJob(cc: CacheCluster, _opts: DesiredOptions = {}
   const spec = resolveSpec(cc);
   const podLabels = { ...commonLabels(cc), [LABEL_COMPONENT]: COMPONENT_FLUSH };
   const env = passwordEnv(spec, ['REDISCLI_AUTH']);
+  const pullSecrets = imagePullSecrets(cc);
   const cronJob: CronJob = {
     apiVersion: 'batch/v1',
     kind: 'CronJob',
@@ -87,6 +89,8 @@ export function desiredFlushCronJob(cc: CacheCluster, _opts: DesiredOptions = {}
             spec: {
               enableServiceLinks: false,
               restartPolicy: 'Never',
+              // The same image as the Redis pods: the same pull secrets.
+              ...(pullSecrets !== undefined ? { imagePullSecrets: pullSecrets } : {}),
               // Pod Security `restricted`, as the Redis pods: redis-cli and sh need no writable path.
               securityContext: redisPodSecurityContext(),
               containers: [

@@ -3,6 +3,7 @@
  * the builders set. Type aliases (not interfaces) so that they are assignable to index-signature types
  * such as the k8s adapter's `KubeObject`.
  */
+import type { Affinity, Toleration, TopologySpreadConstraint } from '../api/v1alpha1/types.js';
 
 export type OwnerReference = {
   apiVersion: string;
@@ -81,6 +82,12 @@ export type Volume = {
 
 export type PodSpec = {
   enableServiceLinks: boolean;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Toleration[];
+  affinity?: Affinity;
+  topologySpreadConstraints?: TopologySpreadConstraint[];
+  priorityClassName?: string;
+  imagePullSecrets?: Array<{ name: string }>;
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   terminationGracePeriodSeconds?: number;
   securityContext?: PodSecurityContext;
@@ -124,6 +131,17 @@ export type StatefulSet = {
     replicas: number;
     selector: LabelSelector;
     template: PodTemplateSpec;
+    volumeClaimTemplates?: PersistentVolumeClaimTemplate[];
+    persistentVolumeClaimRetentionPolicy?: { whenDeleted: 'Retain' | 'Delete'; whenScaled: 'Retain' | 'Delete' };
+  };
+};
+
+export type PersistentVolumeClaimTemplate = {
+  metadata: { name: string; labels: Record<string, string> };
+  spec: {
+    accessModes: ['ReadWriteOnce'];
+    storageClassName?: string;
+    resources: { requests: { storage: string | number } };
   };
 };
 

@@ -33,3 +33,10 @@ export function selectorLabels(cc: CacheClusterRef): Record<string, string> {
 export function serverPodLabels(cc: CacheClusterRef): Record<string, string> {
   return { ...commonLabels(cc), ...selectorLabels(cc) };
 }
+
+/** `selectorLabels` as a label selector string (`k=v,k=v`), as the `/scale` subresource reports it. */
+export function selectorString(cc: CacheClusterRef): string {
+  return Object.entries(selectorLabels(cc))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}

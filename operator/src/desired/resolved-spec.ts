@@ -20,7 +20,12 @@ export interface ResolvedSpec {
   pods: number;
   image: string;
   defaultTTLSeconds: number;
-  persistence: { mode: PersistenceMode; size?: Quantity; storageClassName?: string; retentionPolicy?: RetentionPolicy };
+  persistence: {
+    mode: PersistenceMode;
+    /** The volumes, when asked for (then also the retention policy, defaults applied). */
+    storage?: { size: Quantity; className?: string };
+    retention?: { whenDeleted: RetentionPolicy; whenScaled: RetentionPolicy };
+  };
   resources?: ResourceRequirements;
   exporter: boolean;
   serviceMonitor: boolean;
@@ -47,13 +52,18 @@ export function resolveSpec(cc: CacheCluster): ResolvedSpec {
     image: s.image ?? DEFAULTS.image,
     defaultTTLSeconds: s.defaultTTLSeconds ?? DEFAULTS.defaultTTLSeconds,
     persistence:
-      mode === 'none'
+      p.storage === undefined
         ? { mode }
         : {
             mode,
-            size: p.size ?? DEFAULTS.persistence.size,
-            ...(p.storageClassName !== undefined ? { storageClassName: p.storageClassName } : {}),
-            retentionPolicy: p.retentionPolicy ?? DEFAULTS.persistence.retentionPolicy,
+            storage: {
+              size: p.storage.size,
+              ...(p.storage.className !== undefined ? { className: p.storage.className } : {}),
+            },
+            retention: {
+              whenDeleted: p.persistentVolumeClaimRetentionPolicy?.whenDeleted ?? DEFAULTS.persistence.whenDeleted,
+              whenScaled: p.persistentVolumeClaimRetentionPolicy?.whenScaled ?? DEFAULTS.persistence.whenScaled,
+            },
           },
     exporter: s.metrics?.exporter ?? DEFAULTS.metrics.exporter,
     serviceMonitor: s.metrics?.serviceMonitor ?? DEFAULTS.metrics.serviceMonitor,

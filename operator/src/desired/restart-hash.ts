@@ -6,16 +6,18 @@ import type { DesiredOptions } from './desired-options.js';
 import { resolveSpec } from './resolved-spec.js';
 
 /**
- * The settings that need a Redis pod restart: image, topology, persistence, resources, the exporter
- * and the auth Secret (its name, key and a digest of the password it holds). Never eviction (a live setting), never `defaultTTLSeconds` or sidecar settings
- * (read by sidecars, not Redis), never the replica count (scaling adds or removes pods only).
+ * The settings that need a Redis pod restart: image, topology, resources, the exporter and the auth
+ * Secret (its name, key and a digest of the password it holds). Never eviction or the persistence mode
+ * (live settings: CONFIG SET maxmemory / appendonly / save), never `persistence.storage` (fixed at creation;
+ * its volumes are part of the pod template), never `defaultTTLSeconds` or sidecar settings (read by
+ * sidecars, not Redis), never the replica count (scaling adds or removes pods only), never `podTemplate`
+ * (labels and placement: a change there is a new pod template, which rolls the pods by itself).
  */
 export function restartSettings(cc: CacheCluster, opts: DesiredOptions = {}): Record<string, unknown> {
   const spec = resolveSpec(cc);
   return {
     image: spec.image,
     topology: spec.topology,
-    persistence: spec.persistence,
     resources: spec.resources ?? null,
     exporter: spec.exporter ? { image: opts.exporterImage ?? DEFAULT_EXPORTER_IMAGE } : null,
     authSecret: spec.authSecretRef ?? null,

@@ -198,12 +198,19 @@ describe('restart hash', () => {
     expect(hashOf({ ...base, topology: 'replication', replicas: 1, flush: { schedule: '@hourly' } })).toBe(h);
   });
 
-  it('changes with the image, topology, persistence, resources, exporter and auth Secret', () => {
+  it('stays when the persistence mode changes (CONFIG SET appendonly / save, live) or podTemplate does', () => {
+    const stored: CacheClusterSpec = { ...base, persistence: { mode: 'none', storage: { size: '1Gi' } } };
+    const h = hashOf(stored);
+    expect(hashOf({ ...base, persistence: { mode: 'aof', storage: { size: '1Gi' } } })).toBe(h);
+    expect(hashOf({ ...base, persistence: { mode: 'rdb', storage: { size: '1Gi' } } })).toBe(h);
+    expect(hashOf({ ...stored, podTemplate: { spec: { nodeSelector: { disk: 'ssd' } } } })).toBe(h);
+  });
+
+  it('changes with the image, topology, resources, exporter and auth Secret', () => {
     const h = hashOf(base);
     const changed: CacheClusterSpec[] = [
       { ...base, image: 'redis:7.4-alpine' },
       { ...base, topology: 'replication' },
-      { ...base, persistence: { mode: 'aof' } },
       { ...base, resources: { limits: { memory: '1Gi' } } },
       { ...base, metrics: { exporter: true } },
       { ...base, auth: { secretRef: { name: 'a', key: 'password' } } },
@@ -211,7 +218,7 @@ describe('restart hash', () => {
     const hashes = changed.map(hashOf);
     for (const x of hashes) expect(x).not.toBe(h);
     expect(new Set(hashes).size).toBe(hashes.length);
-    expect(hashOf({ ...base, auth: { secretRef: { name: 'b', key: 'password' } } })).not.toBe(hashOf(changed[5]!));
+    expect(hashOf({ ...base, auth: { secretRef: { name: 'b', key: 'password' } } })).not.toBe(hashOf(changed[4]!));
   });
 
   it('changes when the password in the auth Secret is rotated (its digest), and never contains it', () => {

@@ -11,11 +11,12 @@ import {
 } from '../api/v1alpha1/constants.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import type { DesiredOptions } from './desired-options.js';
-import type { Container, EnvVar, StatefulSet } from './kube-types.js';
-import { selectorLabels, serverPodLabels } from './labels.js';
+import type { Container, EnvVar, PersistentVolumeClaimTemplate, StatefulSet, Volume } from './kube-types.js';
+import { commonLabels, selectorLabels, serverPodLabels } from './labels.js';
 import { configMapName, headlessServiceName, podHost, statefulSetName } from './names.js';
 import { childMetadata } from './owner-reference.js';
 import { passwordEnv } from './password-env.js';
+import { mergePodMetadata, podPlacement } from './pod-placement.js';
 import { redisPodSecurityContext, restrictedContainerSecurityContext } from './pod-security.js';
 import { redisResources } from './redis-resources.js';
 import { resolveSpec } from './resolved-spec.js';
@@ -72,7 +73,8 @@ function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
       { name: 'data', mountPath: REDIS_DATA_DIR },
     ],
     resources: redisResources(spec.resources),
-    // Redis writes only to `dir` (/data, an emptyDir); the config is read from the ConfigMap volume.
+    // Redis writes only to `dir` (/data: an emptyDir, or the pod's volume claim with persistence.storage);
+    // the config is read from the ConfigMap volume.
     securityContext: restrictedContainerSecurityContext(),
   };
   const env: EnvVar[] = [];
@@ -95,19 +97,45 @@ function exporterContainer(spec: ResolvedSpec, image: string): Container {
   };
 }
 
+/** The volume claim template `data` of `persistence.storage`: one ReadWriteOnce volume per pod. */
+export function dataVolumeClaimTemplate(
+  cc: CacheCluster,
+  storage: NonNullable<ResolvedSpec['persistence']['storage']>,
+): PersistentVolumeClaimTemplate {
+  return {
+    metadata: { name: 'data', labels: { ...commonLabels(cc), ...selectorLabels(cc) } },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      ...(storage.className !== undefined ? { storageClassName: storage.className } : {}),
+      resources: { requests: { storage: storage.size } },
+    },
+  };
+}
+
 /**
  * `<name>`: the Redis pods. 1 pod for standalone, 1 + replicas for replication (pod 0 the primary).
- * The pod template depends only on restart-requiring settings; eviction reaches the pods through
- * CONFIG SET and the ConfigMap (mounted under a fixed name), so changing it never rolls the pods.
+ * The pod template depends only on restart-requiring settings and on `podTemplate` (labels, annotations,
+ * placement); eviction and the persistence mode reach the pods through CONFIG SET and the ConfigMap
+ * (mounted under a fixed name), so changing them never rolls the pods. With `persistence.storage`, /data is
+ * a volume claim template `data` (one PVC per pod, kept or deleted as the retention policy says); else an
+ * emptyDir. By default the pods prefer different nodes (`podPlacement`).
  * Topology `cluster` is not supported: `desiredChildren` builds nothing for it. The pods meet Pod
  * Security `restricted`: Redis and the exporter run as the Redis image's user (not root), without
- * capabilities or privilege escalation, on a read-only root filesystem, with the runtime's seccomp profile.
+ * capabilities or privilege escalation, on a read-only root filesystem, with the runtime's seccomp profile;
+ * `podTemplate` cannot change that (only its named placement fields are copied).
  */
 export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}): StatefulSet {
   const spec = resolveSpec(cc);
   const containers = [redisContainer(cc, spec)];
   if (spec.exporter) containers.push(exporterContainer(spec, opts.exporterImage ?? DEFAULT_EXPORTER_IMAGE));
-  return {
+  const { storage, retention } = spec.persistence;
+  const volumes: Volume[] = [
+    { name: 'config', configMap: { name: configMapName(cc), items: [{ key: REDIS_CONF_KEY, path: REDIS_CONF_KEY }] } },
+  ];
+  // Without storage, the data lives in the pod (a cache); with it, the claim template `data` provides the volume.
+  if (storage === undefined) volumes.push({ name: 'data', emptyDir: {} });
+  const userMeta = cc.spec.podTemplate?.metadata;
+  const sts: StatefulSet = {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
     metadata: childMetadata(cc, statefulSetName(cc)),
@@ -117,23 +145,26 @@ export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}):
       selector: { matchLabels: selectorLabels(cc) },
       template: {
         metadata: {
-          labels: serverPodLabels(cc),
-          annotations: { [ANNOTATION_RESTART_HASH]: restartHash(cc, opts) },
+          labels: mergePodMetadata(userMeta?.labels, serverPodLabels(cc), 'label'),
+          annotations: mergePodMetadata(
+            userMeta?.annotations,
+            { [ANNOTATION_RESTART_HASH]: restartHash(cc, opts) },
+            'annotation',
+          ),
         },
         spec: {
           enableServiceLinks: false,
+          ...podPlacement(cc),
           securityContext: redisPodSecurityContext(),
           containers,
-          volumes: [
-            {
-              name: 'config',
-              configMap: { name: configMapName(cc), items: [{ key: REDIS_CONF_KEY, path: REDIS_CONF_KEY }] },
-            },
-            // persistence rdb/aof is accepted but not supported yet: no volume claim, data lives in the pod.
-            { name: 'data', emptyDir: {} },
-          ],
+          volumes,
         },
       },
     },
   };
+  if (storage !== undefined) {
+    sts.spec.volumeClaimTemplates = [dataVolumeClaimTemplate(cc, storage)];
+    if (retention !== undefined) sts.spec.persistentVolumeClaimRetentionPolicy = { ...retention };
+  }
+  return sts;
 }

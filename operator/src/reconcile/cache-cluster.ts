@@ -15,10 +15,11 @@ import { desiredChildren, type DesiredChildren } from '../desired/children.js';
 import { desiredEviction, type EvictionSettings } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { configMapName, flushCronJobName, podHost, podName, statefulSetName } from '../desired/names.js';
+import { desiredPersistence } from '../desired/persistence.js';
 import { evictionToRender, renderedEviction, sameEviction } from '../desired/rendered-eviction.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
 import { KubeApiError, type KubeApi, type KubeObject } from '../k8s/kube-client.js';
-import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
+import type { LiveSettings, PodConfigResult, PodEndpoint } from '../redis/live-config.js';
 import {
   computeStatus,
   statusEqual,
@@ -34,7 +35,8 @@ export interface ReconcileDeps {
   kube: KubeApi;
   /** The informer cache: current objects by kind, without an API call. */
   cached: (kind: string, namespace: string, name: string) => KubeObject | undefined;
-  applyEviction: (endpoints: PodEndpoint[], desired: EvictionSettings, password?: string) => Promise<PodConfigResult[]>;
+  /** CONFIG GET / SET / GET of the live settings: eviction and the persistence mode's appendonly / save. */
+  applyEviction: (endpoints: PodEndpoint[], desired: LiveSettings, password?: string) => Promise<PodConfigResult[]>;
   /** Where a pod's Redis is reached: its headless DNS name, unless overridden (tests, local demo). */
   podAddress: (namespace: string, pod: string, dnsName: string, port: number) => { host: string; port: number };
   now: () => Date;
@@ -121,9 +123,13 @@ function observe(deps: ReconcileDeps, key: string): Observed | undefined {
   };
 }
 
-/** Step 2, desired eviction settings; an invalid spec is a status (then undefined), not an error to retry. */
+/**
+ * Step 2, desired eviction settings (and a check of the persistence mode's); an invalid spec is a status (then
+ * undefined), not an error to retry.
+ */
 async function desiredEvictionStep(deps: ReconcileDeps, o: Observed): Promise<EvictionSettings | undefined> {
   try {
+    desiredPersistence(o.cc);
     return desiredEviction(o.cc);
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
@@ -175,13 +181,20 @@ async function applyLiveConfig(
     const addr = deps.podAddress(ns, pod, podHost(cc, i), REDIS_PORT);
     endpoints.push({ pod, host: addr.host, port: addr.port });
   }
-  const results = await deps.applyEviction(endpoints, desired, password);
+  const persistence = desiredPersistence(cc);
+  const results = await deps.applyEviction(endpoints, { ...desired, persistence }, password);
   for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
   const changed = results.filter((r) => r.changed).map((r) => r.pod);
   if (changed.length)
     o.log.info(
-      { pods: changed, maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
-      'Applied eviction settings with CONFIG SET',
+      {
+        pods: changed,
+        maxmemory: desired.maxmemory,
+        maxmemoryPolicy: desired.maxmemoryPolicy,
+        appendonly: persistence.appendonly,
+        save: persistence.save,
+      },
+      'Applied live settings with CONFIG SET',
     );
   return {
     configResult: { desired, pods: results },

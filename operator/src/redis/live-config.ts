@@ -18,6 +18,15 @@ export interface EvictionSettings {
   maxmemoryPolicy: string;
 }
 
+/** `appendonly` and `save` as CONFIG GET reports them (`save` "" when snapshots are off). */
+export interface PersistenceSettings {
+  appendonly: string;
+  save: string;
+}
+
+/** What the operator brings every pod to: the eviction settings and, when given, the persistence mode's. */
+export type LiveSettings = EvictionSettings & { persistence?: PersistenceSettings };
+
 export interface PodConfigResult {
   pod: string;
   /** True when CONFIG GET, after any CONFIG SET, shows the desired settings. */
@@ -75,6 +84,12 @@ async function readEviction(r: Redis): Promise<EvictionSettings> {
   return { maxmemory: Number(mm[1]), maxmemoryPolicy: String(mp[1]) };
 }
 
+async function readPersistence(r: Redis): Promise<PersistenceSettings> {
+  const ao = (await r.call('CONFIG', 'GET', 'appendonly')) as string[];
+  const sv = (await r.call('CONFIG', 'GET', 'save')) as string[];
+  return { appendonly: String(ao[1]), save: String(sv[1]) };
+}
+
 function describe(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   // ioredis messages can echo the command; AUTH arguments never appear in CONFIG calls, but be safe.
@@ -90,13 +105,15 @@ class WriteRefused extends Error {
 }
 
 /**
- * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify.
+ * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify. With
+ * `desired.persistence`, also `appendonly` (`CONFIG SET appendonly yes` starts the append-only file from the
+ * data in memory, no restart) and `save`.
  * Never throws for Redis failures: they come back as `applied: false` with a message. Throws only what
  * `opts.beforeWrite` throws (and then writes nothing more).
  */
 export async function applyEvictionToPod(
   ep: PodEndpoint,
-  desired: EvictionSettings,
+  desired: LiveSettings,
   opts: LiveConfigOptions = {},
 ): Promise<PodConfigResult> {
   const write = (r: Redis, ...args: string[]) => {
@@ -120,9 +137,31 @@ export async function applyEvictionToPod(
         await write(r, 'maxmemory-policy', desired.maxmemoryPolicy);
         changed = true;
       }
+      const persistence = desired.persistence;
+      let persisted: PersistenceSettings | undefined;
+      if (persistence !== undefined) {
+        persisted = await readPersistence(r);
+        let persistenceChanged = false;
+        if (persisted.appendonly !== persistence.appendonly) {
+          await write(r, 'appendonly', persistence.appendonly);
+          persistenceChanged = true;
+        }
+        if (persisted.save !== persistence.save) {
+          await write(r, 'save', persistence.save);
+          persistenceChanged = true;
+        }
+        if (persistenceChanged) persisted = await readPersistence(r);
+        changed ||= persistenceChanged;
+      }
       const after = changed ? await readEviction(r) : before;
       const role = String(((await r.call('ROLE')) as unknown[])[0]);
-      const applied = after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
+      const persistenceApplied =
+        persistence === undefined ||
+        (persisted?.appendonly === persistence.appendonly && persisted.save === persistence.save);
+      const applied =
+        after.maxmemory === desired.maxmemory &&
+        after.maxmemoryPolicy === desired.maxmemoryPolicy &&
+        persistenceApplied;
       return applied
         ? { pod: ep.pod, applied, changed, observed: after, role }
         : {
@@ -131,7 +170,10 @@ export async function applyEvictionToPod(
             changed,
             observed: after,
             role,
-            message: `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy} after CONFIG SET`,
+            message:
+              `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy}` +
+              (persisted !== undefined ? ` appendonly=${persisted.appendonly} save="${persisted.save}"` : '') +
+              ' after CONFIG SET',
           };
     });
   } catch (err) {
@@ -140,10 +182,10 @@ export async function applyEvictionToPod(
   }
 }
 
-/** Applies `desired` to every pod concurrently (primary and replicas alike). */
+/** Applies `desired` to every pod concurrently (primary and replicas alike; replicas persist their own copy). */
 export async function applyEviction(
   endpoints: PodEndpoint[],
-  desired: EvictionSettings,
+  desired: LiveSettings,
   opts: LiveConfigOptions = {},
 ): Promise<PodConfigResult[]> {
   return Promise.all(endpoints.map((ep) => applyEvictionToPod(ep, desired, opts)));

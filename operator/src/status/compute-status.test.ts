@@ -401,7 +401,8 @@ describe('unsupportedFields', () => {
       unsupportedFields(
         cc({
           auth: { secretRef: { name: 'a', key: 'b' } },
-          persistence: { mode: 'none' },
+          persistence: { mode: 'aof', storage: { size: '1Gi' } },
+          podTemplate: { spec: { nodeSelector: { disk: 'ssd' } } },
           metrics: { exporter: true, serviceMonitor: false },
         }),
       ),
@@ -411,14 +412,32 @@ describe('unsupportedFields', () => {
         cc({
           topology: 'cluster',
           shards: 3,
-          persistence: { mode: 'aof' },
+          persistence: { mode: 'aof', storage: { size: '1Gi' } },
           metrics: { serviceMonitor: true },
           sidecar: { origin: { http: { url: 'http://x' } } },
         }),
       ),
-    ).toEqual(['spec.topology: cluster', 'spec.shards', 'spec.persistence.mode: aof', 'spec.metrics.serviceMonitor']);
+    ).toEqual(['spec.topology: cluster', 'spec.shards', 'spec.metrics.serviceMonitor']);
     // The origin reaches injected sidecars (sidecar.yaml + RIPPLECACHE_ORIGIN): supported.
     expect(unsupportedFields(cc({ sidecar: { origin: { http: { url: 'http://x' } } } }))).toEqual([]);
+  });
+});
+
+describe('the scale subresource fields', () => {
+  it('reports read replicas (pods besides the primary) and the pod selector', () => {
+    const input = (spec: CacheClusterSpec, set?: ObservedStatefulSet): ComputeStatusInput => ({
+      cc: cc(spec),
+      unsupported: [],
+      now,
+      ...(set ? { statefulSet: set } : {}),
+    });
+    const selector = 'cache.ripplecache.io/cluster=sessions,app.kubernetes.io/component=server';
+    expect(computeStatus(input({}))).toMatchObject({ currentReplicas: 0, selector });
+    expect(computeStatus(input({}, sts(1, 1)))).toMatchObject({ replicas: 1, currentReplicas: 0, selector });
+    expect(computeStatus(input({ topology: 'replication', replicas: 3 }, sts(4, 2)))).toMatchObject({
+      replicas: 4,
+      currentReplicas: 3,
+    });
   });
 });
 

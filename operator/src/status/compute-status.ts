@@ -20,6 +20,7 @@ import type {
 } from '../api/v1alpha1/types.js';
 import { desiredEviction } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
+import { selectorString } from '../desired/labels.js';
 import { podName, serviceEndpoint, statefulSetName } from '../desired/names.js';
 import { formatBytes } from '../desired/quantity.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
@@ -394,6 +395,9 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   if (generation !== undefined) status.observedGeneration = generation;
   status.replicas = replicas;
   status.readyReplicas = ready;
+  // The scale subresource's unit is spec.replicas: read replicas, the pods besides the primary.
+  status.currentReplicas = Math.max(0, replicas - 1);
+  status.selector = selectorString(cc);
   status.ready = `${ready}/${desiredPods}`;
   const primary = input.primary ?? (sts !== undefined && spec.topology !== 'cluster' ? podName(cc, 0) : undefined);
   if (primary !== undefined) status.primary = primary;

@@ -49,6 +49,28 @@ export const SIDECAR_INJECTED = 'injected';
 /** Set by the StatefulSet controller on every pod it creates. */
 export const LABEL_POD_NAME = 'statefulset.kubernetes.io/pod-name';
 
+/** Label keys the StatefulSet controller sets on every pod it creates, besides `LABEL_POD_NAME`. */
+export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
+export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
+/**
+ * The prefix of the operator's own label and annotation keys (`cache.ripplecache.io/cluster`, `/role`,
+ * `/restart-hash`, …). `spec.podTemplate.metadata` may set no key with it.
+ */
+export const RESERVED_KEY_PREFIX = `${GROUP}/`;
+/**
+ * The other pod label keys `spec.podTemplate.metadata.labels` may not set: the operator's selector and
+ * identity labels, and those the StatefulSet controller sets.
+ */
+export const RESERVED_POD_LABELS: readonly string[] = [
+  LABEL_NAME,
+  LABEL_INSTANCE,
+  LABEL_MANAGED_BY,
+  LABEL_COMPONENT,
+  LABEL_POD_NAME,
+  LABEL_CONTROLLER_REVISION_HASH,
+  LABEL_POD_INDEX,
+];
+
 // ---- Annotations ----------------------------------------------------------------------------------
 
 /**

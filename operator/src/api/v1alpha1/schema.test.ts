@@ -12,7 +12,7 @@ import {
 import { TIME_ZONES } from './time-zones.js';
 import type { JSONSchemaProps } from './schema.js';
 import { DEFAULTS } from './types.js';
-import type { CacheClusterSpec } from './types.js';
+import type { CacheClusterSpec, LabelSelector, NodeSelectorTerm, PodAffinityTerm } from './types.js';
 
 function walk(s: JSONSchemaProps, path: string, visit: (s: JSONSchemaProps, path: string) => void): void {
   visit(s, path);
@@ -257,6 +257,22 @@ describe('IMAGE_PATTERN', () => {
 type DeepRequired<T> = T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T;
 
 describe('types.ts and schema.ts describe the same spec', () => {
+  const selector: DeepRequired<LabelSelector> = {
+    matchLabels: { a: 'b' },
+    matchExpressions: [{ key: 'a', operator: 'In', values: ['b'] }],
+  };
+  const nodeTerm: DeepRequired<NodeSelectorTerm> = {
+    matchExpressions: [{ key: 'a', operator: 'Gt', values: ['1'] }],
+    matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n'] }],
+  };
+  const podTerm: DeepRequired<PodAffinityTerm> = {
+    labelSelector: selector,
+    namespaces: ['ns'],
+    topologyKey: 'kubernetes.io/hostname',
+    namespaceSelector: selector,
+    matchLabelKeys: ['a'],
+    mismatchLabelKeys: ['b'],
+  };
   const everyField: DeepRequired<CacheClusterSpec> = {
     topology: 'replication',
     replicas: 2,
@@ -266,7 +282,46 @@ describe('types.ts and schema.ts describe the same spec', () => {
     defaultTTLSeconds: 3600,
     flush: { schedule: '0 2 * * *', timeZone: 'Europe/Berlin' },
     auth: { secretRef: { name: 'a', key: 'b' } },
-    persistence: { mode: 'rdb', size: '1Gi', storageClassName: 'standard', retentionPolicy: 'Retain' },
+    persistence: {
+      mode: 'rdb',
+      storage: { size: '1Gi', className: 'standard' },
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Delete' },
+    },
+    podTemplate: {
+      metadata: { labels: { team: 'a' }, annotations: { note: 'b' } },
+      spec: {
+        nodeSelector: { disk: 'ssd' },
+        tolerations: [{ key: 'k', operator: 'Equal', value: 'v', effect: 'NoSchedule', tolerationSeconds: 1 }],
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [nodeTerm] },
+            preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: nodeTerm }],
+          },
+          podAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [podTerm],
+            preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, podAffinityTerm: podTerm }],
+          },
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [podTerm],
+            preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, podAffinityTerm: podTerm }],
+          },
+        },
+        topologySpreadConstraints: [
+          {
+            maxSkew: 1,
+            topologyKey: 'zone',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: selector,
+            minDomains: 1,
+            nodeAffinityPolicy: 'Honor',
+            nodeTaintsPolicy: 'Ignore',
+            matchLabelKeys: ['x'],
+          },
+        ],
+        priorityClassName: 'high',
+        imagePullSecrets: [{ name: 'pull' }],
+      },
+    },
     resources: { limits: { memory: '1Gi' }, requests: { memory: '1Gi' } },
     metrics: { exporter: true, serviceMonitor: false },
     sidecar: {
@@ -277,17 +332,24 @@ describe('types.ts and schema.ts describe the same spec', () => {
     },
   };
 
-  /** Object paths of the fixture, stopping at quantities and at free-form maps (resources.limits). */
+  /**
+   * Object paths of the fixture (array elements as `[]`, each path once), stopping at quantities and at
+   * free-form maps (resources.limits, labels, annotations, nodeSelector, matchLabels).
+   */
+  const FREE_FORM = /\.(limits|requests|labels|annotations|nodeSelector|matchLabels)$/;
   function valuePaths(v: unknown, path: string, out: string[]): string[] {
-    out.push(path);
-    if (v !== null && typeof v === 'object' && !path.endsWith('.limits') && !path.endsWith('.requests')) {
+    if (!out.includes(path)) out.push(path);
+    if (Array.isArray(v)) {
+      for (const x of v) if (x !== null && typeof x === 'object') valuePaths(x, `${path}[]`, out);
+    } else if (v !== null && typeof v === 'object' && !FREE_FORM.test(path)) {
       for (const [k, x] of Object.entries(v)) valuePaths(x, `${path}.${k}`, out);
     }
     return out;
   }
   function schemaPaths(s: JSONSchemaProps, path: string, out: string[]): string[] {
-    out.push(path);
+    if (!out.includes(path)) out.push(path);
     for (const [k, x] of Object.entries(s.properties ?? {})) schemaPaths(x, `${path}.${k}`, out);
+    if (s.items?.type === 'object') schemaPaths(s.items, `${path}[]`, out);
     return out;
   }
 

@@ -18,6 +18,8 @@ import {
   PERSISTENCE_MODES,
   PHASES,
   PLURAL,
+  RESERVED_KEY_PREFIX,
+  RESERVED_POD_LABELS,
   RETENTION_POLICIES,
   SHORT_NAMES,
   SINGULAR,
@@ -92,7 +94,10 @@ export interface CustomResourceDefinition {
       name: string;
       served: boolean;
       storage: boolean;
-      subresources: { status: Record<string, never> };
+      subresources: {
+        status: Record<string, never>;
+        scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
+      };
       additionalPrinterColumns: PrinterColumn[];
       schema: { openAPIV3Schema: JSONSchemaProps };
     }>;
@@ -224,6 +229,14 @@ export const MAX_BYTES = '9007199254740991';
 
 /** A DNS-1123 subdomain (Secret names). */
 const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/**
+ * A label or annotation key: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters
+ * (letters, digits, '-', '_', '.'; starting and ending with a letter or digit). The rule checks the lengths.
+ */
+const QUALIFIED_NAME_PATTERN =
+  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$';
+/** A label value: empty, or at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit. */
+const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
 /** A Secret data key. */
 const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
 /** A PostgreSQL identifier, optionally schema-qualified. */
@@ -323,9 +336,52 @@ export const RULES = {
     fieldPath: '.replicas',
     reason: 'FieldValueForbidden',
   },
-  persistenceStorageNeedsMode: {
-    rule: "(has(self.mode) && self.mode != 'none') || (!has(self.size) && !has(self.storageClassName))",
-    message: 'persistence.size and persistence.storageClassName apply only with mode rdb or aof',
+  persistenceModeNeedsStorage: {
+    rule: "!has(self.mode) || self.mode == 'none' || has(self.storage)",
+    message:
+      'persistence.mode rdb and aof write to a volume: set persistence.storage.size (e.g. storage: {size: 1Gi}), ' +
+      'or use mode none',
+    fieldPath: '.storage',
+    reason: 'FieldValueRequired',
+  },
+  retentionNeedsStorage: {
+    rule: '!has(self.persistentVolumeClaimRetentionPolicy) || has(self.storage)',
+    message: 'persistence.persistentVolumeClaimRetentionPolicy applies only with persistence.storage (the volumes)',
+    fieldPath: '.persistentVolumeClaimRetentionPolicy',
+    reason: 'FieldValueForbidden',
+  },
+  storageSizePositive: {
+    rule: "!isQuantity(string(self.size)) || quantity(string(self.size)).isGreaterThan(quantity('0'))",
+    message: 'persistence.storage.size must be a positive quantity of bytes, such as 1Gi',
+    fieldPath: '.size',
+  },
+  storageImmutable: {
+    rule:
+      '(has(self.persistence) && has(self.persistence.storage)) == (has(oldSelf.persistence) && has(oldSelf.persistence.storage)) && ' +
+      '(!has(self.persistence) || !has(self.persistence.storage) || self.persistence.storage == oldSelf.persistence.storage)',
+    message:
+      "persistence.storage cannot be added, removed or changed once the CacheCluster exists (a StatefulSet's " +
+      'volumeClaimTemplates are immutable): create a new CacheCluster, or give storage at creation to switch ' +
+      'persistence.mode later',
+    fieldPath: '.persistence.storage',
+    reason: 'FieldValueForbidden',
+  },
+  podLabelKeys: {
+    rule: `self.all(k, k.size() <= 317 && k.split('/')[k.split('/').size() - 1].size() <= 63 && k.matches(r'${QUALIFIED_NAME_PATTERN}'))`,
+    message:
+      'keys of podTemplate labels, annotations, nodeSelector and matchLabels must be label keys: an optional DNS ' +
+      "prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or " +
+      'digit (e.g. team, example.com/tier)',
+  },
+  podLabelsNotReserved: {
+    rule: `self.all(k, !k.startsWith('${RESERVED_KEY_PREFIX}') && !(k in [${RESERVED_POD_LABELS.map((l) => `'${l}'`).join(', ')}]))`,
+    message:
+      `podTemplate.metadata.labels must not set the labels the operator and the StatefulSet controller set: ` +
+      `${RESERVED_POD_LABELS.join(', ')}, or any ${RESERVED_KEY_PREFIX} key`,
+  },
+  podAnnotationsNotReserved: {
+    rule: `self.all(k, !k.startsWith('${RESERVED_KEY_PREFIX}'))`,
+    message: `podTemplate.metadata.annotations must not set the operator's annotations (any ${RESERVED_KEY_PREFIX} key)`,
   },
   cronSchedule: {
     rule: CRON_RULE,
@@ -488,26 +544,278 @@ const authSchema = obj(
 );
 
 const persistenceSchema = obj(
-  'Whether Redis writes its data to disk. A cache normally needs none. Changing it restarts the pods. ' +
-    'Note: rdb and aof are accepted but not supported yet (no volume is provisioned; the CacheCluster reports ' +
-    'condition Unsupported).',
+  'Whether Redis writes its data to disk, and the volumes it writes to. mode is a live setting (CONFIG SET ' +
+    'appendonly / save on every pod, no restart); storage is fixed when the CacheCluster is created.',
   {
     mode: enumOf(
-      `none: memory only; rdb: periodic snapshots; aof: append-only file. Default ${D.persistence.mode}.`,
+      'none: memory only; rdb: snapshots (save 3600 1 300 100 60 10000); aof: append-only file, fsync every ' +
+        `second. rdb and aof need storage. Changed live, without a restart. Default ${D.persistence.mode}.`,
       PERSISTENCE_MODES,
     ),
-    size: resourceQuantity(`Volume size per pod, with mode rdb or aof. Default ${String(D.persistence.size)}.`),
-    storageClassName: str("StorageClass of the volumes, with mode rdb or aof. Default: the cluster's default class.", {
-      minLength: 1,
-      maxLength: 253,
-      pattern: DNS_SUBDOMAIN_PATTERN,
-    }),
-    retentionPolicy: enumOf(
-      `Retain or Delete the volumes when the CacheCluster is deleted. Default ${D.persistence.retentionPolicy}.`,
-      RETENTION_POLICIES,
+    storage: obj(
+      'One PersistentVolumeClaim per Redis pod (volumeClaimTemplate "data"), mounted at /data where Redis writes. ' +
+        'Required for mode rdb or aof; with mode none it keeps the volumes ready for a later live switch. Cannot ' +
+        'be added, removed or changed after creation (a StatefulSet cannot change its volumeClaimTemplates).',
+      {
+        size: bytesQuantity('Volume size per pod, a quantity of bytes such as 1Gi or 500M.'),
+        className: str("StorageClass of the volumes. Default: the cluster's default StorageClass.", {
+          minLength: 1,
+          maxLength: 253,
+          pattern: DNS_SUBDOMAIN_PATTERN,
+        }),
+      },
+      { required: ['size'], 'x-kubernetes-validations': [RULES.storageSizePositive] },
+    ),
+    persistentVolumeClaimRetentionPolicy: obj(
+      "What happens to the volumes (the StatefulSet's persistentVolumeClaimRetentionPolicy); only with storage.",
+      {
+        whenDeleted: enumOf(
+          `Retain or Delete the volumes when the CacheCluster is deleted. Default ${D.persistence.whenDeleted}.`,
+          RETENTION_POLICIES,
+        ),
+        whenScaled: enumOf(
+          'Retain or Delete the volume of a pod removed by scaling replicas down (Retain: scaling up again ' +
+            `reuses it). Default ${D.persistence.whenScaled}.`,
+          RETENTION_POLICIES,
+        ),
+      },
     ),
   },
-  { 'x-kubernetes-validations': [RULES.persistenceStorageNeedsMode] },
+  { 'x-kubernetes-validations': [RULES.persistenceModeNeedsStorage, RULES.retentionNeedsStorage] },
+);
+
+// ---- Placement: Kubernetes core/v1 types, as the Pod API has them ------------------------------------
+
+const LABEL_KEY_MAX = 317;
+const labelKey = (description: string) => str(description, { minLength: 1, maxLength: LABEL_KEY_MAX });
+const labelKeys = (description: string) => ({
+  type: 'array' as const,
+  description,
+  items: labelKey('A label key.'),
+  maxItems: 32,
+});
+const stringMap = (description: string, value: JSONSchemaProps, rules: ValidationRule[]): JSONSchemaProps => ({
+  type: 'object',
+  description,
+  additionalProperties: value,
+  maxProperties: 64,
+  'x-kubernetes-validations': rules,
+});
+const labelValue = str('A label value.', { maxLength: 63, pattern: LABEL_VALUE_PATTERN });
+
+function labelSelector(description: string): JSONSchemaProps {
+  return obj(description, {
+    matchLabels: stringMap('Labels the pods must have.', labelValue, [RULES.podLabelKeys]),
+    matchExpressions: {
+      type: 'array',
+      description: "Requirements on the pods' labels, all of which must hold.",
+      maxItems: 32,
+      items: obj(
+        'A label requirement.',
+        {
+          key: labelKey('The label key.'),
+          operator: enumOf('In, NotIn, Exists or DoesNotExist.', ['In', 'NotIn', 'Exists', 'DoesNotExist']),
+          values: {
+            type: 'array',
+            description: 'Values for In and NotIn; empty for Exists and DoesNotExist.',
+            items: str('A label value.', { maxLength: 63 }),
+            maxItems: 64,
+          },
+        },
+        { required: ['key', 'operator'] },
+      ),
+    },
+  });
+}
+
+const nodeSelectorRequirements = (description: string): JSONSchemaProps => ({
+  type: 'array',
+  description,
+  maxItems: 32,
+  items: obj(
+    'A node selector requirement.',
+    {
+      key: labelKey('The label (or field) key.'),
+      operator: enumOf('In, NotIn, Exists, DoesNotExist, Gt or Lt.', [
+        'In',
+        'NotIn',
+        'Exists',
+        'DoesNotExist',
+        'Gt',
+        'Lt',
+      ]),
+      values: {
+        type: 'array',
+        description: 'Values for In and NotIn, one integer for Gt and Lt, none for Exists and DoesNotExist.',
+        items: str('A value.', { maxLength: 256 }),
+        maxItems: 64,
+      },
+    },
+    { required: ['key', 'operator'] },
+  ),
+});
+
+const nodeSelectorTerm = (description: string): JSONSchemaProps =>
+  obj(description, {
+    matchExpressions: nodeSelectorRequirements("Requirements on the node's labels."),
+    matchFields: nodeSelectorRequirements("Requirements on the node's fields (metadata.name)."),
+  });
+
+const weight = int("Weight, 1-100, added to a node's score when the term matches.", { minimum: 1, maximum: 100 });
+
+const podAffinityTerm = (description: string): JSONSchemaProps =>
+  obj(
+    description,
+    {
+      labelSelector: labelSelector('The pods this term is about.'),
+      namespaces: {
+        type: 'array',
+        description: "Namespaces of those pods. Default: the CacheCluster's namespace.",
+        items: str('A namespace name.', { maxLength: 63 }),
+        maxItems: 64,
+      },
+      topologyKey: labelKey('The node label whose value defines a domain, e.g. kubernetes.io/hostname.'),
+      namespaceSelector: labelSelector('Namespaces of those pods, by label.'),
+      matchLabelKeys: labelKeys("Keys of the incoming pod's labels added to labelSelector with their values."),
+      mismatchLabelKeys: labelKeys(
+        "Keys of the incoming pod's labels added to labelSelector as must-not-match values.",
+      ),
+    },
+    { required: ['topologyKey'] },
+  );
+
+const podAffinity = (description: string): JSONSchemaProps =>
+  obj(description, {
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      type: 'array',
+      description: 'Terms that must hold for a pod to be scheduled.',
+      items: podAffinityTerm('A pod affinity term.'),
+      maxItems: 16,
+    },
+    preferredDuringSchedulingIgnoredDuringExecution: {
+      type: 'array',
+      description: 'Weighted terms the scheduler prefers.',
+      items: obj(
+        'A weighted pod affinity term.',
+        { weight, podAffinityTerm: podAffinityTerm('The term.') },
+        { required: ['weight', 'podAffinityTerm'] },
+      ),
+      maxItems: 16,
+    },
+  });
+
+const affinitySchema = obj("The Redis pods' affinity (core/v1 Affinity).", {
+  nodeAffinity: obj('Which nodes the pods may or prefer to run on.', {
+    requiredDuringSchedulingIgnoredDuringExecution: obj(
+      'The node must match one of the terms.',
+      {
+        nodeSelectorTerms: {
+          type: 'array',
+          description: 'Terms, ORed.',
+          items: nodeSelectorTerm('A node selector term; its requirements are ANDed.'),
+          maxItems: 16,
+        },
+      },
+      { required: ['nodeSelectorTerms'] },
+    ),
+    preferredDuringSchedulingIgnoredDuringExecution: {
+      type: 'array',
+      description: 'Weighted terms the scheduler prefers.',
+      items: obj(
+        'A weighted node selector term.',
+        { weight, preference: nodeSelectorTerm('The term.') },
+        { required: ['weight', 'preference'] },
+      ),
+      maxItems: 16,
+    },
+  }),
+  podAffinity: podAffinity('Pods the Redis pods should run near.'),
+  podAntiAffinity: podAffinity(
+    'Pods the Redis pods should run apart from. When left out: preferred (weight 100), spread this ' +
+      `CacheCluster's pods over ${D.antiAffinityTopologyKey}. Setting it replaces that default; {} turns it off.`,
+  ),
+});
+
+const podTemplateSchema = obj(
+  'Labels, annotations and placement of the Redis pods. Changing it rolls the pods (a new pod template). ' +
+    'It cannot change what the operator sets for security (Pod Security restricted) or its own labels.',
+  {
+    metadata: obj('Extra labels and annotations of the Redis pods.', {
+      labels: stringMap(
+        `Extra pod labels. Keys the operator or the StatefulSet controller set (${RESERVED_POD_LABELS.join(', ')}, ` +
+          `${RESERVED_KEY_PREFIX}*) are rejected.`,
+        labelValue,
+        [RULES.podLabelKeys, RULES.podLabelsNotReserved],
+      ),
+      annotations: stringMap(
+        `Extra pod annotations. ${RESERVED_KEY_PREFIX}* keys are rejected.`,
+        str('An annotation value.', { maxLength: 4096 }),
+        [RULES.podLabelKeys, RULES.podAnnotationsNotReserved],
+      ),
+    }),
+    spec: obj('Placement and image pulls of the Redis pods (fields of core/v1 PodSpec).', {
+      nodeSelector: stringMap(
+        'Node labels the pods need (pod.spec.nodeSelector).',
+        str('A label value.', { maxLength: 63, pattern: LABEL_VALUE_PATTERN }),
+        [RULES.podLabelKeys],
+      ),
+      tolerations: {
+        type: 'array',
+        description: 'Taints the pods tolerate (pod.spec.tolerations).',
+        maxItems: 64,
+        items: obj('A toleration (core/v1 Toleration).', {
+          key: str('The taint key; empty with operator Exists matches every taint.', { maxLength: LABEL_KEY_MAX }),
+          operator: enumOf('Exists or Equal. Default Equal.', ['Exists', 'Equal']),
+          value: str('The taint value, with operator Equal.', { maxLength: 63 }),
+          effect: enumOf('NoSchedule, PreferNoSchedule or NoExecute; empty matches every effect.', [
+            'NoSchedule',
+            'PreferNoSchedule',
+            'NoExecute',
+          ]),
+          tolerationSeconds: int64('With effect NoExecute: how long the pod stays bound after the taint appears.'),
+        }),
+      },
+      affinity: affinitySchema,
+      topologySpreadConstraints: {
+        type: 'array',
+        description: 'How the pods spread over topology domains (pod.spec.topologySpreadConstraints).',
+        maxItems: 16,
+        items: obj(
+          "A topology spread constraint (core/v1). labelSelector defaults to this CacheCluster's Redis pods.",
+          {
+            maxSkew: int('Most the number of pods may differ between domains.', { minimum: 1 }),
+            topologyKey: labelKey('The node label whose value defines a domain, e.g. topology.kubernetes.io/zone.'),
+            whenUnsatisfiable: enumOf('DoNotSchedule or ScheduleAnyway.', ['DoNotSchedule', 'ScheduleAnyway']),
+            labelSelector: labelSelector("The pods counted. Default: this CacheCluster's Redis pods."),
+            minDomains: int('Least number of eligible domains (with DoNotSchedule).', { minimum: 1 }),
+            nodeAffinityPolicy: enumOf("Honor or Ignore the pod's nodeAffinity/nodeSelector. Default Honor.", [
+              'Honor',
+              'Ignore',
+            ]),
+            nodeTaintsPolicy: enumOf('Honor or Ignore node taints. Default Ignore.', ['Honor', 'Ignore']),
+            matchLabelKeys: labelKeys("Keys of the pod's labels whose values narrow labelSelector."),
+          },
+          { required: ['maxSkew', 'topologyKey', 'whenUnsatisfiable'] },
+        ),
+      },
+      priorityClassName: str('PriorityClass of the pods (pod.spec.priorityClassName).', {
+        minLength: 1,
+        maxLength: 253,
+        pattern: DNS_SUBDOMAIN_PATTERN,
+      }),
+      imagePullSecrets: {
+        type: 'array',
+        description:
+          "Secrets in the CacheCluster's namespace for pulling the images; also given to the flush CronJob's pods.",
+        maxItems: 16,
+        items: obj(
+          'A Secret reference.',
+          { name: str('The Secret name.', { minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }) },
+          { required: ['name'] },
+        ),
+      },
+    }),
+  },
 );
 
 const resourcesSchema = obj(
@@ -641,7 +949,8 @@ export const specSchema: JSONSchemaProps = obj(
     ),
     replicas: int(
       'Read replicas per primary (0-32). Not allowed (other than 0) with topology standalone. Default ' +
-        `${D.replicasStandalone} for standalone, ${D.replicas} otherwise.`,
+        `${D.replicasStandalone} for standalone, ${D.replicas} otherwise. Also set by kubectl scale cc/<name> ` +
+        '--replicas=N (the scale subresource).',
       { minimum: 0, maximum: 32 },
     ),
     shards: int(`Primaries of a Redis Cluster; topology cluster only. Default ${D.shards} there.`, {
@@ -662,6 +971,7 @@ export const specSchema: JSONSchemaProps = obj(
     flush: flushSchema,
     auth: authSchema,
     persistence: persistenceSchema,
+    podTemplate: podTemplateSchema,
     resources: resourcesSchema,
     metrics: metricsSchema,
     sidecar: sidecarSchema,
@@ -675,6 +985,7 @@ export const specSchema: JSONSchemaProps = obj(
       RULES.memoryLimitMaximum,
       RULES.derivedMaxMemoryMinimum,
       RULES.writeBackNeedsSafeEviction,
+      RULES.storageImmutable,
     ],
   },
 );
@@ -723,6 +1034,12 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
   observedGeneration: int64('The metadata.generation this status describes.', { minimum: 0 }),
   replicas: int('Redis pods that exist (primary and replicas).', { minimum: 0 }),
   readyReplicas: int('Redis pods that are ready.', { minimum: 0 }),
+  currentReplicas: int(
+    'Read replicas that exist (Redis pods other than the primary), in the unit of spec.replicas: the scale ' +
+      "subresource's status.replicas.",
+    { minimum: 0 },
+  ),
+  selector: str("The label selector of the Redis pods, serialised (the scale subresource's selector, for an HPA)."),
   ready: str('Ready Redis pods out of the desired number, e.g. 2/3.'),
   maxMemory: str('appliedConfig.maxmemory as a quantity, e.g. 256Mi (bytes when no unit divides it).'),
   primary: str('The pod that is the primary.'),
@@ -819,7 +1136,15 @@ export function cacheClusterCrd(): CustomResourceDefinition {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          subresources: {
+            status: {},
+            // `kubectl scale cc/<name> --replicas=N` sets the read replicas; an HPA finds the pods by the selector.
+            scale: {
+              specReplicasPath: '.spec.replicas',
+              statusReplicasPath: '.status.currentReplicas',
+              labelSelectorPath: '.status.selector',
+            },
+          },
           additionalPrinterColumns: structuredClone(printerColumns),
           schema: { openAPIV3Schema: schema },
         },

@@ -52,14 +52,125 @@ export interface AuthSpec {
   secretRef: SecretKeyRef;
 }
 
+/** Kubernetes `apps/v1 StatefulSetPersistentVolumeClaimRetentionPolicy`. */
+export interface PersistentVolumeClaimRetentionPolicy {
+  /** What happens to the volumes when the CacheCluster (and so its StatefulSet) is deleted. Default `Delete`. */
+  whenDeleted?: RetentionPolicy;
+  /** What happens to the volume of a pod removed by scaling `replicas` down. Default `Retain`. */
+  whenScaled?: RetentionPolicy;
+}
+
+/** One PersistentVolumeClaim per Redis pod, mounted at `/data`. Immutable once the CacheCluster exists. */
+export interface StorageSpec {
+  /** Volume size per pod, a quantity (`1Gi`). */
+  size: Quantity;
+  /** StorageClass of the volumes. Default: the cluster's default class. */
+  className?: string;
+}
+
 export interface PersistenceSpec {
-  /** Default `none`. */
+  /** Default `none`. A live setting (CONFIG SET appendonly / save); `rdb` and `aof` need `storage`. */
   mode?: PersistenceMode;
-  /** Volume size per pod. Default `1Gi` when a mode other than `none` is set. */
-  size?: Quantity;
-  storageClassName?: string;
-  /** What happens to the volumes when the CacheCluster is deleted. Default `Delete`. */
-  retentionPolicy?: RetentionPolicy;
+  storage?: StorageSpec;
+  /** Only with `storage`. */
+  persistentVolumeClaimRetentionPolicy?: PersistentVolumeClaimRetentionPolicy;
+}
+
+// ---- Placement: Kubernetes core/v1 types, only the fields the schema describes ------------------------
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+/** `metav1.LabelSelector`. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface NodeSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
+  values?: string[];
+}
+
+export interface NodeSelectorTerm {
+  matchExpressions?: NodeSelectorRequirement[];
+  matchFields?: NodeSelectorRequirement[];
+}
+
+export interface NodeAffinity {
+  requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: NodeSelectorTerm[] };
+  preferredDuringSchedulingIgnoredDuringExecution?: Array<{ weight: number; preference: NodeSelectorTerm }>;
+}
+
+export interface PodAffinityTerm {
+  labelSelector?: LabelSelector;
+  namespaces?: string[];
+  topologyKey: string;
+  namespaceSelector?: LabelSelector;
+  matchLabelKeys?: string[];
+  mismatchLabelKeys?: string[];
+}
+
+export interface WeightedPodAffinityTerm {
+  weight: number;
+  podAffinityTerm: PodAffinityTerm;
+}
+
+/** `core/v1 PodAffinity` and `PodAntiAffinity` (the same shape). */
+export interface PodAffinity {
+  requiredDuringSchedulingIgnoredDuringExecution?: PodAffinityTerm[];
+  preferredDuringSchedulingIgnoredDuringExecution?: WeightedPodAffinityTerm[];
+}
+
+/** `core/v1 Affinity`. */
+export interface Affinity {
+  nodeAffinity?: NodeAffinity;
+  podAffinity?: PodAffinity;
+  /** Replaces the default (a preferred spread over `kubernetes.io/hostname`); `{}` turns it off. */
+  podAntiAffinity?: PodAffinity;
+}
+
+/** `core/v1 Toleration`. */
+export interface Toleration {
+  key?: string;
+  operator?: 'Exists' | 'Equal';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  tolerationSeconds?: number;
+}
+
+/** `core/v1 TopologySpreadConstraint`. */
+export interface TopologySpreadConstraint {
+  maxSkew: number;
+  topologyKey: string;
+  whenUnsatisfiable: 'DoNotSchedule' | 'ScheduleAnyway';
+  /** Default: the CacheCluster's Redis pods. */
+  labelSelector?: LabelSelector;
+  minDomains?: number;
+  nodeAffinityPolicy?: 'Honor' | 'Ignore';
+  nodeTaintsPolicy?: 'Honor' | 'Ignore';
+  matchLabelKeys?: string[];
+}
+
+/** What of the Redis pods' spec a CacheCluster may set: placement and image pulls, nothing about security. */
+export interface PodTemplatePodSpec {
+  nodeSelector?: Record<string, string>;
+  tolerations?: Toleration[];
+  affinity?: Affinity;
+  topologySpreadConstraints?: TopologySpreadConstraint[];
+  priorityClassName?: string;
+  /** Also used by the flush CronJob's pods (they run the same image). */
+  imagePullSecrets?: Array<{ name: string }>;
+}
+
+/** Extra metadata and placement of the Redis pods. */
+export interface PodTemplate {
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: PodTemplatePodSpec;
 }
 
 /** Kubernetes `core/v1 ResourceRequirements` (without `claims`). */
@@ -135,6 +246,8 @@ export interface CacheClusterSpec {
   flush?: FlushSpec;
   auth?: AuthSpec;
   persistence?: PersistenceSpec;
+  /** Labels, annotations and placement of the Redis pods. */
+  podTemplate?: PodTemplate;
   resources?: ResourceRequirements;
   metrics?: MetricsSpec;
   sidecar?: SidecarSpec;
@@ -174,6 +287,13 @@ export interface CacheClusterStatus {
   observedGeneration?: number;
   replicas?: number;
   readyReplicas?: number;
+  /**
+   * Read replicas that exist (Redis pods other than the primary): `spec.replicas`' unit, the `/scale`
+   * subresource's `status.replicas`.
+   */
+  currentReplicas?: number;
+  /** The label selector of the Redis pods, serialised (the `/scale` subresource's selector, for an HPA). */
+  selector?: string;
   /** `<ready>/<desired>` Redis pods, e.g. `2/3` (the READY column of `kubectl get cc`). */
   ready?: string;
   /** The verified maxmemory as a quantity, e.g. `256Mi` (the MAXMEMORY column of `kubectl get cc -o wide`). */
@@ -232,15 +352,17 @@ export const DEFAULTS = {
     /** `maxmemory` when no eviction sizes are given and no memory limit is set: `256Mi`. */
     maxMemory: '256Mi' as Quantity,
   },
+  /** `spec.podTemplate.spec.affinity.podAntiAffinity` when not set: preferred, weight 100, over this topology key. */
+  antiAffinityTopologyKey: 'kubernetes.io/hostname',
   /** `spec.defaultTTLSeconds`: 3600 (one hour). */
   defaultTTLSeconds: 3600,
   persistence: {
     /** `spec.persistence.mode`: `none` (a cache; nothing is written to disk). */
     mode: 'none' as PersistenceMode,
-    /** `spec.persistence.size`: `1Gi`. */
-    size: '1Gi' as Quantity,
-    /** `spec.persistence.retentionPolicy`: `Delete`. */
-    retentionPolicy: 'Delete' as RetentionPolicy,
+    /** `spec.persistence.persistentVolumeClaimRetentionPolicy.whenDeleted`: `Delete` (a cache's data goes with it). */
+    whenDeleted: 'Delete' as RetentionPolicy,
+    /** `spec.persistence.persistentVolumeClaimRetentionPolicy.whenScaled`: `Retain` (scaling up again reuses it). */
+    whenScaled: 'Retain' as RetentionPolicy,
   },
   metrics: {
     /** `spec.metrics.exporter`: false. */
