@@ -1,6 +1,7 @@
 import { REDIS_DATA_DIR, REDIS_PORT } from '../api/v1alpha1/constants.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import { persistenceSettings } from './persistence.js';
+import { desiredFence } from './fence.js';
 import { resolveSpec } from './resolved-spec.js';
 
 /** What `renderRedisConf` writes for maxmemory / maxmemory-policy. */
@@ -8,6 +9,13 @@ export interface RenderedEviction {
   /** Bytes. */
   maxmemory: number;
   maxmemoryPolicy: string;
+}
+
+/** The write fence (spec.durability, desired/fence.ts) of a replication cluster; also applied live. */
+function fenceLines(cc: CacheCluster): string[] {
+  if (resolveSpec(cc).topology !== 'replication') return [];
+  const fence = desiredFence(cc);
+  return [`min-replicas-to-write ${fence.minReplicasToWrite}`, `min-replicas-max-lag ${fence.minReplicasMaxLag}`];
 }
 
 /**
@@ -38,6 +46,7 @@ export function renderRedisConf(cc: CacheCluster, eviction: RenderedEviction): s
     'appendfsync everysec',
     // `save ""` turns snapshots off; snapshot points are written unquoted, one argument each.
     `save ${persisted.save === '' ? '""' : persisted.save}`,
+    ...fenceLines(cc),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -13,6 +13,7 @@ import { done, requeueAfter, splitKey, type ReconcileResult } from '../controlle
 import { passwordChecksum } from '../desired/auth-checksum.js';
 import { desiredChildren, type DesiredChildren } from '../desired/children.js';
 import { desiredEviction, type EvictionSettings } from '../desired/eviction.js';
+import { desiredFence } from '../desired/fence.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { configMapName, flushCronJobName, podHost, podName, statefulSetName } from '../desired/names.js';
 import { desiredPersistence } from '../desired/persistence.js';
@@ -35,7 +36,10 @@ export interface ReconcileDeps {
   kube: KubeApi;
   /** The informer cache: current objects by kind, without an API call. */
   cached: (kind: string, namespace: string, name: string) => KubeObject | undefined;
-  /** CONFIG GET / SET / GET of the live settings: eviction and the persistence mode's appendonly / save. */
+  /**
+   * CONFIG GET / SET / GET of the live settings: eviction, the persistence mode's appendonly / save and,
+   * when given, the write fence (desired/fence.ts).
+   */
   applyEviction: (endpoints: PodEndpoint[], desired: LiveSettings, password?: string) => Promise<PodConfigResult[]>;
   /** Where a pod's Redis is reached: its headless DNS name, unless overridden (tests, local demo). */
   podAddress: (namespace: string, pod: string, dnsName: string, port: number) => { host: string; port: number };
@@ -130,7 +134,9 @@ function observe(deps: ReconcileDeps, key: string): Observed | undefined {
 async function desiredEvictionStep(deps: ReconcileDeps, o: Observed): Promise<EvictionSettings | undefined> {
   try {
     desiredPersistence(o.cc);
-    return desiredEviction(o.cc);
+    const eviction = desiredEviction(o.cc);
+    desiredFence(o.cc); // an invalid durability is a spec error too, before anything is applied
+    return eviction;
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
     await writeSpecError(deps, o, err);
@@ -182,7 +188,13 @@ async function applyLiveConfig(
     endpoints.push({ pod, host: addr.host, port: addr.port });
   }
   const persistence = desiredPersistence(cc);
-  const results = await deps.applyEviction(endpoints, { ...desired, persistence }, password);
+  // The write fence goes with the eviction settings (replication only: a standalone primary has no replica).
+  const fence = spec.topology === 'replication' ? desiredFence(cc) : undefined;
+  const results = await deps.applyEviction(
+    endpoints,
+    fence ? { ...desired, persistence, fence } : { ...desired, persistence },
+    password,
+  );
   for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
   const changed = results.filter((r) => r.changed).map((r) => r.pod);
   if (changed.length)
@@ -193,6 +205,7 @@ async function applyLiveConfig(
         maxmemoryPolicy: desired.maxmemoryPolicy,
         appendonly: persistence.appendonly,
         save: persistence.save,
+        ...(fence ? { minReplicasToWrite: fence.minReplicasToWrite, minReplicasMaxLag: fence.minReplicasMaxLag } : {}),
       },
       'Applied live settings with CONFIG SET',
     );

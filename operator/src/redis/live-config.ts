@@ -1,5 +1,6 @@
 /**
- * Live Redis settings: reads with CONFIG GET, changes with CONFIG SET, verifies with CONFIG GET again.
+ * Live Redis settings (eviction, and the write fence of spec.durability): reads with CONFIG GET, changes
+ * with CONFIG SET, verifies with CONFIG GET again.
  * The only ioredis user in the operator (the scheduled flush runs redis-cli in its CronJob pod, see
  * desired/flush-cron-job.ts). Never restarts anything.
  */
@@ -24,8 +25,17 @@ export interface PersistenceSettings {
   save: string;
 }
 
-/** What the operator brings every pod to: the eviction settings and, when given, the persistence mode's. */
-export type LiveSettings = EvictionSettings & { persistence?: PersistenceSettings };
+/** The write fence (desired/fence.ts): `min-replicas-to-write`, `min-replicas-max-lag` (seconds). */
+export interface FenceSettings {
+  minReplicasToWrite: number;
+  minReplicasMaxLag: number;
+}
+
+/**
+ * What the operator brings every pod to: the eviction settings and, when given, the persistence mode's
+ * and the write fence.
+ */
+export type LiveSettings = EvictionSettings & { persistence?: PersistenceSettings; fence?: FenceSettings };
 
 export interface PodConfigResult {
   pod: string;
@@ -35,6 +45,8 @@ export interface PodConfigResult {
   changed: boolean;
   /** What the pod reported last (absent when it could not be reached). */
   observed?: EvictionSettings;
+  /** The fence the pod reported last, when a fence was asked for. */
+  observedFence?: FenceSettings;
   /** The pod's replication role as Redis reports it (`ROLE`): master, slave (a replica) or sentinel. */
   role?: string;
   /** Why it is not applied. Never contains a password. */
@@ -90,6 +102,16 @@ async function readPersistence(r: Redis): Promise<PersistenceSettings> {
   return { appendonly: String(ao[1]), save: String(sv[1]) };
 }
 
+async function readFence(r: Redis): Promise<FenceSettings> {
+  const n = (await r.call('CONFIG', 'GET', 'min-replicas-to-write')) as string[];
+  const lag = (await r.call('CONFIG', 'GET', 'min-replicas-max-lag')) as string[];
+  return { minReplicasToWrite: Number(n[1]), minReplicasMaxLag: Number(lag[1]) };
+}
+
+function sameFence(a: FenceSettings, b: FenceSettings): boolean {
+  return a.minReplicasToWrite === b.minReplicasToWrite && a.minReplicasMaxLag === b.minReplicasMaxLag;
+}
+
 function describe(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   // ioredis messages can echo the command; AUTH arguments never appear in CONFIG calls, but be safe.
@@ -105,9 +127,11 @@ class WriteRefused extends Error {
 }
 
 /**
- * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify. With
- * `desired.persistence`, also `appendonly` (`CONFIG SET appendonly yes` starts the append-only file from the
- * data in memory, no restart) and `save`.
+ * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify — the
+ * eviction settings; with `desired.persistence`, also `appendonly` (`CONFIG SET appendonly yes` starts the
+ * append-only file from the data in memory, no restart) and `save`; and the write fence when `desired.fence`
+ * is given (the max lag before the count, so that a fence being raised never runs a moment with the old,
+ * looser lag).
  * Never throws for Redis failures: they come back as `applied: false` with a message. Throws only what
  * `opts.beforeWrite` throws (and then writes nothing more).
  */
@@ -125,9 +149,11 @@ export async function applyEvictionToPod(
     // ioredis writes the command to the connected socket within this call: nothing runs between check and write.
     return r.call('CONFIG', 'SET', ...args);
   };
+  const fence = desired.fence;
   try {
     return await withClient(ep, opts, async (r) => {
       const before = await readEviction(r);
+      const fenceBefore = fence ? await readFence(r) : undefined;
       let changed = false;
       if (before.maxmemory !== desired.maxmemory) {
         await write(r, 'maxmemory', String(desired.maxmemory));
@@ -135,6 +161,14 @@ export async function applyEvictionToPod(
       }
       if (before.maxmemoryPolicy !== desired.maxmemoryPolicy) {
         await write(r, 'maxmemory-policy', desired.maxmemoryPolicy);
+        changed = true;
+      }
+      if (fence && fenceBefore && fenceBefore.minReplicasMaxLag !== fence.minReplicasMaxLag) {
+        await write(r, 'min-replicas-max-lag', String(fence.minReplicasMaxLag));
+        changed = true;
+      }
+      if (fence && fenceBefore && fenceBefore.minReplicasToWrite !== fence.minReplicasToWrite) {
+        await write(r, 'min-replicas-to-write', String(fence.minReplicasToWrite));
         changed = true;
       }
       const persistence = desired.persistence;
@@ -154,27 +188,33 @@ export async function applyEvictionToPod(
         changed ||= persistenceChanged;
       }
       const after = changed ? await readEviction(r) : before;
+      const fenceAfter = fence ? (changed ? await readFence(r) : fenceBefore) : undefined;
       const role = String(((await r.call('ROLE')) as unknown[])[0]);
+      const evictionApplied =
+        after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
       const persistenceApplied =
         persistence === undefined ||
         (persisted?.appendonly === persistence.appendonly && persisted.save === persistence.save);
-      const applied =
-        after.maxmemory === desired.maxmemory &&
-        after.maxmemoryPolicy === desired.maxmemoryPolicy &&
-        persistenceApplied;
-      return applied
-        ? { pod: ep.pod, applied, changed, observed: after, role }
-        : {
-            pod: ep.pod,
-            applied,
-            changed,
-            observed: after,
-            role,
-            message:
-              `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy}` +
-              (persisted !== undefined ? ` appendonly=${persisted.appendonly} save="${persisted.save}"` : '') +
-              ' after CONFIG SET',
-          };
+      const fenceApplied = !fence || (fenceAfter !== undefined && sameFence(fenceAfter, fence));
+      const applied = evictionApplied && persistenceApplied && fenceApplied;
+      const observed = { observed: after, ...(fenceAfter ? { observedFence: fenceAfter } : {}) };
+      if (applied) return { pod: ep.pod, applied, changed, ...observed, role };
+      const parts = [];
+      if (!evictionApplied) parts.push(`maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy}`);
+      if (!persistenceApplied && persisted !== undefined)
+        parts.push(`appendonly=${persisted.appendonly} save="${persisted.save}"`);
+      if (!fenceApplied && fenceAfter)
+        parts.push(
+          `min-replicas-to-write=${fenceAfter.minReplicasToWrite} min-replicas-max-lag=${fenceAfter.minReplicasMaxLag}`,
+        );
+      return {
+        pod: ep.pod,
+        applied,
+        changed,
+        ...observed,
+        role,
+        message: `pod reports ${parts.join(' ')} after CONFIG SET`,
+      };
     });
   } catch (err) {
     if (err instanceof WriteRefused) throw err.reason;
