@@ -38,7 +38,9 @@ export function renderRedisConf(cc: CacheCluster, eviction: RenderedEviction): s
     '# maxmemory and maxmemory-policy are live settings: the operator changes them with CONFIG SET first,',
     '# and writes them here only after every pod reports them with CONFIG GET.',
     `port ${REDIS_PORT}`,
-    'bind 0.0.0.0',
+    // Every IPv4 and IPv6 address ('-': IPv6 only where the pod has it): an IPv6 or dual-stack cluster's pod
+    // IP, Services and probes must reach Redis; `bind 0.0.0.0` listened on IPv4 only.
+    'bind * -::*',
     'protected-mode no',
     `dir ${REDIS_DATA_DIR}`,
     `maxmemory ${eviction.maxmemory}`,
