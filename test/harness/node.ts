@@ -127,9 +127,10 @@ export interface LocalNode {
   pids(): number[];
   /**
    * A command prefix that runs a host process inside the node's mount namespace, where /etc/resolv.conf names
-   * only the node's DNS: a process run with it (e.g. the operator) resolves `*.svc` names to pod IPs.
+   * only the node's DNS: a process run with it (e.g. the operator) resolves `*.svc` names to pod IPs. It runs
+   * in `cwd` (default: the repository root).
    */
-  hostCommandPrefix(): string[];
+  hostCommandPrefix(cwd?: string): string[];
   /** Builds (from host binaries) and imports one more image. */
   importImage(spec: LocalImageSpec): Promise<void>;
   /** Runs `ctr -n k8s.io <args>` against the node's containerd. */
@@ -668,7 +669,7 @@ state = '${dir}/containerd/state'
       images: LOCAL_IMAGES,
       resolvConfPath,
       pids: () => [holderPid, ...procs.map((p) => p.child.pid ?? 0)].filter((p) => p > 0),
-      hostCommandPrefix: () => ['nsenter', '-t', String(holderPid), '-m', '--'],
+      hostCommandPrefix: (cwd = repoRoot) => ['nsenter', '-t', String(holderPid), '-m', `--wd=${cwd}`, '--'],
       importImage,
       ctr,
       stop: async () => {
