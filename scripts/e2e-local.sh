@@ -19,4 +19,6 @@ if [ -n "$reason" ]; then
   exit 1
 fi
 bash tools/node/build.sh >/dev/null
+# The sidecar image is made from the compiled dist/ (as images/sidecar.Dockerfile does).
+npx tsc -p tsconfig.build.json
 RIPPLECACHE_E2E_LOCAL=1 npx vitest run --project e2e-local "${args[@]}"

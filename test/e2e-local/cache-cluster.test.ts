@@ -14,6 +14,8 @@ import {
 } from '../fixtures/cache-cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { controlPlaneOptionsForLocalNode, startLocalNode, type LocalNode } from '../harness/node.js';
+import { programImage } from '../harness/node-images.js';
+import { repoRoot } from '../harness/tools.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { waitFor } from '../harness/ports.js';
 
@@ -237,6 +239,68 @@ describe('CacheCluster on real pods', () => {
       'the key on the replica',
       async () => (await redisCli(podIp(replica), 'GET', 'e2e-key')) === 'from-primary',
       30_000,
+      200,
+    );
+  });
+
+  it('the sidecar image as a real restricted pod reads and writes through the CacheCluster’s ClusterIP', async () => {
+    // kube-proxy (nftables) serves the client Service; the sidecar finds it by name through the node's DNS.
+    await node.importImage(await programImage('sidecar', repoRoot));
+    const manifest = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'app-sidecar', namespace: NS },
+      spec: {
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 65532,
+          runAsGroup: 65532,
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
+        containers: [
+          {
+            name: 'sidecar',
+            image: node.images.sidecar,
+            imagePullPolicy: 'Never',
+            args: [
+              '--config',
+              '/etc/ripplecache/sidecar.yaml',
+              '--listen',
+              '[::]:7070',
+              '--metrics-listen',
+              '[::]:7071',
+            ],
+            env: [{ name: 'RIPPLECACHE_CACHE_CLUSTER', value: 'solo' }],
+            readinessProbe: { httpGet: { path: '/readyz', port: 7071 }, periodSeconds: 2 },
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ['ALL'] },
+            },
+            volumeMounts: [{ name: 'config', mountPath: '/etc/ripplecache', readOnly: true }],
+          },
+        ],
+        volumes: [
+          {
+            name: 'config',
+            configMap: { name: 'solo-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] },
+          },
+        ],
+      },
+    };
+    await k(['apply', '-f', '-'], JSON.stringify(manifest));
+    const pod = await waitPodReady('app-sidecar');
+    const base = `http://[${podIp(pod)}]:7070/v1/cache`;
+    const put = await fetch(`${base}/e2e-sidecar-key`, { method: 'PUT', body: 'through-the-sidecar' });
+    expect(put.status).toBeLessThan(300);
+    const got = await fetch(`${base}/e2e-sidecar-key`);
+    expect(await got.text()).toBe('through-the-sidecar');
+    // The value is in the Redis pod behind the Service (the sidecar's L2), read on the Redis pod's IP.
+    const redisPod = await getPod('solo-0');
+    await waitFor(
+      'the key in Redis',
+      async () => (await redisCli(podIp(redisPod), '--scan')).includes('e2e-sidecar-key'),
+      10_000,
       200,
     );
   });

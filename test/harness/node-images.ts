@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -18,6 +18,8 @@ export interface LocalImageSpec {
   name: string;
   /** Host files copied to the same path in the image (symlinks followed), with their libraries. */
   binaries: { from: string; to?: string }[];
+  /** Host directories copied (recursively, symlinks followed) to a path in the image. */
+  trees?: { from: string; to: string }[];
   /** Extra files: path in the image → content. */
   files?: Record<string, string>;
   /** Empty directories to create (mode 1777 for /tmp). */
@@ -74,6 +76,10 @@ export async function buildLocalImage(spec: LocalImageSpec, workDir: string): Pr
       await copyInto(root, lib, lib);
     }
   }
+  for (const t of spec.trees ?? []) {
+    await mkdir(dirname(join(root, t.to)), { recursive: true });
+    await run('cp', ['-rL', t.from, join(root, t.to)]);
+  }
   for (const d of spec.dirs ?? []) {
     await mkdir(join(root, d), { recursive: true });
     if (d === '/tmp') await chmod(join(root, d), 0o1777);
@@ -129,6 +135,8 @@ function accounts(users: { name: string; uid: number; gid: number; home: string 
 export const LOCAL_IMAGES = {
   pause: 'localhost/ripplecache/pause:e2e-local',
   redis: 'localhost/ripplecache/redis:e2e-local',
+  operator: 'localhost/ripplecache/operator:e2e-local',
+  sidecar: 'localhost/ripplecache/sidecar:e2e-local',
 } as const;
 
 /** The pause image: the static `pause` built by tools/node/build.sh, as uid 65535 like upstream's. */
@@ -160,5 +168,42 @@ export function redisImage(): LocalImageSpec {
     cmd: ['redis-server'],
     workingDir: '/data',
     user: '999:1000',
+  };
+}
+
+/**
+ * The operator or sidecar image, laid out as images/*.Dockerfile lays it out (distroless nodejs20): Node at
+ * /nodejs/bin/node, the compiled `dist/common` and `dist/<program>` and the production `node_modules` under
+ * /app, user 65532, entrypoint `/nodejs/bin/node dist/<program>/src/main.js`. Needs `dist/` (`npm run build`).
+ */
+export async function programImage(program: 'operator' | 'sidecar', repo: string): Promise<LocalImageSpec> {
+  for (const d of ['dist/common', `dist/${program}`]) {
+    if (!existsSync(join(repo, d))) throw new Error(`${d} is missing: run \`npm run build\` first`);
+  }
+  // The production dependency tree, as npm resolves it (the image's `npm prune --omit=dev`).
+  const { stdout } = await run('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
+    cwd: repo,
+    maxBuffer: 16 * 1024 * 1024,
+  }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' })); // npm ls exits 1 on extraneous packages
+  const modules = join(repo, 'node_modules');
+  const packages = [...new Set(stdout.split('\n').filter((p) => p.startsWith(`${modules}/`)))]
+    .map((p) => relative(modules, p))
+    // A package nested in another one's node_modules is copied along with it.
+    .filter((rel, _, all) => !all.some((other) => other !== rel && rel.startsWith(`${other}/`)));
+  return {
+    name: LOCAL_IMAGES[program],
+    binaries: [{ from: process.execPath, to: '/nodejs/bin/node' }],
+    trees: [
+      { from: join(repo, 'package.json'), to: '/app/package.json' },
+      { from: join(repo, 'dist/common'), to: '/app/dist/common' },
+      { from: join(repo, `dist/${program}`), to: `/app/dist/${program}` },
+      ...packages.map((rel) => ({ from: join(modules, rel), to: `/app/node_modules/${rel}` })),
+    ],
+    dirs: ['/tmp'],
+    files: accounts([{ name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot' }]),
+    entrypoint: ['/nodejs/bin/node', `dist/${program}/src/main.js`],
+    workingDir: '/app',
+    env: ['NODE_ENV=production', 'PATH=/nodejs/bin:/usr/local/bin:/usr/bin:/bin'],
+    user: '65532:65532',
   };
 }
