@@ -516,7 +516,7 @@ state = '${dir}/containerd/state'
       await ctr(['images', 'import', '--local', tar]);
     };
     await Promise.all([importImage(pauseImage(bin('pause'))), importImage(redisImage())]);
-    log(`images imported: ${Object.values(LOCAL_IMAGES).join(', ')}`);
+    log(`images imported: ${LOCAL_IMAGES.pause}, ${LOCAL_IMAGES.redis}`);
 
     // --- kubelet ------------------------------------------------------------------------------------------
     const [kubeletClient, kubeletServing] = await Promise.all([
