@@ -346,6 +346,7 @@ export async function startLocalNode(cp: ControlPlane): Promise<LocalNode> {
 
   try {
     // --- network: bridge (also the machine-wide lock: one node per machine), guard, Service route ---------
+    if (existsSync(`/sys/class/net/${NET.bridge}`)) await cleanUpAfterACrashedNode(tools, log);
     try {
       await sh('ip', ['link', 'add', NET.bridge, 'type', 'bridge']);
     } catch (err) {
@@ -683,6 +684,56 @@ state = '${dir}/containerd/state'
     for (const p of procs) if (p.exited) log(`${p.name} exited; last lines:\n${logTail(p.logPath, 20)}`);
     await teardown();
     throw err;
+  }
+}
+
+/**
+ * A test run killed with SIGKILL cannot tear its node down: the parent-death signal stops the node's own
+ * processes, but the shims, the containers, the bridge, the nft tables, the route and the pod cgroups stay.
+ * When the bridge exists but no kubelet or containerd of ours runs, this removes all of that, so that the
+ * next run starts clean. With a live node it does nothing (the caller then fails on the bridge).
+ */
+async function cleanUpAfterACrashedNode(tools: string, log: (m: string) => void): Promise<void> {
+  const ours = (): { pid: number; exe: string }[] => {
+    const found: { pid: number; exe: string }[] = [];
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const exe = readlinkSync(`/proc/${e}/exe`);
+        if (exe.startsWith(`${tools}/`)) found.push({ pid: Number(e), exe });
+      } catch {
+        /* gone or kernel thread */
+      }
+    }
+    return found;
+  };
+  if (ours().some((p) => /\/(kubelet|containerd)$/.test(p.exe))) return;
+  log(`bridge ${NET.bridge} exists but no node of ours runs: cleaning up after a crashed run`);
+  for (let i = 0; i < 20; i++) {
+    const left = [...ours().map((p) => p.pid), ...pidsOfCgroups(topLevelCgroups('kubepods'))];
+    if (left.length === 0) break;
+    left.forEach(kill);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await shQuiet('ip', ['link', 'del', NET.bridge]);
+  await shQuiet('ip', ['-6', 'route', 'del', 'unreachable', NET.serviceCidr]);
+  for (const [family, table] of [
+    ['inet', NET.guardTable],
+    ['ip', 'kube-proxy'],
+    ['ip6', 'kube-proxy'],
+  ] as const)
+    await shQuiet('nft', ['delete', 'table', family, table]);
+  for (let i = 0; i < 40 && topLevelCgroups('kubepods').length > 0; i++) {
+    for (const top of topLevelCgroups('kubepods')) {
+      for (const d of cgroupTree(top)) {
+        try {
+          rmdirSync(d);
+        } catch {
+          /* busy: retry */
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
