@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -61,6 +61,17 @@ const CONTAINED_SYSCTLS = [
   'net/ipv4/ip_forward',
   'net/ipv6/conf/all/forwarding',
 ];
+
+/** Which of HARD_CODED_PATHS the running node created (removed at stop; read after a killed run). */
+const CREATED_DIRS_FILE = '/run/ripplecache-e2e-node.created-dirs';
+
+function removeEmptyDir(p: string): void {
+  try {
+    rmdirSync(p);
+  } catch {
+    /* not empty (or gone): leave it, the snapshot test will say so */
+  }
+}
 
 /** Control-plane options a local node needs: an IPv6 ULA Service range (see LOCAL_NODE_NETWORK). */
 export function controlPlaneOptionsForLocalNode(): ControlPlaneOptions {
@@ -382,16 +393,16 @@ export async function startLocalNode(cp: ControlPlane): Promise<LocalNode> {
     log(`bridge ${NET.bridge} (${NET.nodeIp}), guard table, Service range ${NET.serviceCidr} unreachable`);
 
     // --- the private mount namespace ----------------------------------------------------------------------
-    for (const p of HARD_CODED_PATHS) {
-      if (existsSync(p)) continue;
+    // The mountpoints the node needs on the host; the ones made here are listed in CREATED_DIRS_FILE too, so
+    // that cleaning up after a killed run knows which to remove.
+    const created = HARD_CODED_PATHS.filter((p) => !existsSync(p));
+    if (created.length > 0) {
+      await writeFile(CREATED_DIRS_FILE, `${created.join('\n')}\n`);
+      undo.push(() => rmSync(CREATED_DIRS_FILE, { force: true }));
+    }
+    for (const p of created) {
       await mkdir(p, { recursive: true });
-      undo.push(() => {
-        try {
-          rmdirSync(p);
-        } catch {
-          /* not empty: leave it, the snapshot test will say so */
-        }
-      });
+      undo.push(() => removeEmptyDir(p));
     }
     holder = spawnManaged(
       'node-holder',
@@ -734,6 +745,11 @@ async function cleanUpAfterACrashedNode(tools: string, log: (m: string) => void)
       }
     }
     await new Promise((r) => setTimeout(r, 250));
+  }
+  if (existsSync(CREATED_DIRS_FILE)) {
+    for (const p of readFileSync(CREATED_DIRS_FILE, 'utf8').split('\n'))
+      if (HARD_CODED_PATHS.includes(p)) removeEmptyDir(p);
+    rmSync(CREATED_DIRS_FILE, { force: true });
   }
 }
 
