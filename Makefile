@@ -71,6 +71,10 @@ bench: setup ## All benchmarks (ratios against same-run baselines)
 e2e: ## End-to-end tests on kind (needs Docker; see test/e2e/README.md)
 	bash test/e2e/run.sh
 
+.PHONY: e2e-local
+e2e-local: setup ## End-to-end tests on real pods on this machine (root, Linux; no Docker; see README)
+	@bash scripts/e2e-local.sh $(VITEST_REPORTERS)
+
 .PHONY: images
 images: ## Build the operator and sidecar container images (needs Docker)
 	docker build -f images/operator.Dockerfile -t ghcr.io/ripplecache/operator:dev .

@@ -3,7 +3,10 @@
 # make, PostgreSQL and promtool (system packages; their services are never started: the tests run
 # their own servers, and of the prometheus package only promtool is used), the npm dependencies, and the
 # Kubernetes control-plane binaries (built into a cache outside the clone by tools/kube/build.sh; the test
-# harness finds them there, so nothing is exported).
+# harness finds them there, so nothing is exported). Where the machine can run a real node for
+# `make e2e-local` (Linux, root, a cgroup hierarchy), also libseccomp-dev and nftables (apt) and the node
+# tools (tools/node/build.sh: kubelet, kube-scheduler, kube-proxy, containerd, runc, CNI plugins, pause);
+# RIPPLECACHE_SKIP_NODE_TOOLS=1 skips that part.
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +30,16 @@ command -v make >/dev/null || packages+=(make)
 command -v flock >/dev/null || packages+=(util-linux)
 command -v wrk >/dev/null || packages+=(wrk) # the load generator of `npm run bench:write`
 command -v promtool >/dev/null || packages+=(prometheus) # promtool, for `make promtool-test`
+# The local node of `make e2e-local` (test/harness/node.ts) runs only as root on Linux with cgroups.
+node_tools=""
+if [ "${RIPPLECACHE_SKIP_NODE_TOOLS:-}" != "1" ] && [ "$(uname -s)" = Linux ] && [ "$(id -u)" -eq 0 ] \
+  && { [ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ]; }; then
+  node_tools=1
+  [ -f /usr/include/seccomp.h ] || packages+=(libseccomp-dev) # runc's seccomp support (cgo)
+  command -v nft >/dev/null || packages+=(nftables)           # kube-proxy's nftables mode
+  command -v gcc >/dev/null || packages+=(gcc libc6-dev)      # runc (cgo) and the static pause binary
+  command -v pkg-config >/dev/null || packages+=(pkg-config)
+fi
 pg=$(pg_bin)
 [ -n "$pg" ] && [ -x "$pg/postgres" ] && [ -x "$pg/initdb" ] || packages+=(postgresql-15)
 
@@ -87,4 +100,13 @@ fi
 log "control-plane binaries (tools/kube/build.sh; the first build takes about 20 minutes on two cores, with a progress line at least every 30 s; later runs reuse the cache)"
 bin=$(tools/kube/build.sh | tail -n 1)
 log "control-plane binaries are in $bin"
+
+# --- local node for `make e2e-local` ------------------------------------------------------------------------
+if [ -n "$node_tools" ]; then
+  log "node tools (tools/node/build.sh; the first build took 21 minutes on a busy two-core VM, see the README; later runs reuse the cache)"
+  node_dir=$(tools/node/build.sh | tail -n 1)
+  log "node tools are in $node_dir"
+else
+  log "node tools: skipped (make e2e-local needs Linux, root and cgroups, or RIPPLECACHE_SKIP_NODE_TOOLS=1 is set)"
+fi
 log "done"

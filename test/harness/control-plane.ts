@@ -71,10 +71,14 @@ export interface ControlPlaneOptions {
   apiserverArgs?: string[];
   /** Extra kube-controller-manager flags. */
   controllerManagerArgs?: string[];
+  /**
+   * The Service IP range (default 10.96.0.0/16) and its first address, the `kubernetes` Service's IP (put in
+   * the API server's certificate). A real node (test/harness/node.ts) needs an IPv6 ULA range.
+   */
+  serviceCidr?: { cidr: string; firstIp: string };
 }
 
-const SERVICE_CIDR = '10.96.0.0/16';
-const SERVICE_IP = '10.96.0.1';
+const DEFAULT_SERVICE_CIDR = { cidr: '10.96.0.0/16', firstIp: '10.96.0.1' };
 
 /** Writes `pki/<name>.crt` and `pki/<name>.key`; the components read them from there. */
 async function writePair(pki: string, name: string, pair: PemPair): Promise<void> {
@@ -146,6 +150,7 @@ function httpsGet(
  */
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = progressLog('control-plane');
+  const { cidr: serviceCidr, firstIp: serviceIp } = opts.serviceCidr ?? DEFAULT_SERVICE_CIDR;
   const binDir = await kubeBinDir();
   const bin = (name: string) => join(binDir, name);
   const dir = await mkdtemp(join(tmpdir(), 'ripplecache-cp-'));
@@ -206,7 +211,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       makeCert('apiserver', {
         commonName: 'kube-apiserver',
         usage: 'server',
-        ipAddresses: ['127.0.0.1', SERVICE_IP],
+        ipAddresses: ['127.0.0.1', serviceIp],
         dnsNames: [
           'localhost',
           'kubernetes',
@@ -216,6 +221,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         ],
       }),
       makeCert('admin', { commonName: 'ripplecache-admin', organizations: ['system:masters'], usage: 'client' }),
+      // What the API server shows a kubelet (logs, exec, port-forward); a real node authorizes it by webhook.
+      makeCert('apiserver-kubelet-client', {
+        commonName: 'kube-apiserver-kubelet-client',
+        organizations: ['system:masters'],
+        usage: 'client',
+      }),
       // With --use-service-account-credentials=false every controller acts as this user, and the built-in
       // system:kube-controller-manager role only covers shared informers, so it also gets system:masters.
       makeCert('controller-manager', {
@@ -270,8 +281,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${join(pki, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        `--service-cluster-ip-range=${serviceCidr}`,
         '--allow-privileged=true',
+        `--kubelet-client-certificate=${join(pki, 'apiserver-kubelet-client.crt')}`,
+        `--kubelet-client-key=${join(pki, 'apiserver-kubelet-client.key')}`,
+        // Reach a kubelet by its node's InternalIP, never by resolving the node's name through the host's DNS.
+        '--kubelet-preferred-address-types=InternalIP',
         `--requestheader-client-ca-file=${join(pki, 'ca.crt')}`,
         '--requestheader-allowed-names=front-proxy-client',
         '--requestheader-username-headers=X-Remote-User',
@@ -314,7 +329,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--root-ca-file=${join(pki, 'ca.crt')}`,
         `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`,
         `--cluster-signing-key-file=${join(pki, 'ca.key')}`,
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        `--service-cluster-ip-range=${serviceCidr}`,
         `--secure-port=${kcmPort}`,
         '--bind-address=127.0.0.1',
         `--cert-dir=${join(dir, 'controller-manager-certs')}`,

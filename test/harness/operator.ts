@@ -35,6 +35,11 @@ export interface OperatorOptions {
   compiled?: boolean;
   /** With `compiled`: the compiled entry point to run instead (e.g. another checkout's dist, for A/B runs). */
   compiledMain?: string;
+  /**
+   * Runs the operator through this command prefix, e.g. a local node's `hostCommandPrefix()` (its mount
+   * namespace, where names resolve through the node's DNS: the operator reaches real pods by their names).
+   */
+  commandPrefix?: string[];
 }
 
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
@@ -56,7 +61,8 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
     ...Object.entries(opts.podAddresses ?? {}).flatMap(([pod, addr]) => ['--pod-address-override', `${pod}=${addr}`]),
     ...(opts.extraArgs ?? []),
   ];
-  const proc = spawnManaged(`operator ${opts.identity}`, process.execPath, args, {
+  const [command, ...prefixArgs] = [...(opts.commandPrefix ?? []), process.execPath];
+  const proc = spawnManaged(`operator ${opts.identity}`, command, [...prefixArgs, ...args], {
     logPath: join(dir, 'operator.log'),
     cwd: repoRoot,
     env: { ...process.env, ...opts.env },

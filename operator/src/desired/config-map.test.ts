@@ -42,7 +42,7 @@ describe('desiredConfigMap', () => {
     const conf = desiredConfigMap(cc({ eviction: { policy: 'allkeys-lru', maxMemory: '256Mi' } })).data['redis.conf']!;
     expect(confLines(conf)).toEqual([
       'port 6379',
-      'bind 0.0.0.0',
+      'bind * -::*',
       'protected-mode no',
       'dir /data',
       'maxmemory 268435456',

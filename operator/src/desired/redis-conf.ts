@@ -37,7 +37,9 @@ export function renderRedisConf(cc: CacheCluster, eviction: RenderedEviction): s
     '# and writes them here only after every pod reports them with CONFIG GET. appendonly and save (the',
     '# persistence mode) are live settings too: applied with CONFIG SET, written here for pods that start later.',
     `port ${REDIS_PORT}`,
-    'bind 0.0.0.0',
+    // Every IPv4 and IPv6 address ('-': IPv6 only where the pod has it): an IPv6 or dual-stack cluster's pod
+    // IP, Services and probes must reach Redis; `bind 0.0.0.0` listened on IPv4 only.
+    'bind * -::*',
     'protected-mode no',
     `dir ${REDIS_DATA_DIR}`,
     `maxmemory ${eviction.maxmemory}`,
