@@ -75,8 +75,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  // One token bucket in front of every API request and watch (--kube-api-qps / --kube-api-burst).
-  kc.rateLimiter = new TokenBucket({ qps: cfg.kubeApiQps, burst: cfg.kubeApiBurst });
   // Every line names the program (`component`) and the replica (`identity`); a child logger adds `logger`
   // (reconcile, webhook, http). pino writes a key once per binding, so no binding may repeat another's key.
   const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
@@ -90,7 +88,15 @@ async function main(): Promise<void> {
     version: packageVersion(),
     ...(leadership ? { isLeading: () => leadership.isLeading() } : {}),
   });
-  const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
+  // One token bucket in front of every API request and watch (--kube-api-qps / --kube-api-burst).
+  kc.rateLimiter = new TokenBucket({
+    qps: cfg.kubeApiQps,
+    burst: cfg.kubeApiBurst,
+    onWait: (seconds) => metrics.kubeApiThrottleWait.observe(seconds),
+  });
+  const onRequest = (verb: string, resource: string, code: string) =>
+    metrics.kubeApiRequestsTotal.inc({ verb, resource, code });
+  const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER, { onRequest });
 
   let informers: InformerSet | undefined;
   const deps: ReconcileDeps = {
@@ -160,6 +166,7 @@ async function main(): Promise<void> {
     {
       namespaces: cfg.watchNamespaces,
       onEvent: (kind, obj, type) => controller.handleEvent(kind, obj, type),
+      onRequest,
       onError: (kind, err) =>
         logger.warn({ kind, err: err instanceof Error ? err.message : String(err) }, 'Watch failed; restarting it'),
     },

@@ -439,6 +439,8 @@ describe('helm lint and helm template', () => {
       'ripplecache_sidecar_invalidation_gaps_total',
       'ripplecache_sidecar_writeback_pending',
       'ripplecache_sidecar_writeback_oldest_pending_seconds',
+      'ripplecache_operator_kube_api_requests_total',
+      'ripplecache_operator_kube_api_throttle_wait_seconds_bucket',
     ]) {
       expect(exprs).toContain(metric);
     }
