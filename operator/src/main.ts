@@ -30,12 +30,19 @@ import { InformerSet } from './k8s/informers.js';
 import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from './k8s/kube-client.js';
 import { LeaderElector } from './k8s/lease.js';
 import { createOperatorMetrics } from './metrics.js';
-import { applyEviction } from './redis/live-config.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
-import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
 import { packageVersion } from '../../common/src/version.js';
-import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
+import type { RunningWebhook } from './webhook/start-webhook.js';
+import type * as LiveConfig from './redis/live-config.js';
+
+/**
+ * Loaded on first use, not at start: ioredis (live config) only once a CacheCluster has pods, the webhook
+ * (@peculiar/x509, reflect-metadata) only with --webhook-listen. Together they cost an idle operator
+ * about 20 MiB of RSS (README, Performance).
+ */
+let liveConfigModule: Promise<typeof LiveConfig> | undefined;
+const loadLiveConfig = () => (liveConfigModule ??= import('./redis/live-config.js'));
 
 const CONDITION_TYPES = [
   CONDITION_READY,
@@ -102,8 +109,8 @@ async function main(): Promise<void> {
   const deps: ReconcileDeps = {
     kube: fencedKubeApi(kube, fence),
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
-    applyEviction: (endpoints, desired, password) =>
-      applyEviction(endpoints, desired, {
+    applyEviction: async (endpoints, desired, password) =>
+      (await loadLiveConfig()).applyEviction(endpoints, desired, {
         password,
         timeoutMs: cfg.redisTimeoutMs,
         beforeWrite: () => fence.assertLeading('CONFIG SET eviction settings'),
@@ -177,25 +184,32 @@ async function main(): Promise<void> {
   if (cfg.webhookListen) {
     const { host: whHost, port: whPort } = parseHostPort('webhook-listen', cfg.webhookListen);
     const whLog = logger.child({ logger: 'webhook' });
-    const certificates = cfg.webhookCertDir
-      ? certificateDirSource(cfg.webhookCertDir)
-      : selfManagedSource({
-          kube,
-          secret: cfg.webhookSecret,
-          hosts: cfg.webhookCertHosts,
-          now: () => new Date(),
-          log: whLog,
-          ...(cfg.webhookConfiguration ? { webhookConfiguration: cfg.webhookConfiguration } : {}),
-        });
-    void startWebhook({
-      host: whHost,
-      port: whPort,
-      certificates,
-      kube,
-      log: whLog,
-      inject: { image: cfg.sidecarImage },
-      onAdmission: (outcome) => metrics.webhookAdmissionTotal.inc({ outcome }),
-    }).then(
+    const webhookSource = cfg.webhookCertDir;
+    void (async () => {
+      const [{ certificateDirSource, selfManagedSource }, { startWebhook }] = await Promise.all([
+        import('./webhook/certificate-sources.js'),
+        import('./webhook/start-webhook.js'),
+      ]);
+      const certificates = webhookSource
+        ? certificateDirSource(webhookSource)
+        : selfManagedSource({
+            kube,
+            secret: cfg.webhookSecret,
+            hosts: cfg.webhookCertHosts,
+            now: () => new Date(),
+            log: whLog,
+            ...(cfg.webhookConfiguration ? { webhookConfiguration: cfg.webhookConfiguration } : {}),
+          });
+      return startWebhook({
+        host: whHost,
+        port: whPort,
+        certificates,
+        kube,
+        log: whLog,
+        inject: { image: cfg.sidecarImage },
+        onAdmission: (outcome) => metrics.webhookAdmissionTotal.inc({ outcome }),
+      });
+    })().then(
       (w) => {
         webhook = w;
       },
