@@ -38,8 +38,8 @@ import type * as LiveConfig from './redis/live-config.js';
 
 /**
  * Loaded on first use, not at start: ioredis (live config) only once a CacheCluster has pods, the webhook
- * (@peculiar/x509, reflect-metadata) only with --webhook-listen. Together they cost an idle operator
- * about 20 MiB of RSS (README, Performance).
+ * (@peculiar/x509, reflect-metadata) only with --webhook-listen: an idle operator measured 139 MiB RSS
+ * instead of 149 (medians of three; README, Performance).
  */
 let liveConfigModule: Promise<typeof LiveConfig> | undefined;
 const loadLiveConfig = () => (liveConfigModule ??= import('./redis/live-config.js'));

@@ -35,6 +35,8 @@ export interface OperatorOptions {
   compiled?: boolean;
   /** With `compiled`: the compiled entry point to run instead (e.g. another checkout's dist, for A/B runs). */
   compiledMain?: string;
+  /** Flags for node itself, before the program (e.g. V8 flags such as `--optimize-for-size`). */
+  nodeArgs?: string[];
 }
 
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
@@ -42,6 +44,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
   const dir = mkdtempSync(join(tmpdir(), 'ripplecache-operator-'));
   trackTempDir(dir);
   const args = [
+    ...(opts.nodeArgs ?? []),
     ...(opts.compiled
       ? [opts.compiledMain ?? join(repoRoot, 'dist/operator/src/main.js')]
       : ['--import', 'tsx', join(repoRoot, 'operator/src/main.ts')]),
