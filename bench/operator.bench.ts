@@ -44,7 +44,23 @@ function cpuSeconds(pid: number): number {
 interface AuditEvent {
   userAgent?: string;
   verb?: string;
-  objectRef?: { namespace?: string };
+  objectRef?: { namespace?: string; resource?: string; subresource?: string };
+}
+
+/** `verb resource[/subresource] count` of some audit events, most frequent first. */
+function breakdown(events: AuditEvent[]): string {
+  const counts = new Map<string, number>();
+  for (const e of events) {
+    const r = e.objectRef
+      ? `${e.objectRef.resource ?? ''}${e.objectRef.subresource ? `/${e.objectRef.subresource}` : ''}`
+      : '';
+    const k = `${e.verb ?? '?'} ${r}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 }
 
 function auditEvents(path: string): AuditEvent[] {
@@ -222,7 +238,9 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
     stsWatch.close();
     statusWatch.close();
     const cpuDone = cpuSeconds(pid) - cpu0;
-    const reqDone = auditEvents(auditLog).filter(byOperator).length - req0;
+    const opEvents = auditEvents(auditLog).filter(byOperator);
+    const reqDone = opEvents.length - req0;
+    const reqBreakdown = breakdown(opEvents.slice(req0));
     const reconciles = (await op.metric('ripplecache_operator_reconcile_total')) - r0;
     // Time spent in the client-side rate limit (0 with a build from before the metric existed).
     const throttleWait = await op.metric('ripplecache_operator_kube_api_throttle_wait_seconds_sum');
@@ -256,6 +274,7 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
       ['RSS per CacheCluster (steady - idle) / N', `${((rssSteady - idleRss) / N / 1024).toFixed(1)} KiB`],
       ['API requests by the operator until every status', String(reqDone)],
       ['  per CacheCluster', (reqDone / N).toFixed(1)],
+      ['  by verb and resource', reqBreakdown],
       ['baseline: API requests (kubectl patches)', String(baselineRequests)],
       ['reconciles until every status', String(reconciles)],
       ['time requests waited in the rate limit (sum)', `${throttleWait.toFixed(2)} s`],
