@@ -9,7 +9,7 @@
  *
  * `BENCH_OPERATOR_MAIN=/path/to/dist/operator/src/main.js` runs another build (e.g. an older commit's)
  * instead of compiling this tree, for A/B comparisons; `BENCH_OPERATOR_ARGS` adds operator flags
- * (space-separated). Redis pods do not exist here (no kubelet), so live config fails fast per pod and is
+ * (space-separated), `BENCH_NODE_FLAGS` flags of node itself (e.g. `--optimize-for-size`). Redis pods do not exist here (no kubelet), so live config fails fast per pod and is
  * retried, as it would be while pods start.
  */
 import { execFileSync } from 'node:child_process';
@@ -44,7 +44,23 @@ function cpuSeconds(pid: number): number {
 interface AuditEvent {
   userAgent?: string;
   verb?: string;
-  objectRef?: { namespace?: string };
+  objectRef?: { namespace?: string; resource?: string; subresource?: string };
+}
+
+/** `verb resource[/subresource] count` of some audit events, most frequent first. */
+function breakdown(events: AuditEvent[]): string {
+  const counts = new Map<string, number>();
+  for (const e of events) {
+    const r = e.objectRef
+      ? `${e.objectRef.resource ?? ''}${e.objectRef.subresource ? `/${e.objectRef.subresource}` : ''}`
+      : '';
+    const k = `${e.verb ?? '?'} ${r}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 }
 
 function auditEvents(path: string): AuditEvent[] {
@@ -162,6 +178,7 @@ spec:
       ...(compiledMain ? { compiledMain } : {}),
       kubeconfigPath: cp.kubeconfigPath,
       identity: 'bench',
+      nodeArgs: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
       extraArgs: [
         '--leader-elect=false',
         '--log-level',
@@ -221,8 +238,12 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
     stsWatch.close();
     statusWatch.close();
     const cpuDone = cpuSeconds(pid) - cpu0;
-    const reqDone = auditEvents(auditLog).filter(byOperator).length - req0;
+    const opEvents = auditEvents(auditLog).filter(byOperator);
+    const reqDone = opEvents.length - req0;
+    const reqBreakdown = breakdown(opEvents.slice(req0));
     const reconciles = (await op.metric('ripplecache_operator_reconcile_total')) - r0;
+    // Time spent in the client-side rate limit (0 with a build from before the metric existed).
+    const throttleWait = await op.metric('ripplecache_operator_kube_api_throttle_wait_seconds_sum');
     const load1 = loadavg()[0]!;
     const peakRss = statusKb(pid, 'VmHWM');
     const rssDone = statusKb(pid, 'VmRSS');
@@ -239,6 +260,7 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
       ['CacheClusters applied at once', String(N)],
       ['operator build', compiledMain ?? 'this tree (compiled)'],
       ['extra operator flags', process.env.BENCH_OPERATOR_ARGS ?? ''],
+      ['node flags', process.env.BENCH_NODE_FLAGS ?? ''],
       ['load average (1 min) at apply / at done', `${load0.toFixed(2)} / ${load1.toFixed(2)}`],
       ['time until all StatefulSets exist', secs(stsMs)],
       ['time until every CacheCluster has a status', secs(statusMs)],
@@ -252,8 +274,10 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
       ['RSS per CacheCluster (steady - idle) / N', `${((rssSteady - idleRss) / N / 1024).toFixed(1)} KiB`],
       ['API requests by the operator until every status', String(reqDone)],
       ['  per CacheCluster', (reqDone / N).toFixed(1)],
+      ['  by verb and resource', reqBreakdown],
       ['baseline: API requests (kubectl patches)', String(baselineRequests)],
       ['reconciles until every status', String(reconciles)],
+      ['time requests waited in the rate limit (sum)', `${throttleWait.toFixed(2)} s`],
       [`steady state: requests / CPU in ${STEADY_MS / 1000} s`, `${steadyReq} / ${steadyCpu.toFixed(2)} s`],
     ];
     console.log('\nripplecache operator benchmark');

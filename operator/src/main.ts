@@ -30,12 +30,19 @@ import { InformerSet } from './k8s/informers.js';
 import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from './k8s/kube-client.js';
 import { LeaderElector } from './k8s/lease.js';
 import { createOperatorMetrics } from './metrics.js';
-import { applyEviction } from './redis/live-config.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
-import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
 import { packageVersion } from '../../common/src/version.js';
-import { startWebhook, type RunningWebhook } from './webhook/start-webhook.js';
+import type { RunningWebhook } from './webhook/start-webhook.js';
+import type * as LiveConfig from './redis/live-config.js';
+
+/**
+ * Loaded on first use, not at start: ioredis (live config) only once a CacheCluster has pods, the webhook
+ * (@peculiar/x509, reflect-metadata) only with --webhook-listen: an idle operator measured 139 MiB RSS
+ * instead of 149 (medians of three; README, Performance).
+ */
+let liveConfigModule: Promise<typeof LiveConfig> | undefined;
+const loadLiveConfig = () => (liveConfigModule ??= import('./redis/live-config.js'));
 
 const CONDITION_TYPES = [
   CONDITION_READY,
@@ -75,8 +82,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  // One token bucket in front of every API request and watch (--kube-api-qps / --kube-api-burst).
-  kc.rateLimiter = new TokenBucket({ qps: cfg.kubeApiQps, burst: cfg.kubeApiBurst });
   // Every line names the program (`component`) and the replica (`identity`); a child logger adds `logger`
   // (reconcile, webhook, http). pino writes a key once per binding, so no binding may repeat another's key.
   const logger = pino({ level: cfg.logLevel, base: { component: 'ripplecache-operator', identity: cfg.identity } });
@@ -90,14 +95,22 @@ async function main(): Promise<void> {
     version: packageVersion(),
     ...(leadership ? { isLeading: () => leadership.isLeading() } : {}),
   });
-  const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
+  // One token bucket in front of every API request and watch (--kube-api-qps / --kube-api-burst).
+  kc.rateLimiter = new TokenBucket({
+    qps: cfg.kubeApiQps,
+    burst: cfg.kubeApiBurst,
+    onWait: (seconds) => metrics.kubeApiThrottleWait.observe(seconds),
+  });
+  const onRequest = (verb: string, resource: string, code: string) =>
+    metrics.kubeApiRequestsTotal.inc({ verb, resource, code });
+  const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER, { onRequest });
 
   let informers: InformerSet | undefined;
   const deps: ReconcileDeps = {
     kube: fencedKubeApi(kube, fence),
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
-    applyEviction: (endpoints, desired, password) =>
-      applyEviction(endpoints, desired, {
+    applyEviction: async (endpoints, desired, password) =>
+      (await loadLiveConfig()).applyEviction(endpoints, desired, {
         password,
         timeoutMs: cfg.redisTimeoutMs,
         beforeWrite: () => fence.assertLeading('CONFIG SET live settings'),
@@ -160,6 +173,7 @@ async function main(): Promise<void> {
     {
       namespaces: cfg.watchNamespaces,
       onEvent: (kind, obj, type) => controller.handleEvent(kind, obj, type),
+      onRequest,
       onError: (kind, err) =>
         logger.warn({ kind, err: err instanceof Error ? err.message : String(err) }, 'Watch failed; restarting it'),
     },
@@ -170,25 +184,32 @@ async function main(): Promise<void> {
   if (cfg.webhookListen) {
     const { host: whHost, port: whPort } = parseHostPort('webhook-listen', cfg.webhookListen);
     const whLog = logger.child({ logger: 'webhook' });
-    const certificates = cfg.webhookCertDir
-      ? certificateDirSource(cfg.webhookCertDir)
-      : selfManagedSource({
-          kube,
-          secret: cfg.webhookSecret,
-          hosts: cfg.webhookCertHosts,
-          now: () => new Date(),
-          log: whLog,
-          ...(cfg.webhookConfiguration ? { webhookConfiguration: cfg.webhookConfiguration } : {}),
-        });
-    void startWebhook({
-      host: whHost,
-      port: whPort,
-      certificates,
-      kube,
-      log: whLog,
-      inject: { image: cfg.sidecarImage },
-      onAdmission: (outcome) => metrics.webhookAdmissionTotal.inc({ outcome }),
-    }).then(
+    const webhookSource = cfg.webhookCertDir;
+    void (async () => {
+      const [{ certificateDirSource, selfManagedSource }, { startWebhook }] = await Promise.all([
+        import('./webhook/certificate-sources.js'),
+        import('./webhook/start-webhook.js'),
+      ]);
+      const certificates = webhookSource
+        ? certificateDirSource(webhookSource)
+        : selfManagedSource({
+            kube,
+            secret: cfg.webhookSecret,
+            hosts: cfg.webhookCertHosts,
+            now: () => new Date(),
+            log: whLog,
+            ...(cfg.webhookConfiguration ? { webhookConfiguration: cfg.webhookConfiguration } : {}),
+          });
+      return startWebhook({
+        host: whHost,
+        port: whPort,
+        certificates,
+        kube,
+        log: whLog,
+        inject: { image: cfg.sidecarImage },
+        onAdmission: (outcome) => metrics.webhookAdmissionTotal.inc({ outcome }),
+      });
+    })().then(
       (w) => {
         webhook = w;
       },

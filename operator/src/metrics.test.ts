@@ -54,6 +54,25 @@ describe('operator metrics', () => {
     expect(lines.filter((l) => /[{,](namespace|name)="/.test(l))).toEqual([]);
   });
 
+  it('observes the client-side rate limit wait and counts Kubernetes API requests by verb, resource and code', async () => {
+    const metrics = createOperatorMetrics();
+    metrics.kubeApiThrottleWait.observe(0);
+    metrics.kubeApiThrottleWait.observe(0.3);
+    metrics.kubeApiRequestsTotal.inc({ verb: 'apply', resource: 'StatefulSet', code: '2xx' });
+    metrics.kubeApiRequestsTotal.inc({ verb: 'patch', resource: 'CacheCluster/status', code: '409' });
+    const lines = await ownSamples(metrics);
+    expect(lines).toContain('ripplecache_operator_kube_api_throttle_wait_seconds_count 2');
+    expect(lines).toContain('ripplecache_operator_kube_api_throttle_wait_seconds_sum 0.3');
+    expect(lines).toContain('ripplecache_operator_kube_api_throttle_wait_seconds_bucket{le="0.001"} 1');
+    expect(lines).toContain('ripplecache_operator_kube_api_throttle_wait_seconds_bucket{le="0.5"} 2');
+    expect(lines).toContain(
+      'ripplecache_operator_kube_api_requests_total{verb="apply",resource="StatefulSet",code="2xx"} 1',
+    );
+    expect(lines).toContain(
+      'ripplecache_operator_kube_api_requests_total{verb="patch",resource="CacheCluster/status",code="409"} 1',
+    );
+  });
+
   it('starts every known series of the labelled counters at 0', async () => {
     const lines = await ownSamples(createOperatorMetrics());
     for (const result of RECONCILE_RESULTS) {

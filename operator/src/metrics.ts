@@ -43,6 +43,17 @@ export interface OperatorMetrics {
   cacheClusterCondition: Gauge<'cachecluster_namespace' | 'cachecluster' | 'type' | 'status'>;
   /** AdmissionReviews answered by the sidecar-injection webhook, by outcome. */
   webhookAdmissionTotal: Counter<'outcome'>;
+  /**
+   * How long each Kubernetes API request and watch (re)start waited in the client-side token bucket
+   * (`--kube-api-qps`/`--kube-api-burst`); 0 for those sent at once.
+   */
+  kubeApiThrottleWait: Histogram;
+  /**
+   * Kubernetes API requests the operator made (not watches, nor the Lease elector's), by `verb` (get, list,
+   * create, patch, apply, delete), `resource` (the kind, `CacheCluster/status` for the status subresource)
+   * and `code` (`2xx`, the HTTP status of a failure, or `error` without a response).
+   */
+  kubeApiRequestsTotal: Counter<'verb' | 'resource' | 'code'>;
 }
 
 export function createOperatorMetrics(options: OperatorMetricsOptions = {}): OperatorMetrics {
@@ -103,6 +114,18 @@ export function createOperatorMetrics(options: OperatorMetricsOptions = {}): Ope
       name: 'ripplecache_operator_webhook_admission_total',
       help: 'Pod admissions answered by the sidecar-injection webhook by outcome (injected, already-injected, skipped, denied, error).',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    kubeApiThrottleWait: new Histogram({
+      name: 'ripplecache_operator_kube_api_throttle_wait_seconds',
+      help: 'Time each Kubernetes API request or watch start waited in the client-side rate limit (--kube-api-qps, --kube-api-burst); 0 when sent at once.',
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    kubeApiRequestsTotal: new Counter({
+      name: 'ripplecache_operator_kube_api_requests_total',
+      help: 'Kubernetes API requests (not watches) by verb, resource (kind, or CacheCluster/status) and code (2xx, the HTTP status of a failure, error: no response).',
+      labelNames: ['verb', 'resource', 'code'],
       registers: [registry],
     }),
   };

@@ -40,6 +40,8 @@ export interface OperatorOptions {
    * namespace, where names resolve through the node's DNS: the operator reaches real pods by their names).
    */
   commandPrefix?: string[];
+  /** Flags for node itself, before the program (e.g. V8 flags such as `--optimize-for-size`). */
+  nodeArgs?: string[];
 }
 
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
@@ -47,6 +49,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
   const dir = mkdtempSync(join(tmpdir(), 'ripplecache-operator-'));
   trackTempDir(dir);
   const args = [
+    ...(opts.nodeArgs ?? []),
     ...(opts.compiled
       ? [opts.compiledMain ?? join(repoRoot, 'dist/operator/src/main.js')]
       : ['--import', 'tsx', join(repoRoot, 'operator/src/main.ts')]),

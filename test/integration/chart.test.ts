@@ -439,6 +439,8 @@ describe('helm lint and helm template', () => {
       'ripplecache_sidecar_invalidation_gaps_total',
       'ripplecache_sidecar_writeback_pending',
       'ripplecache_sidecar_writeback_oldest_pending_seconds',
+      'ripplecache_operator_kube_api_requests_total',
+      'ripplecache_operator_kube_api_throttle_wait_seconds_bucket',
     ]) {
       expect(exprs).toContain(metric);
     }
@@ -517,6 +519,37 @@ describe('helm lint and helm template', () => {
     ] as const) {
       const r = await helm(['template', 'rc', CHART, '--set', set]);
       expect(r.code, `--set ${set} should be rejected`).not.toBe(0);
+      expect(r.stderr).toMatch(expected);
+    }
+  });
+
+  it('passes the workers and the Kubernetes API rate limit to the operator, and refuses values it would reject', async () => {
+    const argsOf = async (args: string[] = []) =>
+      (find(await render(args), 'Deployment')[0]!.spec.template.spec.containers[0].args as string[]).filter((a) =>
+        /^--(workers|kube-api-qps|kube-api-burst)=/.test(a),
+      );
+    expect(await argsOf()).toEqual(['--workers=4', '--kube-api-qps=200', '--kube-api-burst=400']);
+    // A QPS may be fractional, 0 turns the limit off, the burst goes up to the schema's maximum.
+    expect(await argsOf(['--set-json', 'kubeApi={"qps":2.5,"burst":1000}', '--set', 'workers=16'])).toEqual([
+      '--workers=16',
+      '--kube-api-qps=2.5',
+      '--kube-api-burst=1000',
+    ]);
+    expect(await argsOf(['--set-json', 'kubeApi={"qps":0,"burst":100000}'])).toEqual([
+      '--workers=4',
+      '--kube-api-qps=0',
+      '--kube-api-burst=100000',
+    ]);
+    for (const [set, expected] of [
+      ['kubeApi={"qps":-1}', /kubeApi\/qps/],
+      ['kubeApi={"burst":0}', /kubeApi\/burst/],
+      ['kubeApi={"burst":1.5}', /kubeApi\/burst/],
+      ['kubeApi={"qsp":10}', /qsp/],
+      ['workers=0', /workers/],
+    ] as const) {
+      const r = await helm(['template', 'rc', CHART, '--set-json', set]);
+      expect(r.code, `--set-json ${set} should be rejected`).not.toBe(0);
+      expect(r.stderr).toMatch(/values don't meet the specifications of the schema/);
       expect(r.stderr).toMatch(expected);
     }
   });

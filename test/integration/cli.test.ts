@@ -194,6 +194,18 @@ describe('flags of both programs', () => {
     expect((await run('sidecar', ['--help'], bareEnv())).stdout).toMatch(/--version\n\s+print the version/);
   });
 
+  it('the operator does not load ioredis nor the webhook libraries at start (they load on first use)', async () => {
+    // NODE_DEBUG=module traces every CommonJS module Node loads, also those an ES module imports. --help
+    // exits after the start-up imports (every static import of main.ts) and before anything runs.
+    const r = await run('operator', ['--help'], bareEnv({ NODE_DEBUG: 'module' }));
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    // The trace works: it shows what the Kubernetes client and fastify load (ws, socks; avvio).
+    expect(r.stderr).toContain('node_modules/ws');
+    expect(r.stderr).toContain('node_modules/avvio');
+    for (const heavy of ['ioredis', '@peculiar', 'reflect-metadata', 'tsyringe'])
+      expect(r.stderr.includes(`node_modules/${heavy}`), `${heavy} loaded at start`).toBe(false);
+  });
+
   it('the sidecar names an unknown flag as unknown, also as the last argument (exit 2)', async () => {
     for (const args of [['--bogus-flag'], ['--listen', '127.0.0.1:0', '--bogus-flag'], ['--bogus-flag=1']]) {
       const r = await run('sidecar', args, bareEnv());

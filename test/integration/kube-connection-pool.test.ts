@@ -193,6 +193,27 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
       // informer holds one watch connection.
       expect(requests).toBeGreaterThanOrEqual(20);
       expect(proxy.accepted).toBeLessThanOrEqual(30);
+      // Its request metrics: each StatefulSet was written once at least, each kind listed, and every request
+      // and watch start passed the token bucket (observed in the throttle histogram, 0 s at this rate).
+      const written =
+        (await op.metric('ripplecache_operator_kube_api_requests_total', {
+          verb: 'apply',
+          resource: 'StatefulSet',
+          code: '2xx',
+        })) +
+        (await op.metric('ripplecache_operator_kube_api_requests_total', {
+          verb: 'create',
+          resource: 'StatefulSet',
+          code: '2xx',
+        }));
+      expect(written).toBeGreaterThanOrEqual(20);
+      expect(
+        await op.metric('ripplecache_operator_kube_api_requests_total', { verb: 'list', resource: 'CacheCluster' }),
+      ).toBeGreaterThanOrEqual(1);
+      const all = await op.metric('ripplecache_operator_kube_api_requests_total');
+      const throttled = await op.metric('ripplecache_operator_kube_api_throttle_wait_seconds_count');
+      log(`operator: ${all} requests counted, ${throttled} passed the token bucket`);
+      expect(throttled).toBeGreaterThanOrEqual(all);
     } finally {
       await op?.stop();
     }

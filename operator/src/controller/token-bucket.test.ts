@@ -25,6 +25,29 @@ describe('TokenBucket', () => {
     expect(b.reserve()).toBeCloseTo(250);
   });
 
+  it('reports the wait of every token taken, 0 for those sent at once (the throttle metric)', () => {
+    let now = 0;
+    const waits: number[] = [];
+    const b = new TokenBucket({ qps: 10, burst: 2, clock: () => now, onWait: (s) => waits.push(s) });
+    b.reserve();
+    b.reserve();
+    b.reserve();
+    b.reserve();
+    now = 1000;
+    b.reserve();
+    expect(waits).toHaveLength(5);
+    expect(waits.slice(0, 2)).toEqual([0, 0]);
+    expect(waits[2]).toBeCloseTo(0.1);
+    expect(waits[3]).toBeCloseTo(0.2);
+    expect(waits[4]).toBe(0);
+    // Unlimited: every request is reported, never waiting.
+    const unlimited: number[] = [];
+    const u = new TokenBucket({ qps: 0, burst: 1, clock: () => 0, onWait: (s) => unlimited.push(s) });
+    u.reserve();
+    u.reserve();
+    expect(unlimited).toEqual([0, 0]);
+  });
+
   it('qps 0 means unlimited; a burst below 1 is refused', () => {
     const b = new TokenBucket({ qps: 0, burst: 1, clock: () => 0 });
     for (let i = 0; i < 100; i++) expect(b.reserve()).toBe(0);

@@ -11,6 +11,11 @@ export interface TokenBucketOptions {
   burst: number;
   /** Monotonic milliseconds (injectable for tests). Default: performance.now. */
   clock?: () => number;
+  /**
+   * Called for every token taken with the seconds its request must wait (0: sent at once); the operator
+   * observes it in `ripplecache_operator_kube_api_throttle_wait_seconds`.
+   */
+  onWait?: (seconds: number) => void;
 }
 
 export class TokenBucket {
@@ -30,6 +35,12 @@ export class TokenBucket {
 
   /** Takes a token; returns how many milliseconds the caller must wait before sending (0: send now). */
   reserve(): number {
+    const ms = this.reserveMs();
+    this.opts.onWait?.(ms / 1000);
+    return ms;
+  }
+
+  private reserveMs(): number {
     if (this.opts.qps <= 0) return 0;
     const now = this.clock();
     this.tokens = Math.min(this.opts.burst, this.tokens + ((now - this.last) / 1000) * this.opts.qps);

@@ -4,7 +4,7 @@
  * @kubernetes/client-node.
  */
 import * as k8s from '@kubernetes/client-node';
-import type { KubeObject } from './kube-client.js';
+import { requestCode, type KubeObject, type RequestObserver } from './kube-client.js';
 
 export interface WatchedKind {
   /** e.g. 'apps/v1' or 'v1'. */
@@ -20,6 +20,8 @@ export interface InformerSetOptions {
   /** Called on every add/update/delete with the object. */
   onEvent: (kind: string, obj: KubeObject, type: 'add' | 'update' | 'delete') => void;
   onError?: (kind: string, err: unknown) => void;
+  /** Told of every list request (at start and at each watch restart), as `ClientNodeKubeApi`'s `onRequest`. */
+  onRequest?: RequestObserver;
   restartDelayMs?: number;
 }
 
@@ -85,16 +87,23 @@ export class InformerSet {
           ? `${basePath(w.apiVersion)}/namespaces/${ns}/${w.plural}`
           : `${basePath(w.apiVersion)}/${w.plural}`;
         const listFn = async () => {
-          const list = await objects.list<k8s.KubernetesObject>(
-            w.apiVersion,
-            w.kind,
-            ns,
-            undefined,
-            undefined,
-            undefined,
-            undefined,
-            w.labelSelector,
-          );
+          let list;
+          try {
+            list = await objects.list<k8s.KubernetesObject>(
+              w.apiVersion,
+              w.kind,
+              ns,
+              undefined,
+              undefined,
+              undefined,
+              undefined,
+              w.labelSelector,
+            );
+          } catch (err) {
+            opts.onRequest?.('list', w.kind, requestCode(err));
+            throw err;
+          }
+          opts.onRequest?.('list', w.kind, '2xx');
           for (const item of list.items) stripForCache(item);
           return list;
         };

@@ -214,31 +214,68 @@ export function loadKubeConfig(source: KubeConfigSource): PooledKubeConfig {
   );
 }
 
+/**
+ * `ripplecache_operator_kube_api_requests_total`'s `code` of a failed request: its HTTP status, or `error`
+ * without one (no connection, a time-out). Successes are `2xx`: client-node's object-style calls return
+ * the body only, not the status (200 or 201).
+ */
+export function requestCode(err: unknown): string {
+  return String(statusOf(err) ?? 'error');
+}
+
+/** Told of every request made, when it completes (`code`: `2xx`, the HTTP status of a failure, or `error`). */
+export type RequestObserver = (verb: string, resource: string, code: string) => void;
+
+export interface ClientNodeKubeApiOptions {
+  /** `source.component` and `reportingComponent` of Events. Default `ripplecache-operator`. */
+  component?: string;
+  onRequest?: RequestObserver;
+}
+
 export class ClientNodeKubeApi implements KubeApi {
   private readonly objects: k8s.KubernetesObjectApi;
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;
+  private readonly component: string;
+  private readonly onRequest: RequestObserver | undefined;
 
   constructor(
     kc: k8s.KubeConfig,
     private readonly fieldManager: string,
-    private readonly component = 'ripplecache-operator',
+    options: ClientNodeKubeApiOptions = {},
   ) {
     this.objects = k8s.KubernetesObjectApi.makeApiClient(kc);
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.core = kc.makeApiClient(k8s.CoreV1Api);
+    this.component = options.component ?? 'ripplecache-operator';
+    this.onRequest = options.onRequest;
+  }
+
+  /** Runs one request and reports it to `onRequest`. */
+  private async counted<T>(verb: string, resource: string, call: () => Promise<T>): Promise<T> {
+    if (!this.onRequest) return call();
+    try {
+      const result = await call();
+      this.onRequest(verb, resource, '2xx');
+      return result;
+    } catch (err) {
+      this.onRequest(verb, resource, requestCode(err));
+      throw err;
+    }
   }
 
   async apply<T extends KubeObject>(obj: T): Promise<T> {
     try {
       // Server-side apply; managedFields must not be sent.
-      return (await this.objects.patch(
-        obj as k8s.KubernetesObject,
-        undefined,
-        undefined,
-        this.fieldManager,
-        true,
-        k8s.PatchStrategy.ServerSideApply,
+      return (await this.counted('apply', obj.kind ?? '', () =>
+        this.objects.patch(
+          obj as k8s.KubernetesObject,
+          undefined,
+          undefined,
+          this.fieldManager,
+          true,
+          k8s.PatchStrategy.ServerSideApply,
+        ),
       )) as T;
     } catch (err) {
       throw toKubeApiError(err, `apply ${obj.kind} ${obj.metadata?.namespace}/${obj.metadata?.name}`);
@@ -247,11 +284,13 @@ export class ClientNodeKubeApi implements KubeApi {
 
   async get<T extends KubeObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
-      return (await this.objects.read({
-        apiVersion: ref.apiVersion,
-        kind: ref.kind,
-        metadata: { name: ref.name, namespace: ref.namespace },
-      })) as T;
+      return (await this.counted('get', ref.kind, () =>
+        this.objects.read({
+          apiVersion: ref.apiVersion,
+          kind: ref.kind,
+          metadata: { name: ref.name, namespace: ref.namespace },
+        }),
+      )) as T;
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw toKubeApiError(err, `get ${ref.kind} ${ref.namespace}/${ref.name}`);
@@ -260,13 +299,15 @@ export class ClientNodeKubeApi implements KubeApi {
 
   async delete(ref: ObjectRef): Promise<void> {
     try {
-      await this.objects.delete(
-        { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        'Background',
+      await this.counted('delete', ref.kind, () =>
+        this.objects.delete(
+          { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          'Background',
+        ),
       );
     } catch (err) {
       if (statusOf(err) === 404) return;
@@ -277,9 +318,11 @@ export class ClientNodeKubeApi implements KubeApi {
   async patchStatus(ref: ObjectRef & { plural: string }, status: unknown): Promise<void> {
     const [group, version] = ref.apiVersion.split('/') as [string, string];
     try {
-      await this.custom.patchNamespacedCustomObjectStatus(
-        { group, version, namespace: ref.namespace, plural: ref.plural, name: ref.name, body: { status } },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      await this.counted('patch', `${ref.kind}/status`, () =>
+        this.custom.patchNamespacedCustomObjectStatus(
+          { group, version, namespace: ref.namespace, plural: ref.plural, name: ref.name, body: { status } },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        ),
       );
     } catch (err) {
       throw toKubeApiError(err, `patch status of ${ref.kind} ${ref.namespace}/${ref.name}`);
@@ -289,27 +332,29 @@ export class ClientNodeKubeApi implements KubeApi {
   async event(e: EventInput): Promise<void> {
     const now = new Date();
     try {
-      await this.core.createNamespacedEvent({
-        namespace: e.involved.namespace,
-        body: {
-          metadata: { generateName: `${e.involved.name}.`, namespace: e.involved.namespace },
-          involvedObject: {
-            apiVersion: e.involved.apiVersion,
-            kind: e.involved.kind,
-            name: e.involved.name,
-            namespace: e.involved.namespace,
-            ...(e.involved.uid ? { uid: e.involved.uid } : {}),
+      await this.counted('create', 'Event', () =>
+        this.core.createNamespacedEvent({
+          namespace: e.involved.namespace,
+          body: {
+            metadata: { generateName: `${e.involved.name}.`, namespace: e.involved.namespace },
+            involvedObject: {
+              apiVersion: e.involved.apiVersion,
+              kind: e.involved.kind,
+              name: e.involved.name,
+              namespace: e.involved.namespace,
+              ...(e.involved.uid ? { uid: e.involved.uid } : {}),
+            },
+            type: e.type,
+            reason: e.reason,
+            message: e.message,
+            source: { component: this.component },
+            reportingComponent: this.component,
+            firstTimestamp: now,
+            lastTimestamp: now,
+            count: 1,
           },
-          type: e.type,
-          reason: e.reason,
-          message: e.message,
-          source: { component: this.component },
-          reportingComponent: this.component,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
+        }),
+      );
     } catch (err) {
       throw toKubeApiError(err, `create event ${e.reason} for ${e.involved.namespace}/${e.involved.name}`);
     }
