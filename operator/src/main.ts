@@ -7,15 +7,19 @@ import {
   API_VERSION,
   CONDITION_CONFIG_APPLIED,
   CONDITION_DEGRADED,
+  CONDITION_PRIMARY_AVAILABLE,
   CONDITION_PROGRESSING,
   CONDITION_READY,
   CONDITION_UNSUPPORTED,
   FIELD_MANAGER,
   KIND,
   PLURAL,
+  LABEL_CLUSTER,
   LABEL_MANAGED_BY,
   LABEL_MANAGED_BY_VALUE,
+  LABEL_ROLE,
 } from './api/v1alpha1/constants.js';
+import type { FailoverStep } from './api/v1alpha1/types.js';
 import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
 import { Controller } from './controller/controller.js';
 import {
@@ -31,6 +35,8 @@ import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from
 import { LeaderElector } from './k8s/lease.js';
 import { createOperatorMetrics } from './metrics.js';
 import { applyEviction } from './redis/live-config.js';
+import { follow, promote, readReplication } from './redis/replication.js';
+import type { FailoverMemory } from './reconcile/failover-step.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
 import { certificateDirSource, selfManagedSource } from './webhook/certificate-sources.js';
@@ -43,6 +49,7 @@ const CONDITION_TYPES = [
   CONDITION_DEGRADED,
   CONDITION_CONFIG_APPLIED,
   CONDITION_UNSUPPORTED,
+  CONDITION_PRIMARY_AVAILABLE,
 ];
 
 async function main(): Promise<void> {
@@ -93,6 +100,13 @@ async function main(): Promise<void> {
   const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER);
 
   let informers: InformerSet | undefined;
+  const redisOpts = (password: string | undefined, action: string) => ({
+    password,
+    timeoutMs: cfg.redisTimeoutMs,
+    beforeWrite: () => fence.assertLeading(action),
+  });
+  // Test hook (integration tests only): stop, without exiting, right after this failover step is recorded.
+  const pauseAfterStep = process.env.RIPPLECACHE_TEST_PAUSE_AFTER_FAILOVER_STEP as FailoverStep | undefined;
   const deps: ReconcileDeps = {
     kube: fencedKubeApi(kube, fence),
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
@@ -104,6 +118,30 @@ async function main(): Promise<void> {
       }),
     podAddress: (namespace, pod, fallbackHost, port) =>
       cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
+    replication: {
+      readReplication: (ep, password) => readReplication(ep, redisOpts(password, 'INFO replication')),
+      promote: (ep, password) => promote(ep, redisOpts(password, `REPLICAOF NO ONE on ${ep.pod}`)),
+      follow: (ep, primary, password) =>
+        follow(ep, primary, redisOpts(password, `REPLICAOF ${primary.host} ${primary.port} on ${ep.pod}`)),
+      labelPod: (namespace, pod, role) => {
+        fence.assertLeading(`label pod ${namespace}/${pod}`);
+        return kube.patchPodLabels(namespace, pod, { [LABEL_ROLE]: role });
+      },
+      clock: () => performance.now(),
+      memory: new Map<string, FailoverMemory>(),
+      ...(pauseAfterStep
+        ? {
+            afterFailoverStep: (key: string, step: FailoverStep) => {
+              if (step !== pauseAfterStep) return Promise.resolve();
+              logger.warn(
+                { cacheCluster: key, step },
+                'Paused after failover step (RIPPLECACHE_TEST_PAUSE_AFTER_FAILOVER_STEP)',
+              );
+              return new Promise<void>(() => undefined);
+            },
+          }
+        : {}),
+    },
     now: () => new Date(),
     log: logger.child({ logger: 'reconcile' }),
     exporterImage: cfg.exporterImage,
@@ -143,7 +181,13 @@ async function main(): Promise<void> {
       },
       onQueueDepth: (depth) => metrics.queueDepth.set(depth),
     },
-    { workers: cfg.workers, resyncMs: cfg.resyncSeconds * 1000, ownerKind: KIND, ownerApiVersion: API_VERSION },
+    {
+      workers: cfg.workers,
+      resyncMs: cfg.resyncSeconds * 1000,
+      ownerKind: KIND,
+      ownerApiVersion: API_VERSION,
+      ownerLabel: LABEL_CLUSTER,
+    },
   );
 
   const managed = `${LABEL_MANAGED_BY}=${LABEL_MANAGED_BY_VALUE}`;
@@ -156,6 +200,8 @@ async function main(): Promise<void> {
       { apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector: managed },
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', labelSelector: managed },
       { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', labelSelector: managed },
+      // The Redis pods (readiness, role labels), for failover.
+      { apiVersion: 'v1', kind: 'Pod', plural: 'pods', labelSelector: managed },
     ],
     {
       namespaces: cfg.watchNamespaces,

@@ -371,6 +371,7 @@ describe('the phase rules, first match wins', () => {
       'topology not supported',
       'reconcile error',
       'no StatefulSet',
+      'primary lost',
       'rolling out',
       'pods not ready',
       'several primaries',

@@ -275,6 +275,7 @@ describe('types.ts and schema.ts describe the same spec', () => {
       writeBack: { flushIntervalMs: 1000, flushBatchSize: 1, maxPending: 1 },
       origin: { postgres: { secretRef: { name: 'a', key: 'b' }, table: 't' }, http: { url: 'http://x' } },
     },
+    failover: { afterSeconds: 2 },
   };
 
   /** Object paths of the fixture, stopping at quantities and at free-form maps (resources.limits). */
