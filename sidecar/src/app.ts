@@ -121,6 +121,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   let primary: Redis | undefined;
   let subscriberClient: Redis | undefined;
+  /** The write path's own connection under durability replicated (its WAITs would block reads). */
+  let writeClient: Redis | undefined;
   let l2: RedisL2 | undefined;
   // Filled in once the metrics exist (they read the cache, the cache reports to them).
   let metrics: SidecarMetrics | undefined;
@@ -141,6 +143,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
     watchConnection(primary, 'command', log);
     watchConnection(subscriberClient, 'subscriber', log);
+    if (config.durability === 'replicated' && config.origin !== undefined) {
+      writeClient = createRedisClient({
+        url: config.redis,
+        password: config.redisPassword,
+        timeoutMs: config.redisTimeoutMs + config.durabilityTimeoutMs,
+        name: 'ripplecache-sidecar-write',
+      });
+      watchConnection(writeClient, 'write', log);
+    }
     l2 = new RedisL2({
       primary,
       channel: config.channel,
@@ -181,7 +192,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       writePolicy: config.writePolicy,
       writeBack: { ...config.writeBack, claimTimeoutMs: config.writeBackClaimTimeoutMs },
       defaultTTLSeconds: config.defaultTTLSeconds,
-      redis: primary,
+      redis: writeClient ?? primary,
+      ...(writeClient
+        ? { durability: { timeoutMs: config.durabilityTimeoutMs, events: metrics.replicaWaitEvents } }
+        : {}),
       channel: config.channel,
       senderId,
       publisher,
@@ -288,7 +302,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     }
     await subscriber?.stop();
     await l2?.close();
-    await Promise.all([primary, subscriberClient].flatMap((c) => (c ? [c.quit().catch(() => c.disconnect())] : [])));
+    await Promise.all(
+      [primary, subscriberClient, writeClient].flatMap((c) => (c ? [c.quit().catch(() => c.disconnect())] : [])),
+    );
   });
 
   log.info(
@@ -299,6 +315,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       l1: config.l1,
       onDisconnect: config.onDisconnect,
       writePolicy: config.writePolicy,
+      durability: writeClient
+        ? `replicated (WAIT 1 ${config.durabilityTimeoutMs} ms)`
+        : config.durability === 'replicated'
+          ? 'replicated (no effect without --origin: only versioned writes wait)'
+          : 'primary',
       origin: writePath?.origin.description,
       sender: senderId,
     },

@@ -9,11 +9,13 @@ import type { HostPort } from '../../common/src/host-port.js';
 export type L1Policy = 'lru' | 'lfu' | 'fifo' | 'ttl';
 export type WritePolicy = 'write-through' | 'write-back' | 'write-around';
 export type OnDisconnect = 'drop' | 'serve-stale';
+export type Durability = 'replicated' | 'primary';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export const L1_POLICIES: readonly L1Policy[] = ['lru', 'lfu', 'fifo', 'ttl'];
 export const WRITE_POLICIES: readonly WritePolicy[] = ['write-through', 'write-back', 'write-around'];
 export const ON_DISCONNECT: readonly OnDisconnect[] = ['drop', 'serve-stale'];
+export const DURABILITIES: readonly Durability[] = ['replicated', 'primary'];
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Largest value Redis can hold in one string (512 MiB); also the ceiling of `maxValueBytes`. */
@@ -98,6 +100,16 @@ export interface SidecarConfig {
   maxValueBytes: number;
   /** Time box of every Redis call, in ms. Default 500. */
   redisTimeoutMs: number;
+  /**
+   * When a write-back journal append or a versioned record write (write-through, write-around, with an
+   * origin) is acknowledged: `replicated` waits after the Redis step until at least one replica has it
+   * (`WAIT 1 durabilityTimeoutMs`) and answers 503 `ReplicationTimeout` when none did in time; `primary`
+   * (default) acknowledges once the primary has it. The operator renders `replicated` for replication
+   * CacheClusters with replicas (README "Durability").
+   */
+  durability: Durability;
+  /** Longest wait for a replica's acknowledgement with `durability: replicated`, in ms. Default 1000. */
+  durabilityTimeoutMs: number;
   /** Log level. Default `info`. */
   logLevel: LogLevel;
   /**
@@ -126,6 +138,8 @@ export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   onDisconnect: 'drop',
   maxValueBytes: 1024 * 1024,
   redisTimeoutMs: 500,
+  durability: 'primary',
+  durabilityTimeoutMs: 1000,
   logLevel: 'info',
   cacheCluster: undefined,
 } satisfies SidecarConfig);

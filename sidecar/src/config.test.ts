@@ -127,6 +127,9 @@ describe('sidecar config', () => {
       '2Mi',
       '--redis-timeout-ms',
       '250',
+      '--durability',
+      'replicated',
+      '--durability-timeout-ms=750',
       '--log-level',
       'warn',
     ]);
@@ -143,8 +146,25 @@ describe('sidecar config', () => {
       onDisconnect: 'serve-stale',
       maxValueBytes: 2 * 2 ** 20,
       redisTimeoutMs: 250,
+      durability: 'replicated',
+      durabilityTimeoutMs: 750,
       logLevel: 'warn',
     });
+  });
+
+  it('durability: primary by default; replicated from the flag, RIPPLECACHE_DURABILITY or the file; bad values named', () => {
+    expect(cfg([])).toMatchObject({ durability: 'primary', durabilityTimeoutMs: 1000 });
+    expect(cfg([], { RIPPLECACHE_DURABILITY: 'replicated', RIPPLECACHE_DURABILITY_TIMEOUT_MS: '20' })).toMatchObject({
+      durability: 'replicated',
+      durabilityTimeoutMs: 20,
+    });
+    const file = 'durability: replicated\ndurabilityTimeoutMs: 300\n';
+    expect(cfg(['--config', '/c.yaml'], {}, { '/c.yaml': file })).toMatchObject({
+      durability: 'replicated',
+      durabilityTimeoutMs: 300,
+    });
+    expect(() => cfg(['--durability', 'quorum'])).toThrow(/--durability/);
+    expect(() => cfg(['--durability-timeout-ms', '0'])).toThrow(/--durability-timeout-ms/);
   });
 
   it('precedence: flag > env > config file > defaults', () => {

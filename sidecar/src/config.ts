@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { envName, envValues, FlagError, parseFlags, type FlagSpec as CommonFlagSpec } from '../../common/src/flags.js';
 import { formatHostPort } from '../../common/src/host-port.js';
 import {
+  DURABILITIES,
   L1_POLICIES,
   LOG_LEVELS,
   MAX_VALUE_BYTES_CEILING,
@@ -186,6 +187,18 @@ const FLAGS: readonly FlagSpec[] = [
     path: 'redisTimeoutMs',
     parse: int(1, 60_000),
     help: `time box of every Redis call in ms (default ${SIDECAR_DEFAULTS.redisTimeoutMs})`,
+  },
+  {
+    flag: 'durability',
+    path: 'durability',
+    parse: oneOf(DURABILITIES),
+    help: `${DURABILITIES.join('|')}: with replicated, a write-back append or versioned record write is acknowledged only once a replica has it (WAIT 1), else 503 ReplicationTimeout (default ${SIDECAR_DEFAULTS.durability}; the operator renders replicated for replication clusters)`,
+  },
+  {
+    flag: 'durability-timeout-ms',
+    path: 'durabilityTimeoutMs',
+    parse: int(1, 60_000),
+    help: `longest wait in ms for a replica to acknowledge a write with --durability replicated (default ${SIDECAR_DEFAULTS.durabilityTimeoutMs})`,
   },
   {
     flag: 'cache-cluster',

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   RedisUnavailable: 503,
   OriginUnavailable: 503,
   WriteBackBacklogFull: 503,
+  ReplicationTimeout: 503,
   ShuttingDown: 503,
   CacheFull: 507,
 } as const;
@@ -92,6 +93,18 @@ export class RedisUnavailableError extends SidecarError {
   override readonly name = 'RedisUnavailableError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('RedisUnavailable', message, options);
+  }
+}
+
+/**
+ * With `--durability replicated`: no replica acknowledged the write within `--durability-timeout-ms`
+ * (`WAIT 1` answered 0). The write was not acknowledged; it may still be in the primary (and, under
+ * write-through or write-around, in the database): a retry writes it again at a newer version. Retryable.
+ */
+export class ReplicationTimeoutError extends SidecarError {
+  override readonly name = 'ReplicationTimeoutError';
+  constructor(message: string) {
+    super('ReplicationTimeout', message);
   }
 }
 

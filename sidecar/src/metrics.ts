@@ -2,9 +2,10 @@
  * Prometheus metrics of one sidecar, on a registry of its own (never prom-client's global one).
  */
 import type { Histogram } from 'prom-client';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram as PromHistogram, Registry } from 'prom-client';
 import type { DropReason, ReceiverEvents } from './invalidation/invalidation-receiver.js';
 import type { OriginEvents, OriginOperation, OriginOutcome } from './origin/origin.js';
+import type { ReplicaWaitEvents, WaitOutcome } from './redis/replica-waiter.js';
 import type { TierEvents } from './tiers/tiered-cache.js';
 import type { FlusherEvents, FlushFailure, PendingSnapshot } from './write/write-back-flusher.js';
 
@@ -57,6 +58,8 @@ export interface SidecarMetrics {
   readonly originEvents: OriginEvents;
   /** The write-back flusher's batches, coalesced writes and failures. */
   readonly flusherEvents: FlusherEvents;
+  /** WAITs for a replica (`--durability replicated`): outcome and latency. */
+  readonly replicaWaitEvents: ReplicaWaitEvents;
   /** Records one API request: which tier answered (`l1`, `l1-stale`, `l2`, `none`) and how it ended. */
   request(operation: Operation, tier: string, outcome: string, seconds: number): void;
   /** The series for one combination, for hot paths that record it on every request. */
@@ -316,6 +319,24 @@ export function createSidecarMetrics(sources: MetricSources, options: SidecarMet
     help: 'Rows (or HTTP writes) the origin stored for this sidecar',
     registers,
   });
+  const replicaWaits = new Counter({
+    name: 'ripplecache_sidecar_replica_waits_total',
+    help: 'WAITs for a replica after a write (--durability replicated), by outcome: acknowledged, timeout (answered 503 ReplicationTimeout), error (Redis failed)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const replicaWaitWrites = new Counter({
+    name: 'ripplecache_sidecar_replica_wait_writes_total',
+    help: 'Writes covered by WAITs for a replica (one WAIT covers every write answered in the same event-loop turn)',
+    registers,
+  });
+  const replicaWaitSeconds = new PromHistogram({
+    name: 'ripplecache_sidecar_replica_wait_duration_seconds',
+    help: 'Time from sending a WAIT for a replica to its answer',
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  for (const outcome of ['acknowledged', 'timeout', 'error'] satisfies WaitOutcome[]) replicaWaits.inc({ outcome }, 0);
   // Pre-create the known series of the labelled counters, so that dashboards and rate() see zeros rather
   // than gaps until the first event.
   for (const kind of ['origin', 'rejected', 'redis'] satisfies FlushFailure[]) flushFailures.inc({ kind }, 0);
@@ -356,6 +377,13 @@ export function createSidecarMetrics(sources: MetricSources, options: SidecarMet
       },
       coalesced: (count) => coalesced.inc(count),
       failure: (kind) => flushFailures.inc({ kind }),
+    },
+    replicaWaitEvents: {
+      waited: (outcome, seconds, writes) => {
+        replicaWaits.inc({ outcome });
+        replicaWaitWrites.inc(writes);
+        replicaWaitSeconds.observe(seconds);
+      },
     },
     request(operation, tier, outcome, seconds) {
       stats.series(operation, tier, outcome).record(seconds);

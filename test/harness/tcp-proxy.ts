@@ -15,7 +15,8 @@ export interface ProxiedChunk {
  * makes the next connection a silently dead one (accepted, never forwarded, never closed) while all others
  * flow, like one TCP connection lost in a NAT or load balancer. With
  * `record: true` it keeps every client → server chunk with its arrival time, so a test can tell which
- * commands one client sent and when.
+ * commands one client sent and when. `retarget()` sends new connections to another server (a Service whose
+ * endpoint moved, e.g. after a failover); established ones stay where they are until they close.
  */
 export interface TcpProxy {
   readonly port: number;
@@ -24,6 +25,8 @@ export interface TcpProxy {
   thaw(): void;
   /** The next accepted connection hangs forever (until `close`); later ones are forwarded. */
   holdNext(): void;
+  /** New connections go to `target` from now on; established connections are left alone. */
+  retarget(target: { host: string; port: number }): void;
   /** Connections held by `holdNext` so far. */
   readonly held: number;
   /** Client connections accepted so far (held ones included). */
@@ -35,6 +38,7 @@ export interface TcpProxy {
 
 export async function startTcpProxy(target: { host: string; port: number }, opts: { record?: boolean } = {}) {
   let frozen = false;
+  let current = target;
   let holdNext = false;
   let held = 0;
   let conns = 0;
@@ -55,7 +59,7 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
       return;
     }
     const open = () => {
-      const upstream = connect(target.port, target.host);
+      const upstream = connect(current.port, current.host);
       sockets.add(upstream);
       upstream.on('close', () => {
         sockets.delete(upstream);
@@ -93,6 +97,9 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
     },
     holdNext() {
       holdNext = true;
+    },
+    retarget(next) {
+      current = next;
     },
     get held() {
       return held;

@@ -78,6 +78,21 @@ const invalid: Array<[string, string, RegExp]> = [
     /spec\.replicas: Invalid value: -1: .*greater than or equal to 0/,
   ],
   [
+    'durability replicated on a standalone cluster (no replica to wait for)',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\ndurability: { mode: replicated }',
+    /durability\.mode replicated waits for a replica: it needs topology replication with replicas >= 1/,
+  ],
+  [
+    'durability replicated with replicas: 0',
+    'topology: replication\nreplicas: 0\neviction: { policy: allkeys-lru, maxMemory: 64Mi }\ndurability: { mode: replicated }',
+    /durability\.mode replicated waits for a replica/,
+  ],
+  [
+    'durability timeoutMs of 0',
+    'topology: replication\neviction: { policy: allkeys-lru, maxMemory: 64Mi }\ndurability: { timeoutMs: 0 }',
+    /spec\.durability\.timeoutMs: Invalid value: 0: .*greater than or equal to 1/,
+  ],
+  [
     'malformed cron schedule',
     'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nflush: { schedule: "every day" }',
     /flush\.schedule must be a cron expression/,
@@ -224,6 +239,15 @@ flush: { schedule: "*/15 * * * *", timeZone: America/New_York }
       cacheCluster('wb', 'eviction: { policy: volatile-lru, maxMemory: 64Mi }\nsidecar: { writePolicy: write-back }'),
     );
     expect(writeBack.code, writeBack.stderr).toBe(0);
+    const durability = await cp.kubectl(
+      ['apply', '--dry-run=server', '-f', '-'],
+      cacheCluster(
+        'durable',
+        'topology: replication\neviction: { policy: allkeys-lru, maxMemory: 64Mi }\n' +
+          'durability: { mode: replicated, timeoutMs: 250, maxLagSeconds: 2 }',
+      ),
+    );
+    expect(durability.code, durability.stderr).toBe(0);
     const edges = await cp.kubectl(
       ['apply', '--dry-run=server', '-f', '-'],
       cacheCluster(

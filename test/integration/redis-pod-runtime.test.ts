@@ -54,7 +54,8 @@ for i in $(seq 1 50); do
 done
 echo "PRIMARY_IDS=$(awk '/^Uid:/{u=$2} /^Gid:/{g=$2} END{print u":"g}' /proc/$primary/status)"
 echo "REPLICA_IDS=$(awk '/^Uid:/{u=$2} /^Gid:/{g=$2} END{print u":"g}' /proc/$replica/status)"
-echo "SET=$(redis-cli -p 6379 set probe-key probe-value)"
+# The rendered fence (durability replicated): no write before a replica is attached.
+echo "EARLY_SET=$(redis-cli -p 6379 set early-key x 2>&1)"
 # Replication starts after repl-diskless-sync-delay (5 s by default).
 link=down
 for i in $(seq 1 60); do
@@ -62,6 +63,12 @@ for i in $(seq 1 60); do
   sleep 0.5
 done
 echo "LINK=$link"
+for i in $(seq 1 20); do
+  set=$(redis-cli -p 6379 set probe-key probe-value 2>&1); [ "$set" = OK ] && break
+  sleep 0.5
+done
+echo "SET=$set"
+echo "WAIT=$(redis-cli -p 6379 wait 1 5000)"
 echo "REPLICA_GET=$(redis-cli -p 6380 get probe-key)"
 redis-cli -p 6379 bgsave >/dev/null
 for i in $(seq 1 25); do [ -e "$R$DATA_MOUNT/dump.rdb" ] && break; sleep 0.2; done
@@ -125,8 +132,10 @@ describe('the Redis container of the pod template, run as the template says', ()
       const ids = `${sc!.runAsUser}:${sc!.runAsGroup}`;
       expect(value('PRIMARY_IDS'), context).toBe(ids);
       expect(value('REPLICA_IDS'), context).toBe(ids);
-      expect(value('SET'), context).toBe('OK');
+      expect(value('EARLY_SET'), context).toMatch(/NOREPLICAS/);
       expect(value('LINK'), context).toBe('up');
+      expect(value('SET'), context).toBe('OK');
+      expect(value('WAIT'), context).toBe('1');
       expect(value('REPLICA_GET'), context).toBe('probe-value');
       expect(value('DUMP'), context).toBe(String(sc!.runAsUser));
       expect(value('ROOT_WRITE'), context).toMatch(/Read-only file system/);

@@ -52,6 +52,19 @@ describe('desiredConfigMap', () => {
     ]);
   });
 
+  it('renders the write fence of durability replicated for replication, none for standalone', () => {
+    const replicated = confLines(desiredConfigMap(cc({ topology: 'replication' })).data['redis.conf']!);
+    expect(replicated).toContain('min-replicas-to-write 1');
+    expect(replicated).toContain('min-replicas-max-lag 3');
+    const lag = desiredConfigMap(cc({ topology: 'replication', durability: { maxLagSeconds: 7 } })).data['redis.conf']!;
+    expect(confLines(lag)).toContain('min-replicas-max-lag 7');
+    const primary = desiredConfigMap(cc({ topology: 'replication', durability: { mode: 'primary' } })).data[
+      'redis.conf'
+    ]!;
+    expect(confLines(primary)).toContain('min-replicas-to-write 0');
+    expect(confLines(desiredConfigMap(cc({})).data['redis.conf']!).join('\n')).not.toContain('min-replicas');
+  });
+
   it('renders the applied eviction settings when given, not the spec', () => {
     const conf = desiredConfigMap(cc({ eviction: { policy: 'allkeys-lfu', maxMemory: '1Gi' } }), {
       appliedEviction: { maxmemory: 67108864, maxmemoryPolicy: 'volatile-ttl' },
@@ -106,7 +119,21 @@ describe('sidecar.yaml', () => {
       writePolicy: 'write-through',
       l1: { policy: 'lru', maxEntries: 10000, maxBytes: 67108864, maxTTLSeconds: 60 },
       writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000 },
+      durability: 'primary',
+      durabilityTimeoutMs: 1000,
     });
+  });
+
+  it('renders durability replicated by default for replication with a replica, primary otherwise', () => {
+    expect(desiredSidecarConfig(cc({ topology: 'replication' }))).toMatchObject({
+      durability: 'replicated',
+      durabilityTimeoutMs: 1000,
+    });
+    expect(desiredSidecarConfig(cc({ topology: 'replication', replicas: 0 })).durability).toBe('primary');
+    expect(desiredSidecarConfig(cc({}))).toMatchObject({ durability: 'primary' });
+    expect(
+      desiredSidecarConfig(cc({ topology: 'replication', durability: { mode: 'primary', timeoutMs: 250 } })),
+    ).toMatchObject({ durability: 'primary', durabilityTimeoutMs: 250 });
   });
 
   it('reads from the replicas Service, which follows failovers (never a pod by name, which may become the primary)', () => {

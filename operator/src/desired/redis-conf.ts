@@ -1,5 +1,6 @@
 import { REDIS_DATA_DIR, REDIS_PORT } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, PersistenceMode } from '../api/v1alpha1/types.js';
+import { desiredFence } from './fence.js';
 import { resolveSpec } from './resolved-spec.js';
 
 /** What `renderRedisConf` writes for maxmemory / maxmemory-policy. */
@@ -18,6 +19,13 @@ function persistenceLines(mode: PersistenceMode): string[] {
     case 'aof':
       return ['appendonly yes', 'appendfsync everysec', 'save ""'];
   }
+}
+
+/** The write fence (spec.durability, desired/fence.ts) of a replication cluster; also applied live. */
+function fenceLines(cc: CacheCluster): string[] {
+  if (resolveSpec(cc).topology !== 'replication') return [];
+  const fence = desiredFence(cc);
+  return [`min-replicas-to-write ${fence.minReplicasToWrite}`, `min-replicas-max-lag ${fence.minReplicasMaxLag}`];
 }
 
 /**
@@ -43,6 +51,7 @@ export function renderRedisConf(cc: CacheCluster, eviction: RenderedEviction): s
     `dir ${REDIS_DATA_DIR}`,
     `maxmemory ${eviction.maxmemory}`,
     `maxmemory-policy ${eviction.maxmemoryPolicy}`,
+    ...fenceLines(cc),
     ...persistenceLines(spec.persistence.mode),
   ];
   return `${lines.join('\n')}\n`;

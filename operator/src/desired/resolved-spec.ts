@@ -2,6 +2,7 @@
 import { DEFAULTS } from '../api/v1alpha1/types.js';
 import type {
   CacheCluster,
+  DurabilityMode,
   L1Policy,
   PersistenceMode,
   Quantity,
@@ -32,6 +33,8 @@ export interface ResolvedSpec {
     writePolicy: WritePolicy;
     writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number };
   };
+  /** `spec.durability` with its defaults (mode `replicated` only with topology replication and a replica). */
+  durability: { mode: DurabilityMode; timeoutMs: number; maxLagSeconds: number };
 }
 
 export function resolveSpec(cc: CacheCluster): ResolvedSpec {
@@ -42,6 +45,8 @@ export function resolveSpec(cc: CacheCluster): ResolvedSpec {
   const mode = p.mode ?? DEFAULTS.persistence.mode;
   const l1 = s.sidecar?.l1 ?? {};
   const wb = s.sidecar?.writeBack ?? {};
+  const d = s.durability ?? {};
+  const hasReplica = topology === 'replication' && replicas >= 1;
   const resolved: ResolvedSpec = {
     topology,
     replicas,
@@ -73,6 +78,11 @@ export function resolveSpec(cc: CacheCluster): ResolvedSpec {
         flushBatchSize: wb.flushBatchSize ?? DEFAULTS.sidecar.writeBack.flushBatchSize,
         maxPending: wb.maxPending ?? DEFAULTS.sidecar.writeBack.maxPending,
       },
+    },
+    durability: {
+      mode: d.mode ?? (hasReplica ? DEFAULTS.durability.modeWithReplicas : DEFAULTS.durability.modeWithoutReplicas),
+      timeoutMs: d.timeoutMs ?? DEFAULTS.durability.timeoutMs,
+      maxLagSeconds: d.maxLagSeconds ?? DEFAULTS.durability.maxLagSeconds,
     },
   };
   if (s.resources !== undefined) resolved.resources = s.resources;

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { REDIS_PORT } from '../api/v1alpha1/constants.js';
 import { DEFAULT_INVALIDATION_CHANNEL } from '../../../common/src/protocol.js';
 import { DEFAULTS } from '../api/v1alpha1/types.js';
-import type { CacheCluster, L1Policy, WritePolicy } from '../api/v1alpha1/types.js';
+import type { CacheCluster, DurabilityMode, L1Policy, WritePolicy } from '../api/v1alpha1/types.js';
 import { replicasServiceHost, serviceHost } from './names.js';
 import { parseQuantity } from './quantity.js';
 import { resolveSpec } from './resolved-spec.js';
@@ -34,6 +34,10 @@ export interface SidecarConfigFile {
   origin?: string;
   /** A PostgreSQL origin's table (`spec.sidecar.origin.postgres.table`, default `cache_entries`). */
   originTable?: string;
+  /** `spec.durability.mode` (defaults applied): `replicated` makes the sidecar WAIT for a replica. */
+  durability: DurabilityMode;
+  /** `spec.durability.timeoutMs`: the longest WAIT, ms. */
+  durabilityTimeoutMs: number;
 }
 
 export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
@@ -54,6 +58,8 @@ export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
       maxTTLSeconds: spec.sidecar.l1.maxTTLSeconds,
     },
     writeBack: { ...spec.sidecar.writeBack },
+    durability: spec.durability.mode,
+    durabilityTimeoutMs: spec.durability.timeoutMs,
   };
   const origin = cc.spec.sidecar?.origin;
   if (origin?.http !== undefined) config.origin = origin.http.url;

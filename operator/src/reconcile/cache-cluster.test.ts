@@ -260,6 +260,64 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
     });
   });
 
+  it('applies the write fence of durability replicated with the eviction settings, and none for standalone', async () => {
+    const { kube, deps } = setup(sessions());
+    const asked: unknown[] = [];
+    const inner = deps.applyEviction;
+    deps.applyEviction = (endpoints, desired, password) => {
+      asked.push(desired);
+      return inner(endpoints, desired, password);
+    };
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    statefulSetRuns(kube, 2);
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(asked.at(-1)).toEqual({
+      maxmemory: 64 * 1024 * 1024,
+      maxmemoryPolicy: 'allkeys-lru',
+      fence: { minReplicasToWrite: 1, minReplicasMaxLag: 3 },
+    });
+
+    const standalone = setup(
+      cacheCluster(
+        'sessions',
+        withUid('uid-1'),
+        withGeneration(1),
+        withSpec({ eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } }),
+      ),
+    );
+    const standaloneAsked: unknown[] = [];
+    standalone.deps.applyEviction = (endpoints, desired) => {
+      standaloneAsked.push(desired);
+      return podsRunDesired([])(endpoints, desired);
+    };
+    await reconcileCacheCluster(standalone.deps, 'shop/sessions');
+    statefulSetRuns(standalone.kube, 1);
+    await reconcileCacheCluster(standalone.deps, 'shop/sessions');
+    expect(standaloneAsked.at(-1)).toEqual({ maxmemory: 64 * 1024 * 1024, maxmemoryPolicy: 'allkeys-lru' });
+  });
+
+  it('reports durability replicated without a replica as a spec error, applying nothing', async () => {
+    const { deps, current, evictionCalls } = setup(
+      cacheCluster(
+        'sessions',
+        withUid('uid-1'),
+        withGeneration(1),
+        withSpec({
+          topology: 'replication',
+          replicas: 0,
+          eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' },
+          durability: { mode: 'replicated' },
+        }),
+      ),
+    );
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'done' });
+    expect(evictionCalls).toHaveLength(0);
+    expect(current().status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidDurability',
+    });
+  });
+
   it('shows a refused child as ReconcileError with a Warning event, and rethrows', async () => {
     const { kube, deps, current } = setup(sessions());
     const denied = new KubeApiError('admission webhook "quota" denied the request', 403);

@@ -13,6 +13,7 @@ import { done, requeueAfter, splitKey, type ReconcileResult } from '../controlle
 import { passwordChecksum } from '../desired/auth-checksum.js';
 import { desiredChildren, type DesiredChildren } from '../desired/children.js';
 import { desiredEviction, type EvictionSettings } from '../desired/eviction.js';
+import { desiredFence, type FenceSettings } from '../desired/fence.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { configMapName, flushCronJobName, podHost, podName, statefulSetName } from '../desired/names.js';
 import { evictionToRender, renderedEviction, sameEviction } from '../desired/rendered-eviction.js';
@@ -35,7 +36,12 @@ export interface ReconcileDeps {
   kube: KubeApi;
   /** The informer cache: current objects by kind, without an API call. */
   cached: (kind: string, namespace: string, name: string) => KubeObject | undefined;
-  applyEviction: (endpoints: PodEndpoint[], desired: EvictionSettings, password?: string) => Promise<PodConfigResult[]>;
+  /** CONFIG GET / SET / GET of the eviction settings and, when given, the write fence (desired/fence.ts). */
+  applyEviction: (
+    endpoints: PodEndpoint[],
+    desired: EvictionSettings & { fence?: FenceSettings },
+    password?: string,
+  ) => Promise<PodConfigResult[]>;
   /** Where a pod's Redis is reached: its headless DNS name, unless overridden (tests, local demo). */
   podAddress: (namespace: string, pod: string, dnsName: string, port: number) => { host: string; port: number };
   now: () => Date;
@@ -135,7 +141,9 @@ function observe(deps: ReconcileDeps, key: string): Observed | undefined {
 /** Step 2, desired eviction settings; an invalid spec is a status (then undefined), not an error to retry. */
 async function desiredEvictionStep(deps: ReconcileDeps, o: Observed): Promise<EvictionSettings | undefined> {
   try {
-    return desiredEviction(o.cc);
+    const eviction = desiredEviction(o.cc);
+    desiredFence(o.cc); // an invalid durability is a spec error too, before anything is applied
+    return eviction;
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
     await writeSpecError(deps, o, err);
@@ -186,13 +194,20 @@ async function applyLiveConfig(
     const addr = deps.podAddress(ns, pod, podHost(cc, i), REDIS_PORT);
     endpoints.push({ pod, host: addr.host, port: addr.port });
   }
-  const results = await deps.applyEviction(endpoints, desired, password);
+  // The write fence goes with the eviction settings (replication only: a standalone primary has no replica).
+  const fence = spec.topology === 'replication' ? desiredFence(cc) : undefined;
+  const results = await deps.applyEviction(endpoints, fence ? { ...desired, fence } : desired, password);
   for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
   const changed = results.filter((r) => r.changed).map((r) => r.pod);
   if (changed.length)
     o.log.info(
-      { pods: changed, maxmemory: desired.maxmemory, maxmemoryPolicy: desired.maxmemoryPolicy },
-      'Applied eviction settings with CONFIG SET',
+      {
+        pods: changed,
+        maxmemory: desired.maxmemory,
+        maxmemoryPolicy: desired.maxmemoryPolicy,
+        ...(fence ? { minReplicasToWrite: fence.minReplicasToWrite, minReplicasMaxLag: fence.minReplicasMaxLag } : {}),
+      },
+      'Applied live settings with CONFIG SET',
     );
   return {
     configResult: { desired, pods: results },

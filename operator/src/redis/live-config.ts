@@ -1,5 +1,6 @@
 /**
- * Live Redis settings: reads with CONFIG GET, changes with CONFIG SET, verifies with CONFIG GET again.
+ * Live Redis settings (eviction, and the write fence of spec.durability): reads with CONFIG GET, changes
+ * with CONFIG SET, verifies with CONFIG GET again.
  * With replication.ts the only ioredis user in the operator (the scheduled flush runs redis-cli in its CronJob
  * pod, see desired/flush-cron-job.ts). Never restarts anything.
  */
@@ -18,6 +19,15 @@ export interface EvictionSettings {
   maxmemoryPolicy: string;
 }
 
+/** The write fence (desired/fence.ts): `min-replicas-to-write`, `min-replicas-max-lag` (seconds). */
+export interface FenceSettings {
+  minReplicasToWrite: number;
+  minReplicasMaxLag: number;
+}
+
+/** What is applied live: the eviction settings and, when given, the write fence. */
+export type LiveSettings = EvictionSettings & { fence?: FenceSettings };
+
 export interface PodConfigResult {
   pod: string;
   /** True when CONFIG GET, after any CONFIG SET, shows the desired settings. */
@@ -26,6 +36,8 @@ export interface PodConfigResult {
   changed: boolean;
   /** What the pod reported last (absent when it could not be reached). */
   observed?: EvictionSettings;
+  /** The fence the pod reported last, when a fence was asked for. */
+  observedFence?: FenceSettings;
   /** The pod's replication role as Redis reports it (`ROLE`): master, slave (a replica) or sentinel. */
   role?: string;
   /** Why it is not applied. Never contains a password. */
@@ -80,6 +92,16 @@ async function readEviction(r: Redis): Promise<EvictionSettings> {
   return { maxmemory: Number(mm[1]), maxmemoryPolicy: String(mp[1]) };
 }
 
+async function readFence(r: Redis): Promise<FenceSettings> {
+  const n = (await r.call('CONFIG', 'GET', 'min-replicas-to-write')) as string[];
+  const lag = (await r.call('CONFIG', 'GET', 'min-replicas-max-lag')) as string[];
+  return { minReplicasToWrite: Number(n[1]), minReplicasMaxLag: Number(lag[1]) };
+}
+
+function sameFence(a: FenceSettings, b: FenceSettings): boolean {
+  return a.minReplicasToWrite === b.minReplicasToWrite && a.minReplicasMaxLag === b.minReplicasMaxLag;
+}
+
 export function describe(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   // ioredis messages can echo the command; AUTH arguments never appear in CONFIG calls, but be safe.
@@ -95,13 +117,15 @@ class WriteRefused extends Error {
 }
 
 /**
- * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify.
+ * Brings one pod to `desired`: CONFIG GET, CONFIG SET only what differs, CONFIG GET to verify — the
+ * eviction settings, and the write fence when `desired.fence` is given (the max lag before the count, so
+ * that a fence being raised never runs a moment with the old, looser lag).
  * Never throws for Redis failures: they come back as `applied: false` with a message. Throws only what
  * `opts.beforeWrite` throws (and then writes nothing more).
  */
 export async function applyEvictionToPod(
   ep: PodEndpoint,
-  desired: EvictionSettings,
+  desired: LiveSettings,
   opts: LiveConfigOptions = {},
 ): Promise<PodConfigResult> {
   const write = (r: Redis, ...args: string[]) => {
@@ -113,9 +137,11 @@ export async function applyEvictionToPod(
     // ioredis writes the command to the connected socket within this call: nothing runs between check and write.
     return r.call('CONFIG', 'SET', ...args);
   };
+  const fence = desired.fence;
   try {
     return await withClient(ep, opts, async (r) => {
       const before = await readEviction(r);
+      const fenceBefore = fence ? await readFence(r) : undefined;
       let changed = false;
       if (before.maxmemory !== desired.maxmemory) {
         await write(r, 'maxmemory', String(desired.maxmemory));
@@ -125,19 +151,37 @@ export async function applyEvictionToPod(
         await write(r, 'maxmemory-policy', desired.maxmemoryPolicy);
         changed = true;
       }
+      if (fence && fenceBefore && fenceBefore.minReplicasMaxLag !== fence.minReplicasMaxLag) {
+        await write(r, 'min-replicas-max-lag', String(fence.minReplicasMaxLag));
+        changed = true;
+      }
+      if (fence && fenceBefore && fenceBefore.minReplicasToWrite !== fence.minReplicasToWrite) {
+        await write(r, 'min-replicas-to-write', String(fence.minReplicasToWrite));
+        changed = true;
+      }
       const after = changed ? await readEviction(r) : before;
+      const fenceAfter = fence ? (changed ? await readFence(r) : fenceBefore) : undefined;
       const role = String(((await r.call('ROLE')) as unknown[])[0]);
-      const applied = after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
-      return applied
-        ? { pod: ep.pod, applied, changed, observed: after, role }
-        : {
-            pod: ep.pod,
-            applied,
-            changed,
-            observed: after,
-            role,
-            message: `pod reports maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy} after CONFIG SET`,
-          };
+      const evictionApplied =
+        after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
+      const fenceApplied = !fence || (fenceAfter !== undefined && sameFence(fenceAfter, fence));
+      const applied = evictionApplied && fenceApplied;
+      const observed = { observed: after, ...(fenceAfter ? { observedFence: fenceAfter } : {}) };
+      if (applied) return { pod: ep.pod, applied, changed, ...observed, role };
+      const parts = [];
+      if (!evictionApplied) parts.push(`maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy}`);
+      if (!fenceApplied && fenceAfter)
+        parts.push(
+          `min-replicas-to-write=${fenceAfter.minReplicasToWrite} min-replicas-max-lag=${fenceAfter.minReplicasMaxLag}`,
+        );
+      return {
+        pod: ep.pod,
+        applied,
+        changed,
+        ...observed,
+        role,
+        message: `pod reports ${parts.join(' ')} after CONFIG SET`,
+      };
     });
   } catch (err) {
     if (err instanceof WriteRefused) throw err.reason;
@@ -148,7 +192,7 @@ export async function applyEvictionToPod(
 /** Applies `desired` to every pod concurrently (primary and replicas alike). */
 export async function applyEviction(
   endpoints: PodEndpoint[],
-  desired: EvictionSettings,
+  desired: LiveSettings,
   opts: LiveConfigOptions = {},
 ): Promise<PodConfigResult[]> {
   return Promise.all(endpoints.map((ep) => applyEvictionToPod(ep, desired, opts)));

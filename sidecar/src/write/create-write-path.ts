@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Origin, OriginEvents } from '../origin/origin.js';
+import { ReplicaWaiter, type ReplicaWaitEvents } from '../redis/replica-waiter.js';
 import { HttpOrigin } from '../origin/http-origin.js';
 import { createPostgresPool, PostgresOrigin } from '../origin/postgres-origin.js';
 import { ReadThrough } from './read-through.js';
@@ -28,8 +29,16 @@ export interface WritePathOptions {
   writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number; claimTimeoutMs: number };
   /** TTL of read-through fills in Redis, seconds. */
   defaultTTLSeconds: number;
-  /** The Redis primary connection; absent in L1-only mode. */
+  /**
+   * The Redis primary connection of the write path (a connection of its own under durability
+   * `replicated`: WAIT blocks it); absent in L1-only mode.
+   */
   redis: Redis | undefined;
+  /**
+   * `--durability replicated`: WAIT for one replica, at most `timeoutMs`, after every journal append and
+   * versioned record write. Absent: `primary` (no wait).
+   */
+  durability?: { timeoutMs: number; events?: ReplicaWaitEvents };
   channel: string;
   /** This sidecar's id: its write-back consumer name. */
   senderId: string;
@@ -98,6 +107,15 @@ export function createWritePath(o: WritePathOptions): WritePath {
       ? undefined
       : new VersionedRecords({ client: o.redis, channel: o.channel, onError: o.onRedisError });
   const versions = records ?? new LocalVersionSource(o.clock);
+  const replicas =
+    o.redis !== undefined && o.durability !== undefined
+      ? new ReplicaWaiter({
+          client: o.redis,
+          timeoutMs: o.durability.timeoutMs,
+          ...(o.durability.events ? { events: o.durability.events } : {}),
+          onError: o.onRedisError,
+        })
+      : undefined;
   const readThrough = new ReadThrough({
     origin,
     ...(records ? { records } : {}),
@@ -111,6 +129,7 @@ export function createWritePath(o: WritePathOptions): WritePath {
     publisher: o.publisher,
     invalidateLocal: o.invalidateLocal,
     onPublished: o.onPublished,
+    ...(replicas ? { replicas } : {}),
   };
 
   let flusher: WriteBackFlusher | undefined;
@@ -146,6 +165,7 @@ export function createWritePath(o: WritePathOptions): WritePath {
       publisher: o.publisher,
       invalidateLocal: o.invalidateLocal,
       onPublished: o.onPublished,
+      ...(replicas ? { replicas } : {}),
     });
   } else if (o.writePolicy === 'write-around') {
     policy = new WriteAroundPolicy(direct);

@@ -33,6 +33,13 @@
  * writes are moved to the dead-letter stream (`<journal>:dead`) so that they cannot block the others.
  * Redis unavailable: the cycle ends and the next one tries again.
  *
+ * Reconnected (journal.connectionEpoch changed: e.g. to a new primary after a failover, behind the same
+ * Service address): the first read of the next cycle walks this consumer's own pending list on that server
+ * (the journal and the consumer group are replicated, so what it was given there is still its own) and
+ * flushes what it does not hold in memory — entries of an append whose answer was lost with the old
+ * connection — at once instead of after the claim timeout. A group the server lacks is created again
+ * (WriteBackJournal.withGroup, idempotent); other sidecars' entries are claimed as usual.
+ *
  * Stop (SIGTERM): the loop stops waiting and runs a last cycle until the journal is empty or the deadline
  * passes; whatever is left stays in the journal, pending, for another sidecar to claim.
  */
@@ -143,6 +150,9 @@ export class WriteBackFlusher {
   private nextClaimAt = 0;
   private nextCleanupAt = 0;
   private outageSince: number | undefined;
+  /** The journal's connection epoch whose own pending list was walked; and where the walk stands. */
+  private seenEpoch = 0;
+  private ownCursor: string | undefined;
   private stats: { snapshot: JournalStats; takenAt: number } | undefined;
 
   constructor(options: WriteBackFlusherOptions) {
@@ -339,6 +349,8 @@ export class WriteBackFlusher {
 
   /** The next batch to flush; `more` when the cycle must read again after it, whatever its size. */
   private async nextRead(): Promise<JournalRead & { more: boolean }> {
+    const own = await this.readOwnPendingAfterReconnect();
+    if (own !== undefined) return own;
     if (this.clock() >= this.nextClaimAt) {
       const claimed = await this.journal.claimStale(this.claimIdleMs, this.batchSize);
       if (this.journal.claimScanComplete) this.nextClaimAt = this.clock() + this.claimCheckMs;
@@ -370,6 +382,33 @@ export class WriteBackFlusher {
     const entries = this.held.splice(0, this.batchSize);
     for (const e of entries) this.heldBytes -= entryBytes(e);
     return { entries, unreadable: [], more: false };
+  }
+
+  /**
+   * After a (re)connection: the next page of this consumer's own pending entries that the flusher does
+   * not already hold (held, in a retried batch, or to be read by id); undefined when there is nothing to do.
+   */
+  private async readOwnPendingAfterReconnect(): Promise<(JournalRead & { more: boolean }) | undefined> {
+    const epoch = this.journal.connectionEpoch;
+    if (epoch !== this.seenEpoch) {
+      this.seenEpoch = epoch;
+      this.ownCursor = '0';
+    }
+    while (this.ownCursor !== undefined) {
+      const page = await this.journal.readOwnPending(this.ownCursor, this.batchSize);
+      this.ownCursor = page.done ? undefined : page.last;
+      const known = new Set([...this.held, ...(this.retry?.entries ?? [])].map((e) => e.id).concat(this.others));
+      const entries = page.entries.filter((e) => !known.has(e.id));
+      const unreadable = page.unreadable.filter((id) => !known.has(id));
+      if (entries.length > 0 || unreadable.length > 0) {
+        this.log.info(
+          { stream: this.journal.streamKey, entries: entries.length },
+          'Took up write-back entries pending in this sidecar after reconnecting to Redis',
+        );
+        return { entries, unreadable, more: true };
+      }
+    }
+    return undefined;
   }
 
   /** Applies one batch; false when the origin (or Redis, for the dead letters) was unavailable. */

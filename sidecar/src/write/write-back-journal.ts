@@ -313,6 +313,7 @@ export class WriteBackJournal {
   /** XAUTOCLAIM cursor: a scan of the pending entries continues where the last call stopped. */
   private claimCursor = '0-0';
   private groupReady = false;
+  private epoch_ = 0;
 
   constructor(options: WriteBackJournalOptions) {
     this.client = options.client;
@@ -324,6 +325,20 @@ export class WriteBackJournal {
     this.prefix = options.recordPrefix ?? RECORD_KEY_PREFIX;
     this.tombstoneTtlMs = options.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
     this.onError = options.onError ?? (() => {});
+    // A new connection may reach another server (a failover behind the same Service address): make sure
+    // of the group again before the next group command, and let the flusher look at what it holds there.
+    this.client.on('ready', () => {
+      this.epoch_++;
+      this.groupReady = false;
+    });
+  }
+
+  /**
+   * Counts the connection's `ready` events: it changes whenever the connection was (re)established, e.g.
+   * to a new primary after a failover (write-back-flusher.ts then re-reads this consumer's pending entries).
+   */
+  get connectionEpoch(): number {
+    return this.epoch_;
   }
 
   /** The dead-letter stream: entries the origin refused for good. */
@@ -414,6 +429,33 @@ export class WriteBackJournal {
       this.client.callBuffer('XCLAIM', this.streamKey, this.group, this.consumer, '0', ...ids),
     );
     return parseStreamEntries(reply);
+  }
+
+  /**
+   * Reads up to `count` of the entries pending in this consumer with ids after `after` (`0` from the
+   * start: XREADGROUP with an id reads the consumer's own pending list, not new entries). Entries that were
+   * deleted meanwhile (already applied by someone) are acknowledged here and left out. `last` is the id to
+   * continue after; the list is done when fewer than `count` came back (`done`).
+   */
+  async readOwnPending(after: string, count: number): Promise<JournalRead & { last: string; done: boolean }> {
+    const reply = await this.withGroup('read this consumer’s pending write-back entries', () =>
+      this.client.xreadgroupBuffer(
+        'GROUP',
+        this.group,
+        this.consumer,
+        'COUNT',
+        count,
+        'STREAMS',
+        this.streamKey,
+        after,
+      ),
+    );
+    const items = (reply?.[0]?.[1] ?? []) as unknown as [Buffer, Buffer[] | null][];
+    const gone = items.filter((it) => it[1] === null).map((it) => it[0].toString());
+    if (gone.length > 0) await this.ack(gone);
+    const read = parseStreamEntries(items.filter((it) => it[1] !== null));
+    const lastItem = items[items.length - 1];
+    return { ...read, last: lastItem ? lastItem[0].toString() : after, done: items.length < count };
   }
 
   /** Reads up to `count` entries no consumer has been given yet. */

@@ -9,7 +9,7 @@ import type { CacheValue } from '../tiers/tiered-cache.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { WriteBackFlusher } from './write-back-flusher.js';
 import type { JournalEntry, JournalWrite, WriteBackJournal } from './write-back-journal.js';
-import type { InvalidationSource, WritePolicyHandler } from './write-policy.js';
+import type { InvalidationSource, ReplicaWait, WritePolicyHandler } from './write-policy.js';
 
 /** Writes per journal script call at most. */
 export const APPEND_BATCH_MAX = 128;
@@ -35,6 +35,12 @@ export interface WriteBackPolicyOptions {
   onPublished?: () => void;
   /** Writes per journal call at most. Default {@link APPEND_BATCH_MAX}. */
   appendBatchMax?: number;
+  /**
+   * `--durability replicated`: after the append, wait until a replica has it (one WAIT per append call)
+   * before any of its writes is acknowledged; when none does in time every write of the call is answered
+   * 503 ReplicationTimeout. Absent: `primary`.
+   */
+  replicas?: ReplicaWait;
 }
 
 /**
@@ -65,6 +71,8 @@ export class WriteBackPolicy implements WritePolicyHandler {
         const delivered: JournalEntry[] = [];
         for (const r of results) if (!(r instanceof Error) && r.entry !== undefined) delivered.push(r.entry);
         if (delivered.length > 0 || others.length > 0) o.flusher.adopt(delivered, others);
+        // The entries are journaled whatever the wait says (the flusher writes them); only the 204 waits.
+        if (o.replicas !== undefined && results.some((r) => !(r instanceof Error))) await o.replicas.wait();
         return results;
       },
     });

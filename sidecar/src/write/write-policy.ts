@@ -12,7 +12,8 @@
  * |               | next read misses and fills from the database)           |                                         |
  *
  * Every write takes a version first (versioned-records.ts); the database and Redis only ever move to a
- * newer version.
+ * newer version. With `--durability replicated` the Redis step is followed by a WAIT for one replica
+ * (redis/replica-waiter.ts) before the 204.
  */
 import type { Origin, WriteOutcome } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
@@ -45,6 +46,16 @@ export interface DirectPolicyOptions {
   invalidateLocal(keys: readonly string[]): void;
   /** Called for every invalidation message sent (metrics). */
   onPublished?: () => void;
+  /**
+   * `--durability replicated`: waits until a replica has the Redis step (WAIT), before the write is
+   * acknowledged; rejects with ReplicationTimeoutError (503) when none does in time. Absent: `primary`.
+   */
+  replicas?: ReplicaWait;
+}
+
+/** What the write policies need of redis/replica-waiter.ts. */
+export interface ReplicaWait {
+  wait(): Promise<void>;
 }
 
 /**
@@ -66,6 +77,9 @@ export async function writeDirect(
     if (records !== undefined && outcome === 'applied') {
       await redisStep(records, version, publisher.keys([key]));
       options.onPublished?.();
+      // The record (and the version counter before it) on a replica before the 204: a failover to the
+      // most advanced replica keeps both (README "Durability").
+      await options.replicas?.wait();
     }
   } finally {
     options.invalidateLocal([key]);

@@ -114,6 +114,9 @@ describe('cacheClusterSchema', () => {
     expect(specRules).toContainEqual(RULES.maxMemoryPercentNeedsLimit);
     expect(specRules).toContainEqual(RULES.maxMemoryWithinLimit);
     expect(specRules).toContainEqual(RULES.shardsOnlyWithCluster);
+    expect(specRules).toContainEqual(RULES.durabilityReplicatedNeedsReplicas);
+    expect(at('spec.durability.mode').enum).toEqual(['replicated', 'primary']);
+    expect(at('spec.durability.timeoutMs')).toMatchObject({ minimum: 1, maximum: 60_000 });
     expect(RULES.maxMemoryWithinLimit.rule).toContain(
       "quantity(string(self.eviction.maxMemory)).isGreaterThan(quantity(string(self.resources.limits['memory'])))",
     );
@@ -276,6 +279,7 @@ describe('types.ts and schema.ts describe the same spec', () => {
       origin: { postgres: { secretRef: { name: 'a', key: 'b' }, table: 't' }, http: { url: 'http://x' } },
     },
     failover: { afterSeconds: 2 },
+    durability: { mode: 'replicated', timeoutMs: 1000, maxLagSeconds: 3 },
   };
 
   /** Object paths of the fixture, stopping at quantities and at free-form maps (resources.limits). */

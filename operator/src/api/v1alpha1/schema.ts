@@ -10,6 +10,7 @@
 import {
   CATEGORIES,
   CRD_NAME,
+  DURABILITY_MODES,
   EVICTION_POLICIES,
   GROUP,
   KIND,
@@ -321,6 +322,16 @@ export const RULES = {
     rule: "!has(self.replicas) || self.replicas == 0 || (has(self.topology) && self.topology != 'standalone')",
     message: 'topology standalone has no read replicas: set topology: replication, or replicas: 0',
     fieldPath: '.replicas',
+    reason: 'FieldValueForbidden',
+  },
+  durabilityReplicatedNeedsReplicas: {
+    rule:
+      "!has(self.durability) || !has(self.durability.mode) || self.durability.mode != 'replicated' || " +
+      "(has(self.topology) && self.topology == 'replication' && (!has(self.replicas) || self.replicas >= 1))",
+    message:
+      'durability.mode replicated waits for a replica: it needs topology replication with replicas >= 1 ' +
+      '(or set durability.mode: primary)',
+    fieldPath: '.durability.mode',
     reason: 'FieldValueForbidden',
   },
   persistenceStorageNeedsMode: {
@@ -642,6 +653,35 @@ const failoverSchema = obj(
   },
 );
 
+const durabilitySchema = obj(
+  'When a sidecar acknowledges a write-back journal append or a versioned record write (write-through, ' +
+    'write-around). replicated: after the Redis step the sidecar waits (WAIT 1 timeoutMs) until at least one ' +
+    'replica has the write, and answers 503 ReplicationTimeout (nothing acknowledged) when none did in time; ' +
+    'the operator also sets min-replicas-to-write 1 and min-replicas-max-lag maxLagSeconds on every Redis pod, ' +
+    'so that a primary cut off from its replicas refuses writes (503) instead of accepting writes a failover ' +
+    'would lose. primary: acknowledged once the primary has it (a failover can lose the last writes). ' +
+    'Replication stays asynchronous: see the README section Durability for what is and is not guaranteed. ' +
+    'Changing it never restarts Redis.',
+  {
+    mode: enumOf(
+      `replicated or primary. Default ${D.durability.modeWithReplicas} with topology replication and replicas >= 1, ` +
+        `${D.durability.modeWithoutReplicas} otherwise; replicated is refused without a replica.`,
+      DURABILITY_MODES,
+    ),
+    timeoutMs: int(
+      'Longest wait in ms for a replica to acknowledge a write (mode replicated); then the write is answered ' +
+        `503 ReplicationTimeout. 1-60000. Default ${D.durability.timeoutMs}.`,
+      { minimum: 1, maximum: 60_000 },
+    ),
+    maxLagSeconds: int(
+      'min-replicas-max-lag of the fence (mode replicated): a replica that has not acknowledged for longer than ' +
+        'this many seconds does not count, and with none left the primary refuses writes. 1-60. Default ' +
+        `${D.durability.maxLagSeconds}.`,
+      { minimum: 1, maximum: 60 },
+    ),
+  },
+);
+
 export const specSchema: JSONSchemaProps = obj(
   'The desired state of a Redis cache and of the sidecars that use it.',
   {
@@ -679,11 +719,13 @@ export const specSchema: JSONSchemaProps = obj(
     metrics: metricsSchema,
     sidecar: sidecarSchema,
     failover: failoverSchema,
+    durability: durabilitySchema,
   },
   {
     'x-kubernetes-validations': [
       RULES.shardsOnlyWithCluster,
       RULES.replicasNotWithStandalone,
+      RULES.durabilityReplicatedNeedsReplicas,
       RULES.maxMemoryPercentNeedsLimit,
       RULES.maxMemoryWithinLimit,
       RULES.memoryLimitMaximum,

@@ -5,6 +5,7 @@
  */
 import type {
   API_VERSION,
+  DURABILITY_MODES,
   EVICTION_POLICIES,
   KIND,
   L1_POLICIES,
@@ -24,6 +25,7 @@ export type PersistenceMode = (typeof PERSISTENCE_MODES)[number];
 export type RetentionPolicy = (typeof RETENTION_POLICIES)[number];
 export type L1Policy = (typeof L1_POLICIES)[number];
 export type WritePolicy = (typeof WRITE_POLICIES)[number];
+export type DurabilityMode = (typeof DURABILITY_MODES)[number];
 
 /** A key of a Secret in the CacheCluster's namespace. */
 export interface SecretKeyRef {
@@ -129,6 +131,24 @@ export interface FailoverSpec {
   afterSeconds?: number;
 }
 
+/**
+ * When a sidecar acknowledges a write-back journal append or a versioned record write (README
+ * "Durability"): `replicated` waits (`WAIT 1 <timeoutMs>`) until at least one replica has it, and the
+ * operator fences the primary (`min-replicas-to-write 1`, `min-replicas-max-lag maxLagSeconds`) so that a
+ * primary cut off from every replica refuses writes; `primary` acknowledges once the primary has it.
+ */
+export interface DurabilitySpec {
+  /** Default `replicated` with topology `replication` and at least one replica, else `primary`. */
+  mode?: DurabilityMode;
+  /** Longest wait for a replica's acknowledgement, ms; then the write is answered 503. Default 1000. */
+  timeoutMs?: number;
+  /**
+   * `min-replicas-max-lag` of the fence: a replica whose last acknowledgement is older than this many
+   * seconds does not count, and with none left the primary refuses writes (NOREPLICAS). Default 3.
+   */
+  maxLagSeconds?: number;
+}
+
 export interface CacheClusterSpec {
   /** Default `standalone`. */
   topology?: Topology;
@@ -149,6 +169,7 @@ export interface CacheClusterSpec {
   sidecar?: SidecarSpec;
   /** Automatic failover (topology `replication`). */
   failover?: FailoverSpec;
+  durability?: DurabilitySpec;
 }
 
 /** `metav1.Condition`. */
@@ -324,5 +345,15 @@ export const DEFAULTS = {
   failover: {
     /** `spec.failover.afterSeconds`: 2 (the failover-time target, p99 under 5 s, includes it). */
     afterSeconds: 2,
+  },
+  durability: {
+    /** `spec.durability.mode` with topology `replication` and `replicas` ≥ 1: `replicated`. */
+    modeWithReplicas: 'replicated' as DurabilityMode,
+    /** `spec.durability.mode` otherwise (nothing to wait for): `primary`. */
+    modeWithoutReplicas: 'primary' as DurabilityMode,
+    /** `spec.durability.timeoutMs`: 1000. */
+    timeoutMs: 1000,
+    /** `spec.durability.maxLagSeconds`: 3 (replicas acknowledge every second). */
+    maxLagSeconds: 3,
   },
 } as const;
