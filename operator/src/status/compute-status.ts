@@ -155,6 +155,8 @@ export interface PhaseFacts {
   neverConfigured: boolean;
   primaries: string[];
   config: ConfigState;
+  /** The primary on record (`input.primary`), if any. */
+  recordedPrimary: string | undefined;
   /** Topology replication: the primary is lost (waiting for afterSeconds, or no replica can be promoted). */
   primaryLost: { reason: string; message: string } | undefined;
 }
@@ -235,7 +237,7 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     verdict: (f) => ({
       phase: 'Degraded',
       reason: 'MultiplePrimaries',
-      message: `pods ${f.primaries.join(', ')} all report role master (split brain): replicas must follow ${podName(f.cc, 0)}`,
+      message: `pods ${f.primaries.join(', ')} all report role master (split brain): replicas must follow ${f.recordedPrimary ?? podName(f.cc, 0)}`,
     }),
   },
   {
@@ -363,6 +365,7 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     neverConfigured: prev.appliedConfig === undefined,
     primaries: input.primaries ?? [],
     config,
+    recordedPrimary: input.primary,
     primaryLost:
       input.failover !== undefined &&
       input.failover.availability.status === 'False' &&
