@@ -714,6 +714,9 @@ describe('helm install into the test control plane', () => {
     expect(await canI('get', 'secrets', '-n', APP)).toBe('yes');
     expect(await canI('patch', 'secret/rc-ripplecache-webhook-tls', '-n', SYSTEM)).toBe('yes');
     expect(await canI('patch', 'mutatingwebhookconfigurations/rc-ripplecache-sidecar-injector')).toBe('yes');
+    // Failover: the pods' readiness and their role label.
+    expect(await canI('list', 'pods', '-n', APP)).toBe('yes');
+    expect(await canI('patch', 'pods', '-n', APP)).toBe('yes');
     // Not granted.
     for (const args of [
       ['delete', 'secrets', '-n', APP],
@@ -722,6 +725,8 @@ describe('helm install into the test control plane', () => {
       ['list', 'secrets', '-n', APP],
       ['delete', 'nodes'],
       ['create', 'pods', '-n', APP],
+      ['delete', 'pods', '-n', APP],
+      ['create', 'pods/exec', '-n', APP],
       ['delete', 'cacheclusters', '-n', APP],
       ['patch', 'mutatingwebhookconfigurations/someone-elses'],
       ['create', 'clusterrolebindings'],
