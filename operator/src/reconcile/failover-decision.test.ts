@@ -227,6 +227,14 @@ describe('planRoles', () => {
     expect(planRoles('c-1', synced, { promote: false })).toEqual([{ op: 'label', pod: 'c-0', role: 'replica' }]);
   });
 
+  it('leaves alone a replica of an address that is no pod of the cluster (set up by hand, or through a proxy)', () => {
+    const pods = [
+      pod(0, master('c-0', 10), { roleLabel: 'primary' }),
+      pod(1, { ...replica('c-1', 10), masterHost: '10.9.9.9', masterPort: 7000 } as ReplicationInfo),
+    ];
+    expect(planRoles('c-0', pods, { promote: false })).toEqual([]);
+  });
+
   it('changes nothing when every pod is as it should be, and leaves unreachable pods alone', () => {
     const pods = [
       pod(0, master('c-0', 10), { roleLabel: 'primary' }),

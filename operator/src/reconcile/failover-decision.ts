@@ -204,8 +204,8 @@ function follows(p: ObservedRedisPod, addr: { host: string; port: number }): boo
 
 /**
  * The changes that bring the pods to "`primary` is the primary": first the primary label off every other pod
- * (never two pods labelled primary), then every other reachable pod made a replica of it (an old primary that
- * came back included, before anything can send it primary traffic), then the primary's label (only once it
+ * (never two pods labelled primary), then every other reachable pod that runs as a master or follows another pod
+ * made a replica of it (an old primary that came back included, before anything can send it primary traffic), then the primary's label (only once it
  * reports role master), then the replica labels: `replica` on pods that follow it with their link up and no
  * sync loading, no label on reachable pods that do not (yet). Unreachable pods keep their label (not Ready, no
  * Service sends them traffic) except the primary label, which only the primary keeps.
@@ -219,9 +219,13 @@ export function planRoles(primaryName: string, pods: ObservedRedisPod[], opts: {
   const isMaster = primary.info.role === 'master';
   if (!isMaster && opts.promote) changes.push({ op: 'promote', pod: primaryName });
   if (!isMaster && !opts.promote) return changes;
+  // A pod is repointed when it runs as a master, or replicates from another pod of the cluster. A replica of an
+  // address that is no pod's (set up by hand, or through a proxy) is left alone: it is not the operator's to move.
+  const otherPods = pods.filter((p) => p.pod !== primaryName);
   for (const p of pods) {
-    if (p.pod === primaryName || !p.info.reachable) continue;
-    if (!follows(p, primary.address))
+    if (p.pod === primaryName || !p.info.reachable || follows(p, primary.address)) continue;
+    const fromAnotherPod = otherPods.some((o) => follows(p, o.address));
+    if (p.info.role === 'master' || fromAnotherPod)
       changes.push({ op: 'follow', pod: p.pod, primary: primaryName, address: primary.address });
   }
   if (primary.roleLabel !== ROLE_PRIMARY) changes.push({ op: 'label', pod: primaryName, role: ROLE_PRIMARY });
