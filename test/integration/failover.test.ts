@@ -177,6 +177,24 @@ function client(port: number): Redis {
   return r;
 }
 
+/**
+ * SET until acknowledged: with the durability fence (min-replicas-to-write 1, the default with replicas) a
+ * primary refuses writes with NOREPLICAS while no replica has acknowledged recently (just after a failover).
+ */
+async function setAcked(r: Redis, key: string, value: string): Promise<void> {
+  let last: unknown;
+  for (const until = Date.now() + 30_000; Date.now() < until;) {
+    try {
+      await r.set(key, value);
+      return;
+    } catch (err) {
+      last = err;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+  throw new Error(`SET ${key} never acknowledged`, { cause: last });
+}
+
 async function proxy(c: SimCluster, service: string): Promise<ServiceProxy> {
   const p = await startServiceProxy({
     kubeconfigPath: cp.kubeconfigPath,
@@ -221,11 +239,11 @@ describe('failover of a replication CacheCluster', () => {
       async () => replicasSvc.endpoints().join() === 'fo-1,fo-2',
     );
     const before = client(primarySvc.port);
-    for (let i = 0; i < 100; i++) await before.set(`k${i}`, `v${i}`);
+    for (let i = 0; i < 100; i++) await setAcked(before, `k${i}`, `v${i}`);
     // fo-2 ahead of fo-1: stop fo-1 replicating, write more, so that only fo-2 has it (the higher offset).
     const r1 = client(c.redis[1]!.port);
     await r1.call('CLIENT', 'PAUSE', '60000', 'WRITE');
-    for (let i = 100; i < 150; i++) await before.set(`k${i}`, `v${i}`);
+    for (let i = 100; i < 150; i++) await setAcked(before, `k${i}`, `v${i}`);
     const r2 = client(c.redis[2]!.port);
     await waitFor('fo-2 to have every write', async () => (await r2.get('k149')) === 'v149');
     before.disconnect();
@@ -255,7 +273,7 @@ describe('failover of a replication CacheCluster', () => {
     const after = client(primarySvc.port);
     expect(await after.get('k149')).toBe('v149');
     expect(await after.get('k0')).toBe('v0');
-    await after.set('after-failover', 'yes');
+    await setAcked(after, 'after-failover', 'yes');
 
     // fo-1 follows fo-2 and gets the replica label back once in sync.
     await waitFor(
