@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian/Ubuntu machine that has Go and Node/npm: redis-server,
-# make, PostgreSQL and promtool (system packages; their services are never started: the tests run
+# redis-sentinel (the baseline of bench:failover), make, PostgreSQL and promtool (system packages; their services are never started: the tests run
 # their own servers, and of the prometheus package only promtool is used), the npm dependencies, and the
 # Kubernetes control-plane binaries (built into a cache outside the clone by tools/kube/build.sh; the test
 # harness finds them there, so nothing is exported). Where the machine can run a real node for
@@ -26,6 +26,7 @@ done
 # --- system packages ----------------------------------------------------------------------------------------
 packages=()
 command -v redis-server >/dev/null || packages+=(redis-server)
+command -v redis-sentinel >/dev/null || packages+=(redis-sentinel) # the baseline of `npm run bench:failover`
 command -v make >/dev/null || packages+=(make)
 command -v flock >/dev/null || packages+=(util-linux)
 command -v wrk >/dev/null || packages+=(wrk) # the load generator of `npm run bench:write`
@@ -67,7 +68,7 @@ if [ ${#packages[@]} -gt 0 ]; then
   [ -z "$added_policy" ] || "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
   [ "$status" -eq 0 ] || { log "error: apt-get install failed ($status)"; exit "$status"; }
   # If a service was started anyway (systemd ignores policy-rc.d), stop and disable it; never at boot either.
-  for svc in redis-server postgresql prometheus; do
+  for svc in redis-server redis-sentinel postgresql prometheus; do
     [[ " ${packages[*]} " == *" $svc"* ]] || continue
     if command -v systemctl >/dev/null && systemctl is-enabled --quiet "$svc" 2>/dev/null; then
       "${sudo[@]}" systemctl disable "$svc" >/dev/null 2>&1 || true
@@ -81,7 +82,7 @@ if [ ${#packages[@]} -gt 0 ]; then
     fi
   done
 else
-  log "system packages: redis-server, make, PostgreSQL ($pg) and promtool are installed"
+  log "system packages: redis-server, redis-sentinel, make, PostgreSQL ($pg) and promtool are installed"
 fi
 
 # --- npm dependencies ---------------------------------------------------------------------------------------

@@ -7,15 +7,19 @@ import {
   API_VERSION,
   CONDITION_CONFIG_APPLIED,
   CONDITION_DEGRADED,
+  CONDITION_PRIMARY_AVAILABLE,
   CONDITION_PROGRESSING,
   CONDITION_READY,
   CONDITION_UNSUPPORTED,
   FIELD_MANAGER,
   KIND,
   PLURAL,
+  LABEL_CLUSTER,
   LABEL_MANAGED_BY,
   LABEL_MANAGED_BY_VALUE,
+  LABEL_ROLE,
 } from './api/v1alpha1/constants.js';
+import type { FailoverStep } from './api/v1alpha1/types.js';
 import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
 import { Controller } from './controller/controller.js';
 import {
@@ -30,11 +34,13 @@ import { InformerSet } from './k8s/informers.js';
 import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from './k8s/kube-client.js';
 import { LeaderElector } from './k8s/lease.js';
 import { createOperatorMetrics } from './metrics.js';
+import type { FailoverMemory } from './reconcile/failover-step.js';
 import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
 import { packageVersion } from '../../common/src/version.js';
 import type { RunningWebhook } from './webhook/start-webhook.js';
 import type * as LiveConfig from './redis/live-config.js';
+import type * as Replication from './redis/replication.js';
 
 /**
  * Loaded on first use, not at start: ioredis (live config) only once a CacheCluster has pods, the webhook
@@ -43,6 +49,9 @@ import type * as LiveConfig from './redis/live-config.js';
  */
 let liveConfigModule: Promise<typeof LiveConfig> | undefined;
 const loadLiveConfig = () => (liveConfigModule ??= import('./redis/live-config.js'));
+/** INFO replication / REPLICAOF for failover (ioredis too): loaded with the first replication CacheCluster. */
+let replicationModule: Promise<typeof Replication> | undefined;
+const loadReplication = () => (replicationModule ??= import('./redis/replication.js'));
 
 const CONDITION_TYPES = [
   CONDITION_READY,
@@ -50,6 +59,7 @@ const CONDITION_TYPES = [
   CONDITION_DEGRADED,
   CONDITION_CONFIG_APPLIED,
   CONDITION_UNSUPPORTED,
+  CONDITION_PRIMARY_AVAILABLE,
 ];
 
 async function main(): Promise<void> {
@@ -106,6 +116,13 @@ async function main(): Promise<void> {
   const kube = new ClientNodeKubeApi(kc, FIELD_MANAGER, { onRequest });
 
   let informers: InformerSet | undefined;
+  const redisOpts = (password: string | undefined, action: string) => ({
+    password,
+    timeoutMs: cfg.redisTimeoutMs,
+    beforeWrite: () => fence.assertLeading(action),
+  });
+  // Test hook (integration tests only): stop, without exiting, right after this failover step is recorded.
+  const pauseAfterStep = process.env.RIPPLECACHE_TEST_PAUSE_AFTER_FAILOVER_STEP as FailoverStep | undefined;
   const deps: ReconcileDeps = {
     kube: fencedKubeApi(kube, fence),
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
@@ -117,6 +134,36 @@ async function main(): Promise<void> {
       }),
     podAddress: (namespace, pod, fallbackHost, port) =>
       cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
+    replication: {
+      readReplication: async (ep, password) =>
+        (await loadReplication()).readReplication(ep, redisOpts(password, 'INFO replication')),
+      promote: async (ep, password) =>
+        (await loadReplication()).promote(ep, redisOpts(password, `REPLICAOF NO ONE on ${ep.pod}`)),
+      follow: async (ep, primary, password) =>
+        (await loadReplication()).follow(
+          ep,
+          primary,
+          redisOpts(password, `REPLICAOF ${primary.host} ${primary.port} on ${ep.pod}`),
+        ),
+      labelPod: (namespace, pod, role) => {
+        fence.assertLeading(`label pod ${namespace}/${pod}`);
+        return kube.patchPodLabels(namespace, pod, { [LABEL_ROLE]: role });
+      },
+      clock: () => performance.now(),
+      memory: new Map<string, FailoverMemory>(),
+      ...(pauseAfterStep
+        ? {
+            afterFailoverStep: (key: string, step: FailoverStep) => {
+              if (step !== pauseAfterStep) return Promise.resolve();
+              logger.warn(
+                { cacheCluster: key, step },
+                'Paused after failover step (RIPPLECACHE_TEST_PAUSE_AFTER_FAILOVER_STEP)',
+              );
+              return new Promise<void>(() => undefined);
+            },
+          }
+        : {}),
+    },
     now: () => new Date(),
     log: logger.child({ logger: 'reconcile' }),
     exporterImage: cfg.exporterImage,
@@ -156,7 +203,13 @@ async function main(): Promise<void> {
       },
       onQueueDepth: (depth) => metrics.queueDepth.set(depth),
     },
-    { workers: cfg.workers, resyncMs: cfg.resyncSeconds * 1000, ownerKind: KIND, ownerApiVersion: API_VERSION },
+    {
+      workers: cfg.workers,
+      resyncMs: cfg.resyncSeconds * 1000,
+      ownerKind: KIND,
+      ownerApiVersion: API_VERSION,
+      ownerLabel: LABEL_CLUSTER,
+    },
   );
 
   const managed = `${LABEL_MANAGED_BY}=${LABEL_MANAGED_BY_VALUE}`;
@@ -169,6 +222,8 @@ async function main(): Promise<void> {
       { apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector: managed },
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', labelSelector: managed },
       { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', labelSelector: managed },
+      // The Redis pods (readiness, role labels), for failover.
+      { apiVersion: 'v1', kind: 'Pod', plural: 'pods', labelSelector: managed },
     ],
     {
       namespaces: cfg.watchNamespaces,

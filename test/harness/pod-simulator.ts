@@ -1,4 +1,24 @@
 import * as k8s from '@kubernetes/client-node';
+import { createConnection } from 'node:net';
+
+/** Answers true when a redis-server answers PING at `addr` within a second (no password). */
+function pingRedis(addr: { host: string; port: number }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection(addr);
+    let buf = '';
+    const finish = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => finish(false));
+    sock.on('error', () => finish(false));
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\r\n')) finish(buf.startsWith('+PONG') || buf.startsWith('-NOAUTH'));
+    });
+  });
+}
 import type { RedisProcess } from './redis.js';
 
 /** The redis.conf settings a restarted pod takes from its ConfigMap; the harness keeps port, bind and dir. */
@@ -8,17 +28,33 @@ const RESTART_SETTINGS = ['appendonly', 'appendfsync', 'save', 'maxmemory', 'max
  * Stands in for the kubelet, which the test control plane does not run: marks the Redis pods that the
  * StatefulSet controller created as Running and Ready (podIP 127.0.0.1), because a local redis-server
  * process plays each of them. Only pods named in `pods` are marked; the others stay Pending.
+ *
+ * With `probes` (pod → address of its redis-server) it also plays the readiness probe: a pod is Ready only
+ * while its redis-server answers PING, so a SIGKILLed redis-server makes its pod not Ready (within a tick) and
+ * a restarted one (empty, or with its data when it persists) makes it Ready again.
+ *
+ * With `node` it also plays the scheduler: it creates that Node and binds the pods to it, because the
+ * endpointslice controller leaves out pods whose node does not exist (needed for the Services' EndpointSlices).
+ * Start the control plane without the node lifecycle controller then (`--controllers=*,-node-lifecycle-controller`):
+ * no kubelet heartbeats this Node, and that controller would mark its pods not Ready. Pods then get a made-up
+ * pod IP (10.244.0.n: EndpointSlices refuse loopback addresses); nothing connects to it, the Service proxy
+ * maps endpoints by pod name.
  */
 export class PodSimulator {
   private readonly core: k8s.CoreV1Api;
   private timer: NodeJS.Timeout | undefined;
-  private readonly ready = new Set<string>();
+  /** `name/uid` → the readiness last written. */
+  private readonly written = new Map<string, boolean>();
   private stopped = false;
+  private nodeCreated = false;
+  private readonly podIps = new Map<string, string>();
 
   constructor(
     kubeconfigPath: string,
     private readonly namespace: string,
     private readonly pods: Set<string>,
+    private readonly probes: Record<string, { host: string; port: number }> = {},
+    private readonly opts: { node?: string } = {},
   ) {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfigPath);
@@ -42,38 +78,60 @@ export class PodSimulator {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** Marks every named, existing, not-yet-ready pod as Running and Ready. */
+  /** Marks every named, existing pod Running, and Ready unless its probe fails. */
   async markReady(): Promise<void> {
+    const node = this.opts.node;
+    if (node && !this.nodeCreated) {
+      await this.core.createNode({ body: { metadata: { name: node } } }).catch((err: unknown) => {
+        if ((err as { code?: number }).code !== 409) throw err;
+      });
+      this.nodeCreated = true;
+    }
     const list = await this.core.listNamespacedPod({ namespace: this.namespace });
-    for (const pod of list.items) {
-      const name = pod.metadata?.name ?? '';
-      if (!this.pods.has(name)) continue;
-      const isReady = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      if (isReady && this.ready.has(`${name}/${pod.metadata?.uid}`)) continue;
-      const now = new Date();
-      await this.core.patchNamespacedPodStatus(
-        {
-          name,
-          namespace: this.namespace,
-          body: {
-            status: {
-              phase: 'Running',
-              podIP: '127.0.0.1',
-              podIPs: [{ ip: '127.0.0.1' }],
-              hostIP: '127.0.0.1',
-              startTime: now,
-              conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({
-                type,
-                status: 'True',
-                lastTransitionTime: now,
-              })),
+    await Promise.all(
+      list.items.map(async (pod) => {
+        const name = pod.metadata?.name ?? '';
+        if (!this.pods.has(name)) return;
+        if (node && !pod.spec?.nodeName)
+          await this.core.createNamespacedPodBinding({
+            name,
+            namespace: this.namespace,
+            body: { metadata: { name }, target: { apiVersion: 'v1', kind: 'Node', name: node } },
+          });
+        const probe = this.probes[name];
+        const ready = probe ? await pingRedis(probe) : true;
+        const id = `${name}/${pod.metadata?.uid}`;
+        const isReady = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        if (isReady === ready && this.written.get(id) === ready) return;
+        const now = new Date();
+        const status = ready ? 'True' : 'False';
+        if (!this.podIps.has(name)) this.podIps.set(name, node ? `10.244.0.${this.podIps.size + 2}` : '127.0.0.1');
+        const podIP = this.podIps.get(name)!;
+        await this.core.patchNamespacedPodStatus(
+          {
+            name,
+            namespace: this.namespace,
+            body: {
+              status: {
+                phase: 'Running',
+                podIP,
+                podIPs: [{ ip: podIP }],
+                hostIP: '127.0.0.1',
+                startTime: pod.status?.startTime ?? now,
+                conditions: [
+                  { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
+                  { type: 'Initialized', status: 'True', lastTransitionTime: now },
+                  { type: 'ContainersReady', status, lastTransitionTime: now },
+                  { type: 'Ready', status, lastTransitionTime: now },
+                ],
+              },
             },
           },
-        },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-      );
-      this.ready.add(`${name}/${pod.metadata?.uid}`);
-    }
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        );
+        this.written.set(id, ready);
+      }),
+    );
   }
 
   /**

@@ -255,6 +255,8 @@ describe('helm lint and helm template', () => {
       { apiGroups: ['batch'], resources: ['cronjobs'], verbs: readWrite },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      // Failover: pods' readiness and their role label; never create, delete or read them one by one.
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch', 'patch'] },
     ]);
     expect(find(objs, 'ClusterRole', 'rc-ripplecache-webhook')[0]!.rules).toEqual([
       {
@@ -289,12 +291,12 @@ describe('helm lint and helm template', () => {
       'RoleBinding/rc-ripplecache-operator -> Role/rc-ripplecache-operator',
     ]);
     for (const b of bindings) expect(b.subjects, b.metadata.name).toEqual(serviceAccount);
-    // Nothing grants writes to Secrets, or anything on nodes, pods or RBAC.
+    // Nothing grants writes to Secrets, anything on nodes or RBAC, or more on pods than list/watch/patch.
     for (const role of roles) {
       for (const rule of role.rules) {
         expect(rule.verbs, `${role.metadata.name}`).not.toContain('*');
         expect(rule.resources).not.toContain('*');
-        expect(rule.resources).not.toContain('pods');
+        if (rule.resources.includes('pods')) expect(rule.verbs).toEqual(['list', 'watch', 'patch']);
         expect(rule.resources).not.toContain('nodes');
         if (rule.resources.includes('secrets')) {
           expect(
@@ -745,6 +747,9 @@ describe('helm install into the test control plane', () => {
     expect(await canI('get', 'secrets', '-n', APP)).toBe('yes');
     expect(await canI('patch', 'secret/rc-ripplecache-webhook-tls', '-n', SYSTEM)).toBe('yes');
     expect(await canI('patch', 'mutatingwebhookconfigurations/rc-ripplecache-sidecar-injector')).toBe('yes');
+    // Failover: the pods' readiness and their role label.
+    expect(await canI('list', 'pods', '-n', APP)).toBe('yes');
+    expect(await canI('patch', 'pods', '-n', APP)).toBe('yes');
     // Not granted.
     for (const args of [
       ['delete', 'secrets', '-n', APP],
@@ -753,6 +758,8 @@ describe('helm install into the test control plane', () => {
       ['list', 'secrets', '-n', APP],
       ['delete', 'nodes'],
       ['create', 'pods', '-n', APP],
+      ['delete', 'pods', '-n', APP],
+      ['create', 'pods/exec', '-n', APP],
       ['delete', 'cacheclusters', '-n', APP],
       ['patch', 'mutatingwebhookconfigurations/someone-elses'],
       ['create', 'clusterrolebindings'],

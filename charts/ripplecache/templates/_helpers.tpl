@@ -130,4 +130,8 @@ Redis password, for CONFIG SET); nothing here allows writing a Secret or touchin
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# Failover: the Redis pods' readiness (list, watch) and their role label (patch); never create or delete.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch", "patch"]
 {{- end -}}

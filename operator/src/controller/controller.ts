@@ -23,6 +23,11 @@ export interface ControllerOptions {
   resyncMs: number;
   ownerKind: string;
   ownerApiVersion: string;
+  /**
+   * For objects without an owner reference to a CacheCluster (the Redis pods, owned by the StatefulSet): the
+   * label that names their CacheCluster in the same namespace.
+   */
+  ownerLabel?: string;
 }
 
 export function objectKey(namespace: string, name: string): string {
@@ -58,7 +63,9 @@ export class Controller {
       const owner = obj.metadata?.ownerReferences?.find(
         (r) => r.controller && r.kind === this.opts.ownerKind && r.apiVersion === this.opts.ownerApiVersion,
       );
+      const byLabel = this.opts.ownerLabel ? obj.metadata?.labels?.[this.opts.ownerLabel] : undefined;
       if (owner) this.queue.add(objectKey(ns, owner.name));
+      else if (byLabel) this.queue.add(objectKey(ns, byLabel));
     }
     this.hooks.onQueueDepth?.(this.queue.depth);
   }

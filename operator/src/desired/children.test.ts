@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
 import type { KubeObject } from '../k8s/kube-client.js';
 import { desiredChildren } from './children.js';
-import { desiredClientService } from './client-service.js';
+import { desiredClientService, desiredReplicasService } from './client-service.js';
 import { desiredHeadlessService } from './headless-service.js';
 import { ownerReference } from './owner-reference.js';
 import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
@@ -47,12 +47,25 @@ describe('desiredClientService', () => {
     expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
   });
 
-  it('selects pod 0, the primary, for replication', () => {
+  it('selects the pod labelled role primary for replication (the operator moves the label on failover)', () => {
     expect(desiredClientService(cc({ topology: 'replication', replicas: 2 })).spec.selector).toEqual({
       'cache.ripplecache.io/cluster': 'sessions',
       'app.kubernetes.io/component': 'server',
-      'statefulset.kubernetes.io/pod-name': 'sessions-0',
+      'cache.ripplecache.io/role': 'primary',
     });
+  });
+});
+
+describe('desiredReplicasService', () => {
+  it('selects the pods labelled role replica, on the Redis port', () => {
+    const svc = desiredReplicasService(cc({ topology: 'replication', replicas: 2 }));
+    expect(svc.metadata.name).toBe('sessions-replicas');
+    expect(svc.spec.selector).toEqual({
+      'cache.ripplecache.io/cluster': 'sessions',
+      'app.kubernetes.io/component': 'server',
+      'cache.ripplecache.io/role': 'replica',
+    });
+    expect(svc.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
   });
 });
 
@@ -83,6 +96,7 @@ describe('desiredChildren', () => {
       'Service/sessions-headless',
       'Service/sessions',
       'StatefulSet/sessions',
+      'Service/sessions-replicas',
       'PodDisruptionBudget/sessions',
     ]);
     expect(deleteIfPresent).toEqual([
@@ -94,6 +108,7 @@ describe('desiredChildren', () => {
     const { apply, deleteIfPresent } = desiredChildren(cc({}));
     expect(apply.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Service', 'StatefulSet']);
     expect(deleteIfPresent).toEqual([
+      { apiVersion: 'v1', kind: 'Service', namespace: 'shop', name: 'sessions-replicas' },
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: 'shop', name: 'sessions' },
       { apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'sessions-flush' },
     ]);
@@ -118,6 +133,7 @@ describe('desiredChildren', () => {
       'v1 Service/sessions-headless',
       'v1 Service/sessions',
       'apps/v1 StatefulSet/sessions',
+      'v1 Service/sessions-replicas',
       'policy/v1 PodDisruptionBudget/sessions',
       'batch/v1 CronJob/sessions-flush',
     ]);
@@ -141,7 +157,7 @@ describe('desiredChildren', () => {
 
   it('fits the k8s adapter (type-checked: the children are KubeObjects)', () => {
     const objects: KubeObject[] = desiredChildren(cc({ topology: 'replication', flush: { schedule: '@daily' } })).apply;
-    expect(objects).toHaveLength(6);
+    expect(objects).toHaveLength(7);
   });
 
   it('builds nothing and deletes nothing for the unsupported cluster topology', () => {

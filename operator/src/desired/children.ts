@@ -1,11 +1,11 @@
 import type { CacheCluster } from '../api/v1alpha1/types.js';
-import { desiredClientService } from './client-service.js';
+import { desiredClientService, desiredReplicasService } from './client-service.js';
 import { desiredConfigMap } from './config-map.js';
 import type { DesiredOptions } from './desired-options.js';
 import { desiredFlushCronJob } from './flush-cron-job.js';
 import { desiredHeadlessService } from './headless-service.js';
 import type { DesiredChild } from './kube-types.js';
-import { flushCronJobName, podDisruptionBudgetName } from './names.js';
+import { flushCronJobName, podDisruptionBudgetName, replicasServiceName } from './names.js';
 import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
 import { resolveSpec } from './resolved-spec.js';
 import { desiredStatefulSet } from './stateful-set.js';
@@ -19,7 +19,10 @@ export interface ChildRef {
 }
 
 export interface DesiredChildren {
-  /** In apply order: ConfigMap, headless Service, client Service, StatefulSet, PDB (more than one pod), CronJob. */
+  /**
+   * In apply order: ConfigMap, headless Service, client Service, StatefulSet, replicas Service (replication),
+   * PDB (more than one pod), CronJob.
+   */
   apply: DesiredChild[];
   /** Optional children the spec no longer asks for. */
   deleteIfPresent: ChildRef[];
@@ -43,6 +46,14 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
     desiredStatefulSet(cc, opts),
   ];
   const deleteIfPresent: ChildRef[] = [];
+  if (resolveSpec(cc).topology === 'replication') apply.push(desiredReplicasService(cc, opts));
+  else
+    deleteIfPresent.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      namespace: cc.metadata.namespace,
+      name: replicasServiceName(cc),
+    });
   if (resolveSpec(cc).pods > 1) apply.push(desiredPodDisruptionBudget(cc, opts));
   else
     deleteIfPresent.push({

@@ -1,19 +1,20 @@
-import { LABEL_POD_NAME, REDIS_PORT, REDIS_PORT_NAME } from '../api/v1alpha1/constants.js';
+import { LABEL_ROLE, REDIS_PORT, REDIS_PORT_NAME, ROLE_PRIMARY, ROLE_REPLICA } from '../api/v1alpha1/constants.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import type { DesiredOptions } from './desired-options.js';
 import type { Service } from './kube-types.js';
 import { selectorLabels } from './labels.js';
-import { clientServiceName, podName } from './names.js';
+import { clientServiceName, replicasServiceName } from './names.js';
 import { childMetadata } from './owner-reference.js';
 import { resolveSpec } from './resolved-spec.js';
 
 /**
  * `<name>`: the Service clients (and sidecars) use to reach the primary, `<name>.<ns>.svc:6379`.
- * Standalone: the one pod. Replication: pod `<name>-0`, the primary.
+ * Standalone: the one pod. Replication: the pod labelled `cache.ripplecache.io/role: primary`, which only the
+ * operator writes (on one pod at most: on failover it removes the label from the old primary first).
  */
 export function desiredClientService(cc: CacheCluster, _opts: DesiredOptions = {}): Service {
   const selector = selectorLabels(cc);
-  if (resolveSpec(cc).topology === 'replication') selector[LABEL_POD_NAME] = podName(cc, 0);
+  if (resolveSpec(cc).topology === 'replication') selector[LABEL_ROLE] = ROLE_PRIMARY;
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -21,6 +22,23 @@ export function desiredClientService(cc: CacheCluster, _opts: DesiredOptions = {
     spec: {
       type: 'ClusterIP',
       selector,
+      ports: [{ name: REDIS_PORT_NAME, port: REDIS_PORT, targetPort: REDIS_PORT_NAME, protocol: 'TCP' }],
+    },
+  };
+}
+
+/**
+ * `<name>-replicas` (topology replication only): the ready pods labelled `cache.ripplecache.io/role: replica`,
+ * i.e. replicating from the current primary with their link up. Sidecars read from it (`--redis-replica`).
+ */
+export function desiredReplicasService(cc: CacheCluster, _opts: DesiredOptions = {}): Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: childMetadata(cc, replicasServiceName(cc)),
+    spec: {
+      type: 'ClusterIP',
+      selector: { ...selectorLabels(cc), [LABEL_ROLE]: ROLE_REPLICA },
       ports: [{ name: REDIS_PORT_NAME, port: REDIS_PORT, targetPort: REDIS_PORT_NAME, protocol: 'TCP' }],
     },
   };

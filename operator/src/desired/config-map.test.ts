@@ -152,12 +152,10 @@ describe('sidecar.yaml', () => {
     ).toMatchObject({ durability: 'primary', durabilityTimeoutMs: 250 });
   });
 
-  it('lists each replica by its headless-Service DNS name', () => {
+  it('reads from the replicas Service, which follows failovers (never a pod by name, which may become the primary)', () => {
     const cfg = desiredSidecarConfig(cc({ topology: 'replication', replicas: 2 }));
-    expect(cfg.redisReplicas).toEqual([
-      'redis://sessions-1.sessions-headless.shop.svc:6379',
-      'redis://sessions-2.sessions-headless.shop.svc:6379',
-    ]);
+    expect(cfg.redisReplicas).toEqual(['redis://sessions-replicas.shop.svc:6379']);
+    expect(desiredSidecarConfig(cc({ topology: 'replication', replicas: 0 })).redisReplicas).toEqual([]);
   });
 
   it('takes the sidecar settings from the spec', () => {

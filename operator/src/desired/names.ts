@@ -23,6 +23,16 @@ export function clientServiceName(cc: CacheClusterRef): string {
   return cc.metadata.name;
 }
 
+/** `<name>-replicas`: the Service that reaches the ready replicas (topology replication). */
+export function replicasServiceName(cc: CacheClusterRef): string {
+  return `${cc.metadata.name}-replicas`;
+}
+
+/** `<name>-replicas.<ns>.svc`: the replicas Service's DNS name. */
+export function replicasServiceHost(cc: CacheClusterRef): string {
+  return `${replicasServiceName(cc)}.${cc.metadata.namespace}.svc`;
+}
+
 /** `<name>`. */
 export function statefulSetName(cc: CacheClusterRef): string {
   return cc.metadata.name;

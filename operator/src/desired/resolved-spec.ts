@@ -31,6 +31,8 @@ export interface ResolvedSpec {
   exporter: boolean;
   serviceMonitor: boolean;
   authSecretRef?: SecretKeyRef;
+  /** `spec.failover.afterSeconds` (topology replication). */
+  failoverAfterSeconds: number;
   sidecar: {
     l1: { policy: L1Policy; maxEntries: number; maxBytes: Quantity; maxTTLSeconds: number };
     writePolicy: WritePolicy;
@@ -72,6 +74,7 @@ export function resolveSpec(cc: CacheCluster): ResolvedSpec {
           },
     exporter: s.metrics?.exporter ?? DEFAULTS.metrics.exporter,
     serviceMonitor: s.metrics?.serviceMonitor ?? DEFAULTS.metrics.serviceMonitor,
+    failoverAfterSeconds: s.failover?.afterSeconds ?? DEFAULTS.failover.afterSeconds,
     sidecar: {
       l1: {
         policy: l1.policy ?? DEFAULTS.sidecar.l1.policy,

@@ -123,9 +123,7 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       expect(config.cacheCluster).toBe('sessions');
       expect(rendered).not.toHaveProperty('cacheCluster');
       expect(config.redisReplicas).toEqual(
-        topology === 'replication'
-          ? ['redis://sessions-1.sessions-headless.shop.svc:6379', 'redis://sessions-2.sessions-headless.shop.svc:6379']
-          : [],
+        topology === 'replication' ? ['redis://sessions-replicas.shop.svc:6379'] : [],
       );
       expect(config.redisPassword).toBe('s3cret');
       expect(config.channel).toBe(rendered.channel);

@@ -12,14 +12,17 @@ import { REDIS_PORT } from '../api/v1alpha1/constants.js';
 import { DEFAULT_INVALIDATION_CHANNEL } from '../../../common/src/protocol.js';
 import { DEFAULTS } from '../api/v1alpha1/types.js';
 import type { CacheCluster, DurabilityMode, L1Policy, WritePolicy } from '../api/v1alpha1/types.js';
-import { podHost, serviceHost } from './names.js';
+import { replicasServiceHost, serviceHost } from './names.js';
 import { parseQuantity } from './quantity.js';
 import { resolveSpec } from './resolved-spec.js';
 
 export interface SidecarConfigFile {
   /** The primary, through the client Service: `redis://<name>.<ns>.svc:6379`. */
   redis: string;
-  /** Each read replica by its headless-Service DNS name (empty for standalone). */
+  /**
+   * Topology replication: the `<name>-replicas` Service, which follows failovers (it selects the pods labelled
+   * replica). Empty for standalone.
+   */
   redisReplicas: string[];
   /** The invalidation pub/sub channel. */
   channel: string;
@@ -40,9 +43,8 @@ export interface SidecarConfigFile {
 export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
   const spec = resolveSpec(cc);
   const replicas: string[] = [];
-  if (spec.topology === 'replication') {
-    for (let i = 1; i <= spec.replicas; i++) replicas.push(`redis://${podHost(cc, i)}:${REDIS_PORT}`);
-  }
+  if (spec.topology === 'replication' && spec.replicas > 0)
+    replicas.push(`redis://${replicasServiceHost(cc)}:${REDIS_PORT}`);
   const config: SidecarConfigFile = {
     redis: `redis://${serviceHost(cc)}:${REDIS_PORT}`,
     redisReplicas: replicas,

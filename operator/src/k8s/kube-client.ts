@@ -329,6 +329,22 @@ export class ClientNodeKubeApi implements KubeApi {
     }
   }
 
+  /**
+   * Merge-patches labels of a Pod (`null` removes one). Only the role label of Redis pods is written this way
+   * (RBAC: pods patch). A missing pod is not an error (it is gone, and its labels with it).
+   */
+  async patchPodLabels(namespace: string, name: string, labels: Record<string, string | null>): Promise<void> {
+    try {
+      await this.core.patchNamespacedPod(
+        { namespace, name, body: { metadata: { labels } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw toKubeApiError(err, `patch labels of Pod ${namespace}/${name}`);
+    }
+  }
+
   async event(e: EventInput): Promise<void> {
     const now = new Date();
     try {

@@ -140,6 +140,7 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
         'Service/sessions-headless',
         'Service/sessions',
         'StatefulSet/sessions',
+        'Service/sessions-replicas',
         'PodDisruptionBudget/sessions',
       ]),
     );
@@ -158,7 +159,7 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
     // The second pass observes the StatefulSet it created (no pod runs yet) and reports that.
     await reconcileCacheCluster(deps, 'shop/sessions');
     expect(current().status?.phase).toBe('Provisioning');
-    expect(kube.applied).toHaveLength(5);
+    expect(kube.applied).toHaveLength(6);
 
     const before = kube.writes();
     const third = await reconcileCacheCluster(deps, 'shop/sessions');

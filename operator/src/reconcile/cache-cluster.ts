@@ -30,6 +30,7 @@ import {
 } from '../status/compute-status.js';
 import { findCondition } from '../status/conditions.js';
 import { transitionEvents } from '../status/transition-events.js';
+import { failoverStep, type FailoverOutcome, type ReplicationDeps } from './failover-step.js';
 import { isSubset } from './subset.js';
 
 export interface ReconcileDeps {
@@ -51,6 +52,8 @@ export interface ReconcileDeps {
   onConditions?: (namespace: string, name: string, conditions: ReadonlyArray<{ type: string; status: string }>) => void;
   /** Called when the CacheCluster is gone. */
   onGone?: (namespace: string, name: string) => void;
+  /** Role labels and failover of topology replication (without it: no labels, no failover). */
+  replication?: ReplicationDeps;
 }
 
 /** How long to wait before re-checking pods whose settings could not be applied. */
@@ -92,6 +95,11 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
 
   const spec = resolveSpec(o.cc);
   const password = spec.topology !== 'cluster' ? await readPassword(deps, o.cc) : undefined;
+  // First, before anything that may wait on an unreachable pod: the primary and its replicas.
+  const failover =
+    spec.topology === 'replication' && o.sts && deps.replication
+      ? await failoverStep({ ...deps, replication: deps.replication }, o.cc, key, o.log, password)
+      : undefined;
   const live = await applyLiveConfig(deps, o, desired, password);
 
   const planned = await desiredChildrenStep(deps, o, desired, live, password);
@@ -105,8 +113,10 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     );
   }
 
-  const status = await statusStep(deps, o, desired, live);
-  return nextCheck(live, wrote, status);
+  const status = await statusStep(deps, o, desired, live, failover);
+  const next = nextCheck(live, wrote, status);
+  if (!failover) return next;
+  return next.kind === 'requeueAfter' && next.ms < failover.retryInMs ? next : requeueAfter(failover.retryInMs);
 }
 
 /** Step 1, observe: the CacheCluster from the informer cache (undefined when gone), its StatefulSet. */
@@ -115,6 +125,7 @@ function observe(deps: ReconcileDeps, key: string): Observed | undefined {
   const cc = deps.cached(KIND, namespace, name) as CacheCluster | undefined;
   if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) {
     deps.onGone?.(namespace, name);
+    deps.replication?.memory.delete(key);
     return undefined;
   }
   const ns = cc.metadata.namespace;
@@ -317,13 +328,26 @@ async function statusStep(
   o: Observed,
   desired: EvictionSettings,
   live: LiveConfig,
+  failover: FailoverOutcome | undefined,
 ): Promise<CacheClusterStatus> {
   const { cc, ns } = o;
-  // The primary as Redis reports it (ROLE), not as assumed; several at once is a split brain.
+  // Several pods reporting master at once is a split brain. The primary is the failover step's record (it
+  // survives the primary's death), else the one pod Redis reports as master (ROLE).
   const primaries = live.results.filter((r) => r.role === 'master').map((r) => r.pod);
   const status = computeStatus({
     cc,
-    ...(primaries.length === 1 ? { primary: primaries[0]! } : {}),
+    ...(failover
+      ? {
+          primary: failover.primary,
+          failover: {
+            availability: failover.availability,
+            inProgress: failover.failover,
+            lastFailover: failover.lastFailover,
+          },
+        }
+      : primaries.length === 1
+        ? { primary: primaries[0]! }
+        : {}),
     primaries,
     ...(o.sts ? { statefulSet: o.sts } : {}),
     ...(live.configResult ? { configResult: live.configResult } : {}),
@@ -361,7 +385,10 @@ async function writeStatus(
     name: cc.metadata.name,
     uid: cc.metadata.uid,
   };
-  await deps.kube.patchStatus({ ...ref, plural: PLURAL }, status);
+  // A merge patch keeps fields it does not name: a field the new status drops (a finished failover) is sent as null.
+  const patch: Record<string, unknown> = { ...status };
+  for (const k of Object.keys(cc.status ?? {})) if (!(k in status)) patch[k] = null;
+  await deps.kube.patchStatus({ ...ref, plural: PLURAL }, patch);
   for (const e of transitionEvents(cc.status, status)) {
     await deps.kube
       .event({ involved: ref, ...e })

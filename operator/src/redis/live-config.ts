@@ -1,8 +1,8 @@
 /**
  * Live Redis settings (eviction, and the write fence of spec.durability): reads with CONFIG GET, changes
  * with CONFIG SET, verifies with CONFIG GET again.
- * The only ioredis user in the operator (the scheduled flush runs redis-cli in its CronJob pod, see
- * desired/flush-cron-job.ts). Never restarts anything.
+ * With replication.ts the only ioredis user in the operator (the scheduled flush runs redis-cli in its CronJob
+ * pod, see desired/flush-cron-job.ts). Never restarts anything.
  */
 import { Redis } from 'ioredis';
 
@@ -64,7 +64,12 @@ export interface LiveConfigOptions {
   beforeWrite?: () => void;
 }
 
-async function withClient<T>(ep: PodEndpoint, opts: LiveConfigOptions, fn: (r: Redis) => Promise<T>): Promise<T> {
+/** One short-lived connection to `ep` (no retries, no offline queue), closed after `fn`. */
+export async function withClient<T>(
+  ep: PodEndpoint,
+  opts: LiveConfigOptions,
+  fn: (r: Redis) => Promise<T>,
+): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const client = new Redis({
     host: ep.host,
@@ -112,7 +117,7 @@ function sameFence(a: FenceSettings, b: FenceSettings): boolean {
   return a.minReplicasToWrite === b.minReplicasToWrite && a.minReplicasMaxLag === b.minReplicasMaxLag;
 }
 
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   // ioredis messages can echo the command; AUTH arguments never appear in CONFIG calls, but be safe.
   return msg.replace(/AUTH\s+\S+/gi, 'AUTH ***');

@@ -198,6 +198,17 @@ describe('computeStatus phases', () => {
     expect(two.phase).toBe('Degraded');
     expect(cond(two, 'Degraded')).toMatchObject({ status: 'True', reason: 'MultiplePrimaries' });
     expect(cond(two, 'Ready')?.message).toMatch(/sessions-0, sessions-2 all report role master/);
+    // After a failover the primary on record is not pod 0: the message names the one replicas must follow.
+    const afterFailover = computeStatus(
+      base({
+        cc: repl,
+        statefulSet: sts(3, 3),
+        configResult: applied(pods),
+        primary: 'sessions-2',
+        primaries: ['sessions-0', 'sessions-2'],
+      }),
+    );
+    expect(cond(afterFailover, 'Ready')?.message).toMatch(/replicas must follow sessions-2$/);
     // A standalone pod is always its own primary: never a split brain.
     expect(
       computeStatus(base({ statefulSet: sts(1, 1), configResult: applied(['sessions-0']), primaries: ['sessions-0'] }))
@@ -371,6 +382,7 @@ describe('the phase rules, first match wins', () => {
       'topology not supported',
       'reconcile error',
       'no StatefulSet',
+      'primary lost',
       'rolling out',
       'pods not ready',
       'several primaries',

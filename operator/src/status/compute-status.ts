@@ -6,6 +6,7 @@
 import {
   CONDITION_CONFIG_APPLIED,
   CONDITION_DEGRADED,
+  CONDITION_PRIMARY_AVAILABLE,
   CONDITION_PROGRESSING,
   CONDITION_READY,
   CONDITION_UNSUPPORTED,
@@ -16,12 +17,15 @@ import type {
   CacheCluster,
   CacheClusterStatus,
   Condition,
+  FailoverInProgress,
+  FailoverRecord,
   PodAppliedConfig,
 } from '../api/v1alpha1/types.js';
 import { desiredEviction } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { selectorString } from '../desired/labels.js';
-import { podName, serviceEndpoint, statefulSetName } from '../desired/names.js';
+import { podName, replicasServiceHost, serviceEndpoint, statefulSetName } from '../desired/names.js';
+import { REDIS_PORT } from '../api/v1alpha1/constants.js';
 import { formatBytes } from '../desired/quantity.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
 import { formatTime, setCondition } from './conditions.js';
@@ -88,6 +92,18 @@ export interface ComputeStatusInput {
   desired?: { maxmemory: number; maxmemoryPolicy: string };
   /** The flush CronJob as observed, for `lastFlushTime` (a Date as @kubernetes/client-node gives it, or RFC 3339). */
   flushCronJob?: { status?: { lastSuccessfulTime?: string | Date } } | undefined;
+  /**
+   * Topology replication: what the failover step found (condition PrimaryAvailable, `failover`, `lastFailover`).
+   * A primary lost, or lost with no replica to promote, makes the phase Degraded.
+   */
+  failover?: FailoverFacts;
+}
+
+/** The failover step's findings, as status shows them. */
+export interface FailoverFacts {
+  availability: { status: 'True' | 'False'; reason: string; message: string };
+  inProgress: FailoverInProgress | undefined;
+  lastFailover: FailoverRecord | undefined;
 }
 
 export type ConfigState =
@@ -140,6 +156,10 @@ export interface PhaseFacts {
   neverConfigured: boolean;
   primaries: string[];
   config: ConfigState;
+  /** The primary on record (`input.primary`), if any. */
+  recordedPrimary: string | undefined;
+  /** Topology replication: the primary is lost (waiting for afterSeconds, or no replica can be promoted). */
+  primaryLost: { reason: string; message: string } | undefined;
 }
 
 export interface PhaseVerdict {
@@ -190,6 +210,11 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     }),
   },
   {
+    name: 'primary lost',
+    when: (f) => f.primaryLost !== undefined,
+    verdict: (f) => ({ phase: 'Degraded', reason: f.primaryLost!.reason, message: f.primaryLost!.message }),
+  },
+  {
     name: 'rolling out',
     when: (f) => f.rollingOut,
     verdict: (f) => ({
@@ -213,7 +238,7 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     verdict: (f) => ({
       phase: 'Degraded',
       reason: 'MultiplePrimaries',
-      message: `pods ${f.primaries.join(', ')} all report role master (split brain): replicas must follow ${podName(f.cc, 0)}`,
+      message: `pods ${f.primaries.join(', ')} all report role master (split brain): replicas must follow ${f.recordedPrimary ?? podName(f.cc, 0)}`,
     }),
   },
   {
@@ -341,6 +366,13 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
     neverConfigured: prev.appliedConfig === undefined,
     primaries: input.primaries ?? [],
     config,
+    recordedPrimary: input.primary,
+    primaryLost:
+      input.failover !== undefined &&
+      input.failover.availability.status === 'False' &&
+      input.failover.availability.reason !== 'WaitingForPrimary'
+        ? { reason: input.failover.availability.reason, message: input.failover.availability.message }
+        : undefined,
   };
   const { phase, reason, message } = decidePhase(facts);
 
@@ -387,6 +419,8 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
           },
     ),
   ];
+  if (input.failover !== undefined)
+    conds.push(withGen({ type: CONDITION_PRIMARY_AVAILABLE, ...input.failover.availability }));
   let conditions: Condition[] = prev.conditions ?? [];
   for (const c of conds) conditions = setCondition(conditions, c, now);
 
@@ -401,7 +435,11 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   status.ready = `${ready}/${desiredPods}`;
   const primary = input.primary ?? (sts !== undefined && spec.topology !== 'cluster' ? podName(cc, 0) : undefined);
   if (primary !== undefined) status.primary = primary;
+  if (input.failover?.inProgress !== undefined) status.failover = input.failover.inProgress;
+  const lastFailover = input.failover !== undefined ? input.failover.lastFailover : prev.lastFailover;
+  if (lastFailover !== undefined) status.lastFailover = lastFailover;
   status.endpoints = { service: serviceEndpoint(cc) };
+  if (spec.topology === 'replication') status.endpoints.replicas = `${replicasServiceHost(cc)}:${REDIS_PORT}`;
   if (appliedConfig !== undefined) {
     status.appliedConfig = appliedConfig;
     status.maxMemory = formatBytes(appliedConfig.maxmemory);

@@ -36,7 +36,11 @@ export const COMPONENT_SERVER = 'server';
 export const COMPONENT_FLUSH = 'flush';
 /** The CacheCluster's name; the label selectors of the operator's children use this one. */
 export const LABEL_CLUSTER = 'cache.ripplecache.io/cluster';
-/** `primary` or `replica`, set on Redis pods by the operator from what Redis reports (`ROLE`). */
+/**
+ * `primary` or `replica`, written on Redis pods only by the operator: `primary` on the pod it made the primary
+ * (`status.primary`, once Redis reports it as master), `replica` on pods that replicate from it with their
+ * link up. The client Service selects `primary`, the `<name>-replicas` Service `replica`.
+ */
 export const LABEL_ROLE = 'cache.ripplecache.io/role';
 export const ROLE_PRIMARY = 'primary';
 export const ROLE_REPLICA = 'replica';
@@ -103,6 +107,11 @@ export const CONDITION_DEGRADED = 'Degraded';
 export const CONDITION_CONFIG_APPLIED = 'ConfigApplied';
 /** True when the spec sets fields the API accepts but this operator version does not act on yet. */
 export const CONDITION_UNSUPPORTED = 'Unsupported';
+/**
+ * Topology replication: True while the recorded primary answers as master; False while it is lost (reasons
+ * PrimaryLost, FailingOver, FailoverBlocked). Reason FailoverCompleted after a failover.
+ */
+export const CONDITION_PRIMARY_AVAILABLE = 'PrimaryAvailable';
 
 export const CONDITION_TYPES = [
   CONDITION_READY,
@@ -110,6 +119,7 @@ export const CONDITION_TYPES = [
   CONDITION_DEGRADED,
   CONDITION_CONFIG_APPLIED,
   CONDITION_UNSUPPORTED,
+  CONDITION_PRIMARY_AVAILABLE,
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 

@@ -333,6 +333,7 @@ describe('types.ts and schema.ts describe the same spec', () => {
       writeBack: { flushIntervalMs: 1000, flushBatchSize: 1, maxPending: 1 },
       origin: { postgres: { secretRef: { name: 'a', key: 'b' }, table: 't' }, http: { url: 'http://x' } },
     },
+    failover: { afterSeconds: 2 },
     durability: { mode: 'replicated', timeoutMs: 1000, maxLagSeconds: 3 },
   };
 

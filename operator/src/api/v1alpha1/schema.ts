@@ -948,6 +948,19 @@ const sidecarSchema = obj(
   },
 );
 
+const failoverSchema = obj(
+  'Automatic failover (topology replication): when the primary is lost for afterSeconds, the operator promotes ' +
+    'the healthy replica with the highest replication offset, points the other replicas at it and moves the ' +
+    'cache.ripplecache.io/role: primary label (removed from the old primary first).',
+  {
+    afterSeconds: int(
+      'Seconds the primary must be lost (its pod not Ready, or its Redis unreachable from the operator) before a ' +
+        `replica is promoted (1-300). Default ${D.failover.afterSeconds}.`,
+      { minimum: 1, maximum: 300 },
+    ),
+  },
+);
+
 const durabilitySchema = obj(
   'When a sidecar acknowledges a write-back journal append or a versioned record write (write-through, ' +
     'write-around). replicated: after the Redis step the sidecar waits (WAIT 1 timeoutMs) until at least one ' +
@@ -1015,6 +1028,7 @@ export const specSchema: JSONSchemaProps = obj(
     resources: resourcesSchema,
     metrics: metricsSchema,
     sidecar: sidecarSchema,
+    failover: failoverSchema,
     durability: durabilitySchema,
   },
   {
@@ -1037,7 +1051,7 @@ export const specSchema: JSONSchemaProps = obj(
 const conditionSchema = obj(
   'A metav1.Condition.',
   {
-    type: str('Ready, Progressing, Degraded, ConfigApplied or Unsupported.', {
+    type: str('Ready, Progressing, Degraded, ConfigApplied, Unsupported or PrimaryAvailable.', {
       maxLength: 316,
       pattern:
         '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
@@ -1084,9 +1098,34 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
   selector: str("The label selector of the Redis pods, serialised (the scale subresource's selector, for an HPA)."),
   ready: str('Ready Redis pods out of the desired number, e.g. 2/3.'),
   maxMemory: str('appliedConfig.maxmemory as a quantity, e.g. 256Mi (bytes when no unit divides it).'),
-  primary: str('The pod that is the primary.'),
+  primary: str("The pod that is the primary (topology replication: the operator's record, kept while it is lost)."),
+  failover: obj(
+    'A failover in progress, recorded before its first change so that any operator leader finishes it.',
+    {
+      from: str('The lost primary.'),
+      to: str('The replica being promoted.'),
+      step: enumOf('The last step completed.', ['Started', 'Unlabelled', 'Promoted', 'Repointed']),
+      startedAt: str('When it started.', { format: 'date-time' }),
+      toOffset: int64("The promoted replica's replication offset when it was chosen."),
+      fromOffset: int64("The lost primary's replication offset when last seen."),
+    },
+    { required: ['from', 'to', 'step', 'startedAt', 'toOffset'] },
+  ),
+  lastFailover: obj(
+    'The last completed failover.',
+    {
+      from: str('The lost primary.'),
+      to: str('The promoted replica.'),
+      toOffset: int64("The promoted replica's replication offset when it was chosen."),
+      fromOffset: int64("The lost primary's replication offset when last seen."),
+      startedAt: str('When it started.', { format: 'date-time' }),
+      completedAt: str('When it completed.', { format: 'date-time' }),
+    },
+    { required: ['from', 'to', 'toOffset', 'startedAt', 'completedAt'] },
+  ),
   endpoints: obj('Where clients connect.', {
     service: str('host:port of the Service that reaches the primary.'),
+    replicas: str('host:port of the Service that reaches the ready replicas (topology replication).'),
   }),
   appliedConfig: obj(
     'The eviction settings every pod runs with, verified with CONFIG GET.',
@@ -1107,7 +1146,8 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
   lastFlushTime: str('When the flush CronJob last succeeded.', { format: 'date-time' }),
   conditions: {
     type: 'array',
-    description: 'Ready, Progressing, Degraded, ConfigApplied and Unsupported, with metav1.Condition semantics.',
+    description:
+      'Ready, Progressing, Degraded, ConfigApplied, Unsupported and PrimaryAvailable, with metav1.Condition semantics.',
     items: conditionSchema,
     maxItems: 32,
     'x-kubernetes-list-type': 'map',

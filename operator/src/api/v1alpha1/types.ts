@@ -233,6 +233,15 @@ export interface SidecarSpec {
   origin?: OriginSpec;
 }
 
+/** Automatic failover of a `replication` CacheCluster (`spec.failover`). */
+export interface FailoverSpec {
+  /**
+   * Seconds the primary must be lost (its pod not Ready, or its Redis unreachable from the operator) before
+   * the operator promotes a replica. Default 2.
+   */
+  afterSeconds?: number;
+}
+
 /**
  * When a sidecar acknowledges a write-back journal append or a versioned record write (README
  * "Durability"): `replicated` waits (`WAIT 1 <timeoutMs>`) until at least one replica has it, and the
@@ -271,6 +280,8 @@ export interface CacheClusterSpec {
   resources?: ResourceRequirements;
   metrics?: MetricsSpec;
   sidecar?: SidecarSpec;
+  /** Automatic failover (topology `replication`). */
+  failover?: FailoverSpec;
   durability?: DurabilitySpec;
 }
 
@@ -303,6 +314,37 @@ export interface AppliedConfig {
   pods?: PodAppliedConfig[];
 }
 
+/** The step a failover has completed last (each step is idempotent; a new leader redoes from the start). */
+export type FailoverStep = 'Started' | 'Unlabelled' | 'Promoted' | 'Repointed';
+
+/** A failover in progress, recorded before its first change so that any leader can finish it. */
+export interface FailoverInProgress {
+  /** The lost primary. */
+  from: string;
+  /** The replica being promoted. */
+  to: string;
+  /** The last step completed. */
+  step: FailoverStep;
+  /** RFC 3339. */
+  startedAt: string;
+  /** The promoted replica's replication offset when it was chosen. */
+  toOffset: number;
+  /** The highest offset the lost primary was last seen at (absent when never observed). */
+  fromOffset?: number;
+}
+
+/** The last completed failover. */
+export interface FailoverRecord {
+  from: string;
+  to: string;
+  toOffset: number;
+  fromOffset?: number;
+  /** RFC 3339. */
+  startedAt: string;
+  /** RFC 3339. */
+  completedAt: string;
+}
+
 export interface CacheClusterStatus {
   phase?: Phase;
   observedGeneration?: number;
@@ -319,9 +361,16 @@ export interface CacheClusterStatus {
   ready?: string;
   /** The verified maxmemory as a quantity, e.g. `256Mi` (the MAXMEMORY column of `kubectl get cc -o wide`). */
   maxMemory?: string;
-  /** The pod that is the primary. */
+  /**
+   * The pod that is the primary. With topology replication this is the operator's record (it survives the
+   * pod's death): the pod labelled `cache.ripplecache.io/role: primary` once it runs as a primary.
+   */
   primary?: string;
-  endpoints?: { service?: string };
+  /** A failover in progress (absent otherwise). */
+  failover?: FailoverInProgress;
+  /** The last completed failover. */
+  lastFailover?: FailoverRecord;
+  endpoints?: { service?: string; replicas?: string };
   appliedConfig?: AppliedConfig;
   /** RFC 3339. */
   lastFlushTime?: string;
@@ -414,6 +463,10 @@ export const DEFAULTS = {
     },
     /** `spec.sidecar.origin.postgres.table`: `cache_entries`. */
     postgresTable: 'cache_entries',
+  },
+  failover: {
+    /** `spec.failover.afterSeconds`: 2 (the failover-time target, p99 under 5 s, includes it). */
+    afterSeconds: 2,
   },
   durability: {
     /** `spec.durability.mode` with topology `replication` and `replicas` ≥ 1: `replicated`. */

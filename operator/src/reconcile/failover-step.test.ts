@@ -1,0 +1,180 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { CacheCluster, FailoverInProgress } from '../api/v1alpha1/types.js';
+import type { EventInput, KubeApi, KubeObject, ObjectRef } from '../k8s/kube-client.js';
+import type { PodEndpoint } from '../redis/live-config.js';
+import type { ReplicationInfo } from '../redis/replication.js';
+import { cacheCluster, withStatus, withSpec } from '../../../test/fixtures/cache-cluster.js';
+import { failoverStep, type FailoverMemory, type ReplicationDeps } from './failover-step.js';
+
+const log = pino({ level: 'silent' });
+
+/** Three Redis "pods" in memory: what INFO replication answers, and every write made, in order. */
+function world(infos: Record<string, ReplicationInfo>, labels: Record<string, string | undefined>) {
+  const calls: string[] = [];
+  const statusPatches: unknown[] = [];
+  const events: EventInput[] = [];
+  let clock = 0;
+  const kube: KubeApi = {
+    apply: <T extends KubeObject>(o: T) => Promise.resolve(o),
+    get: () => Promise.resolve(undefined),
+    delete: () => Promise.resolve(),
+    patchStatus: (_ref: ObjectRef, status: unknown) => {
+      statusPatches.push(structuredClone(status));
+      calls.push(`status ${JSON.stringify(status)}`);
+      return Promise.resolve();
+    },
+    event: (e) => {
+      events.push(e);
+      return Promise.resolve();
+    },
+  };
+  const memory = new Map<string, FailoverMemory>();
+  const steps: string[] = [];
+  const replication: ReplicationDeps = {
+    readReplication: (ep: PodEndpoint) => Promise.resolve(infos[ep.pod]!),
+    promote: (ep) => {
+      calls.push(`promote ${ep.pod}`);
+      const i = infos[ep.pod]!;
+      if (i.reachable) infos[ep.pod] = { ...i, role: 'master' };
+      return Promise.resolve();
+    },
+    follow: (ep, primary) => {
+      calls.push(`follow ${ep.pod} ${primary.host}`);
+      return Promise.resolve();
+    },
+    labelPod: (_ns, pod, role) => {
+      calls.push(`label ${pod} ${role}`);
+      labels[pod] = role ?? undefined;
+      return Promise.resolve();
+    },
+    clock: () => clock,
+    memory,
+    afterFailoverStep: (_key, step) => {
+      steps.push(step);
+      return Promise.resolve();
+    },
+  };
+  const pod = (name: string, ready: boolean): KubeObject => ({
+    metadata: { name, namespace: 'shop', labels: labels[name] ? { 'cache.ripplecache.io/role': labels[name] } : {} },
+    status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  });
+  const deps = {
+    kube,
+    now: () => new Date('2026-03-01T10:00:00Z'),
+    log,
+    replication,
+    cached: (kind: string, _ns: string, name: string) =>
+      kind === 'Pod' ? pod(name, infos[name]?.reachable === true) : undefined,
+    podAddress: (_ns: string, pod: string) => ({ host: `${pod}.dns`, port: 6379 }),
+  };
+  return {
+    deps,
+    calls,
+    statusPatches,
+    events,
+    steps,
+    memory,
+    advance: (ms: number) => {
+      clock += ms;
+    },
+  };
+}
+
+const replicaOf = (
+  pod: string,
+  primary: string,
+  offset: number,
+  link: { linkUp: boolean; linkDownSinceSeconds?: number } = { linkUp: true },
+): ReplicationInfo => ({
+  pod,
+  reachable: true,
+  role: 'replica',
+  offset,
+  replid: 'r1',
+  masterHost: `${primary}.dns`,
+  masterPort: 6379,
+  syncInProgress: false,
+  ...link,
+});
+
+function cc(status?: CacheCluster['status']): CacheCluster {
+  return cacheCluster(
+    'c',
+    withSpec({ topology: 'replication', replicas: 2, failover: { afterSeconds: 2 } }),
+    ...(status ? [withStatus(status)] : []),
+  );
+}
+
+describe('failoverStep', () => {
+  it('waits afterSeconds, records the failover first, then unlabels, promotes, repoints, labels, completes', async () => {
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': { pod: 'c-0', reachable: true, role: 'master', offset: 100, replid: 'r1', connectedReplicas: 2 },
+      'c-1': replicaOf('c-1', 'c-0', 90),
+      'c-2': replicaOf('c-2', 'c-0', 100),
+    };
+    const w = world(infos, { 'c-0': 'primary', 'c-1': 'replica', 'c-2': 'replica' });
+    const first = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(first.availability).toMatchObject({ status: 'True', reason: 'PrimaryUp' });
+    expect(w.calls).toEqual([]);
+
+    infos['c-0'] = { pod: 'c-0', reachable: false, message: 'refused' };
+    infos['c-1'] = replicaOf('c-1', 'c-0', 90, { linkUp: false, linkDownSinceSeconds: 1 });
+    infos['c-2'] = replicaOf('c-2', 'c-0', 100, { linkUp: false, linkDownSinceSeconds: 1 });
+    const lost = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(lost.availability).toMatchObject({ status: 'False', reason: 'PrimaryLost' });
+    expect(w.calls).toEqual([]);
+
+    w.advance(2000);
+    const done = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls.map((c) => c.replace(/"startedAt":"[^"]+"/, '"startedAt":"…"'))).toEqual([
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Started","startedAt":"…"}}',
+      'label c-0 null',
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Unlabelled","startedAt":"…"}}',
+      'promote c-2',
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Promoted","startedAt":"…"}}',
+      'follow c-1 c-2.dns',
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Repointed","startedAt":"…"}}',
+      'label c-2 primary',
+      'label c-1 null',
+      expect.stringMatching(/^status \{"primary":"c-2","failover":null,"lastFailover":\{"from":"c-0","to":"c-2"/),
+    ]);
+    expect(w.steps).toEqual(['Started', 'Unlabelled', 'Promoted', 'Repointed']);
+    expect(done).toMatchObject({ primary: 'c-2', failover: undefined, lastFailover: { from: 'c-0', to: 'c-2' } });
+    expect(w.events).toEqual([
+      expect.objectContaining({
+        type: 'Normal',
+        reason: 'FailoverCompleted',
+        message: expect.stringMatching(/promoted c-2 \(replication offset 100\) in place of c-0/),
+      }),
+    ]);
+  });
+
+  it('finishes a failover recorded in status by another leader, with the same target, skipping done steps', async () => {
+    const recorded: FailoverInProgress = {
+      from: 'c-0',
+      to: 'c-1',
+      step: 'Promoted',
+      startedAt: '2026-03-01T09:59:58Z',
+      toOffset: 90,
+    };
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': { pod: 'c-0', reachable: false, message: 'refused' },
+      'c-1': { pod: 'c-1', reachable: true, role: 'master', offset: 90, replid: 'r2', connectedReplicas: 0 },
+      'c-2': replicaOf('c-2', 'c-0', 100, { linkUp: false, linkDownSinceSeconds: 5 }),
+    };
+    // A new leader knows nothing but the status: its memory is empty.
+    const w = world(infos, { 'c-0': undefined, 'c-1': 'replica', 'c-2': 'replica' });
+    const done = await failoverStep(w.deps, cc({ primary: 'c-0', failover: recorded }), 'shop/c', log, undefined);
+    expect(w.calls.filter((c) => !c.startsWith('status'))).toEqual([
+      'follow c-2 c-1.dns',
+      'label c-1 primary',
+      'label c-2 null',
+    ]);
+    expect(w.calls).not.toContain('promote c-1');
+    expect(done).toMatchObject({
+      primary: 'c-1',
+      lastFailover: { from: 'c-0', to: 'c-1', startedAt: recorded.startedAt },
+    });
+  });
+});

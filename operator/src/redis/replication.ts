@@ -1,0 +1,118 @@
+/**
+ * Replication state and role changes, for failover: `INFO replication` (read), `REPLICAOF NO ONE` (promote)
+ * and `REPLICAOF host port` (follow). Every write asks `beforeWrite` (the leadership fence) right before it is
+ * sent, as CONFIG SET does in live-config.ts.
+ */
+import type { Redis } from 'ioredis';
+import { describe, withClient, type LiveConfigOptions, type PodEndpoint } from './live-config.js';
+
+/** What one pod reported to `INFO replication`, or why it could not be asked. */
+export type ReplicationInfo =
+  | {
+      pod: string;
+      reachable: true;
+      role: 'master' | 'replica';
+      /** The replication offset: `master_repl_offset` of a master, `slave_repl_offset` of a replica. */
+      offset: number;
+      replid: string;
+      /** A replica's master as configured (`master_host`, `master_port`). */
+      masterHost?: string;
+      masterPort?: number;
+      /** A replica's `master_link_status:up`. */
+      linkUp?: boolean;
+      /** A replica's `master_link_down_since_seconds` (absent while the link is up). */
+      linkDownSinceSeconds?: number;
+      /** A replica's `master_sync_in_progress:1`: a full sync is loading, its data is incomplete. */
+      syncInProgress?: boolean;
+      /** A master's `connected_slaves`. */
+      connectedReplicas?: number;
+    }
+  | { pod: string; reachable: false; message: string };
+
+/** Parses the text of `INFO replication` (pure). */
+export function parseReplicationInfo(pod: string, text: string): ReplicationInfo {
+  const f = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0) f.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  const num = (k: string): number | undefined => {
+    const v = f.get(k);
+    return v === undefined || v === '' || Number.isNaN(Number(v)) ? undefined : Number(v);
+  };
+  const replid = f.get('master_replid') ?? '';
+  if (f.get('role') === 'master') {
+    return {
+      pod,
+      reachable: true,
+      role: 'master',
+      offset: num('master_repl_offset') ?? 0,
+      replid,
+      connectedReplicas: num('connected_slaves') ?? 0,
+    };
+  }
+  const linkDown = num('master_link_down_since_seconds');
+  return {
+    pod,
+    reachable: true,
+    role: 'replica',
+    offset: num('slave_repl_offset') ?? num('master_repl_offset') ?? 0,
+    replid,
+    ...(f.has('master_host') ? { masterHost: f.get('master_host')! } : {}),
+    ...(num('master_port') !== undefined ? { masterPort: num('master_port')! } : {}),
+    linkUp: f.get('master_link_status') === 'up',
+    ...(linkDown !== undefined && linkDown >= 0 ? { linkDownSinceSeconds: linkDown } : {}),
+    syncInProgress: f.get('master_sync_in_progress') === '1',
+  };
+}
+
+/** `INFO replication` of one pod; never throws (an unreachable pod comes back `reachable: false`). */
+export async function readReplication(ep: PodEndpoint, opts: LiveConfigOptions = {}): Promise<ReplicationInfo> {
+  try {
+    return await withClient(ep, opts, async (r) =>
+      parseReplicationInfo(ep.pod, String(await r.call('INFO', 'replication'))),
+    );
+  } catch (err) {
+    return { pod: ep.pod, reachable: false, message: `${ep.host}:${ep.port}: ${describe(err)}` };
+  }
+}
+
+/** Thrown when a role change could not be made (the pod's answer or the connection error, never a password). */
+export class ReplicationCommandError extends Error {
+  override readonly name = 'ReplicationCommandError';
+  readonly code = 'ReplicationCommandFailed';
+}
+
+/** Why `beforeWrite` refused: rethrown as is, never turned into a ReplicationCommandError. */
+class Refused extends Error {
+  constructor(readonly reason: unknown) {
+    super('write refused', { cause: reason });
+  }
+}
+
+async function replicaof(ep: PodEndpoint, args: string[], opts: LiveConfigOptions): Promise<void> {
+  try {
+    await withClient(ep, opts, async (r: Redis) => {
+      try {
+        opts.beforeWrite?.();
+      } catch (err) {
+        throw new Refused(err);
+      }
+      // Sent within this call: nothing runs between the fence check and the write.
+      await r.call('REPLICAOF', ...args);
+    });
+  } catch (err) {
+    if (err instanceof Refused) throw err.reason;
+    throw new ReplicationCommandError(`REPLICAOF ${args.join(' ')} on ${ep.pod}: ${describe(err)}`, { cause: err });
+  }
+}
+
+/** `REPLICAOF NO ONE`: the pod becomes a primary, keeping its data. */
+export function promote(ep: PodEndpoint, opts: LiveConfigOptions = {}): Promise<void> {
+  return replicaof(ep, ['NO', 'ONE'], opts);
+}
+
+/** `REPLICAOF host port`: the pod follows `primary` (a partial resync when its history allows, else a full one). */
+export function follow(ep: PodEndpoint, primary: { host: string; port: number }, opts: LiveConfigOptions = {}) {
+  return replicaof(ep, [primary.host, String(primary.port)], opts);
+}
