@@ -21,7 +21,7 @@ import {
 } from '../harness/node.js';
 import { helmTestImage, programImage } from '../harness/node-images.js';
 import { waitFor } from '../harness/ports.js';
-import { kubeBinDir, repoRoot, trackTempDir } from '../harness/tools.js';
+import { kubeBinDir, removeTempDir, repoRoot, trackTempDir } from '../harness/tools.js';
 
 const run = promisify(execFile);
 const SYSTEM = 'ripplecache-system';
@@ -159,6 +159,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await node?.stop();
   await cp?.stop();
+  removeTempDir(helmHome, 'helm');
 });
 
 describe('the Helm chart on real pods', () => {
