@@ -58,7 +58,7 @@ export interface SidecarConfig {
   /**
    * Address of a second HTTP listener serving only `GET /metrics`, `/healthz` and `/readyz` (nothing of the
    * cache API), so that Prometheus and the kubelet's httpGet probes can reach them on the pod IP while the
-   * unauthenticated API stays on loopback. Default: none (off). The operator's webhook sets `0.0.0.0:7071`.
+   * unauthenticated API stays on loopback. Default: none (off). The operator's webhook sets `[::]:7071`.
    */
   metricsListen: ListenAddress | undefined;
   /** URL of the Redis primary (`redis://` or `rediss://`). Default: none, the sidecar runs L1-only. */

@@ -133,6 +133,37 @@ describe('local node: network safety and clean teardown', () => {
     expect((await cp.kubectl(['logs', 'hello'])).stdout).toMatch(/Redis server v=/);
   });
 
+  it('leads the kubernetes Service to the node IP, where the API server is forwarded; it listens on loopback only', async () => {
+    const apiPort = Number(new URL(cp.server).port);
+    const slices = JSON.parse(
+      (
+        await cp.kubectl([
+          'get',
+          'endpointslices',
+          '-n',
+          'default',
+          '-l',
+          'kubernetes.io/service-name=kubernetes',
+          '-o',
+          'json',
+        ])
+      ).stdout,
+    ) as { items: { endpoints: { addresses: string[] }[]; ports: { port: number }[] }[] };
+    expect(slices.items.flatMap((s) => s.endpoints.flatMap((e) => e.addresses))).toEqual([NET.nodeIp]);
+    expect(slices.items.flatMap((s) => s.ports.map((p) => p.port))).toEqual([apiPort]);
+    // Who listens on the API port: the API server on 127.0.0.1, the node's forwarder on the bridge address;
+    // nothing on a wildcard or an outside address.
+    const listening = (await sh('ss', ['-Hltn', `sport = :${apiPort}`]))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.trim().split(/\s+/)[3]);
+    expect(listening.sort()).toEqual([`127.0.0.1:${apiPort}`, `[${NET.nodeIp}]:${apiPort}`].sort());
+    const apiserver = (await sh('pgrep', ['-f', `kube-apiserver.*${cp.dir}`])).trim().split('\n')[0]!;
+    const cmdline = readFileSync(`/proc/${apiserver}/cmdline`, 'utf8').split('\0');
+    expect(cmdline).toContain('--bind-address=127.0.0.1');
+    expect(cmdline).toContain(`--advertise-address=${NET.nodeIp}`);
+  });
+
   it('leaves the machine as it found it after stop()', async () => {
     const pids = node!.pids();
     expect(pids.length).toBeGreaterThanOrEqual(5);

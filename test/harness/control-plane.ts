@@ -76,6 +76,13 @@ export interface ControlPlaneOptions {
    * the API server's certificate). A real node (test/harness/node.ts) needs an IPv6 ULA range.
    */
   serviceCidr?: { cidr: string; firstIp: string };
+  /**
+   * The address the API server publishes as the `kubernetes` Service's endpoint (`--advertise-address`, with
+   * the `lease` endpoint reconciler instead of `none`), also put in its serving certificate. The API server
+   * still listens on 127.0.0.1 only: whoever sets this forwards `<address>:<port of server>` to it (the local
+   * node does, on its bridge; see test/harness/node.ts). Default: none (no endpoints for `kubernetes`).
+   */
+  advertiseAddress?: string;
 }
 
 const DEFAULT_SERVICE_CIDR = { cidr: '10.96.0.0/16', firstIp: '10.96.0.1' };
@@ -211,7 +218,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       makeCert('apiserver', {
         commonName: 'kube-apiserver',
         usage: 'server',
-        ipAddresses: ['127.0.0.1', serviceIp],
+        ipAddresses: ['127.0.0.1', serviceIp, ...(opts.advertiseAddress ? [opts.advertiseAddress] : [])],
         dnsNames: [
           'localhost',
           'kubernetes',
@@ -272,7 +279,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--etcd-servers=${etcdUrl}`,
         `--secure-port=${apiPort}`,
         '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--advertise-address=${opts.advertiseAddress ?? '127.0.0.1'}`,
         `--cert-dir=${join(dir, 'apiserver-certs')}`,
         `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
         `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
@@ -294,8 +301,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         '--requestheader-extra-headers-prefix=X-Remote-Extra-',
         `--proxy-client-cert-file=${join(pki, 'front-proxy-client.crt')}`,
         `--proxy-client-key-file=${join(pki, 'front-proxy-client.key')}`,
-        // 127.0.0.1 is not a valid Endpoints address: do not publish the `kubernetes` Service's endpoints.
-        '--endpoint-reconciler-type=none',
+        // 127.0.0.1 is not a valid Endpoints address: without an advertise address, do not publish the
+        // `kubernetes` Service's endpoints.
+        `--endpoint-reconciler-type=${opts.advertiseAddress ? 'lease' : 'none'}`,
         '--profiling=false',
         // Default admission plugins (ServiceAccount included: the controller manager creates the accounts).
         ...(opts.apiserverArgs ?? []),

@@ -137,6 +137,7 @@ export const LOCAL_IMAGES = {
   redis: 'localhost/ripplecache/redis:e2e-local',
   operator: 'localhost/ripplecache/operator:e2e-local',
   sidecar: 'localhost/ripplecache/sidecar:e2e-local',
+  helmTest: 'localhost/ripplecache/helm-test:e2e-local',
 } as const;
 
 /** The pause image: the static `pause` built by tools/node/build.sh, as uid 65535 like upstream's. */
@@ -168,6 +169,21 @@ export function redisImage(): LocalImageSpec {
     cmd: ['redis-server'],
     workingDir: '/data',
     user: '999:1000',
+  };
+}
+
+/**
+ * The image of the chart's `helm test` Pod (value `tests.image`, busybox upstream): what its script runs,
+ * `sh`, `wget`, `seq`, `grep` and `sleep`, from the host, as the non-root user the Pod runs as.
+ */
+export function helmTestImage(): LocalImageSpec {
+  return {
+    name: LOCAL_IMAGES.helmTest,
+    binaries: ['/bin/sh', '/usr/bin/wget', '/usr/bin/seq', '/bin/grep', '/bin/sleep'].map((from) => ({ from })),
+    dirs: ['/tmp'],
+    files: accounts([{ name: 'nonroot', uid: 65532, gid: 65532, home: '/tmp' }]),
+    cmd: ['sh'],
+    user: '65532:65532',
   };
 }
 

@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,9 +74,55 @@ function removeEmptyDir(p: string): void {
   }
 }
 
-/** Control-plane options a local node needs: an IPv6 ULA Service range (see LOCAL_NODE_NETWORK). */
+/**
+ * Control-plane options a local node needs: an IPv6 ULA Service range (see LOCAL_NODE_NETWORK); the node IP
+ * as the API server's advertised address, so that the `kubernetes` Service leads pods to the API server
+ * (through kube-proxy to `[node IP]:<API port>`, which the node forwards to the API server on 127.0.0.1: it
+ * listens on no other address); and `--enable-aggregator-routing`, so that the API server calls webhooks
+ * (and aggregated APIs) on their Service's endpoint IPs: a ClusterIP is routed `unreachable` on the host and
+ * kube-proxy's DNAT never sees a connection the host's routing refused.
+ */
 export function controlPlaneOptionsForLocalNode(): ControlPlaneOptions {
-  return { serviceCidr: { cidr: NET.serviceCidr, firstIp: NET.firstServiceIp } };
+  return {
+    serviceCidr: { cidr: NET.serviceCidr, firstIp: NET.firstServiceIp },
+    advertiseAddress: NET.nodeIp,
+    apiserverArgs: ['--enable-aggregator-routing=true'],
+  };
+}
+
+/**
+ * Forwards TCP `[host]:port` to `127.0.0.1:port` (the API server) until closed: the API server's address
+ * on the node's bridge, the `kubernetes` Service's endpoint. Bound to the bridge's address only.
+ */
+async function startApiForwarder(host: string, port: number): Promise<{ close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, ipv6Only: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 /**
@@ -391,6 +438,11 @@ export async function startLocalNode(cp: ControlPlane): Promise<LocalNode> {
       await shQuiet('nft', ['delete', 'table', 'ip6', 'kube-proxy']);
     });
     log(`bridge ${NET.bridge} (${NET.nodeIp}), guard table, Service range ${NET.serviceCidr} unreachable`);
+    // The `kubernetes` Service's endpoint (controlPlaneOptionsForLocalNode): [node IP]:<API port>.
+    const apiPort = Number(new URL(cp.server).port);
+    const apiForwarder = await startApiForwarder(NET.nodeIp, apiPort);
+    undo.push(() => apiForwarder.close());
+    log(`API server reachable from pods at [${NET.nodeIp}]:${apiPort} (kubernetes Service ${NET.firstServiceIp}:443)`);
 
     // --- the private mount namespace ----------------------------------------------------------------------
     // The mountpoints the node needs on the host; the ones made here are listed in CREATED_DIRS_FILE too, so

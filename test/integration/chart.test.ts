@@ -206,7 +206,8 @@ describe('helm lint and helm template', () => {
     expect(c.args).toEqual(
       expect.arrayContaining([
         '--leader-elect=true',
-        '--webhook-listen=0.0.0.0:9443',
+        '--webhook-listen=[::]:9443',
+        '--metrics-listen=[::]:8080',
         '--webhook-configuration=rc-ripplecache-sidecar-injector',
         '--webhook-secret=ripplecache-system/rc-ripplecache-webhook-tls',
         '--sidecar-image=ghcr.io/ripplecache/sidecar:0.1.0',

@@ -202,7 +202,7 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     expect(sidecar.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '128Mi' } });
     expect(sidecar.lifecycle).toBeUndefined();
     expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
-    expect(sidecar.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=0.0.0.0:7071']);
+    expect(sidecar.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=[::]:7071']);
     expect(sidecar.ports).toEqual([{ name: 'rc-metrics', containerPort: 7071, protocol: 'TCP' }]);
     expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'rc-metrics', scheme: 'HTTP' });
     expect(sidecar.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'rc-metrics', scheme: 'HTTP' });

@@ -133,7 +133,8 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       expect(config.writeBack).toEqual({ flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 });
       // The API stays on loopback; the metrics and probe listener is where the container's port and probes are.
       expect(config.listen).toEqual({ host: '127.0.0.1', port: 7070 });
-      expect(config.metricsListen).toEqual({ host: '0.0.0.0', port: SIDECAR_METRICS_PORT });
+      // `::`: dual-stack, so that the kubelet's probes of an IPv6 pod IP reach it (0.0.0.0 is IPv4 only).
+      expect(config.metricsListen).toEqual({ host: '::', port: SIDECAR_METRICS_PORT });
       if (origin?.postgres) {
         expect(config.origin).toBe(SECRETS['db/url']);
         expect(config.originTable).toBe(origin.postgres.table ?? 'cache_entries');

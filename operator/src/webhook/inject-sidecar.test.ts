@@ -64,7 +64,7 @@ describe('injectSidecar', () => {
     expect(c.name).toBe(SIDECAR_CONTAINER_NAME);
     expect(c.restartPolicy).toBe('Always');
     expect(c.image).toBe(INJECT_DEFAULTS.image);
-    expect(c.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=0.0.0.0:7071']);
+    expect(c.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=[::]:7071']);
     expect(c.volumeMounts).toEqual([{ name: SIDECAR_CONFIG_VOLUME, mountPath: '/etc/ripplecache', readOnly: true }]);
     expect(ops[1]!.value).toEqual([
       {
@@ -146,7 +146,10 @@ describe('injectSidecar', () => {
     const c = injectedContainer(injectSidecar(pod(), cc()));
     expect(SIDECAR_METRICS_PORT).toBe(7071);
     expect(c.ports).toEqual([{ name: 'rc-metrics', containerPort: 7071, protocol: 'TCP' }]);
-    expect(c.args).toContain('--metrics-listen=0.0.0.0:7071');
+    // Dual-stack (`::`): the kubelet probes the pod's primary IP, IPv6 in an IPv6 or dual-stack cluster;
+    // `0.0.0.0` listened on IPv4 only and every probe of such a pod failed.
+    expect(c.args).toContain('--metrics-listen=[::]:7071');
+    expect(c.args).not.toContain('--metrics-listen=0.0.0.0:7071');
     // The kubelet starts the app containers only once the startup probe succeeded: the sidecar serves.
     expect(c.startupProbe).toEqual({
       httpGet: { path: '/healthz', port: 'rc-metrics' },
@@ -247,7 +250,7 @@ describe('injectSidecar', () => {
         cc(),
       ),
     ).toThrow(
-      /container "app" declares port 7071, which the ripplecache sidecar listens on \(0\.0\.0\.0:7071, metrics and probes\)/,
+      /container "app" declares port 7071, which the ripplecache sidecar listens on \(\[::\]:7071, metrics and probes\)/,
     );
     expect(() =>
       injectSidecar(

@@ -23,10 +23,16 @@ export const SIDECAR_CONFIG_DIR = '/etc/ripplecache';
 /** The sidecar's API port on 127.0.0.1 (the sidecar's default `--listen`). */
 export const SIDECAR_API_PORT = 7070;
 /**
- * The sidecar's metrics and probe port on the pod IP (`--metrics-listen 0.0.0.0:7071`): only `/metrics`,
+ * The sidecar's metrics and probe port on the pod IP (`--metrics-listen [::]:7071`): only `/metrics`,
  * `/healthz` and `/readyz`, for Prometheus (the chart's PodMonitor) and the kubelet's httpGet probes.
  */
 export const SIDECAR_METRICS_PORT = 7071;
+/**
+ * The host the metrics listener binds: `::`, which Node opens dual-stack (IPv4 and IPv6), because the kubelet
+ * probes the pod's primary IP and in an IPv6 or dual-stack cluster that is an IPv6 address (`0.0.0.0` listened
+ * on IPv4 only: every probe of an IPv6 pod failed).
+ */
+export const SIDECAR_METRICS_HOST = '::';
 /** The name of the metrics container port, which the probes and the chart's PodMonitor refer to. */
 export const SIDECAR_METRICS_PORT_NAME = 'rc-metrics';
 /** Environment variable carrying the Redis password (the sidecar's `--redis-password`). */
@@ -144,7 +150,11 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
     image: opts.image,
     imagePullPolicy: opts.imagePullPolicy,
     restartPolicy: 'Always',
-    args: ['--config', `${SIDECAR_CONFIG_DIR}/${SIDECAR_CONF_KEY}`, `--metrics-listen=0.0.0.0:${SIDECAR_METRICS_PORT}`],
+    args: [
+      '--config',
+      `${SIDECAR_CONFIG_DIR}/${SIDECAR_CONF_KEY}`,
+      `--metrics-listen=[${SIDECAR_METRICS_HOST}]:${SIDECAR_METRICS_PORT}`,
+    ],
     env,
     ports: [{ name: SIDECAR_METRICS_PORT_NAME, containerPort: SIDECAR_METRICS_PORT, protocol: 'TCP' }],
     resources: {
@@ -209,7 +219,7 @@ export function injectSidecar(
   }
   for (const [port, where] of [
     [SIDECAR_API_PORT, `127.0.0.1:${SIDECAR_API_PORT}`],
-    [SIDECAR_METRICS_PORT, `0.0.0.0:${SIDECAR_METRICS_PORT}, metrics and probes`],
+    [SIDECAR_METRICS_PORT, `[${SIDECAR_METRICS_HOST}]:${SIDECAR_METRICS_PORT}, metrics and probes`],
   ] as const) {
     const clash = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find((c) =>
       (c.ports ?? []).some((p) => p.containerPort === port),
