@@ -26,6 +26,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
+          setupFiles: ['test/harness/file-cleanup.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // Integration files each start their own servers; run them one at a time on two cores.
@@ -40,6 +41,7 @@ export default defineConfig({
                 name: 'e2e-local',
                 include: ['test/e2e-local/**/*.test.ts'],
                 environment: 'node',
+                setupFiles: ['test/harness/file-cleanup.ts'],
                 testTimeout: 180_000,
                 hookTimeout: 300_000,
                 // One kubelet per machine: the files share the node's bridge, ports and cgroups.

@@ -67,6 +67,23 @@ const live = new Set<ManagedProcess>();
 const tempDirs = new Set<string>();
 let hasSetpriv: boolean | undefined;
 
+/**
+ * Removes every directory registered with `trackTempDir` (unless RIPPLECACHE_KEEP_TMP=1). Runs on process exit
+ * and, because vitest's worker processes are not always let reach `exit`, after every integration test file
+ * (`test/harness/file-cleanup.ts`, a vitest setup file).
+ */
+export function removeTrackedTempDirs(): void {
+  if (process.env.RIPPLECACHE_KEEP_TMP === '1') return;
+  for (const dir of tempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+    } catch {
+      /* best effort */
+    }
+  }
+}
+
 process.on('exit', () => {
   // A crashed or interrupted test run must not leave servers behind: SIGKILL is all that works synchronously.
   for (const p of live) {
@@ -76,15 +93,7 @@ process.on('exit', () => {
       /* already gone */
     }
   }
-  if (process.env.RIPPLECACHE_KEEP_TMP !== '1') {
-    for (const dir of tempDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        /* best effort */
-      }
-    }
-  }
+  removeTrackedTempDirs();
 });
 
 /** Registers a temporary directory to remove on process exit (unless RIPPLECACHE_KEEP_TMP=1). */
