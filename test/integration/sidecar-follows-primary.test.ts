@@ -231,23 +231,19 @@ describe('sidecars follow the primary through the client Service address', () =>
     expect(consumer).toBeTruthy();
     // An entry pending in this sidecar's consumer that its flusher does not hold in memory: what an append
     // leaves behind when its answer is lost with the connection (the primary died after running it).
-    const id = await redis.xadd(
-      'ripplecache:write-back',
-      '*',
-      'k',
-      'orphan',
-      'op',
-      'put',
-      'ver',
-      String(Date.now() * 1000),
-      'v',
-      'taken-up',
-      'ct',
-      'text/plain',
-      'ttl',
-      '0',
-    );
-    await redis.call('XREADGROUP', 'GROUP', 'flushers', consumer, 'STREAMS', 'ripplecache:write-back', '>');
+    // XADD and XREADGROUP in one MULTI: the sidecar's own flusher (every 200 ms) must not read the entry
+    // first, or it would flush it the ordinary way and this test would prove nothing (and fail, as seen
+    // under load).
+    const fields = ['k', 'orphan', 'op', 'put', 'ver', String(Date.now() * 1000), 'v', 'taken-up'];
+    const replies = await redis
+      .multi([
+        ['xadd', 'ripplecache:write-back', '*', ...fields, 'ct', 'text/plain', 'ttl', '0'],
+        ['xreadgroup', 'GROUP', 'flushers', consumer, 'STREAMS', 'ripplecache:write-back', '>'],
+      ])
+      .exec();
+    const id = String(replies?.[0]?.[1]);
+    expect(replies?.[0]?.[0]).toBeNull();
+    expect(replies?.[1]?.[0]).toBeNull();
     const pendingIn = async () =>
       ((await redis.call('XPENDING', 'ripplecache:write-back', 'flushers', '-', '+', 10, consumer)) as unknown[][]).map(
         (p) => String(p[0]),
