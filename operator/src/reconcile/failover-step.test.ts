@@ -252,7 +252,11 @@ describe('failoverStep', () => {
       'label c-1 null',
     ]);
     expect(w.calls[0]).toMatch(/^status \{"failover":\{"from":"c-0","to":"c-2".*"reason":"Planned","step":"Started"/);
-    expect(done).toMatchObject({ primary: 'c-2', lastFailover: { from: 'c-0', to: 'c-2', reason: 'Planned' } });
+    expect(done).toMatchObject({
+      primary: 'c-2',
+      lastFailover: { from: 'c-0', to: 'c-2', reason: 'Planned' },
+      availability: { status: 'True', message: expect.stringMatching(/since a planned switchover from c-0/) },
+    });
     expect(w.events).toEqual([
       expect.objectContaining({ reason: 'SwitchoverCompleted', message: expect.stringMatching(/from c-0 to c-2/) }),
     ]);

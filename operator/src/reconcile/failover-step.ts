@@ -69,6 +69,8 @@ export interface FailoverMemory {
   primaryReplid?: string | undefined;
   /** The uid of the pod a rolling update deleted last (not deleted again while the cache still shows it). */
   rollDeletedUid?: string | undefined;
+  /** Why the rolling update waited last (logged at info when it changes: a roll stuck on a pod is visible). */
+  rollWaiting?: string | undefined;
 }
 
 /** `PrimaryAvailable` as the failover step found it. */
@@ -304,7 +306,7 @@ function steadyMessage(mem: FailoverMemory): PrimaryAvailability {
     ? {
         status: 'True',
         reason: 'FailoverCompleted',
-        message: `${mem.primary} is the primary since a failover from ${mem.lastFailover.from} at ${mem.lastFailover.completedAt}`,
+        message: `${mem.primary} is the primary since a ${mem.lastFailover.reason === 'Planned' ? 'planned switchover' : 'failover'} from ${mem.lastFailover.from} at ${mem.lastFailover.completedAt}`,
       }
     : { status: 'True', reason: 'PrimaryUp', message: `${mem.primary} runs as the primary` };
 }
@@ -378,9 +380,11 @@ async function rollStep(ctx: StepContext, mem: FailoverMemory): Promise<void> {
   });
   switch (decision.action) {
     case 'none':
+      mem.rollWaiting = undefined;
       return;
     case 'wait':
-      log.debug({ why: decision.why }, 'Rolling update: waiting');
+      if (mem.rollWaiting !== decision.why) log.info({ why: decision.why }, 'Rolling update: waiting');
+      mem.rollWaiting = decision.why;
       return;
     case 'delete': {
       if (decision.uid === undefined) return;
