@@ -271,4 +271,34 @@ describe('failoverStep', () => {
     await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
     expect(w.calls).toEqual(['delete c-0 uid-c-0-old']);
   });
+
+  it('rolling update: a new leader finishes a planned switchover recorded in status, pausing writes again', async () => {
+    const recorded: FailoverInProgress = {
+      from: 'c-0',
+      to: 'c-2',
+      step: 'Unlabelled',
+      startedAt: '2026-03-01T09:59:58Z',
+      toOffset: 100,
+      fromOffset: 100,
+      reason: 'Planned',
+    };
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': master('c-0', 100),
+      'c-1': replicaOf('c-1', 'c-0', 100),
+      'c-2': replicaOf('c-2', 'c-0', 100),
+    };
+    const w = world(infos, { 'c-0': undefined, 'c-1': 'replica', 'c-2': 'replica' }, {}, 'new');
+    const done = await failoverStep(w.deps, cc({ primary: 'c-0', failover: recorded }), 'shop/c', log, undefined);
+    expect(w.calls.filter((c) => !c.startsWith('status'))).toEqual([
+      'pause c-0 10000',
+      'promote c-2',
+      'follow c-0 c-2.dns',
+      'follow c-1 c-2.dns',
+      'unpause c-0',
+      'label c-2 primary',
+      'label c-1 null',
+    ]);
+    expect(done.lastFailover).toMatchObject({ from: 'c-0', to: 'c-2', reason: 'Planned' });
+    expect(w.events).toEqual([expect.objectContaining({ reason: 'SwitchoverCompleted' })]);
+  });
 });
