@@ -145,6 +145,14 @@ async function main(): Promise<void> {
           primary,
           redisOpts(password, `REPLICAOF ${primary.host} ${primary.port} on ${ep.pod}`),
         ),
+      pauseWrites: async (ep, ms, password) =>
+        (await loadReplication()).pauseWrites(ep, ms, redisOpts(password, `CLIENT PAUSE WRITE on ${ep.pod}`)),
+      unpauseWrites: async (ep, password) =>
+        (await loadReplication()).unpauseWrites(ep, redisOpts(password, `CLIENT UNPAUSE on ${ep.pod}`)),
+      deletePod: (namespace, pod, uid) => {
+        fence.assertLeading(`delete pod ${namespace}/${pod}`);
+        return kube.deletePod(namespace, pod, uid);
+      },
       labelPod: (namespace, pod, role) => {
         fence.assertLeading(`label pod ${namespace}/${pod}`);
         return kube.patchPodLabels(namespace, pod, { [LABEL_ROLE]: role });

@@ -39,6 +39,12 @@ const RESTART_SETTINGS = ['appendonly', 'appendfsync', 'save', 'maxmemory', 'max
  * no kubelet heartbeats this Node, and that controller would mark its pods not Ready. Pods then get a made-up
  * pod IP (10.244.0.n: EndpointSlices refuse loopback addresses); nothing connects to it, the Service proxy
  * maps endpoints by pod name.
+ *
+ * With `containers` (pod → the redis-server playing it) it also plays the kubelet's part in a pod's deletion and
+ * re-creation (rolling updates, OnDelete): a pod being deleted gets its redis-server killed and is then removed
+ * (the kubelet's final delete, grace period 0, by uid); a pod re-created under the same name (a new uid) gets its
+ * redis-server started again with the settings of the ConfigMap it mounts (`restartRedisContainer`), as the new
+ * container would, before it is marked Ready. Without it a deleted bound pod would stay Terminating (no kubelet).
  */
 export class PodSimulator {
   private readonly core: k8s.CoreV1Api;
@@ -48,13 +54,19 @@ export class PodSimulator {
   private stopped = false;
   private nodeCreated = false;
   private readonly podIps = new Map<string, string>();
+  /** Pod name → the uid whose container the redis-server currently plays. */
+  private readonly containerUid = new Map<string, string>();
+  /** Pod name → its redis-server is stopped (the pod was deleted, its replacement not started yet). */
+  private readonly stoppedContainers = new Set<string>();
+  /** How many times a re-created pod's redis-server was started. */
+  private starts = 0;
 
   constructor(
     kubeconfigPath: string,
     private readonly namespace: string,
     private readonly pods: Set<string>,
     private readonly probes: Record<string, { host: string; port: number }> = {},
-    private readonly opts: { node?: string } = {},
+    private readonly opts: { node?: string; containers?: Record<string, RedisProcess> } = {},
   ) {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfigPath);
@@ -92,6 +104,23 @@ export class PodSimulator {
       list.items.map(async (pod) => {
         const name = pod.metadata?.name ?? '';
         if (!this.pods.has(name)) return;
+        const container = this.opts.containers?.[name];
+        const uid = pod.metadata?.uid ?? '';
+        if (container) {
+          if (pod.metadata?.deletionTimestamp) {
+            await this.deleteContainer(name, uid, container);
+            return;
+          }
+          const seen = this.containerUid.get(name);
+          if (seen === undefined) this.containerUid.set(name, uid);
+          else if (seen !== uid) {
+            // A new pod under the same name: its container starts with the ConfigMap's settings.
+            await this.restartRedisContainer(name, container);
+            this.containerUid.set(name, uid);
+            this.stoppedContainers.delete(name);
+            this.starts++;
+          }
+        }
         if (node && !pod.spec?.nodeName)
           await this.core.createNamespacedPodBinding({
             name,
@@ -132,6 +161,26 @@ export class PodSimulator {
         this.written.set(id, ready);
       }),
     );
+  }
+
+  /** How many times a re-created pod's redis-server was started. */
+  containerStarts(): number {
+    return this.starts;
+  }
+
+  /** The kubelet's side of a pod deletion: stop its container, then remove the pod for good. */
+  private async deleteContainer(name: string, uid: string, container: RedisProcess): Promise<void> {
+    if (!this.stoppedContainers.has(name)) {
+      await container.kill();
+      this.stoppedContainers.add(name);
+    }
+    await this.core
+      .deleteNamespacedPod({
+        name,
+        namespace: this.namespace,
+        body: { gracePeriodSeconds: 0, preconditions: { uid } },
+      })
+      .catch(() => undefined);
   }
 
   /**

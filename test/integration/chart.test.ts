@@ -256,8 +256,8 @@ describe('helm lint and helm template', () => {
       { apiGroups: ['batch'], resources: ['cronjobs'], verbs: readWrite },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-      // Failover: pods' readiness and their role label; never create, delete or read them one by one.
-      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch', 'patch'] },
+      // Failover: pods' readiness and their role label; rolling updates delete them; never create or get them.
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch', 'patch', 'delete'] },
     ]);
     expect(find(objs, 'ClusterRole', 'rc-ripplecache-webhook')[0]!.rules).toEqual([
       {
@@ -292,12 +292,12 @@ describe('helm lint and helm template', () => {
       'RoleBinding/rc-ripplecache-operator -> Role/rc-ripplecache-operator',
     ]);
     for (const b of bindings) expect(b.subjects, b.metadata.name).toEqual(serviceAccount);
-    // Nothing grants writes to Secrets, anything on nodes or RBAC, or more on pods than list/watch/patch.
+    // Nothing grants writes to Secrets, anything on nodes or RBAC, or more on pods than list/watch/patch/delete.
     for (const role of roles) {
       for (const rule of role.rules) {
         expect(rule.verbs, `${role.metadata.name}`).not.toContain('*');
         expect(rule.resources).not.toContain('*');
-        if (rule.resources.includes('pods')) expect(rule.verbs).toEqual(['list', 'watch', 'patch']);
+        if (rule.resources.includes('pods')) expect(rule.verbs).toEqual(['list', 'watch', 'patch', 'delete']);
         expect(rule.resources).not.toContain('nodes');
         if (rule.resources.includes('secrets')) {
           expect(
@@ -751,6 +751,8 @@ describe('helm install into the test control plane', () => {
     // Failover: the pods' readiness and their role label.
     expect(await canI('list', 'pods', '-n', APP)).toBe('yes');
     expect(await canI('patch', 'pods', '-n', APP)).toBe('yes');
+    // Rolling updates of replication (OnDelete): the operator restarts Redis pods one at a time.
+    expect(await canI('delete', 'pods', '-n', APP)).toBe('yes');
     // Not granted.
     for (const args of [
       ['delete', 'secrets', '-n', APP],
@@ -759,7 +761,6 @@ describe('helm install into the test control plane', () => {
       ['list', 'secrets', '-n', APP],
       ['delete', 'nodes'],
       ['create', 'pods', '-n', APP],
-      ['delete', 'pods', '-n', APP],
       ['create', 'pods/exec', '-n', APP],
       ['delete', 'cacheclusters', '-n', APP],
       ['patch', 'mutatingwebhookconfigurations/someone-elses'],

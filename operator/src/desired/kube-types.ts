@@ -131,6 +131,7 @@ export type StatefulSet = {
     replicas: number;
     selector: LabelSelector;
     template: PodTemplateSpec;
+    updateStrategy?: { type: 'OnDelete' } | { type: 'RollingUpdate' };
     volumeClaimTemplates?: PersistentVolumeClaimTemplate[];
     persistentVolumeClaimRetentionPolicy?: { whenDeleted: 'Retain' | 'Delete'; whenScaled: 'Retain' | 'Delete' };
   };

@@ -57,6 +57,10 @@ describe('desiredStatefulSet', () => {
     expect(script).toContain(`--replicaof 'sessions-0.sessions-headless.shop.svc' 6379`);
     expect(script).not.toMatch(/\d+\.\d+\.\d+\.\d+/);
     expect(redis.env).toContainEqual({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+    // The operator restarts replication pods itself (replicas first, then a switchover, then the old primary).
+    expect(sts.spec.updateStrategy).toEqual({ type: 'OnDelete' });
+    // Standalone: one pod, nothing to switch over to; the StatefulSet controller rolls it.
+    expect(desiredStatefulSet(cc({})).spec.updateStrategy).toEqual({ type: 'RollingUpdate' });
   });
 
   it('mounts the ConfigMap by name only: eviction never changes the pod template', () => {

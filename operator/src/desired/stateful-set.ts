@@ -143,6 +143,9 @@ export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}):
       serviceName: headlessServiceName(cc),
       replicas: spec.pods,
       selector: { matchLabels: selectorLabels(cc) },
+      // Replication: the operator restarts the pods itself (replicas first, then a switchover, then the old
+      // primary: rolling-decision.ts). Standalone: one pod, nothing to switch over to, the controller rolls it.
+      updateStrategy: spec.topology === 'replication' ? { type: 'OnDelete' } : { type: 'RollingUpdate' },
       template: {
         metadata: {
           labels: mergePodMetadata(userMeta?.labels, serverPodLabels(cc), 'label'),

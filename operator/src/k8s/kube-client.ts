@@ -333,6 +333,19 @@ export class ClientNodeKubeApi implements KubeApi {
    * Merge-patches labels of a Pod (`null` removes one). Only the role label of Redis pods is written this way
    * (RBAC: pods patch). A missing pod is not an error (it is gone, and its labels with it).
    */
+  /**
+   * Deletes a Pod only if it is still the one with `uid` (a precondition: never its replacement), with its
+   * grace period. Already gone: done.
+   */
+  async deletePod(namespace: string, name: string, uid: string): Promise<void> {
+    try {
+      await this.core.deleteNamespacedPod({ namespace, name, body: { preconditions: { uid } } });
+    } catch (err) {
+      if (statusOf(err) === 404 || statusOf(err) === 409) return;
+      throw toKubeApiError(err, `delete Pod ${namespace}/${name}`);
+    }
+  }
+
   async patchPodLabels(namespace: string, name: string, labels: Record<string, string | null>): Promise<void> {
     try {
       await this.core.patchNamespacedPod(

@@ -10,7 +10,12 @@ import { failoverStep, type FailoverMemory, type ReplicationDeps } from './failo
 const log = pino({ level: 'silent' });
 
 /** Three Redis "pods" in memory: what INFO replication answers, and every write made, in order. */
-function world(infos: Record<string, ReplicationInfo>, labels: Record<string, string | undefined>) {
+function world(
+  infos: Record<string, ReplicationInfo>,
+  labels: Record<string, string | undefined>,
+  revisions: Record<string, string> = {},
+  updateRevision?: string,
+) {
   const calls: string[] = [];
   const statusPatches: unknown[] = [];
   const events: EventInput[] = [];
@@ -48,6 +53,18 @@ function world(infos: Record<string, ReplicationInfo>, labels: Record<string, st
       labels[pod] = role ?? undefined;
       return Promise.resolve();
     },
+    pauseWrites: (ep, ms) => {
+      calls.push(`pause ${ep.pod} ${ms}`);
+      return Promise.resolve();
+    },
+    unpauseWrites: (ep) => {
+      calls.push(`unpause ${ep.pod}`);
+      return Promise.resolve();
+    },
+    deletePod: (_ns, pod, uid) => {
+      calls.push(`delete ${pod} ${uid}`);
+      return Promise.resolve();
+    },
     clock: () => clock,
     memory,
     afterFailoverStep: (_key, step) => {
@@ -56,7 +73,15 @@ function world(infos: Record<string, ReplicationInfo>, labels: Record<string, st
     },
   };
   const pod = (name: string, ready: boolean): KubeObject => ({
-    metadata: { name, namespace: 'shop', labels: labels[name] ? { 'cache.ripplecache.io/role': labels[name] } : {} },
+    metadata: {
+      name,
+      namespace: 'shop',
+      uid: `uid-${name}-${revisions[name] ?? 'none'}`,
+      labels: {
+        ...(labels[name] ? { 'cache.ripplecache.io/role': labels[name] } : {}),
+        ...(revisions[name] ? { 'controller-revision-hash': revisions[name] } : {}),
+      },
+    },
     status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
   });
   const deps = {
@@ -64,8 +89,12 @@ function world(infos: Record<string, ReplicationInfo>, labels: Record<string, st
     now: () => new Date('2026-03-01T10:00:00Z'),
     log,
     replication,
-    cached: (kind: string, _ns: string, name: string) =>
-      kind === 'Pod' ? pod(name, infos[name]?.reachable === true) : undefined,
+    cached: (kind: string, _ns: string, name: string): KubeObject | undefined =>
+      kind === 'Pod'
+        ? pod(name, infos[name]?.reachable === true)
+        : kind === 'StatefulSet' && updateRevision !== undefined
+          ? { metadata: { name, generation: 2 }, status: { observedGeneration: 2, updateRevision } }
+          : undefined,
     podAddress: (_ns: string, pod: string) => ({ host: `${pod}.dns`, port: 6379 }),
   };
   return {
@@ -176,5 +205,100 @@ describe('failoverStep', () => {
       primary: 'c-1',
       lastFailover: { from: 'c-0', to: 'c-1', startedAt: recorded.startedAt },
     });
+  });
+
+  const master = (pod: string, offset: number): ReplicationInfo => ({
+    pod,
+    reachable: true,
+    role: 'master',
+    offset,
+    replid: 'r1',
+    connectedReplicas: 2,
+  });
+
+  it('rolling update: restarts an old replica (highest ordinal) by uid, one per probe, never the primary', async () => {
+    const infos = {
+      'c-0': master('c-0', 100),
+      'c-1': replicaOf('c-1', 'c-0', 100),
+      'c-2': replicaOf('c-2', 'c-0', 100),
+    };
+    const labels = { 'c-0': 'primary', 'c-1': 'replica', 'c-2': 'replica' };
+    const w = world(infos, labels, { 'c-0': 'old', 'c-1': 'old', 'c-2': 'old' }, 'new');
+    await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls).toEqual(['delete c-2 uid-c-2-old']);
+    expect(w.events).toEqual([expect.objectContaining({ reason: 'RollingUpdate' })]);
+    // The informer cache still shows the deleted pod: nothing more is deleted.
+    await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls).toEqual(['delete c-2 uid-c-2-old']);
+  });
+
+  it('rolling update: switches over (pause, catch up, promote, repoint, unpause) once only the primary is old', async () => {
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': master('c-0', 100),
+      'c-1': replicaOf('c-1', 'c-0', 95),
+      'c-2': replicaOf('c-2', 'c-0', 100),
+    };
+    const labels = { 'c-0': 'primary', 'c-1': 'replica', 'c-2': 'replica' };
+    const w = world(infos, labels, { 'c-0': 'old', 'c-1': 'new', 'c-2': 'new' }, 'new');
+    const done = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls.filter((c) => !c.startsWith('status'))).toEqual([
+      'label c-0 null',
+      'pause c-0 10000',
+      'promote c-2',
+      'follow c-0 c-2.dns',
+      'follow c-1 c-2.dns',
+      'unpause c-0',
+      'label c-2 primary',
+      'label c-1 null',
+    ]);
+    expect(w.calls[0]).toMatch(/^status \{"failover":\{"from":"c-0","to":"c-2".*"reason":"Planned","step":"Started"/);
+    expect(done).toMatchObject({
+      primary: 'c-2',
+      lastFailover: { from: 'c-0', to: 'c-2', reason: 'Planned' },
+      availability: { status: 'True', message: expect.stringMatching(/since a planned switchover from c-0/) },
+    });
+    expect(w.events).toEqual([
+      expect.objectContaining({ reason: 'SwitchoverCompleted', message: expect.stringMatching(/from c-0 to c-2/) }),
+    ]);
+    // Next probe: c-0 is a replica of c-2 on the old revision: it is restarted.
+    infos['c-0'] = replicaOf('c-0', 'c-2', 100);
+    infos['c-1'] = replicaOf('c-1', 'c-2', 100);
+    infos['c-2'] = master('c-2', 100);
+    labels['c-0'] = 'replica';
+    labels['c-1'] = 'replica';
+    labels['c-2'] = 'primary';
+    w.calls.length = 0;
+    await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls).toEqual(['delete c-0 uid-c-0-old']);
+  });
+
+  it('rolling update: a new leader finishes a planned switchover recorded in status, pausing writes again', async () => {
+    const recorded: FailoverInProgress = {
+      from: 'c-0',
+      to: 'c-2',
+      step: 'Unlabelled',
+      startedAt: '2026-03-01T09:59:58Z',
+      toOffset: 100,
+      fromOffset: 100,
+      reason: 'Planned',
+    };
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': master('c-0', 100),
+      'c-1': replicaOf('c-1', 'c-0', 100),
+      'c-2': replicaOf('c-2', 'c-0', 100),
+    };
+    const w = world(infos, { 'c-0': undefined, 'c-1': 'replica', 'c-2': 'replica' }, {}, 'new');
+    const done = await failoverStep(w.deps, cc({ primary: 'c-0', failover: recorded }), 'shop/c', log, undefined);
+    expect(w.calls.filter((c) => !c.startsWith('status'))).toEqual([
+      'pause c-0 10000',
+      'promote c-2',
+      'follow c-0 c-2.dns',
+      'follow c-1 c-2.dns',
+      'unpause c-0',
+      'label c-2 primary',
+      'label c-1 null',
+    ]);
+    expect(done.lastFailover).toMatchObject({ from: 'c-0', to: 'c-2', reason: 'Planned' });
+    expect(w.events).toEqual([expect.objectContaining({ reason: 'SwitchoverCompleted' })]);
   });
 });

@@ -16,13 +16,21 @@ import {
   ROLE_PRIMARY,
 } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, FailoverInProgress, FailoverRecord, FailoverStep } from '../api/v1alpha1/types.js';
-import { podHost, podName } from '../desired/names.js';
+import { podHost, podName, statefulSetName } from '../desired/names.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
 import type { KubeApi, KubeObject } from '../k8s/kube-client.js';
 import type { PodEndpoint } from '../redis/live-config.js';
 import type { ReplicationInfo } from '../redis/replication.js';
 import { findCondition, formatTime } from '../status/conditions.js';
-import { decideFailover, planRoles, primaryUp, type ObservedRedisPod, type RoleChange } from './failover-decision.js';
+import { decideFailover, planRoles, primaryUp, type RoleChange } from './failover-decision.js';
+import { decideRoll, type RollingPod } from './rolling-decision.js';
+
+/** The label the StatefulSet controller puts on each pod: the revision of the template it was made from. */
+const LABEL_REVISION = 'controller-revision-hash';
+/** How long a planned switchover holds back writes on the old primary at most (it ends by itself). */
+export const SWITCHOVER_PAUSE_MS = 10_000;
+/** How long a planned switchover waits for its target to catch up with the paused primary. */
+const SWITCHOVER_CATCH_UP_MS = 5_000;
 
 /** What the failover step needs besides the reconcile's deps. */
 export interface ReplicationDeps {
@@ -31,6 +39,11 @@ export interface ReplicationDeps {
   follow: (ep: PodEndpoint, primary: { host: string; port: number }, password?: string) => Promise<void>;
   /** Sets (or with null removes) the role label of a Redis pod. */
   labelPod: (namespace: string, pod: string, role: string | null) => Promise<void>;
+  /** `CLIENT PAUSE ms WRITE` / `CLIENT UNPAUSE` (a planned switchover). */
+  pauseWrites: (ep: PodEndpoint, ms: number, password?: string) => Promise<void>;
+  unpauseWrites: (ep: PodEndpoint, password?: string) => Promise<void>;
+  /** Deletes a Redis pod if it is still the one with `uid` (a rolling update restarts it). */
+  deletePod: (namespace: string, pod: string, uid: string) => Promise<void>;
   /** A monotonic clock in milliseconds (the loss countdown never uses the wall clock). */
   clock: () => number;
   /** What this process knows per CacheCluster key, newer than its (possibly lagging) informer cache. */
@@ -54,6 +67,10 @@ export interface FailoverMemory {
   lostSince: number | undefined;
   /** The primary's replication ID when last seen up: a promotion candidate must hold it. */
   primaryReplid?: string | undefined;
+  /** The uid of the pod a rolling update deleted last (not deleted again while the cache still shows it). */
+  rollDeletedUid?: string | undefined;
+  /** Why the rolling update waited last (logged at info when it changes: a roll stuck on a pod is visible). */
+  rollWaiting?: string | undefined;
 }
 
 /** `PrimaryAvailable` as the failover step found it. */
@@ -78,12 +95,18 @@ export function probeIntervalMs(afterSeconds: number): number {
 }
 
 interface StepContext {
-  deps: { kube: KubeApi; now: () => Date; log: Logger; replication: ReplicationDeps };
+  deps: {
+    kube: KubeApi;
+    now: () => Date;
+    log: Logger;
+    replication: ReplicationDeps;
+    cached: (kind: string, namespace: string, name: string) => KubeObject | undefined;
+  };
   cc: CacheCluster;
   key: string;
   log: Logger;
   password: string | undefined;
-  pods: ObservedRedisPod[];
+  pods: RollingPod[];
 }
 
 function isReady(pod: KubeObject | undefined): boolean {
@@ -100,10 +123,10 @@ export async function observeRedisPods(
   },
   cc: CacheCluster,
   password: string | undefined,
-): Promise<ObservedRedisPod[]> {
+): Promise<RollingPod[]> {
   const ns = cc.metadata.namespace;
   const spec = resolveSpec(cc);
-  const pods: Promise<ObservedRedisPod>[] = [];
+  const pods: Promise<RollingPod>[] = [];
   for (let i = 0; i < spec.pods; i++) {
     const name = podName(cc, i);
     const pod = deps.cached('Pod', ns, name);
@@ -116,6 +139,8 @@ export async function observeRedisPods(
         roleLabel: pod?.metadata?.labels?.[LABEL_ROLE],
         address,
         info,
+        revision: pod?.metadata?.labels?.[LABEL_REVISION],
+        uid: pod?.metadata?.uid,
       })),
     );
   }
@@ -189,6 +214,44 @@ async function stepDone(ctx: StepContext, f: FailoverInProgress, step: FailoverS
   return next;
 }
 
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function endpoint(ctx: StepContext, pod: string): PodEndpoint {
+  const p = ctx.pods.find((x) => x.pod === pod)!;
+  return { pod, host: p.address.host, port: p.address.port };
+}
+
+/**
+ * A planned switchover, before the promotion: `CLIENT PAUSE WRITE` on the old primary (still up), then wait
+ * until the target's offset reaches the primary's, so that no write the old primary acknowledged is missing
+ * on the target. Bounded: the pause ends by itself, the wait gives up after SWITCHOVER_CATCH_UP_MS (logged).
+ */
+async function pauseAndCatchUp(ctx: StepContext, f: FailoverInProgress): Promise<void> {
+  const r = ctx.deps.replication;
+  await r.pauseWrites(endpoint(ctx, f.from), SWITCHOVER_PAUSE_MS, ctx.password);
+  const deadline = r.clock() + SWITCHOVER_CATCH_UP_MS;
+  for (;;) {
+    const [from, to] = await Promise.all([
+      r.readReplication(endpoint(ctx, f.from), ctx.password),
+      r.readReplication(endpoint(ctx, f.to), ctx.password),
+    ]);
+    if (from.reachable && to.reachable && to.offset >= from.offset) {
+      ctx.log.info({ from: f.from, to: f.to, offset: to.offset }, 'Switchover target caught up with the primary');
+      return;
+    }
+    if (r.clock() >= deadline) {
+      ctx.log.warn(
+        { from: f.from, to: f.to, fromInfo: from, toInfo: to },
+        'Switchover target did not catch up in time: promoting it anyway',
+      );
+      return;
+    }
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
 /**
  * Runs a recorded failover to its end, each step idempotent: (1) the primary label off every pod (the lost
  * primary first: from here no pod is labelled primary, so nothing sends it primary traffic); (2) `REPLICAOF NO
@@ -203,13 +266,22 @@ async function runFailover(ctx: StepContext, f: FailoverInProgress): Promise<Fai
   );
   for (const c of unlabel) await applyChange(ctx, c);
   f = await stepDone(ctx, f, 'Unlabelled');
-  for (const c of changes.filter((c) => c.op === 'promote')) await applyChange(ctx, c);
+  const promotes = changes.filter((c) => c.op === 'promote');
+  const from = pods.find((p) => p.pod === f.from);
+  const paused = f.reason === 'Planned' && promotes.length > 0 && from?.info.reachable === true;
+  if (paused) await pauseAndCatchUp(ctx, f);
+  for (const c of promotes) await applyChange(ctx, c);
   f = await stepDone(ctx, f, 'Promoted');
   await applyAll(
     ctx,
     changes.filter((c) => c.op === 'follow'),
   );
   f = await stepDone(ctx, f, 'Repointed');
+  // The old primary follows the target now: writes held back fail READONLY at once instead of at the timeout.
+  if (paused)
+    await ctx.deps.replication
+      .unpauseWrites(endpoint(ctx, f.from), ctx.password)
+      .catch((err: unknown) => ctx.log.warn({ err: errMessage(err) }, 'Could not unpause the old primary'));
   // The target now reports master (promoted above, or before): label it primary, then the replicas.
   const rest = changes.filter((c) => c.op === 'label' && !unlabel.includes(c));
   const primaryLabel = rest.filter((c) => c.op === 'label' && c.pod === f.to);
@@ -223,6 +295,7 @@ async function runFailover(ctx: StepContext, f: FailoverInProgress): Promise<Fai
     to: f.to,
     toOffset: f.toOffset,
     ...(f.fromOffset !== undefined ? { fromOffset: f.fromOffset } : {}),
+    ...(f.reason !== undefined ? { reason: f.reason } : {}),
     startedAt: f.startedAt,
     completedAt: formatTime(ctx.deps.now()),
   };
@@ -233,9 +306,124 @@ function steadyMessage(mem: FailoverMemory): PrimaryAvailability {
     ? {
         status: 'True',
         reason: 'FailoverCompleted',
-        message: `${mem.primary} is the primary since a failover from ${mem.lastFailover.from} at ${mem.lastFailover.completedAt}`,
+        message: `${mem.primary} is the primary since a ${mem.lastFailover.reason === 'Planned' ? 'planned switchover' : 'failover'} from ${mem.lastFailover.from} at ${mem.lastFailover.completedAt}`,
       }
     : { status: 'True', reason: 'PrimaryUp', message: `${mem.primary} runs as the primary` };
+}
+
+/** Carries out a recorded failover (or planned switchover), then records its completion and an event. */
+async function completeFailover(ctx: StepContext, mem: FailoverMemory, f: FailoverInProgress): Promise<void> {
+  const { deps, cc, log } = ctx;
+  const record = await runFailover(ctx, f);
+  // The new primary on record at once (a new leader reads it from here), the failover no longer in progress.
+  await deps.kube.patchStatus(
+    {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      plural: PLURAL,
+      namespace: cc.metadata.namespace,
+      name: cc.metadata.name,
+    },
+    { primary: record.to, failover: null, lastFailover: record },
+  );
+  mem.primary = record.to;
+  mem.failover = undefined;
+  mem.lastFailover = record;
+  mem.lostSince = undefined;
+  mem.established = true;
+  mem.primaryReplid = undefined;
+  const took = (Date.parse(record.completedAt) - Date.parse(record.startedAt)) / 1000;
+  const planned = record.reason === 'Planned';
+  const message = planned
+    ? `switched over from ${record.from} to ${record.to} (replication offset ${record.toOffset}) for a rolling ` +
+      `update: ${record.from} restarts as a replica; took ${took} s`
+    : `promoted ${record.to} (replication offset ${record.toOffset}) in place of ${record.from}` +
+      (record.fromOffset !== undefined
+        ? ` (last seen at offset ${record.fromOffset})`
+        : ' (offset unknown: unreachable)') +
+      `; took ${took} s after detection`;
+  if (planned) log.info({ ...record }, 'Switchover completed');
+  else log.warn({ ...record }, 'Failover completed');
+  await deps.kube
+    .event({
+      involved: {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        namespace: cc.metadata.namespace,
+        name: cc.metadata.name,
+        uid: cc.metadata.uid,
+      },
+      type: 'Normal',
+      reason: planned ? 'SwitchoverCompleted' : 'FailoverCompleted',
+      message,
+    })
+    .catch((err: unknown) =>
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),
+    );
+}
+
+/**
+ * A rolling update (the StatefulSet is OnDelete): restart the next pod on an old revision, or switch the primary
+ * over to an up-to-date replica first (recorded in status.failover, with reason Planned, like a failover).
+ */
+async function rollStep(ctx: StepContext, mem: FailoverMemory): Promise<void> {
+  const { deps, cc, log } = ctx;
+  const ns = cc.metadata.namespace;
+  const sts = deps.cached('StatefulSet', ns, statefulSetName(cc));
+  const stsStatus = sts?.status as { updateRevision?: string; observedGeneration?: number } | undefined;
+  const decision = decideRoll({
+    primary: mem.primary,
+    updateRevision: stsStatus?.updateRevision,
+    stsObserved: (stsStatus?.observedGeneration ?? -1) >= (sts?.metadata?.generation ?? 0),
+    pods: ctx.pods,
+    deletedUid: mem.rollDeletedUid,
+  });
+  switch (decision.action) {
+    case 'none':
+      mem.rollWaiting = undefined;
+      return;
+    case 'wait':
+      if (mem.rollWaiting !== decision.why) log.info({ why: decision.why }, 'Rolling update: waiting');
+      mem.rollWaiting = decision.why;
+      return;
+    case 'delete': {
+      if (decision.uid === undefined) return;
+      log.info({ pod: decision.pod, why: decision.why }, 'Rolling update: restarting pod');
+      await deps.replication.deletePod(ns, decision.pod, decision.uid);
+      mem.rollDeletedUid = decision.uid;
+      await deps.kube
+        .event({
+          involved: {
+            apiVersion: API_VERSION,
+            kind: KIND,
+            namespace: ns,
+            name: cc.metadata.name,
+            uid: cc.metadata.uid,
+          },
+          type: 'Normal',
+          reason: 'RollingUpdate',
+          message: `restarting ${decision.pod}: ${decision.why}`,
+        })
+        .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
+      return;
+    }
+    case 'switchover': {
+      const f: FailoverInProgress = {
+        from: decision.from,
+        to: decision.to,
+        toOffset: decision.toOffset,
+        fromOffset: decision.fromOffset,
+        reason: 'Planned',
+        step: 'Started',
+        startedAt: formatTime(deps.now()),
+      };
+      log.info({ from: f.from, to: f.to }, 'Rolling update: switching the primary over before restarting it');
+      await recordFailover(ctx, f);
+      await deps.replication.afterFailoverStep?.(ctx.key, 'Started');
+      await completeFailover(ctx, mem, f);
+      return;
+    }
+  }
 }
 
 /**
@@ -288,13 +476,16 @@ export async function failoverStep(
 
   switch (decision.action) {
     case 'steady': {
-      await applyAll(ctx, planRoles(mem.primary, pods, { promote: false }));
+      const changes = planRoles(mem.primary, pods, { promote: false });
+      await applyAll(ctx, changes);
       if (!decision.up)
         return outcome({
           status: 'False',
           reason: 'WaitingForPrimary',
           message: `waiting for ${mem.primary} to run as the primary`,
         });
+      // Roles in order: a rolling update may restart the next pod, or switch the primary over.
+      if (changes.length === 0) await rollStep(ctx, mem);
       return outcome(steadyMessage(mem));
     }
     case 'wait':
@@ -329,48 +520,7 @@ export async function failoverStep(
         await recordFailover(ctx, f);
       } else f = decision.failover;
       await r.afterFailoverStep?.(key, 'Started');
-      const record = await runFailover(ctx, f);
-      // The new primary on record at once (a new leader reads it from here), the failover no longer in progress.
-      await deps.kube.patchStatus(
-        {
-          apiVersion: API_VERSION,
-          kind: KIND,
-          plural: PLURAL,
-          namespace: cc.metadata.namespace,
-          name: cc.metadata.name,
-        },
-        { primary: record.to, failover: null, lastFailover: record },
-      );
-      mem.primary = record.to;
-      mem.failover = undefined;
-      mem.lastFailover = record;
-      mem.lostSince = undefined;
-      mem.established = true;
-      mem.primaryReplid = undefined;
-      const took = (Date.parse(record.completedAt) - Date.parse(record.startedAt)) / 1000;
-      const message =
-        `promoted ${record.to} (replication offset ${record.toOffset}) in place of ${record.from}` +
-        (record.fromOffset !== undefined
-          ? ` (last seen at offset ${record.fromOffset})`
-          : ' (offset unknown: unreachable)') +
-        `; took ${took} s after detection`;
-      log.warn({ ...record }, 'Failover completed');
-      await deps.kube
-        .event({
-          involved: {
-            apiVersion: API_VERSION,
-            kind: KIND,
-            namespace: cc.metadata.namespace,
-            name: cc.metadata.name,
-            uid: cc.metadata.uid,
-          },
-          type: 'Normal',
-          reason: 'FailoverCompleted',
-          message,
-        })
-        .catch((err: unknown) =>
-          log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),
-        );
+      await completeFailover(ctx, mem, f);
       return outcome(steadyMessage(mem), probeMs);
     }
   }

@@ -90,7 +90,7 @@ class Refused extends Error {
   }
 }
 
-async function replicaof(ep: PodEndpoint, args: string[], opts: LiveConfigOptions): Promise<void> {
+async function adminCommand(ep: PodEndpoint, args: string[], opts: LiveConfigOptions): Promise<void> {
   try {
     await withClient(ep, opts, async (r: Redis) => {
       try {
@@ -99,20 +99,33 @@ async function replicaof(ep: PodEndpoint, args: string[], opts: LiveConfigOption
         throw new Refused(err);
       }
       // Sent within this call: nothing runs between the fence check and the write.
-      await r.call('REPLICAOF', ...args);
+      await r.call(args[0]!, ...args.slice(1));
     });
   } catch (err) {
     if (err instanceof Refused) throw err.reason;
-    throw new ReplicationCommandError(`REPLICAOF ${args.join(' ')} on ${ep.pod}: ${describe(err)}`, { cause: err });
+    throw new ReplicationCommandError(`${args.join(' ')} on ${ep.pod}: ${describe(err)}`, { cause: err });
   }
 }
 
 /** `REPLICAOF NO ONE`: the pod becomes a primary, keeping its data. */
 export function promote(ep: PodEndpoint, opts: LiveConfigOptions = {}): Promise<void> {
-  return replicaof(ep, ['NO', 'ONE'], opts);
+  return adminCommand(ep, ['REPLICAOF', 'NO', 'ONE'], opts);
 }
 
 /** `REPLICAOF host port`: the pod follows `primary` (a partial resync when its history allows, else a full one). */
 export function follow(ep: PodEndpoint, primary: { host: string; port: number }, opts: LiveConfigOptions = {}) {
-  return replicaof(ep, [primary.host, String(primary.port)], opts);
+  return adminCommand(ep, ['REPLICAOF', primary.host, String(primary.port)], opts);
+}
+
+/**
+ * `CLIENT PAUSE ms WRITE`: the pod holds back write commands for at most `ms` (a planned switchover, while its
+ * replica catches up; they then run, or fail READONLY once it follows the new primary). It ends by itself.
+ */
+export function pauseWrites(ep: PodEndpoint, ms: number, opts: LiveConfigOptions = {}): Promise<void> {
+  return adminCommand(ep, ['CLIENT', 'PAUSE', String(Math.max(1, Math.round(ms))), 'WRITE'], opts);
+}
+
+/** `CLIENT UNPAUSE`: held-back commands run now. */
+export function unpauseWrites(ep: PodEndpoint, opts: LiveConfigOptions = {}): Promise<void> {
+  return adminCommand(ep, ['CLIENT', 'UNPAUSE'], opts);
 }

@@ -1108,6 +1108,10 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
       startedAt: str('When it started.', { format: 'date-time' }),
       toOffset: int64("The promoted replica's replication offset when it was chosen."),
       fromOffset: int64("The lost primary's replication offset when last seen."),
+      reason: enumOf(
+        'PrimaryLost: the primary was lost; Planned: a switchover of a rolling update (the primary restarts last).',
+        ['PrimaryLost', 'Planned'],
+      ),
     },
     { required: ['from', 'to', 'step', 'startedAt', 'toOffset'] },
   ),
@@ -1118,6 +1122,10 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
       to: str('The promoted replica.'),
       toOffset: int64("The promoted replica's replication offset when it was chosen."),
       fromOffset: int64("The lost primary's replication offset when last seen."),
+      reason: enumOf(
+        'PrimaryLost: the primary was lost; Planned: a switchover of a rolling update (the primary restarts last).',
+        ['PrimaryLost', 'Planned'],
+      ),
       startedAt: str('When it started.', { format: 'date-time' }),
       completedAt: str('When it completed.', { format: 'date-time' }),
     },

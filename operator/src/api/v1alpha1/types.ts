@@ -317,6 +317,9 @@ export interface AppliedConfig {
 /** The step a failover has completed last (each step is idempotent; a new leader redoes from the start). */
 export type FailoverStep = 'Started' | 'Unlabelled' | 'Promoted' | 'Repointed';
 
+/** Why the primary moved: it was lost, or a planned switchover of a rolling update (the primary restarts last). */
+export type FailoverReason = 'PrimaryLost' | 'Planned';
+
 /** A failover in progress, recorded before its first change so that any leader can finish it. */
 export interface FailoverInProgress {
   /** The lost primary. */
@@ -331,6 +334,8 @@ export interface FailoverInProgress {
   toOffset: number;
   /** The highest offset the lost primary was last seen at (absent when never observed). */
   fromOffset?: number;
+  /** Absent: PrimaryLost (a failover recorded before rolling updates). */
+  reason?: FailoverReason;
 }
 
 /** The last completed failover. */
@@ -339,6 +344,7 @@ export interface FailoverRecord {
   to: string;
   toOffset: number;
   fromOffset?: number;
+  reason?: FailoverReason;
   /** RFC 3339. */
   startedAt: string;
   /** RFC 3339. */

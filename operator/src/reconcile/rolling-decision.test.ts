@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import type { ReplicationInfo } from '../redis/replication.js';
+import { decideRoll, IN_SYNC_LAG_BYTES, type RollInput, type RollingPod } from './rolling-decision.js';
+
+const addr = (i: number) => ({ host: `c-${i}.c-headless.ns.svc`, port: 6379 });
+
+function master(offset: number): ReplicationInfo {
+  return { pod: 'x', reachable: true, role: 'master', offset, replid: 'r1', connectedReplicas: 2 };
+}
+function replica(offset: number, of = 0, extra: Partial<ReplicationInfo> = {}): ReplicationInfo {
+  return {
+    pod: 'x',
+    reachable: true,
+    role: 'replica',
+    offset,
+    replid: 'r1',
+    masterHost: addr(of).host,
+    masterPort: 6379,
+    linkUp: true,
+    syncInProgress: false,
+    ...extra,
+  } as ReplicationInfo;
+}
+function pod(i: number, revision: string, info: ReplicationInfo, over: Partial<RollingPod> = {}): RollingPod {
+  return {
+    pod: `c-${i}`,
+    uid: `uid-${i}-${revision}`,
+    exists: true,
+    ready: true,
+    roleLabel: undefined,
+    address: addr(i),
+    info,
+    revision,
+    ...over,
+  };
+}
+const base: Omit<RollInput, 'pods'> = { primary: 'c-0', updateRevision: 'new', stsObserved: true };
+
+describe('decideRoll', () => {
+  it('does nothing when every pod runs the update revision, or the controller has not computed it', () => {
+    const pods = [pod(0, 'new', master(100)), pod(1, 'new', replica(100)), pod(2, 'new', replica(100))];
+    expect(decideRoll({ ...base, pods })).toEqual({ action: 'none' });
+    const old = [pod(0, 'old', master(100)), pod(1, 'old', replica(100))];
+    expect(decideRoll({ ...base, pods: old, updateRevision: undefined })).toEqual({ action: 'none' });
+    expect(decideRoll({ ...base, pods: old, stsObserved: false })).toEqual({ action: 'none' });
+  });
+
+  it('restarts old replicas first, highest ordinal first, never the primary while a replica is old', () => {
+    const pods = [pod(0, 'old', master(100)), pod(1, 'old', replica(100)), pod(2, 'old', replica(100))];
+    expect(decideRoll({ ...base, pods })).toMatchObject({ action: 'delete', pod: 'c-2', uid: 'uid-2-old' });
+    const second = [pod(0, 'old', master(100)), pod(1, 'old', replica(100)), pod(2, 'new', replica(100))];
+    expect(decideRoll({ ...base, pods: second })).toMatchObject({ action: 'delete', pod: 'c-1' });
+    // After a failover the primary may be any ordinal: it is still kept for last.
+    const moved = [pod(0, 'old', replica(100, 1)), pod(1, 'old', master(100)), pod(2, 'old', replica(100, 1))];
+    expect(decideRoll({ ...base, primary: 'c-1', pods: moved })).toMatchObject({ action: 'delete', pod: 'c-2' });
+  });
+
+  it('waits while a restarted replica is missing, not Ready, syncing or behind, or the deleted pod is cached', () => {
+    const p0 = pod(0, 'old', master(500_000));
+    const p1 = pod(1, 'old', replica(500_000));
+    const cases: Array<[RollingPod, RegExp]> = [
+      [pod(2, 'new', replica(0), { exists: false }), /c-2 does not exist/],
+      [pod(2, 'new', replica(500_000), { ready: false }), /c-2 is not Ready/],
+      [pod(2, 'new', { pod: 'c-2', reachable: false, message: 'ECONNREFUSED' }), /c-2 is unreachable/],
+      [pod(2, 'new', replica(500_000, 0, { linkUp: false })), /link to the primary down/],
+      [pod(2, 'new', replica(500_000, 0, { syncInProgress: true })), /full sync/],
+      [pod(2, 'new', replica(500_000 - IN_SYNC_LAG_BYTES - 1)), /bytes behind the primary/],
+      [pod(2, 'new', master(0)), /reports role master/],
+    ];
+    for (const [p2, why] of cases)
+      expect(decideRoll({ ...base, pods: [p0, p1, p2] })).toMatchObject({
+        action: 'wait',
+        why: expect.stringMatching(why),
+      });
+    // Within the lag it counts as in sync: the next old replica goes.
+    const close = pod(2, 'new', replica(500_000 - IN_SYNC_LAG_BYTES));
+    expect(decideRoll({ ...base, pods: [p0, p1, close] })).toMatchObject({ action: 'delete', pod: 'c-1' });
+    // The informer cache still shows the pod just deleted: wait, do not delete it (or another) again.
+    const stale = [p0, p1, pod(2, 'old', replica(500_000))];
+    expect(decideRoll({ ...base, pods: stale, deletedUid: 'uid-2-old' })).toMatchObject({ action: 'wait' });
+    // The primary down: the failover machinery handles it, the roll waits.
+    const down = [pod(0, 'old', { pod: 'c-0', reachable: false, message: 'x' }), p1, pod(2, 'old', replica(1))];
+    expect(decideRoll({ ...base, pods: down })).toMatchObject({
+      action: 'wait',
+      why: expect.stringMatching(/primary/),
+    });
+  });
+
+  it('switches over to the most advanced up-to-date replica once only the primary is old', () => {
+    const pods = [pod(0, 'old', master(300)), pod(1, 'new', replica(290)), pod(2, 'new', replica(295))];
+    expect(decideRoll({ ...base, pods })).toEqual({
+      action: 'switchover',
+      from: 'c-0',
+      to: 'c-2',
+      toOffset: 295,
+      fromOffset: 300,
+    });
+  });
+
+  it('restarts the old primary, now a replica, after the switchover', () => {
+    const pods = [pod(0, 'old', replica(300, 2)), pod(1, 'new', replica(300, 2)), pod(2, 'new', master(300))];
+    expect(decideRoll({ ...base, primary: 'c-2', pods })).toMatchObject({ action: 'delete', pod: 'c-0' });
+  });
+
+  it('restarts a lone primary (spec.replicas 0) in place: there is nothing to switch over to', () => {
+    expect(decideRoll({ ...base, pods: [pod(0, 'old', master(10))] })).toMatchObject({
+      action: 'delete',
+      pod: 'c-0',
+      why: expect.stringMatching(/no replica to switch over to/),
+    });
+  });
+});
