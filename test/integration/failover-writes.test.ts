@@ -21,7 +21,8 @@ import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
 import { waitFor } from '../harness/ports.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
-import { startRedis, type RedisProcess } from '../harness/redis.js';
+import type { RedisProcess } from '../harness/redis.js';
+import { samplePrimaries, startReplicationPods } from '../harness/replication.js';
 import { startServiceProxy, type ServiceProxy } from '../harness/service-proxy.js';
 import { startSidecar, stopAllSidecars, type SidecarProcess } from '../harness/sidecar.js';
 
@@ -70,17 +71,15 @@ beforeAll(async () => {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   core = kc.makeApiClient(k8s.CoreV1Api);
-  const primary = await startRedis();
-  redis = [primary];
-  for (let i = 1; i < 3; i++)
-    redis.push(await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] }));
-  const addresses = Object.fromEntries(redis.map((r, i) => [`${NAME}-${i}`, { host: '127.0.0.1', port: r.port }]));
+  const local = await startReplicationPods(NS, NAME, 3);
+  redis = local.redis;
+  const addresses = local.addresses;
   sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(Object.keys(addresses)), addresses, { node: 'sim-node' });
   sim.start(200);
   operator = await startOperator({
     kubeconfigPath: cp.kubeconfigPath,
     identity: 'failover-writes',
-    podAddresses: Object.fromEntries(redis.map((r, i) => [`${NS}/${NAME}-${i}`, `127.0.0.1:${r.port}`])),
+    podAddresses: local.overrides,
     extraArgs: ['--lease-duration-seconds', '4'],
   });
   const r = await cp.kubectl(
@@ -178,21 +177,8 @@ describe('operator-led failover under sidecar writes', () => {
     const load = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
 
     // Pods labelled primary, sampled every 50 ms for the whole test.
-    let maxPrimaries = 0;
-    let samples = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        const list = await core
-          .listNamespacedPod({ namespace: NS, labelSelector: `cache.ripplecache.io/cluster=${NAME},${ROLE}=primary` })
-          .catch(() => undefined);
-        if (list) {
-          samples++;
-          maxPrimaries = Math.max(maxPrimaries, list.items.length);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    const sampler = samplePrimaries(core, NS, NAME);
+    let sampled: { max: number; samples: number; elapsedMs: number };
 
     const failovers: string[] = [];
     try {
@@ -231,15 +217,14 @@ describe('operator-led failover under sidecar writes', () => {
     } finally {
       stopped = true;
       await load;
-      sampling = false;
-      await sampler;
+      sampled = await sampler.stop();
     }
     expect(failovers).toHaveLength(ROUNDS);
     expect(acknowledged).toBeGreaterThanOrEqual(ROUNDS * PER_ROUND);
     expect(last.size).toBe(KEYS);
     expect(refusals).toBeGreaterThan(0); // the outages were seen (503s or cut connections) and retried
-    expect(samples).toBeGreaterThan(50);
-    expect(maxPrimaries).toBe(1);
+    expect(sampled.samples).toBeGreaterThan(50);
+    expect(sampled.max).toBe(1);
 
     const cc = await getCc();
     const primary = direct(redis[Number(String(cc.status.primary).split('-').at(-1))]!);

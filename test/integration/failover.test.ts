@@ -26,7 +26,7 @@ import { startControlPlane, type ControlPlane } from '../harness/control-plane.j
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
 import { waitFor } from '../harness/ports.js';
-import { startRedis, type RedisProcess } from '../harness/redis.js';
+import { startReplicationPods, samplePrimaries, type LocalReplicationPods } from '../harness/replication.js';
 import { startServiceProxy, type ServiceProxy } from '../harness/service-proxy.js';
 
 const NS = 'default';
@@ -50,33 +50,22 @@ async function operatorFor(c: SimCluster, identity: string, env?: NodeJS.Process
 }
 
 /** One simulated replication CacheCluster: a redis-server per pod, pod 0 the primary, the others its replicas. */
-interface SimCluster {
+interface SimCluster extends LocalReplicationPods {
   name: string;
-  redis: RedisProcess[];
-  addresses: Record<string, { host: string; port: number }>;
-  /** `--pod-address-override` values for the operator. */
-  overrides: Record<string, string>;
   sim: PodSimulator;
 }
 
 async function simCluster(name: string, pods: number): Promise<SimCluster> {
-  const primary = await startRedis();
-  const redis = [primary];
-  for (let i = 1; i < pods; i++)
-    redis.push(await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] }));
-  const addresses: Record<string, { host: string; port: number }> = {};
-  const overrides: Record<string, string> = {};
-  redis.forEach((r, i) => {
-    addresses[`${name}-${i}`] = { host: '127.0.0.1', port: r.port };
-    overrides[`${NS}/${name}-${i}`] = `127.0.0.1:${r.port}`;
+  const local = await startReplicationPods(NS, name, pods);
+  const sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(Object.keys(local.addresses)), local.addresses, {
+    node: 'sim-node',
   });
-  const sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(Object.keys(addresses)), addresses, { node: 'sim-node' });
   sim.start(200);
   cleanups.push(async () => {
     sim.stop();
-    for (const r of redis) await r.stop().catch(() => undefined);
+    for (const r of local.redis) await r.stop().catch(() => undefined);
   });
-  return { name, redis, addresses, overrides, sim };
+  return { name, ...local, sim };
 }
 
 async function getCc(name: string): Promise<any> {
@@ -91,32 +80,6 @@ function condition(cc: any, type: string): any {
 async function roleLabels(name: string): Promise<Record<string, string | undefined>> {
   const list = await core.listNamespacedPod({ namespace: NS, labelSelector: `cache.ripplecache.io/cluster=${name}` });
   return Object.fromEntries(list.items.map((p) => [p.metadata!.name!, p.metadata?.labels?.[ROLE]]));
-}
-
-/** Samples the pods labelled primary every 50 ms; `max()` is the most seen at once. */
-function samplePrimaries(name: string): { stop(): Promise<{ max: number; samples: number }> } {
-  let max = 0;
-  let samples = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const list = await core
-        .listNamespacedPod({ namespace: NS, labelSelector: `cache.ripplecache.io/cluster=${name},${ROLE}=primary` })
-        .catch(() => undefined);
-      if (list) {
-        samples++;
-        max = Math.max(max, list.items.length);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return { max, samples };
-    },
-  };
 }
 
 async function eventsOf(name: string, reason: string): Promise<Array<{ type: string; message: string }>> {
@@ -248,7 +211,7 @@ describe('failover of a replication CacheCluster', () => {
     await waitFor('fo-2 to have every write', async () => (await r2.get('k149')) === 'v149');
     before.disconnect();
 
-    const sampler = samplePrimaries('fo');
+    const sampler = samplePrimaries(core, NS, 'fo');
     await c.redis[0]!.kill();
     await waitFor(
       'a completed failover in status',
@@ -309,7 +272,7 @@ describe('failover of a replication CacheCluster', () => {
     const a = await operatorFor(c, 'failover-mid-a', { RIPPLECACHE_TEST_PAUSE_AFTER_FAILOVER_STEP: 'Promoted' });
     await applyCc('mid', 2);
     await waitEstablished(c, 3);
-    const sampler = samplePrimaries('mid');
+    const sampler = samplePrimaries(core, NS, 'mid');
     await c.redis[0]!.kill();
     await waitFor(
       'A to record step Promoted',
