@@ -19,6 +19,7 @@ import {
   type CertificateAndKey,
   type CertificateProblem,
 } from './self-signed-certificates.js';
+import { tlsPairProblem } from './tls-pair-problem.js';
 import type { TlsPair } from './webhook-server.js';
 
 /** Keys of the self-managed Secret. */
@@ -30,8 +31,8 @@ export interface CertificateSource {
   readonly description: string;
 }
 
-/** `tls.crt` + `tls.key` in `dir`. */
-export function certificateDirSource(dir: string): CertificateSource {
+/** `tls.crt` + `tls.key` in `dir`, checked by {@link tlsPairProblem} before use. */
+export function certificateDirSource(dir: string, now: () => Date = () => new Date()): CertificateSource {
   return {
     description: `certificate directory ${dir}`,
     async load() {
@@ -39,8 +40,8 @@ export function certificateDirSource(dir: string): CertificateSource {
         readFile(join(dir, 'tls.crt'), 'utf8'),
         readFile(join(dir, 'tls.key'), 'utf8'),
       ]);
-      if (!cert.includes('BEGIN CERTIFICATE') || !key.includes('PRIVATE KEY'))
-        throw new Error(`${dir}/tls.crt or tls.key is not PEM`);
+      const problem = tlsPairProblem({ cert, key }, now());
+      if (problem !== undefined) throw new Error(`${dir}: ${problem}`);
       return { cert, key };
     },
   };
