@@ -13,7 +13,8 @@ export interface ProxiedChunk {
  * `freeze()` stops forwarding in both directions but closes nothing (established connections hang, as
  * behind a dead link; new connections are accepted and then hang too), `thaw()` resumes. `holdNext()`
  * makes the next connection a silently dead one (accepted, never forwarded, never closed) while all others
- * flow, like one TCP connection lost in a NAT or load balancer. With
+ * flow, like one TCP connection lost in a NAT or load balancer; `freezeEstablished()` does that to every
+ * connection open now (new ones flow). With
  * `record: true` it keeps every client → server chunk with its arrival time, so a test can tell which
  * commands one client sent and when. `retarget()` sends new connections to another server (a Service whose
  * endpoint moved, e.g. after a failover); established ones stay where they are until they close.
@@ -25,6 +26,8 @@ export interface TcpProxy {
   thaw(): void;
   /** The next accepted connection hangs forever (until `close`); later ones are forwarded. */
   holdNext(): void;
+  /** Every connection open now hangs forever (until `close`; `thaw` leaves them dead); new ones are forwarded. */
+  freezeEstablished(): void;
   /** New connections go to `target` from now on; established connections are left alone. */
   retarget(target: { host: string; port: number }): void;
   /** Connections held by `holdNext` so far. */
@@ -44,6 +47,8 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
   let conns = 0;
   const chunks: ProxiedChunk[] = [];
   const sockets = new Set<Socket>();
+  /** Sockets `freezeEstablished` killed: `thaw` must not revive them. */
+  const dead = new Set<Socket>();
   /** Connections accepted while frozen: they get their upstream on thaw. */
   const pending: Array<() => void> = [];
 
@@ -98,6 +103,12 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
     holdNext() {
       holdNext = true;
     },
+    freezeEstablished() {
+      for (const s of sockets) {
+        s.pause();
+        dead.add(s);
+      }
+    },
     retarget(next) {
       current = next;
     },
@@ -109,7 +120,7 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
     },
     thaw() {
       frozen = false;
-      for (const s of sockets) s.resume();
+      for (const s of sockets) if (!dead.has(s)) s.resume();
       for (const open of pending.splice(0)) open();
     },
     sent: () => chunks.slice(),

@@ -163,6 +163,29 @@ describe('one keep-alive connection pool per API server', () => {
     expect(bucket.waited).toBeGreaterThanOrEqual(9);
   });
 
+  it('a request on a keep-alive connection that died silently is abandoned after its time box', async () => {
+    const { proxy, path } = await viaProxy('dead-connection');
+    const kc = loadKubeConfig({ path, env: {} });
+    kc.requestTimeoutMs = 1500;
+    const kube = new ClientNodeKubeApi(kc, 'pool-test');
+    expect(await kube.get(ref('absent'))).toBeUndefined();
+    expect(proxy.accepted).toBe(1);
+    // The idle keep-alive connection dies without a FIN or RST; new connections still get through.
+    proxy.freezeEstablished();
+    const t0 = performance.now();
+    const err: unknown = await kube.get(ref('absent')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const ms = performance.now() - t0;
+    log(`request on the dead connection failed after ${ms.toFixed(0)} ms: ${String(err)}`);
+    expect(err).toBeInstanceOf(Error);
+    expect(ms).toBeGreaterThanOrEqual(1400);
+    // The abort destroyed the dead socket: the next request opens a new connection and succeeds.
+    expect(await kube.get(ref('absent'))).toBeUndefined();
+    expect(proxy.accepted).toBe(2);
+  });
+
   it('the operator process reconciles 20 CacheClusters over a few connections', async () => {
     const { proxy, path } = await viaProxy('operator');
     await cp.kubectl(['create', 'namespace', 'pool']);

@@ -17,6 +17,13 @@
  *
  * The Lease elector is the exception: it runs on `unpooled()`, a plain copy (see there).
  *
+ * Every request (not watches) is also time-boxed (`requestTimeoutMs`, default 30 s; a caller's own signal, set
+ * by a middleware as the Lease elector's, runs later and replaces it): a keep-alive connection that died silently (a NAT or load balancer dropped it, the API
+ * server froze) would otherwise hold a reconcile worker forever, while the Lease elector, on fresh
+ * connections, keeps renewing — an operator that leads and does nothing. The abort destroys the socket, and
+ * the retry gets a new one. Watches are left to the library (it sets TCP keepalive on their sockets) and to
+ * the informers' re-list.
+ *
  * `kube-connection-pool.test.ts` (integration) fails if the library stops calling these methods, or stops
  * using the agent they set: it counts the TCP connections the operator opens.
  */
@@ -58,6 +65,9 @@ function fingerprint(server: string, agent: http.Agent): string {
   return parts.join('\n');
 }
 
+/** Default time box of one API request (not a watch), ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
 /** Client-side rate limit: `take()` resolves when a request may be sent. */
 export interface RequestRateLimiter {
   take(): Promise<void>;
@@ -73,6 +83,8 @@ export class PooledKubeConfig extends k8s.KubeConfig {
    * the wait.
    */
   rateLimiter: RequestRateLimiter | undefined;
+  /** The time box of a request, ms (connect, send and the whole answer); 0 turns it off. */
+  requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS;
 
   /**
    * A plain KubeConfig with the same clusters, users and contexts: the library's behaviour, a new connection
@@ -95,6 +107,8 @@ export class PooledKubeConfig extends k8s.KubeConfig {
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await this.rateLimiter?.take();
     await super.applySecurityAuthentication(context);
+    if (this.requestTimeoutMs > 0 && context.getSignal() === undefined)
+      context.setSignal(AbortSignal.timeout(this.requestTimeoutMs));
     const agent = context.getAgent();
     if (agent instanceof http.Agent) context.setAgent(this.pooled(agent));
   }
