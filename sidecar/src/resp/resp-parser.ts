@@ -122,38 +122,47 @@ export class RespRequestParser {
         }
         continue;
       }
-      // A line: a header or an inline command.
+      // A line: a header or an inline command. Read in place (no view) when it is whole in this chunk.
       const nl = chunk.indexOf(LF, i);
       if (nl === -1) {
         this.holdLine(chunk.subarray(i));
         return;
       }
-      let line: Buffer;
+      let src = chunk;
+      let start = i;
+      let end = nl;
       if (this.lineLength > 0) {
         this.holdLine(chunk.subarray(i, nl));
-        line = Buffer.concat(this.line, this.lineLength);
+        src = Buffer.concat(this.line, this.lineLength);
         this.line = [];
         this.lineLength = 0;
-      } else {
-        line = chunk.subarray(i, nl);
-        if (line.length > this.limits.maxInlineBytes) throw this.lineTooLong();
+        start = 0;
+        end = src.length;
+      } else if (end - start > this.limits.maxInlineBytes) {
+        throw this.lineTooLong();
       }
       i = nl + 1;
-      if (this.args === undefined) {
-        if (line[0] === 0x2a /* '*' */) {
-          this.startMultibulk(line);
+      const args = this.args;
+      if (args === undefined) {
+        if (src[start] === 0x2a /* '*' */) {
+          const count = parseHeaderInteger(src, start, end, 'invalid multibulk length');
+          if (count <= 0) continue; // `*0`, `*-1`: nothing to do
+          if (count > this.limits.maxArrayLength) throw this.tooManyArguments();
+          this.args = [];
+          this.remaining = count;
+          this.commandBytes = 0;
         } else {
-          const words = splitInline(line);
+          const words = splitInline(src.subarray(start, end));
           if (words.length > this.limits.maxArrayLength) throw this.tooManyArguments();
           if (words.length > 0) onCommand(words);
         }
         continue;
       }
       // Inside a multibulk: a `$<len>` header.
-      if (line[0] !== 0x24 /* '$' */) {
-        throw new RespProtocolError(`expected '$', got '${printable(line[0])}'`);
+      if (src[start] !== 0x24 /* '$' */) {
+        throw new RespProtocolError(`expected '$', got '${printable(src[start])}'`);
       }
-      const len = parseHeaderInteger(line, 'invalid bulk length');
+      const len = parseHeaderInteger(src, start, end, 'invalid bulk length');
       if (len < 0) throw new RespProtocolError('invalid bulk length');
       if (len > this.limits.maxBulkBytes) {
         throw new RespProtocolError(
@@ -166,29 +175,21 @@ export class RespRequestParser {
         throw new RespProtocolError(`the command is larger than the limit of ${this.limits.maxCommandBytes} bytes`);
       }
       if (n - i >= len + 2) {
-        // The whole string is in this chunk: a view, no copy.
-        this.args.push(chunk.subarray(i, i + len));
-        i += len;
+        // The whole string and its CRLF are in this chunk: a view, no copy.
+        if (chunk[i + len] !== CR || chunk[i + len + 1] !== LF) {
+          throw new RespProtocolError('expected CRLF after a bulk string');
+        }
+        args.push(chunk.subarray(i, i + len));
+        i += len + 2;
+        this.argumentDone(onCommand);
+      } else if (len === 0) {
+        args.push(EMPTY);
         this.crlfLeft = 2;
       } else {
-        this.bulk = len === 0 ? EMPTY : Buffer.allocUnsafe(len);
+        this.bulk = Buffer.allocUnsafe(len);
         this.bulkFilled = 0;
-        if (len === 0) {
-          this.args.push(EMPTY);
-          this.bulk = undefined;
-          this.crlfLeft = 2;
-        }
       }
     }
-  }
-
-  private startMultibulk(line: Buffer): void {
-    const count = parseHeaderInteger(line, 'invalid multibulk length');
-    if (count <= 0) return; // `*0`, `*-1`: nothing to do
-    if (count > this.limits.maxArrayLength) throw this.tooManyArguments();
-    this.args = [];
-    this.remaining = count;
-    this.commandBytes = 0;
   }
 
   private argumentDone(onCommand: CommandHandler): void {
@@ -219,20 +220,24 @@ export class RespRequestParser {
   }
 }
 
-/** Parses `*<n>\r` or `$<n>\r` (the `\n` already removed): an optional `-` and decimal digits, then CR. */
-function parseHeaderInteger(line: Buffer, problem: string): number {
-  const end = line.length - 1;
-  if (end < 2 || line[end] !== CR || end - 1 > MAX_HEADER_DIGITS) throw new RespProtocolError(problem);
-  let i = 1;
+/**
+ * Parses the header line `src[start..end)` (`*<n>\r` or `$<n>\r`, the `\n` at `end` excluded): an optional
+ * `-` and decimal digits after the type byte, then CR.
+ */
+function parseHeaderInteger(src: Buffer, start: number, end: number, problem: string): number {
+  const last = end - 1;
+  if (last - start < 2 || src[last] !== CR || last - start - 1 > MAX_HEADER_DIGITS)
+    throw new RespProtocolError(problem);
+  let i = start + 1;
   let negative = false;
-  if (line[1] === 0x2d /* '-' */) {
+  if (src[i] === 0x2d /* '-' */) {
     negative = true;
-    i = 2;
-    if (end === 2) throw new RespProtocolError(problem);
+    i++;
+    if (i === last) throw new RespProtocolError(problem);
   }
   let value = 0;
-  for (; i < end; i++) {
-    const d = (line[i] as number) - 0x30;
+  for (; i < last; i++) {
+    const d = (src[i] as number) - 0x30;
     if (d < 0 || d > 9) throw new RespProtocolError(problem);
     value = value * 10 + d;
   }
