@@ -497,6 +497,33 @@ export async function failoverStep(
         },
         Math.min(probeMs, Math.max(50, decision.retryInMs)),
       );
+    case 'promote-in-place': {
+      // Promote, repoint the others (a pod that restarted empty too), label: planRoles orders it.
+      const changes = planRoles(mem.primary, pods, { promote: true });
+      if (decision.firstStart) log.info({ primary: mem.primary }, 'First start: making the primary');
+      else log.warn({ primary: mem.primary, why: decision.why }, 'Making the restarted primary the primary again');
+      await applyAll(ctx, changes);
+      if (!decision.firstStart)
+        await deps.kube
+          .event({
+            involved: {
+              apiVersion: API_VERSION,
+              kind: KIND,
+              namespace: cc.metadata.namespace,
+              name: cc.metadata.name,
+              uid: cc.metadata.uid,
+            },
+            type: 'Warning',
+            reason: 'PrimaryRestarted',
+            message: `${mem.primary} is the primary again with the data it restarted with: ${decision.why}`,
+          })
+          .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
+      return outcome({
+        status: 'False',
+        reason: decision.firstStart ? 'WaitingForPrimary' : 'PrimaryLost',
+        message: `making ${mem.primary} the primary: ${decision.why}`,
+      });
+    }
     case 'blocked':
     case 'blocked-in-progress': {
       const why = decision.why;
