@@ -119,6 +119,11 @@ export const CONDITION_UNSUPPORTED = 'Unsupported';
  * PrimaryLost, FailingOver, FailoverBlocked). Reason FailoverCompleted after a failover.
  */
 export const CONDITION_PRIMARY_AVAILABLE = 'PrimaryAvailable';
+/**
+ * Topology replication, once the operator has looked at a roll: False/UpToDate, True/InProgress (a pod restarted,
+ * a switchover), True/RollStuck (no progress for 2 minutes: the message names the pod and why; a Warning Event).
+ */
+export const CONDITION_ROLLING_UPDATE = 'RollingUpdate';
 
 export const CONDITION_TYPES = [
   CONDITION_READY,
@@ -127,6 +132,7 @@ export const CONDITION_TYPES = [
   CONDITION_CONFIG_APPLIED,
   CONDITION_UNSUPPORTED,
   CONDITION_PRIMARY_AVAILABLE,
+  CONDITION_ROLLING_UPDATE,
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
