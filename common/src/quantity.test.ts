@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { QuantityError, parseQuantity } from './quantity.js';
+import { QuantityError, parseQuantity, sameQuantity } from './quantity.js';
 
 describe('parseQuantity', () => {
   it.each([
@@ -46,5 +46,17 @@ describe('QuantityError', () => {
     expect(problem('16Ei')).toBe('out-of-range');
     expect(problem('1e31')).toBe('out-of-range');
     expect(problem('1Ki')).toBeUndefined();
+  });
+});
+
+describe('sameQuantity', () => {
+  it('compares amounts exactly, whatever the notation', () => {
+    expect(sameQuantity('1Gi', '1073741824')).toBe(true);
+    expect(sameQuantity('0.5', '500m')).toBe(true);
+    expect(sameQuantity('1e3', '1k')).toBe(true);
+    expect(sameQuantity(2, '2000m')).toBe(true);
+    expect(sameQuantity('500m', '1')).toBe(false);
+    expect(sameQuantity('1Gi', '1G')).toBe(false);
+    expect(sameQuantity('abc', 'abc')).toBe(false);
   });
 });

@@ -55,3 +55,33 @@ export function parseQuantity(q: string | number): number {
   if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new QuantityError(`quantity "${q}" is too large`, 'out-of-range');
   return Number(bytes);
 }
+
+/**
+ * Do two quantities denote the same amount, exactly (`1Gi` and `1073741824`, `0.5` and `500m`, `1e3` and
+ * `1k`)? Unlike `parseQuantity` nothing is rounded (`500m` is not `1`). False when either is not a quantity.
+ * The API server rewrites the quantities it stores in canonical form; this compares them as it does.
+ */
+export function sameQuantity(a: string | number, b: string | number): boolean {
+  const x = exactQuantity(a);
+  const y = exactQuantity(b);
+  return x !== undefined && y !== undefined && x.num * y.den === y.num * x.den;
+}
+
+/** A quantity as an exact fraction num/den (den > 0), or undefined when it is not one. */
+function exactQuantity(q: string | number): { num: bigint; den: bigint } | undefined {
+  const text = typeof q === 'number' ? (Number.isFinite(q) ? String(q) : '') : q.trim();
+  const m = QUANTITY_RE.exec(text);
+  if (!m) return undefined;
+  const [, sign, number = '', binary, decimal, exponent] = m;
+  const [whole = '', frac = ''] = number.split('.');
+  let num = BigInt((whole || '0') + frac);
+  let den = 10n ** BigInt(frac.length);
+  if (binary !== undefined) num *= 1024n ** (BINARY[binary] ?? 0n);
+  else {
+    const exp = exponent !== undefined ? Number(exponent) : (DECIMAL[decimal ?? ''] ?? 0);
+    if (Math.abs(exp) > 30) return undefined;
+    if (exp >= 0) num *= 10n ** BigInt(exp);
+    else den *= 10n ** BigInt(-exp);
+  }
+  return { num: sign === '-' ? -num : num, den };
+}

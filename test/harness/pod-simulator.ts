@@ -22,7 +22,7 @@ function pingRedis(addr: { host: string; port: number }): Promise<boolean> {
 import type { RedisProcess } from './redis.js';
 
 /** The redis.conf settings a restarted pod takes from its ConfigMap; the harness keeps port, bind and dir. */
-const RESTART_SETTINGS = ['appendonly', 'appendfsync', 'save', 'maxmemory', 'maxmemory-policy'];
+const RESTART_SETTINGS = ['appendonly', 'appendfsync', 'save', 'maxmemory', 'maxmemory-policy', 'replicaof'];
 
 /**
  * Stands in for the kubelet, which the test control plane does not run: marks the Redis pods that the
@@ -186,7 +186,8 @@ export class PodSimulator {
   /**
    * Restarts the container of `pod` as the kubelet does after a crash: SIGKILLs its local redis-server, then
    * starts it again on the same data dir with the settings of the redis.conf the pod mounts (its ConfigMap as it
-   * is now: appendonly, appendfsync, save, maxmemory, maxmemory-policy), as the real entrypoint would read it.
+   * is now: appendonly, appendfsync, save, maxmemory, maxmemory-policy, and with topology replication replicaof
+   * the placeholder primary), as the real entrypoint would read it.
    */
   async restartRedisContainer(pod: string, redis: RedisProcess): Promise<void> {
     const p = await this.core.readNamespacedPod({ name: pod, namespace: this.namespace });
@@ -199,6 +200,11 @@ export class PodSimulator {
     for (const line of conf.split('\n')) {
       const [name, ...rest] = line.trim().split(/\s+/);
       if (!name || !RESTART_SETTINGS.includes(name)) continue;
+      // replicaof takes host and port as two arguments (a replication pod starts as a replica of the placeholder).
+      if (name === 'replicaof') {
+        args.push(`--${name}`, ...rest);
+        continue;
+      }
       const value = rest.join(' ');
       args.push(`--${name}`, value === '""' ? '' : value);
     }

@@ -4,7 +4,7 @@
  * labelled primary.
  */
 import type { CoreV1Api } from '@kubernetes/client-node';
-import { LABEL_ROLE } from '../../operator/src/api/v1alpha1/constants.js';
+import { LABEL_ROLE, PLACEHOLDER_PRIMARY } from '../../operator/src/api/v1alpha1/constants.js';
 import { startRedis, type RedisProcess } from './redis.js';
 
 export interface LocalReplicationPods {
@@ -16,16 +16,24 @@ export interface LocalReplicationPods {
   overrides: Record<string, string>;
 }
 
-/** Starts one redis-server per pod of `name` (pods `name-0` … `name-(pods-1)`), 1… replicas of 0. */
+/**
+ * Starts one redis-server per pod of `name` (pods `name-0` … `name-(pods-1)`), 1… replicas of 0. With
+ * `asPods`, every one starts as the real pods do (redis.conf's `replicaof` the placeholder primary, no role): the
+ * operator then makes the first primary and its replicas.
+ */
 export async function startReplicationPods(
   namespace: string,
   name: string,
   pods: number,
+  opts: { asPods?: boolean } = {},
 ): Promise<LocalReplicationPods> {
-  const primary = await startRedis();
+  const placeholder = ['--replicaof', PLACEHOLDER_PRIMARY.host, String(PLACEHOLDER_PRIMARY.port)];
+  const primary = await startRedis(opts.asPods ? { args: placeholder } : {});
   const redis = [primary];
   for (let i = 1; i < pods; i++)
-    redis.push(await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] }));
+    redis.push(
+      await startRedis({ args: opts.asPods ? placeholder : ['--replicaof', '127.0.0.1', String(primary.port)] }),
+    );
   const addresses: Record<string, { host: string; port: number }> = {};
   const overrides: Record<string, string> = {};
   redis.forEach((r, i) => {

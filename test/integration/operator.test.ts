@@ -154,7 +154,9 @@ describe('operator on a real control plane', () => {
     expect(children.sts.spec.serviceName).toBe('sessions-headless');
     const containers = children.sts.spec.template.spec.containers.map((c: any) => c.name);
     expect(containers).toEqual(expect.arrayContaining(['redis', 'redis-exporter']));
-    expect(JSON.stringify(children.sts.spec.template)).toContain('sessions-0.sessions-headless.default.svc');
+    // Every pod starts as a replica of the placeholder (redis.conf); the operator names the primary, not the template.
+    expect(JSON.stringify(children.sts.spec.template)).not.toContain('replicaof');
+    expect(children.cm.data['redis.conf']).toMatch(/^replicaof 127\.0\.0\.1 1$/m);
     expect(children.cron.spec.schedule).toBe('0 2 * * *');
     expect(children.cron.spec.timeZone).toBe('Europe/Berlin');
     expect(JSON.stringify(children.cron.spec.jobTemplate)).toContain('UNLINK');

@@ -2,8 +2,9 @@
  * The Redis container as the pod template describes it, run for real without a kubelet: the exact
  * command (the entrypoint script) and the rendered `redis.conf`, as the pod's uid and gid, on a read-only
  * root filesystem, with the template's volumes (an emptyDir at the data mount, the ConfigMap at the
- * config mount, read-only). A primary (pod 0) and a replica (a second redis-server from the same root,
- * as pod 1 would be, but following 127.0.0.1: there is no cluster DNS here) must start, replicate (the
+ * config mount, read-only). A primary (pod 0, started as every pod is, a replica of the placeholder, then
+ * promoted with REPLICAOF NO ONE as the operator does) and a replica (a second redis-server from the same
+ * root, as pod 1 would be, but following 127.0.0.1: there is no cluster DNS here) must start, replicate (the
  * replica writes the received RDB into the data dir) and BGSAVE.
  *
  * Debian's redis-server stands in for the image's (the same major version line); the root is a private
@@ -54,6 +55,9 @@ for i in $(seq 1 50); do
 done
 echo "PRIMARY_IDS=$(awk '/^Uid:/{u=$2} /^Gid:/{g=$2} END{print u":"g}' /proc/$primary/status)"
 echo "REPLICA_IDS=$(awk '/^Uid:/{u=$2} /^Gid:/{g=$2} END{print u":"g}' /proc/$replica/status)"
+# Every pod starts as a replica of the placeholder (redis.conf); the operator makes pod 0 the primary.
+echo "STARTED_ROLE=$(redis-cli -p 6379 role | head -1)"
+redis-cli -p 6379 replicaof no one >/dev/null
 # The rendered fence (durability replicated): no write before a replica is attached.
 echo "EARLY_SET=$(redis-cli -p 6379 set early-key x 2>&1)"
 # Replication starts after repl-diskless-sync-delay (5 s by default).
@@ -132,6 +136,8 @@ describe('the Redis container of the pod template, run as the template says', ()
       const ids = `${sc!.runAsUser}:${sc!.runAsGroup}`;
       expect(value('PRIMARY_IDS'), context).toBe(ids);
       expect(value('REPLICA_IDS'), context).toBe(ids);
+      // It started without a role: a replica of the placeholder, until REPLICAOF NO ONE (the operator's part).
+      expect(value('STARTED_ROLE'), context).toBe('slave');
       expect(value('EARLY_SET'), context).toMatch(/NOREPLICAS/);
       expect(value('LINK'), context).toBe('up');
       expect(value('SET'), context).toBe('OK');

@@ -98,11 +98,18 @@ describe('desiredConfigMap', () => {
     expect(conf).toContain('\nmaxmemory-policy allkeys-lru\n');
   });
 
-  it('holds no password and no replicaof (both come from the entrypoint)', () => {
+  it('holds no password (it comes from the entrypoint)', () => {
     const conf = desiredConfigMap(
       cc({ topology: 'replication', replicas: 2, auth: { secretRef: { name: 'sessions-auth', key: 'password' } } }),
     ).data['redis.conf']!;
-    expect(conf).not.toMatch(/requirepass|masterauth|replicaof/);
+    expect(conf).not.toMatch(/requirepass|masterauth/);
+  });
+
+  it('starts every replication pod as a replica of the placeholder primary; standalone as a master', () => {
+    const conf = desiredConfigMap(cc({ topology: 'replication', replicas: 2 })).data['redis.conf']!;
+    expect(conf).toContain('\nreplicaof 127.0.0.1 1\n');
+    expect(conf.match(/^replicaof /gm)).toHaveLength(1);
+    expect(desiredConfigMap(cc({})).data['redis.conf']).not.toMatch(/^replicaof/m);
   });
 
   it('refuses an applied policy that would inject config lines', () => {

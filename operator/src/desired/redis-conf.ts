@@ -1,4 +1,4 @@
-import { REDIS_DATA_DIR, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import { PLACEHOLDER_PRIMARY, REDIS_DATA_DIR, REDIS_PORT } from '../api/v1alpha1/constants.js';
 import type { CacheCluster } from '../api/v1alpha1/types.js';
 import { persistenceSettings } from './persistence.js';
 import { desiredFence } from './fence.js';
@@ -11,17 +11,26 @@ export interface RenderedEviction {
   maxmemoryPolicy: string;
 }
 
-/** The write fence (spec.durability, desired/fence.ts) of a replication cluster; also applied live. */
-function fenceLines(cc: CacheCluster): string[] {
+/**
+ * The write fence (spec.durability, desired/fence.ts) of a replication cluster, also applied live; and the
+ * placeholder primary every pod starts replicating from (constants.ts `PLACEHOLDER_PRIMARY`): no pod ever
+ * starts as a master, so a primary whose container restarts empty cannot full-sync its replicas to empty.
+ */
+function replicationLines(cc: CacheCluster): string[] {
   if (resolveSpec(cc).topology !== 'replication') return [];
   const fence = desiredFence(cc);
-  return [`min-replicas-to-write ${fence.minReplicasToWrite}`, `min-replicas-max-lag ${fence.minReplicasMaxLag}`];
+  return [
+    `min-replicas-to-write ${fence.minReplicasToWrite}`,
+    `min-replicas-max-lag ${fence.minReplicasMaxLag}`,
+    '# Every pod starts as a replica of nothing reachable; the operator promotes the primary (REPLICAOF NO ONE).',
+    `replicaof ${PLACEHOLDER_PRIMARY.host} ${PLACEHOLDER_PRIMARY.port}`,
+  ];
 }
 
 /**
- * The `redis.conf` every Redis pod starts with. The password and `replicaof` are not in it: the
- * container's entrypoint adds them as arguments (from the Secret's environment variable and the
- * pod's ordinal), so that this text is the same for every pod and holds no secret.
+ * The `redis.conf` every Redis pod starts with. The password is not in it: the container's entrypoint adds it
+ * as arguments (from the Secret's environment variable), so that this text is the same for every pod and holds
+ * no secret. With topology replication every pod starts as a replica of the placeholder primary.
  */
 export function renderRedisConf(cc: CacheCluster, eviction: RenderedEviction): string {
   if (!Number.isSafeInteger(eviction.maxmemory) || eviction.maxmemory < 0) {
@@ -48,7 +57,7 @@ export function renderRedisConf(cc: CacheCluster, eviction: RenderedEviction): s
     'appendfsync everysec',
     // `save ""` turns snapshots off; snapshot points are written unquoted, one argument each.
     `save ${persisted.save === '' ? '""' : persisted.save}`,
-    ...fenceLines(cc),
+    ...replicationLines(cc),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -48,15 +48,16 @@ describe('desiredStatefulSet', () => {
     expect(sts).not.toHaveProperty('status');
   });
 
-  it('runs 1 + replicas pods for replication; pods above 0 follow pod 0 by DNS name', () => {
+  it('runs 1 + replicas pods for replication; every pod starts the same way (no ordinal, no replicaof)', () => {
     const sts = desiredStatefulSet(cc({ topology: 'replication', replicas: 2 }));
     expect(sts.spec.replicas).toBe(3);
     const redis = container(sts, 'redis');
     const script = redis.command?.[2] ?? '';
-    expect(script).toContain('ordinal="${POD_NAME##*-}"');
-    expect(script).toContain(`--replicaof 'sessions-0.sessions-headless.shop.svc' 6379`);
-    expect(script).not.toMatch(/\d+\.\d+\.\d+\.\d+/);
-    expect(redis.env).toContainEqual({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+    // The placeholder primary comes from redis.conf; the operator gives each pod its role.
+    expect(script).not.toContain('replicaof');
+    expect(script).not.toContain('POD_NAME');
+    expect(script).toBe(container(desiredStatefulSet(cc({})), 'redis').command?.[2]);
+    expect(redis.env ?? []).not.toContainEqual(expect.objectContaining({ name: 'POD_NAME' }));
     // The operator restarts replication pods itself (replicas first, then a switchover, then the old primary).
     expect(sts.spec.updateStrategy).toEqual({ type: 'OnDelete' });
     // Standalone: one pod, nothing to switch over to; the StatefulSet controller rolls it.

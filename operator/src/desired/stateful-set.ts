@@ -13,7 +13,7 @@ import type { CacheCluster } from '../api/v1alpha1/types.js';
 import type { DesiredOptions } from './desired-options.js';
 import type { Container, EnvVar, PersistentVolumeClaimTemplate, StatefulSet, Volume } from './kube-types.js';
 import { commonLabels, selectorLabels, serverPodLabels } from './labels.js';
-import { configMapName, headlessServiceName, podHost, statefulSetName } from './names.js';
+import { configMapName, headlessServiceName, statefulSetName } from './names.js';
 import { childMetadata } from './owner-reference.js';
 import { passwordEnv } from './password-env.js';
 import { mergePodMetadata, podPlacement } from './pod-placement.js';
@@ -22,35 +22,27 @@ import { redisResources } from './redis-resources.js';
 import { resolveSpec } from './resolved-spec.js';
 import type { ResolvedSpec } from './resolved-spec.js';
 import { restartHash } from './restart-hash.js';
-import { shellQuote } from './shell-quote.js';
 
 /**
- * The Redis container's shell entrypoint: redis-server with the mounted config, the password (when
- * set) as requirepass/masterauth, and for replication, pods with an ordinal above 0 start as replicas
- * of pod 0 by its headless-Service DNS name (never an IP).
+ * The Redis container's shell entrypoint: redis-server with the mounted config and the password (when set) as
+ * requirepass/masterauth. The same for every pod: with topology replication every pod starts as a replica of
+ * the placeholder primary in `redis.conf`, and the operator makes one the primary (REPLICAOF NO ONE) and the
+ * others its replicas, by the addresses it resolves (the headless Service's DNS names, never an IP).
  */
-export function redisEntrypoint(cc: CacheCluster, spec: ResolvedSpec): string {
-  const lines = [
+export function redisEntrypoint(): string {
+  return [
     'set -eu',
     `set -- ${REDIS_CONF_DIR}/${REDIS_CONF_KEY}`,
     'if [ -n "${REDIS_PASSWORD:-}" ]; then set -- "$@" --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"; fi',
-  ];
-  if (spec.topology === 'replication') {
-    lines.push(
-      '# The pod name ends in the StatefulSet ordinal; pod 0 is the primary.',
-      'ordinal="${POD_NAME##*-}"',
-      `if [ "$ordinal" != "0" ]; then set -- "$@" --replicaof ${shellQuote(podHost(cc, 0))} ${REDIS_PORT}; fi`,
-    );
-  }
-  lines.push('exec redis-server "$@"');
-  return lines.join('\n');
+    'exec redis-server "$@"',
+  ].join('\n');
 }
 
-function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
+function redisContainer(spec: ResolvedSpec): Container {
   const c: Container = {
     name: 'redis',
     image: spec.image,
-    command: ['sh', '-c', redisEntrypoint(cc, spec)],
+    command: ['sh', '-c', redisEntrypoint()],
     ports: [{ name: REDIS_PORT_NAME, containerPort: REDIS_PORT, protocol: 'TCP' }],
     readinessProbe: {
       exec: { command: ['sh', '-c', `redis-cli -h 127.0.0.1 -p ${REDIS_PORT} ping | grep -q PONG`] },
@@ -77,10 +69,7 @@ function redisContainer(cc: CacheCluster, spec: ResolvedSpec): Container {
     // the config is read from the ConfigMap volume.
     securityContext: restrictedContainerSecurityContext(),
   };
-  const env: EnvVar[] = [];
-  if (spec.topology === 'replication')
-    env.push({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
-  env.push(...passwordEnv(spec, ['REDIS_PASSWORD', 'REDISCLI_AUTH']));
+  const env: EnvVar[] = [...passwordEnv(spec, ['REDIS_PASSWORD', 'REDISCLI_AUTH'])];
   if (env.length > 0) c.env = env;
   return c;
 }
@@ -126,7 +115,7 @@ export function dataVolumeClaimTemplate(
  */
 export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}): StatefulSet {
   const spec = resolveSpec(cc);
-  const containers = [redisContainer(cc, spec)];
+  const containers = [redisContainer(spec)];
   if (spec.exporter) containers.push(exporterContainer(spec, opts.exporterImage ?? DEFAULT_EXPORTER_IMAGE));
   const { storage, retention } = spec.persistence;
   const volumes: Volume[] = [

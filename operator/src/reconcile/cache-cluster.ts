@@ -343,6 +343,7 @@ async function statusStep(
             availability: failover.availability,
             inProgress: failover.failover,
             lastFailover: failover.lastFailover,
+            ...(failover.roll !== undefined ? { roll: failover.roll } : {}),
           },
         }
       : primaries.length === 1

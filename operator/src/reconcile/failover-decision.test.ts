@@ -257,3 +257,113 @@ describe('planRoles', () => {
     expect(planRoles('c-0', pods, { promote: false })).toEqual([{ op: 'label', pod: 'c-1', role: null }]);
   });
 });
+
+/** A pod whose Redis (re)started: a replica of the placeholder primary, no master link. */
+function restarted(pod: string, offset = 1): ReplicationInfo {
+  return {
+    pod,
+    reachable: true,
+    role: 'replica',
+    offset,
+    replid: `fresh-${pod}`,
+    masterHost: '127.0.0.1',
+    masterPort: 1,
+    linkUp: false,
+    syncInProgress: false,
+  };
+}
+
+describe('a primary that restarts (every pod starts as a replica of the placeholder)', () => {
+  const base = { primary: 'c-0', established: true, inProgress: undefined, afterMs: 2000, primaryReplid: 'r1' };
+  /** c-0 restarted empty (Ready again: it answers PING); its replicas keep their data, link down. */
+  const restartedEmpty = (): ObservedRedisPod[] => [
+    pod(0, restarted('c-0'), { roleLabel: 'primary' }),
+    pod(1, replica('c-1', 100, 0, { linkUp: false, linkDownSinceSeconds: 1 }), { roleLabel: 'replica' }),
+    pod(2, replica('c-2', 120, 0, { linkUp: false, linkDownSinceSeconds: 1 }), { roleLabel: 'replica' }),
+  ];
+
+  it('counts a restarted primary as lost (Ready and answering), then fails over to the most advanced replica', () => {
+    const pods = restartedEmpty();
+    expect(decideFailover({ ...base, pods, lostForMs: 500 })).toMatchObject({
+      action: 'wait',
+      why: expect.stringMatching(/c-0 restarted/),
+    });
+    expect(decideFailover({ ...base, pods, lostForMs: 2000 })).toEqual({
+      action: 'start',
+      failover: { from: 'c-0', to: 'c-2', toOffset: 120, fromOffset: 1 },
+    });
+  });
+
+  it('never promotes a restarted replica, and says why', () => {
+    const pods = [pod(0, down('c-0'), { ready: false }), pod(1, restarted('c-1'))];
+    expect(judgeCandidate(pods[1]!, addr(0), 3)).toMatchObject({
+      eligible: false,
+      why: expect.stringMatching(/restarted, it follows no primary/),
+    });
+  });
+
+  it('at a first start promotes the recorded primary, once no answering pod holds more than it', () => {
+    const first = { ...base, established: false, primaryReplid: undefined, lostForMs: undefined };
+    expect(decideFailover({ ...first, pods: [pod(0, restarted('c-0')), pod(1, down('c-1'))] })).toEqual({
+      action: 'promote-in-place',
+      primary: 'c-0',
+      why: 'the first primary',
+      firstStart: true,
+    });
+    // A pod with more than c-0 (status lost, data kept): not promoted blindly.
+    expect(decideFailover({ ...first, pods: [pod(0, restarted('c-0')), pod(1, restarted('c-1', 900))] })).toMatchObject(
+      { action: 'steady', up: false },
+    );
+    // An old-style pod 0 that started as a master is taken as is.
+    expect(decideFailover({ ...first, pods: [pod(0, master('c-0', 0)), pod(1, restarted('c-1'))] })).toMatchObject({
+      action: 'steady',
+      up: true,
+    });
+  });
+
+  it('brings back a restarted primary without replicas at once (its data from disk, if any)', () => {
+    expect(
+      decideFailover({ ...base, pods: [pod(0, restarted('c-0', 5000), { roleLabel: 'primary' })], lostForMs: 10 }),
+    ).toMatchObject({ action: 'promote-in-place', primary: 'c-0', firstStart: false });
+    // Unreachable: nothing to promote yet.
+    expect(decideFailover({ ...base, pods: [pod(0, down('c-0'))], lostForMs: 10 })).toMatchObject({
+      action: 'wait',
+    });
+  });
+
+  it('with no promotable replica, brings the restarted primary back only when no pod may hold more', () => {
+    // Every replica restarted empty too (a whole-cluster restart): c-0 is the primary again.
+    const allRestarted = [pod(0, restarted('c-0')), pod(1, restarted('c-1')), pod(2, restarted('c-2'))];
+    expect(decideFailover({ ...base, pods: allRestarted, lostForMs: 2000 })).toMatchObject({
+      action: 'promote-in-place',
+      why: expect.stringMatching(/no other pod holds more than it/),
+    });
+    // Not before afterSeconds: a replica may come back.
+    expect(decideFailover({ ...base, pods: allRestarted, lostForMs: 1000 })).toMatchObject({ action: 'wait' });
+    // A replica that holds the data but is not Ready: blocked (promoting the empty primary would lose it).
+    const notReady = restartedEmpty();
+    notReady[1] = { ...notReady[1]!, ready: false };
+    notReady[2] = { ...notReady[2]!, ready: false };
+    expect(decideFailover({ ...base, pods: notReady, lostForMs: 2000 })).toMatchObject({
+      action: 'blocked',
+      why: expect.stringMatching(/not making c-0 the primary again: c-1 holds a higher replication offset/),
+    });
+    // A replica that does not answer may hold writes: blocked.
+    const gone = [pod(0, restarted('c-0')), pod(1, down('c-1'))];
+    expect(decideFailover({ ...base, pods: gone, lostForMs: 2000 })).toMatchObject({
+      action: 'blocked',
+      why: expect.stringMatching(/c-1 is unreachable and may hold writes c-0 lacks/),
+    });
+  });
+
+  it('planRoles repoints a restarted pod to the primary before it gets a label', () => {
+    const pods = [
+      pod(0, master('c-0', 50), { roleLabel: 'primary' }),
+      pod(1, restarted('c-1'), { roleLabel: 'replica' }),
+    ];
+    expect(planRoles('c-0', pods, { promote: false })).toEqual([
+      { op: 'follow', pod: 'c-1', primary: 'c-0', address: addr(0) },
+      { op: 'label', pod: 'c-1', role: null },
+    ]);
+  });
+});

@@ -4,7 +4,7 @@
  * highest replication offset; and which role changes and label moves come next, in a safe order. The
  * reconcile's failover step (`failover-step.ts`) observes, asks these functions, and carries the answer out.
  */
-import { ROLE_PRIMARY, ROLE_REPLICA } from '../api/v1alpha1/constants.js';
+import { PLACEHOLDER_PRIMARY, ROLE_PRIMARY, ROLE_REPLICA } from '../api/v1alpha1/constants.js';
 import type { FailoverInProgress } from '../api/v1alpha1/types.js';
 import type { ReplicationInfo } from '../redis/replication.js';
 
@@ -30,10 +30,24 @@ export function primaryUp(p: ObservedRedisPod | undefined): boolean {
   return p !== undefined && p.exists && p.ready && p.info.reachable && p.info.role === 'master';
 }
 
+/**
+ * The pod's Redis (re)started and has no role from the operator yet: it runs as a replica of the placeholder
+ * primary (`redis.conf`), with no master link, so it refuses SYNC/PSYNC from other replicas (`-NOMASTERLINK`).
+ */
+export function unassigned(info: ReplicationInfo): boolean {
+  return (
+    info.reachable &&
+    info.role === 'replica' &&
+    info.masterHost === PLACEHOLDER_PRIMARY.host &&
+    info.masterPort === PLACEHOLDER_PRIMARY.port
+  );
+}
+
 /** Why the recorded primary counts as lost (for status and logs). */
 export function lostReason(p: ObservedRedisPod | undefined, name: string): string {
   if (p === undefined || !p.exists) return `pod ${name} does not exist`;
   if (!p.info.reachable) return `Redis on ${name} is unreachable (${p.info.message})`;
+  if (unassigned(p.info)) return `Redis on ${name} restarted (it follows no primary; its data may be gone)`;
   if (!p.ready) return `pod ${name} is not Ready`;
   return `Redis on ${name} reports role ${p.info.role}, not master`;
 }
@@ -72,6 +86,7 @@ export function judgeCandidate(
   if (!info.reachable) return no(`unreachable (${info.message})`);
   if (!p.ready) return no('pod not Ready');
   if (info.role !== 'replica') return no(`role ${info.role}, not a replica of the lost primary`);
+  if (unassigned(info)) return no('restarted, it follows no primary (its data may be gone)');
   if (!sameAddress(info, lostPrimary))
     return no(`replicates from ${info.masterHost ?? '?'}:${info.masterPort ?? '?'}, not from the lost primary`);
   if (info.syncInProgress) return no('a full sync is in progress (its data is incomplete)');
@@ -109,6 +124,34 @@ export function describeBlocked(verdicts: CandidateVerdict[]): string {
   return `no replica is healthy enough to promote: ${verdicts.map((v) => `${v.pod}: ${v.why ?? 'eligible'}`).join('; ')}`;
 }
 
+/**
+ * The recorded primary restarted (it is `unassigned`) and no replica can be promoted: may it be made the primary
+ * again with what it holds (its data from disk with persistence, else nothing)? Only when no other pod may hold
+ * writes it lacks: every other pod answers, runs as a replica (not a master), and its replication offset is not
+ * above the primary's. A cluster whose primary was never up (its first start) skips the pods that do not answer
+ * yet: they never held anything. Answers why not, or undefined when it may.
+ */
+export function cannotRestartInPlace(
+  primary: ObservedRedisPod | undefined,
+  others: ObservedRedisPod[],
+  established: boolean,
+): string | undefined {
+  if (primary === undefined || !primary.exists) return 'its pod does not exist';
+  if (!primary.info.reachable) return `it is unreachable (${primary.info.message})`;
+  if (!unassigned(primary.info)) return `it runs as ${primary.info.role}, not restarted`;
+  const own = primary.info.offset;
+  for (const p of others) {
+    if (!p.info.reachable) {
+      if (established) return `${p.pod} is unreachable and may hold writes ${primary.pod} lacks`;
+      continue;
+    }
+    if (p.info.role === 'master') return `${p.pod} runs as a master`;
+    if (p.info.offset > own)
+      return `${p.pod} holds a higher replication offset (${p.info.offset}) than ${primary.pod} (${own})`;
+  }
+  return undefined;
+}
+
 export interface FailoverDecisionInput {
   /** The recorded primary (`status.primary`, else pod 0). */
   primary: string;
@@ -131,6 +174,12 @@ export type FailoverDecision =
   | { action: 'wait'; primary: string; why: string; retryInMs: number }
   /** Lost for `afterMs` and no replica is healthy enough: nothing is promoted. */
   | { action: 'blocked'; primary: string; why: string }
+  /**
+   * The recorded primary restarted and comes back as the primary (`REPLICAOF NO ONE` on it): the first start of
+   * a cluster (every pod starts as a replica of the placeholder), a cluster without replicas, or no replica
+   * promotable and none holding more than it (`cannotRestartInPlace`).
+   */
+  | { action: 'promote-in-place'; primary: string; why: string; firstStart: boolean }
   /** Start a failover (record it in status first). */
   | { action: 'start'; failover: Omit<FailoverInProgress, 'startedAt' | 'step'> }
   /** Finish the recorded failover. */
@@ -170,16 +219,41 @@ export function decideFailover(input: FailoverDecisionInput): FailoverDecision {
     return { action: 'retarget', failover: f, to: choice.to, toOffset: choice.offset };
   }
   const primary = byName.get(input.primary);
+  const replicas = input.pods.filter((p) => p.pod !== input.primary);
+  if (!primaryUp(primary) && !input.established && primary?.exists === true && unassigned(primary.info)) {
+    const why = cannotRestartInPlace(primary, replicas, false);
+    if (why === undefined)
+      return { action: 'promote-in-place', primary: input.primary, why: 'the first primary', firstStart: true };
+  }
   if (primaryUp(primary) || !input.established || input.lostForMs === undefined)
     return { action: 'steady', primary: input.primary, up: primaryUp(primary) };
   const why = lostReason(primary, input.primary);
+  // No replica to wait for: a restarted lone primary comes back at once (with its data from disk, if any).
+  if (replicas.length === 0 && cannotRestartInPlace(primary, replicas, true) === undefined)
+    return { action: 'promote-in-place', primary: input.primary, why: `${why}; no replica`, firstStart: false };
   if (input.lostForMs < input.afterMs)
     return { action: 'wait', primary: input.primary, why, retryInMs: input.afterMs - input.lostForMs };
-  const replicas = input.pods.filter((p) => p.pod !== input.primary);
   const lostAddr = primary?.address ?? { host: '', port: 0 };
   const choice = chooseCandidate(replicas, lostAddr, input.lostForMs / 1000, input.primaryReplid);
-  if ('blocked' in choice)
-    return { action: 'blocked', primary: input.primary, why: `${why}; ${describeBlocked(choice.blocked)}` };
+  if ('blocked' in choice) {
+    const blocked = `${why}; ${describeBlocked(choice.blocked)}`;
+    if (primary !== undefined && unassigned(primary.info)) {
+      const notInPlace = cannotRestartInPlace(primary, replicas, true);
+      if (notInPlace === undefined)
+        return {
+          action: 'promote-in-place',
+          primary: input.primary,
+          why: `${blocked}; no other pod holds more than it`,
+          firstStart: false,
+        };
+      return {
+        action: 'blocked',
+        primary: input.primary,
+        why: `${blocked}; not making ${input.primary} the primary again: ${notInPlace}`,
+      };
+    }
+    return { action: 'blocked', primary: input.primary, why: blocked };
+  }
   const fromOffset = primary?.info.reachable ? primary.info.offset : undefined;
   return {
     action: 'start',
@@ -219,13 +293,15 @@ export function planRoles(primaryName: string, pods: ObservedRedisPod[], opts: {
   const isMaster = primary.info.role === 'master';
   if (!isMaster && opts.promote) changes.push({ op: 'promote', pod: primaryName });
   if (!isMaster && !opts.promote) return changes;
-  // A pod is repointed when it runs as a master, or replicates from another pod of the cluster. A replica of an
-  // address that is no pod's (set up by hand, or through a proxy) is left alone: it is not the operator's to move.
+  // A pod is repointed when it runs as a master, replicates from another pod of the cluster, or (re)started as a
+  // replica of the placeholder. A replica of another address that is no pod's (set up by hand, or through a
+  // proxy) is left alone: it is not the operator's to move.
   const otherPods = pods.filter((p) => p.pod !== primaryName);
   for (const p of pods) {
     if (p.pod === primaryName || !p.info.reachable || follows(p, primary.address)) continue;
     const fromAnotherPod = otherPods.some((o) => follows(p, o.address));
-    if (p.info.role === 'master' || fromAnotherPod)
+    // A pod that (re)started follows the placeholder: it gets its role here, before any label.
+    if (p.info.role === 'master' || fromAnotherPod || unassigned(p.info))
       changes.push({ op: 'follow', pod: p.pod, primary: primaryName, address: primary.address });
   }
   if (primary.roleLabel !== ROLE_PRIMARY) changes.push({ op: 'label', pod: primaryName, role: ROLE_PRIMARY });

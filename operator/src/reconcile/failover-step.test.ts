@@ -15,6 +15,8 @@ function world(
   labels: Record<string, string | undefined>,
   revisions: Record<string, string> = {},
   updateRevision?: string,
+  /** The fake clock moves this much on each INFO replication (a switchover's catch-up loop ends). */
+  readAdvancesMs = 0,
 ) {
   const calls: string[] = [];
   const statusPatches: unknown[] = [];
@@ -37,7 +39,10 @@ function world(
   const memory = new Map<string, FailoverMemory>();
   const steps: string[] = [];
   const replication: ReplicationDeps = {
-    readReplication: (ep: PodEndpoint) => Promise.resolve(infos[ep.pod]!),
+    readReplication: (ep: PodEndpoint) => {
+      clock += readAdvancesMs;
+      return Promise.resolve(infos[ep.pod]!);
+    },
     promote: (ep) => {
       calls.push(`promote ${ep.pod}`);
       const i = infos[ep.pod]!;
@@ -300,5 +305,68 @@ describe('failoverStep', () => {
     ]);
     expect(done.lastFailover).toMatchObject({ from: 'c-0', to: 'c-2', reason: 'Planned' });
     expect(w.events).toEqual([expect.objectContaining({ reason: 'SwitchoverCompleted' })]);
+  });
+
+  it('rolling update: aborts a switchover whose target does not catch up, keeps the primary, backs off', async () => {
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': master('c-0', 100),
+      'c-1': replicaOf('c-1', 'c-0', 80),
+      'c-2': replicaOf('c-2', 'c-0', 90),
+    };
+    const labels = { 'c-0': 'primary', 'c-1': 'replica', 'c-2': 'replica' };
+    const w = world(infos, labels, { 'c-0': 'old', 'c-1': 'new', 'c-2': 'new' }, 'new', 1000);
+    // The replicas are within IN_SYNC_LAG_BYTES, so the roll switches over; c-2 never reaches 100 while paused.
+    const out = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls.filter((c) => !c.startsWith('status'))).toEqual([
+      'label c-0 null',
+      'pause c-0 10000',
+      'unpause c-0',
+      'label c-0 primary',
+    ]);
+    expect(w.calls.filter((c) => c.startsWith('status')).at(-1)).toBe('status {"failover":null}');
+    expect(out).toMatchObject({ primary: 'c-0', failover: undefined, lastFailover: undefined });
+    expect(w.events).toEqual([
+      expect.objectContaining({
+        type: 'Warning',
+        reason: 'SwitchoverAborted',
+        message: expect.stringMatching(
+          /^switchover from c-0 to c-2 aborted: the target did not catch up within 5 s \(offset 90, the primary's 100: 10 bytes behind\); c-0 stays the primary \(c-0 at offset 100, c-2 at offset 90\); retrying in \d+ s$/,
+        ),
+      }),
+    ]);
+    expect(labels['c-0']).toBe('primary');
+
+    // The next probes, within the back-off: no switchover.
+    w.calls.length = 0;
+    await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls).toEqual([]);
+    // After the back-off (10 s, up to 2 s of jitter), it tries again.
+    w.advance(12_001);
+    await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(w.calls.filter((c) => !c.startsWith('status')).slice(0, 2)).toEqual(['label c-0 null', 'pause c-0 10000']);
+    expect(w.events.filter((e) => e.reason === 'SwitchoverAborted')).toHaveLength(2);
+    // The second abort waits longer: 20 s.
+    expect(w.events[1]!.message).toMatch(/retrying in 2\d s$/);
+  });
+
+  it('rolling update: RollingUpdate condition InProgress on a restart, RollStuck after no progress', async () => {
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': master('c-0', 100),
+      'c-1': replicaOf('c-1', 'c-0', 100),
+      'c-2': replicaOf('c-2', 'c-0', 100),
+    };
+    const labels = { 'c-0': 'primary', 'c-1': 'replica', 'c-2': 'replica' };
+    const w = world(infos, labels, { 'c-0': 'old', 'c-1': 'old', 'c-2': 'old' }, 'new');
+    const first = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
+    expect(first.roll).toMatchObject({ status: 'True', reason: 'InProgress', message: expect.stringMatching(/c-2/) });
+    // c-2 never comes back (its deleted uid stays in the cache): waiting, then stuck.
+    w.advance(60_000);
+    expect((await failoverStep(w.deps, cc(), 'shop/c', log, undefined)).roll?.reason).toBe('InProgress');
+    w.advance(60_000);
+    expect((await failoverStep(w.deps, cc(), 'shop/c', log, undefined)).roll).toEqual({
+      status: 'True',
+      reason: 'RollStuck',
+      message: 'rolling update stuck, no progress for 120 s: c-2 is being deleted',
+    });
   });
 });

@@ -23,14 +23,23 @@ import type { PodEndpoint } from '../redis/live-config.js';
 import type { ReplicationInfo } from '../redis/replication.js';
 import { findCondition, formatTime } from '../status/conditions.js';
 import { decideFailover, planRoles, primaryUp, type RoleChange } from './failover-decision.js';
-import { decideRoll, type RollingPod } from './rolling-decision.js';
+import { backoffDelay } from '../../../common/src/backoff.js';
+import {
+  catchUpVerdict,
+  decideRoll,
+  SWITCHOVER_RETRY_BACKOFF,
+  trackRoll,
+  type CatchUpVerdict,
+  type RollCondition,
+  type RollingPod,
+  type RollObservation,
+  type RollTracking,
+} from './rolling-decision.js';
 
 /** The label the StatefulSet controller puts on each pod: the revision of the template it was made from. */
 const LABEL_REVISION = 'controller-revision-hash';
 /** How long a planned switchover holds back writes on the old primary at most (it ends by itself). */
 export const SWITCHOVER_PAUSE_MS = 10_000;
-/** How long a planned switchover waits for its target to catch up with the paused primary. */
-const SWITCHOVER_CATCH_UP_MS = 5_000;
 
 /** What the failover step needs besides the reconcile's deps. */
 export interface ReplicationDeps {
@@ -69,8 +78,13 @@ export interface FailoverMemory {
   primaryReplid?: string | undefined;
   /** The uid of the pod a rolling update deleted last (not deleted again while the cache still shows it). */
   rollDeletedUid?: string | undefined;
-  /** Why the rolling update waited last (logged at info when it changes: a roll stuck on a pod is visible). */
+  /** Why the rolling update waited last (logged at info when it changes). */
   rollWaiting?: string | undefined;
+  /** The roll's progress and condition `RollingUpdate` (RollStuck after no progress for ROLL_STUCK_AFTER_MS). */
+  roll?: RollTracking | undefined;
+  /** Planned switchovers aborted in a row (their target did not catch up), and when the next may start. */
+  switchoverAborts?: number | undefined;
+  switchoverRetryAt?: number | undefined;
 }
 
 /** `PrimaryAvailable` as the failover step found it. */
@@ -85,6 +99,8 @@ export interface FailoverOutcome {
   failover: FailoverInProgress | undefined;
   lastFailover: FailoverRecord | undefined;
   availability: PrimaryAvailability;
+  /** Condition `RollingUpdate`, once a probe has looked at the roll (undefined: leave it as it is). */
+  roll?: RollCondition | undefined;
   /** When to look again at the latest. */
   retryInMs: number;
 }
@@ -226,30 +242,81 @@ function endpoint(ctx: StepContext, pod: string): PodEndpoint {
 /**
  * A planned switchover, before the promotion: `CLIENT PAUSE WRITE` on the old primary (still up), then wait
  * until the target's offset reaches the primary's, so that no write the old primary acknowledged is missing
- * on the target. Bounded: the pause ends by itself, the wait gives up after SWITCHOVER_CATCH_UP_MS (logged).
+ * on the target. Bounded: the pause ends by itself; a target not caught up within SWITCHOVER_CATCH_UP_MS (or a
+ * side that stops answering) aborts the switchover (`catchUpVerdict`): it is never promoted behind.
  */
-async function pauseAndCatchUp(ctx: StepContext, f: FailoverInProgress): Promise<void> {
+async function pauseAndCatchUp(
+  ctx: StepContext,
+  f: FailoverInProgress,
+): Promise<Exclude<CatchUpVerdict, { state: 'wait' }>> {
   const r = ctx.deps.replication;
   await r.pauseWrites(endpoint(ctx, f.from), SWITCHOVER_PAUSE_MS, ctx.password);
-  const deadline = r.clock() + SWITCHOVER_CATCH_UP_MS;
+  const started = r.clock();
   for (;;) {
     const [from, to] = await Promise.all([
       r.readReplication(endpoint(ctx, f.from), ctx.password),
       r.readReplication(endpoint(ctx, f.to), ctx.password),
     ]);
-    if (from.reachable && to.reachable && to.offset >= from.offset) {
-      ctx.log.info({ from: f.from, to: f.to, offset: to.offset }, 'Switchover target caught up with the primary');
-      return;
+    const verdict = catchUpVerdict(from, to, r.clock() - started);
+    if (verdict.state === 'caught-up') {
+      ctx.log.info({ from: f.from, to: f.to, offset: verdict.offset }, 'Switchover target caught up with the primary');
+      return verdict;
     }
-    if (r.clock() >= deadline) {
-      ctx.log.warn(
-        { from: f.from, to: f.to, fromInfo: from, toInfo: to },
-        'Switchover target did not catch up in time: promoting it anyway',
-      );
-      return;
-    }
+    if (verdict.state === 'abort') return verdict;
     await new Promise((res) => setTimeout(res, 20));
   }
+}
+
+/**
+ * A planned switchover whose target did not catch up: the old primary was never demoted, so it stays the
+ * primary. Writes are unpaused, its primary label put back (no other pod has one: the target was not
+ * promoted), the failover cleared from status, an Event `SwitchoverAborted` with both offsets, and the next try
+ * waits (SWITCHOVER_RETRY_BACKOFF, longer after each abort in a row).
+ */
+async function abortSwitchover(ctx: StepContext, f: FailoverInProgress, why: string): Promise<void> {
+  const { deps, cc, log } = ctx;
+  const r = deps.replication;
+  await r
+    .unpauseWrites(endpoint(ctx, f.from), ctx.password)
+    .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not unpause the primary'));
+  await r.labelPod(cc.metadata.namespace, f.from, ROLE_PRIMARY);
+  await deps.kube.patchStatus(
+    { apiVersion: API_VERSION, kind: KIND, plural: PLURAL, namespace: cc.metadata.namespace, name: cc.metadata.name },
+    { failover: null },
+  );
+  const mem = r.memory.get(ctx.key);
+  const aborts = (mem?.switchoverAborts ?? 0) + 1;
+  const delayMs = backoffDelay(SWITCHOVER_RETRY_BACKOFF, aborts - 1);
+  if (mem) {
+    mem.failover = undefined;
+    mem.switchoverAborts = aborts;
+    mem.switchoverRetryAt = r.clock() + delayMs;
+  }
+  const [from, to] = await Promise.all([
+    r.readReplication(endpoint(ctx, f.from), ctx.password),
+    r.readReplication(endpoint(ctx, f.to), ctx.password),
+  ]);
+  const offsets =
+    `${f.from} at offset ${from.reachable ? from.offset : 'unknown'}, ` +
+    `${f.to} at offset ${to.reachable ? to.offset : 'unknown'}`;
+  const message =
+    `switchover from ${f.from} to ${f.to} aborted: ${why}; ${f.from} stays the primary (${offsets}); ` +
+    `retrying in ${Math.round(delayMs / 1000)} s`;
+  log.warn({ from: f.from, to: f.to, why, aborts, retryInMs: delayMs }, 'Switchover aborted');
+  await deps.kube
+    .event({
+      involved: {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        namespace: cc.metadata.namespace,
+        name: cc.metadata.name,
+        uid: cc.metadata.uid,
+      },
+      type: 'Warning',
+      reason: 'SwitchoverAborted',
+      message,
+    })
+    .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
 }
 
 /**
@@ -258,7 +325,7 @@ async function pauseAndCatchUp(ctx: StepContext, f: FailoverInProgress): Promise
  * ONE` on the target unless it already reports master; (3) `REPLICAOF target` on every other reachable pod,
  * the lost primary included if it answers again; (4) the primary label on the target, replica labels.
  */
-async function runFailover(ctx: StepContext, f: FailoverInProgress): Promise<FailoverRecord> {
+async function runFailover(ctx: StepContext, f: FailoverInProgress): Promise<FailoverRecord | undefined> {
   const { pods } = ctx;
   const changes = planRoles(f.to, pods, { promote: true });
   const unlabel = changes.filter(
@@ -269,7 +336,13 @@ async function runFailover(ctx: StepContext, f: FailoverInProgress): Promise<Fai
   const promotes = changes.filter((c) => c.op === 'promote');
   const from = pods.find((p) => p.pod === f.from);
   const paused = f.reason === 'Planned' && promotes.length > 0 && from?.info.reachable === true;
-  if (paused) await pauseAndCatchUp(ctx, f);
+  if (paused) {
+    const verdict = await pauseAndCatchUp(ctx, f);
+    if (verdict.state === 'abort') {
+      await abortSwitchover(ctx, f, verdict.why);
+      return undefined;
+    }
+  }
   for (const c of promotes) await applyChange(ctx, c);
   f = await stepDone(ctx, f, 'Promoted');
   await applyAll(
@@ -315,6 +388,8 @@ function steadyMessage(mem: FailoverMemory): PrimaryAvailability {
 async function completeFailover(ctx: StepContext, mem: FailoverMemory, f: FailoverInProgress): Promise<void> {
   const { deps, cc, log } = ctx;
   const record = await runFailover(ctx, f);
+  if (record === undefined) return;
+  if (record.reason === 'Planned') mem.switchoverAborts = 0;
   // The new primary on record at once (a new leader reads it from here), the failover no longer in progress.
   await deps.kube.patchStatus(
     {
@@ -367,6 +442,15 @@ async function completeFailover(ctx: StepContext, mem: FailoverMemory, f: Failov
  * over to an up-to-date replica first (recorded in status.failover, with reason Planned, like a failover).
  */
 async function rollStep(ctx: StepContext, mem: FailoverMemory): Promise<void> {
+  const seen = await rollAction(ctx, mem);
+  const before = mem.roll?.condition;
+  mem.roll = trackRoll(mem.roll ?? {}, seen, ctx.deps.replication.clock());
+  const after = mem.roll.condition;
+  if (after?.reason === 'RollStuck' && before?.reason !== 'RollStuck')
+    ctx.log.warn({ why: after.message }, 'Rolling update stuck');
+}
+
+async function rollAction(ctx: StepContext, mem: FailoverMemory): Promise<RollObservation> {
   const { deps, cc, log } = ctx;
   const ns = cc.metadata.namespace;
   const sts = deps.cached('StatefulSet', ns, statefulSetName(cc));
@@ -381,13 +465,13 @@ async function rollStep(ctx: StepContext, mem: FailoverMemory): Promise<void> {
   switch (decision.action) {
     case 'none':
       mem.rollWaiting = undefined;
-      return;
+      return { kind: 'none' };
     case 'wait':
       if (mem.rollWaiting !== decision.why) log.info({ why: decision.why }, 'Rolling update: waiting');
       mem.rollWaiting = decision.why;
-      return;
+      return { kind: 'wait', why: decision.why };
     case 'delete': {
-      if (decision.uid === undefined) return;
+      if (decision.uid === undefined) return { kind: 'wait', why: `${decision.pod} has no uid in the cache yet` };
       log.info({ pod: decision.pod, why: decision.why }, 'Rolling update: restarting pod');
       await deps.replication.deletePod(ns, decision.pod, decision.uid);
       mem.rollDeletedUid = decision.uid;
@@ -405,9 +489,17 @@ async function rollStep(ctx: StepContext, mem: FailoverMemory): Promise<void> {
           message: `restarting ${decision.pod}: ${decision.why}`,
         })
         .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
-      return;
+      return { kind: 'step', message: `rolling update in progress: restarted ${decision.pod} (${decision.why})` };
     }
     case 'switchover': {
+      const retryAt = mem.switchoverRetryAt ?? 0;
+      if (deps.replication.clock() < retryAt)
+        return {
+          kind: 'wait',
+          why:
+            `the switchover from ${decision.from} to ${decision.to} was aborted ${mem.switchoverAborts ?? 0} ` +
+            `time(s) in a row (its target did not catch up); waiting before the next try`,
+        };
       const f: FailoverInProgress = {
         from: decision.from,
         to: decision.to,
@@ -421,7 +513,9 @@ async function rollStep(ctx: StepContext, mem: FailoverMemory): Promise<void> {
       await recordFailover(ctx, f);
       await deps.replication.afterFailoverStep?.(ctx.key, 'Started');
       await completeFailover(ctx, mem, f);
-      return;
+      if (mem.failover === undefined && mem.primary === decision.to)
+        return { kind: 'step', message: `rolling update in progress: switched the primary over to ${decision.to}` };
+      return { kind: 'wait', why: `the switchover from ${decision.from} to ${decision.to} was aborted` };
     }
   }
 }
@@ -471,6 +565,7 @@ export async function failoverStep(
     failover: mem.failover,
     lastFailover: mem.lastFailover,
     availability,
+    ...(mem.roll?.condition !== undefined ? { roll: mem.roll.condition } : {}),
     retryInMs,
   });
 
@@ -497,6 +592,33 @@ export async function failoverStep(
         },
         Math.min(probeMs, Math.max(50, decision.retryInMs)),
       );
+    case 'promote-in-place': {
+      // Promote, repoint the others (a pod that restarted empty too), label: planRoles orders it.
+      const changes = planRoles(mem.primary, pods, { promote: true });
+      if (decision.firstStart) log.info({ primary: mem.primary }, 'First start: making the primary');
+      else log.warn({ primary: mem.primary, why: decision.why }, 'Making the restarted primary the primary again');
+      await applyAll(ctx, changes);
+      if (!decision.firstStart)
+        await deps.kube
+          .event({
+            involved: {
+              apiVersion: API_VERSION,
+              kind: KIND,
+              namespace: cc.metadata.namespace,
+              name: cc.metadata.name,
+              uid: cc.metadata.uid,
+            },
+            type: 'Warning',
+            reason: 'PrimaryRestarted',
+            message: `${mem.primary} is the primary again with the data it restarted with: ${decision.why}`,
+          })
+          .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
+      return outcome({
+        status: 'False',
+        reason: decision.firstStart ? 'WaitingForPrimary' : 'PrimaryLost',
+        message: `making ${mem.primary} the primary: ${decision.why}`,
+      });
+    }
     case 'blocked':
     case 'blocked-in-progress': {
       const why = decision.why;

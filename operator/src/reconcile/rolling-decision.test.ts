@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplicationInfo } from '../redis/replication.js';
-import { decideRoll, IN_SYNC_LAG_BYTES, type RollInput, type RollingPod } from './rolling-decision.js';
+import {
+  catchUpVerdict,
+  decideRoll,
+  IN_SYNC_LAG_BYTES,
+  ROLL_STUCK_AFTER_MS,
+  SWITCHOVER_CATCH_UP_MS,
+  trackRoll,
+  type RollInput,
+  type RollingPod,
+  type RollTracking,
+} from './rolling-decision.js';
 
 const addr = (i: number) => ({ host: `c-${i}.c-headless.ns.svc`, port: 6379 });
 
@@ -107,6 +117,64 @@ describe('decideRoll', () => {
       action: 'delete',
       pod: 'c-0',
       why: expect.stringMatching(/no replica to switch over to/),
+    });
+  });
+});
+
+describe('catchUpVerdict: may a planned switchover promote its target', () => {
+  const down: ReplicationInfo = { pod: 'x', reachable: false, message: 'connect ECONNREFUSED' };
+  it('promotes only a target whose offset reached the paused primary', () => {
+    expect(catchUpVerdict(master(100), replica(100), 10)).toEqual({ state: 'caught-up', offset: 100 });
+    expect(catchUpVerdict(master(100), replica(99), 10)).toEqual({ state: 'wait' });
+  });
+
+  it('aborts, with both offsets, once the target is still behind after the limit: never promotes it behind', () => {
+    expect(catchUpVerdict(master(100), replica(90), SWITCHOVER_CATCH_UP_MS - 1)).toEqual({ state: 'wait' });
+    expect(catchUpVerdict(master(100), replica(90), SWITCHOVER_CATCH_UP_MS)).toEqual({
+      state: 'abort',
+      why: "the target did not catch up within 5 s (offset 90, the primary's 100: 10 bytes behind)",
+    });
+  });
+
+  it('aborts at once when either side stops answering or the primary is no longer master', () => {
+    expect(catchUpVerdict(down, replica(90), 0)).toMatchObject({ state: 'abort', why: /primary stopped answering/ });
+    expect(catchUpVerdict(master(100), down, 0)).toMatchObject({ state: 'abort', why: /target stopped answering/ });
+    expect(catchUpVerdict(replica(100), replica(100), 0)).toMatchObject({ state: 'abort', why: /role replica/ });
+  });
+});
+
+describe('trackRoll: condition RollingUpdate', () => {
+  it('up to date: False/UpToDate; a step: True/InProgress naming it', () => {
+    expect(trackRoll({}, { kind: 'none' }, 0).condition).toMatchObject({ status: 'False', reason: 'UpToDate' });
+    expect(trackRoll({}, { kind: 'step', message: 'restarted c-2' }, 5)).toEqual({
+      progressAt: 5,
+      condition: { status: 'True', reason: 'InProgress', message: 'restarted c-2' },
+    });
+  });
+
+  it('a wait without progress for ROLL_STUCK_AFTER_MS: RollStuck naming why, kept stable while stuck', () => {
+    let t: RollTracking = trackRoll({}, { kind: 'step', message: 'restarted c-2' }, 1000);
+    t = trackRoll(t, { kind: 'wait', why: 'c-2 is not Ready' }, 1000 + ROLL_STUCK_AFTER_MS - 1);
+    expect(t.condition).toEqual({ status: 'True', reason: 'InProgress', message: 'restarted c-2' });
+    t = trackRoll(t, { kind: 'wait', why: 'c-2 is not Ready' }, 1000 + ROLL_STUCK_AFTER_MS);
+    expect(t.condition).toEqual({
+      status: 'True',
+      reason: 'RollStuck',
+      message: 'rolling update stuck, no progress for 120 s: c-2 is not Ready',
+    });
+    const stuck = t.condition;
+    t = trackRoll(t, { kind: 'wait', why: 'c-2 is 5000 bytes behind the primary' }, 1000 + 3 * ROLL_STUCK_AFTER_MS);
+    expect(t.condition).toBe(stuck);
+    // Progress again: InProgress.
+    t = trackRoll(t, { kind: 'step', message: 'restarted c-1' }, 1000 + 4 * ROLL_STUCK_AFTER_MS);
+    expect(t.condition?.reason).toBe('InProgress');
+  });
+
+  it('a roll first seen waiting (a new leader) counts from then', () => {
+    const t = trackRoll({}, { kind: 'wait', why: 'c-1 is not Ready' }, 50_000);
+    expect(t).toEqual({
+      progressAt: 50_000,
+      condition: { status: 'True', reason: 'InProgress', message: 'rolling update in progress: c-1 is not Ready' },
     });
   });
 });

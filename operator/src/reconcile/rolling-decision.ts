@@ -5,6 +5,8 @@
  * on the new revision, then the old primary (a replica by then, restarted like the others). The reconcile's
  * failover step observes the pods, asks `decideRoll`, and carries out the answer.
  */
+import type { Backoff } from '../../../common/src/backoff.js';
+import type { ReplicationInfo } from '../redis/replication.js';
 import type { ObservedRedisPod } from './failover-decision.js';
 
 /** A restarted replica counts as in sync once its offset is at most this far behind the primary's. */
@@ -99,5 +101,95 @@ export function decideRoll(input: RollInput): RollDecision {
     to: best.pod,
     toOffset: best.info.reachable ? best.info.offset : 0,
     fromOffset: primary.info.offset,
+  };
+}
+
+/** How long a planned switchover waits for its target to catch up with the paused primary before aborting. */
+export const SWITCHOVER_CATCH_UP_MS = 5_000;
+/** After an aborted switchover, the next try waits 10 s, doubling per abort up to 5 min, plus up to 2 s. */
+export const SWITCHOVER_RETRY_BACKOFF: Backoff = { baseMs: 10_000, capMs: 300_000, jitterMs: 2_000 };
+
+export type CatchUpVerdict =
+  | { state: 'caught-up'; offset: number }
+  | { state: 'wait' }
+  /** Give up: the switchover is aborted, the old primary stays (it was never demoted). */
+  | { state: 'abort'; why: string };
+
+/**
+ * A planned switchover, writes paused on the old primary (`from`): may the target (`to`) be promoted? Only once
+ * its replication offset has reached the primary's, so that no write the primary acknowledged is missing on
+ * it. Either side not answering, or `limitMs` passed without that: abort (never promote a target behind).
+ */
+export function catchUpVerdict(
+  from: ReplicationInfo,
+  to: ReplicationInfo,
+  elapsedMs: number,
+  limitMs = SWITCHOVER_CATCH_UP_MS,
+): CatchUpVerdict {
+  if (!from.reachable) return { state: 'abort', why: `the primary stopped answering (${from.message})` };
+  if (!to.reachable) return { state: 'abort', why: `the target stopped answering (${to.message})` };
+  if (from.role !== 'master') return { state: 'abort', why: `the primary reports role ${from.role}` };
+  if (to.offset >= from.offset) return { state: 'caught-up', offset: to.offset };
+  if (elapsedMs >= limitMs)
+    return {
+      state: 'abort',
+      why: `the target did not catch up within ${limitMs / 1000} s (offset ${to.offset}, the primary's ${from.offset}: ${from.offset - to.offset} bytes behind)`,
+    };
+  return { state: 'wait' };
+}
+
+/** A roll with no progress (no pod restarted, no switchover) for this long counts as stuck. */
+export const ROLL_STUCK_AFTER_MS = 120_000;
+
+/** Condition `RollingUpdate` (topology replication). */
+export interface RollCondition {
+  status: 'True' | 'False';
+  reason: 'UpToDate' | 'InProgress' | 'RollStuck';
+  message: string;
+}
+
+/** What the operator remembers of a roll between probes. */
+export interface RollTracking {
+  /** Monotonic ms of the roll's last step (a pod deleted, a switchover), or when it was first seen waiting. */
+  progressAt?: number | undefined;
+  condition?: RollCondition | undefined;
+}
+
+/** What a probe's roll step did: nothing to roll, a step, or a wait (or a switchover back-off), with why. */
+export type RollObservation = { kind: 'none' } | { kind: 'step'; message: string } | { kind: 'wait'; why: string };
+
+/**
+ * The roll's condition after a probe, pure. Up to date → False/UpToDate; a step → True/InProgress naming it; a
+ * wait → the condition stays, until no step has happened for `stuckAfterMs`: True/RollStuck naming what it
+ * waits for (then kept as it was first written, so that a stuck roll does not rewrite status every probe).
+ */
+export function trackRoll(
+  prev: RollTracking,
+  seen: RollObservation,
+  nowMs: number,
+  stuckAfterMs = ROLL_STUCK_AFTER_MS,
+): RollTracking {
+  if (seen.kind === 'none')
+    return {
+      condition: { status: 'False', reason: 'UpToDate', message: 'every Redis pod runs the current revision' },
+    };
+  if (seen.kind === 'step')
+    return { progressAt: nowMs, condition: { status: 'True', reason: 'InProgress', message: seen.message } };
+  const progressAt = prev.progressAt ?? nowMs;
+  if (nowMs - progressAt >= stuckAfterMs) {
+    if (prev.condition?.reason === 'RollStuck') return { progressAt, condition: prev.condition };
+    return {
+      progressAt,
+      condition: {
+        status: 'True',
+        reason: 'RollStuck',
+        message: `rolling update stuck, no progress for ${Math.round(stuckAfterMs / 1000)} s: ${seen.why}`,
+      },
+    };
+  }
+  if (prev.condition?.reason === 'InProgress') return { progressAt, condition: prev.condition };
+  return {
+    progressAt,
+    condition: { status: 'True', reason: 'InProgress', message: `rolling update in progress: ${seen.why}` },
   };
 }

@@ -7,6 +7,7 @@ import {
   CONDITION_CONFIG_APPLIED,
   CONDITION_DEGRADED,
   CONDITION_PRIMARY_AVAILABLE,
+  CONDITION_ROLLING_UPDATE,
   CONDITION_PROGRESSING,
   CONDITION_READY,
   CONDITION_UNSUPPORTED,
@@ -104,6 +105,8 @@ export interface FailoverFacts {
   availability: { status: 'True' | 'False'; reason: string; message: string };
   inProgress: FailoverInProgress | undefined;
   lastFailover: FailoverRecord | undefined;
+  /** Condition RollingUpdate, when the failover step looked at the roll (else it stays as it was). */
+  roll?: { status: 'True' | 'False'; reason: string; message: string } | undefined;
 }
 
 export type ConfigState =
@@ -421,6 +424,8 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   ];
   if (input.failover !== undefined)
     conds.push(withGen({ type: CONDITION_PRIMARY_AVAILABLE, ...input.failover.availability }));
+  if (input.failover?.roll !== undefined)
+    conds.push(withGen({ type: CONDITION_ROLLING_UPDATE, ...input.failover.roll }));
   let conditions: Condition[] = prev.conditions ?? [];
   for (const c of conds) conditions = setCondition(conditions, c, now);
 

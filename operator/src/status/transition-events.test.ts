@@ -105,3 +105,23 @@ describe('transitionEvents', () => {
     expect(transitionEvents(neverVerified, after)).toEqual([]);
   });
 });
+
+describe('transitionEvents: a stuck rolling update', () => {
+  const stuck = c(
+    'RollingUpdate',
+    'True',
+    'RollStuck',
+    'rolling update stuck, no progress for 120 s: c-1 is not Ready',
+  );
+  it('records a Warning RollStuck once, when the roll becomes stuck', () => {
+    const before = st('Ready', c('RollingUpdate', 'True', 'InProgress'));
+    expect(transitionEvents(before, st('Ready', stuck))).toEqual([
+      { type: 'Warning', reason: 'RollStuck', message: stuck.message },
+    ]);
+    // Still stuck on the next status: no second event.
+    expect(transitionEvents(st('Ready', stuck), st('Ready', stuck))).toEqual([]);
+    // Making progress, or done: no event from this condition.
+    expect(transitionEvents(st('Ready', stuck), st('Ready', c('RollingUpdate', 'True', 'InProgress')))).toEqual([]);
+    expect(transitionEvents(before, st('Ready', c('RollingUpdate', 'False', 'UpToDate')))).toEqual([]);
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * Which Events a status change records. Pure: the reconcile posts them after patching the status.
  */
-import { CONDITION_CONFIG_APPLIED, CONDITION_READY } from '../api/v1alpha1/constants.js';
+import { CONDITION_CONFIG_APPLIED, CONDITION_READY, CONDITION_ROLLING_UPDATE } from '../api/v1alpha1/constants.js';
 import type { CacheClusterStatus } from '../api/v1alpha1/types.js';
 import { formatBytes } from '../desired/quantity.js';
 import { findCondition } from './conditions.js';
@@ -37,6 +37,13 @@ export function transitionEvents(before: CacheClusterStatus | undefined, after: 
       message: is.message,
     });
   }
+  // A rolling update that stopped making progress: once, when it becomes stuck (the condition says the rest).
+  const roll = findCondition(after.conditions, CONDITION_ROLLING_UPDATE);
+  if (
+    roll?.reason === 'RollStuck' &&
+    findCondition(before?.conditions, CONDITION_ROLLING_UPDATE)?.reason !== 'RollStuck'
+  )
+    events.push({ type: 'Warning', reason: 'RollStuck', message: roll.message });
   const from = before?.appliedConfig;
   const to = after.appliedConfig;
   if (

@@ -98,6 +98,13 @@ export const SIDECAR_CONF_KEY = 'sidecar.yaml';
 /** Where the Redis container sees `redis.conf`. */
 export const REDIS_CONF_DIR = '/etc/redis';
 export const REDIS_DATA_DIR = '/data';
+/**
+ * Where every Redis pod of topology replication starts replicating from: an address on the pod's own loopback
+ * where nothing listens. A pod (re)starts as a replica without a master link, so it refuses SYNC/PSYNC from
+ * other replicas (`-NOMASTERLINK`) and cannot hand them its emptiness; only the operator makes it a primary
+ * (`REPLICAOF NO ONE`) or a replica of the primary. Port 1 is never a pod's Redis port.
+ */
+export const PLACEHOLDER_PRIMARY = { host: '127.0.0.1', port: 1 } as const;
 
 // ---- Conditions and phases ------------------------------------------------------------------------
 
@@ -112,6 +119,11 @@ export const CONDITION_UNSUPPORTED = 'Unsupported';
  * PrimaryLost, FailingOver, FailoverBlocked). Reason FailoverCompleted after a failover.
  */
 export const CONDITION_PRIMARY_AVAILABLE = 'PrimaryAvailable';
+/**
+ * Topology replication, once the operator has looked at a roll: False/UpToDate, True/InProgress (a pod restarted,
+ * a switchover), True/RollStuck (no progress for 2 minutes: the message names the pod and why; a Warning Event).
+ */
+export const CONDITION_ROLLING_UPDATE = 'RollingUpdate';
 
 export const CONDITION_TYPES = [
   CONDITION_READY,
@@ -120,6 +132,7 @@ export const CONDITION_TYPES = [
   CONDITION_CONFIG_APPLIED,
   CONDITION_UNSUPPORTED,
   CONDITION_PRIMARY_AVAILABLE,
+  CONDITION_ROLLING_UPDATE,
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
