@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../../operator/src/api/v1alpha1/types.js';
 import { prng } from '../../../test/fixtures/prng.js';
+import { SIDECAR_DEFAULTS } from '../config-defaults.js';
+import { createL1Store } from './create-l1-store.js';
 import { ClockStore } from './clock-store.js';
 import { FrequencySketch, hashKey } from './frequency-sketch.js';
 import { EntryMeta } from './l1-store.js';
@@ -50,6 +53,12 @@ describe('FrequencySketch', () => {
 });
 
 describe('W-TinyLFU (tinylfu)', () => {
+  it('is the default policy of the sidecar and of the CRD', () => {
+    expect(SIDECAR_DEFAULTS.l1.policy).toBe('tinylfu');
+    expect(DEFAULTS.sidecar.l1.policy).toBe('tinylfu');
+    expect(createL1Store('tinylfu', { maxEntries: 10, maxBytes: 10 })).toBeInstanceOf(TinyLfuStore);
+  });
+
   it('keeps a frequently used set through a scan many times its size', () => {
     const s = new TinyLfuStore<number>({ maxEntries: 100, maxBytes: 1e9 });
     for (let i = 0; i < 90; i++) s.set(`hot${i}`, i, 1, NEVER);
