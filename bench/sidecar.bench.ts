@@ -14,7 +14,8 @@
  *    scans mix, at 1 % and 10 % of the key space, with lru-cache, Caffeine's figures (from issue 16) and
  *    Belady's optimum for reference.
  *
- * Environment: BENCH_SECTIONS=1,2,3,4 (default all), BENCH_L1_PAIRS (default 5), BENCH_HTTP_SECONDS
+ * Environment: BENCH_SECTIONS=1,2,3,4 (default all), BENCH_L1_PAIRS (default 5), BENCH_L1_ONLY (contenders
+ * of section 1 to pair with lru-cache, comma-separated; default all), BENCH_HTTP_SECONDS
  * (default 3), BENCH_HTTP_PAIRS (default 8).
  */
 import { spawn } from 'node:child_process';
@@ -67,7 +68,8 @@ const range = (xs: number[]) => `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs)
 
 async function benchL1(): Promise<void> {
   const BASE: L1Contender = 'lru-cache';
-  const others = L1_CONTENDERS.filter((c) => c !== BASE);
+  const only = process.env.BENCH_L1_ONLY?.split(',');
+  const others = L1_CONTENDERS.filter((c) => c !== BASE && (only === undefined || only.includes(c)));
   const load0 = loadavg();
   const rows: string[] = [];
   for (const name of others) {
