@@ -63,6 +63,38 @@ export function zipfWithScansTrace(
   return out;
 }
 
+/**
+ * Zipf + loop + scans: repeated blocks of `zipfRun` Zipf requests, `loopRun` requests cycling over
+ * `loopKeys` loop keys (the cycle continues from block to block), and `scanRun` one-off keys. Loop keys
+ * are keySpace .. keySpace+loopKeys-1; one-off keys follow them.
+ */
+export function zipfLoopScansTrace(
+  length: number,
+  keySpace: number,
+  s: number,
+  seed: number,
+  zipfRun: number,
+  loopRun: number,
+  loopKeys: number,
+  scanRun: number,
+): Int32Array {
+  const random = prng(seed);
+  const next = zipfSampler(keySpace, s, random);
+  const perm = permutation(keySpace, random);
+  const out = new Int32Array(length);
+  let loop = 0;
+  let oneOff = keySpace + loopKeys;
+  for (let i = 0; i < length;) {
+    for (let j = 0; j < zipfRun && i < length; j++) out[i++] = perm[next()] as number;
+    for (let j = 0; j < loopRun && i < length; j++) {
+      out[i++] = keySpace + loop;
+      loop = (loop + 1) % loopKeys;
+    }
+    for (let j = 0; j < scanRun && i < length; j++) out[i++] = oneOff++;
+  }
+  return out;
+}
+
 function permutation(n: number, random: () => number): Int32Array {
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;

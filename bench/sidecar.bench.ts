@@ -2,23 +2,26 @@
  * `npm run bench:sidecar` (= `npx tsx bench/sidecar.bench.ts`). Four measurements, each against a baseline
  * measured in the same run:
  *
- * 1. L1 get/set throughput per policy against `lru-cache` with the same capacity and key set, and bytes of
+ * 1. L1 get (and set) throughput per policy against `lru-cache` {max} with the same capacity and key set,
+ *    each cache in a process of its own (`bench/l1-worker.ts`), in alternated pairs; and bytes of
  *    overhead per entry (heap growth of a full cache, keys and values excluded).
  * 2. HTTP GET served from L1 by a real sidecar process, requests/s with autocannon at 64 connections,
  *    against a bare fastify route returning the same bytes (the ceiling).
  * 3. Invalidation propagation: a PUT on one sidecar until the key left three others' L1 (p50, p99).
  *    The four sidecars are built in this process with `buildApp` on a real redis-server, so that the
  *    removal can be timed exactly; the message goes through Redis pub/sub over loopback TCP.
- * 4. Hit ratio of each policy on a Zipf(0.99) trace and on a Zipf trace with one-off scans, at 1 % and 10 %
- *    of the key space, with lru-cache and Belady's optimum for reference.
+ * 4. Hit ratio of each policy on a Zipf(0.99) trace, a Zipf trace with one-off scans and a Zipf + loop +
+ *    scans mix, at 1 % and 10 % of the key space, with lru-cache, Caffeine's figures (from issue 16) and
+ *    Belady's optimum for reference.
  *
- * Environment: BENCH_SECTIONS=1,2,3,4 (default all), BENCH_HTTP_SECONDS (default 3), BENCH_HTTP_PAIRS (default 8).
+ * Environment: BENCH_SECTIONS=1,2,3,4 (default all), BENCH_L1_PAIRS (default 5), BENCH_L1_ONLY (contenders
+ * of section 1 to pair with lru-cache, comma-separated; default all), BENCH_HTTP_SECONDS
+ * (default 3), BENCH_HTTP_PAIRS (default 8).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { createRequire } from 'node:module';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { LRUCache } from 'lru-cache';
 import { buildApp } from '../sidecar/src/app.js';
 import { SIDECAR_DEFAULTS, type L1Policy, type SidecarConfig } from '../sidecar/src/config-defaults.js';
@@ -27,15 +30,13 @@ import type { L1Store } from '../sidecar/src/l1/l1-store.js';
 import { freePort, waitFor } from '../test/harness/ports.js';
 import { startRedis, type RedisProcess } from '../test/harness/redis.js';
 import { startSidecar, stopAllSidecars } from '../test/harness/sidecar.js';
-import { beladyHits, zipfTrace, zipfWithScansTrace } from './sidecar-traces.js';
+import { L1_CONTENDERS, type L1Contender } from './l1-worker.js';
+import { beladyHits, zipfLoopScansTrace, zipfTrace, zipfWithScansTrace } from './sidecar-traces.js';
 
-const POLICIES: L1Policy[] = ['lru', 'lfu', 'fifo', 'ttl'];
+const POLICIES: L1Policy[] = ['tinylfu', 'lru', 'lfu', 'fifo', 'ttl'];
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4').split(',').map((s) => s.trim()));
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
 const HTTP_PAIRS = Number(process.env.BENCH_HTTP_PAIRS ?? 8);
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const fmt = (n: number, digits = 2) =>
@@ -45,156 +46,82 @@ const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 
 // ------------------------------------------------------------------------------------------------
-// 1. L1 throughput and overhead
+// 1. L1 throughput and overhead: one contender per process (bench/l1-worker.ts), alternated pairs
 
-interface Contender {
-  name: string;
-  make: (max: number) => unknown;
-  /** Source of a loop body: `c` is the cache, `k` the key, `v` the value, `now` the clock. */
-  get: string;
-  set: string;
-}
+const L1_PAIRS = Number(process.env.BENCH_L1_PAIRS ?? 5);
 
-const VALUE = { body: Buffer.alloc(16), contentType: 'text/plain' };
-
-const CONTENDERS: Contender[] = [
-  {
-    name: 'lru-cache {max}',
-    make: (max) => new LRUCache<string, object>({ max }),
-    get: 'c.get(k)',
-    set: 'c.set(k, v)',
-  },
-  {
-    name: 'lru-cache {max,ttl,maxSize}',
-    make: (max) => new LRUCache<string, object>({ max, ttl: 3_600_000, maxSize: 2 ** 40, sizeCalculation: () => 1 }),
-    get: 'c.get(k)',
-    set: 'c.set(k, v)',
-  },
-  ...POLICIES.map((p): Contender => ({
-    name: `ripplecache ${p}`,
-    make: (max) => createL1Store<object>(p, { maxEntries: max, maxBytes: 2 ** 40 }),
-    get: 'c.get(k, now)',
-    set: 'c.set(k, v, 1, now + 3600000)',
-  })),
-];
-
-/** A fresh function per contender and operation, so that each loop's call site stays monomorphic. */
-function loop(body: string): (c: unknown, keys: string[], idx: Uint32Array, v: unknown, now: number) => number {
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated on purpose, see above
-  return new Function(
-    'c',
-    'keys',
-    'idx',
-    'v',
-    'now',
-    `
-    let n = 0;
-    for (let i = 0; i < idx.length; i++) { const k = keys[idx[i]]; if (${body} !== undefined) n++; }
-    return n;`,
-  ) as never;
-}
-
-function randomIndices(count: number, range: number, seed: number): Uint32Array {
-  const idx = new Uint32Array(count);
-  let x = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    idx[i] = (x >>> 8) % range;
-  }
-  return idx;
-}
-
-/** Heap (and array buffer) growth of a full cache of `keys.length` entries; keys and value exist before. */
-function bytesPerEntry(c: Contender, keys: string[], idx: Uint32Array, now: number): number {
-  const used = () => {
-    const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers;
-  };
-  // In a function of its own, so that no stack slot keeps the previous cache alive.
-  const measure = (): number => {
-    gc();
-    gc();
-    const before = used();
-    const cache = c.make(keys.length);
-    loop(c.set)(cache, keys, idx, VALUE, now);
-    gc();
-    gc();
-    const after = used();
-    if ((cache as { size: number }).size !== keys.length) throw new Error(`${c.name}: not full`);
-    return (after - before) / keys.length;
-  };
-  const bytes = measure();
-  gc();
-  return bytes;
-}
-
-function benchL1(): void {
-  const N = 10_000;
-  const GET_OPS = 2_000_000;
-  const SET_OPS = 1_000_000;
-  const ROUNDS = 7;
-  const keys = Array.from({ length: 2 * N }, (_, i) => `user:${i}:profile`);
-  const getIdx = randomIndices(GET_OPS, N, 1);
-  const setIdx = randomIndices(SET_OPS, 2 * N, 2);
-  const now = Date.now();
-
-  const results = new Map<string, { get: number[]; set: number[] }>();
-  const runners = CONTENDERS.map((c) => {
-    const cache = c.make(N);
-    const fill = loop(c.set);
-    fill(
-      cache,
-      keys,
-      Uint32Array.from({ length: N }, (_, i) => i),
-      VALUE,
-      now,
-    );
-    results.set(c.name, { get: [], set: [] });
-    return { c, cache, get: loop(c.get), set: loop(c.set), setCache: c.make(N) };
+function l1Worker(name: L1Contender, mode: 'get' | 'mem'): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/l1-worker.ts', name, mode], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`l1-worker ${name} ${mode} exited with ${code}`));
+      else resolve(JSON.parse(text) as Record<string, number>);
+    });
   });
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const r of round % 2 === 0 ? runners : [...runners].reverse()) {
-      let t = performance.now();
-      const hits = r.get(r.cache, keys, getIdx, VALUE, now);
-      const getMs = performance.now() - t;
-      if (hits !== GET_OPS) throw new Error(`${r.c.name}: ${hits} hits of ${GET_OPS}`);
-      t = performance.now();
-      r.set(r.setCache, keys, setIdx, VALUE, now);
-      const setMs = performance.now() - t;
-      if (round === 0) continue; // warm-up
-      results.get(r.c.name)!.get.push(GET_OPS / getMs / 1000);
-      results.get(r.c.name)!.set.push(SET_OPS / setMs / 1000);
+}
+
+const range = (xs: number[]) => `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}`;
+
+async function benchL1(): Promise<void> {
+  const BASE: L1Contender = 'lru-cache';
+  const only = process.env.BENCH_L1_ONLY?.split(',');
+  const others = L1_CONTENDERS.filter((c) => c !== BASE && (only === undefined || only.includes(c)));
+  const load0 = loadavg();
+  const rows: string[] = [];
+  for (const name of others) {
+    const getRatio: number[] = [];
+    const getCpuRatio: number[] = [];
+    const setRatio: number[] = [];
+    const mine: Record<string, number>[] = [];
+    const base: Record<string, number>[] = [];
+    for (let pair = 0; pair < L1_PAIRS; pair++) {
+      const order = pair % 2 === 0 ? [BASE, name] : [name, BASE];
+      const r: Record<string, Record<string, number>> = {};
+      for (const n of order) r[n] = await l1Worker(n, 'get');
+      const [b, m] = [r[BASE]!, r[name]!];
+      base.push(b);
+      mine.push(m);
+      getRatio.push(m.mops! / b.mops!);
+      getCpuRatio.push(b.cpuNsPerOp! / m.cpuNsPerOp!);
+      setRatio.push(m.setMops! / b.setMops!);
     }
+    rows.push(
+      `| ${name} | ${fmt(median(mine.map((m) => m.mops!)))} | ${fmt(median(base.map((b) => b.mops!)))} | **${fmt(median(getRatio))}×** (${range(getRatio)}) | ${fmt(median(mine.map((m) => m.cpuNsPerOp!)), 0)} / ${fmt(median(base.map((b) => b.cpuNsPerOp!)), 0)} ns = ${fmt(median(getCpuRatio))}× (${range(getCpuRatio)}) | ${fmt(median(setRatio))}× (${range(setRatio)}) |`,
+    );
   }
-
-  const overhead = new Map<string, number>();
-  const M = 100_000;
-  const memKeys = Array.from({ length: M }, (_, i) => `user:${i}:profile`);
-  const allIdx = Uint32Array.from({ length: M }, (_, i) => i);
-  for (const c of CONTENDERS) {
+  const mem = new Map<L1Contender, number>();
+  for (const name of L1_CONTENDERS) {
     const samples: number[] = [];
-    for (let rep = 0; rep < 3; rep++) samples.push(bytesPerEntry(c, memKeys, allIdx, now));
-    overhead.set(c.name, median(samples));
+    for (let rep = 0; rep < 3; rep++) samples.push((await l1Worker(name, 'mem')).bytesPerEntry!);
+    mem.set(name, median(samples));
   }
-
-  const base = results.get('lru-cache {max}')!;
-  const baseTtl = results.get('lru-cache {max,ttl,maxSize}')!;
+  const load1 = loadavg();
   out(
-    `## 1. L1 throughput (capacity ${N}, ${GET_OPS / 1e6} M random gets (all hits), ${SET_OPS / 1e6} M random sets over ${2 * N} keys; median of ${ROUNDS - 1} rounds)`,
+    `## 1. L1 get throughput and bytes per entry (one cache per process; ${L1_PAIRS} alternated pairs against lru-cache {max} per contender; load average ${fmt(load0[0]!)} at the start, ${fmt(load1[0]!)} at the end)`,
   );
   out();
   out(
-    '| cache | get M ops/s | ×lru-cache | ×lru-cache ttl | set M ops/s | ×lru-cache | ×lru-cache ttl | bytes/entry overhead (100k entries) |',
+    'Each process fills a 10,000-entry cache, times 4 M random gets (all hits) after two warm-up passes, then 2 M random sets over 20,000 keys into a full 10,000-entry cache. Ratios are per pair (the two processes run one after the other), median and range; CPU is user + system time from /proc/self/stat.',
   );
-  out('|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const c of CONTENDERS) {
-    const r = results.get(c.name)!;
-    const g = median(r.get);
-    const s = median(r.set);
-    out(
-      `| ${c.name} | ${fmt(g)} | ${fmt(g / median(base.get))} | ${fmt(g / median(baseTtl.get))} | ${fmt(s)} | ${fmt(s / median(base.set))} | ${fmt(s / median(baseTtl.set))} | ${fmt(overhead.get(c.name)!, 1)} |`,
-    );
-  }
+  out();
+  out(
+    '| cache | get M ops/s | lru-cache get M ops/s | get × lru-cache | get CPU per op (this / lru-cache) | set × lru-cache |',
+  );
+  out('|---|---:|---:|---:|---:|---:|');
+  for (const row of rows) out(row);
+  out();
+  const baseMem = mem.get(BASE)!;
+  out('| cache | bytes per entry (100,000 entries, keys and value excluded) | × lru-cache {max} |');
+  out('|---|---:|---:|');
+  for (const [name, bytes] of mem) out(`| ${name} | ${fmt(bytes, 1)} | ${fmt(bytes / baseMem)} |`);
+  out();
+  out(
+    '`lru-cache` is `new LRUCache({ max })` (count only); `lru-cache-ttl` adds `ttl` and `maxSize` (what every ripplecache policy tracks).',
+  );
   out();
 }
 
@@ -416,7 +343,19 @@ function benchHitRatio(): void {
   const traces = {
     'Zipf(0.99)': zipfTrace(LENGTH, KEYS, 0.99, 42),
     'Zipf(0.99) + scans (4000 Zipf, then 1000 one-off keys)': zipfWithScansTrace(LENGTH, KEYS, 0.99, 43, 4000, 1000),
+    'Zipf + loop + scans (3000 Zipf, 1000 over a 5000-key loop, 1000 one-off keys)': zipfLoopScansTrace(
+      LENGTH,
+      KEYS,
+      0.99,
+      44,
+      3000,
+      1000,
+      5000,
+      1000,
+    ),
   };
+  /** Caffeine 3.2.3's hit ratios on the same traces, as given in issue 16 (1 % and 10 % per trace). */
+  const CAFFEINE = [57.2, 77.7, 43.8, 61.7, 33.7, 62.0];
   const names: string[] = [];
   const keyCache: string[] = [];
   const keyOf = (id: number) => keyCache[id] ?? (keyCache[id] = `k${id}`);
@@ -426,6 +365,7 @@ function benchHitRatio(): void {
   out();
   const rows: string[][] = [];
   const header = ['policy'];
+  const CAFFEINE_ROW = POLICIES.length + 1;
   for (const [traceName, trace] of Object.entries(traces)) {
     for (const size of [KEYS / 100, KEYS / 10]) {
       header.push(`${traceName}, ${size.toLocaleString('en-US')} entries`);
@@ -460,13 +400,14 @@ function benchHitRatio(): void {
           keyOf,
         ),
       ]);
+      col.push(['Caffeine 3.2.3 W-TinyLFU (figures from issue 16)', (CAFFEINE[header.length - 2] as number) / 100]);
       col.push(['optimal (Belady)', beladyHits(trace, size) / trace.length]);
       col.forEach(([name, ratio], i) => {
         if (names.length <= i) {
           names.push(name);
           rows.push([name]);
         }
-        rows[i]!.push(`${fmt(ratio * 100, 1)} %`);
+        rows[i]!.push(`${fmt(ratio * 100, i === CAFFEINE_ROW ? 1 : 2)} %`);
       });
     }
   }
@@ -480,7 +421,7 @@ function benchHitRatio(): void {
   for (const row of rows) out(`| ${row.join(' | ')} |`);
   out();
   out(
-    'The `ttl` policy evicts the entry closest to expiry; with one TTL for every key (as here) that is the oldest insertion, so it matches FIFO.',
+    'The `ttl` policy evicts the entry closest to expiry; with one TTL for every key (as here) that is the oldest insertion, so it matches FIFO. `lru` is CLOCK (second chance). Seeds: 42, 43, 44.',
   );
   out();
 }
@@ -494,7 +435,7 @@ async function main(): Promise<void> {
   out();
   out('Command: `npm run bench:sidecar` (= `npx tsx bench/sidecar.bench.ts`)');
   out();
-  if (SECTIONS.has('1')) benchL1();
+  if (SECTIONS.has('1')) await benchL1();
   let redis: RedisProcess | undefined;
   try {
     if (SECTIONS.has('2') || SECTIONS.has('3')) redis = await startRedis();

@@ -6,13 +6,13 @@
 import { DEFAULT_INVALIDATION_CHANNEL } from '../../common/src/protocol.js';
 import type { HostPort } from '../../common/src/host-port.js';
 
-export type L1Policy = 'lru' | 'lfu' | 'fifo' | 'ttl';
+export type L1Policy = 'lru' | 'lfu' | 'fifo' | 'ttl' | 'tinylfu';
 export type WritePolicy = 'write-through' | 'write-back' | 'write-around';
 export type OnDisconnect = 'drop' | 'serve-stale';
 export type Durability = 'replicated' | 'primary';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-export const L1_POLICIES: readonly L1Policy[] = ['lru', 'lfu', 'fifo', 'ttl'];
+export const L1_POLICIES: readonly L1Policy[] = ['lru', 'lfu', 'fifo', 'ttl', 'tinylfu'];
 export const WRITE_POLICIES: readonly WritePolicy[] = ['write-through', 'write-back', 'write-around'];
 export const ON_DISCONNECT: readonly OnDisconnect[] = ['drop', 'serve-stale'];
 export const DURABILITIES: readonly Durability[] = ['replicated', 'primary'];
@@ -23,7 +23,10 @@ export const MAX_VALUE_BYTES_CEILING = 512 * 1024 * 1024;
 
 /** Settings of the in-process L1 cache. */
 export interface L1Config {
-  /** Eviction policy. Default `lru`. `ttl` evicts the entry closest to expiry first. */
+  /**
+   * Eviction policy. Default `tinylfu` (W-TinyLFU, `l1/tinylfu-store.ts`); `lru` (CLOCK), `lfu`, `fifo`,
+   * and `ttl` (the entry closest to expiry first) remain selectable.
+   */
   policy: L1Policy;
   /** Upper bound on the number of entries. Default 10000. */
   maxEntries: number;
@@ -151,7 +154,7 @@ export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   redisReplicas: [],
   redisPassword: undefined,
   channel: DEFAULT_INVALIDATION_CHANNEL,
-  l1: { policy: 'lru', maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxTTLSeconds: 60 },
+  l1: { policy: 'tinylfu', maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxTTLSeconds: 60 },
   defaultTTLSeconds: 3600,
   writePolicy: 'write-through',
   writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100_000 },

@@ -119,7 +119,7 @@ describe('sidecar L1 eviction, TTLs and bounds over HTTP', () => {
   it('eviction order is right for each policy (L1-only sidecars with 3 entries)', async () => {
     const start = (policy: string) =>
       startSidecar({ name: policy, args: ['--l1-policy', policy, '--l1-max-entries', '3', '--l1-max-ttl', '0'] });
-    const [lru, lfu, fifo, ttl] = await Promise.all(['lru', 'lfu', 'fifo', 'ttl'].map(start));
+    const [lru, lfu, fifo, ttl, tinylfu] = await Promise.all(['lru', 'lfu', 'fifo', 'ttl', 'tinylfu'].map(start));
     const present = async (s: SidecarProcess, keys: string[]) => {
       const out: string[] = [];
       for (const k of keys) if ((await s.get(k)).status === 200) out.push(k);
@@ -147,7 +147,16 @@ describe('sidecar L1 eviction, TTLs and bounds over HTTP', () => {
     await ttl!.put('d', 'd', { ttl: 400 }); // evicts b, the closest to expiry
     expect(await present(ttl!, ['a', 'b', 'c', 'd'])).toEqual(['a', 'c', 'd']);
 
-    for (const s of [lru!, lfu!, fifo!, ttl!]) {
+    // W-TinyLFU with 3 entries: a 1-entry window in front of probation and protected.
+    for (const k of ['a', 'b', 'c']) await tinylfu!.put(k, k);
+    for (let i = 0; i < 3; i++) await tinylfu!.get('a'); // a: probation -> protected
+    await tinylfu!.put('d', 'd'); // c leaves the window and loses to b (both seen once): c goes
+    for (let i = 0; i < 2; i++) await tinylfu!.get('d');
+    await tinylfu!.put('e', 'e'); // d (seen 3 times) beats b (once): b goes, d enters probation
+    expect(await tinylfu!.metric('ripplecache_sidecar_l1_evictions_total')).toBe(2);
+    expect(await present(tinylfu!, ['a', 'b', 'c', 'd', 'e'])).toEqual(['a', 'd', 'e']);
+
+    for (const s of [lru!, lfu!, fifo!, ttl!, tinylfu!]) {
       expect(await s.metric('ripplecache_sidecar_l1_evictions_total')).toBeGreaterThanOrEqual(1);
       await s.stop();
     }

@@ -140,7 +140,7 @@ describe('sidecar.yaml', () => {
       channel: 'ripplecache:invalidations',
       defaultTTLSeconds: 3600,
       writePolicy: 'write-through',
-      l1: { policy: 'lru', maxEntries: 10000, maxBytes: 67108864, maxTTLSeconds: 60 },
+      l1: { policy: 'tinylfu', maxEntries: 10000, maxBytes: 67108864, maxTTLSeconds: 60 },
       writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000 },
       durability: 'primary',
       durabilityTimeoutMs: 1000,

@@ -162,7 +162,7 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       redisReplicas: [],
       writePolicy: 'write-through',
       defaultTTLSeconds: 3600,
-      l1: { policy: 'lru', maxEntries: 10000, maxBytes: 64 * 2 ** 20, maxTTLSeconds: 60 },
+      l1: { policy: 'tinylfu', maxEntries: 10000, maxBytes: 64 * 2 ** 20, maxTTLSeconds: 60 },
       writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000 },
     });
     expect(config.redisPassword).toBeUndefined();

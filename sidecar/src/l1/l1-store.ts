@@ -6,8 +6,9 @@
  *
  * Entries live in numbered slots. A `Map` from key to slot plus typed arrays indexed by slot (expiry,
  * size, and the policy's links) keep every operation O(1) (the `ttl` policy: O(log n) set/evict) and the
- * per-entry overhead small: arrays grow by doubling up to the entry bound, and link arrays use the
- * narrowest unsigned type that can address every slot.
+ * per-entry overhead small: arrays grow by doubling up to the entry bound, link arrays use the
+ * narrowest unsigned type that can address every slot, and expiry and size take 4 + 2 bytes
+ * ({@link EntryMeta}).
  */
 import type { L1Policy } from '../config-defaults.js';
 
@@ -77,13 +78,14 @@ export abstract class SlotTable<V> implements L1Store<V> {
   protected readonly map = new Map<string, number>();
   protected keys: (string | undefined)[];
   protected vals: (V | undefined)[];
-  protected exp: Float64Array;
-  protected sizes: Uint32Array;
+  /** Expiry and size of each slot. */
+  protected readonly meta: EntryMeta;
   /** Slots handed out so far (high-water mark); slots in [firstSlot, used) are live or free. */
   protected used: number;
   protected capacity: number;
   protected readonly free: number[] = [];
   private sweepCursor: number;
+  private readonly isLive = (slot: number): boolean => this.keys[slot] !== undefined;
 
   protected constructor(
     options: L1StoreOptions,
@@ -97,8 +99,7 @@ export abstract class SlotTable<V> implements L1Store<V> {
     this.sweepCursor = firstSlot;
     this.keys = new Array<string | undefined>(this.capacity).fill(undefined);
     this.vals = new Array<V | undefined>(this.capacity).fill(undefined);
-    this.exp = new Float64Array(this.capacity);
-    this.sizes = new Uint32Array(this.capacity);
+    this.meta = new EntryMeta(this.capacity);
   }
 
   /** A hit, as the policy counts it. By default the order is left as it is (FIFO, TTL): as peek. */
@@ -123,7 +124,7 @@ export abstract class SlotTable<V> implements L1Store<V> {
   peek(key: string, now: number): V | undefined {
     const i = this.map.get(key);
     if (i === undefined) return undefined;
-    if ((this.exp[i] as number) <= now) {
+    if (this.meta.expired(i, now)) {
       this.removeSlot(i);
       return undefined;
     }
@@ -133,12 +134,12 @@ export abstract class SlotTable<V> implements L1Store<V> {
   set(key: string, value: V, sizeBytes: number, expiresAt: number): number {
     const old = this.map.get(key);
     if (old !== undefined) {
-      const oldSize = this.sizes[old] as number;
+      const oldSize = this.meta.size(old);
       if (sizeBytes <= oldSize) {
         // Same as remove + insert, without touching the map: nothing needs evicting.
         this.vals[old] = value;
-        this.exp[old] = expiresAt;
-        this.sizes[old] = sizeBytes;
+        this.meta.setExpiry(old, expiresAt, this.used, this.isLive);
+        this.meta.setSize(old, sizeBytes);
         this.bytes += sizeBytes - oldSize;
         this.unlink(old);
         this.relinkOverwritten(old);
@@ -156,8 +157,8 @@ export abstract class SlotTable<V> implements L1Store<V> {
     const slot = this.allocSlot();
     this.keys[slot] = key;
     this.vals[slot] = value;
-    this.exp[slot] = expiresAt;
-    this.sizes[slot] = sizeBytes;
+    this.meta.setExpiry(slot, expiresAt, this.used, this.isLive);
+    this.meta.setSize(slot, sizeBytes);
     this.map.set(key, slot);
     this.size++;
     this.bytes += sizeBytes;
@@ -190,7 +191,7 @@ export abstract class SlotTable<V> implements L1Store<V> {
     let cursor = this.sweepCursor;
     for (let n = 0; n < budget; n++) {
       if (cursor >= this.used) cursor = this.firstSlot;
-      if (this.keys[cursor] !== undefined && (this.exp[cursor] as number) <= now) {
+      if (this.keys[cursor] !== undefined && this.meta.expired(cursor, now)) {
         this.removeSlot(cursor);
         removed++;
       }
@@ -203,7 +204,7 @@ export abstract class SlotTable<V> implements L1Store<V> {
   protected removeSlot(slot: number): void {
     this.unlink(slot);
     this.map.delete(this.keys[slot] as string);
-    this.bytes -= this.sizes[slot] as number;
+    this.bytes -= this.meta.size(slot);
     this.size--;
     this.keys[slot] = undefined;
     this.vals[slot] = undefined;
@@ -223,15 +224,130 @@ export abstract class SlotTable<V> implements L1Store<V> {
     this.keys.fill(undefined, this.capacity);
     this.vals.length = capacity;
     this.vals.fill(undefined, this.capacity);
-    this.exp = copyInto(new Float64Array(capacity), this.exp);
-    this.sizes = copyInto(new Uint32Array(capacity), this.sizes);
+    this.meta.grow(capacity);
     this.capacity = capacity;
     this.grown(capacity);
   }
 }
 
 /** Copies `from` into the start of `to` and returns `to`. */
-export function copyInto<T extends Float64Array | IndexArray | Uint32Array>(to: T, from: T): T {
+export function copyInto<T extends IndexArray>(to: T, from: T): T {
   (to as Uint32Array).set(from);
   return to;
+}
+
+/** Stored expiry of an entry that never expires. */
+export const NEVER_EXPIRES = 0xffff_ffff;
+const MAX_FINITE_EXPIRY = 0xffff_fffe;
+/** The base sits this far before the expiry that set it, so that earlier and later expiries both fit. */
+const EXPIRY_BASE_OFFSET = 2 ** 31;
+
+/**
+ * Expiry and size of each slot, in 4 + 2 bytes instead of a Float64 and a Uint32.
+ *
+ * Expiry: whole milliseconds after a per-store base, in a Uint32Array, rounded down (an entry expires
+ * at most 1 ms early, never late); `Infinity` is {@link NEVER_EXPIRES}. The base is set by the first
+ * finite expiry (2^31 ms, about 24.8 days, before it). An expiry outside the range [base, base + 2^32 - 2]
+ * moves the base (an O(n) pass, about once per 24 days of a steady clock) so that it and every live
+ * entry's expiry fit, unchanged. Only if live expiries spread over more than ~49 days does one not fit;
+ * it is then moved earlier (the entry expires early), never later.
+ *
+ * Size: a Uint16Array while every size stored is below 65,536, widened once to a Uint32Array when a
+ * larger one comes (values past 2^32 - 1 bytes are refused by `maxBytes` long before).
+ */
+export class EntryMeta {
+  exp: Uint32Array;
+  private sizes: Uint16Array | Uint32Array;
+  /** `now - base` is compared with the stored expiry; NaN until the first finite expiry. */
+  base = NaN;
+
+  constructor(capacity: number) {
+    this.exp = new Uint32Array(capacity);
+    this.sizes = new Uint16Array(capacity);
+  }
+
+  /** Whether the entry in `slot` has expired at `now`. */
+  expired(slot: number, now: number): boolean {
+    const e = this.exp[slot] as number;
+    return e <= now - this.base && e !== NEVER_EXPIRES;
+  }
+
+  /**
+   * Stores an expiry. `used` bounds the slots, and `live(slot)` tells the live ones, for the rare pass
+   * that moves the base.
+   */
+  setExpiry(slot: number, expiresAt: number, used: number, live: (slot: number) => boolean): void {
+    if (expiresAt === Infinity) {
+      this.exp[slot] = NEVER_EXPIRES;
+      return;
+    }
+    const at = Math.floor(expiresAt);
+    if (Number.isNaN(this.base)) this.base = at - EXPIRY_BASE_OFFSET;
+    let rel = at - this.base;
+    if (rel < 0 || rel > MAX_FINITE_EXPIRY) {
+      this.exp[slot] = NEVER_EXPIRES; // not live for the pass below
+      this.rebase(rel, used, live);
+      rel = at - this.base;
+    }
+    this.exp[slot] = rel < 0 ? 0 : rel > MAX_FINITE_EXPIRY ? MAX_FINITE_EXPIRY : rel;
+  }
+
+  /** The stored expiry on the caller's clock (for tests; rounded down to the ms). */
+  expiresAt(slot: number): number {
+    const e = this.exp[slot] as number;
+    return e === NEVER_EXPIRES ? Infinity : e + this.base;
+  }
+
+  size(slot: number): number {
+    return this.sizes[slot] as number;
+  }
+
+  setSize(slot: number, sizeBytes: number): void {
+    if (sizeBytes > 0xffff && this.sizes instanceof Uint16Array) {
+      const wide = new Uint32Array(this.sizes.length);
+      wide.set(this.sizes);
+      this.sizes = wide;
+    }
+    this.sizes[slot] = sizeBytes;
+  }
+
+  grow(capacity: number): void {
+    const exp = new Uint32Array(capacity);
+    exp.set(this.exp);
+    this.exp = exp;
+    const sizes = this.sizes instanceof Uint16Array ? new Uint16Array(capacity) : new Uint32Array(capacity);
+    sizes.set(this.sizes);
+    this.sizes = sizes;
+  }
+
+  /** Moves the base so that `rel` (relative to the current base) and every live expiry fit if they can. */
+  private rebase(rel: number, used: number, live: (slot: number) => boolean): void {
+    const exp = this.exp;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < used; i++) {
+      const e = exp[i] as number;
+      if (e === NEVER_EXPIRES || !live(i)) continue;
+      if (e < lo) lo = e;
+      if (e > hi) hi = e;
+    }
+    let shift: number;
+    if (lo === Infinity) {
+      shift = rel - EXPIRY_BASE_OFFSET; // nothing live: centre the new expiry
+    } else {
+      const from = Math.min(lo, rel);
+      const span = Math.max(hi, rel) - from;
+      if (span <= MAX_FINITE_EXPIRY) shift = from - Math.floor((MAX_FINITE_EXPIRY - span) / 2);
+      else if (rel > hi)
+        shift = lo; // the new expiry is the one moved earlier
+      else shift = rel; // the new expiry is the earliest: later live ones are moved earlier
+    }
+    for (let i = 0; i < used; i++) {
+      const e = exp[i] as number;
+      if (e === NEVER_EXPIRES) continue;
+      const moved = e - shift;
+      exp[i] = moved < 0 ? 0 : moved > MAX_FINITE_EXPIRY ? MAX_FINITE_EXPIRY : moved;
+    }
+    this.base += shift;
+  }
 }

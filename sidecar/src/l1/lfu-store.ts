@@ -55,7 +55,7 @@ export class LfuStore<V> extends SlotTable<V> {
     if (++this.ops >= this.agingPeriod) this.age();
     const i = this.map.get(key);
     if (i === undefined) return undefined;
-    if ((this.exp[i] as number) <= now) {
+    if (this.meta.expired(i, now)) {
       this.removeSlot(i);
       return undefined;
     }

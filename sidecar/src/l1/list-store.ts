@@ -1,6 +1,6 @@
 /**
- * LRU and FIFO: one circular doubly linked list through the slots, with slot 0 as the sentinel
- * (`next[0]` is the newest / most recently used entry, `prev[0]` the next victim). O(1) everything.
+ * FIFO: one circular doubly linked list through the slots, with slot 0 as the sentinel (`next[0]` is
+ * the newest entry, `prev[0]` the next victim). O(1) everything. (`lru` is `clock-store.ts`.)
  */
 import { copyInto, indexArrayFor, SlotTable, type IndexArray, type L1StoreOptions } from './l1-store.js';
 
@@ -50,34 +50,6 @@ abstract class ListStore<V> extends SlotTable<V> {
     const out: string[] = [];
     for (let i = this.prev[0] as number; i !== 0; i = this.prev[i] as number) out.push(this.keys[i] as string);
     return out;
-  }
-}
-
-/** Least recently used: a hit moves the entry to the front; the back is evicted. */
-export class LruStore<V> extends ListStore<V> {
-  readonly policy = 'lru' as const;
-
-  override get(key: string, now: number): V | undefined {
-    const i = this.map.get(key);
-    if (i === undefined) return undefined;
-    if ((this.exp[i] as number) <= now) {
-      this.removeSlot(i);
-      return undefined;
-    }
-    const next = this.next;
-    if (next[0] !== i) {
-      const prev = this.prev;
-      const p = prev[i] as number;
-      const n = next[i] as number;
-      next[p] = n;
-      prev[n] = p;
-      const head = next[0] as number;
-      next[i] = head;
-      prev[i] = 0;
-      prev[head] = i;
-      next[0] = i;
-    }
-    return this.vals[i];
   }
 }
 

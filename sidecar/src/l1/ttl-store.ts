@@ -53,18 +53,18 @@ export class TtlStore<V> extends SlotTable<V> {
 
   keysInEvictionOrder(): string[] {
     const slots = Array.from(this.heap.subarray(0, this.heapSize));
-    slots.sort((a, b) => (this.exp[a] as number) - (this.exp[b] as number) || a - b);
+    slots.sort((a, b) => (this.meta.exp[a] as number) - (this.meta.exp[b] as number) || a - b);
     return slots.map((s) => this.keys[s] as string);
   }
 
   private siftUp(at: number): void {
     const heap = this.heap;
     const slot = heap[at] as number;
-    const e = this.exp[slot] as number;
+    const e = this.meta.exp[slot] as number;
     while (at > 0) {
       const parentAt = (at - 1) >> 1;
       const parent = heap[parentAt] as number;
-      if ((this.exp[parent] as number) <= e) break;
+      if ((this.meta.exp[parent] as number) <= e) break;
       heap[at] = parent;
       this.pos[parent] = at;
       at = parentAt;
@@ -77,15 +77,18 @@ export class TtlStore<V> extends SlotTable<V> {
     const heap = this.heap;
     const n = this.heapSize;
     const slot = heap[at] as number;
-    const e = this.exp[slot] as number;
+    const e = this.meta.exp[slot] as number;
     for (;;) {
       let child = 2 * at + 1;
       if (child >= n) break;
       const right = child + 1;
-      if (right < n && (this.exp[heap[right] as number] as number) < (this.exp[heap[child] as number] as number))
+      if (
+        right < n &&
+        (this.meta.exp[heap[right] as number] as number) < (this.meta.exp[heap[child] as number] as number)
+      )
         child = right;
       const c = heap[child] as number;
-      if ((this.exp[c] as number) >= e) break;
+      if ((this.meta.exp[c] as number) >= e) break;
       heap[at] = c;
       this.pos[c] = at;
       at = child;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RedisUnavailableError } from '../errors.js';
 import { InvalidationPublisher } from '../invalidation/invalidation-publisher.js';
-import { LruStore } from '../l1/list-store.js';
+import { ClockStore } from '../l1/clock-store.js';
 import { TieredCache, type CacheValue, type L2Record, type L2Store, type OriginLoader } from './tiered-cache.js';
 
 /** An in-memory L2 (no fills: the loader's `filled` says whether "Redis" took a value). */
@@ -52,7 +52,7 @@ function setup(opts: { l2?: boolean; maxTTLMs?: number; ttlMs?: number } = {}) {
   const l2 = new MemoryL2();
   const origin = new ManualOrigin();
   const cache = new TieredCache({
-    l1: new LruStore<CacheValue>({ maxEntries: 100, maxBytes: 1e6 }),
+    l1: new ClockStore<CacheValue>({ maxEntries: 100, maxBytes: 1e6 }),
     ...(opts.l2 === false ? {} : { l2 }),
     publisher: new InvalidationPublisher('me'),
     clock: () => now,

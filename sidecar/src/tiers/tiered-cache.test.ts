@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidationPublisher } from '../invalidation/invalidation-publisher.js';
 import { parseInvalidation } from '../../../common/src/invalidation-message.js';
-import { LruStore } from '../l1/list-store.js';
+import { ClockStore } from '../l1/clock-store.js';
 import { RedisUnavailableError } from '../errors.js';
 import type { OnDisconnect } from '../config-defaults.js';
 import { TieredCache, type CacheValue, type L2Record, type L2Store } from './tiered-cache.js';
@@ -70,7 +70,7 @@ function setup(opts: { onDisconnect?: OnDisconnect; maxTTLMs?: number; l2?: bool
   const drops: string[] = [];
   const l2 = new FakeL2();
   const cache = new TieredCache({
-    l1: new LruStore<CacheValue>({ maxEntries: 100, maxBytes: 1e6 }),
+    l1: new ClockStore<CacheValue>({ maxEntries: 100, maxBytes: 1e6 }),
     ...(opts.l2 === false ? {} : { l2 }),
     publisher: new InvalidationPublisher('me'),
     clock: () => now,
@@ -203,7 +203,7 @@ describe('TieredCache L1 copies', () => {
 
   it('L1-only mode: a value larger than the L1 byte bound is refused and the old one removed', async () => {
     const cache = new TieredCache({
-      l1: new LruStore<CacheValue>({ maxEntries: 10, maxBytes: 200 }),
+      l1: new ClockStore<CacheValue>({ maxEntries: 10, maxBytes: 200 }),
       publisher: new InvalidationPublisher('me'),
       clock: () => 0,
       l1MaxTTLMs: 0,

@@ -154,7 +154,7 @@ export const EVICTION_POLICIES = [
 ] as const;
 export const PERSISTENCE_MODES = ['none', 'rdb', 'aof'] as const;
 export const RETENTION_POLICIES = ['Retain', 'Delete'] as const;
-export const L1_POLICIES = ['lru', 'lfu', 'fifo', 'ttl'] as const;
+export const L1_POLICIES = ['lru', 'lfu', 'fifo', 'ttl', 'tinylfu'] as const;
 export const WRITE_POLICIES = ['write-through', 'write-back', 'write-around'] as const;
 /** `spec.durability.mode`: wait for a replica (`WAIT 1`) before a write is acknowledged, or not. */
 export const DURABILITY_MODES = ['replicated', 'primary'] as const;

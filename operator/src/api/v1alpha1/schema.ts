@@ -870,7 +870,9 @@ const sidecarSchema = obj(
       'The in-process (L1) cache of each sidecar.',
       {
         policy: enumOf(
-          `Which entry L1 drops when full: lru, lfu, fifo, or ttl (nearest expiry first). Default ${D.sidecar.l1.policy}.`,
+          'Which entry L1 drops when full: tinylfu (W-TinyLFU: admits a new key only if it is used more than ' +
+            'the entry it would replace), lru (CLOCK), lfu, fifo, or ttl (nearest expiry first). ' +
+            `Default ${D.sidecar.l1.policy}.`,
           L1_POLICIES,
         ),
         maxEntries: int(`Most entries held in L1. Default ${D.sidecar.l1.maxEntries}.`, {

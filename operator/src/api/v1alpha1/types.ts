@@ -189,7 +189,7 @@ export interface MetricsSpec {
 }
 
 export interface L1Spec {
-  /** Default `lru`. */
+  /** Default `tinylfu`. */
   policy?: L1Policy;
   /** Default 10000. */
   maxEntries?: number;
@@ -448,8 +448,8 @@ export const DEFAULTS = {
   },
   sidecar: {
     l1: {
-      /** `spec.sidecar.l1.policy`: `lru`. */
-      policy: 'lru' as L1Policy,
+      /** `spec.sidecar.l1.policy`: `tinylfu`. */
+      policy: 'tinylfu' as L1Policy,
       /** `spec.sidecar.l1.maxEntries`: 10000. */
       maxEntries: 10000,
       /** `spec.sidecar.l1.maxBytes`: `64Mi`. */

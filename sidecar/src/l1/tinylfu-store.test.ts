@@ -1,0 +1,206 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../../operator/src/api/v1alpha1/types.js';
+import { prng } from '../../../test/fixtures/prng.js';
+import { SIDECAR_DEFAULTS } from '../config-defaults.js';
+import { createL1Store } from './create-l1-store.js';
+import { ClockStore } from './clock-store.js';
+import { FrequencySketch, hashKey } from './frequency-sketch.js';
+import { EntryMeta } from './l1-store.js';
+import { TinyLfuStore } from './tinylfu-store.js';
+
+const NEVER = Infinity;
+
+/** Skewed keys: about 1 / rank popularity over `n` keys. */
+function skewed(n: number, seed: number): () => string {
+  const rnd = prng(seed);
+  return () => `k${Math.floor(n ** rnd()) - 1}`;
+}
+
+describe('FrequencySketch', () => {
+  it('the doorkeeper takes the first occurrence, the counters the next ones, capped at 15 (+1)', () => {
+    const s = new FrequencySketch(1000);
+    const h = hashKey('a');
+    expect(s.frequency(h)).toBe(0);
+    s.increment(h);
+    expect(s.frequency(h)).toBe(1); // doorkeeper bit only
+    s.increment(h);
+    s.increment(h);
+    expect(s.frequency(h)).toBe(3);
+    for (let i = 0; i < 40; i++) s.increment(h);
+    expect(s.frequency(h)).toBe(16);
+    expect(s.frequency(hashKey('b'))).toBe(0);
+  });
+
+  it('halves every counter and clears the doorkeeper after a sample', () => {
+    const s = new FrequencySketch(10); // sample: 100 additions
+    const hot = hashKey('hot');
+    for (let i = 0; i < 9; i++) s.increment(hot); // 1 door + 8 in the counters
+    expect(s.frequency(hot)).toBe(9);
+    expect(s.resets).toBe(0);
+    for (let i = 0; s.resets === 0 && i < 1000; i++) s.increment(hashKey(`other${i}`));
+    expect(s.resets).toBe(1);
+    expect(s.frequency(hot)).toBe(4); // 8 halved, doorkeeper cleared
+  });
+
+  it('without a doorkeeper every occurrence reaches the counters', () => {
+    const s = new FrequencySketch(1000, false);
+    const h = hashKey('a');
+    s.increment(h);
+    expect(s.frequency(h)).toBe(1);
+    for (let i = 0; i < 40; i++) s.increment(h);
+    expect(s.frequency(h)).toBe(15);
+  });
+});
+
+describe('W-TinyLFU (tinylfu)', () => {
+  it('is the default policy of the sidecar and of the CRD', () => {
+    expect(SIDECAR_DEFAULTS.l1.policy).toBe('tinylfu');
+    expect(DEFAULTS.sidecar.l1.policy).toBe('tinylfu');
+    expect(createL1Store('tinylfu', { maxEntries: 10, maxBytes: 10 })).toBeInstanceOf(TinyLfuStore);
+  });
+
+  it('keeps a frequently used set through a scan many times its size', () => {
+    const s = new TinyLfuStore<number>({ maxEntries: 100, maxBytes: 1e9 });
+    for (let i = 0; i < 90; i++) s.set(`hot${i}`, i, 1, NEVER);
+    for (let r = 0; r < 4; r++) for (let i = 0; i < 90; i++) s.get(`hot${i}`, 0);
+    for (let i = 0; i < 1000; i++) if (s.get(`scan${i}`, 0) === undefined) s.set(`scan${i}`, i, 1, NEVER);
+    let kept = 0;
+    for (let i = 0; i < 90; i++) if (s.peek(`hot${i}`, 0) === i) kept++;
+    expect(kept).toBe(90);
+    expect(s.size).toBe(100);
+    expect(s.evictions).toBe(990);
+  });
+
+  it('admits a newcomer once it is used more than main’s victim', () => {
+    const s = new TinyLfuStore<number>({ maxEntries: 10, maxBytes: 1e9, adaptiveWindow: false });
+    for (let i = 0; i < 10; i++) s.set(`old${i}`, i, 1, NEVER); // each seen once
+    s.set('new', 1, 1, NEVER);
+    for (let i = 0; i < 3; i++) s.get('new', 0); // seen 4 times
+    // Push it out of the 1-entry window: it wins the duel against probation's LRU entry.
+    s.set('next', 1, 1, NEVER);
+    expect(s.peek('new', 0)).toBe(1);
+    expect(s.size).toBe(10);
+    // A key seen once loses the same duel: `next` leaves when `later` arrives.
+    s.set('later', 1, 1, NEVER);
+    expect(s.peek('next', 0)).toBeUndefined();
+    expect(s.peek('later', 0)).toBe(1);
+    expect(s.frequencyOf('new')).toBeGreaterThan(s.frequencyOf('old0'));
+  });
+
+  it('a hit in probation promotes to protected, bounded to 80 % of main', () => {
+    const s = new TinyLfuStore<number>({ maxEntries: 100, maxBytes: 1e9, adaptiveWindow: false });
+    for (let i = 0; i < 100; i++) s.set(`k${i}`, i, 1, NEVER);
+    expect(s.segmentSizes).toEqual({ window: 1, probation: 99, protected: 0 });
+    for (let i = 0; i < 99; i++) s.get(`k${i}`, 0);
+    const sizes = s.segmentSizes;
+    expect(sizes.protected).toBe(79); // 80 % of the 99 main entries
+    expect(sizes.window + sizes.probation + sizes.protected).toBe(100);
+  });
+
+  it('hill climbing moves the window and keeps the segments consistent', () => {
+    const run = (adaptiveWindow: boolean) => {
+      const s = new TinyLfuStore<number>({ maxEntries: 500, maxBytes: 1e9, adaptiveWindow });
+      const next = skewed(20_000, 11);
+      for (let i = 0; i < 200_000; i++) {
+        const k = i % 7 === 0 ? `scan${i}` : next();
+        if (s.get(k, 0) === undefined) s.set(k, i, 1, NEVER);
+        if (i % 10_000 === 0) {
+          const z = s.segmentSizes;
+          expect(z.window + z.probation + z.protected).toBe(s.size);
+          expect(z.window).toBeLessThanOrEqual(s.windowMaximum);
+        }
+      }
+      return s;
+    };
+    expect(run(false).windowMaximum).toBe(5);
+    const adaptive = run(true);
+    expect(adaptive.windowMaximum).not.toBe(5);
+    expect(adaptive.size).toBe(500);
+  });
+
+  it('keeps the byte bound, one duel per eviction', () => {
+    const s = new TinyLfuStore<string>({ maxEntries: 100, maxBytes: 1000 });
+    let evicted = 0;
+    for (let i = 0; i < 300; i++) {
+      const r = s.set(`k${i}`, 'v', 10 + (i % 5) * 40, NEVER);
+      expect(r).toBeGreaterThanOrEqual(0);
+      evicted += r;
+      expect(s.bytes).toBeLessThanOrEqual(1000);
+    }
+    expect(s.evictions).toBe(evicted);
+    expect(s.size).toBe(300 - evicted);
+  });
+});
+
+describe('lru as CLOCK (second chance)', () => {
+  it('a hit moves nothing: used entries keep their insertion order among themselves', () => {
+    const s = new ClockStore<string>({ maxEntries: 4, maxBytes: 100 });
+    for (const k of ['a', 'b', 'c', 'd']) s.set(k, k, 1, NEVER);
+    s.get('c', 0);
+    s.get('a', 0); // exact LRU would now evict b, d, c, a; CLOCK: b, d, then a before c
+    expect(s.keysInEvictionOrder()).toEqual(['b', 'd', 'a', 'c']);
+    s.set('e', 'e', 1, NEVER); // a gets its second chance (to the back), b goes
+    s.set('f', 'f', 1, NEVER); // c gets its second chance, after e; d goes
+    expect(s.keysInEvictionOrder()).toEqual(['a', 'e', 'c', 'f']);
+    s.set('g', 'g', 1, NEVER);
+    expect(s.peek('a', 0)).toBeUndefined();
+    expect(s.peek('c', 0)).toBe('c');
+  });
+
+  it('an entry used again after its second chance survives another turn', () => {
+    const s = new ClockStore<number>({ maxEntries: 3, maxBytes: 100 });
+    for (const k of ['a', 'b', 'c']) s.set(k, 0, 1, NEVER);
+    s.get('a', 0);
+    s.set('d', 0, 1, NEVER); // a: second chance; b goes
+    s.get('a', 0);
+    s.set('e', 0, 1, NEVER); // c goes
+    s.set('f', 0, 1, NEVER); // a: another chance; d goes
+    expect(s.keysInEvictionOrder().sort()).toEqual(['a', 'e', 'f']);
+  });
+});
+
+describe('EntryMeta (compact expiry and size)', () => {
+  const all = () => true;
+
+  it('keeps expiries exact when a later one moves the base', () => {
+    const m = new EntryMeta(4);
+    m.setExpiry(0, 1000, 1, all);
+    m.setExpiry(1, 1000 + 3e9, 2, all); // 3e9 ms later: past the first base's range
+    expect(m.expired(0, 999)).toBe(false);
+    expect(m.expired(0, 1000)).toBe(true);
+    expect(m.expired(1, 1000 + 3e9 - 1)).toBe(false);
+    expect(m.expired(1, 1000 + 3e9)).toBe(true);
+    m.setExpiry(2, Infinity, 3, all);
+    expect(m.expired(2, 1e15)).toBe(false);
+  });
+
+  it('when expiries spread over more than 2^32 ms, the one that does not fit expires early, never late', () => {
+    const m = new EntryMeta(4);
+    m.setExpiry(0, 0, 1, all);
+    m.setExpiry(1, 5e9, 2, all);
+    expect(m.expired(0, 0)).toBe(true);
+    expect(m.expired(0, -1)).toBe(false);
+    expect(m.expiresAt(1)).toBeLessThan(5e9);
+    expect(m.expired(1, 5e9)).toBe(true);
+  });
+
+  it('rounds down to the ms, and moves the base past an earlier expiry', () => {
+    const m = new EntryMeta(2);
+    m.setExpiry(0, 1000.9, 1, all);
+    expect(m.expired(0, 1000)).toBe(true);
+    m.setExpiry(1, 1000 - 3e9, 2, all);
+    expect(m.expired(1, 1000 - 3e9 - 1)).toBe(false);
+    expect(m.expired(1, 1000 - 3e9)).toBe(true);
+    expect(m.expired(0, 999)).toBe(false);
+  });
+
+  it('stores sizes in 16 bits until a larger one comes, then widens', () => {
+    const m = new EntryMeta(4);
+    m.setSize(0, 65_535);
+    m.setSize(1, 70_000);
+    m.setSize(2, 2 ** 31);
+    expect([m.size(0), m.size(1), m.size(2)]).toEqual([65_535, 70_000, 2 ** 31]);
+    m.grow(8);
+    expect(m.size(1)).toBe(70_000);
+  });
+});
