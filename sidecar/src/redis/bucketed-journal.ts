@@ -37,9 +37,9 @@ import {
   planRead,
 } from '../write/bucket-batching.js';
 import type { KeyLayout } from '../write/key-layout.js';
+import { WriteBackJournal } from './write-back-journal.js';
 import {
   WriteBackBacklogFullError,
-  WriteBackJournal,
   type AppendedWrite,
   type AppendOutcome,
   type Journal,
@@ -47,7 +47,7 @@ import {
   type JournalRead,
   type JournalStats,
   type JournalWrite,
-} from '../write/write-back-journal.js';
+} from '../write/journal-entry.js';
 import { callRedis, type RedisClient } from './redis-client.js';
 
 export interface BucketedJournalOptions {

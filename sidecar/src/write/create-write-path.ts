@@ -14,7 +14,7 @@ import { ReadThrough } from './read-through.js';
 import { LocalVersionSource, VersionedRecords } from './versioned-records.js';
 import { WriteAroundPolicy } from './write-around.js';
 import { WriteBackFlusher, type FlusherEvents, type FlusherLog, type PendingSnapshot } from './write-back-flusher.js';
-import { WriteBackJournal } from './write-back-journal.js';
+import { WriteBackJournal } from '../redis/write-back-journal.js';
 import { WriteBackPolicy } from './write-back.js';
 import type { InvalidationSource, WritePolicyHandler, WritePolicyName } from './write-policy.js';
 import { WriteThroughPolicy } from './write-through.js';

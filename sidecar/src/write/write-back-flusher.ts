@@ -1,11 +1,11 @@
 /**
- * The write-back flusher: moves journaled writes (write-back-journal.ts) into the origin.
+ * The write-back flusher: moves journaled writes (redis/write-back-journal.ts, redis/bucketed-journal.ts) into the origin.
  *
  * A cycle starts every `flushIntervalMs`, or as soon as this sidecar has appended `flushBatchSize`
  * entries since the last one. It takes batches of at most `flushBatchSize` entries — first entries other
  * consumers left pending for longer than `claimIdleMs` (they died), then the entries this sidecar's own
  * appends delivered to it (held in memory: the append script put them in this consumer's pending list,
- * see write-back-journal.ts, so they need not be read back), then new ones nobody was given yet — and for
+ * see redis/write-back-journal.ts, so they need not be read back), then new ones nobody was given yet — and for
  * each batch:
  *
  *   1. coalesces per key: only the last write (highest version = journal order) of each key is sent;
@@ -47,7 +47,7 @@ import { OriginRejectedError, type Origin } from '../origin/origin.js';
 import { coalesce, flushRetryDelay, type CoalescedWrite } from './coalesce.js';
 import { FlushTrigger } from './flush-trigger.js';
 import type { VersionedRecords } from './versioned-records.js';
-import type { JournalEntry, JournalRead, JournalStats, Journal } from './write-back-journal.js';
+import type { JournalEntry, JournalRead, JournalStats, Journal } from './journal-entry.js';
 
 /** Default idle time after which another consumer's pending entries are claimed, ms. */
 export const DEFAULT_CLAIM_IDLE_MS = 30_000;

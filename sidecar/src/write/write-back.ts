@@ -8,7 +8,7 @@ import type { Origin } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { WriteBackFlusher } from './write-back-flusher.js';
-import type { JournalEntry, Journal, JournalWrite } from './write-back-journal.js';
+import type { JournalEntry, Journal, JournalWrite } from './journal-entry.js';
 import type { InvalidationSource, ReplicaWait, WritePolicyHandler } from './write-policy.js';
 
 /** Writes per journal script call at most. */
