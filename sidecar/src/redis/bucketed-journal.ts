@@ -23,9 +23,9 @@
  * The backlog bound `maxPending` is shared equally by the buckets (bucketMaxPending): a bucket refuses
  * writes once it holds its share.
  *
- * Idle cost: each flusher cycle reads every bucket once (XREADGROUP) and its stats (XLEN, XRANGE COUNT 1,
- * TIME) at most once a second — 256 + 256 small commands per `flushIntervalMs` per sidecar, spread over
- * the shards (bench/cluster.bench.ts measures it).
+ * Idle cost: each flusher cycle reads every bucket once (XREADGROUP), and the stats (MULTI XLEN, XRANGE
+ * COUNT 1, TIME, EXEC per bucket) are taken at most once a second — bench/cluster.bench.ts measured about
+ * 1,500 commands/s for one idle sidecar on 3 primaries, mostly the stats.
  */
 import type { SidecarError } from '../errors.js';
 import {
