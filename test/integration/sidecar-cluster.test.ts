@@ -96,7 +96,7 @@ async function writeLoad(opts: {
   last?: Map<string, string>;
   readBack?: boolean;
   readAfterMs?: number;
-  stopWhen?: () => boolean;
+  stopWhen?: (sofar: LoadResult) => boolean;
 }): Promise<LoadResult> {
   const last = opts.last ?? new Map<string, string>();
   const res: LoadResult = { last, acknowledged: 0, refused: new Map(), staleReads: 0, reads: 0 };
@@ -105,7 +105,7 @@ async function writeLoad(opts: {
     const own = Array.from({ length: Math.ceil(opts.keys / opts.workers) }, (_, j) => w + j * opts.workers).filter(
       (k) => k < opts.keys,
     );
-    for (let j = 0; sent < opts.total && Date.now() < opts.untilMs && !(opts.stopWhen?.() ?? false); j++) {
+    for (let j = 0; sent < opts.total && Date.now() < opts.untilMs && !(opts.stopWhen?.(res) ?? false); j++) {
       sent++;
       const key = `key-${own[j % own.length]}`;
       const value = `${opts.tag}-${w}-${j}`;
@@ -362,7 +362,8 @@ describe('sidecar on a Redis Cluster', () => {
       tag: 'r',
       readBack: true,
       readAfterMs: 250,
-      stopWhen: () => !moving,
+      // The move may be quick: the load goes on until it has made a few hundred writes.
+      stopWhen: (sofar) => !moving && sofar.acknowledged >= 300,
     });
     await new Promise((r) => setTimeout(r, 2000));
     let movedOut: number;
