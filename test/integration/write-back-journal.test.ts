@@ -14,7 +14,7 @@ import { RedisL2 } from '../../sidecar/src/redis/redis-l2.js';
 import { VersionedRecords } from '../../sidecar/src/write/versioned-records.js';
 import { WriteBackPolicy } from '../../sidecar/src/write/write-back.js';
 import { WriteBackFlusher, type FlushFailure } from '../../sidecar/src/write/write-back-flusher.js';
-import { WriteBackBacklogFullError, WriteBackJournal } from '../../sidecar/src/write/write-back-journal.js';
+import { WriteBackBacklogFullError, WriteBackJournal } from '../../sidecar/src/redis/write-back-journal.js';
 import { waitFor } from '../harness/ports.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';

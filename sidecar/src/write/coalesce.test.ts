@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { coalesce, flushRetryDelay } from './coalesce.js';
-import type { JournalEntry } from './write-back-journal.js';
+import type { JournalEntry } from './journal-entry.js';
 
 const put = (id: string, key: string, version: number, body: string, ttlMs = 0): JournalEntry => ({
   id,

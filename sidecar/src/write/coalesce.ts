@@ -3,7 +3,7 @@
  * order) goes to the database. Pure.
  */
 import type { OriginWrite } from '../origin/origin.js';
-import type { JournalEntry } from './write-back-journal.js';
+import type { JournalEntry } from './journal-entry.js';
 import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
 
 /** A write for the database plus what the flusher needs afterwards. */

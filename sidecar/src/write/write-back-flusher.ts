@@ -1,11 +1,11 @@
 /**
- * The write-back flusher: moves journaled writes (write-back-journal.ts) into the origin.
+ * The write-back flusher: moves journaled writes (redis/write-back-journal.ts, redis/bucketed-journal.ts) into the origin.
  *
  * A cycle starts every `flushIntervalMs`, or as soon as this sidecar has appended `flushBatchSize`
  * entries since the last one. It takes batches of at most `flushBatchSize` entries — first entries other
  * consumers left pending for longer than `claimIdleMs` (they died), then the entries this sidecar's own
  * appends delivered to it (held in memory: the append script put them in this consumer's pending list,
- * see write-back-journal.ts, so they need not be read back), then new ones nobody was given yet — and for
+ * see redis/write-back-journal.ts, so they need not be read back), then new ones nobody was given yet — and for
  * each batch:
  *
  *   1. coalesces per key: only the last write (highest version = journal order) of each key is sent;
@@ -45,8 +45,9 @@
  */
 import { OriginRejectedError, type Origin } from '../origin/origin.js';
 import { coalesce, flushRetryDelay, type CoalescedWrite } from './coalesce.js';
+import { FlushTrigger } from './flush-trigger.js';
 import type { VersionedRecords } from './versioned-records.js';
-import type { JournalEntry, JournalRead, JournalStats, WriteBackJournal } from './write-back-journal.js';
+import type { JournalEntry, JournalRead, JournalStats, Journal } from './journal-entry.js';
 
 /** Default idle time after which another consumer's pending entries are claimed, ms. */
 export const DEFAULT_CLAIM_IDLE_MS = 30_000;
@@ -56,7 +57,7 @@ const CONSUMER_CLEANUP_EVERY_MS = 600_000;
 /** Bytes of values (and keys) of delivered entries held in memory at most. */
 const HELD_MAX_BYTES = 32 * 1024 * 1024;
 /** Delivered entries held in memory at most, in batches. */
-const HELD_MAX_BATCHES = Number(process.env.RC_HELD ?? 4);
+const HELD_MAX_BATCHES = 4;
 
 export type FlushFailure = 'origin' | 'rejected' | 'redis';
 
@@ -84,7 +85,7 @@ const NO_EVENTS: FlusherEvents = { batchFlushed: () => {}, coalesced: () => {}, 
 const NO_LOG: FlusherLog = { info: () => {}, warn: () => {}, error: () => {} };
 
 export interface WriteBackFlusherOptions {
-  journal: WriteBackJournal;
+  journal: Journal;
   origin: Origin;
   records: Pick<VersionedRecords, 'settle'>;
   /**
@@ -113,7 +114,7 @@ export interface PendingSnapshot {
 }
 
 export class WriteBackFlusher {
-  private readonly journal: WriteBackJournal;
+  private readonly journal: Journal;
   private readonly origin: Origin;
   private readonly records: Pick<VersionedRecords, 'settle'>;
   private readonly announce: (keys: readonly string[]) => Promise<void>;
@@ -131,9 +132,8 @@ export class WriteBackFlusher {
   private stopping = false;
   private deadline = Infinity;
   private drainedOnStop = false;
-  private localAppends = 0;
-  private wake: (() => void) | undefined;
-  private interruptSleep: (() => void) | undefined;
+  /** When cycles start, and the sleeps between retries (flush-trigger.ts). */
+  private readonly trigger: FlushTrigger;
   /** A batch the origin could not take yet, and how many attempts it had. */
   private retry: { entries: JournalEntry[]; attempt: number } | undefined;
   /** Ids committed to the origin whose acknowledgement failed (Redis down); acknowledged next cycle. */
@@ -168,6 +168,7 @@ export class WriteBackFlusher {
     this.log = options.log ?? NO_LOG;
     this.clock = options.clock ?? Date.now;
     this.retryDelay = options.retryDelay ?? ((n) => flushRetryDelay(n));
+    this.trigger = new FlushTrigger(this.intervalMs, this.batchSize);
   }
 
   /** Starts the background loop (idempotent). */
@@ -196,8 +197,7 @@ export class WriteBackFlusher {
 
   /** Tells the flusher that this sidecar appended `count` entries (starts a cycle at `flushBatchSize`). */
   notify(count = 1): void {
-    this.localAppends += count;
-    if (this.localAppends >= this.batchSize) this.wake?.();
+    this.trigger.notify(count);
   }
 
   /**
@@ -209,8 +209,7 @@ export class WriteBackFlusher {
     if (!this.stopping) {
       this.stopping = true;
       this.deadline = this.clock() + timeoutMs;
-      this.wake?.();
-      this.interruptSleep?.();
+      this.trigger.stop();
     }
     await this.loop;
     return this.drainedOnStop;
@@ -245,41 +244,12 @@ export class WriteBackFlusher {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      const timed = await this.waitForTrigger();
+      const timed = await this.trigger.next();
       if (this.stopping) break;
       // Woken by the count, it flushes full batches of held entries; by the timer, all of them.
       await this.cycle(false, timed);
     }
     this.drainedOnStop = await this.cycle(true);
-  }
-
-  /** Resolves true when `flushIntervalMs` passed, false when woken (count reached, or stop). */
-  private waitForTrigger(): Promise<boolean> {
-    if (this.stopping || this.localAppends >= this.batchSize) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (timed: boolean) => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        resolve(timed);
-      };
-      const timer = setTimeout(() => done(true), this.intervalMs);
-      timer.unref();
-      this.wake = () => done(false);
-    });
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.interruptSleep = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      this.interruptSleep = done;
-    });
   }
 
   /**
@@ -290,7 +260,7 @@ export class WriteBackFlusher {
   private async cycle(final: boolean, all = true): Promise<boolean> {
     this.cycling = true;
     try {
-      this.localAppends = 0;
+      this.trigger.cycleStarted();
       this.newRead = false;
       this.heldAll = final || all;
       await this.maintain();
@@ -322,7 +292,7 @@ export class WriteBackFlusher {
 
         if (await this.flush(entries)) {
           this.retry = undefined;
-          if (!final && !more && this.localAppends < this.batchSize) {
+          if (!final && !more && !this.trigger.full) {
             await this.refreshStats();
             return true;
           }
@@ -340,7 +310,9 @@ export class WriteBackFlusher {
         // Never sleep as long as the claim timeout: the entries were touched just now, and must be touched
         // again before another sidecar would consider them abandoned.
         const delay = Math.min(this.retryDelay(attempt), Math.floor(this.claimIdleMs / 3));
-        await this.sleep(final ? Math.min(delay, this.deadline - this.clock()) : delay);
+        const ms = final ? Math.min(delay, this.deadline - this.clock()) : delay;
+        // The last cycle (after stop) sleeps too: the trigger is stopped, so sleep with a plain timer.
+        await (final ? new Promise<void>((r) => setTimeout(r, Math.max(0, ms)).unref()) : this.trigger.sleep(ms));
       }
     } finally {
       this.cycling = false;

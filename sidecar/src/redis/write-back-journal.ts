@@ -32,12 +32,38 @@
  * The stream and pinned records have no TTL, so `volatile-*` and `noeviction` policies never evict them;
  * with `allkeys-*` policies Redis may evict them under memory pressure (README "Write policies").
  */
-import type { Redis } from 'ioredis';
-import { SidecarError } from '../errors.js';
-import { RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
-import { luaScript, runScript } from '../redis/prebuilt-script.js';
-import { callRedis, toSidecarError } from '../redis/redis-client.js';
-import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from './versioned-records.js';
+import { SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
+import {
+  parseStreamEntries,
+  putTtlMs,
+  streamIdMs,
+  WriteBackBacklogFullError,
+  type AppendedWrite,
+  type AppendOutcome,
+  type Journal,
+  type JournalEntry,
+  type JournalRead,
+  type JournalStats,
+  type JournalWrite,
+} from '../write/journal-entry.js';
+import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from '../write/versioned-records.js';
+import { luaScript, runScript } from './prebuilt-script.js';
+import { callRedis, toSidecarError, type RedisClient } from './redis-client.js';
+
+// Entry types and parsers live in write/journal-entry.ts (pure); re-exported for the callers of before.
+export {
+  parseJournalEntry,
+  parseStreamEntries,
+  streamIdMs,
+  WriteBackBacklogFullError,
+  type AppendedWrite,
+  type AppendOutcome,
+  type Journal,
+  type JournalEntry,
+  type JournalRead,
+  type JournalStats,
+  type JournalWrite,
+} from '../write/journal-entry.js';
 
 /** Default stream key. Must not start with the record prefix `rc:`. */
 export const DEFAULT_JOURNAL_KEY = 'ripplecache:write-back';
@@ -46,45 +72,8 @@ export const DEFAULT_JOURNAL_GROUP = 'flushers';
 /** Entries kept at most in the dead-letter stream `<journal>:dead`. */
 const DEAD_LETTER_MAX = 10_000;
 
-/** One journaled write. */
-export interface JournalEntry {
-  /** Stream entry id, `<ms>-<seq>`. */
-  readonly id: string;
-  readonly key: string;
-  readonly op: 'put' | 'delete';
-  readonly version: number;
-  /** Present for `put`. */
-  readonly body?: Buffer;
-  readonly contentType?: string;
-  /** TTL of the Redis record once the write reached the database, in ms; 0: none. */
-  readonly ttlMs: number;
-}
-
-/** What a read returned: entries, and ids of entries that could not be parsed (or were deleted). */
-export interface JournalRead {
-  readonly entries: JournalEntry[];
-  readonly unreadable: string[];
-}
-
-export interface JournalStats {
-  /** Entries in the stream (written, not yet applied to the database), cluster-wide. */
-  readonly pending: number;
-  /** Redis time of the oldest entry, ms; undefined when empty. */
-  readonly oldestMs: number | undefined;
-  /** Redis's clock when the stats were taken, ms. */
-  readonly redisNowMs: number;
-}
-
-/** The write-back backlog is full: the PUT or DELETE was refused, not journaled (503, retry later). */
-export class WriteBackBacklogFullError extends SidecarError {
-  override readonly name = 'WriteBackBacklogFullError';
-  constructor(message: string) {
-    super('WriteBackBacklogFull', message);
-  }
-}
-
 export interface WriteBackJournalOptions {
-  client: Redis;
+  client: RedisClient;
   /** This sidecar's consumer name (unique per process; the invalidation sender id serves). */
   consumer: string;
   /** Invalidation channel of the CacheCluster. */
@@ -95,12 +84,20 @@ export interface WriteBackJournalOptions {
   group?: string;
   /** Default `ripplecache:version`. */
   versionKey?: string;
-  /** Default `rc:` (RECORD_KEY_PREFIX, common/src/protocol.ts). */
-  recordPrefix?: string;
+  /**
+   * Record keys. Default {@link SINGLE_LAYOUT}. On Redis Cluster (bucketed layout) a journal is one
+   * bucket's stream, and is given only writes of that bucket's keys (bucketed-journal.ts).
+   */
+  layout?: KeyLayout;
   /** TTL of a delete's tombstone once flushed, ms. Default {@link DEFAULT_TOMBSTONE_TTL_MS}. */
   tombstoneTtlMs?: number;
   /** Called once for every failed Redis call (metrics). */
   onError?: (err: unknown) => void;
+  /**
+   * Count the client's `ready` events ({@link WriteBackJournal.connectionEpoch}). Default true; the
+   * bucketed journal counts them once for all its buckets.
+   */
+  trackConnection?: boolean;
 }
 
 /**
@@ -194,28 +191,6 @@ end
 -- One string (ids and versions hold no space): one bulk string to decode instead of three per write.
 return table.concat(out, ' ')`;
 
-/** The record TTL, in ms once flushed, of a journaled PUT (0: none). */
-const putTtlMs = (w: { ttlSeconds: number }): number => (w.ttlSeconds > 0 ? w.ttlSeconds * 1000 : 0);
-
-/** A journaled write; `entry` is set when the call delivered it to this consumer. */
-export interface AppendedWrite {
-  readonly id: string;
-  readonly version: number;
-  readonly entry?: JournalEntry;
-}
-
-/** What an append call answered. */
-export interface AppendOutcome {
-  /** One per write, in order. */
-  readonly results: (AppendedWrite | WriteBackBacklogFullError)[];
-  /** Ids of other writers' entries the delivery took (now pending in this consumer). */
-  readonly others: string[];
-}
-
-/** One write to journal. */
-export type JournalWrite =
-  { key: string; op: 'put'; body: Buffer; contentType: string; ttlSeconds: number } | { key: string; op: 'delete' };
-
 const APPEND_SCRIPT = luaScript(APPEND);
 
 /**
@@ -235,79 +210,14 @@ for first = 2, n, 1000 do
 end
 return n - 1`);
 
-function fieldsToMap(fields: Buffer[]): Map<string, Buffer> {
-  const m = new Map<string, Buffer>();
-  for (let i = 0; i + 1 < fields.length; i += 2) m.set((fields[i] as Buffer).toString(), fields[i + 1] as Buffer);
-  return m;
-}
-
-/** Field names in the order APPEND writes them: `k op ver v ct ttl` (put) or `k op ver ttl` (delete). */
-const PUT_LAYOUT = ['k', 'op', 'ver', 'v', 'ct', 'ttl'];
-const DELETE_LAYOUT = ['k', 'op', 'ver', 'ttl'];
-
-/** The fields as a map, reading names only when they are not laid out as APPEND writes them. */
-function entryFields(fields: Buffer[]): Map<string, Buffer> {
-  const layout = fields.length === 12 ? PUT_LAYOUT : fields.length === 8 ? DELETE_LAYOUT : undefined;
-  if (
-    layout !== undefined &&
-    layout.every((name, i) => (fields[2 * i] as Buffer).equals(FIELD_NAMES[name] as Buffer))
-  ) {
-    return new Map(layout.map((name, i) => [name, fields[2 * i + 1] as Buffer]));
-  }
-  return fieldsToMap(fields);
-}
-const FIELD_NAMES: Record<string, Buffer> = Object.fromEntries(PUT_LAYOUT.map((n) => [n, Buffer.from(n)]));
-
-/** Parses one stream entry's fields; undefined when they are not a journal entry. Pure. */
-export function parseJournalEntry(id: string, fields: Buffer[] | null): JournalEntry | undefined {
-  if (fields === null) return undefined;
-  const m = entryFields(fields);
-  const key = m.get('k')?.toString('utf8');
-  const op = m.get('op')?.toString();
-  const version = Number(m.get('ver')?.toString());
-  const ttlMs = Number(m.get('ttl')?.toString() ?? '0');
-  if (
-    key === undefined ||
-    key.length === 0 ||
-    !Number.isSafeInteger(version) ||
-    version <= 0 ||
-    !Number.isSafeInteger(ttlMs)
-  ) {
-    return undefined;
-  }
-  if (op === 'delete') return { id, key, op, version, ttlMs };
-  const body = m.get('v');
-  const contentType = m.get('ct')?.toString();
-  if (op !== 'put' || body === undefined || contentType === undefined) return undefined;
-  return { id, key, op, version, body, contentType, ttlMs };
-}
-
-/** Parses `[[id, fields], …]` replies of XREADGROUP/XAUTOCLAIM. Pure. */
-export function parseStreamEntries(raw: unknown): JournalRead {
-  const entries: JournalEntry[] = [];
-  const unreadable: string[] = [];
-  for (const item of (raw as [Buffer, Buffer[] | null][] | null) ?? []) {
-    const id = item[0].toString();
-    const entry = parseJournalEntry(id, item[1]);
-    if (entry) entries.push(entry);
-    else unreadable.push(id);
-  }
-  return { entries, unreadable };
-}
-
-/** The `<ms>` part of a stream id. Pure. */
-export function streamIdMs(id: string): number {
-  return Number(id.split('-', 1)[0]);
-}
-
-export class WriteBackJournal {
+export class WriteBackJournal implements Journal {
   readonly streamKey: string;
   readonly group: string;
   readonly consumer: string;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly channel: string;
   private readonly versionKey: string;
-  private readonly prefix: string;
+  private readonly layout: KeyLayout;
   private readonly tombstoneTtlMs: number;
   private readonly onError: (err: unknown) => void;
   /** XAUTOCLAIM cursor: a scan of the pending entries continues where the last call stopped. */
@@ -322,15 +232,17 @@ export class WriteBackJournal {
     this.streamKey = options.streamKey ?? DEFAULT_JOURNAL_KEY;
     this.group = options.group ?? DEFAULT_JOURNAL_GROUP;
     this.versionKey = options.versionKey ?? DEFAULT_VERSION_KEY;
-    this.prefix = options.recordPrefix ?? RECORD_KEY_PREFIX;
+    this.layout = options.layout ?? SINGLE_LAYOUT;
     this.tombstoneTtlMs = options.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
     this.onError = options.onError ?? (() => {});
     // A new connection may reach another server (a failover behind the same Service address): make sure
     // of the group again before the next group command, and let the flusher look at what it holds there.
-    this.client.on('ready', () => {
-      this.epoch_++;
-      this.groupReady = false;
-    });
+    if (options.trackConnection ?? true) {
+      this.client.on('ready', () => {
+        this.epoch_++;
+        this.groupReady = false;
+      });
+    }
   }
 
   /**
@@ -393,7 +305,7 @@ export class WriteBackJournal {
       deliver ? this.consumer : '',
     ];
     for (const w of writes) {
-      keys.push(this.prefix + w.key);
+      keys.push(this.layout.recordKey(w.key));
       if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, putTtlMs(w));
       else args.push('delete', w.key, '', '', this.tombstoneTtlMs);
     }
@@ -499,7 +411,7 @@ export class WriteBackJournal {
   async touch(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.withGroup('touch write-back entries', () =>
-      this.client.xclaim(this.streamKey, this.group, this.consumer, 0, ...ids, 'JUSTID'),
+      this.client.call('XCLAIM', this.streamKey, this.group, this.consumer, '0', ...ids, 'JUSTID'),
     );
   }
 

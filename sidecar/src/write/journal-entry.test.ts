@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseJournalEntry, parseStreamEntries, streamIdMs } from './write-back-journal.js';
+import { parseJournalEntry, parseStreamEntries, streamIdMs } from './journal-entry.js';
 
 const b = (s: string) => Buffer.from(s);
 const fields = (...kv: string[]) => kv.map(b);
