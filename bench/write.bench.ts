@@ -631,6 +631,21 @@ async function main(): Promise<void> {
       }
     }
     const loadAfter = loadAverage();
+    // The error codes of failed batch operations, per set-up and interface, as the sidecars counted them.
+    const failures = new Map<string, Map<string, number>>();
+    for (const pair of pairs.filter((p) => p.iface === 'batch')) {
+      const { s } = sidecars.get(pair.setup.name) as { s: SidecarProcess };
+      const codes = new Map<string, number>();
+      for (const line of (await s.metrics()).split('\n')) {
+        const m =
+          /^ripplecache_sidecar_requests_total\{operation="batch",tier="[^"]*",outcome="(\w+)"[^}]*\} (\S+)$/.exec(
+            line,
+          );
+        if (m && !['stored', 'deleted', 'hit', 'miss'].includes(m[1] as string) && Number(m[2]) > 0)
+          codes.set(m[1] as string, (codes.get(m[1] as string) ?? 0) + Number(m[2]));
+      }
+      failures.set(id(pair), codes);
+    }
 
     const total = (key: string) => {
       const rs = runs.get(key) ?? [];
@@ -669,7 +684,12 @@ async function main(): Promise<void> {
         out(
           `| ${setup.name} | ${fmt(median(x.rates))} (${range(x.rates, 0)}) | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${[...x.cpu, all].map(us).join(' / ')} |`,
         );
-        if (x.refused > 0) out(`|   refused (non-stored) PUTs: ${x.refused} | | | | | | |`);
+        if (x.refused > 0) {
+          const codes = [...(failures.get(`${setup.name}|${iface}`) ?? new Map<string, number>())]
+            .map(([code, n]) => `${code} ${fmt(n)}`)
+            .join(', ');
+          out(`|   refused or failed PUTs: ${fmt(x.refused)}${codes ? ` (${codes})` : ''} | | | | | | |`);
+        }
       }
     }
     out();

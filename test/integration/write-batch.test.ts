@@ -191,6 +191,31 @@ describe('POST /v1/batch against an origin', () => {
     },
   );
 
+  it.each([
+    ['write-through', 7],
+    ['write-around', 8],
+  ] as const)('%s: the first write of each key of a batch goes to PostgreSQL in one statement', async (policy, db) => {
+    const table = `batch_group_${policy.replace('-', '_')}`;
+    const counts = await countedTable(table);
+    const A = await startSidecar({ name: `A-group-${policy}`, args: sidecarArgs(db, table, policy) });
+    const ops = [
+      ...Array.from({ length: 30 }, (_, i) => ({ op: 'put', key: `p-${i}`, value: `v${i}` })),
+      ...Array.from({ length: 5 }, (_, i) => ({ op: 'delete', key: `d-${i}` })),
+      { op: 'put', key: 'p-0', value: 'again' },
+      { op: 'put', key: 'bad\u0000key', value: 'x' },
+    ];
+    const { results } = await batch(A, ops);
+    expect(results.slice(0, 36).every((r) => r.status === 204)).toBe(true);
+    expect(results[36]).toMatchObject({ status: 400, error: { code: 'InvalidKey' } });
+    // 35 rows in one statement (30 values, 5 tombstones), then the second put of p-0 alone, after it.
+    expect(await counts()).toEqual({ rows: 36, statements: 2 });
+    expect(await dbValue(table, 'p-0')).toBe('again');
+    expect(await dbValue(table, 'd-4')).toBeNull();
+    expect((await A.get('p-0')).body).toBe('again');
+    expect((await A.get('p-29')).body).toBe('v29');
+    await A.stop();
+  });
+
   it('write-back: the writes of one batch are journaled by one script call (one invalidation message)', async () => {
     const db = 4;
     const args = sidecarArgs(db, 'batch_group', 'write-back', ['--write-back-flush-interval-ms', '100']);

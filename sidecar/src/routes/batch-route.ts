@@ -16,8 +16,10 @@
  *     append batch bounds allow (write-back.ts: 128 writes and 1 MiB of values per call; a larger batch
  *     takes several calls). Each call is atomic in Redis, but writes may still be refused one by one
  *     (backlog full), and other sidecars' writes are not excluded between two calls.
- *   - Under write-through and write-around each put or delete is its own database statement and Redis
- *     write, run concurrently; without an origin each is its own Redis transaction.
+ *   - Under write-through and write-around the first put or delete of each key go to the database in
+ *     one call (PostgreSQL: one statement, one transaction — write-direct-many.ts), then each to Redis;
+ *     later writes of a key already written in the batch go alone, after it. Without an origin each
+ *     write is its own Redis transaction.
  *
  * The body is JSON whatever its Content-Type, at most {@link BATCH_MAX_BODY_BYTES} bytes (413
  * `BatchTooLarge`), with at most {@link BATCH_MAX_OPS} operations (413 `BatchTooLarge`).
@@ -29,7 +31,7 @@ import type { SidecarMetrics } from '../metrics.js';
 import { keepContentType } from '../plugins/content-type.js';
 import { ERROR_SCHEMA, methodNotAllowed, type RouteConfig } from '../plugins/error-handler.js';
 import type { TieredCache } from '../tiers/tiered-cache.js';
-import type { WritePolicyHandler } from '../write/write-policy.js';
+import type { PolicyWrite, WritePolicyHandler } from '../write/write-policy.js';
 import {
   BATCH_MAX_BODY_BYTES,
   BATCH_MAX_OPS,
@@ -116,6 +118,8 @@ export async function batchRoute(app: FastifyInstance, options: BatchRouteOption
       /** The last operation started on each key: the next one on the key waits for it. */
       const tails = new Map<string, Promise<void>>();
       const runs: Promise<void>[] = [];
+      /** First writes of their keys for the policy's writeMany (one origin call). */
+      const wave: { op: BatchOp; resolve: (r: BatchResult) => void; reject: (err: unknown) => void }[] = [];
       checked.forEach((op, i) => {
         if (isRefused(op)) {
           results[i] = errorResult(op.key, op.error);
@@ -137,11 +141,31 @@ export async function batchRoute(app: FastifyInstance, options: BatchRouteOption
           metrics.request('batch', 'none', 'error' in r ? r.error.code : 'Internal', started());
         };
         const prev = tails.get(op.key);
-        // The first operation on a key starts now (so that the batch's writes share a group commit).
-        const p = (prev === undefined ? run(op, started) : prev.then(() => run(op, started))).then(settle, fail);
+        let p: Promise<void>;
+        if (prev === undefined && op.op !== 'get' && writer?.writeMany !== undefined) {
+          // A first write of its key, under write-through or write-around: joins the batch's origin call.
+          p = new Promise<BatchResult>((resolve, reject) => wave.push({ op, resolve, reject })).then(settle, fail);
+        } else {
+          // The first operation on a key starts now (under write-back the batch's writes share a group
+          // commit); a later one waits for the one before it.
+          p = (prev === undefined ? run(op, started) : prev.then(() => run(op, started))).then(settle, fail);
+        }
         tails.set(op.key, p);
         runs.push(p);
       });
+      if (wave.length > 0 && writer?.writeMany !== undefined) {
+        const writes = wave.map(({ op }) => op as PolicyWrite);
+        writer.writeMany(writes).then(
+          (outcomes) =>
+            wave.forEach((w, j) => {
+              const err = outcomes[j];
+              if (err !== undefined) return w.reject(err);
+              metrics.request('batch', writeTier, w.op.op === 'put' ? 'stored' : 'deleted', started());
+              w.resolve({ status: 204, key: w.op.key });
+            }),
+          (err: unknown) => wave.forEach((w) => w.reject(err)),
+        );
+      }
       await Promise.all(runs);
       return reply.code(200).send({ results });
     },
