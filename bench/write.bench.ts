@@ -312,7 +312,7 @@ function loadAverage(): string {
 
 const WINDOW_MS = Number(process.env.BENCH_WRITE_WINDOW_MS ?? 10_000);
 const BATCH_OPS = Number(process.env.BENCH_WRITE_BATCH_OPS ?? 100);
-const BATCH_CONNECTIONS = 16;
+const BATCH_CONNECTIONS = 4;
 /** Distinct batch bodies wrk cycles through. */
 const BATCH_BODIES = 400;
 const RESP_REQUESTS = Number(process.env.BENCH_WRITE_RESP_REQUESTS ?? 300_000);
