@@ -11,7 +11,7 @@
  *     keys, sent by wrk (C; Debian's `wrk` package) or, when wrk is missing or BENCH_WRITE_LOADGEN=autocannon,
  *     by autocannon (Node);
  *   - `batch`: `POST /v1/batch` with BENCH_WRITE_BATCH_OPS (default 100) puts of 256-byte values each (keys
- *     from the same Zipf draw, distinct within a batch), 16 connections, by wrk (write-through and the two
+ *     from the same Zipf draw, distinct within a batch), 4 connections, by wrk (write-through and the two
  *     write-back set-ups; without wrk this interface is skipped);
  *   - `resp`: pipelined RESP SETs (16 per pipeline, 64 connections, 256-byte values, uniformly random keys
  *     over 10,000 — redis-benchmark's `-r`) against `--listen-resp`, when the sidecar has that flag.
