@@ -28,6 +28,8 @@ import { batchRoute } from './routes/batch-route.js';
 import { cacheRoutes } from './routes/cache-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { invalidateRoute } from './routes/invalidate-route.js';
+import type { RespBackend } from './resp/resp-commands.js';
+import { validateKey } from './key.js';
 import { TieredCache, type CacheValue } from './tiers/tiered-cache.js';
 import { createWritePath, type WritePath } from './write/create-write-path.js';
 
@@ -67,6 +69,8 @@ export interface SidecarRuntime {
   readonly senderId: string;
   /** The origin, write policy and write-back flusher (absent without `--origin`). */
   readonly writePath: WritePath | undefined;
+  /** What the RESP front (resp/resp-server.ts) runs its commands on: the same objects as the HTTP routes. */
+  readonly respBackend: RespBackend;
   /** Makes /readyz fail; in-flight and new requests are still served until the app is closed. */
   beginShutdown(): void;
   readonly shuttingDown: boolean;
@@ -250,6 +254,26 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const sweep = setInterval(() => tiered.sweep(SWEEP_BUDGET), options.sweepIntervalMs ?? 1000);
   sweep.unref();
 
+  // Keys the origin could never store (PostgreSQL: NUL) are InvalidKey for every route, not only PUT.
+  const origin = writePath?.origin;
+  const originCheckKey = origin ? { originCheckKey: (key: string) => origin.checkKey(key) } : {};
+  const respBackend: RespBackend = {
+    cache: tiered,
+    ...(writePath ? { writer: writePath.policy } : {}),
+    checkKey:
+      origin === undefined
+        ? validateKey
+        : (key: string) => {
+            validateKey(key);
+            origin.checkKey(key);
+          },
+    metrics,
+    defaultTTLSeconds: config.defaultTTLSeconds,
+    maxValueBytes: config.maxValueBytes,
+    password: config.respPassword,
+    version: options.version ?? 'unknown',
+  };
+
   let shuttingDown = false;
   const runtime: SidecarRuntime = {
     config,
@@ -258,6 +282,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     receiver,
     senderId,
     writePath,
+    respBackend,
     beginShutdown: () => {
       shuttingDown = true;
     },
@@ -268,9 +293,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('ripplecache', runtime);
 
   installErrorHandling(app, metrics, config.maxValueBytes);
-  // Keys the origin could never store (PostgreSQL: NUL) are InvalidKey for every route, not only PUT.
-  const origin = writePath?.origin;
-  const originCheckKey = origin ? { originCheckKey: (key: string) => origin.checkKey(key) } : {};
   await app.register(cacheRoutes, {
     cache: tiered,
     metrics,

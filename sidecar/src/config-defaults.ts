@@ -56,18 +56,38 @@ export interface WriteBackConfig {
   coalesceWindowMs: number;
 }
 
-/** A `HOST:PORT` to listen on (common/src/host-port.ts). */
-export type ListenAddress = HostPort;
+/** A Unix domain socket to listen on (`unix:/path`). */
+export interface UnixSocketAddress {
+  path: string;
+}
+
+/** A `HOST:PORT` (common/src/host-port.ts) or a Unix socket (`unix:/path`) to listen on. */
+export type ListenAddress = HostPort | UnixSocketAddress;
 
 export interface SidecarConfig {
-  /** Address of the HTTP API. Default `127.0.0.1:7070` (the app in the same pod is the only client). */
-  listen: ListenAddress;
+  /**
+   * Addresses of the HTTP API: `HOST:PORT` and/or `unix:/path` (repeatable). Default `127.0.0.1:7070`
+   * (the app in the same pod is the only client).
+   */
+  listen: ListenAddress[];
+  /**
+   * Addresses of the Redis-protocol (RESP) front: `HOST:PORT` and/or `unix:/path` (repeatable). Default:
+   * none (off).
+   */
+  listenResp: ListenAddress[];
+  /** Permissions of the Unix sockets the sidecar creates (octal, e.g. 0660). Default 0o660. */
+  socketMode: number;
+  /**
+   * Password the RESP front asks for (AUTH / HELLO … AUTH) before any other command. Default: none (no
+   * AUTH, like the HTTP API: the front is reached from inside the pod). Never logged.
+   */
+  respPassword: string | undefined;
   /**
    * Address of a second HTTP listener serving only `GET /metrics`, `/healthz` and `/readyz` (nothing of the
    * cache API), so that Prometheus and the kubelet's httpGet probes can reach them on the pod IP while the
    * unauthenticated API stays on loopback. Default: none (off). The operator's webhook sets `[::]:7071`.
    */
-  metricsListen: ListenAddress | undefined;
+  metricsListen: HostPort | undefined;
   /** URL of the Redis primary (`redis://` or `rediss://`). Default: none, the sidecar runs L1-only. */
   redis: string | undefined;
   /** URLs of the primary's replicas; when empty they are discovered with `INFO replication`. Default []. */
@@ -129,7 +149,10 @@ export interface SidecarConfig {
 
 /** Every default, in one place. */
 export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
-  listen: { host: '127.0.0.1', port: 7070 },
+  listen: [{ host: '127.0.0.1', port: 7070 }],
+  listenResp: [],
+  socketMode: 0o660,
+  respPassword: undefined,
   metricsListen: undefined,
   redis: undefined,
   redisReplicas: [],

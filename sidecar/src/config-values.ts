@@ -2,7 +2,7 @@
  * Value parsers of the sidecar's configuration. Each takes a string (flag, environment) or a YAML value
  * (config file) and names `where` in the {@link ConfigError} it throws.
  */
-import { parseHostPort } from '../../common/src/host-port.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../../common/src/host-port.js';
 import { parseQuantity, QuantityError } from '../../common/src/quantity.js';
 import type { ListenAddress } from './config-defaults.js';
 
@@ -87,23 +87,60 @@ export function url(protocols: readonly string[]): Parser {
 }
 
 /** Parses `HOST:PORT` (`[::1]:7070` for IPv6). Port 0 asks the OS for a free port. */
-export function parseListen(raw: unknown, where: string): ListenAddress {
+export function parseListen(raw: unknown, where: string): HostPort {
   const s = str(raw, where);
   const address = parseHostPort(s);
   if (!address) throw new ConfigError(`${where}: "${s}" is not HOST:PORT (e.g. 127.0.0.1:7070)`);
   return address;
 }
 
+/** Longest Unix socket path Linux takes (`sun_path` is 108 bytes with the terminating NUL). */
+export const MAX_UNIX_SOCKET_PATH_BYTES = 107;
+
+/** Parses `HOST:PORT` or `unix:/path` (a Unix domain socket; an absolute path of at most 107 bytes). */
+export function parseListenAddress(raw: unknown, where: string): ListenAddress {
+  const s = str(raw, where);
+  if (!s.startsWith('unix:')) {
+    const address = parseHostPort(s);
+    if (!address)
+      throw new ConfigError(`${where}: "${s}" is not HOST:PORT or unix:/PATH (e.g. 127.0.0.1:7070, unix:/run/rc.sock)`);
+    return address;
+  }
+  const path = s.slice('unix:'.length);
+  if (!path.startsWith('/')) throw new ConfigError(`${where}: "${s}": the socket path must be absolute (unix:/PATH)`);
+  if (path.includes('\0')) throw new ConfigError(`${where}: the socket path contains NUL`);
+  if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH_BYTES) {
+    throw new ConfigError(`${where}: the socket path is longer than ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`);
+  }
+  return { path };
+}
+
+/** `HOST:PORT` or `unix:/path`, as {@link parseListenAddress} reads it. */
+export function formatListen(a: ListenAddress): string {
+  return 'path' in a ? `unix:${a.path}` : formatHostPort(a);
+}
+
 /** Like {@link parseListen}, but an empty value means "off" (so a flag can turn off a file's setting). */
-export function optionalListen(raw: unknown, where: string): ListenAddress | undefined {
+export function optionalListen(raw: unknown, where: string): HostPort | undefined {
   if (raw === '') return undefined;
   return parseListen(raw, where);
+}
+
+/**
+ * File permission bits in octal, e.g. `0660` or `660` (at most 0777). A YAML number is read as the digits
+ * it was written with (`socketMode: 0660` and `socketMode: '0660'` are the same).
+ */
+export function fileMode(raw: unknown, where: string): number {
+  const s = typeof raw === 'number' ? String(raw) : str(raw, where).trim();
+  if (!/^0?[0-7]{3}$/.test(s)) throw new ConfigError(`${where}: "${s}" is not an octal file mode (e.g. 0660)`);
+  return parseInt(s, 8);
 }
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
 
 /** True when two listen addresses would compete for the same socket (same fixed port, same or wildcard host). */
 export function sameSocket(a: ListenAddress, b: ListenAddress): boolean {
+  if ('path' in a || 'path' in b) return 'path' in a && 'path' in b && a.path === b.path;
   if (a.port === 0 || a.port !== b.port) return false;
   return a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host);
 }

@@ -21,7 +21,10 @@ describe('sidecar config', () => {
     const c = cfg([]);
     expect(c).toEqual(SIDECAR_DEFAULTS);
     expect(c.redis).toBeUndefined();
-    expect(c.listen).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(c.listen).toEqual([{ host: '127.0.0.1', port: 7070 }]);
+    expect(c.listenResp).toEqual([]);
+    expect(c.socketMode).toBe(0o660);
+    expect(c.respPassword).toBeUndefined();
     expect(c.metricsListen).toBeUndefined();
     expect(c.onDisconnect).toBe('drop');
   });
@@ -51,7 +54,7 @@ describe('sidecar config', () => {
       host: '127.0.0.1',
       port: 0,
     });
-    expect(cfg(['--metrics-listen', '127.0.0.1:7071']).listen).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(cfg(['--metrics-listen', '127.0.0.1:7071']).listen).toEqual([{ host: '127.0.0.1', port: 7070 }]);
   });
 
   it.each([
@@ -134,7 +137,7 @@ describe('sidecar config', () => {
       'warn',
     ]);
     expect(c).toMatchObject({
-      listen: { host: '127.0.0.1', port: 9000 },
+      listen: [{ host: '127.0.0.1', port: 9000 }],
       redis: 'redis://127.0.0.1:6379',
       redisReplicas: ['redis://127.0.0.1:6380', 'redis://127.0.0.1:6381'],
       redisPassword: 's3cret',
@@ -384,5 +387,75 @@ describe('byte flags take Kubernetes quantities (common/src/quantity.ts), as the
     expect(() => cfg(['--l1-max-bytes', '512K'])).toThrow(/--l1-max-bytes: "512K" is not a byte count/);
     expect(() => cfg(['--l1-max-bytes', '16Ei'])).toThrow(/--l1-max-bytes: "16Ei" is out of range/);
     expect(() => cfg(['--l1-max-bytes', '0'])).toThrow(/out of range/);
+  });
+});
+
+describe('listen addresses: TCP and Unix sockets, the HTTP API and the RESP front', () => {
+  it('takes --listen and --listen-resp more than once, HOST:PORT or unix:/PATH', () => {
+    const c = cfg([
+      '--listen',
+      '127.0.0.1:7070',
+      '--listen=unix:/var/run/ripplecache/http.sock',
+      '--listen-resp',
+      '127.0.0.1:7379',
+      '--listen-resp',
+      'unix:/var/run/ripplecache/resp.sock',
+      '--socket-mode',
+      '0666',
+      '--resp-password',
+      'hunter4',
+    ]);
+    expect(c.listen).toEqual([{ host: '127.0.0.1', port: 7070 }, { path: '/var/run/ripplecache/http.sock' }]);
+    expect(c.listenResp).toEqual([{ host: '127.0.0.1', port: 7379 }, { path: '/var/run/ripplecache/resp.sock' }]);
+    expect(c.socketMode).toBe(0o666);
+    expect(c.respPassword).toBe('hunter4');
+    expect(JSON.stringify(redactedConfig(c))).not.toContain('hunter4');
+  });
+
+  it('reads them from comma-separated variables and from the file (a list, or one value)', () => {
+    const env = cfg([], {
+      RIPPLECACHE_LISTEN: 'unix:/run/a.sock, 127.0.0.1:1',
+      RIPPLECACHE_LISTEN_RESP: 'unix:/run/b.sock',
+      RIPPLECACHE_SOCKET_MODE: '600',
+    });
+    expect(env.listen).toEqual([{ path: '/run/a.sock' }, { host: '127.0.0.1', port: 1 }]);
+    expect(env.listenResp).toEqual([{ path: '/run/b.sock' }]);
+    expect(env.socketMode).toBe(0o600);
+    const file = cfg(
+      ['--config', 'f'],
+      {},
+      { f: 'listen: unix:/run/a.sock\nlistenResp: [127.0.0.1:2, unix:/run/b.sock]\nsocketMode: 0640\n' },
+    );
+    expect(file.listen).toEqual([{ path: '/run/a.sock' }]);
+    expect(file.listenResp).toEqual([{ host: '127.0.0.1', port: 2 }, { path: '/run/b.sock' }]);
+    expect(file.socketMode).toBe(0o640);
+    // The password is never read from the file.
+    expect(() => cfg(['--config', 'f'], {}, { f: 'respPassword: x\n' })).toThrow(/unknown keys: respPassword/);
+  });
+
+  it.each([
+    [['--listen', 'unix:relative.sock'], /--listen: "unix:relative.sock": the socket path must be absolute/],
+    [['--listen', `unix:/${'a'.repeat(107)}`], /--listen: the socket path is longer than 107 bytes/],
+    [['--listen-resp', 'nope'], /--listen-resp: "nope" is not HOST:PORT or unix:\/PATH/],
+    [['--socket-mode', '0999'], /--socket-mode: "0999" is not an octal file mode/],
+    [['--socket-mode', '1777'], /--socket-mode: "1777" is not an octal file mode/],
+    [['--listen-resp', '127.0.0.1:7070'], /--listen-resp 127.0.0.1:7070 overlaps --listen 127.0.0.1:7070/],
+    [
+      ['--listen', 'unix:/run/a.sock', '--listen-resp', 'unix:/run/a.sock'],
+      /--listen-resp unix:\/run\/a.sock overlaps --listen unix:\/run\/a.sock/,
+    ],
+    [
+      ['--listen-resp', '0.0.0.0:9000', '--metrics-listen', '127.0.0.1:9000'],
+      /--metrics-listen .* overlaps --listen-resp/,
+    ],
+  ])('refuses %j', (argv, message) => {
+    expect(() => cfg(argv)).toThrow(ConfigError);
+    expect(() => cfg(argv)).toThrow(message);
+  });
+
+  it('lists the new flags in --help', () => {
+    const text = helpText();
+    for (const flag of ['--listen-resp', '--socket-mode', '--resp-password', 'unix:/PATH'])
+      expect(text).toContain(flag);
   });
 });

@@ -13,7 +13,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { envName, envValues, FlagError, parseFlags, type FlagSpec as CommonFlagSpec } from '../../common/src/flags.js';
-import { formatHostPort } from '../../common/src/host-port.js';
 import {
   DURABILITIES,
   L1_POLICIES,
@@ -22,16 +21,19 @@ import {
   ON_DISCONNECT,
   SIDECAR_DEFAULTS,
   WRITE_POLICIES,
+  type ListenAddress,
   type SidecarConfig,
 } from './config-defaults.js';
 import {
   bytes,
   ConfigError,
+  fileMode,
+  formatListen,
   int,
   objectName,
   oneOf,
   optionalListen,
-  parseListen,
+  parseListenAddress,
   REDIS_URL,
   sameSocket,
   str,
@@ -41,7 +43,7 @@ import {
 } from './config-values.js';
 
 export { envName } from '../../common/src/flags.js';
-export { ConfigError, parseByteQuantity, parseListen } from './config-values.js';
+export { ConfigError, formatListen, parseByteQuantity, parseListen, parseListenAddress } from './config-values.js';
 /** The result of parsing: a configuration, or a request for the help text or the version. */
 export type ConfigResult =
   { kind: 'config'; config: SidecarConfig } | { kind: 'help'; text: string } | { kind: 'version' };
@@ -63,8 +65,29 @@ const FLAGS: readonly FlagSpec[] = [
   {
     flag: 'listen',
     path: 'listen',
-    parse: parseListen,
-    help: `HOST:PORT of the HTTP API (default ${SIDECAR_DEFAULTS.listen.host}:${SIDECAR_DEFAULTS.listen.port})`,
+    parse: parseListenAddress,
+    repeatable: true,
+    help: `HOST:PORT or unix:/PATH of the HTTP API, repeatable (env: comma-separated) (default ${SIDECAR_DEFAULTS.listen.map(formatListen).join(',')})`,
+  },
+  {
+    flag: 'listen-resp',
+    path: 'listenResp',
+    parse: parseListenAddress,
+    repeatable: true,
+    help: 'HOST:PORT or unix:/PATH of the Redis-protocol (RESP) front, repeatable (env: comma-separated): Redis clients get L1, Redis, read-through and the write policy with GET, SET, DEL, MGET, ... (docs/sidecar.md); default: off',
+  },
+  {
+    flag: 'socket-mode',
+    path: 'socketMode',
+    parse: fileMode,
+    help: 'permissions of the Unix sockets of --listen and --listen-resp, octal (default 0660)',
+  },
+  {
+    flag: 'resp-password',
+    path: 'respPassword',
+    parse: str,
+    noFile: true,
+    help: 'password the RESP front asks for with AUTH before any other command (never logged); default: none, as the HTTP API',
   },
   {
     flag: 'metrics-listen',
@@ -336,7 +359,12 @@ export function parseConfigFile(text: string, file: string): Layer {
       if (value === null || value === undefined) continue;
       const where = `${file}: ${path}`;
       if (spec.repeatable) {
-        if (!Array.isArray(value)) throw new ConfigError(`${where}: expected a list`);
+        // A single value stands for a list of one (`listen: 127.0.0.1:7070`).
+        if (!Array.isArray(value)) {
+          if (typeof value === 'object') throw new ConfigError(`${where}: expected a list`);
+          layer.set(path, [spec.parse(value, where)]);
+          continue;
+        }
         layer.set(
           path,
           value.map((v, i) => spec.parse(v, `${where}[${i}]`)),
@@ -386,10 +414,23 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
   for (const layer of [file, env, flags.layer]) {
     for (const [path, value] of layer) setPath(config as unknown as Record<string, unknown>, path, value);
   }
-  if (config.metricsListen !== undefined && sameSocket(config.metricsListen, config.listen)) {
-    throw new ConfigError(
-      `--metrics-listen ${formatHostPort(config.metricsListen)} overlaps --listen ${formatHostPort(config.listen)}: give the metrics listener a port of its own`,
-    );
+  if (config.listen.length === 0) throw new ConfigError('--listen: give at least one address for the HTTP API');
+  const named: Array<[string, ListenAddress]> = [
+    ...config.listen.map((a) => ['--listen', a] as [string, ListenAddress]),
+    ...config.listenResp.map((a) => ['--listen-resp', a] as [string, ListenAddress]),
+    ...(config.metricsListen ? [['--metrics-listen', config.metricsListen] as [string, ListenAddress]] : []),
+  ];
+  for (let i = 0; i < named.length; i++) {
+    for (let j = i + 1; j < named.length; j++) {
+      const [flagA, a] = named[i] as [string, ListenAddress];
+      const [flagB, b] = named[j] as [string, ListenAddress];
+      if (!sameSocket(a, b)) continue;
+      throw new ConfigError(
+        flagB === '--metrics-listen'
+          ? `--metrics-listen ${formatListen(b)} overlaps ${flagA} ${formatListen(a)}: give the metrics listener a port of its own`
+          : `${flagB} ${formatListen(b)} overlaps ${flagA} ${formatListen(a)}: give each listener an address of its own`,
+      );
+    }
   }
   if (config.redis === undefined && config.redisReplicas.length > 0) {
     throw new ConfigError('--redis-replica needs --redis (the primary)');
@@ -434,6 +475,7 @@ export function redactedConfig(config: SidecarConfig): Record<string, unknown> {
     redis: config.redis === undefined ? undefined : redactUrl(config.redis),
     redisReplicas: config.redisReplicas.map(redactUrl),
     redisPassword: config.redisPassword === undefined ? undefined : '***',
+    respPassword: config.respPassword === undefined ? undefined : '***',
     origin: config.origin === undefined ? undefined : redactUrl(config.origin),
   };
 }

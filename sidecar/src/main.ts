@@ -7,13 +7,17 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, type ConfigResult } from './config.js';
+import { ConfigError, formatListen, loadConfig, type ConfigResult } from './config.js';
 import { describeError } from './errors.js';
+import { listenHttp, type HttpListeners } from './http-listeners.js';
 import { buildMetricsApp } from './metrics-app.js';
+import { RespServer } from './resp/resp-server.js';
 import { packageVersion } from '../../common/src/version.js';
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
+/** Longest the RESP front waits for its connections to get their last replies at shutdown. */
+const RESP_DRAIN_MS = 2000;
 
 async function main(): Promise<void> {
   let result: ConfigResult;
@@ -39,6 +43,17 @@ async function main(): Promise<void> {
   // The metrics and probe listener (--metrics-listen): same registry and readiness, none of the cache API.
   const metricsApp: FastifyInstance | undefined =
     config.metricsListen === undefined ? undefined : await buildMetricsApp(app);
+  // The RESP front (--listen-resp): the same backend as the HTTP routes.
+  const resp: RespServer | undefined =
+    config.listenResp.length === 0
+      ? undefined
+      : new RespServer({
+          addresses: config.listenResp,
+          socketMode: config.socketMode,
+          backend: app.ripplecache.respBackend,
+          log: app.log,
+        });
+  let http: HttpListeners | undefined;
 
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {
@@ -59,6 +74,11 @@ async function main(): Promise<void> {
     }, 100);
     reaper.unref();
     try {
+      // The RESP front first (its commands need the Redis connections app.close() ends): no new
+      // connections, the commands already sent are answered. Then the extra HTTP listeners (their socket
+      // files are removed), then the API.
+      await resp?.close(RESP_DRAIN_MS);
+      await http?.close();
       // The metrics listener closes last: while the API drains (write-back journal), /readyz keeps
       // answering "shutting-down" and /metrics stays scrapable.
       await app.close();
@@ -74,9 +94,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    await app.listen({ host: config.listen.host, port: config.listen.port });
+    http = await listenHttp(app, config.listen, config.socketMode);
+    await resp?.start();
   } catch (err) {
-    app.log.fatal({ err: describeError(err), listen: config.listen }, 'Failed to listen');
+    app.log.fatal(
+      {
+        err: describeError(err),
+        listen: config.listen.map(formatListen),
+        listenResp: config.listenResp.map(formatListen),
+      },
+      'Failed to listen',
+    );
+    await http?.close().catch(() => {});
     await app.close().catch(() => {});
     await metricsApp?.close().catch(() => {});
     process.exit(1);

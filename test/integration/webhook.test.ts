@@ -192,8 +192,30 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
     expect(sidecar.env).toEqual([
       // The label `cachecluster` of the sidecar's metrics.
       { name: 'RIPPLECACHE_CACHE_CLUSTER', value: 'sessions' },
+      // Where it listens: loopback and Unix sockets on the shared emptyDir (the app reaches both).
+      { name: 'RIPPLECACHE_LISTEN', value: '127.0.0.1:7070,unix:/var/run/ripplecache/http.sock' },
+      { name: 'RIPPLECACHE_LISTEN_RESP', value: '127.0.0.1:7379,unix:/var/run/ripplecache/resp.sock' },
+      { name: 'RIPPLECACHE_SOCKET_MODE', value: '0666' },
       { name: 'RIPPLECACHE_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } },
     ]);
+    expect(sidecar.volumeMounts).toContainEqual({ name: 'ripplecache-sockets', mountPath: '/var/run/ripplecache' });
+    const app = (stored.spec.containers as Json[])[0]!;
+    expect(app.volumeMounts).toContainEqual({
+      name: 'ripplecache-sockets',
+      mountPath: '/var/run/ripplecache',
+      readOnly: true,
+    });
+    expect(app.env).toEqual(
+      expect.arrayContaining([
+        { name: 'RIPPLECACHE_HTTP_SOCKET', value: '/var/run/ripplecache/http.sock' },
+        { name: 'RIPPLECACHE_RESP_SOCKET', value: '/var/run/ripplecache/resp.sock' },
+        { name: 'RIPPLECACHE_RESP_ADDR', value: '127.0.0.1:7379' },
+      ]),
+    );
+    expect((stored.spec.volumes as Json[]).find((v) => v.name === 'ripplecache-sockets')).toEqual({
+      name: 'ripplecache-sockets',
+      emptyDir: { medium: 'Memory', sizeLimit: '1Mi' },
+    });
     expect(sidecar.volumeMounts).toContainEqual({
       name: 'ripplecache-config',
       mountPath: '/etc/ripplecache',
@@ -265,7 +287,7 @@ describe('webhook with a certificate directory (as cert-manager mounts it)', () 
       spec: {
         initContainers: withoutToken(injected.spec.initContainers as Json[]),
         containers: withoutToken(injected.spec.containers as Json[]),
-        volumes: (injected.spec.volumes as Json[]).filter((v) => v.name === 'ripplecache-config'),
+        volumes: (injected.spec.volumes as Json[]).filter((v) => String(v.name).startsWith('ripplecache-')),
       },
     };
     const before = await operator!.metric('ripplecache_operator_webhook_admission_total', {

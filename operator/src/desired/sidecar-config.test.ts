@@ -136,8 +136,14 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
         maxPending: 5000,
         coalesceWindowMs: 0,
       });
-      // The API stays on loopback; the metrics and probe listener is where the container's port and probes are.
-      expect(config.listen).toEqual({ host: '127.0.0.1', port: 7070 });
+      // The API stays on loopback, and on a Unix socket in the pod's shared emptyDir; so does the RESP
+      // front. The metrics and probe listener is where the container's port and probes are.
+      expect(config.listen).toEqual([{ host: '127.0.0.1', port: 7070 }, { path: '/var/run/ripplecache/http.sock' }]);
+      expect(config.listenResp).toEqual([
+        { host: '127.0.0.1', port: 7379 },
+        { path: '/var/run/ripplecache/resp.sock' },
+      ]);
+      expect(config.socketMode).toBe(0o666);
       // `::`: dual-stack, so that the kubelet's probes of an IPv6 pod IP reach it (0.0.0.0 is IPv4 only).
       expect(config.metricsListen).toEqual({ host: '::', port: SIDECAR_METRICS_PORT });
       if (origin?.postgres) {

@@ -9,6 +9,7 @@ import {
   SIDECAR_CONFIG_VOLUME,
   SIDECAR_CONTAINER_NAME,
   SIDECAR_METRICS_PORT,
+  SIDECAR_SOCKET_VOLUME,
   escapeJsonPointer,
   injectSidecar,
   isInjected,
@@ -49,6 +50,13 @@ function apply(p: PodLike, ops: JsonPatchOperation[]): PodLike {
 
 type Container = Record<string, any>;
 
+/** The sidecar's listen addresses, in its environment (an older sidecar ignores unknown variables). */
+const LISTEN_ENV = [
+  { name: 'RIPPLECACHE_LISTEN', value: '127.0.0.1:7070,unix:/var/run/ripplecache/http.sock' },
+  { name: 'RIPPLECACHE_LISTEN_RESP', value: '127.0.0.1:7379,unix:/var/run/ripplecache/resp.sock' },
+  { name: 'RIPPLECACHE_SOCKET_MODE', value: '0666' },
+];
+
 /** The injected sidecar: the init container the patch adds (the first operation). */
 function injectedContainer(ops: JsonPatchOperation[]): Container {
   const op = ops.find((o) => o.path.startsWith('/spec/initContainers'));
@@ -59,18 +67,28 @@ function injectedContainer(ops: JsonPatchOperation[]): Container {
 describe('injectSidecar', () => {
   it('adds the sidecar as a native sidecar (init container, restartPolicy Always) and the config volume from <cc>-config', () => {
     const ops = injectSidecar(pod(), cc());
-    expect(ops.map((o) => o.path)).toEqual(['/spec/initContainers', '/spec/volumes', '/metadata/labels']);
+    expect(ops.map((o) => o.path)).toEqual([
+      '/spec/initContainers',
+      '/spec/volumes',
+      '/spec/containers/0/volumeMounts',
+      '/spec/containers/0/env',
+      '/metadata/labels',
+    ]);
     const c = injectedContainer(ops);
     expect(c.name).toBe(SIDECAR_CONTAINER_NAME);
     expect(c.restartPolicy).toBe('Always');
     expect(c.image).toBe(INJECT_DEFAULTS.image);
     expect(c.args).toEqual(['--config', '/etc/ripplecache/sidecar.yaml', '--metrics-listen=[::]:7071']);
-    expect(c.volumeMounts).toEqual([{ name: SIDECAR_CONFIG_VOLUME, mountPath: '/etc/ripplecache', readOnly: true }]);
+    expect(c.volumeMounts).toEqual([
+      { name: SIDECAR_CONFIG_VOLUME, mountPath: '/etc/ripplecache', readOnly: true },
+      { name: SIDECAR_SOCKET_VOLUME, mountPath: '/var/run/ripplecache' },
+    ]);
     expect(ops[1]!.value).toEqual([
       {
         name: SIDECAR_CONFIG_VOLUME,
         configMap: { name: 'sessions-config', items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] },
       },
+      { name: SIDECAR_SOCKET_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
     ]);
     const after = apply(pod(), ops);
     expect(after.spec!.containers!.map((x) => x.name)).toEqual(['app']);
@@ -92,9 +110,16 @@ describe('injectSidecar', () => {
 
   it('appends to existing volumes instead of replacing them', () => {
     const ops = injectSidecar(pod({ volumes: [{ name: 'data' }] }), cc());
-    expect(ops.map((o) => o.path)).toEqual(['/spec/initContainers', '/spec/volumes/-', '/metadata/labels']);
+    expect(ops.map((o) => o.path)).toEqual([
+      '/spec/initContainers',
+      '/spec/volumes/-',
+      '/spec/volumes/-',
+      '/spec/containers/0/volumeMounts',
+      '/spec/containers/0/env',
+      '/metadata/labels',
+    ]);
     const after = apply(pod({ volumes: [{ name: 'data' }] }), ops);
-    expect(after.spec!.volumes!.map((v) => v.name)).toEqual(['data', SIDECAR_CONFIG_VOLUME]);
+    expect(after.spec!.volumes!.map((v) => v.name)).toEqual(['data', SIDECAR_CONFIG_VOLUME, SIDECAR_SOCKET_VOLUME]);
   });
 
   it('is idempotent: an injected pod gets no operations', () => {
@@ -121,9 +146,13 @@ describe('injectSidecar', () => {
     );
     expect(c.env).toEqual([
       { name: ENV_CACHE_CLUSTER, value: 'sessions' },
+      ...LISTEN_ENV,
       { name: ENV_REDIS_PASSWORD, valueFrom: { secretKeyRef: { name: 'sessions-auth', key: 'password' } } },
     ]);
-    expect(injectedContainer(injectSidecar(pod(), cc())).env).toEqual([{ name: ENV_CACHE_CLUSTER, value: 'sessions' }]);
+    expect(injectedContainer(injectSidecar(pod(), cc())).env).toEqual([
+      { name: ENV_CACHE_CLUSTER, value: 'sessions' },
+      ...LISTEN_ENV,
+    ]);
   });
 
   it('passes a PostgreSQL origin URL from its Secret through the environment', () => {
@@ -170,8 +199,8 @@ describe('injectSidecar', () => {
     });
     expect(c.readinessProbe).not.toHaveProperty('exec');
     expect(c.livenessProbe).not.toHaveProperty('exec');
-    // The API port itself is never declared: it listens on 127.0.0.1 only.
-    expect(JSON.stringify(c)).not.toContain('7070');
+    // The API and RESP ports themselves are never declared: they listen on 127.0.0.1 only.
+    expect(JSON.stringify(c.ports)).not.toMatch(/7070|7379/);
     // A native sidecar is stopped only after the app containers exited: no preStop delay is needed.
     expect(c.lifecycle).toBeUndefined();
   });
@@ -279,5 +308,59 @@ describe('requestedCacheCluster', () => {
     expect(requestedCacheCluster({ metadata: { annotations: { 'cache.ripplecache.io/inject': ' a ' } } })).toBe('a');
     expect(requestedCacheCluster({ metadata: { annotations: { 'cache.ripplecache.io/inject': '' } } })).toBeUndefined();
     expect(requestedCacheCluster({ metadata: {} })).toBeUndefined();
+  });
+});
+
+describe('the Unix sockets on a shared emptyDir', () => {
+  it('mounts the sockets read-only into every app container with their addresses, not into the pod init containers', () => {
+    const p = pod({
+      initContainers: [{ name: 'migrate' }],
+      containers: [
+        { name: 'app', env: [{ name: 'A' }], volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+        { name: 'worker', env: [{ name: 'RIPPLECACHE_RESP_SOCKET' }] },
+      ],
+    });
+    const after = apply(p, injectSidecar(p, cc())) as {
+      spec: { containers: Container[]; initContainers: Container[] };
+    };
+    const mount = { name: SIDECAR_SOCKET_VOLUME, mountPath: '/var/run/ripplecache', readOnly: true };
+    const [app, worker] = after.spec.containers;
+    expect(app!.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }, mount]);
+    expect(app!.env).toEqual([
+      { name: 'A' },
+      { name: 'RIPPLECACHE_HTTP_SOCKET', value: '/var/run/ripplecache/http.sock' },
+      { name: 'RIPPLECACHE_RESP_SOCKET', value: '/var/run/ripplecache/resp.sock' },
+      { name: 'RIPPLECACHE_RESP_ADDR', value: '127.0.0.1:7379' },
+    ]);
+    expect(worker!.volumeMounts).toEqual([mount]);
+    // A variable the container defines itself is kept as it is.
+    expect(worker!.env).toEqual([
+      { name: 'RIPPLECACHE_RESP_SOCKET' },
+      { name: 'RIPPLECACHE_HTTP_SOCKET', value: '/var/run/ripplecache/http.sock' },
+      { name: 'RIPPLECACHE_RESP_ADDR', value: '127.0.0.1:7379' },
+    ]);
+    const migrate = after.spec.initContainers.find((c) => c.name === 'migrate');
+    expect(migrate!.volumeMounts).toBeUndefined();
+    expect(migrate!.env).toBeUndefined();
+    // The sidecar's own mount is writable (it creates the sockets).
+    const sidecar = after.spec.initContainers.find((c) => c.name === SIDECAR_CONTAINER_NAME);
+    expect(sidecar!.volumeMounts).toContainEqual({ name: SIDECAR_SOCKET_VOLUME, mountPath: '/var/run/ripplecache' });
+  });
+
+  it.each([
+    [
+      'the socket volume name',
+      pod({ volumes: [{ name: 'ripplecache-sockets' }] }),
+      /volume named "ripplecache-sockets"/,
+    ],
+    [
+      'a mount at the socket directory',
+      pod({ containers: [{ name: 'app', volumeMounts: [{ name: 'x', mountPath: '/var/run/ripplecache/' }] }] }),
+      /container "app" already mounts something at \/var\/run\/ripplecache/,
+    ],
+    ['the RESP port', pod({ containers: [{ name: 'app', ports: [{ containerPort: 7379 }] }] }), /declares port 7379/],
+  ])('refuses a pod that already uses %s', (_what, p, message) => {
+    expect(() => injectSidecar(p, cc())).toThrow(InjectionConflictError);
+    expect(() => injectSidecar(p, cc())).toThrow(message);
   });
 });

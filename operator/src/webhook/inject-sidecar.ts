@@ -35,6 +35,35 @@ export const SIDECAR_METRICS_PORT = 7071;
 export const SIDECAR_METRICS_HOST = '::';
 /** The name of the metrics container port, which the probes and the chart's PodMonitor refer to. */
 export const SIDECAR_METRICS_PORT_NAME = 'rc-metrics';
+/** The sidecar's RESP front on 127.0.0.1, for Redis clients that cannot use a Unix socket. */
+export const SIDECAR_RESP_PORT = 7379;
+/**
+ * The shared `emptyDir` holding the sidecar's Unix sockets: mounted read-write in the sidecar, read-only
+ * in every app container (connecting to a socket needs no write access to the file system).
+ */
+export const SIDECAR_SOCKET_VOLUME = 'ripplecache-sockets';
+export const SIDECAR_SOCKET_DIR = '/var/run/ripplecache';
+/** The HTTP API on a Unix socket (the same API as 127.0.0.1:7070). */
+export const SIDECAR_HTTP_SOCKET = `${SIDECAR_SOCKET_DIR}/http.sock`;
+/** The RESP front on a Unix socket: the fastest way in (README "Benchmarks"). */
+export const SIDECAR_RESP_SOCKET = `${SIDECAR_SOCKET_DIR}/resp.sock`;
+/**
+ * Permissions of the sockets: every container of the pod, whatever its user, may connect, as every
+ * container of the pod may reach 127.0.0.1:7070; nothing outside the pod sees the emptyDir.
+ */
+export const SIDECAR_SOCKET_MODE = '0666';
+/**
+ * The sidecar's listen addresses, as environment variables (`--listen`, `--listen-resp`, `--socket-mode`)
+ * rather than arguments: a sidecar image older than the flags ignores unknown variables (it keeps serving
+ * 127.0.0.1:7070), where it would refuse unknown arguments.
+ */
+export const ENV_LISTEN = 'RIPPLECACHE_LISTEN';
+export const ENV_LISTEN_RESP = 'RIPPLECACHE_LISTEN_RESP';
+export const ENV_SOCKET_MODE = 'RIPPLECACHE_SOCKET_MODE';
+/** Set in every app container: where the sidecar's sockets are. */
+export const ENV_APP_HTTP_SOCKET = 'RIPPLECACHE_HTTP_SOCKET';
+export const ENV_APP_RESP_SOCKET = 'RIPPLECACHE_RESP_SOCKET';
+export const ENV_APP_RESP_ADDR = 'RIPPLECACHE_RESP_ADDR';
 /** Environment variable carrying the Redis password (the sidecar's `--redis-password`). */
 export const ENV_REDIS_PASSWORD = 'RIPPLECACHE_REDIS_PASSWORD';
 /** Environment variable carrying a PostgreSQL origin URL (the sidecar's `--origin`); never in the ConfigMap. */
@@ -67,6 +96,14 @@ export const INJECT_DEFAULTS: InjectOptions = {
   memoryOverheadBytes: 64 * 1024 * 1024,
 };
 
+/** The fields of a container that injection reads. */
+export interface PodContainerLike {
+  name: string;
+  ports?: Array<{ containerPort?: number }>;
+  env?: Array<{ name: string }>;
+  volumeMounts?: Array<{ name?: string; mountPath?: string }>;
+}
+
 /** The fields of a Pod that injection reads. */
 export interface PodLike {
   metadata?: {
@@ -77,8 +114,8 @@ export interface PodLike {
     labels?: Record<string, string>;
   };
   spec?: {
-    containers?: Array<{ name: string; ports?: Array<{ containerPort?: number }> }>;
-    initContainers?: Array<{ name: string; ports?: Array<{ containerPort?: number }> }>;
+    containers?: Array<PodContainerLike>;
+    initContainers?: Array<PodContainerLike>;
     volumes?: Array<{ name: string }>;
   };
 }
@@ -135,7 +172,12 @@ function httpGet(path: string): Record<string, unknown> {
 export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_DEFAULTS): Record<string, unknown> {
   const spec = resolveSpec(cc);
   const l1Bytes = parseQuantity(spec.sidecar.l1.maxBytes);
-  const env: Array<Record<string, unknown>> = [{ name: ENV_CACHE_CLUSTER, value: cc.metadata.name }];
+  const env: Array<Record<string, unknown>> = [
+    { name: ENV_CACHE_CLUSTER, value: cc.metadata.name },
+    { name: ENV_LISTEN, value: `127.0.0.1:${SIDECAR_API_PORT},unix:${SIDECAR_HTTP_SOCKET}` },
+    { name: ENV_LISTEN_RESP, value: `127.0.0.1:${SIDECAR_RESP_PORT},unix:${SIDECAR_RESP_SOCKET}` },
+    { name: ENV_SOCKET_MODE, value: SIDECAR_SOCKET_MODE },
+  ];
   if (spec.authSecretRef) {
     env.push({
       name: ENV_REDIS_PASSWORD,
@@ -184,7 +226,10 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
       successThreshold: 1,
       failureThreshold: 6,
     },
-    volumeMounts: [{ name: SIDECAR_CONFIG_VOLUME, mountPath: SIDECAR_CONFIG_DIR, readOnly: true }],
+    volumeMounts: [
+      { name: SIDECAR_CONFIG_VOLUME, mountPath: SIDECAR_CONFIG_DIR, readOnly: true },
+      { name: SIDECAR_SOCKET_VOLUME, mountPath: SIDECAR_SOCKET_DIR },
+    ],
     securityContext: {
       runAsNonRoot: true,
       runAsUser: opts.runAsUser,
@@ -201,9 +246,11 @@ export function sidecarContainer(cc: CacheCluster, opts: InjectOptions = INJECT_
  * The JSON Patch that injects the sidecar configured from `cc` into `pod`: the sidecar appended to the
  * init containers (after the pod's own, which therefore run before it and cannot use the cache), the
  * config volume (the whole ConfigMap directory, not a subPath, so that config changes reach the running
- * sidecar) and the label `cache.ripplecache.io/sidecar: injected`. Returns [] for a pod that already has
- * the sidecar. Throws InjectionConflictError when the pod already uses the sidecar's volume name or
- * declares one of its ports (7070, 7071).
+ * sidecar), the shared `emptyDir` of its Unix sockets (mounted read-only into every app container, with
+ * RIPPLECACHE_HTTP_SOCKET, RIPPLECACHE_RESP_SOCKET and RIPPLECACHE_RESP_ADDR in their environment) and the
+ * label `cache.ripplecache.io/sidecar: injected`. Returns [] for a pod that already has the sidecar. Throws
+ * InjectionConflictError when the pod already uses one of the sidecar's volume names, mounts something at
+ * its socket directory, or declares one of its ports (7070, 7071, 7379).
  */
 export function injectSidecar(
   pod: PodLike,
@@ -212,13 +259,24 @@ export function injectSidecar(
 ): JsonPatchOperation[] {
   if (isInjected(pod)) return [];
   const opts: InjectOptions = { ...INJECT_DEFAULTS, ...options };
-  if ((pod.spec?.volumes ?? []).some((v) => v.name === SIDECAR_CONFIG_VOLUME)) {
+  for (const name of [SIDECAR_CONFIG_VOLUME, SIDECAR_SOCKET_VOLUME]) {
+    if ((pod.spec?.volumes ?? []).some((v) => v.name === name)) {
+      throw new InjectionConflictError(
+        `the pod already has a volume named "${name}", which the ripplecache sidecar needs`,
+      );
+    }
+  }
+  const clashingMount = (pod.spec?.containers ?? []).find((c) =>
+    (c.volumeMounts ?? []).some((m) => m.mountPath?.replace(/\/+$/, '') === SIDECAR_SOCKET_DIR),
+  );
+  if (clashingMount) {
     throw new InjectionConflictError(
-      `the pod already has a volume named "${SIDECAR_CONFIG_VOLUME}", which the ripplecache sidecar needs`,
+      `container "${clashingMount.name}" already mounts something at ${SIDECAR_SOCKET_DIR}, where the ripplecache sidecar's sockets go`,
     );
   }
   for (const [port, where] of [
     [SIDECAR_API_PORT, `127.0.0.1:${SIDECAR_API_PORT}`],
+    [SIDECAR_RESP_PORT, `127.0.0.1:${SIDECAR_RESP_PORT}, the Redis-protocol front`],
     [SIDECAR_METRICS_PORT, `[${SIDECAR_METRICS_HOST}]:${SIDECAR_METRICS_PORT}, metrics and probes`],
   ] as const) {
     const clash = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find((c) =>
@@ -238,13 +296,44 @@ export function injectSidecar(
   const sidecar = sidecarContainer(cc, opts);
   if (pod.spec?.initContainers === undefined) ops.push({ op: 'add', path: '/spec/initContainers', value: [sidecar] });
   else ops.push({ op: 'add', path: '/spec/initContainers/-', value: sidecar });
-  if (pod.spec?.volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: [volume] });
-  else ops.push({ op: 'add', path: '/spec/volumes/-', value: volume });
+  const sockets = { name: SIDECAR_SOCKET_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } };
+  if (pod.spec?.volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: [volume, sockets] });
+  else
+    ops.push(
+      { op: 'add', path: '/spec/volumes/-', value: volume },
+      { op: 'add', path: '/spec/volumes/-', value: sockets },
+    );
+  ops.push(...appContainerOps(pod));
   // The label selects the pod for the chart's PodMonitor. `add` on an existing member replaces it.
   if (!pod.metadata)
     ops.push({ op: 'add', path: '/metadata', value: { labels: { [LABEL_SIDECAR]: SIDECAR_INJECTED } } });
   else if (!pod.metadata.labels)
     ops.push({ op: 'add', path: '/metadata/labels', value: { [LABEL_SIDECAR]: SIDECAR_INJECTED } });
   else ops.push({ op: 'add', path: `/metadata/labels/${escapeJsonPointer(LABEL_SIDECAR)}`, value: SIDECAR_INJECTED });
+  return ops;
+}
+
+/**
+ * The sockets' directory (read-only) and their addresses (environment) in every app container (`containers`,
+ * not the pod's own init containers, which run before the sidecar starts). A variable the container
+ * already defines is left as it is.
+ */
+function appContainerOps(pod: PodLike): JsonPatchOperation[] {
+  const ops: JsonPatchOperation[] = [];
+  const mount = { name: SIDECAR_SOCKET_VOLUME, mountPath: SIDECAR_SOCKET_DIR, readOnly: true };
+  const vars = [
+    { name: ENV_APP_HTTP_SOCKET, value: SIDECAR_HTTP_SOCKET },
+    { name: ENV_APP_RESP_SOCKET, value: SIDECAR_RESP_SOCKET },
+    { name: ENV_APP_RESP_ADDR, value: `127.0.0.1:${SIDECAR_RESP_PORT}` },
+  ];
+  (pod.spec?.containers ?? []).forEach((c, i) => {
+    const base = `/spec/containers/${i}`;
+    if (c.volumeMounts === undefined) ops.push({ op: 'add', path: `${base}/volumeMounts`, value: [mount] });
+    else ops.push({ op: 'add', path: `${base}/volumeMounts/-`, value: mount });
+    const missing = vars.filter((v) => !(c.env ?? []).some((e) => e.name === v.name));
+    if (missing.length === 0) return;
+    if (c.env === undefined) ops.push({ op: 'add', path: `${base}/env`, value: missing });
+    else for (const v of missing) ops.push({ op: 'add', path: `${base}/env/-`, value: v });
+  });
   return ops;
 }

@@ -160,6 +160,18 @@ export class TieredCache implements LocalInvalidation {
     return this.readL2(l2, key, now);
   }
 
+  /**
+   * The remaining TTL of the key's Redis record in ms: -1 when it has none, -2 when Redis holds no value
+   * for the key (L1 and the origin are not consulted). `undefined` in L1-only mode (no Redis to ask).
+   */
+  async ttlMs(key: string): Promise<number | undefined> {
+    const l2 = this.l2;
+    if (l2 === undefined) return undefined;
+    const record = await l2.get(key);
+    if (record === null) return -2;
+    return record.pttlMs < 0 ? -1 : record.pttlMs;
+  }
+
   /** Writes a value (L1-only mode: into L1; otherwise into Redis, then invalidates it locally). */
   async put(key: string, value: CacheValue, ttlSeconds: number): Promise<void> {
     const l2 = this.l2;
