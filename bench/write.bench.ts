@@ -35,8 +35,8 @@
  *
  * Environment: BENCH_WRITE_SECONDS (per run, default 10), BENCH_WRITE_ROUNDS (default 3),
  * BENCH_WRITE_KEYS (default 10000), BENCH_WRITE_LOADGEN (wrk | autocannon; default wrk when installed),
- * BENCH_WRITE_WINDOW_MS (default 10000), BENCH_WRITE_BATCH_OPS (default 100), BENCH_WRITE_RESP_REQUESTS
- * (SETs per RESP run, default 300000), BENCH_WRITE_INTERFACES (comma-separated subset of put,batch,resp).
+ * BENCH_WRITE_WINDOW_MS (default 10000), BENCH_WRITE_BATCH_OPS (default 100), BENCH_WRITE_INTERFACES
+ * (comma-separated subset of put,batch,resp).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -315,7 +315,8 @@ const BATCH_OPS = Number(process.env.BENCH_WRITE_BATCH_OPS ?? 100);
 const BATCH_CONNECTIONS = 4;
 /** Distinct batch bodies wrk cycles through. */
 const BATCH_BODIES = 400;
-const RESP_REQUESTS = Number(process.env.BENCH_WRITE_RESP_REQUESTS ?? 300_000);
+/** Upper bound on the SETs of one RESP run (it is stopped after SECONDS). */
+const RESP_MAX_REQUESTS = 100_000_000;
 const RESP_CONNECTIONS = 64;
 const RESP_PIPELINE = 16;
 
@@ -436,8 +437,25 @@ function batchBodies(seed: number): string {
   return lines.join('\n');
 }
 
-/** Pipelined RESP SETs by redis-benchmark (C), bounded by RESP_REQUESTS. */
-async function loadResp(port: number): Promise<LoadResult> {
+/**
+ * Pipelined RESP SETs by redis-benchmark (C) for SECONDS (it has no duration option: it is stopped with
+ * SIGTERM). SETs stored and refused are counted by the sidecar (`requests_total{operation="put"}` and
+ * `resp_commands_total{command="set"}`); redis-benchmark's own latency figures are lost with the stop.
+ */
+async function loadResp(s: SidecarProcess, port: number): Promise<LoadResult> {
+  const counts = async () => ({
+    stored: await metricSum(
+      s,
+      'ripplecache_sidecar_requests_total',
+      (l) => l.get('operation') === 'put' && l.get('outcome') === 'stored',
+    ),
+    failed: await metricSum(
+      s,
+      'ripplecache_sidecar_resp_commands_total',
+      (l) => l.get('command') === 'set' && l.get('result') !== 'ok',
+    ),
+  });
+  const before = await counts();
   const cpuBefore = childrenCpuSeconds();
   const started = performance.now();
   const child = spawn(
@@ -452,41 +470,42 @@ async function loadResp(port: number): Promise<LoadResult> {
       '-P',
       String(RESP_PIPELINE),
       '-n',
-      String(RESP_REQUESTS),
+      String(RESP_MAX_REQUESTS),
       '-r',
       String(KEYS),
       '-d',
       String(VALUE_BYTES),
       '-t',
       'set',
-      '--csv',
+      '-q',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
   });
-  const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
+  const closed = new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
+  const timer = setTimeout(() => child.kill('SIGTERM'), SECONDS * 1000);
+  const code = await closed;
+  clearTimeout(timer);
   const seconds = (performance.now() - started) / 1000;
-  // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  const row = stdout
-    .split('\n')
-    .find((l) => l.startsWith('"SET"'))
-    ?.split(',')
-    .map((x) => x.replace(/"/g, ''));
-  if (code !== 0 || row === undefined) throw new Error(`redis-benchmark exited with ${code}: ${stdout} ${stderr}`);
+  if (seconds < SECONDS * 0.9) throw new Error(`redis-benchmark stopped early (${code}): ${stderr}`);
+  // SETs in flight when it stopped still finish: count once the count stops moving.
+  let after = await counts();
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const again = await counts();
+    if (again.stored === after.stored && again.failed === after.failed) break;
+    after = again;
+  }
   return {
-    ok: RESP_REQUESTS,
-    refused: 0,
+    ok: after.stored - before.stored,
+    refused: after.failed - before.failed,
     errors: 0,
     seconds,
-    p50: Number(row[4]),
-    p99: Number(row[6]),
+    p50: NaN,
+    p99: NaN,
     cpuSeconds: childrenCpuSeconds() - cpuBefore,
   };
 }
@@ -591,7 +610,7 @@ async function main(): Promise<void> {
             ? await load(s, seed)
             : iface === 'batch'
               ? await runWrk(s.url, BATCH_CONNECTIONS, BATCH_WRK_SCRIPT, batchBodies(seed))
-              : await loadResp(respPort as number);
+              : await loadResp(s, respPort as number);
         if (r.errors > 0) throw new Error(`${setup.name} ${iface}: ${r.errors} connection errors`);
         if (setup.policy === 'write-back') {
           await waitFor(
@@ -667,7 +686,7 @@ async function main(): Promise<void> {
     out(`## Write policies: PUT throughput and database writes, per interface`);
     out();
     out(
-      `${VALUE_BYTES}-byte values, keys over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per set-up and interface (RESP: ${fmt(RESP_REQUESTS)} SETs per run); write-back flushIntervalMs 1000, flushBatchSize 500; load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores. Load average (1 / 5 / 15 min) before: ${loadBefore}; at each round: ${loads.join('; ')}; after: ${loadAfter}.`,
+      `${VALUE_BYTES}-byte values, keys over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per set-up and interface; write-back flushIntervalMs 1000, flushBatchSize 500; load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores. Load average (1 / 5 / 15 min) before: ${loadBefore}; at each round: ${loads.join('; ')}; after: ${loadAfter}.`,
     );
     for (const iface of ifaces) {
       out();
@@ -682,7 +701,7 @@ async function main(): Promise<void> {
         const us = (c: number | undefined) => (c === undefined ? 'n/a' : fmt((1e6 * c) / x.puts, 1));
         const all = x.cpu.every((c) => c !== undefined) ? x.cpu.reduce<number>((a, c) => a + (c ?? 0), 0) : undefined;
         out(
-          `| ${setup.name} | ${fmt(median(x.rates))} (${range(x.rates, 0)}) | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${[...x.cpu, all].map(us).join(' / ')} |`,
+          `| ${setup.name} | ${fmt(median(x.rates))} (${range(x.rates, 0)}) | ${Number.isNaN(x.p50) ? 'n/a' : `${x.p50} / ${x.p99} ms`} | ${fmt(x.puts)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${[...x.cpu, all].map(us).join(' / ')} |`,
         );
         if (x.refused > 0) {
           const codes = [...(failures.get(`${setup.name}|${iface}`) ?? new Map<string, number>())]
