@@ -706,7 +706,7 @@ async function main(): Promise<void> {
         const us = (c: number | undefined) => (c === undefined ? 'n/a' : fmt((1e6 * c) / x.puts, 1));
         const all = x.cpu.every((c) => c !== undefined) ? x.cpu.reduce<number>((a, c) => a + (c ?? 0), 0) : undefined;
         out(
-          `| ${setup.name} | ${fmt(median(x.rates))} (${range(x.rates, 0)}) | ${Number.isNaN(x.p50) ? 'n/a' : `${x.p50} / ${x.p99} ms`} | ${fmt(x.puts)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${[...x.cpu, all].map(us).join(' / ')} |`,
+          `| ${setup.name} | ${fmt(median(x.rates))} (${range(x.rates, 0)}) | ${Number.isNaN(x.p50) ? 'n/a' : `${fmt(x.p50, 1)} / ${fmt(x.p99, 1)} ms`} | ${fmt(x.puts)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${[...x.cpu, all].map(us).join(' / ')} |`,
         );
         if (x.refused > 0) {
           const codes = [...(failures.get(`${setup.name}|${iface}`) ?? new Map<string, number>())]
