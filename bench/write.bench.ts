@@ -1,31 +1,42 @@
 /**
- * `npx tsx bench/write.bench.ts` (to be wired as `npm run bench:write`): PUT throughput and database writes
- * of each write policy, measured in the same run on the same machine.
+ * `npm run bench:write` (`npx tsx bench/write.bench.ts`): PUT throughput and database writes of each write
+ * policy, measured in the same run on the same machine, through each interface a client can write with.
  *
- * One real sidecar process per policy, all on one redis-server (each on its own database index, so that
- * write-back's journal is its own) and one PostgreSQL (a table per policy), plus a sidecar without an
- * origin (PUT = one Redis write). Load: 64 connections, PUTs of 256-byte values to keys drawn from
- * Zipf(0.99) over 10,000 keys, sent by wrk (C; Debian's `wrk` package, installed by
- * scripts/ensure-tools.sh) or, when wrk is missing or BENCH_WRITE_LOADGEN=autocannon, by autocannon (Node).
+ * One real sidecar process per set-up, all on one redis-server (each on its own database index, so that
+ * write-back's journal is its own) and one PostgreSQL (a table per set-up). Set-ups: write-through,
+ * write-back, write-back with a coalescing window (`--write-back-coalesce-window-ms`, BENCH_WRITE_WINDOW_MS,
+ * default 10000), write-around, and a sidecar without an origin (PUT = one Redis write). Interfaces, each
+ * driving every set-up it is measured on in the same way:
+ *   - `put`: single HTTP PUTs, 64 connections, 256-byte values, keys drawn from Zipf(0.99) over 10,000
+ *     keys, sent by wrk (C; Debian's `wrk` package) or, when wrk is missing or BENCH_WRITE_LOADGEN=autocannon,
+ *     by autocannon (Node);
+ *   - `batch`: `POST /v1/batch` with BENCH_WRITE_BATCH_OPS (default 100) puts of 256-byte values each (keys
+ *     from the same Zipf draw, distinct within a batch), 4 connections, by wrk (write-through and the two
+ *     write-back set-ups; without wrk this interface is skipped);
+ *   - `resp`: pipelined RESP SETs (16 per pipeline, 64 connections, 256-byte values, uniformly random keys
+ *     over 10,000 — redis-benchmark's `-r`) against `--listen-resp`, when the sidecar has that flag.
  * wrk needs about half the CPU per request that autocannon does; on a machine whose cores the load
  * generator shares with everything it measures, that CPU is taken from the sidecar, Redis and PostgreSQL,
  * and more so for the faster policy. Rounds alternate the order so that noise from the rest of the machine
- * falls on all of them alike.
+ * falls on all of them alike; ratios are taken within each round, and reported as median and range.
  *
  * "Database writes" are counted by the sidecars themselves (`ripplecache_sidecar_origin_requests_total`:
  * statements sent to PostgreSQL that wrote; `ripplecache_sidecar_origin_rows_written_total`: rows stored).
  * For write-back they include the flushes that finish after the load stops (the journal is drained before
- * counting). Throughput counts only 204 answers.
+ * counting; with a coalescing window that includes the last window). Throughput counts only stored PUTs.
  *
  * PostgreSQL runs with its default durability (fsync and synchronous commit on), as an application's
  * database does in production: a write-through PUT waits for a commit, a write-back batch pays one.
  *
  * The CPU each process used during each run (and the write-back drain after it) is read from /proc
- * (Linux): the sidecar, redis-server, PostgreSQL (postmaster and backends) and the load generator (wrk as
- * an exited child of this process, or autocannon as this process).
+ * (Linux): the sidecar, redis-server, PostgreSQL (postmaster and backends) and the load generator (wrk or
+ * redis-benchmark as an exited child of this process, or autocannon as this process). The machine's load
+ * average (/proc/loadavg) is printed before and after.
  *
- * Environment: BENCH_WRITE_SECONDS (per run, default 10), BENCH_WRITE_ROUNDS (default 2),
- * BENCH_WRITE_KEYS (default 10000), BENCH_WRITE_LOADGEN (wrk | autocannon; default wrk when installed).
+ * Environment: BENCH_WRITE_SECONDS (per run, default 10), BENCH_WRITE_ROUNDS (default 3),
+ * BENCH_WRITE_KEYS (default 10000), BENCH_WRITE_LOADGEN (wrk | autocannon; default wrk when installed),
+ * BENCH_WRITE_WINDOW_MS (default 10000), BENCH_WRITE_BATCH_OPS (default 100), BENCH_WRITE_INTERFACES
+ * (comma-separated subset of put,batch,resp).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,13 +44,13 @@ import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prng, zipfSampler } from './sidecar-traces.js';
-import { waitFor } from '../test/harness/ports.js';
+import { freePort, waitFor } from '../test/harness/ports.js';
 import { startPostgres, type PostgresServer } from '../test/harness/postgres.js';
 import { startRedis } from '../test/harness/redis.js';
 import { startSidecar, stopAllSidecars, type SidecarProcess } from '../test/harness/sidecar.js';
 
 const SECONDS = Number(process.env.BENCH_WRITE_SECONDS ?? 10);
-const ROUNDS = Number(process.env.BENCH_WRITE_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_WRITE_ROUNDS ?? 3);
 const KEYS = Number(process.env.BENCH_WRITE_KEYS ?? 10_000);
 const CONNECTIONS = 64;
 const ZIPF_S = 0.99;
@@ -48,8 +59,7 @@ const VALUE_BYTES = 256;
 const MAX_REQUESTS_PER_RUN = 5_000_000;
 
 /** `no-origin`: the baseline, a sidecar without an origin (every PUT is one Redis write). */
-const POLICIES = ['write-through', 'write-back', 'write-around', 'no-origin'] as const;
-type Policy = (typeof POLICIES)[number];
+type Policy = 'write-through' | 'write-back' | 'write-around' | 'no-origin';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -291,32 +301,289 @@ async function loadAutocannon(s: SidecarProcess, seed: number): Promise<LoadResu
 
 const load = (s: SidecarProcess, seed: number) => (LOADGEN === 'wrk' ? loadWrk(s, seed) : loadAutocannon(s, seed));
 
+/** Load average (1, 5, 15 min) from /proc/loadavg; "n/a" elsewhere. */
+function loadAverage(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' / ');
+  } catch {
+    return 'n/a';
+  }
+}
+
+const WINDOW_MS = Number(process.env.BENCH_WRITE_WINDOW_MS ?? 10_000);
+const BATCH_OPS = Number(process.env.BENCH_WRITE_BATCH_OPS ?? 100);
+const BATCH_CONNECTIONS = 4;
+/** Distinct batch bodies wrk cycles through. */
+const BATCH_BODIES = 400;
+/** Upper bound on the SETs of one RESP run (it is stopped after SECONDS). */
+const RESP_MAX_REQUESTS = 100_000_000;
+const RESP_CONNECTIONS = 64;
+const RESP_PIPELINE = 16;
+
+type Iface = 'put' | 'batch' | 'resp';
+const IFACE_LABEL: Record<Iface, string> = {
+  put: 'single HTTP PUTs',
+  batch: `POST /v1/batch (${BATCH_OPS} puts each)`,
+  resp: `pipelined RESP SETs (${RESP_PIPELINE} per pipeline)`,
+};
+
+interface Setup {
+  name: string;
+  policy: Policy;
+  args: string[];
+  ifaces: Iface[];
+}
+
+/** True when the sidecar has the RESP front (`--listen-resp`). */
+function sidecarHasResp(): boolean {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'sidecar/src/main.ts', '--help'], { encoding: 'utf8' });
+  return r.stdout.includes('--listen-resp');
+}
+
+const BATCH_WRK_SCRIPT = `
+local bodies, i, n = {}, 0, 0
+local headers = { ["Content-Type"] = "application/json" }
+local threads = 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+local requests = {}
+function init(args)
+  for line in io.lines(args[1]) do n = n + 1; bodies[n] = line end
+  i = (tid or 0) * 131 % n
+end
+function request()
+  i = i + 1
+  if i > n then i = 1 end
+  local r = requests[i]
+  if r == nil then
+    r = wrk.format("POST", "/v1/batch", headers, bodies[i])
+    requests[i] = r
+  end
+  return r
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\nWRK-RESULT {"requests":%d,"duration_us":%d,"status":%d,"socket":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+`;
+
+/** Runs wrk with a script and one data file; the WRK-RESULT line the script prints, parsed. */
+async function runWrk(url: string, connections: number, script: string, data: string): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'rc-bench-wrk-'));
+  try {
+    writeFileSync(join(dir, 'data'), data);
+    writeFileSync(join(dir, 'script.lua'), script);
+    const cpuBefore = childrenCpuSeconds();
+    const child = spawn(
+      'wrk',
+      [
+        `-t${WRK_THREADS}`,
+        `-c${connections}`,
+        `-d${SECONDS}s`,
+        '--timeout',
+        '10s',
+        '-s',
+        join(dir, 'script.lua'),
+        url,
+        '--',
+        join(dir, 'data'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
+    const m = /WRK-RESULT (\{.*\})/.exec(stdout);
+    if (code !== 0 || !m) throw new Error(`wrk exited with ${code}: ${stdout}`);
+    const r = JSON.parse(m[1] as string) as {
+      requests: number;
+      duration_us: number;
+      status: number;
+      socket: number;
+      p50_us: number;
+      p99_us: number;
+    };
+    return {
+      ok: r.requests - r.status,
+      refused: r.status,
+      errors: r.socket,
+      seconds: r.duration_us / 1e6,
+      p50: Math.round(r.p50_us / 100) / 10,
+      p99: Math.round(r.p99_us / 100) / 10,
+      cpuSeconds: childrenCpuSeconds() - cpuBefore,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Batch bodies: BATCH_OPS puts each, keys from the Zipf draw, distinct within a body. */
+function batchBodies(seed: number): string {
+  const next = zipfSampler(KEYS, ZIPF_S, prng(seed));
+  const value = 'v'.repeat(VALUE_BYTES);
+  const lines: string[] = [];
+  for (let b = 0; b < BATCH_BODIES; b++) {
+    const keys = new Set<number>();
+    while (keys.size < Math.min(BATCH_OPS, KEYS)) keys.add(next());
+    lines.push(
+      JSON.stringify({
+        ops: [...keys].map((k) => ({ op: 'put', key: `bench-${k}`, value, contentType: 'text/plain' })),
+      }),
+    );
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Pipelined RESP SETs by redis-benchmark (C) for SECONDS (it has no duration option: it is stopped with
+ * SIGTERM). SETs stored and refused are counted by the sidecar (`requests_total{operation="put"}` and
+ * `resp_commands_total{command="set"}`); redis-benchmark's own latency figures are lost with the stop.
+ */
+async function loadResp(s: SidecarProcess, port: number): Promise<LoadResult> {
+  const counts = async () => ({
+    stored: await metricSum(
+      s,
+      'ripplecache_sidecar_requests_total',
+      (l) => l.get('operation') === 'put' && l.get('outcome') === 'stored',
+    ),
+    failed: await metricSum(
+      s,
+      'ripplecache_sidecar_resp_commands_total',
+      (l) => l.get('command') === 'set' && l.get('result') !== 'ok',
+    ),
+  });
+  const before = await counts();
+  const cpuBefore = childrenCpuSeconds();
+  const started = performance.now();
+  const child = spawn(
+    'redis-benchmark',
+    [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '-c',
+      String(RESP_CONNECTIONS),
+      '-P',
+      String(RESP_PIPELINE),
+      '-n',
+      String(RESP_MAX_REQUESTS),
+      '-r',
+      String(KEYS),
+      '-d',
+      String(VALUE_BYTES),
+      '-t',
+      'set',
+      '-q',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const closed = new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
+  const timer = setTimeout(() => child.kill('SIGTERM'), SECONDS * 1000);
+  const code = await closed;
+  clearTimeout(timer);
+  const seconds = (performance.now() - started) / 1000;
+  // redis-benchmark exits at the first error reply (e.g. REDIS_UNAVAILABLE under load): the run ends there.
+  if (seconds < SECONDS * 0.9) log(`redis-benchmark stopped after ${seconds.toFixed(1)} s (${code}): ${stderr.trim()}`);
+  if (seconds < 1) throw new Error(`redis-benchmark stopped at once (${code}): ${stderr}`);
+  // SETs in flight when it stopped still finish: count once the count stops moving.
+  let after = await counts();
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const again = await counts();
+    if (again.stored === after.stored && again.failed === after.failed) break;
+    after = again;
+  }
+  return {
+    ok: after.stored - before.stored,
+    refused: after.failed - before.failed,
+    errors: 0,
+    seconds,
+    p50: NaN,
+    p99: NaN,
+    cpuSeconds: childrenCpuSeconds() - cpuBefore,
+  };
+}
+
+/** Batch operations so far, as the sidecar counted them: PUTs stored, and operations refused or failed. */
+const batchCounts = async (s: SidecarProcess) => ({
+  stored: await metricSum(
+    s,
+    'ripplecache_sidecar_requests_total',
+    (l) => l.get('operation') === 'batch' && l.get('outcome') === 'stored',
+  ),
+  failed: await metricSum(
+    s,
+    'ripplecache_sidecar_requests_total',
+    (l) => l.get('operation') === 'batch' && !['stored', 'deleted', 'hit', 'miss'].includes(l.get('outcome') ?? ''),
+  ),
+});
+
+const median = (xs: number[]) => {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(a.length / 2);
+  return a.length % 2 ? (a[m] as number) : ((a[m - 1] as number) + (a[m] as number)) / 2;
+};
+const range = (xs: number[], digits: number) => `${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)}`;
+
 async function main(): Promise<void> {
+  const wanted = new Set((process.env.BENCH_WRITE_INTERFACES ?? 'put,batch,resp').split(',') as Iface[]);
+  const haveWrk = !spawnSync('wrk', ['--version']).error;
+  const resp = wanted.has('resp') && sidecarHasResp() && !spawnSync('redis-benchmark', ['--version']).error;
+  const ifaces: Iface[] = (['put', 'batch', 'resp'] as const).filter(
+    (i) => wanted.has(i) && (i !== 'batch' || haveWrk) && (i !== 'resp' || resp),
+  );
+  const compared: Iface[] = ifaces;
+  const setups: Setup[] = [
+    { name: 'write-through', policy: 'write-through', args: [], ifaces: compared },
+    { name: 'write-back', policy: 'write-back', args: [], ifaces: compared },
+    {
+      name: `write-back, window ${WINDOW_MS} ms`,
+      policy: 'write-back',
+      args: ['--write-back-coalesce-window-ms', String(WINDOW_MS)],
+      ifaces: compared,
+    },
+    { name: 'write-around', policy: 'write-around', args: [], ifaces: ifaces.filter((i) => i === 'put') },
+    { name: 'no origin', policy: 'no-origin', args: [], ifaces: ifaces.filter((i) => i === 'put') },
+  ];
+  const loadBefore = loadAverage();
+  log(`interfaces: ${ifaces.join(', ')}${resp ? '' : ' (no RESP front in this sidecar, or no redis-benchmark)'}`);
   log('starting redis-server and PostgreSQL');
   const [redis, pg] = await Promise.all([startRedis(), startPostgres({ durable: true })]);
-  const sidecars = new Map<Policy, SidecarProcess>();
+  const sidecars = new Map<string, { s: SidecarProcess; respPort?: number }>();
   try {
-    for (const [i, policy] of POLICIES.entries()) {
-      sidecars.set(
-        policy,
-        await startSidecar({
-          name: `bench-${policy}`,
-          args: [
-            '--redis',
-            `${redis.url}/${i + 1}`,
-            '--channel',
-            `ripplecache:bench-write-${i}`,
-            '--log-level',
-            'warn',
-            ...(policy === 'no-origin'
-              ? []
-              : ['--origin', pg.url, '--origin-table', `bench_${policy.replace('-', '_')}`, '--write-policy', policy]),
-          ],
-        }),
-      );
+    for (const [i, setup] of setups.entries()) {
+      const respPort = ifaces.includes('resp') && setup.ifaces.includes('resp') ? await freePort() : undefined;
+      const s = await startSidecar({
+        name: `bench-${setup.name}`,
+        args: [
+          '--redis',
+          `${redis.url}/${i + 1}`,
+          '--channel',
+          `ripplecache:bench-write-${i}`,
+          '--log-level',
+          'warn',
+          // As the integration tests: under this machine's load the default 500 ms fails some calls.
+          '--redis-timeout-ms',
+          '2000',
+          ...(respPort === undefined ? [] : ['--listen-resp', `127.0.0.1:${respPort}`]),
+          ...(setup.policy === 'no-origin'
+            ? []
+            : ['--origin', pg.url, '--origin-table', `bench_${i}`, '--write-policy', setup.policy]),
+          ...setup.args,
+        ],
+      });
+      sidecars.set(setup.name, respPort === undefined ? { s } : { s, respPort });
     }
     // Create the tables and warm up the JIT of every sidecar.
-    for (const s of sidecars.values()) {
+    for (const { s } of sidecars.values()) {
       await s.put('warm-up', 'x');
       const w = await autocannon({
         url: `${s.url}/v1/cache/warm-up`,
@@ -328,51 +595,87 @@ async function main(): Promise<void> {
       });
       if (w.non2xx > 0) throw new Error(`${s.name}: warm-up answered ${w.non2xx} non-2xx`);
     }
-    const runs = new Map<Policy, Run[]>(POLICIES.map((p) => [p, []]));
+    const pairs = setups.flatMap((setup) => setup.ifaces.map((iface) => ({ setup, iface })));
+    const id = (p: { setup: Setup; iface: Iface }) => `${p.setup.name}|${p.iface}`;
+    const runs = new Map<string, Run[]>(pairs.map((p) => [id(p), []]));
+    const loads: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? POLICIES : [...POLICIES].reverse();
-      for (const policy of order) {
-        const s = sidecars.get(policy) as SidecarProcess;
+      loads.push(loadAverage());
+      const order = round % 2 === 0 ? pairs : [...pairs].reverse();
+      for (const pair of order) {
+        const { setup, iface } = pair;
+        const { s, respPort } = sidecars.get(setup.name) as { s: SidecarProcess; respPort?: number };
+        const seed = 1000 * round + pairs.indexOf(pair);
         const before = await dbWrites(s);
+        const batchBefore = iface === 'batch' ? await batchCounts(s) : { stored: 0, failed: 0 };
         const readCpu = () => [cpuSeconds(s.pid), cpuSeconds(redis.pid), postgresCpuSeconds(pg)];
         const cpuBefore = readCpu();
-        const r = await load(s, 1000 * round + POLICIES.indexOf(policy));
-        if (r.errors > 0) throw new Error(`${policy}: ${r.errors} connection errors`);
-        if (policy === 'write-back') {
+        const r =
+          iface === 'put'
+            ? await load(s, seed)
+            : iface === 'batch'
+              ? await runWrk(s.url, BATCH_CONNECTIONS, BATCH_WRK_SCRIPT, batchBodies(seed))
+              : await loadResp(s, respPort as number);
+        if (r.errors > 0) throw new Error(`${setup.name} ${iface}: ${r.errors} connection errors`);
+        if (setup.policy === 'write-back') {
           await waitFor(
             'the write-back journal drained',
             async () => (await metricSum(s, 'ripplecache_sidecar_writeback_pending')) === 0,
-            120_000,
+            120_000 + WINDOW_MS,
             100,
           );
         }
         const cpuAfter = readCpu();
         const after = await dbWrites(s);
+        let puts = r.ok;
+        let refused = r.refused;
+        if (iface === 'batch') {
+          // Counted by the sidecar: wrk does not count the requests still in flight when it stops.
+          const batchAfter = await batchCounts(s);
+          puts = batchAfter.stored - batchBefore.stored;
+          refused = batchAfter.failed - batchBefore.failed + r.refused * BATCH_OPS;
+        }
         const run: Run = {
-          puts: r.ok,
+          puts,
           seconds: r.seconds,
           p50: r.p50,
           p99: r.p99,
           statements: after.statements - before.statements,
           rows: after.rows - before.rows,
-          refused: r.refused,
+          refused,
           cpu: [
             ...cpuAfter.map((a, i) => (a === undefined || cpuBefore[i] === undefined ? undefined : a - cpuBefore[i])),
             r.cpuSeconds,
           ],
         };
-        runs.get(policy)?.push(run);
+        runs.get(id(pair))?.push(run);
         log(
-          `${policy} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`,
+          `${setup.name} / ${iface} round ${round + 1}: ${fmt(run.puts / run.seconds)} PUT/s, ${fmt(run.statements)} statements, ${fmt(run.rows)} rows, ${run.refused} refused`,
         );
       }
     }
+    const loadAfter = loadAverage();
+    // The error codes of failed batch operations, per set-up and interface, as the sidecars counted them.
+    const failures = new Map<string, Map<string, number>>();
+    for (const pair of pairs.filter((p) => p.iface === 'batch')) {
+      const { s } = sidecars.get(pair.setup.name) as { s: SidecarProcess };
+      const codes = new Map<string, number>();
+      for (const line of (await s.metrics()).split('\n')) {
+        const m =
+          /^ripplecache_sidecar_requests_total\{operation="batch",tier="[^"]*",outcome="(\w+)"[^}]*\} (\S+)$/.exec(
+            line,
+          );
+        if (m && !['stored', 'deleted', 'hit', 'miss'].includes(m[1] as string) && Number(m[2]) > 0)
+          codes.set(m[1] as string, (codes.get(m[1] as string) ?? 0) + Number(m[2]));
+      }
+      failures.set(id(pair), codes);
+    }
 
-    const total = (p: Policy) => {
-      const rs = runs.get(p) ?? [];
+    const total = (key: string) => {
+      const rs = runs.get(key) ?? [];
       const sum = (f: (r: Run) => number) => rs.reduce((a, r) => a + f(r), 0);
       return {
-        rate: sum((r) => r.puts) / sum((r) => r.seconds),
+        rates: rs.map((r) => r.puts / r.seconds),
         puts: sum((r) => r.puts),
         statements: sum((r) => r.statements),
         rows: sum((r) => r.rows),
@@ -381,52 +684,59 @@ async function main(): Promise<void> {
           rs.every((r) => r.cpu[i] !== undefined) ? sum((r) => r.cpu[i] ?? 0) : undefined,
         ),
         seconds: sum((r) => r.seconds),
-        p50: Math.max(...rs.map((r) => r.p50)),
-        p99: Math.max(...rs.map((r) => r.p99)),
+        p50: median(rs.map((r) => r.p50)),
+        p99: median(rs.map((r) => r.p99)),
       };
     };
-    const t = Object.fromEntries(POLICIES.map((p) => [p, total(p)])) as Record<Policy, ReturnType<typeof total>>;
-    out(`## Write policies: PUT throughput and database writes`);
+    out(`## Write policies: PUT throughput and database writes, per interface`);
     out();
     out(
-      `${CONNECTIONS} connections (${LOADGEN === 'wrk' ? `wrk, ${WRK_THREADS} threads` : 'autocannon'}), ${VALUE_BYTES}-byte values, keys Zipf(${ZIPF_S}) over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per policy; write-back defaults (flushIntervalMs 1000, flushBatchSize 500); load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores.`,
+      `${VALUE_BYTES}-byte values, keys over ${fmt(KEYS)}, ${ROUNDS} alternated rounds of ${SECONDS} s per set-up and interface; write-back flushIntervalMs 1000, flushBatchSize 500; --redis-timeout-ms 2000 on every sidecar; load generator, sidecars, redis-server and PostgreSQL share ${availableParallelism()} CPU cores. Load average (1 / 5 / 15 min) before: ${loadBefore}; at each round: ${loads.join('; ')}; after: ${loadAfter}.`,
     );
-    out();
-    out(
-      '| policy | PUT/s | p50 / p99 latency | PUTs | DB statements | DB rows written | statements per 1,000 PUTs | rows per 1,000 PUTs |',
-    );
-    out('|---|---|---|---|---|---|---|---|');
-    for (const p of POLICIES) {
-      const x = t[p];
+    for (const iface of ifaces) {
+      out();
+      out(`### ${IFACE_LABEL[iface]}`);
+      out();
       out(
-        `| ${p} | ${fmt(x.rate)} | ${x.p50} / ${x.p99} ms | ${fmt(x.puts)} | ${fmt(x.statements)} | ${fmt(x.rows)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} |`,
+        '| set-up | PUT/s median (range) | p50 / p99 latency (median) | PUTs | DB statements per 1,000 PUTs | DB rows per 1,000 PUTs | CPU µs per PUT: sidecar / redis / PostgreSQL / load generator / total |',
+      );
+      out('|---|---|---|---|---|---|---|');
+      for (const setup of setups.filter((x) => x.ifaces.includes(iface))) {
+        const x = total(`${setup.name}|${iface}`);
+        const us = (c: number | undefined) => (c === undefined ? 'n/a' : fmt((1e6 * c) / x.puts, 1));
+        const all = x.cpu.every((c) => c !== undefined) ? x.cpu.reduce<number>((a, c) => a + (c ?? 0), 0) : undefined;
+        out(
+          `| ${setup.name} | ${fmt(median(x.rates))} (${range(x.rates, 0)}) | ${Number.isNaN(x.p50) ? 'n/a' : `${fmt(x.p50, 1)} / ${fmt(x.p99, 1)} ms`} | ${fmt(x.puts)} | ${fmt((1000 * x.statements) / x.puts, 1)} | ${fmt((1000 * x.rows) / x.puts, 1)} | ${[...x.cpu, all].map(us).join(' / ')} |`,
+        );
+        if (x.refused > 0) {
+          const codes = [...(failures.get(`${setup.name}|${iface}`) ?? new Map<string, number>())]
+            .map(([code, n]) => `${code} ${fmt(n)}`)
+            .join(', ');
+          out(`|   refused or failed PUTs: ${fmt(x.refused)}${codes ? ` (${codes})` : ''} | | | | | | |`);
+        }
+      }
+    }
+    out();
+    out('Ratios against write-through through the same interface, per round (median, range):');
+    out();
+    out(
+      '| interface | write-back throughput | write-back + window throughput | write-back DB rows per PUT | write-back + window DB rows per PUT |',
+    );
+    out('|---|---|---|---|---|');
+    const windowName = setups[2]?.name ?? '';
+    for (const iface of ifaces) {
+      const wt = runs.get(`write-through|${iface}`) ?? [];
+      const ratio = (name: string, f: (r: Run) => number) =>
+        (runs.get(`${name}|${iface}`) ?? []).map((r, i) => f(r) / f(wt[i] as Run));
+      const cell = (xs: number[], digits: number) => `${fmt(median(xs), digits)}× (${range(xs, digits)})`;
+      const rate = (r: Run) => r.puts / r.seconds;
+      const rows = (r: Run) => r.rows / r.puts;
+      out(
+        `| ${IFACE_LABEL[iface]} | ${cell(ratio('write-back', rate), 2)} | ${cell(ratio(windowName, rate), 2)} | ${cell(ratio('write-back', rows), 3)} | ${cell(ratio(windowName, rows), 3)} |`,
       );
     }
-    out();
-    out('CPU per PUT (µs; in parentheses: cores used on average over the run):');
-    out();
-    out(`| policy | ${CPU_CONSUMERS.join(' | ')} | total |`);
-    out(`|---|${CPU_CONSUMERS.map(() => '---|').join('')}---|`);
-    for (const p of POLICIES) {
-      const x = t[p];
-      const cell = (c: number | undefined) =>
-        c === undefined ? 'n/a' : `${fmt((1e6 * c) / x.puts, 1)} (${fmt(c / x.seconds, 2)})`;
-      const total = x.cpu.every((c) => c !== undefined) ? x.cpu.reduce<number>((a, c) => a + (c ?? 0), 0) : undefined;
-      out(`| ${p} | ${x.cpu.map(cell).join(' | ')} | ${cell(total)} |`);
-    }
-    out();
-    const wb = t['write-back'];
-    const wt = t['write-through'];
-    const perPut = (x: typeof wb, k: 'statements' | 'rows') => x[k] / x.puts;
-    out(
-      `write-back / write-through: throughput ${fmt(wb.rate / wt.rate, 2)}×; DB statements per PUT ${fmt(perPut(wb, 'statements') / perPut(wt, 'statements'), 4)} (1/${fmt(perPut(wt, 'statements') / perPut(wb, 'statements'), 0)}); DB rows per PUT ${fmt(perPut(wb, 'rows') / perPut(wt, 'rows'), 3)} (1/${fmt(perPut(wt, 'rows') / perPut(wb, 'rows'), 1)})`,
-    );
-    out(`write-around / write-through: throughput ${fmt(t['write-around'].rate / wt.rate, 2)}×`);
-    out(
-      `against the no-origin ceiling (same run): write-back ${fmt(wb.rate / t['no-origin'].rate, 2)}×, write-through ${fmt(wt.rate / t['no-origin'].rate, 2)}×, write-around ${fmt(t['write-around'].rate / t['no-origin'].rate, 2)}×`,
-    );
-    if (POLICIES.some((p) => t[p].refused > 0))
-      out(`refused PUTs (non-2xx): ${POLICIES.map((p) => `${p} ${t[p].refused}`).join(', ')}`);
+    if (!ifaces.includes('resp'))
+      out('\n(No RESP column: this sidecar has no `--listen-resp`, or redis-benchmark is missing.)');
   } finally {
     await stopAllSidecars();
     await Promise.all([redis.stop(), pg.stop()]);

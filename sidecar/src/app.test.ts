@@ -427,3 +427,117 @@ describe('keys a PostgreSQL origin could never store (no I/O: refused before any
     if (method !== 'HEAD') expect(r.json()).toEqual({ error: { code: 'InvalidKey', message: expect.any(String) } });
   });
 });
+
+describe('POST /v1/batch (L1-only)', () => {
+  const batch = (payload: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+    app.inject({ method: 'POST', url: '/v1/batch', payload: JSON.stringify(payload), headers });
+  type Results = { results: Record<string, unknown>[] };
+
+  it('answers every operation in order; same-key operations run in request order', async () => {
+    await put('old', 'was-here');
+    const r = await batch({
+      ops: [
+        { op: 'put', key: 'a', value: 'one', contentType: 'text/plain', ttl: 30 },
+        { op: 'get', key: 'a' },
+        { op: 'put', key: 'a', value: 'two' },
+        { op: 'get', key: 'a' },
+        { op: 'put', key: 'bin', value: Buffer.from([0, 255]).toString('base64'), encoding: 'base64' },
+        { op: 'get', key: 'bin' },
+        { op: 'delete', key: 'old' },
+        { op: 'get', key: 'old' },
+        { op: 'get', key: 'never' },
+      ],
+    });
+    expect(r.statusCode).toBe(200);
+    const { results } = r.json<Results>();
+    expect(results).toEqual([
+      { status: 204, key: 'a' },
+      { status: 200, key: 'a', value: 'one', encoding: 'utf8', contentType: 'text/plain', tier: 'L1' },
+      { status: 204, key: 'a' },
+      { status: 200, key: 'a', value: 'two', encoding: 'utf8', contentType: 'application/octet-stream', tier: 'L1' },
+      { status: 204, key: 'bin' },
+      {
+        status: 200,
+        key: 'bin',
+        value: 'AP8=',
+        encoding: 'base64',
+        contentType: 'application/octet-stream',
+        tier: 'L1',
+      },
+      { status: 204, key: 'old' },
+      { status: 404, key: 'old', error: { code: 'NotFound', message: 'no tier holds this key' } },
+      { status: 404, key: 'never', error: { code: 'NotFound', message: 'no tier holds this key' } },
+    ]);
+    // What the batch wrote is what the single-key API reads, with its per-key TTL.
+    expect((await get('a')).body).toBe('two');
+    expect((await get('old')).statusCode).toBe(404);
+    now += 31_000;
+    expect((await get('bin')).statusCode).toBe(200);
+  });
+
+  it('a bad key or a too large value fails alone; the others are stored', async () => {
+    const r = await batch({
+      ops: [
+        { op: 'put', key: 'ok1', value: 'x' },
+        { op: 'put', key: '', value: 'x' },
+        { op: 'put', key: 'huge', value: 'x'.repeat(1025) },
+        { op: 'put', key: 'ok2', value: 'y', ttl: -1 },
+        { op: 'put', key: 'ok3', value: 'z' },
+      ],
+    });
+    expect(r.statusCode).toBe(200);
+    const codes = r.json<Results>().results.map((x) => [x.status, (x.error as { code?: string } | undefined)?.code]);
+    expect(codes).toEqual([
+      [204, undefined],
+      [400, 'InvalidKey'],
+      [413, 'ValueTooLarge'],
+      [400, 'InvalidTTL'],
+      [204, undefined],
+    ]);
+    expect((await get('ok1')).body).toBe('x');
+    expect((await get('ok3')).body).toBe('z');
+    expect((await get('huge')).statusCode).toBe(404);
+    expect((await get('ok2')).statusCode).toBe(404);
+  });
+
+  it('refuses bodies whole with a JSON error naming the problem, whatever the Content-Type', async () => {
+    const notJson = await app.inject({ method: 'POST', url: '/v1/batch', payload: '{"ops":', headers: {} });
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json()).toMatchObject({ error: { code: 'InvalidBody' } });
+    const noOps = await batch({ ops: [] }, { 'content-type': 'application/x-www-form-urlencoded' });
+    expect(noOps.json()).toMatchObject({
+      error: { code: 'InvalidBody', message: '"ops" is empty: a batch needs 1 operation or more' },
+    });
+    const many = await batch({ ops: Array.from({ length: 1001 }, (_, i) => ({ op: 'get', key: `k${i}` })) });
+    expect(many.statusCode).toBe(413);
+    expect(many.json()).toMatchObject({
+      error: { code: 'BatchTooLarge', message: 'the batch has 1001 operations; at most 1000 are allowed' },
+    });
+    const big = await app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      payload: JSON.stringify({ ops: [{ op: 'put', key: 'k', value: 'x'.repeat(16 * 1024 * 1024) }] }),
+    });
+    expect(big.statusCode).toBe(413);
+    expect(big.json()).toMatchObject({
+      error: { code: 'BatchTooLarge', message: `the batch body is larger than the limit of ${16 * 1024 * 1024} bytes` },
+    });
+    const wrong = await app.inject({ method: 'GET', url: '/v1/batch' });
+    expect(wrong.statusCode).toBe(405);
+    expect(wrong.headers.allow).toBe('POST');
+  });
+
+  it('counts each operation under operation="batch"', async () => {
+    await batch({
+      ops: [
+        { op: 'put', key: 'm', value: 'v' },
+        { op: 'get', key: 'm' },
+        { op: 'get', key: '' },
+      ],
+    });
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toContain('ripplecache_sidecar_requests_total{operation="batch",tier="l1",outcome="stored"} 1');
+    expect(text).toContain('ripplecache_sidecar_requests_total{operation="batch",tier="l1",outcome="hit"} 1');
+    expect(text).toContain('ripplecache_sidecar_requests_total{operation="batch",tier="none",outcome="InvalidKey"} 1');
+  });
+});

@@ -32,6 +32,7 @@ import {
   type RedisClient,
 } from './redis/redis-client.js';
 import { RedisL2 } from './redis/redis-l2.js';
+import { batchRoute } from './routes/batch-route.js';
 import { cacheRoutes } from './routes/cache-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { invalidateRoute } from './routes/invalidate-route.js';
@@ -324,6 +325,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     ...originCheckKey,
   });
   await app.register(invalidateRoute, { cache: tiered, metrics, ...originCheckKey });
+  await app.register(batchRoute, {
+    cache: tiered,
+    metrics,
+    config,
+    ...(writePath ? { writer: writePath.policy } : {}),
+    ...originCheckKey,
+  });
   await app.register(healthRoutes, {
     cache: tiered,
     metrics,

@@ -50,6 +50,13 @@ export interface WriteBackConfig {
    * `WriteBackBacklogFull`. Default 100000.
    */
   maxPending: number;
+  /**
+   * Hold each key's writes this long, in ms, before writing them to the database, so that a key written
+   * many times is written once per window (the database lags the cache by up to this plus
+   * `flushIntervalMs`; the journal holds every write meanwhile). Default 0: off. Less than half of
+   * `writeBackClaimTimeoutMs`.
+   */
+  coalesceWindowMs: number;
 }
 
 /** A Unix domain socket to listen on (`unix:/path`). */
@@ -163,7 +170,7 @@ export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   l1: { policy: 'tinylfu', maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxTTLSeconds: 60 },
   defaultTTLSeconds: 3600,
   writePolicy: 'write-through',
-  writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100_000 },
+  writeBack: { flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100_000, coalesceWindowMs: 0 },
   writeBackClaimTimeoutMs: 30_000,
   origin: undefined,
   originTable: 'cache_entries',

@@ -211,12 +211,17 @@ describe('sidecar config', () => {
       'onDisconnect: serve-stale',
       'maxValueBytes: 1048576',
       'l1: {policy: lfu, maxEntries: 10000, maxBytes: 64Mi, maxTTLSeconds: 60}',
-      'writeBack: {flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000}',
+      'writeBack: {flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000, coalesceWindowMs: 2000}',
       'origin: http://origin:8080',
     ].join('\n');
     const c = cfg([], { RIPPLECACHE_CONFIG: '/etc/rc.yaml' }, { '/etc/rc.yaml': file });
     expect(c.redisReplicas).toEqual(['redis://a:6379', 'redis://b:6379']);
-    expect(c.writeBack).toEqual({ flushIntervalMs: 1000, flushBatchSize: 500, maxPending: 100000 });
+    expect(c.writeBack).toEqual({
+      flushIntervalMs: 1000,
+      flushBatchSize: 500,
+      maxPending: 100000,
+      coalesceWindowMs: 2000,
+    });
     expect(c.l1.maxBytes).toBe(64 * 2 ** 20);
     expect(c.origin).toBe('http://origin:8080');
   });
@@ -370,7 +375,21 @@ describe('sidecar config', () => {
     );
     for (const flag of ['--origin-table', '--write-back-claim-timeout-ms', '--write-back-max-pending'])
       expect(helpText()).toContain(flag);
+    expect(helpText()).toContain('--write-back-coalesce-window-ms');
     expect(JSON.stringify(redactedConfig(cfg(['--origin', 'postgres://app:hunter3@db/app'])))).not.toContain('hunter3');
+  });
+  it('reads the write-back coalescing window (off by default) and keeps it under half the claim timeout', () => {
+    expect(cfg([]).writeBack.coalesceWindowMs).toBe(0);
+    expect(cfg(['--write-back-coalesce-window-ms', '5000']).writeBack.coalesceWindowMs).toBe(5000);
+    expect(cfg([], { RIPPLECACHE_WRITE_BACK_COALESCE_WINDOW_MS: '250' }).writeBack.coalesceWindowMs).toBe(250);
+    expect(() => cfg(['--write-back-coalesce-window-ms', '-1'])).toThrow(ConfigError);
+    expect(() => cfg(['--write-back-coalesce-window-ms', '1500', '--write-back-claim-timeout-ms', '3000'])).toThrow(
+      /must be under half of --write-back-claim-timeout-ms 3000/,
+    );
+    expect(
+      cfg(['--write-back-coalesce-window-ms', '1499', '--write-back-claim-timeout-ms', '3000']).writeBack
+        .coalesceWindowMs,
+    ).toBe(1499);
   });
 });
 

@@ -186,6 +186,12 @@ const FLAGS: readonly FlagSpec[] = [
     help: `write-back: journaled writes not yet in the origin (cluster-wide) at most; further writes get 503 (default ${SIDECAR_DEFAULTS.writeBack.maxPending})`,
   },
   {
+    flag: 'write-back-coalesce-window-ms',
+    path: 'writeBack.coalesceWindowMs',
+    parse: int(0, 1_800_000),
+    help: `write-back: hold each key's writes N ms before writing the database, so a hot key is written once per window (adds up to N ms of database lag; must be under half of --write-back-claim-timeout-ms; default ${SIDECAR_DEFAULTS.writeBack.coalesceWindowMs}: off)`,
+  },
+  {
     flag: 'write-back-claim-timeout-ms',
     path: 'writeBackClaimTimeoutMs',
     parse: int(100, 3_600_000),
@@ -454,6 +460,11 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
   if (config.origin !== undefined && config.writePolicy === 'write-back' && config.redis === undefined) {
     throw new ConfigError(
       '--write-policy write-back with --origin needs --redis: the write-back journal is a Redis Stream',
+    );
+  }
+  if (config.writeBack.coalesceWindowMs * 2 >= config.writeBackClaimTimeoutMs) {
+    throw new ConfigError(
+      `--write-back-coalesce-window-ms ${config.writeBack.coalesceWindowMs} must be under half of --write-back-claim-timeout-ms ${config.writeBackClaimTimeoutMs}: entries held longer would be claimed by another sidecar`,
     );
   }
   return { kind: 'config', config };

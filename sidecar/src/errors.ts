@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   MethodNotAllowed: 405,
   RequestTimeout: 408,
   ValueTooLarge: 413,
+  BatchTooLarge: 413,
   ExpectationFailed: 417,
   HeadersTooLarge: 431,
   Internal: 500,
@@ -82,6 +83,14 @@ export class ValueTooLargeError extends SidecarError {
   override readonly name = 'ValueTooLargeError';
   constructor(message: string) {
     super('ValueTooLarge', message);
+  }
+}
+
+/** `POST /v1/batch`: too many operations, or a body over the limit (the batch as a whole is refused). */
+export class BatchTooLargeError extends SidecarError {
+  override readonly name = 'BatchTooLargeError';
+  constructor(message: string) {
+    super('BatchTooLarge', message);
   }
 }
 

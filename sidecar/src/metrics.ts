@@ -21,7 +21,7 @@ export interface MetricSources {
   writeBackPending?: () => Promise<PendingSnapshot>;
 }
 
-export type Operation = 'get' | 'put' | 'delete' | 'invalidate' | 'consistency';
+export type Operation = 'get' | 'put' | 'delete' | 'invalidate' | 'consistency' | 'batch';
 
 export interface SidecarMetricsOptions {
   /** Also export the standard Node.js process metrics (`process_*`, `nodejs_*`). Default false. */

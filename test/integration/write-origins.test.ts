@@ -133,7 +133,11 @@ describe('PostgresOrigin', () => {
         { op: 'put', key: 'b3', version: 403, body: Buffer.from('three-b'), contentType: 'text/plain' },
         { op: 'delete', key: 'b4', version: 404 },
       ]);
-      expect(r).toEqual({ applied: 3, superseded: 2 });
+      expect({ ...r, appliedKeys: [...(r.appliedKeys ?? [])].sort() }).toEqual({
+        applied: 3,
+        superseded: 2,
+        appliedKeys: ['b2', 'b3', 'b4'],
+      });
       expect((await o.get('b1'))?.body.toString()).toBe('stored-newer');
       expect((await o.get('b2'))?.body.toString()).toBe('two');
       expect((await o.get('b3'))?.body.toString()).toBe('three-b');
@@ -144,7 +148,7 @@ describe('PostgresOrigin', () => {
         await o.applyBatch([
           { op: 'put', key: 'b2', version: 401, body: Buffer.from('two'), contentType: 'text/plain' },
         ]),
-      ).toEqual({ applied: 0, superseded: 1 });
+      ).toEqual({ applied: 0, superseded: 1, appliedKeys: [] });
     } finally {
       await o.close();
     }
@@ -291,7 +295,11 @@ describe('HttpOrigin', () => {
         { op: 'put', key: 'y', version: 21, body: Buffer.from('y'), contentType: 'text/plain' },
         { op: 'put', key: 'a/b', version: 5, body: Buffer.from('stale'), contentType: 'text/plain' },
       ]);
-      expect(r).toEqual({ applied: 2, superseded: 1 });
+      expect({ ...r, appliedKeys: [...(r.appliedKeys ?? [])].sort() }).toEqual({
+        applied: 2,
+        superseded: 1,
+        appliedKeys: ['x', 'y'],
+      });
       expect(svc.store.get('a/b')).toBeUndefined();
     } finally {
       await svc.close();

@@ -36,7 +36,7 @@ export interface ResolvedSpec {
   sidecar: {
     l1: { policy: L1Policy; maxEntries: number; maxBytes: Quantity; maxTTLSeconds: number };
     writePolicy: WritePolicy;
-    writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number };
+    writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number; coalesceWindowMs: number };
   };
   /** `spec.durability` with its defaults (mode `replicated` only with topology replication and a replica). */
   durability: { mode: DurabilityMode; timeoutMs: number; maxLagSeconds: number };
@@ -87,6 +87,7 @@ export function resolveSpec(cc: CacheCluster): ResolvedSpec {
         flushIntervalMs: wb.flushIntervalMs ?? DEFAULTS.sidecar.writeBack.flushIntervalMs,
         flushBatchSize: wb.flushBatchSize ?? DEFAULTS.sidecar.writeBack.flushBatchSize,
         maxPending: wb.maxPending ?? DEFAULTS.sidecar.writeBack.maxPending,
+        coalesceWindowMs: wb.coalesceWindowMs ?? DEFAULTS.sidecar.writeBack.coalesceWindowMs,
       },
     },
     durability: {

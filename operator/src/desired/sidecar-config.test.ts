@@ -130,7 +130,12 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       expect(config.writePolicy).toBe(writePolicy);
       expect(config.defaultTTLSeconds).toBe(120);
       expect(config.l1).toEqual({ policy: 'lfu', maxEntries: 2000, maxBytes: 16 * 2 ** 20, maxTTLSeconds: 30 });
-      expect(config.writeBack).toEqual({ flushIntervalMs: 250, flushBatchSize: 100, maxPending: 5000 });
+      expect(config.writeBack).toEqual({
+        flushIntervalMs: 250,
+        flushBatchSize: 100,
+        maxPending: 5000,
+        coalesceWindowMs: 0,
+      });
       // The API stays on loopback, and on a Unix socket in the pod's shared emptyDir; so does the RESP
       // front. The metrics and probe listener is where the container's port and probes are.
       expect(config.listen).toEqual([{ host: '127.0.0.1', port: 7070 }, { path: '/var/run/ripplecache/http.sock' }]);
@@ -153,6 +158,14 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       expect(JSON.stringify(rendered)).not.toMatch(/s3cret|pg-pass|postgres:/);
     },
   );
+
+  it('renders writeBack.coalesceWindowMs only when set, and the sidecar loads it', () => {
+    expect(parse(renderSidecarYaml(cc({}))).writeBack).not.toHaveProperty('coalesceWindowMs');
+    const spec: CacheClusterSpec = { sidecar: { writePolicy: 'write-back', writeBack: { coalesceWindowMs: 2000 } } };
+    expect(parse(renderSidecarYaml(cc(spec))).writeBack).toMatchObject({ coalesceWindowMs: 2000 });
+    expect(loadAsInjected(cc(spec)).writeBack.coalesceWindowMs).toBe(2000);
+    expect(loadAsInjected(cc({})).writeBack.coalesceWindowMs).toBe(0);
+  });
 
   it('loads the defaults of an empty spec', () => {
     const config = loadAsInjected(cc({}));
@@ -192,6 +205,7 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       },
     ],
     ['a fractional byte quantity', { sidecar: { l1: { maxBytes: '1.5Ki' } } }],
+    ['the largest coalescing window', { sidecar: { writeBack: { coalesceWindowMs: 14_999 } } }],
   ] satisfies Array<[string, CacheClusterSpec]>)('loads %s', (_name, spec) => {
     expect(() => loadAsInjected(cc(spec))).not.toThrow();
   });

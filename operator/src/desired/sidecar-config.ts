@@ -14,7 +14,7 @@ import { DEFAULTS } from '../api/v1alpha1/types.js';
 import type { CacheCluster, DurabilityMode, L1Policy, WritePolicy } from '../api/v1alpha1/types.js';
 import { replicasServiceHost, serviceHost } from './names.js';
 import { parseQuantity } from './quantity.js';
-import { resolveSpec } from './resolved-spec.js';
+import { resolveSpec, type ResolvedSpec } from './resolved-spec.js';
 
 export interface SidecarConfigFile {
   /** The primary, through the client Service: `redis://<name>.<ns>.svc:6379`. */
@@ -29,7 +29,8 @@ export interface SidecarConfigFile {
   defaultTTLSeconds: number;
   writePolicy: WritePolicy;
   l1: { policy: L1Policy; maxEntries: number; /** Bytes. */ maxBytes: number; maxTTLSeconds: number };
-  writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number };
+  /** `coalesceWindowMs` only when set (> 0): a sidecar older than the key refuses a file that names it. */
+  writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number; coalesceWindowMs?: number };
   /** An HTTP origin's URL. A PostgreSQL origin's URL is never written here (it holds a password). */
   origin?: string;
   /** A PostgreSQL origin's table (`spec.sidecar.origin.postgres.table`, default `cache_entries`). */
@@ -57,7 +58,7 @@ export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
       maxBytes: parseQuantity(spec.sidecar.l1.maxBytes),
       maxTTLSeconds: spec.sidecar.l1.maxTTLSeconds,
     },
-    writeBack: { ...spec.sidecar.writeBack },
+    writeBack: writeBackConfig(spec.sidecar.writeBack),
     durability: spec.durability.mode,
     durabilityTimeoutMs: spec.durability.timeoutMs,
   };
@@ -65,6 +66,11 @@ export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
   if (origin?.http !== undefined) config.origin = origin.http.url;
   else if (origin?.postgres !== undefined) config.originTable = origin.postgres.table ?? DEFAULTS.sidecar.postgresTable;
   return config;
+}
+
+function writeBackConfig(wb: ResolvedSpec['sidecar']['writeBack']): SidecarConfigFile['writeBack'] {
+  const { coalesceWindowMs, ...rest } = wb;
+  return coalesceWindowMs > 0 ? { ...rest, coalesceWindowMs } : rest;
 }
 
 export function renderSidecarYaml(cc: CacheCluster): string {

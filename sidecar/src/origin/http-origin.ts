@@ -141,6 +141,7 @@ export class HttpOrigin implements Origin {
   async applyBatch(writes: readonly OriginWrite[]): Promise<BatchResult> {
     const queue = latestPerKey(writes);
     let applied = 0;
+    const appliedKeys: string[] = [];
     let failure: unknown;
     const worker = async () => {
       for (let w = queue.shift(); w !== undefined && failure === undefined; w = queue.shift()) {
@@ -149,7 +150,10 @@ export class HttpOrigin implements Origin {
             w.op === 'put'
               ? await this.write('put', w.key, w.version, w.body, w.contentType, 'batch')
               : await this.write('delete', w.key, w.version, undefined, undefined, 'batch');
-          if (outcome === 'applied') applied++;
+          if (outcome === 'applied') {
+            applied++;
+            appliedKeys.push(w.key);
+          }
         } catch (err) {
           failure ??= err;
         }
@@ -159,7 +163,7 @@ export class HttpOrigin implements Origin {
     // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what write() threw (an Error)
     if (failure !== undefined) throw failure;
     this.events.request('batch', 'applied');
-    return { applied, superseded: writes.length - applied };
+    return { applied, superseded: writes.length - applied, appliedKeys };
   }
 
   async close(): Promise<void> {}

@@ -49,6 +49,8 @@ export interface BatchResult {
   readonly applied: number;
   /** Writes skipped because the origin already held the same or a newer version. */
   readonly superseded: number;
+  /** The keys whose write was stored (both origins report them). */
+  readonly appliedKeys?: readonly string[];
 }
 
 /** Operation labels of `ripplecache_sidecar_origin_requests_total{op,outcome}`. */

@@ -152,7 +152,8 @@ export class PostgresOrigin implements Origin {
       batch: `INSERT INTO ${t} AS t (key, value, content_type, version, updated_at)
         SELECT u.key, u.value, u.content_type, u.version, now()
         FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[]) AS u(key, value, content_type, version)
-        ${onConflict}`,
+        ${onConflict}
+        RETURNING t.key`,
     };
   }
 
@@ -209,11 +210,13 @@ export class PostgresOrigin implements Origin {
       types.push(w.op === 'put' ? w.contentType : null);
       versions.push(String(w.version));
     }
-    const result = await this.run('batch', (c) => c.query(this.sql.batch, [keys, values, types, versions]));
+    const result = await this.run('batch', (c) =>
+      c.query<{ key: string }>(this.sql.batch, [keys, values, types, versions]),
+    );
     const applied = result.rowCount ?? 0;
     this.events.request('batch', 'applied');
     this.events.rowsWritten(applied);
-    return { applied, superseded: writes.length - applied };
+    return { applied, superseded: writes.length - applied, appliedKeys: result.rows.map((r) => r.key) };
   }
 
   async close(): Promise<void> {

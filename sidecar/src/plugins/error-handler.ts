@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  BatchTooLargeError,
   describeError,
   InvalidKeyError,
   InvalidRequestError,
@@ -44,6 +45,9 @@ export interface RouteConfig {
 }
 
 const CACHE_PREFIX = '/v1/cache/';
+const BATCH_PATH = '/v1/batch';
+/** Bytes of a `POST /v1/batch` body at most (JSON; base64 values take 4/3 of their size). */
+export const BATCH_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 /** Maps any error to a SidecarError; `undefined` for an unexpected one (a 500). */
 export function toApiError(
@@ -55,6 +59,9 @@ export function toApiError(
   const fe = err as FastifyError;
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      if (request.url.startsWith(BATCH_PATH)) {
+        return new BatchTooLargeError(`the batch body is larger than the limit of ${BATCH_MAX_BODY_BYTES} bytes`);
+      }
       return new ValueTooLargeError(`the value is larger than the limit of ${maxValueBytes} bytes`);
     case 'FST_ERR_BAD_URL':
     case 'FST_ERR_MAX_PARAM_LENGTH':

@@ -28,7 +28,14 @@ export interface WritePathOptions {
   /** PostgreSQL table (`name` or `schema.name`). */
   originTable: string;
   writePolicy: WritePolicyName;
-  writeBack: { flushIntervalMs: number; flushBatchSize: number; maxPending: number; claimTimeoutMs: number };
+  writeBack: {
+    flushIntervalMs: number;
+    flushBatchSize: number;
+    maxPending: number;
+    claimTimeoutMs: number;
+    /** Coalescing window per key, ms (0: off). */
+    coalesceWindowMs?: number;
+  };
   /** TTL of read-through fills in Redis, seconds. */
   defaultTTLSeconds: number;
   /**
@@ -160,6 +167,7 @@ export function createWritePath(o: WritePathOptions): WritePath {
       flushIntervalMs: o.writeBack.flushIntervalMs,
       flushBatchSize: o.writeBack.flushBatchSize,
       claimIdleMs: o.writeBack.claimTimeoutMs,
+      coalesceWindowMs: o.writeBack.coalesceWindowMs ?? 0,
       events: o.flusherEvents,
       log: o.log,
       clock: o.clock,

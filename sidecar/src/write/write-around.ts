@@ -6,7 +6,14 @@
  * the old value back. DELETE is as under write-through.
  */
 import type { CacheValue } from '../tiers/tiered-cache.js';
-import { deleteDirect, writeDirect, type DirectPolicyOptions, type WritePolicyHandler } from './write-policy.js';
+import { writeDirectMany } from './write-direct-many.js';
+import {
+  deleteDirect,
+  writeDirect,
+  type DirectPolicyOptions,
+  type PolicyWrite,
+  type WritePolicyHandler,
+} from './write-policy.js';
 
 export class WriteAroundPolicy implements WritePolicyHandler {
   readonly name = 'write-around';
@@ -25,5 +32,12 @@ export class WriteAroundPolicy implements WritePolicyHandler {
 
   delete(key: string): Promise<void> {
     return deleteDirect(this.options, key);
+  }
+
+  /** Puts and deletes alike leave a tombstone in Redis (the next read fills it from the database). */
+  writeMany(writes: readonly PolicyWrite[]): Promise<(Error | undefined)[]> {
+    return writeDirectMany(this.options, writes, (records, w, version, invalidation) =>
+      records.tombstone(w.key, version, invalidation),
+    );
   }
 }

@@ -40,12 +40,16 @@
  * connection — at once instead of after the claim timeout. A group the server lacks is created again
  * (WriteBackJournal.withGroup, idempotent); other sidecars' entries are claimed as usual.
  *
+ * Coalescing over time (`coalesceWindowMs` > 0, coalesce-window.ts): entries read wait in memory until
+ * their key's window closes, so that a hot key is written once per window; they stay pending meanwhile.
+ *
  * Stop (SIGTERM): the loop stops waiting and runs a last cycle until the journal is empty or the deadline
  * passes; whatever is left stays in the journal, pending, for another sidecar to claim.
  */
 import { OriginRejectedError, type Origin } from '../origin/origin.js';
 import { coalesce, flushRetryDelay, type CoalescedWrite } from './coalesce.js';
 import { FlushTrigger } from './flush-trigger.js';
+import { CoalesceWindow } from './coalesce-window.js';
 import type { VersionedRecords } from './versioned-records.js';
 import type { JournalEntry, JournalRead, JournalStats, Journal } from './journal-entry.js';
 
@@ -105,6 +109,8 @@ export interface WriteBackFlusherOptions {
   clock?: () => number;
   /** Default {@link flushRetryDelay}. */
   retryDelay?: (attempt: number) => number;
+  /** Hold each key's writes this long before writing them (coalesce-window.ts). Default 0: off. */
+  coalesceWindowMs?: number;
 }
 
 /** The journal backlog as last seen, for the metrics. */
@@ -154,6 +160,8 @@ export class WriteBackFlusher {
   private seenEpoch = 0;
   private ownCursor: string | undefined;
   private stats: { snapshot: JournalStats; takenAt: number } | undefined;
+  /** `coalesceWindowMs` > 0: entries read wait here until their key's window closes. */
+  private readonly window: CoalesceWindow | undefined;
 
   constructor(options: WriteBackFlusherOptions) {
     this.journal = options.journal;
@@ -169,6 +177,8 @@ export class WriteBackFlusher {
     this.clock = options.clock ?? Date.now;
     this.retryDelay = options.retryDelay ?? ((n) => flushRetryDelay(n));
     this.trigger = new FlushTrigger(this.intervalMs, this.batchSize);
+    const windowMs = options.coalesceWindowMs ?? 0;
+    this.window = windowMs > 0 ? new CoalesceWindow(windowMs) : undefined;
   }
 
   /** Starts the background loop (idempotent). */
@@ -283,6 +293,12 @@ export class WriteBackFlusher {
           if (read.unreadable.length > 0) await this.discardUnreadable(read.unreadable);
           entries = read.entries;
           more = read.more || read.entries.length + read.unreadable.length >= this.batchSize;
+          if (this.window !== undefined) {
+            // Coalescing over time: what was read waits for its key's window; what is due is written.
+            this.window.add(entries, this.clock());
+            entries = this.window.take(this.clock(), this.batchSize, final);
+            more ||= final ? this.window.size > 0 : this.window.hasDue(this.clock());
+          }
           if (entries.length === 0) {
             if (more) continue;
             await this.refreshStats();
@@ -302,7 +318,7 @@ export class WriteBackFlusher {
         this.retry = { entries, attempt };
         try {
           // The held entries are pending in this consumer too, and wait behind this batch.
-          await this.journal.touch([...entries, ...this.held].map((e) => e.id));
+          await this.journal.touch([...entries, ...this.held].map((e) => e.id).concat(this.window?.heldIds() ?? []));
         } catch {
           // Redis is down too; the entries stay ours unless it stays down past the claim timeout.
         }

@@ -27,7 +27,18 @@ export interface WritePolicyHandler {
   put(key: string, value: CacheValue, ttlSeconds: number): Promise<void>;
   /** Deletes a key per the policy's rules. */
   delete(key: string): Promise<void>;
+  /**
+   * Writes of distinct keys sharing one origin call (`POST /v1/batch`; write-through and write-around, see
+   * write-direct-many.ts). One outcome per write: undefined once stored, or its error. Absent: the batch
+   * route calls put/delete per key (write-back groups those itself, write-back.ts).
+   */
+  writeMany?(writes: readonly PolicyWrite[]): Promise<(Error | undefined)[]>;
 }
+
+/** One write of a batch. */
+export type PolicyWrite =
+  | { readonly op: 'put'; readonly key: string; readonly value: CacheValue; readonly ttlSeconds: number }
+  | { readonly op: 'delete'; readonly key: string };
 
 /** Builds invalidation messages (S's InvalidationPublisher); a message is built only when it is sent. */
 export interface InvalidationSource {

@@ -11,7 +11,14 @@
  * the value, and Redis may keep serving the previous value until its TTL or the next write of the key.
  */
 import type { CacheValue } from '../tiers/tiered-cache.js';
-import { deleteDirect, writeDirect, type DirectPolicyOptions, type WritePolicyHandler } from './write-policy.js';
+import { writeDirectMany } from './write-direct-many.js';
+import {
+  deleteDirect,
+  writeDirect,
+  type DirectPolicyOptions,
+  type PolicyWrite,
+  type WritePolicyHandler,
+} from './write-policy.js';
 
 export class WriteThroughPolicy implements WritePolicyHandler {
   readonly name = 'write-through';
@@ -29,5 +36,13 @@ export class WriteThroughPolicy implements WritePolicyHandler {
 
   delete(key: string): Promise<void> {
     return deleteDirect(this.options, key);
+  }
+
+  writeMany(writes: readonly PolicyWrite[]): Promise<(Error | undefined)[]> {
+    return writeDirectMany(this.options, writes, (records, w, version, invalidation) =>
+      w.op === 'put'
+        ? records.fill(w.key, w.value, w.ttlSeconds, version, invalidation)
+        : records.tombstone(w.key, version, invalidation),
+    );
   }
 }

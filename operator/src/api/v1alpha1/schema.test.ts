@@ -117,6 +117,8 @@ describe('cacheClusterSchema', () => {
     expect(specRules).toContainEqual(RULES.durabilityReplicatedNeedsReplicas);
     expect(at('spec.durability.mode').enum).toEqual(['replicated', 'primary']);
     expect(at('spec.durability.timeoutMs')).toMatchObject({ minimum: 1, maximum: 60_000 });
+    // Under half the sidecars' claim timeout (30 s), which the sidecar checks too.
+    expect(at('spec.sidecar.writeBack.coalesceWindowMs')).toMatchObject({ minimum: 0, maximum: 14_999 });
     expect(RULES.maxMemoryWithinLimit.rule).toContain(
       "quantity(string(self.eviction.maxMemory)).isGreaterThan(quantity(string(self.resources.limits['memory'])))",
     );
@@ -330,7 +332,7 @@ describe('types.ts and schema.ts describe the same spec', () => {
     sidecar: {
       l1: { policy: 'lru', maxEntries: 1, maxBytes: '1Mi', maxTTLSeconds: 1 },
       writePolicy: 'write-through',
-      writeBack: { flushIntervalMs: 1000, flushBatchSize: 1, maxPending: 1 },
+      writeBack: { flushIntervalMs: 1000, flushBatchSize: 1, maxPending: 1, coalesceWindowMs: 0 },
       origin: { postgres: { secretRef: { name: 'a', key: 'b' }, table: 't' }, http: { url: 'http://x' } },
     },
     failover: { afterSeconds: 2 },

@@ -916,6 +916,13 @@ const sidecarSchema = obj(
           `Default ${D.sidecar.writeBack.maxPending}.`,
         { minimum: 1, maximum: 100_000_000 },
       ),
+      coalesceWindowMs: int(
+        "Hold each key's writes this long before writing them to the origin, so that a key written many times " +
+          'is written once per window. The origin lags the cache by up to this plus flushIntervalMs; the journal ' +
+          "holds every write meanwhile (nothing acknowledged is lost). 0: off. Under half the sidecars' claim " +
+          `timeout (30 s). Default ${D.sidecar.writeBack.coalesceWindowMs}.`,
+        { minimum: 0, maximum: 14_999 },
+      ),
     }),
     origin: obj(
       'The application database the sidecar reads through and writes to: exactly one of postgres and http. ' +

@@ -206,6 +206,8 @@ export interface WriteBackSpec {
   flushBatchSize?: number;
   /** Default 100000. */
   maxPending?: number;
+  /** Default 0 (off): hold each key's writes this long so that a hot key is written once per window. */
+  coalesceWindowMs?: number;
 }
 
 export interface PostgresOriginSpec {
@@ -466,6 +468,8 @@ export const DEFAULTS = {
       flushBatchSize: 500,
       /** `spec.sidecar.writeBack.maxPending`: 100000. */
       maxPending: 100000,
+      /** `spec.sidecar.writeBack.coalesceWindowMs`: 0 (off). */
+      coalesceWindowMs: 0,
     },
     /** `spec.sidecar.origin.postgres.table`: `cache_entries`. */
     postgresTable: 'cache_entries',
