@@ -250,7 +250,7 @@ describe('helm lint and helm template', () => {
     expect(find(objs, 'ClusterRole', 'rc-ripplecache-manager')[0]!.rules).toEqual([
       { apiGroups: ['cache.ripplecache.io'], resources: ['cacheclusters'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['cache.ripplecache.io'], resources: ['cacheclusters/status'], verbs: ['get', 'patch', 'update'] },
-      { apiGroups: ['apps'], resources: ['statefulsets'], verbs: readWrite },
+      { apiGroups: ['apps'], resources: ['statefulsets', 'deployments'], verbs: readWrite },
       { apiGroups: [''], resources: ['services', 'configmaps'], verbs: readWrite },
       { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: readWrite },
       { apiGroups: ['batch'], resources: ['cronjobs'], verbs: readWrite },

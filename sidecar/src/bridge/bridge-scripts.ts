@@ -38,7 +38,9 @@ return out`;
 
 /**
  * On a peer, during a repair. KEYS records (one SCAN page); ARGV threshold → records deleted. Every record
- * (value or tombstone) with a version below the threshold goes; newer ones stay.
+ * (value or tombstone) with a version below the threshold and a TTL goes; newer ones stay. Records without
+ * a TTL stay too, as in the flush job (operator/src/desired/flush-cron-job.ts): they are the peer's own
+ * write-back writes not yet in its database, which deleting would let a read fill from the older row.
  */
 const DROP_OLDER = `
 local threshold = tonumber(ARGV[1])
@@ -46,7 +48,7 @@ local n = 0
 for i = 1, #KEYS do
   if redis.call('TYPE', KEYS[i]).ok == 'hash' then
     local cur = tonumber(redis.call('HGET', KEYS[i], '${FIELD_VERSION}') or '0')
-    if cur < threshold then n = n + redis.call('DEL', KEYS[i]) end
+    if cur < threshold and redis.call('PTTL', KEYS[i]) >= 0 then n = n + redis.call('DEL', KEYS[i]) end
   end
 end
 return n`;
