@@ -412,6 +412,9 @@ describe('helm lint and helm template', () => {
     expect(alerts.RippleCacheOperatorDown).toContain(`absent(up{${op}})`);
     expect(alerts.RippleCacheOperatorNoLeader).toContain(`absent(ripplecache_operator_leader{${op}})`);
     expect(alerts.RippleCacheReconcileErrors).toContain(`ripplecache_operator_reconcile_total{${op}, result="error"}`);
+    expect(alerts.RippleCachePeersUnreachable).toContain(
+      `ripplecache_operator_cachecluster_condition{${op}, type="PeersReachable", status=~"False|Unknown"}`,
+    );
     // test/promtool/ has the unit tests of every alert (make promtool-test).
     expect(Object.keys(alerts).sort()).toEqual([
       'RippleCacheConfigNotApplied',
@@ -420,6 +423,7 @@ describe('helm lint and helm template', () => {
       'RippleCacheMemoryNearMaxmemory',
       'RippleCacheOperatorDown',
       'RippleCacheOperatorNoLeader',
+      'RippleCachePeersUnreachable',
       'RippleCacheReconcileErrors',
       'RippleCacheWriteBackBacklogGrowing',
       'RippleCacheWriteBackStale',
