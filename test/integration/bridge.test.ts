@@ -159,16 +159,18 @@ describe('bridge A → B', () => {
     await new Promise((r) => setTimeout(r, 200)); // the subscription is in place
     // The bridge is paused: A's write is acknowledged, its message waits in the bridge's socket, and B
     // writes "newer" meanwhile, at a later version.
+    let versions: { a: number; b: number } | undefined;
     bridge.kill('SIGSTOP');
     try {
       expect((await A.sidecar.put('newer', 'from-a')).status).toBe(204);
       expect((await A.sidecar.put('older', 'from-a')).status).toBe(204);
       expect((await B.sidecar.put('newer', 'from-b')).status).toBe(204);
+      // Read while the bridge is still paused: what each cluster wrote, before any relay.
+      versions = { a: Number(await A.raw.hget('rc:newer', 'ver')), b: Number(await B.raw.hget('rc:newer', 'ver')) };
     } finally {
       bridge.kill('SIGCONT');
     }
-    const aVersion = Number(await A.raw.hget('rc:newer', 'ver'));
-    const bVersion = Number(await B.raw.hget('rc:newer', 'ver'));
+    const { a: aVersion, b: bVersion } = versions;
     expect(bVersion).toBeGreaterThan(aVersion);
     await waitFor(
       'the relay of "newer" and "older" on B\'s channel',
