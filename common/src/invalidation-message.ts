@@ -6,10 +6,17 @@
  * Keys only, never values. `seq` counts from 1 per sender (per process start); receivers use it to detect
  * lost messages. Both programs use it: the sidecars publish and receive it, and the operator's flush
  * CronJob publishes the invalidate-all message. Pure.
+ *
+ * Optional field `origin` (still version 1): the CacheCluster a message was relayed from by the
+ * cross-cluster bridge (`sidecar/src/bridge/`), e.g. `"shop/sessions-eu"`. Messages the sidecars and the
+ * flush job publish have none: they are local writes. Receivers that do not know the field ignore it (older
+ * sidecars parse only the fields above), so relayed messages invalidate their L1 like any other; a bridge
+ * never relays a message that has an origin (no loops).
  */
 
-export type InvalidationMessage =
-  { v: 1; sender: string; seq: number; keys: string[] } | { v: 1; sender: string; seq: number; all: true };
+export type InvalidationMessage = (
+  { v: 1; sender: string; seq: number; keys: string[] } | { v: 1; sender: string; seq: number; all: true }
+) & { origin?: string };
 
 /** A message that is not valid JSON or not a version-1 invalidation. */
 export class MalformedMessageError extends Error {
@@ -18,6 +25,7 @@ export class MalformedMessageError extends Error {
 }
 
 const MAX_SENDER_LENGTH = 256;
+const MAX_ORIGIN_LENGTH = 256;
 
 export function encodeInvalidation(message: InvalidationMessage): string {
   return JSON.stringify(message);
@@ -42,15 +50,23 @@ export function parseInvalidation(raw: string): InvalidationMessage {
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
     throw new MalformedMessageError('seq is not a positive integer');
   }
+  const { origin } = m;
+  if (
+    origin !== undefined &&
+    (typeof origin !== 'string' || origin.length === 0 || origin.length > MAX_ORIGIN_LENGTH)
+  ) {
+    throw new MalformedMessageError('origin is not a non-empty string');
+  }
+  const from = origin === undefined ? {} : { origin };
   const hasKeys = m.keys !== undefined;
   const hasAll = m.all !== undefined;
   if (hasKeys === hasAll) throw new MalformedMessageError('exactly one of "keys" and "all" is required');
   if (hasAll) {
     if (m.all !== true) throw new MalformedMessageError('"all" must be true');
-    return { v: 1, sender, seq, all: true };
+    return { v: 1, sender, seq, all: true, ...from };
   }
   if (!Array.isArray(m.keys) || !m.keys.every((k) => typeof k === 'string')) {
     throw new MalformedMessageError('"keys" is not a list of strings');
   }
-  return { v: 1, sender, seq, keys: m.keys };
+  return { v: 1, sender, seq, keys: m.keys, ...from };
 }

@@ -15,4 +15,18 @@ describe('the names both programs agree on', () => {
     expect(text).toBe('{"v":1,"sender":"flush-cronjob","seq":1,"all":true}');
     expect(parseInvalidation(text)).toEqual({ v: 1, sender: 'flush-cronjob', seq: 1, all: true });
   });
+
+  it('reads the optional origin of relayed messages, and version-1 messages without it as before', () => {
+    const relayed = '{"v":1,"sender":"bridge/a","seq":3,"keys":["k"],"origin":"shop/a"}';
+    expect(parseInvalidation(relayed)).toEqual({ v: 1, sender: 'bridge/a', seq: 3, keys: ['k'], origin: 'shop/a' });
+    const plain = parseInvalidation('{"v":1,"sender":"s","seq":1,"keys":["k"]}');
+    expect(plain).toEqual({ v: 1, sender: 's', seq: 1, keys: ['k'] });
+    expect('origin' in plain).toBe(false);
+    expect(() => parseInvalidation('{"v":1,"sender":"s","seq":1,"all":true,"origin":""}')).toThrow(/origin/);
+    expect(() => parseInvalidation('{"v":1,"sender":"s","seq":1,"all":true,"origin":7}')).toThrow(/origin/);
+    // The sender prefix a sidecar recognises its own messages by is unchanged by the extra field.
+    expect(encodeInvalidation({ v: 1, sender: 's', seq: 2, all: true, origin: 'ns/a' })).toBe(
+      '{"v":1,"sender":"s","seq":2,"all":true,"origin":"ns/a"}',
+    );
+  });
 });

@@ -149,7 +149,7 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
   { name: 'redis-timeout-ms', help: `time box of each Redis call (default ${OPERATOR_DEFAULTS.redisTimeoutMs})` },
   {
     name: 'pod-address-override',
-    help: 'namespace/pod=host:port, repeatable (env: comma-separated): reach a Redis pod at this address instead of its DNS name',
+    help: 'namespace/pod=host:port, repeatable (env: comma-separated): reach a Redis pod (or namespace/<name>-bridge: a bridge) at this address instead of its DNS name',
     repeatable: true,
   },
   { name: 'exporter-image', help: `redis_exporter image (default ${OPERATOR_DEFAULTS.exporterImage})` },

@@ -177,6 +177,9 @@ async function main(): Promise<void> {
     now: () => new Date(),
     log: logger.child({ logger: 'reconcile' }),
     exporterImage: cfg.exporterImage,
+    bridgeImage: cfg.sidecarImage,
+    bridgeReport: async (host, port) =>
+      (await import('./bridge/bridge-client.js')).fetchBridgeReport(host, port, cfg.redisTimeoutMs),
     onConfigApply: (result) => metrics.configApplyTotal.inc({ result }),
     onConditions: (namespace, name, conditions) => {
       for (const c of conditions) {
@@ -232,6 +235,8 @@ async function main(): Promise<void> {
       { apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector: managed },
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', labelSelector: managed },
       { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', labelSelector: managed },
+      // The cross-cluster bridges (spec.invalidation.peers).
+      { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', labelSelector: managed },
       // The Redis pods (readiness, role labels), for failover.
       { apiVersion: 'v1', kind: 'Pod', plural: 'pods', labelSelector: managed },
     ],

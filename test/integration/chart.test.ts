@@ -250,7 +250,7 @@ describe('helm lint and helm template', () => {
     expect(find(objs, 'ClusterRole', 'rc-ripplecache-manager')[0]!.rules).toEqual([
       { apiGroups: ['cache.ripplecache.io'], resources: ['cacheclusters'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['cache.ripplecache.io'], resources: ['cacheclusters/status'], verbs: ['get', 'patch', 'update'] },
-      { apiGroups: ['apps'], resources: ['statefulsets'], verbs: readWrite },
+      { apiGroups: ['apps'], resources: ['statefulsets', 'deployments'], verbs: readWrite },
       { apiGroups: [''], resources: ['services', 'configmaps'], verbs: readWrite },
       { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: readWrite },
       { apiGroups: ['batch'], resources: ['cronjobs'], verbs: readWrite },
@@ -412,6 +412,9 @@ describe('helm lint and helm template', () => {
     expect(alerts.RippleCacheOperatorDown).toContain(`absent(up{${op}})`);
     expect(alerts.RippleCacheOperatorNoLeader).toContain(`absent(ripplecache_operator_leader{${op}})`);
     expect(alerts.RippleCacheReconcileErrors).toContain(`ripplecache_operator_reconcile_total{${op}, result="error"}`);
+    expect(alerts.RippleCachePeersUnreachable).toContain(
+      `ripplecache_operator_cachecluster_condition{${op}, type="PeersReachable", status=~"False|Unknown"}`,
+    );
     // test/promtool/ has the unit tests of every alert (make promtool-test).
     expect(Object.keys(alerts).sort()).toEqual([
       'RippleCacheConfigNotApplied',
@@ -420,6 +423,7 @@ describe('helm lint and helm template', () => {
       'RippleCacheMemoryNearMaxmemory',
       'RippleCacheOperatorDown',
       'RippleCacheOperatorNoLeader',
+      'RippleCachePeersUnreachable',
       'RippleCacheReconcileErrors',
       'RippleCacheWriteBackBacklogGrowing',
       'RippleCacheWriteBackStale',

@@ -113,7 +113,7 @@ Redis password, for CONFIG SET); nothing here allows writing a Secret or touchin
   resources: ["cacheclusters/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["apps"]
-  resources: ["statefulsets"]
+  resources: ["statefulsets", "deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]

@@ -1,4 +1,5 @@
 import type { CacheCluster } from '../api/v1alpha1/types.js';
+import { bridgeName, desiredBridgeDeployment, desiredBridgeService } from './bridge.js';
 import { desiredClientService, desiredReplicasService } from './client-service.js';
 import { desiredConfigMap } from './config-map.js';
 import type { DesiredOptions } from './desired-options.js';
@@ -21,7 +22,7 @@ export interface ChildRef {
 export interface DesiredChildren {
   /**
    * In apply order: ConfigMap, headless Service, client Service, StatefulSet, replicas Service (replication),
-   * PDB (more than one pod), CronJob.
+   * PDB (more than one pod), CronJob, bridge Deployment and Service (with peers).
    */
   apply: DesiredChild[];
   /** Optional children the spec no longer asks for. */
@@ -71,5 +72,15 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
       namespace: cc.metadata.namespace,
       name: flushCronJobName(cc),
     });
+  const bridge = opts.bridge;
+  if (bridge && bridge.peers.length > 0) {
+    apply.push(desiredBridgeDeployment(cc, bridge.peers, bridge.image), desiredBridgeService(cc));
+  } else if (bridge) {
+    const ref = { namespace: cc.metadata.namespace, name: bridgeName(cc) };
+    deleteIfPresent.push(
+      { apiVersion: 'apps/v1', kind: 'Deployment', ...ref },
+      { apiVersion: 'v1', kind: 'Service', ...ref },
+    );
+  }
   return { apply, deleteIfPresent };
 }

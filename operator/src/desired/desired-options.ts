@@ -1,3 +1,5 @@
+import type { ResolvedPeer } from './bridge.js';
+
 /** What the builders need beyond the CacheCluster itself. */
 export interface DesiredOptions {
   /**
@@ -14,4 +16,9 @@ export interface DesiredOptions {
    * the Secret only at start. Default: none (no auth, or the Secret is not there yet).
    */
   authChecksum?: string;
+  /**
+   * The cross-cluster bridge: the peers it relays to (`resolvePeers`) and its image (the sidecar image).
+   * With no peer, no bridge is built and an existing one is deleted; without it, the bridge is left alone.
+   */
+  bridge?: { peers: readonly ResolvedPeer[]; image: string };
 }

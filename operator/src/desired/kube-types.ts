@@ -35,6 +35,7 @@ export type ContainerPort = { name: string; containerPort: number; protocol: 'TC
 export type Probe = {
   exec?: { command: string[] };
   tcpSocket?: { port: string | number };
+  httpGet?: { path: string; port: string | number };
   initialDelaySeconds: number;
   periodSeconds: number;
   timeoutSeconds: number;
@@ -82,6 +83,7 @@ export type Volume = {
 
 export type PodSpec = {
   enableServiceLinks: boolean;
+  automountServiceAccountToken?: boolean;
   nodeSelector?: Record<string, string>;
   tolerations?: Toleration[];
   affinity?: Affinity;
@@ -176,4 +178,16 @@ export type CronJob = {
 };
 
 /** Any child of a CacheCluster. */
-export type DesiredChild = ConfigMap | Service | StatefulSet | PodDisruptionBudget | CronJob;
+export type Deployment = {
+  apiVersion: 'apps/v1';
+  kind: 'Deployment';
+  metadata: ChildMetadata;
+  spec: {
+    replicas: number;
+    strategy: { type: 'Recreate' };
+    selector: LabelSelector;
+    template: PodTemplateSpec;
+  };
+};
+
+export type DesiredChild = ConfigMap | Service | StatefulSet | PodDisruptionBudget | CronJob | Deployment;

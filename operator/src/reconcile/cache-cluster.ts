@@ -7,10 +7,19 @@
  * (`status/`).
  */
 import type { Logger } from 'pino';
-import { API_VERSION, CONDITION_READY, KIND, PLURAL, REDIS_PORT } from '../api/v1alpha1/constants.js';
+import {
+  API_VERSION,
+  BRIDGE_PORT,
+  CONDITION_PEERS_REACHABLE,
+  CONDITION_READY,
+  KIND,
+  PLURAL,
+  REDIS_PORT,
+} from '../api/v1alpha1/constants.js';
 import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js';
 import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
 import { passwordChecksum } from '../desired/auth-checksum.js';
+import { bridgeHost, bridgeName, resolvePeers, type PeerProblem, type ResolvedPeer } from '../desired/bridge.js';
 import { desiredChildren, type DesiredChildren } from '../desired/children.js';
 import { desiredEviction, type EvictionSettings } from '../desired/eviction.js';
 import { desiredFence } from '../desired/fence.js';
@@ -28,7 +37,8 @@ import {
   type ConfigResult,
   type ObservedStatefulSet,
 } from '../status/compute-status.js';
-import { findCondition } from '../status/conditions.js';
+import { findCondition, setCondition } from '../status/conditions.js';
+import { peersCondition, type BridgeReport } from '../status/peers-condition.js';
 import { transitionEvents } from '../status/transition-events.js';
 import { failoverStep, type FailoverOutcome, type ReplicationDeps } from './failover-step.js';
 import { isSubset } from './subset.js';
@@ -54,6 +64,20 @@ export interface ReconcileDeps {
   onGone?: (namespace: string, name: string) => void;
   /** Role labels and failover of topology replication (without it: no labels, no failover). */
   replication?: ReplicationDeps;
+  /** Image of the cross-cluster bridge (the sidecar image). Without it no bridge is built. */
+  bridgeImage?: string;
+  /** Reads a bridge's /v1/peers (undefined: no answer). Without it PeersReachable stays Unknown. */
+  bridgeReport?: (host: string, port: number) => Promise<BridgeReport | undefined>;
+}
+
+/** How soon to look at the bridge's report again while PeersReachable is not True, and while it is. */
+export const PEERS_RETRY_MS = 10_000;
+export const PEERS_RECHECK_MS = 30_000;
+
+/** The bridge the reconcile planned: its peers and the listed peers it could not use. */
+interface PlannedBridge {
+  peers: ResolvedPeer[];
+  problems: PeerProblem[];
 }
 
 /** How long to wait before re-checking pods whose settings could not be applied. */
@@ -113,8 +137,13 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     );
   }
 
-  const status = await statusStep(deps, o, desired, live, failover);
-  const next = nextCheck(live, wrote, status);
+  const status = await statusStep(deps, o, desired, live, failover, planned.bridge);
+  let next = nextCheck(live, wrote, status);
+  if (planned.bridge) {
+    const peersOk = findCondition(status.conditions, CONDITION_PEERS_REACHABLE)?.status === 'True';
+    const ms = peersOk ? PEERS_RECHECK_MS : PEERS_RETRY_MS;
+    if (next.kind !== 'requeueAfter' || next.ms > ms) next = requeueAfter(ms);
+  }
   if (!failover) return next;
   return next.kind === 'requeueAfter' && next.ms < failover.retryInMs ? next : requeueAfter(failover.retryInMs);
 }
@@ -238,7 +267,13 @@ async function desiredChildrenStep(
   live: LiveConfig,
   password: string | undefined,
 ): Promise<
-  { children: DesiredChildren; rendered: EvictionSettings | undefined; appliedEviction: EvictionSettings } | undefined
+  | {
+      children: DesiredChildren;
+      rendered: EvictionSettings | undefined;
+      appliedEviction: EvictionSettings;
+      bridge: PlannedBridge | undefined;
+    }
+  | undefined
 > {
   const currentConfigMap = deps.cached('ConfigMap', o.ns, configMapName(o.cc));
   const rendered = renderedEviction(currentConfigMap);
@@ -249,13 +284,18 @@ async function desiredChildrenStep(
     statefulSetExists: o.sts !== undefined,
     allApplied: live.allApplied,
   });
+  const bridge: PlannedBridge | undefined =
+    (o.cc.spec.invalidation?.peers?.length ?? 0) > 0
+      ? resolvePeers(o.cc, (ns, name) => deps.cached(KIND, ns, name) as CacheCluster | undefined)
+      : undefined;
   try {
     const children = desiredChildren(o.cc, {
       appliedEviction,
       ...(deps.exporterImage ? { exporterImage: deps.exporterImage } : {}),
       ...(password !== undefined ? { authChecksum: passwordChecksum(password) } : {}),
+      ...(deps.bridgeImage ? { bridge: { peers: bridge?.peers ?? [], image: deps.bridgeImage } } : {}),
     });
-    return { children, rendered, appliedEviction };
+    return { children, rendered, appliedEviction, bridge };
   } catch (err) {
     if (!(err instanceof InvalidSpecError)) throw err;
     await writeSpecError(deps, o, err);
@@ -329,6 +369,7 @@ async function statusStep(
   desired: EvictionSettings,
   live: LiveConfig,
   failover: FailoverOutcome | undefined,
+  bridge: PlannedBridge | undefined,
 ): Promise<CacheClusterStatus> {
   const { cc, ns } = o;
   // Several pods reporting master at once is a split brain. The primary is the failover step's record (it
@@ -358,6 +399,26 @@ async function statusStep(
     flushCronJob: deps.cached('CronJob', ns, flushCronJobName(cc)) as
       { status?: { lastSuccessfulTime?: string } } | undefined,
   });
+  if (bridge) {
+    let report: BridgeReport | undefined;
+    if (bridge.peers.length > 0 && deps.bridgeReport) {
+      const addr = deps.podAddress(ns, bridgeName(cc), bridgeHost(cc), BRIDGE_PORT);
+      report = await deps.bridgeReport(addr.host, addr.port);
+    }
+    status.conditions = setCondition(
+      status.conditions,
+      peersCondition({
+        problems: bridge.problems,
+        expected: bridge.peers.map((p) => p.name),
+        report,
+        bridge: bridgeName(cc),
+        ...(cc.metadata.generation !== undefined ? { generation: cc.metadata.generation } : {}),
+      }),
+      deps.now(),
+    );
+  } else if (findCondition(status.conditions, CONDITION_PEERS_REACHABLE)) {
+    status.conditions = (status.conditions ?? []).filter((c) => c.type !== CONDITION_PEERS_REACHABLE);
+  }
   await writeStatus(deps, cc, status, o.log);
   return status;
 }

@@ -34,6 +34,10 @@ export const LABEL_MANAGED_BY_VALUE = FIELD_MANAGER;
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const COMPONENT_SERVER = 'server';
 export const COMPONENT_FLUSH = 'flush';
+/** The cross-cluster invalidation bridge's Deployment, pods and Service. */
+export const COMPONENT_BRIDGE = 'bridge';
+/** The bridge's HTTP port: /metrics, /healthz, /readyz, /v1/peers (what the operator reads). */
+export const BRIDGE_PORT = 7072;
 /** The CacheCluster's name; the label selectors of the operator's children use this one. */
 export const LABEL_CLUSTER = 'cache.ripplecache.io/cluster';
 /**
@@ -124,6 +128,8 @@ export const CONDITION_PRIMARY_AVAILABLE = 'PrimaryAvailable';
  * a switchover), True/RollStuck (no progress for 2 minutes: the message names the pod and why; a Warning Event).
  */
 export const CONDITION_ROLLING_UPDATE = 'RollingUpdate';
+/** Only with `spec.invalidation.peers`: the bridge reaches every peer (fed by the bridge's /v1/peers). */
+export const CONDITION_PEERS_REACHABLE = 'PeersReachable';
 
 export const CONDITION_TYPES = [
   CONDITION_READY,
@@ -133,6 +139,7 @@ export const CONDITION_TYPES = [
   CONDITION_UNSUPPORTED,
   CONDITION_PRIMARY_AVAILABLE,
   CONDITION_ROLLING_UPDATE,
+  CONDITION_PEERS_REACHABLE,
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 

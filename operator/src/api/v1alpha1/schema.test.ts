@@ -337,6 +337,15 @@ describe('types.ts and schema.ts describe the same spec', () => {
     },
     failover: { afterSeconds: 2 },
     durability: { mode: 'replicated', timeoutMs: 1000, maxLagSeconds: 3 },
+    invalidation: {
+      peers: [
+        {
+          cacheCluster: { name: 'b', namespace: 'ns' },
+          redis: { url: 'redis://r:6379', channel: 'c' },
+          passwordSecretRef: { name: 'p', key: 'k' },
+        },
+      ],
+    },
   };
 
   /**

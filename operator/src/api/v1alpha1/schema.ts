@@ -423,6 +423,10 @@ export const RULES = {
     message: 'sidecar.l1.maxBytes must be between 1 byte and 256Ti',
     fieldPath: '.maxBytes',
   },
+  peerExactlyOne: {
+    rule: 'has(self.cacheCluster) != has(self.redis)',
+    message: 'set exactly one of cacheCluster and redis in each invalidation peer',
+  },
   originExactlyOne: {
     rule: 'has(self.postgres) != has(self.http)',
     message: 'set exactly one of sidecar.origin.postgres and sidecar.origin.http',
@@ -999,6 +1003,59 @@ const durabilitySchema = obj(
   },
 );
 
+const invalidationSchema = obj(
+  'Cross-CacheCluster invalidation: other caches of the same database rows. When peers are set, the operator ' +
+    'runs a bridge Deployment (<name>-bridge) that relays every write of this CacheCluster to each peer: a ' +
+    "peer's record is replaced by a tombstone only when it is older than the write (never a newer value), then " +
+    "the peer's sidecars are told to drop their L1 copy. List every cluster caching the same rows on every side " +
+    '(writes cross one hop; relayed messages are never relayed again). See the README section Invalidation ' +
+    'across CacheClusters for the consistency a reader in a peer gets.',
+  {
+    peers: {
+      type: 'array',
+      description: 'Peers (at most 16): each a CacheCluster or an external Redis.',
+      maxItems: 16,
+      items: obj(
+        'One peer: set exactly one of cacheCluster and redis.',
+        {
+          cacheCluster: obj(
+            'Another CacheCluster (topology standalone or replication; a cluster-topology peer is reported in the ' +
+              'PeersReachable condition and not relayed to).',
+            {
+              name: str('Name of the CacheCluster.', { minLength: 1, maxLength: 63, pattern: DNS_SUBDOMAIN_PATTERN }),
+              namespace: str("Its namespace. Default: this CacheCluster's.", {
+                minLength: 1,
+                maxLength: 63,
+                pattern: DNS_SUBDOMAIN_PATTERN,
+              }),
+            },
+            { required: ['name'] },
+          ),
+          redis: obj(
+            'An external Redis primary caching with the ripplecache record format (hash rc:<key> with ver).',
+            {
+              url: str('redis://host:port[/db] or rediss://…, without a password (see passwordSecretRef).', {
+                minLength: 9,
+                maxLength: 512,
+                pattern: '^rediss?://[^\\s:@/]+(:[0-9]{1,5})?(/[0-9]{1,2})?$',
+              }),
+              channel: str('Its invalidation channel. Default ripplecache:invalidations.', {
+                minLength: 1,
+                maxLength: 256,
+              }),
+            },
+            { required: ['url'] },
+          ),
+          passwordSecretRef: secretKeyRef(
+            "The peer's Redis password. Default for a CacheCluster peer in the same namespace: its auth Secret.",
+          ),
+        },
+        { 'x-kubernetes-validations': [RULES.peerExactlyOne] },
+      ),
+    },
+  },
+);
+
 export const specSchema: JSONSchemaProps = obj(
   'The desired state of a Redis cache and of the sidecars that use it.',
   {
@@ -1039,6 +1096,7 @@ export const specSchema: JSONSchemaProps = obj(
     sidecar: sidecarSchema,
     failover: failoverSchema,
     durability: durabilitySchema,
+    invalidation: invalidationSchema,
   },
   {
     'x-kubernetes-validations': [

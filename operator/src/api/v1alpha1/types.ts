@@ -262,6 +262,28 @@ export interface DurabilitySpec {
   maxLagSeconds?: number;
 }
 
+/**
+ * One peer of `spec.invalidation.peers`: another CacheCluster, or an external Redis, caching rows of the
+ * same database (exactly one of `cacheCluster` and `redis`).
+ */
+export interface InvalidationPeer {
+  cacheCluster?: { name: string; /** Default: this CacheCluster's namespace. */ namespace?: string };
+  redis?: {
+    /** `redis://host:port[/db]` or `rediss://…`, without a password. */ url: string;
+    /** Default `ripplecache:invalidations`. */ channel?: string;
+  };
+  /**
+   * The peer's Redis password, from a Secret in this CacheCluster's namespace. Default for a CacheCluster
+   * peer in the same namespace: that CacheCluster's auth Secret; otherwise none.
+   */
+  passwordSecretRef?: SecretKeyRef;
+}
+
+/** Cross-CacheCluster invalidation (README "Invalidation across CacheClusters"). */
+export interface InvalidationSpec {
+  peers?: InvalidationPeer[];
+}
+
 export interface CacheClusterSpec {
   /** Default `standalone`. */
   topology?: Topology;
@@ -285,6 +307,7 @@ export interface CacheClusterSpec {
   /** Automatic failover (topology `replication`). */
   failover?: FailoverSpec;
   durability?: DurabilitySpec;
+  invalidation?: InvalidationSpec;
 }
 
 /** `metav1.Condition`. */

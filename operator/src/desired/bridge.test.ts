@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import type { CacheCluster } from '../api/v1alpha1/types.js';
+import {
+  cacheCluster,
+  inNamespace,
+  withAuth,
+  withPeers,
+  withTopology,
+  withUid,
+} from '../../../test/fixtures/cache-cluster.js';
+import { bridgeArgs, desiredBridgeDeployment, desiredBridgeService, resolvePeers } from './bridge.js';
+import { desiredChildren } from './children.js';
+
+const peerB = cacheCluster('b', withAuth({ name: 'b-auth', key: 'password' }));
+const peerOther = cacheCluster('c', inNamespace('other'), withAuth({ name: 'c-auth', key: 'pw' }));
+const peerCluster = cacheCluster('d', withTopology('cluster'));
+const all = [peerB, peerOther, peerCluster];
+const lookup = (ns: string, name: string): CacheCluster | undefined =>
+  all.find((c) => c.metadata.namespace === ns && c.metadata.name === name);
+
+describe('resolvePeers', () => {
+  it('reaches CacheCluster peers at their client Service with their auth Secret, and external Redis as given', () => {
+    const a = cacheCluster(
+      'a',
+      withPeers({ cacheCluster: { name: 'b' } }, { redis: { url: 'redis://ext.example:6380/2', channel: 'x' } }),
+    );
+    expect(resolvePeers(a, lookup)).toEqual({
+      peers: [
+        {
+          name: 'shop/b',
+          url: 'redis://b.shop.svc:6379',
+          channel: 'ripplecache:invalidations',
+          passwordSecretRef: { name: 'b-auth', key: 'password' },
+        },
+        { name: 'ext.example-6380', url: 'redis://ext.example:6380/2', channel: 'x' },
+      ],
+      problems: [],
+    });
+  });
+
+  it('reports peers it cannot relay to: cluster topology, missing, auth across namespaces, itself', () => {
+    const a = cacheCluster(
+      'a',
+      withPeers(
+        { cacheCluster: { name: 'd' } },
+        { cacheCluster: { name: 'nope' } },
+        { cacheCluster: { name: 'c', namespace: 'other' } },
+        { cacheCluster: { name: 'a' } },
+      ),
+    );
+    const { peers, problems } = resolvePeers(a, lookup);
+    expect(peers).toEqual([]);
+    expect(problems.map((p) => p.reason)).toEqual([
+      'PeerUnsupported',
+      'PeerNotFound',
+      'PeerPasswordMissing',
+      'PeerUnsupported',
+    ]);
+    expect(problems[0]!.message).toMatch(/topology cluster/);
+    // With a Secret in the local namespace the cross-namespace peer is fine.
+    const b = cacheCluster(
+      'a',
+      withPeers({ cacheCluster: { name: 'c', namespace: 'other' }, passwordSecretRef: { name: 'copy', key: 'k' } }),
+    );
+    expect(resolvePeers(b, lookup).peers).toEqual([
+      {
+        name: 'other/c',
+        url: 'redis://c.other.svc:6379',
+        channel: 'ripplecache:invalidations',
+        passwordSecretRef: { name: 'copy', key: 'k' },
+      },
+    ]);
+  });
+});
+
+describe('the bridge Deployment and Service', () => {
+  const a = cacheCluster(
+    'a',
+    withUid('uid-a'),
+    withAuth({ name: 'a-auth', key: 'password' }),
+    withPeers({ cacheCluster: { name: 'b' } }),
+  );
+  const { peers } = resolvePeers(a, lookup);
+
+  it('runs ripplecache-bridge with passwords only from Secrets, no token, restricted, one pod at a time', () => {
+    const d = desiredBridgeDeployment(a, peers, 'img:1');
+    expect(d.metadata).toMatchObject({ name: 'a-bridge', namespace: 'shop' });
+    expect(d.spec).toMatchObject({ replicas: 1, strategy: { type: 'Recreate' } });
+    const pod = d.spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
+    const c = pod.containers[0]!;
+    expect(c.command).toEqual(['/nodejs/bin/node', 'dist/sidecar/src/bridge/main.js']);
+    expect(c.args).toEqual([
+      '--cluster',
+      'shop/a',
+      '--redis',
+      'redis://a.shop.svc:6379',
+      '--listen',
+      '0.0.0.0:7072',
+      '--peer',
+      'shop/b=redis://b.shop.svc:6379',
+      '--peer-password-env',
+      'shop/b=PEER_PASSWORD_0',
+    ]);
+    expect(c.env).toEqual([
+      { name: 'RIPPLECACHE_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'a-auth', key: 'password' } } },
+      { name: 'PEER_PASSWORD_0', valueFrom: { secretKeyRef: { name: 'b-auth', key: 'password' } } },
+    ]);
+    expect(JSON.stringify(d)).not.toMatch(/secret-value/);
+    expect(d.spec.selector.matchLabels).toEqual(desiredBridgeService(a).spec.selector);
+    expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
+    expect(desiredBridgeDeployment(a, peers, 'img:1')).toEqual(d);
+  });
+
+  it('is a child only while peers resolve; otherwise it is deleted', () => {
+    const withBridge = desiredChildren(a, { bridge: { peers, image: 'img:1' } });
+    expect(withBridge.apply.map((c) => `${c.kind}/${c.metadata.name}`)).toContain('Deployment/a-bridge');
+    expect(withBridge.apply.map((c) => `${c.kind}/${c.metadata.name}`)).toContain('Service/a-bridge');
+    const without = desiredChildren(a, { bridge: { peers: [], image: 'img:1' } });
+    expect(without.apply.some((c) => c.metadata.name === 'a-bridge')).toBe(false);
+    expect(without.deleteIfPresent.filter((r) => r.name === 'a-bridge').map((r) => r.kind)).toEqual([
+      'Deployment',
+      'Service',
+    ]);
+  });
+
+  it('passes a peer channel other than the default', () => {
+    expect(bridgeArgs(a, [{ name: 'x', url: 'redis://x:1', channel: 'c' }]).args.slice(-4)).toEqual([
+      '--peer',
+      'x=redis://x:1',
+      '--peer-channel',
+      'x=c',
+    ]);
+  });
+});

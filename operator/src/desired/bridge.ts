@@ -1,0 +1,228 @@
+/**
+ * The cross-cluster invalidation bridge of a CacheCluster with `spec.invalidation.peers` (README
+ * "Invalidation across CacheClusters"): which peers it relays to (`resolvePeers`), its Deployment
+ * `<name>-bridge` (one pod of `ripplecache-bridge`, from the sidecar image) and its Service `<name>-bridge`
+ * (port 7072: /metrics for Prometheus, /v1/peers for the operator's PeersReachable condition). Pure.
+ *
+ * Least privilege: the bridge talks to Redis only; its pod gets no service account token and needs no RBAC.
+ * The operator reads the bridge's state over HTTP rather than the bridge writing to the API server.
+ */
+import {
+  BRIDGE_PORT,
+  COMPONENT_BRIDGE,
+  KIND,
+  LABEL_CLUSTER,
+  LABEL_COMPONENT,
+  REDIS_PORT,
+} from '../api/v1alpha1/constants.js';
+import type { CacheCluster, SecretKeyRef } from '../api/v1alpha1/types.js';
+import { DEFAULT_INVALIDATION_CHANNEL } from '../../../common/src/protocol.js';
+import type { Deployment, EnvVar, Service } from './kube-types.js';
+import { commonLabels } from './labels.js';
+import { serviceHost } from './names.js';
+import { childMetadata } from './owner-reference.js';
+import { imagePullSecrets } from './pod-placement.js';
+import { restrictedContainerSecurityContext } from './pod-security.js';
+import { resolveSpec } from './resolved-spec.js';
+
+/** uid/gid of the sidecar image's user (distroless `nonroot`). */
+export const BRIDGE_UID = 65532;
+
+/** `<name>-bridge`: the bridge's Deployment and Service. */
+export function bridgeName(cc: { metadata: { name: string } }): string {
+  return `${cc.metadata.name}-bridge`;
+}
+
+/** `<name>-bridge.<ns>.svc`. */
+export function bridgeHost(cc: CacheCluster): string {
+  return `${bridgeName(cc)}.${cc.metadata.namespace}.svc`;
+}
+
+/** A peer the bridge relays to. `name` is its label in the bridge's metrics and in /v1/peers. */
+export interface ResolvedPeer {
+  name: string;
+  url: string;
+  channel: string;
+  passwordSecretRef?: SecretKeyRef;
+}
+
+/** Why a listed peer is not relayed to (shown in the PeersReachable condition). */
+export interface PeerProblem {
+  peer: string;
+  reason: 'PeerNotFound' | 'PeerUnsupported' | 'PeerPasswordMissing';
+  message: string;
+}
+
+/**
+ * The peers of `cc`, looked up with `lookup` (the informer cache) for CacheCluster peers. A CacheCluster
+ * peer is reached at its client Service (the primary); topology `cluster` is not supported yet (its records
+ * live in slots of several primaries), a peer that does not exist (yet) is reported, and so is a peer with
+ * auth in another namespace without `passwordSecretRef` (a pod reads Secrets of its own namespace only).
+ */
+export function resolvePeers(
+  cc: CacheCluster,
+  lookup: (namespace: string, name: string) => CacheCluster | undefined,
+): { peers: ResolvedPeer[]; problems: PeerProblem[] } {
+  const peers: ResolvedPeer[] = [];
+  const problems: PeerProblem[] = [];
+  for (const p of cc.spec.invalidation?.peers ?? []) {
+    if (p.redis) {
+      let host = p.redis.url;
+      try {
+        host = new URL(p.redis.url).host;
+      } catch {
+        // the schema's pattern admits only URLs
+      }
+      peers.push({
+        name: host.replace(/[^A-Za-z0-9.-]/g, '-'),
+        url: p.redis.url,
+        channel: p.redis.channel ?? DEFAULT_INVALIDATION_CHANNEL,
+        ...(p.passwordSecretRef ? { passwordSecretRef: p.passwordSecretRef } : {}),
+      });
+      continue;
+    }
+    if (!p.cacheCluster) continue;
+    const namespace = p.cacheCluster.namespace ?? cc.metadata.namespace;
+    const name = `${namespace}/${p.cacheCluster.name}`;
+    if (namespace === cc.metadata.namespace && p.cacheCluster.name === cc.metadata.name) {
+      problems.push({ peer: name, reason: 'PeerUnsupported', message: `peer ${name} is this CacheCluster itself` });
+      continue;
+    }
+    const peer = lookup(namespace, p.cacheCluster.name);
+    if (!peer) {
+      problems.push({ peer: name, reason: 'PeerNotFound', message: `peer ${KIND} ${name} does not exist` });
+      continue;
+    }
+    const spec = resolveSpec(peer);
+    if (spec.topology === 'cluster') {
+      problems.push({
+        peer: name,
+        reason: 'PeerUnsupported',
+        message: `peer ${name} has topology cluster, which the bridge does not support yet`,
+      });
+      continue;
+    }
+    let passwordSecretRef = p.passwordSecretRef;
+    if (!passwordSecretRef && spec.authSecretRef) {
+      if (namespace !== cc.metadata.namespace) {
+        problems.push({
+          peer: name,
+          reason: 'PeerPasswordMissing',
+          message: `peer ${name} has auth in another namespace: set passwordSecretRef to a Secret in ${cc.metadata.namespace}`,
+        });
+        continue;
+      }
+      passwordSecretRef = spec.authSecretRef;
+    }
+    peers.push({
+      name,
+      url: `redis://${serviceHost(peer)}:${REDIS_PORT}`,
+      channel: DEFAULT_INVALIDATION_CHANNEL,
+      ...(passwordSecretRef ? { passwordSecretRef } : {}),
+    });
+  }
+  return { peers, problems };
+}
+
+function bridgeLabels(cc: CacheCluster): Record<string, string> {
+  return { [LABEL_CLUSTER]: cc.metadata.name, [LABEL_COMPONENT]: COMPONENT_BRIDGE };
+}
+
+/** The bridge's command line and environment (passwords only through secretKeyRef). */
+export function bridgeArgs(cc: CacheCluster, peers: readonly ResolvedPeer[]): { args: string[]; env: EnvVar[] } {
+  const spec = resolveSpec(cc);
+  const args = [
+    '--cluster',
+    `${cc.metadata.namespace}/${cc.metadata.name}`,
+    '--redis',
+    `redis://${serviceHost(cc)}:${REDIS_PORT}`,
+    '--listen',
+    `0.0.0.0:${BRIDGE_PORT}`,
+  ];
+  const env: EnvVar[] = [];
+  if (spec.authSecretRef) {
+    env.push({
+      name: 'RIPPLECACHE_REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: spec.authSecretRef.name, key: spec.authSecretRef.key } },
+    });
+  }
+  peers.forEach((p, i) => {
+    args.push('--peer', `${p.name}=${p.url}`);
+    if (p.channel !== DEFAULT_INVALIDATION_CHANNEL) args.push('--peer-channel', `${p.name}=${p.channel}`);
+    if (p.passwordSecretRef) {
+      const variable = `PEER_PASSWORD_${i}`;
+      args.push('--peer-password-env', `${p.name}=${variable}`);
+      env.push({
+        name: variable,
+        valueFrom: { secretKeyRef: { name: p.passwordSecretRef.name, key: p.passwordSecretRef.key } },
+      });
+    }
+  });
+  return { args, env };
+}
+
+/** `<name>-bridge`: one bridge pod (Recreate: two at once would relay every write twice). */
+export function desiredBridgeDeployment(cc: CacheCluster, peers: readonly ResolvedPeer[], image: string): Deployment {
+  const { args, env } = bridgeArgs(cc, peers);
+  const labels = { ...commonLabels(cc), [LABEL_COMPONENT]: COMPONENT_BRIDGE };
+  const pullSecrets = imagePullSecrets(cc);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: childMetadata(cc, bridgeName(cc), { [LABEL_COMPONENT]: COMPONENT_BRIDGE }),
+    spec: {
+      replicas: 1,
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: bridgeLabels(cc) },
+      template: {
+        metadata: { labels },
+        spec: {
+          enableServiceLinks: false,
+          automountServiceAccountToken: false,
+          ...(pullSecrets ? { imagePullSecrets: pullSecrets } : {}),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: BRIDGE_UID,
+            runAsGroup: BRIDGE_UID,
+            fsGroup: BRIDGE_UID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'bridge',
+              image,
+              command: ['/nodejs/bin/node', 'dist/sidecar/src/bridge/main.js'],
+              args,
+              ...(env.length > 0 ? { env } : {}),
+              ports: [{ name: 'http', containerPort: BRIDGE_PORT, protocol: 'TCP' }],
+              livenessProbe: {
+                httpGet: { path: '/healthz', port: 'http' },
+                initialDelaySeconds: 5,
+                periodSeconds: 10,
+                timeoutSeconds: 2,
+                successThreshold: 1,
+                failureThreshold: 3,
+              },
+              resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+              securityContext: restrictedContainerSecurityContext(),
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** `<name>-bridge`: the bridge's metrics and state, port 7072. */
+export function desiredBridgeService(cc: CacheCluster): Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: childMetadata(cc, bridgeName(cc), { [LABEL_COMPONENT]: COMPONENT_BRIDGE }),
+    spec: {
+      type: 'ClusterIP',
+      selector: bridgeLabels(cc),
+      ports: [{ name: 'http', port: BRIDGE_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}

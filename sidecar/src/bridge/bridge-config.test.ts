@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../config-values.js';
+import { parseBridgeConfig } from './bridge-config.js';
+
+const base = ['--cluster', 'shop/a', '--redis', 'redis://a:6379'];
+
+describe('parseBridgeConfig', () => {
+  it('reads peers with their channels and passwords from named environment variables', () => {
+    const r = parseBridgeConfig(
+      [
+        ...base,
+        '--peer',
+        'b=redis://b:6379',
+        '--peer',
+        'c=redis://c:6379/2',
+        '--peer-channel',
+        'c=other',
+        '--peer-password-env',
+        'b=PW_B',
+      ],
+      { PW_B: 'secret' },
+    );
+    if (r.kind !== 'run') throw new Error(r.kind);
+    expect(r.config.peers).toEqual([
+      { name: 'b', url: 'redis://b:6379', channel: 'ripplecache:invalidations', password: 'secret' },
+      { name: 'c', url: 'redis://c:6379/2', channel: 'other' },
+    ]);
+    expect(r.config).toMatchObject({ cluster: 'shop/a', listen: { host: '0.0.0.0', port: 7072 }, maxBatch: 500 });
+  });
+
+  it('takes every flag from RIPPLECACHE_<FLAG> too', () => {
+    const r = parseBridgeConfig([], {
+      RIPPLECACHE_CLUSTER: 'ns/x',
+      RIPPLECACHE_REDIS: 'redis://x:6379',
+      RIPPLECACHE_PEER: 'y=redis://y:6379, z=redis://z:6379',
+    });
+    expect(r.kind === 'run' && r.config.peers.map((p) => p.name)).toEqual(['y', 'z']);
+  });
+
+  it('says what is wrong', () => {
+    const bad =
+      (argv: string[], env = {}) =>
+      () =>
+        parseBridgeConfig(argv, env);
+    expect(bad(base)).toThrow(/at least one peer/);
+    expect(bad(['--redis', 'redis://a', '--peer', 'b=redis://b'])).toThrow(/--cluster is required/);
+    expect(bad([...base, '--peer', 'b'])).toThrow(/not NAME=VALUE/);
+    expect(bad([...base, '--peer', 'b=http://b'])).toThrow(/scheme/);
+    expect(bad([...base, '--peer', 'b=redis://b', '--peer', 'b=redis://c'])).toThrow(/twice/);
+    expect(bad([...base, '--peer', 'b=redis://b', '--peer-channel', 'c=x'])).toThrow(/"c" is not a --peer/);
+    expect(bad([...base, '--peer', 'b=redis://b', '--peer-password-env', 'b=NOPE'])).toThrow(/NOPE is not set/);
+    expect(bad([...base, '--peer', 'b=redis://b', '--max-batch', '0'])).toThrow(ConfigError);
+    expect(bad([...base, '--bogus'])).toThrow(/unknown flag --bogus/);
+  });
+});

@@ -1,0 +1,242 @@
+/**
+ * The cross-cluster invalidation bridge of one CacheCluster: subscribes to the local invalidation channel
+ * and relays every local write's keys to each peer (peer-link.ts), with the version of the write read from
+ * the local record (`ver`, see ../write/versioned-records.ts), so that a peer never loses a newer record.
+ *
+ * Versions: the invalidation message carries none. The bridge reads each key's record in the local Redis
+ * right after the message arrives (one script per batch of keys). The script that wrote the record
+ * published the message, so the record holds the write's version or a newer one (a later write, whose own
+ * message follows): the version relayed is never older than the write. A record that is gone (expired,
+ * evicted, flushed) gives the local version counter instead: no write acknowledged so far is newer.
+ *
+ * Lost local messages (a gap in a local sender's sequence, a lost subscription, a malformed message) and a
+ * local invalidate-all: every peer is repaired (peer-link.ts).
+ */
+import type { Redis } from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import { RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
+import { describeError } from '../errors.js';
+import { DEFAULT_VERSION_KEY } from '../write/versioned-records.js';
+import { defineBridgeScripts, type BridgeScripts } from './bridge-scripts.js';
+import type { BridgeMetrics } from './bridge-metrics.js';
+import { PeerLink, type PeerStatus } from './peer-link.js';
+import { LocalMessageClassifier, PendingKeys, RelayedMessages, type RepairReason } from './relay-plan.js';
+
+export interface BridgePeer {
+  name: string;
+  client: Redis;
+  channel: string;
+}
+
+export interface BridgeOptions {
+  /** This CacheCluster's name, carried as `origin` in relayed messages (e.g. `namespace/name`). */
+  cluster: string;
+  /** Sender id of the relayed messages (one per process start). */
+  senderId: string;
+  channel: string;
+  /** Commands on the local primary. */
+  local: Redis;
+  /** The local subscription's own connection. */
+  subscriber: Redis;
+  peers: readonly BridgePeer[];
+  /** Keys per relay call at most. Default 500. */
+  maxBatch?: number;
+  /** Keys waiting per peer at most before it is repaired instead. Default 100,000. */
+  maxPending?: number;
+  /** Life of the tombstones written in peers, ms. Default 60,000 (the sidecars' default). */
+  tombstoneTtlMs?: number;
+  /** The local version counter. Default `ripplecache:version`. */
+  versionKey?: string;
+  /** PING period of the subscription, ms. Default 1000. */
+  heartbeatMs?: number;
+  metrics: BridgeMetrics;
+  log: FastifyBaseLogger;
+}
+
+export class Bridge {
+  private readonly classifier = new LocalMessageClassifier();
+  private readonly incoming: PendingKeys;
+  private readonly links: PeerLink[];
+  private readonly local: Redis & BridgeScripts;
+  private readonly versionKey: string;
+  private readonly maxBatch: number;
+  private subscribedNow = false;
+  private everSubscribed = false;
+  private looking = false;
+  private stopped = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: BridgeOptions) {
+    this.local = defineBridgeScripts(options.local);
+    this.versionKey = options.versionKey ?? DEFAULT_VERSION_KEY;
+    this.maxBatch = options.maxBatch ?? 500;
+    const maxPending = options.maxPending ?? 100_000;
+    this.incoming = new PendingKeys(maxPending);
+    this.links = options.peers.map(
+      (p) =>
+        new PeerLink({
+          name: p.name,
+          client: p.client,
+          channel: p.channel,
+          messages: new RelayedMessages(options.senderId, options.cluster),
+          versionNow: () => this.versionNow(),
+          maxBatch: this.maxBatch,
+          maxPending,
+          tombstoneTtlMs: options.tombstoneTtlMs ?? 60_000,
+          metrics: options.metrics,
+          log: options.log,
+        }),
+    );
+  }
+
+  get subscribed(): boolean {
+    return this.subscribedNow;
+  }
+
+  /** Subscribed locally and every peer reachable and repaired. */
+  get ready(): boolean {
+    return this.subscribedNow && this.links.every((l) => l.isUp);
+  }
+
+  peers(): PeerStatus[] {
+    return this.links.map((l) => l.status());
+  }
+
+  start(): void {
+    const sub = this.options.subscriber;
+    sub.on('ready', () => this.subscribe());
+    sub.on('close', () => this.lost('connection closed'));
+    sub.on('error', () => {});
+    sub.on('message', (channel: string, raw: string) => {
+      if (channel === this.options.channel) this.handle(raw);
+    });
+    if (sub.status === 'ready') this.subscribe();
+    this.heartbeat = setInterval(() => {
+      if (!this.subscribedNow) return;
+      sub.ping().catch((err: unknown) => {
+        this.options.log.warn({ err: describeError(err) }, 'Failed the subscription heartbeat');
+        this.lost('heartbeat failed');
+        sub.disconnect(true);
+      });
+    }, this.options.heartbeatMs ?? 1000);
+    this.heartbeat.unref();
+    // Every peer starts with a repair (reason "start"): what happened while no bridge ran is unknown.
+    for (const link of this.links) link.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await Promise.all(this.links.map((l) => l.stop()));
+  }
+
+  /** The repair threshold: the local cluster's version now; the local clock if the local Redis cannot say. */
+  async versionNow(): Promise<number> {
+    try {
+      return Number(await this.local.rcBridgeVersionNow(this.versionKey));
+    } catch (err) {
+      this.options.metrics.error('local', 'local');
+      this.options.log.warn({ err: describeError(err) }, 'Failed to read the local version; using the local clock');
+      return Date.now() * 1000;
+    }
+  }
+
+  private subscribe(): void {
+    if (this.stopped) return;
+    this.options.subscriber.subscribe(this.options.channel).then(
+      () => {
+        if (this.subscribedNow) return;
+        this.subscribedNow = true;
+        this.options.metrics.subscribed(true);
+        this.options.log.info({ channel: this.options.channel }, 'Subscribed to the local invalidation channel');
+        if (this.everSubscribed) this.repairAll('resubscribed');
+        this.everSubscribed = true;
+      },
+      (err: unknown) => {
+        this.options.metrics.error('local', 'local');
+        this.options.log.warn({ err: describeError(err) }, 'Failed to subscribe to the local invalidation channel');
+        setTimeout(() => {
+          if (!this.stopped) this.options.subscriber.disconnect(true);
+        }, 1000).unref();
+      },
+    );
+  }
+
+  private lost(why: string): void {
+    if (!this.subscribedNow) return;
+    this.subscribedNow = false;
+    this.options.metrics.subscribed(false);
+    this.classifier.reset();
+    this.options.log.warn({ reason: why }, 'Lost the local invalidation subscription');
+  }
+
+  private handle(raw: string): void {
+    const verdict = this.classifier.classify(raw);
+    const { metrics } = this.options;
+    switch (verdict.kind) {
+      case 'relayed':
+        metrics.received('relayed');
+        return;
+      case 'malformed':
+        metrics.received('malformed');
+        this.options.log.warn({ reason: verdict.reason }, 'Received a malformed invalidation message');
+        this.repairAll('malformed-message');
+        return;
+      case 'all':
+        metrics.received('all');
+        if (verdict.gap) metrics.gap();
+        this.repairAll(verdict.gap ? 'sequence-gap' : 'invalidate-all');
+        return;
+      case 'keys': {
+        metrics.received('keys');
+        if (verdict.gap) {
+          metrics.gap();
+          this.repairAll('sequence-gap');
+          return;
+        }
+        const now = Date.now();
+        for (const key of verdict.keys) this.incoming.add(key, 0, now);
+        if (this.incoming.overflowed) {
+          this.incoming.clear();
+          this.repairAll('overflow');
+          return;
+        }
+        if (!this.looking) {
+          this.looking = true;
+          void this.lookUp().finally(() => {
+            this.looking = false;
+          });
+        }
+        return;
+      }
+    }
+  }
+
+  private repairAll(reason: RepairReason): void {
+    this.incoming.clear();
+    for (const link of this.links) link.requestRepair(reason);
+  }
+
+  /** Reads the versions of the waiting keys, one script per batch, and hands them to every peer. */
+  private async lookUp(): Promise<void> {
+    for (;;) {
+      const batch = this.incoming.take(this.maxBatch);
+      if (batch === undefined) return;
+      let versions: number[];
+      try {
+        const replies = await this.local.rcBridgeLocalVersions(
+          batch.keys.length + 1,
+          ...batch.keys.map((k) => RECORD_KEY_PREFIX + k),
+          this.versionKey,
+        );
+        versions = replies.map(Number);
+      } catch (err) {
+        this.options.metrics.error('local', 'local');
+        this.options.log.warn({ err: describeError(err) }, 'Failed to read local versions; repairing the peers');
+        this.repairAll('local-unavailable');
+        return;
+      }
+      for (const link of this.links) link.enqueue(batch.keys, versions, batch.oldestReceivedMs);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * `ripplecache-bridge`: the cross-cluster invalidation bridge (see bridge.ts), shipped in the sidecar's
+ * image and package. Config → Redis clients → bridge → HTTP server → signals.
+ *
+ * Exit codes: 0 after a clean shutdown, 1 on a runtime failure, 2 on a bad flag or environment variable.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { packageVersion } from '../../../common/src/version.js';
+import { ConfigError } from '../config-values.js';
+import { redactUrl } from '../config.js';
+import { describeError } from '../errors.js';
+import { createRedisClient } from '../redis/redis-client.js';
+import { Bridge } from './bridge.js';
+import { buildBridgeApp } from './bridge-app.js';
+import { parseBridgeConfig, type BridgeConfigResult } from './bridge-config.js';
+import { createBridgeMetrics } from './bridge-metrics.js';
+
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+async function main(): Promise<void> {
+  let result: BridgeConfigResult;
+  try {
+    result = parseBridgeConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ripplecache-bridge: ${err.message}\nRun with --help for the flags.\n`);
+      process.exit(err.exitCode);
+    }
+    throw err;
+  }
+  if (result.kind === 'help') {
+    process.stdout.write(`${result.text}\n`);
+    return;
+  }
+  if (result.kind === 'version') {
+    process.stdout.write(`ripplecache-bridge ${packageVersion()}\n`);
+    return;
+  }
+  const { config } = result;
+  const log = pino({ level: config.logLevel });
+  const senderId = `bridge/${config.cluster}/${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const local = createRedisClient({
+    url: config.redis,
+    password: config.redisPassword,
+    timeoutMs: config.redisTimeoutMs,
+    name: 'ripplecache-bridge',
+  });
+  const subscriber = createRedisClient({
+    url: config.redis,
+    password: config.redisPassword,
+    timeoutMs: config.redisTimeoutMs,
+    name: 'ripplecache-bridge-sub',
+  });
+  const peers = config.peers.map((p) => ({
+    name: p.name,
+    channel: p.channel,
+    client: createRedisClient({
+      url: p.url,
+      password: p.password,
+      timeoutMs: config.redisTimeoutMs,
+      name: `ripplecache-bridge-from-${config.cluster}`,
+    }),
+  }));
+  const metrics = createBridgeMetrics(
+    peers.map((p) => p.name),
+    { defaultMetrics: true },
+  );
+  const bridge = new Bridge({
+    cluster: config.cluster,
+    senderId,
+    channel: config.channel,
+    local,
+    subscriber,
+    peers,
+    maxBatch: config.maxBatch,
+    maxPending: config.maxPending,
+    tombstoneTtlMs: config.tombstoneTtlMs,
+    metrics,
+    log,
+  });
+  const app = buildBridgeApp({ bridge, metrics, log });
+  log.info(
+    {
+      cluster: config.cluster,
+      redis: redactUrl(config.redis),
+      channel: config.channel,
+      peers: config.peers.map((p) => ({ name: p.name, url: redactUrl(p.url), channel: p.channel })),
+      senderId,
+    },
+    'Started the bridge',
+  );
+  bridge.start();
+
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'Received a termination signal; stopping');
+    setTimeout(() => process.exit(1), SHUTDOWN_TIMEOUT_MS).unref();
+    try {
+      await bridge.stop();
+      await app.close();
+      for (const c of [local, subscriber, ...peers.map((p) => p.client)]) c.disconnect();
+      log.info('Stopped');
+      process.exit(0);
+    } catch (err) {
+      log.error({ err: describeError(err) }, 'Failed to shut down cleanly');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    log.fatal({ err: describeError(err), listen: config.listen }, 'Failed to listen');
+    process.exit(1);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`ripplecache-bridge: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,254 @@
+/**
+ * One peer of the bridge: its Redis connection, the keys waiting for it, and one worker loop that either
+ * repairs the peer or relays the next batch, never both at once, so that a repair and the relays around it
+ * cannot interleave.
+ *
+ * Relay: one script call per batch (bridge-scripts.ts RELAY): each key is invalidated only when the peer's
+ * record is older than the write, and one message with every key of the batch is published on the peer's
+ * channel (carrying `origin`, so the peer's bridge does not relay it again).
+ *
+ * Repair "as after a gap", whenever the bridge cannot know which keys the peer missed (start, a lost or
+ * gapped local subscription, a failed relay, the peer reconnecting, too many keys waiting, a local
+ * invalidate-all): the threshold T is taken from the local cluster (max of its primary's clock in µs and its
+ * version counter: at least the version of every write acknowledged there so far), every record of the
+ * peer with a version below T is deleted (SCAN, one script per page), then an invalidate-all is published
+ * on the peer's channel so its sidecars drop L1. Records the peer wrote or filled at versions ≥ T stay. Keys
+ * waiting when a repair is asked for are forgotten: their writes are older than T.
+ *
+ * A peer that cannot be reached: the worker retries the repair with back-off (PEER_BACKOFF) and wakes
+ * at once when the connection comes back; `up` is false meanwhile (metric, /v1/peers, /readyz).
+ */
+import type { Redis } from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
+import { RECORD_KEY_PATTERN, RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
+import { describeError } from '../errors.js';
+import { defineBridgeScripts, type BridgeScripts } from './bridge-scripts.js';
+import type { BridgeMetrics } from './bridge-metrics.js';
+import { PendingKeys, type RelayedMessages, type RepairReason } from './relay-plan.js';
+
+/** Back-off between failed repairs of a peer: 100 ms doubling to 5 s, plus up to 100 ms of jitter. */
+export const PEER_BACKOFF: Backoff = { baseMs: 100, capMs: 5000, jitterMs: 100 };
+
+/** SCAN page size of a repair. */
+const REPAIR_SCAN_COUNT = 1000;
+
+export interface PeerLinkOptions {
+  name: string;
+  client: Redis;
+  channel: string;
+  messages: RelayedMessages;
+  /** The repair threshold: the local cluster's version "now" (see the file comment). */
+  versionNow(): Promise<number>;
+  maxBatch: number;
+  maxPending: number;
+  tombstoneTtlMs: number;
+  metrics: BridgeMetrics;
+  log: FastifyBaseLogger;
+  /** The clock, ms (Date.now). */
+  now?: () => number;
+}
+
+export interface PeerStatus {
+  name: string;
+  /** Reachable and repaired: relays flow. */
+  up: boolean;
+  /** Why the peer is waiting for a repair, if it is. */
+  repairPending?: RepairReason;
+  lastError?: string;
+  /** When `up` last changed, ISO 8601. */
+  since: string;
+  repairs: number;
+  relayedKeys: number;
+}
+
+export class PeerLink {
+  private readonly client: Redis & BridgeScripts;
+  private readonly pending: PendingKeys;
+  private readonly now: () => number;
+  private repairWanted: RepairReason | undefined = 'start';
+  private repairGeneration = 0;
+  private up = false;
+  private since: number;
+  private lastError: string | undefined;
+  private failures = 0;
+  private repairs = 0;
+  private relayed = 0;
+  private running = false;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private idle: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: PeerLinkOptions) {
+    this.client = defineBridgeScripts(options.client);
+    this.pending = new PendingKeys(options.maxPending);
+    this.now = options.now ?? Date.now;
+    this.since = this.now();
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  get isUp(): boolean {
+    return this.up;
+  }
+
+  status(): PeerStatus {
+    return {
+      name: this.options.name,
+      up: this.up,
+      ...(this.repairWanted !== undefined ? { repairPending: this.repairWanted } : {}),
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      since: new Date(this.since).toISOString(),
+      repairs: this.repairs,
+      relayedKeys: this.relayed,
+    };
+  }
+
+  start(): void {
+    this.client.on('ready', () => this.kick());
+    this.client.on('close', () => {
+      if (this.stopped) return;
+      if (this.up) this.options.log.warn({ peer: this.options.name }, 'Lost the connection to a peer');
+      this.requestRepair('peer-reconnected');
+    });
+    this.client.on('error', () => {});
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.idle;
+  }
+
+  /** Keys of one local batch with their versions (same order). */
+  enqueue(keys: readonly string[], versions: readonly number[], receivedMs: number): void {
+    if (this.repairWanted !== undefined) return; // the repair to come covers them
+    keys.forEach((key, i) => this.pending.add(key, versions[i] ?? 0, receivedMs));
+    if (this.pending.overflowed) this.requestRepair('overflow');
+    else this.kick();
+  }
+
+  requestRepair(reason: RepairReason): void {
+    this.repairWanted ??= reason;
+    this.repairGeneration++;
+    this.pending.clear();
+    this.setUp(false);
+    this.kick();
+  }
+
+  private setUp(up: boolean): void {
+    if (up === this.up) return;
+    this.up = up;
+    this.since = this.now();
+    this.options.metrics.peerUp(this.options.name, up);
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.wake?.();
+      return;
+    }
+    this.running = true;
+    this.idle = this.run().finally(() => {
+      this.running = false;
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (this.repairWanted !== undefined) {
+        if (this.client.status !== 'ready') {
+          await this.sleep(backoffDelay(PEER_BACKOFF, this.failures++));
+          continue;
+        }
+        const generation = this.repairGeneration;
+        const reason = this.repairWanted;
+        try {
+          await this.repair(reason);
+          if (generation === this.repairGeneration) {
+            this.repairWanted = undefined;
+            this.failures = 0;
+            this.lastError = undefined;
+            this.setUp(true);
+          }
+        } catch (err) {
+          this.fail('repair', err);
+          await this.sleep(backoffDelay(PEER_BACKOFF, this.failures++));
+        }
+        continue;
+      }
+      const batch = this.pending.take(this.options.maxBatch);
+      if (batch === undefined) break;
+      try {
+        const replies = await this.client.rcBridgeRelay(
+          batch.keys.length,
+          ...batch.keys.map((k) => RECORD_KEY_PREFIX + k),
+          this.options.tombstoneTtlMs,
+          this.options.channel,
+          this.options.messages.keys(batch.keys),
+          ...batch.versions.map((v) => String(v)),
+        );
+        const invalidated = replies.filter((r) => Number(r) === 1).length;
+        this.relayed += batch.keys.length;
+        const { metrics, name } = this.options;
+        metrics.message(name, 'keys');
+        metrics.relayedKeys(name, 'invalidated', invalidated);
+        metrics.relayedKeys(name, 'kept-newer', batch.keys.length - invalidated);
+        metrics.lag(name, Math.max(0, this.now() - batch.oldestReceivedMs) / 1000);
+      } catch (err) {
+        // The script may or may not have run: the peer is repaired as after a gap.
+        this.fail('relay', err);
+        this.requestRepair('relay-failed');
+      }
+    }
+  }
+
+  private async repair(reason: RepairReason): Promise<void> {
+    const started = this.now();
+    const threshold = await this.options.versionNow();
+    let dropped = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', RECORD_KEY_PATTERN, 'COUNT', REPAIR_SCAN_COUNT);
+      cursor = next;
+      if (keys.length > 0)
+        dropped += Number(await this.client.rcBridgeDropOlder(keys.length, ...keys, String(threshold)));
+    } while (cursor !== '0');
+    await this.client.publish(this.options.channel, this.options.messages.all());
+    this.repairs++;
+    this.options.metrics.message(this.options.name, 'all');
+    this.options.metrics.repair(this.options.name, reason, dropped);
+    this.options.log.info(
+      { peer: this.options.name, reason, threshold, droppedRecords: dropped, ms: this.now() - started },
+      'Repaired a peer',
+    );
+  }
+
+  private fail(op: 'relay' | 'repair', err: unknown): void {
+    const e = describeError(err);
+    this.lastError = typeof e.message === 'string' ? e.message : String(err);
+    this.options.metrics.error(this.options.name, op);
+    this.options.log.warn(
+      { peer: this.options.name, op, err: e, attempt: this.failures + 1 },
+      'Failed to reach a peer',
+    );
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+}
