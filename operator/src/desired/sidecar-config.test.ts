@@ -85,6 +85,15 @@ describe('desiredSidecarConfig origins', () => {
     expect(cfg).not.toHaveProperty('originTable');
   });
 
+  it('points a cluster sidecar at the client Service as a Redis Cluster seed (redisCluster), without replicas', () => {
+    const cfg = desiredSidecarConfig(cc({ topology: 'cluster', shards: 3, replicas: 1 }));
+    expect(cfg.redis).toBe('redis://sessions.shop.svc:6379');
+    expect(cfg.redisCluster).toBe(true);
+    expect(cfg.redisReplicas).toEqual([]);
+    expect(desiredSidecarConfig(cc({ topology: 'replication', replicas: 1 }))).not.toHaveProperty('redisCluster');
+    expect(desiredSidecarConfig(cc({}))).not.toHaveProperty('redisCluster');
+  });
+
   it('renders neither without an origin', () => {
     const cfg = desiredSidecarConfig(cc({}));
     expect(cfg).not.toHaveProperty('origin');
