@@ -98,6 +98,18 @@ describe('planCluster', () => {
     expect(next.actions.some((a) => a.kind === 'meet')).toBe(false);
   });
 
+  it('takes each node at its word for its own slots: no second ADDSLOTSRANGE while gossip lags', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
+    // The seed (most nodes known) has not heard of shard 1's and 2's slots yet; their primaries know them.
+    const seed = pods[0]!;
+    seed.view!.nodes = seed.view!.nodes.map((n) => (n.id === id('a') ? n : { ...n, slots: [] }));
+    seed.view!.nodes.push(...parseClusterNodes(line(id('z'), 7990, 'master,fail')));
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.slotsAssigned).toBe(16384);
+    expect(plan.actions.filter((a) => a.kind === 'addSlots')).toEqual([]);
+    expect(plan.moves).toEqual([]);
+  });
+
   it('does nothing on a formed, even cluster and reports each shard', () => {
     const plan = planCluster({
       pods: formed([['0-5461'], ['5462-10922'], ['10923-16383']]),
@@ -147,6 +159,16 @@ describe('planCluster', () => {
     // The old id of c-shard-0-1 (id('0')) is followed by nobody and not failed yet here: not forgotten.
     expect(forgets.map((f) => f.id)).not.toContain(id('a'));
     expect(plan.actions).toContainEqual({ kind: 'replicate', pod: 'c-shard-0-1', primaryId: id('a') });
+  });
+
+  it('waits (and says so) while a pod back empty does not know its primary yet', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
+    const fresh = id('9');
+    pods[1] = pod(0, 1, fresh, [line(fresh, 7001, 'myself,master'), line(id('a'), 7000, 'handshake')]);
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.actions.filter((a) => a.kind === 'replicate')).toEqual([]);
+    expect(plan.waiting).toBe('waiting for c-shard-0-1 to learn its primary c-shard-0-0 (gossip) to replicate it');
+    expect(plan.shards[0]!.state).toBe('degraded');
   });
 
   it('reports a shard whose primary is down as primaryLost and makes no move or REPLICATE in it', () => {

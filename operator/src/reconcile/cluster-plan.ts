@@ -141,6 +141,7 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
   const table = seed.view!.nodes;
   plan.clusterState = seed.view!.state;
   const podOfId = new Map(reachable.map((p) => [p.view!.myId, p]));
+  const everyPodReachable = pods.length > 0 && pods.every((p) => p.view !== undefined);
   const byId = new Map(table.map((n) => [n.id, n]));
 
   // ---- MEET: every reachable pod into the seed's cluster ----------------------------------------------
@@ -157,24 +158,39 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     // A replica's master belongs to the replica's shard (also when that master is a node that is gone).
     if (m?.masterId !== undefined && !shardOfId.has(m.masterId)) shardOfId.set(m.masterId, p.shard);
   }
+  // Who owns each slot: first what each reachable node says of itself (gossip may not have spread a fresh
+  // ADDSLOTSRANGE or SETSLOT yet), then what any view says of nodes that do not answer. A slot no view gives to
+  // anyone is unassigned.
   const owner: number[] = new Array<number>(CLUSTER_SLOTS).fill(-1);
   const ownerId: string[] = new Array<string>(CLUSTER_SLOTS).fill('');
-  for (const n of table) {
-    if (!n.flags.includes('master')) continue;
-    for (const [a, b] of n.slots)
+  for (const p of reachable) {
+    const m = me(p);
+    if (!m?.flags.includes('master')) continue;
+    for (const [a, b] of m.slots)
       for (let s = a; s <= b; s++) {
-        ownerId[s] = n.id;
-        owner[s] = shardOfId.get(n.id) ?? -2;
+        // Two nodes claim a slot between the SETSLOT NODE of a move's target and its source: the source's claim
+        // is the one left over.
+        if (ownerId[s] !== '' && m.migrating.some((x) => x.slot === s)) continue;
+        ownerId[s] = p.view!.myId;
       }
   }
+  for (const p of reachable)
+    for (const n of p.view!.nodes) {
+      if (!n.flags.includes('master') || podOfId.has(n.id)) continue;
+      for (const [a, b] of n.slots) for (let s = a; s <= b; s++) if (ownerId[s] === '') ownerId[s] = n.id;
+    }
+  ownerId.forEach((id, s) => {
+    if (id !== '') owner[s] = shardOfId.get(id) ?? -2;
+  });
   plan.slotsAssigned = ownerId.filter((id) => id !== '').length;
   const fresh = plan.slotsAssigned === 0;
 
+  const slotOwners = new Set(ownerId.filter((id) => id !== ''));
   const primaryPod = new Map<number, ClusterPod>();
   const lostShards = new Set<number>();
   for (const shard of existing) {
     const shardPods = reachable.filter((p) => p.shard === shard);
-    const ownerIds = new Set(table.filter((n) => n.slots.length > 0 && shardOfId.get(n.id) === shard).map((n) => n.id));
+    const ownerIds = new Set([...slotOwners].filter((id) => shardOfId.get(id) === shard));
     const up = shardPods.find((p) => ownerIds.has(p.view!.myId) && !byId.get(p.view!.myId)?.flags.includes('fail'));
     if (up) primaryPod.set(shard, up);
     else if (ownerIds.size > 0) lostShards.add(shard);
@@ -187,7 +203,6 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
   for (const [shard, p] of primaryPod) plan.primaryIds.set(shard, p.view!.myId);
 
   // ---- FORGET: ids no pod has any more (a pod back empty, a removed shard) -------------------------------
-  const everyPodReachable = pods.length > 0 && pods.every((p) => p.view !== undefined);
   if (everyPodReachable) {
     const followed = new Set(reachable.map((p) => me(p)?.masterId).filter((id): id is string => id !== undefined));
     for (const n of table) {
@@ -208,7 +223,7 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
       evenSlotRanges(input.shards).forEach((range, shard) =>
         plan.actions.push({ kind: 'addSlots', pod: primaryPod.get(shard)!.pod, ranges: [range] }),
       );
-  } else if (plan.slotsAssigned < CLUSTER_SLOTS) {
+  } else if (plan.slotsAssigned < CLUSTER_SLOTS && everyPodReachable) {
     // Slots whose owner was forgotten (a shard without replica that lost its primary): to the shard with the
     // fewest slots among those with a primary; resharding evens them out afterwards.
     const counts = desiredShards
@@ -231,8 +246,9 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
       if (!m) continue;
       const emptyMaster = m.flags.includes('master') && m.slots.length === 0 && m.importing.length === 0;
       const wrongMaster = m.flags.includes('slave') && m.masterId !== pid;
-      if ((emptyMaster || wrongMaster) && known(p.view!.nodes, pid))
-        plan.actions.push({ kind: 'replicate', pod: p.pod, primaryId: pid });
+      if (!emptyMaster && !wrongMaster) continue;
+      if (known(p.view!.nodes, pid)) plan.actions.push({ kind: 'replicate', pod: p.pod, primaryId: pid });
+      else plan.waiting ??= `waiting for ${p.pod} to learn its primary ${primary.pod} (gossip) to replicate it`;
     }
   }
 

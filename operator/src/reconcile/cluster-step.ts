@@ -252,7 +252,12 @@ export async function clusterStep(
       );
       if (resharding.slotsRemaining === 0) delete resharding.current;
     }
-    const pending = plan.actions.length > 0 || plan.moves.length > 0 || plan.waiting !== undefined;
+    // Redis Cluster changes on its own (a replica promoted, gossip spreading): look again while any shard is not ok.
+    const pending =
+      plan.actions.length > 0 ||
+      plan.moves.length > 0 ||
+      plan.waiting !== undefined ||
+      plan.shards.some((sh) => sh.state !== 'ok');
     return {
       plan,
       endpoints,

@@ -178,14 +178,10 @@ export class ClusterSession {
       if (!ownerAlready(err)) throw err;
       done = true;
     }
-    if (!done)
-      try {
-        await this.write(source, ['CLUSTER', 'SETSLOT', s, 'MIGRATING', move.targetId]);
-        await afterStep?.('migrating');
-      } catch (err) {
-        if (!notOwner(err)) throw err;
-        done = true;
-      }
+    if (!done) {
+      await this.write(source, ['CLUSTER', 'SETSLOT', s, 'MIGRATING', move.targetId]);
+      await afterStep?.('migrating');
+    }
     let keys = 0;
     const auth = this.opts.password !== undefined ? ['AUTH', this.opts.password] : [];
     while (!done) {
