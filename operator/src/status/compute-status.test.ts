@@ -321,6 +321,20 @@ describe('computeStatus phases', () => {
       }),
     );
     expect(lost.phase).toBe('Degraded');
+    // The lost primary stays on record while Redis Cluster promotes a replica.
+    const lostAgain = computeStatus(
+      base({
+        cc: { ...clusterCc, status: { shards: [{ ...shards[0]!, primary: 'c-shard-0-0', state: 'ok' }] } },
+        statefulSet: sts(6, 5),
+        cluster: {
+          state: 'ok',
+          slotsAssigned: 16384,
+          shards: [{ ...shards[0]!, state: 'primaryLost' }],
+          resharding: undefined,
+        },
+      }),
+    );
+    expect(lostAgain.shards?.[0]).toMatchObject({ primary: 'c-shard-0-0', state: 'primaryLost' });
     expect(cond(lost, 'Ready')).toMatchObject({ reason: 'ShardPrimaryLost' });
     const resharding = computeStatus(
       base({

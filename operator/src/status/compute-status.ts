@@ -499,7 +499,12 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   if (input.cluster !== undefined) {
     if (input.cluster.state !== undefined) status.clusterState = input.cluster.state;
     status.slotsAssigned = input.cluster.slotsAssigned;
-    status.shards = input.cluster.shards;
+    // A shard whose primary is lost shows the pod that was its primary (status before), until Redis Cluster
+    // promotes a replica: the ShardFailedOver event then names both.
+    status.shards = input.cluster.shards.map((sh) => {
+      const was = prev.shards?.find((p) => p.index === sh.index)?.primary;
+      return sh.state === 'primaryLost' && sh.primary === undefined && was !== undefined ? { ...sh, primary: was } : sh;
+    });
     if (input.cluster.resharding !== undefined) status.resharding = input.cluster.resharding;
   }
   status.conditions = conditions;

@@ -1173,7 +1173,7 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
         index: int('The shard index.', { minimum: 0 }),
         slots: str('The slot ranges it owns, e.g. 0-5460; empty when none.'),
         slotCount: int('How many slots it owns.', { minimum: 0, maximum: 16384 }),
-        primary: str('The pod that is its primary, when one is up.'),
+        primary: str('The pod that is its primary, when one is up; while primaryLost, the one that was.'),
         replicas: {
           type: 'array',
           description: 'The pods replicating its primary.',

@@ -398,7 +398,7 @@ export interface ShardStatus {
   /** The slot ranges it owns, e.g. `0-5460` or `0-4095,12288-13652`; empty when none. */
   slots: string;
   slotCount: number;
-  /** The pod that is its primary (a master owning its slots), when one is up. */
+  /** The pod that is its primary (a master owning its slots), when one is up; while `primaryLost`, the one that was. */
   primary?: string;
   /** The pods that replicate its primary. */
   replicas: string[];
