@@ -12,7 +12,6 @@ import Fastify, {
   type FastifyInstance,
   type FastifyServerOptions,
 } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { SidecarConfig } from './config-defaults.js';
 import { redactUrl } from './config.js';
 import { InvalidationPublisher } from './invalidation/invalidation-publisher.js';
@@ -20,15 +19,25 @@ import { InvalidationReceiver } from './invalidation/invalidation-receiver.js';
 import { createL1Store } from './l1/create-l1-store.js';
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js';
 import { frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
+import type { Redis } from 'ioredis';
 import { clientErrorHandler, httpServerFactory } from './plugins/http-server.js';
 import { InvalidationSubscriber } from './redis/invalidation-subscriber.js';
-import { createRedisClient, nodeName } from './redis/redis-client.js';
+import {
+  clusterNodeAddresses,
+  createClient,
+  createRedisClient,
+  createRotatingNodeClient,
+  isCluster,
+  nodeName,
+  type RedisClient,
+} from './redis/redis-client.js';
 import { RedisL2 } from './redis/redis-l2.js';
 import { cacheRoutes } from './routes/cache-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { invalidateRoute } from './routes/invalidate-route.js';
 import { TieredCache, type CacheValue } from './tiers/tiered-cache.js';
 import { createWritePath, type WritePath } from './write/create-write-path.js';
+import { keyLayout } from './write/key-layout.js';
 
 export interface BuildAppOptions {
   config: SidecarConfig;
@@ -119,41 +128,54 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     maxBytes: config.l1.maxBytes,
   });
 
-  let primary: Redis | undefined;
+  let primary: RedisClient | undefined;
   let subscriberClient: Redis | undefined;
   /** The write path's own connection under durability replicated (its WAITs would block reads). */
-  let writeClient: Redis | undefined;
+  let writeClient: RedisClient | undefined;
+  // Records, journals and version counters: one place each on one primary, one bucket per hash tag on a
+  // Redis Cluster (write/key-layout.ts).
+  const layout = keyLayout(config.redisCluster);
   let l2: RedisL2 | undefined;
   // Filled in once the metrics exist (they read the cache, the cache reports to them).
   let metrics: SidecarMetrics | undefined;
   const redisError = () => metrics?.redisError();
 
   if (config.redis !== undefined) {
-    primary = createRedisClient({
+    const cluster = config.redisCluster;
+    const commandClient = createClient({
       url: config.redis,
       password: config.redisPassword,
       timeoutMs: config.redisTimeoutMs,
       name: 'ripplecache-sidecar',
+      cluster,
     });
-    subscriberClient = createRedisClient({
+    primary = commandClient;
+    const subscriberOptions = {
       url: config.redis,
       password: config.redisPassword,
       timeoutMs: config.redisTimeoutMs,
       name: 'ripplecache-sidecar-sub',
-    });
+    };
+    // On Redis Cluster the subscription is a plain connection to one node (cluster-wide PUBLISH reaches
+    // every node) that moves to another node when it drops (redis-client.ts createRotatingNodeClient).
+    subscriberClient = isCluster(commandClient)
+      ? createRotatingNodeClient(subscriberOptions, () => clusterNodeAddresses(commandClient))
+      : createRedisClient(subscriberOptions);
     watchConnection(primary, 'command', log);
     watchConnection(subscriberClient, 'subscriber', log);
     if (config.durability === 'replicated' && config.origin !== undefined) {
-      writeClient = createRedisClient({
+      writeClient = createClient({
         url: config.redis,
         password: config.redisPassword,
         timeoutMs: config.redisTimeoutMs + config.durabilityTimeoutMs,
         name: 'ripplecache-sidecar-write',
+        cluster,
       });
       watchConnection(writeClient, 'write', log);
     }
     l2 = new RedisL2({
       primary,
+      layout,
       channel: config.channel,
       replicaUrls: config.redisReplicas,
       password: config.redisPassword,
@@ -193,6 +215,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       writeBack: { ...config.writeBack, claimTimeoutMs: config.writeBackClaimTimeoutMs },
       defaultTTLSeconds: config.defaultTTLSeconds,
       redis: writeClient ?? primary,
+      layout,
       ...(writeClient
         ? { durability: { timeoutMs: config.durabilityTimeoutMs, events: metrics.replicaWaitEvents } }
         : {}),
@@ -311,6 +334,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     {
       mode: l2 ? 'redis' : 'l1-only',
       redis: config.redis === undefined ? undefined : redactUrl(config.redis),
+      redisCluster: config.redisCluster,
+      keyLayout: layout.name,
       channel: config.channel,
       l1: config.l1,
       onDisconnect: config.onDisconnect,
@@ -330,7 +355,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 }
 
 /** Logs the connection's state changes (not every failed reconnect attempt). */
-function watchConnection(client: Redis, role: string, log: FastifyBaseLogger): void {
+function watchConnection(client: RedisClient, role: string, log: FastifyBaseLogger): void {
   let wasReady = false;
   let lastError = '';
   client.on('ready', () => {

@@ -63,6 +63,11 @@ export interface SidecarConfig {
   metricsListen: ListenAddress | undefined;
   /** URL of the Redis primary (`redis://` or `rediss://`). Default: none, the sidecar runs L1-only. */
   redis: string | undefined;
+  /**
+   * `--redis` is a seed address of a Redis Cluster: the sidecar uses ioredis' Cluster client and the
+   * bucketed key layout (sidecar/src/write/key-layout.ts). Default false (one primary, as before).
+   */
+  redisCluster: boolean;
   /** URLs of the primary's replicas; when empty they are discovered with `INFO replication`. Default []. */
   redisReplicas: string[];
   /** Redis password (overrides one in the URLs). Never logged. Default: none, or the URL's. */
@@ -125,6 +130,7 @@ export const SIDECAR_DEFAULTS: Readonly<SidecarConfig> = Object.freeze({
   listen: { host: '127.0.0.1', port: 7070 },
   metricsListen: undefined,
   redis: undefined,
+  redisCluster: false,
   redisReplicas: [],
   redisPassword: undefined,
   channel: DEFAULT_INVALIDATION_CHANNEL,

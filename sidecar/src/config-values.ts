@@ -21,6 +21,15 @@ export function str(raw: unknown, where: string): string {
   return raw;
 }
 
+/** `true` or `false` (a string from a flag or the environment, or a YAML boolean). */
+export function bool(raw: unknown, where: string): boolean {
+  if (typeof raw === 'boolean') return raw;
+  const s = str(raw, where).trim().toLowerCase();
+  if (s === 'true') return true;
+  if (s === 'false') return false;
+  throw new ConfigError(`${where}: "${s}" is not true or false`);
+}
+
 export function int(min: number, max: number): Parser {
   return (raw, where) => {
     const s = typeof raw === 'number' ? String(raw) : str(raw, where).trim();

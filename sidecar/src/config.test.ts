@@ -26,6 +26,24 @@ describe('sidecar config', () => {
     expect(c.onDisconnect).toBe('drop');
   });
 
+  it('reads --redis-cluster from the flag (alone or true|false), RIPPLECACHE_REDIS_CLUSTER or redisCluster', () => {
+    const seed = ['--redis', 'redis://cache:6379'];
+    expect(cfg(seed).redisCluster).toBe(false);
+    expect(cfg([...seed, '--redis-cluster']).redisCluster).toBe(true);
+    expect(cfg(['--redis-cluster', ...seed]).redisCluster).toBe(true);
+    expect(cfg([...seed, '--redis-cluster', 'false']).redisCluster).toBe(false);
+    expect(cfg([...seed, '--redis-cluster=true']).redisCluster).toBe(true);
+    expect(cfg(seed, { RIPPLECACHE_REDIS_CLUSTER: 'true' }).redisCluster).toBe(true);
+    expect(cfg(['--config', 'f'], {}, { f: 'redis: redis://cache:6379\nredisCluster: true\n' }).redisCluster).toBe(
+      true,
+    );
+    expect(() => cfg([...seed, '--redis-cluster', 'yes'])).toThrow(/--redis-cluster: "yes" is not true or false/);
+    expect(() => cfg(['--redis-cluster'])).toThrow(/--redis-cluster needs --redis/);
+    expect(() => cfg([...seed, '--redis-cluster', '--redis-replica', 'redis://r:1'])).toThrow(
+      /cannot be used with --redis-cluster/,
+    );
+  });
+
   it('reads --metrics-listen from the flag, RIPPLECACHE_METRICS_LISTEN or metricsListen; empty turns it off', () => {
     expect(cfg(['--metrics-listen', '0.0.0.0:7071']).metricsListen).toEqual({ host: '0.0.0.0', port: 7071 });
     expect(cfg(['--metrics-listen=[::]:7071']).metricsListen).toEqual({ host: '::', port: 7071 });

@@ -25,6 +25,7 @@ import {
   type SidecarConfig,
 } from './config-defaults.js';
 import {
+  bool,
   bytes,
   ConfigError,
   int,
@@ -57,6 +58,8 @@ interface FlagSpec {
   repeatable?: boolean;
   /** Not readable from the config file (secrets, the file path). */
   noFile?: boolean;
+  /** A true|false flag: alone it means true (common/src/flags.ts). */
+  boolean?: boolean;
 }
 
 const FLAGS: readonly FlagSpec[] = [
@@ -77,6 +80,13 @@ const FLAGS: readonly FlagSpec[] = [
     path: 'redis',
     parse: REDIS_URL,
     help: 'URL of the Redis primary, redis://[:password@]host:port[/db]; without it the sidecar runs L1-only',
+  },
+  {
+    flag: 'redis-cluster',
+    path: 'redisCluster',
+    parse: bool,
+    boolean: true,
+    help: 'true: --redis is a seed address of a Redis Cluster (the operator renders the Service of every node); the sidecar then uses the Cluster client and the bucketed key layout (README "The sidecar on Redis Cluster") (default false)',
   },
   {
     flag: 'redis-replica',
@@ -252,7 +262,11 @@ type Layer = Map<string, unknown>;
 
 /** The flags as common/src/flags.ts sees them: every entry of {@link FLAGS}, and `--config`. */
 const COMMAND_LINE: readonly CommonFlagSpec[] = [
-  ...FLAGS.map((f) => ({ name: f.flag, ...(f.repeatable ? { repeatable: true } : {}) })),
+  ...FLAGS.map((f) => ({
+    name: f.flag,
+    ...(f.repeatable ? { repeatable: true } : {}),
+    ...(f.boolean ? { boolean: true } : {}),
+  })),
   { name: 'config' },
 ];
 const FLAG_BY_NAME = new Map(FLAGS.map((f) => [f.flag, f] as const));
@@ -387,6 +401,14 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
   }
   if (config.redis === undefined && config.redisReplicas.length > 0) {
     throw new ConfigError('--redis-replica needs --redis (the primary)');
+  }
+  if (config.redisCluster && config.redis === undefined) {
+    throw new ConfigError('--redis-cluster needs --redis (a seed address of the cluster)');
+  }
+  if (config.redisCluster && config.redisReplicas.length > 0) {
+    throw new ConfigError(
+      '--redis-replica cannot be used with --redis-cluster: the replicas of each shard are found from the cluster',
+    );
   }
   if (config.origin !== undefined && config.writePolicy === 'write-back' && config.redis === undefined) {
     throw new ConfigError(

@@ -8,7 +8,9 @@
  * it yet (NOSCRIPT: first use, or Redis restarted), it is sent once more with EVAL, which loads it.
  */
 import { createHash } from 'node:crypto';
-import { Command, type Redis } from 'ioredis';
+import { Command } from 'ioredis';
+import { keySlot } from '../write/key-layout.js';
+import type { RedisClient } from './redis-client.js';
 
 export interface LuaScript {
   readonly lua: string;
@@ -50,8 +52,14 @@ class PrebuiltCommand extends Command {
   constructor(
     name: string,
     private readonly bytes: Buffer,
+    private readonly firstKey: string | undefined,
   ) {
     super(name, [], { replyEncoding: 'utf8' });
+  }
+
+  /** The Cluster client routes by the slot of the first key (the arguments are not kept as such). */
+  override getSlot(): number {
+    return this.firstKey === undefined ? (null as unknown as number) : keySlot(this.firstKey);
   }
 
   override toWritable(): Buffer {
@@ -59,15 +67,19 @@ class PrebuiltCommand extends Command {
   }
 }
 
-function send(client: Redis, parts: ScriptArgument[]): Promise<unknown> {
-  const command = new PrebuiltCommand(String(parts[0]), encodeCommand(parts));
+function send(client: RedisClient, parts: ScriptArgument[], firstKey: string | undefined): Promise<unknown> {
+  const command = new PrebuiltCommand(String(parts[0]), encodeCommand(parts), firstKey);
   void client.sendCommand(command);
   return command.promise;
 }
 
-/** Runs `script` with `keys` and `args` (EVALSHA, or EVAL when Redis answers NOSCRIPT). */
+/**
+ * Runs `script` with `keys` and `args` (EVALSHA, or EVAL when Redis answers NOSCRIPT). On a Redis Cluster
+ * every key must be in one slot (the caller's layout makes sure, key-layout.ts); the call goes to that
+ * slot's primary and follows MOVED/ASK.
+ */
 export async function runScript(
-  client: Redis,
+  client: RedisClient,
   script: LuaScript,
   keys: readonly string[],
   args: readonly ScriptArgument[],
@@ -76,11 +88,11 @@ export async function runScript(
   for (const k of keys) parts.push(k);
   for (const a of args) parts.push(a);
   try {
-    return await send(client, parts);
+    return await send(client, parts, keys[0]);
   } catch (err) {
     if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
     parts[0] = 'eval';
     parts[1] = script.lua;
-    return send(client, parts);
+    return send(client, parts, keys[0]);
   }
 }

@@ -4,7 +4,7 @@
  * commands in the air when a connection drops fail at once (`maxRetriesPerRequest: 0`, no resend), and
  * the connection comes back by itself with capped exponential back-off.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
 import {
   CacheFullError,
@@ -23,6 +23,12 @@ export interface RedisClientOptions {
   /** `CLIENT SETNAME`, so that operators (and tests) can find the connection in `CLIENT LIST`. */
   name: string;
 }
+
+/**
+ * A connection to Redis: one server (standalone, a replication primary), or a Redis Cluster (ioredis'
+ * Cluster client: commands routed by hash slot, MOVED/ASK redirections followed, the slot map refreshed).
+ */
+export type RedisClient = Redis | Cluster;
 
 /** Reconnect back-off: 50 ms doubling to 2 s, plus up to 50 ms of jitter. */
 export const RECONNECT_BACKOFF: Backoff = { baseMs: 50, capMs: 2000, jitterMs: 50 };
@@ -46,13 +52,90 @@ export function createRedisClient(options: RedisClientOptions): Redis {
   });
 }
 
+/**
+ * A Redis Cluster client from a seed address (`--redis` with `--redis-cluster`: in Kubernetes the client
+ * Service selecting every node). Same time boxes as {@link createRedisClient}: nothing queues while the
+ * cluster is unreachable, nothing is resent when a connection drops. MOVED and ASK are followed (at most
+ * 16 redirections, ioredis' default), CLUSTERDOWN/TRYAGAIN are retried after 100 ms within the same limit.
+ */
+export function createClusterClient(options: RedisClientOptions): Cluster {
+  const u = new URL(options.url);
+  const password = options.password ?? (u.password ? decodeURIComponent(u.password) : undefined);
+  const username = u.username ? decodeURIComponent(u.username) : undefined;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(u.port || 6379);
+  const cluster = new Cluster([{ host, port }], {
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    scaleReads: 'master',
+    slotsRefreshTimeout: Math.max(1000, 2 * options.timeoutMs),
+    slotsRefreshInterval: 5000,
+    clusterRetryStrategy: (times) => reconnectDelay(times),
+    redisOptions: {
+      ...(password !== undefined ? { password } : {}),
+      ...(username !== undefined ? { username } : {}),
+      ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+      connectionName: options.name,
+      commandTimeout: options.timeoutMs,
+      connectTimeout: Math.max(1000, 4 * options.timeoutMs),
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false,
+    },
+  });
+  CLUSTER_SEEDS.set(cluster, `${host}:${port}`);
+  return cluster;
+}
+
+/** The seed address of each cluster client (for logs). */
+const CLUSTER_SEEDS = new WeakMap<Cluster, string>();
+
+/**
+ * The invalidation subscriber's connection on Redis Cluster: a plain connection to one node (with
+ * cluster-wide PUBLISH every node delivers every message, primaries and replicas alike). When it drops,
+ * each reconnect attempt goes to the next node of `nodes()` (the Cluster client's current view, then the
+ * seed), so losing the node it was on costs one reconnect, not a wait for that node to come back.
+ */
+export function createRotatingNodeClient(
+  options: RedisClientOptions,
+  nodes: () => readonly { host: string; port: number }[],
+): Redis {
+  const client = createRedisClient(options);
+  const seed = { host: client.options.host ?? '127.0.0.1', port: client.options.port ?? 6379 };
+  let next = 0;
+  client.options.retryStrategy = (times) => {
+    const all = [...nodes(), seed];
+    const target = all[next++ % all.length] as { host: string; port: number };
+    // ioredis' connector reads host and port from these options at every connect.
+    client.options.host = target.host;
+    client.options.port = target.port;
+    return reconnectDelay(times);
+  };
+  return client;
+}
+
+/** The nodes of a Cluster client as it knows them now (primaries and replicas). */
+export function clusterNodeAddresses(cluster: Cluster): { host: string; port: number }[] {
+  return cluster.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }));
+}
+
+/** Creates a client for one server or, with `cluster`, a Redis Cluster client. */
+export function createClient(options: RedisClientOptions & { cluster: boolean }): RedisClient {
+  return options.cluster ? createClusterClient(options) : createRedisClient(options);
+}
+
+export function isCluster(client: RedisClient): client is Cluster {
+  return client instanceof Cluster;
+}
+
 /** `host:port` of a client, for logs and the `consistency=all` report. */
-export function nodeName(client: Redis): string {
+export function nodeName(client: RedisClient): string {
+  if (isCluster(client)) return `cluster via ${CLUSTER_SEEDS.get(client) ?? '?'}`;
   return `${client.options.host ?? '127.0.0.1'}:${client.options.port ?? 6379}`;
 }
 
 /** Resolves when the client is ready, or rejects after `timeoutMs`. */
-export function whenReady(client: Redis, timeoutMs: number): Promise<void> {
+export function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

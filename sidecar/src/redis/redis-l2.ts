@@ -8,12 +8,27 @@
  * and the TTL on the hash itself (PEXPIRE; none when the TTL is 0). Other fields (a per-key version) may
  * be added by later issues; readers ignore fields they do not know. A write is one MULTI: HSET v ct,
  * PEXPIRE or PERSIST, PUBLISH of the invalidation; a read is one MULTI: HMGET v ct, PTTL.
+ *
+ * On Redis Cluster the record key carries its bucket's hash tag (`rc:{tag}<key>`, key-layout.ts); a write's
+ * MULTI touches one key, so one slot, and its PUBLISH reaches every node's subscribers over the cluster
+ * bus. A multi-key delete is one MULTI per bucket, then one PUBLISH; `deleteAll` scans every primary; a
+ * `consistency=all` read asks every copy of the key's shard: its primary and each replica (READONLY).
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
 import type { CacheValue, L2Record, L2Store } from '../tiers/tiered-cache.js';
-import { RECORD_KEY_PATTERN, RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
-import { callRedis, createRedisClient, nodeName, toSidecarError, whenReady } from './redis-client.js';
+import { RECORD_KEY_PATTERN } from '../../../common/src/protocol.js';
+import { groupByBucket } from '../write/bucket-batching.js';
+import { keySlot, SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
+import {
+  callRedis,
+  createRedisClient,
+  isCluster,
+  nodeName,
+  toSidecarError,
+  whenReady,
+  type RedisClient,
+} from './redis-client.js';
 
 export const FIELD_VALUE = 'v';
 export const FIELD_CONTENT_TYPE = 'ct';
@@ -29,7 +44,9 @@ export interface NodeRead {
 }
 
 export interface RedisL2Options {
-  primary: Redis;
+  primary: RedisClient;
+  /** Record keys. Default the single layout (`rc:<key>`); bucketed on Redis Cluster. */
+  layout?: KeyLayout;
   channel: string;
   /** Explicit replica URLs; when empty, replicas are discovered with INFO replication on the primary. */
   replicaUrls: readonly string[];
@@ -40,7 +57,8 @@ export interface RedisL2Options {
 }
 
 export class RedisL2 implements L2Store {
-  private readonly primary: Redis;
+  private readonly primary: RedisClient;
+  private readonly layout: KeyLayout;
   private readonly channel: string;
   private readonly timeoutMs: number;
   private readonly password: string | undefined;
@@ -51,6 +69,7 @@ export class RedisL2 implements L2Store {
 
   constructor(options: RedisL2Options) {
     this.primary = options.primary;
+    this.layout = options.layout ?? SINGLE_LAYOUT;
     this.channel = options.channel;
     this.timeoutMs = options.timeoutMs;
     this.password = options.password;
@@ -68,7 +87,7 @@ export class RedisL2 implements L2Store {
   }
 
   async set(key: string, value: CacheValue, ttlSeconds: number, invalidation: string): Promise<void> {
-    const rk = RECORD_KEY_PREFIX + key;
+    const rk = this.layout.recordKey(key);
     const tx = this.primary.multi().hset(rk, FIELD_VALUE, value.body, FIELD_CONTENT_TYPE, value.contentType);
     if (ttlSeconds > 0) tx.pexpire(rk, ttlSeconds * 1000);
     else tx.persist(rk);
@@ -77,22 +96,49 @@ export class RedisL2 implements L2Store {
   }
 
   async delete(keys: readonly string[], invalidation: string): Promise<number> {
+    if (this.layout.buckets.length > 1 && keys.length > 0) {
+      // Redis Cluster: a DEL per bucket (one slot each), all in the air, then the invalidation.
+      const groups = groupByBucket(keys, (k) => this.layout.bucketOf(k).index);
+      const counts = await Promise.all(
+        [...groups.values()].map(async (g) =>
+          Number(
+            await callRedis(
+              'delete',
+              () => this.primary.del(...g.items.map((k) => this.layout.recordKey(k))),
+              this.onError,
+            ),
+          ),
+        ),
+      );
+      await this.publish(invalidation);
+      return counts.reduce((a, b) => a + b, 0);
+    }
     const tx = this.primary.multi();
-    if (keys.length > 0) tx.del(...keys.map((k) => RECORD_KEY_PREFIX + k));
+    if (keys.length > 0) tx.del(...keys.map((k) => this.layout.recordKey(k)));
     tx.publish(this.channel, invalidation);
     const results = await this.exec(tx, 'delete');
     return keys.length > 0 ? Number(results[0]) : 0;
   }
 
   async deleteAll(invalidation: string): Promise<number> {
-    let cursor = '0';
     let deleted = 0;
     try {
-      do {
-        const [next, keys] = await this.primary.scan(cursor, 'MATCH', RECORD_KEY_PATTERN, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) deleted += await this.primary.unlink(...keys);
-      } while (cursor !== '0');
+      const nodes = isCluster(this.primary) ? this.primary.nodes('master') : [this.primary];
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', RECORD_KEY_PATTERN, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length === 0) continue;
+          if (isCluster(this.primary)) {
+            // UNLINK of several keys must stay in one slot.
+            const bySlot = groupByBucket(keys, (k) => keySlot(k));
+            for (const g of bySlot.values()) deleted += await node.unlink(...g.items);
+          } else {
+            deleted += await node.unlink(...keys);
+          }
+        } while (cursor !== '0');
+      }
       await this.primary.publish(this.channel, invalidation);
     } catch (err) {
       this.onError(err);
@@ -110,13 +156,26 @@ export class RedisL2 implements L2Store {
     }
   }
 
-  /** Reads the key from the primary and every replica, each time-boxed. */
+  /** Reads the key from the primary and every replica (of its shard, on Redis Cluster), each time-boxed. */
   async readAllNodes(key: string): Promise<NodeRead[]> {
-    const replicas = await this.currentReplicas();
-    const nodes: { client: Redis | undefined; name: string; role: 'primary' | 'replica' }[] = [
-      { client: this.primary, name: nodeName(this.primary), role: 'primary' },
-      ...replicas.map((r) => ({ ...r, role: 'replica' as const })),
-    ];
+    let nodes: { client: RedisClient | undefined; name: string; role: 'primary' | 'replica' }[];
+    if (isCluster(this.primary)) {
+      const copies = await this.shardCopies(this.primary, keySlot(this.layout.recordKey(key)));
+      nodes = copies.map((name, i) => ({
+        client: this.replicaClient(this.nodeUrl(name), true),
+        name,
+        role: i === 0 ? ('primary' as const) : ('replica' as const),
+      }));
+      if (nodes.length === 0) {
+        nodes = [{ client: undefined, name: 'cluster', role: 'primary' }];
+      }
+    } else {
+      const replicas = await this.currentReplicas();
+      nodes = [
+        { client: this.primary, name: nodeName(this.primary), role: 'primary' },
+        ...replicas.map((r) => ({ ...r, role: 'replica' as const })),
+      ];
+    }
     return Promise.all(
       nodes.map(async ({ client, name, role }): Promise<NodeRead> => {
         try {
@@ -140,8 +199,8 @@ export class RedisL2 implements L2Store {
     this.replicas.clear();
   }
 
-  private async readFrom(client: Redis, key: string): Promise<L2Record | null> {
-    const rk = RECORD_KEY_PREFIX + key;
+  private async readFrom(client: RedisClient, key: string): Promise<L2Record | null> {
+    const rk = this.layout.recordKey(key);
     const results = await this.exec(client.multi().hmgetBuffer(rk, FIELD_VALUE, FIELD_CONTENT_TYPE).pttl(rk), 'read');
     const fields = results[0] as (Buffer | null)[] | undefined;
     const pttl = Number(results[1]);
@@ -155,7 +214,7 @@ export class RedisL2 implements L2Store {
   }
 
   /** Runs a MULTI; any failure (of EXEC or of one command) becomes a SidecarError. */
-  private async exec(tx: ReturnType<Redis['multi']>, what: string): Promise<unknown[]> {
+  private async exec(tx: ReturnType<RedisClient['multi']>, what: string): Promise<unknown[]> {
     const replies = await callRedis(what, () => tx.exec(), this.onError);
     if (replies === null) {
       const err = new RedisUnavailableError(`${what}: the transaction was aborted`);
@@ -171,7 +230,7 @@ export class RedisL2 implements L2Store {
   }
 
   private async currentReplicas(): Promise<{ client: Redis | undefined; name: string }[]> {
-    if (this.explicitReplicas) {
+    if (this.explicitReplicas || isCluster(this.primary)) {
       return [...this.replicas.values()].map((client) => ({ client, name: nodeName(client) }));
     }
     let info: string;
@@ -201,14 +260,40 @@ export class RedisL2 implements L2Store {
     return out;
   }
 
+  /**
+   * `host:port` of the primary and the replicas that serve `slot` now (CLUSTER SLOTS, asked afresh: the
+   * client's own map may not list replicas yet); the client's map when that fails.
+   */
+  private async shardCopies(cluster: Cluster, slot: number): Promise<string[]> {
+    try {
+      const ranges = (await cluster.call('CLUSTER', 'SLOTS')) as [number, number, ...[string, number, string?][]][];
+      for (const [lo, hi, ...nodes] of ranges) {
+        if (slot >= lo && slot <= hi) return nodes.map(([host, port]) => `${host}:${port}`);
+      }
+      return [];
+    } catch (err) {
+      this.onError(err);
+      return cluster.slots[slot] ?? [];
+    }
+  }
+
+  /** URL of a cluster node `host:port` (its password comes from the `password` option). */
+  private nodeUrl(name: string): string {
+    const colon = name.lastIndexOf(':');
+    const host = name.slice(0, colon);
+    return `redis://${host.includes(':') ? `[${host}]` : host}:${name.slice(colon + 1)}`;
+  }
+
   private primaryUrl(): string {
+    if (isCluster(this.primary)) return 'redis://127.0.0.1:6379/0';
     const o = this.primary.options;
     const scheme = o.tls ? 'rediss' : 'redis';
     const auth = o.password ? `${encodeURIComponent(o.username ?? '')}:${encodeURIComponent(o.password)}@` : '';
     return `${scheme}://${auth}${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
   }
 
-  private replicaClient(url: string): Redis {
+  /** A connection of its own to one node; `readOnly`: a cluster replica (READONLY on each connect). */
+  private replicaClient(url: string, readOnly = false): Redis {
     let client = this.replicas.get(url);
     if (client === undefined) {
       client = createRedisClient({
@@ -218,6 +303,11 @@ export class RedisL2 implements L2Store {
         name: 'ripplecache-sidecar-replica-read',
       });
       client.on('error', () => {}); // surfaced per request in the consistency report
+      if (readOnly) {
+        const c = client;
+        // A cluster replica answers MOVED to reads unless the connection said READONLY.
+        c.on('ready', () => void c.call('READONLY').catch(() => {}));
+      }
       this.replicas.set(url, client);
     }
     return client;

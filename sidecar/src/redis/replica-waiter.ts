@@ -10,10 +10,15 @@
  * append does): one round trip, not one per write. A WAIT blocks its connection (commands behind it on
  * the same connection wait too): the write path runs on a connection of its own under `replicated`
  * (app.ts), with a command time box of `--redis-timeout-ms` + `--durability-timeout-ms`.
+ *
+ * On Redis Cluster (`--redis-cluster`) WAIT has no key and counts the replicas of the node it is sent to:
+ * each wait names the keys it covers, and the WAIT goes on the Cluster client's connection to the primary
+ * of each key's slot (the connection that carried the write), one WAIT per node per turn; a wait resolves
+ * when every node it needs answered enough replicas. So `replicated` holds per shard.
  */
 import type { Redis } from 'ioredis';
-import { ReplicationTimeoutError } from '../errors.js';
-import { callRedis } from './redis-client.js';
+import { RedisUnavailableError, ReplicationTimeoutError } from '../errors.js';
+import { callRedis, isCluster, type RedisClient } from './redis-client.js';
 
 /** How a WAIT ended: enough replicas acknowledged, too few in time, or Redis failed (not connected …). */
 export type WaitOutcome = 'acknowledged' | 'timeout' | 'error';
@@ -25,7 +30,9 @@ export interface ReplicaWaitEvents {
 
 export interface ReplicaWaiterOptions {
   /** The connection the writes were sent on. */
-  client: Redis;
+  client: RedisClient;
+  /** On Redis Cluster: the hash slot of a cache key's data (key-layout.ts: its bucket's slot). */
+  slotOf?: (key: string) => number;
   /** Longest wait, ms (`--durability-timeout-ms`). */
   timeoutMs: number;
   /** Replicas that must acknowledge. Default 1. */
@@ -42,6 +49,8 @@ export interface ReplicaWaiterOptions {
 interface Waiting {
   resolve(): void;
   reject(err: unknown): void;
+  /** Cluster: the primaries (their `host:port`) whose WAIT this wait needs. */
+  nodes: string[];
 }
 
 export class ReplicaWaiter {
@@ -64,9 +73,15 @@ export class ReplicaWaiter {
    * rejects with {@link ReplicationTimeoutError} when fewer did within the timeout, or with the
    * SidecarError of a failed Redis call. Call it only after the write was answered.
    */
-  wait(): Promise<void> {
+  wait(keys: readonly string[] = []): Promise<void> {
+    let nodes: string[] = [''];
+    const { client, slotOf } = this.options;
+    if (isCluster(client) && slotOf !== undefined) {
+      nodes = [...new Set(keys.map((k) => client.slots[slotOf(k)]?.[0] ?? '?'))];
+      if (nodes.length === 0) return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ resolve, reject });
+      this.queue.push({ resolve, reject, nodes });
       if (!this.scheduled) {
         this.scheduled = true;
         this.schedule(() => void this.send());
@@ -78,7 +93,46 @@ export class ReplicaWaiter {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
-    const { client, events } = this.options;
+    const { client } = this.options;
+    if (!isCluster(client)) return this.sendTo(client, batch);
+    // One WAIT per primary, on the Cluster client's own connection to it.
+    const byNode = new Map<string, Waiting[]>();
+    for (const w of batch) for (const n of w.nodes) byNode.set(n, [...(byNode.get(n) ?? []), w]);
+    const outcomes = new Map<Waiting, { left: number; error?: unknown }>();
+    for (const w of batch) outcomes.set(w, { left: w.nodes.length });
+    const masters = new Map(client.nodes('master').map((n) => [`${n.options.host}:${n.options.port}`, n]));
+    await Promise.all(
+      [...byNode].map(async ([node, waiting]) => {
+        const conn = masters.get(node);
+        const perNode = waiting.map((w) => ({
+          w,
+          resolve: () => {},
+          reject: (err: unknown) => {
+            const o = outcomes.get(w);
+            if (o && o.error === undefined) o.error = err;
+          },
+        }));
+        if (conn === undefined) {
+          for (const p of perNode) p.reject(new RedisUnavailableError(`wait for a replica: no connection to ${node}`));
+        } else {
+          await this.sendTo(
+            conn,
+            perNode.map((p) => ({ resolve: p.resolve, reject: p.reject, nodes: [node] })),
+          );
+        }
+        for (const { w } of perNode) {
+          const o = outcomes.get(w) as { left: number; error?: unknown };
+          if (--o.left === 0) {
+            if (o.error === undefined) w.resolve();
+            else w.reject(o.error);
+          }
+        }
+      }),
+    );
+  }
+
+  private async sendTo(client: Redis, batch: Waiting[]): Promise<void> {
+    const { events } = this.options;
     const started = this.clock();
     let acked: number;
     try {

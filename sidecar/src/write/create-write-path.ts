@@ -3,11 +3,13 @@
  * the read-through loader, the configured write policy and — for write-back — the journal and its
  * flusher. `app.ts` calls it; every dependency is passed in.
  */
-import type { Redis } from 'ioredis';
 import type { Origin, OriginEvents } from '../origin/origin.js';
+import { BucketedJournal } from '../redis/bucketed-journal.js';
+import type { RedisClient } from '../redis/redis-client.js';
 import { ReplicaWaiter, type ReplicaWaitEvents } from '../redis/replica-waiter.js';
 import { HttpOrigin } from '../origin/http-origin.js';
 import { createPostgresPool, PostgresOrigin } from '../origin/postgres-origin.js';
+import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
 import { ReadThrough } from './read-through.js';
 import { LocalVersionSource, VersionedRecords } from './versioned-records.js';
 import { WriteAroundPolicy } from './write-around.js';
@@ -33,7 +35,9 @@ export interface WritePathOptions {
    * The Redis primary connection of the write path (a connection of its own under durability
    * `replicated`: WAIT blocks it); absent in L1-only mode.
    */
-  redis: Redis | undefined;
+  redis: RedisClient | undefined;
+  /** Record keys, journal streams and version counters (key-layout.ts). Default the single layout. */
+  layout?: KeyLayout;
   /**
    * `--durability replicated`: WAIT for one replica, at most `timeoutMs`, after every journal append and
    * versioned record write. Absent: `primary` (no wait).
@@ -102,15 +106,17 @@ export function createWritePath(o: WritePathOptions): WritePath {
   const origin = createOrigin(o.originUrl, o.originTable, o.originEvents, (err) =>
     o.log.warn({ origin: 'postgres', error: err.message }, 'An idle database connection failed'),
   );
+  const layout = o.layout ?? SINGLE_LAYOUT;
   const records =
     o.redis === undefined
       ? undefined
-      : new VersionedRecords({ client: o.redis, channel: o.channel, onError: o.onRedisError });
+      : new VersionedRecords({ client: o.redis, channel: o.channel, layout, onError: o.onRedisError });
   const versions = records ?? new LocalVersionSource(o.clock);
   const replicas =
     o.redis !== undefined && o.durability !== undefined
       ? new ReplicaWaiter({
           client: o.redis,
+          slotOf: (key) => layout.bucketOf(key).slot,
           timeoutMs: o.durability.timeoutMs,
           ...(o.durability.events ? { events: o.durability.events } : {}),
           onError: o.onRedisError,
@@ -136,12 +142,17 @@ export function createWritePath(o: WritePathOptions): WritePath {
   let policy: WritePolicyHandler;
   if (o.writePolicy === 'write-back' && o.redis !== undefined && records !== undefined) {
     const redis = o.redis;
-    const journal = new WriteBackJournal({
-      client: redis,
-      consumer: o.senderId,
-      channel: o.channel,
-      onError: o.onRedisError,
-    });
+    const journal =
+      layout.buckets.length > 1
+        ? new BucketedJournal({
+            client: redis,
+            layout,
+            consumer: o.senderId,
+            channel: o.channel,
+            onError: o.onRedisError,
+            clock: o.clock,
+          })
+        : new WriteBackJournal({ client: redis, consumer: o.senderId, channel: o.channel, onError: o.onRedisError });
     flusher = new WriteBackFlusher({
       journal,
       origin,

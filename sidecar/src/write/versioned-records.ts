@@ -2,7 +2,9 @@
  * Versioned records in Redis: the guard that keeps Redis from ever going back to an older value than the
  * database holds, whatever order concurrent writers and read-through fills land in.
  *
- * Versions. One counter per CacheCluster (`ripplecache:version`, a plain string key) hands out versions:
+ * Versions. One counter per CacheCluster (`ripplecache:version`, a plain string key) hands out versions
+ * — on Redis Cluster one counter per bucket (`ripplecache:version:{tag}`, key-layout.ts), in the slot of
+ * the bucket's records and journal, so that it moves with them when the slot moves:
  *
  *     version = max(microseconds of the primary's clock (TIME), previous version + 1)
  *
@@ -12,6 +14,12 @@
  * clock keeps it increasing even when Redis restarts empty (the counter is gone, the clock is not) and
  * across a failover to a replica whose copy of the counter lags. Versions are below 2^53 until the year
  * 2255, so they are exact in Lua doubles, JavaScript numbers and PostgreSQL bigint.
+ *
+ * On Redis Cluster a key's versions come from its bucket's counter only, so they are strictly increasing
+ * per key (what the guard needs; versions of keys in different buckets are not comparable, and need not
+ * be). Resharding moves the counter with its slot (same hash tag), so the next version on the new node
+ * continues after the last; a failover to a replica whose counter lags is covered by the clock floor, as
+ * on a replication primary.
  *
  * Records. The L2 format of `redis/redis-l2.ts` (hash `rc:<key>`, fields `v` and `ct`, TTL on the hash)
  * gains one field, `ver`: the version of the write (or of the database row) the value came from. A
@@ -28,10 +36,10 @@
  * lost message to every receiver.
  */
 import type { Redis } from 'ioredis';
-import { RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
 import { luaScript, runScript } from '../redis/prebuilt-script.js';
-import { callRedis } from '../redis/redis-client.js';
+import { callRedis, type RedisClient } from '../redis/redis-client.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
+import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
 
 /** Field of the version in a record hash. */
 export const FIELD_VERSION = 'ver';
@@ -168,7 +176,7 @@ interface ScriptedRedis {
 }
 
 /** Defines the scripts on a client (idempotent; ioredis sends EVALSHA and falls back to EVAL once). */
-export function defineRecordScripts(client: Redis): Redis & ScriptedRedis {
+export function defineRecordScripts(client: RedisClient): Redis & ScriptedRedis {
   const c = client as Redis & Partial<ScriptedRedis>;
   if (c.rcFill === undefined) {
     client.defineCommand('rcNextVersion', { numberOfKeys: 1, lua: NEXT_VERSION });
@@ -180,7 +188,8 @@ export function defineRecordScripts(client: Redis): Redis & ScriptedRedis {
 
 /** Where versions come from. */
 export interface VersionSource {
-  nextVersion(): Promise<number>;
+  /** A version for a write of `key` (on Redis Cluster from the key's bucket counter). */
+  nextVersion(key?: string): Promise<number>;
 }
 
 /**
@@ -217,13 +226,11 @@ export interface StoredRecord {
 }
 
 export interface VersionedRecordsOptions {
-  client: Redis;
+  client: RedisClient;
   /** Invalidation channel of the CacheCluster. */
   channel: string;
-  /** Default `ripplecache:version`. */
-  versionKey?: string;
-  /** Default `rc:` (RECORD_KEY_PREFIX, common/src/protocol.ts). */
-  prefix?: string;
+  /** Record keys and version counters. Default {@link SINGLE_LAYOUT}. */
+  layout?: KeyLayout;
   /** Default {@link DEFAULT_TOMBSTONE_TTL_MS}. */
   tombstoneTtlMs?: number;
   /** Called once for every failed Redis call (metrics). */
@@ -235,22 +242,21 @@ export class VersionedRecords implements VersionSource {
   readonly tombstoneTtlMs: number;
   private readonly client: Redis & ScriptedRedis;
   private readonly channel: string;
-  private readonly versionKey: string;
-  private readonly prefix: string;
+  private readonly layout: KeyLayout;
   private readonly onError: (err: unknown) => void;
 
   constructor(options: VersionedRecordsOptions) {
     this.client = defineRecordScripts(options.client);
     this.channel = options.channel;
-    this.versionKey = options.versionKey ?? DEFAULT_VERSION_KEY;
-    this.prefix = options.prefix ?? RECORD_KEY_PREFIX;
+    this.layout = options.layout ?? SINGLE_LAYOUT;
     this.tombstoneTtlMs = options.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
     this.onError = options.onError ?? (() => {});
   }
 
   /** A new version, greater than every version handed out before by any sidecar of the cluster. */
-  async nextVersion(): Promise<number> {
-    return Number(await this.call('take a version', () => this.client.rcNextVersion(this.versionKey)));
+  async nextVersion(key = ''): Promise<number> {
+    const counter = this.layout.bucketOf(key).versionKey;
+    return Number(await this.call('take a version', () => this.client.rcNextVersion(counter)));
   }
 
   /**
@@ -260,7 +266,7 @@ export class VersionedRecords implements VersionSource {
   async fill(key: string, value: CacheValue, ttlSeconds: number, version: number, invalidation = ''): Promise<boolean> {
     const stored = await this.call('versioned write', () =>
       this.client.rcFill(
-        this.prefix + key,
+        this.layout.recordKey(key),
         String(version),
         value.body,
         value.contentType,
@@ -275,7 +281,13 @@ export class VersionedRecords implements VersionSource {
   /** Replaces the record by a tombstone at `version` unless Redis holds a newer one; publishes either way. */
   async tombstone(key: string, version: number, invalidation = ''): Promise<boolean> {
     const stored = await this.call('versioned delete', () =>
-      this.client.rcTombstone(this.prefix + key, String(version), this.tombstoneTtlMs, this.channel, invalidation),
+      this.client.rcTombstone(
+        this.layout.recordKey(key),
+        String(version),
+        this.tombstoneTtlMs,
+        this.channel,
+        invalidation,
+      ),
     );
     return stored === 1;
   }
@@ -288,6 +300,26 @@ export class VersionedRecords implements VersionSource {
    */
   async settle(items: readonly SettleItem[]): Promise<{ settled: number; repaired: string[] }> {
     if (items.length === 0) return { settled: 0, repaired: [] };
+    if (this.layout.buckets.length > 1) {
+      // Redis Cluster: one script per bucket (a script's keys must share a slot), all in the air at once.
+      const groups = new Map<number, SettleItem[]>();
+      for (const it of items) {
+        const b = this.layout.bucketOf(it.key).index;
+        const g = groups.get(b);
+        if (g) g.push(it);
+        else groups.set(b, [it]);
+      }
+      const results = await Promise.all([...groups.values()].map((g) => this.settleBucket(g)));
+      return {
+        settled: results.reduce((n, r) => n + r.settled, 0),
+        repaired: results.flatMap((r) => r.repaired),
+      };
+    }
+    return this.settleBucket(items);
+  }
+
+  /** settle() for items of one bucket. */
+  private async settleBucket(items: readonly SettleItem[]): Promise<{ settled: number; repaired: string[] }> {
     // First without the values (the common case needs none), then with them for the records to repair.
     const first = await this.settleRound(items, false);
     const needValue = items.filter((_, i) => first[i] === 3);
@@ -304,7 +336,7 @@ export class VersionedRecords implements VersionSource {
     const keys: string[] = [];
     const args: (string | Buffer | number)[] = [this.tombstoneTtlMs, withValues ? '1' : '0'];
     for (const it of items) {
-      keys.push(this.prefix + it.key);
+      keys.push(this.layout.recordKey(it.key));
       args.push(String(it.version), it.ttlMs, it.value === undefined ? 't' : 'v');
       if (withValues && it.value !== undefined) args.push(it.value.body, it.value.contentType);
     }
@@ -316,7 +348,7 @@ export class VersionedRecords implements VersionSource {
 
   /** Reads a record with its version (tests and diagnostics). */
   async read(key: string): Promise<StoredRecord | null> {
-    const rk = this.prefix + key;
+    const rk = this.layout.recordKey(key);
     const replies = await this.call('read record', () =>
       this.client.multi().hmgetBuffer(rk, 'v', 'ct', FIELD_VERSION).pttl(rk).exec(),
     );

@@ -46,7 +46,7 @@
 import { OriginRejectedError, type Origin } from '../origin/origin.js';
 import { coalesce, flushRetryDelay, type CoalescedWrite } from './coalesce.js';
 import type { VersionedRecords } from './versioned-records.js';
-import type { JournalEntry, JournalRead, JournalStats, WriteBackJournal } from './write-back-journal.js';
+import type { JournalEntry, JournalRead, JournalStats, Journal } from './write-back-journal.js';
 
 /** Default idle time after which another consumer's pending entries are claimed, ms. */
 export const DEFAULT_CLAIM_IDLE_MS = 30_000;
@@ -56,7 +56,7 @@ const CONSUMER_CLEANUP_EVERY_MS = 600_000;
 /** Bytes of values (and keys) of delivered entries held in memory at most. */
 const HELD_MAX_BYTES = 32 * 1024 * 1024;
 /** Delivered entries held in memory at most, in batches. */
-const HELD_MAX_BATCHES = Number(process.env.RC_HELD ?? 4);
+const HELD_MAX_BATCHES = 4;
 
 export type FlushFailure = 'origin' | 'rejected' | 'redis';
 
@@ -84,7 +84,7 @@ const NO_EVENTS: FlusherEvents = { batchFlushed: () => {}, coalesced: () => {}, 
 const NO_LOG: FlusherLog = { info: () => {}, warn: () => {}, error: () => {} };
 
 export interface WriteBackFlusherOptions {
-  journal: WriteBackJournal;
+  journal: Journal;
   origin: Origin;
   records: Pick<VersionedRecords, 'settle'>;
   /**
@@ -113,7 +113,7 @@ export interface PendingSnapshot {
 }
 
 export class WriteBackFlusher {
-  private readonly journal: WriteBackJournal;
+  private readonly journal: Journal;
   private readonly origin: Origin;
   private readonly records: Pick<VersionedRecords, 'settle'>;
   private readonly announce: (keys: readonly string[]) => Promise<void>;

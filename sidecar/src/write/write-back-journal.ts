@@ -32,11 +32,10 @@
  * The stream and pinned records have no TTL, so `volatile-*` and `noeviction` policies never evict them;
  * with `allkeys-*` policies Redis may evict them under memory pressure (README "Write policies").
  */
-import type { Redis } from 'ioredis';
 import { SidecarError } from '../errors.js';
-import { RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
 import { luaScript, runScript } from '../redis/prebuilt-script.js';
-import { callRedis, toSidecarError } from '../redis/redis-client.js';
+import { callRedis, toSidecarError, type RedisClient } from '../redis/redis-client.js';
+import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
 import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from './versioned-records.js';
 
 /** Default stream key. Must not start with the record prefix `rc:`. */
@@ -84,7 +83,7 @@ export class WriteBackBacklogFullError extends SidecarError {
 }
 
 export interface WriteBackJournalOptions {
-  client: Redis;
+  client: RedisClient;
   /** This sidecar's consumer name (unique per process; the invalidation sender id serves). */
   consumer: string;
   /** Invalidation channel of the CacheCluster. */
@@ -95,12 +94,48 @@ export interface WriteBackJournalOptions {
   group?: string;
   /** Default `ripplecache:version`. */
   versionKey?: string;
-  /** Default `rc:` (RECORD_KEY_PREFIX, common/src/protocol.ts). */
-  recordPrefix?: string;
+  /**
+   * Record keys. Default {@link SINGLE_LAYOUT}. On Redis Cluster (bucketed layout) a journal is one
+   * bucket's stream, and is given only writes of that bucket's keys (bucketed-journal.ts).
+   */
+  layout?: KeyLayout;
   /** TTL of a delete's tombstone once flushed, ms. Default {@link DEFAULT_TOMBSTONE_TTL_MS}. */
   tombstoneTtlMs?: number;
   /** Called once for every failed Redis call (metrics). */
   onError?: (err: unknown) => void;
+  /**
+   * Count the client's `ready` events ({@link WriteBackJournal.connectionEpoch}). Default true; the
+   * bucketed journal counts them once for all its buckets.
+   */
+  trackConnection?: boolean;
+}
+
+/**
+ * What the write-back policy and the flusher use of a journal: one stream ({@link WriteBackJournal}) on
+ * standalone and replication Redis, one stream per bucket on Redis Cluster (bucketed-journal.ts).
+ */
+export interface Journal {
+  /** For logs: the stream key (or the pattern of the bucket streams). */
+  readonly streamKey: string;
+  /** For logs: the dead-letter stream (or their pattern). */
+  readonly deadLetterKey: string;
+  readonly connectionEpoch: number;
+  readonly claimScanComplete: boolean;
+  appendMany(
+    writes: readonly JournalWrite[],
+    maxPending: number,
+    invalidation?: string,
+    deliver?: boolean,
+  ): Promise<AppendOutcome>;
+  readDelivered(ids: readonly string[]): Promise<JournalRead>;
+  readOwnPending(after: string, count: number): Promise<JournalRead & { last: string; done: boolean }>;
+  readNew(count: number): Promise<JournalRead>;
+  claimStale(minIdleMs: number, count: number): Promise<JournalRead>;
+  touch(ids: readonly string[]): Promise<void>;
+  ack(ids: readonly string[]): Promise<void>;
+  deadLetter(entries: readonly { id: string; entry?: JournalEntry }[], reason: string): Promise<void>;
+  stats(): Promise<JournalStats>;
+  removeIdleConsumers(idleMs: number): Promise<number>;
 }
 
 /**
@@ -207,7 +242,7 @@ export interface AppendedWrite {
 /** What an append call answered. */
 export interface AppendOutcome {
   /** One per write, in order. */
-  readonly results: (AppendedWrite | WriteBackBacklogFullError)[];
+  readonly results: (AppendedWrite | WriteBackBacklogFullError | SidecarError)[];
   /** Ids of other writers' entries the delivery took (now pending in this consumer). */
   readonly others: string[];
 }
@@ -300,14 +335,14 @@ export function streamIdMs(id: string): number {
   return Number(id.split('-', 1)[0]);
 }
 
-export class WriteBackJournal {
+export class WriteBackJournal implements Journal {
   readonly streamKey: string;
   readonly group: string;
   readonly consumer: string;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly channel: string;
   private readonly versionKey: string;
-  private readonly prefix: string;
+  private readonly layout: KeyLayout;
   private readonly tombstoneTtlMs: number;
   private readonly onError: (err: unknown) => void;
   /** XAUTOCLAIM cursor: a scan of the pending entries continues where the last call stopped. */
@@ -322,15 +357,17 @@ export class WriteBackJournal {
     this.streamKey = options.streamKey ?? DEFAULT_JOURNAL_KEY;
     this.group = options.group ?? DEFAULT_JOURNAL_GROUP;
     this.versionKey = options.versionKey ?? DEFAULT_VERSION_KEY;
-    this.prefix = options.recordPrefix ?? RECORD_KEY_PREFIX;
+    this.layout = options.layout ?? SINGLE_LAYOUT;
     this.tombstoneTtlMs = options.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
     this.onError = options.onError ?? (() => {});
     // A new connection may reach another server (a failover behind the same Service address): make sure
     // of the group again before the next group command, and let the flusher look at what it holds there.
-    this.client.on('ready', () => {
-      this.epoch_++;
-      this.groupReady = false;
-    });
+    if (options.trackConnection ?? true) {
+      this.client.on('ready', () => {
+        this.epoch_++;
+        this.groupReady = false;
+      });
+    }
   }
 
   /**
@@ -393,7 +430,7 @@ export class WriteBackJournal {
       deliver ? this.consumer : '',
     ];
     for (const w of writes) {
-      keys.push(this.prefix + w.key);
+      keys.push(this.layout.recordKey(w.key));
       if (w.op === 'put') args.push('put', w.key, w.body, w.contentType, putTtlMs(w));
       else args.push('delete', w.key, '', '', this.tombstoneTtlMs);
     }
@@ -499,7 +536,7 @@ export class WriteBackJournal {
   async touch(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.withGroup('touch write-back entries', () =>
-      this.client.xclaim(this.streamKey, this.group, this.consumer, 0, ...ids, 'JUSTID'),
+      this.client.call('XCLAIM', this.streamKey, this.group, this.consumer, '0', ...ids, 'JUSTID'),
     );
   }
 

@@ -8,7 +8,7 @@ import type { Origin } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { WriteBackFlusher } from './write-back-flusher.js';
-import type { JournalEntry, JournalWrite, WriteBackJournal } from './write-back-journal.js';
+import type { JournalEntry, Journal, JournalWrite } from './write-back-journal.js';
 import type { InvalidationSource, ReplicaWait, WritePolicyHandler } from './write-policy.js';
 
 /** Writes per journal script call at most. */
@@ -20,7 +20,7 @@ export const APPEND_BATCH_MAX = 128;
 export const APPEND_BATCH_MAX_BYTES = 1024 * 1024;
 
 export interface WriteBackPolicyOptions {
-  journal: WriteBackJournal;
+  journal: Journal;
   /**
    * Told about each append (starts a flush at `flushBatchSize`); given the entries delivered to it in the
    * append call while it has room for them (it then flushes them without reading them back).
@@ -72,7 +72,9 @@ export class WriteBackPolicy implements WritePolicyHandler {
         for (const r of results) if (!(r instanceof Error) && r.entry !== undefined) delivered.push(r.entry);
         if (delivered.length > 0 || others.length > 0) o.flusher.adopt(delivered, others);
         // The entries are journaled whatever the wait says (the flusher writes them); only the 204 waits.
-        if (o.replicas !== undefined && results.some((r) => !(r instanceof Error))) await o.replicas.wait();
+        if (o.replicas !== undefined && results.some((r) => !(r instanceof Error))) {
+          await o.replicas.wait(writes.filter((_, i) => !(results[i] instanceof Error)).map((w) => w.key));
+        }
         return results;
       },
     });

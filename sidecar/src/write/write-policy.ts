@@ -55,7 +55,8 @@ export interface DirectPolicyOptions {
 
 /** What the write policies need of redis/replica-waiter.ts. */
 export interface ReplicaWait {
-  wait(): Promise<void>;
+  /** `keys`: the cache keys written (on Redis Cluster the WAIT goes to the primary of each key's slot). */
+  wait(keys?: readonly string[]): Promise<void>;
 }
 
 /**
@@ -71,7 +72,7 @@ export async function writeDirect(
 ): Promise<void> {
   const { origin, records, versions, publisher } = options;
   origin.checkKey(key);
-  const version = await versions.nextVersion();
+  const version = await versions.nextVersion(key);
   const outcome = await originStep(version);
   try {
     if (records !== undefined && outcome === 'applied') {
@@ -79,7 +80,7 @@ export async function writeDirect(
       options.onPublished?.();
       // The record (and the version counter before it) on a replica before the 204: a failover to the
       // most advanced replica keeps both (README "Durability").
-      await options.replicas?.wait();
+      await options.replicas?.wait([key]);
     }
   } finally {
     options.invalidateLocal([key]);
