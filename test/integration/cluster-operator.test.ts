@@ -141,7 +141,8 @@ async function waitSettled(shards: number, what: string, timeoutMs = 240_000): P
     timeoutMs,
     500,
   ).catch((err: unknown) => {
-    throw new Error(`${String(err)}; last status: ${JSON.stringify(last?.status)}`);
+    const logs = operators.map((op) => `--- ${op.identity}:\n${op.log().split('\n').slice(-40).join('\n')}`).join('\n');
+    throw new Error(`${String(err)}; last status: ${JSON.stringify(last?.status)}\n${logs}`);
   });
   return last;
 }

@@ -104,7 +104,12 @@ describe('desiredSidecarConfig origins', () => {
 describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
   const cases = WRITE_POLICIES.flatMap((writePolicy) =>
     ORIGINS.flatMap(([originName, origin]) =>
-      (['standalone', 'replication'] as const).map((topology) => ({ writePolicy, originName, origin, topology })),
+      (['standalone', 'replication', 'cluster'] as const).map((topology) => ({
+        writePolicy,
+        originName,
+        origin,
+        topology,
+      })),
     ),
   );
 
@@ -114,6 +119,7 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       const spec: CacheClusterSpec = {
         topology,
         ...(topology === 'replication' ? { replicas: 2 } : {}),
+        ...(topology === 'cluster' ? { shards: 3, replicas: 1 } : {}),
         auth: { secretRef: { name: 'sessions-auth', key: 'password' } },
         defaultTTLSeconds: 120,
         sidecar: {
@@ -134,6 +140,8 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       expect(config.redisReplicas).toEqual(
         topology === 'replication' ? ['redis://sessions-replicas.shop.svc:6379'] : [],
       );
+      // Topology cluster: the client Service is a seed of the Redis Cluster (the sidecar's --redis-cluster).
+      expect(config.redisCluster).toBe(topology === 'cluster');
       expect(config.redisPassword).toBe('s3cret');
       expect(config.channel).toBe(rendered.channel);
       expect(config.writePolicy).toBe(writePolicy);
