@@ -39,7 +39,7 @@ export interface ClusterDeps {
   session: (password: string | undefined) => ClusterAdmin;
   /** Test hook: awaited after each step of a slot move (e.g. to stop an operator in the middle of one). */
   afterSlotStep?: (key: string, slot: number, step: SlotMoveStep) => Promise<void>;
-  /** Longest time one reconcile spends moving slots before it records progress and requeues. Default 2000. */
+  /** Longest time one reconcile spends moving slots before it records progress and requeues. Default 5000. */
   reshardBudgetMs?: number;
   /** Keys per MIGRATE. Default 100. */
   migrateBatchKeys?: number;
@@ -215,7 +215,7 @@ export async function clusterStep(
       resharding.current = `slot ${first.slot} from shard ${first.from} to shard ${first.to}`;
       await writeProgress(resharding, plan);
       const started = deps.cluster.clock();
-      const budget = deps.cluster.reshardBudgetMs ?? 2000;
+      const budget = deps.cluster.reshardBudgetMs ?? 5000;
       let moved = 0;
       for (const m of plan.moves) {
         if (deps.cluster.clock() - started > budget) break;
