@@ -293,15 +293,22 @@ describe('sidecars on an operator-run Redis Cluster', () => {
     );
     const res = await load.stop();
     expect(res.last.size).toBe(300);
+    let behind: string[] = [];
     await waitFor(
       'every key at its last acknowledged value in PostgreSQL',
       async () => {
         const db = await dbValues(table);
-        return [...res.last].every(([k, v]) => db.get(k) === v);
+        behind = [...res.last].filter(([k, v]) => db.get(k) !== v).map(([k, v]) => `${k}: db ${db.get(k)} acked ${v}`);
+        return behind.length === 0;
       },
       120_000,
       250,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(
+        `${String(err)}: ${behind.length} keys behind, e.g. ${behind.slice(0, 5).join('; ')}; ` +
+          `refused ${JSON.stringify(Object.fromEntries(res.refused))}\n${A.output().slice(-1500)}\n${B.output().slice(-1500)}`,
+      );
+    });
     // Refusals while the shard had no primary are allowed (never acknowledged, so nothing to lose); report them.
     process.stderr.write(`refused during the failover: ${JSON.stringify(Object.fromEntries(res.refused))}\n`);
   }, 900_000);
