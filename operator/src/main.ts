@@ -42,6 +42,9 @@ import { packageVersion } from '../../common/src/version.js';
 import type { RunningWebhook } from './webhook/start-webhook.js';
 import type * as LiveConfig from './redis/live-config.js';
 import type * as Replication from './redis/replication.js';
+import type * as Cluster from './redis/cluster.js';
+import type { ClusterAdmin } from './reconcile/cluster-step.js';
+import type { SlotMoveStep } from './redis/cluster.js';
 
 /**
  * Loaded on first use, not at start: ioredis (live config) only once a CacheCluster has pods, the webhook
@@ -53,6 +56,33 @@ const loadLiveConfig = () => (liveConfigModule ??= import('./redis/live-config.j
 /** INFO replication / REPLICAOF for failover (ioredis too): loaded with the first replication CacheCluster. */
 let replicationModule: Promise<typeof Replication> | undefined;
 const loadReplication = () => (replicationModule ??= import('./redis/replication.js'));
+/** CLUSTER commands (ioredis too): loaded with the first cluster CacheCluster. */
+let clusterModule: Promise<typeof Cluster> | undefined;
+const loadCluster = () => (clusterModule ??= import('./redis/cluster.js'));
+
+/**
+ * A `ClusterAdmin` whose module is imported on its first call (the reconcile creates one per pass): each method
+ * waits for the module, then for the one session it creates.
+ */
+function lazyClusterAdmin(make: (m: typeof Cluster) => ClusterAdmin): ClusterAdmin {
+  let session: Promise<ClusterAdmin> | undefined;
+  let closed = false;
+  const get = () => (session ??= loadCluster().then(make));
+  return {
+    observe: async (ep, announce) => (await get()).observe(ep, announce),
+    meet: async (ep, target) => (await get()).meet(ep, target),
+    addSlotsRange: async (ep, ranges) => (await get()).addSlotsRange(ep, ranges),
+    replicate: async (ep, id) => (await get()).replicate(ep, id),
+    forget: async (ep, id) => (await get()).forget(ep, id),
+    reset: async (ep) => (await get()).reset(ep),
+    moveSlot: async (move, others, batch, after) => (await get()).moveSlot(move, others, batch, after),
+    close: () => {
+      if (closed) return;
+      closed = true;
+      void session?.then((s) => s.close());
+    },
+  };
+}
 
 const CONDITION_TYPES = [
   CONDITION_READY,
@@ -125,6 +155,8 @@ async function main(): Promise<void> {
   });
   // Test hook (integration tests only): stop, without exiting, right after this failover step is recorded.
   const pauseAfterStep = process.env.RIPPLECACHE_TEST_PAUSE_AFTER_FAILOVER_STEP as FailoverStep | undefined;
+  // Test hook (integration tests only): stop, without exiting, after this step of the first slot move.
+  const pauseAfterSlotStep = process.env.RIPPLECACHE_TEST_PAUSE_AFTER_SLOT_STEP as SlotMoveStep | undefined;
   const deps: ReconcileDeps = {
     kube: fencedKubeApi(kube, fence),
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
@@ -168,6 +200,30 @@ async function main(): Promise<void> {
               logger.warn(
                 { cacheCluster: key, step },
                 'Paused after failover step (RIPPLECACHE_TEST_PAUSE_AFTER_FAILOVER_STEP)',
+              );
+              return new Promise<void>(() => undefined);
+            },
+          }
+        : {}),
+    },
+    cluster: {
+      session: (password) =>
+        lazyClusterAdmin(
+          (m) =>
+            new m.ClusterSession({
+              password,
+              timeoutMs: cfg.redisTimeoutMs,
+              beforeWrite: () => fence.assertLeading('CLUSTER command'),
+            }),
+        ),
+      clock: () => performance.now(),
+      ...(pauseAfterSlotStep
+        ? {
+            afterSlotStep: (key: string, slot: number, step: SlotMoveStep) => {
+              if (step !== pauseAfterSlotStep) return Promise.resolve();
+              logger.warn(
+                { cacheCluster: key, slot, step },
+                'Paused after a slot move step (RIPPLECACHE_TEST_PAUSE_AFTER_SLOT_STEP)',
               );
               return new Promise<void>(() => undefined);
             },

@@ -173,6 +173,11 @@ const invalid: Array<[string, string, RegExp]> = [
     /shards applies only to topology: cluster/,
   ],
   [
+    'a Redis Cluster of fewer than 3 shards',
+    'topology: cluster\nshards: 2\neviction: { policy: allkeys-lru, maxMemory: 64Mi }',
+    /spec\.shards: Invalid value: 2: spec\.shards in body should be greater than or equal to 3/,
+  ],
+  [
     'write-back with an allkeys-* eviction policy',
     'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nsidecar: { writePolicy: write-back }',
     /write-back keeps acknowledged writes in Redis until the database has them/,

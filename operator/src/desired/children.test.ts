@@ -160,8 +160,55 @@ describe('desiredChildren', () => {
     expect(objects).toHaveLength(7);
   });
 
-  it('builds nothing and deletes nothing for the unsupported cluster topology', () => {
-    expect(desiredChildren(cc({ topology: 'cluster', shards: 3 }))).toEqual({ apply: [], deleteIfPresent: [] });
+  it('builds one StatefulSet per shard for topology cluster, a client Service over every node, no replicas Service', () => {
+    const children = desiredChildren(
+      cc({ topology: 'cluster', shards: 4, replicas: 1, flush: { schedule: '@daily' } }),
+    );
+    const names = children.apply.map((c) => `${c.kind}/${c.metadata.name}`);
+    expect(names).toEqual([
+      'ConfigMap/sessions-config',
+      'Service/sessions-headless',
+      'Service/sessions',
+      'StatefulSet/sessions-shard-0',
+      'StatefulSet/sessions-shard-1',
+      'StatefulSet/sessions-shard-2',
+      'StatefulSet/sessions-shard-3',
+      'PodDisruptionBudget/sessions',
+      'CronJob/sessions-flush',
+    ]);
+    const sts = children.apply.filter((c) => c.kind === 'StatefulSet') as Array<{
+      spec: {
+        replicas: number;
+        selector: { matchLabels: Record<string, string> };
+        template: { metadata: { labels: Record<string, string> }; spec: { containers: Array<{ ports: unknown[] }> } };
+      };
+    }>;
+    sts.forEach((s, i) => {
+      expect(s.spec.replicas).toBe(2);
+      expect(s.spec.selector.matchLabels).toEqual({
+        'cache.ripplecache.io/cluster': 'sessions',
+        'app.kubernetes.io/component': 'server',
+        'cache.ripplecache.io/shard': String(i),
+      });
+      expect(s.spec.template.metadata.labels['cache.ripplecache.io/shard']).toBe(String(i));
+      expect(s.spec.template.spec.containers[0]!.ports).toContainEqual({
+        name: 'cluster-bus',
+        containerPort: 16379,
+        protocol: 'TCP',
+      });
+    });
+    const client = children.apply.find((c) => c.kind === 'Service' && c.metadata.name === 'sessions') as {
+      spec: { selector: Record<string, string> };
+    };
+    expect(client.spec.selector).toEqual({
+      'cache.ripplecache.io/cluster': 'sessions',
+      'app.kubernetes.io/component': 'server',
+    });
+    const conf = (children.apply[0] as { data: Record<string, string> }).data['redis.conf']!;
+    expect(conf).toContain('cluster-enabled yes\n');
+    expect(conf).toContain('cluster-config-file /data/nodes.conf\n');
+    expect(conf).toContain('cluster-allow-replica-migration no\n');
+    expect(children.deleteIfPresent.map((c) => c.name)).toEqual(['sessions-replicas']);
   });
 
   it('gives deep-equal output for equal input, and does not share objects between calls', () => {

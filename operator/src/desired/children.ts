@@ -9,7 +9,7 @@ import type { DesiredChild } from './kube-types.js';
 import { flushCronJobName, podDisruptionBudgetName, replicasServiceName } from './names.js';
 import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
 import { resolveSpec } from './resolved-spec.js';
-import { desiredStatefulSet } from './stateful-set.js';
+import { desiredShardStatefulSet, desiredStatefulSet } from './stateful-set.js';
 
 /** A child to delete if it exists. */
 export interface ChildRef {
@@ -34,17 +34,20 @@ export interface DesiredChildren {
  * pod, `maxUnavailable: 1` lets a drain evict it anyway and, while the pod is not ready, blocks the drain
  * (no disruption allowed); `minAvailable: 1` would block every drain. It would protect nothing, so it is not
  * built (and an existing one is deleted), saving an object and its writes per standalone CacheCluster.
- * Topology `cluster` is accepted but not supported: nothing is built or
- * deleted for it (status reports Failed / Unsupported), so switching to it never destroys a running cache.
+ * Topology `cluster`: one StatefulSet per shard `0 … shards-1` (`desiredShardStatefulSet`) instead of one; the
+ * client Service selects every cluster node (a seed for cluster clients); no replicas Service. A shard beyond
+ * `shards` (scale-in) is not listed: the cluster step deletes its StatefulSet once its slots have moved away.
  * Throws `InvalidSpecError` for eviction settings the operator cannot realise.
  */
 export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): DesiredChildren {
-  if (resolveSpec(cc).topology === 'cluster') return { apply: [], deleteIfPresent: [] };
+  const spec = resolveSpec(cc);
   const apply: DesiredChild[] = [
     desiredConfigMap(cc, opts),
     desiredHeadlessService(cc, opts),
     desiredClientService(cc, opts),
-    desiredStatefulSet(cc, opts),
+    ...(spec.topology === 'cluster'
+      ? Array.from({ length: spec.shards }, (_, i) => desiredShardStatefulSet(cc, i, opts))
+      : [desiredStatefulSet(cc, opts)]),
   ];
   const deleteIfPresent: ChildRef[] = [];
   if (resolveSpec(cc).topology === 'replication') apply.push(desiredReplicasService(cc, opts));
@@ -55,7 +58,7 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
       namespace: cc.metadata.namespace,
       name: replicasServiceName(cc),
     });
-  if (resolveSpec(cc).pods > 1) apply.push(desiredPodDisruptionBudget(cc, opts));
+  if (spec.pods * spec.shards > 1) apply.push(desiredPodDisruptionBudget(cc, opts));
   else
     deleteIfPresent.push({
       apiVersion: 'policy/v1',

@@ -11,6 +11,8 @@ import { resolveSpec } from './resolved-spec.js';
  * `<name>`: the Service clients (and sidecars) use to reach the primary, `<name>.<ns>.svc:6379`.
  * Standalone: the one pod. Replication: the pod labelled `cache.ripplecache.io/role: primary`, which only the
  * operator writes (on one pod at most: on failover it removes the label from the old primary first).
+ * Cluster: every Redis Cluster node of every shard. Any node is a valid seed: a cluster client (ioredis
+ * Cluster) asks it for CLUSTER SLOTS and then connects to each node's announced address.
  */
 export function desiredClientService(cc: CacheCluster, _opts: DesiredOptions = {}): Service {
   const selector = selectorLabels(cc);

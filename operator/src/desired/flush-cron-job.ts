@@ -35,6 +35,47 @@ export const FLUSH_STEP_SCRIPT = [
 ].join(' ');
 
 /**
+ * FLUSH_STEP_SCRIPT for a Redis Cluster node: the keys it finds with SCAN are the node's own (every slot it
+ * serves), in many slots; the flag lets a script touch keys it did not declare across slots (Redis 7).
+ */
+export const CLUSTER_FLUSH_STEP_SCRIPT = `#!lua flags=allow-cross-slot-keys\n${FLUSH_STEP_SCRIPT}`;
+
+/**
+ * Topology cluster: the flush job's script. It asks any node (through the client Service) for CLUSTER NODES,
+ * walks the cache records of every primary that is not failed (each at its announced address) with
+ * CLUSTER_FLUSH_STEP_SCRIPT, then publishes the invalidate-all message (PUBLISH reaches every node of a Redis
+ * Cluster). Fails (and the Job is retried) when a primary answers anything but a cursor.
+ */
+export function clusterFlushScript(cc: CacheCluster): string {
+  const seed = `redis-cli -h ${shellQuote(serviceHost(cc))} -p ${REDIS_PORT}`;
+  return [
+    'set -eu',
+    `nodes="$(${seed} CLUSTER NODES)"`,
+    // Fields: id, ip:port@bus[,hostname], flags, master, ping, pong, epoch, link, slots… (primaries with slots).
+    `primaries="$(printf '%s\n' "$nodes" | awk '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { split($2, a, "@"); print a[1] }')"`,
+    '[ -n "$primaries" ] || { echo "flush failed: no primary in CLUSTER NODES: $nodes" >&2; exit 1; }',
+    'total=0',
+    'count=0',
+    'for addr in $primaries; do',
+    '  host="${addr%:*}"',
+    '  port="${addr##*:}"',
+    '  cursor=0',
+    '  while :; do',
+    `    out="$(redis-cli -h "$host" -p "$port" EVAL ${shellQuote(CLUSTER_FLUSH_STEP_SCRIPT)} 0 "$cursor" ${shellQuote(CACHE_RECORD_PATTERN)})"`,
+    `    cursor="$(printf '%s\n' "$out" | sed -n 1p)"`,
+    `    deleted="$(printf '%s\n' "$out" | sed -n 2p)"`,
+    '    case "$cursor$deleted" in ""|*[!0-9]*) echo "flush failed on $addr: Redis answered: $out" >&2; exit 1;; esac',
+    '    total=$((total + deleted))',
+    '    [ "$cursor" = 0 ] && break',
+    '  done',
+    '  count=$((count + 1))',
+    'done',
+    `receivers="$(${seed} PUBLISH ${shellQuote(DEFAULT_INVALIDATION_CHANNEL)} ${shellQuote(FLUSH_INVALIDATION_MESSAGE)})"`,
+    `echo "Flushed ${serviceHost(cc)}: $total cache records deleted on $count primaries; invalidation published to $receivers subscribers"`,
+  ].join('\n');
+}
+
+/**
  * The flush job's script: walks the primary's cache records with FLUSH_STEP_SCRIPT (replicas follow
  * through replication), then publishes the invalidate-all message so every sidecar drops its L1.
  * Fails (and the Job is retried) when Redis answers anything but a cursor.
@@ -97,7 +138,7 @@ export function desiredFlushCronJob(cc: CacheCluster, _opts: DesiredOptions = {}
                 {
                   name: 'flush',
                   image: spec.image,
-                  command: ['sh', '-c', flushScript(cc)],
+                  command: ['sh', '-c', spec.topology === 'cluster' ? clusterFlushScript(cc) : flushScript(cc)],
                   ...(env.length > 0 ? { env } : {}),
                   resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
                   securityContext: restrictedContainerSecurityContext(),

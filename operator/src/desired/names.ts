@@ -67,3 +67,13 @@ export function serviceHost(cc: CacheClusterRef): string {
 export function serviceEndpoint(cc: CacheClusterRef): string {
   return `${serviceHost(cc)}:${REDIS_PORT}`;
 }
+
+/** Topology cluster: `<name>-shard-<shard>`, the StatefulSet of one shard (its primary and replicas). */
+export function shardStatefulSetName(cc: CacheClusterRef, shard: number): string {
+  return `${cc.metadata.name}-shard-${shard}`;
+}
+
+/** Topology cluster: `<name>-shard-<shard>-<ordinal>`. */
+export function shardPodName(cc: CacheClusterRef, shard: number, ordinal: number): string {
+  return `${shardStatefulSetName(cc, shard)}-${ordinal}`;
+}

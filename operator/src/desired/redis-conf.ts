@@ -28,6 +28,30 @@ function replicationLines(cc: CacheCluster): string[] {
 }
 
 /**
+ * Cluster-node timeout (ms) of topology cluster: a primary unreachable by a majority of primaries for this
+ * long is marked failed and its replica promoted by Redis Cluster. 5 s: a pod restart or a short network
+ * blip longer than that costs a failover; a dead primary's slots are unavailable for about this long.
+ */
+export const CLUSTER_NODE_TIMEOUT_MS = 5000;
+
+/**
+ * Topology cluster: a Redis Cluster node. Its node table lives in the data dir (`nodes.conf`). The other
+ * shards keep serving while one shard has no primary (`cluster-require-full-coverage no`: a cache rather
+ * stays partly available), and replicas never migrate between shards on their own
+ * (`cluster-allow-replica-migration no`): the operator keeps each shard's replicas in its StatefulSet.
+ */
+function clusterLines(cc: CacheCluster): string[] {
+  if (resolveSpec(cc).topology !== 'cluster') return [];
+  return [
+    'cluster-enabled yes',
+    `cluster-config-file ${REDIS_DATA_DIR}/nodes.conf`,
+    `cluster-node-timeout ${CLUSTER_NODE_TIMEOUT_MS}`,
+    'cluster-require-full-coverage no',
+    'cluster-allow-replica-migration no',
+  ];
+}
+
+/**
  * The `redis.conf` every Redis pod starts with. The password is not in it: the container's entrypoint adds it
  * as arguments (from the Secret's environment variable), so that this text is the same for every pod and holds
  * no secret. With topology replication every pod starts as a replica of the placeholder primary.
@@ -58,6 +82,7 @@ export function renderRedisConf(cc: CacheCluster, eviction: RenderedEviction): s
     // `save ""` turns snapshots off; snapshot points are written unquoted, one argument each.
     `save ${persisted.save === '' ? '""' : persisted.save}`,
     ...replicationLines(cc),
+    ...clusterLines(cc),
   ];
   return `${lines.join('\n')}\n`;
 }

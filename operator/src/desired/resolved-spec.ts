@@ -17,8 +17,10 @@ export interface ResolvedSpec {
   topology: Topology;
   /** Read replicas per primary (0 for standalone). */
   replicas: number;
-  /** Redis pods of the StatefulSet: 1 for standalone, 1 + replicas for replication. */
+  /** Redis pods of the StatefulSet: 1 for standalone, 1 + replicas for replication (per shard for cluster). */
   pods: number;
+  /** Topology cluster: `spec.shards` (default 3); 1 otherwise (the one StatefulSet). */
+  shards: number;
   image: string;
   defaultTTLSeconds: number;
   persistence: {
@@ -56,6 +58,7 @@ export function resolveSpec(cc: CacheCluster): ResolvedSpec {
     topology,
     replicas,
     pods: 1 + replicas,
+    shards: topology === 'cluster' ? (s.shards ?? DEFAULTS.shards) : 1,
     image: s.image ?? DEFAULTS.image,
     defaultTTLSeconds: s.defaultTTLSeconds ?? DEFAULTS.defaultTTLSeconds,
     persistence:

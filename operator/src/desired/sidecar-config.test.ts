@@ -85,6 +85,15 @@ describe('desiredSidecarConfig origins', () => {
     expect(cfg).not.toHaveProperty('originTable');
   });
 
+  it('points a cluster sidecar at the client Service as a Redis Cluster seed (redisCluster), without replicas', () => {
+    const cfg = desiredSidecarConfig(cc({ topology: 'cluster', shards: 3, replicas: 1 }));
+    expect(cfg.redis).toBe('redis://sessions.shop.svc:6379');
+    expect(cfg.redisCluster).toBe(true);
+    expect(cfg.redisReplicas).toEqual([]);
+    expect(desiredSidecarConfig(cc({ topology: 'replication', replicas: 1 }))).not.toHaveProperty('redisCluster');
+    expect(desiredSidecarConfig(cc({}))).not.toHaveProperty('redisCluster');
+  });
+
   it('renders neither without an origin', () => {
     const cfg = desiredSidecarConfig(cc({}));
     expect(cfg).not.toHaveProperty('origin');
@@ -95,7 +104,12 @@ describe('desiredSidecarConfig origins', () => {
 describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
   const cases = WRITE_POLICIES.flatMap((writePolicy) =>
     ORIGINS.flatMap(([originName, origin]) =>
-      (['standalone', 'replication'] as const).map((topology) => ({ writePolicy, originName, origin, topology })),
+      (['standalone', 'replication', 'cluster'] as const).map((topology) => ({
+        writePolicy,
+        originName,
+        origin,
+        topology,
+      })),
     ),
   );
 
@@ -105,6 +119,7 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       const spec: CacheClusterSpec = {
         topology,
         ...(topology === 'replication' ? { replicas: 2 } : {}),
+        ...(topology === 'cluster' ? { shards: 3, replicas: 1 } : {}),
         auth: { secretRef: { name: 'sessions-auth', key: 'password' } },
         defaultTTLSeconds: 120,
         sidecar: {
@@ -125,6 +140,8 @@ describe("sidecar.yaml loaded by the sidecar's own config loader", () => {
       expect(config.redisReplicas).toEqual(
         topology === 'replication' ? ['redis://sessions-replicas.shop.svc:6379'] : [],
       );
+      // Topology cluster: the client Service is a seed of the Redis Cluster (the sidecar's --redis-cluster).
+      expect(config.redisCluster).toBe(topology === 'cluster');
       expect(config.redisPassword).toBe('s3cret');
       expect(config.channel).toBe(rendered.channel);
       expect(config.writePolicy).toBe(writePolicy);

@@ -17,8 +17,13 @@ import { parseQuantity } from './quantity.js';
 import { resolveSpec, type ResolvedSpec } from './resolved-spec.js';
 
 export interface SidecarConfigFile {
-  /** The primary, through the client Service: `redis://<name>.<ns>.svc:6379`. */
+  /**
+   * The primary, through the client Service: `redis://<name>.<ns>.svc:6379`. Topology cluster: the same
+   * Service, which selects every cluster node: a seed from which a cluster client discovers the others.
+   */
   redis: string;
+  /** Topology cluster only (then true): `redis` is a seed of a Redis Cluster (the sidecar's `--redis-cluster`). */
+  redisCluster?: boolean;
   /**
    * Topology replication: the `<name>-replicas` Service, which follows failovers (it selects the pods labelled
    * replica). Empty for standalone.
@@ -48,6 +53,7 @@ export function desiredSidecarConfig(cc: CacheCluster): SidecarConfigFile {
     replicas.push(`redis://${replicasServiceHost(cc)}:${REDIS_PORT}`);
   const config: SidecarConfigFile = {
     redis: `redis://${serviceHost(cc)}:${REDIS_PORT}`,
+    ...(spec.topology === 'cluster' ? { redisCluster: true } : {}),
     redisReplicas: replicas,
     channel: DEFAULT_INVALIDATION_CHANNEL,
     defaultTTLSeconds: spec.defaultTTLSeconds,

@@ -1,6 +1,9 @@
 import {
   ANNOTATION_RESTART_HASH,
   DEFAULT_EXPORTER_IMAGE,
+  LABEL_SHARD,
+  REDIS_CLUSTER_BUS_PORT,
+  REDIS_CLUSTER_BUS_PORT_NAME,
   EXPORTER_PORT,
   EXPORTER_PORT_NAME,
   REDIS_CONF_DIR,
@@ -13,7 +16,7 @@ import type { CacheCluster } from '../api/v1alpha1/types.js';
 import type { DesiredOptions } from './desired-options.js';
 import type { Container, EnvVar, PersistentVolumeClaimTemplate, StatefulSet, Volume } from './kube-types.js';
 import { commonLabels, selectorLabels, serverPodLabels } from './labels.js';
-import { configMapName, headlessServiceName, statefulSetName } from './names.js';
+import { configMapName, headlessServiceName, shardStatefulSetName, statefulSetName } from './names.js';
 import { childMetadata } from './owner-reference.js';
 import { passwordEnv } from './password-env.js';
 import { mergePodMetadata, podPlacement } from './pod-placement.js';
@@ -43,7 +46,12 @@ function redisContainer(spec: ResolvedSpec): Container {
     name: 'redis',
     image: spec.image,
     command: ['sh', '-c', redisEntrypoint()],
-    ports: [{ name: REDIS_PORT_NAME, containerPort: REDIS_PORT, protocol: 'TCP' }],
+    ports: [
+      { name: REDIS_PORT_NAME, containerPort: REDIS_PORT, protocol: 'TCP' },
+      ...(spec.topology === 'cluster'
+        ? [{ name: REDIS_CLUSTER_BUS_PORT_NAME, containerPort: REDIS_CLUSTER_BUS_PORT, protocol: 'TCP' as const }]
+        : []),
+    ],
     readinessProbe: {
       exec: { command: ['sh', '-c', `redis-cli -h 127.0.0.1 -p ${REDIS_PORT} ping | grep -q PONG`] },
       initialDelaySeconds: 2,
@@ -108,12 +116,33 @@ export function dataVolumeClaimTemplate(
  * (mounted under a fixed name), so changing them never rolls the pods. With `persistence.storage`, /data is
  * a volume claim template `data` (one PVC per pod, kept or deleted as the retention policy says); else an
  * emptyDir. By default the pods prefer different nodes (`podPlacement`).
- * Topology `cluster` is not supported: `desiredChildren` builds nothing for it. The pods meet Pod
+ * Topology `cluster` has one StatefulSet per shard instead (`desiredShardStatefulSet`). The pods meet Pod
  * Security `restricted`: Redis and the exporter run as the Redis image's user (not root), without
  * capabilities or privilege escalation, on a read-only root filesystem, with the runtime's seccomp profile;
  * `podTemplate` cannot change that (only its named placement fields are copied).
  */
 export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}): StatefulSet {
+  return buildStatefulSet(cc, opts, statefulSetName(cc), {});
+}
+
+/**
+ * Topology cluster: `<name>-shard-<shard>`, one shard's pods (1 + replicas; which one is the primary is Redis
+ * Cluster's business, the operator only makes the others replicate it). Its pods and selector carry
+ * `cache.ripplecache.io/shard: "<shard>"`, so that scale-in deletes one shard's StatefulSet once its slots
+ * have moved. Every pod is a Redis Cluster node (`cluster-enabled yes` in redis.conf); the operator forms the
+ * cluster (`reconcile/cluster-step.ts`). Rolling updates are the StatefulSet controller's: a restarted
+ * primary's replica is promoted by Redis Cluster, and the pod rejoins as a replica.
+ */
+export function desiredShardStatefulSet(cc: CacheCluster, shard: number, opts: DesiredOptions = {}): StatefulSet {
+  return buildStatefulSet(cc, opts, shardStatefulSetName(cc, shard), { [LABEL_SHARD]: String(shard) });
+}
+
+function buildStatefulSet(
+  cc: CacheCluster,
+  opts: DesiredOptions,
+  name: string,
+  extraSelector: Record<string, string>,
+): StatefulSet {
   const spec = resolveSpec(cc);
   const containers = [redisContainer(spec)];
   if (spec.exporter) containers.push(exporterContainer(spec, opts.exporterImage ?? DEFAULT_EXPORTER_IMAGE));
@@ -127,17 +156,17 @@ export function desiredStatefulSet(cc: CacheCluster, opts: DesiredOptions = {}):
   const sts: StatefulSet = {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
-    metadata: childMetadata(cc, statefulSetName(cc)),
+    metadata: childMetadata(cc, name, extraSelector),
     spec: {
       serviceName: headlessServiceName(cc),
       replicas: spec.pods,
-      selector: { matchLabels: selectorLabels(cc) },
+      selector: { matchLabels: { ...selectorLabels(cc), ...extraSelector } },
       // Replication: the operator restarts the pods itself (replicas first, then a switchover, then the old
       // primary: rolling-decision.ts). Standalone: one pod, nothing to switch over to, the controller rolls it.
       updateStrategy: spec.topology === 'replication' ? { type: 'OnDelete' } : { type: 'RollingUpdate' },
       template: {
         metadata: {
-          labels: mergePodMetadata(userMeta?.labels, serverPodLabels(cc), 'label'),
+          labels: mergePodMetadata(userMeta?.labels, { ...serverPodLabels(cc), ...extraSelector }, 'label'),
           annotations: mergePodMetadata(
             userMeta?.annotations,
             { [ANNOTATION_RESTART_HASH]: restartHash(cc, opts) },

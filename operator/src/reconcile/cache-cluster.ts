@@ -16,7 +16,7 @@ import {
   PLURAL,
   REDIS_PORT,
 } from '../api/v1alpha1/constants.js';
-import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js';
+import type { CacheCluster, CacheClusterStatus, ReshardingStatus } from '../api/v1alpha1/types.js';
 import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
 import { passwordChecksum } from '../desired/auth-checksum.js';
 import { bridgeHost, bridgeName, resolvePeers, type PeerProblem, type ResolvedPeer } from '../desired/bridge.js';
@@ -40,7 +40,9 @@ import {
 import { findCondition, setCondition } from '../status/conditions.js';
 import { peersCondition, type BridgeReport } from '../status/peers-condition.js';
 import { transitionEvents } from '../status/transition-events.js';
+import { clusterStep, existingShardSets, type ClusterDeps, type ClusterOutcome } from './cluster-step.js';
 import { failoverStep, type FailoverOutcome, type ReplicationDeps } from './failover-step.js';
+import type { ClusterPlan } from './cluster-plan.js';
 import { isSubset } from './subset.js';
 
 export interface ReconcileDeps {
@@ -64,6 +66,8 @@ export interface ReconcileDeps {
   onGone?: (namespace: string, name: string) => void;
   /** Role labels and failover of topology replication (without it: no labels, no failover). */
   replication?: ReplicationDeps;
+  /** Forming and resharding a Redis Cluster, topology cluster (without it: the pods only). */
+  cluster?: ClusterDeps;
   /** Image of the cross-cluster bridge (the sidecar image). Without it no bridge is built. */
   bridgeImage?: string;
   /** Reads a bridge's /v1/peers (undefined: no answer). Without it PeersReachable stays Unknown. */
@@ -92,8 +96,10 @@ interface Observed {
   log: Logger;
   /** From `unsupportedFields(cc)`. */
   unsupported: string[];
-  /** Absent when the StatefulSet does not exist (yet). */
+  /** Absent when the StatefulSet does not exist (yet). Topology cluster: the shards' StatefulSets as one. */
   sts: (KubeObject & ObservedStatefulSet) | undefined;
+  /** Topology cluster: this reconcile patched status.resharding already (the informer cache may not show it). */
+  wroteResharding?: boolean;
 }
 
 /** What applying the eviction settings live found. */
@@ -118,13 +124,20 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   if (!desired) return done;
 
   const spec = resolveSpec(o.cc);
-  const password = spec.topology !== 'cluster' ? await readPassword(deps, o.cc) : undefined;
+  const password = await readPassword(deps, o.cc);
   // First, before anything that may wait on an unreachable pod: the primary and its replicas.
   const failover =
     spec.topology === 'replication' && o.sts && deps.replication
       ? await failoverStep({ ...deps, replication: deps.replication }, o.cc, key, o.log, password)
       : undefined;
-  const live = await applyLiveConfig(deps, o, desired, password);
+  // Topology cluster: form the cluster, move slots, remove drained shards (before live config: its endpoints).
+  const cluster =
+    spec.topology === 'cluster' && o.sts && deps.cluster
+      ? await clusterStep({ ...deps, cluster: deps.cluster }, o.cc, key, o.log, password, (resharding, plan) =>
+          writeReshardingProgress(deps, o, resharding, plan),
+        )
+      : undefined;
+  const live = await applyLiveConfig(deps, o, desired, password, cluster?.endpoints);
 
   const planned = await desiredChildrenStep(deps, o, desired, live, password);
   if (!planned) return done;
@@ -137,15 +150,36 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
     );
   }
 
-  const status = await statusStep(deps, o, desired, live, failover, planned.bridge);
+  const status = await statusStep(deps, o, desired, live, failover, cluster, planned.bridge);
   let next = nextCheck(live, wrote, status);
   if (planned.bridge) {
     const peersOk = findCondition(status.conditions, CONDITION_PEERS_REACHABLE)?.status === 'True';
     const ms = peersOk ? PEERS_RECHECK_MS : PEERS_RETRY_MS;
     if (next.kind !== 'requeueAfter' || next.ms > ms) next = requeueAfter(ms);
   }
-  if (!failover) return next;
-  return next.kind === 'requeueAfter' && next.ms < failover.retryInMs ? next : requeueAfter(failover.retryInMs);
+  const retry = failover?.retryInMs ?? cluster?.retryInMs;
+  if (retry === undefined) return next;
+  return next.kind === 'requeueAfter' && next.ms < retry ? next : requeueAfter(retry);
+}
+
+/** Records a slot move about to start (status.resharding and the shards as observed), before moving slots. */
+async function writeReshardingProgress(
+  deps: ReconcileDeps,
+  o: Observed,
+  resharding: ReshardingStatus,
+  plan: ClusterPlan,
+): Promise<void> {
+  await deps.kube.patchStatus(
+    {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      namespace: o.cc.metadata.namespace,
+      name: o.cc.metadata.name,
+      plural: PLURAL,
+    },
+    { resharding, shards: plan.shards, slotsAssigned: plan.slotsAssigned },
+  );
+  o.wroteResharding = true;
 }
 
 /** Step 1, observe: the CacheCluster from the informer cache (undefined when gone), its StatefulSet. */
@@ -163,7 +197,43 @@ function observe(deps: ReconcileDeps, key: string): Observed | undefined {
     ns,
     log: deps.log.child({ cacheCluster: key, generation: cc.metadata.generation }),
     unsupported: unsupportedFields(cc),
-    sts: deps.cached('StatefulSet', ns, statefulSetName(cc)) as (KubeObject & ObservedStatefulSet) | undefined,
+    sts:
+      resolveSpec(cc).topology === 'cluster'
+        ? shardSetsTogether(deps, cc)
+        : deps.cached('StatefulSet', ns, statefulSetName(cc)),
+  };
+}
+
+/**
+ * Topology cluster: the StatefulSets of shards `0 … shards-1` seen as one (pods summed; rolling out when any
+ * is), for status; undefined until the first exists.
+ */
+function shardSetsTogether(deps: ReconcileDeps, cc: CacheCluster): (KubeObject & ObservedStatefulSet) | undefined {
+  const shards = resolveSpec(cc).shards;
+  const sets = existingShardSets(deps.cached, cc)
+    .filter((s) => s.shard < shards)
+    .map((s) => s.sts as KubeObject & ObservedStatefulSet);
+  if (sets.length === 0) return undefined;
+  const sum = (f: (s: ObservedStatefulSet) => number | undefined) => sets.reduce((n, s) => n + (f(s) ?? 0), 0);
+  const caughtUp = sets.every((s) => (s.status?.observedGeneration ?? 0) >= (s.metadata?.generation ?? 0));
+  const sameRevision = sets.every(
+    (s) =>
+      s.status?.currentRevision === undefined ||
+      s.status.updateRevision === undefined ||
+      s.status.currentRevision === s.status.updateRevision,
+  );
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name: statefulSetName(cc), namespace: cc.metadata.namespace, generation: 1 },
+    spec: { replicas: sets.length < shards ? 0 : sum((s) => s.spec?.replicas) },
+    status: {
+      observedGeneration: caughtUp ? 1 : 0,
+      replicas: sum((s) => s.status?.replicas),
+      readyReplicas: sum((s) => s.status?.readyReplicas),
+      updatedReplicas: sum((s) => s.status?.updatedReplicas),
+      ...(sameRevision ? {} : { currentRevision: 'old', updateRevision: 'new' }),
+    },
   };
 }
 
@@ -217,12 +287,15 @@ async function applyLiveConfig(
   o: Observed,
   desired: EvictionSettings,
   password: string | undefined,
+  clusterEndpoints: PodEndpoint[] | undefined,
 ): Promise<LiveConfig> {
   const { cc, ns, sts } = o;
   const spec = resolveSpec(cc);
-  if (!sts || spec.topology === 'cluster') return { configResult: undefined, results: [], allApplied: false };
-  const endpoints: PodEndpoint[] = [];
-  for (let i = 0; i < spec.pods; i++) {
+  if (!sts || (spec.topology === 'cluster' && clusterEndpoints === undefined))
+    return { configResult: undefined, results: [], allApplied: false };
+  // Topology cluster: every node of every shard (the cluster step found their addresses).
+  const endpoints: PodEndpoint[] = clusterEndpoints ? [...clusterEndpoints] : [];
+  for (let i = 0; spec.topology !== 'cluster' && i < spec.pods; i++) {
     const pod = podName(cc, i);
     const addr = deps.podAddress(ns, pod, podHost(cc, i), REDIS_PORT);
     endpoints.push({ pod, host: addr.host, port: addr.port });
@@ -369,6 +442,7 @@ async function statusStep(
   desired: EvictionSettings,
   live: LiveConfig,
   failover: FailoverOutcome | undefined,
+  cluster: ClusterOutcome | undefined,
   bridge: PlannedBridge | undefined,
 ): Promise<CacheClusterStatus> {
   const { cc, ns } = o;
@@ -387,10 +461,21 @@ async function statusStep(
             ...(failover.roll !== undefined ? { roll: failover.roll } : {}),
           },
         }
-      : primaries.length === 1
+      : primaries.length === 1 && !cluster
         ? { primary: primaries[0]! }
         : {}),
     primaries,
+    ...(cluster
+      ? {
+          cluster: {
+            state: cluster.plan.clusterState,
+            slotsAssigned: cluster.plan.slotsAssigned,
+            shards: cluster.plan.shards,
+            resharding: cluster.resharding,
+            waiting: cluster.plan.waiting,
+          },
+        }
+      : {}),
     ...(o.sts ? { statefulSet: o.sts } : {}),
     ...(live.configResult ? { configResult: live.configResult } : {}),
     desired,
@@ -419,7 +504,18 @@ async function statusStep(
   } else if (findCondition(status.conditions, CONDITION_PEERS_REACHABLE)) {
     status.conditions = (status.conditions ?? []).filter((c) => c.type !== CONDITION_PEERS_REACHABLE);
   }
-  await writeStatus(deps, cc, status, o.log);
+  // What this reconcile patched before is compared too: a resharding that ended is removed from status.
+  const before =
+    o.wroteResharding && cc.status?.resharding === undefined
+      ? {
+          ...cc,
+          status: {
+            ...cc.status,
+            resharding: { toShards: 0, slotsToMove: 0, slotsRemaining: 0, keysMoved: 0, startedAt: '' },
+          },
+        }
+      : cc;
+  await writeStatus(deps, before, status, o.log);
   return status;
 }
 

@@ -273,17 +273,91 @@ describe('computeStatus phases', () => {
     });
   });
 
-  it('Failed for the unsupported cluster topology', () => {
-    const s = computeStatus(
+  it('topology cluster: Provisioning while the cluster forms, Ready once every slot is assigned and the state ok', () => {
+    const clusterCc = cc({ topology: 'cluster', shards: 3, replicas: 1 });
+    const shards = [0, 1, 2].map((index) => ({
+      index,
+      slots: '',
+      slotCount: 0,
+      replicas: [] as string[],
+      state: 'pending' as const,
+    }));
+    const forming = computeStatus(
       base({
-        cc: cc({ topology: 'cluster', shards: 3 }),
-        unsupported: unsupportedFields(cc({ topology: 'cluster', shards: 3 })),
+        cc: clusterCc,
+        statefulSet: sts(6, 6),
+        configResult: applied(['c-0']),
+        cluster: { state: 'fail', slotsAssigned: 0, shards, resharding: undefined, waiting: 'waiting for MEET' },
       }),
     );
-    expect(s.phase).toBe('Failed');
-    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'TopologyNotSupported' });
-    expect(cond(s, 'Unsupported')).toMatchObject({ status: 'True', reason: 'FieldsNotSupported' });
-    expect(cond(s, 'Unsupported')?.message).toContain('spec.topology: cluster, spec.shards');
+    expect(forming.phase).toBe('Provisioning');
+    expect(cond(forming, 'Ready')).toMatchObject({ status: 'False', reason: 'ClusterBootstrapping' });
+    expect(cond(forming, 'Ready')?.message).toContain('0 of 16384 slots assigned; waiting for MEET');
+    expect(cond(forming, 'Unsupported')).toMatchObject({ status: 'False' });
+    const formed = computeStatus(
+      base({
+        cc: clusterCc,
+        statefulSet: sts(6, 6),
+        configResult: applied(['c-0']),
+        cluster: { state: 'ok', slotsAssigned: 16384, shards, resharding: undefined },
+      }),
+    );
+    expect(formed.phase).toBe('Ready');
+    expect(formed.slotsAssigned).toBe(16384);
+    expect(formed.clusterState).toBe('ok');
+    expect(formed.shards).toEqual(shards);
+    expect(formed.primary).toBeUndefined();
+    expect(formed.currentReplicas).toBe(1);
+    const lost = computeStatus(
+      base({
+        cc: clusterCc,
+        statefulSet: sts(6, 5),
+        cluster: {
+          state: 'ok',
+          slotsAssigned: 16384,
+          shards: [{ ...shards[0]!, state: 'primaryLost' }, shards[1]!, shards[2]!],
+          resharding: undefined,
+        },
+      }),
+    );
+    expect(lost.phase).toBe('Degraded');
+    // The lost primary stays on record while Redis Cluster promotes a replica.
+    const lostAgain = computeStatus(
+      base({
+        cc: { ...clusterCc, status: { shards: [{ ...shards[0]!, primary: 'c-shard-0-0', state: 'ok' }] } },
+        statefulSet: sts(6, 5),
+        cluster: {
+          state: 'ok',
+          slotsAssigned: 16384,
+          shards: [{ ...shards[0]!, state: 'primaryLost' }],
+          resharding: undefined,
+        },
+      }),
+    );
+    expect(lostAgain.shards?.[0]).toMatchObject({ primary: 'c-shard-0-0', state: 'primaryLost' });
+    expect(cond(lost, 'Ready')).toMatchObject({ reason: 'ShardPrimaryLost' });
+    const resharding = computeStatus(
+      base({
+        cc: clusterCc,
+        statefulSet: sts(6, 6),
+        configResult: applied(['c-0']),
+        cluster: {
+          state: 'ok',
+          slotsAssigned: 16384,
+          shards,
+          resharding: {
+            toShards: 4,
+            slotsToMove: 4096,
+            slotsRemaining: 96,
+            keysMoved: 10,
+            startedAt: '2026-01-01T00:00:00Z',
+          },
+        },
+      }),
+    );
+    expect(resharding.phase).toBe('Provisioning');
+    expect(cond(resharding, 'Ready')?.message).toBe('moving slots to reach 4 shards: 4000 of 4096 moved, 10 keys');
+    expect(resharding.resharding?.slotsRemaining).toBe(96);
   });
 
   it('Failed for a spec the operator cannot realise, even when CEL let it through', () => {
@@ -325,12 +399,6 @@ describe('the phase rules, first match wins', () => {
       base({ specError: { reason: 'InvalidSomething', message: 'no' }, reconcileError: msg, statefulSet: sts(1, 0) }),
       'Failed',
       'InvalidSomething',
-    ],
-    [
-      'topology cluster, before a reconcile error',
-      base({ cc: cc({ topology: 'cluster' }), reconcileError: msg }),
-      'Failed',
-      'TopologyNotSupported',
     ],
     ['a reconcile error on a new cluster', base({ reconcileError: msg }), 'Failed', 'ReconcileError'],
     [
@@ -379,12 +447,14 @@ describe('the phase rules, first match wins', () => {
   it('lists the rules in the order CONTRIBUTING.md documents them, ending with one that always matches', () => {
     expect(PHASE_RULES.map((r) => r.name)).toEqual([
       'spec error',
-      'topology not supported',
       'reconcile error',
       'no StatefulSet',
       'primary lost',
+      'shard primary lost',
       'rolling out',
       'pods not ready',
+      'cluster not formed',
+      'resharding',
       'several primaries',
       'config apply failed',
       'config not verified',
@@ -429,7 +499,7 @@ describe('unsupportedFields', () => {
           sidecar: { origin: { http: { url: 'http://x' } } },
         }),
       ),
-    ).toEqual(['spec.topology: cluster', 'spec.shards', 'spec.metrics.serviceMonitor']);
+    ).toEqual(['spec.metrics.serviceMonitor']);
     // The origin reaches injected sidecars (sidecar.yaml + RIPPLECACHE_ORIGIN): supported.
     expect(unsupportedFields(cc({ sidecar: { origin: { http: { url: 'http://x' } } } }))).toEqual([]);
   });

@@ -21,6 +21,8 @@ import type {
   FailoverInProgress,
   FailoverRecord,
   PodAppliedConfig,
+  ReshardingStatus,
+  ShardStatus,
 } from '../api/v1alpha1/types.js';
 import { desiredEviction } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
@@ -98,6 +100,19 @@ export interface ComputeStatusInput {
    * A primary lost, or lost with no replica to promote, makes the phase Degraded.
    */
   failover?: FailoverFacts;
+  /** Topology cluster: what the cluster step found (reconcile/cluster-step.ts). */
+  cluster?: ClusterFacts;
+}
+
+/** The cluster step's findings, as status shows them. */
+export interface ClusterFacts {
+  /** `cluster_state` of CLUSTER INFO, when a node answered. */
+  state: string | undefined;
+  slotsAssigned: number;
+  shards: ShardStatus[];
+  resharding: ReshardingStatus | undefined;
+  /** What bootstrap waits for. */
+  waiting?: string | undefined;
 }
 
 /** The failover step's findings, as status shows them. */
@@ -163,6 +178,8 @@ export interface PhaseFacts {
   recordedPrimary: string | undefined;
   /** Topology replication: the primary is lost (waiting for afterSeconds, or no replica can be promoted). */
   primaryLost: { reason: string; message: string } | undefined;
+  /** Topology cluster: the cluster step's findings. */
+  cluster: ClusterFacts | undefined;
 }
 
 export interface PhaseVerdict {
@@ -184,15 +201,6 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     name: 'spec error',
     when: (f) => f.specError !== undefined,
     verdict: (f) => ({ phase: 'Failed', reason: f.specError!.reason, message: f.specError!.message }),
-  },
-  {
-    name: 'topology not supported',
-    when: (f) => f.topology === 'cluster',
-    verdict: () => ({
-      phase: 'Failed',
-      reason: 'TopologyNotSupported',
-      message: 'topology cluster is accepted but not supported by this operator version; nothing was created',
-    }),
   },
   {
     name: 'reconcile error',
@@ -218,6 +226,20 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     verdict: (f) => ({ phase: 'Degraded', reason: f.primaryLost!.reason, message: f.primaryLost!.message }),
   },
   {
+    name: 'shard primary lost',
+    when: (f) => f.cluster?.shards.some((s) => s.state === 'primaryLost') ?? false,
+    verdict: (f) => ({
+      phase: 'Degraded',
+      reason: 'ShardPrimaryLost',
+      message:
+        `shard(s) ${f
+          .cluster!.shards.filter((s) => s.state === 'primaryLost')
+          .map((s) => s.index)
+          .join(', ')} lost their primary: ` +
+        'Redis Cluster promotes a replica after cluster-node-timeout; without one the operator reassigns the slots',
+    }),
+  },
+  {
     name: 'rolling out',
     when: (f) => f.rollingOut,
     verdict: (f) => ({
@@ -234,6 +256,31 @@ export const PHASE_RULES: readonly PhaseRule[] = [
       reason: f.neverConfigured ? 'WaitingForPods' : 'PodsNotReady',
       message: `${f.ready} of ${f.desiredPods} Redis pods ready`,
     }),
+  },
+  {
+    name: 'cluster not formed',
+    when: (f) =>
+      f.cluster !== undefined &&
+      (f.cluster.slotsAssigned < 16384 || f.cluster.state !== 'ok' || f.cluster.waiting !== undefined),
+    verdict: (f) => ({
+      phase: f.wasRunning ? 'Degraded' : 'Provisioning',
+      reason: f.wasRunning ? 'ClusterNotOk' : 'ClusterBootstrapping',
+      message:
+        `cluster_state ${f.cluster!.state ?? 'unknown'}, ${f.cluster!.slotsAssigned} of 16384 slots assigned` +
+        (f.cluster!.waiting ? `; ${f.cluster!.waiting}` : ''),
+    }),
+  },
+  {
+    name: 'resharding',
+    when: (f) => f.cluster?.resharding !== undefined,
+    verdict: (f) => {
+      const r = f.cluster!.resharding!;
+      return {
+        phase: 'Provisioning',
+        reason: 'Resharding',
+        message: `moving slots to reach ${r.toShards} shards: ${r.slotsToMove - r.slotsRemaining} of ${r.slotsToMove} moved, ${r.keysMoved} keys`,
+      };
+    },
   },
   {
     name: 'several primaries',
@@ -276,7 +323,7 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   const prev = cc.status ?? {};
   const generation = cc.metadata.generation;
   const spec = resolveSpec(cc);
-  const desiredPods = spec.pods;
+  const desiredPods = spec.pods * spec.shards;
   const replicas = sts?.status?.replicas ?? 0;
   const ready = sts?.status?.readyReplicas ?? 0;
 
@@ -376,6 +423,7 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
       input.failover.availability.reason !== 'WaitingForPrimary'
         ? { reason: input.failover.availability.reason, message: input.failover.availability.message }
         : undefined,
+    cluster: input.cluster,
   };
   const { phase, reason, message } = decidePhase(facts);
 
@@ -435,7 +483,7 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   status.replicas = replicas;
   status.readyReplicas = ready;
   // The scale subresource's unit is spec.replicas: read replicas, the pods besides the primary.
-  status.currentReplicas = Math.max(0, replicas - 1);
+  status.currentReplicas = Math.max(0, Math.floor(replicas / spec.shards) - 1);
   status.selector = selectorString(cc);
   status.ready = `${ready}/${desiredPods}`;
   const primary = input.primary ?? (sts !== undefined && spec.topology !== 'cluster' ? podName(cc, 0) : undefined);
@@ -453,6 +501,17 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   const lastFlushTime =
     observedFlush instanceof Date ? formatTime(observedFlush) : (observedFlush ?? prev.lastFlushTime);
   if (lastFlushTime !== undefined) status.lastFlushTime = lastFlushTime;
+  if (input.cluster !== undefined) {
+    if (input.cluster.state !== undefined) status.clusterState = input.cluster.state;
+    status.slotsAssigned = input.cluster.slotsAssigned;
+    // A shard whose primary is lost shows the pod that was its primary (status before), until Redis Cluster
+    // promotes a replica: the ShardFailedOver event then names both.
+    status.shards = input.cluster.shards.map((sh) => {
+      const was = prev.shards?.find((p) => p.index === sh.index)?.primary;
+      return sh.state === 'primaryLost' && sh.primary === undefined && was !== undefined ? { ...sh, primary: was } : sh;
+    });
+    if (input.cluster.resharding !== undefined) status.resharding = input.cluster.resharding;
+  }
   status.conditions = conditions;
   return status;
 }

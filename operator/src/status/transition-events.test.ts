@@ -125,3 +125,45 @@ describe('transitionEvents: a stuck rolling update', () => {
     expect(transitionEvents(before, st('Ready', c('RollingUpdate', 'False', 'UpToDate')))).toEqual([]);
   });
 });
+
+describe('transitionEvents of topology cluster', () => {
+  const shard = (index: number, primary: string | undefined, state: 'ok' | 'primaryLost') => ({
+    index,
+    slots: '0-5461',
+    slotCount: 5462,
+    ...(primary ? { primary } : {}),
+    replicas: [],
+    state,
+  });
+  const resharding = { toShards: 4, slotsToMove: 4096, slotsRemaining: 4096, keysMoved: 0, startedAt: at };
+
+  it('records a resharding starting and completing', () => {
+    const before: CacheClusterStatus = { phase: 'Ready' };
+    const during: CacheClusterStatus = { phase: 'Provisioning', resharding };
+    expect(transitionEvents(before, during)).toEqual([
+      { type: 'Normal', reason: 'ReshardingStarted', message: 'moving 4096 slots to reach 4 shards' },
+    ]);
+    expect(
+      transitionEvents(during, { phase: 'Provisioning', resharding: { ...resharding, slotsRemaining: 10 } }),
+    ).toEqual([]);
+    expect(transitionEvents(during, before)).toEqual([
+      { type: 'Normal', reason: 'ReshardingCompleted', message: '4 shards: 4096 slots moved' },
+    ]);
+  });
+
+  it('warns when a shard loses its primary and records the promoted one', () => {
+    const ok: CacheClusterStatus = { phase: 'Ready', shards: [shard(1, 'c-shard-1-0', 'ok')] };
+    const lost: CacheClusterStatus = { phase: 'Degraded', shards: [shard(1, undefined, 'primaryLost')] };
+    const promoted: CacheClusterStatus = { phase: 'Ready', shards: [shard(1, 'c-shard-1-1', 'ok')] };
+    expect(transitionEvents(ok, lost)).toEqual([
+      {
+        type: 'Warning',
+        reason: 'ShardPrimaryLost',
+        message: 'shard 1 lost its primary c-shard-1-0; Redis Cluster promotes a replica',
+      },
+    ]);
+    expect(transitionEvents(ok, promoted)).toEqual([
+      { type: 'Normal', reason: 'ShardFailedOver', message: 'shard 1: primary c-shard-1-0 -> c-shard-1-1' },
+    ]);
+  });
+});

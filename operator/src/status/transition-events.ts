@@ -60,5 +60,44 @@ export function transitionEvents(before: CacheClusterStatus | undefined, after: 
         `maxmemory-policy ${from.maxmemoryPolicy} -> ${to.maxmemoryPolicy}, applied live on ${n}/${n} pods`,
     });
   }
+  events.push(...clusterEvents(before, after));
+  return events;
+}
+
+/** Topology cluster: a resharding starting and ending, a shard losing its primary, a shard's new primary. */
+function clusterEvents(before: CacheClusterStatus | undefined, after: CacheClusterStatus): TransitionEvent[] {
+  const events: TransitionEvent[] = [];
+  const r = after.resharding;
+  if (r !== undefined && before?.resharding === undefined)
+    events.push({
+      type: 'Normal',
+      reason: 'ReshardingStarted',
+      message: `moving ${r.slotsToMove} slots to reach ${r.toShards} shards`,
+    });
+  if (r === undefined && before?.resharding !== undefined)
+    events.push({
+      type: 'Normal',
+      reason: 'ReshardingCompleted',
+      message: `${before.resharding.toShards} shards: ${before.resharding.slotsToMove} slots moved`,
+    });
+  for (const s of after.shards ?? []) {
+    const was = before?.shards?.find((b) => b.index === s.index);
+    if (!was) continue;
+    if (s.state === 'primaryLost' && was.state !== 'primaryLost')
+      events.push({
+        type: 'Warning',
+        reason: 'ShardPrimaryLost',
+        message: `shard ${s.index} lost its primary ${was.primary ?? ''}; Redis Cluster promotes a replica`.replace(
+          '  ',
+          ' ',
+        ),
+      });
+    if (was.primary !== undefined && s.primary !== undefined && was.primary !== s.primary)
+      events.push({
+        type: 'Normal',
+        reason: 'ShardFailedOver',
+        message: `shard ${s.index}: primary ${was.primary} -> ${s.primary}`,
+      });
+  }
   return events;
 }

@@ -48,6 +48,8 @@ export const LABEL_CLUSTER = 'cache.ripplecache.io/cluster';
 export const LABEL_ROLE = 'cache.ripplecache.io/role';
 export const ROLE_PRIMARY = 'primary';
 export const ROLE_REPLICA = 'replica';
+/** Topology cluster: the shard (`0`, `1`, …) of a Redis pod, i.e. of its StatefulSet `<name>-shard-<i>`. */
+export const LABEL_SHARD = 'cache.ripplecache.io/shard';
 /**
  * On application pods: `injected` once the webhook added the cache sidecar. The chart's PodMonitor selects
  * on it to scrape the sidecars' metrics port.
@@ -93,6 +95,11 @@ export const ANNOTATION_INJECT = 'cache.ripplecache.io/inject';
 
 export const REDIS_PORT = 6379;
 export const REDIS_PORT_NAME = 'redis';
+/** Topology cluster: the Redis Cluster bus (node-to-node gossip and failover), the client port + 10000. */
+export const REDIS_CLUSTER_BUS_PORT = 16379;
+export const REDIS_CLUSTER_BUS_PORT_NAME = 'cluster-bus';
+/** The hash slots of a Redis Cluster. */
+export const CLUSTER_SLOTS = 16384;
 export const EXPORTER_PORT = 9121;
 export const EXPORTER_PORT_NAME = 'metrics';
 export const DEFAULT_EXPORTER_IMAGE = 'oliver006/redis_exporter:v1.62.0';

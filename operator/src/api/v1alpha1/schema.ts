@@ -325,6 +325,11 @@ export const RULES = {
     message: 'eviction.maxMemory must not exceed resources.limits.memory (Redis would be OOM-killed before it evicts)',
     fieldPath: '.eviction.maxMemory',
   },
+  shardsAtLeastThree: {
+    rule: '!has(self.shards) || self.shards >= 3',
+    message: 'shards must be at least 3: a Redis Cluster needs a majority of its primaries to fail a shard over',
+    fieldPath: '.shards',
+  },
   shardsOnlyWithCluster: {
     rule: "!has(self.shards) || (has(self.topology) && self.topology == 'cluster')",
     message: 'shards applies only to topology: cluster',
@@ -1061,8 +1066,8 @@ export const specSchema: JSONSchemaProps = obj(
   {
     topology: enumOf(
       'standalone: one Redis pod; replication: one primary and `replicas` read replicas (asynchronous replication, ' +
-        'replicas addressed by headless-Service DNS); cluster: Redis Cluster with `shards` primaries (accepted but ' +
-        `not supported yet). Default ${D.topology}.`,
+        'replicas addressed by headless-Service DNS); cluster: Redis Cluster with `shards` primaries, each with ' +
+        `\`replicas\` replicas (hash slots spread evenly; changing shards moves slots under load). Default ${D.topology}.`,
       TOPOLOGIES,
       { default: D.topology },
     ),
@@ -1072,10 +1077,14 @@ export const specSchema: JSONSchemaProps = obj(
         '--replicas=N (the scale subresource).',
       { minimum: 0, maximum: 32 },
     ),
-    shards: int(`Primaries of a Redis Cluster; topology cluster only. Default ${D.shards} there.`, {
-      minimum: 3,
-      maximum: 128,
-    }),
+    shards: int(
+      `Primaries (shards) of a Redis Cluster, at least 3 (Redis Cluster needs a majority of primaries to fail over); ` +
+        `topology cluster only. Default ${D.shards} there. Changing it moves hash slots (no key lost).`,
+      {
+        minimum: 3,
+        maximum: 128,
+      },
+    ),
     image: str(
       'Container image of Redis (any Redis 7-compatible server, Valkey too; it must contain sh and redis-cli). ' +
         `Changing it restarts the pods. Default ${D.image}. A reference such as redis:7.2-alpine, ` +
@@ -1101,6 +1110,7 @@ export const specSchema: JSONSchemaProps = obj(
   {
     'x-kubernetes-validations': [
       RULES.shardsOnlyWithCluster,
+      RULES.shardsAtLeastThree,
       RULES.replicasNotWithStandalone,
       RULES.durabilityReplicatedNeedsReplicas,
       RULES.maxMemoryPercentNeedsLimit,
@@ -1219,6 +1229,49 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
     { required: ['maxmemory', 'maxmemoryPolicy'] },
   ),
   lastFlushTime: str('When the flush CronJob last succeeded.', { format: 'date-time' }),
+  clusterState: str('Topology cluster: cluster_state of CLUSTER INFO (ok or fail) as the operator last read it.'),
+  slotsAssigned: int('Topology cluster: hash slots assigned to a primary, of 16384.', { minimum: 0, maximum: 16384 }),
+  shards: {
+    type: 'array',
+    description: 'Topology cluster: one entry per shard (StatefulSet <name>-shard-<index>), from CLUSTER NODES.',
+    items: obj(
+      'One shard.',
+      {
+        index: int('The shard index.', { minimum: 0 }),
+        slots: str('The slot ranges it owns, e.g. 0-5460; empty when none.'),
+        slotCount: int('How many slots it owns.', { minimum: 0, maximum: 16384 }),
+        primary: str('The pod that is its primary, when one is up; while primaryLost, the one that was.'),
+        replicas: {
+          type: 'array',
+          description: 'The pods replicating its primary.',
+          items: str('A pod name.'),
+          maxItems: 64,
+        },
+        state: enumOf(
+          'ok: primary up, replicas following; degraded: a replica missing or not following; primaryLost: its ' +
+            'slots are owned by a node that is down (Redis Cluster fails over to a replica); draining: being ' +
+            'removed, its slots moving away; pending: not part of the cluster yet.',
+          ['ok', 'degraded', 'primaryLost', 'draining', 'pending'],
+        ),
+      },
+      { required: ['index', 'slots', 'slotCount', 'replicas', 'state'] },
+    ),
+    maxItems: 256,
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['index'],
+  },
+  resharding: obj(
+    'Topology cluster: slots moving between shards after spec.shards changed (absent when none are).',
+    {
+      toShards: int('The shard count being reached.', { minimum: 0 }),
+      slotsToMove: int('Slots to move when the resharding started.', { minimum: 0 }),
+      slotsRemaining: int('Slots still to move, from the slot owners observed now.', { minimum: 0 }),
+      keysMoved: int64('Keys moved with MIGRATE since the resharding started.', { minimum: 0 }),
+      current: str('The move in flight.'),
+      startedAt: str('When it started.', { format: 'date-time' }),
+    },
+    { required: ['toShards', 'slotsToMove', 'slotsRemaining', 'keysMoved', 'startedAt'] },
+  ),
   conditions: {
     type: 'array',
     description:

@@ -405,7 +405,50 @@ export interface CacheClusterStatus {
   appliedConfig?: AppliedConfig;
   /** RFC 3339. */
   lastFlushTime?: string;
+  /** Topology cluster: `cluster_state` of `CLUSTER INFO` (`ok` or `fail`) as the operator last read it. */
+  clusterState?: string;
+  /** Topology cluster: hash slots assigned to a primary, of 16384. */
+  slotsAssigned?: number;
+  /** Topology cluster: one entry per shard (StatefulSet `<name>-shard-<i>`). */
+  shards?: ShardStatus[];
+  /** Topology cluster: slots being moved between shards (absent when none are). */
+  resharding?: ReshardingStatus;
   conditions?: Condition[];
+}
+
+/** One shard of a Redis Cluster as observed (`CLUSTER NODES`). */
+export interface ShardStatus {
+  /** The shard's index: its StatefulSet is `<name>-shard-<index>`. */
+  index: number;
+  /** The slot ranges it owns, e.g. `0-5460` or `0-4095,12288-13652`; empty when none. */
+  slots: string;
+  slotCount: number;
+  /** The pod that is its primary (a master owning its slots), when one is up; while `primaryLost`, the one that was. */
+  primary?: string;
+  /** The pods that replicate its primary. */
+  replicas: string[];
+  /**
+   * `ok`: a primary is up and every replica follows it; `degraded`: a replica is missing or not following;
+   * `primaryLost`: its slots are owned by a node that is down (Redis Cluster fails over to a replica);
+   * `draining`: being removed (scale-in), its slots moving away; `pending`: not part of the cluster yet.
+   */
+  state: 'ok' | 'degraded' | 'primaryLost' | 'draining' | 'pending';
+}
+
+/** Slots moving between shards after `spec.shards` changed. */
+export interface ReshardingStatus {
+  /** The shard count being reached. */
+  toShards: number;
+  /** Slots to move when the resharding started. */
+  slotsToMove: number;
+  /** Slots still to move (including the one in flight), from the slot owners observed now. */
+  slotsRemaining: number;
+  /** Keys moved with MIGRATE since the resharding started (a progress figure, never a lock). */
+  keysMoved: number;
+  /** The move in flight: `slot <n> from shard <i> to shard <j>`. */
+  current?: string;
+  /** RFC 3339. */
+  startedAt: string;
 }
 
 export interface CacheClusterMetadata {

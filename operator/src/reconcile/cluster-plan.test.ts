@@ -1,0 +1,192 @@
+import { describe, expect, it } from 'vitest';
+import { parseClusterNodes, type ClusterNodeEntry } from '../redis/cluster-nodes.js';
+import { evenSlotCounts, evenSlotRanges, planCluster, planSlotMoves, type ClusterPod } from './cluster-plan.js';
+
+const id = (c: string) => c.repeat(40);
+
+/** A CLUSTER NODES line. */
+function line(
+  nodeId: string,
+  port: number,
+  flags: string,
+  master = '-',
+  slots: string[] = [],
+  link = 'connected',
+): string {
+  return `${nodeId} 127.0.0.1:${port}@${port + 10000} ${flags} ${master} 0 0 1 ${link} ${slots.join(' ')}`.trim();
+}
+
+/** A pod whose view is `lines` (its own line flagged myself). */
+function pod(shard: number, ordinal: number, myId: string | undefined, lines: string[] = []): ClusterPod {
+  const name = `c-shard-${shard}-${ordinal}`;
+  const port = 7000 + shard * 10 + ordinal;
+  if (myId === undefined) return { pod: name, shard, ordinal, endpoint: { host: '127.0.0.1', port } };
+  const nodes: ClusterNodeEntry[] = parseClusterNodes(lines.join('\n'));
+  return { pod: name, shard, ordinal, endpoint: { host: '127.0.0.1', port }, view: { myId, nodes, state: 'ok' } };
+}
+
+/** Views of a formed cluster: `owners[i]` the slots of shard i's primary (pod 0), pod 1 its replica. */
+function formed(owners: string[][], opts: { self?: string; extra?: string[] } = {}): ClusterPod[] {
+  const lines = owners.flatMap((slots, i) => [
+    line(id(String.fromCharCode(97 + i)), 7000 + i * 10, 'master', '-', slots),
+    line(id(String(i)), 7001 + i * 10, 'slave', id(String.fromCharCode(97 + i))),
+  ]);
+  const all = [...lines, ...(opts.extra ?? [])];
+  return owners.flatMap((_, i) => {
+    const pid = id(String.fromCharCode(97 + i));
+    const rid = id(String(i));
+    const mark = (self: string) =>
+      all.map((l) => (l.startsWith(self) ? l.replace(/ (master|slave) /, ' myself,$1 ') : l));
+    return [pod(i, 0, pid, mark(pid)), pod(i, 1, rid, mark(rid))];
+  });
+}
+
+describe('even slot allocation', () => {
+  it('spreads 16384 slots over the shards, the first ones taking the remainder, contiguous for a new cluster', () => {
+    expect(evenSlotCounts(3)).toEqual([5462, 5461, 5461]);
+    expect(evenSlotRanges(3)).toEqual([
+      [0, 5461],
+      [5462, 10922],
+      [10923, 16383],
+    ]);
+    expect(evenSlotCounts(4)).toEqual([4096, 4096, 4096, 4096]);
+  });
+
+  it('moves the fewest slots: 3 → 4 takes a quarter to the new shard; 4 → 3 drains shard 3', () => {
+    const owner3 = evenSlotRanges(3).flatMap(([a, b], s) => Array.from({ length: b - a + 1 }, () => s));
+    const out = planSlotMoves(owner3, 4);
+    expect(out).toHaveLength(4096);
+    expect(out.every((m) => m.to === 3)).toBe(true);
+    expect(out.filter((m) => m.from === 0)).toHaveLength(5462 - 4096);
+    const after = [...owner3];
+    for (const m of out) after[m.slot] = m.to;
+    expect(planSlotMoves(after, 4)).toEqual([]);
+    const back = planSlotMoves(after, 3);
+    expect(back).toHaveLength(4096);
+    expect(back.every((m) => m.from === 3 && m.to < 3)).toBe(true);
+    for (const m of back) after[m.slot] = m.to;
+    expect([0, 1, 2].map((s) => after.filter((o) => o === s).length)).toEqual([5462, 5461, 5461]);
+  });
+});
+
+describe('planCluster', () => {
+  it('bootstraps: MEETs every node from one seed, waits for them, then assigns the slots evenly and REPLICATEs', () => {
+    const alone = (s: number, o: number) => {
+      const me = id(String.fromCharCode(97 + s * 2 + o));
+      return pod(s, o, me, [line(me, 7000 + s * 10 + o, 'myself,master')]);
+    };
+    const pods = [0, 1, 2].flatMap((s) => [alone(s, 0), alone(s, 1)]);
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.actions.filter((a) => a.kind === 'meet')).toHaveLength(5);
+    expect(plan.actions.some((a) => a.kind === 'addSlots')).toBe(false);
+    expect(plan.waiting).toMatch(/MEET/);
+
+    // Every node knows every other: slots to pod 0 of each shard, pod 1 replicates it.
+    const all = pods.map((p) => line(p.view!.myId, p.endpoint!.port, 'master'));
+    const met = pods.map((p) =>
+      pod(
+        p.shard,
+        p.ordinal,
+        p.view!.myId,
+        all.map((l) => (l.startsWith(p.view!.myId) ? l.replace(' master ', ' myself,master ') : l)),
+      ),
+    );
+    const next = planCluster({ pods: met, shards: 3, existingShards: [0, 1, 2] });
+    expect(next.actions).toContainEqual({ kind: 'addSlots', pod: 'c-shard-0-0', ranges: [[0, 5461]] });
+    expect(next.actions).toContainEqual({ kind: 'addSlots', pod: 'c-shard-2-0', ranges: [[10923, 16383]] });
+    expect(next.actions).toContainEqual({ kind: 'replicate', pod: 'c-shard-1-1', primaryId: id('c') });
+    expect(next.actions.some((a) => a.kind === 'meet')).toBe(false);
+  });
+
+  it('takes each node at its word for its own slots: no second ADDSLOTSRANGE while gossip lags', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
+    // The seed (most nodes known) has not heard of shard 1's and 2's slots yet; their primaries know them.
+    const seed = pods[0]!;
+    seed.view!.nodes = seed.view!.nodes.map((n) => (n.id === id('a') ? n : { ...n, slots: [] }));
+    seed.view!.nodes.push(...parseClusterNodes(line(id('z'), 7990, 'master,fail')));
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.slotsAssigned).toBe(16384);
+    expect(plan.actions.filter((a) => a.kind === 'addSlots')).toEqual([]);
+    expect(plan.moves).toEqual([]);
+  });
+
+  it('does nothing on a formed, even cluster and reports each shard', () => {
+    const plan = planCluster({
+      pods: formed([['0-5461'], ['5462-10922'], ['10923-16383']]),
+      shards: 3,
+      existingShards: [0, 1, 2],
+    });
+    expect(plan.actions).toEqual([]);
+    expect(plan.moves).toEqual([]);
+    expect(plan.slotsAssigned).toBe(16384);
+    expect(plan.shards[1]).toEqual({
+      index: 1,
+      slots: '5462-10922',
+      slotCount: 5461,
+      primary: 'c-shard-1-0',
+      replicas: ['c-shard-1-1'],
+      state: 'ok',
+    });
+  });
+
+  it('finishes a slot left MIGRATING by a killed operator first, then plans the rest', () => {
+    const pods = formed([['0-5461', '[5461->-' + id('c') + ']'], ['5462-10922'], ['10923-16383']]);
+    const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });
+    // Shard 3 exists without pods here: nothing can move to it yet.
+    expect(plan.moves[0]).toEqual({ slot: 5461, from: 0, to: 2 });
+    expect(plan.moves).toHaveLength(1);
+  });
+
+  it('forgets a failed id no pod has any more (a pod back empty) once every pod answers, and makes it a replica', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']], {
+      extra: [line(id('f'), 7999, 'master,fail')],
+    });
+    // Pod c-shard-0-1 came back empty: a new id, knowing the cluster after MEET.
+    const fresh = id('9');
+    const seedLines = pods[0]!.view!.nodes;
+    pods[1] = pod(0, 1, fresh, [
+      line(fresh, 7001, 'myself,master'),
+      ...seedLines.map((n) => line(n.id, n.port, n.flags.filter((f) => f !== 'myself').join(','), n.masterId ?? '-')),
+    ]);
+    const withNew = pods.map((p) =>
+      p === pods[1]
+        ? p
+        : { ...p, view: { ...p.view!, nodes: [...p.view!.nodes, ...parseClusterNodes(line(fresh, 7001, 'master'))] } },
+    );
+    const plan = planCluster({ pods: withNew, shards: 3, existingShards: [0, 1, 2] });
+    const forgets = plan.actions.filter((a) => a.kind === 'forget');
+    expect(forgets.map((f) => f.id)).toContain(id('f'));
+    // The old id of c-shard-0-1 (id('0')) is followed by nobody and not failed yet here: not forgotten.
+    expect(forgets.map((f) => f.id)).not.toContain(id('a'));
+    expect(plan.actions).toContainEqual({ kind: 'replicate', pod: 'c-shard-0-1', primaryId: id('a') });
+  });
+
+  it('waits (and says so) while a pod back empty does not know its primary yet', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
+    const fresh = id('9');
+    pods[1] = pod(0, 1, fresh, [line(fresh, 7001, 'myself,master'), line(id('a'), 7000, 'handshake')]);
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.actions.filter((a) => a.kind === 'replicate')).toEqual([]);
+    expect(plan.waiting).toBe('waiting for c-shard-0-1 to learn its primary c-shard-0-0 (gossip) to replicate it');
+    expect(plan.shards[0]!.state).toBe('degraded');
+  });
+
+  it('reports a shard whose primary is down as primaryLost and makes no move or REPLICATE in it', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
+    delete pods[2]!.view; // c-shard-1-0 unreachable
+    for (const p of pods)
+      if (p.view) p.view.nodes = p.view.nodes.map((n) => (n.id === id('b') ? { ...n, flags: ['master', 'fail'] } : n));
+    const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2] });
+    expect(plan.shards[1]!.state).toBe('primaryLost');
+    expect(plan.moves).toEqual([]);
+    expect(plan.actions.filter((a) => a.kind === 'replicate')).toEqual([]);
+  });
+
+  it('removes a drained shard beyond spec.shards', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383'], []]);
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2, 3] });
+    expect(plan.moves).toEqual([]);
+    expect(plan.actions).toContainEqual({ kind: 'removeShard', shard: 3, ids: [id('d'), id('3')] });
+    expect(plan.shards[3]!.state).toBe('draining');
+  });
+});

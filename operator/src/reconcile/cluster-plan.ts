@@ -1,0 +1,318 @@
+/**
+ * Pure planning of topology `cluster` (Redis Cluster): from every pod's own view (`CLUSTER NODES`, read by the
+ * cluster step), what to do next — MEET nodes that are not in the cluster yet, FORGET node ids that no pod has
+ * any more, ADDSLOTSRANGE of unassigned slots, REPLICATE of each shard's other pods to its primary, slot moves
+ * when `spec.shards` changed, and the removal of a drained shard. Nothing here is remembered between
+ * reconciles: the plan is recomputed from what Redis reports, which makes every step resumable (a slot left
+ * MIGRATING/IMPORTING by a killed operator is finished first) and idempotent.
+ *
+ * A shard is a StatefulSet `<name>-shard-<i>`: its primary is the pod whose node owns slots (Redis Cluster
+ * itself promotes a replica when a primary dies); its other pods are made replicas of it.
+ */
+import { CLUSTER_SLOTS } from '../api/v1alpha1/constants.js';
+import type { ShardStatus } from '../api/v1alpha1/types.js';
+import { formatSlotRanges, slotCount, toRanges, type ClusterNodeEntry } from '../redis/cluster-nodes.js';
+
+/** One Redis pod of a shard StatefulSet, as the cluster step observed it. */
+export interface ClusterPod {
+  pod: string;
+  shard: number;
+  ordinal: number;
+  /** Where the operator (and the other nodes) reach it; absent while the pod has no address. */
+  endpoint?: { host: string; port: number };
+  /** Its own answers; absent when it could not be asked. */
+  view?: { myId: string; nodes: ClusterNodeEntry[]; state: string };
+}
+
+export interface ClusterPlanInput {
+  /** Every pod of every shard StatefulSet that exists (desired shards and shards being drained). */
+  pods: ClusterPod[];
+  /** `spec.shards`. */
+  shards: number;
+  /** The shard StatefulSets that exist (indexes), including those beyond `shards`. */
+  existingShards: number[];
+}
+
+/** One slot moving from one shard's primary to another's. */
+export interface SlotMove {
+  slot: number;
+  from: number;
+  to: number;
+}
+
+export type ClusterAction =
+  | { kind: 'meet'; on: string; target: string }
+  | { kind: 'forget'; id: string; on: string[] }
+  | { kind: 'addSlots'; pod: string; ranges: Array<[number, number]> }
+  | { kind: 'replicate'; pod: string; primaryId: string }
+  | { kind: 'removeShard'; shard: number; ids: string[] };
+
+export interface ClusterPlan {
+  /** To carry out now, in order. */
+  actions: ClusterAction[];
+  /** Slot moves still to make (the one left in flight first); empty when the slots are where they belong. */
+  moves: SlotMove[];
+  /** Per shard index (existing shards), for status. */
+  shards: ShardStatus[];
+  /** The node id of each shard's primary pod (when up). */
+  primaryIds: Map<number, string>;
+  /** `cluster_state` of the pod whose view was used. */
+  clusterState: string | undefined;
+  slotsAssigned: number;
+  /** What bootstrap waits for, when it waits. */
+  waiting?: string;
+}
+
+/** Slots per shard when spread evenly over `shards`: the first `16384 % shards` shards get one more. */
+export function evenSlotCounts(shards: number): number[] {
+  const base = Math.floor(CLUSTER_SLOTS / shards);
+  const extra = CLUSTER_SLOTS % shards;
+  return Array.from({ length: shards }, (_, i) => base + (i < extra ? 1 : 0));
+}
+
+/** Contiguous ranges of a fresh cluster: shard 0 gets the first slots, and so on (as `redis-cli --cluster create`). */
+export function evenSlotRanges(shards: number): Array<[number, number]> {
+  let start = 0;
+  return evenSlotCounts(shards).map((n) => {
+    const r: [number, number] = [start, start + n - 1];
+    start += n;
+    return r;
+  });
+}
+
+/**
+ * The fewest slot moves that give shards `0 … shards-1` even counts and every other shard none: `owner[slot]`
+ * is the shard that owns the slot now. Donors give their highest slots, recipients take them in index order.
+ */
+export function planSlotMoves(owner: readonly number[], shards: number): SlotMove[] {
+  const target = evenSlotCounts(shards);
+  const owned = new Map<number, number[]>();
+  owner.forEach((s, slot) => {
+    if (!owned.has(s)) owned.set(s, []);
+    owned.get(s)!.push(slot);
+  });
+  const give: number[] = [];
+  const giveFrom: number[] = [];
+  for (const s of [...owned.keys()].sort((a, b) => a - b)) {
+    const slots = owned.get(s)!;
+    const keep = s < shards ? target[s]! : 0;
+    for (const slot of slots.slice(keep).reverse()) {
+      give.push(slot);
+      giveFrom.push(s);
+    }
+  }
+  const moves: SlotMove[] = [];
+  let k = 0;
+  for (let s = 0; s < shards && k < give.length; s++) {
+    const need = target[s]! - (owned.get(s)?.length ?? 0);
+    for (let n = 0; n < need && k < give.length; n++, k++) moves.push({ slot: give[k]!, from: giveFrom[k]!, to: s });
+  }
+  return moves;
+}
+
+function known(nodes: ClusterNodeEntry[], id: string): boolean {
+  return nodes.some((n) => n.id === id && !n.flags.includes('handshake') && !n.flags.includes('noaddr'));
+}
+
+function me(p: ClusterPod): ClusterNodeEntry | undefined {
+  return p.view?.nodes.find((n) => n.flags.includes('myself'));
+}
+
+/** Plans the next cluster steps from the pods' views (see the module comment). */
+export function planCluster(input: ClusterPlanInput): ClusterPlan {
+  const pods = [...input.pods].sort((a, b) => a.shard - b.shard || a.ordinal - b.ordinal);
+  const reachable = pods.filter((p) => p.view !== undefined && p.endpoint !== undefined);
+  const plan: ClusterPlan = {
+    actions: [],
+    moves: [],
+    shards: [],
+    primaryIds: new Map(),
+    clusterState: undefined,
+    slotsAssigned: 0,
+  };
+  const existing = [...new Set([...input.existingShards, ...pods.map((p) => p.shard)])].sort((a, b) => a - b);
+  if (reachable.length === 0) {
+    plan.waiting = 'no Redis pod reachable yet';
+    plan.shards = existing.map((index) => ({ index, slots: '', slotCount: 0, replicas: [], state: 'pending' }));
+    return plan;
+  }
+  // The view used for the cluster as a whole: the pod that knows the most nodes (a pod back empty knows only itself).
+  const seed = reachable.reduce((best, p) => (p.view!.nodes.length > best.view!.nodes.length ? p : best));
+  const table = seed.view!.nodes;
+  plan.clusterState = seed.view!.state;
+  const podOfId = new Map(reachable.map((p) => [p.view!.myId, p]));
+  const everyPodReachable = pods.length > 0 && pods.every((p) => p.view !== undefined);
+  const byId = new Map(table.map((n) => [n.id, n]));
+
+  // ---- MEET: every reachable pod into the seed's cluster ----------------------------------------------
+  for (const p of reachable) {
+    if (p === seed || known(table, p.view!.myId)) continue;
+    plan.actions.push({ kind: 'meet', on: seed.pod, target: p.pod });
+  }
+
+  // ---- Shards: who owns which slots ---------------------------------------------------------------------
+  const shardOfId = new Map<string, number>();
+  for (const p of reachable) {
+    shardOfId.set(p.view!.myId, p.shard);
+    const m = me(p);
+    // A replica's master belongs to the replica's shard (also when that master is a node that is gone).
+    if (m?.masterId !== undefined && !shardOfId.has(m.masterId)) shardOfId.set(m.masterId, p.shard);
+  }
+  // Who owns each slot: first what each reachable node says of itself (gossip may not have spread a fresh
+  // ADDSLOTSRANGE or SETSLOT yet), then what any view says of nodes that do not answer. A slot no view gives to
+  // anyone is unassigned.
+  const owner: number[] = new Array<number>(CLUSTER_SLOTS).fill(-1);
+  const ownerId: string[] = new Array<string>(CLUSTER_SLOTS).fill('');
+  for (const p of reachable) {
+    const m = me(p);
+    if (!m?.flags.includes('master')) continue;
+    for (const [a, b] of m.slots)
+      for (let s = a; s <= b; s++) {
+        // Two nodes claim a slot between the SETSLOT NODE of a move's target and its source: the source's claim
+        // is the one left over.
+        if (ownerId[s] !== '' && m.migrating.some((x) => x.slot === s)) continue;
+        ownerId[s] = p.view!.myId;
+      }
+  }
+  for (const p of reachable)
+    for (const n of p.view!.nodes) {
+      if (!n.flags.includes('master') || podOfId.has(n.id)) continue;
+      for (const [a, b] of n.slots) for (let s = a; s <= b; s++) if (ownerId[s] === '') ownerId[s] = n.id;
+    }
+  ownerId.forEach((id, s) => {
+    if (id !== '') owner[s] = shardOfId.get(id) ?? -2;
+  });
+  plan.slotsAssigned = ownerId.filter((id) => id !== '').length;
+  const fresh = plan.slotsAssigned === 0;
+
+  const slotOwners = new Set(ownerId.filter((id) => id !== ''));
+  const primaryPod = new Map<number, ClusterPod>();
+  const lostShards = new Set<number>();
+  for (const shard of existing) {
+    const shardPods = reachable.filter((p) => p.shard === shard);
+    const ownerIds = new Set([...slotOwners].filter((id) => shardOfId.get(id) === shard));
+    const up = shardPods.find((p) => ownerIds.has(p.view!.myId) && !byId.get(p.view!.myId)?.flags.includes('fail'));
+    if (up) primaryPod.set(shard, up);
+    else if (ownerIds.size > 0) lostShards.add(shard);
+    else if (shard < input.shards) {
+      // No slots yet (a new cluster, a new shard, or one whose slots were lost): its first master pod leads it.
+      const lead = shardPods.find((p) => me(p)?.flags.includes('master') && me(p)!.slots.length === 0);
+      if (lead) primaryPod.set(shard, lead);
+    }
+  }
+  for (const [shard, p] of primaryPod) plan.primaryIds.set(shard, p.view!.myId);
+
+  // ---- FORGET: ids no pod has any more (a pod back empty, a removed shard) -------------------------------
+  if (everyPodReachable) {
+    const followed = new Set(reachable.map((p) => me(p)?.masterId).filter((id): id is string => id !== undefined));
+    for (const n of table) {
+      if (podOfId.has(n.id) || !n.flags.includes('fail') || followed.has(n.id)) continue;
+      const on = reachable.filter((p) => p.view!.myId !== n.id && p.view!.nodes.some((m) => m.id === n.id));
+      if (on.length > 0) plan.actions.push({ kind: 'forget', id: n.id, on: on.map((p) => p.pod) });
+    }
+  }
+
+  // ---- ADDSLOTSRANGE: slots no node owns ------------------------------------------------------------------
+  const desiredShards = Array.from({ length: input.shards }, (_, i) => i);
+  if (fresh) {
+    const missing = desiredShards.filter((s) => !primaryPod.has(s));
+    const unmet = plan.actions.some((a) => a.kind === 'meet');
+    if (missing.length > 0) plan.waiting = `waiting for a node in shard(s) ${missing.join(', ')}`;
+    else if (unmet) plan.waiting = 'waiting for every node to join the cluster (CLUSTER MEET)';
+    else
+      evenSlotRanges(input.shards).forEach((range, shard) =>
+        plan.actions.push({ kind: 'addSlots', pod: primaryPod.get(shard)!.pod, ranges: [range] }),
+      );
+  } else if (plan.slotsAssigned < CLUSTER_SLOTS && everyPodReachable) {
+    // Slots whose owner was forgotten (a shard without replica that lost its primary): to the shard with the
+    // fewest slots among those with a primary; resharding evens them out afterwards.
+    const counts = desiredShards
+      .filter((s) => primaryPod.has(s))
+      .map((s) => ({ s, n: owner.filter((o) => o === s).length }))
+      .sort((a, b) => a.n - b.n || a.s - b.s);
+    const to = counts[0];
+    if (to) {
+      const unassigned = ownerId.flatMap((id, slot) => (id === '' ? [slot] : []));
+      plan.actions.push({ kind: 'addSlots', pod: primaryPod.get(to.s)!.pod, ranges: toRanges(unassigned) });
+    }
+  }
+
+  // ---- REPLICATE: each shard's other pods follow its primary --------------------------------------------
+  for (const [shard, primary] of primaryPod) {
+    const pid = primary.view!.myId;
+    for (const p of reachable) {
+      if (p.shard !== shard || p === primary) continue;
+      const m = me(p);
+      if (!m) continue;
+      const emptyMaster = m.flags.includes('master') && m.slots.length === 0 && m.importing.length === 0;
+      const wrongMaster = m.flags.includes('slave') && m.masterId !== pid;
+      if (!emptyMaster && !wrongMaster) continue;
+      if (known(p.view!.nodes, pid)) plan.actions.push({ kind: 'replicate', pod: p.pod, primaryId: pid });
+      else plan.waiting ??= `waiting for ${p.pod} to learn its primary ${primary.pod} (gossip) to replicate it`;
+    }
+  }
+
+  // ---- Slot moves ------------------------------------------------------------------------------------------
+  const shardOf = (id: string) => shardOfId.get(id);
+  const inFlight: SlotMove[] = [];
+  for (const p of reachable) {
+    const m = me(p);
+    for (const mg of m?.migrating ?? []) {
+      const to = shardOf(mg.to);
+      if (to !== undefined) inFlight.push({ slot: mg.slot, from: p.shard, to });
+    }
+    for (const im of m?.importing ?? []) {
+      const from = shardOf(im.from);
+      if (from !== undefined && !inFlight.some((x) => x.slot === im.slot))
+        inFlight.push({ slot: im.slot, from, to: p.shard });
+    }
+  }
+  const coverageKnown = plan.slotsAssigned === CLUSTER_SLOTS && owner.every((o) => o >= 0);
+  if (coverageKnown && lostShards.size === 0) {
+    const pending = [
+      ...inFlight,
+      ...planSlotMoves(owner, input.shards).filter((m) => !inFlight.some((x) => x.slot === m.slot)),
+    ];
+    plan.moves = pending.filter((m) => primaryPod.has(m.from) && primaryPod.has(m.to));
+    if (plan.moves.length < pending.length) plan.waiting = 'waiting for a primary in every shard to move slots';
+  }
+
+  // ---- Drained shards beyond spec.shards -------------------------------------------------------------------
+  for (const shard of existing) {
+    if (shard < input.shards || !coverageKnown) continue;
+    if (owner.some((o) => o === shard) || plan.moves.some((m) => m.from === shard || m.to === shard)) continue;
+    const ids = reachable.filter((p) => p.shard === shard).map((p) => p.view!.myId);
+    plan.actions.push({ kind: 'removeShard', shard, ids });
+  }
+
+  // ---- Status per shard ------------------------------------------------------------------------------------
+  plan.shards = existing.map((index): ShardStatus => {
+    const slots = owner.flatMap((o, slot) => (o === index ? [slot] : []));
+    const ranges = toRanges(slots);
+    const primary = primaryPod.get(index);
+    const pid = primary?.view!.myId;
+    const replicas = reachable
+      .filter((p) => p.shard === index && p !== primary && pid !== undefined && me(p)?.masterId === pid)
+      .map((p) => p.pod);
+    const shardPods = pods.filter((p) => p.shard === index);
+    const state: ShardStatus['state'] =
+      index >= input.shards
+        ? 'draining'
+        : lostShards.has(index)
+          ? 'primaryLost'
+          : primary === undefined || slots.length === 0
+            ? 'pending'
+            : replicas.length < shardPods.length - 1
+              ? 'degraded'
+              : 'ok';
+    return {
+      index,
+      slots: formatSlotRanges(ranges),
+      slotCount: slotCount(ranges),
+      ...(primary && slots.length > 0 ? { primary: primary.pod } : {}),
+      replicas,
+      state,
+    };
+  });
+  return plan;
+}
