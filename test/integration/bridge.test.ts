@@ -57,15 +57,15 @@ interface Cluster {
   raw: Redis;
 }
 
-/** One "CacheCluster": its own redis-server and a write-through sidecar on the shared table. */
-async function cluster(name: string, table: string): Promise<Cluster> {
+/** One "CacheCluster": its own redis-server and a sidecar (write-through unless told) on the shared table. */
+async function cluster(name: string, table: string, policy = 'write-through'): Promise<Cluster> {
   const redis = await startRedis();
   redises.push(redis);
-  const sidecar = await startSidecar({ name: `sidecar-${name}`, args: sidecarArgs(redis, table) });
+  const sidecar = await startSidecar({ name: `sidecar-${name}`, args: sidecarArgs(redis, table, policy) });
   return { name, redis, sidecar, raw: client(redis.url) };
 }
 
-function sidecarArgs(redis: RedisProcess, table: string): string[] {
+function sidecarArgs(redis: RedisProcess, table: string, policy: string): string[] {
   return [
     '--redis',
     redis.url,
@@ -74,7 +74,9 @@ function sidecarArgs(redis: RedisProcess, table: string): string[] {
     '--origin-table',
     table,
     '--write-policy',
-    'write-through',
+    policy,
+    '--write-back-flush-interval-ms',
+    '100',
     '--l1-max-ttl',
     '60',
     '--redis-timeout-ms',
@@ -250,6 +252,44 @@ describe('three clusters, each the peer of the two others', () => {
     );
     console.log(`ring of three: ${expected} relayed keys in ${messages.reduce((a, b) => a + b, 0)} messages`);
     for (const b of bridges) await b.stop();
+  });
+});
+
+describe('every write policy of the writing cluster', () => {
+  it.each([
+    ['write-back', 'wb'],
+    ['write-around', 'wa'],
+  ])('%s in A: B reads each new value within the bound and never goes back', async (policy, tag) => {
+    const table = `bridge_${tag}`;
+    const [A, B] = await Promise.all([cluster(`${tag}a`, table, policy), cluster(`${tag}b`, table)]);
+    const bridge = await startBridge({ args: bridgeArgs(A, [B]) });
+    const keys = Array.from({ length: 20 }, (_, i) => `${tag}${i}`);
+    const propagation: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const key = keys[i % keys.length]!;
+      await B.sidecar.get(key); // B caches the previous value (or a miss)
+      const value = `${key}:${i}`;
+      expect((await A.sidecar.put(key, value)).status).toBe(204);
+      const acked = performance.now();
+      for (;;) {
+        const r = await B.sidecar.get(key);
+        if (r.body === value) break;
+        if (performance.now() - acked > BOUND_MS)
+          throw new Error(`${policy}: B still reads "${r.body}" for ${key} ${BOUND_MS} ms after "${value}"`);
+        await new Promise((res) => setTimeout(res, 5));
+      }
+      propagation.push(performance.now() - acked);
+      expect((await B.sidecar.get(key)).body).toBe(value);
+    }
+    propagation.sort((x, y) => x - y);
+    console.log(
+      `${policy} in A: propagation to B over 200 writes p50 ${percentile(propagation, 50).toFixed(1)} ms, p99 ${percentile(propagation, 99).toFixed(1)} ms`,
+    );
+    expect(await bridge.metric('ripplecache_bridge_relayed_keys_total', { peer: `${tag}b` })).toBeGreaterThanOrEqual(
+      200,
+    );
+    expect(await bridge.metric('ripplecache_bridge_errors_total')).toBe(0);
+    await bridge.stop();
   });
 });
 
