@@ -67,12 +67,14 @@ for i in $(seq 1 60); do
   sleep 0.5
 done
 echo "LINK=$link"
+# SET and WAIT on one connection: WAIT waits for what its own connection wrote (a fresh one returns at once).
 for i in $(seq 1 20); do
-  set=$(redis-cli -p 6379 set probe-key probe-value 2>&1); [ "$set" = OK ] && break
+  out=$(printf 'SET probe-key probe-value\nWAIT 1 5000\n' | redis-cli -p 6379 2>&1); set=$(echo "$out" | head -1)
+  [ "$set" = OK ] && break
   sleep 0.5
 done
 echo "SET=$set"
-echo "WAIT=$(redis-cli -p 6379 wait 1 5000)"
+echo "WAIT=$(echo "$out" | sed -n 2p)"
 echo "REPLICA_GET=$(redis-cli -p 6380 get probe-key)"
 redis-cli -p 6379 bgsave >/dev/null
 for i in $(seq 1 25); do [ -e "$R$DATA_MOUNT/dump.rdb" ] && break; sleep 0.2; done
