@@ -12,7 +12,6 @@
  * the CPU time of the redis-servers and the operator (from /proc) are printed: this bench shares its cores.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Cluster } from 'ioredis';
 import {
@@ -26,7 +25,7 @@ import {
 import { startControlPlane } from '../test/harness/control-plane.js';
 import { startOperator } from '../test/harness/operator.js';
 import { PodSimulator } from '../test/harness/pod-simulator.js';
-import { freePort, waitFor } from '../test/harness/ports.js';
+import { freeClusterPort, waitFor } from '../test/harness/ports.js';
 import { startRedis, type RedisProcess } from '../test/harness/redis.js';
 
 const NS = 'default';
@@ -49,19 +48,6 @@ function cpuSeconds(pid: number): number {
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     return 0;
-  }
-}
-
-async function clusterPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (p + 10000 > 65535) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(p + 10000, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return p;
   }
 }
 
@@ -90,7 +76,7 @@ export async function runReshardBench(): Promise<ReshardRound[]> {
     for (let s = 0; s < 4; s++)
       for (let o = 0; o < 2; o++) {
         const pod = `${NAME}-shard-${s}-${o}`;
-        const port = await clusterPort();
+        const port = await freeClusterPort();
         const r = await startRedis({
           port,
           args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],

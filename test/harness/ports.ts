@@ -41,6 +41,18 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free TCP port found on 127.0.0.1 in ${PICK_LOW}-${PICK_HIGH} after 50 attempts`);
 }
 
+/**
+ * A free port whose Redis Cluster bus port (the port + 10000, Redis' default offset, which the operator's pods
+ * use) is free too.
+ */
+export async function freeClusterPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort();
+    if (port + 10_000 <= 65_535 && (await bindable(port + 10_000))) return port;
+  }
+  throw new Error('no free TCP port with a free cluster bus port (+10000) found on 127.0.0.1 after 50 attempts');
+}
+
 /** Polls `check` until it resolves true or `timeoutMs` passes; throws with `what` on timeout. */
 export async function waitFor(
   what: string,

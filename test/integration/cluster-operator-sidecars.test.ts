@@ -11,7 +11,6 @@
  * every node); they discover the rest from CLUSTER SLOTS. Keys are partitioned among the load workers, so each
  * key's writes are sequential and "its last acknowledged value" is well defined.
  */
-import { createServer } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -25,7 +24,7 @@ import {
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
-import { freePort, waitFor } from '../harness/ports.js';
+import { freeClusterPort, waitFor } from '../harness/ports.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
 import { startSidecar, stopAllSidecars, type SidecarProcess } from '../harness/sidecar.js';
@@ -42,19 +41,6 @@ const operators: OperatorProcess[] = [];
 const nodes = new Map<string, RedisProcess>();
 const overrides: Record<string, string> = {};
 const podName = (shard: number, ordinal: number) => `${NAME}-shard-${shard}-${ordinal}`;
-
-async function clusterPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (p + 10000 > 65535) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(p + 10000, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return p;
-  }
-}
 
 async function getCc(): Promise<any> {
   const r = await cp.kubectl(['get', 'cachecluster', NAME, '-n', NS, '-o', 'json']);
@@ -161,7 +147,7 @@ beforeAll(async () => {
   await cp.applyCrds();
   for (let s = 0; s < 4; s++)
     for (let o = 0; o < 2; o++) {
-      const port = await clusterPort();
+      const port = await freeClusterPort();
       const r = await startRedis({
         port,
         args: [

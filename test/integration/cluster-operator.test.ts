@@ -14,7 +14,6 @@
  *   (new node id) rejoins as the replica, its old id forgotten everywhere.
  */
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -32,7 +31,7 @@ import {
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
-import { freePort, waitFor } from '../harness/ports.js';
+import { freeClusterPort, waitFor } from '../harness/ports.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
 
 const NS = 'default';
@@ -62,20 +61,6 @@ const clusterArgs = (configFile = 'nodes.conf') => [
   '--cluster-allow-replica-migration',
   'no',
 ];
-
-/** A free port whose cluster bus port (+10000) is free too. */
-async function clusterPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (p + 10000 > 65535) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(p + 10000, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return p;
-  }
-}
 
 async function operator(identity: string, env?: NodeJS.ProcessEnv): Promise<OperatorProcess> {
   const op = await startOperator({
@@ -152,7 +137,7 @@ beforeAll(async () => {
   await cp.applyCrds();
   for (let s = 0; s < SHARDS; s++)
     for (let o = 0; o < 2; o++) {
-      const port = await clusterPort();
+      const port = await freeClusterPort();
       const r = await startRedis({ port, args: clusterArgs() });
       nodes.set(podName(s, o), r);
       overrides[`${NS}/${podName(s, o)}`] = `127.0.0.1:${port}`;
