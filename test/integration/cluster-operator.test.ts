@@ -55,7 +55,8 @@ const clusterArgs = (configFile = 'nodes.conf') => [
   '--cluster-config-file',
   configFile,
   '--cluster-node-timeout',
-  '2000',
+  // The operator renders 5000: 2000 made a loaded CI machine fail over healthy primaries now and then.
+  '5000',
   '--cluster-require-full-coverage',
   'no',
   '--cluster-allow-replica-migration',
@@ -267,7 +268,10 @@ describe('topology cluster', () => {
     expect(mid.status.resharding).toMatchObject({ toShards: 4 });
     expect(mid.status.resharding.current).toMatch(/^slot \d+ from shard \d to shard 3$/);
     const slot = Number(/^slot (\d+)/.exec(mid.status.resharding.current)![1]);
-    const migrating = await Promise.all([0, 1, 2].map((s) => info(podName(s, 0), 'NODES')));
+    // Every node of the old shards: Redis Cluster may have moved a shard's primary to its other pod.
+    const migrating = await Promise.all(
+      [0, 1, 2].flatMap((s) => [0, 1].map((o) => info(podName(s, o), 'NODES').catch(() => ''))),
+    );
     expect(migrating.some((t) => t.includes(`[${slot}->-`))).toBe(true);
     await paused.stop('SIGKILL');
 
