@@ -19,15 +19,12 @@
  *
  * The machine's load (/proc/loadavg) is printed before and after.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startPostgres } from '../test/harness/postgres.js';
 import { startRedisCluster } from '../test/harness/redis-cluster.js';
 import { startRedis } from '../test/harness/redis.js';
 import { startSidecar, stopAllSidecars, type SidecarProcess } from '../test/harness/sidecar.js';
+import { cpuSeconds, cpuSecondsOf, cyclingKeysScript, fmt, hasWrk, loadAverage, median, runWrk } from './wrk.js';
 
 const SECONDS = Number(process.env.BENCH_CLUSTER_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_CLUSTER_ROUNDS ?? 3);
@@ -38,39 +35,6 @@ const VALUE_BYTES = 256;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const log = (line: string) => process.stderr.write(`[bench:cluster] ${line}\n`);
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-
-const wrkScript = (method: 'GET' | 'PUT') => `
-local n = ${KEYS}
-local body = string.rep("v", ${VALUE_BYTES})
-local headers = { ["Content-Type"] = "text/plain" }
-local threads = 0
-local i = 0
-function setup(thread) thread:set("tid", threads); threads = threads + 1 end
-function init(args) i = (tid or 0) * 7919 % n end
-function request()
-  i = i + 1
-  if i >= n then i = 0 end
-  ${method === 'PUT' ? 'return wrk.format("PUT", "/v1/cache/bench-" .. i, headers, body)' : 'return wrk.format("GET", "/v1/cache/bench-" .. i)'}
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('\\nWRK-RESULT {"requests":%d,"duration_us":%d,"status":%d,"socket":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout))
-end
-`;
-
-function cpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-const cpuOf = (pids: readonly number[]) => pids.reduce((a, p) => a + cpuSeconds(p), 0);
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim();
 
 interface Run {
   opsPerSec: number;
@@ -79,29 +43,18 @@ interface Run {
 }
 
 async function wrk(s: SidecarProcess, script: string, pids: readonly number[]): Promise<Run> {
-  const cpu0 = cpuOf(pids);
-  const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '-s', script, s.url], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
-  const m = /WRK-RESULT (\{.*\})/.exec(stdout);
-  if (code !== 0 || !m) throw new Error(`wrk exited with ${code}: ${stdout}`);
-  const r = JSON.parse(m[1] as string) as { requests: number; duration_us: number; status: number; socket: number };
-  const cpu = cpuOf(pids) - cpu0;
+  const cpu0 = cpuSecondsOf(pids);
+  const r = await runWrk({ url: s.url, threads: 1, connections: CONNECTIONS, seconds: SECONDS, script });
+  const cpu = cpuSecondsOf(pids) - cpu0;
   return {
-    opsPerSec: r.requests / (r.duration_us / 1e6),
+    opsPerSec: r.requests / r.seconds,
     cpuMsPerOp: (cpu * 1000) / Math.max(1, r.requests),
     errors: r.status + r.socket,
   };
 }
 
 function stats(xs: number[]): { median: number; min: number; max: number } {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  const median = s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-  return { median, min: s[0] as number, max: s[s.length - 1] as number };
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
 }
 const show = (xs: number[], d = 0) => {
   const s = stats(xs);
@@ -109,11 +62,9 @@ const show = (xs: number[], d = 0) => {
 };
 
 async function main(): Promise<void> {
-  if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is not installed (scripts/ensure-tools.sh)');
-  const dir = mkdtempSync(join(tmpdir(), 'ripplecache-bench-cluster-'));
-  writeFileSync(join(dir, 'put.lua'), wrkScript('PUT'));
-  writeFileSync(join(dir, 'get.lua'), wrkScript('GET'));
-  out(`load before: ${loadavg()}`);
+  if (!hasWrk()) throw new Error('wrk is not installed (scripts/ensure-tools.sh)');
+
+  out(`load before: ${loadAverage()}`);
   log('starting one redis-server and a 3-shard Redis Cluster');
   const single = await startRedis();
   const cluster = await startRedisCluster({ shards: 3, replicas: 0 });
@@ -152,7 +103,7 @@ async function main(): Promise<void> {
       const order = round % 2 ? [...setups].reverse() : setups;
       for (const method of ['PUT', 'GET'] as const) {
         for (const setup of order) {
-          const r = await wrk(setup.s, join(dir, method === 'PUT' ? 'put.lua' : 'get.lua'), setup.pids);
+          const r = await wrk(setup.s, cyclingKeysScript(method, KEYS, VALUE_BYTES), setup.pids);
           (results[setup.name] as Record<string, Run[]>)[method]?.push(r);
           log(`round ${round + 1} ${setup.name} ${method}: ${fmt(r.opsPerSec)}/s, ${fmt(r.cpuMsPerOp, 3)} CPU ms/op`);
         }
@@ -203,7 +154,7 @@ async function main(): Promise<void> {
     const pubRuns: Record<string, { perSec: number; cpuUsPerMsg: number }[]> = { PUBLISH: [], SPUBLISH: [] };
     const send = async (kind: 'PUBLISH' | 'SPUBLISH') => {
       received = 0;
-      const cpu0 = cpuOf(clusterPids);
+      const cpu0 = cpuSecondsOf(clusterPids);
       const started = performance.now();
       const client = kind === 'PUBLISH' ? pub : spub;
       let sent = 0;
@@ -216,7 +167,10 @@ async function main(): Promise<void> {
       await Promise.all(Array.from({ length: 64 }, worker));
       while (received < MESSAGES && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 5));
       const secs = (performance.now() - started) / 1000;
-      pubRuns[kind]?.push({ perSec: received / secs, cpuUsPerMsg: ((cpuOf(clusterPids) - cpu0) * 1e6) / MESSAGES });
+      pubRuns[kind]?.push({
+        perSec: received / secs,
+        cpuUsPerMsg: ((cpuSecondsOf(clusterPids) - cpu0) * 1e6) / MESSAGES,
+      });
     };
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 ? (['SPUBLISH', 'PUBLISH'] as const) : (['PUBLISH', 'SPUBLISH'] as const);
@@ -283,10 +237,9 @@ async function main(): Promise<void> {
     await stopAllSidecars();
     await cluster.stop();
     await single.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
   out();
-  out(`load after: ${loadavg()}`);
+  out(`load after: ${loadAverage()}`);
 }
 
 main().catch((err: unknown) => {

@@ -16,15 +16,13 @@
  * during the run, divided by the acknowledged PUTs (PostgreSQL and wrk are left out). The machine's load
  * (/proc/loadavg) is printed before and after: this bench shares its cores with whatever else runs.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { Redis } from 'ioredis';
 import { waitFor } from '../test/harness/ports.js';
 import { startPostgres } from '../test/harness/postgres.js';
 import { startRedis } from '../test/harness/redis.js';
 import { startSidecar, stopAllSidecars, type SidecarProcess } from '../test/harness/sidecar.js';
+import { cpuSecondsOf, cyclingKeysScript, fmt, hasWrk, loadAverage, median, range, runWrk } from './wrk.js';
 
 const SECONDS = Number(process.env.BENCH_DURABILITY_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_DURABILITY_ROUNDS ?? 3);
@@ -43,48 +41,8 @@ const label = (c: Config) => `${c.policy} ${c.durability}`;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const log = (line: string) => process.stderr.write(`[bench:durability] ${line}\n`);
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-const WRK_SCRIPT = `
-local n = ${KEYS}
-local body = string.rep("v", ${VALUE_BYTES})
-local headers = { ["Content-Type"] = "text/plain" }
-local threads = 0
-local i = 0
-function setup(thread) thread:set("tid", threads); threads = threads + 1 end
-function init(args) i = (tid or 0) * 7919 % n end
-function request()
-  i = i + 1
-  if i >= n then i = 0 end
-  return wrk.format("PUT", "/v1/cache/bench-" .. i, headers, body)
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('\\nWRK-RESULT {"requests":%d,"duration_us":%d,"status":%d,"socket":%d,"p50_us":%d,"p99_us":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-`;
-
-/** CPU seconds (user + system) a process has used so far, from /proc; undefined when it cannot be read. */
-function cpuSeconds(pid: number): number | undefined {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    const ticks = Number(f[11]) + Number(f[12]);
-    return Number.isFinite(ticks) ? ticks / 100 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function loadavg(): string {
-  try {
-    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  } catch {
-    return 'unknown';
-  }
-}
+const WRK_SCRIPT = cyclingKeysScript('PUT', KEYS, VALUE_BYTES);
 
 interface RunResult {
   /** Acknowledged PUTs per second. */
@@ -97,52 +55,22 @@ interface RunResult {
   cpuMsPerOp: number;
 }
 
-async function run(s: SidecarProcess, pids: number[], dir: string): Promise<RunResult> {
-  const before = pids.map(cpuSeconds);
-  const child = spawn(
-    'wrk',
-    ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '-s', join(dir, 'put.lua'), s.url],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
-  const m = /WRK-RESULT (\{.*\})/.exec(stdout);
-  if (code !== 0 || !m) throw new Error(`wrk exited with ${code}: ${stdout}`);
-  const r = JSON.parse(m[1] as string) as {
-    requests: number;
-    duration_us: number;
-    status: number;
-    socket: number;
-    p50_us: number;
-    p99_us: number;
-  };
-  const after = pids.map(cpuSeconds);
+async function run(s: SidecarProcess, pids: number[]): Promise<RunResult> {
+  const before = cpuSecondsOf(pids);
+  const r = await runWrk({ url: s.url, threads: 1, connections: CONNECTIONS, seconds: SECONDS, script: WRK_SCRIPT });
+  const cpu = cpuSecondsOf(pids) - before;
   const ok = r.requests - r.status;
-  const cpu = after.every((a, i) => a !== undefined && before[i] !== undefined)
-    ? after.reduce<number>((sum, a, i) => sum + (a as number) - (before[i] as number), 0)
-    : NaN;
   return {
-    rate: ok / (r.duration_us / 1e6),
-    p50ms: r.p50_us / 1000,
-    p99ms: r.p99_us / 1000,
+    rate: ok / r.seconds,
+    p50ms: r.p50Ms,
+    p99ms: r.p99Ms,
     failed: r.status + r.socket,
     cpuMsPerOp: (cpu * 1000) / Math.max(1, ok),
   };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
-const range = (xs: number[], digits: number) => `${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)}`;
-
 async function main(): Promise<void> {
-  if (spawnSync('wrk', ['--version']).error)
-    throw new Error('wrk is not installed (scripts/ensure-tools.sh installs it)');
+  if (!hasWrk()) throw new Error('wrk is not installed (scripts/ensure-tools.sh installs it)');
   log(`starting redis primary + replica, PostgreSQL and ${CONFIGS.length} sidecars`);
   const [primary, pg] = await Promise.all([startRedis(), startPostgres()]);
   const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
@@ -151,8 +79,6 @@ async function main(): Promise<void> {
     String(await onReplica.info('replication')).includes('master_link_status:up'),
   );
   onReplica.disconnect();
-  const dir = mkdtempSync(join(tmpdir(), 'rc-bench-durability-'));
-  writeFileSync(join(dir, 'put.lua'), WRK_SCRIPT);
   try {
     const sidecars = new Map<Config, SidecarProcess>();
     for (const [i, c] of CONFIGS.entries()) {
@@ -181,20 +107,20 @@ async function main(): Promise<void> {
         }),
       );
     }
-    const loadBefore = loadavg();
+    const loadBefore = loadAverage();
     const results = new Map<Config, RunResult[]>(CONFIGS.map((c) => [c, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = CONFIGS.map((_, i) => CONFIGS[(i + round) % CONFIGS.length] as Config);
       for (const c of order) {
         const s = sidecars.get(c) as SidecarProcess;
-        const r = await run(s, [s.pid, primary.pid, replica.pid], dir);
+        const r = await run(s, [s.pid, primary.pid, replica.pid]);
         results.get(c)!.push(r);
         log(
           `round ${round + 1}/${ROUNDS} ${label(c)}: ${fmt(r.rate)} PUT/s, p50 ${fmt(r.p50ms, 2)} ms, p99 ${fmt(r.p99ms, 2)} ms, failed ${r.failed}`,
         );
       }
     }
-    const loadAfter = loadavg();
+    const loadAfter = loadAverage();
 
     out('# Write latency of durability replicated (WAIT 1) vs primary');
     out();
@@ -248,7 +174,6 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopAllSidecars();
-    rmSync(dir, { recursive: true, force: true });
     await Promise.all([replica.stop(), primary.stop(), pg.stop()]);
   }
 }

@@ -39,15 +39,16 @@
  * (comma-separated subset of put,batch,resp).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { prng, zipfSampler } from './sidecar-traces.js';
 import { freePort, waitFor } from '../test/harness/ports.js';
 import { startPostgres, type PostgresServer } from '../test/harness/postgres.js';
 import { startRedis } from '../test/harness/redis.js';
 import { startSidecar, stopAllSidecars, type SidecarProcess } from '../test/harness/sidecar.js';
+import { childrenCpuSeconds, fmt, hasWrk, loadAverage, median, range, runWrk, WRK_DONE_LUA } from './wrk.js';
 
 const SECONDS = Number(process.env.BENCH_WRITE_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_WRITE_ROUNDS ?? 3);
@@ -74,8 +75,6 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const log = (line: string) => process.stderr.write(`[bench:write] ${line}\n`);
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** Sum of every sample of a metric whose labels match `where`. */
 async function metricSum(
@@ -162,7 +161,7 @@ const LOADGEN: 'wrk' | 'autocannon' = (() => {
   const want = process.env.BENCH_WRITE_LOADGEN;
   if (want === 'autocannon' || want === 'wrk') return want;
   if (want) throw new Error(`BENCH_WRITE_LOADGEN must be wrk or autocannon, not ${JSON.stringify(want)}`);
-  return spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk';
+  return hasWrk() ? 'wrk' : 'autocannon';
 })();
 
 /** wrk threads: one per core, as wrk's documentation suggests (the connections are spread over them). */
@@ -201,71 +200,13 @@ function request()
   end
   return r
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('\\nWRK-RESULT {"requests":%d,"duration_us":%d,"status":%d,"socket":%d,"p50_us":%d,"p99_us":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-`;
-
-/** CPU seconds used so far by this process's exited (waited-for) children: wrk, once it has exited. */
-function childrenCpuSeconds(): number {
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[13]) + Number(f[14])) / 100;
-}
+${WRK_DONE_LUA}`;
 
 async function loadWrk(s: SidecarProcess, seed: number): Promise<LoadResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'rc-bench-wrk-'));
-  try {
-    // Keys drawn ahead of the run (wrk cycles through them): more than a run sends at the speeds seen here.
-    const next = zipfSampler(KEYS, ZIPF_S, prng(seed));
-    writeFileSync(join(dir, 'keys'), Array.from({ length: 1_000_000 }, () => String(next())).join('\n'));
-    writeFileSync(join(dir, 'put.lua'), WRK_SCRIPT);
-    const cpuBefore = childrenCpuSeconds();
-    const child = spawn(
-      'wrk',
-      [
-        `-t${WRK_THREADS}`,
-        `-c${CONNECTIONS}`,
-        `-d${SECONDS}s`,
-        '--timeout',
-        '10s',
-        '-s',
-        join(dir, 'put.lua'),
-        s.url,
-        '--',
-        join(dir, 'keys'),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
-    const m = /WRK-RESULT (\{.*\})/.exec(stdout);
-    if (code !== 0 || !m) throw new Error(`wrk exited with ${code}: ${stdout}`);
-    const r = JSON.parse(m[1] as string) as {
-      requests: number;
-      duration_us: number;
-      status: number;
-      socket: number;
-      p50_us: number;
-      p99_us: number;
-    };
-    return {
-      ok: r.requests - r.status,
-      refused: r.status,
-      errors: r.socket,
-      seconds: r.duration_us / 1e6,
-      p50: Math.round(r.p50_us / 100) / 10,
-      p99: Math.round(r.p99_us / 100) / 10,
-      cpuSeconds: childrenCpuSeconds() - cpuBefore,
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // Keys drawn ahead of the run (wrk cycles through them): more than a run sends at the speeds seen here.
+  const next = zipfSampler(KEYS, ZIPF_S, prng(seed));
+  const data = Array.from({ length: 1_000_000 }, () => String(next())).join('\n');
+  return wrkLoad(s.url, CONNECTIONS, WRK_SCRIPT, data);
 }
 
 async function loadAutocannon(s: SidecarProcess, seed: number): Promise<LoadResult> {
@@ -300,15 +241,6 @@ async function loadAutocannon(s: SidecarProcess, seed: number): Promise<LoadResu
 }
 
 const load = (s: SidecarProcess, seed: number) => (LOADGEN === 'wrk' ? loadWrk(s, seed) : loadAutocannon(s, seed));
-
-/** Load average (1, 5, 15 min) from /proc/loadavg; "n/a" elsewhere. */
-function loadAverage(): string {
-  try {
-    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' / ');
-  } catch {
-    return 'n/a';
-  }
-}
 
 const WINDOW_MS = Number(process.env.BENCH_WRITE_WINDOW_MS ?? 10_000);
 const BATCH_OPS = Number(process.env.BENCH_WRITE_BATCH_OPS ?? 100);
@@ -360,64 +292,20 @@ function request()
   end
   return r
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('\\nWRK-RESULT {"requests":%d,"duration_us":%d,"status":%d,"socket":%d,"p50_us":%d,"p99_us":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-`;
+${WRK_DONE_LUA}`;
 
-/** Runs wrk with a script and one data file; the WRK-RESULT line the script prints, parsed. */
-async function runWrk(url: string, connections: number, script: string, data: string): Promise<LoadResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'rc-bench-wrk-'));
-  try {
-    writeFileSync(join(dir, 'data'), data);
-    writeFileSync(join(dir, 'script.lua'), script);
-    const cpuBefore = childrenCpuSeconds();
-    const child = spawn(
-      'wrk',
-      [
-        `-t${WRK_THREADS}`,
-        `-c${connections}`,
-        `-d${SECONDS}s`,
-        '--timeout',
-        '10s',
-        '-s',
-        join(dir, 'script.lua'),
-        url,
-        '--',
-        join(dir, 'data'),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve));
-    const m = /WRK-RESULT (\{.*\})/.exec(stdout);
-    if (code !== 0 || !m) throw new Error(`wrk exited with ${code}: ${stdout}`);
-    const r = JSON.parse(m[1] as string) as {
-      requests: number;
-      duration_us: number;
-      status: number;
-      socket: number;
-      p50_us: number;
-      p99_us: number;
-    };
-    return {
-      ok: r.requests - r.status,
-      refused: r.status,
-      errors: r.socket,
-      seconds: r.duration_us / 1e6,
-      p50: Math.round(r.p50_us / 100) / 10,
-      p99: Math.round(r.p99_us / 100) / 10,
-      cpuSeconds: childrenCpuSeconds() - cpuBefore,
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/** Runs wrk with a script and one data file, as a LoadResult. */
+async function wrkLoad(url: string, connections: number, script: string, data: string): Promise<LoadResult> {
+  const r = await runWrk({ url, threads: WRK_THREADS, connections, seconds: SECONDS, script, data });
+  return {
+    ok: r.requests - r.status,
+    refused: r.status,
+    errors: r.socket,
+    seconds: r.seconds,
+    p50: Math.round(r.p50Ms * 10) / 10,
+    p99: Math.round(r.p99Ms * 10) / 10,
+    cpuSeconds: r.wrkCpuSeconds,
+  };
 }
 
 /** Batch bodies: BATCH_OPS puts each, keys from the Zipf draw, distinct within a body. */
@@ -526,16 +414,9 @@ const batchCounts = async (s: SidecarProcess) => ({
   ),
 });
 
-const median = (xs: number[]) => {
-  const a = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(a.length / 2);
-  return a.length % 2 ? (a[m] as number) : ((a[m - 1] as number) + (a[m] as number)) / 2;
-};
-const range = (xs: number[], digits: number) => `${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)}`;
-
 async function main(): Promise<void> {
   const wanted = new Set((process.env.BENCH_WRITE_INTERFACES ?? 'put,batch,resp').split(',') as Iface[]);
-  const haveWrk = !spawnSync('wrk', ['--version']).error;
+  const haveWrk = hasWrk();
   const resp = wanted.has('resp') && sidecarHasResp() && !spawnSync('redis-benchmark', ['--version']).error;
   const ifaces: Iface[] = (['put', 'batch', 'resp'] as const).filter(
     (i) => wanted.has(i) && (i !== 'batch' || haveWrk) && (i !== 'resp' || resp),
@@ -614,7 +495,7 @@ async function main(): Promise<void> {
           iface === 'put'
             ? await load(s, seed)
             : iface === 'batch'
-              ? await runWrk(s.url, BATCH_CONNECTIONS, BATCH_WRK_SCRIPT, batchBodies(seed))
+              ? await wrkLoad(s.url, BATCH_CONNECTIONS, BATCH_WRK_SCRIPT, batchBodies(seed))
               : await loadResp(s, respPort as number);
         if (r.errors > 0) throw new Error(`${setup.name} ${iface}: ${r.errors} connection errors`);
         if (setup.policy === 'write-back') {
