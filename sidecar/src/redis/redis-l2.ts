@@ -16,7 +16,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
-import type { CacheValue, L2Record, L2Store } from '../tiers/tiered-cache.js';
+import { isL2Deleted, type CacheValue, type L2Deleted, type L2Record, type L2Store } from '../tiers/tiered-cache.js';
 import { RECORD_KEY_PATTERN } from '../../../common/src/protocol.js';
 import { groupByBucket } from '../write/bucket-batching.js';
 import { keySlot, SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
@@ -32,6 +32,9 @@ import {
 
 export const FIELD_VALUE = 'v';
 export const FIELD_CONTENT_TYPE = 'ct';
+/** Fields of versioned records (write/versioned-records.ts): the version, and a DELETE's tombstone mark. */
+const FIELD_VERSION = 'ver';
+const FIELD_DELETED = 'del';
 
 /** One node's answer in a `consistency=all` read. */
 export interface NodeRead {
@@ -82,7 +85,7 @@ export class RedisL2 implements L2Store {
     return this.primary.status === 'ready';
   }
 
-  async get(key: string): Promise<L2Record | null> {
+  async get(key: string): Promise<L2Record | L2Deleted | null> {
     return this.readFrom(this.primary, key);
   }
 
@@ -182,7 +185,7 @@ export class RedisL2 implements L2Store {
           if (client === undefined) throw new RedisUnavailableError(`${name}: no connection`);
           await whenReady(client, this.timeoutMs);
           const record = await this.readFrom(client, key);
-          return record === null
+          return record === null || isL2Deleted(record)
             ? { node: name, role, status: 'missing' }
             : { node: name, role, status: 'value', record };
         } catch (err) {
@@ -199,14 +202,22 @@ export class RedisL2 implements L2Store {
     this.replicas.clear();
   }
 
-  private async readFrom(client: RedisClient, key: string): Promise<L2Record | null> {
+  private async readFrom(client: RedisClient, key: string): Promise<L2Record | L2Deleted | null> {
     const rk = this.layout.recordKey(key);
-    const results = await this.exec(client.multi().hmgetBuffer(rk, FIELD_VALUE, FIELD_CONTENT_TYPE).pttl(rk), 'read');
+    const results = await this.exec(
+      client.multi().hmgetBuffer(rk, FIELD_VALUE, FIELD_CONTENT_TYPE, FIELD_DELETED, FIELD_VERSION).pttl(rk),
+      'read',
+    );
     const fields = results[0] as (Buffer | null)[] | undefined;
     const pttl = Number(results[1]);
     const body = fields?.[0] ?? null;
     const contentType = fields?.[1] ?? null;
-    if (body === null && contentType === null) return null;
+    if (body === null && contentType === null) {
+      // A tombstone, or nothing. A DELETE's tombstone is marked with the delete's version.
+      const deleted = fields?.[2] ?? null;
+      if (deleted === null) return null;
+      return { deleted: Number(deleted.toString()), version: Number(fields?.[3]?.toString() ?? 0) };
+    }
     if (body === null || contentType === null) {
       throw new StoredRecordInvalidError(`the record for this key lacks the ${body === null ? 'v' : 'ct'} field`);
     }
