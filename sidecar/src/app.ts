@@ -209,8 +209,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
   );
 
-  // One publisher for the tiers and the write policies: one sequence of messages per sidecar.
-  const publisher = new InvalidationPublisher(senderId);
+  // One publisher for the tiers and the write policies: one sequence of messages per sidecar — on Redis
+  // Cluster one per bucket, since different buckets' messages come from different shards (issue 15).
+  const publisher = new InvalidationPublisher(
+    senderId,
+    layout.buckets.length > 1 ? (key) => layout.bucketOf(key).index : undefined,
+  );
   if (config.origin !== undefined) {
     const m = metrics;
     writePath = createWritePath({

@@ -19,6 +19,7 @@ import { RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
 import { isL2Deleted, type CacheValue, type L2Deleted, type L2Record, type L2Store } from '../tiers/tiered-cache.js';
 import { RECORD_KEY_PATTERN } from '../../../common/src/protocol.js';
 import { groupByBucket } from '../write/bucket-batching.js';
+import { publishInBucket } from './bucket-publish.js';
 import { keySlot, SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
 import {
   callRedis,
@@ -113,7 +114,7 @@ export class RedisL2 implements L2Store {
           ),
         ),
       );
-      await this.publish(invalidation);
+      await this.publish(invalidation, keys);
       return counts.reduce((a, b) => a + b, 0);
     }
     const tx = this.primary.multi();
@@ -142,7 +143,7 @@ export class RedisL2 implements L2Store {
           }
         } while (cursor !== '0');
       }
-      await this.primary.publish(this.channel, invalidation);
+      await publishInBucket(this.primary, this.layout, this.channel, invalidation, []);
     } catch (err) {
       this.onError(err);
       throw toSidecarError(err, 'delete all');
@@ -150,9 +151,10 @@ export class RedisL2 implements L2Store {
     return deleted;
   }
 
-  async publish(invalidation: string): Promise<void> {
+  /** On Redis Cluster from the primary of the keys' bucket (bucket-publish.ts). */
+  async publish(invalidation: string, keys: readonly string[] = []): Promise<void> {
     try {
-      await this.primary.publish(this.channel, invalidation);
+      await publishInBucket(this.primary, this.layout, this.channel, invalidation, keys);
     } catch (err) {
       this.onError(err);
       throw toSidecarError(err, 'publish invalidation');

@@ -41,6 +41,7 @@ import {
   WriteBackBacklogFullError,
   type AppendedWrite,
   type AppendOutcome,
+  type InvalidationMessages,
   type Journal,
   type JournalEntry,
   type JournalRead,
@@ -294,14 +295,14 @@ export class WriteBackJournal implements Journal {
   async appendMany(
     writes: readonly JournalWrite[],
     maxPending: number,
-    invalidation = '',
+    invalidation: string | InvalidationMessages = '',
     deliver = false,
   ): Promise<AppendOutcome> {
     const keys: string[] = [this.streamKey, this.versionKey];
     const args: (string | Buffer | number)[] = [
       maxPending,
       this.channel,
-      invalidation,
+      typeof invalidation === 'string' ? invalidation : invalidation.keys(writes.map((w) => w.key)),
       this.group,
       deliver ? this.consumer : '',
     ];

@@ -66,7 +66,8 @@ export interface L2Store {
   delete(keys: readonly string[], invalidation: string): Promise<number>;
   /** Deletes every record the sidecars wrote, then publishes `invalidation`. */
   deleteAll(invalidation: string): Promise<number>;
-  publish(invalidation: string): Promise<void>;
+  /** Publishes `invalidation`, which names `keys` (on Redis Cluster from the keys' bucket's primary). */
+  publish(invalidation: string, keys?: readonly string[]): Promise<void>;
 }
 
 export type ReadTier = 'L1' | 'L1-STALE' | 'L2' | 'ORIGIN';
@@ -247,7 +248,7 @@ export class TieredCache implements LocalInvalidation {
         if (all) await l2.deleteAll(message);
         else await l2.delete(target.keys, message);
       } else {
-        await l2.publish(message);
+        await l2.publish(message, all ? [] : target.keys);
       }
       this.events.published();
       return true;
