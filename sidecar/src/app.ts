@@ -83,6 +83,8 @@ export interface SidecarRuntime {
   /** Makes /readyz fail; in-flight and new requests are still served until the app is closed. */
   beginShutdown(): void;
   readonly shuttingDown: boolean;
+  /** Whether the write connection (`--durability replicated`) is up; absent when there is none. */
+  readonly writeConnectionUp?: () => boolean;
 }
 
 declare module 'fastify' {
@@ -316,6 +318,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     get shuttingDown() {
       return shuttingDown;
     },
+    ...(writeClient ? { writeConnectionUp: () => writeClient?.status === 'ready' } : {}),
   };
   app.decorate('ripplecache', runtime);
 
@@ -341,6 +344,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics,
     onDisconnect: config.onDisconnect,
     isShuttingDown: () => shuttingDown,
+    ...(runtime.writeConnectionUp ? { writeConnectionUp: runtime.writeConnectionUp } : {}),
   });
 
   app.addHook('onClose', async () => {
