@@ -12,11 +12,23 @@
  * flush job publish have none: they are local writes. Receivers that do not know the field ignore it (older
  * sidecars parse only the fields above), so relayed messages invalidate their L1 like any other; a bridge
  * never relays a message that has an origin (no loops).
+ *
+ * Optional field `b` (still version 1; Redis Cluster only): the write-back bucket (key-layout.ts) every
+ * key of the message is in. A sender numbers its messages with `b` per bucket (`seq` counts from 1 per
+ * sender and bucket) and the others (no `b`) in a sequence of their own: the messages of one bucket are
+ * published by the one primary that holds the bucket's slot, so they arrive in order, while messages of
+ * different buckets come from different shards and may overtake each other. Receivers track a gap per
+ * (sender, bucket) (sidecar/src/invalidation/sequence-tracker.ts). Older sidecars ignore `b` and see
+ * every bucket's numbers as one sequence: gaps, so they drop L1 (safe, and only during an upgrade).
  */
 
 export type InvalidationMessage = (
-  { v: 1; sender: string; seq: number; keys: string[] } | { v: 1; sender: string; seq: number; all: true }
+  | { v: 1; sender: string; seq: number; b?: number; keys: string[] }
+  | { v: 1; sender: string; seq: number; b?: number; all: true }
 ) & { origin?: string };
+
+/** Buckets at most (key-layout.ts uses 256). */
+const MAX_BUCKET = 65_535;
 
 /** A message that is not valid JSON or not a version-1 invalidation. */
 export class MalformedMessageError extends Error {
@@ -57,7 +69,11 @@ export function parseInvalidation(raw: string): InvalidationMessage {
   ) {
     throw new MalformedMessageError('origin is not a non-empty string');
   }
-  const from = origin === undefined ? {} : { origin };
+  const { b } = m;
+  if (b !== undefined && (typeof b !== 'number' || !Number.isSafeInteger(b) || b < 0 || b > MAX_BUCKET)) {
+    throw new MalformedMessageError(`b is not a bucket number (0-${MAX_BUCKET})`);
+  }
+  const from = { ...(b === undefined ? {} : { b }), ...(origin === undefined ? {} : { origin }) };
   const hasKeys = m.keys !== undefined;
   const hasAll = m.all !== undefined;
   if (hasKeys === hasAll) throw new MalformedMessageError('exactly one of "keys" and "all" is required');

@@ -83,6 +83,8 @@ export interface SidecarRuntime {
   /** Makes /readyz fail; in-flight and new requests are still served until the app is closed. */
   beginShutdown(): void;
   readonly shuttingDown: boolean;
+  /** Whether the write connection (`--durability replicated`) is up; absent when there is none. */
+  readonly writeConnectionUp?: () => boolean;
 }
 
 declare module 'fastify' {
@@ -209,8 +211,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
   );
 
-  // One publisher for the tiers and the write policies: one sequence of messages per sidecar.
-  const publisher = new InvalidationPublisher(senderId);
+  // One publisher for the tiers and the write policies: one sequence of messages per sidecar — on Redis
+  // Cluster one per bucket, since different buckets' messages come from different shards (issue 15).
+  const publisher = new InvalidationPublisher(
+    senderId,
+    layout.buckets.length > 1 ? (key) => layout.bucketOf(key).index : undefined,
+  );
   if (config.origin !== undefined) {
     const m = metrics;
     writePath = createWritePath({
@@ -312,6 +318,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     get shuttingDown() {
       return shuttingDown;
     },
+    ...(writeClient ? { writeConnectionUp: () => writeClient?.status === 'ready' } : {}),
   };
   app.decorate('ripplecache', runtime);
 
@@ -337,6 +344,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     metrics,
     onDisconnect: config.onDisconnect,
     isShuttingDown: () => shuttingDown,
+    ...(runtime.writeConnectionUp ? { writeConnectionUp: runtime.writeConnectionUp } : {}),
   });
 
   app.addHook('onClose', async () => {

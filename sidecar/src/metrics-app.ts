@@ -32,6 +32,7 @@ export async function buildMetricsApp(app: FastifyInstance): Promise<FastifyInst
     metrics,
     onDisconnect: config.onDisconnect,
     isShuttingDown: () => runtime.shuttingDown,
+    ...(runtime.writeConnectionUp ? { writeConnectionUp: runtime.writeConnectionUp } : {}),
   });
   return server;
 }

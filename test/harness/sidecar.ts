@@ -164,7 +164,8 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
       }
       return 0;
     },
-    waitReady: (timeoutMs = 20_000) =>
+    // Generous: a sidecar started with tsx on a loaded 2-core machine can take tens of seconds.
+    waitReady: (timeoutMs = 60_000) =>
       waitFor(
         `${name} /readyz`,
         async () => {

@@ -11,6 +11,7 @@ import { InvalidationPublisher } from '../../sidecar/src/invalidation/invalidati
 import { createPostgresPool, PostgresOrigin } from '../../sidecar/src/origin/postgres-origin.js';
 import { createRedisClient, whenReady } from '../../sidecar/src/redis/redis-client.js';
 import { RedisL2 } from '../../sidecar/src/redis/redis-l2.js';
+import { isL2Deleted, type L2Deleted, type L2Record } from '../../sidecar/src/tiers/tiered-cache.js';
 import { VersionedRecords } from '../../sidecar/src/write/versioned-records.js';
 import { WriteBackPolicy } from '../../sidecar/src/write/write-back.js';
 import { WriteBackFlusher, type FlushFailure } from '../../sidecar/src/write/write-back-flusher.js';
@@ -18,6 +19,11 @@ import { WriteBackBacklogFullError, WriteBackJournal } from '../../sidecar/src/r
 import { waitFor } from '../harness/ports.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
+
+/** The value bytes of an L2 answer (undefined for a miss or a DELETE's tombstone). */
+function bodyOf(r: L2Record | L2Deleted | null): Buffer | undefined {
+  return r === null || isL2Deleted(r) ? undefined : r.body;
+}
 
 const CHANNEL = 'ripplecache:it-write-back';
 let redisServer: RedisProcess;
@@ -138,9 +144,9 @@ describe('write-back journal', () => {
     await s.policy.put('ap/2', text('two'), 60);
     await s.policy.delete('ap/1');
     expect(await raw.xlen('it:wb:append')).toBe(3);
-    expect((await s.l2.get('ap/2'))?.body.toString()).toBe('two');
+    expect(bodyOf(await s.l2.get('ap/2'))?.toString()).toBe('two');
     expect((await s.records.read('ap/2'))?.pttlMs).toBe(-1); // pinned until flushed
-    expect(await s.l2.get('ap/1')).toBeNull(); // the delete left a tombstone
+    expect(await s.l2.get('ap/1')).toMatchObject({ deleted: expect.any(Number) }); // the delete's tombstone
     await expect(s.policy.put('ap/3', text('three'), 60)).rejects.toThrow(WriteBackBacklogFullError);
     expect(await raw.xlen('it:wb:append')).toBe(3);
     expect(await s.l2.get('ap/3')).toBeNull();
@@ -201,8 +207,8 @@ describe('write-back journal', () => {
     const versions = entries.map(([, f]) => Number(f[5]));
     expect([...versions].sort((a, b) => a - b)).toEqual(versions);
     expect(new Set(versions).size).toBe(5);
-    expect((await s.l2.get('gr/0'))?.body.toString()).toBe('v0-again');
-    expect((await s.l2.get('gr/1'))?.body.toString()).toBe('v1'); // the refused delete changed nothing
+    expect(bodyOf(await s.l2.get('gr/0'))?.toString()).toBe('v0-again');
+    expect(bodyOf(await s.l2.get('gr/1'))?.toString()).toBe('v1'); // the refused delete changed nothing
     expect(await s.l2.get('gr/5')).toBeNull();
     // A write journaled by one call after another gets a newer version than every write before it.
     expect(await s.flusher.flushOnce()).toBe(true);
@@ -235,7 +241,7 @@ describe('write-back journal', () => {
     // 600 KiB + 600 KiB is over the 1 MiB a call may carry: [a], [b], [c, d, e], one message each.
     expect(s.publisher.lastSeq).toBe(seqBefore + 3);
     expect(await raw.xlen('it:wb:large')).toBe(5);
-    for (const c of ['a', 'b', 'c']) expect((await s.l2.get(`lg/${c}`))?.body.equals(big(c).body)).toBe(true);
+    for (const c of ['a', 'b', 'c']) expect(bodyOf(await s.l2.get(`lg/${c}`))?.equals(big(c).body)).toBe(true);
     expect(await s.flusher.flushOnce()).toBe(true);
     const db = await dbValues('lg/');
     expect(db.get('lg/b')?.length).toBe(600 * 1024);
@@ -430,7 +436,7 @@ describe('write-back journal', () => {
     await s.records.fill('rp/1', text('db-old'), 60, 1); // a read-through refills the older row
     expect(await s.flusher.flushOnce()).toBe(true);
     expect((await dbValues('rp/')).get('rp/1')).toBe('journaled');
-    expect((await s.l2.get('rp/1'))?.body.toString()).toBe('journaled');
+    expect(bodyOf(await s.l2.get('rp/1'))?.toString()).toBe('journaled');
     expect(announced).toEqual(['rp/1']);
   });
 

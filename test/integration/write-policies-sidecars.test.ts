@@ -5,7 +5,8 @@
  * its own write-back journal), channel and table.
  */
 import { describe, expect, it } from 'vitest';
-import { waitFor } from '../harness/ports.js';
+import { Redis } from 'ioredis';
+import { freePort, waitFor } from '../harness/ports.js';
 import { useRedisAndPostgres } from '../harness/origin-fixture.js';
 import { startSidecar, type SidecarProcess } from '../harness/sidecar.js';
 
@@ -188,6 +189,116 @@ describe('write-back', () => {
       (await A.metric('ripplecache_sidecar_writeback_batches_total')) +
       (await B.metric('ripplecache_sidecar_writeback_batches_total'));
     expect(batches).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a GET after an acknowledged DELETE answers 404 on every sidecar and interface until and after the flush', async () => {
+    // A and B never flush on their own (the delete stays in the journal); C, started later, does.
+    const hold = ['--write-back-flush-interval-ms', '3600000', '--write-back-flush-batch-size', '1000000'];
+    const respPort = await freePort();
+    const {
+      sidecars: [A, B],
+      table,
+      row,
+      raw,
+    } = await group('write-back', 8, ['wb-del-A', 'wb-del-B'], hold);
+    if (!A || !B) throw new Error('no sidecars');
+    const {
+      sidecars: [R],
+    } = await group('write-back', 8, ['wb-del-resp'], [...hold, '--listen-resp', `127.0.0.1:${respPort}`]);
+    if (!R) throw new Error('no RESP sidecar');
+    const resp = new Redis({ host: '127.0.0.1', port: respPort, maxRetriesPerRequest: 1 });
+    try {
+      // The sidecars create the table on first use (here a read); then the row is seeded directly.
+      expect((await A.get('warm-up')).status).toBe(404);
+      await env.admin.query(
+        `INSERT INTO ${table} (key, value, content_type, version) VALUES ('d1', 'in-db', 'text/plain', 1)`,
+      );
+      // Every sidecar has read the row (Redis and L1 hold it) before the delete.
+      for (const s of [A, B, R]) expect((await s.get('d1')).body).toBe('in-db');
+      expect(await resp.get('d1')).toBe('in-db');
+
+      expect((await B.del('d1')).status).toBe(204);
+      const tomb = await raw.hgetall('rc:d1');
+      expect(tomb).toEqual({ ver: tomb.del, del: expect.stringMatching(/^\d+$/) });
+      expect(await raw.pttl('rc:d1')).toBe(-1); // pinned until the delete is in the database
+      expect(await row('d1')).toMatchObject({ value: 'in-db' }); // not flushed
+      let readers = [A, B, R];
+      const readsAbsent = async (what: string) => {
+        for (const s of readers) expect(await s.get('d1'), `${s.name} ${what}`).toMatchObject({ status: 404 });
+        expect(await resp.get('d1'), `RESP GET ${what}`).toBeNull();
+        expect(await resp.exists('d1'), `RESP EXISTS ${what}`).toBe(0);
+        const res = await fetch(`${A.url}/v1/batch`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ops: [{ op: 'get', key: 'd1' }] }),
+          signal: AbortSignal.timeout(20_000),
+        });
+        const body = (await res.json()) as { results: { status: number }[] };
+        expect(body.results[0], `batch ${what}`).toMatchObject({ status: 404 });
+      };
+      // The tombstone answers: no sidecar asks the database (which still has the row).
+      const originGets = async () => {
+        let n = 0;
+        for (const s of [A, B, R]) {
+          for (const outcome of ['hit', 'miss'])
+            n += await s.metric('ripplecache_sidecar_origin_requests_total', { op: 'get', outcome });
+        }
+        return n;
+      };
+      const gets = await originGets();
+      await readsAbsent('after the DELETE, before the flush');
+      expect(await originGets()).toBe(gets);
+
+      // PUT, DELETE, PUT of one key, and PUT then DELETE, all unflushed.
+      expect((await A.put('d2', 'first')).status).toBe(204);
+      expect((await A.del('d2')).status).toBe(204);
+      expect(await B.get('d2')).toMatchObject({ status: 404 });
+      expect((await B.put('d2', 'second')).status).toBe(204);
+      expect(await A.get('d2')).toMatchObject({ status: 200, body: 'second' });
+      expect(await raw.hgetall('rc:d2')).toMatchObject({ v: 'second' });
+      expect(await raw.hexists('rc:d2', 'del')).toBe(0);
+      expect((await A.put('d3', 'short-lived')).status).toBe(204);
+      expect((await B.del('d3')).status).toBe(204);
+      expect(await A.get('d3')).toMatchObject({ status: 404 });
+
+      // The sidecar holding the delete dies; the journal (and the pinned tombstone) keep it.
+      expect(await B.signal('SIGKILL')).toBe(null);
+      readers = [A, R];
+      await readsAbsent('after the deleting sidecar was SIGKILLed');
+      expect(await raw.pttl('rc:d1')).toBe(-1);
+
+      // C claims B's entries once they are idle 1 s and writes them; the reads stay 404 throughout.
+      const {
+        sidecars: [C],
+      } = await group('write-back', 8, ['wb-del-C'], ['--write-back-claim-timeout-ms', '1000']);
+      if (!C) throw new Error('no flushing sidecar');
+      readers = [A, R, C];
+      await waitFor(
+        'the deletes flushed',
+        async () => {
+          await readsAbsent('while the journal drains');
+          return (
+            (await row('d1'))?.value === null &&
+            (await row('d3'))?.value === null &&
+            (await raw.xlen('ripplecache:write-back')) === 0
+          );
+        },
+        60_000,
+        50,
+      );
+      expect((await row('d2'))?.value).toBe('second');
+      // Settled: the tombstone has its TTL now (the default 60 s), and reads are still 404.
+      const pttl = await raw.pttl('rc:d1');
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(60_000);
+      await readsAbsent('after the flush');
+      // Once the tombstone is gone (expired), the database answers 404 too.
+      await raw.del('rc:d1');
+      await readsAbsent('from the database');
+      expect(await C.get('d2')).toMatchObject({ status: 200, body: 'second' });
+    } finally {
+      resp.disconnect();
+    }
   });
 
   it('past maxPending a write is refused with 503 WriteBackBacklogFull, never dropped', async () => {

@@ -11,6 +11,7 @@ import { parseInvalidation } from '../../common/src/invalidation-message.js';
 import { createPostgresPool, PostgresOrigin } from '../../sidecar/src/origin/postgres-origin.js';
 import { createRedisClient, whenReady } from '../../sidecar/src/redis/redis-client.js';
 import { RedisL2 } from '../../sidecar/src/redis/redis-l2.js';
+import { isL2Deleted, type L2Deleted, type L2Record } from '../../sidecar/src/tiers/tiered-cache.js';
 import { ReadThrough } from '../../sidecar/src/write/read-through.js';
 import { VersionedRecords } from '../../sidecar/src/write/versioned-records.js';
 import { WriteAroundPolicy } from '../../sidecar/src/write/write-around.js';
@@ -18,6 +19,11 @@ import { WriteThroughPolicy } from '../../sidecar/src/write/write-through.js';
 import { waitFor } from '../harness/ports.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
+
+/** The value bytes of an L2 answer (undefined for a miss or a DELETE's tombstone). */
+function bodyOf(r: L2Record | L2Deleted | null): Buffer | undefined {
+  return r === null || isL2Deleted(r) ? undefined : r.body;
+}
 
 const CHANNEL = 'ripplecache:it-write-policies';
 let redisServer: RedisProcess;
@@ -121,7 +127,7 @@ describe('versioned records', () => {
     const s = await sidecar('rec');
     const published = messages.length;
     expect(await s.records.fill('r1', text('v10'), 60, 10, s.publisher.keys(['r1']))).toBe(true);
-    expect((await s.l2.get('r1'))?.body.toString()).toBe('v10');
+    expect(bodyOf(await s.l2.get('r1'))?.toString()).toBe('v10');
     expect(await s.records.fill('r1', text('v9'), 60, 9, s.publisher.keys(['r1']))).toBe(false);
     expect(await s.records.fill('r1', text('v10-again'), 60, 10)).toBe(false);
     expect((await s.records.read('r1'))?.value?.body.toString()).toBe('v10');
@@ -143,7 +149,7 @@ describe('versioned records', () => {
     expect(await s.records.fill('r1', text('v10-late'), 60, 10)).toBe(false); // an older read-through
     expect(await s.records.fill('r1', text('v11'), 60, 11)).toBe(true); // the row the tombstone stands for
     expect(await s.records.tombstone('r1', 11)).toBe(false);
-    expect((await s.l2.get('r1'))?.body.toString()).toBe('v11');
+    expect(bodyOf(await s.l2.get('r1'))?.toString()).toBe('v11');
 
     // A record written without a version (no origin configured) counts as version 0.
     await s.l2.set('r2', text('plain'), 60, s.publisher.keys(['r2']));
@@ -198,7 +204,8 @@ describe('write-through', () => {
 
     await s.through.delete('wt/1');
     expect(await dbRow('wt/1')).toMatchObject({ value: null });
-    expect(await s.l2.get('wt/1')).toBeNull();
+    const del = await s.l2.get('wt/1'); // the DELETE's tombstone, marked with its version
+    expect(del).toEqual({ deleted: expect.any(Number), version: (del as L2Deleted).deleted });
     expect(await s.readThrough.load('wt/1')).toBeNull();
   });
 
@@ -244,7 +251,7 @@ describe('write-through', () => {
     // And a write made after all of them is what both hold.
     await b.through.put('hot', text('last'), 300);
     expect((await dbRow('hot'))?.value).toBe('last');
-    expect((await a.l2.get('hot'))?.body.toString()).toBe('last');
+    expect(bodyOf(await a.l2.get('hot'))?.toString()).toBe('last');
   });
 });
 
@@ -275,7 +282,7 @@ describe('write-around and read-through', () => {
     expect(await s.records.fill('wa/2', stale, 300, stale.version)).toBe(false); // ...then the reader's fill
     expect(await s.l2.get('wa/2')).toBeNull();
     expect((await s.readThrough.load('wa/2'))?.value.body.toString()).toBe('v2');
-    expect((await s.l2.get('wa/2'))?.body.toString()).toBe('v2');
+    expect(bodyOf(await s.l2.get('wa/2'))?.toString()).toBe('v2');
   });
 
   it('read-through still answers from the database when Redis is down, without caching', async () => {

@@ -15,7 +15,7 @@ import {
   parseInvalidation,
   type InvalidationMessage,
 } from '../../../common/src/invalidation-message.js';
-import { SequenceTracker } from '../invalidation/sequence-tracker.js';
+import { NO_BUCKET, SequenceTracker } from '../invalidation/sequence-tracker.js';
 
 export type LocalMessageVerdict =
   | { kind: 'keys'; keys: string[]; gap: boolean }
@@ -35,7 +35,7 @@ export class LocalMessageClassifier {
       return { kind: 'malformed', reason: err instanceof Error ? err.message : String(err) };
     }
     if (m.origin !== undefined) return { kind: 'relayed', origin: m.origin };
-    const { verdict } = this.tracker.observe(m.sender, m.seq);
+    const { verdict } = this.tracker.observe(m.sender, m.seq, m.b ?? NO_BUCKET);
     const gap = verdict === 'gap' || verdict === 'regression';
     return 'all' in m ? { kind: 'all', gap } : { kind: 'keys', keys: m.keys, gap };
   }

@@ -4,7 +4,8 @@
  *
  * - keys → those keys leave L1 (and in-flight L2 reads for them will not fill L1);
  * - all → L1 is dropped;
- * - a gap or step back in a sender's sequence → L1 is dropped (messages were lost);
+ * - a gap or step back in a sender's sequence → L1 is dropped (messages were lost); on Redis Cluster
+ *   per (sender, bucket) (sequence-tracker.ts), since different buckets' messages may overtake each other;
  * - a malformed message → counted, and L1 dropped (it may have been an invalidation);
  * - our own messages are not applied again (the write already invalidated locally) but their sequence is
  *   tracked: a gap in our own sequence also means our subscription missed something;
@@ -12,7 +13,7 @@
  *   according to `--on-disconnect`); subscribed again → the tiers are told (they drop what they kept).
  */
 import { MalformedMessageError, parseInvalidation } from '../../../common/src/invalidation-message.js';
-import { SequenceTracker } from './sequence-tracker.js';
+import { NO_BUCKET, SequenceTracker } from './sequence-tracker.js';
 
 export type DropReason = 'subscription-lost' | 'resubscribed' | 'sequence-gap' | 'malformed-message' | 'invalidate-all';
 
@@ -52,8 +53,14 @@ export class InvalidationReceiver {
     if (raw.startsWith(this.selfPrefix)) {
       const end = raw.indexOf(',', this.selfPrefix.length);
       const seq = end < 0 ? NaN : Number(raw.slice(this.selfPrefix.length, end));
-      if (Number.isSafeInteger(seq) && seq >= 1) {
-        const seen = this.tracker.observe(this.selfId, seq);
+      // Redis Cluster: `"b":<bucket>,` follows the sequence number when the message has a bucket.
+      let bucket = NO_BUCKET;
+      if (end >= 0 && raw.startsWith('"b":', end + 1)) {
+        const bEnd = raw.indexOf(',', end + 5);
+        bucket = bEnd < 0 ? NaN : Number(raw.slice(end + 5, bEnd));
+      }
+      if (Number.isSafeInteger(seq) && seq >= 1 && Number.isSafeInteger(bucket)) {
+        const seen = this.tracker.observe(this.selfId, seq, bucket);
         if (seen.verdict === 'gap' || seen.verdict === 'regression') {
           this.events.gap(this.selfId, seen.missed);
           this.target.dropAll('sequence-gap');
@@ -70,7 +77,7 @@ export class InvalidationReceiver {
       this.target.dropAll('malformed-message');
       return;
     }
-    const seen = this.tracker.observe(message.sender, message.seq);
+    const seen = this.tracker.observe(message.sender, message.seq, message.b ?? NO_BUCKET);
     const lost = seen.verdict === 'gap' || seen.verdict === 'regression';
     if (lost) {
       this.events.gap(message.sender, seen.missed);

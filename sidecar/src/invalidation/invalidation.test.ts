@@ -170,3 +170,75 @@ describe('InvalidationReceiver', () => {
     expect(target.log).toEqual(['keys:a', 'lost', 'subscribed', 'keys:a']);
   });
 });
+
+describe('per-bucket sequences (Redis Cluster, issue 15)', () => {
+  /** Bucket of a key for these tests: the number before the slash. */
+  const bucketOf = (key: string) => Number(key.split('/')[0]);
+
+  it('the publisher numbers one-bucket messages per bucket and the others in its own sequence', () => {
+    const p = new InvalidationPublisher('me', bucketOf);
+    expect(JSON.parse(p.keys(['3/a']))).toEqual({ v: 1, sender: 'me', seq: 1, b: 3, keys: ['3/a'] });
+    expect(JSON.parse(p.keys(['3/b', '3/c']))).toMatchObject({ seq: 2, b: 3 });
+    expect(JSON.parse(p.keys(['7/a']))).toMatchObject({ seq: 1, b: 7 });
+    expect(JSON.parse(p.keys(['3/a', '7/a']))).toEqual({ v: 1, sender: 'me', seq: 1, keys: ['3/a', '7/a'] });
+    expect(JSON.parse(p.all())).toEqual({ v: 1, sender: 'me', seq: 2, all: true });
+    expect(JSON.parse(p.keys(['3/z']))).toMatchObject({ seq: 3, b: 3 });
+    // `b` goes right after `seq` (the receiver's fast path for its own messages reads it there).
+    expect(p.keys(['9/x'])).toBe('{"v":1,"sender":"me","seq":1,"b":9,"keys":["9/x"]}');
+  });
+
+  it('the message format carries b and refuses a bad one', () => {
+    expect(parseInvalidation('{"v":1,"sender":"s","seq":2,"b":255,"keys":["k"]}')).toEqual({
+      v: 1,
+      sender: 's',
+      seq: 2,
+      b: 255,
+      keys: ['k'],
+    });
+    for (const b of ['-1', '1.5', '"3"', '70000'])
+      expect(() => parseInvalidation(`{"v":1,"sender":"s","seq":2,"b":${b},"keys":["k"]}`)).toThrow(
+        MalformedMessageError,
+      );
+  });
+
+  it('the tracker keeps one sequence per (sender, bucket): buckets interleaving is not a gap', () => {
+    const t = new SequenceTracker();
+    expect(t.observe('a', 1, 3).verdict).toBe('first');
+    expect(t.observe('a', 1, 7).verdict).toBe('first');
+    expect(t.observe('a', 2, 7).verdict).toBe('next');
+    expect(t.observe('a', 2, 3).verdict).toBe('next');
+    expect(t.observe('a', 1).verdict).toBe('first'); // the sender's own (no bucket) sequence
+    expect(t.observe('a', 3, 7).verdict).toBe('next');
+    expect(t.observe('a', 5, 3)).toEqual({ verdict: 'gap', missed: 2 });
+    expect(t.observe('a', 2, 7).verdict).toBe('regression');
+    expect(t.senders).toBe(1); // one sender, however many buckets
+  });
+
+  it('messages of different buckets arriving out of order drop nothing; a real gap in one bucket drops L1', () => {
+    const { r, target, counts } = receiver();
+    const p = new InvalidationPublisher('other', bucketOf);
+    const sent = [p.keys(['1/a']), p.keys(['2/a']), p.keys(['1/b']), p.keys(['2/b']), p.keys(['1/c'])];
+    // Bucket 2's messages overtake bucket 1's (another shard's link was faster); each bucket stays in order.
+    for (const i of [1, 3, 0, 2, 4]) r.handle(sent[i] as string);
+    expect(counts.gaps).toBe(0);
+    expect(target.log).toEqual(['keys:2/a', 'keys:2/b', 'keys:1/a', 'keys:1/b', 'keys:1/c']);
+    p.keys(['2/lost']); // never delivered
+    r.handle(p.keys(['2/c']));
+    expect(counts.gaps).toBe(1);
+    expect(target.log.at(-1)).toBe('drop:sequence-gap');
+  });
+
+  it('its own messages with a bucket take the fast path, per bucket too', () => {
+    const { r, target, counts } = receiver();
+    const p = new InvalidationPublisher('me', bucketOf);
+    const a1 = p.keys(['1/a']);
+    const b1 = p.keys(['2/a']);
+    const a2 = p.keys(['1/b']);
+    for (const m of [b1, a1, a2]) r.handle(m);
+    expect(counts.gaps).toBe(0);
+    p.keys(['1/lost']);
+    r.handle(p.keys(['1/c']));
+    expect(counts.gaps).toBe(1);
+    expect(target.log).toEqual(['drop:sequence-gap']);
+  });
+});

@@ -1,6 +1,10 @@
 /**
  * Per-sender sequence tracking, to notice lost invalidation messages. Pure.
  *
+ * On Redis Cluster a sender numbers the messages of each bucket separately (field `b`,
+ * common/src/invalidation-message.ts) and they are tracked per (sender, bucket): the rules below apply to
+ * each such sequence.
+ *
  * - The first message from an unknown sender is not a gap (a sender that started, or that we never
  *   heard from since our subscription began).
  * - `seq` 1 from a known sender is a restart (the scheduled flush job publishes seq 1 every run).
@@ -17,8 +21,12 @@ export interface SequenceObservation {
   missed: number;
 }
 
+/** The stream of a sender's messages that carry no bucket. */
+export const NO_BUCKET = -1;
+
 export class SequenceTracker {
-  private readonly last = new Map<string, number>();
+  /** Per sender (least recently heard first), the last number per stream (bucket, or NO_BUCKET). */
+  private readonly last = new Map<string, Map<number, number>>();
 
   /** @param maxSenders senders remembered at most; the least recently heard is forgotten first. */
   constructor(private readonly maxSenders = 10_000) {}
@@ -27,24 +35,38 @@ export class SequenceTracker {
     return this.last.size;
   }
 
-  observe(sender: string, seq: number): SequenceObservation {
-    const last = this.last.get(sender);
+  /**
+   * `bucket`: the message's `b` (Redis Cluster), or {@link NO_BUCKET}. Each (sender, bucket) is a sequence
+   * of its own: one bucket's messages come from one primary, in order; different buckets' do not.
+   */
+  observe(sender: string, seq: number, bucket = NO_BUCKET): SequenceObservation {
+    let streams = this.last.get(sender);
     // Re-insert so that Map order is least recently heard first.
-    if (last !== undefined) this.last.delete(sender);
-    else if (this.last.size >= this.maxSenders) {
-      const oldest = this.last.keys().next();
-      if (!oldest.done) this.last.delete(oldest.value);
+    if (streams !== undefined) this.last.delete(sender);
+    else {
+      if (this.last.size >= this.maxSenders) {
+        const oldest = this.last.keys().next();
+        if (!oldest.done) this.last.delete(oldest.value);
+      }
+      streams = new Map();
     }
-    this.last.set(sender, seq);
-    if (last === undefined) return { verdict: 'first', missed: 0 };
-    if (seq === last + 1) return { verdict: 'next', missed: 0 };
-    if (seq === 1) return { verdict: 'restart', missed: 0 };
-    if (seq > last + 1) return { verdict: 'gap', missed: seq - last - 1 };
-    return { verdict: 'regression', missed: 0 };
+    this.last.set(sender, streams);
+    const last = streams.get(bucket);
+    streams.set(bucket, seq);
+    return verdict(last, seq);
   }
 
   /** Forgets every sender (after the subscription was lost, L1 having been dropped). */
   reset(): void {
     this.last.clear();
   }
+}
+
+/** The verdict on `seq` after `last` (undefined: nothing heard yet) in one sequence. Pure. */
+export function verdict(last: number | undefined, seq: number): SequenceObservation {
+  if (last === undefined) return { verdict: 'first', missed: 0 };
+  if (seq === last + 1) return { verdict: 'next', missed: 0 };
+  if (seq === 1) return { verdict: 'restart', missed: 0 };
+  if (seq > last + 1) return { verdict: 'gap', missed: seq - last - 1 };
+  return { verdict: 'regression', missed: 0 };
 }

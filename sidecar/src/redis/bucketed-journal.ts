@@ -14,11 +14,14 @@
  * that came back full until they run dry (bucket-batching.ts planRead); what one read returns beyond the
  * batch is kept and handed out first next time (it is pending in this consumer already).
  *
- * Appends: the writes of one call are split by bucket, one script per bucket. When they all fall in one
- * bucket the invalidation message is published by that script, as with one stream; otherwise every
- * script runs without it and one PUBLISH follows once they all answered — never before a record it
- * announces is stored. If that PUBLISH is lost, the sequence number it carried is missing and every
- * receiver drops its L1 at this sidecar's next message (sequence-gap detection).
+ * Appends: the writes of one call are split by bucket, one script per bucket. Given a source of messages
+ * (the sidecar's publisher, as the write-back policy does), each bucket's script publishes a message of
+ * its own naming its keys, numbered in that bucket's sequence (invalidation-publisher.ts): one bucket's
+ * messages all come from the primary of its slot, in order, so receivers track gaps per (sender, bucket)
+ * and messages of different shards overtaking each other are not mistaken for losses (issue 15). If a
+ * bucket's script fails after its number was taken, that bucket's sequence has a gap and every receiver
+ * drops its L1 at this sidecar's next message of the bucket. (Given one ready-made message instead, it
+ * is published by the script when the writes share a bucket, else by one PUBLISH once they all answered.)
  *
  * The backlog bound `maxPending` is shared equally by the buckets (bucketMaxPending): a bucket refuses
  * writes once it holds its share.
@@ -36,6 +39,7 @@ import {
   parseBucketEntryId,
   planRead,
 } from '../write/bucket-batching.js';
+import type { InvalidationMessages } from '../write/journal-entry.js';
 import type { KeyLayout } from '../write/key-layout.js';
 import { WriteBackJournal } from './write-back-journal.js';
 import {
@@ -133,17 +137,20 @@ export class BucketedJournal implements Journal {
   async appendMany(
     writes: readonly JournalWrite[],
     maxPending: number,
-    invalidation = '',
+    invalidation: string | InvalidationMessages = '',
     deliver = false,
   ): Promise<AppendOutcome> {
     const groups = groupByBucket(writes, (w) => this.layout.bucketOf(w.key).index);
+    // A source of messages: each bucket's script publishes its own (numbered in the bucket's sequence).
+    const source = typeof invalidation === 'string' ? undefined : invalidation;
     const perBucket = bucketMaxPending(maxPending, this.journals.length);
     const single = groups.size === 1;
     const results = new Array<AppendedWrite | WriteBackBacklogFullError | SidecarError>(writes.length);
     const others: string[] = [];
     const settled = await Promise.allSettled(
       [...groups].map(async ([b, g]) => {
-        const out = await this.bucket(b).appendMany(g.items, perBucket, single ? invalidation : '', deliver);
+        const message = source !== undefined ? source.keys(g.items.map((w) => w.key)) : single ? invalidation : '';
+        const out = await this.bucket(b).appendMany(g.items, perBucket, message, deliver);
         out.results.forEach((r, i) => {
           const pos = g.positions[i] as number;
           if (r instanceof WriteBackBacklogFullError) {
@@ -164,7 +171,12 @@ export class BucketedJournal implements Journal {
       }),
     );
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (!single && invalidation !== '' && settled.some((s) => s.status === 'fulfilled')) {
+    if (
+      !single &&
+      typeof invalidation === 'string' &&
+      invalidation !== '' &&
+      settled.some((s) => s.status === 'fulfilled')
+    ) {
       await callRedis('publish invalidation', () => this.client.publish(this.channel, invalidation), this.onError);
     }
     if (failed) {

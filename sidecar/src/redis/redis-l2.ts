@@ -16,9 +16,10 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
-import type { CacheValue, L2Record, L2Store } from '../tiers/tiered-cache.js';
+import { isL2Deleted, type CacheValue, type L2Deleted, type L2Record, type L2Store } from '../tiers/tiered-cache.js';
 import { RECORD_KEY_PATTERN } from '../../../common/src/protocol.js';
 import { groupByBucket } from '../write/bucket-batching.js';
+import { publishInBucket } from './bucket-publish.js';
 import { keySlot, SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
 import {
   callRedis,
@@ -32,6 +33,9 @@ import {
 
 export const FIELD_VALUE = 'v';
 export const FIELD_CONTENT_TYPE = 'ct';
+/** Fields of versioned records (write/versioned-records.ts): the version, and a DELETE's tombstone mark. */
+const FIELD_VERSION = 'ver';
+const FIELD_DELETED = 'del';
 
 /** One node's answer in a `consistency=all` read. */
 export interface NodeRead {
@@ -82,7 +86,7 @@ export class RedisL2 implements L2Store {
     return this.primary.status === 'ready';
   }
 
-  async get(key: string): Promise<L2Record | null> {
+  async get(key: string): Promise<L2Record | L2Deleted | null> {
     return this.readFrom(this.primary, key);
   }
 
@@ -110,7 +114,7 @@ export class RedisL2 implements L2Store {
           ),
         ),
       );
-      await this.publish(invalidation);
+      await this.publish(invalidation, keys);
       return counts.reduce((a, b) => a + b, 0);
     }
     const tx = this.primary.multi();
@@ -139,7 +143,7 @@ export class RedisL2 implements L2Store {
           }
         } while (cursor !== '0');
       }
-      await this.primary.publish(this.channel, invalidation);
+      await publishInBucket(this.primary, this.layout, this.channel, invalidation, []);
     } catch (err) {
       this.onError(err);
       throw toSidecarError(err, 'delete all');
@@ -147,9 +151,10 @@ export class RedisL2 implements L2Store {
     return deleted;
   }
 
-  async publish(invalidation: string): Promise<void> {
+  /** On Redis Cluster from the primary of the keys' bucket (bucket-publish.ts). */
+  async publish(invalidation: string, keys: readonly string[] = []): Promise<void> {
     try {
-      await this.primary.publish(this.channel, invalidation);
+      await publishInBucket(this.primary, this.layout, this.channel, invalidation, keys);
     } catch (err) {
       this.onError(err);
       throw toSidecarError(err, 'publish invalidation');
@@ -182,7 +187,7 @@ export class RedisL2 implements L2Store {
           if (client === undefined) throw new RedisUnavailableError(`${name}: no connection`);
           await whenReady(client, this.timeoutMs);
           const record = await this.readFrom(client, key);
-          return record === null
+          return record === null || isL2Deleted(record)
             ? { node: name, role, status: 'missing' }
             : { node: name, role, status: 'value', record };
         } catch (err) {
@@ -199,14 +204,22 @@ export class RedisL2 implements L2Store {
     this.replicas.clear();
   }
 
-  private async readFrom(client: RedisClient, key: string): Promise<L2Record | null> {
+  private async readFrom(client: RedisClient, key: string): Promise<L2Record | L2Deleted | null> {
     const rk = this.layout.recordKey(key);
-    const results = await this.exec(client.multi().hmgetBuffer(rk, FIELD_VALUE, FIELD_CONTENT_TYPE).pttl(rk), 'read');
+    const results = await this.exec(
+      client.multi().hmgetBuffer(rk, FIELD_VALUE, FIELD_CONTENT_TYPE, FIELD_DELETED, FIELD_VERSION).pttl(rk),
+      'read',
+    );
     const fields = results[0] as (Buffer | null)[] | undefined;
     const pttl = Number(results[1]);
     const body = fields?.[0] ?? null;
     const contentType = fields?.[1] ?? null;
-    if (body === null && contentType === null) return null;
+    if (body === null && contentType === null) {
+      // A tombstone, or nothing. A DELETE's tombstone is marked with the delete's version.
+      const deleted = fields?.[2] ?? null;
+      if (deleted === null) return null;
+      return { deleted: Number(deleted.toString()), version: Number(fields?.[3]?.toString() ?? 0) };
+    }
     if (body === null || contentType === null) {
       throw new StoredRecordInvalidError(`the record for this key lacks the ${body === null ? 'v' : 'ct'} field`);
     }

@@ -9,7 +9,8 @@
  *   2. take the next version (versioned-records.ts) — so stream order and version order agree;
  *   3. XADD the entry: fields `k` key, `op` put|delete, `ver` version, `v` body, `ct` content type,
  *      `ttl` the record's TTL in ms once flushed (0: none; a delete's tombstone: the tombstone TTL);
- *   4. store the record (a value, or a tombstone for a delete) at that version unless Redis holds a newer
+ *   4. store the record (a value, or a delete's tombstone marked `del`, which reads as 404 until and after
+ *      the flush: versioned-records.ts) at that version unless Redis holds a newer
  *      one, *without* a TTL: it is pinned until the flusher has written it to the database and settles
  *      it (gives it its TTL), so that it cannot expire early and let a read-through serve the older row;
  *   5. publish the invalidation message (once per call, naming every key of the call);
@@ -40,6 +41,7 @@ import {
   WriteBackBacklogFullError,
   type AppendedWrite,
   type AppendOutcome,
+  type InvalidationMessages,
   type Journal,
   type JournalEntry,
   type JournalRead,
@@ -148,7 +150,7 @@ for i = 1, #KEYS - 2 do
       if newer(rk, v, true) then set_value(rk, vs, ARGV[a + 2], ARGV[a + 3], 0) end
     else
       id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 1], 'op', 'delete', 'ver', vs, 'ttl', ARGV[a + 4])
-      if newer(rk, v, false) then set_tombstone(rk, vs, 0) end
+      if newer(rk, v, false) then set_tombstone(rk, vs, 0, vs) end
     end
     pending = pending + 1
     ids[#ids + 1] = id
@@ -293,14 +295,14 @@ export class WriteBackJournal implements Journal {
   async appendMany(
     writes: readonly JournalWrite[],
     maxPending: number,
-    invalidation = '',
+    invalidation: string | InvalidationMessages = '',
     deliver = false,
   ): Promise<AppendOutcome> {
     const keys: string[] = [this.streamKey, this.versionKey];
     const args: (string | Buffer | number)[] = [
       maxPending,
       this.channel,
-      invalidation,
+      typeof invalidation === 'string' ? invalidation : invalidation.keys(writes.map((w) => w.key)),
       this.group,
       deliver ? this.consumer : '',
     ];

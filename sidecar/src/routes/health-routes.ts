@@ -12,30 +12,52 @@ export interface Readiness {
   mode: 'l1-only' | 'redis';
   redis: 'up' | 'down' | 'disabled';
   subscribed: boolean;
+  /**
+   * The write path's own connection (`--durability replicated` with an origin: it carries every write and
+   * its WAIT); absent when there is none (writes use the command connection).
+   */
+  write?: 'up' | 'down';
 }
 
-export function readiness(cache: TieredCache, onDisconnect: OnDisconnect, shuttingDown: boolean): Readiness {
+/**
+ * `writeUp`: whether the write connection is up (undefined: there is none). A write connection that is
+ * down counts like the command connection down: every write would answer 503.
+ */
+export function readiness(
+  cache: TieredCache,
+  onDisconnect: OnDisconnect,
+  shuttingDown: boolean,
+  writeUp?: boolean,
+): Readiness {
   const mode = cache.l1Only ? 'l1-only' : 'redis';
   const redis = cache.l1Only ? 'disabled' : cache.l2Available ? 'up' : 'down';
   const subscribed = cache.isSubscribed;
+  const write = writeUp === undefined ? undefined : writeUp ? 'up' : 'down';
   let status: Readiness['status'];
   if (shuttingDown) status = 'shutting-down';
-  else if (cache.l1Only || (redis === 'up' && subscribed)) status = 'ready';
+  else if (cache.l1Only || (redis === 'up' && subscribed && write !== 'down')) status = 'ready';
   else if (onDisconnect === 'serve-stale') status = 'degraded';
   else status = 'not-ready';
-  return { status, mode, redis, subscribed };
+  return { status, mode, redis, subscribed, ...(write === undefined ? {} : { write }) };
 }
 
 export async function healthRoutes(
   app: FastifyInstance,
-  options: { cache: TieredCache; metrics: SidecarMetrics; onDisconnect: OnDisconnect; isShuttingDown: () => boolean },
+  options: {
+    cache: TieredCache;
+    metrics: SidecarMetrics;
+    onDisconnect: OnDisconnect;
+    isShuttingDown: () => boolean;
+    /** Whether the write connection is up; absent when the sidecar has none. */
+    writeConnectionUp?: () => boolean;
+  },
 ): Promise<void> {
-  const { cache, metrics, onDisconnect, isShuttingDown } = options;
+  const { cache, metrics, onDisconnect, isShuttingDown, writeConnectionUp } = options;
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    const r = readiness(cache, onDisconnect, isShuttingDown());
+    const r = readiness(cache, onDisconnect, isShuttingDown(), writeConnectionUp?.());
     return reply.code(r.status === 'ready' || r.status === 'degraded' ? 200 : 503).send(r);
   });
 

@@ -2,14 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { RedisUnavailableError } from '../errors.js';
 import { InvalidationPublisher } from '../invalidation/invalidation-publisher.js';
 import { ClockStore } from '../l1/clock-store.js';
-import { TieredCache, type CacheValue, type L2Record, type L2Store, type OriginLoader } from './tiered-cache.js';
+import {
+  TieredCache,
+  type CacheValue,
+  type L2Deleted,
+  type L2Record,
+  type L2Store,
+  type LoadedOriginValue,
+  type OriginLoader,
+} from './tiered-cache.js';
 
 /** An in-memory L2 (no fills: the loader's `filled` says whether "Redis" took a value). */
 class MemoryL2 implements L2Store {
   available = true;
   fail = false;
-  data = new Map<string, L2Record>();
-  async get(key: string): Promise<L2Record | null> {
+  data = new Map<string, L2Record | L2Deleted>();
+  async get(key: string): Promise<L2Record | L2Deleted | null> {
     if (this.fail) throw new RedisUnavailableError('down');
     return this.data.get(key) ?? null;
   }
@@ -26,10 +34,12 @@ class MemoryL2 implements L2Store {
 /** An origin whose loads stay in the air until the test lands them. */
 class ManualOrigin implements OriginLoader {
   rows = new Map<string, string>();
+  /** Row versions (0 when not set). */
+  versions = new Map<string, number>();
   loads = 0;
   filled = true;
-  private pending: { key: string; resolve: (r: { value: CacheValue; filled: boolean } | null) => void }[] = [];
-  load(key: string): Promise<{ value: CacheValue; filled: boolean } | null> {
+  private pending: { key: string; resolve: (r: LoadedOriginValue | null) => void }[] = [];
+  load(key: string): Promise<LoadedOriginValue | null> {
     this.loads++;
     return new Promise((resolve) => this.pending.push({ key, resolve }));
   }
@@ -41,7 +51,11 @@ class ManualOrigin implements OriginLoader {
       resolve(
         row === undefined
           ? null
-          : { value: { body: Buffer.from(row), contentType: 'text/plain' }, filled: this.filled },
+          : {
+              value: { body: Buffer.from(row), contentType: 'text/plain' },
+              filled: this.filled,
+              version: this.versions.get(key) ?? 0,
+            },
       );
     }
   }
@@ -83,6 +97,49 @@ describe('TieredCache read-through', () => {
     ]);
     expect(origin.loads).toBe(1);
     expect((await cache.get('k')).tier).toBe('L1');
+  });
+
+  it("a DELETE's tombstone in Redis reads as absent without asking the origin (which still has the row)", async () => {
+    const { cache, l2, origin } = setup();
+    origin.rows.set('k', 'deleted-but-not-flushed');
+    origin.versions.set('k', 5);
+    l2.data.set('k', { deleted: 9, version: 9 });
+    expect(await cache.get('k')).toEqual({ tier: 'none' });
+    expect(origin.loads).toBe(0);
+    expect(await cache.ttlMs('k')).toBe(-2);
+  });
+
+  it("a later invalidation over a DELETE's tombstone: the origin answers, but a row older than the delete is absent", async () => {
+    const { cache, l2, origin } = setup();
+    origin.rows.set('k', 'the-deleted-row');
+    origin.versions.set('k', 5);
+    l2.data.set('k', { deleted: 9, version: 12 }); // the bridge relayed a newer write of another cluster
+    const first = cache.get('k');
+    await tick();
+    origin.land();
+    expect(await first).toEqual({ tier: 'none' });
+    expect(origin.loads).toBe(1);
+    // Once the newer write is in the database, its row answers.
+    origin.rows.set('k', 'newer');
+    origin.versions.set('k', 12);
+    const second = cache.get('k');
+    await tick();
+    origin.land();
+    expect((await second).value?.body.toString()).toBe('newer');
+  });
+
+  it("a reader that saw the DELETE's tombstone does not take the deleted row from a flight started before", async () => {
+    const { cache, l2, origin } = setup();
+    origin.rows.set('k', 'old');
+    origin.versions.set('k', 5);
+    const before = cache.get('k'); // L2 miss: starts an origin flight
+    await tick();
+    l2.data.set('k', { deleted: 9, version: 12 });
+    const after = cache.get('k'); // sees the tombstone, joins the flight in the air
+    await tick();
+    origin.land();
+    expect((await before).value?.body.toString()).toBe('old'); // it read before the delete
+    expect(await after).toEqual({ tier: 'none' });
   });
 
   it('reports a miss when the origin has no row', async () => {

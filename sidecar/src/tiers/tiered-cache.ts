@@ -37,25 +37,51 @@ export interface L2Record extends CacheValue {
   readonly pttlMs: number;
 }
 
+/**
+ * Redis holds no value but the tombstone of a DELETE (versioned-records.ts, field `del`): `deleted` is the
+ * delete's version, `version` the tombstone's — greater when a later invalidation (the cross-cluster
+ * bridge) replaced the delete's tombstone and kept its mark. The key reads as absent without asking the
+ * database when they are equal; otherwise the database answers, but a row older than `deleted` is the
+ * deleted one (absent).
+ */
+export interface L2Deleted {
+  readonly deleted: number;
+  readonly version: number;
+}
+
+/** True when an L2 answer is a DELETE's tombstone. */
+export function isL2Deleted(r: L2Record | L2Deleted): r is L2Deleted {
+  return (r as Partial<L2Record>).body === undefined;
+}
+
 /** Redis as seen by the tiers; implemented by `redis/redis-l2.ts`. Every call is time-boxed. */
 export interface L2Store {
   /** True while the command connection is up (a cheap check, no round trip). */
   readonly available: boolean;
-  get(key: string): Promise<L2Record | null>;
+  /** The key's value; its DELETE's tombstone; null when Redis holds neither (no record, or an invalidation). */
+  get(key: string): Promise<L2Record | L2Deleted | null>;
   /** Stores the record with a TTL (0: none) and publishes `invalidation` in the same transaction. */
   set(key: string, value: CacheValue, ttlSeconds: number, invalidation: string): Promise<void>;
   /** Deletes keys and publishes `invalidation` in the same transaction; returns how many existed. */
   delete(keys: readonly string[], invalidation: string): Promise<number>;
   /** Deletes every record the sidecars wrote, then publishes `invalidation`. */
   deleteAll(invalidation: string): Promise<number>;
-  publish(invalidation: string): Promise<void>;
+  /** Publishes `invalidation`, which names `keys` (on Redis Cluster from the keys' bucket's primary). */
+  publish(invalidation: string, keys?: readonly string[]): Promise<void>;
 }
 
 export type ReadTier = 'L1' | 'L1-STALE' | 'L2' | 'ORIGIN';
 
+/** What an origin load returns: the value, whether Redis took it, the row's version (0 or absent: none). */
+export interface LoadedOriginValue {
+  readonly value: CacheValue;
+  readonly filled: boolean;
+  readonly version?: number;
+}
+
 /** Loads a key from the origin and fills Redis (write/read-through.ts). */
 export interface OriginLoader {
-  load(key: string): Promise<{ value: CacheValue; filled: boolean } | null>;
+  load(key: string): Promise<LoadedOriginValue | null>;
 }
 export type ReadResult = { tier: ReadTier; value: CacheValue } | { tier: 'none'; value?: undefined };
 
@@ -96,10 +122,10 @@ export class TieredCache implements LocalInvalidation {
   private readonly l1MaxTTLMs: number;
   private readonly serveStale: boolean;
   private readonly events: TierEvents;
-  private readonly flights = new SingleFlight<L2Record | null>();
+  private readonly flights = new SingleFlight<L2Record | L2Deleted | null>();
   private readonly readThrough: OriginLoader | undefined;
   private readonly readThroughTTLMs: number;
-  private readonly originFlights = new SingleFlight<{ value: CacheValue; filled: boolean } | null>();
+  private readonly originFlights = new SingleFlight<LoadedOriginValue | null>();
   /** True while the invalidation subscription is up (always true in L1-only mode). */
   private subscribedNow: boolean;
   private everSubscribed = false;
@@ -168,7 +194,7 @@ export class TieredCache implements LocalInvalidation {
     const l2 = this.l2;
     if (l2 === undefined) return undefined;
     const record = await l2.get(key);
-    if (record === null) return -2;
+    if (record === null || isL2Deleted(record)) return -2;
     return record.pttlMs < 0 ? -1 : record.pttlMs;
   }
 
@@ -222,7 +248,7 @@ export class TieredCache implements LocalInvalidation {
         if (all) await l2.deleteAll(message);
         else await l2.delete(target.keys, message);
       } else {
-        await l2.publish(message);
+        await l2.publish(message, all ? [] : target.keys);
       }
       this.events.published();
       return true;
@@ -285,7 +311,7 @@ export class TieredCache implements LocalInvalidation {
     const fillable = this.subscribedNow && this.l1MaxTTLMs > 0;
     const epoch = this.epoch;
     const { flight, owner } = this.flights.run(key, () => l2.get(key));
-    let record: L2Record | null;
+    let record: L2Record | L2Deleted | null;
     try {
       record = await flight.promise;
     } catch (err) {
@@ -298,6 +324,12 @@ export class TieredCache implements LocalInvalidation {
       throw err;
     }
     if (record === null) return this.readThrough === undefined ? MISS : this.readOrigin(this.readThrough, key, true);
+    if (isL2Deleted(record)) {
+      // A DELETE's tombstone: absent. When a later invalidation replaced it (version above the delete's),
+      // the database answers, except with a row older than the delete (the deleted row, not yet flushed).
+      if (record.version <= record.deleted || this.readThrough === undefined) return MISS;
+      return this.readOrigin(this.readThrough, key, true, record.deleted);
+    }
     if (owner && fillable && !flight.stale && epoch === this.epoch && this.subscribedNow) {
       const ttlMs = record.pttlMs < 0 ? this.l1MaxTTLMs : Math.min(record.pttlMs, this.l1MaxTTLMs);
       if (ttlMs > 0) this.storeL1(key, { body: record.body, contentType: record.contentType }, now + ttlMs);
@@ -307,15 +339,17 @@ export class TieredCache implements LocalInvalidation {
 
   /**
    * Read-through: loads the key from the origin (one flight per key), which fills Redis; stores the value
-   * in L1 under the same rules as an L2 read, only if Redis took it, and only when `mayFill`.
+   * in L1 under the same rules as an L2 read, only if Redis took it, and only when `mayFill`. A row older
+   * than `deletedAt` (a DELETE's version seen in Redis) was deleted: a miss. (Checked per caller, not in
+   * the flight: a caller may join a flight started before the delete's tombstone was there.)
    */
-  private async readOrigin(loader: OriginLoader, key: string, mayFill: boolean): Promise<ReadResult> {
+  private async readOrigin(loader: OriginLoader, key: string, mayFill: boolean, deletedAt = 0): Promise<ReadResult> {
     const l1Only = this.l2 === undefined;
     const fillable = mayFill && this.subscribedNow && (l1Only || this.l1MaxTTLMs > 0);
     const epoch = this.epoch;
     const { flight, owner } = this.originFlights.run(key, () => loader.load(key));
     const loaded = await flight.promise;
-    if (loaded === null) return MISS;
+    if (loaded === null || (deletedAt > 0 && (loaded.version ?? 0) < deletedAt)) return MISS;
     if (owner && fillable && !flight.stale && epoch === this.epoch && this.subscribedNow && (l1Only || loaded.filled)) {
       let ttlMs = this.readThroughTTLMs > 0 ? this.readThroughTTLMs : Infinity;
       if (this.l1MaxTTLMs > 0) ttlMs = Math.min(ttlMs, this.l1MaxTTLMs);

@@ -5,10 +5,12 @@
  */
 import type { Origin, OriginEvents } from '../origin/origin.js';
 import { BucketedJournal } from '../redis/bucketed-journal.js';
+import { publishInBucket } from '../redis/bucket-publish.js';
 import type { RedisClient } from '../redis/redis-client.js';
 import { ReplicaWaiter, type ReplicaWaitEvents } from '../redis/replica-waiter.js';
 import { HttpOrigin } from '../origin/http-origin.js';
 import { createPostgresPool, PostgresOrigin } from '../origin/postgres-origin.js';
+import { groupByBucket } from './bucket-batching.js';
 import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
 import { ReadThrough } from './read-through.js';
 import { LocalVersionSource, VersionedRecords } from './versioned-records.js';
@@ -172,7 +174,13 @@ export function createWritePath(o: WritePathOptions): WritePath {
       log: o.log,
       clock: o.clock,
       announce: async (keys) => {
-        await redis.publish(o.channel, o.publisher.keys(keys));
+        // One message per bucket on Redis Cluster, from the bucket's primary (bucket-publish.ts).
+        const groups = groupByBucket(keys, (k) => layout.bucketOf(k).index);
+        await Promise.all(
+          [...groups.values()].map((g) =>
+            publishInBucket(redis, layout, o.channel, o.publisher.keys(g.items), g.items),
+          ),
+        );
         o.onPublished();
       },
     });

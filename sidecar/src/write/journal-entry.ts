@@ -69,6 +69,11 @@ export type JournalWrite =
  * What the write-back policy and the flusher use of a journal: one stream ({@link WriteBackJournal}) on
  * standalone and replication Redis, one stream per bucket on Redis Cluster (bucketed-journal.ts).
  */
+/** Builds an invalidation message for keys (the sidecar's InvalidationPublisher). */
+export interface InvalidationMessages {
+  keys(keys: readonly string[]): string;
+}
+
 export interface Journal {
   /** For logs: the stream key (or the pattern of the bucket streams). */
   readonly streamKey: string;
@@ -76,10 +81,14 @@ export interface Journal {
   readonly deadLetterKey: string;
   readonly connectionEpoch: number;
   readonly claimScanComplete: boolean;
+  /**
+   * `invalidation`: the message to publish with the writes, or a source of messages (then the journal
+   * builds one per bucket, for the keys of that bucket, published by that bucket's script).
+   */
   appendMany(
     writes: readonly JournalWrite[],
     maxPending: number,
-    invalidation?: string,
+    invalidation?: string | InvalidationMessages,
     deliver?: boolean,
   ): Promise<AppendOutcome>;
   readDelivered(ids: readonly string[]): Promise<JournalRead>;

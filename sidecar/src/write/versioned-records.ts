@@ -23,11 +23,22 @@
  *
  * Records. The L2 format of `redis/redis-l2.ts` (hash `rc:<key>`, fields `v` and `ct`, TTL on the hash)
  * gains one field, `ver`: the version of the write (or of the database row) the value came from. A
- * *tombstone* is a hash with only `ver`: readers that know nothing of versions see a miss (no `v`, no
- * `ct`), and a fill older than the tombstone is refused. A record is replaced only by a newer one:
+ * *tombstone* is a hash without `v` and `ct`: readers that know nothing of versions see a miss, and a
+ * fill older than the tombstone is refused. Two kinds:
  *
- *   - a value at version n replaces nothing, a record with ver < n, or a tombstone with ver = n (the
- *     tombstone of a write-around write says "values older than n are stale"; the row at n is the truth);
+ *   - the tombstone of a DELETE also has `del`, the delete's version: the key is deleted, and readers
+ *     answer 404 without asking the database — under write-back the database holds the deleted row until
+ *     the delete is flushed (the tombstone has no TTL until then, like every record the journal wrote);
+ *   - an *invalidation* tombstone (a write-around PUT, the cross-cluster bridge) has no `del`: readers go
+ *     to the database. When it replaces a DELETE's tombstone it keeps that `del` (rows older than it are
+ *     still the deleted ones) and, while the delete is not flushed, its pin (no TTL); settling the delete
+ *     then gives it its TTL. Readers then read the database but take a row older than `del` as absent.
+ *
+ * A record is replaced only by a newer one:
+ *
+ *   - a value at version n replaces nothing, a record with ver < n, or an invalidation tombstone with
+ *     ver = n (the tombstone of a write-around write says "values older than n are stale"; the row at n
+ *     is the truth) — not a DELETE's tombstone at n (the row at n is the delete's);
  *   - a tombstone at version n replaces nothing or a record with ver < n.
  *
  * Records without `ver` (written with no origin configured) count as version 0. Every script that is
@@ -43,6 +54,12 @@ import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
 
 /** Field of the version in a record hash. */
 export const FIELD_VERSION = 'ver';
+/**
+ * Field of a tombstone written by a DELETE: the delete's version. Such a tombstone means "deleted" (reads
+ * answer 404 without asking the database); a tombstone without it means "invalidated, read the database"
+ * (write-around PUT, the cross-cluster bridge). See the file header.
+ */
+export const FIELD_DELETED = 'del';
 /** Default key of the version counter. Must not start with the record prefix `rc:`. */
 export const DEFAULT_VERSION_KEY = 'ripplecache:version';
 /**
@@ -67,18 +84,36 @@ end
 local function newer(rk, v, is_value)
   local cur = tonumber(redis.call('HGET', rk, '${FIELD_VERSION}') or '0')
   if v > cur then return true end
-  if v == cur and is_value and redis.call('HEXISTS', rk, 'v') == 0 then return true end
+  -- a value at n replaces an invalidation tombstone at n (the row at n is the truth), never the tombstone
+  -- of a delete at n (the row at n is the delete's)
+  if v == cur and is_value and redis.call('HEXISTS', rk, 'v') == 0 then
+    return tonumber(redis.call('HGET', rk, '${FIELD_DELETED}') or '0') ~= cur
+  end
   return false
 end
--- a value record has exactly the fields v, ct and ver: HSET replaces all of a value's or a tombstone's
+-- a value record has exactly the fields v, ct and ver: HSET replaces all of a value's, HDEL a tombstone's
+-- deletion mark
 local function set_value(rk, vs, body, ct, ttlms)
   redis.call('HSET', rk, 'v', body, 'ct', ct, '${FIELD_VERSION}', vs)
+  redis.call('HDEL', rk, '${FIELD_DELETED}')
   if ttlms > 0 then redis.call('PEXPIRE', rk, ttlms) else redis.call('PERSIST', rk) end
 end
-local function set_tombstone(rk, vs, ttlms)
+-- del: the version of the delete this tombstone records ('' or nil: an invalidation tombstone). An
+-- invalidation tombstone keeps the deletion mark of the record it replaces ("rows older than del are
+-- deleted" stays true), and keeps it pinned (no TTL) when it was: a write-back delete not yet flushed.
+local function set_tombstone(rk, vs, ttlms, del)
+  local pinned = false
+  if del == nil or del == '' then
+    del = redis.call('HGET', rk, '${FIELD_DELETED}')
+    if del then pinned = redis.call('PTTL', rk) == -1 end
+  end
   redis.call('DEL', rk)
-  redis.call('HSET', rk, '${FIELD_VERSION}', vs)
-  if ttlms > 0 then redis.call('PEXPIRE', rk, ttlms) end
+  if del then
+    redis.call('HSET', rk, '${FIELD_VERSION}', vs, '${FIELD_DELETED}', del)
+  else
+    redis.call('HSET', rk, '${FIELD_VERSION}', vs)
+  end
+  if ttlms > 0 and not pinned then redis.call('PEXPIRE', rk, ttlms) end
 end
 local function announce(channel, message)
   if message ~= '' then redis.call('PUBLISH', channel, message) end
@@ -101,12 +136,15 @@ end
 announce(ARGV[5], ARGV[6])
 return stored`;
 
-/** KEYS[1] record; ARGV version, ttl ms, channel, message → 1 stored, 0 not. */
+/**
+ * KEYS[1] record; ARGV version, ttl ms, channel, message, deleted ('1': the tombstone of a DELETE, marked
+ * with its version; '0': an invalidation) → 1 stored, 0 not.
+ */
 const TOMBSTONE = `${LUA_PRELUDE}
 local v = tonumber(ARGV[1])
 local stored = 0
 if newer(KEYS[1], v, false) then
-  set_tombstone(KEYS[1], ARGV[1], tonumber(ARGV[2]))
+  set_tombstone(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[5] == '1' and ARGV[1] or '')
   stored = 1
 end
 announce(ARGV[3], ARGV[4])
@@ -138,8 +176,13 @@ local function settle(rk, vs, ttl, kind, tombstone_ttl, body, ct)
       return 2
     end
   elseif newer(rk, v, false) then
-    set_tombstone(rk, vs, tombstone_ttl)
+    set_tombstone(rk, vs, tombstone_ttl, vs)
     return 2
+  elseif redis.call('HGET', rk, '${FIELD_DELETED}') == vs and redis.call('HEXISTS', rk, 'v') == 0 then
+    -- a later invalidation tombstone (the bridge) kept this delete's mark and pin: the delete is in the
+    -- database now, the pin can go
+    if ttl > 0 and redis.call('PTTL', rk) == -1 then redis.call('PEXPIRE', rk, ttl) end
+    return 1
   end
   return 0
 end
@@ -172,7 +215,14 @@ interface ScriptedRedis {
     channel: string,
     message: string,
   ): Promise<number>;
-  rcTombstone(rk: string, version: string, ttlMs: number, channel: string, message: string): Promise<number>;
+  rcTombstone(
+    rk: string,
+    version: string,
+    ttlMs: number,
+    channel: string,
+    message: string,
+    deleted: string,
+  ): Promise<number>;
 }
 
 /** Defines the scripts on a client (idempotent; ioredis sends EVALSHA and falls back to EVAL once). */
@@ -221,6 +271,8 @@ export interface StoredRecord {
   readonly version: number;
   /** Absent for a tombstone. */
   readonly value?: CacheValue;
+  /** A tombstone's deletion mark: the version of the DELETE it records (absent: an invalidation). */
+  readonly deleted?: number;
   /** Remaining TTL in ms; -1 when none. */
   readonly pttlMs: number;
 }
@@ -278,8 +330,12 @@ export class VersionedRecords implements VersionSource {
     return stored === 1;
   }
 
-  /** Replaces the record by a tombstone at `version` unless Redis holds a newer one; publishes either way. */
-  async tombstone(key: string, version: number, invalidation = ''): Promise<boolean> {
+  /**
+   * Replaces the record by a tombstone at `version` unless Redis holds a newer one; publishes either way.
+   * `deleted`: the tombstone of a DELETE (reads answer 404 without the database); otherwise an
+   * invalidation (reads go to the database).
+   */
+  async tombstone(key: string, version: number, invalidation = '', deleted = false): Promise<boolean> {
     const stored = await this.call('versioned delete', () =>
       this.client.rcTombstone(
         this.layout.recordKey(key),
@@ -287,6 +343,7 @@ export class VersionedRecords implements VersionSource {
         this.tombstoneTtlMs,
         this.channel,
         invalidation,
+        deleted ? '1' : '0',
       ),
     );
     return stored === 1;
@@ -350,15 +407,16 @@ export class VersionedRecords implements VersionSource {
   async read(key: string): Promise<StoredRecord | null> {
     const rk = this.layout.recordKey(key);
     const replies = await this.call('read record', () =>
-      this.client.multi().hmgetBuffer(rk, 'v', 'ct', FIELD_VERSION).pttl(rk).exec(),
+      this.client.multi().hmgetBuffer(rk, 'v', 'ct', FIELD_VERSION, FIELD_DELETED).pttl(rk).exec(),
     );
     const fields = replies?.[0]?.[1] as (Buffer | null)[] | undefined;
     const pttl = Number(replies?.[1]?.[1]);
     if (fields === undefined || fields.every((f) => f === null)) return null;
-    const [body, ct, ver] = fields;
+    const [body, ct, ver, del] = fields;
     return {
       version: ver ? Number(ver.toString()) : 0,
       ...(body && ct ? { value: { body, contentType: ct.toString() } } : {}),
+      ...(!body && del ? { deleted: Number(del.toString()) } : {}),
       pttlMs: pttl,
     };
   }

@@ -37,7 +37,7 @@ export class WriteAroundPolicy implements WritePolicyHandler {
   /** Puts and deletes alike leave a tombstone in Redis (the next read fills it from the database). */
   writeMany(writes: readonly PolicyWrite[]): Promise<(Error | undefined)[]> {
     return writeDirectMany(this.options, writes, (records, w, version, invalidation) =>
-      records.tombstone(w.key, version, invalidation),
+      records.tombstone(w.key, version, invalidation, w.op === 'delete'),
     );
   }
 }

@@ -64,7 +64,7 @@ export class WriteBackPolicy implements WritePolicyHandler {
         const { results, others } = await o.journal.appendMany(
           writes,
           o.maxPending,
-          o.publisher.keys(writes.map((w) => w.key)),
+          o.publisher, // one message per bucket on Redis Cluster (bucketed-journal.ts)
           o.flusher.hasRoom(),
         );
         o.onPublished?.();

@@ -104,6 +104,6 @@ export function deleteDirect(options: DirectPolicyOptions, key: string): Promise
     options,
     key,
     (version) => options.origin.delete(key, version),
-    (records, version, invalidation) => records.tombstone(key, version, invalidation),
+    (records, version, invalidation) => records.tombstone(key, version, invalidation, true),
   );
 }

@@ -42,7 +42,7 @@ export class WriteThroughPolicy implements WritePolicyHandler {
     return writeDirectMany(this.options, writes, (records, w, version, invalidation) =>
       w.op === 'put'
         ? records.fill(w.key, w.value, w.ttlSeconds, version, invalidation)
-        : records.tombstone(w.key, version, invalidation),
+        : records.tombstone(w.key, version, invalidation, true),
     );
   }
 }
