@@ -5,7 +5,8 @@
  * the CPU used so far from /proc. Reports median and range per variant, and the 1-minute load average.
  *
  *   BENCH_IDLE_VARIANTS='|--max-semi-space-size=1|--max-semi-space-size=2'  (variants separated by |;
- *   each a space-separated list of node flags; the empty one is node's defaults)
+ *   each a space-separated list of node flags; the empty one is node's defaults; a word ending in .js is
+ *   the compiled main.js to run instead of BENCH_OPERATOR_MAIN, e.g. another build for an A/B)
  *   BENCH_IDLE_ROUNDS=3   BENCH_OPERATOR_MAIN=/path/to/dist/operator/src/main.js (default: this tree's dist)
  */
 import { execFileSync } from 'node:child_process';
@@ -47,12 +48,14 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, flags] of VARIANTS.entries()) {
         loads.push(loadavg()[0]!);
+        const words = flags.split(' ').filter(Boolean);
+        const entry = words.find((w) => w.endsWith('.js')) ?? compiledMain;
         const op = await startOperator({
           compiled: true,
-          ...(compiledMain ? { compiledMain } : {}),
+          ...(entry ? { compiledMain: entry } : {}),
           kubeconfigPath: cp.kubeconfigPath,
           identity: `idle-${round}-${i}`,
-          nodeArgs: flags.split(' ').filter(Boolean),
+          nodeArgs: words.filter((w) => !w.endsWith('.js')),
           extraArgs: ['--leader-elect=false', '--log-level', 'warn'],
         });
         await new Promise((r) => setTimeout(r, SETTLE_MS));
