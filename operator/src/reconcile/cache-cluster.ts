@@ -74,8 +74,8 @@ export interface ReconcileDeps {
   bridgeReport?: (host: string, port: number) => Promise<BridgeReport | undefined>;
   /**
    * Other new CacheClusters wait for their first pass (the controller's front lane). While they do, a first
-   * pass applies only what the pods need to start (ConfigMap, StatefulSet) and leaves the rest to a follow-up
-   * pass (`firstPassOnly`). Without it every pass is a full one.
+   * pass applies only what the pods need to start (ConfigMap, StatefulSet), writes the status, and leaves the
+   * rest to a follow-up pass (`firstPassOnly`). Without it every pass is a full one.
    */
   firstPassesWaiting?: () => boolean;
 }
@@ -149,9 +149,11 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   if (!planned) return done;
 
   if (!o.sts && spec.topology !== 'cluster' && deps.firstPassesWaiting?.()) {
-    // Scheduling under a backlog of new CacheClusters: the pods need their ConfigMap and StatefulSet; the
-    // Services, the rest and the status follow in a pass queued behind every other first pass.
+    // Scheduling under a backlog of new CacheClusters: the pods need their ConfigMap and StatefulSet, the user
+    // a status (from the StatefulSet just applied); the Services and the rest follow in a pass queued behind
+    // every other first pass.
     await applyChildren(deps, o, firstPassOnly(planned.children), desired, live);
+    await statusStep(deps, o, desired, live, undefined, undefined, planned.bridge);
     return requeueAfter(0);
   }
 
@@ -175,7 +177,10 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   return next.kind === 'requeueAfter' && next.ms < retry ? next : requeueAfter(retry);
 }
 
-/** What a first pass under a backlog applies: the ConfigMap (first) and the StatefulSet; deletes nothing. */
+/**
+ * What a first pass under a backlog applies: the ConfigMap (first) and the StatefulSet; deletes nothing (the
+ * status is written too).
+ */
 export function firstPassOnly(children: DesiredChildren): DesiredChildren {
   return {
     apply: children.apply.filter((c) => c.kind === 'ConfigMap' || c.kind === 'StatefulSet'),
