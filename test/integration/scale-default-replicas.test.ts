@@ -1,8 +1,9 @@
 /**
  * The scale subresource of a CacheCluster that leaves spec.replicas out (issue 14): without the
- * MutatingAdmissionPolicy of charts/ripplecache/files/policies/replicas-default.yaml the real API server's
- * /scale reads spec.replicas 0 for a replication CacheCluster that runs one replica; with it, the default
- * is written into the object. Real kube-apiserver (v1.36, where the API is GA), no operator needed.
+ * MutatingAdmissionPolicy of charts/ripplecache/files/policies/replicas-default.yaml the real API server
+ * answers GET /scale with an InternalError (".spec.replicas does not exist"), whatever the topology; with it,
+ * the topology's default is written into the object. Real kube-apiserver (v1.36, where the API is GA), no
+ * operator needed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY_PATH } from '../../scripts/generate-crds.js';
@@ -45,9 +46,11 @@ async function replicas(name: string): Promise<{ spec: string; scale: number }> 
 }
 
 describe('spec.replicas default for the scale subresource', () => {
-  it('without the policy, /scale reads 0 for a replication CacheCluster that leaves replicas out', async () => {
+  it('without the policy, /scale fails for a CacheCluster that leaves replicas out', async () => {
     await must(['apply', '-f', '-'], cacheCluster('before', 'topology: replication'));
-    expect(await replicas('before')).toEqual({ spec: '', scale: 0 });
+    const scale = await cp.kubectl(['get', 'cc', 'before', '-n', 'default', '--subresource=scale', '-o', 'json']);
+    expect(scale.code).not.toBe(0);
+    expect(scale.stderr).toMatch(/spec replicas field "\.spec\.replicas" does not exist/);
   });
 
   it('with the policy, the default is written and /scale reads the replicas that run', async () => {
@@ -70,9 +73,8 @@ describe('spec.replicas default for the scale subresource', () => {
     expect(await replicas('repl')).toEqual({ spec: '1', scale: 1 });
     await must(['apply', '-f', '-'], cacheCluster('sharded', 'topology: cluster'));
     expect(await replicas('sharded')).toEqual({ spec: '1', scale: 1 });
-    // Standalone is left as it is: its scale reads 0 already.
     await must(['apply', '-f', '-'], cacheCluster('single', 'topology: standalone'));
-    expect(await replicas('single')).toEqual({ spec: '', scale: 0 });
+    expect(await replicas('single')).toEqual({ spec: '0', scale: 0 });
     // A value the user sets is never replaced, 0 included.
     await must(['apply', '-f', '-'], cacheCluster('none', 'topology: replication, replicas: 0'));
     expect(await replicas('none')).toEqual({ spec: '0', scale: 0 });
@@ -89,7 +91,7 @@ describe('spec.replicas default for the scale subresource', () => {
     expect(await replicas('before')).toEqual({ spec: '1', scale: 1 });
   });
 
-  it('a change to topology standalone that leaves replicas as they were sets 0 instead of failing', async () => {
+  it("a topology change that leaves replicas as they were gets the new topology's default", async () => {
     await must(['apply', '-f', '-'], cacheCluster('shrink', 'topology: replication'));
     expect((await replicas('shrink')).spec).toBe('1');
     // The user's manifest never named replicas; the policy's 1 stays with a client-side apply.
@@ -99,5 +101,8 @@ describe('spec.replicas default for the scale subresource', () => {
     const refused = await cp.kubectl(['apply', '-f', '-'], cacheCluster('shrink', 'topology: standalone, replicas: 2'));
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/topology standalone has no read replicas/);
+    // And back: the 0 standalone had becomes replication's default, 1.
+    await must(['apply', '-f', '-'], cacheCluster('shrink', 'topology: replication'));
+    expect(await replicas('shrink')).toEqual({ spec: '1', scale: 1 });
   });
 });

@@ -5,13 +5,16 @@
  * replication or cluster and 0 with standalone); this policy runs inside the API server (GA and on by default
  * in Kubernetes 1.36), so it needs no webhook server and works while the operator is down.
  *
- * It changes a CacheCluster only in two cases (its match conditions):
- * - topology replication or cluster without `spec.replicas`: sets the default, `DEFAULTS.replicas`;
+ * The real API server does not read an absent spec.replicas as 0: GET /scale fails with "InternalError: the
+ * spec replicas field ".spec.replicas" does not exist" (so `kubectl scale` and an HPA fail), whatever the
+ * topology. The policy changes a CacheCluster in three cases (its match conditions):
+ * - without `spec.replicas`: sets the default, `DEFAULTS.replicas` (1) with topology replication or cluster,
+ *   `DEFAULTS.replicasStandalone` (0) with standalone;
  * - an update that changes the topology to standalone and leaves `spec.replicas` as it was (above 0, e.g. the
  *   value this policy wrote, which a client-side `kubectl apply` keeps): sets 0, the only value standalone
- *   accepts, instead of refusing the change.
- * A standalone CacheCluster without `spec.replicas` is left as it is: its scale already reads 0.
- *
+ *   accepts, instead of refusing the change;
+ * - an update that changes the topology from standalone to replication or cluster and leaves `spec.replicas`
+ *   at 0 as it was (the value this policy wrote for standalone): sets the default of the new topology.
  * `npm run manifests` writes it to charts/ripplecache/files/policies/ (the chart installs it where the API
  * server serves admissionregistration.k8s.io/v1 MutatingAdmissionPolicy).
  */
@@ -22,14 +25,25 @@ export const REPLICAS_DEFAULT_POLICY_NAME = `cacheclusters-default-replicas.${GR
 
 const topology = (o: string) => `(has(${o}.spec.topology) ? ${o}.spec.topology : '${DEFAULTS.topology}')`;
 
-/** CEL: topology replication or cluster, replicas unset. */
-export const NEEDS_DEFAULT = `${topology('object')} != 'standalone' && !has(object.spec.replicas)`;
+/** CEL: replicas unset. */
+export const NEEDS_DEFAULT = '!has(object.spec.replicas)';
 
 /** CEL: an update to topology standalone that leaves replicas (above 0) as they were. */
 export const TO_STANDALONE_KEEPING_REPLICAS =
   `oldObject != null && ${topology('object')} == 'standalone' && ${topology('oldObject')} != 'standalone' && ` +
   'has(object.spec.replicas) && object.spec.replicas > 0 && has(oldObject.spec.replicas) && ' +
   'object.spec.replicas == oldObject.spec.replicas';
+
+/** CEL: an update from topology standalone to another that leaves replicas at 0 as they were. */
+export const FROM_STANDALONE_KEEPING_ZERO =
+  `oldObject != null && ${topology('object')} != 'standalone' && ${topology('oldObject')} == 'standalone' && ` +
+  'has(object.spec.replicas) && object.spec.replicas == 0 && has(oldObject.spec.replicas) && ' +
+  'oldObject.spec.replicas == 0';
+
+/** CEL: the value to write (only evaluated when one of the three conditions holds). */
+const VALUE =
+  `(${topology('object')} == 'standalone' && (${NEEDS_DEFAULT} || (${TO_STANDALONE_KEEPING_REPLICAS}))) ` +
+  `? ${DEFAULTS.replicasStandalone} : ${DEFAULTS.replicas}`;
 
 export function replicasDefaultPolicy(): [Record<string, unknown>, Record<string, unknown>] {
   const labels = { 'app.kubernetes.io/name': 'ripplecache', 'app.kubernetes.io/component': 'admission-policy' };
@@ -52,8 +66,8 @@ export function replicasDefaultPolicy(): [Record<string, unknown>, Record<string
         },
         matchConditions: [
           {
-            name: 'replicas-default-or-standalone',
-            expression: `(${NEEDS_DEFAULT}) || (${TO_STANDALONE_KEEPING_REPLICAS})`,
+            name: 'replicas-default-or-topology-change',
+            expression: `(${NEEDS_DEFAULT}) || (${TO_STANDALONE_KEEPING_REPLICAS}) || (${FROM_STANDALONE_KEEPING_ZERO})`,
           },
         ],
         failurePolicy: 'Fail',
@@ -62,7 +76,7 @@ export function replicasDefaultPolicy(): [Record<string, unknown>, Record<string
           {
             patchType: 'ApplyConfiguration',
             applyConfiguration: {
-              expression: `Object{spec: Object.spec{replicas: (${NEEDS_DEFAULT}) ? ${DEFAULTS.replicas} : 0}}`,
+              expression: `Object{spec: Object.spec{replicas: ${VALUE}}}`,
             },
           },
         ],
