@@ -1,6 +1,6 @@
 /**
  * The MutatingAdmissionPolicy that writes the default of `spec.replicas` into a CacheCluster, so that the
- * scale subresource (`specReplicasPath: .spec.replicas`) shows the read replicas that run, not 0, when the
+ * scale subresource (`specReplicasPath: .spec.replicas`) answers with the read replicas that run when the
  * spec leaves them out. A CRD default cannot depend on another field (the default is 1 with topology
  * replication or cluster and 0 with standalone); this policy runs inside the API server (GA and on by default
  * in Kubernetes 1.36), so it needs no webhook server and works while the operator is down.
