@@ -1,13 +1,16 @@
 /**
- * Writes crds/cacheclusters.cache.ripplecache.io.yaml from `cacheClusterCrd()` (operator/src/api).
+ * Writes crds/cacheclusters.cache.ripplecache.io.yaml from `cacheClusterCrd()` (operator/src/api), and
+ * charts/ripplecache/files/policies/replicas-default.yaml from `replicasDefaultPolicy()`.
  *
  *   npx tsx scripts/generate-crds.ts           # (re)write the file
  *   npx tsx scripts/generate-crds.ts --check   # exit 1 when the file differs from the rendering
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import { CRD_NAME } from '../operator/src/api/v1alpha1/constants.js';
+import { replicasDefaultPolicy } from '../operator/src/api/v1alpha1/replicas-default-policy.js';
 import { cacheClusterCrd } from '../operator/src/api/v1alpha1/schema.js';
 
 /** Where the generated CRD lives. */
@@ -22,19 +25,43 @@ export function renderCrdYaml(): string {
   return HEADER + stringify(cacheClusterCrd(), { lineWidth: 0 });
 }
 
+/** Where the MutatingAdmissionPolicy that defaults spec.replicas lives (the chart renders it). */
+export const POLICY_PATH = fileURLToPath(
+  new URL('../charts/ripplecache/files/policies/replicas-default.yaml', import.meta.url),
+);
+
+/** The policy file's content (policy and binding, two documents), byte for byte. */
+export function renderPolicyYaml(): string {
+  const header = HEADER.replace('schema.ts', 'replicas-default-policy.ts');
+  return (
+    header +
+    replicasDefaultPolicy()
+      .map((d) => stringify(d, { lineWidth: 0 }))
+      .join('---\n')
+  );
+}
+
 async function main(argv: string[]): Promise<number> {
-  const rendered = renderCrdYaml();
+  const files: Array<[string, string]> = [
+    [CRD_PATH, renderCrdYaml()],
+    [POLICY_PATH, renderPolicyYaml()],
+  ];
   if (argv.includes('--check')) {
-    const current = await readFile(CRD_PATH, 'utf8').catch(() => '');
-    if (current !== rendered) {
-      process.stderr.write(`${CRD_PATH} is out of date with operator/src/api; run: npm run manifests\n`);
-      return 1;
+    let code = 0;
+    for (const [path, rendered] of files) {
+      const current = await readFile(path, 'utf8').catch(() => '');
+      if (current !== rendered) {
+        process.stderr.write(`${path} is out of date with operator/src/api; run: npm run manifests\n`);
+        code = 1;
+      } else process.stdout.write(`${path} is up to date\n`);
     }
-    process.stdout.write(`${CRD_PATH} is up to date\n`);
-    return 0;
+    return code;
   }
-  await writeFile(CRD_PATH, rendered);
-  process.stdout.write(`Wrote ${CRD_PATH}\n`);
+  for (const [path, rendered] of files) {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, rendered);
+    process.stdout.write(`Wrote ${path}\n`);
+  }
   return 0;
 }
 

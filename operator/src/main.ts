@@ -36,7 +36,7 @@ import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from
 import { LeaderElector } from './k8s/lease.js';
 import { createOperatorMetrics } from './metrics.js';
 import type { FailoverMemory } from './reconcile/failover-step.js';
-import { reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
+import { needsFirstPass, reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
 import { packageVersion } from '../../common/src/version.js';
 import type { RunningWebhook } from './webhook/start-webhook.js';
@@ -246,6 +246,8 @@ async function main(): Promise<void> {
           );
       }
     },
+    // Under a backlog of new CacheClusters, first passes apply the ConfigMap and StatefulSet only (README, Performance).
+    firstPassesWaiting: () => controller.firstPassesWaiting(),
     onGone: (namespace, name) => {
       for (const type of CONDITION_TYPES) {
         for (const status of ['True', 'False', 'Unknown'])
@@ -257,6 +259,7 @@ async function main(): Promise<void> {
   const controller = new Controller(
     {
       reconcile: (key) => reconcileCacheCluster(deps, key),
+      needsFirstPass: (key) => needsFirstPass(deps.cached, key),
       isConflict: (err) => err instanceof KubeApiError && err.conflict,
       onResult: (key, result, seconds, err) => {
         metrics.reconcileTotal.inc({ result });

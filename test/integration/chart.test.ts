@@ -32,6 +32,7 @@ import { startRedis, type RedisProcess } from '../harness/redis.js';
 import { kubeBinDir, repoRoot, trackTempDir } from '../harness/tools.js';
 import { LABEL_SIDECAR, SIDECAR_INJECTED } from '../../operator/src/api/v1alpha1/constants.js';
 import { SIDECAR_METRICS_PORT_NAME } from '../../operator/src/webhook/inject-sidecar.js';
+import { replicasDefaultPolicy } from '../../operator/src/api/v1alpha1/replicas-default-policy.js';
 
 const CHART = join(repoRoot, 'charts/ripplecache');
 const CI_VALUES = readdirSync(join(CHART, 'ci'))
@@ -499,6 +500,21 @@ describe('helm lint and helm template', () => {
     const ok = await helm(['template', 'rc', CHART, '--set', 'crds.install=false']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).not.toContain('kind: CustomResourceDefinition');
+  });
+
+  it('renders the replicas-default MutatingAdmissionPolicy only where the API server serves it', async () => {
+    const withApi = ['--api-versions', 'admissionregistration.k8s.io/v1/MutatingAdmissionPolicy'];
+    const objs = await render(withApi);
+    const policy = find(objs, 'MutatingAdmissionPolicy');
+    const binding = find(objs, 'MutatingAdmissionPolicyBinding');
+    expect([...policy, ...binding]).toEqual(replicasDefaultPolicy());
+    expect(
+      find(await render([...withApi, '--set', 'crds.replicasDefaultPolicy=false']), 'MutatingAdmissionPolicy'),
+    ).toEqual([]);
+    expect(find(await render([...withApi, '--set', 'crds.install=false']), 'MutatingAdmissionPolicy')).toEqual([]);
+    // A default `helm template` knows only the API versions built into helm: whatever it renders, it renders both or none.
+    const plain = await render();
+    expect(find(plain, 'MutatingAdmissionPolicy').length).toBe(find(plain, 'MutatingAdmissionPolicyBinding').length);
   });
 
   it('passes the Lease timing to the operator, and refuses a renew deadline not shorter than the lease', async () => {

@@ -13,6 +13,11 @@ export const requeueAfter = (ms: number): ReconcileResult => ({ kind: 'requeueAf
 /** How a reconcile error is treated: conflicts are retried at once, everything else backs off. */
 export interface ControllerHooks {
   reconcile(key: string): Promise<ReconcileResult>;
+  /**
+   * Whether `key` (a CacheCluster) still needs its first pass (its StatefulSet does not exist): an event on it
+   * then puts it in the queue's front lane, ahead of the follow-up passes of CacheClusters that have one.
+   */
+  needsFirstPass?(key: string): boolean;
   isConflict(err: unknown): boolean;
   onResult?(key: string, result: 'success' | 'requeue' | 'error' | 'conflict', seconds: number, err?: unknown): void;
   onQueueDepth?(depth: number): void;
@@ -58,7 +63,7 @@ export class Controller {
       const key = objectKey(ns, obj.metadata!.name!);
       if (type === 'delete') this.known.delete(key);
       else this.known.add(key);
-      this.queue.add(key);
+      this.queue.add(key, { front: type !== 'delete' && (this.hooks.needsFirstPass?.(key) ?? false) });
     } else {
       const owner = obj.metadata?.ownerReferences?.find(
         (r) => r.controller && r.kind === this.opts.ownerKind && r.apiVersion === this.opts.ownerApiVersion,
@@ -68,6 +73,11 @@ export class Controller {
       else if (byLabel) this.queue.add(objectKey(ns, byLabel));
     }
     this.hooks.onQueueDepth?.(this.queue.depth);
+  }
+
+  /** New CacheClusters wait for their first pass (the queue's front lane is not empty). */
+  firstPassesWaiting(): boolean {
+    return this.queue.frontDepth > 0;
   }
 
   start(): void {

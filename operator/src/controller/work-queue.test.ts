@@ -84,3 +84,42 @@ describe('WorkQueue', () => {
     expect(q.depth).toBe(0);
   });
 });
+
+describe('WorkQueue front lane', () => {
+  it('hands out front-lane keys before the normal lane, each lane in order', async () => {
+    const q = new WorkQueue();
+    q.add('n1');
+    q.add('f1', { front: true });
+    q.add('n2');
+    q.add('f2', { front: true });
+    expect(q.depth).toBe(4);
+    expect(q.frontDepth).toBe(2);
+    expect([await q.get(), await q.get(), await q.get(), await q.get()]).toEqual(['f1', 'f2', 'n1', 'n2']);
+    expect(q.frontDepth).toBe(0);
+  });
+
+  it('moves a waiting key to the front lane; a normal add of a front key leaves it there', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    q.add('b');
+    q.add('b', { front: true });
+    q.add('b');
+    q.add('b', { front: true });
+    expect(q.depth).toBe(2);
+    expect(q.frontDepth).toBe(1);
+    expect(await q.get()).toBe('b');
+    expect(await q.get()).toBe('a');
+  });
+
+  it('re-queues a key added to the front while processing in the normal lane', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    expect(await q.get()).toBe('a');
+    q.add('a', { front: true });
+    q.add('z');
+    q.done('a');
+    expect(q.frontDepth).toBe(0);
+    expect(await q.get()).toBe('z');
+    expect(await q.get()).toBe('a');
+  });
+});

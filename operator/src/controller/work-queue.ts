@@ -2,6 +2,12 @@
  * A keyed, de-duplicating work queue with per-key exponential back-off, in the manner of client-go's
  * workqueue: a key added while queued is not queued twice; a key added while being processed is
  * re-queued after it is done (never two workers on one key at once); `get()` waits for work.
+ *
+ * Two lanes: `add(key, { front: true })` puts a key in the front lane, which `get()` empties before the
+ * normal one (the controller uses it for the first pass of a new CacheCluster, so that under a backlog
+ * every new CacheCluster's StatefulSet is created before the follow-up passes of the others). Within a lane
+ * keys are first in, first out; a key is in at most one lane (a front add of a key waiting in the normal
+ * lane moves it to the front).
  */
 import { backoffDelay } from '../../../common/src/backoff.js';
 
@@ -19,7 +25,9 @@ export const WORK_QUEUE_DEFAULTS = { baseDelayMs: 200, maxDelayMs: 60_000 } as c
 
 export class WorkQueue {
   private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  private readonly front: string[] = [];
+  /** Keys waiting in a lane: true for the front lane. */
+  private readonly queued = new Map<string, boolean>();
   private readonly processing = new Set<string>();
   /** Keys added while being processed: re-queued by `done()`. */
   private readonly dirty = new Set<string>();
@@ -41,10 +49,16 @@ export class WorkQueue {
 
   /** Keys waiting to be processed (not counting those being processed or waiting on a timer). */
   get depth(): number {
-    return this.queue.length;
+    return this.queue.length + this.front.length;
   }
 
-  add(key: string): void {
+  /** Keys waiting in the front lane. */
+  get frontDepth(): number {
+    return this.front.length;
+  }
+
+  add(key: string, opts: { front?: boolean } = {}): void {
+    const toFront = opts.front === true;
     if (this.shuttingDown) return;
     const timer = this.timers.get(key);
     if (timer !== undefined) {
@@ -55,15 +69,23 @@ export class WorkQueue {
       this.dirty.add(key);
       return;
     }
-    if (this.queued.has(key)) return;
+    const lane = this.queued.get(key);
+    if (lane !== undefined) {
+      if (toFront && !lane) {
+        this.queue.splice(this.queue.indexOf(key), 1);
+        this.front.push(key);
+        this.queued.set(key, true);
+      }
+      return;
+    }
     const waiter = this.waiters.shift();
     if (waiter) {
       this.processing.add(key);
       waiter(key);
       return;
     }
-    this.queued.add(key);
-    this.queue.push(key);
+    this.queued.set(key, toFront);
+    (toFront ? this.front : this.queue).push(key);
   }
 
   /** Adds `key` after `ms`, unless it is added sooner; a later call replaces an earlier one. */
@@ -97,7 +119,7 @@ export class WorkQueue {
 
   /** Resolves with the next key to process, or `undefined` once the queue is shut down. */
   get(): Promise<string | undefined> {
-    const key = this.queue.shift();
+    const key = this.front.length > 0 ? this.front.shift() : this.queue.shift();
     if (key !== undefined) {
       this.queued.delete(key);
       this.processing.add(key);

@@ -4,7 +4,13 @@ import type { CacheCluster, CacheClusterStatus } from '../api/v1alpha1/types.js'
 import { KubeApiError, type EventInput, type KubeApi, type KubeObject, type ObjectRef } from '../k8s/kube-client.js';
 import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
 import { cacheCluster, withGeneration, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
-import { CONFIG_RETRY_MS, PROGRESS_RETRY_MS, reconcileCacheCluster, type ReconcileDeps } from './cache-cluster.js';
+import {
+  CONFIG_RETRY_MS,
+  needsFirstPass,
+  PROGRESS_RETRY_MS,
+  reconcileCacheCluster,
+  type ReconcileDeps,
+} from './cache-cluster.js';
 
 const now = new Date('2026-03-01T10:00:00Z');
 const log = pino({ level: 'silent' });
@@ -129,7 +135,7 @@ function statefulSetRuns(kube: InMemoryKube, pods: number): void {
 }
 
 describe('reconcileCacheCluster over an in-memory API server', () => {
-  it('creates the children and reports Pending; once nothing observed changes, a pass writes nothing', async () => {
+  it('creates the children and reports Provisioning from the StatefulSet it applied', async () => {
     const { kube, deps, evictionCalls, current } = setup(sessions());
 
     expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: PROGRESS_RETRY_MS });
@@ -152,19 +158,74 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
       name: 'sessions',
       plural: 'cachecluster' + 's',
     });
-    expect(current().status?.phase).toBe('Pending');
+    // The first status already reads the StatefulSet the pass applied (its answer): no Pending in between.
+    expect(current().status).toMatchObject({ phase: 'Provisioning', replicas: 0, ready: '0/2', primary: 'sessions-0' });
     // A new cluster coming up is news in its status, not in Events.
     expect(kube.events).toEqual([]);
 
-    // The second pass observes the StatefulSet it created (no pod runs yet) and reports that.
-    await reconcileCacheCluster(deps, 'shop/sessions');
+    // The second pass observes the same StatefulSet in the cache (no pod is ready yet): nothing to apply.
+    const second = await reconcileCacheCluster(deps, 'shop/sessions');
     expect(current().status?.phase).toBe('Provisioning');
     expect(kube.applied).toHaveLength(6);
+    expect(second).toEqual({ kind: 'requeueAfter', ms: PROGRESS_RETRY_MS }); // not Ready yet: look again
 
+    // Once nothing observed changes, a pass writes nothing.
     const before = kube.writes();
-    const third = await reconcileCacheCluster(deps, 'shop/sessions');
+    await reconcileCacheCluster(deps, 'shop/sessions');
     expect(kube.writes()).toBe(before);
-    expect(third).toEqual({ kind: 'requeueAfter', ms: PROGRESS_RETRY_MS }); // not Ready yet: look again
+  });
+
+  it('under a backlog of new CacheClusters, a first pass applies only the ConfigMap and the StatefulSet, and the status', async () => {
+    const { kube, deps, evictionCalls, current } = setup(sessions());
+    let waiting = true;
+    deps.firstPassesWaiting = () => waiting;
+    expect(needsFirstPass(kube.cached, 'shop/sessions')).toBe(true);
+
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: 0 });
+    expect(kube.applied.map((o) => `${o.kind}/${o.metadata!.name}`)).toEqual([
+      'ConfigMap/sessions-config',
+      'StatefulSet/sessions',
+    ]);
+    // The status reads the StatefulSet just applied.
+    expect(kube.statusPatches).toHaveLength(1);
+    expect(current().status?.phase).toBe('Provisioning');
+    expect(evictionCalls).toEqual([]);
+    expect(needsFirstPass(kube.cached, 'shop/sessions')).toBe(false);
+
+    // The follow-up pass is a full one even while others still wait: the StatefulSet exists.
+    expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: PROGRESS_RETRY_MS });
+    expect(new Set(kube.applied.slice(2).map((o) => `${o.kind}/${o.metadata!.name}`))).toEqual(
+      new Set([
+        'Service/sessions-headless',
+        'Service/sessions',
+        'Service/sessions-replicas',
+        'PodDisruptionBudget/sessions',
+      ]),
+    );
+    expect(current().status?.phase).toBe('Provisioning');
+    expect(evictionCalls).toHaveLength(1);
+
+    // With no backlog, a new CacheCluster gets a full first pass.
+    waiting = false;
+    const other = cacheCluster('other', withUid('uid-2'), withGeneration(1), withSpec({ topology: 'standalone' }));
+    kube.put(other as unknown as KubeObject);
+    kube.applied.length = 0;
+    await reconcileCacheCluster(deps, 'shop/other');
+    expect(kube.applied.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Service', 'Service', 'StatefulSet']);
+    expect((kube.cached('CacheCluster', 'shop', 'other') as unknown as CacheCluster).status?.phase).toBe(
+      'Provisioning',
+    );
+  });
+
+  it('needsFirstPass: not for a CacheCluster that is gone, being deleted, or of topology cluster', () => {
+    const { kube } = setup(sessions());
+    expect(needsFirstPass(kube.cached, 'shop/nope')).toBe(false);
+    kube.put(cacheCluster('sharded', withSpec({ topology: 'cluster' })) as unknown as KubeObject);
+    expect(needsFirstPass(kube.cached, 'shop/sharded')).toBe(false);
+    const deleting = cacheCluster('deleting');
+    (deleting.metadata as { deletionTimestamp?: string }).deletionTimestamp = '2026-03-01T10:00:00Z';
+    kube.put(deleting as unknown as KubeObject);
+    expect(needsFirstPass(kube.cached, 'shop/deleting')).toBe(false);
   });
 
   it('reports Ready with events once the pods run the settings, then writes nothing on a second pass', async () => {

@@ -16,7 +16,7 @@ import {
   PLURAL,
   REDIS_PORT,
 } from '../api/v1alpha1/constants.js';
-import type { CacheCluster, CacheClusterStatus, ReshardingStatus } from '../api/v1alpha1/types.js';
+import { DEFAULTS, type CacheCluster, type CacheClusterStatus, type ReshardingStatus } from '../api/v1alpha1/types.js';
 import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
 import { passwordChecksum } from '../desired/auth-checksum.js';
 import { bridgeHost, bridgeName, resolvePeers, type PeerProblem, type ResolvedPeer } from '../desired/bridge.js';
@@ -72,6 +72,12 @@ export interface ReconcileDeps {
   bridgeImage?: string;
   /** Reads a bridge's /v1/peers (undefined: no answer). Without it PeersReachable stays Unknown. */
   bridgeReport?: (host: string, port: number) => Promise<BridgeReport | undefined>;
+  /**
+   * Other new CacheClusters wait for their first pass (the controller's front lane). While they do, a first
+   * pass applies only what the pods need to start (ConfigMap, StatefulSet), writes the status, and leaves the
+   * rest to a follow-up pass (`firstPassOnly`). Without it every pass is a full one.
+   */
+  firstPassesWaiting?: () => boolean;
 }
 
 /** How soon to look at the bridge's report again while PeersReachable is not True, and while it is. */
@@ -142,6 +148,15 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   const planned = await desiredChildrenStep(deps, o, desired, live, password);
   if (!planned) return done;
 
+  if (!o.sts && spec.topology !== 'cluster' && deps.firstPassesWaiting?.()) {
+    // Scheduling under a backlog of new CacheClusters: the pods need their ConfigMap and StatefulSet, the user
+    // a status (from the StatefulSet just applied); the Services and the rest follow in a pass queued behind
+    // every other first pass.
+    await applyChildren(deps, o, firstPassOnly(planned.children), desired, live);
+    await statusStep(deps, o, desired, live, undefined, undefined, planned.bridge);
+    return requeueAfter(0);
+  }
+
   const wrote = await applyChildren(deps, o, planned.children, desired, live);
   if (o.sts && !sameEviction(planned.rendered, planned.appliedEviction) && live.allApplied) {
     o.log.info(
@@ -160,6 +175,29 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   const retry = failover?.retryInMs ?? cluster?.retryInMs;
   if (retry === undefined) return next;
   return next.kind === 'requeueAfter' && next.ms < retry ? next : requeueAfter(retry);
+}
+
+/**
+ * What a first pass under a backlog applies: the ConfigMap (first) and the StatefulSet; deletes nothing (the
+ * status is written too).
+ */
+export function firstPassOnly(children: DesiredChildren): DesiredChildren {
+  return {
+    apply: children.apply.filter((c) => c.kind === 'ConfigMap' || c.kind === 'StatefulSet'),
+    deleteIfPresent: [],
+  };
+}
+
+/**
+ * Whether the CacheCluster of `key` still needs its first pass: it exists, is not being deleted, is not of
+ * topology cluster (its shards come up in the cluster step's order) and has no StatefulSet in the cache.
+ */
+export function needsFirstPass(cached: ReconcileDeps['cached'], key: string): boolean {
+  const { namespace, name } = splitKey(key);
+  const cc = cached(KIND, namespace, name) as CacheCluster | undefined;
+  if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) return false;
+  if ((cc.spec?.topology ?? DEFAULTS.topology) === 'cluster') return false;
+  return cached('StatefulSet', namespace, statefulSetName(cc)) === undefined;
 }
 
 /** Records a slot move about to start (status.resharding and the shards as observed), before moving slots. */
@@ -394,7 +432,11 @@ async function applyChildren(
   const applyChild = async (c: KubeObject) => {
     const current = deps.cached(c.kind!, ns, c.metadata!.name!);
     if (current && isSubset(c, current)) return;
-    await deps.kube.apply(c);
+    const applied = await deps.kube.apply(c);
+    // A StatefulSet this pass created: status reads it from the apply's answer (Provisioning at once, not
+    // Pending until the informer shows it to a later pass).
+    if (c.kind === 'StatefulSet' && !o.sts && resolveSpec(o.cc).topology !== 'cluster' && applied?.metadata)
+      o.sts = applied;
     wrote++;
     log.info({ kind: c.kind, name: c.metadata!.name }, current ? 'Updated child' : 'Created child');
   };
