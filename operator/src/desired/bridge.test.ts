@@ -64,6 +64,12 @@ describe('resolvePeers', () => {
       'PeerUnsupported',
     ]);
     expect(problems[0]!.message).toMatch(/topology cluster/);
+    // A CacheCluster of topology cluster runs no bridge at all, and says so.
+    const local = cacheCluster('e', withTopology('cluster'), withPeers({ cacheCluster: { name: 'b' } }));
+    expect(resolvePeers(local, lookup)).toEqual({
+      peers: [],
+      problems: [{ peer: 'shop/e', reason: 'PeerUnsupported', message: expect.stringMatching(/topology cluster/) }],
+    });
     // With a Secret in the local namespace the cross-namespace peer is fine.
     const b = cacheCluster(
       'a',

@@ -85,6 +85,23 @@ export function resolvePeers(
 ): { peers: ResolvedPeer[]; problems: PeerProblem[] } {
   const peers: ResolvedPeer[] = [];
   const problems: PeerProblem[] = [];
+  if (resolveSpec(cc).topology === 'cluster') {
+    // The bridge reads the local records as `rc:<key>` on one primary; with topology cluster they are
+    // `rc:{t_b}<key>` in 256 buckets over the shards (sidecar/src/write/key-layout.ts). No bridge is run.
+    const self = `${cc.metadata.namespace}/${cc.metadata.name}`;
+    return {
+      peers: [],
+      problems: [
+        {
+          peer: self,
+          reason: 'PeerUnsupported',
+          message:
+            `${self} has topology cluster: the bridge does not relay from a Redis Cluster yet (its records are ` +
+            'spread over the shards in hash-tagged buckets); no bridge runs',
+        },
+      ],
+    };
+  }
   for (const p of cc.spec.invalidation?.peers ?? []) {
     if (p.redis) {
       let host = p.redis.url;
@@ -118,7 +135,10 @@ export function resolvePeers(
       problems.push({
         peer: name,
         reason: 'PeerUnsupported',
-        message: `peer ${name} has topology cluster, which the bridge does not support yet`,
+        message:
+          `peer ${name} has topology cluster, which the bridge does not support yet (its records are spread ` +
+          'over the shards in hash-tagged buckets, which the bridge would need a cluster client and that key ' +
+          'layout to compare and delete)',
       });
       continue;
     }
