@@ -29,4 +29,34 @@ describe('the names both programs agree on', () => {
       '{"v":1,"sender":"s","seq":2,"all":true,"origin":"ns/a"}',
     );
   });
+
+  it('reads the route of relayed messages (visited, vers) and refuses a malformed one', () => {
+    const text = encodeInvalidation({
+      v: 1,
+      sender: 'bridge/a',
+      seq: 1,
+      keys: ['k', 'l'],
+      vers: [1_700_000_000_000_001, 0],
+      origin: 'ns/a',
+      visited: ['ns/a', 'ns/b'],
+    });
+    expect(parseInvalidation(text)).toEqual({
+      v: 1,
+      sender: 'bridge/a',
+      seq: 1,
+      keys: ['k', 'l'],
+      vers: [1_700_000_000_000_001, 0],
+      origin: 'ns/a',
+      visited: ['ns/a', 'ns/b'],
+    });
+    const all = parseInvalidation('{"v":1,"sender":"b","seq":1,"all":true,"origin":"ns/a","visited":["ns/a"]}');
+    expect(all).toEqual({ v: 1, sender: 'b', seq: 1, all: true, origin: 'ns/a', visited: ['ns/a'] });
+    const bad = (extra: string) => () => parseInvalidation(`{"v":1,"sender":"b","seq":1,"keys":["k"],${extra}}`);
+    expect(bad('"vers":[1,2]')).toThrow(/vers/);
+    expect(bad('"vers":[-1]')).toThrow(/vers/);
+    expect(bad('"vers":["1"]')).toThrow(/vers/);
+    expect(bad('"visited":"ns/a"')).toThrow(/visited/);
+    expect(bad('"visited":[""]')).toThrow(/visited/);
+    expect(bad(`"visited":${JSON.stringify(Array.from({ length: 65 }, (_, i) => `c${i}`))}`)).toThrow(/visited/);
+  });
 });

@@ -13,6 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheClusterSpec } from '../../operator/src/api/v1alpha1/types.js';
+import { bridgeServiceName } from '../../operator/src/desired/bridge.js';
 import { cacheCluster, cacheClusterYaml, inNamespace, withSpec } from '../fixtures/cache-cluster.js';
 import { startBridge, stopAllBridges, type BridgeProcess } from '../harness/bridge.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -150,7 +151,11 @@ describe('spec.invalidation.peers', () => {
       'xc/b=redis://b.xc.svc:6379',
     ]);
     expect(deployment.spec.template.spec.automountServiceAccountToken).toBe(false);
-    expect((await getJson('service', 'a-bridge'))?.spec?.ports?.[0]?.port).toBe(7072);
+    // The bridge's Service: a name no CacheCluster's client Service can have (a CacheCluster named a-bridge).
+    const service = bridgeServiceName({ metadata: { name: 'a', namespace: NS } });
+    expect(service).toMatch(/^a-bridge-[0-9a-f]+$/);
+    expect((await getJson('service', service))?.spec?.ports?.[0]?.port).toBe(7072);
+    expect(await getJson('service', 'a-bridge')).toBeUndefined();
     // Pod Security restricted admits the bridge's pod: the ReplicaSet controller created it.
     await waitFor(
       'a bridge pod',

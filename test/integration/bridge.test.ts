@@ -4,8 +4,9 @@
  *
  * - 1,000 writes through A, each read through B until it shows the new value: p50/p99 of propagation are
  *   printed, and B never goes back to an older value once it showed the new one.
- * - Three clusters, each the peer of the two others: every write reaches each other cluster exactly once
- *   and never comes back (keys counted on every channel).
+ * - Three clusters, each the peer of the two others (a full mesh), and three in a ring where each lists
+ *   only its successor (relayed over two hops): every write reaches each other cluster exactly once and
+ *   never comes back (keys counted on every channel), carrying the writer's version.
  * - The bridge SIGKILLed while writes go on (B shown stale meanwhile), B's Redis restarted: once the bridge
  *   is back, B reads every key at the last value A acknowledged.
  * - A peer record newer than the relayed write is kept; an older one is replaced by a tombstone.
@@ -90,7 +91,8 @@ function bridgeArgs(from: Cluster, to: Cluster[]): string[] {
     `test/${from.name}`,
     '--redis',
     from.redis.url,
-    ...to.flatMap((p) => ['--peer', `${p.name}=${p.redis.url}`]),
+    // Peers named by their clusters' names, as the operator does: what relaying over several hops compares.
+    ...to.flatMap((p) => ['--peer', `test/${p.name}=${p.redis.url}`]),
   ];
 }
 
@@ -147,7 +149,9 @@ describe('bridge A → B', () => {
       `cross-cluster propagation over 1000 writes: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${propagation.at(-1)?.toFixed(2)} ms; reads of the old value before the new one: ${staleReadsBeforeNew}`,
     );
     expect(propagation).toHaveLength(1000);
-    expect(await bridge.metric('ripplecache_bridge_relayed_keys_total', { peer: 'b' })).toBeGreaterThanOrEqual(1000);
+    expect(await bridge.metric('ripplecache_bridge_relayed_keys_total', { peer: 'test/b' })).toBeGreaterThanOrEqual(
+      1000,
+    );
     expect(await bridge.metric('ripplecache_bridge_errors_total')).toBe(0);
   });
 
@@ -190,26 +194,41 @@ describe('bridge A → B', () => {
     expect(await B.raw.hgetall('rc:older')).toEqual({ ver: olderA });
     expect((await B.sidecar.get('older')).body).toBe('from-a');
     expect(
-      await bridge.metric('ripplecache_bridge_relayed_keys_total', { peer: 'b', outcome: 'kept-newer' }),
+      await bridge.metric('ripplecache_bridge_relayed_keys_total', { peer: 'test/b', outcome: 'kept-newer' }),
     ).toBeGreaterThanOrEqual(1);
   });
 });
 
-describe('three clusters, each the peer of the two others', () => {
-  it('relays each write to each other cluster exactly once, and never back', async () => {
-    const cs = await Promise.all(['r1', 'r2', 'r3'].map((n) => cluster(n, 'bridge_ring')));
-    const bridges = await Promise.all(
-      cs.map((c) =>
-        startBridge({
-          args: bridgeArgs(
-            c,
-            cs.filter((o) => o !== c),
-          ),
-        }),
-      ),
+describe('three clusters', () => {
+  /** Waits until no bridge repairs any more (the start repairs, and those forwarded on) and all are ready. */
+  async function settled(bridges: BridgeProcess[]): Promise<void> {
+    let last = -1;
+    await waitFor(
+      'the bridges to finish their start repairs',
+      async () => {
+        await Promise.all(bridges.map((b) => b.waitReady()));
+        const n = (
+          await Promise.all(bridges.map((b) => b.metric('ripplecache_bridge_messages_total', { kind: 'all' })))
+        ).reduce((a, b) => a + b, 0);
+        const same = n === last;
+        last = n;
+        return same;
+      },
+      30_000,
+      1000,
     );
+  }
+
+  it.each([
+    ['each the peer of the two others (full mesh)', 'm', false],
+    ['in a ring, each listing only its successor', 'r', true],
+  ])('%s: each write reaches each other cluster exactly once, and never comes back', async (_what, tag, ring) => {
+    const cs = await Promise.all([1, 2, 3].map((n) => cluster(`${tag}${n}`, `bridge_three_${tag}`)));
+    const peersOf = (i: number) => (ring ? [cs[(i + 1) % cs.length]!] : cs.filter((_, j) => j !== i));
+    const bridges = await Promise.all(cs.map((c, i) => startBridge({ args: bridgeArgs(c, peersOf(i)) })));
+    await settled(bridges);
     const seen = new Map(cs.map((c) => [c.name, listen(c)]));
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 200)); // the subscriptions are in place
     const writes = 40;
     for (let i = 0; i < writes; i++) {
       for (const c of cs) expect((await c.sidecar.put(`${c.name}-k${i}`, `v${i}`)).status).toBe(204);
@@ -230,7 +249,7 @@ describe('three clusters, each the peer of the two others', () => {
           n + cs.reduce((m, from) => m + [...relayed(into.name, from.name).values()].reduce((a, b) => a + b, 0), 0),
         0,
       );
-    await waitFor(`${expected} relayed keys`, async () => total() >= expected, 20_000, 50);
+    await waitFor(`${expected} relayed keys`, async () => total() >= expected, 30_000, 50);
     await new Promise((r) => setTimeout(r, 1000)); // anything extra (a loop, a duplicate) would arrive now
     for (const into of cs) {
       for (const from of cs) {
@@ -247,10 +266,27 @@ describe('three clusters, each the peer of the two others', () => {
       expect(seen.get(into.name)!.filter((m) => 'all' in m)).toHaveLength(0);
     }
     expect(total()).toBe(expected);
+    // Each cluster holds the writer's own version for the other clusters' keys (a tombstone at it, or the
+    // value read through since), also where the write came over two hops.
+    for (const from of cs) {
+      const key = `rc:${from.name}-k${writes - 1}`;
+      const version = await from.raw.hget(key, 'ver');
+      expect(Number(version)).toBeGreaterThan(0);
+      for (const into of cs.filter((c) => c !== from))
+        expect(await into.raw.hget(key, 'ver'), `${key} in ${into.name}`).toBe(version);
+    }
+    const forwarded = await Promise.all(
+      bridges.map((b) => b.metric('ripplecache_bridge_received_messages_total', { kind: 'forwarded' })),
+    );
     const messages = await Promise.all(
       bridges.map((b) => b.metric('ripplecache_bridge_messages_total', { kind: 'keys' })),
     );
-    console.log(`ring of three: ${expected} relayed keys in ${messages.reduce((a, b) => a + b, 0)} messages`);
+    console.log(
+      `three clusters (${ring ? 'ring' : 'full mesh'}): ${expected} relayed keys in ${messages.reduce((a, b) => a + b, 0)} messages, ${forwarded.reduce((a, b) => a + b, 0)} of them received and forwarded`,
+    );
+    // Forwarding happens in the ring only: in the full mesh the writer's bridge reaches everyone.
+    if (ring) expect(forwarded.every((n) => n > 0)).toBe(true);
+    else expect(forwarded).toEqual([0, 0, 0]);
     for (const b of bridges) await b.stop();
   });
 });
@@ -285,9 +321,9 @@ describe('every write policy of the writing cluster', () => {
     console.log(
       `${policy} in A: propagation to B over 200 writes p50 ${percentile(propagation, 50).toFixed(1)} ms, p99 ${percentile(propagation, 99).toFixed(1)} ms`,
     );
-    expect(await bridge.metric('ripplecache_bridge_relayed_keys_total', { peer: `${tag}b` })).toBeGreaterThanOrEqual(
-      200,
-    );
+    expect(
+      await bridge.metric('ripplecache_bridge_relayed_keys_total', { peer: `test/${tag}b` }),
+    ).toBeGreaterThanOrEqual(200);
     expect(await bridge.metric('ripplecache_bridge_errors_total')).toBe(0);
     await bridge.stop();
   });

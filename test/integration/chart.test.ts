@@ -30,7 +30,15 @@ import { PodSimulator } from '../harness/pod-simulator.js';
 import { freePort, waitFor } from '../harness/ports.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
 import { kubeBinDir, repoRoot, trackTempDir } from '../harness/tools.js';
-import { LABEL_SIDECAR, SIDECAR_INJECTED } from '../../operator/src/api/v1alpha1/constants.js';
+import {
+  BRIDGE_PORT,
+  COMPONENT_BRIDGE,
+  LABEL_CLUSTER,
+  LABEL_COMPONENT,
+  LABEL_SIDECAR,
+  SIDECAR_INJECTED,
+} from '../../operator/src/api/v1alpha1/constants.js';
+import { desiredBridgeDeployment } from '../../operator/src/desired/bridge.js';
 import { SIDECAR_METRICS_PORT_NAME } from '../../operator/src/webhook/inject-sidecar.js';
 import { replicasDefaultPolicy } from '../../operator/src/api/v1alpha1/replicas-default-policy.js';
 
@@ -363,7 +371,7 @@ describe('helm lint and helm template', () => {
     expect(operatorRole.rules.some((r: { resources: string[] }) => r.resources.includes('secrets'))).toBe(false);
   });
 
-  it("renders monitoring: ServiceMonitors, the sidecars' PodMonitor, the alerts, and a Grafana dashboard ConfigMap with valid JSON", async () => {
+  it("renders monitoring: ServiceMonitors, the sidecars' and bridges' PodMonitors, the alerts, and a Grafana dashboard ConfigMap with valid JSON", async () => {
     const objs = await render(['-f', join(CHART, 'ci/monitoring-values.yaml')]);
     expect(find(objs, 'ServiceMonitor').map((s) => s.metadata.name)).toEqual([
       'rc-ripplecache',
@@ -387,6 +395,40 @@ describe('helm lint and helm template', () => {
     expect(podMonitor!.spec.podMetricsEndpoints).toEqual([
       { port: SIDECAR_METRICS_PORT_NAME, path: '/metrics', interval: '30s', scrapeTimeout: '10s' },
     ]);
+    // The cross-cluster bridges: the labels and port the operator renders on their pods.
+    const bridge = desiredBridgeDeployment(
+      {
+        apiVersion: 'cache.ripplecache.io/v1alpha1',
+        kind: 'CacheCluster',
+        metadata: { name: 'sessions', namespace: 'shop', uid: 'u1' },
+        spec: { invalidation: { peers: [{ cacheCluster: { name: 'other' } }] } },
+      },
+      [{ name: 'shop/other', url: 'redis://other.shop.svc:6379', channel: 'ripplecache:invalidations' }],
+      'img',
+    );
+    const bridgePodLabels = bridge.spec.template.metadata.labels;
+    const bridgeMonitor = find(objs, 'PodMonitor', 'rc-ripplecache-bridges')[0]!;
+    expect(bridgeMonitor.metadata.labels!.release).toBe('kube-prometheus-stack');
+    expect(bridgeMonitor.spec.namespaceSelector).toEqual({ any: true });
+    const selector = bridgeMonitor.spec.selector.matchLabels as Record<string, string>;
+    expect(Object.keys(selector).length).toBeGreaterThan(0);
+    for (const [k, v] of Object.entries(selector)) expect(bridgePodLabels[k], k).toBe(v);
+    // … and not the Redis pods of the same CacheCluster.
+    expect(selector[LABEL_COMPONENT]).toBe(COMPONENT_BRIDGE);
+    const bridgePort = bridge.spec.template.spec.containers[0]!.ports![0]!;
+    expect(bridgePort.containerPort).toBe(BRIDGE_PORT);
+    expect(bridgeMonitor.spec.podMetricsEndpoints).toEqual([
+      {
+        port: bridgePort.name,
+        path: '/metrics',
+        interval: '30s',
+        scrapeTimeout: '10s',
+        relabelings: [
+          { sourceLabels: ['__meta_kubernetes_pod_label_cache_ripplecache_io_cluster'], targetLabel: 'cachecluster' },
+        ],
+      },
+    ]);
+    expect(bridgePodLabels[LABEL_CLUSTER]).toBe('sessions');
     const rules = find(objs, 'PrometheusRule')[0]!.spec.groups.flatMap(
       (g: { rules: Array<{ alert: string; expr: string }> }) => g.rules,
     );
@@ -465,7 +507,7 @@ describe('helm lint and helm template', () => {
     expect(exprs).toContain('cachecluster_namespace=~"$namespace", cachecluster=~"$cachecluster"');
   });
 
-  it("renders the sidecars' PodMonitor only when enabled, limited to the watched namespaces", async () => {
+  it("renders the sidecars' and bridges' PodMonitors only when enabled, limited to the watched namespaces", async () => {
     expect(find(await render(), 'PodMonitor')).toHaveLength(0);
     const objs = await render([
       '-f',
@@ -475,9 +517,12 @@ describe('helm lint and helm template', () => {
       '--set',
       'metrics.podMonitor.interval=15s',
     ]);
-    const [podMonitor] = find(objs, 'PodMonitor');
-    expect(podMonitor!.spec.namespaceSelector).toEqual({ matchNames: ['shop', 'payments'] });
-    expect(podMonitor!.spec.podMetricsEndpoints[0].interval).toBe('15s');
+    const podMonitors = find(objs, 'PodMonitor');
+    expect(podMonitors.map((m) => m.metadata.name)).toEqual(['rc-ripplecache-sidecars', 'rc-ripplecache-bridges']);
+    for (const podMonitor of podMonitors) {
+      expect(podMonitor.spec.namespaceSelector).toEqual({ matchNames: ['shop', 'payments'] });
+      expect(podMonitor.spec.podMetricsEndpoints[0].interval).toBe('15s');
+    }
     // Without ServiceMonitors or rules: the PodMonitor stands alone.
     expect(find(objs, 'ServiceMonitor')).toHaveLength(0);
   });

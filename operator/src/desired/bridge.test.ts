@@ -8,7 +8,14 @@ import {
   withTopology,
   withUid,
 } from '../../../test/fixtures/cache-cluster.js';
-import { bridgeArgs, desiredBridgeDeployment, desiredBridgeService, resolvePeers } from './bridge.js';
+import { MAX_NAME_LENGTH } from '../api/v1alpha1/schema.js';
+import {
+  bridgeArgs,
+  bridgeServiceName,
+  desiredBridgeDeployment,
+  desiredBridgeService,
+  resolvePeers,
+} from './bridge.js';
 import { desiredChildren } from './children.js';
 
 const peerB = cacheCluster('b', withAuth({ name: 'b-auth', key: 'password' }));
@@ -57,6 +64,12 @@ describe('resolvePeers', () => {
       'PeerUnsupported',
     ]);
     expect(problems[0]!.message).toMatch(/topology cluster/);
+    // A CacheCluster of topology cluster runs no bridge at all, and says so.
+    const local = cacheCluster('e', withTopology('cluster'), withPeers({ cacheCluster: { name: 'b' } }));
+    expect(resolvePeers(local, lookup)).toEqual({
+      peers: [],
+      problems: [{ peer: 'shop/e', reason: 'PeerUnsupported', message: expect.stringMatching(/topology cluster/) }],
+    });
     // With a Secret in the local namespace the cross-namespace peer is fine.
     const b = cacheCluster(
       'a',
@@ -114,15 +127,39 @@ describe('the bridge Deployment and Service', () => {
   });
 
   it('is a child only while peers resolve; otherwise it is deleted', () => {
+    const svc = bridgeServiceName(a);
     const withBridge = desiredChildren(a, { bridge: { peers, image: 'img:1' } });
     expect(withBridge.apply.map((c) => `${c.kind}/${c.metadata.name}`)).toContain('Deployment/a-bridge');
-    expect(withBridge.apply.map((c) => `${c.kind}/${c.metadata.name}`)).toContain('Service/a-bridge');
+    expect(withBridge.apply.map((c) => `${c.kind}/${c.metadata.name}`)).toContain(`Service/${svc}`);
+    // The Service of earlier versions, `a-bridge`, goes (if a's: the reconcile checks the owner).
+    expect(withBridge.deleteIfPresent).toContainEqual({
+      apiVersion: 'v1',
+      kind: 'Service',
+      namespace: 'shop',
+      name: 'a-bridge',
+    });
     const without = desiredChildren(a, { bridge: { peers: [], image: 'img:1' } });
-    expect(without.apply.some((c) => c.metadata.name === 'a-bridge')).toBe(false);
-    expect(without.deleteIfPresent.filter((r) => r.name === 'a-bridge').map((r) => r.kind)).toEqual([
-      'Deployment',
-      'Service',
-    ]);
+    expect(without.apply.some((c) => c.metadata.name.startsWith('a-bridge'))).toBe(false);
+    expect(
+      without.deleteIfPresent.filter((r) => r.name.startsWith('a-bridge')).map((r) => `${r.kind}/${r.name}`),
+    ).toEqual(['Deployment/a-bridge', `Service/${svc}`, 'Service/a-bridge']);
+  });
+
+  it("names its Service so that no CacheCluster's client Service can have that name", () => {
+    const named = (name: string, namespace = 'shop') => bridgeServiceName({ metadata: { name, namespace } });
+    for (const name of ['a', 'sessions', 'x'.repeat(MAX_NAME_LENGTH)]) {
+      const svc = named(name);
+      expect(svc.startsWith(`${name}-bridge-`)).toBe(true);
+      // Longer than any CacheCluster name (= its client Service), a valid Service name, ending in hex.
+      expect(svc.length).toBeGreaterThan(MAX_NAME_LENGTH);
+      expect(svc.length).toBeLessThanOrEqual(63);
+      expect(svc).toMatch(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+      expect(svc).toMatch(/-[0-9a-f]{8,}$/);
+    }
+    // Stable, and distinct per namespace/name.
+    expect(named('a')).toBe(named('a'));
+    expect(named('a', 'other')).not.toBe(named('a'));
+    expect(named('a-bridge')).not.toBe(named('a'));
   });
 
   it('passes a peer channel other than the default', () => {

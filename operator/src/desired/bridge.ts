@@ -1,8 +1,16 @@
 /**
  * The cross-cluster invalidation bridge of a CacheCluster with `spec.invalidation.peers` (README
  * "Invalidation across CacheClusters"): which peers it relays to (`resolvePeers`), its Deployment
- * `<name>-bridge` (one pod of `ripplecache-bridge`, from the sidecar image) and its Service `<name>-bridge`
- * (port 7072: /metrics for Prometheus, /v1/peers for the operator's PeersReachable condition). Pure.
+ * `<name>-bridge` (one pod of `ripplecache-bridge`, from the sidecar image) and its Service
+ * `<name>-bridge-<hash>` (port 7072: /v1/peers for the operator's PeersReachable condition; Prometheus
+ * scrapes the pod through the chart's PodMonitor). Pure.
+ *
+ * Names: the Deployment `<name>-bridge` cannot clash with anything of another CacheCluster (the operator
+ * makes no other Deployments). A Service `<name>-bridge` would be the client Service of a CacheCluster
+ * named `<name>-bridge`; so the bridge's Service is named `<name>-bridge-<hex>`, padded with a hash of the
+ * CacheCluster's namespace/name to more than MAX_NAME_LENGTH characters, which no CacheCluster's name (hence
+ * no client Service) can have, and ending in hex digits, which no other Service of the operator ends in
+ * (`-headless`, `-replicas`).
  *
  * Least privilege: the bridge talks to Redis only; its pod gets no service account token and needs no RBAC.
  * The operator reads the bridge's state over HTTP rather than the bridge writing to the API server.
@@ -16,7 +24,9 @@ import {
   REDIS_PORT,
 } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, SecretKeyRef } from '../api/v1alpha1/types.js';
+import { createHash } from 'node:crypto';
 import { DEFAULT_INVALIDATION_CHANNEL } from '../../../common/src/protocol.js';
+import { MAX_NAME_LENGTH } from '../api/v1alpha1/schema.js';
 import type { Deployment, EnvVar, Service } from './kube-types.js';
 import { commonLabels } from './labels.js';
 import { serviceHost } from './names.js';
@@ -28,14 +38,24 @@ import { resolveSpec } from './resolved-spec.js';
 /** uid/gid of the sidecar image's user (distroless `nonroot`). */
 export const BRIDGE_UID = 65532;
 
-/** `<name>-bridge`: the bridge's Deployment and Service. */
+/** `<name>-bridge`: the bridge's Deployment. */
 export function bridgeName(cc: { metadata: { name: string } }): string {
   return `${cc.metadata.name}-bridge`;
 }
 
-/** `<name>-bridge.<ns>.svc`. */
+/**
+ * `<name>-bridge-<hex>`, MAX_NAME_LENGTH + 1 to 63 characters: the bridge's Service, a name no CacheCluster's
+ * client Service can have (see the file comment).
+ */
+export function bridgeServiceName(cc: { metadata: { name: string; namespace: string } }): string {
+  const base = `${bridgeName(cc)}-`;
+  const hex = createHash('sha256').update(`${cc.metadata.namespace}/${cc.metadata.name}`).digest('hex');
+  return base + hex.slice(0, Math.max(8, MAX_NAME_LENGTH + 1 - base.length));
+}
+
+/** `<name>-bridge-<hex>.<ns>.svc`. */
 export function bridgeHost(cc: CacheCluster): string {
-  return `${bridgeName(cc)}.${cc.metadata.namespace}.svc`;
+  return `${bridgeServiceName(cc)}.${cc.metadata.namespace}.svc`;
 }
 
 /** A peer the bridge relays to. `name` is its label in the bridge's metrics and in /v1/peers. */
@@ -65,6 +85,23 @@ export function resolvePeers(
 ): { peers: ResolvedPeer[]; problems: PeerProblem[] } {
   const peers: ResolvedPeer[] = [];
   const problems: PeerProblem[] = [];
+  if (resolveSpec(cc).topology === 'cluster') {
+    // The bridge reads the local records as `rc:<key>` on one primary; with topology cluster they are
+    // `rc:{t_b}<key>` in 256 buckets over the shards (sidecar/src/write/key-layout.ts). No bridge is run.
+    const self = `${cc.metadata.namespace}/${cc.metadata.name}`;
+    return {
+      peers: [],
+      problems: [
+        {
+          peer: self,
+          reason: 'PeerUnsupported',
+          message:
+            `${self} has topology cluster: the bridge does not relay from a Redis Cluster yet (its records are ` +
+            'spread over the shards in hash-tagged buckets); no bridge runs',
+        },
+      ],
+    };
+  }
   for (const p of cc.spec.invalidation?.peers ?? []) {
     if (p.redis) {
       let host = p.redis.url;
@@ -98,7 +135,10 @@ export function resolvePeers(
       problems.push({
         peer: name,
         reason: 'PeerUnsupported',
-        message: `peer ${name} has topology cluster, which the bridge does not support yet`,
+        message:
+          `peer ${name} has topology cluster, which the bridge does not support yet (its records are spread ` +
+          'over the shards in hash-tagged buckets, which the bridge would need a cluster client and that key ' +
+          'layout to compare and delete)',
       });
       continue;
     }
@@ -213,12 +253,12 @@ export function desiredBridgeDeployment(cc: CacheCluster, peers: readonly Resolv
   };
 }
 
-/** `<name>-bridge`: the bridge's metrics and state, port 7072. */
+/** `<name>-bridge-<hex>`: the bridge's state and metrics, port 7072. */
 export function desiredBridgeService(cc: CacheCluster): Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: childMetadata(cc, bridgeName(cc), { [LABEL_COMPONENT]: COMPONENT_BRIDGE }),
+    metadata: childMetadata(cc, bridgeServiceName(cc), { [LABEL_COMPONENT]: COMPONENT_BRIDGE }),
     spec: {
       type: 'ClusterIP',
       selector: bridgeLabels(cc),

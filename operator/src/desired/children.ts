@@ -1,5 +1,5 @@
 import type { CacheCluster } from '../api/v1alpha1/types.js';
-import { bridgeName, desiredBridgeDeployment, desiredBridgeService } from './bridge.js';
+import { bridgeName, bridgeServiceName, desiredBridgeDeployment, desiredBridgeService } from './bridge.js';
 import { desiredClientService, desiredReplicasService } from './client-service.js';
 import { desiredConfigMap } from './config-map.js';
 import type { DesiredOptions } from './desired-options.js';
@@ -25,7 +25,7 @@ export interface DesiredChildren {
    * PDB (more than one pod), CronJob, bridge Deployment and Service (with peers).
    */
   apply: DesiredChild[];
-  /** Optional children the spec no longer asks for. */
+  /** Optional children the spec no longer asks for (deleted only if this CacheCluster controls them). */
   deleteIfPresent: ChildRef[];
 }
 
@@ -76,14 +76,17 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
       name: flushCronJobName(cc),
     });
   const bridge = opts.bridge;
+  const namespace = cc.metadata.namespace;
   if (bridge && bridge.peers.length > 0) {
     apply.push(desiredBridgeDeployment(cc, bridge.peers, bridge.image), desiredBridgeService(cc));
   } else if (bridge) {
-    const ref = { namespace: cc.metadata.namespace, name: bridgeName(cc) };
     deleteIfPresent.push(
-      { apiVersion: 'apps/v1', kind: 'Deployment', ...ref },
-      { apiVersion: 'v1', kind: 'Service', ...ref },
+      { apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: bridgeName(cc) },
+      { apiVersion: 'v1', kind: 'Service', namespace, name: bridgeServiceName(cc) },
     );
   }
+  // The bridge's Service of earlier versions, `<name>-bridge`: deleted only if this CacheCluster controls
+  // it (it may be the client Service of a CacheCluster named `<name>-bridge`; cache-cluster.ts checks).
+  if (bridge) deleteIfPresent.push({ apiVersion: 'v1', kind: 'Service', namespace, name: bridgeName(cc) });
   return { apply, deleteIfPresent };
 }

@@ -411,6 +411,52 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
     expect(kube.statusPatches.length + kube.events.length).toBe(before);
   });
 
+  it("never deletes nor takes over another CacheCluster's child of the same name (sessions-bridge)", async () => {
+    const { kube, deps, current } = setup(sessions());
+    deps.bridgeImage = 'img:1';
+    // The client Service of a CacheCluster literally named `sessions-bridge`: the name of the bridge
+    // Service of `sessions` in earlier versions, which `sessions` deletes if it is its own.
+    const theirs = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {
+        name: 'sessions-bridge',
+        namespace: 'shop',
+        ownerReferences: [
+          {
+            apiVersion: 'cache.ripplecache.io/v1alpha1',
+            kind: 'CacheCluster',
+            name: 'sessions-bridge',
+            uid: 'uid-2',
+            controller: true,
+          },
+        ],
+      },
+      spec: { ports: [{ port: 6379 }] },
+    } as KubeObject;
+    kube.put(theirs);
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(kube.deleted.filter((r) => r.name === 'sessions-bridge')).toEqual([]);
+    expect(kube.cached('Service', 'shop', 'sessions-bridge')).toEqual(theirs);
+    // An earlier version's bridge Service of `sessions` itself does go.
+    kube.put({
+      ...theirs,
+      metadata: {
+        ...theirs.metadata,
+        ownerReferences: [{ ...theirs.metadata!.ownerReferences![0]!, name: 'sessions', uid: 'uid-1' }],
+      },
+    });
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(kube.deleted.filter((r) => r.name === 'sessions-bridge').map((r) => r.kind)).toEqual(['Service']);
+    // A child name taken by another owner is never applied over: the reconcile fails, saying so.
+    kube.put({ ...theirs, metadata: { ...theirs.metadata, name: 'sessions-headless' } });
+    await expect(reconcileCacheCluster(deps, 'shop/sessions')).rejects.toThrow(
+      /Service shop\/sessions-headless already exists and belongs to CacheCluster sessions-bridge/,
+    );
+    expect(current().status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('ReconcileError');
+    expect(kube.cached('Service', 'shop', 'sessions-headless')!.metadata!.ownerReferences![0]!.uid).toBe('uid-2');
+  });
+
   it('rethrows a conflict without touching the status (the controller retries at once)', async () => {
     const { kube, deps } = setup(sessions());
     const conflict = new KubeApiError('the object has been modified', 409);

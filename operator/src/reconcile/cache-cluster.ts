@@ -429,9 +429,19 @@ async function applyChildren(
 ): Promise<number> {
   const { ns, log } = o;
   let wrote = 0;
+  const controlledByUs = (obj: KubeObject) =>
+    (obj.metadata?.ownerReferences ?? []).some((r) => r.controller === true && r.uid === o.cc.metadata.uid);
   const applyChild = async (c: KubeObject) => {
     const current = deps.cached(c.kind!, ns, c.metadata!.name!);
     if (current && isSubset(c, current)) return;
+    const owner = current?.metadata?.ownerReferences?.find((r) => r.controller === true);
+    if (current && owner && owner.uid !== o.cc.metadata.uid) {
+      // Another object's child of the same name (e.g. another CacheCluster's): never taken over.
+      throw new Error(
+        `${c.kind} ${ns}/${c.metadata!.name} already exists and belongs to ${owner.kind} ${owner.name}; ` +
+          'rename one of them',
+      );
+    }
     const applied = await deps.kube.apply(c);
     // A StatefulSet this pass created: status reads it from the apply's answer (Provisioning at once, not
     // Pending until the informer shows it to a later pass).
@@ -445,7 +455,9 @@ async function applyChildren(
     if (first) await applyChild(first);
     await Promise.all(rest.map(applyChild));
     for (const gone of children.deleteIfPresent) {
-      if (!deps.cached(gone.kind, gone.namespace, gone.name)) continue;
+      const present = deps.cached(gone.kind, gone.namespace, gone.name);
+      // Only ours: the name may be another CacheCluster's child (a CacheCluster named `<name>-bridge`).
+      if (!present || !controlledByUs(present)) continue;
       await deps.kube.delete(gone);
       wrote++;
       log.info({ kind: gone.kind, name: gone.name }, 'Deleted child the spec no longer asks for');

@@ -57,7 +57,11 @@ const SPECS: readonly (FlagSpec & { help: string })[] = [
   { name: 'redis-password', help: 'password of the local Redis (never logged)' },
   { name: 'channel', help: `local invalidation channel (default ${DEFAULT_INVALIDATION_CHANNEL})` },
   { name: 'cluster', help: 'name of this CacheCluster, namespace/name: the origin of relayed messages (required)' },
-  { name: 'peer', repeatable: true, help: 'NAME=redis://host:port[/db] of a peer, repeatable (at least one)' },
+  {
+    name: 'peer',
+    repeatable: true,
+    help: 'NAME=redis://host:port[/db] of a peer, repeatable (at least one); NAME: its --cluster',
+  },
   {
     name: 'peer-channel',
     repeatable: true,

@@ -7,8 +7,11 @@ import type { RepairReason } from './relay-plan.js';
 
 export interface BridgeMetrics {
   readonly registry: Registry;
-  /** Local messages received, by kind (keys, all, relayed: not relayed again, malformed). */
-  received(kind: 'keys' | 'all' | 'relayed' | 'malformed'): void;
+  /**
+   * Messages received on the local channel, by kind (keys, all, malformed; relayed: from another bridge,
+   * going no further; forwarded: from another bridge, forwarded to peers it had not visited).
+   */
+  received(kind: 'keys' | 'all' | 'relayed' | 'forwarded' | 'malformed'): void;
   /** Keys sent to a peer: invalidated there, or left alone because the peer held a newer record. */
   relayedKeys(peer: string, outcome: 'invalidated' | 'kept-newer', n: number): void;
   /** Messages published on a peer's channel. */
@@ -30,7 +33,7 @@ export function createBridgeMetrics(
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'ripplecache_bridge_' });
   const received = new Counter({
     name: 'ripplecache_bridge_received_messages_total',
-    help: 'Messages received on the local invalidation channel, by kind (relayed: from another bridge, not relayed again)',
+    help: 'Messages received on the local invalidation channel, by kind (relayed: from another bridge, going no further; forwarded: from another bridge, forwarded to peers it had not visited)',
     labelNames: ['kind'],
     registers: [registry],
   });

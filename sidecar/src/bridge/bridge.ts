@@ -11,6 +11,10 @@
  *
  * Lost local messages (a gap in a local sender's sequence, a lost subscription, a malformed message) and a
  * local invalidate-all: every peer is repaired (peer-link.ts).
+ *
+ * Messages another cluster's bridge relayed here are forwarded to the peers they have not visited, with
+ * the versions they carry (relay-plan.ts `forwardPlan`): keys are relayed, an invalidate-all is forwarded
+ * as a repair of those peers.
  */
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
@@ -20,7 +24,16 @@ import { DEFAULT_VERSION_KEY } from '../write/versioned-records.js';
 import { defineBridgeScripts, type BridgeScripts } from './bridge-scripts.js';
 import type { BridgeMetrics } from './bridge-metrics.js';
 import { PeerLink, type PeerStatus } from './peer-link.js';
-import { LocalMessageClassifier, PendingKeys, RelayedMessages, type RepairReason } from './relay-plan.js';
+import {
+  LocalMessageClassifier,
+  PendingKeys,
+  RelayedMessages,
+  forwardPlan,
+  localRoute,
+  type RepairReason,
+  type Route,
+} from './relay-plan.js';
+import type { InvalidationMessage } from '../../../common/src/invalidation-message.js';
 
 export interface BridgePeer {
   name: string;
@@ -29,7 +42,10 @@ export interface BridgePeer {
 }
 
 export interface BridgeOptions {
-  /** This CacheCluster's name, carried as `origin` in relayed messages (e.g. `namespace/name`). */
+  /**
+   * This CacheCluster's name, carried as `origin` in relayed messages (e.g. `namespace/name`). Peers are
+   * named by their own cluster names for relaying through them (relay-plan.ts).
+   */
   cluster: string;
   /** Sender id of the relayed messages (one per process start). */
   senderId: string;
@@ -60,6 +76,7 @@ export class Bridge {
   private readonly local: Redis & BridgeScripts;
   private readonly versionKey: string;
   private readonly maxBatch: number;
+  private readonly route: Route;
   private subscribedNow = false;
   private everSubscribed = false;
   private looking = false;
@@ -72,13 +89,18 @@ export class Bridge {
     this.maxBatch = options.maxBatch ?? 500;
     const maxPending = options.maxPending ?? 100_000;
     this.incoming = new PendingKeys(maxPending);
+    this.route = localRoute(
+      options.cluster,
+      options.peers.map((p) => p.name),
+    );
     this.links = options.peers.map(
       (p) =>
         new PeerLink({
           name: p.name,
           client: p.client,
           channel: p.channel,
-          messages: new RelayedMessages(options.senderId, options.cluster),
+          messages: new RelayedMessages(options.senderId),
+          localRoute: this.route,
           versionNow: () => this.versionNow(),
           maxBatch: this.maxBatch,
           maxPending,
@@ -175,7 +197,7 @@ export class Bridge {
     const { metrics } = this.options;
     switch (verdict.kind) {
       case 'relayed':
-        metrics.received('relayed');
+        metrics.received(this.forward(verdict.message) ? 'forwarded' : 'relayed');
         return;
       case 'malformed':
         metrics.received('malformed');
@@ -212,6 +234,26 @@ export class Bridge {
     }
   }
 
+  /** Forwards a message relayed here to the peers it has not visited; false when it goes nowhere. */
+  private forward(m: InvalidationMessage & { origin: string }): boolean {
+    const plan = forwardPlan(
+      this.options.cluster,
+      this.links.map((l) => l.name),
+      m.origin,
+      m.visited,
+    );
+    if (plan === undefined) return false;
+    const targets = this.links.filter((l) => plan.targets.includes(l.name));
+    if ('all' in m) {
+      for (const link of targets) link.requestRepair('relayed-invalidate-all', plan.route);
+      return true;
+    }
+    if (m.vers === undefined) return false; // a one-hop bridge's message: no versions to forward
+    const now = Date.now();
+    for (const link of targets) link.enqueue(plan.route, m.keys, m.vers, now);
+    return true;
+  }
+
   private repairAll(reason: RepairReason): void {
     this.incoming.clear();
     for (const link of this.links) link.requestRepair(reason);
@@ -236,7 +278,7 @@ export class Bridge {
         this.repairAll('local-unavailable');
         return;
       }
-      for (const link of this.links) link.enqueue(batch.keys, versions, batch.oldestReceivedMs);
+      for (const link of this.links) link.enqueue(this.route, batch.keys, versions, batch.oldestReceivedMs);
     }
   }
 }

@@ -5,7 +5,8 @@
  *
  * Relay: one script call per batch (bridge-scripts.ts RELAY): each key is invalidated only when the peer's
  * record is older than the write, and one message with every key of the batch is published on the peer's
- * channel (carrying `origin`, so the peer's bridge does not relay it again).
+ * channel (carrying the route: `origin`, `visited` and the versions, so that the peer's bridge forwards it
+ * only to clusters it has not reached, relay-plan.ts).
  *
  * Repair "as after a gap", whenever the bridge cannot know which keys the peer missed (start, a lost or
  * gapped local subscription, a failed relay, the peer reconnecting, too many keys waiting, a local
@@ -25,7 +26,7 @@ import { RECORD_KEY_PATTERN, RECORD_KEY_PREFIX } from '../../../common/src/proto
 import { describeError } from '../errors.js';
 import { defineBridgeScripts, type BridgeScripts } from './bridge-scripts.js';
 import type { BridgeMetrics } from './bridge-metrics.js';
-import { PendingKeys, type RelayedMessages, type RepairReason } from './relay-plan.js';
+import { RoutedPendingKeys, routeKey, type RelayedMessages, type RepairReason, type Route } from './relay-plan.js';
 
 /** Back-off between failed repairs of a peer: 100 ms doubling to 5 s, plus up to 100 ms of jitter. */
 export const PEER_BACKOFF: Backoff = { baseMs: 100, capMs: 5000, jitterMs: 100 };
@@ -38,6 +39,8 @@ export interface PeerLinkOptions {
   client: Redis;
   channel: string;
   messages: RelayedMessages;
+  /** The route of this cluster's own writes (relay-plan.ts): the repairs the link asks for itself carry it. */
+  localRoute: Route;
   /** The repair threshold: the local cluster's version "now" (see the file comment). */
   versionNow(): Promise<number>;
   maxBatch: number;
@@ -64,7 +67,9 @@ export interface PeerStatus {
 
 export class PeerLink {
   private readonly client: Redis & BridgeScripts;
-  private readonly pending: PendingKeys;
+  private readonly pending: RoutedPendingKeys;
+  /** The routes the next repair publishes an invalidate-all for (one message each). */
+  private readonly repairRoutes = new Map<string, Route>();
   private readonly now: () => number;
   private repairWanted: RepairReason | undefined = 'start';
   private repairGeneration = 0;
@@ -81,7 +86,8 @@ export class PeerLink {
 
   constructor(private readonly options: PeerLinkOptions) {
     this.client = defineBridgeScripts(options.client);
-    this.pending = new PendingKeys(options.maxPending);
+    this.pending = new RoutedPendingKeys(options.maxPending);
+    this.repairRoutes.set(routeKey(options.localRoute), options.localRoute);
     this.now = options.now ?? Date.now;
     this.since = this.now();
   }
@@ -123,15 +129,23 @@ export class PeerLink {
     await this.idle;
   }
 
-  /** Keys of one local batch with their versions (same order). */
-  enqueue(keys: readonly string[], versions: readonly number[], receivedMs: number): void {
-    if (this.repairWanted !== undefined) return; // the repair to come covers them
-    keys.forEach((key, i) => this.pending.add(key, versions[i] ?? 0, receivedMs));
+  /**
+   * Keys of one batch (local, or relayed here and forwarded) with their versions (same order). They are
+   * queued even while a repair is wanted: a repair in progress may have taken its threshold before them.
+   */
+  enqueue(route: Route, keys: readonly string[], versions: readonly number[], receivedMs: number): void {
+    keys.forEach((key, i) => this.pending.add(route, key, versions[i] ?? 0, receivedMs));
     if (this.pending.overflowed) this.requestRepair('overflow');
     else this.kick();
   }
 
-  requestRepair(reason: RepairReason): void {
+  /**
+   * Repairs the peer as after a gap. `route`: the route its invalidate-all carries (a relayed repair
+   * forwarded here); by default this cluster's own, whose `visited` is contained in that of every route
+   * this bridge relays on, so that the peer's bridge forwards it at least as far as anything it replaces.
+   */
+  requestRepair(reason: RepairReason, route: Route = this.options.localRoute): void {
+    this.repairRoutes.set(routeKey(route), route);
     this.repairWanted ??= reason;
     this.repairGeneration++;
     this.pending.clear();
@@ -167,10 +181,12 @@ export class PeerLink {
         }
         const generation = this.repairGeneration;
         const reason = this.repairWanted;
+        const routes = [...this.repairRoutes.values()];
         try {
-          await this.repair(reason);
+          await this.repair(reason, routes);
           if (generation === this.repairGeneration) {
             this.repairWanted = undefined;
+            this.repairRoutes.clear();
             this.failures = 0;
             this.lastError = undefined;
             this.setUp(true);
@@ -189,7 +205,7 @@ export class PeerLink {
           ...batch.keys.map((k) => RECORD_KEY_PREFIX + k),
           this.options.tombstoneTtlMs,
           this.options.channel,
-          this.options.messages.keys(batch.keys),
+          this.options.messages.keys(batch.route, batch.keys, batch.versions),
           ...batch.versions.map((v) => String(v)),
         );
         const invalidated = replies.filter((r) => Number(r) === 1).length;
@@ -207,7 +223,7 @@ export class PeerLink {
     }
   }
 
-  private async repair(reason: RepairReason): Promise<void> {
+  private async repair(reason: RepairReason, routes: readonly Route[]): Promise<void> {
     const started = this.now();
     const threshold = await this.options.versionNow();
     let dropped = 0;
@@ -218,9 +234,11 @@ export class PeerLink {
       if (keys.length > 0)
         dropped += Number(await this.client.rcBridgeDropOlder(keys.length, ...keys, String(threshold)));
     } while (cursor !== '0');
-    await this.client.publish(this.options.channel, this.options.messages.all());
+    for (const route of routes) {
+      await this.client.publish(this.options.channel, this.options.messages.all(route));
+      this.options.metrics.message(this.options.name, 'all');
+    }
     this.repairs++;
-    this.options.metrics.message(this.options.name, 'all');
     this.options.metrics.repair(this.options.name, reason, dropped);
     this.options.log.info(
       { peer: this.options.name, reason, threshold, droppedRecords: dropped, ms: this.now() - started },

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseInvalidation } from '../../../common/src/invalidation-message.js';
-import { LocalMessageClassifier, PendingKeys, RelayedMessages } from './relay-plan.js';
+import {
+  LocalMessageClassifier,
+  PendingKeys,
+  RelayedMessages,
+  RoutedPendingKeys,
+  forwardPlan,
+  localRoute,
+  makeRoute,
+} from './relay-plan.js';
 
 describe('LocalMessageClassifier', () => {
   it('relays local messages and never messages another bridge relayed here', () => {
@@ -13,7 +21,7 @@ describe('LocalMessageClassifier', () => {
     expect(c.classify('{"v":1,"sender":"flush-cronjob","seq":1,"all":true}')).toEqual({ kind: 'all', gap: false });
     expect(c.classify('{"v":1,"sender":"bridge/x","seq":1,"keys":["a"],"origin":"ns/x"}')).toEqual({
       kind: 'relayed',
-      origin: 'ns/x',
+      message: { v: 1, sender: 'bridge/x', seq: 1, keys: ['a'], origin: 'ns/x' },
     });
     expect(c.classify('nope')).toMatchObject({ kind: 'malformed' });
   });
@@ -24,9 +32,9 @@ describe('LocalMessageClassifier', () => {
     expect(c.classify('{"v":1,"sender":"s","seq":2,"keys":["a"]}')).toMatchObject({ gap: false });
     expect(c.classify('{"v":1,"sender":"s","seq":5,"keys":["a"]}')).toMatchObject({ gap: true });
     c.classify('{"v":1,"sender":"b","seq":1,"keys":["a"],"origin":"o"}');
-    expect(c.classify('{"v":1,"sender":"b","seq":9,"keys":["a"],"origin":"o"}')).toEqual({
+    expect(c.classify('{"v":1,"sender":"b","seq":9,"keys":["a"],"origin":"o"}')).toMatchObject({
       kind: 'relayed',
-      origin: 'o',
+      message: { origin: 'o' },
     });
     c.reset();
     expect(c.classify('{"v":1,"sender":"s","seq":9,"keys":["a"]}')).toMatchObject({ gap: false });
@@ -34,10 +42,26 @@ describe('LocalMessageClassifier', () => {
 });
 
 describe('RelayedMessages', () => {
-  it('numbers its messages from 1 and carries the origin', () => {
-    const m = new RelayedMessages('bridge/a', 'ns/a');
-    expect(parseInvalidation(m.keys(['k']))).toEqual({ v: 1, sender: 'bridge/a', seq: 1, keys: ['k'], origin: 'ns/a' });
-    expect(parseInvalidation(m.all())).toEqual({ v: 1, sender: 'bridge/a', seq: 2, all: true, origin: 'ns/a' });
+  it('numbers its messages from 1 and carries the route and the versions', () => {
+    const m = new RelayedMessages('bridge/a');
+    const route = localRoute('ns/a', ['ns/c', 'ns/b']);
+    expect(parseInvalidation(m.keys(route, ['k'], [42]))).toEqual({
+      v: 1,
+      sender: 'bridge/a',
+      seq: 1,
+      keys: ['k'],
+      vers: [42],
+      origin: 'ns/a',
+      visited: ['ns/a', 'ns/b', 'ns/c'],
+    });
+    expect(parseInvalidation(m.all(route))).toEqual({
+      v: 1,
+      sender: 'bridge/a',
+      seq: 2,
+      all: true,
+      origin: 'ns/a',
+      visited: ['ns/a', 'ns/b', 'ns/c'],
+    });
   });
 });
 
@@ -68,5 +92,91 @@ describe('PendingKeys', () => {
     p.clear();
     p.add('d', 1, 0);
     expect(p.take(5)?.keys).toEqual(['d']);
+  });
+});
+
+describe('forwardPlan', () => {
+  /** Delivers one write made in `origin` over `peers` (cluster → its peers); counts arrivals per cluster. */
+  function deliver(peers: Record<string, string[]>, origin: string): Map<string, number> {
+    const arrivals = new Map<string, number>();
+    const queue: { at: string; route: { origin: string; visited: string[] } }[] = [];
+    const first = localRoute(origin, peers[origin]!);
+    for (const p of peers[origin]!) queue.push({ at: p, route: first });
+    let steps = 0;
+    while (queue.length > 0) {
+      if (++steps > 1000) throw new Error('a loop');
+      const { at, route } = queue.shift()!;
+      arrivals.set(at, (arrivals.get(at) ?? 0) + 1);
+      const plan = forwardPlan(at, peers[at] ?? [], route.origin, route.visited);
+      for (const t of plan?.targets ?? []) queue.push({ at: t, route: plan!.route });
+    }
+    return arrivals;
+  }
+
+  it('takes a write around a ring of successors once, and never back to its origin', () => {
+    const ring = { a: ['b'], b: ['c'], c: ['d'], d: ['a'] };
+    for (const origin of Object.keys(ring)) {
+      const arrivals = deliver(ring, origin);
+      expect(arrivals.get(origin), `back into ${origin}`).toBeUndefined();
+      expect([...arrivals.values()]).toEqual([1, 1, 1]);
+    }
+  });
+
+  it('forwards nothing in a full mesh (the writer reached everyone), nor a one-hop message', () => {
+    const mesh = { a: ['b', 'c'], b: ['a', 'c'], c: ['a', 'b'] };
+    expect(deliver(mesh, 'a')).toEqual(
+      new Map([
+        ['b', 1],
+        ['c', 1],
+      ]),
+    );
+    expect(forwardPlan('b', ['a', 'c'], 'a', undefined)).toBeUndefined();
+  });
+
+  it('reaches every cluster of a ring with a chord exactly once', () => {
+    const g = { a: ['b', 'c'], b: ['c'], c: ['d'], d: ['a'] };
+    for (const origin of Object.keys(g)) {
+      const arrivals = deliver(g, origin);
+      expect(arrivals.get(origin)).toBeUndefined();
+      expect(
+        [...arrivals.values()].every((n) => n === 1),
+        `from ${origin}: ${JSON.stringify([...arrivals])}`,
+      ).toBe(true);
+      expect(arrivals.size).toBe(3);
+    }
+  });
+
+  it('adds the targets to the route and stops at the bound', () => {
+    expect(forwardPlan('b', ['a', 'c', 'd'], 'a', ['a', 'b'])).toEqual({
+      targets: ['c', 'd'],
+      route: makeRoute('a', ['a', 'b', 'c', 'd']),
+    });
+    const many = Array.from({ length: 63 }, (_, i) => `x${i}`);
+    expect(forwardPlan('b', ['c', 'd'], 'a', many)).toBeUndefined();
+  });
+});
+
+describe('RoutedPendingKeys', () => {
+  it('batches per route, takes routes in turn, and gives up past its bound', () => {
+    const r1 = makeRoute('a', ['a', 'b']);
+    const r2 = makeRoute('c', ['c', 'b']);
+    const p = new RoutedPendingKeys(3);
+    p.add(r1, 'k', 1, 10);
+    p.add(r2, 'k', 5, 11);
+    p.add(r1, 'k', 2, 12);
+    p.add(r1, 'l', 3, 13);
+    expect(p.size).toBe(3);
+    expect(p.take(1)).toEqual({ route: r1, keys: ['k'], versions: [2], oldestReceivedMs: 10 });
+    expect(p.take(5)).toEqual({ route: r2, keys: ['k'], versions: [5], oldestReceivedMs: 11 });
+    expect(p.take(5)).toEqual({ route: r1, keys: ['l'], versions: [3], oldestReceivedMs: 13 });
+    expect(p.take(5)).toBeUndefined();
+    for (const k of ['w', 'x', 'y']) p.add(r1, k, 1, 0);
+    expect(p.overflowed).toBe(false);
+    p.add(r2, 'z', 1, 0);
+    expect(p.overflowed).toBe(true);
+    expect(p.take(5)).toBeUndefined();
+    p.clear();
+    p.add(r2, 'z', 1, 0);
+    expect(p.take(5)?.keys).toEqual(['z']);
   });
 });

@@ -1012,9 +1012,10 @@ const invalidationSchema = obj(
   'Cross-CacheCluster invalidation: other caches of the same database rows. When peers are set, the operator ' +
     'runs a bridge Deployment (<name>-bridge) that relays every write of this CacheCluster to each peer: a ' +
     "peer's record is replaced by a tombstone only when it is older than the write (never a newer value), then " +
-    "the peer's sidecars are told to drop their L1 copy. List every cluster caching the same rows on every side " +
-    '(writes cross one hop; relayed messages are never relayed again). See the README section Invalidation ' +
-    'across CacheClusters for the consistency a reader in a peer gets.',
+    "the peer's sidecars are told to drop their L1 copy. A write relayed into a peer is forwarded by the " +
+    "peer's bridge to its own peers it has not reached yet (never back, never twice along one path), so every " +
+    'cluster reachable through peers gets it: a full mesh or a ring of successors both work. See the README ' +
+    'section Invalidation across CacheClusters for the consistency a reader in a peer gets.',
   {
     peers: {
       type: 'array',
