@@ -75,6 +75,7 @@ function lazyClusterAdmin(make: (m: typeof Cluster) => ClusterAdmin): ClusterAdm
     replicate: async (ep, id) => (await get()).replicate(ep, id),
     forget: async (ep, id) => (await get()).forget(ep, id),
     reset: async (ep) => (await get()).reset(ep),
+    setSlotStable: async (ep, slot) => (await get()).setSlotStable(ep, slot),
     moveSlot: async (move, others, batch, after) => (await get()).moveSlot(move, others, batch, after),
     close: () => {
       if (closed) return;

@@ -78,9 +78,14 @@ async function waitSettled(shards: number, what: string): Promise<any> {
     600_000,
     500,
   ).catch((err: unknown) => {
-    throw new Error(`${String(err)}; last status: ${JSON.stringify(last?.status)}`);
+    throw new Error(`${String(err)}; last status: ${JSON.stringify(last?.status)}\n${operatorLogs()}`);
   });
   return last;
+}
+
+/** The last lines of every operator's log, for a failure message. */
+function operatorLogs(lines = 60): string {
+  return operators.map((op) => `--- ${op.identity}:\n${op.log().split('\n').slice(-lines).join('\n')}`).join('\n');
 }
 
 async function dbValues(table: string): Promise<Map<string, string | null>> {
@@ -92,6 +97,8 @@ interface LoadResult {
   last: Map<string, string>;
   acknowledged: number;
   refused: Map<string, number>;
+  /** Per key, the values of writes refused since its last acknowledged one (not acknowledged: may have landed). */
+  unacknowledged: Map<string, string[]>;
   staleReads: number;
   reads: number;
 }
@@ -101,7 +108,14 @@ interface LoadResult {
  * the invalidation window) a read of the key on the other sidecar. Bounded by `total` writes and `stop()`.
  */
 function startLoad(sidecars: SidecarProcess[], keys: number, workers: number, total: number, tag: string) {
-  const res: LoadResult = { last: new Map(), acknowledged: 0, refused: new Map(), staleReads: 0, reads: 0 };
+  const res: LoadResult = {
+    last: new Map(),
+    acknowledged: 0,
+    refused: new Map(),
+    unacknowledged: new Map(),
+    staleReads: 0,
+    reads: 0,
+  };
   let sent = 0;
   let running = true;
   const worker = async (w: number) => {
@@ -114,10 +128,12 @@ function startLoad(sidecars: SidecarProcess[], keys: number, workers: number, to
       const r = await s.put(key, value).catch(() => ({ status: 0, code: 'network' }));
       if (r.status === 204) {
         res.last.set(key, value);
+        res.unacknowledged.delete(key);
         res.acknowledged++;
       } else {
         const code = (r as { code?: string }).code ?? String(r.status);
         res.refused.set(code, (res.refused.get(code) ?? 0) + 1);
+        res.unacknowledged.set(key, [...(res.unacknowledged.get(key) ?? []), value]);
       }
       if (res.last.has(key)) {
         await new Promise((resolve) => setTimeout(resolve, INVALIDATION_WINDOW_MS));
@@ -170,14 +186,12 @@ beforeAll(async () => {
   const sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(nodes.keys()), probes);
   sim.start(300);
   cleanups.push(async () => sim.stop());
-  operators.push(
-    await startOperator({
-      kubeconfigPath: cp.kubeconfigPath,
-      identity: 'cluster-sidecars',
-      podAddresses: overrides,
-      extraArgs: ['--lease-duration-seconds', '4'],
-    }),
-  );
+  // Two operators, as the chart runs two replicas, with the default 15 s Lease: an operator that misses its
+  // renew deadline exits by design (so that only one leader writes), and with one operator and a 4 s Lease,
+  // which a loaded machine missed, nothing reconciled after that — the resharding never moved a slot and the
+  // promoted replica never reached status (the failures this file had in CI).
+  for (const identity of ['cluster-sidecars-a', 'cluster-sidecars-b'])
+    operators.push(await startOperator({ kubeconfigPath: cp.kubeconfigPath, identity, podAddresses: overrides }));
   await applyCc(3);
   await waitSettled(3, 'cc: 3 shards formed');
 }, 600_000);
@@ -218,9 +232,7 @@ function sidecarArgs(table: string, channel: string, extra: string[] = []): stri
 }
 
 describe('sidecars on an operator-run Redis Cluster', () => {
-  // OPEN DEFECT (issue 15 note): timed out in CI waiting for 4 shards (the resharding defect of
-  // cluster-operator.test.ts). Skipped until fixed.
-  it.skip('reshards 3 → 4 → 3 under two write-back sidecars: nothing lost, no stale read, every key readable', async () => {
+  it('reshards 3 → 4 → 3 under two write-back sidecars: nothing lost, no stale read, every key readable', async () => {
     const table = 'wb_op_reshard';
     const args = sidecarArgs(table, 'ripplecache:it-op-reshard');
     const [A, B] = await Promise.all([startSidecar({ name: 'rs-A', args }), startSidecar({ name: 'rs-B', args })]);
@@ -250,11 +262,13 @@ describe('sidecars on an operator-run Redis Cluster', () => {
     for (const [k, v] of res.last) expect((await B.get(k)).body).toBe(v);
   }, 1_800_000);
 
-  // OPEN DEFECT (issue 15 note): on an operator-run cluster under two write-back sidecars this failed in each of
-  // three runs — twice status never showed the replica promoted within 120 s, once PostgreSQL did not reach
-  // every key's last acknowledged value. The same kill passes without sidecars (cluster-operator.test.ts) and
-  // with sidecars on a harness-run cluster (sidecar-cluster.test.ts); the cause is not found yet. Skipped so
-  // that it documents the gap instead of failing every run; remove the skip with the fix.
+  // SKIPPED (issue 15, h-reshard): its earlier failures ("promotion not in status within 120 s") were the
+  // single operator of this file exiting on a missed 4 s Lease under load (fixed above: two operators, 15 s).
+  // With that fixed it was run twice: promotion seen both times; once one key was never acknowledged (now
+  // waited for), once 108 keys were "behind" in PostgreSQL with a value NEWER than their last acknowledged
+  // one (e.g. db k-2-50, acked k-2-25): writes refused with ReplicationTimeout (not acknowledged, may or may
+  // not land) that landed. The check below wanted exactly the last acknowledged value; it now also accepts a
+  // value of a write refused after it. Not re-run with that change yet: skipped until it is.
   it.skip('a shard primary SIGKILLed under write-back load (durability replicated): promoted, 0 acknowledged writes lost', async () => {
     const table = 'wb_op_kill';
     const args = sidecarArgs(table, 'ripplecache:it-op-kill', [
@@ -278,12 +292,18 @@ describe('sidecars on an operator-run Redis Cluster', () => {
       500,
     );
     const atPromotion = load.res.acknowledged;
+    // Every key acknowledged at least once (a key whose only writes fell in the failover window was never
+    // acknowledged: nothing to lose, but nothing checked either), and 300 writes after the promotion.
     await waitFor(
-      'writes acknowledged after the promotion',
-      async () => load.res.acknowledged > atPromotion + 300,
+      'writes acknowledged after the promotion, every key at least once',
+      async () => load.res.acknowledged > atPromotion + 300 && load.res.last.size === 300,
       120_000,
       200,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(
+        `${String(err)}: ${load.res.last.size} keys acknowledged; refused ${JSON.stringify(Object.fromEntries(load.res.refused))}\n${operatorLogs()}`,
+      );
+    });
     const res = await load.stop();
     expect(res.last.size).toBe(300);
     let behind: string[] = [];
@@ -291,7 +311,11 @@ describe('sidecars on an operator-run Redis Cluster', () => {
       'every key at its last acknowledged value in PostgreSQL',
       async () => {
         const db = await dbValues(table);
-        behind = [...res.last].filter(([k, v]) => db.get(k) !== v).map(([k, v]) => `${k}: db ${db.get(k)} acked ${v}`);
+        // The last acknowledged value, or a later write that was refused (ReplicationTimeout: made on the
+        // primary, not confirmed on a replica) and landed all the same; anything else lost an acknowledged write.
+        behind = [...res.last]
+          .filter(([k, v]) => db.get(k) !== v && !(res.unacknowledged.get(k) ?? []).includes(db.get(k) ?? ''))
+          .map(([k, v]) => `${k}: db ${db.get(k)} acked ${v}`);
         return behind.length === 0;
       },
       120_000,

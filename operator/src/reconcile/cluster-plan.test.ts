@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { parseClusterNodes, type ClusterNodeEntry } from '../redis/cluster-nodes.js';
-import { evenSlotCounts, evenSlotRanges, planCluster, planSlotMoves, type ClusterPod } from './cluster-plan.js';
+import {
+  evenSlotCounts,
+  evenSlotRanges,
+  planCluster,
+  planSlotMoves,
+  reshardingStatus,
+  type ClusterPod,
+} from './cluster-plan.js';
 
 const id = (c: string) => c.repeat(40);
 
@@ -188,5 +195,151 @@ describe('planCluster', () => {
     expect(plan.moves).toEqual([]);
     expect(plan.actions).toContainEqual({ kind: 'removeShard', shard: 3, ids: [id('d'), id('3')] });
     expect(plan.shards[3]!.state).toBe('draining');
+  });
+});
+
+/** Slot → shard index, from the plan's status (`slots` of each shard). */
+function ownersOf(plan: { shards: Array<{ index: number; slots: string }> }): number[] {
+  const owner = new Array<number>(16384).fill(-1);
+  for (const s of plan.shards)
+    for (const r of s.slots.split(',').filter((x) => x !== '')) {
+      const [a, b] = r.split('-').map(Number) as [number, number | undefined];
+      for (let slot = a; slot <= (b ?? a); slot++) owner[slot] = s.index;
+    }
+  return owner;
+}
+
+const countsOf = (owner: number[], shards: number) =>
+  Array.from({ length: shards }, (_, s) => owner.filter((o) => o === s).length);
+
+describe('resharding: resuming and deciding it is done', () => {
+  const even4 = ['0-4095', '4096-8191', '8192-12287', '12288-16383'];
+
+  it('a plan made from a half-done move finishes it, then plans the rest as if it had landed: an even split', () => {
+    // 3 → 4 under way: slot 100 (a slot the current plan would not pick) left half-moved from shard 0 to
+    // shard 3 by an operator killed in the middle of its keys (MIGRATING on the source, IMPORTING on the target).
+    const pods = formed([['0-5461', `[100->-${id('d')}]`], ['5462-10922'], ['10923-16383'], [`[100-<-${id('a')}]`]]);
+    const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });
+    expect(plan.moves[0]).toEqual({ slot: 100, from: 0, to: 3 });
+    expect(plan.settled).toBe(false);
+    expect(plan.slotsOff).toBe(4096);
+    expect(plan.moves).toHaveLength(4096);
+    const owner = ownersOf(plan);
+    for (const m of plan.moves) owner[m.slot] = m.to;
+    expect(countsOf(owner, 4)).toEqual([4096, 4096, 4096, 4096]);
+  });
+
+  it('the target took the slot (its SETSLOT NODE sent) but the source still claims it MIGRATING: the target owns it, the move is finished', () => {
+    // Shard 0 had 4097 slots, shard 1 4095: slot 4096 was moving from 0 to 1.
+    const pods = formed([['0-4096', `[4096->-${id('b')}]`], ['4096-8191'], ['8192-12287'], ['12288-16383']]);
+    const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });
+    // Shard 1's claim on 4096 is its own word; the source's claim is the one left over.
+    expect(plan.shards.map((s) => s.slotCount)).toEqual([4096, 4096, 4096, 4096]);
+    expect(plan.moves).toEqual([{ slot: 4096, from: 0, to: 1 }]);
+    expect(plan.slotsOff).toBe(1);
+    expect(plan.settled).toBe(false);
+  });
+
+  it('the source learned by gossip that the target owns the slot, still MIGRATING: finished (SETSLOT NODE clears it)', () => {
+    const pods = formed([['0-4095', `[4096->-${id('b')}]`], ['4096-8191'], ['8192-12287'], ['12288-16383']]);
+    const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });
+    expect(plan.moves).toEqual([{ slot: 4096, from: 0, to: 1 }]);
+    expect(plan.slotsOff).toBe(1);
+    expect(plan.settled).toBe(false);
+  });
+
+  it('the counts CI once reported as settled ([4096, 4096, 4747, 3445]) are not: 651 slots still go to shard 3', () => {
+    const pods = formed([['0-4095'], ['4096-8191'], ['8192-12938'], ['12939-16383']]);
+    const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });
+    expect(plan.shards.map((s) => s.slotCount)).toEqual([4096, 4096, 4747, 3445]);
+    expect(plan.settled).toBe(false);
+    expect(plan.slotsOff).toBe(651);
+    expect(plan.moves.every((m) => m.from === 2 && m.to === 3)).toBe(true);
+    expect(plan.moves).toHaveLength(651);
+  });
+
+  it('settled only with even counts, no slot MIGRATING/IMPORTING and no shard left beyond spec.shards', () => {
+    expect(
+      planCluster({
+        pods: formed([even4[0]!, even4[1]!, even4[2]!, even4[3]!].map((r) => [r])),
+        shards: 4,
+        existingShards: [0, 1, 2, 3],
+      }).settled,
+    ).toBe(true);
+    // An IMPORTING left alone on a target (killed right after the first step): not settled, resumed.
+    const importing = formed([[even4[0]!], [even4[1]!, `[5-<-${id('a')}]`], [even4[2]!], [even4[3]!]]);
+    const p1 = planCluster({ pods: importing, shards: 4, existingShards: [0, 1, 2, 3] });
+    expect(p1.settled).toBe(false);
+    expect(p1.moves[0]).toEqual({ slot: 5, from: 0, to: 1 });
+    // Drained but its StatefulSet not removed yet.
+    const drained = formed([['0-5461'], ['5462-10922'], ['10923-16383'], []]);
+    const p2 = planCluster({ pods: drained, shards: 3, existingShards: [0, 1, 2, 3] });
+    expect(p2.slotsOff).toBe(0);
+    expect(p2.settled).toBe(false);
+    // Uneven and nothing can move now (shard 3 has no pod yet): not settled, and the status says how far off.
+    const p3 = planCluster({
+      pods: formed([['0-5461'], ['5462-10922'], ['10923-16383']]),
+      shards: 4,
+      existingShards: [0, 1, 2],
+    });
+    expect(p3.moves).toEqual([]);
+    expect(p3.slotsOff).toBe(4096);
+    expect(p3.settled).toBe(false);
+    expect(reshardingStatus(undefined, p3, 4, 'now')).toEqual({
+      toShards: 4,
+      slotsToMove: 4096,
+      slotsRemaining: 4096,
+      keysMoved: 0,
+      startedAt: 'now',
+    });
+  });
+
+  it('does not remove a drained shard while a move into it is left in flight', () => {
+    // 4 → 3 decided while a slot was half-moved into shard 3.
+    const pods = formed([['0-5461', `[7->-${id('d')}]`], ['5462-10922'], ['10923-16383'], [`[7-<-${id('a')}]`]]);
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2, 3] });
+    expect(plan.actions.filter((a) => a.kind === 'removeShard')).toEqual([]);
+    expect(plan.moves[0]).toEqual({ slot: 7, from: 0, to: 3 });
+    const owner = ownersOf(plan);
+    for (const m of plan.moves) owner[m.slot] = m.to;
+    expect(countsOf(owner, 4)).toEqual([5462, 5461, 5461, 0]);
+  });
+
+  it('clears a slot MIGRATING towards a node no pod has (SETSLOT STABLE), only while every pod answers', () => {
+    const gone = id('e');
+    const pods = formed([['0-5461', `[9->-${gone}]`], ['5462-10922'], ['10923-16383']]);
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.actions).toContainEqual({ kind: 'stableSlot', pod: 'c-shard-0-0', slot: 9 });
+    expect(plan.settled).toBe(false);
+    delete pods[5]!.view; // c-shard-2-1 does not answer: the id may be its own
+    const later = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(later.actions.filter((a) => a.kind === 'stableSlot')).toEqual([]);
+  });
+});
+
+describe('reshardingStatus', () => {
+  const prev = { toShards: 4, slotsToMove: 4096, slotsRemaining: 700, keysMoved: 300, startedAt: 't0' };
+
+  it('ends only when the plan made from Redis is settled, never because the last batch moved', () => {
+    // The reconcile that moves the last 651 slots planned them from Redis: the status keeps the resharding;
+    // the next reconcile, finding the slots settled, ends it.
+    expect(reshardingStatus(prev, { settled: false, slotsOff: 651 }, 4, 't1')).toEqual({
+      ...prev,
+      slotsRemaining: 651,
+    });
+    expect(reshardingStatus(prev, { settled: false, slotsOff: 0 }, 4, 't1')).toEqual({ ...prev, slotsRemaining: 0 });
+    expect(reshardingStatus(prev, { settled: true, slotsOff: 0 }, 4, 't1')).toBeUndefined();
+  });
+
+  it('keeps the last status while owners cannot be told; a new target starts a new count', () => {
+    expect(reshardingStatus(prev, { settled: false, slotsOff: undefined }, 4, 't1')).toBe(prev);
+    expect(reshardingStatus(undefined, { settled: false, slotsOff: undefined }, 4, 't1')).toBeUndefined();
+    expect(reshardingStatus(prev, { settled: false, slotsOff: 4000 }, 3, 't1')).toEqual({
+      toShards: 3,
+      slotsToMove: 4000,
+      slotsRemaining: 4000,
+      keysMoved: 0,
+      startedAt: 't1',
+    });
   });
 });

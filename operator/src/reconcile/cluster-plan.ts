@@ -10,7 +10,7 @@
  * itself promotes a replica when a primary dies); its other pods are made replicas of it.
  */
 import { CLUSTER_SLOTS } from '../api/v1alpha1/constants.js';
-import type { ShardStatus } from '../api/v1alpha1/types.js';
+import type { ReshardingStatus, ShardStatus } from '../api/v1alpha1/types.js';
 import { formatSlotRanges, slotCount, toRanges, type ClusterNodeEntry } from '../redis/cluster-nodes.js';
 
 /** One Redis pod of a shard StatefulSet, as the cluster step observed it. */
@@ -45,13 +45,30 @@ export type ClusterAction =
   | { kind: 'forget'; id: string; on: string[] }
   | { kind: 'addSlots'; pod: string; ranges: Array<[number, number]> }
   | { kind: 'replicate'; pod: string; primaryId: string }
+  /** `CLUSTER SETSLOT slot STABLE`: a slot left MIGRATING/IMPORTING towards a node no pod has any more. */
+  | { kind: 'stableSlot'; pod: string; slot: number }
   | { kind: 'removeShard'; shard: number; ids: string[] };
 
 export interface ClusterPlan {
   /** To carry out now, in order. */
   actions: ClusterAction[];
-  /** Slot moves still to make (the one left in flight first); empty when the slots are where they belong. */
+  /**
+   * Slot moves to make now (those left in flight first); empty when the slots are where they belong, and also
+   * while a move cannot be made (a shard without a primary: see `waiting`).
+   */
   moves: SlotMove[];
+  /**
+   * Slots not where the target split puts them (in flight included), whether or not they can move now;
+   * undefined when the owners are not all known (a slot unassigned or owned by an unknown node, a shard that
+   * lost its primary).
+   */
+  slotsOff: number | undefined;
+  /**
+   * The slots are where they belong: every slot's owner is known, each shard `0 … shards-1` holds its even
+   * count (`evenSlotCounts`) and every other shard none, no node has a slot MIGRATING or IMPORTING, and no
+   * shard beyond `shards` is left to remove. Only then is a resharding over (status.resharding cleared).
+   */
+  settled: boolean;
   /** Per shard index (existing shards), for status. */
   shards: ShardStatus[];
   /** The node id of each shard's primary pod (when up). */
@@ -129,6 +146,8 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     primaryIds: new Map(),
     clusterState: undefined,
     slotsAssigned: 0,
+    slotsOff: undefined,
+    settled: false,
   };
   const existing = [...new Set([...input.existingShards, ...pods.map((p) => p.shard)])].sort((a, b) => a - b);
   if (reachable.length === 0) {
@@ -194,8 +213,9 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     const up = shardPods.find((p) => ownerIds.has(p.view!.myId) && !byId.get(p.view!.myId)?.flags.includes('fail'));
     if (up) primaryPod.set(shard, up);
     else if (ownerIds.size > 0) lostShards.add(shard);
-    else if (shard < input.shards) {
+    else {
       // No slots yet (a new cluster, a new shard, or one whose slots were lost): its first master pod leads it.
+      // Also in a shard being drained that has none: a move into it left in flight is finished, then undone.
       const lead = shardPods.find((p) => me(p)?.flags.includes('master') && me(p)!.slots.length === 0);
       if (lead) primaryPod.set(shard, lead);
     }
@@ -253,37 +273,53 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
   }
 
   // ---- Slot moves ------------------------------------------------------------------------------------------
+  // A move left half-way (an operator killed between two steps) shows as MIGRATING on the source and/or
+  // IMPORTING on the target, in their own views; its keys may be on both sides. It is finished first, towards
+  // the target it was started for, whatever the owners say meanwhile (the target may already own the slot).
   const shardOf = (id: string) => shardOfId.get(id);
   const inFlight: SlotMove[] = [];
+  let migrationState = false;
   for (const p of reachable) {
     const m = me(p);
-    for (const mg of m?.migrating ?? []) {
+    if (!m?.flags.includes('master')) continue;
+    for (const mg of m.migrating) {
+      migrationState = true;
       const to = shardOf(mg.to);
-      if (to !== undefined) inFlight.push({ slot: mg.slot, from: p.shard, to });
+      if (to !== undefined && to !== p.shard) {
+        if (!inFlight.some((x) => x.slot === mg.slot)) inFlight.push({ slot: mg.slot, from: p.shard, to });
+      } else if (to === undefined && everyPodReachable)
+        plan.actions.push({ kind: 'stableSlot', pod: p.pod, slot: mg.slot });
     }
-    for (const im of m?.importing ?? []) {
+    for (const im of m.importing) {
+      migrationState = true;
       const from = shardOf(im.from);
-      if (from !== undefined && !inFlight.some((x) => x.slot === im.slot))
-        inFlight.push({ slot: im.slot, from, to: p.shard });
+      if (from !== undefined && from !== p.shard) {
+        if (!inFlight.some((x) => x.slot === im.slot)) inFlight.push({ slot: im.slot, from, to: p.shard });
+      } else if (from === undefined && everyPodReachable)
+        plan.actions.push({ kind: 'stableSlot', pod: p.pod, slot: im.slot });
     }
   }
   const coverageKnown = plan.slotsAssigned === CLUSTER_SLOTS && owner.every((o) => o >= 0);
+  let pending: SlotMove[] | undefined;
   if (coverageKnown && lostShards.size === 0) {
-    const pending = [
-      ...inFlight,
-      ...planSlotMoves(owner, input.shards).filter((m) => !inFlight.some((x) => x.slot === m.slot)),
-    ];
+    // The rest is planned as if the moves in flight were done: the plan is the same before and after them.
+    const landed = [...owner];
+    for (const m of inFlight) landed[m.slot] = m.to;
+    pending = [...inFlight, ...planSlotMoves(landed, input.shards)];
+    plan.slotsOff = pending.length;
     plan.moves = pending.filter((m) => primaryPod.has(m.from) && primaryPod.has(m.to));
     if (plan.moves.length < pending.length) plan.waiting = 'waiting for a primary in every shard to move slots';
   }
 
   // ---- Drained shards beyond spec.shards -------------------------------------------------------------------
+  // Only once its slots are known to be elsewhere and no move (possible now or not) involves it.
   for (const shard of existing) {
-    if (shard < input.shards || !coverageKnown) continue;
-    if (owner.some((o) => o === shard) || plan.moves.some((m) => m.from === shard || m.to === shard)) continue;
+    if (shard < input.shards || pending === undefined) continue;
+    if (owner.some((o) => o === shard) || pending.some((m) => m.from === shard || m.to === shard)) continue;
     const ids = reachable.filter((p) => p.shard === shard).map((p) => p.view!.myId);
     plan.actions.push({ kind: 'removeShard', shard, ids });
   }
+  plan.settled = plan.slotsOff === 0 && !migrationState && existing.every((shard) => shard < input.shards);
 
   // ---- Status per shard ------------------------------------------------------------------------------------
   plan.shards = existing.map((index): ShardStatus => {
@@ -315,4 +351,30 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     };
   });
   return plan;
+}
+
+/**
+ * `status.resharding` as this reconcile's plan finds it, before it moves any slot: absent once the plan is
+ * `settled` (and only then: a reconcile that moved the last slots leaves it for the next one to verify from
+ * Redis), else the slots still off their target split (`slotsOff`). The same resharding (same `toShards`) keeps
+ * its start, its keys moved and the most slots it ever had to move. While the owners cannot be told (a shard
+ * without a primary) the last status is kept as it is.
+ */
+export function reshardingStatus(
+  prev: ReshardingStatus | undefined,
+  plan: Pick<ClusterPlan, 'settled' | 'slotsOff'>,
+  toShards: number,
+  now: string,
+): ReshardingStatus | undefined {
+  if (plan.settled) return undefined;
+  if (plan.slotsOff === undefined) return prev;
+  if (plan.slotsOff === 0 && prev === undefined) return undefined;
+  const same = prev?.toShards === toShards ? prev : undefined;
+  return {
+    toShards,
+    slotsToMove: same ? Math.max(same.slotsToMove, plan.slotsOff) : plan.slotsOff,
+    slotsRemaining: plan.slotsOff,
+    keysMoved: same?.keysMoved ?? 0,
+    startedAt: same?.startedAt ?? now,
+  };
 }

@@ -15,7 +15,7 @@ import type { KubeApi, KubeObject } from '../k8s/kube-client.js';
 import type { ClusterNodeView, SlotMoveResult, SlotMoveStep } from '../redis/cluster.js';
 import type { PodEndpoint } from '../redis/live-config.js';
 import { formatTime } from '../status/conditions.js';
-import { planCluster, type ClusterPlan, type ClusterPod } from './cluster-plan.js';
+import { planCluster, reshardingStatus, type ClusterPlan, type ClusterPod } from './cluster-plan.js';
 
 /** The Redis side of the cluster step (redis/cluster.ts's `ClusterSession` fits). */
 export interface ClusterAdmin {
@@ -25,6 +25,7 @@ export interface ClusterAdmin {
   replicate(ep: PodEndpoint, primaryId: string): Promise<void>;
   forget(ep: PodEndpoint, id: string): Promise<void>;
   reset(ep: PodEndpoint): Promise<void>;
+  setSlotStable(ep: PodEndpoint, slot: number): Promise<void>;
   moveSlot(
     move: { slot: number; source: PodEndpoint; sourceId: string; target: PodEndpoint; targetId: string },
     others: PodEndpoint[],
@@ -167,6 +168,13 @@ export async function clusterStep(
             admin.replicate(ep(a.pod), a.primaryId),
           );
           break;
+        case 'stableSlot':
+          await attempt(
+            'CLUSTER SETSLOT STABLE of a move towards a node no pod has',
+            { pod: a.pod, slot: a.slot },
+            () => admin.setSlotStable(ep(a.pod), a.slot),
+          );
+          break;
         case 'removeShard': {
           const remaining = pods.filter((p) => p.shard < spec.shards && p.view);
           for (const id of a.ids)
@@ -193,19 +201,11 @@ export async function clusterStep(
     }
 
     // ---- Slot moves, once nothing else is pending ----------------------------------------------------
-    let resharding: ReshardingStatus | undefined;
-    const prev = cc.status?.resharding;
-    if (plan.moves.length > 0) {
-      const startedAt = prev?.toShards === spec.shards ? prev.startedAt : formatTime(deps.now());
-      resharding = {
-        toShards: spec.shards,
-        slotsToMove: prev?.toShards === spec.shards ? Math.max(prev.slotsToMove, plan.moves.length) : plan.moves.length,
-        slotsRemaining: plan.moves.length,
-        keysMoved: prev?.toShards === spec.shards ? prev.keysMoved : 0,
-        startedAt,
-      };
-    }
-    if (resharding && plan.actions.length === 0) {
+    // status.resharding ends only when a plan made from Redis finds the slots settled (never on the strength
+    // of the moves this reconcile made: the next one verifies them).
+    const resharding = reshardingStatus(cc.status?.resharding, plan, spec.shards, formatTime(deps.now()));
+    let moved = 0;
+    if (resharding && plan.moves.length > 0 && plan.actions.length === 0) {
       const primaries = new Map<number, PodEndpoint>();
       for (const [shard, id] of plan.primaryIds) {
         const p = pods.find((x) => x.view?.myId === id);
@@ -216,7 +216,6 @@ export async function clusterStep(
       await writeProgress(resharding, plan);
       const started = deps.cluster.clock();
       const budget = deps.cluster.reshardBudgetMs ?? 5000;
-      let moved = 0;
       for (const m of plan.moves) {
         if (deps.cluster.clock() - started > budget) break;
         const source = primaries.get(m.from)!;
@@ -245,24 +244,25 @@ export async function clusterStep(
           break;
         }
       }
-      resharding.slotsRemaining = plan.moves.length - moved;
+      resharding.slotsRemaining = Math.max(0, resharding.slotsRemaining - moved);
       log.info(
         { toShards: spec.shards, moved, remaining: resharding.slotsRemaining, keysMoved: resharding.keysMoved },
         'Moved slots',
       );
-      if (resharding.slotsRemaining === 0) delete resharding.current;
+      if (resharding.slotsRemaining === 0 || moved === plan.moves.length) delete resharding.current;
     }
     // Redis Cluster changes on its own (a replica promoted, gossip spreading): look again while any shard is not ok.
     const pending =
       plan.actions.length > 0 ||
       plan.moves.length > 0 ||
       plan.waiting !== undefined ||
+      resharding !== undefined ||
       plan.shards.some((sh) => sh.state !== 'ok');
     return {
       plan,
       endpoints,
-      resharding: resharding && resharding.slotsRemaining > 0 ? resharding : undefined,
-      retryInMs: failed > 0 ? 2000 : resharding ? 50 : pending ? 1000 : undefined,
+      resharding,
+      retryInMs: failed > 0 ? 2000 : moved > 0 ? 50 : pending ? 1000 : undefined,
     };
   } finally {
     admin.close();

@@ -36,7 +36,7 @@ export interface SlotMoveResult {
 }
 
 /** Called after each step of a slot move (test hook: pause an operator in the middle of a move). */
-export type SlotMoveStep = 'importing' | 'migrating' | 'keysMoved' | 'assigned';
+export type SlotMoveStep = 'importing' | 'migrating' | 'batchMoved' | 'keysMoved' | 'targetAssigned' | 'assigned';
 
 export class ClusterSession {
   private readonly clients = new Map<string, Redis>();
@@ -147,6 +147,11 @@ export class ClusterSession {
     }
   }
 
+  /** `CLUSTER SETSLOT slot STABLE`: clears the node's MIGRATING/IMPORTING state of the slot (its keys stay). */
+  async setSlotStable(ep: PodEndpoint, slot: number): Promise<void> {
+    await this.write(ep, ['CLUSTER', 'SETSLOT', String(slot), 'STABLE']);
+  }
+
   /** `CLUSTER RESET HARD`: the node forgets every other node (a removed shard's node stops gossiping). */
   async reset(ep: PodEndpoint): Promise<void> {
     await this.write(ep, ['CLUSTER', 'RESET', 'HARD']);
@@ -157,7 +162,9 @@ export class ClusterSession {
    * GETKEYSINSLOT / MIGRATE … KEYS (batches of `batchKeys`, REPLACE: a key on the source is the live one) until
    * the slot is empty on the source, then SETSLOT NODE on the target, the source, and every other primary
    * (best effort: gossip spreads it too). Repeating a step already done is harmless, so a move left half-way by
-   * a killed operator is finished by calling this again. Clients follow ASK while the keys move.
+   * a killed operator is finished by calling this again, from any step: when the target owns the slot already
+   * (its SETSLOT NODE was sent), IMPORTING/MIGRATING are skipped and any key left on the source still moves
+   * before the source's SETSLOT NODE. Clients follow ASK while the keys move.
    */
   async moveSlot(
     move: { slot: number; source: PodEndpoint; sourceId: string; target: PodEndpoint; targetId: string },
@@ -184,7 +191,9 @@ export class ClusterSession {
     }
     let keys = 0;
     const auth = this.opts.password !== undefined ? ['AUTH', this.opts.password] : [];
-    while (!done) {
+    // Also when the target owns the slot already: keys the source still holds go too (SETSLOT NODE on the
+    // source refuses while it holds any), and an empty slot costs one GETKEYSINSLOT.
+    for (;;) {
       const batch = (await this.read(source, ['CLUSTER', 'GETKEYSINSLOT', s, String(batchKeys)])) as string[];
       if (batch.length === 0) break;
       await this.write(
@@ -193,9 +202,11 @@ export class ClusterSession {
         `MIGRATE ${batch.length} keys of slot ${slot}`,
       );
       keys += batch.length;
+      await afterStep?.('batchMoved');
     }
     await afterStep?.('keysMoved');
     await this.write(target, ['CLUSTER', 'SETSLOT', s, 'NODE', move.targetId]);
+    await afterStep?.('targetAssigned');
     await this.write(source, ['CLUSTER', 'SETSLOT', s, 'NODE', move.targetId]).catch((err: unknown) => {
       if (!notOwner(err)) throw err;
     });
