@@ -118,6 +118,8 @@ echo "DONE $acked $i"
 // ---- the second test: application pods with the webhook-injected sidecar ------------------------------------
 
 const SC = 'fs';
+/** The third test's peer CacheCluster (issue 17). */
+const PEER = 'pb';
 const TABLE = 'failover_entries';
 /** SIGKILL rounds; RIPPLECACHE_E2E_FAILOVER_ROUNDS=10 runs the issue's ten (about 3 minutes more). */
 const ROUNDS = Number(process.env.RIPPLECACHE_E2E_FAILOVER_ROUNDS ?? 3);
@@ -233,12 +235,12 @@ http
   .listen(${APP_PORT}, '::', () => console.log('app listening'));
 `.replace('${APP_PORT}', String(APP_PORT));
 
-/** An application pod asking the webhook for the sidecar of CacheCluster SC. */
-function appPod(name: string): Record<string, unknown> {
+/** An application pod asking the webhook for the sidecar of CacheCluster `cluster`. */
+function appPod(name: string, cluster = SC): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: NS, annotations: { 'cache.ripplecache.io/inject': SC } },
+    metadata: { name, namespace: NS, annotations: { 'cache.ripplecache.io/inject': cluster } },
     spec: {
       securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
       containers: [
@@ -782,4 +784,99 @@ describe('failover on real pods', () => {
     }
     phase('checked');
   }, 900_000);
+
+  it('issue 17: the <name>-bridge Deployment as a real pod relays an invalidation to a peer CacheCluster', async () => {
+    // A peer CacheCluster over the same database (the same origin Secret and table), one Redis pod, with an
+    // app pod of its own. The second test left `fs` and its app pods running.
+    expect(pgServer, 'the second test started PostgreSQL').toBeDefined();
+    await k(
+      ['apply', '-f', '-'],
+      cacheClusterYaml(
+        cacheCluster(
+          PEER,
+          inNamespace(NS),
+          withImage(node.images.redis),
+          withResources({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } }),
+          withSidecar({
+            writePolicy: 'write-through',
+            origin: { postgres: { secretRef: { name: 'origin', key: 'url' }, table: TABLE } },
+          }),
+        ),
+      ),
+    );
+    await k(['apply', '-f', '-'], JSON.stringify(appPod('app-pb', PEER)));
+    const peerApp = podIp(await waitReady('app-pb'));
+    const writer = podIp(await getPod('app-wt'));
+
+    await k([
+      'patch',
+      'cachecluster',
+      SC,
+      '-n',
+      NS,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ spec: { invalidation: { peers: [{ cacheCluster: { name: PEER } }] } } }),
+    ]);
+    await waitFor(
+      `${SC}: PeersReachable=True (its bridge pod up and connected to ${PEER})`,
+      async () =>
+        ((await getCc(SC)).status?.conditions ?? []).some(
+          (c: { type: string; status: string }) => c.type === 'PeersReachable' && c.status === 'True',
+        ),
+      180_000,
+      1_000,
+    );
+    const bridgePods = JSON.parse(
+      await k([
+        'get',
+        'pods',
+        '-n',
+        NS,
+        '-l',
+        `cache.ripplecache.io/cluster=${SC},app.kubernetes.io/component=bridge`,
+        '-o',
+        'json',
+      ]),
+    ) as { items: Pod[] };
+    expect(bridgePods.items.filter(podReady)).toHaveLength(1);
+    const bridgeIp = podIp(bridgePods.items.find(podReady)!);
+
+    // KEYS17 keys: cached in the peer (read there, so in its Redis and its sidecar's L1), then written
+    // through `fs` (write-through): a read through the peer must come to return the new value.
+    const KEYS17 = 20;
+    for (let i = 0; i < KEYS17; i++) {
+      expect(await put(peerApp, `x17-${i}`, `old-${i}`)).toBe(204);
+      const got = await fetch(`http://[${peerApp}]:${APP_PORT}/v1/cache/x17-${i}`);
+      expect(await got.text()).toBe(`old-${i}`);
+    }
+    const lags: number[] = [];
+    for (let i = 0; i < KEYS17; i++) {
+      expect(await put(writer, `x17-${i}`, `new-${i}`)).toBe(204);
+      const acked = Date.now();
+      await waitFor(
+        `x17-${i}: the new value read through ${PEER}`,
+        async () => {
+          const r = await fetch(`http://[${peerApp}]:${APP_PORT}/v1/cache/x17-${i}`);
+          return r.status === 200 && (await r.text()) === `new-${i}`;
+        },
+        30_000,
+        20,
+      );
+      lags.push(Date.now() - acked);
+    }
+    const bridgeMetrics = await (await fetch(`http://[${bridgeIp}]:7072/metrics`)).text();
+    const invalidated = bridgeMetrics
+      .split('\n')
+      .filter((l) => l.startsWith('ripplecache_bridge_relayed_keys_total{') && l.includes('outcome="invalidated"'))
+      .reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
+    lags.sort((a, b) => a - b);
+    console.log(
+      `issue 17 on real pods: ${KEYS17} writes through ${SC} read back new through ${PEER}; ` +
+        `lag to the first new read (20 ms polling) median ${lags[Math.floor(KEYS17 / 2)]} ms, max ${lags.at(-1)} ms; ` +
+        `bridge relayed_keys_total{outcome="invalidated"} ${invalidated}`,
+    );
+    expect(invalidated).toBeGreaterThanOrEqual(KEYS17);
+  }, 300_000);
 });
