@@ -27,6 +27,7 @@ import {
   cacheClusterYaml,
   inNamespace,
   withDurability,
+  withEviction,
   withImage,
   withReplicas,
   withResources,
@@ -502,6 +503,8 @@ describe('failover on real pods', () => {
           withTopology('replication'),
           withReplicas(2),
           withDurability({ mode: 'replicated', timeoutMs: 1000 }),
+          // Write-back keeps acknowledged writes in Redis until the database has them: no allkeys-* eviction.
+          withEviction({ policy: 'noeviction', maxMemoryPercent: 80 }),
           withSidecar({
             writePolicy: 'write-back',
             writeBack: { flushIntervalMs: 200 },
