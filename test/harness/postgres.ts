@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chown, mkdtemp, writeFile } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -41,6 +41,13 @@ export interface PostgresOptions {
    * database runs in production. Default false: a throw-away test database with durability off for speed.
    */
   durable?: boolean;
+  /**
+   * Addresses to listen on besides 127.0.0.1, e.g. a local node's bridge address so that pods reach the
+   * database (test/e2e-local). Never a wildcard: the test database must not be reachable from outside.
+   */
+  extraListenAddresses?: string[];
+  /** CIDRs allowed to connect with password authentication besides loopback (pg_hba.conf `host` lines). */
+  extraClientCidrs?: string[];
 }
 
 const DATABASE = 'ripplecache';
@@ -92,6 +99,10 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   if (!existsSync(join(bin, 'postgres'))) {
     throw new Error(`no PostgreSQL server binaries in ${bin}; run scripts/ensure-tools.sh (or set RIPPLECACHE_PG_BIN)`);
   }
+  for (const a of opts.extraListenAddresses ?? [])
+    if (a === '*' || a === '0.0.0.0' || a === '::' || a === '')
+      throw new Error(`startPostgres: refusing to listen on the wildcard address ${JSON.stringify(a)}`);
+  const listen = ['127.0.0.1', ...(opts.extraListenAddresses ?? [])].join(',');
   const port = opts.port ?? (await freePort());
   const dir = await mkdtemp(join(tmpdir(), `ripplecache-pg-${port}-`));
   trackTempDir(dir);
@@ -114,7 +125,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
         '-k',
         sock,
         '-c',
-        'listen_addresses=127.0.0.1',
+        `listen_addresses=${listen}`,
         // A throw-away test database: durability off for speed, unless asked for.
         ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
       ],
@@ -161,7 +172,11 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
       ],
       as,
     );
-    log(`starting postgres on 127.0.0.1:${port}`);
+    if ((opts.extraClientCidrs ?? []).length > 0) {
+      const lines = (opts.extraClientCidrs ?? []).map((c) => `host all all ${c} scram-sha-256\n`);
+      await appendFile(join(data, 'pg_hba.conf'), lines.join(''));
+    }
+    log(`starting postgres on ${listen} port ${port}`);
     await launch();
     await run(
       join(bin, 'psql'),

@@ -146,7 +146,7 @@ describe('spec.invalidation.peers', () => {
       '--redis',
       'redis://a.xc.svc:6379',
       '--listen',
-      '0.0.0.0:7072',
+      '[::]:7072',
       '--peer',
       'xc/b=redis://b.xc.svc:6379',
     ]);

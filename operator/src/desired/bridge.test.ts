@@ -110,7 +110,7 @@ describe('the bridge Deployment and Service', () => {
       '--redis',
       'redis://a.shop.svc:6379',
       '--listen',
-      '0.0.0.0:7072',
+      '[::]:7072',
       '--peer',
       'shop/b=redis://b.shop.svc:6379',
       '--peer-password-env',

@@ -176,8 +176,10 @@ export function bridgeArgs(cc: CacheCluster, peers: readonly ResolvedPeer[]): { 
     `${cc.metadata.namespace}/${cc.metadata.name}`,
     '--redis',
     `redis://${serviceHost(cc)}:${REDIS_PORT}`,
+    // `::`, which Node opens dual-stack: the kubelet probes and the Service reach the pod's primary IP, IPv6 in
+    // an IPv6 or dual-stack cluster (0.0.0.0 failed every probe there: found on the local node's IPv6 pods).
     '--listen',
-    `0.0.0.0:${BRIDGE_PORT}`,
+    `[::]:${BRIDGE_PORT}`,
   ];
   const env: EnvVar[] = [];
   if (spec.authSecretRef) {
