@@ -163,9 +163,18 @@ describe('sidecar on a Redis Cluster', () => {
     const owner = await cluster.ownerOf(layout.bucketOf(key).slot);
     expect(await cluster.client(owner).hget(layout.recordKey(key), 'v')).toBe(`two-${key}`);
     expect(keySlot(layout.recordKey(key))).toBe(layout.bucketOf(key).slot);
-    // consistency=all: the primary and the replica of that shard.
-    const all = await fetch(`${A.url}/v1/cache/${key}?consistency=all`);
-    const report = (await all.json()) as { nodes?: { node: string; role: string; status: string }[] };
+    // consistency=all: the primary and the replica of that shard (once the sidecar's cluster client has
+    // learnt the replica: under load its first slot map may list only the primaries).
+    let report: { nodes?: { node: string; role: string; status: string }[] } = {};
+    await waitFor(
+      'consistency=all to report the primary and the replica',
+      async () => {
+        report = (await (await fetch(`${A.url}/v1/cache/${key}?consistency=all`)).json()) as typeof report;
+        return (report.nodes ?? []).length === 2;
+      },
+      20_000,
+      200,
+    );
     const nodes = report.nodes ?? [];
     expect(nodes.map((n) => n.role).sort()).toEqual(['primary', 'replica']);
     expect(nodes.find((n) => n.role === 'primary')?.node).toBe(`127.0.0.1:${owner}`);
