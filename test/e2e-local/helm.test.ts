@@ -6,8 +6,6 @@
  * nothing of the release.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +19,8 @@ import {
 } from '../harness/node.js';
 import { helmTestImage, programImage } from '../harness/node-images.js';
 import { waitFor } from '../harness/ports.js';
-import { kubeBinDir, removeTempDir, repoRoot, trackTempDir } from '../harness/tools.js';
+import { nodeChart, type NodeChart } from '../harness/node-chart.js';
+import { repoRoot } from '../harness/tools.js';
 
 const run = promisify(execFile);
 const SYSTEM = 'ripplecache-system';
@@ -52,8 +51,7 @@ interface Pod {
 
 let cp: ControlPlane;
 let node: LocalNode;
-const helmHome = mkdtempSync(join(tmpdir(), 'ripplecache-helm-e2e-'));
-trackTempDir(helmHome);
+let chart: NodeChart | undefined;
 
 async function k(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input);
@@ -61,24 +59,8 @@ async function k(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function helm(args: string[]): Promise<{ code: number; out: string }> {
-  const bin = join(await kubeBinDir(), 'helm');
-  try {
-    const r = await run(bin, [...args, '--kubeconfig', cp.kubeconfigPath], {
-      maxBuffer: 16 * 1024 * 1024,
-      env: {
-        ...process.env,
-        HELM_CACHE_HOME: join(helmHome, 'cache'),
-        HELM_CONFIG_HOME: join(helmHome, 'config'),
-        HELM_DATA_HOME: join(helmHome, 'data'),
-      },
-    });
-    return { code: 0, out: `${r.stdout}${r.stderr}` };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
-}
+/** helm against the test control plane, with a private helm home (harness/node-chart.ts). */
+const helm = (args: string[]): Promise<{ code: number; out: string }> => (chart ??= nodeChart(cp)).helm(args);
 
 const podReady = (p: Pod) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const podIp = (p: Pod) => p.status.podIPs?.map((x) => x.ip).find((ip) => ip.includes(':')) ?? '';
@@ -159,7 +141,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await node?.stop();
   await cp?.stop();
-  removeTempDir(helmHome, 'helm');
+  chart?.cleanUp();
 });
 
 describe('the Helm chart on real pods', () => {
