@@ -25,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cacheCluster,
   cacheClusterYaml,
+  type CacheClusterModifier,
   inNamespace,
   withDurability,
   withEviction,
@@ -77,6 +78,23 @@ let cp: ControlPlane;
 let node: LocalNode;
 let chart: NodeChart;
 let pgServer: PostgresServer | undefined;
+
+/**
+ * A replication CacheCluster in NS on the node's redis image (3 pods, failover after 2 s, small resources),
+ * then `more` modifiers.
+ */
+const replicationOnNode = (name: string, ...more: CacheClusterModifier[]) =>
+  cacheCluster(
+    name,
+    inNamespace(NS),
+    // withSpec replaces the spec: first.
+    withSpec({ failover: { afterSeconds: 2 } }),
+    withImage(node.images.redis),
+    withResources({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } }),
+    withTopology('replication'),
+    withReplicas(2),
+    ...more,
+  );
 
 async function k(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input);
@@ -361,21 +379,7 @@ afterAll(async () => {
 
 describe('failover on real pods', () => {
   it('the primary container SIGKILLed under acknowledged writes: failover, nothing lost, one primary, rejoin', async () => {
-    await k(
-      ['apply', '-f', '-'],
-      cacheClusterYaml(
-        cacheCluster(
-          NAME,
-          inNamespace(NS),
-          // withSpec replaces the spec: first.
-          withSpec({ failover: { afterSeconds: 2 } }),
-          withImage(node.images.redis),
-          withResources({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } }),
-          withTopology('replication'),
-          withReplicas(2),
-        ),
-      ),
-    );
+    await k(['apply', '-f', '-'], cacheClusterYaml(replicationOnNode(NAME)));
     await waitFor(
       'fo-0 primary, fo-1 and fo-2 replicas',
       async () => {
@@ -494,14 +498,8 @@ describe('failover on real pods', () => {
     await k(
       ['apply', '-f', '-'],
       cacheClusterYaml(
-        cacheCluster(
+        replicationOnNode(
           SC,
-          inNamespace(NS),
-          withSpec({ failover: { afterSeconds: 2 } }),
-          withImage(node.images.redis),
-          withResources({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } }),
-          withTopology('replication'),
-          withReplicas(2),
           withDurability({ mode: 'replicated', timeoutMs: 1000 }),
           // Write-back keeps acknowledged writes in Redis until the database has them: no allkeys-* eviction.
           withEviction({ policy: 'noeviction', maxMemoryPercent: 80 }),
