@@ -663,6 +663,11 @@ describe('failover on real pods', () => {
             `rejoined after ${((Date.now() - killedAt) / 1000).toFixed(1)} s`,
         );
       }
+      // The rounds count acknowledged writes, not keys: a worker that spent a round retrying refused writes
+      // may not have reached all of its keys yet. Let the load run on (bounded) until every key has an
+      // acknowledged value, so the checks below cover all SC_KEYS keys.
+      target = Number.MAX_SAFE_INTEGER;
+      await waitFor('every key written at least once', async () => last.size >= SC_KEYS, 180_000, 20);
     } finally {
       stopped = true;
       await load;
