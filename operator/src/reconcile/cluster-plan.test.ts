@@ -305,6 +305,50 @@ describe('resharding: resuming and deciding it is done', () => {
     expect(countsOf(owner, 4)).toEqual([5462, 5461, 5461, 0]);
   });
 
+  it('moves no slot to a new shard whose primary does not know the slot map yet (gossip), then moves them all', () => {
+    // 3 → 4 right after the MEET: shard 3's node knows the others but not yet which slots they own.
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383'], []]);
+    const blind = (p: ClusterPod): ClusterPod => ({
+      ...p,
+      view: { ...p.view!, nodes: p.view!.nodes.map((n) => (n.flags.includes('myself') ? n : { ...n, slots: [] })) },
+    });
+    pods[6] = blind(pods[6]!);
+    const early = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });
+    expect(early.moves).toEqual([]);
+    expect(early.slotsOff).toBe(4096);
+    expect(early.waiting).toMatch(/shard\(s\) 3 to learn the slot map/);
+    expect(early.settled).toBe(false);
+    const later = planCluster({
+      pods: formed([['0-5461'], ['5462-10922'], ['10923-16383'], []]),
+      shards: 4,
+      existingShards: [0, 1, 2, 3],
+    });
+    expect(later.moves).toHaveLength(4096);
+    expect(later.waiting).toBeUndefined();
+  });
+
+  it('clears an IMPORTING its node sees no owner for (sent before it learned the slot map), then moves again', () => {
+    // CI's stall: shard 3 was sent IMPORTING for slot 5421 before gossip told it shard 0 owns it; Redis never
+    // binds an IMPORTING slot from gossip, and MIGRATE into it failed with CLUSTERDOWN on every retry.
+    const pods = formed([['0-5461', `[5421->-${id('d')}]`], ['5462-10922'], ['10923-16383'], [`[5421-<-${id('a')}]`]]);
+    const unbound = pods[6]!.view!.nodes.map((n) =>
+      n.id === id('a') ? { ...n, slots: [[0, 5420] as [number, number], [5422, 5461] as [number, number]] } : n,
+    );
+    pods[6] = { ...pods[6]!, view: { ...pods[6]!.view!, nodes: unbound } };
+    const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });
+    expect(plan.actions).toContainEqual({ kind: 'stableSlot', pod: 'c-shard-3-0', slot: 5421 });
+    expect(plan.moves.some((m) => m.slot === 5421)).toBe(false);
+    expect(plan.settled).toBe(false);
+    // Once it knows the owner, the move left in flight is finished first, as any other.
+    const known = planCluster({
+      pods: formed([['0-5461', `[5421->-${id('d')}]`], ['5462-10922'], ['10923-16383'], [`[5421-<-${id('a')}]`]]),
+      shards: 4,
+      existingShards: [0, 1, 2, 3],
+    });
+    expect(known.actions).toEqual([]);
+    expect(known.moves[0]).toEqual({ slot: 5421, from: 0, to: 3 });
+  });
+
   it('clears a slot MIGRATING towards a node no pod has (SETSLOT STABLE), only while every pod answers', () => {
     const gone = id('e');
     const pods = formed([['0-5461', `[9->-${gone}]`], ['5462-10922'], ['10923-16383']]);

@@ -127,6 +127,16 @@ export function planSlotMoves(owner: readonly number[], shards: number): SlotMov
   return moves;
 }
 
+/** The owner id of each slot as one node sees it (`''`: unbound in its view). */
+export function slotOwnersInView(nodes: ClusterNodeEntry[]): string[] {
+  const owners = new Array<string>(CLUSTER_SLOTS).fill('');
+  for (const n of nodes) {
+    if (!n.flags.includes('master')) continue;
+    for (const [a, b] of n.slots) for (let s = a; s <= b; s++) owners[s] = n.id;
+  }
+  return owners;
+}
+
 function known(nodes: ClusterNodeEntry[], id: string): boolean {
   return nodes.some((n) => n.id === id && !n.flags.includes('handshake') && !n.flags.includes('noaddr'));
 }
@@ -309,6 +319,36 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     plan.slotsOff = pending.length;
     plan.moves = pending.filter((m) => primaryPod.has(m.from) && primaryPod.has(m.to));
     if (plan.moves.length < pending.length) plan.waiting = 'waiting for a primary in every shard to move slots';
+    // A move starts (or goes on) only once its target knows who owns the slot: Redis Cluster's gossip never
+    // binds a slot a node is IMPORTING (it leaves such slots to the resharding tool), and MIGRATE's
+    // RESTORE-ASKING on a target that sees the slot unbound fails with CLUSTERDOWN for as long as it stays
+    // IMPORTING. A node just MEET-ed learns the slot map within a few gossip rounds; until then, wait.
+    const viewOwners = new Map<number, string[]>();
+    const ownerSeenBy = (shard: number, slot: number): string => {
+      let owners = viewOwners.get(shard);
+      if (!owners) {
+        owners = slotOwnersInView(primaryPod.get(shard)!.view!.nodes);
+        viewOwners.set(shard, owners);
+      }
+      return owners[slot]!;
+    };
+    const ready = plan.moves.filter((m) => ownerSeenBy(m.to, m.slot) !== '');
+    if (ready.length < plan.moves.length) {
+      const blind = [...new Set(plan.moves.filter((m) => ownerSeenBy(m.to, m.slot) === '').map((m) => m.to))];
+      plan.waiting ??= `waiting for shard(s) ${blind.join(', ')} to learn the slot map (gossip) to move slots`;
+      plan.moves = ready;
+    }
+  }
+  // A slot a primary is IMPORTING while it sees no owner for it (IMPORTING sent before it learned the slot
+  // map, by an operator without the wait above): it can neither take keys nor learn the owner, so its
+  // IMPORTING is cleared (it holds none of the slot's keys: every command on an unbound slot is refused) and
+  // the move is made again once gossip has bound the slot.
+  for (const [, p] of primaryPod) {
+    const m = me(p);
+    if (!m || m.importing.length === 0) continue;
+    const owners = slotOwnersInView(p.view!.nodes);
+    for (const im of m.importing)
+      if (owners[im.slot] === '') plan.actions.push({ kind: 'stableSlot', pod: p.pod, slot: im.slot });
   }
 
   // ---- Drained shards beyond spec.shards -------------------------------------------------------------------
