@@ -97,6 +97,8 @@ interface LoadResult {
   last: Map<string, string>;
   acknowledged: number;
   refused: Map<string, number>;
+  /** The first refusals' answers (for a failure message). */
+  refusalSamples: string[];
   /** Per key, the values of writes refused since its last acknowledged one (not acknowledged: may have landed). */
   unacknowledged: Map<string, string[]>;
   staleReads: number;
@@ -112,6 +114,7 @@ function startLoad(sidecars: SidecarProcess[], keys: number, workers: number, to
     last: new Map(),
     acknowledged: 0,
     refused: new Map(),
+    refusalSamples: [],
     unacknowledged: new Map(),
     staleReads: 0,
     reads: 0,
@@ -133,6 +136,10 @@ function startLoad(sidecars: SidecarProcess[], keys: number, workers: number, to
       } else {
         const code = (r as { code?: string }).code ?? String(r.status);
         res.refused.set(code, (res.refused.get(code) ?? 0) + 1);
+        if (res.refusalSamples.length < 10)
+          res.refusalSamples.push(
+            `${new Date().toISOString()} ${key} ${r.status} ${(r as { body?: string }).body ?? ''}`,
+          );
         res.unacknowledged.set(key, [...(res.unacknowledged.get(key) ?? []), value]);
       }
       if (res.last.has(key)) {
@@ -246,7 +253,7 @@ describe('sidecars on an operator-run Redis Cluster', () => {
     await waitSettled(3, 'cc: back to 3 shards');
     await waitFor('more writes after the scale-in', async () => load.res.acknowledged > atFour + 200, 60_000, 200);
     const res = await load.stop();
-    expect(Object.fromEntries(res.refused)).toEqual({});
+    expect(Object.fromEntries(res.refused), res.refusalSamples.join('\n')).toEqual({});
     expect(res.staleReads).toBe(0);
     expect(res.reads).toBeGreaterThan(0);
     expect(res.last.size).toBe(300);

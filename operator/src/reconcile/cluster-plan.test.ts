@@ -318,6 +318,12 @@ describe('resharding: resuming and deciding it is done', () => {
     expect(early.slotsOff).toBe(4096);
     expect(early.waiting).toMatch(/shard\(s\) 3 to learn the slot map/);
     expect(early.settled).toBe(false);
+    // It knows the map but its own cluster_state is not ok yet (MIGRATE into it: CLUSTERDOWN The cluster is down).
+    const joining = formed([['0-5461'], ['5462-10922'], ['10923-16383'], []]);
+    joining[6] = { ...joining[6]!, view: { ...joining[6]!.view!, state: 'fail' } };
+    const notYet = planCluster({ pods: joining, shards: 4, existingShards: [0, 1, 2, 3] });
+    expect(notYet.moves).toEqual([]);
+    expect(notYet.waiting).toMatch(/shard\(s\) 3 .*cluster_state ok/);
     const later = planCluster({
       pods: formed([['0-5461'], ['5462-10922'], ['10923-16383'], []]),
       shards: 4,

@@ -322,7 +322,10 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     // A move starts (or goes on) only once its target knows who owns the slot: Redis Cluster's gossip never
     // binds a slot a node is IMPORTING (it leaves such slots to the resharding tool), and MIGRATE's
     // RESTORE-ASKING on a target that sees the slot unbound fails with CLUSTERDOWN for as long as it stays
-    // IMPORTING. A node just MEET-ed learns the slot map within a few gossip rounds; until then, wait.
+    // IMPORTING. A node just MEET-ed learns the slot map within a few gossip rounds; until then, wait. It
+    // also refuses RESTORE-ASKING with `CLUSTERDOWN The cluster is down` until its own cluster_state is ok
+    // (a few seconds after it joins), and a move failed half-way leaves the slot MIGRATING, where clients'
+    // writes of new keys get TRYAGAIN: so a target must also report cluster_state ok.
     const viewOwners = new Map<number, string[]>();
     const ownerSeenBy = (shard: number, slot: number): string => {
       let owners = viewOwners.get(shard);
@@ -332,10 +335,11 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
       }
       return owners[slot]!;
     };
-    const ready = plan.moves.filter((m) => ownerSeenBy(m.to, m.slot) !== '');
+    const sees = (m: SlotMove) => primaryPod.get(m.to)!.view!.state === 'ok' && ownerSeenBy(m.to, m.slot) !== '';
+    const ready = plan.moves.filter(sees);
     if (ready.length < plan.moves.length) {
-      const blind = [...new Set(plan.moves.filter((m) => ownerSeenBy(m.to, m.slot) === '').map((m) => m.to))];
-      plan.waiting ??= `waiting for shard(s) ${blind.join(', ')} to learn the slot map (gossip) to move slots`;
+      const blind = [...new Set(plan.moves.filter((m) => !sees(m)).map((m) => m.to))];
+      plan.waiting ??= `waiting for shard(s) ${blind.join(', ')} to learn the slot map (gossip) and report cluster_state ok to move slots`;
       plan.moves = ready;
     }
   }
