@@ -27,6 +27,7 @@ import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
 import { freeClusterPort, waitFor } from '../harness/ports.js';
 import { startRedis, type RedisProcess } from '../harness/redis.js';
+import { progressLog } from '../harness/tools.js';
 
 const NS = 'default';
 const NAME = 'rl';
@@ -40,6 +41,7 @@ const nodes = new Map<string, RedisProcess>();
 const overrides: Record<string, string> = {};
 
 const podName = (shard: number, ordinal: number) => `${NAME}-shard-${shard}-${ordinal}`;
+const log = progressLog('cluster-role-labels');
 
 /** The rendered redis.conf's cluster settings (as in cluster-operator.test.ts). */
 const clusterArgs = [
@@ -219,6 +221,7 @@ describe('topology cluster: role labels', () => {
     const survivor: string = status.shards[1].replicas[0];
     const otherShards = labelsOfStatus([status.shards[0], status.shards[2]]);
     await nodes.get(victim)!.kill();
+    log(`SIGKILLed ${victim} (shard 1's primary)`);
     await waitFor(
       `${victim} unlabelled, ${survivor} labelled primary after Redis Cluster promoted it`,
       async () => {
@@ -228,6 +231,7 @@ describe('topology cluster: role labels', () => {
       120_000,
       250,
     );
+    log(`${victim} unlabelled, ${survivor} labelled primary`);
     expect(await redisRole(survivor)).toBe('master');
     expect((await getCc()).status.shards[1].primary).toBe(survivor);
 
@@ -238,7 +242,9 @@ describe('topology cluster: role labels', () => {
     const final = await roleLabels();
     expect(defined(final)).toEqual({ ...otherShards, [survivor]: 'primary', [victim]: 'replica' });
 
+    log(`${victim} labelled replica`);
     const seen = await sampler.stop();
+    log(`primary labels sampled ${seen.samples} times: at most ${seen.max} per shard`);
     expect(seen.samples).toBeGreaterThan(20);
     expect(seen.max).toBe(1);
   }, 600_000);
