@@ -76,6 +76,8 @@ interface StepDeps {
 /** The most shard StatefulSets looked for (the CRD allows 128 shards). */
 const MAX_SHARDS = 256;
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+/** The highest pod ordinal looked for beyond a shard StatefulSet's replicas (the scan stops at the first gap). */
+const MAX_LEFTOVER_ORDINAL = 1024;
 
 /** The shard StatefulSets that exist, by index. */
 export function existingShardSets(
@@ -107,7 +109,7 @@ async function applyRoleLabels(
   deps: StepDeps,
   labelPod: NonNullable<ClusterDeps['labelPod']>,
   cc: CacheCluster,
-  pods: ClusterPod[],
+  pods: Array<{ pod: string; shard: number }>,
   plan: ClusterPlan,
   log: Logger,
 ): Promise<number> {
@@ -198,7 +200,18 @@ export async function clusterStep(
     let failed = 0;
     // Role labels first, from this very observation (the actions below may change roles: the next reconcile
     // labels what it then observes).
-    if (deps.cluster.labelPod) failed += await applyRoleLabels(deps, deps.cluster.labelPod, cc, pods, plan, log);
+    if (deps.cluster.labelPod) {
+      // Also the pods beyond a shard StatefulSet's replicas that are still there (a scale-down removing them):
+      // not observed, so without a role, but one of them may carry the shard's primary label.
+      const leftover: Array<{ pod: string; shard: number }> = [];
+      for (const { shard, sts } of sets)
+        for (let ordinal = sts.spec?.replicas ?? spec.pods; ordinal < MAX_LEFTOVER_ORDINAL; ordinal++) {
+          const pod = shardPodName(cc, shard, ordinal);
+          if (!deps.cached('Pod', cc.metadata.namespace, pod)) break;
+          leftover.push({ pod, shard });
+        }
+      failed += await applyRoleLabels(deps, deps.cluster.labelPod, cc, [...pods, ...leftover], plan, log);
+    }
     const attempt = async (what: string, fields: Record<string, unknown>, fn: () => Promise<void>) => {
       try {
         await fn();
