@@ -218,6 +218,10 @@ async function main(): Promise<void> {
             }),
         ),
       clock: () => performance.now(),
+      labelPod: (namespace, pod, role) => {
+        fence.assertLeading(`label pod ${namespace}/${pod}`);
+        return kube.patchPodLabels(namespace, pod, { [LABEL_ROLE]: role });
+      },
       ...(pauseAfterSlotStep
         ? {
             afterSlotStep: (key: string, slot: number, step: SlotMoveStep) => {
@@ -297,7 +301,7 @@ async function main(): Promise<void> {
       { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', labelSelector: managed },
       // The cross-cluster bridges (spec.invalidation.peers).
       { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', labelSelector: managed },
-      // The Redis pods (readiness, role labels), for failover.
+      // The Redis pods (readiness, role labels), for failover and the cluster's role labels.
       { apiVersion: 'v1', kind: 'Pod', plural: 'pods', labelSelector: managed },
     ],
     {

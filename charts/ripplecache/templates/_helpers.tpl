@@ -130,8 +130,9 @@ Redis password, for CONFIG SET); nothing here allows writing a Secret or touchin
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Failover: the Redis pods' readiness (list, watch) and their role label (patch); rolling updates of
-# replication (OnDelete): delete one Redis pod at a time (by uid). Never create.
+# Failover: the Redis pods' readiness (list, watch) and their role label (patch; also the role labels of
+# Redis Cluster shard pods); rolling updates of replication (OnDelete): delete one Redis pod at a time (by
+# uid). Never create.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch", "patch", "delete"]

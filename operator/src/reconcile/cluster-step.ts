@@ -1,13 +1,14 @@
 /**
  * The reconcile's cluster step (topology `cluster`): observe every Redis pod of every shard StatefulSet (its Pod
  * from the informer cache for its address, its own view of the cluster from Redis, setting its announce address
- * first), ask `planCluster` what to do, and do it through the injected Redis adapter (every write behind the
- * leadership fence): MEET, FORGET, ADDSLOTSRANGE, REPLICATE, then slot moves in time-boxed batches (status
+ * first), ask `planCluster` what to do, label each pod with its role (`planClusterRoles`: primary / replica as
+ * Redis Cluster reports it, none when not known), and do the plan through the injected Redis adapter (every
+ * write behind the leadership fence): MEET, FORGET, ADDSLOTSRANGE, REPLICATE, then slot moves in time-boxed batches (status
  * records the move in flight first), then the removal of a drained shard (FORGET its nodes everywhere, RESET
  * them, delete its StatefulSet). Nothing is kept between reconciles: the next one plans again from Redis.
  */
 import type { Logger } from 'pino';
-import { REDIS_PORT } from '../api/v1alpha1/constants.js';
+import { LABEL_ROLE, REDIS_PORT } from '../api/v1alpha1/constants.js';
 import type { CacheCluster, ReshardingStatus } from '../api/v1alpha1/types.js';
 import { shardPodName, shardStatefulSetName } from '../desired/names.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
@@ -16,6 +17,7 @@ import type { ClusterNodeView, SlotMoveResult, SlotMoveStep } from '../redis/clu
 import type { PodEndpoint } from '../redis/live-config.js';
 import { formatTime } from '../status/conditions.js';
 import { planCluster, reshardingStatus, type ClusterPlan, type ClusterPod } from './cluster-plan.js';
+import { planClusterRoles, type ClusterRoleChange } from './cluster-roles.js';
 
 /** The Redis side of the cluster step (redis/cluster.ts's `ClusterSession` fits). */
 export interface ClusterAdmin {
@@ -46,6 +48,11 @@ export interface ClusterDeps {
   migrateBatchKeys?: number;
   /** A monotonic clock in ms. */
   clock: () => number;
+  /**
+   * Sets (or with null removes) the `cache.ripplecache.io/role` label of a Redis pod (behind the leadership
+   * fence). Without it the cluster's pods get no role labels.
+   */
+  labelPod?: (namespace: string, pod: string, role: string | null) => Promise<void>;
 }
 
 /** What the cluster step found and did. */
@@ -69,6 +76,8 @@ interface StepDeps {
 /** The most shard StatefulSets looked for (the CRD allows 128 shards). */
 const MAX_SHARDS = 256;
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+/** The highest pod ordinal looked for beyond a shard StatefulSet's replicas (the scan stops at the first gap). */
+const MAX_LEFTOVER_ORDINAL = 1024;
 
 /** The shard StatefulSets that exist, by index. */
 export function existingShardSets(
@@ -88,6 +97,58 @@ function podEndpoint(deps: StepDeps, cc: CacheCluster, pod: string): PodEndpoint
   const obj = deps.cached('Pod', ns, pod) as { status?: { podIP?: string } } | undefined;
   const addr = deps.podAddress(ns, pod, obj?.status?.podIP ?? '', REDIS_PORT);
   return addr.host === '' ? undefined : { pod, host: addr.host, port: addr.port };
+}
+
+/**
+ * Brings the pods' role labels to what `planClusterRoles` decides from the plan (`status.shards`): the changes
+ * that take a primary label away first, one by one; the primary labels only if all of those succeeded; then the
+ * replica labels. Returns the number of changes that failed (retried on the next reconcile); the fence's
+ * refusal is rethrown.
+ */
+async function applyRoleLabels(
+  deps: StepDeps,
+  labelPod: NonNullable<ClusterDeps['labelPod']>,
+  cc: CacheCluster,
+  pods: Array<{ pod: string; shard: number }>,
+  plan: ClusterPlan,
+  log: Logger,
+): Promise<number> {
+  const ns = cc.metadata.namespace;
+  const roles = planClusterRoles(
+    plan.shards,
+    pods.map((p) => {
+      const obj = deps.cached('Pod', ns, p.pod);
+      return { pod: p.pod, shard: p.shard, exists: obj !== undefined, roleLabel: obj?.metadata?.labels?.[LABEL_ROLE] };
+    }),
+  );
+  let failed = 0;
+  const label = async (c: ClusterRoleChange): Promise<boolean> => {
+    try {
+      await labelPod(ns, c.pod, c.role);
+      log.info({ pod: c.pod, role: c.role }, c.role ? 'Labelled Redis pod with its role' : 'Removed role label');
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'NotLeader') throw err;
+      failed++;
+      log.warn(
+        { pod: c.pod, role: c.role, err: err instanceof Error ? err.message : String(err) },
+        'Could not label pod',
+      );
+      return false;
+    }
+  };
+  let demoted = true;
+  for (const c of roles.demote) if (!(await label(c))) demoted = false;
+  if (demoted) for (const c of roles.promote) await label(c);
+  else if (roles.promote.length > 0) {
+    failed += roles.promote.length;
+    log.warn(
+      { pods: roles.promote.map((c) => c.pod) },
+      'Not labelling primaries: a primary label could not be removed',
+    );
+  }
+  for (const c of roles.rest) await label(c);
+  return failed;
 }
 
 export async function clusterStep(
@@ -137,6 +198,20 @@ export async function clusterStep(
     };
     const endpoints = pods.filter((p) => p.shard < spec.shards && p.endpoint).map((p) => ep(p.pod));
     let failed = 0;
+    // Role labels first, from this very observation (the actions below may change roles: the next reconcile
+    // labels what it then observes).
+    if (deps.cluster.labelPod) {
+      // Also the pods beyond a shard StatefulSet's replicas that are still there (a scale-down removing them):
+      // not observed, so without a role, but one of them may carry the shard's primary label.
+      const leftover: Array<{ pod: string; shard: number }> = [];
+      for (const { shard, sts } of sets)
+        for (let ordinal = sts.spec?.replicas ?? spec.pods; ordinal < MAX_LEFTOVER_ORDINAL; ordinal++) {
+          const pod = shardPodName(cc, shard, ordinal);
+          if (!deps.cached('Pod', cc.metadata.namespace, pod)) break;
+          leftover.push({ pod, shard });
+        }
+      failed += await applyRoleLabels(deps, deps.cluster.labelPod, cc, [...pods, ...leftover], plan, log);
+    }
     const attempt = async (what: string, fields: Record<string, unknown>, fn: () => Promise<void>) => {
       try {
         await fn();

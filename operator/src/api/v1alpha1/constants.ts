@@ -41,9 +41,11 @@ export const BRIDGE_PORT = 7072;
 /** The CacheCluster's name; the label selectors of the operator's children use this one. */
 export const LABEL_CLUSTER = 'cache.ripplecache.io/cluster';
 /**
- * `primary` or `replica`, written on Redis pods only by the operator: `primary` on the pod it made the primary
- * (`status.primary`, once Redis reports it as master), `replica` on pods that replicate from it with their
- * link up. The client Service selects `primary`, the `<name>-replicas` Service `replica`.
+ * `primary` or `replica`, written on Redis pods only by the operator. Topology replication: `primary` on the pod
+ * it made the primary (`status.primary`, once Redis reports it as master), `replica` on pods that replicate from
+ * it with their link up; the client Service selects `primary`, the `<name>-replicas` Service `replica`.
+ * Topology cluster: per shard, as Redis Cluster reports it (`status.shards[].primary` / `.replicas`, see
+ * reconcile/cluster-roles.ts); no Service selects it there.
  */
 export const LABEL_ROLE = 'cache.ripplecache.io/role';
 export const ROLE_PRIMARY = 'primary';
