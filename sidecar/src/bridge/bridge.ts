@@ -93,6 +93,7 @@ export class Bridge {
   private readonly local: BridgeRedis;
   private readonly maxBatch: number;
   private readonly route: Route;
+  private localWasReady = false;
   private subscribedNow = false;
   private everSubscribed = false;
   private looking = false;
@@ -101,6 +102,11 @@ export class Bridge {
 
   constructor(private readonly options: BridgeOptions) {
     this.local = new BridgeRedis(options.local, options.localLayout, options.versionKey ?? DEFAULT_VERSION_KEY);
+    if (options.local.status === 'ready') this.localWasReady = true;
+    else
+      options.local.once('ready', () => {
+        this.localWasReady = true;
+      });
     this.maxBatch = options.maxBatch ?? 500;
     const maxPending = options.maxPending ?? 100_000;
     this.incoming = new PendingKeys(maxPending);
@@ -172,8 +178,9 @@ export class Bridge {
   async versionNow(): Promise<number> {
     try {
       // At the start the local client may still be connecting (a Redis Cluster client first reads the slot
-      // map); nothing queues while it does, so wait for it a little rather than fall back to the clock.
-      if (this.options.local.status !== 'ready') await whenReady(this.options.local, LOCAL_READY_WAIT_MS);
+      // map); nothing queues while it does, so wait for it a little rather than fall back to the clock. A
+      // client that was connected once and lost its connection is not waited for.
+      if (!this.localWasReady) await whenReady(this.options.local, LOCAL_READY_WAIT_MS);
       return await this.local.versionNow();
     } catch (err) {
       this.options.metrics.error('local', 'local');
