@@ -3,8 +3,9 @@
  * ReplicaSet/Deployment controllers, Pod Security admission), the real operator and real redis-servers
  * standing in for the Redis pods:
  * - the API server rejects malformed `spec.invalidation.peers` with readable messages;
- * - a CacheCluster with peers gets a bridge Deployment and Service; a peer of topology cluster is not
- *   relayed to, and PeersReachable says why;
+ * - a CacheCluster with peers gets a bridge Deployment and Service; a peer of topology cluster is relayed
+ *   to as a Redis Cluster (`--peer-cluster`); a peer that cannot work (an external Redis Cluster with a
+ *   database other than 0) is not, and PeersReachable says why;
  * - the bridge is run here as a real process with the command line of the Deployment the operator wrote
  *   (the DNS names mapped to the local redis-servers), and the operator's PeersReachable follows it: True
  *   when every peer is reachable, False (PeerUnreachable) while a peer's Redis is down, True again after;
@@ -121,16 +122,22 @@ describe('spec.invalidation.peers', () => {
     expect(withPassword.code).not.toBe(0);
   });
 
-  it('runs a bridge, reports a cluster-topology peer, and follows the bridge in PeersReachable', async () => {
+  it('runs a bridge, relays to a cluster-topology peer, reports an unusable peer, follows the bridge', async () => {
     await apply('b', { eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' } });
     await apply('d', { topology: 'cluster' });
     await apply('a', {
       eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' },
-      invalidation: { peers: [{ cacheCluster: { name: 'b' } }, { cacheCluster: { name: 'd' } }] },
+      invalidation: {
+        peers: [
+          { cacheCluster: { name: 'b' } },
+          { cacheCluster: { name: 'd' } },
+          { redis: { url: 'redis://ext-cluster.example:7000/3', cluster: true } },
+        ],
+      },
     });
     const unsupported = await peersReachable('a', (c) => c?.reason === 'PeerUnsupported', 'PeerUnsupported');
     expect(unsupported.status).toBe('False');
-    expect(unsupported.message).toContain('peer xc/d has topology cluster');
+    expect(unsupported.message).toContain('is a Redis Cluster, which has only database 0');
 
     let deployment: any;
     await waitFor(
@@ -149,6 +156,10 @@ describe('spec.invalidation.peers', () => {
       '[::]:7072',
       '--peer',
       'xc/b=redis://b.xc.svc:6379',
+      '--peer',
+      'xc/d=redis://d.xc.svc:6379',
+      '--peer-cluster',
+      'xc/d',
     ]);
     expect(deployment.spec.template.spec.automountServiceAccountToken).toBe(false);
     // The bridge's Service: a name no CacheCluster's client Service can have (a CacheCluster named a-bridge).

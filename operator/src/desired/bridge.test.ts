@@ -45,30 +45,76 @@ describe('resolvePeers', () => {
     });
   });
 
-  it('reports peers it cannot relay to: cluster topology, missing, auth across namespaces, itself', () => {
+  it('reaches a topology-cluster peer at its client Service as a seed, marked cluster', () => {
     const a = cacheCluster(
       'a',
       withPeers(
         { cacheCluster: { name: 'd' } },
+        { redis: { url: 'redis://ext-cluster.example:7000', cluster: true } },
+        { redis: { url: 'redis://ext-cluster.example:7001/0', cluster: true } },
+      ),
+    );
+    expect(resolvePeers(a, lookup)).toEqual({
+      peers: [
+        { name: 'shop/d', url: 'redis://d.shop.svc:6379', channel: 'ripplecache:invalidations', cluster: true },
+        {
+          name: 'ext-cluster.example-7000',
+          url: 'redis://ext-cluster.example:7000',
+          channel: 'ripplecache:invalidations',
+          cluster: true,
+        },
+        {
+          name: 'ext-cluster.example-7001',
+          url: 'redis://ext-cluster.example:7001/0',
+          channel: 'ripplecache:invalidations',
+          cluster: true,
+        },
+      ],
+      problems: [],
+    });
+    // A CacheCluster of topology cluster has a bridge too, for every kind of peer.
+    const local = cacheCluster(
+      'e',
+      withTopology('cluster'),
+      withPeers({ cacheCluster: { name: 'b' } }, { cacheCluster: { name: 'd' } }),
+    );
+    expect(resolvePeers(local, lookup)).toEqual({
+      peers: [
+        {
+          name: 'shop/b',
+          url: 'redis://b.shop.svc:6379',
+          channel: 'ripplecache:invalidations',
+          passwordSecretRef: { name: 'b-auth', key: 'password' },
+        },
+        { name: 'shop/d', url: 'redis://d.shop.svc:6379', channel: 'ripplecache:invalidations', cluster: true },
+      ],
+      problems: [],
+    });
+  });
+
+  it('reports peers it cannot relay to: missing, auth across namespaces, itself, a Redis Cluster database', () => {
+    const a = cacheCluster(
+      'a',
+      withPeers(
         { cacheCluster: { name: 'nope' } },
         { cacheCluster: { name: 'c', namespace: 'other' } },
         { cacheCluster: { name: 'a' } },
+        { redis: { url: 'redis://ext-cluster.example:7000/3', cluster: true } },
       ),
     );
     const { peers, problems } = resolvePeers(a, lookup);
     expect(peers).toEqual([]);
     expect(problems.map((p) => p.reason)).toEqual([
-      'PeerUnsupported',
       'PeerNotFound',
       'PeerPasswordMissing',
       'PeerUnsupported',
+      'PeerUnsupported',
     ]);
-    expect(problems[0]!.message).toMatch(/topology cluster/);
-    // A CacheCluster of topology cluster runs no bridge at all, and says so.
-    const local = cacheCluster('e', withTopology('cluster'), withPeers({ cacheCluster: { name: 'b' } }));
-    expect(resolvePeers(local, lookup)).toEqual({
-      peers: [],
-      problems: [{ peer: 'shop/e', reason: 'PeerUnsupported', message: expect.stringMatching(/topology cluster/) }],
+    expect(problems[2]!.message).toMatch(/this CacheCluster itself/);
+    expect(problems[3]).toEqual({
+      peer: 'ext-cluster.example-7000',
+      reason: 'PeerUnsupported',
+      message: expect.stringMatching(/only database 0.*names database 3/),
     });
     // With a Secret in the local namespace the cross-namespace peer is fine.
     const b = cacheCluster(
@@ -160,6 +206,36 @@ describe('the bridge Deployment and Service', () => {
     expect(named('a')).toBe(named('a'));
     expect(named('a', 'other')).not.toBe(named('a'));
     expect(named('a-bridge')).not.toBe(named('a'));
+  });
+
+  it('tells the bridge which side is a Redis Cluster: --redis-cluster for itself, --peer-cluster per peer', () => {
+    const e = cacheCluster(
+      'e',
+      withTopology('cluster'),
+      withPeers({ cacheCluster: { name: 'd' } }, { redis: { url: 'redis://x:1' } }),
+    );
+    const resolved = resolvePeers(e, lookup);
+    expect(resolved.problems).toEqual([]);
+    const { args } = bridgeArgs(e, resolved.peers);
+    expect(args).toEqual([
+      '--cluster',
+      'shop/e',
+      '--redis',
+      'redis://e.shop.svc:6379',
+      '--redis-cluster',
+      'true',
+      '--listen',
+      '[::]:7072',
+      '--peer',
+      'shop/d=redis://d.shop.svc:6379',
+      '--peer-cluster',
+      'shop/d',
+      '--peer',
+      'x-1=redis://x:1',
+    ]);
+    // Not for standalone or replication.
+    expect(bridgeArgs(a, peers).args).not.toContain('--redis-cluster');
+    expect(bridgeArgs(a, peers).args).not.toContain('--peer-cluster');
   });
 
   it('passes a peer channel other than the default', () => {

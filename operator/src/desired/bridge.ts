@@ -61,9 +61,12 @@ export function bridgeHost(cc: CacheCluster): string {
 /** A peer the bridge relays to. `name` is its label in the bridge's metrics and in /v1/peers. */
 export interface ResolvedPeer {
   name: string;
+  /** One server (the primary), or with `cluster` a seed address of a Redis Cluster. */
   url: string;
   channel: string;
   passwordSecretRef?: SecretKeyRef;
+  /** A Redis Cluster (topology cluster, or an external one): the bridge's `--peer-cluster NAME`. */
+  cluster?: true;
 }
 
 /** Why a listed peer is not relayed to (shown in the PeersReachable condition). */
@@ -73,11 +76,24 @@ export interface PeerProblem {
   message: string;
 }
 
+/** The database a redis:// URL names ('0' when none). */
+function urlDatabase(url: string): string {
+  try {
+    const path = new URL(url).pathname.replace(/^\//, '');
+    return path === '' ? '0' : path;
+  } catch {
+    return '0'; // the schema's pattern admits only URLs
+  }
+}
+
 /**
  * The peers of `cc`, looked up with `lookup` (the informer cache) for CacheCluster peers. A CacheCluster
- * peer is reached at its client Service (the primary); topology `cluster` is not supported yet (its records
- * live in slots of several primaries), a peer that does not exist (yet) is reported, and so is a peer with
- * auth in another namespace without `passwordSecretRef` (a pod reads Secrets of its own namespace only).
+ * peer is reached at its client Service: the primary, or for topology `cluster` a seed address of the
+ * Redis Cluster (the Service selects every node), marked `cluster` so that the bridge uses a Cluster client
+ * and the bucketed key layout there. Reported instead of relayed to: a peer that does not exist (yet), this
+ * CacheCluster itself, a peer with auth in another namespace without `passwordSecretRef` (a pod reads
+ * Secrets of its own namespace only), and an external Redis Cluster given a database other than 0 (a
+ * Redis Cluster has only database 0).
  */
 export function resolvePeers(
   cc: CacheCluster,
@@ -85,23 +101,6 @@ export function resolvePeers(
 ): { peers: ResolvedPeer[]; problems: PeerProblem[] } {
   const peers: ResolvedPeer[] = [];
   const problems: PeerProblem[] = [];
-  if (resolveSpec(cc).topology === 'cluster') {
-    // The bridge reads the local records as `rc:<key>` on one primary; with topology cluster they are
-    // `rc:{t_b}<key>` in 256 buckets over the shards (sidecar/src/write/key-layout.ts). No bridge is run.
-    const self = `${cc.metadata.namespace}/${cc.metadata.name}`;
-    return {
-      peers: [],
-      problems: [
-        {
-          peer: self,
-          reason: 'PeerUnsupported',
-          message:
-            `${self} has topology cluster: the bridge does not relay from a Redis Cluster yet (its records are ` +
-            'spread over the shards in hash-tagged buckets); no bridge runs',
-        },
-      ],
-    };
-  }
   for (const p of cc.spec.invalidation?.peers ?? []) {
     if (p.redis) {
       let host = p.redis.url;
@@ -110,11 +109,23 @@ export function resolvePeers(
       } catch {
         // the schema's pattern admits only URLs
       }
+      const name = host.replace(/[^A-Za-z0-9.-]/g, '-');
+      if (p.redis.cluster === true && urlDatabase(p.redis.url) !== '0') {
+        problems.push({
+          peer: name,
+          reason: 'PeerUnsupported',
+          message:
+            `peer ${p.redis.url} is a Redis Cluster, which has only database 0, but the URL names database ` +
+            `${urlDatabase(p.redis.url)}`,
+        });
+        continue;
+      }
       peers.push({
-        name: host.replace(/[^A-Za-z0-9.-]/g, '-'),
+        name,
         url: p.redis.url,
         channel: p.redis.channel ?? DEFAULT_INVALIDATION_CHANNEL,
         ...(p.passwordSecretRef ? { passwordSecretRef: p.passwordSecretRef } : {}),
+        ...(p.redis.cluster === true ? { cluster: true as const } : {}),
       });
       continue;
     }
@@ -131,17 +142,6 @@ export function resolvePeers(
       continue;
     }
     const spec = resolveSpec(peer);
-    if (spec.topology === 'cluster') {
-      problems.push({
-        peer: name,
-        reason: 'PeerUnsupported',
-        message:
-          `peer ${name} has topology cluster, which the bridge does not support yet (its records are spread ` +
-          'over the shards in hash-tagged buckets, which the bridge would need a cluster client and that key ' +
-          'layout to compare and delete)',
-      });
-      continue;
-    }
     let passwordSecretRef = p.passwordSecretRef;
     if (!passwordSecretRef && spec.authSecretRef) {
       if (namespace !== cc.metadata.namespace) {
@@ -159,6 +159,7 @@ export function resolvePeers(
       url: `redis://${serviceHost(peer)}:${REDIS_PORT}`,
       channel: DEFAULT_INVALIDATION_CHANNEL,
       ...(passwordSecretRef ? { passwordSecretRef } : {}),
+      ...(spec.topology === 'cluster' ? { cluster: true as const } : {}),
     });
   }
   return { peers, problems };
@@ -176,6 +177,8 @@ export function bridgeArgs(cc: CacheCluster, peers: readonly ResolvedPeer[]): { 
     `${cc.metadata.namespace}/${cc.metadata.name}`,
     '--redis',
     `redis://${serviceHost(cc)}:${REDIS_PORT}`,
+    // Topology cluster: the client Service selects every node, a seed of the Redis Cluster.
+    ...(spec.topology === 'cluster' ? ['--redis-cluster', 'true'] : []),
     // `::`, which Node opens dual-stack: the kubelet probes and the Service reach the pod's primary IP, IPv6 in
     // an IPv6 or dual-stack cluster (0.0.0.0 failed every probe there: found on the local node's IPv6 pods).
     '--listen',
@@ -191,6 +194,7 @@ export function bridgeArgs(cc: CacheCluster, peers: readonly ResolvedPeer[]): { 
   peers.forEach((p, i) => {
     args.push('--peer', `${p.name}=${p.url}`);
     if (p.channel !== DEFAULT_INVALIDATION_CHANNEL) args.push('--peer-channel', `${p.name}=${p.channel}`);
+    if (p.cluster === true) args.push('--peer-cluster', p.name);
     if (p.passwordSecretRef) {
       const variable = `PEER_PASSWORD_${i}`;
       args.push('--peer-password-env', `${p.name}=${variable}`);

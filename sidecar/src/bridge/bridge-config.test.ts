@@ -52,4 +52,49 @@ describe('parseBridgeConfig', () => {
     expect(bad([...base, '--peer', 'b=redis://b', '--max-batch', '0'])).toThrow(ConfigError);
     expect(bad([...base, '--bogus'])).toThrow(/unknown flag --bogus/);
   });
+
+  it('reads which side is a Redis Cluster: --redis-cluster, and --peer-cluster NAME per peer', () => {
+    const r = parseBridgeConfig(
+      [...base, '--redis-cluster', '--peer', 'b=redis://b:6379', '--peer', 'c=redis://c:7000/0', '--peer-cluster', 'c'],
+      {},
+    );
+    if (r.kind !== 'run') throw new Error(r.kind);
+    expect(r.config.redisCluster).toBe(true);
+    expect(r.config.peers).toEqual([
+      { name: 'b', url: 'redis://b:6379', channel: 'ripplecache:invalidations' },
+      { name: 'c', url: 'redis://c:7000/0', channel: 'ripplecache:invalidations', cluster: true },
+    ]);
+    // As the operator renders it (a value after the flag), and from the environment.
+    const rendered = parseBridgeConfig([...base, '--redis-cluster', 'true', '--peer', 'b=redis://b:6379'], {});
+    if (rendered.kind !== 'run') throw new Error(rendered.kind);
+    expect(rendered.config.redisCluster).toBe(true);
+    const fromEnv = parseBridgeConfig(base, {
+      RIPPLECACHE_PEER: 'b=redis://b:6379,c=redis://c:6379',
+      RIPPLECACHE_PEER_CLUSTER: 'b,c',
+      RIPPLECACHE_REDIS_CLUSTER: 'false',
+    });
+    if (fromEnv.kind !== 'run') throw new Error(fromEnv.kind);
+    expect(fromEnv.config.redisCluster).toBe(false);
+    expect(fromEnv.config.peers.map((p) => p.cluster)).toEqual([true, true]);
+    // Default: neither.
+    const plain = parseBridgeConfig([...base, '--peer', 'b=redis://b:6379'], {});
+    if (plain.kind !== 'run') throw new Error(plain.kind);
+    expect(plain.config.redisCluster).toBe(false);
+    expect(plain.config.peers[0]).not.toHaveProperty('cluster');
+  });
+
+  it('refuses --peer-cluster for an unknown peer, and a database other than 0 on a Redis Cluster', () => {
+    expect(() => parseBridgeConfig([...base, '--peer', 'b=redis://b:6379', '--peer-cluster', 'x'], {})).toThrow(
+      /"x" is not a --peer/,
+    );
+    expect(() => parseBridgeConfig([...base, '--peer', 'b=redis://b:6379/2', '--peer-cluster', 'b'], {})).toThrow(
+      /--peer b: 2 is not database 0/,
+    );
+    expect(() =>
+      parseBridgeConfig(
+        ['--cluster', 'shop/a', '--redis', 'redis://a:6379/1', '--redis-cluster', '--peer', 'b=redis://b:1'],
+        {},
+      ),
+    ).toThrow(ConfigError);
+  });
 });

@@ -5,10 +5,14 @@
  * Peers are named: `--peer NAME=URL` (repeatable), with optional `--peer-channel NAME=CHANNEL` and
  * `--peer-password-env NAME=VARIABLE` (the password is read from that environment variable, so that it
  * comes from a Secret and never appears on a command line or in a log).
+ *
+ * Redis Cluster: `--redis-cluster` says the local `--redis` is a seed of a Redis Cluster; `--peer-cluster
+ * NAME` (repeatable) says the same of a peer's URL. The bridge then uses ioredis' Cluster client and the
+ * sidecars' bucketed key layout there (bridge-redis.ts).
  */
 import { DEFAULT_INVALIDATION_CHANNEL } from '../../../common/src/protocol.js';
 import { FlagError, envValues, parseFlags, valuesByFlag, type FlagSpec } from '../../../common/src/flags.js';
-import { ConfigError, REDIS_URL, int, parseListen, str } from '../config-values.js';
+import { ConfigError, REDIS_URL, bool, int, parseListen, str } from '../config-values.js';
 import type { HostPort } from '../../../common/src/host-port.js';
 
 export interface BridgePeerConfig {
@@ -16,6 +20,8 @@ export interface BridgePeerConfig {
   url: string;
   channel: string;
   password?: string;
+  /** `url` is a seed of a Redis Cluster (`--peer-cluster NAME`). */
+  cluster?: true;
 }
 
 export interface BridgeConfig {
@@ -23,6 +29,8 @@ export interface BridgeConfig {
   listen: HostPort;
   /** The local Redis primary. */
   redis: string;
+  /** `redis` is a seed of a Redis Cluster (`--redis-cluster`). Default false. */
+  redisCluster: boolean;
   redisPassword?: string;
   /** The local invalidation channel. Default `ripplecache:invalidations`. */
   channel: string;
@@ -54,6 +62,11 @@ export const BRIDGE_DEFAULTS = {
 const SPECS: readonly (FlagSpec & { help: string })[] = [
   { name: 'listen', help: 'HOST:PORT of /metrics, /healthz, /readyz and /v1/peers (default 0.0.0.0:7072)' },
   { name: 'redis', help: 'URL of the local Redis primary, redis://host:port[/db] (required)' },
+  {
+    name: 'redis-cluster',
+    boolean: true,
+    help: 'true: --redis is a seed address of a Redis Cluster (topology cluster) (default false)',
+  },
   { name: 'redis-password', help: 'password of the local Redis (never logged)' },
   { name: 'channel', help: `local invalidation channel (default ${DEFAULT_INVALIDATION_CHANNEL})` },
   { name: 'cluster', help: 'name of this CacheCluster, namespace/name: the origin of relayed messages (required)' },
@@ -66,6 +79,11 @@ const SPECS: readonly (FlagSpec & { help: string })[] = [
     name: 'peer-channel',
     repeatable: true,
     help: `NAME=CHANNEL: a peer's channel (default ${DEFAULT_INVALIDATION_CHANNEL})`,
+  },
+  {
+    name: 'peer-cluster',
+    repeatable: true,
+    help: "NAME: that peer's URL is a seed address of a Redis Cluster (topology cluster), repeatable",
   },
   {
     name: 'peer-password-env',
@@ -92,6 +110,14 @@ export function bridgeHelpText(): string {
   ];
   for (const s of SPECS) lines.push(`  --${s.name.padEnd(20)} ${s.help}`);
   return lines.join('\n');
+}
+
+/** A Redis Cluster has database 0 only: a URL naming another one cannot be meant for it. */
+function requireDbZero(url: string, where: string): void {
+  const path = new URL(url).pathname;
+  if (path !== '' && path !== '/' && path !== '/0') {
+    throw new ConfigError(`${where}: ${path.slice(1)} is not database 0, the only one a Redis Cluster has`);
+  }
 }
 
 /** NAME=VALUE → [NAME, VALUE]. */
@@ -132,6 +158,7 @@ export function parseBridgeConfig(
   const cluster = str(required('cluster'), '--cluster');
   const channels = new Map(values('peer-channel').map((r) => pair(r, 'peer-channel')));
   const passwordEnvs = new Map(values('peer-password-env').map((r) => pair(r, 'peer-password-env')));
+  const clusterPeers = new Set(values('peer-cluster').map((r) => str(r, '--peer-cluster')));
   const peers: BridgePeerConfig[] = [];
   for (const raw of values('peer')) {
     const [name, url] = pair(raw, 'peer');
@@ -147,19 +174,25 @@ export function parseBridgeConfig(
       url,
       channel: channels.get(name) ?? DEFAULT_INVALIDATION_CHANNEL,
       ...(password !== undefined ? { password } : {}),
+      ...(clusterPeers.has(name) ? { cluster: true as const } : {}),
     });
+    if (clusterPeers.has(name)) requireDbZero(url, `--peer ${name}`);
   }
   if (peers.length === 0) throw new ConfigError('--peer: at least one peer is required');
-  for (const name of [...channels.keys(), ...passwordEnvs.keys()]) {
+  for (const name of [...channels.keys(), ...passwordEnvs.keys(), ...clusterPeers]) {
     if (!peers.some((p) => p.name === name)) throw new ConfigError(`"${name}" is not a --peer`);
   }
   const listenRaw = one('listen');
   const redisPassword = one('redis-password');
+  const redisClusterRaw = one('redis-cluster');
+  const redisCluster = redisClusterRaw === undefined ? false : bool(redisClusterRaw, '--redis-cluster');
+  if (redisCluster) requireDbZero(redis, '--redis');
   return {
     kind: 'run',
     config: {
       listen: listenRaw === undefined ? { ...BRIDGE_DEFAULTS.listen } : parseListen(listenRaw, '--listen'),
       redis,
+      redisCluster,
       ...(redisPassword !== undefined && redisPassword !== '' ? { redisPassword } : {}),
       channel: one('channel') ?? BRIDGE_DEFAULTS.channel,
       cluster,

@@ -4,12 +4,14 @@
  * by a newer one). The `newer` and `set_tombstone` helpers are that file's, so that a relayed invalidation
  * obeys exactly the rule a local delete obeys.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis-client.js';
 import { FIELD_VERSION, LUA_PRELUDE } from '../write/versioned-records.js';
 
 /**
  * On a peer. KEYS the records; ARGV tombstone ttl ms, channel, message, then one version per key → per key
- * 1 invalidated, 0 left alone (the peer holds a newer record).
+ * 1 invalidated, 0 left alone (the peer holds a newer record). On a Redis Cluster peer it runs once per
+ * bucket with an empty message (nothing published), and the batch's message is published after the last
+ * (bridge-redis.ts).
  *
  * A key at version n > 0 becomes a tombstone at n when the peer's record is older (or absent): readers
  * there miss and read the database, and a read-through fill older than n, in the air at that moment, is
@@ -86,9 +88,13 @@ export interface BridgeScripts {
   rcBridgeVersionNow(counter: string): Promise<string>;
 }
 
-/** Defines the scripts on a client (idempotent). */
-export function defineBridgeScripts(client: Redis): Redis & BridgeScripts {
-  const c = client as Redis & Partial<BridgeScripts>;
+/**
+ * Defines the scripts on a client (idempotent): one server, or a Redis Cluster client, which sends each
+ * call to the primary of its first key's slot (every key of a call must then be in that slot:
+ * record-groups.ts).
+ */
+export function defineBridgeScripts<C extends RedisClient>(client: C): C & BridgeScripts {
+  const c = client as C & Partial<BridgeScripts>;
   if (c.rcBridgeRelay === undefined) {
     // numberOfKeys is given per call (the first argument) for the scripts that take many keys.
     client.defineCommand('rcBridgeRelay', { lua: RELAY });
@@ -96,5 +102,5 @@ export function defineBridgeScripts(client: Redis): Redis & BridgeScripts {
     client.defineCommand('rcBridgeLocalVersions', { lua: LOCAL_VERSIONS });
     client.defineCommand('rcBridgeVersionNow', { numberOfKeys: 1, lua: VERSION_NOW });
   }
-  return client as Redis & BridgeScripts;
+  return client as C & BridgeScripts;
 }

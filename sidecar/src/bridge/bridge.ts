@@ -12,16 +12,22 @@
  * Lost local messages (a gap in a local sender's sequence, a lost subscription, a malformed message) and a
  * local invalidate-all: every peer is repaired (peer-link.ts).
  *
+ * Redis Cluster, on either side (bridge-redis.ts): a local Redis Cluster is subscribed to on one node (a
+ * cluster-wide PUBLISH reaches every node), its sidecars' messages are numbered per (sender, bucket) (`b`,
+ * tracked by relay-plan.ts), and its records and counters are read per bucket; a Redis Cluster peer is
+ * relayed to one script per bucket, then one message.
+ *
  * Messages another cluster's bridge relayed here are forwarded to the peers they have not visited, with
  * the versions they carry (relay-plan.ts `forwardPlan`): keys are relayed, an invalidate-all is forwarded
  * as a repair of those peers.
  */
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
-import { RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
 import { describeError } from '../errors.js';
+import { whenReady, type RedisClient } from '../redis/redis-client.js';
+import type { KeyLayout } from '../write/key-layout.js';
 import { DEFAULT_VERSION_KEY } from '../write/versioned-records.js';
-import { defineBridgeScripts, type BridgeScripts } from './bridge-scripts.js';
+import { BridgeRedis } from './bridge-redis.js';
 import type { BridgeMetrics } from './bridge-metrics.js';
 import { PeerLink, type PeerStatus } from './peer-link.js';
 import {
@@ -35,9 +41,15 @@ import {
 } from './relay-plan.js';
 import type { InvalidationMessage } from '../../../common/src/invalidation-message.js';
 
+/** How long a repair waits for a local client that is not ready yet before using the local clock, ms. */
+const LOCAL_READY_WAIT_MS = 5000;
+
 export interface BridgePeer {
   name: string;
-  client: Redis;
+  /** One server, or (with the bucketed `layout`) a Redis Cluster client. */
+  client: RedisClient;
+  /** The peer's key layout (default SINGLE_LAYOUT): bucketedLayout() for a Redis Cluster peer. */
+  layout?: KeyLayout;
   channel: string;
 }
 
@@ -50,9 +62,14 @@ export interface BridgeOptions {
   /** Sender id of the relayed messages (one per process start). */
   senderId: string;
   channel: string;
-  /** Commands on the local primary. */
-  local: Redis;
-  /** The local subscription's own connection. */
+  /** Commands on the local primary, or a Cluster client for a Redis Cluster (with the bucketed `localLayout`). */
+  local: RedisClient;
+  /** The local key layout (default SINGLE_LAYOUT): bucketedLayout() for a local Redis Cluster. */
+  localLayout?: KeyLayout;
+  /**
+   * The local subscription's own connection: to the primary, or on a Redis Cluster to any one node (a
+   * cluster-wide PUBLISH reaches the subscribers of every node).
+   */
   subscriber: Redis;
   peers: readonly BridgePeer[];
   /** Keys per relay call at most. Default 500. */
@@ -61,7 +78,7 @@ export interface BridgeOptions {
   maxPending?: number;
   /** Life of the tombstones written in peers, ms. Default 60,000 (the sidecars' default). */
   tombstoneTtlMs?: number;
-  /** The local version counter. Default `ripplecache:version`. */
+  /** The local version counter in the single layout. Default `ripplecache:version`; bucketed: per bucket. */
   versionKey?: string;
   /** PING period of the subscription, ms. Default 1000. */
   heartbeatMs?: number;
@@ -73,10 +90,10 @@ export class Bridge {
   private readonly classifier = new LocalMessageClassifier();
   private readonly incoming: PendingKeys;
   private readonly links: PeerLink[];
-  private readonly local: Redis & BridgeScripts;
-  private readonly versionKey: string;
+  private readonly local: BridgeRedis;
   private readonly maxBatch: number;
   private readonly route: Route;
+  private localWasReady = false;
   private subscribedNow = false;
   private everSubscribed = false;
   private looking = false;
@@ -84,8 +101,12 @@ export class Bridge {
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BridgeOptions) {
-    this.local = defineBridgeScripts(options.local);
-    this.versionKey = options.versionKey ?? DEFAULT_VERSION_KEY;
+    this.local = new BridgeRedis(options.local, options.localLayout, options.versionKey ?? DEFAULT_VERSION_KEY);
+    if (options.local.status === 'ready') this.localWasReady = true;
+    else
+      options.local.once('ready', () => {
+        this.localWasReady = true;
+      });
     this.maxBatch = options.maxBatch ?? 500;
     const maxPending = options.maxPending ?? 100_000;
     this.incoming = new PendingKeys(maxPending);
@@ -98,6 +119,7 @@ export class Bridge {
         new PeerLink({
           name: p.name,
           client: p.client,
+          ...(p.layout !== undefined ? { layout: p.layout } : {}),
           channel: p.channel,
           messages: new RelayedMessages(options.senderId),
           localRoute: this.route,
@@ -155,7 +177,11 @@ export class Bridge {
   /** The repair threshold: the local cluster's version now; the local clock if the local Redis cannot say. */
   async versionNow(): Promise<number> {
     try {
-      return Number(await this.local.rcBridgeVersionNow(this.versionKey));
+      // At the start the local client may still be connecting (a Redis Cluster client first reads the slot
+      // map); nothing queues while it does, so wait for it a little rather than fall back to the clock. A
+      // client that was connected once and lost its connection is not waited for.
+      if (!this.localWasReady) await whenReady(this.options.local, LOCAL_READY_WAIT_MS);
+      return await this.local.versionNow();
     } catch (err) {
       this.options.metrics.error('local', 'local');
       this.options.log.warn({ err: describeError(err) }, 'Failed to read the local version; using the local clock');
@@ -266,12 +292,7 @@ export class Bridge {
       if (batch === undefined) return;
       let versions: number[];
       try {
-        const replies = await this.local.rcBridgeLocalVersions(
-          batch.keys.length + 1,
-          ...batch.keys.map((k) => RECORD_KEY_PREFIX + k),
-          this.versionKey,
-        );
-        versions = replies.map(Number);
+        versions = await this.local.localVersions(batch.keys);
       } catch (err) {
         this.options.metrics.error('local', 'local');
         this.options.log.warn({ err: describeError(err) }, 'Failed to read local versions; repairing the peers');

@@ -11,7 +11,14 @@ import { packageVersion } from '../../../common/src/version.js';
 import { ConfigError } from '../config-values.js';
 import { redactUrl } from '../config.js';
 import { describeError } from '../errors.js';
-import { createRedisClient } from '../redis/redis-client.js';
+import {
+  clusterNodeAddresses,
+  createClient,
+  createRedisClient,
+  createRotatingNodeClient,
+  isCluster,
+} from '../redis/redis-client.js';
+import { keyLayout } from '../write/key-layout.js';
 import { Bridge } from './bridge.js';
 import { buildBridgeApp } from './bridge-app.js';
 import { parseBridgeConfig, type BridgeConfigResult } from './bridge-config.js';
@@ -41,26 +48,34 @@ async function main(): Promise<void> {
   const { config } = result;
   const log = pino({ level: config.logLevel });
   const senderId = `bridge/${config.cluster}/${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const local = createRedisClient({
+  const local = createClient({
     url: config.redis,
     password: config.redisPassword,
     timeoutMs: config.redisTimeoutMs,
     name: 'ripplecache-bridge',
+    cluster: config.redisCluster,
   });
-  const subscriber = createRedisClient({
+  const subscriberOptions = {
     url: config.redis,
     password: config.redisPassword,
     timeoutMs: config.redisTimeoutMs,
     name: 'ripplecache-bridge-sub',
-  });
+  };
+  // On a Redis Cluster, a plain connection to one node (a cluster-wide PUBLISH reaches every node's
+  // subscribers) that moves to another node of the cluster when it drops.
+  const subscriber = isCluster(local)
+    ? createRotatingNodeClient(subscriberOptions, () => clusterNodeAddresses(local))
+    : createRedisClient(subscriberOptions);
   const peers = config.peers.map((p) => ({
     name: p.name,
     channel: p.channel,
-    client: createRedisClient({
+    layout: keyLayout(p.cluster === true),
+    client: createClient({
       url: p.url,
       password: p.password,
       timeoutMs: config.redisTimeoutMs,
       name: `ripplecache-bridge-from-${config.cluster}`,
+      cluster: p.cluster === true,
     }),
   }));
   const metrics = createBridgeMetrics(
@@ -72,6 +87,7 @@ async function main(): Promise<void> {
     senderId,
     channel: config.channel,
     local,
+    localLayout: keyLayout(config.redisCluster),
     subscriber,
     peers,
     maxBatch: config.maxBatch,
@@ -85,8 +101,14 @@ async function main(): Promise<void> {
     {
       cluster: config.cluster,
       redis: redactUrl(config.redis),
+      redisCluster: config.redisCluster,
       channel: config.channel,
-      peers: config.peers.map((p) => ({ name: p.name, url: redactUrl(p.url), channel: p.channel })),
+      peers: config.peers.map((p) => ({
+        name: p.name,
+        url: redactUrl(p.url),
+        channel: p.channel,
+        cluster: p.cluster === true,
+      })),
       senderId,
     },
     'Started the bridge',

@@ -3,7 +3,8 @@
  * repairs the peer or relays the next batch, never both at once, so that a repair and the relays around it
  * cannot interleave.
  *
- * Relay: one script call per batch (bridge-scripts.ts RELAY): each key is invalidated only when the peer's
+ * Relay: one script call per batch (bridge-scripts.ts RELAY; on a Redis Cluster peer one per bucket of the
+ * batch, then the message: bridge-redis.ts): each key is invalidated only when the peer's
  * record is older than the write, and one message with every key of the batch is published on the peer's
  * channel (carrying the route: `origin`, `visited` and the versions, so that the peer's bridge forwards it
  * only to clusters it has not reached, relay-plan.ts).
@@ -12,31 +13,32 @@
  * gapped local subscription, a failed relay, the peer reconnecting, too many keys waiting, a local
  * invalidate-all): the threshold T is taken from the local cluster (max of its primary's clock in µs and its
  * version counter: at least the version of every write acknowledged there so far), every record of the
- * peer with a version below T is deleted (SCAN, one script per page), then an invalidate-all is published
+ * peer with a version below T is deleted (SCAN, one script per page; on a Redis Cluster peer every primary is
+ * scanned and the script runs per slot of each page: bridge-redis.ts), then an invalidate-all is published
  * on the peer's channel so its sidecars drop L1. Records the peer wrote or filled at versions ≥ T stay. Keys
  * waiting when a repair is asked for are forgotten: their writes are older than T.
  *
  * A peer that cannot be reached: the worker retries the repair with back-off (PEER_BACKOFF) and wakes
  * at once when the connection comes back; `up` is false meanwhile (metric, /v1/peers, /readyz).
  */
-import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
-import { RECORD_KEY_PATTERN, RECORD_KEY_PREFIX } from '../../../common/src/protocol.js';
 import { describeError } from '../errors.js';
-import { defineBridgeScripts, type BridgeScripts } from './bridge-scripts.js';
+import type { RedisClient } from '../redis/redis-client.js';
+import type { KeyLayout } from '../write/key-layout.js';
+import { BridgeRedis } from './bridge-redis.js';
 import type { BridgeMetrics } from './bridge-metrics.js';
 import { RoutedPendingKeys, routeKey, type RelayedMessages, type RepairReason, type Route } from './relay-plan.js';
 
 /** Back-off between failed repairs of a peer: 100 ms doubling to 5 s, plus up to 100 ms of jitter. */
 export const PEER_BACKOFF: Backoff = { baseMs: 100, capMs: 5000, jitterMs: 100 };
 
-/** SCAN page size of a repair. */
-const REPAIR_SCAN_COUNT = 1000;
-
 export interface PeerLinkOptions {
   name: string;
-  client: Redis;
+  /** One server, or (with the bucketed `layout`) a Redis Cluster client. */
+  client: RedisClient;
+  /** The peer's key layout (default SINGLE_LAYOUT): bucketedLayout() for a Redis Cluster peer. */
+  layout?: KeyLayout;
   channel: string;
   messages: RelayedMessages;
   /** The route of this cluster's own writes (relay-plan.ts): the repairs the link asks for itself carry it. */
@@ -66,7 +68,8 @@ export interface PeerStatus {
 }
 
 export class PeerLink {
-  private readonly client: Redis & BridgeScripts;
+  private readonly client: RedisClient;
+  private readonly redis: BridgeRedis;
   private readonly pending: RoutedPendingKeys;
   /** The routes the next repair publishes an invalidate-all for (one message each). */
   private readonly repairRoutes = new Map<string, Route>();
@@ -85,7 +88,8 @@ export class PeerLink {
   private idle: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: PeerLinkOptions) {
-    this.client = defineBridgeScripts(options.client);
+    this.redis = new BridgeRedis(options.client, options.layout);
+    this.client = this.redis.client;
     this.pending = new RoutedPendingKeys(options.maxPending);
     this.repairRoutes.set(routeKey(options.localRoute), options.localRoute);
     this.now = options.now ?? Date.now;
@@ -200,15 +204,14 @@ export class PeerLink {
       const batch = this.pending.take(this.options.maxBatch);
       if (batch === undefined) break;
       try {
-        const replies = await this.client.rcBridgeRelay(
-          batch.keys.length,
-          ...batch.keys.map((k) => RECORD_KEY_PREFIX + k),
+        const replies = await this.redis.relay(
+          batch.keys,
+          batch.versions,
           this.options.tombstoneTtlMs,
           this.options.channel,
           this.options.messages.keys(batch.route, batch.keys, batch.versions),
-          ...batch.versions.map((v) => String(v)),
         );
-        const invalidated = replies.filter((r) => Number(r) === 1).length;
+        const invalidated = replies.filter((r) => r === 1).length;
         this.relayed += batch.keys.length;
         const { metrics, name } = this.options;
         metrics.message(name, 'keys');
@@ -226,16 +229,9 @@ export class PeerLink {
   private async repair(reason: RepairReason, routes: readonly Route[]): Promise<void> {
     const started = this.now();
     const threshold = await this.options.versionNow();
-    let dropped = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.client.scan(cursor, 'MATCH', RECORD_KEY_PATTERN, 'COUNT', REPAIR_SCAN_COUNT);
-      cursor = next;
-      if (keys.length > 0)
-        dropped += Number(await this.client.rcBridgeDropOlder(keys.length, ...keys, String(threshold)));
-    } while (cursor !== '0');
+    const dropped = await this.redis.dropOlder(threshold);
     for (const route of routes) {
-      await this.client.publish(this.options.channel, this.options.messages.all(route));
+      await this.redis.publish(this.options.channel, this.options.messages.all(route));
       this.options.metrics.message(this.options.name, 'all');
     }
     this.repairs++;

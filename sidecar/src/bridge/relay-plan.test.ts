@@ -39,6 +39,24 @@ describe('LocalMessageClassifier', () => {
     c.reset();
     expect(c.classify('{"v":1,"sender":"s","seq":9,"keys":["a"]}')).toMatchObject({ gap: false });
   });
+
+  it("tracks a Redis Cluster sidecar's messages per (sender, bucket): interleaved buckets are no gap", () => {
+    const c = new LocalMessageClassifier();
+    // Buckets 3 and 7 are numbered separately (and published by different primaries, so interleaved).
+    expect(c.classify('{"v":1,"sender":"s","seq":1,"b":3,"keys":["a"]}')).toEqual({
+      kind: 'keys',
+      keys: ['a'],
+      gap: false,
+    });
+    expect(c.classify('{"v":1,"sender":"s","seq":1,"b":7,"keys":["x"]}')).toMatchObject({ gap: false });
+    expect(c.classify('{"v":1,"sender":"s","seq":2,"b":7,"keys":["x"]}')).toMatchObject({ gap: false });
+    expect(c.classify('{"v":1,"sender":"s","seq":2,"b":3,"keys":["a"]}')).toMatchObject({ gap: false });
+    // The sender's messages over several buckets (no `b`) are a sequence of their own.
+    expect(c.classify('{"v":1,"sender":"s","seq":1,"keys":["a","x"]}')).toMatchObject({ gap: false });
+    // A number missing in one bucket is a gap.
+    expect(c.classify('{"v":1,"sender":"s","seq":4,"b":3,"keys":["a"]}')).toMatchObject({ gap: true });
+    expect(c.classify('{"v":1,"sender":"s","seq":3,"b":7,"keys":["x"]}')).toMatchObject({ gap: false });
+  });
 });
 
 describe('RelayedMessages', () => {

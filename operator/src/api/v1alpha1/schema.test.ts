@@ -341,7 +341,7 @@ describe('types.ts and schema.ts describe the same spec', () => {
       peers: [
         {
           cacheCluster: { name: 'b', namespace: 'ns' },
-          redis: { url: 'redis://r:6379', channel: 'c' },
+          redis: { url: 'redis://r:6379', channel: 'c', cluster: false },
           passwordSecretRef: { name: 'p', key: 'k' },
         },
       ],

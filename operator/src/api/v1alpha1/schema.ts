@@ -1025,8 +1025,8 @@ const invalidationSchema = obj(
         'One peer: set exactly one of cacheCluster and redis.',
         {
           cacheCluster: obj(
-            'Another CacheCluster (topology standalone or replication; a cluster-topology peer is reported in the ' +
-              'PeersReachable condition and not relayed to).',
+            'Another CacheCluster, of any topology (a cluster-topology peer is reached through its client Service as ' +
+              'a seed of its Redis Cluster).',
             {
               name: str('Name of the CacheCluster.', { minLength: 1, maxLength: 63, pattern: DNS_SUBDOMAIN_PATTERN }),
               namespace: str("Its namespace. Default: this CacheCluster's.", {
@@ -1038,7 +1038,8 @@ const invalidationSchema = obj(
             { required: ['name'] },
           ),
           redis: obj(
-            'An external Redis primary caching with the ripplecache record format (hash rc:<key> with ver).',
+            'An external Redis primary, or Redis Cluster (cluster: true), caching with the ripplecache record format ' +
+              "(hash rc:<key> with ver; on a Redis Cluster the sidecars' bucketed layout rc:{tag}<key>).",
             {
               url: str('redis://host:port[/db] or rediss://…, without a password (see passwordSecretRef).', {
                 minLength: 9,
@@ -1049,6 +1050,10 @@ const invalidationSchema = obj(
                 minLength: 1,
                 maxLength: 256,
               }),
+              cluster: bool(
+                'true: url is a seed address of a Redis Cluster (its sidecars run with --redis-cluster); only ' +
+                  'database 0. Default false.',
+              ),
             },
             { required: ['url'] },
           ),

@@ -271,6 +271,8 @@ export interface InvalidationPeer {
   redis?: {
     /** `redis://host:port[/db]` or `rediss://…`, without a password. */ url: string;
     /** Default `ripplecache:invalidations`. */ channel?: string;
+    /** `url` is a seed address of a Redis Cluster (records in the sidecars' bucketed layout). Default false. */
+    cluster?: boolean;
   };
   /**
    * The peer's Redis password, from a Secret in this CacheCluster's namespace. Default for a CacheCluster
