@@ -15,7 +15,8 @@
  *    Belady's optimum for reference.
  *
  * Environment: BENCH_SECTIONS=1,2,3,4 (default all), BENCH_L1_PAIRS (default 5), BENCH_L1_ONLY (contenders
- * of section 1 to pair with lru-cache, comma-separated; default all), BENCH_HTTP_SECONDS
+ * of section 1 to pair with lru-cache and to measure bytes per entry of, comma-separated; default all),
+ * BENCH_HTTP_SECONDS
  * (default 3), BENCH_HTTP_PAIRS (default 8).
  */
 import { spawn } from 'node:child_process';
@@ -94,7 +95,7 @@ async function benchL1(): Promise<void> {
     );
   }
   const mem = new Map<L1Contender, number>();
-  for (const name of L1_CONTENDERS) {
+  for (const name of [BASE, ...others]) {
     const samples: number[] = [];
     for (let rep = 0; rep < 3; rep++) samples.push((await l1Worker(name, 'mem')).bytesPerEntry!);
     mem.set(name, median(samples));

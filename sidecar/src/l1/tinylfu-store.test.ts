@@ -97,6 +97,47 @@ describe('W-TinyLFU (tinylfu)', () => {
     expect(sizes.window + sizes.probation + sizes.protected).toBe(100);
   });
 
+  it('a hit in protected sets a bit and moves nothing; demotion gives a hit entry a second chance', () => {
+    const s = new TinyLfuStore<number>({ maxEntries: 10, maxBytes: 1e9, adaptiveWindow: false });
+    for (let i = 0; i < 10; i++) s.set(`k${i}`, i, 1, NEVER); // window: k9; probation: k0..k8
+    for (let i = 0; i < 7; i++) s.get(`k${i}`, 0); // protected (at most 7): k0..k6
+    const order = ['k9', 'k7', 'k8', 'k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6'];
+    expect(s.keysInEvictionOrder()).toEqual(order);
+    s.get('k0', 0); // exact LRU would move k0 to protected's head
+    expect(s.keysInEvictionOrder()).toEqual(order);
+    // k7's promotion overflows protected: k0 (hit) goes round again, k1 (not hit) is demoted to probation.
+    s.get('k7', 0);
+    expect(s.keysInEvictionOrder()).toEqual(['k9', 'k8', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k0']);
+    expect(s.segmentSizes).toEqual({ window: 1, probation: 2, protected: 7 });
+  });
+
+  it('buffered hits give the same decisions as hits applied one by one', () => {
+    // The diagnostics getters drain the hit buffer; reading one after every operation applies each hit
+    // at once. Both stores must end identical, through evictions, overwrites, deletes and expiry.
+    const run = (drainEachOp: boolean) => {
+      const s = new TinyLfuStore<number>({ maxEntries: 200, maxBytes: 20_000 });
+      const rnd = prng(5);
+      const next = skewed(2_000, 9);
+      let hits = 0;
+      for (let op = 0; op < 60_000; op++) {
+        const now = op >> 4;
+        const k = op % 11 === 0 ? `scan${op}` : next();
+        const r = rnd();
+        if (r < 0.02) s.delete(k);
+        else if (r < 0.04) s.set(k, op, 1 + Math.floor(rnd() * 200), now + 1 + Math.floor(rnd() * 500));
+        else if (s.get(k, now) !== undefined) hits++;
+        else s.set(k, op, 1 + Math.floor(rnd() * 200), rnd() < 0.5 ? NEVER : now + Math.floor(rnd() * 500));
+        if (op % 997 === 0) s.sweep(now, 50);
+        if (drainEachOp) void s.segmentSizes;
+      }
+      return { hits, order: s.keysInEvictionOrder(), window: s.windowMaximum, evictions: s.evictions };
+    };
+    const once = run(true);
+    expect(once.hits).toBeGreaterThan(10_000);
+    expect(once.evictions).toBeGreaterThan(1_000);
+    expect(run(false)).toEqual(once);
+  });
+
   it('hill climbing moves the window and keeps the segments consistent', () => {
     const run = (adaptiveWindow: boolean) => {
       const s = new TinyLfuStore<number>({ maxEntries: 500, maxBytes: 1e9, adaptiveWindow });
