@@ -31,8 +31,8 @@
  * The backlog bound `maxPending` is shared equally by the buckets (bucketMaxPending): a bucket refuses
  * writes once it holds its share.
  *
- * Idle cost: one probe per bucket per sweep (an XLEN: 256 per 5 s, ~51/s; the script only for non-empty
- * streams) and nothing else; before, each cycle read every bucket and the stats took 5 commands per bucket every
+ * Idle cost: one probe per bucket per sweep (an XLEN: 256 per 5 s, ~51/s; the script only for streams
+ * that were not empty, or this sidecar changed) and nothing else; before, each cycle read every bucket and the stats took 5 commands per bucket every
  * second (~1,500 commands/s on 3 primaries). bench/cluster-idle.bench.ts measures both. The price: entries
  * another sidecar appended without delivering them to itself are found by the next sweep (at most
  * `sweepMs` later) rather than by the next cycle, and the backlog stats of buckets this sidecar did not
@@ -401,8 +401,8 @@ export class BucketedJournal implements Journal {
           const key = this.bucket(b).streamKey;
           // The sweep counts from when the probe was sent (what it saw may be older than its answer).
           const sentAt = this.clock();
-          // XLEN first: an empty stream (the idle case) costs one command; the script only runs on others.
-          const length = await this.client.xlen(key);
+          // XLEN first where the stream was empty (the idle case: one command); the script where it was not.
+          const length = this.schedule.likelyEmpty(b) ? await this.client.xlen(key) : 1;
           const { probe, redisMs } =
             length === 0 ? parseProbe([0]) : parseProbe(await runScript(this.client, PROBE, [key], [this.group]));
           this.schedule.probed(b, probe, sentAt);

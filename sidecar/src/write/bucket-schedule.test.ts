@@ -112,6 +112,16 @@ describe('BucketSchedule', () => {
     expect(s.dueProbes(Date.now(), true)).toEqual([]);
     expect(s.totals()).toEqual({ pending: 1, oldestMs: 1 });
   });
+
+  it('expects a bucket empty only when its last probe was and this sidecar has not changed it', () => {
+    const s = new BucketSchedule(4, 5000);
+    expect(s.likelyEmpty(0)).toBe(false); // never probed
+    probeDue(s, true, { 1: { length: 2, oldestMs: 1, pending: 0, undelivered: true } });
+    expect(s.likelyEmpty(0)).toBe(true);
+    expect(s.likelyEmpty(1)).toBe(false);
+    s.appended(2, false);
+    expect(s.likelyEmpty(2)).toBe(false);
+  });
 });
 
 describe('sweepInterval', () => {

@@ -105,6 +105,14 @@ export class BucketSchedule {
     return due;
   }
 
+  /**
+   * True when bucket `b` was empty at its last probe and this sidecar has not changed it since: its probe
+   * can start with a plain length check (the idle case).
+   */
+  likelyEmpty(b: number): boolean {
+    return this.probes[b]?.length === 0 && !this.changed.has(b);
+  }
+
   /** A probe of bucket `b`, sent at `now`, answered. */
   probed(b: number, probe: BucketProbe, now: number): void {
     this.probes[b] = probe;
