@@ -142,7 +142,13 @@ async function main(): Promise<void> {
     );
     const acked = performance.now();
     for (;;) {
-      const rows = await db.query<{ key: string; value: Buffer | null }>(`SELECT key, value FROM ${table}`);
+      // The sidecars create the table at their first flush: until then nothing is there.
+      const rows = await db
+        .query<{ key: string; value: Buffer | null }>(`SELECT key, value FROM ${table}`)
+        .catch((err: unknown) => {
+          if ((err as { code?: unknown }).code === '42P01') return { rows: [] };
+          throw err;
+        });
       const got = new Map(rows.rows.map((x) => [x.key, x.value?.toString()]));
       if ([...last].every(([k, v]) => got.get(k) === v)) break;
       if (performance.now() - acked > 120_000) throw new Error('the journal did not drain in 120 s');
