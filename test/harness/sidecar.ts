@@ -53,6 +53,8 @@ export interface SidecarOptions {
   env?: Record<string, string>;
   /** Wait for /readyz (default) or only /healthz before resolving. */
   wait?: 'readyz' | 'healthz' | 'none';
+  /** The source tree to run `sidecar/src/main.ts` from (default this one; benches compare another build). */
+  root?: string;
 }
 
 const running = new Set<ChildProcess>();
@@ -92,7 +94,7 @@ export async function startSidecar(options: SidecarOptions = {}): Promise<Sideca
     process.execPath,
     ['--import', 'tsx', 'sidecar/src/main.ts', '--listen', `127.0.0.1:${port}`, ...(options.args ?? [])],
     {
-      cwd: REPO_ROOT,
+      cwd: options.root ?? REPO_ROOT,
       env: { ...process.env, RIPPLECACHE_LOG_LEVEL: 'info', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },

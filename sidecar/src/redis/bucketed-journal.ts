@@ -10,9 +10,14 @@
  * bucket and sent to the bucket streams at once (one command per bucket, all in the air together; the
  * Cluster client sends each to its slot's primary).
  *
- * Reads of new entries and claims ask every bucket for an equal share of a batch, then only the buckets
- * that came back full until they run dry (bucket-batching.ts planRead); what one read returns beyond the
- * batch is kept and handed out first next time (it is pending in this consumer already).
+ * Which buckets a cycle reads is decided by bucket-schedule.ts (issue 15's idle fix): new entries are read
+ * only from buckets this sidecar appended to without delivery, buckets a probe found undelivered entries
+ * in, and buckets whose last read came back full; claims scan only buckets a probe found pending entries
+ * in. A probe (PROBE below: one read-only script per bucket, sent to every bucket at once) runs for every
+ * bucket at least every `sweepMs` (default 5 s, at most a third of the claim timeout), and for buckets
+ * this sidecar changed when the stats are due. Reads share a batch equally among the chosen buckets
+ * (bucket-batching.ts planRead); what one read returns beyond the batch is kept and handed out first next
+ * time (it is pending in this consumer already).
  *
  * Appends: the writes of one call are split by bucket, one script per bucket. Given a source of messages
  * (the sidecar's publisher, as the write-back policy does), each bucket's script publishes a message of
@@ -26,9 +31,12 @@
  * The backlog bound `maxPending` is shared equally by the buckets (bucketMaxPending): a bucket refuses
  * writes once it holds its share.
  *
- * Idle cost: each flusher cycle reads every bucket once (XREADGROUP), and the stats (MULTI XLEN, XRANGE
- * COUNT 1, TIME, EXEC per bucket) are taken at most once a second — bench/cluster.bench.ts measured about
- * 1,500 commands/s for one idle sidecar on 3 primaries, mostly the stats.
+ * Idle cost: one probe per bucket per sweep (an XLEN: 256 per 5 s, ~51/s; the script only for streams
+ * that were not empty, or this sidecar changed) and nothing else; before, each cycle read every bucket and the stats took 5 commands per bucket every
+ * second (~1,500 commands/s on 3 primaries). bench/cluster-idle.bench.ts measures both. The price: entries
+ * another sidecar appended without delivering them to itself are found by the next sweep (at most
+ * `sweepMs` later) rather than by the next cycle, and the backlog stats of buckets this sidecar did not
+ * touch are up to one sweep old.
  */
 import type { SidecarError } from '../errors.js';
 import {
@@ -39,9 +47,11 @@ import {
   parseBucketEntryId,
   planRead,
 } from '../write/bucket-batching.js';
+import { BucketSchedule, DEFAULT_SWEEP_MS, type BucketProbe } from '../write/bucket-schedule.js';
+import { luaScript, runScript } from './prebuilt-script.js';
 import type { InvalidationMessages } from '../write/journal-entry.js';
 import type { KeyLayout } from '../write/key-layout.js';
-import { WriteBackJournal } from './write-back-journal.js';
+import { DEFAULT_JOURNAL_GROUP, WriteBackJournal } from './write-back-journal.js';
 import {
   WriteBackBacklogFullError,
   type AppendedWrite,
@@ -51,8 +61,9 @@ import {
   type JournalRead,
   type JournalStats,
   type JournalWrite,
+  streamIdMs,
 } from '../write/journal-entry.js';
-import { callRedis, type RedisClient } from './redis-client.js';
+import { callRedis, toSidecarError, type RedisClient } from './redis-client.js';
 
 export interface BucketedJournalOptions {
   client: RedisClient;
@@ -61,8 +72,15 @@ export interface BucketedJournalOptions {
   channel: string;
   tombstoneTtlMs?: number;
   onError?: (err: unknown) => void;
-  /** Longest reuse of the backlog stats, ms (they cost one call per bucket). Default 1000. */
+  /** Longest reuse of the stats of buckets this sidecar changed, ms. Default 1000. */
   statsMaxAgeMs?: number;
+  /**
+   * Longest time between two probes of a bucket, ms (bucket-schedule.ts). Default 5000; the caller keeps
+   * it at most a third of the claim timeout (sweepInterval()).
+   */
+  sweepMs?: number;
+  /** The consumer group. Default `flushers`. */
+  group?: string;
   clock?: () => number;
 }
 
@@ -71,6 +89,52 @@ const prefixRead = (bucket: number, r: JournalRead): JournalRead => ({
   entries: r.entries.map((e) => prefixEntry(bucket, e)),
   unreadable: r.unreadable.map((id) => bucketEntryId(bucket, id)),
 });
+/**
+ * The probe of a non-empty bucket stream (an empty one is probed with XLEN alone).
+ * KEYS[1] a bucket stream; ARGV[1] the group → {0} when the stream is empty, else {length, first id,
+ * the group's pending count, 1 when entries were never delivered (or there is no group) else 0, TIME
+ * seconds, TIME microseconds}. Read-only (`no-writes`: it runs even when Redis refuses writes for memory).
+ */
+const PROBE = luaScript(`#!lua flags=no-writes
+local len = redis.call('XLEN', KEYS[1])
+if len == 0 then return {0} end
+local t = redis.call('TIME')
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local firstId = ''
+if first[1] then firstId = first[1][1] end
+local pending, undelivered = 0, 1
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) == 'table' and groups.err == nil then
+  for _, g in ipairs(groups) do
+    local m = {}
+    for i = 1, #g, 2 do m[g[i]] = g[i + 1] end
+    if m['name'] == ARGV[1] then
+      pending = m['pending']
+      -- Not the group's lag: Redis 7.0 counts deleted entries in it (acknowledged entries are deleted).
+      undelivered = #redis.call('XRANGE', KEYS[1], '(' .. m['last-delivered-id'], '+', 'COUNT', 1)
+    end
+  end
+end
+return {len, firstId, pending, undelivered, t[1], t[2]}`);
+
+/** Parses a PROBE reply; also the Redis time it carried (ms), if any. */
+function parseProbe(raw: unknown): { probe: BucketProbe; redisMs: number | undefined } {
+  const r = raw as [number, string?, number?, number?, string?, string?];
+  const length = Number(r[0] ?? 0);
+  if (length === 0)
+    return { probe: { length: 0, oldestMs: undefined, pending: 0, undelivered: false }, redisMs: undefined };
+  const first = String(r[1] ?? '');
+  return {
+    probe: {
+      length,
+      oldestMs: first === '' ? undefined : streamIdMs(first),
+      pending: Number(r[2] ?? 0),
+      undelivered: Number(r[3] ?? 1) !== 0,
+    },
+    redisMs: r[4] !== undefined ? Number(r[4]) * 1000 + Math.floor(Number(r[5] ?? 0) / 1000) : undefined,
+  };
+}
+
 const stripEntry = (e: JournalEntry): JournalEntry => ({ ...e, id: parseBucketEntryId(e.id)?.streamId ?? e.id });
 
 export class BucketedJournal implements Journal {
@@ -83,16 +147,20 @@ export class BucketedJournal implements Journal {
   private readonly onError: (err: unknown) => void;
   private readonly statsMaxAgeMs: number;
   private readonly clock: () => number;
+  private readonly group: string;
   private epoch_ = 0;
-  /** Buckets whose last read of new entries came back full. */
-  private hotNew = new Set<number>();
+  /** Which buckets to probe, read and claim (bucket-schedule.ts). */
+  private readonly schedule: BucketSchedule;
   /** Buckets in the middle of a claim scan (their XAUTOCLAIM cursor is not back at the start). */
   private scanning = new Set<number>();
   /** Entries read (delivered to this consumer) beyond what the caller asked for. */
   private extraNew: JournalEntry[] = [];
   private extraNewUnreadable: string[] = [];
   private extraClaimed: JournalEntry[] = [];
-  private lastStats: { stats: JournalStats; at: number } | undefined;
+  /** When the stats last probed the buckets this sidecar changed. */
+  private statsAt = -Infinity;
+  /** Redis's clock as last seen by a probe, and the local time then. */
+  private redisTime: { redisMs: number; at: number } | undefined;
 
   constructor(options: BucketedJournalOptions) {
     this.client = options.client;
@@ -101,6 +169,8 @@ export class BucketedJournal implements Journal {
     this.onError = options.onError ?? (() => {});
     this.statsMaxAgeMs = options.statsMaxAgeMs ?? 1000;
     this.clock = options.clock ?? Date.now;
+    this.group = options.group ?? DEFAULT_JOURNAL_GROUP;
+    this.schedule = new BucketSchedule(options.layout.buckets.length, options.sweepMs ?? DEFAULT_SWEEP_MS);
     this.journals = options.layout.buckets.map(
       (b) =>
         new WriteBackJournal({
@@ -110,6 +180,7 @@ export class BucketedJournal implements Journal {
           streamKey: b.streamKey,
           versionKey: b.versionKey,
           layout: options.layout,
+          group: this.group,
           ...(options.tombstoneTtlMs !== undefined ? { tombstoneTtlMs: options.tombstoneTtlMs } : {}),
           onError: this.onError,
           trackConnection: false,
@@ -118,7 +189,11 @@ export class BucketedJournal implements Journal {
     const first = options.layout.buckets[0];
     this.streamKey = first ? first.streamKey.replace(first.tag, '{*}') : '';
     this.deadLetterKey = `${this.streamKey}:dead`;
-    this.client.on('ready', () => this.epoch_++);
+    this.client.on('ready', () => {
+      // Perhaps another server now (a failover): trust no probe until every bucket was probed again.
+      this.epoch_++;
+      this.schedule.forget();
+    });
   }
 
   get connectionEpoch(): number {
@@ -150,7 +225,18 @@ export class BucketedJournal implements Journal {
     const settled = await Promise.allSettled(
       [...groups].map(async ([b, g]) => {
         const message = source !== undefined ? source.keys(g.items.map((w) => w.key)) : single ? invalidation : '';
-        const out = await this.bucket(b).appendMany(g.items, perBucket, message, deliver);
+        let out: AppendOutcome;
+        try {
+          out = await this.bucket(b).appendMany(g.items, perBucket, message, deliver);
+        } catch (err) {
+          // Perhaps journaled all the same (an answer lost): read the bucket, as for undelivered entries.
+          this.schedule.appended(b, true);
+          throw err;
+        }
+        this.schedule.appended(
+          b,
+          out.results.some((r) => !(r instanceof Error) && r.entry === undefined),
+        );
         out.results.forEach((r, i) => {
           const pos = g.positions[i] as number;
           if (r instanceof WriteBackBacklogFullError) {
@@ -216,14 +302,16 @@ export class BucketedJournal implements Journal {
 
   async readNew(count: number): Promise<JournalRead> {
     if (this.extraNew.length === 0 && this.extraNewUnreadable.length === 0) {
-      const plan = planRead(count, this.journals.length, this.hotNew);
+      await this.probeDue(false);
+      const plan = this.schedule.planRead(count);
       const reads = await Promise.all(
-        plan.buckets.map(async (b) => ({ b, read: prefixRead(b, await this.bucket(b).readNew(plan.perBucket)) })),
+        plan.buckets.map(async (b) => {
+          const read = prefixRead(b, await this.bucket(b).readNew(plan.perBucket));
+          this.schedule.readDone(b, plan.generation, read.entries.length + read.unreadable.length, plan.perBucket);
+          return read;
+        }),
       );
-      this.hotNew = new Set(
-        reads.filter((r) => r.read.entries.length + r.read.unreadable.length >= plan.perBucket).map((r) => r.b),
-      );
-      for (const { read } of reads) {
+      for (const read of reads) {
         this.extraNew.push(...read.entries);
         this.extraNewUnreadable.push(...read.unreadable);
       }
@@ -235,7 +323,10 @@ export class BucketedJournal implements Journal {
 
   async claimStale(minIdleMs: number, count: number): Promise<JournalRead> {
     if (this.extraClaimed.length === 0) {
-      const plan = planRead(count, this.journals.length, this.scanning);
+      await this.probeDue(false);
+      // A scan in progress goes on in the buckets it has not finished; a new one looks only at buckets
+      // whose last probe saw pending entries (or never probed).
+      const plan = planRead(count, this.scanning.size > 0 ? this.scanning : this.schedule.claimCandidates());
       const reads = await Promise.all(
         plan.buckets.map(async (b) => {
           const j = this.bucket(b);
@@ -259,6 +350,7 @@ export class BucketedJournal implements Journal {
 
   async ack(ids: readonly string[]): Promise<void> {
     const { byBucket } = groupIds(ids);
+    for (const b of byBucket.keys()) this.schedule.touched(b);
     await Promise.all([...byBucket].map(([b, list]) => this.bucket(b).ack(list)));
   }
 
@@ -267,6 +359,7 @@ export class BucketedJournal implements Journal {
     await Promise.all(
       [...groups].map(([b, g]) => {
         if (b < 0) return Promise.resolve();
+        this.schedule.touched(b);
         return this.bucket(b).deadLetter(
           g.items.map((e) => ({
             id: parseBucketEntryId(e.id)?.streamId ?? e.id,
@@ -278,29 +371,51 @@ export class BucketedJournal implements Journal {
     );
   }
 
+  /**
+   * The backlog by the buckets' last probes: buckets due for their sweep are probed now, and — at most
+   * every `statsMaxAgeMs` — the buckets this sidecar appended to or acknowledged in since their probe.
+   */
   async stats(): Promise<JournalStats> {
     const now = this.clock();
-    if (this.lastStats !== undefined && now - this.lastStats.at < this.statsMaxAgeMs) {
-      const { stats, at } = this.lastStats;
-      return { ...stats, redisNowMs: stats.redisNowMs + (now - at) };
-    }
-    const all = await Promise.all(this.journals.map((j) => j.stats()));
-    let pending = 0;
-    let oldestMs: number | undefined;
-    let redisNowMs = 0;
-    for (const s of all) {
-      pending += s.pending;
-      if (s.oldestMs !== undefined && (oldestMs === undefined || s.oldestMs < oldestMs)) oldestMs = s.oldestMs;
-      redisNowMs = Math.max(redisNowMs, s.redisNowMs);
-    }
-    const stats = { pending, oldestMs, redisNowMs };
-    this.lastStats = { stats, at: now };
-    return stats;
+    const withChanged = now - this.statsAt >= this.statsMaxAgeMs;
+    await this.probeDue(withChanged);
+    if (withChanged) this.statsAt = now;
+    const { pending, oldestMs } = this.schedule.totals();
+    const redisNowMs = this.redisTime ? this.redisTime.redisMs + (this.clock() - this.redisTime.at) : this.clock();
+    return { pending, oldestMs, redisNowMs };
   }
 
   async removeIdleConsumers(idleMs: number): Promise<number> {
     const counts = await Promise.all(this.journals.map((j) => j.removeIdleConsumers(idleMs)));
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Probes the buckets that are due (bucket-schedule.ts dueProbes), all at once; throws the first failure. */
+  private async probeDue(withChanged: boolean): Promise<void> {
+    const due = this.schedule.dueProbes(this.clock(), withChanged);
+    if (due.length === 0) return;
+    let failure: unknown;
+    await Promise.all(
+      due.map(async (b) => {
+        try {
+          const key = this.bucket(b).streamKey;
+          // The sweep counts from when the probe was sent (what it saw may be older than its answer).
+          const sentAt = this.clock();
+          // XLEN first where the stream was empty (the idle case: one command); the script where it was not.
+          const length = this.schedule.likelyEmpty(b) ? await this.client.xlen(key) : 1;
+          const { probe, redisMs } =
+            length === 0 ? parseProbe([0]) : parseProbe(await runScript(this.client, PROBE, [key], [this.group]));
+          this.schedule.probed(b, probe, sentAt);
+          if (redisMs !== undefined) this.redisTime = { redisMs, at: this.clock() };
+        } catch (err) {
+          failure ??= err;
+        }
+      }),
+    );
+    if (failure !== undefined) {
+      this.onError(failure);
+      throw toSidecarError(failure, 'probe the write-back journal');
+    }
   }
 
   private bucket(b: number): WriteBackJournal {

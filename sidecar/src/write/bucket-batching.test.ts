@@ -40,17 +40,17 @@ describe('groupByBucket', () => {
 });
 
 describe('planRead', () => {
-  it('asks every bucket for an equal share when none is known to hold more', () => {
-    expect(planRead(500, 256, new Set())).toEqual({
-      buckets: Array.from({ length: 256 }, (_, i) => i),
-      perBucket: 2,
-    });
-    expect(planRead(10, 256, new Set()).perBucket).toBe(1);
+  const buckets = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+  it('gives each bucket an equal share of the batch, at least 1, in bucket order', () => {
+    expect(planRead(500, buckets(256).reverse())).toEqual({ buckets: buckets(256), perBucket: 2 });
+    expect(planRead(10, buckets(256)).perBucket).toBe(1);
+    expect(planRead(500, new Set([9, 4]))).toEqual({ buckets: [4, 9], perBucket: 250 });
+    expect(planRead(500, [1, 1])).toEqual({ buckets: [1], perBucket: 500 });
   });
 
-  it('asks only the buckets that came back full, for a share of the batch each', () => {
-    expect(planRead(500, 256, new Set([9, 4]))).toEqual({ buckets: [4, 9], perBucket: 250 });
-    expect(planRead(500, 256, new Set([1]))).toEqual({ buckets: [1], perBucket: 500 });
+  it('asks nothing of no bucket', () => {
+    expect(planRead(500, [])).toEqual({ buckets: [], perBucket: 0 });
   });
 });
 

@@ -58,23 +58,14 @@ export function groupIds(ids: readonly string[]): { byBucket: Map<number, string
 }
 
 /**
- * Which buckets one read asks, and for how many entries each, to fill about `count`: the buckets that came
- * back full last time (`hot`: they hold more) share the count; when none did, every bucket is asked for
- * an equal share (at least 1). Reading only the hot buckets keeps a backlog in a few buckets draining in
- * full batches, and the equal share keeps what one read of every bucket returns near one batch.
+ * How many entries one read asks of each of `buckets` to fill about `count`: an equal share, at least 1
+ * (none when there is no bucket). The buckets come from bucket-schedule.ts (the hot and wanted ones for
+ * new entries; those with pending entries for claims), so that a backlog in a few buckets drains in full
+ * batches and what one read returns stays near one batch.
  */
-export function planRead(
-  count: number,
-  bucketCount: number,
-  hot: ReadonlySet<number>,
-): { buckets: number[]; perBucket: number } {
-  if (hot.size > 0) {
-    return { buckets: [...hot].sort((a, b) => a - b), perBucket: Math.max(1, Math.ceil(count / hot.size)) };
-  }
-  return {
-    buckets: Array.from({ length: bucketCount }, (_, b) => b),
-    perBucket: Math.max(1, Math.ceil(count / bucketCount)),
-  };
+export function planRead(count: number, buckets: Iterable<number>): { buckets: number[]; perBucket: number } {
+  const sorted = [...new Set(buckets)].sort((a, b) => a - b);
+  return { buckets: sorted, perBucket: sorted.length === 0 ? 0 : Math.max(1, Math.ceil(count / sorted.length)) };
 }
 
 /** The per-bucket backlog bound: the cluster-wide `maxPending` shared equally (rounded up). */

@@ -11,6 +11,7 @@ import { ReplicaWaiter, type ReplicaWaitEvents } from '../redis/replica-waiter.j
 import { HttpOrigin } from '../origin/http-origin.js';
 import { createPostgresPool, PostgresOrigin } from '../origin/postgres-origin.js';
 import { groupByBucket } from './bucket-batching.js';
+import { sweepInterval } from './bucket-schedule.js';
 import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
 import { ReadThrough } from './read-through.js';
 import { LocalVersionSource, VersionedRecords } from './versioned-records.js';
@@ -160,6 +161,7 @@ export function createWritePath(o: WritePathOptions): WritePath {
             channel: o.channel,
             onError: o.onRedisError,
             clock: o.clock,
+            sweepMs: sweepInterval(o.writeBack.claimTimeoutMs),
           })
         : new WriteBackJournal({ client: redis, consumer: o.senderId, channel: o.channel, onError: o.onRedisError });
     flusher = new WriteBackFlusher({

@@ -22,7 +22,7 @@
  * (`t_b = "<b>.<n>"` with the smallest n that lands there): shards that own equal slot ranges (as the
  * operator assigns them) get equal numbers of buckets, and a move of any slot range moves a proportional
  * share of buckets. B = 256 allows up to 256 shards with data on each, and keeps the flusher's idle
- * polling at 256 stream reads per interval per sidecar (pipelined per node: a few round trips).
+ * polling at 256 probes (XLEN) per sweep (5 s) per sidecar (bucket-schedule.ts).
  *
  * B cannot change without a migration: a key's bucket (hence its record key, journal and counter) is
  * `crc16(k) mod B`, so a different B would look for records and journal entries elsewhere. Changing it
