@@ -20,4 +20,6 @@ COPY --from=build /src/dist/common ./dist/common
 COPY --from=build /src/dist/operator ./dist/operator
 USER 65532:65532
 EXPOSE 8080 9443
-ENTRYPOINT ["/nodejs/bin/node", "dist/operator/src/main.js"]
+# --max-semi-space-size=1: a 1 MiB young generation. At 1,000 CacheClusters it kept peak RSS at 150-163 MiB
+# (194-234 without) and idle RSS ~14 MiB lower, for about 1 s more CPU (README "Fifth round").
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=1", "dist/operator/src/main.js"]
