@@ -12,7 +12,7 @@ import { createPostgresPool, PostgresOrigin } from '../../sidecar/src/origin/pos
 import { createRedisClient, whenReady } from '../../sidecar/src/redis/redis-client.js';
 import { RedisL2 } from '../../sidecar/src/redis/redis-l2.js';
 import { isL2Deleted, type L2Deleted, type L2Record } from '../../sidecar/src/tiers/tiered-cache.js';
-import { VersionedRecords } from '../../sidecar/src/write/versioned-records.js';
+import { VersionedRecords } from '../../sidecar/src/redis/versioned-records.js';
 import { WriteBackPolicy } from '../../sidecar/src/write/write-back.js';
 import { WriteBackFlusher, type FlushFailure } from '../../sidecar/src/write/write-back-flusher.js';
 import { WriteBackBacklogFullError, WriteBackJournal } from '../../sidecar/src/redis/write-back-journal.js';

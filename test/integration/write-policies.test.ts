@@ -13,7 +13,7 @@ import { createRedisClient, whenReady } from '../../sidecar/src/redis/redis-clie
 import { RedisL2 } from '../../sidecar/src/redis/redis-l2.js';
 import { isL2Deleted, type L2Deleted, type L2Record } from '../../sidecar/src/tiers/tiered-cache.js';
 import { ReadThrough } from '../../sidecar/src/write/read-through.js';
-import { VersionedRecords } from '../../sidecar/src/write/versioned-records.js';
+import { VersionedRecords } from '../../sidecar/src/redis/versioned-records.js';
 import { WriteAroundPolicy } from '../../sidecar/src/write/write-around.js';
 import { WriteThroughPolicy } from '../../sidecar/src/write/write-through.js';
 import { waitFor } from '../harness/ports.js';

@@ -23,7 +23,7 @@ import { RECORD_KEY_PATTERN } from '../../../common/src/protocol.js';
 import { publishInBucket } from '../redis/bucket-publish.js';
 import { isCluster, type RedisClient } from '../redis/redis-client.js';
 import { SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
-import { DEFAULT_VERSION_KEY } from '../write/versioned-records.js';
+import { DEFAULT_VERSION_KEY } from '../redis/versioned-records.js';
 import { defineBridgeScripts, type BridgeScripts } from './bridge-scripts.js';
 import { groupBySlot, recordGroups, ungroup } from './record-groups.js';
 

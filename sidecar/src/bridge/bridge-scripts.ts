@@ -1,11 +1,11 @@
 /**
- * The bridge's Lua scripts, on the record format and version rules of `../write/versioned-records.ts`
+ * The bridge's Lua scripts, on the record format and version rules of `../redis/versioned-records.ts`
  * (hash `rc:<key>` with `v`, `ct`, `ver`; a tombstone is a hash with only `ver`; a record is replaced only
  * by a newer one). The `newer` and `set_tombstone` helpers are that file's, so that a relayed invalidation
  * obeys exactly the rule a local delete obeys.
  */
 import type { RedisClient } from '../redis/redis-client.js';
-import { FIELD_VERSION, LUA_PRELUDE } from '../write/versioned-records.js';
+import { FIELD_VERSION, LUA_PRELUDE } from '../redis/versioned-records.js';
 
 /**
  * On a peer. KEYS the records; ARGV tombstone ttl ms, channel, message, then one version per key → per key

@@ -1,7 +1,7 @@
 /**
  * The cross-cluster invalidation bridge of one CacheCluster: subscribes to the local invalidation channel
  * and relays every local write's keys to each peer (peer-link.ts), with the version of the write read from
- * the local record (`ver`, see ../write/versioned-records.ts), so that a peer never loses a newer record.
+ * the local record (`ver`, see ../redis/versioned-records.ts), so that a peer never loses a newer record.
  *
  * Versions: the invalidation message carries none. The bridge reads each key's record in the local Redis
  * right after the message arrives (one script per batch of keys). The script that wrote the record
@@ -26,7 +26,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { describeError } from '../errors.js';
 import { whenReady, type RedisClient } from '../redis/redis-client.js';
 import type { KeyLayout } from '../write/key-layout.js';
-import { DEFAULT_VERSION_KEY } from '../write/versioned-records.js';
+import { DEFAULT_VERSION_KEY } from '../redis/versioned-records.js';
 import { BridgeRedis } from './bridge-redis.js';
 import type { BridgeMetrics } from './bridge-metrics.js';
 import { PeerLink, type PeerStatus } from './peer-link.js';

@@ -4,7 +4,7 @@
  * `http-origin.ts` (a service of the application's own).
  *
  * Versions. Every write carries a version: a positive integer that grows with the order in which the
- * writes were made (see `write/versioned-records.ts`: microseconds of the Redis primary's clock, made
+ * writes were made (see `redis/versioned-records.ts`: microseconds of the Redis primary's clock, made
  * strictly increasing by a counter). An origin applies a write only when it is newer than what it holds
  * for the key, so re-applying a write (at-least-once delivery from the write-back journal) or applying an
  * older write late (a claimed entry of a dead sidecar) never goes backwards. A delete is a write too: it

@@ -33,7 +33,7 @@ import {
 
 export const FIELD_VALUE = 'v';
 export const FIELD_CONTENT_TYPE = 'ct';
-/** Fields of versioned records (write/versioned-records.ts): the version, and a DELETE's tombstone mark. */
+/** Fields of versioned records (redis/versioned-records.ts): the version, and a DELETE's tombstone mark. */
 const FIELD_VERSION = 'ver';
 const FIELD_DELETED = 'del';
 

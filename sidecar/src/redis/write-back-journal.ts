@@ -48,7 +48,7 @@ import {
   type JournalStats,
   type JournalWrite,
 } from '../write/journal-entry.js';
-import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from '../write/versioned-records.js';
+import { DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_VERSION_KEY, LUA_PRELUDE } from './versioned-records.js';
 import { luaScript, runScript } from './prebuilt-script.js';
 import { callRedis, toSidecarError, type RedisClient } from './redis-client.js';
 

@@ -38,7 +38,7 @@ export interface L2Record extends CacheValue {
 }
 
 /**
- * Redis holds no value but the tombstone of a DELETE (versioned-records.ts, field `del`): `deleted` is the
+ * Redis holds no value but the tombstone of a DELETE (redis/versioned-records.ts, field `del`): `deleted` is the
  * delete's version, `version` the tombstone's — greater when a later invalidation (the cross-cluster
  * bridge) replaced the delete's tombstone and kept its mark. The key reads as absent without asking the
  * database when they are equal; otherwise the database answers, but a row older than `deleted` is the

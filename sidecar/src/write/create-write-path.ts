@@ -14,7 +14,7 @@ import { groupByBucket } from './bucket-batching.js';
 import { sweepInterval } from './bucket-schedule.js';
 import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
 import { ReadThrough } from './read-through.js';
-import { LocalVersionSource, VersionedRecords } from './versioned-records.js';
+import { LocalVersionSource, VersionedRecords } from '../redis/versioned-records.js';
 import { WriteAroundPolicy } from './write-around.js';
 import { WriteBackFlusher, type FlusherEvents, type FlusherLog, type PendingSnapshot } from './write-back-flusher.js';
 import { WriteBackJournal } from '../redis/write-back-journal.js';

@@ -152,7 +152,7 @@ export function keyLayout(cluster: boolean): KeyLayout {
  * record has version `stored` (0: none, or no version) and holds a value or is a tombstone. A value at n
  * replaces a record below n, or a tombstone at n (the tombstone of a write-around says "older than n are
  * stale"; the row at n is the truth); a tombstone at n replaces a record below n. The Lua `newer()` of
- * versioned-records.ts is the same rule; this is the reference for readers outside Redis.
+ * redis/versioned-records.ts is the same rule; this is the reference for readers outside Redis.
  */
 export function isNewerVersion(
   incoming: number,

@@ -1,13 +1,13 @@
 /**
  * Read-through: a key neither L1 nor Redis holds is loaded from the origin and stored in Redis with the
- * default TTL at the row's version — only if Redis holds nothing newer (versioned-records.ts), so a load
+ * default TTL at the row's version — only if Redis holds nothing newer (redis/versioned-records.ts), so a load
  * that raced with a write can never put the older value back. (Single flight and the L1 fill are the
  * tiers' business: tiers/tiered-cache.ts.) Redis being down does not stop the read: the value is
  * returned from the origin without being cached in Redis.
  */
 import type { Origin } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
-import type { VersionedRecords } from './versioned-records.js';
+import type { VersionedRecords } from '../redis/versioned-records.js';
 
 export interface ReadThroughOptions {
   origin: Origin;

@@ -50,7 +50,7 @@ import { OriginRejectedError, type Origin } from '../origin/origin.js';
 import { coalesce, flushRetryDelay, type CoalescedWrite } from './coalesce.js';
 import { FlushTrigger } from './flush-trigger.js';
 import { CoalesceWindow } from './coalesce-window.js';
-import type { VersionedRecords } from './versioned-records.js';
+import type { VersionedRecords } from '../redis/versioned-records.js';
 import type { JournalEntry, JournalRead, JournalStats, Journal } from './journal-entry.js';
 
 /** Default idle time after which another consumer's pending entries are claimed, ms. */

@@ -10,7 +10,7 @@
  * apply (it held a newer version) is not written to Redis, as in the single-key path.
  */
 import { OriginRejectedError, type OriginWrite } from '../origin/origin.js';
-import type { VersionedRecords } from './versioned-records.js';
+import type { VersionedRecords } from '../redis/versioned-records.js';
 import type { DirectPolicyOptions, PolicyWrite } from './write-policy.js';
 
 type Step = (records: VersionedRecords, write: PolicyWrite, version: number, invalidation: string) => Promise<unknown>;

@@ -11,13 +11,13 @@
  * | write-around  | database, then a Redis tombstone + invalidation (the    | as write-through                        |
  * |               | next read misses and fills from the database)           |                                         |
  *
- * Every write takes a version first (versioned-records.ts); the database and Redis only ever move to a
+ * Every write takes a version first (redis/versioned-records.ts); the database and Redis only ever move to a
  * newer version. With `--durability replicated` the Redis step is followed by a WAIT for one replica
  * (redis/replica-waiter.ts) before the 204.
  */
 import type { Origin, WriteOutcome } from '../origin/origin.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
-import type { VersionedRecords, VersionSource } from './versioned-records.js';
+import type { VersionedRecords, VersionSource } from '../redis/versioned-records.js';
 
 export type WritePolicyName = 'write-through' | 'write-back' | 'write-around';
 

@@ -47,10 +47,10 @@
  * lost message to every receiver.
  */
 import type { Redis } from 'ioredis';
-import { luaScript, runScript } from '../redis/prebuilt-script.js';
-import { callRedis, type RedisClient } from '../redis/redis-client.js';
+import { luaScript, runScript } from './prebuilt-script.js';
+import { callRedis, type RedisClient } from './redis-client.js';
 import type { CacheValue } from '../tiers/tiered-cache.js';
-import { SINGLE_LAYOUT, type KeyLayout } from './key-layout.js';
+import { SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
 
 /** Field of the version in a record hash. */
 export const FIELD_VERSION = 'ver';
