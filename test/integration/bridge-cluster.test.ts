@@ -157,18 +157,28 @@ function relayedKeys(seen: InvalidationMessage[], origin: string): Set<string> {
   return out;
 }
 
+/** Waits until B's channel carried a relay of every key from A. */
+async function waitRelayed(what: string, A: Side, keys: readonly string[], seen: InvalidationMessage[]): Promise<void> {
+  await waitFor(what, async () => keys.every((k) => relayedKeys(seen, `test/${A.name}`).has(k)), BOUND_MS, 20);
+}
+
+/** Runs `writes` with the bridge stopped (SIGSTOP), so that what they publish reaches it as one backlog. */
+async function whilePaused(bridge: BridgeProcess, writes: () => Promise<void>): Promise<void> {
+  bridge.kill('SIGSTOP');
+  try {
+    await writes();
+  } finally {
+    bridge.kill('SIGCONT');
+  }
+}
+
 /**
  * Writes `<key>:0` through A, waits until the bridge relayed every key to B (so that no relay of these
  * writes is still to come), then has B read them (cached in B's L1 and L2). Clears `seen`.
  */
 async function prime(A: Side, B: Side, keys: readonly string[], seen: InvalidationMessage[]): Promise<void> {
   for (const k of keys) expect((await A.sidecar.put(k, `${k}:0`)).status).toBe(204);
-  await waitFor(
-    "the relay of every key's first write on B's channel",
-    async () => keys.every((k) => relayedKeys(seen, `test/${A.name}`).has(k)),
-    BOUND_MS,
-    20,
-  );
+  await waitRelayed("the relay of every key's first write on B's channel", A, keys, seen);
   for (const k of keys) {
     await waitFor(`B reads ${k}:0`, async () => (await B.sidecar.get(k)).body === `${k}:0`, BOUND_MS, 10);
     expect((await B.sidecar.get(k)).tier).toBe('L1');
@@ -198,20 +208,12 @@ function scenario(label: string, make: () => Promise<{ A: Side; B: Side }>): voi
       const seen = await B.listen();
       await prime(A, B, keys, seen);
       // The bridge paused: A's writes queue up in its socket and are relayed in one batch over many buckets.
-      bridge.kill('SIGSTOP');
       const aVersions = new Map<string, string>();
-      try {
+      await whilePaused(bridge, async () => {
         for (const k of keys) expect((await A.sidecar.put(k, `${k}:1`)).status).toBe(204);
         for (const k of keys) aVersions.set(k, (await A.record(k)).ver ?? '');
-      } finally {
-        bridge.kill('SIGCONT');
-      }
-      await waitFor(
-        "the relay of every key on B's channel",
-        async () => keys.every((k) => relayedKeys(seen, `test/${A.name}`).has(k)),
-        BOUND_MS,
-        20,
-      );
+      });
+      await waitRelayed("the relay of every key on B's channel", A, keys, seen);
       for (const k of keys) {
         // B's record is a tombstone at A's write's version: B's value is gone.
         expect(await B.record(k)).toEqual({ ver: aVersions.get(k) });
@@ -237,21 +239,13 @@ function scenario(label: string, make: () => Promise<{ A: Side; B: Side }>): voi
       await prime(A, B, keys, seen);
       const keptBefore = await bridge.metric('ripplecache_bridge_relayed_keys_total', { outcome: 'kept-newer' });
       const bVersions = new Map<string, string>();
-      bridge.kill('SIGSTOP');
-      try {
+      await whilePaused(bridge, async () => {
         for (const k of keys) expect((await A.sidecar.put(k, `${k}:a`)).status).toBe(204);
         // B writes half of them after A did: at later versions.
         for (const k of newer) expect((await B.sidecar.put(k, `${k}:b`)).status).toBe(204);
         for (const k of newer) bVersions.set(k, (await B.record(k)).ver ?? '');
-      } finally {
-        bridge.kill('SIGCONT');
-      }
-      await waitFor(
-        "the relay of every key on B's channel",
-        async () => keys.every((k) => relayedKeys(seen, `test/${A.name}`).has(k)),
-        BOUND_MS,
-        20,
-      );
+      });
+      await waitRelayed("the relay of every key on B's channel", A, keys, seen);
       for (const k of newer) {
         expect(await B.record(k)).toMatchObject({ v: `${k}:b`, ver: bVersions.get(k) });
         expect((await B.sidecar.get(k)).body).toBe(`${k}:b`);
