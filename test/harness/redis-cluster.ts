@@ -52,7 +52,7 @@ export interface RedisCluster {
    * Moves `slots` to the primary on `toPort` (each from its current owner), MIGRATEing `batch` keys at a
    * time. Answers the keys moved.
    */
-  moveSlots(slots: readonly number[], toPort: number, batch?: number): Promise<number>;
+  moveSlots(slots: readonly number[], toPort: number, batch?: number, pauseMs?: number): Promise<number>;
   /** A plain connection to one node (closed by stop()). */
   client(port: number): Redis;
   stop(): Promise<void>;
@@ -236,7 +236,8 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
       dead.delete(port);
     },
     waitHealthy,
-    moveSlots: async (slots, toPort, batch = 100) => {
+    moveSlots: async (slots, toPort, batch = 100, pauseMs = 0) => {
+      const pause = () => (pauseMs > 0 ? new Promise((r) => setTimeout(r, pauseMs)) : Promise.resolve());
       const t = await topology();
       const target = t.find((n) => n.port === toPort);
       if (!target || target.role !== 'master') throw new Error(`${toPort} is not a primary`);
@@ -248,16 +249,20 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
         const to = client(toPort);
         const from = client(fromPort);
         await to.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id);
+        await pause();
         await from.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id);
+        await pause();
         for (;;) {
           const keys = (await from.call('CLUSTER', 'GETKEYSINSLOT', String(slot), String(batch))) as string[];
           if (keys.length === 0) break;
           await from.call('MIGRATE', '127.0.0.1', String(toPort), '', '0', '10000', 'KEYS', ...keys);
           moved += keys.length;
+          await pause();
         }
         // The target first (so that it answers for the slot before the source redirects there), then the
         // source, then every other primary (gossip would tell them too, later).
         await to.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
+        await pause();
         await from.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', target.id);
         for (const n of t) {
           if (n.role !== 'master' || n.failed || n.port === toPort || n.port === fromPort || dead.has(n.port)) continue;

@@ -21,6 +21,7 @@
 import type { Redis } from 'ioredis';
 import { RECORD_KEY_PATTERN } from '../../../common/src/protocol.js';
 import { publishInBucket } from '../redis/bucket-publish.js';
+import { retryWhileTryAgain, tryAgainBudgetMs } from '../redis/prebuilt-script.js';
 import { isCluster, type RedisClient } from '../redis/redis-client.js';
 import { SINGLE_LAYOUT, type KeyLayout } from '../write/key-layout.js';
 import { DEFAULT_VERSION_KEY } from '../redis/versioned-records.js';
@@ -76,13 +77,15 @@ export class BridgeRedis {
     const answers = await Promise.all(
       groups.map(async (g) =>
         (
-          await this.client.rcBridgeRelay(
-            g.recordKeys.length,
-            ...g.recordKeys,
-            tombstoneTtlMs,
-            channel,
-            '',
-            ...g.positions.map((p) => String(versions[p] ?? 0)),
+          await this.retrying(() =>
+            this.client.rcBridgeRelay(
+              g.recordKeys.length,
+              ...g.recordKeys,
+              tombstoneTtlMs,
+              channel,
+              '',
+              ...g.positions.map((p) => String(versions[p] ?? 0)),
+            ),
           )
         ).map(Number),
       ),
@@ -104,9 +107,11 @@ export class BridgeRedis {
     const groups = recordGroups(this.layout, keys);
     const answers = await Promise.all(
       groups.map(async (g) =>
-        (await this.client.rcBridgeLocalVersions(g.recordKeys.length + 1, ...g.recordKeys, g.bucket.versionKey)).map(
-          Number,
-        ),
+        (
+          await this.retrying(() =>
+            this.client.rcBridgeLocalVersions(g.recordKeys.length + 1, ...g.recordKeys, g.bucket.versionKey),
+          )
+        ).map(Number),
       ),
     );
     return ungroup(groups, answers, keys.length);
@@ -138,11 +143,21 @@ export class BridgeRedis {
       cursor = next;
       if (keys.length === 0) continue;
       const counts = await Promise.all(
-        split(keys).map((group) => this.client.rcBridgeDropOlder(group.length, ...group, String(threshold))),
+        split(keys).map((group) =>
+          this.retrying(() => this.client.rcBridgeDropOlder(group.length, ...group, String(threshold))),
+        ),
       );
       for (const n of counts) dropped += Number(n);
     } while (cursor !== '0');
     return dropped;
+  }
+
+  /**
+   * A script over several keys of one slot on a Redis Cluster, sent again while Redis answers TRYAGAIN (the
+   * slot is half-moved by a resharding) within the client's time box (../redis/prebuilt-script.ts).
+   */
+  private retrying<T>(fn: () => Promise<T>): Promise<T> {
+    return retryWhileTryAgain(fn, tryAgainBudgetMs(this.client));
   }
 
   /** Publishes on `channel`: on a Redis Cluster from bucket 0's primary (see the file comment). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCommand, luaScript } from './prebuilt-script.js';
+import { encodeCommand, isTryAgain, luaScript, retryWhileTryAgain } from './prebuilt-script.js';
 
 describe('encodeCommand', () => {
   it('writes a RESP array of bulk strings: text as UTF-8, buffers as they are, numbers in decimal', () => {
@@ -29,5 +29,90 @@ describe('encodeCommand', () => {
 describe('luaScript', () => {
   it('carries the SHA-1 that EVALSHA names the script by', () => {
     expect(luaScript('return 1').sha).toBe('e0e1f9fabfc9d4800c877a703b823ac0578ff8db');
+  });
+});
+
+describe('retryWhileTryAgain', () => {
+  const tryAgain = () =>
+    Object.assign(new Error('TRYAGAIN Multiple keys request during rehashing of slot'), { name: 'ReplyError' });
+  const fake = () => {
+    let now = 0;
+    const sleeps: number[] = [];
+    return {
+      clock: () => now,
+      sleep: async (ms: number) => {
+        sleeps.push(ms);
+        now += ms;
+      },
+      advance: (ms: number) => (now += ms),
+      sleeps,
+    };
+  };
+
+  it("recognises TRYAGAIN and ioredis' redirection limit (whatever its last answer), nothing else", () => {
+    expect(isTryAgain(tryAgain())).toBe(true);
+    expect(isTryAgain(new Error('Too many Cluster redirections. Last error: ReplyError: TRYAGAIN Multiple keys'))).toBe(
+      true,
+    );
+    expect(
+      isTryAgain(new Error('Too many Cluster redirections. Last error: ReplyError: MOVED 12 127.0.0.1:7000')),
+    ).toBe(true);
+    expect(isTryAgain(new Error('CLUSTERDOWN The cluster is down'))).toBe(false);
+    expect(isTryAgain(new Error('ERR TRYAGAIN is not the first word'))).toBe(false);
+    expect(isTryAgain('TRYAGAIN')).toBe(false);
+  });
+
+  it('retries TRYAGAIN, 25 ms doubling to 200 ms, until the call succeeds', async () => {
+    const t = fake();
+    let calls = 0;
+    const r = await retryWhileTryAgain(
+      async () => {
+        if (++calls < 7) throw tryAgain();
+        return 'ok';
+      },
+      5000,
+      t.clock,
+      t.sleep,
+    );
+    expect(r).toBe('ok');
+    expect(calls).toBe(7);
+    expect(t.sleeps).toEqual([25, 50, 100, 200, 200, 200]);
+  });
+
+  it('gives up with the TRYAGAIN error once the budget is spent, never sleeping past it', async () => {
+    const t = fake();
+    let calls = 0;
+    const p = retryWhileTryAgain(
+      async () => {
+        calls++;
+        t.advance(100); // each try takes 100 ms
+        throw tryAgain();
+      },
+      700,
+      t.clock,
+      t.sleep,
+    );
+    await expect(p).rejects.toThrow(/^TRYAGAIN/);
+    // try 100, sleep 25, try 100, sleep 50, try 100, sleep 100, try 100, sleep 125 (the rest of 700), try → spent.
+    expect(t.sleeps).toEqual([25, 50, 100, 125]);
+    expect(calls).toBe(5);
+    expect(t.clock()).toBeGreaterThanOrEqual(700);
+  });
+
+  it('passes any other error through at once', async () => {
+    const t = fake();
+    let calls = 0;
+    const p = retryWhileTryAgain(
+      async () => {
+        calls++;
+        throw new Error('CLUSTERDOWN The cluster is down');
+      },
+      5000,
+      t.clock,
+      t.sleep,
+    );
+    await expect(p).rejects.toThrow(/CLUSTERDOWN/);
+    expect(calls).toBe(1);
+    expect(t.sleeps).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { Command } from 'ioredis';
 import { keySlot } from '../write/key-layout.js';
-import type { RedisClient } from './redis-client.js';
+import { isCluster, type RedisClient } from './redis-client.js';
 
 export interface LuaScript {
   readonly lua: string;
@@ -76,7 +76,8 @@ function send(client: RedisClient, parts: ScriptArgument[], firstKey: string | u
 /**
  * Runs `script` with `keys` and `args` (EVALSHA, or EVAL when Redis answers NOSCRIPT). On a Redis Cluster
  * every key must be in one slot (the caller's layout makes sure, key-layout.ts); the call goes to that
- * slot's primary and follows MOVED/ASK.
+ * slot's primary and follows MOVED/ASK, and TRYAGAIN is retried for up to the client's command time box
+ * ({@link retryWhileTryAgain}).
  */
 export async function runScript(
   client: RedisClient,
@@ -87,12 +88,66 @@ export async function runScript(
   const parts: ScriptArgument[] = ['evalsha', script.sha, keys.length];
   for (const k of keys) parts.push(k);
   for (const a of args) parts.push(a);
-  try {
-    return await send(client, parts, keys[0]);
-  } catch (err) {
-    if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
-    parts[0] = 'eval';
-    parts[1] = script.lua;
-    return send(client, parts, keys[0]);
+  const once = async () => {
+    try {
+      return await send(client, parts, keys[0]);
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
+      return send(client, ['eval', script.lua, ...parts.slice(2)], keys[0]);
+    }
+  };
+  if (!isCluster(client) || keys.length < 2) return once();
+  return retryWhileTryAgain(once, tryAgainBudgetMs(client));
+}
+
+/** How long a script answered TRYAGAIN is retried when the client has no command time box, ms. */
+export const DEFAULT_TRYAGAIN_BUDGET_MS = 2000;
+
+/** The time box of `client`'s commands (`--redis-timeout-ms`): how long {@link retryWhileTryAgain} may try. */
+export function tryAgainBudgetMs(client: RedisClient): number {
+  return (
+    (isCluster(client) ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout) ??
+    DEFAULT_TRYAGAIN_BUDGET_MS
+  );
+}
+
+/**
+ * Whether `err` says the command did not run because a slot is moving: Redis Cluster's TRYAGAIN, or ioredis'
+ * "Too many Cluster redirections" (it follows MOVED/ASK and retries TRYAGAIN and CLUSTERDOWN itself — a
+ * TRYAGAIN on a random node, which redirects it back — so its 16 redirections last about half a second, and
+ * the last one may be a MOVED or an ASK of that dance). Pure.
+ */
+export function isTryAgain(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.message.startsWith('TRYAGAIN') || err.message.startsWith('Too many Cluster redirections');
+}
+
+/**
+ * Runs `fn` again while it fails with {@link isTryAgain} and `budgetMs` has not passed since the first try
+ * (after 25 ms, doubling to 200 ms, never past the budget); any other outcome is `fn`'s.
+ *
+ * Why (issue 15, CI): a multi-key command on a slot that is being migrated, some of whose keys are on the
+ * source and some are not, is answered TRYAGAIN by Redis Cluster — without running it — for as long as
+ * the slot is MIGRATING/IMPORTING. Every write-back append declares the record keys of its writes beside
+ * its bucket's stream and counter, so the first write of a key into a bucket whose slot is moving is
+ * such a command, for the length of the move of that slot (one MIGRATE batch and a few SETSLOTs when the
+ * operator is quick; seconds on a loaded machine). Retrying within the request's time box turns that
+ * window into latency instead of a 503. Neither error means the script ran, so retrying is safe.
+ */
+export async function retryWhileTryAgain<T>(
+  fn: () => Promise<T>,
+  budgetMs: number,
+  clock: () => number = () => performance.now(),
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+): Promise<T> {
+  const started = clock();
+  for (let delay = 25; ; delay = Math.min(200, delay * 2)) {
+    try {
+      return await fn();
+    } catch (err) {
+      const left = budgetMs - (clock() - started);
+      if (!isTryAgain(err) || left <= 0) throw err;
+      await sleep(Math.min(delay, left));
+    }
   }
 }

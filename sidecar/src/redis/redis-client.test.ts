@@ -18,6 +18,17 @@ describe('redis-client (pure helpers)', () => {
     expect(toSidecarError(err, 'read')).toBeInstanceOf(kind);
   });
 
+  it('names the last answer when ioredis gave up following Redis Cluster redirections', () => {
+    const e = toSidecarError(
+      new Error(
+        'Too many Cluster redirections. Last error: ReplyError: TRYAGAIN Multiple keys request during rehashing of slot',
+      ),
+      'write-back append',
+    );
+    expect(e).toBeInstanceOf(RedisUnavailableError);
+    expect(e.message).toBe('write-back append: Redis Cluster kept redirecting (last answer TRYAGAIN)');
+  });
+
   it('reconnects after 50 ms doubling to 2 s, with up to 50 ms of jitter', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => reconnectDelay(n, 0))).toEqual([
       50, 100, 200, 400, 800, 1600, 2000, 2000, 2000,

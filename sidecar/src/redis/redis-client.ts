@@ -189,6 +189,11 @@ export function toSidecarError(err: unknown, what: string): SidecarError {
       return new RedisUnavailableError(`${what}: Redis answered ${first}`, { cause: e });
     return new RedisCommandError(`${what}: Redis answered an error`, { cause: e });
   }
+  if (e.message.startsWith('Too many Cluster redirections')) {
+    // ioredis' limit on MOVED/ASK/TRYAGAIN/CLUSTERDOWN retries; name the last answer, not "not reachable".
+    const last = /Last error: (?:\w+: )?(\S+)/.exec(e.message)?.[1] ?? 'redirections';
+    return new RedisUnavailableError(`${what}: Redis Cluster kept redirecting (last answer ${last})`, { cause: e });
+  }
   if (e.message === 'Command timed out') {
     return new RedisUnavailableError(`${what}: Redis did not answer in time`, { cause: e });
   }
