@@ -310,6 +310,8 @@ async function waitReady(name: string): Promise<Pod> {
 }
 
 /** PUT through the app at `ip`; the HTTP status, or undefined when the request failed. */
+/** The last answer of each (pod IP, status) other than 204, for a failure message. */
+const refusalBodies = new Map<string, string>();
 async function put(ip: string, key: string, value: string): Promise<number | undefined> {
   try {
     const r = await fetch(`http://[${ip}]:${APP_PORT}/v1/cache/${key}`, {
@@ -318,7 +320,8 @@ async function put(ip: string, key: string, value: string): Promise<number | und
       headers: { 'content-type': 'text/plain' },
       signal: AbortSignal.timeout(15_000),
     });
-    await r.arrayBuffer();
+    const body = Buffer.from(await r.arrayBuffer()).toString('utf8');
+    if (r.status !== 204) refusalBodies.set(`${ip} ${r.status}`, `${new Date().toISOString()} ${body.slice(0, 300)}`);
     return r.status;
   } catch {
     return undefined;
@@ -647,7 +650,17 @@ describe('failover on real pods', () => {
         );
         const cc = await getCc(SC);
         const failedOverAt = Date.now();
-        await waitFor(`round ${round}: the round's writes`, async () => acknowledged >= target, 180_000, 20);
+        await waitFor(`round ${round}: the round's writes`, async () => acknowledged >= target, 180_000, 20).catch(
+          async (err: unknown) => {
+            // CI once timed out here (2026-12-02, 1 of 4 runs) with nothing to say why: say it next time.
+            const st = (await getCc(SC).catch(() => undefined))?.status;
+            throw new Error(
+              `${String(err)}; ${acknowledged} acknowledged of ${target}; refusals by status ` +
+                `${JSON.stringify(Object.fromEntries(statuses))}; last refusals ${JSON.stringify(Object.fromEntries(refusalBodies))}; ` +
+                `role labels ${JSON.stringify(await roleLabels(SC).catch(() => undefined))}; status ${JSON.stringify(st)}`,
+            );
+          },
+        );
         failovers.push(`${cc.status.lastFailover.from} -> ${cc.status.lastFailover.to}`);
         // The old primary: its container restarted by the kubelet (after its crash-loop back-off), made a
         // replica of the new primary before it gets a label.
