@@ -16,8 +16,8 @@ tools: ## Build (or reuse) etcd, kube-apiserver, kube-controller-manager, kubect
 	@bash tools/kube/build.sh >/dev/null
 
 .PHONY: build
-build: ## Compile TypeScript to dist/
-	npx tsc -p tsconfig.build.json
+build: ## Compile TypeScript to dist/ and bundle the operator (dist/operator/bundle/main.mjs)
+	npm run build
 
 .PHONY: typecheck
 typecheck: ## Type-check everything (sources, tests, benchmarks, scripts)

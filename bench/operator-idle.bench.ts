@@ -6,12 +6,15 @@
  *
  *   BENCH_IDLE_VARIANTS='|--max-semi-space-size=1|--max-semi-space-size=2'  (variants separated by |;
  *   each a space-separated list of node flags; the empty one is node's defaults; a word ending in .js is
- *   the compiled main.js to run instead of BENCH_OPERATOR_MAIN, e.g. another build for an A/B)
- *   BENCH_IDLE_ROUNDS=3   BENCH_OPERATOR_MAIN=/path/to/dist/operator/src/main.js (default: this tree's dist)
+ *   the compiled main.js (or a bundle's main.mjs) to run instead of BENCH_OPERATOR_MAIN, e.g. another build for an A/B; a word
+ *   NAME=value is set in the operator's environment, e.g. MALLOC_ARENA_MAX=2)
+ *   BENCH_IDLE_ROUNDS=3   BENCH_OPERATOR_MAIN=/path/to/dist/operator/src/main.js (default: this tree's bundle,
+ *   dist/operator/bundle/main.mjs, built first)
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { startControlPlane } from '../test/harness/control-plane.js';
 import { startOperator } from '../test/harness/operator.js';
 
@@ -37,8 +40,12 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
-  const compiledMain = process.env.BENCH_OPERATOR_MAIN;
-  if (!compiledMain) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  // By default the operator as the image runs it: its bundle (scripts/bundle-operator.ts).
+  let compiledMain = process.env.BENCH_OPERATOR_MAIN;
+  if (!compiledMain) {
+    execFileSync('npm', ['run', 'build'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    compiledMain = join(process.cwd(), 'dist/operator/bundle/main.mjs');
+  }
   const cp = await startControlPlane();
   const rss = VARIANTS.map(() => [] as number[]);
   const cpu = VARIANTS.map(() => [] as number[]);
@@ -49,13 +56,18 @@ async function main(): Promise<void> {
       for (const [i, flags] of VARIANTS.entries()) {
         loads.push(loadavg()[0]!);
         const words = flags.split(' ').filter(Boolean);
-        const entry = words.find((w) => w.endsWith('.js')) ?? compiledMain;
+        const isEnv = (w: string) => /^[A-Z_][A-Z0-9_]*=/.test(w);
+        const isMain = (w: string) => /\.m?js$/.test(w);
+        const entry = words.find(isMain) ?? compiledMain;
         const op = await startOperator({
           compiled: true,
           ...(entry ? { compiledMain: entry } : {}),
           kubeconfigPath: cp.kubeconfigPath,
           identity: `idle-${round}-${i}`,
-          nodeArgs: words.filter((w) => !w.endsWith('.js')),
+          nodeArgs: words.filter((w) => !isMain(w) && !isEnv(w)),
+          env: Object.fromEntries(
+            words.filter(isEnv).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+          ),
           extraArgs: ['--leader-elect=false', '--log-level', 'warn'],
         });
         await new Promise((r) => setTimeout(r, SETTLE_MS));

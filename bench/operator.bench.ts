@@ -1,6 +1,6 @@
 /**
  * `npm run bench:operator`: N CacheClusters (`BENCH_CACHECLUSTERS`, default 200) applied at once to a real
- * control plane, against the compiled operator. Reports the time until all their StatefulSets exist and
+ * control plane, against the operator as the image runs it (its bundle, `npm run build`). Reports the time until all their StatefulSets exist and
  * until every CacheCluster has a status, the operator's CPU seconds (utime + stime from /proc), its RSS
  * when idle (before any CacheCluster) and at its peak (VmHWM), and the API requests it made (counted in the
  * API server's audit log by the operator's user agent). The baseline, measured in the same run on the same
@@ -9,7 +9,8 @@
  *
  * `BENCH_OPERATOR_MAIN=/path/to/dist/operator/src/main.js` runs another build (e.g. an older commit's)
  * instead of compiling this tree, for A/B comparisons; `BENCH_OPERATOR_ARGS` adds operator flags
- * (space-separated), `BENCH_NODE_FLAGS` flags of node itself (e.g. `--optimize-for-size`). Redis pods do not exist here (no kubelet), so live config fails fast per pod and is
+ * (space-separated), `BENCH_NODE_FLAGS` flags of node itself (e.g. `--optimize-for-size`), `BENCH_OPERATOR_ENV`
+ * variables of the operator's environment only (space-separated NAME=value, e.g. `MALLOC_ARENA_MAX=2`). Redis pods do not exist here (no kubelet), so live config fails fast per pod and is
  * retried, as it would be while pods start.
  */
 import { execFileSync } from 'node:child_process';
@@ -167,18 +168,25 @@ spec:
     ).length;
     process.stderr.write(`[bench] baseline: ${N} StatefulSets applied directly in ${secs(baselineMs)}\n`);
 
-    // Measure the operator as it ships: compiled JavaScript, no TypeScript loader.
-    const compiledMain = process.env.BENCH_OPERATOR_MAIN;
+    // Measure the operator as it ships: the bundle the image runs (scripts/bundle-operator.ts).
+    let compiledMain = process.env.BENCH_OPERATOR_MAIN;
     if (!compiledMain) {
       process.stderr.write('[bench] compiling (npm run build)\n');
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+      execFileSync('npm', ['run', 'build'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      compiledMain = join(process.cwd(), 'dist/operator/bundle/main.mjs');
     }
     const op = await startOperator({
       compiled: true,
-      ...(compiledMain ? { compiledMain } : {}),
+      compiledMain,
       kubeconfigPath: cp.kubeconfigPath,
       identity: 'bench',
       nodeArgs: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      env: Object.fromEntries(
+        (process.env.BENCH_OPERATOR_ENV ?? '')
+          .split(' ')
+          .filter(Boolean)
+          .map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+      ),
       extraArgs: [
         '--leader-elect=false',
         '--log-level',
@@ -261,6 +269,7 @@ spec: { topology: standalone, eviction: { policy: allkeys-lru, maxMemory: 64Mi }
       ['operator build', compiledMain ?? 'this tree (compiled)'],
       ['extra operator flags', process.env.BENCH_OPERATOR_ARGS ?? ''],
       ['node flags', process.env.BENCH_NODE_FLAGS ?? ''],
+      ['operator environment', process.env.BENCH_OPERATOR_ENV ?? ''],
       ['load average (1 min) at apply / at done', `${load0.toFixed(2)} / ${load1.toFixed(2)}`],
       ['time until all StatefulSets exist', secs(stsMs)],
       ['time until every CacheCluster has a status', secs(statusMs)],

@@ -19,6 +19,6 @@ if [ -n "$reason" ]; then
   exit 1
 fi
 bash tools/node/build.sh >/dev/null
-# The sidecar image is made from the compiled dist/ (as images/sidecar.Dockerfile does).
-npx tsc -p tsconfig.build.json
+# The images are made from the compiled dist/ and the operator's bundle (as images/*.Dockerfile do).
+npm run build
 RIPPLECACHE_E2E_LOCAL=1 npx vitest run --project e2e-local "${args[@]}"

@@ -190,10 +190,15 @@ export function helmTestImage(): LocalImageSpec {
 /**
  * The operator or sidecar image, laid out as images/*.Dockerfile lays it out (distroless nodejs20): Node at
  * /nodejs/bin/node, the compiled `dist/common` and `dist/<program>` and the production `node_modules` under
- * /app, user 65532, entrypoint `/nodejs/bin/node dist/<program>/src/main.js`. Needs `dist/` (`npm run build`).
+ * /app, user 65532, entrypoint `/nodejs/bin/node dist/<program>/src/main.js` (the operator: its bundle,
+ * `dist/operator/bundle/main.mjs`). Needs `dist/` (`npm run build`).
  */
 export async function programImage(program: 'operator' | 'sidecar', repo: string): Promise<LocalImageSpec> {
-  for (const d of ['dist/common', `dist/${program}`]) {
+  for (const d of [
+    'dist/common',
+    `dist/${program}`,
+    ...(program === 'operator' ? ['dist/operator/bundle/main.mjs'] : []),
+  ]) {
     if (!existsSync(join(repo, d))) throw new Error(`${d} is missing: run \`npm run build\` first`);
   }
   // The production dependency tree, as npm resolves it (the image's `npm prune --omit=dev`).
@@ -217,11 +222,13 @@ export async function programImage(program: 'operator' | 'sidecar', repo: string
     ],
     dirs: ['/tmp'],
     files: accounts([{ name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot' }]),
-    // As images/operator.Dockerfile: the operator runs with a 1 MiB young generation.
+    // As images/operator.Dockerfile: the operator runs its bundle (scripts/bundle-operator.ts) with a 1 MiB
+    // young generation.
     entrypoint: [
       '/nodejs/bin/node',
-      ...(program === 'operator' ? ['--max-semi-space-size=1'] : []),
-      `dist/${program}/src/main.js`,
+      ...(program === 'operator'
+        ? ['--max-semi-space-size=1', 'dist/operator/bundle/main.mjs']
+        : [`dist/${program}/src/main.js`]),
     ],
     workingDir: '/app',
     env: ['NODE_ENV=production', 'PATH=/nodejs/bin:/usr/local/bin:/usr/bin:/bin'],
