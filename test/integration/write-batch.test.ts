@@ -7,7 +7,8 @@
  *   - under write-back the batch's writes are journaled by one script call (one invalidation message);
  *   - `--write-back-coalesce-window-ms`: a hot key written for several seconds is written to PostgreSQL
  *     at most once per window (rows counted by a trigger), ends at its last acknowledged value, and a
- *     sidecar SIGKILLed during a window loses nothing acknowledged (another sidecar claims its entries).
+ *     sidecar SIGKILLed during a window loses nothing acknowledged (another sidecar claims its entries),
+ *     and open windows close early once the journal is half full rather than refuse writes.
  */
 import { parseInvalidation } from '../../common/src/invalidation-message.js';
 import { describe, expect, it } from 'vitest';
@@ -336,5 +337,60 @@ describe('write-back coalescing over time (--write-back-coalesce-window-ms)', ()
     const raw = env.rawClient(db);
     await waitFor('the journal empty', async () => (await raw.xlen('ripplecache:write-back')) === 0, 20_000, 200);
     await B.stop();
+  });
+
+  it('open windows never fill the journal: past half of maxPending they close early instead of refusing writes', async () => {
+    const db = 7;
+    const table = 'coalesce_pressure';
+    const counts = await countedTable(table);
+    const windowMs = 12_000;
+    const maxPending = 400;
+    const args = sidecarArgs(db, table, 'write-back', [
+      '--write-back-flush-interval-ms',
+      '100',
+      '--write-back-flush-batch-size',
+      '50',
+      '--write-back-max-pending',
+      String(maxPending),
+      '--write-back-coalesce-window-ms',
+      String(windowMs),
+    ]);
+    const A = await startSidecar({ name: 'A-pressure', args });
+    const last = new Map<string, string>();
+    let refused = 0;
+    const t0 = Date.now();
+    // 1,000 acknowledged writes over 300 keys: 2.5 × maxPending. Without early closing nothing would leave
+    // the journal before the first window closes (12 s), so the writes past 400 could not be acknowledged
+    // before then. A refused write (503 WriteBackBacklogFull) is retried, as a client honouring Retry-After.
+    for (let i = 0; i < 1000 && Date.now() - t0 < 60_000; i++) {
+      const key = `k-${(i * 7) % 300}`;
+      const value = `v${i}`;
+      for (;;) {
+        const r = await A.put(key, value);
+        if (r.status === 204) break;
+        expect(r.status).toBe(503);
+        refused++;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      last.set(key, value);
+    }
+    const elapsed = Date.now() - t0;
+    console.log(`window pressure: 1,000 writes acknowledged in ${elapsed} ms, ${refused} refusals retried`);
+    expect(last.size).toBe(300);
+    expect(elapsed).toBeLessThan(windowMs);
+    // What the pressure did not write early, the windows write when they close.
+    await waitFor(
+      'every acknowledged value in PostgreSQL',
+      async () => {
+        for (const [k, v] of last) if ((await dbValue(table, k)) !== v) return false;
+        return true;
+      },
+      windowMs + 20_000,
+      250,
+    );
+    const { rows } = await counts();
+    expect(rows).toBeGreaterThanOrEqual(300);
+    expect(rows).toBeLessThanOrEqual(1000);
+    await A.stop();
   });
 });

@@ -38,6 +38,22 @@ describe('CoalesceWindow', () => {
     expect(w.hasDue(5000)).toBe(false);
   });
 
+  it('under backlog pressure every open window is due, oldest first; without it, only closed ones', () => {
+    const w = new CoalesceWindow(10_000);
+    w.add([put('1-0', 'a', 1, 'a'), put('1-1', 'b', 2, 'b')], 0);
+    w.add([put('1-2', 'a', 3, 'a2'), put('1-3', 'c', 4, 'c')], 50);
+    expect(w.hasDue(100)).toBe(false);
+    w.setPressure(true);
+    expect(w.pressure).toBe(true);
+    expect(w.hasDue(100)).toBe(true);
+    expect(w.take(100, 1).map((e) => e.id)).toEqual(['1-2', '1-0']);
+    w.setPressure(false);
+    expect(w.hasDue(100)).toBe(false);
+    expect(w.take(100, 10)).toEqual([]);
+    expect(w.take(10_050, 10).map((e) => e.id)).toEqual(['1-1', '1-3']);
+    expect(w.size).toBe(0);
+  });
+
   it('opens a new window for the next write after one closed', () => {
     const w = new CoalesceWindow(100);
     w.add([put('1-0', 'k', 1, 'a')], 0);

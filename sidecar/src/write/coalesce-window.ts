@@ -14,7 +14,10 @@
  * until the database has committed them. A sidecar killed during a window leaves them pending; another
  * sidecar claims them after the claim timeout and writes them (the window costs only time).
  *
- * Bounded: past `maxEntries` entries or `maxBytes` bytes of bodies held, every key is due at once.
+ * Bounded: past `maxEntries` entries or `maxBytes` bytes of bodies held, every key is due at once; and so
+ * while the flusher reports backlog pressure ({@link CoalesceWindow.setPressure}: the journal, which holds
+ * every entry of an open window, is half full), so that holding writes never fills the journal and turns
+ * writes away with 503: under pressure the windows shorten instead.
  */
 import type { JournalEntry } from './journal-entry.js';
 
@@ -44,6 +47,7 @@ export class CoalesceWindow {
   private readonly open = new Map<string, OpenWindow>();
   private readonly held = new Set<string>();
   private bytes = 0;
+  private pressed = false;
 
   constructor(
     readonly windowMs: number,
@@ -51,6 +55,18 @@ export class CoalesceWindow {
     private readonly maxBytes = COALESCE_WINDOW_MAX_BYTES,
   ) {
     if (!Number.isFinite(windowMs) || windowMs <= 0) throw new RangeError(`windowMs must be > 0, got ${windowMs}`);
+  }
+
+  /**
+   * Backlog pressure on or off: while on, every open window is due (oldest first), as past the bounds.
+   */
+  setPressure(on: boolean): void {
+    this.pressed = on;
+  }
+
+  /** Whether backlog pressure is on. */
+  get pressure(): boolean {
+    return this.pressed;
   }
 
   /** Entries held (stubs included). */
@@ -122,6 +138,6 @@ export class CoalesceWindow {
   }
 
   private overBounds(): boolean {
-    return this.held.size > this.maxEntries || this.bytes > this.maxBytes;
+    return this.pressed || this.held.size > this.maxEntries || this.bytes > this.maxBytes;
   }
 }

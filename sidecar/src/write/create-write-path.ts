@@ -172,6 +172,7 @@ export function createWritePath(o: WritePathOptions): WritePath {
       flushBatchSize: o.writeBack.flushBatchSize,
       claimIdleMs: o.writeBack.claimTimeoutMs,
       coalesceWindowMs: o.writeBack.coalesceWindowMs ?? 0,
+      maxPending: o.writeBack.maxPending,
       events: o.flusherEvents,
       log: o.log,
       clock: o.clock,

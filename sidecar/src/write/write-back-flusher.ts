@@ -111,7 +111,16 @@ export interface WriteBackFlusherOptions {
   retryDelay?: (attempt: number) => number;
   /** Hold each key's writes this long before writing them (coalesce-window.ts). Default 0: off. */
   coalesceWindowMs?: number;
+  /**
+   * The journal's bound (`writeBack.maxPending`, cluster-wide). With a coalescing window, open windows
+   * close early while the journal holds half of it or more, so that held writes never fill it. Default:
+   * no bound known, windows close only on time or on their own memory bounds.
+   */
+  maxPending?: number;
 }
+
+/** The share of `maxPending` from which open coalescing windows close early. */
+export const WINDOW_PRESSURE_SHARE = 0.5;
 
 /** The journal backlog as last seen, for the metrics. */
 export interface PendingSnapshot {
@@ -162,6 +171,7 @@ export class WriteBackFlusher {
   private stats: { snapshot: JournalStats; takenAt: number } | undefined;
   /** `coalesceWindowMs` > 0: entries read wait here until their key's window closes. */
   private readonly window: CoalesceWindow | undefined;
+  private readonly pressureAt: number;
 
   constructor(options: WriteBackFlusherOptions) {
     this.journal = options.journal;
@@ -179,6 +189,8 @@ export class WriteBackFlusher {
     this.trigger = new FlushTrigger(this.intervalMs, this.batchSize);
     const windowMs = options.coalesceWindowMs ?? 0;
     this.window = windowMs > 0 ? new CoalesceWindow(windowMs) : undefined;
+    this.pressureAt =
+      options.maxPending === undefined ? Infinity : Math.max(1, Math.floor(options.maxPending * WINDOW_PRESSURE_SHARE));
   }
 
   /** Starts the background loop (idempotent). */
@@ -296,6 +308,8 @@ export class WriteBackFlusher {
           if (this.window !== undefined) {
             // Coalescing over time: what was read waits for its key's window; what is due is written.
             this.window.add(entries, this.clock());
+            // The journal half full (as last seen, refreshed every cycle): close windows early.
+            this.window.setPressure((this.stats?.snapshot.pending ?? 0) >= this.pressureAt);
             entries = this.window.take(this.clock(), this.batchSize, final);
             more ||= final ? this.window.size > 0 : this.window.hasDue(this.clock());
           }
@@ -308,6 +322,8 @@ export class WriteBackFlusher {
 
         if (await this.flush(entries)) {
           this.retry = undefined;
+          // Under backlog pressure, windows close only until the journal is below the mark again.
+          if (this.window?.pressure === true) await this.refreshStats();
           if (!final && !more && !this.trigger.full) {
             await this.refreshStats();
             return true;
