@@ -43,10 +43,21 @@ function make(name: L1Contender, max: number, now: number): Cache {
     // The ceiling of every cache built on a `Map`: a bare lookup, and on a set of a new key into a full
     // map the oldest entry deleted (FIFO by the Map's own order), with no expiry, size or policy state.
     const m = new Map<string, object>();
+    // A long-lived iterator is the FIFO hand (Map iterators follow deletions and insertions); a fresh
+    // `m.keys()` per eviction would walk the deleted slots at the table's front every time. Made at the
+    // first eviction: a live iterator keeps the Map's outgrown tables alive.
+    let hand: MapIterator<string> | undefined;
     return {
       get: (k) => m.get(k),
       set: (k) => {
-        if (m.size >= max && !m.has(k)) m.delete(m.keys().next().value as string);
+        if (m.size >= max && !m.has(k)) {
+          let r = hand?.next();
+          if (r === undefined || r.done === true) {
+            hand = m.keys();
+            r = hand.next();
+          }
+          m.delete(r.value as string);
+        }
         m.set(k, VALUE);
       },
       get size() {

@@ -172,6 +172,8 @@ export class WriteBackFlusher {
   /** `coalesceWindowMs` > 0: entries read wait here until their key's window closes. */
   private readonly window: CoalesceWindow | undefined;
   private readonly pressureAt: number;
+  /** The last read of new entries came back full: more are waiting in the journal than one batch. */
+  private readingBehind = false;
 
   constructor(options: WriteBackFlusherOptions) {
     this.journal = options.journal;
@@ -308,8 +310,7 @@ export class WriteBackFlusher {
           if (this.window !== undefined) {
             // Coalescing over time: what was read waits for its key's window; what is due is written.
             this.window.add(entries, this.clock());
-            // The journal half full (as last seen, refreshed every cycle): close windows early.
-            this.window.setPressure((this.stats?.snapshot.pending ?? 0) >= this.pressureAt);
+            this.window.setPressure(this.backlogPressure());
             entries = this.window.take(this.clock(), this.batchSize, final);
             more ||= final ? this.window.size > 0 : this.window.hasDue(this.clock());
           }
@@ -379,13 +380,30 @@ export class WriteBackFlusher {
     // once per cycle; then the held ones.
     if (!this.newRead) {
       const read = await this.journal.readNew(this.batchSize);
-      if (read.entries.length + read.unreadable.length < this.batchSize) this.newRead = true;
+      this.readingBehind = read.entries.length + read.unreadable.length >= this.batchSize;
+      if (!this.readingBehind) this.newRead = true;
       if (read.entries.length > 0 || read.unreadable.length > 0) return { ...read, more: this.held.length > 0 };
     }
     if (this.held.length < this.batchSize && !this.heldAll) return { entries: [], unreadable: [], more: false };
     const entries = this.held.splice(0, this.batchSize);
     for (const e of entries) this.heldBytes -= entryBytes(e);
     return { entries, unreadable: [], more: false };
+  }
+
+  /**
+   * Whether open coalescing windows should close early: the journal (as last seen: refreshed every cycle,
+   * and after every batch while the pressure lasts) holds half of `maxPending` or more, and this flusher
+   * keeps up with what is written (its last read of new entries came back short, its held entries are
+   * under half their bound). When it does not keep up, the journal is full of entries waiting to be read,
+   * not of entries the windows hold: closing them would only write more rows, on the database side that is
+   * already the bottleneck, and free nothing sooner.
+   */
+  private backlogPressure(): boolean {
+    return (
+      (this.stats?.snapshot.pending ?? 0) >= this.pressureAt &&
+      !this.readingBehind &&
+      this.held.length < (HELD_MAX_BATCHES * this.batchSize) / 2
+    );
   }
 
   /**
