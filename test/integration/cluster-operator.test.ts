@@ -237,14 +237,18 @@ describe('topology cluster', () => {
       redisOptions: { maxRetriesPerRequest: 2 },
     });
     clientsToClose.push(client);
-    // The writer: 500 keys over every slot range, each SET then GET, bounded in count; any error is counted.
+    // The writer: 500 keys over every slot range, each SET then GET, bounded in count and time; any error
+    // is counted. Paced (5 ms every 10 rounds: about 1,000 rounds a second on loopback) so that the count
+    // cannot run out before the test stops it: it must still be writing during the move back to 3 shards
+    // (at 200,000 unpaced rounds it once ran out on a quiet machine before 4 shards had settled).
     const acked = new Map<string, number>();
     const errors: string[] = [];
     let stale = 0;
     let running = true;
     let ops = 0;
+    const writerDeadline = Date.now() + 900_000;
     const writer = (async () => {
-      for (let round = 0; running && round < 200_000; round++) {
+      for (let round = 0; running && round < 2_000_000 && Date.now() < writerDeadline; round++) {
         const key = `k:${round % 500}`;
         try {
           await client.set(key, String(round));
@@ -256,7 +260,7 @@ describe('topology cluster', () => {
           errors.push(err instanceof Error ? err.message : String(err));
           if (errors.length > 50) return;
         }
-        if (round % 50 === 0) await new Promise((r) => setTimeout(r, 5));
+        if (round % 10 === 0) await new Promise((r) => setTimeout(r, 5));
       }
     })();
     stopAfterEach.push(async () => {
