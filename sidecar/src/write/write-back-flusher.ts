@@ -120,7 +120,7 @@ export interface WriteBackFlusherOptions {
 }
 
 /** The share of `maxPending` from which open coalescing windows close early. */
-export const WINDOW_PRESSURE_SHARE = 0.5;
+const WINDOW_PRESSURE_SHARE = 0.5;
 
 /** The journal backlog as last seen, for the metrics. */
 export interface PendingSnapshot {
@@ -323,12 +323,12 @@ export class WriteBackFlusher {
 
         if (await this.flush(entries)) {
           this.retry = undefined;
-          // Under backlog pressure, windows close only until the journal is below the mark again.
-          if (this.window?.pressure === true) await this.refreshStats();
           if (!final && !more && !this.trigger.full) {
             await this.refreshStats();
             return true;
           }
+          // Under backlog pressure, windows close only until the journal is below the mark again.
+          if (this.window?.pressure === true) await this.refreshStats();
           continue;
         }
         const attempt = (this.retry?.attempt ?? 0) + 1;
