@@ -53,8 +53,18 @@ export interface ControlPlane {
    * `input` goes to stdin (for `-f -`).
    */
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
-  /** `kubectl apply --server-side -f <dir>` (default: the repository's crds/) and waits until every CRD is Established. */
+  /**
+   * `kubectl apply --server-side -f <dir>` (default: the repository's crds/), then waits until every CRD is
+   * Established and served (see `waitForCrdsServed`).
+   */
   applyCrds(dir?: string): Promise<void>;
+  /**
+   * Waits until each CRD (`<plural>.<group>`) is Established and kubectl can list its objects. Established
+   * comes before the API server's discovery document names the new group (it is updated asynchronously), and
+   * under load a `kubectl apply` of a custom object right after Established failed with "resource kind …
+   * not found": only a successful `kubectl get` proves discovery serves it.
+   */
+  waitForCrdsServed(names: string[], timeoutMs?: number): Promise<void>;
   /**
    * Creates the ServiceAccount if it is missing, asks for a token (`kubectl create token`) and writes a kubeconfig
    * that authenticates with it. Returns the kubeconfig's path.
@@ -400,6 +410,23 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       return r.stdout;
     };
 
+    const waitForCrdsServed = async (names: string[], timeoutMs = 60_000): Promise<void> => {
+      if (names.length === 0) return;
+      const started = Date.now();
+      const crds = names.map((n) => `crd/${n}`);
+      await must(['wait', '--for=condition=Established', `--timeout=${Math.ceil(timeoutMs / 1000)}s`, ...crds]);
+      for (const name of names) {
+        let last: KubectlResult | undefined;
+        for (;;) {
+          last = await kubectl(['get', name, '--all-namespaces', '-o', 'name', '--request-timeout=10s']);
+          if (last.code === 0) break;
+          if (Date.now() - started > timeoutMs)
+            throw new Error(`CRD ${name} is Established but not served after ${timeoutMs} ms: ${last.stderr}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    };
+
     let stopped = false;
     return {
       server,
@@ -415,8 +442,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           return;
         }
         await must(['apply', '--server-side', '--field-manager=ripplecache-tests', '-f', crdDir]);
-        await must(['wait', '--for=condition=Established', '--timeout=60s', '-f', crdDir]);
+        const names = (await must(['get', '-f', crdDir, '-o', 'name'])).split('\n').filter(Boolean);
+        await waitForCrdsServed(names.map((n) => n.replace(/^[^/]*\//, '')));
       },
+      waitForCrdsServed,
       makeKubeconfigForServiceAccount: async (namespace, name, tokenOpts = {}) => {
         if ((await kubectl(['get', 'serviceaccount', name, '-n', namespace])).code !== 0) {
           await must(['create', 'serviceaccount', name, '-n', namespace]);

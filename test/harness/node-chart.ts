@@ -84,6 +84,7 @@ export async function installOperatorChart(
     '180s',
   ]);
   if (install.code !== 0) throw new Error(`helm install failed:\n${install.out}`);
+  await cp.waitForCrdsServed(['cacheclusters.cache.ripplecache.io']);
   await waitFor(
     'the webhook caBundle',
     async () => {

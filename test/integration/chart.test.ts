@@ -650,7 +650,7 @@ describe('helm install into the test control plane', () => {
     await k(['create', 'namespace', APP]);
     const install = await helm(['install', 'rc', CHART, '--namespace', SYSTEM, '--kubeconfig', cp.kubeconfigPath]);
     expect(install.code, install.stderr).toBe(0);
-    await k(['wait', '--for=condition=Established', '--timeout=60s', 'crd/cacheclusters.cache.ripplecache.io']);
+    await cp.waitForCrdsServed(['cacheclusters.cache.ripplecache.io']);
     saKubeconfig = await cp.makeKubeconfigForServiceAccount(SYSTEM, SA);
   });
 
@@ -910,7 +910,7 @@ describe('helm install with rbac.scope=namespace', () => {
       'replicaCount=1',
     ]);
     expect(install.code, install.stderr).toBe(0);
-    await k(['wait', '--for=condition=Established', '--timeout=60s', 'crd/cacheclusters.cache.ripplecache.io']);
+    await cp.waitForCrdsServed(['cacheclusters.cache.ripplecache.io']);
     saKubeconfig = await cp.makeKubeconfigForServiceAccount(SYSTEM, 'rcns-ripplecache');
   });
 
