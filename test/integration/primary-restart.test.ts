@@ -44,12 +44,15 @@ const operators: OperatorProcess[] = [];
 interface SimCluster extends LocalReplicationPods {
   name: string;
   sim: PodSimulator;
+  /** The pods the simulator marks Running and Ready (take one out to keep it Pending). */
+  marked: Set<string>;
 }
 
-async function simCluster(name: string, pods: number): Promise<SimCluster> {
+async function simCluster(name: string, pods: number, opts: { pending?: string[] } = {}): Promise<SimCluster> {
   // As real pods: every redis-server starts as a replica of the placeholder, no primary until the operator.
   const local = await startReplicationPods(NS, name, pods, { asPods: true });
-  const sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(Object.keys(local.addresses)), local.addresses, {
+  const marked = new Set(Object.keys(local.addresses).filter((p) => !opts.pending?.includes(p)));
+  const sim = new PodSimulator(cp.kubeconfigPath, NS, marked, local.addresses, {
     node: 'sim-node',
   });
   sim.start(200);
@@ -57,7 +60,7 @@ async function simCluster(name: string, pods: number): Promise<SimCluster> {
     sim.stop();
     for (const r of local.redis) await r.stop().catch(() => undefined);
   });
-  return { name, ...local, sim };
+  return { name, ...local, sim, marked };
 }
 
 async function operatorFor(c: SimCluster, identity: string): Promise<OperatorProcess> {
@@ -328,5 +331,46 @@ describe('a primary that restarts empty', () => {
     });
     expect((await eventsOf('lone', 'PrimaryRestarted'))[0]!.message).toMatch(/lone-0 is the primary again/);
     expect((await getCc('lone')).status.lastFailover).toBeUndefined();
+  });
+  it('a lone primary that restarts before it is first seen Ready: a restart, not a first start', async () => {
+    // Seen in CI (2026-12-03): under load the container restarted after the operator's first-start promotion
+    // and before any step saw the pod up, and the second promotion was taken for a first start (no event).
+    // Here the pod stays Pending (not Ready) until after the restart, so no step can see it up in between.
+    const c = await simCluster('early', 1, { pending: ['early-0'] });
+    await operatorFor(c, 'primary-restart-early');
+    const cc = cacheCluster(
+      'early',
+      inNamespace(NS),
+      withSpec({ failover: { afterSeconds: 30 } }),
+      withTopology('replication'),
+      withReplicas(0),
+    );
+    const applied = await cp.kubectl(['apply', '-f', '-'], cacheClusterYaml(cc));
+    expect(applied.code, applied.stderr).toBe(0);
+    await waitFor(
+      'early-0 promoted at first start',
+      async () => (await role(c.redis[0]!.port))[0] === 'master',
+      90_000,
+    );
+    expect(await eventsOf('early', 'PrimaryRestarted')).toEqual([]);
+
+    await c.sim.restartRedisContainer('early-0', c.redis[0]!);
+    expect((await role(c.redis[0]!.port)).slice(0, 3)).toEqual(['slave', '127.0.0.1', 1]);
+    await waitFor('early-0 a master again', async () => (await role(c.redis[0]!.port))[0] === 'master', 20_000, 100);
+    await waitFor('a PrimaryRestarted event', async () => (await eventsOf('early', 'PrimaryRestarted')).length >= 1);
+    expect((await eventsOf('early', 'PrimaryRestarted'))[0]!.message).toMatch(
+      /early-0 is the primary again with the data it restarted with: early-0 restarted before it was seen up/,
+    );
+    // Ready at last: the cluster settles with early-0 as its primary.
+    c.marked.add('early-0');
+    await waitFor(
+      'PrimaryAvailable True',
+      async () =>
+        ((await getCc('early')).status?.conditions ?? []).some(
+          (x: { type: string; status: string }) => x.type === 'PrimaryAvailable' && x.status === 'True',
+        ),
+      60_000,
+    );
+    expect((await getCc('early')).status.primary ?? 'early-0').toBe('early-0');
   });
 });

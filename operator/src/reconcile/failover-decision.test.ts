@@ -314,6 +314,15 @@ describe('a primary that restarts (every pod starts as a replica of the placehol
     expect(decideFailover({ ...first, pods: [pod(0, restarted('c-0')), pod(1, restarted('c-1', 900))] })).toMatchObject(
       { action: 'steady', up: false },
     );
+    // Made the primary here once already, and unassigned again before it was seen up: it restarted.
+    expect(
+      decideFailover({ ...first, promotedAtFirstStart: true, pods: [pod(0, restarted('c-0')), pod(1, down('c-1'))] }),
+    ).toEqual({
+      action: 'promote-in-place',
+      primary: 'c-0',
+      why: 'c-0 restarted before it was seen up as the primary',
+      firstStart: false,
+    });
     // An old-style pod 0 that started as a master is taken as is.
     expect(decideFailover({ ...first, pods: [pod(0, master('c-0', 0)), pod(1, restarted('c-1'))] })).toMatchObject({
       action: 'steady',

@@ -165,6 +165,11 @@ export interface FailoverDecisionInput {
   afterMs: number;
   /** The primary's replication ID when last seen up (unknown to a process that never saw it up). */
   primaryReplid?: string | undefined;
+  /**
+   * This process already made the recorded primary the primary at a first start. Found unassigned again
+   * before it was seen up (its readiness can lag), it restarted: a restart, not a first start.
+   */
+  promotedAtFirstStart?: boolean | undefined;
 }
 
 export type FailoverDecision =
@@ -223,7 +228,14 @@ export function decideFailover(input: FailoverDecisionInput): FailoverDecision {
   if (!primaryUp(primary) && !input.established && primary?.exists === true && unassigned(primary.info)) {
     const why = cannotRestartInPlace(primary, replicas, false);
     if (why === undefined)
-      return { action: 'promote-in-place', primary: input.primary, why: 'the first primary', firstStart: true };
+      return input.promotedAtFirstStart === true
+        ? {
+            action: 'promote-in-place',
+            primary: input.primary,
+            why: `${input.primary} restarted before it was seen up as the primary`,
+            firstStart: false,
+          }
+        : { action: 'promote-in-place', primary: input.primary, why: 'the first primary', firstStart: true };
   }
   if (primaryUp(primary) || !input.established || input.lostForMs === undefined)
     return { action: 'steady', primary: input.primary, up: primaryUp(primary) };

@@ -76,6 +76,8 @@ export interface FailoverMemory {
   lostSince: number | undefined;
   /** The primary's replication ID when last seen up: a promotion candidate must hold it. */
   primaryReplid?: string | undefined;
+  /** The pod this process made the primary at a first start (a later promotion of it is a restart). */
+  promotedAtFirstStart?: string | undefined;
   /** The uid of the pod a rolling update deleted last (not deleted again while the cache still shows it). */
   rollDeletedUid?: string | undefined;
   /** Why the rolling update waited last (logged at info when it changes). */
@@ -559,6 +561,7 @@ export async function failoverStep(
     lostForMs: mem.lostSince === undefined ? undefined : r.clock() - mem.lostSince,
     afterMs,
     primaryReplid: mem.primaryReplid,
+    promotedAtFirstStart: mem.promotedAtFirstStart === mem.primary,
   });
   const outcome = (availability: PrimaryAvailability, retryInMs = probeMs): FailoverOutcome => ({
     primary: mem.primary,
@@ -598,7 +601,8 @@ export async function failoverStep(
       if (decision.firstStart) log.info({ primary: mem.primary }, 'First start: making the primary');
       else log.warn({ primary: mem.primary, why: decision.why }, 'Making the restarted primary the primary again');
       await applyAll(ctx, changes);
-      if (!decision.firstStart)
+      if (decision.firstStart) mem.promotedAtFirstStart = mem.primary;
+      else
         await deps.kube
           .event({
             involved: {
