@@ -405,6 +405,13 @@ function watchConnection(client: RedisClient, role: string, log: FastifyBaseLogg
     if (wasReady) log.warn({ redis: nodeName(client), connection: role }, 'Lost the connection to Redis; reconnecting');
     wasReady = false;
   });
+  // A refresh answered by a node that holds no slot (a drained shard): ignored (keepPoolOnEmptySlotMap).
+  client.on('emptySlotMap', () =>
+    log.info(
+      { redis: nodeName(client), connection: role },
+      'A Redis Cluster node answered an empty slot map (a drained or new node); kept the slot map as it was',
+    ),
+  );
   client.on('error', (err: Error) => {
     // ioredis reports every failed reconnect; log each distinct error once per outage.
     if (err.message !== lastError)

@@ -18,6 +18,12 @@ describe('redis-client (pure helpers)', () => {
     expect(toSidecarError(err, 'read')).toBeInstanceOf(kind);
   });
 
+  it('says what the client saw when Redis is not reachable', () => {
+    expect(toSidecarError(new Error('connect ECONNREFUSED 127.0.0.1:6379'), 'read').message).toBe(
+      'read: Redis is not reachable (connect ECONNREFUSED 127.0.0.1:6379)',
+    );
+  });
+
   it('names the last answer when ioredis gave up following Redis Cluster redirections', () => {
     const e = toSidecarError(
       new Error(

@@ -84,7 +84,37 @@ export function createClusterClient(options: RedisClientOptions): Cluster {
     },
   });
   CLUSTER_SEEDS.set(cluster, `${host}:${port}`);
+  keepPoolOnEmptySlotMap(cluster);
   return cluster;
+}
+
+/** What {@link keepPoolOnEmptySlotMap} needs of ioredis' Cluster internals (ioredis 5 and 6). */
+interface ClusterInternals {
+  connectionPool?: { reset?: (nodes: readonly unknown[]) => void };
+}
+
+/**
+ * ioredis refreshes its slot map from one node of its pool, at random, and then keeps in its pool exactly the
+ * nodes that node's `CLUSTER SLOTS` named, disconnecting every other. A node that holds no slot and knows no
+ * other node answers an empty list: a shard the operator drained and `CLUSTER RESET` at a scale-in (its pod
+ * lives on until the StatefulSet deletes it), or a cluster not yet bootstrapped. Taken at its word, that
+ * answer emptied the pool: every connection closed, the client went to "reconnecting", and every command
+ * until it reconnected failed with "Cluster isn't ready" — 503s seen in CI while resharding 4 → 3 shards.
+ * An empty answer says nothing about the slots, so the pool and the slot map stay as they were; the next
+ * refresh (a MOVED, or `slotsRefreshInterval`) asks another node.
+ */
+export function keepPoolOnEmptySlotMap(cluster: Cluster): void {
+  const pool = (cluster as unknown as ClusterInternals).connectionPool;
+  const reset = pool?.reset;
+  if (pool === undefined || typeof reset !== 'function')
+    throw new Error('ioredis Cluster has no connectionPool.reset: keepPoolOnEmptySlotMap needs updating');
+  pool.reset = (nodes) => {
+    if (nodes.length === 0) {
+      cluster.emit('emptySlotMap');
+      return;
+    }
+    reset.call(pool, nodes);
+  };
 }
 
 /** The seed address of each cluster client (for logs). */
@@ -197,5 +227,7 @@ export function toSidecarError(err: unknown, what: string): SidecarError {
   if (e.message === 'Command timed out') {
     return new RedisUnavailableError(`${what}: Redis did not answer in time`, { cause: e });
   }
-  return new RedisUnavailableError(`${what}: Redis is not reachable`, { cause: e });
+  // The client's own words (say "Connection is closed.", "connect ECONNREFUSED 10.0.0.5:6379"): which of
+  // the ways of not reaching Redis it was is what an operator of the cache needs to tell them apart.
+  return new RedisUnavailableError(`${what}: Redis is not reachable (${e.message})`, { cause: e });
 }
