@@ -79,6 +79,19 @@ async function redisRole(pod: string): Promise<string> {
   }
 }
 
+/** `CLUSTER NODES` as a pod's redis-server sees it (or why it could not be read). */
+async function clusterNodes(pod: string): Promise<string> {
+  const r = new Redis({ port: nodes.get(pod)!.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  r.on('error', () => undefined);
+  try {
+    return String(await r.call('CLUSTER', 'NODES'));
+  } catch (err) {
+    return String(err);
+  } finally {
+    r.disconnect();
+  }
+}
+
 /** Status settled with 3 shards, each ok with a primary and one replica. */
 async function waitSettled(what: string): Promise<any> {
   let last: any;
@@ -230,7 +243,17 @@ describe('topology cluster: role labels', () => {
       },
       120_000,
       250,
-    );
+    ).catch(async (err: unknown) => {
+      // Timed out once in CI (2026-12-03) and never alone: say whether Redis Cluster promoted the replica
+      // (then the operator lagged) or not (then the machine starved Redis' failure detection).
+      throw new Error(
+        `${String(err)}\nlabels: ${JSON.stringify(await roleLabels())}\n` +
+          `${survivor} ROLE: ${await redisRole(survivor).catch((e: unknown) => String(e))}\n` +
+          `${survivor} CLUSTER NODES:\n${await clusterNodes(survivor)}\n` +
+          `last status: ${JSON.stringify((await getCc())?.status)}\n` +
+          `operator log:\n${op?.log().split('\n').slice(-40).join('\n')}`,
+      );
+    });
     log(`${victim} unlabelled, ${survivor} labelled primary`);
     expect(await redisRole(survivor)).toBe('master');
     expect((await getCc()).status.shards[1].primary).toBe(survivor);
