@@ -299,7 +299,7 @@ export function createSidecarMetrics(sources: MetricSources, options: SidecarMet
   });
   const coalesced = new Counter({
     name: 'ripplecache_sidecar_writeback_coalesced_total',
-    help: 'Write-back entries folded into a later write to the same key of the same batch (not sent to the origin)',
+    help: 'Write-back entries folded into a later write to the same key, of the same batch or coalescing window (not sent to the origin)',
     registers,
   });
   const flushFailures = new Counter({

@@ -310,6 +310,7 @@ export class WriteBackFlusher {
           if (this.window !== undefined) {
             // Coalescing over time: what was read waits for its key's window; what is due is written.
             this.window.add(entries, this.clock());
+            await this.ackSuperseded(this.window.takeSuperseded());
             this.window.setPressure(this.backlogPressure());
             entries = this.window.take(this.clock(), this.batchSize, final);
             more ||= final ? this.window.size > 0 : this.window.hasDue(this.clock());
@@ -529,6 +530,22 @@ export class WriteBackFlusher {
       { stream: this.journal.streamKey, error: err instanceof Error ? err.message : String(err) },
       `Could not ${what}`,
     );
+  }
+
+  /**
+   * Acknowledges (and deletes) entries a later write of their key superseded in a coalescing window: they
+   * will never be written, and the entry superseding them is pending in this consumer. On a Redis failure
+   * they are acknowledged with the leftovers of the next cycle.
+   */
+  private async ackSuperseded(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    this.events.coalesced(ids.length);
+    try {
+      await this.journal.ack(ids);
+    } catch (err) {
+      this.redisFailed(err, 'acknowledge write-back entries');
+      this.unacked.push(...ids);
+    }
   }
 
   private async ackLeftovers(): Promise<boolean> {
