@@ -83,7 +83,7 @@ metadata:
       // The operator reads the bridge's /v1/peers here (its Service's DNS name otherwise).
       [`${NS}/a-bridge`]: `127.0.0.1:${bridgePort}`,
     },
-    extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '5'],
+    extraArgs: ['--resync-seconds', '5'],
   });
 });
 

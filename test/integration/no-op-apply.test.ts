@@ -22,7 +22,7 @@ beforeAll(async () => {
   operator = await startOperator({
     kubeconfigPath: cp.kubeconfigPath,
     identity: 'no-op-apply',
-    extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '1'],
+    extraArgs: ['--resync-seconds', '1'],
   });
 });
 

@@ -82,7 +82,7 @@ beforeAll(async () => {
       [`${NS}/evict-0`]: `127.0.0.1:${redis.port}`,
       [`${NS}/waiting-0`]: `127.0.0.1:${closed}`,
     },
-    extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'],
+    extraArgs: ['--resync-seconds', '2'],
   });
 });
 

@@ -105,7 +105,7 @@ metadata:
       // Nothing listens there: the operator cannot configure them (ConfigApplied=False), placement is unaffected.
       ...Object.fromEntries([0, 1, 2, 3].map((i) => [`${NS}/placed-${i}`, `127.0.0.1:${closed}`])),
     },
-    extraArgs: ['--lease-duration-seconds', '4', '--resync-seconds', '2'],
+    extraArgs: ['--resync-seconds', '2'],
   });
 });
 

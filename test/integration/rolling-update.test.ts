@@ -74,7 +74,6 @@ beforeAll(async () => {
     kubeconfigPath: cp.kubeconfigPath,
     identity: 'rolling-update',
     podAddresses: local.overrides,
-    extraArgs: ['--lease-duration-seconds', '4'],
   });
   const r = await cp.kubectl(
     ['apply', '-f', '-'],
