@@ -59,10 +59,13 @@ export interface ControlPlane {
    */
   applyCrds(dir?: string): Promise<void>;
   /**
-   * Waits until each CRD (`<plural>.<group>`) is Established and kubectl can list its objects. Established
-   * comes before the API server's discovery document names the new group (it is updated asynchronously), and
-   * under load a `kubectl apply` of a custom object right after Established failed with "resource kind …
-   * not found": only a successful `kubectl get` proves discovery serves it.
+   * Waits until each CRD (`<plural>.<group>`) is Established, kubectl can list its objects, and the API server
+   * takes a write of one. Each comes later than the one before it, asynchronously, and under CI load a
+   * `kubectl apply` of a custom object failed after each of the first two: "resource kind … not found" from
+   * kubectl's discovery right after Established, then 503 "Resource kind … not found. There can be a delay
+   * between when CustomResourceDefinitions are created and when they are available" from the server after a
+   * list had succeeded. The write is a server-side dry run of an empty object: any answer but those (say
+   * 422, the schema refusing it) says the kind is served.
    */
   waitForCrdsServed(names: string[], timeoutMs?: number): Promise<void>;
   /**
@@ -415,15 +418,48 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       const started = Date.now();
       const crds = names.map((n) => `crd/${n}`);
       await must(['wait', '--for=condition=Established', `--timeout=${Math.ceil(timeoutMs / 1000)}s`, ...crds]);
-      for (const name of names) {
-        let last: KubectlResult | undefined;
-        for (;;) {
-          last = await kubectl(['get', name, '--all-namespaces', '-o', 'name', '--request-timeout=10s']);
-          if (last.code === 0) break;
+      const NOT_SERVED = /ServiceUnavailable|no matches for kind|resource mapping not found|kind .* not found/i;
+      const until = async (name: string, what: string, attempt: () => Promise<boolean>, why: () => string) => {
+        while (!(await attempt())) {
           if (Date.now() - started > timeoutMs)
-            throw new Error(`CRD ${name} is Established but not served after ${timeoutMs} ms: ${last.stderr}`);
+            throw new Error(`CRD ${name}: ${what} not served after ${timeoutMs} ms: ${why()}`);
           await new Promise((r) => setTimeout(r, 250));
         }
+      };
+      for (const name of names) {
+        let last: KubectlResult | undefined;
+        await until(
+          name,
+          'list',
+          async () => {
+            last = await kubectl(['get', name, '--all-namespaces', '-o', 'name', '--request-timeout=10s']);
+            return last.code === 0;
+          },
+          () => last?.stderr ?? '',
+        );
+        const [kind, version, scope] = (
+          await must([
+            'get',
+            `crd/${name}`,
+            '-o',
+            'jsonpath={.spec.names.kind} {.spec.versions[?(@.served==true)].name} {.spec.scope}',
+          ])
+        ).split(' ') as [string, string, string];
+        const group = name.slice(name.indexOf('.') + 1);
+        const probe = JSON.stringify({
+          apiVersion: `${group}/${version}`,
+          kind,
+          metadata: { name: 'served-probe', ...(scope === 'Namespaced' ? { namespace: 'default' } : {}) },
+        });
+        await until(
+          name,
+          'a write',
+          async () => {
+            last = await kubectl(['create', '--dry-run=server', '--validate=false', '-f', '-'], probe);
+            return last.code === 0 || !NOT_SERVED.test(last.stderr);
+          },
+          () => last?.stderr ?? '',
+        );
       }
     };
 
