@@ -74,4 +74,27 @@ describe('the sidecar cluster client', () => {
     expect(emptyAnswers).toBeGreaterThan(0);
     expect(await client.get('k')).toBe('v40');
   }, 60_000);
+
+  it('knowing no slot yet (its seed is such a node), lets the pool empty and reconnects through the seed', async () => {
+    const lost = createClusterClient({
+      url: `redis://127.0.0.1:${drained.port}`,
+      timeoutMs: 2000,
+      name: 'it-cluster-client-lost',
+    });
+    lost.on('error', () => undefined);
+    let emptyAnswers = 0;
+    let reconnects = 0;
+    lost.on('emptySlotMap', () => emptyAnswers++);
+    lost.on('reconnecting', () => reconnects++);
+    try {
+      // ioredis' own behaviour: no slot map, so it drops the node and goes back to the seed (here the same
+      // node, in Kubernetes the client Service, which may lead to another one).
+      const deadline = Date.now() + 10_000;
+      while (reconnects < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(reconnects).toBeGreaterThanOrEqual(2);
+      expect(emptyAnswers).toBe(0);
+    } finally {
+      lost.disconnect();
+    }
+  }, 30_000);
 });

@@ -91,6 +91,8 @@ export function createClusterClient(options: RedisClientOptions): Cluster {
 /** What {@link keepPoolOnEmptySlotMap} needs of ioredis' Cluster internals (ioredis 5 and 6). */
 interface ClusterInternals {
   connectionPool?: { reset?: (nodes: readonly unknown[]) => void };
+  /** Slot → the node keys serving it, as last learnt. */
+  slots?: (readonly string[] | undefined)[];
 }
 
 /**
@@ -100,16 +102,21 @@ interface ClusterInternals {
  * lives on until the StatefulSet deletes it), or a cluster not yet bootstrapped. Taken at its word, that
  * answer emptied the pool: every connection closed, the client went to "reconnecting", and every command
  * until it reconnected failed with "Cluster isn't ready" — 503s seen in CI while resharding 4 → 3 shards.
- * An empty answer says nothing about the slots, so the pool and the slot map stay as they were; the next
- * refresh (a MOVED, or `slotsRefreshInterval`) asks another node.
+ * An empty answer says nothing about the slots, so while the client knows where some slots are, the pool and
+ * the slot map stay as they were; the next refresh (a MOVED, or `slotsRefreshInterval`) asks another node.
+ * A client that knows no slot yet (its seed answered empty: a drained node behind the seed Service, or a
+ * cluster not bootstrapped) lets ioredis empty the pool as before: it then reconnects through the seed,
+ * which may lead elsewhere, instead of staying with the one node it has.
  */
 export function keepPoolOnEmptySlotMap(cluster: Cluster): void {
-  const pool = (cluster as unknown as ClusterInternals).connectionPool;
+  const internals = cluster as unknown as ClusterInternals;
+  const pool = internals.connectionPool;
   const reset = pool?.reset;
-  if (pool === undefined || typeof reset !== 'function')
-    throw new Error('ioredis Cluster has no connectionPool.reset: keepPoolOnEmptySlotMap needs updating');
+  if (pool === undefined || typeof reset !== 'function' || !Array.isArray(internals.slots))
+    throw new Error('ioredis Cluster internals changed (connectionPool.reset, slots): update keepPoolOnEmptySlotMap');
+  const knowsSlots = () => internals.slots?.some((nodes) => nodes !== undefined && nodes.length > 0) === true;
   pool.reset = (nodes) => {
-    if (nodes.length === 0) {
+    if (nodes.length === 0 && knowsSlots()) {
       cluster.emit('emptySlotMap');
       return;
     }
