@@ -79,6 +79,19 @@ async function redisRole(pod: string): Promise<string> {
   }
 }
 
+/** `INFO replication` of a pod's redis-server (or why it could not be read). */
+async function replicationInfo(pod: string): Promise<string> {
+  const r = new Redis({ port: nodes.get(pod)!.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  r.on('error', () => undefined);
+  try {
+    return await r.info('replication');
+  } catch (err) {
+    return String(err);
+  } finally {
+    r.disconnect();
+  }
+}
+
 /** `CLUSTER NODES` as a pod's redis-server sees it (or why it could not be read). */
 async function clusterNodes(pod: string): Promise<string> {
   const r = new Redis({ port: nodes.get(pod)!.port, lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -233,6 +246,16 @@ describe('topology cluster: role labels', () => {
     const victim: string = status.shards[1].primary;
     const survivor: string = status.shards[1].replicas[0];
     const otherShards = labelsOfStatus([status.shards[0], status.shards[2]]);
+    // Redis Cluster promotes only a replica whose data is recent: one that never finished its first sync
+    // refuses to fail over ("Disconnected from master for longer than allowed"), for good. Status lists a
+    // replica as soon as it follows its primary, and in CI (2026-12-03) the kill came 0.9 s after CLUSTER
+    // REPLICATE, before the sync: the shard stayed down for the whole 120 s wait.
+    await waitFor(
+      `${survivor} synced with ${victim}`,
+      async () => /master_link_status:up/.test(await replicationInfo(survivor)),
+      60_000,
+      200,
+    );
     await nodes.get(victim)!.kill();
     log(`SIGKILLed ${victim} (shard 1's primary)`);
     await waitFor(
