@@ -177,6 +177,9 @@ describe('the Helm chart on real pods', () => {
       '180s',
     ]);
     expect(install.code, install.out).toBe(0);
+    // The chart's CRD: served for writes only some time after it is Established (CI, 2026-12-03: a 503
+    // "Resource kind … not found" on the first CacheCluster, with the operator already listing them).
+    await cp.waitForCrdsServed(['cacheclusters.cache.ripplecache.io']);
 
     const pods = JSON.parse(
       await k(['get', 'pods', '-n', SYSTEM, '-l', `app.kubernetes.io/instance=${RELEASE}`, '-o', 'json']),
