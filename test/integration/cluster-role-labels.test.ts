@@ -68,42 +68,28 @@ async function roleLabels(): Promise<Record<string, string | undefined>> {
   return Object.fromEntries(list.items.map((p) => [p.metadata!.name!, p.metadata?.labels?.[LABEL_ROLE]]));
 }
 
-/** `ROLE`'s first field on a pod's redis-server: master or slave. */
-async function redisRole(pod: string): Promise<string> {
+/** Runs `fn` on a short-lived connection to a pod's redis-server. */
+async function onPod<T>(pod: string, fn: (r: Redis) => Promise<T>): Promise<T> {
   const r = new Redis({ port: nodes.get(pod)!.port, lazyConnect: true, maxRetriesPerRequest: 1 });
   r.on('error', () => undefined);
   try {
-    return String(((await r.call('ROLE')) as unknown[])[0]);
+    return await fn(r);
   } finally {
     r.disconnect();
   }
 }
+
+/** `ROLE`'s first field on a pod's redis-server: master or slave. */
+const redisRole = (pod: string): Promise<string> =>
+  onPod(pod, async (r) => String(((await r.call('ROLE')) as unknown[])[0]));
 
 /** `INFO replication` of a pod's redis-server (or why it could not be read). */
-async function replicationInfo(pod: string): Promise<string> {
-  const r = new Redis({ port: nodes.get(pod)!.port, lazyConnect: true, maxRetriesPerRequest: 1 });
-  r.on('error', () => undefined);
-  try {
-    return await r.info('replication');
-  } catch (err) {
-    return String(err);
-  } finally {
-    r.disconnect();
-  }
-}
+const replicationInfo = (pod: string): Promise<string> =>
+  onPod(pod, (r) => r.info('replication')).catch((err: unknown) => String(err));
 
 /** `CLUSTER NODES` as a pod's redis-server sees it (or why it could not be read). */
-async function clusterNodes(pod: string): Promise<string> {
-  const r = new Redis({ port: nodes.get(pod)!.port, lazyConnect: true, maxRetriesPerRequest: 1 });
-  r.on('error', () => undefined);
-  try {
-    return String(await r.call('CLUSTER', 'NODES'));
-  } catch (err) {
-    return String(err);
-  } finally {
-    r.disconnect();
-  }
-}
+const clusterNodes = (pod: string): Promise<string> =>
+  onPod(pod, async (r) => String(await r.call('CLUSTER', 'NODES'))).catch((err: unknown) => String(err));
 
 /** Status settled with 3 shards, each ok with a primary and one replica. */
 async function waitSettled(what: string): Promise<any> {
