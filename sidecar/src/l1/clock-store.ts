@@ -2,7 +2,9 @@
  * `lru` policy, approximated by CLOCK (second chance): a hit sets one bit and moves nothing.
  *
  * The ring is the `Map`'s own insertion order, so the store keeps no key array and no links: per entry,
- * the `Map` entry, the value, 4 + 2 bytes of expiry and size ({@link EntryMeta}) and one reference bit.
+ * the `Map` entry, the value and 4 + 2 bytes of expiry and size ({@link EntryMeta}), whose spare top bit
+ * of the expiry word is the reference bit: a hit reads that word for the expiry check anyway, and writes
+ * it back only when the bit was clear.
  * Eviction walks the `Map` from its oldest entry with a long-lived iterator (the clock hand): an entry
  * whose bit is set loses the bit and is re-inserted at the newest end (its second chance); the first one
  * without the bit is evicted. So the order is FIFO among entries not used since they were (re)inserted,
@@ -11,7 +13,10 @@
  *
  * Pure code: no I/O, no timers, no clock (see `l1-store.ts`).
  */
-import { EntryMeta, type L1Store, type L1StoreOptions } from './l1-store.js';
+import { EntryMeta, expiredWord, type L1Store, type L1StoreOptions } from './l1-store.js';
+
+/** The reference bit: the flag bit of an {@link EntryMeta} expiry word. */
+const REFERENCED = 1 << 31;
 
 export class ClockStore<V> implements L1Store<V> {
   readonly policy = 'lru' as const;
@@ -24,8 +29,9 @@ export class ClockStore<V> implements L1Store<V> {
   private readonly map = new Map<string, number>();
   private vals: (V | undefined)[];
   private readonly meta: EntryMeta;
-  /** One reference bit per slot. */
-  private refs: Uint8Array;
+  /** `meta.exp` and `meta.base`, copied here for `get` (one load fewer each); see {@link setExpiry}. */
+  private exp: Int32Array;
+  private base = NaN;
   private used = 0;
   private capacity: number;
   private readonly free: number[] = [];
@@ -44,18 +50,23 @@ export class ClockStore<V> implements L1Store<V> {
     this.capacity = Math.min(options.maxEntries, 256);
     this.vals = new Array<V | undefined>(this.capacity).fill(undefined);
     this.meta = new EntryMeta(this.capacity);
-    this.refs = new Uint8Array((this.capacity + 7) >>> 3);
+    this.exp = this.meta.exp;
   }
 
   get(key: string, now: number): V | undefined {
     const i = this.map.get(key);
     if (i === undefined) return undefined;
-    if (this.meta.expired(i, now)) {
-      this.remove(key, i);
-      return undefined;
-    }
-    this.mark(i);
+    const exp = this.exp;
+    const word = exp[i] as number;
+    if (expiredWord(word, now - this.base)) return this.expire(key, i);
+    if (word >= 0) exp[i] = word | REFERENCED; // written only when the bit was clear
     return this.vals[i];
+  }
+
+  /** The rare path of `get`, out of line: the hit path stays short. */
+  private expire(key: string, slot: number): undefined {
+    this.remove(key, slot);
+    return undefined;
   }
 
   peek(key: string, now: number): V | undefined {
@@ -75,10 +86,10 @@ export class ClockStore<V> implements L1Store<V> {
       if (sizeBytes <= oldSize) {
         // In place; counts as a use (like LRU's move to the front).
         this.vals[old] = value;
-        this.meta.setExpiry(old, expiresAt, this.used, this.isLive);
+        this.setExpiry(old, expiresAt);
         this.meta.setSize(old, sizeBytes);
         this.bytes += sizeBytes - oldSize;
-        this.mark(old);
+        this.meta.setFlag(old, true);
         return 0;
       }
       this.remove(key, old);
@@ -92,9 +103,8 @@ export class ClockStore<V> implements L1Store<V> {
     this.evictions += evicted;
     const slot = this.allocSlot();
     this.vals[slot] = value;
-    this.meta.setExpiry(slot, expiresAt, this.used, this.isLive);
-    this.meta.setSize(slot, sizeBytes);
-    this.unmark(slot);
+    this.setExpiry(slot, expiresAt);
+    this.meta.setSize(slot, sizeBytes); // setExpiry cleared the reference bit
     this.map.set(key, slot);
     this.size++;
     this.bytes += sizeBytes;
@@ -111,7 +121,6 @@ export class ClockStore<V> implements L1Store<V> {
   clear(): void {
     this.map.clear();
     this.vals.fill(undefined);
-    this.refs.fill(0);
     this.free.length = 0;
     this.used = 0;
     this.size = 0;
@@ -142,24 +151,8 @@ export class ClockStore<V> implements L1Store<V> {
   keysInEvictionOrder(): string[] {
     const unused: string[] = [];
     const used: string[] = [];
-    for (const [key, slot] of this.map) (this.referenced(slot) ? used : unused).push(key);
+    for (const [key, slot] of this.map) (this.meta.flag(slot) ? used : unused).push(key);
     return [...unused, ...used];
-  }
-
-  private mark(slot: number): void {
-    const refs = this.refs;
-    const j = slot >>> 3;
-    refs[j] = (refs[j] as number) | (1 << (slot & 7));
-  }
-
-  private unmark(slot: number): void {
-    const refs = this.refs;
-    const j = slot >>> 3;
-    refs[j] = (refs[j] as number) & ~(1 << (slot & 7));
-  }
-
-  private referenced(slot: number): boolean {
-    return ((this.refs[slot >>> 3] as number) & (1 << (slot & 7))) !== 0;
   }
 
   private evictOne(): void {
@@ -170,8 +163,8 @@ export class ClockStore<V> implements L1Store<V> {
         r = this.hand.next();
       }
       const [key, slot] = r.value as [string, number];
-      if (this.referenced(slot)) {
-        this.unmark(slot);
+      if (this.meta.flag(slot)) {
+        this.meta.setFlag(slot, false);
         this.map.delete(key);
         this.map.set(key, slot); // to the newest end; the hand meets it again after a full turn
         continue;
@@ -179,6 +172,11 @@ export class ClockStore<V> implements L1Store<V> {
       this.remove(key, slot);
       return;
     }
+  }
+
+  private setExpiry(slot: number, expiresAt: number): void {
+    this.meta.setExpiry(slot, expiresAt, this.used, this.isLive);
+    this.base = this.meta.base; // the first finite expiry sets it, and a rebase moves it
   }
 
   private remove(key: string, slot: number): void {
@@ -201,9 +199,7 @@ export class ClockStore<V> implements L1Store<V> {
     this.vals.length = capacity;
     this.vals.fill(undefined, this.capacity);
     this.meta.grow(capacity);
-    const refs = new Uint8Array((capacity + 7) >>> 3);
-    refs.set(this.refs);
-    this.refs = refs;
+    this.exp = this.meta.exp;
     this.capacity = capacity;
   }
 }

@@ -237,44 +237,57 @@ export function copyInto<T extends IndexArray>(to: T, from: T): T {
 }
 
 /** Stored expiry of an entry that never expires. */
-export const NEVER_EXPIRES = 0xffff_ffff;
-const MAX_FINITE_EXPIRY = 0xffff_fffe;
+export const NEVER_EXPIRES = 0x7fff_ffff;
+const MAX_FINITE_EXPIRY = 0x7fff_fffe;
+/** The low 31 bits of a stored word are the expiry; the top bit is a flag its store may use. */
+const EXPIRY_MASK = 0x7fff_ffff;
 /** The base sits this far before the expiry that set it, so that earlier and later expiries both fit. */
-const EXPIRY_BASE_OFFSET = 2 ** 31;
+const EXPIRY_BASE_OFFSET = 2 ** 30;
 
 /**
  * Expiry and size of each slot, in 4 + 2 bytes instead of a Float64 and a Uint32.
  *
- * Expiry: whole milliseconds after a per-store base, in a Uint32Array, rounded down (an entry expires
- * at most 1 ms early, never late); `Infinity` is {@link NEVER_EXPIRES}. The base is set by the first
- * finite expiry (2^31 ms, about 24.8 days, before it). An expiry outside the range [base, base + 2^32 - 2]
- * moves the base (an O(n) pass, about once per 24 days of a steady clock) so that it and every live
- * entry's expiry fit, unchanged. Only if live expiries spread over more than ~49 days does one not fit;
- * it is then moved earlier (the entry expires early), never later.
+ * Expiry: whole milliseconds after a per-store base, in the low 31 bits of an Int32Array, rounded down
+ * (an entry expires at most 1 ms early, never late); `Infinity` is {@link NEVER_EXPIRES}. The top bit of
+ * each word is a flag for the store's own use ({@link flag}, {@link setFlag}: the `lru` policy keeps its
+ * reference bit there, so a hit reads and writes one word). The base is set by the first finite expiry
+ * (2^30 ms, about 12.4 days, before it). An expiry outside the range [base, base + 2^31 - 2] moves the
+ * base (an O(n) pass, about once per 12 days of a steady clock) so that it and every live entry's expiry
+ * fit, unchanged. Only if live expiries spread over more than ~24.8 days does one not fit; it is then
+ * moved earlier (the entry expires early), never later.
  *
  * Size: a Uint16Array while every size stored is below 65,536, widened once to a Uint32Array when a
  * larger one comes (values past 2^32 - 1 bytes are refused by `maxBytes` long before).
  */
 export class EntryMeta {
-  exp: Uint32Array;
+  exp: Int32Array;
   private sizes: Uint16Array | Uint32Array;
   /** `now - base` is compared with the stored expiry; NaN until the first finite expiry. */
   base = NaN;
 
   constructor(capacity: number) {
-    this.exp = new Uint32Array(capacity);
+    this.exp = new Int32Array(capacity);
     this.sizes = new Uint16Array(capacity);
   }
 
   /** Whether the entry in `slot` has expired at `now`. */
   expired(slot: number, now: number): boolean {
-    const e = this.exp[slot] as number;
-    return e <= now - this.base && e !== NEVER_EXPIRES;
+    return expiredWord(this.exp[slot] as number, now - this.base);
+  }
+
+  /** Whether the flag bit of `slot` is set. */
+  flag(slot: number): boolean {
+    return (this.exp[slot] as number) < 0;
+  }
+
+  setFlag(slot: number, on: boolean): void {
+    const e = (this.exp[slot] as number) & EXPIRY_MASK;
+    this.exp[slot] = on ? e | ~EXPIRY_MASK : e;
   }
 
   /**
-   * Stores an expiry. `used` bounds the slots, and `live(slot)` tells the live ones, for the rare pass
-   * that moves the base.
+   * Stores an expiry (and clears the slot's flag). `used` bounds the slots, and `live(slot)` tells the
+   * live ones, for the rare pass that moves the base.
    */
   setExpiry(slot: number, expiresAt: number, used: number, live: (slot: number) => boolean): void {
     if (expiresAt === Infinity) {
@@ -294,7 +307,7 @@ export class EntryMeta {
 
   /** The stored expiry on the caller's clock (for tests; rounded down to the ms). */
   expiresAt(slot: number): number {
-    const e = this.exp[slot] as number;
+    const e = (this.exp[slot] as number) & EXPIRY_MASK;
     return e === NEVER_EXPIRES ? Infinity : e + this.base;
   }
 
@@ -312,7 +325,7 @@ export class EntryMeta {
   }
 
   grow(capacity: number): void {
-    const exp = new Uint32Array(capacity);
+    const exp = new Int32Array(capacity);
     exp.set(this.exp);
     this.exp = exp;
     const sizes = this.sizes instanceof Uint16Array ? new Uint16Array(capacity) : new Uint32Array(capacity);
@@ -326,7 +339,7 @@ export class EntryMeta {
     let lo = Infinity;
     let hi = -Infinity;
     for (let i = 0; i < used; i++) {
-      const e = exp[i] as number;
+      const e = (exp[i] as number) & EXPIRY_MASK;
       if (e === NEVER_EXPIRES || !live(i)) continue;
       if (e < lo) lo = e;
       if (e > hi) hi = e;
@@ -343,11 +356,21 @@ export class EntryMeta {
       else shift = rel; // the new expiry is the earliest: later live ones are moved earlier
     }
     for (let i = 0; i < used; i++) {
-      const e = exp[i] as number;
+      const word = exp[i] as number;
+      const e = word & EXPIRY_MASK;
       if (e === NEVER_EXPIRES) continue;
       const moved = e - shift;
-      exp[i] = moved < 0 ? 0 : moved > MAX_FINITE_EXPIRY ? MAX_FINITE_EXPIRY : moved;
+      exp[i] = (moved < 0 ? 0 : moved > MAX_FINITE_EXPIRY ? MAX_FINITE_EXPIRY : moved) | (word & ~EXPIRY_MASK);
     }
     this.base += shift;
   }
+}
+
+/**
+ * Whether a stored expiry word (flag bit ignored) has passed when `nowRel` (`now - base`) is the time;
+ * for hot paths that have read the word themselves.
+ */
+export function expiredWord(word: number, nowRel: number): boolean {
+  const e = word & EXPIRY_MASK;
+  return e <= nowRel && e !== NEVER_EXPIRES;
 }

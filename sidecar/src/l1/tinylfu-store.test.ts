@@ -206,33 +206,59 @@ describe('EntryMeta (compact expiry and size)', () => {
   it('keeps expiries exact when a later one moves the base', () => {
     const m = new EntryMeta(4);
     m.setExpiry(0, 1000, 1, all);
-    m.setExpiry(1, 1000 + 3e9, 2, all); // 3e9 ms later: past the first base's range
+    m.setExpiry(1, 1000 + 2e9, 2, all); // 2e9 ms later: past the first base's range (2^30 ms)
     expect(m.expired(0, 999)).toBe(false);
     expect(m.expired(0, 1000)).toBe(true);
-    expect(m.expired(1, 1000 + 3e9 - 1)).toBe(false);
-    expect(m.expired(1, 1000 + 3e9)).toBe(true);
+    expect(m.expired(1, 1000 + 2e9 - 1)).toBe(false);
+    expect(m.expired(1, 1000 + 2e9)).toBe(true);
     m.setExpiry(2, Infinity, 3, all);
     expect(m.expired(2, 1e15)).toBe(false);
   });
 
-  it('when expiries spread over more than 2^32 ms, the one that does not fit expires early, never late', () => {
+  it('when expiries spread over more than 2^31 ms, the one that does not fit expires early, never late', () => {
     const m = new EntryMeta(4);
     m.setExpiry(0, 0, 1, all);
-    m.setExpiry(1, 5e9, 2, all);
+    m.setExpiry(1, 2.5e9, 2, all);
     expect(m.expired(0, 0)).toBe(true);
     expect(m.expired(0, -1)).toBe(false);
-    expect(m.expiresAt(1)).toBeLessThan(5e9);
-    expect(m.expired(1, 5e9)).toBe(true);
+    expect(m.expiresAt(1)).toBeLessThan(2.5e9);
+    expect(m.expired(1, 2.5e9)).toBe(true);
   });
 
   it('rounds down to the ms, and moves the base past an earlier expiry', () => {
     const m = new EntryMeta(2);
     m.setExpiry(0, 1000.9, 1, all);
     expect(m.expired(0, 1000)).toBe(true);
-    m.setExpiry(1, 1000 - 3e9, 2, all);
-    expect(m.expired(1, 1000 - 3e9 - 1)).toBe(false);
-    expect(m.expired(1, 1000 - 3e9)).toBe(true);
+    m.setExpiry(1, 1000 - 2e9, 2, all);
+    expect(m.expired(1, 1000 - 2e9 - 1)).toBe(false);
+    expect(m.expired(1, 1000 - 2e9)).toBe(true);
     expect(m.expired(0, 999)).toBe(false);
+  });
+
+  it('keeps each flag bit apart from the expiry, across a move of the base and a growth', () => {
+    const m = new EntryMeta(4);
+    m.setExpiry(0, 1000, 1, all);
+    m.setExpiry(1, Infinity, 2, all);
+    m.setFlag(0, true);
+    m.setFlag(1, true);
+    expect([m.flag(0), m.flag(1), m.flag(2)]).toEqual([true, true, false]);
+    expect(m.expired(0, 999)).toBe(false);
+    expect(m.expired(0, 1000)).toBe(true);
+    expect(m.expired(1, 1e15)).toBe(false);
+    m.setExpiry(2, 1000 + 2e9, 3, all); // moves the base
+    expect(m.flag(0)).toBe(true);
+    expect(m.flag(2)).toBe(false);
+    expect(m.expiresAt(0)).toBe(1000);
+    expect(m.expiresAt(1)).toBe(Infinity);
+    expect(m.expired(0, 999)).toBe(false);
+    expect(m.expired(0, 1000)).toBe(true);
+    m.grow(8);
+    expect([m.flag(0), m.flag(1)]).toEqual([true, true]);
+    m.setFlag(0, false);
+    expect(m.flag(0)).toBe(false);
+    expect(m.expiresAt(0)).toBe(1000);
+    m.setExpiry(1, 5000, 3, all); // a new expiry clears the flag
+    expect(m.flag(1)).toBe(false);
   });
 
   it('stores sizes in 16 bits until a larger one comes, then widens', () => {
