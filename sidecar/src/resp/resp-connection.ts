@@ -63,6 +63,12 @@ export class RespConnection {
   /** Replies ready to write, gathered while a chunk is parsed and written at its end. */
   private batch: Output = [];
   private inData = false;
+  /** A flush is queued for when the current promise callbacks have run (see {@link fill}). */
+  private flushQueued = false;
+  private readonly queuedFlush = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
   /** Per key: the last in-flight command naming it (its completion). */
   private readonly inflight = new Map<string, Promise<void>>();
   /** No more commands are run (QUIT, refused input, shutdown): the queue is answered, then the socket ends. */
@@ -275,7 +281,13 @@ export class RespConnection {
       this.queue.length = 0;
       this.head = 0;
     }
-    if (!this.inData) this.flush();
+    // Commands that complete together (a pipeline's SETs acknowledged by one journal append resolve in one
+    // run of promise callbacks) are written together: the flush waits for that run to end. A write per
+    // reply cost a send syscall each, 14 % of the sidecar's CPU under pipelined write-back SETs.
+    if (!this.inData && !this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(this.queuedFlush);
+    }
     if (this.pausedForPending && this.queue.length - this.head <= this.options.maxPending / 2) {
       this.pausedForPending = false;
       this.maybeResume();
