@@ -3,29 +3,36 @@
  * so that no Redis is needed) and the front's limits made small: a client stalled in the middle of a
  * command is disconnected while an idle one is kept; a client that pipelines without reading its replies
  * stops being read (the sidecar holds a bounded amount of replies), and gets every reply, in order, once
- * it reads.
+ * it reads. And, with a real redis-server as L2: the replies of pipelined commands that complete together
+ * leave in one socket write, not one each.
  */
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../sidecar/src/app.js';
 import { SIDECAR_DEFAULTS, type SidecarConfig } from '../../sidecar/src/config-defaults.js';
 import { RespServer } from '../../sidecar/src/resp/resp-server.js';
+import { startRedis, type RedisProcess } from '../harness/redis.js';
 
 const apps: FastifyInstance[] = [];
 const servers: RespServer[] = [];
+const redises: RedisProcess[] = [];
 afterAll(async () => {
   for (const s of servers) await s.close(1000);
   for (const a of apps) await a.close();
+  for (const r of redises) await r.stop();
 });
 
 async function front(options: {
   slowClientMs: number;
   maxPending: number;
+  redis?: string;
 }): Promise<{ port: number; app: FastifyInstance }> {
+  const { redis, ...limits } = options;
   const config: SidecarConfig = {
     ...structuredClone(SIDECAR_DEFAULTS),
     l1: { ...SIDECAR_DEFAULTS.l1, maxBytes: 256 * 1024 * 1024 },
+    redis,
   };
   const app = await buildApp({ config, logger: false });
   apps.push(app);
@@ -34,7 +41,7 @@ async function front(options: {
     socketMode: 0o600,
     backend: app.ripplecache.respBackend,
     log: app.log,
-    ...options,
+    ...limits,
   });
   servers.push(server);
   await server.start();
@@ -123,6 +130,45 @@ describe('RESP connection limits', () => {
     });
     expect(inOrder).toBe(true);
     expect(replies).toBe(n);
+    c.destroy();
+  });
+
+  it('writes the replies of pipelined commands that complete together in one write', async () => {
+    const redis = await startRedis();
+    redises.push(redis);
+    const { port } = await front({ slowClientMs: 20_000, maxPending: 1024, redis: redis.url });
+    const c = await connect(port);
+    const received = (count: number) =>
+      new Promise<string>((resolve) => {
+        let text = '';
+        const onData = (d: Buffer) => {
+          text += d.toString();
+          if (text.split('\r\n').length - 1 >= count) {
+            c.off('data', onData);
+            resolve(text);
+          }
+        };
+        c.on('data', onData);
+      });
+    const pipeline = (round: number) =>
+      Array.from({ length: 16 }, (_, i) => `*3\r\n$3\r\nSET\r\n$${`k${round}-${i}`.length}\r\nk${round}-${i}\r\n$1\r\nv\r\n`);
+    // Warm-up: the first SETs wait for connections; count from the second pipeline on.
+    c.write(pipeline(0).join(''));
+    await received(16);
+    // Each SET goes to Redis (L2, no origin) and completes when Redis answers: asynchronously, but the 16
+    // answers come in one reply chunk from Redis, so the 16 SETs complete in one run of callbacks.
+    const write = vi.spyOn(Socket.prototype, 'write');
+    try {
+      const replies = received(16);
+      c.write(pipeline(1).join(''));
+      expect(await replies).toBe('+OK\r\n'.repeat(16));
+      const fromFront = write.mock.contexts.filter((sock) => (sock as Socket).localPort === port).length;
+      // One write per reply before the change (16); Redis may answer the pipeline in more than one chunk.
+      expect(fromFront).toBeGreaterThanOrEqual(1);
+      expect(fromFront).toBeLessThanOrEqual(3);
+    } finally {
+      write.mockRestore();
+    }
     c.destroy();
   });
 });

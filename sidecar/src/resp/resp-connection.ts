@@ -8,6 +8,11 @@
  * order, as concurrent HTTP requests do (the write policies batch them). An L1 hit is answered at once,
  * without a promise.
  *
+ * Writes: the replies of one received chunk's synchronous commands go out in one write at the chunk's
+ * end; replies of commands that complete later go out in one write once the run of promise callbacks
+ * that completed them ends (commands acknowledged by one journal append or one Redis reply complete in
+ * the same run).
+ *
  * Bounds: the parser's (bulk length, arguments, inline length, command size); at most `maxPending`
  * commands in flight (beyond that the socket is not read until half of them are answered) and no reading
  * while the socket's write buffer is full (a client that does not read its replies stops being read).
