@@ -151,7 +151,10 @@ describe('RESP connection limits', () => {
         c.on('data', onData);
       });
     const pipeline = (round: number) =>
-      Array.from({ length: 16 }, (_, i) => `*3\r\n$3\r\nSET\r\n$${`k${round}-${i}`.length}\r\nk${round}-${i}\r\n$1\r\nv\r\n`);
+      Array.from(
+        { length: 16 },
+        (_, i) => `*3\r\n$3\r\nSET\r\n$${`k${round}-${i}`.length}\r\nk${round}-${i}\r\n$1\r\nv\r\n`,
+      );
     // Warm-up: the first SETs wait for connections; count from the second pipeline on.
     c.write(pipeline(0).join(''));
     await received(16);
