@@ -6,6 +6,8 @@
  *
  * - After bootstrap: `kubectl get pods -l cache.ripplecache.io/role=primary` lists exactly the shards' primaries
  *   (status.shards[].primary, each reporting ROLE master), the other pods are labelled replica (ROLE slave).
+ * - A replica whose link to its primary is down (a wrong masterauth): status.shards[].unsyncedReplicas names it
+ *   and the shard is degraded, until it has synced again; `ok` shards' replicas report master_link_status:up.
  * - A shard primary SIGKILLed: its label goes (not reachable: role not known), Redis Cluster promotes its replica,
  *   which gets the primary label; the killed node restarted with its nodes.conf rejoins as a replica and is
  *   labelled so. Sampled throughout: never two pods of one shard labelled primary.
@@ -226,6 +228,41 @@ describe('topology cluster: role labels', () => {
     // The labels say what Redis says.
     for (const [pod, role] of Object.entries(defined(await roleLabels())))
       expect(await redisRole(pod), pod).toBe(role === 'primary' ? 'master' : 'slave');
+
+    // ---- A replica that is not synced ------------------------------------------------------------------
+    // `ok` means synced: each replica's own INFO says its link is up, and none is listed unsynced.
+    for (const sh of status.shards) {
+      expect(sh.unsyncedReplicas, `shard ${sh.index}`).toBeUndefined();
+      expect(await replicationInfo(sh.replicas[0])).toMatch(/master_link_status:up/);
+    }
+    // Shard 0's replica loses its link and cannot get it back: a wrong masterauth (its primary has no
+    // password, so the AUTH it sends on reconnecting fails) and its link to the primary cut.
+    const unsynced: string = status.shards[0].replicas[0];
+    await onPod(unsynced, async (r) => {
+      await r.call('CONFIG', 'SET', 'masterauth', 'not-the-password');
+      await r.call('CLIENT', 'KILL', 'TYPE', 'master');
+    });
+    let shard0: any;
+    await waitFor(
+      `${unsynced} reported unsynced, shard 0 degraded`,
+      async () => {
+        shard0 = (await getCc()).status.shards[0];
+        return shard0.state === 'degraded' && JSON.stringify(shard0.unsyncedReplicas) === JSON.stringify([unsynced]);
+      },
+      60_000,
+      250,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}; last shard 0: ${JSON.stringify(shard0)}`);
+    });
+    expect(await replicationInfo(unsynced)).toMatch(/master_link_status:down/);
+    // Still a replica of its primary: listed, and labelled, as one.
+    expect(shard0.replicas).toEqual([unsynced]);
+    expect((await roleLabels())[unsynced]).toBe('replica');
+    await onPod(unsynced, (r) => r.call('CONFIG', 'SET', 'masterauth', ''));
+    status = (await waitSettled(`${unsynced} synced again`)).status;
+    expect(status.shards[0].unsyncedReplicas).toBeUndefined();
+    expect(await replicationInfo(unsynced)).toMatch(/master_link_status:up/);
+    log(`${unsynced} reported unsynced while its link was down, then synced`);
 
     // ---- A shard primary SIGKILLed ---------------------------------------------------------------------
     const sampler = samplePrimariesPerShard();

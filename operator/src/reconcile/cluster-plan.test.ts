@@ -136,6 +136,24 @@ describe('planCluster', () => {
     });
   });
 
+  it('reports a replica that has not synced with its primary, and the shard degraded, not ok', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
+    for (const p of pods) if (p.view && p.ordinal === 1) p.view.replicaSynced = p.shard !== 1;
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.actions).toEqual([]);
+    expect(plan.shards[1]).toEqual({
+      index: 1,
+      slots: '5462-10922',
+      slotCount: 5461,
+      primary: 'c-shard-1-0',
+      replicas: ['c-shard-1-1'],
+      unsyncedReplicas: ['c-shard-1-1'],
+      state: 'degraded',
+    });
+    expect(plan.shards.map((x) => x.state)).toEqual(['ok', 'degraded', 'ok']);
+    expect(plan.shards[0]).not.toHaveProperty('unsyncedReplicas');
+  });
+
   it('finishes a slot left MIGRATING by a killed operator first, then plans the rest', () => {
     const pods = formed([['0-5461', '[5461->-' + id('c') + ']'], ['5462-10922'], ['10923-16383']]);
     const plan = planCluster({ pods, shards: 4, existingShards: [0, 1, 2, 3] });

@@ -21,7 +21,7 @@ export interface ClusterPod {
   /** Where the operator (and the other nodes) reach it; absent while the pod has no address. */
   endpoint?: { host: string; port: number };
   /** Its own answers; absent when it could not be asked. */
-  view?: { myId: string; nodes: ClusterNodeEntry[]; state: string };
+  view?: { myId: string; nodes: ClusterNodeEntry[]; state: string; replicaSynced?: boolean };
 }
 
 export interface ClusterPlanInput {
@@ -374,6 +374,9 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     const replicas = reachable
       .filter((p) => p.shard === index && p !== primary && pid !== undefined && me(p)?.masterId === pid)
       .map((p) => p.pod);
+    // Redis Cluster never promotes a replica that has not synced with its primary: until it has, the shard
+    // cannot fail over to it (README "Redis Cluster").
+    const unsynced = replicas.filter((name) => reachable.find((p) => p.pod === name)?.view?.replicaSynced === false);
     const shardPods = pods.filter((p) => p.shard === index);
     const state: ShardStatus['state'] =
       index >= input.shards
@@ -382,7 +385,7 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
           ? 'primaryLost'
           : primary === undefined || slots.length === 0
             ? 'pending'
-            : replicas.length < shardPods.length - 1
+            : replicas.length < shardPods.length - 1 || unsynced.length > 0
               ? 'degraded'
               : 'ok';
     return {
@@ -391,6 +394,7 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
       slotCount: slotCount(ranges),
       ...(primary && slots.length > 0 ? { primary: primary.pod } : {}),
       replicas,
+      ...(unsynced.length > 0 ? { unsyncedReplicas: unsynced } : {}),
       state,
     };
   });

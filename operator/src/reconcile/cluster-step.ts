@@ -61,7 +61,7 @@ export interface ClusterOutcome {
   /** Every pod of the shards `0 … shards-1` that has an address (for live config). */
   endpoints: PodEndpoint[];
   resharding: ReshardingStatus | undefined;
-  /** When to look again (ms), or undefined when nothing is pending. */
+  /** When to look again (ms): soon while anything is pending, {@link CLUSTER_RECHECK_MS} once settled. */
   retryInMs: number | undefined;
 }
 
@@ -74,6 +74,11 @@ interface StepDeps {
 }
 
 /** The most shard StatefulSets looked for (the CRD allows 128 shards). */
+/**
+ * A settled cluster is read again this often: Redis Cluster changes on its own (a replica's link drops, a
+ * failover by the cluster itself) without any Kubernetes event that would start a reconcile.
+ */
+export const CLUSTER_RECHECK_MS = 30_000;
 const MAX_SHARDS = 256;
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 /** The highest pod ordinal looked for beyond a shard StatefulSet's replicas (the scan stops at the first gap). */
@@ -337,7 +342,7 @@ export async function clusterStep(
       plan,
       endpoints,
       resharding,
-      retryInMs: failed > 0 ? 2000 : moved > 0 ? 50 : pending ? 1000 : undefined,
+      retryInMs: failed > 0 ? 2000 : moved > 0 ? 50 : pending ? 1000 : CLUSTER_RECHECK_MS,
     };
   } finally {
     admin.close();

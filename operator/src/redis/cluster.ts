@@ -1,5 +1,6 @@
 /**
- * Redis Cluster administration for topology `cluster`: reading each node's view (CLUSTER MYID / NODES / INFO),
+ * Redis Cluster administration for topology `cluster`: reading each node's view (CLUSTER MYID / NODES / INFO,
+ * and INFO replication for whether a replica has synced),
  * its announce address (CONFIG SET cluster-announce-ip / -port), CLUSTER MEET, ADDSLOTSRANGE, REPLICATE, FORGET,
  * RESET, and moving one slot between primaries (SETSLOT IMPORTING / MIGRATING, MIGRATE in batches of keys,
  * SETSLOT NODE). Every write asks `beforeWrite` (the leadership fence) right before it is sent, as live-config.ts.
@@ -9,12 +10,18 @@
 import { Redis } from 'ioredis';
 import { parseClusterInfo, parseClusterNodes, type ClusterNodeEntry } from './cluster-nodes.js';
 import { describe, type LiveConfigOptions, type PodEndpoint } from './live-config.js';
+import { parseReplicationInfo } from './replication.js';
 
 /** What one node reported. */
 export interface ClusterNodeView {
   myId: string;
   nodes: ClusterNodeEntry[];
   state: string;
+  /**
+   * A replica's own answer to `INFO replication`: its link to its primary is up and no full sync is
+   * loading (`master_link_status:up`, `master_sync_in_progress:0`). Absent for a primary.
+   */
+  replicaSynced?: boolean;
 }
 
 /** Thrown when a cluster command failed (the node's answer or the connection error, never a password). */
@@ -121,7 +128,15 @@ export class ClusterSession {
     const myId = String(await this.read(ep, ['CLUSTER', 'MYID']));
     const nodes = parseClusterNodes(String(await this.read(ep, ['CLUSTER', 'NODES'])));
     const info = parseClusterInfo(String(await this.read(ep, ['CLUSTER', 'INFO'])));
-    return { myId, nodes, state: info.cluster_state ?? 'unknown' };
+    const replication = parseReplicationInfo(ep.pod, String(await this.read(ep, ['INFO', 'replication'])));
+    return {
+      myId,
+      nodes,
+      state: info.cluster_state ?? 'unknown',
+      ...(replication.reachable && replication.role === 'replica'
+        ? { replicaSynced: replication.linkUp === true && replication.syncInProgress !== true }
+        : {}),
+    };
   }
 
   /** `CLUSTER MEET host port` sent to `ep`. */

@@ -1253,8 +1253,17 @@ export const statusSchema: JSONSchemaProps = obj('What the operator last observe
           items: str('A pod name.'),
           maxItems: 64,
         },
+        unsyncedReplicas: {
+          type: 'array',
+          description:
+            'Of replicas, those whose link to the primary is down or whose first sync has not finished: Redis ' +
+            'Cluster would not fail over to them. Absent when there are none.',
+          items: str('A pod name.'),
+          maxItems: 64,
+        },
         state: enumOf(
-          'ok: primary up, replicas following; degraded: a replica missing or not following; primaryLost: its ' +
+          'ok: primary up, replicas following and synced; degraded: a replica missing, not following or not ' +
+            'synced; primaryLost: its ' +
             'slots are owned by a node that is down (Redis Cluster fails over to a replica); draining: being ' +
             'removed, its slots moving away; pending: not part of the cluster yet.',
           ['ok', 'degraded', 'primaryLost', 'draining', 'pending'],

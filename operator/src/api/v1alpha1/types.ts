@@ -430,7 +430,13 @@ export interface ShardStatus {
   /** The pods that replicate its primary. */
   replicas: string[];
   /**
-   * `ok`: a primary is up and every replica follows it; `degraded`: a replica is missing or not following;
+   * Of `replicas`, those whose link to the primary is down or whose first sync has not finished (their own
+   * `INFO replication`): Redis Cluster would not fail over to them. Absent when there are none.
+   */
+  unsyncedReplicas?: string[];
+  /**
+   * `ok`: a primary is up and every replica follows it, synced; `degraded`: a replica is missing, not
+   * following or not synced;
    * `primaryLost`: its slots are owned by a node that is down (Redis Cluster fails over to a replica);
    * `draining`: being removed (scale-in), its slots moving away; `pending`: not part of the cluster yet.
    */
