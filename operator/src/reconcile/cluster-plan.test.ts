@@ -117,6 +117,16 @@ describe('planCluster', () => {
     expect(plan.moves).toEqual([]);
   });
 
+  /** Shard 1 of a formed, even 3-shard cluster, as status reports it when all is well. */
+  const shard1Ok = {
+    index: 1,
+    slots: '5462-10922',
+    slotCount: 5461,
+    primary: 'c-shard-1-0',
+    replicas: ['c-shard-1-1'],
+    state: 'ok',
+  };
+
   it('does nothing on a formed, even cluster and reports each shard', () => {
     const plan = planCluster({
       pods: formed([['0-5461'], ['5462-10922'], ['10923-16383']]),
@@ -126,14 +136,7 @@ describe('planCluster', () => {
     expect(plan.actions).toEqual([]);
     expect(plan.moves).toEqual([]);
     expect(plan.slotsAssigned).toBe(16384);
-    expect(plan.shards[1]).toEqual({
-      index: 1,
-      slots: '5462-10922',
-      slotCount: 5461,
-      primary: 'c-shard-1-0',
-      replicas: ['c-shard-1-1'],
-      state: 'ok',
-    });
+    expect(plan.shards[1]).toEqual(shard1Ok);
   });
 
   it('reports a replica that has not synced with its primary, and the shard degraded, not ok', () => {
@@ -141,15 +144,7 @@ describe('planCluster', () => {
     for (const p of pods) if (p.view && p.ordinal === 1) p.view.replicaSynced = p.shard !== 1;
     const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
     expect(plan.actions).toEqual([]);
-    expect(plan.shards[1]).toEqual({
-      index: 1,
-      slots: '5462-10922',
-      slotCount: 5461,
-      primary: 'c-shard-1-0',
-      replicas: ['c-shard-1-1'],
-      unsyncedReplicas: ['c-shard-1-1'],
-      state: 'degraded',
-    });
+    expect(plan.shards[1]).toEqual({ ...shard1Ok, unsyncedReplicas: ['c-shard-1-1'], state: 'degraded' });
     expect(plan.shards.map((x) => x.state)).toEqual(['ok', 'degraded', 'ok']);
     expect(plan.shards[0]).not.toHaveProperty('unsyncedReplicas');
   });
