@@ -363,8 +363,31 @@ describe('HTTP input (issue 10 §4)', () => {
       payload: 'x',
       headers: { 'content-type': '' },
     });
-    expect(options.statusCode).toBe(404);
-    expect(options.json().error.code).toBe('NotFound');
+    expect(options.statusCode).toBe(405);
+    expect(options.headers.allow).toBe('GET, HEAD');
+    expect(options.json().error.code).toBe('MethodNotAllowed');
+  });
+
+  it.each([
+    ['OPTIONS', '/v1/cache/k', 'GET, HEAD, PUT, DELETE'],
+    ['PATCH', '/v1/cache/k', 'GET, HEAD, PUT, DELETE'],
+    ['HEAD', '/v1/invalidate', 'POST'],
+    ['OPTIONS', '/v1/batch', 'POST'],
+    ['POST', '/healthz', 'GET, HEAD'],
+    ['DELETE', '/metrics', 'GET, HEAD'],
+    ['PUT', '/readyz', 'GET, HEAD'],
+  ])('answers %s %s with 405 and Allow: %s, whatever the body', async (method, url, allow) => {
+    const r = await app.inject({
+      method: method as 'GET',
+      url,
+      ...(method === 'HEAD' ? {} : { payload: 'x'.repeat(4096), headers: { 'content-type': 'no/such-parser' } }),
+    });
+    expect(r.statusCode).toBe(405);
+    expect(r.headers.allow).toBe(allow);
+    if (method !== 'HEAD')
+      expect(r.json()).toEqual({
+        error: { code: 'MethodNotAllowed', message: `${method} is not allowed here; use ${allow}` },
+      });
   });
 
   it.each([
@@ -539,5 +562,77 @@ describe('POST /v1/batch (L1-only)', () => {
     expect(text).toContain('ripplecache_sidecar_requests_total{operation="batch",tier="l1",outcome="stored"} 1');
     expect(text).toContain('ripplecache_sidecar_requests_total{operation="batch",tier="l1",outcome="hit"} 1');
     expect(text).toContain('ripplecache_sidecar_requests_total{operation="batch",tier="none",outcome="InvalidKey"} 1');
+  });
+});
+
+describe('bodies and query strings refused by name (external review, 2026-12-03)', () => {
+  const invalidate = (payload: string) =>
+    app.inject({ method: 'POST', url: '/v1/invalidate', payload, headers: { 'content-type': 'application/json' } });
+
+  it.each([
+    ['{"keys":[true]}', 'keys[0] must be a string'],
+    ['{"keys":["a",1]}', 'keys[1] must be a string'],
+    ['{"keys":[null]}', 'keys[0] must be a string'],
+  ])('invalidate %s → 400 InvalidBody %s, nothing invalidated', async (payload, message) => {
+    await put('true', 'kept');
+    const r = await invalidate(payload);
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'InvalidBody', message } });
+    expect((await get('true')).body).toBe('kept');
+  });
+
+  it('invalidate counts a key given twice once', async () => {
+    const r = await invalidate('{"keys":["a","a","b"]}');
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toMatchObject({ keys: 2 });
+  });
+
+  it('a __proto__ property is refused by name; a syntax error names its position', async () => {
+    const proto = await invalidate('{"__proto__":{},"keys":["a"]}');
+    expect(proto.json()).toEqual({
+      error: {
+        code: 'InvalidBody',
+        message: 'the body has a "__proto__" or "constructor.prototype" property, which is refused',
+      },
+    });
+    const batch = await app.inject({ method: 'POST', url: '/v1/batch', payload: '{"ops":[],}' });
+    expect(batch.json()).toEqual({
+      error: { code: 'InvalidBody', message: 'the body is not valid JSON (at character 10)' },
+    });
+  });
+
+  it.each([
+    ['PUT', '/v1/cache/k?TTL=5'],
+    ['PUT', '/v1/cache/k?ttl[]=5'],
+    ['GET', '/v1/cache/k?foo=bar'],
+    ['DELETE', '/v1/cache/k?x=1'],
+    ['POST', '/v1/invalidate?all=true'],
+    ['POST', '/v1/batch?x'],
+  ])('%s %s → 400 InvalidRequest naming the unknown parameter; nothing written', async (method, url) => {
+    await put('k', 'kept');
+    const payload = method === 'POST' ? (url.startsWith('/v1/batch') ? '{"ops":[]}' : '{"all":true}') : 'new';
+    const r = await app.inject({ method: method as 'PUT', url, payload });
+    expect(r.statusCode).toBe(400);
+    const name = new URLSearchParams(url.split('?')[1]).keys().next().value;
+    expect(r.json()).toEqual({ error: { code: 'InvalidRequest', message: `unknown query parameter "${name}"` } });
+    expect((await get('k')).body).toBe('kept');
+  });
+
+  it('an invalidate body over 8 MiB is 413 BodyTooLarge naming the limit', async () => {
+    const r = await invalidate(`{"keys":["${'a'.repeat(8 * 1024 * 1024)}"]}`);
+    expect(r.statusCode).toBe(413);
+    expect(r.json()).toEqual({
+      error: { code: 'BodyTooLarge', message: `the body is larger than the limit of ${8 * 1024 * 1024} bytes` },
+    });
+  });
+
+  it('an invalidate body of 1000 keys of 1024 escaped bytes (over 2 MiB) is within the limit', async () => {
+    const key = '\\u0001'.repeat(1024);
+    const keys = Array.from({ length: 1000 }, (_, i) => `${key.slice(0, -6 * 4)}${String(i).padStart(4, '0')}`);
+    const payload = `{"keys":[${keys.map((k) => `"${k}"`).join(',')}]}`;
+    expect(payload.length).toBeGreaterThan(2 * 1024 * 1024);
+    const r = await invalidate(payload);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json()).toMatchObject({ keys: 1000 });
   });
 });

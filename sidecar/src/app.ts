@@ -18,7 +18,7 @@ import { InvalidationPublisher } from './invalidation/invalidation-publisher.js'
 import { InvalidationReceiver } from './invalidation/invalidation-receiver.js';
 import { createL1Store } from './l1/create-l1-store.js';
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.js';
-import { frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
+import { bodyLimitFor, defaultBodyLimit, frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
 import type { Redis } from 'ioredis';
 import { clientErrorHandler, httpServerFactory } from './plugins/http-server.js';
 import { InvalidationSubscriber } from './redis/invalidation-subscriber.js';
@@ -67,6 +67,11 @@ export interface BuildAppOptions {
    * left stays in the journal for another sidecar. Default 7000 (main.ts gives the whole shutdown 10 s).
    */
   writeBackDrainMs?: number;
+  /**
+   * Called with a message when Redis refuses the configuration for good (the `/db` of `--redis` does not
+   * exist there): ioredis would otherwise go on over database 0. main.ts exits 2. Default: only logged.
+   */
+  onFatal?: (message: string) => void;
 }
 
 /** What the app exposes to main.ts, tests and benchmarks. */
@@ -106,7 +111,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options;
   const clock = options.clock ?? Date.now;
   const senderId = options.senderId ?? defaultSenderId();
-  const bodyLimit = Math.max(config.maxValueBytes, 2 * 1024 * 1024);
+  const bodyLimit = defaultBodyLimit(config.maxValueBytes);
 
   const app = Fastify({
     ...(options.loggerInstance
@@ -122,7 +127,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     frameworkErrors: frameworkErrors(config.maxValueBytes),
     // Requests refused before fastify sees them (parse errors, no Host, oversize Expect: 100-continue) get
     // the API's JSON errors too; the cache routes' body limit is the value limit.
-    serverFactory: httpServerFactory((url) => (url.startsWith('/v1/cache/') ? config.maxValueBytes : bodyLimit)),
+    serverFactory: httpServerFactory((url) => bodyLimitFor(url, config.maxValueBytes)),
     clientErrorHandler,
     // Reject unknown properties instead of silently dropping them; coerce query strings to numbers but
     // never a scalar into an array.
@@ -168,8 +173,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     subscriberClient = isCluster(commandClient)
       ? createRotatingNodeClient(subscriberOptions, () => clusterNodeAddresses(commandClient))
       : createRedisClient(subscriberOptions);
-    watchConnection(primary, 'command', log);
-    watchConnection(subscriberClient, 'subscriber', log);
+    watchConnection(primary, 'command', log, options.onFatal);
+    watchConnection(subscriberClient, 'subscriber', log, options.onFatal);
     if (config.durability === 'replicated' && config.origin !== undefined) {
       writeClient = createClient({
         url: config.redis,
@@ -178,7 +183,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         name: 'ripplecache-sidecar-write',
         cluster,
       });
-      watchConnection(writeClient, 'write', log);
+      watchConnection(writeClient, 'write', log, options.onFatal);
     }
     l2 = new RedisL2({
       primary,
@@ -198,7 +203,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       l1Entries: () => l1.size,
       l1Bytes: () => l1.bytes,
       redisUp: () => (primary?.status === 'ready' ? 1 : 0),
-      subscribed: () => (cache?.isSubscribed ? 1 : 0),
+      subscribed: () => (cache !== undefined && !cache.l1Only && cache.isSubscribed ? 1 : 0),
       ...(config.origin !== undefined && config.writePolicy === 'write-back'
         ? { writeBackPending: () => (writePath as WritePath).pending() }
         : {}),
@@ -393,7 +398,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 }
 
 /** Logs the connection's state changes (not every failed reconnect attempt). */
-function watchConnection(client: RedisClient, role: string, log: FastifyBaseLogger): void {
+function watchConnection(
+  client: RedisClient,
+  role: string,
+  log: FastifyBaseLogger,
+  onFatal?: (message: string) => void,
+): void {
   let wasReady = false;
   let lastError = '';
   client.on('ready', () => {
@@ -413,6 +423,12 @@ function watchConnection(client: RedisClient, role: string, log: FastifyBaseLogg
     ),
   );
   client.on('error', (err: Error) => {
+    // The SELECT of the URL's database failed: ioredis goes on to 'ready' over database 0. Before that
+    // (this runs during the connection's handshake), stop.
+    if (onFatal !== undefined && /DB index is out of range/i.test(err.message)) {
+      onFatal(`--redis: ${nodeName(client)} has no database of that number (Redis: ${err.message})`);
+      return;
+    }
     // ioredis reports every failed reconnect; log each distinct error once per outage.
     if (err.message !== lastError)
       log.warn({ redis: nodeName(client), connection: role, error: err.message }, 'Redis connection error');

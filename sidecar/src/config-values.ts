@@ -3,7 +3,7 @@
  * (config file) and names `where` in the {@link ConfigError} it throws.
  */
 import { formatHostPort, parseHostPort, type HostPort } from '../../common/src/host-port.js';
-import { parseQuantity, QuantityError } from '../../common/src/quantity.js';
+import { parseQuantity, QuantityError, sameQuantity } from '../../common/src/quantity.js';
 import type { ListenAddress } from './config-defaults.js';
 
 /** A flag, environment variable or config-file value that cannot be used. Exit code 2. */
@@ -67,6 +67,7 @@ export function parseByteQuantity(raw: unknown, where: string): number {
     throw new ConfigError(`${where}: "${s}" is not a byte count (e.g. 1048576, 64Mi, 1.5Gi, 512Ki, 1G)`);
   }
   if (n < 1) throw new ConfigError(`${where}: "${s}" is out of range`);
+  if (!sameQuantity(s, n)) throw new ConfigError(`${where}: "${s}" is not a whole number of bytes`);
   return n;
 }
 
@@ -154,7 +155,22 @@ export function sameSocket(a: ListenAddress, b: ListenAddress): boolean {
   return a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host);
 }
 
-export const REDIS_URL = url(['redis:', 'rediss:']);
+const ANY_REDIS_URL = url(['redis:', 'rediss:']);
+
+/** A Redis URL, `redis[s]://[[user]:password@]host[:port][/db]`: the database a number (0 by default). */
+export const REDIS_URL: Parser = (raw, where) => {
+  const s = ANY_REDIS_URL(raw, where) as string;
+  const path = new URL(s).pathname;
+  if (path !== '' && path !== '/' && !/^\/(0|[1-9]\d{0,8})$/.test(path)) {
+    throw new ConfigError(`${where}: the database "${path.slice(1)}" is not a number (redis://host:port/0)`);
+  }
+  return s;
+};
+
+/** The database number of a URL {@link REDIS_URL} accepted. */
+export function redisDb(redisUrl: string): number {
+  return Number(new URL(redisUrl).pathname.slice(1) || 0);
+}
 
 /** A PostgreSQL table name: `name` or `schema.name` (letters, digits, `_`, `$`; at most 63 each). */
 export function tableName(raw: unknown, where: string): string {

@@ -36,6 +36,7 @@ import {
   optionalListen,
   parseListenAddress,
   REDIS_URL,
+  redisDb,
   sameSocket,
   str,
   tableName,
@@ -451,6 +452,9 @@ export function parseConfig(sources: ConfigSources): ConfigResult {
   }
   if (config.redisCluster && config.redis === undefined) {
     throw new ConfigError('--redis-cluster needs --redis (a seed address of the cluster)');
+  }
+  if (config.redisCluster && config.redis !== undefined && redisDb(config.redis) !== 0) {
+    throw new ConfigError('--redis: Redis Cluster has only database 0; drop the /db of the URL');
   }
   if (config.redisCluster && config.redisReplicas.length > 0) {
     throw new ConfigError(

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   RequestTimeout: 408,
   ValueTooLarge: 413,
   BatchTooLarge: 413,
+  BodyTooLarge: 413,
   ExpectationFailed: 417,
   HeadersTooLarge: 431,
   Internal: 500,
@@ -94,6 +95,14 @@ export class BatchTooLargeError extends SidecarError {
   }
 }
 
+/** A request body over its route's limit, other than a value (`ValueTooLarge`) or a batch (`BatchTooLarge`). */
+export class BodyTooLargeError extends SidecarError {
+  override readonly name = 'BodyTooLargeError';
+  constructor(message: string) {
+    super('BodyTooLarge', message);
+  }
+}
+
 /**
  * Redis could not be reached in time (not connected, timed out, loading, read-only after a failover):
  * the request needed Redis and was not served. Retryable.
@@ -150,11 +159,12 @@ export class ShuttingDownError extends SidecarError {
 }
 
 /**
- * A loggable description of an error: name, code, message, stack and the chain of causes' messages,
- * and nothing else. (ioredis attaches the failed command with its arguments, which hold cached values,
- * to its errors; logs must never contain values.)
+ * A loggable description of an error: name, code, message and the chain of causes' messages, and nothing
+ * else (with `stack`, its stack too: for errors that are bugs). ioredis attaches the failed command with its
+ * arguments, which hold cached values, to its errors; logs must never contain values. Log it under a key
+ * other than `err`: pino's `err` serializer would rebuild it as an error (type `Object`, an empty stack).
  */
-export function describeError(err: unknown): Record<string, unknown> {
+export function describeError(err: unknown, options: { stack?: boolean } = {}): Record<string, unknown> {
   if (!(err instanceof Error)) return { message: String(err) };
   const causes: string[] = [];
   for (let c: unknown = err.cause, depth = 0; c !== undefined && depth < 5; depth++) {
@@ -163,10 +173,10 @@ export function describeError(err: unknown): Record<string, unknown> {
   }
   const code = (err as { code?: unknown }).code;
   return {
-    type: err.name,
+    name: err.name,
     ...(typeof code === 'string' ? { code } : {}),
     message: err.message,
     ...(causes.length > 0 ? { causes } : {}),
-    ...(err.stack ? { stack: err.stack } : {}),
+    ...(options.stack === true && err.stack ? { stack: err.stack } : {}),
   };
 }

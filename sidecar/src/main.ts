@@ -39,7 +39,15 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = result;
-  const app = await buildApp({ config, defaultMetrics: true, version: packageVersion() });
+  const app = await buildApp({
+    config,
+    defaultMetrics: true,
+    version: packageVersion(),
+    onFatal: (message) => {
+      process.stderr.write(`ripplecache-sidecar: ${message}\n`);
+      process.exit(2);
+    },
+  });
   // The metrics and probe listener (--metrics-listen): same registry and readiness, none of the cache API.
   const metricsApp: FastifyInstance | undefined =
     config.metricsListen === undefined ? undefined : await buildMetricsApp(app);
@@ -86,7 +94,7 @@ async function main(): Promise<void> {
       app.log.info('Stopped');
       process.exit(0);
     } catch (err) {
-      app.log.error({ err: describeError(err) }, 'Failed to shut down cleanly');
+      app.log.error({ error: describeError(err) }, 'Failed to shut down cleanly');
       process.exit(1);
     }
   };
@@ -99,7 +107,7 @@ async function main(): Promise<void> {
   } catch (err) {
     app.log.fatal(
       {
-        err: describeError(err),
+        error: describeError(err),
         listen: config.listen.map(formatListen),
         listenResp: config.listenResp.map(formatListen),
       },
@@ -117,7 +125,7 @@ async function main(): Promise<void> {
       app.log.info({ metricsListen: config.metricsListen }, 'Started the metrics and probe listener');
     } catch (err) {
       app.log.fatal(
-        { err: describeError(err), metricsListen: config.metricsListen },
+        { error: describeError(err), metricsListen: config.metricsListen },
         'Failed to listen for metrics and probes',
       );
       await app.close().catch(() => {});

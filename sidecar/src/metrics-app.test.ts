@@ -44,7 +44,7 @@ describe('metrics and probe listener', () => {
     expect((await metricsApp.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const ready = await metricsApp.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ status: 'ready', mode: 'l1-only', redis: 'disabled', subscribed: true });
+    expect(ready.json()).toEqual({ status: 'ready', mode: 'l1-only', redis: 'disabled', subscribed: false });
     expect(ready.json()).toEqual((await app.inject({ method: 'GET', url: '/readyz' })).json());
     expect((await metricsApp.inject({ method: 'HEAD', url: '/readyz' })).statusCode).toBe(200);
   });
@@ -63,7 +63,6 @@ describe('metrics and probe listener', () => {
     ['DELETE', '/v1/cache/x'],
     ['GET', '/v1/cache/x?consistency=all'],
     ['POST', '/v1/invalidate'],
-    ['POST', '/metrics'],
     ['GET', '/'],
   ] as const)('answers %s %s with a 404 JSON error and touches no cache', async (method, url) => {
     await app.inject({ method: 'PUT', url: '/v1/cache/x', payload: 'kept', headers: { 'content-type': 'text/plain' } });
@@ -80,5 +79,12 @@ describe('metrics and probe listener', () => {
     expect(r.statusCode).toBe(404);
     expect(r.json()).toEqual({ error: { code: 'NotFound', message: expect.stringMatching(/^no route /) } });
     expect((await app.inject({ method: 'GET', url: '/v1/cache/x' })).body).toBe('kept');
+  });
+
+  it('answers POST /metrics with 405 and Allow: GET, HEAD', async () => {
+    const r = await metricsApp.inject({ method: 'POST', url: '/metrics', payload: '{}' });
+    expect(r.statusCode).toBe(405);
+    expect(r.headers.allow).toBe('GET, HEAD');
+    expect(r.json().error.code).toBe('MethodNotAllowed');
   });
 });

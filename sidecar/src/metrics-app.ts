@@ -7,6 +7,7 @@
  * never listens; `main.ts` does, and closes it with the rest on SIGTERM.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { BodyTooLargeError } from './errors.js';
 import { frameworkErrors, installErrorHandling } from './plugins/error-handler.js';
 import { clientErrorHandler, httpServerFactory } from './plugins/http-server.js';
 import { healthRoutes } from './routes/health-routes.js';
@@ -23,7 +24,10 @@ export async function buildMetricsApp(app: FastifyInstance): Promise<FastifyInst
     bodyLimit: 1024,
     return503OnClosing: false,
     frameworkErrors: frameworkErrors(config.maxValueBytes),
-    serverFactory: httpServerFactory(() => 1024),
+    serverFactory: httpServerFactory(() => ({
+      limit: 1024,
+      error: () => new BodyTooLargeError('the body is larger than the limit of 1024 bytes'),
+    })),
     clientErrorHandler,
   });
   installErrorHandling(server, metrics, config.maxValueBytes);

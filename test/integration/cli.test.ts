@@ -213,6 +213,24 @@ describe('flags of both programs', () => {
       expect(r.stderr.split('\n')[0]).toBe('ripplecache-sidecar: unknown flag --bogus-flag');
     }
   });
+
+  it('the sidecar refuses a --redis database that is not a number (exit 2), and one Redis does not have', async () => {
+    const bad = await run('sidecar', ['--listen', '127.0.0.1:0', '--redis', 'redis://127.0.0.1:1/abc'], bareEnv());
+    expect(bad.code, JSON.stringify(bad)).toBe(2);
+    expect(bad.stderr.split('\n')[0]).toBe(
+      'ripplecache-sidecar: --redis: the database "abc" is not a number (redis://host:port/0)',
+    );
+    // A real redis-server has 16 databases: /99 is refused at the first connection, before anything is
+    // served (ioredis would otherwise go on over database 0).
+    const redis = await startRedis();
+    try {
+      const r = await run('sidecar', ['--listen', '127.0.0.1:0', '--redis', `${redis.url}/99`], bareEnv());
+      expect(r.code, JSON.stringify(r)).toBe(2);
+      expect(r.stderr).toContain('has no database of that number (Redis: ERR DB index is out of range)');
+    } finally {
+      await redis.stop();
+    }
+  });
 });
 
 describe('log lines are JSON objects with each key once', () => {

@@ -414,6 +414,86 @@ describe('Expect: 100-continue', () => {
   });
 });
 
+describe('Expect: 100-continue on the batch and invalidate routes', () => {
+  /** Only the head: the answer to the expectation decides whether a body would follow. */
+  const head = (path: string, length: number) =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`;
+
+  it('a batch over 16 MiB gets 413 BatchTooLarge; one of 3 MB (over 2 MiB) gets 100 Continue', async () => {
+    const over = parseResponses((await exchange(L.port, [head('/v1/batch', 16 * 1024 * 1024 + 1)])).raw, 'POST');
+    expect(over.map((r) => r.status)).toEqual([413]);
+    expect(errorCode(over[0] as ParsedResponse)).toBe('BatchTooLarge');
+    const under = await exchange(L.port, [head('/v1/batch', 3_000_000)], {
+      until: (raw) => raw.toString('latin1').includes('\r\n\r\n'),
+    });
+    // (The client then hangs up without the body, which the server answers 400: only the first answer counts.)
+    expect(under.raw.toString('latin1')).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+  });
+
+  it('an invalidate body over 8 MiB gets 413 BodyTooLarge naming the limit', async () => {
+    const over = parseResponses((await exchange(L.port, [head('/v1/invalidate', 8 * 1024 * 1024 + 1)])).raw, 'POST');
+    expect(over.map((r) => r.status)).toEqual([413]);
+    expect(JSON.parse((over[0] as ParsedResponse).body.toString())).toEqual({
+      error: { code: 'BodyTooLarge', message: `the body is larger than the limit of ${8 * 1024 * 1024} bytes` },
+    });
+  });
+});
+
+describe('CONNECT', () => {
+  it('gets 400 BadRequest with a JSON body and Connection: close (not a silent close)', async () => {
+    const x = await exchange(L.port, ['CONNECT a:80 HTTP/1.1\r\nHost: a\r\n\r\n']);
+    const r = parseResponses(x.raw, 'CONNECT');
+    expect(r.map((y) => y.status)).toEqual([400]);
+    expect(r[0]?.headers.connection).toBe('close');
+    expect(errorCode(r[0] as ParsedResponse)).toBe('BadRequest');
+    expect((await L.readyz()).status).toBe(200);
+  });
+});
+
+describe('a non-ASCII Content-Type: header bytes are ISO-8859-1 characters, as HTTP defines them', () => {
+  const utf8Bytes = Buffer.from('UTF8/ünï', 'utf8');
+
+  it('UTF-8 bytes sent over HTTP: the same bytes back over HTTP; a batch shows them one character per byte', async () => {
+    const put = Buffer.concat([
+      Buffer.from('PUT /v1/cache/ct-http HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: ', 'latin1'),
+      utf8Bytes,
+      Buffer.from('\r\nContent-Length: 1\r\n\r\nv', 'latin1'),
+    ]);
+    expect((await one(P.port, put, 'PUT')).status).toBe(204);
+    const got = await one(P.port, request('GET', '/v1/cache/ct-http'));
+    expect(Buffer.from(got.headers['content-type'] ?? '', 'latin1')).toEqual(utf8Bytes);
+    const body = JSON.stringify({ ops: [{ op: 'get', key: 'ct-http' }] });
+    const batch = await one(P.port, request('POST', '/v1/batch', [], body), 'POST');
+    expect(JSON.parse(batch.body.toString()).results[0]).toMatchObject({
+      status: 200,
+      contentType: utf8Bytes.toString('latin1'),
+    });
+  });
+
+  it('a batch put of "text/ü" is read over HTTP as the ISO-8859-1 byte of ü; one beyond U+00FF is refused', async () => {
+    const body = JSON.stringify({
+      ops: [
+        { op: 'put', key: 'ct-batch', value: 'v', contentType: 'text/ü' },
+        { op: 'put', key: 'ct-euro', value: 'v', contentType: 'text/€' },
+      ],
+    });
+    const batch = await one(P.port, request('POST', '/v1/batch', [], body), 'POST');
+    expect(batch.status).toBe(200);
+    expect(JSON.parse(batch.body.toString()).results).toMatchObject([
+      { status: 204 },
+      {
+        status: 400,
+        error: { code: 'InvalidRequest', message: 'ops[1].contentType must be a non-empty string a header can carry' },
+      },
+    ]);
+    const got = await one(P.port, request('GET', '/v1/cache/ct-batch'));
+    expect(Buffer.from(got.headers['content-type'] ?? '', 'latin1')).toEqual(
+      Buffer.from([...Buffer.from('text/'), 0xfc]),
+    );
+    expect((await one(P.port, request('GET', '/v1/cache/ct-euro'))).status).toBe(404);
+  });
+});
+
 describe("the README's invalidate example", () => {
   /** The README's line, pointed at sidecar P. */
   const readmeLine = () => {

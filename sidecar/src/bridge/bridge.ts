@@ -158,7 +158,7 @@ export class Bridge {
     this.heartbeat = setInterval(() => {
       if (!this.subscribedNow) return;
       sub.ping().catch((err: unknown) => {
-        this.options.log.warn({ err: describeError(err) }, 'Failed the subscription heartbeat');
+        this.options.log.warn({ error: describeError(err) }, 'Failed the subscription heartbeat');
         this.lost('heartbeat failed');
         sub.disconnect(true);
       });
@@ -184,7 +184,7 @@ export class Bridge {
       return await this.local.versionNow();
     } catch (err) {
       this.options.metrics.error('local', 'local');
-      this.options.log.warn({ err: describeError(err) }, 'Failed to read the local version; using the local clock');
+      this.options.log.warn({ error: describeError(err) }, 'Failed to read the local version; using the local clock');
       return Date.now() * 1000;
     }
   }
@@ -202,7 +202,7 @@ export class Bridge {
       },
       (err: unknown) => {
         this.options.metrics.error('local', 'local');
-        this.options.log.warn({ err: describeError(err) }, 'Failed to subscribe to the local invalidation channel');
+        this.options.log.warn({ error: describeError(err) }, 'Failed to subscribe to the local invalidation channel');
         setTimeout(() => {
           if (!this.stopped) this.options.subscriber.disconnect(true);
         }, 1000).unref();
@@ -295,7 +295,7 @@ export class Bridge {
         versions = await this.local.localVersions(batch.keys);
       } catch (err) {
         this.options.metrics.error('local', 'local');
-        this.options.log.warn({ err: describeError(err) }, 'Failed to read local versions; repairing the peers');
+        this.options.log.warn({ error: describeError(err) }, 'Failed to read local versions; repairing the peers');
         this.repairAll('local-unavailable');
         return;
       }

@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       log.info('Stopped');
       process.exit(0);
     } catch (err) {
-      log.error({ err: describeError(err) }, 'Failed to shut down cleanly');
+      log.error({ error: describeError(err) }, 'Failed to shut down cleanly');
       process.exit(1);
     }
   };
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {
-    log.fatal({ err: describeError(err), listen: config.listen }, 'Failed to listen');
+    log.fatal({ error: describeError(err), listen: config.listen }, 'Failed to listen');
     process.exit(1);
   }
 }

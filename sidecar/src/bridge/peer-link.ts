@@ -247,7 +247,7 @@ export class PeerLink {
     this.lastError = typeof e.message === 'string' ? e.message : String(err);
     this.options.metrics.error(this.options.name, op);
     this.options.log.warn(
-      { peer: this.options.name, op, err: e, attempt: this.failures + 1 },
+      { peer: this.options.name, op, error: e, attempt: this.failures + 1 },
       'Failed to reach a peer',
     );
   }

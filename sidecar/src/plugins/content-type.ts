@@ -10,7 +10,8 @@
  * GET and HEAD never have their body parsed, and the L1 hit path stays free of hooks.)
  */
 import type { IncomingMessage } from 'node:http';
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { InvalidRequestError } from '../errors.js';
 
 /** What fastify is shown as the Content-Type of a request that sent one. */
 const NEUTRAL_CONTENT_TYPE = 'application/octet-stream';
@@ -34,4 +35,36 @@ export function keepContentType(request: FastifyRequest, _reply: FastifyReply, d
 export function sentContentType(request: FastifyRequest): string | undefined {
   const contentType = sent.get(request.raw) ?? request.raw.headers['content-type'];
   return contentType === '' ? undefined : contentType;
+}
+
+/**
+ * fastify's JSON parser (with its prototype-poisoning protection: a `__proto__` or `constructor.prototype`
+ * property is refused), for routes whose body is JSON whatever its Content-Type, with errors that say what
+ * is wrong: JSON's own syntax error, or the refused property (which fastify reports as "not valid JSON").
+ */
+export function jsonBodyParser(app: FastifyInstance) {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  return (request: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void => {
+    void parse(request, body, (err: Error | null, value?: unknown) => {
+      if (!err || body.length === 0) {
+        done(err, value);
+        return;
+      }
+      try {
+        JSON.parse(body);
+      } catch (syntax) {
+        // Only the position: V8's message quotes the body, which may hold values (rejections are logged).
+        const at = /at position (\d+)/.exec((syntax as Error).message)?.[1];
+        const where = at === undefined ? '' : ` (at character ${at})`;
+        done(new InvalidRequestError(`the body is not valid JSON${where}`, 'InvalidBody'));
+        return;
+      }
+      done(
+        new InvalidRequestError(
+          'the body has a "__proto__" or "constructor.prototype" property, which is refused',
+          'InvalidBody',
+        ),
+      );
+    });
+  };
 }

@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   BatchTooLargeError,
+  BodyTooLargeError,
   describeError,
   InvalidKeyError,
   InvalidRequestError,
@@ -39,6 +40,9 @@ export const ERROR_SCHEMA = {
   },
 } as const;
 
+/** The query string of a route that takes no parameter: any is refused by name (a typo is not ignored). */
+export const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false } as const;
+
 /** Route config: which operation a route is, for metrics. */
 export interface RouteConfig {
   operation?: Operation;
@@ -46,8 +50,40 @@ export interface RouteConfig {
 
 const CACHE_PREFIX = '/v1/cache/';
 const BATCH_PATH = '/v1/batch';
+const INVALIDATE_PATH = '/v1/invalidate';
 /** Bytes of a `POST /v1/batch` body at most (JSON; base64 values take 4/3 of their size). */
 export const BATCH_MAX_BODY_BYTES = 16 * 1024 * 1024;
+/**
+ * Bytes of a `POST /v1/invalidate` body at most: 1000 keys of 1024 bytes, each byte a JSON `\u00XX` escape
+ * at worst (6 MiB), with room to spare.
+ */
+export const INVALIDATE_MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** Bytes of a body at most on every other URL (routes that take none, unknown routes). */
+export function defaultBodyLimit(maxValueBytes: number): number {
+  return Math.max(maxValueBytes, 2 * 1024 * 1024);
+}
+
+/**
+ * The body limit of a request URL, and the error a body over it gets: the same for a request refused
+ * at `Expect: 100-continue` (http-server.ts) and one whose body fastify cut off.
+ */
+export function bodyLimitFor(url: string, maxValueBytes: number): { limit: number; error: () => SidecarError } {
+  const path = url.split('?', 1)[0] ?? '';
+  if (path.startsWith(CACHE_PREFIX)) {
+    return {
+      limit: maxValueBytes,
+      error: () => new ValueTooLargeError(`the value is larger than the limit of ${maxValueBytes} bytes`),
+    };
+  }
+  if (path === BATCH_PATH) {
+    return {
+      limit: BATCH_MAX_BODY_BYTES,
+      error: () => new BatchTooLargeError(`the batch body is larger than the limit of ${BATCH_MAX_BODY_BYTES} bytes`),
+    };
+  }
+  const limit = path === INVALIDATE_PATH ? INVALIDATE_MAX_BODY_BYTES : defaultBodyLimit(maxValueBytes);
+  return { limit, error: () => new BodyTooLargeError(`the body is larger than the limit of ${limit} bytes`) };
+}
 
 /** Maps any error to a SidecarError; `undefined` for an unexpected one (a 500). */
 export function toApiError(
@@ -59,10 +95,7 @@ export function toApiError(
   const fe = err as FastifyError;
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      if (request.url.startsWith(BATCH_PATH)) {
-        return new BatchTooLargeError(`the batch body is larger than the limit of ${BATCH_MAX_BODY_BYTES} bytes`);
-      }
-      return new ValueTooLargeError(`the value is larger than the limit of ${maxValueBytes} bytes`);
+      return bodyLimitFor(request.url, maxValueBytes).error();
     case 'FST_ERR_BAD_URL':
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return request.url.startsWith(CACHE_PREFIX)
@@ -84,6 +117,16 @@ export function toApiError(
   }
   if (fe.validation) {
     const where = fe.validationContext;
+    const unknown = fe.validation.find((v) => v.keyword === 'additionalProperties');
+    const name = unknown?.params?.additionalProperty;
+    if (unknown !== undefined && typeof name === 'string') {
+      const path = unknown.instancePath.replace(/^\//, '').replaceAll('/', '.');
+      if (where === 'querystring') return new InvalidRequestError(`unknown query parameter ${JSON.stringify(name)}`);
+      return new InvalidRequestError(
+        `${where ?? 'request'}${path === '' ? '' : `.${path}`} has an unknown property ${JSON.stringify(name)}`,
+        where === 'body' ? 'InvalidBody' : 'InvalidRequest',
+      );
+    }
     const message = `${where ?? 'request'}${fe.message.replace(/^[a-z]+/, '')}`;
     if (
       where === 'querystring' &&
@@ -107,7 +150,12 @@ export function installErrorHandling(app: FastifyInstance, metrics: SidecarMetri
     const operation = (request.routeOptions.config as RouteConfig | undefined)?.operation;
     if (apiError === undefined) {
       request.log.error(
-        { err: describeError(err), reqId: request.id, method: request.method, route: request.routeOptions.url },
+        {
+          error: describeError(err, { stack: true }),
+          reqId: request.id,
+          method: request.method,
+          route: request.routeOptions.url,
+        },
         'Failed to handle a request',
       );
       if (operation) metrics.request(operation, 'none', 'Internal', reply.elapsedTime / 1000);
@@ -115,7 +163,7 @@ export function installErrorHandling(app: FastifyInstance, metrics: SidecarMetri
     }
     const where = { reqId: request.id, method: request.method, route: request.routeOptions.url };
     if (apiError.statusCode >= 500)
-      request.log.warn({ ...where, err: describeError(apiError) }, 'Failed to serve a request');
+      request.log.warn({ ...where, error: describeError(apiError) }, 'Failed to serve a request');
     else request.log.debug({ ...where, code: apiError.code, message: apiError.message }, 'Rejected a request');
     if (operation) metrics.request(operation, 'none', apiError.code, reply.elapsedTime / 1000);
     if (apiError.statusCode === 503) reply.header('retry-after', '1');
@@ -134,12 +182,26 @@ export function frameworkErrors(maxValueBytes: number) {
   };
 }
 
-/** A handler answering 405 with an `Allow` header. */
-export function methodNotAllowed(allow: string) {
-  return async (request: FastifyRequest, reply: FastifyReply) => {
-    reply
-      .code(405)
-      .header('allow', allow)
-      .send(errorBody('MethodNotAllowed', `${request.method} is not allowed here; use ${allow}`));
-  };
+/** The methods fastify routes (the others never reach a route: 404). */
+const ROUTED_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'POST', 'PATCH', 'OPTIONS'] as const;
+type RoutedMethod = (typeof ROUTED_METHODS)[number];
+
+/**
+ * Answers 405 `MethodNotAllowed`, with an `Allow` header, for every method `url` has no route for. The
+ * answer is given before the body is read or parsed, so that a body of any Content-Type or size gets it.
+ */
+export function refuseOtherMethods(app: FastifyInstance, url: string, allowed: readonly RoutedMethod[]): void {
+  const allow = allowed.join(', ');
+  app.route({
+    method: ROUTED_METHODS.filter((m) => !allowed.includes(m)),
+    url,
+    onRequest: async (request, reply) => {
+      reply
+        .code(405)
+        .header('allow', allow)
+        .send(errorBody('MethodNotAllowed', `${request.method} is not allowed here; use ${allow}`));
+      return reply;
+    },
+    handler: async () => undefined,
+  });
 }

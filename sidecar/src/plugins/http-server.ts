@@ -6,9 +6,10 @@
  *   request that took too long): 400 `BadRequest`, 431 `HeadersTooLarge` or 408 `RequestTimeout`
  *   ({@link clientErrorHandler});
  * - an HTTP/1.1 request without `Host`: 400 `BadRequest` (Node's own check answers without a body);
- * - `Expect: 100-continue` with a `Content-Length` over the body limit of the request's URL: 413
- *   `ValueTooLarge` instead of `100 Continue`, so that the client never sends the body; under the limit,
- *   `100 Continue` and the request goes on to fastify;
+ * - `Expect: 100-continue` with a `Content-Length` over the body limit of the request's URL: the 413 a body
+ *   over that limit gets (`ValueTooLarge`, `BatchTooLarge` or `BodyTooLarge`) instead of `100 Continue`, so
+ *   that the client never sends the body; under the limit, `100 Continue` and the request goes on to fastify;
+ * - a `CONNECT` request (this is not a proxy): 400 `BadRequest`;
  * - any other expectation: 417 `ExpectationFailed`.
  *
  * Each of these answers has `Connection: close` and a `Content-Length`, and the connection is then closed
@@ -24,7 +25,7 @@ import {
 } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, type ErrorCode, type SidecarError } from '../errors.js';
 
 /**
  * After answering a request the parser refused, the connection is kept reading (and discarding) for at
@@ -61,9 +62,9 @@ function answer(res: ServerResponse, code: ErrorCode, message: string): void {
 
 /**
  * fastify's `serverFactory`: a plain `http.Server` set up as fastify sets up its own, plus the checks
- * above. `bodyLimit(url)` is the largest body fastify will accept for the URL.
+ * above. `bodyLimit(url)` is the largest body fastify will accept for the URL and the error for one over it.
  */
-export function httpServerFactory(bodyLimit: (url: string) => number) {
+export function httpServerFactory(bodyLimit: (url: string) => { limit: number; error: () => SidecarError }) {
   return (handler: Handler, options: FastifyServerOptions): Server => {
     // Node's own Host check answers a 400 without a body; the wrapper below answers it instead.
     const server = createServer({ requireHostHeader: false }, (req, res) => {
@@ -82,10 +83,11 @@ export function httpServerFactory(bodyLimit: (url: string) => number) {
 
     // With a listener, Node leaves `Expect: 100-continue` to us (and emits no 'request' for it).
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      const limit = bodyLimit(req.url ?? '/');
+      const { limit, error } = bodyLimit(req.url ?? '/');
       const length = Number(req.headers['content-length'] ?? 0);
       if (length > limit) {
-        answer(res, 'ValueTooLarge', `the value is larger than the limit of ${limit} bytes`);
+        const e = error();
+        answer(res, e.code, e.message);
         return;
       }
       res.writeContinue();
@@ -93,6 +95,10 @@ export function httpServerFactory(bodyLimit: (url: string) => number) {
     });
     server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
       answer(res, 'ExpectationFailed', 'the only expectation understood is Expect: 100-continue');
+    });
+    // Without a listener Node closes a CONNECT request's connection without a word.
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      answerInTurn(socket, rawErrorResponse('BadRequest', 'CONNECT is not supported: this is not a proxy'));
     });
     return server;
   };

@@ -84,7 +84,7 @@ export class InvalidationSubscriber {
         const delay = backoffDelay(RESUBSCRIBE_BACKOFF, this.failures, 0);
         this.failures++;
         this.log.warn(
-          { err: describeError(err), channel: this.channel, attempt: this.failures, retryInMs: delay },
+          { error: describeError(err), channel: this.channel, attempt: this.failures, retryInMs: delay },
           'Failed to subscribe to the invalidation channel',
         );
         const timer = setTimeout(() => {

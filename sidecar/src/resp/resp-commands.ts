@@ -107,8 +107,9 @@ function wholeNumber(arg: Buffer | undefined): number {
 }
 
 /** A TTL in seconds under the HTTP API's rule (1 to 10 years, whole seconds). */
-function ttlSeconds(seconds: number, option: string): number {
-  if (seconds < 1 || seconds > MAX_TTL_SECONDS) throw new InvalidTTLError(`${TTL_RULE} (got ${option} ${seconds})`);
+/** `seconds`, checked against the HTTP API's TTL rule; `given` is what the client sent, for the message. */
+function ttlSeconds(seconds: number, given: string): number {
+  if (seconds < 1 || seconds > MAX_TTL_SECONDS) throw new InvalidTTLError(`${TTL_RULE} (got ${given})`);
   return seconds;
 }
 
@@ -189,10 +190,10 @@ const SET: Handler = async (backend, _session, args) => {
     if ((option === 'ex' || option === 'px') && ttl === undefined) {
       if (i + 1 >= args.length) throw syntaxError();
       const n = wholeNumber(args[++i]);
-      if (option === 'ex') ttl = ttlSeconds(n, 'EX');
+      if (option === 'ex') ttl = ttlSeconds(n, `EX ${n}`);
       else if (n % 1000 !== 0 || n <= 0)
         throw new InvalidTTLError(`${TTL_RULE}: PX must be a whole number of seconds in ms (got PX ${n})`);
-      else ttl = ttlSeconds(n / 1000, 'PX');
+      else ttl = ttlSeconds(n / 1000, `PX ${n}`);
       continue;
     }
     if (['nx', 'xx', 'keepttl', 'get', 'exat', 'pxat'].includes(option)) {
@@ -286,7 +287,7 @@ const EXPIRE: Handler = async (backend, session, args) => {
     await DEL(backend, session, [args[0] as Buffer, args[1] as Buffer]);
     return integer(1);
   }
-  await put(backend, k, found, ttlSeconds(seconds, 'EXPIRE'));
+  await put(backend, k, found, ttlSeconds(seconds, `EXPIRE ${seconds}`));
   backend.metrics.request('put', writeTier(backend), 'stored', (performance.now() - started) / 1000);
   return integer(1);
 };

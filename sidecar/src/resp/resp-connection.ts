@@ -159,7 +159,12 @@ export class RespConnection {
     const tooLarge = protocolError && err.tooLarge;
     const message = err instanceof Error ? err.message : String(err);
     this.options.metrics.closedOnError(tooLarge ? 'too-large' : 'malformed');
-    this.options.metrics.command('unknown', tooLarge ? 'VALUE_TOO_LARGE' : 'ERR');
+    // Labelled with the command it was reading when its name is known (e.g. a SET whose value is too large).
+    const name = this.parser.partialCommandName?.toString('latin1').toLowerCase();
+    this.options.metrics.command(
+      name !== undefined && COMMANDS.has(name) ? name : 'unknown',
+      tooLarge ? 'VALUE_TOO_LARGE' : 'ERR',
+    );
     this.options.log.debug(
       { connection: this.session.id, reason: message },
       'Closing a RESP connection after input it could not accept',
@@ -246,7 +251,7 @@ export class RespConnection {
       const prefix = respErrorPrefix(err.code);
       if (err.statusCode >= 500)
         this.options.log.warn(
-          { connection: this.session.id, command: label, err: describeError(err) },
+          { connection: this.session.id, command: label, error: describeError(err) },
           'Failed to serve a RESP command',
         );
       writeError(out, prefix, err.message);
@@ -256,7 +261,7 @@ export class RespConnection {
       this.options.metrics.command(label, err.prefix);
     } else {
       this.options.log.error(
-        { connection: this.session.id, command: label, err: describeError(err) },
+        { connection: this.session.id, command: label, error: describeError(err) },
         'Failed to handle a RESP command',
       );
       writeError(out, 'INTERNAL', 'internal error');

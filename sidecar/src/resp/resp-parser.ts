@@ -77,6 +77,11 @@ export class RespRequestParser {
     return this.lineLength + this.commandBytes + this.bulkFilled;
   }
 
+  /** The first argument (the command's name) of the multibulk command being read, once it has arrived. */
+  get partialCommandName(): Buffer | undefined {
+    return this.args?.[0];
+  }
+
   /** True when the parser holds part of a command (the client is in the middle of sending one). */
   get midCommand(): boolean {
     return this.lineLength > 0 || this.args !== undefined || this.crlfLeft > 0;

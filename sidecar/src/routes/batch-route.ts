@@ -28,8 +28,8 @@ import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
 import type { SidecarConfig } from '../config-defaults.js';
 import type { SidecarMetrics } from '../metrics.js';
-import { keepContentType } from '../plugins/content-type.js';
-import { ERROR_SCHEMA, methodNotAllowed, type RouteConfig } from '../plugins/error-handler.js';
+import { jsonBodyParser, keepContentType } from '../plugins/content-type.js';
+import { ERROR_SCHEMA, NO_QUERY, refuseOtherMethods, type RouteConfig } from '../plugins/error-handler.js';
 import type { TieredCache } from '../tiers/tiered-cache.js';
 import type { PolicyWrite, WritePolicyHandler } from '../write/write-policy.js';
 import {
@@ -61,11 +61,7 @@ export async function batchRoute(app: FastifyInstance, options: BatchRouteOption
 
   app.addHook('onRequest', keepContentType);
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'string', bodyLimit: BATCH_MAX_BODY_BYTES },
-    app.getDefaultJsonParser('error', 'error'),
-  );
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BATCH_MAX_BODY_BYTES }, jsonBodyParser(app));
 
   /** Runs one checked operation; rejects with the error the single-key route would answer. */
   async function run(op: BatchOp, started: () => number): Promise<BatchResult> {
@@ -104,7 +100,7 @@ export async function batchRoute(app: FastifyInstance, options: BatchRouteOption
     {
       config: { operation: 'batch' } satisfies RouteConfig,
       bodyLimit: BATCH_MAX_BODY_BYTES,
-      schema: { response: { '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA } },
+      schema: { querystring: NO_QUERY, response: { '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA } },
     },
     async (request, reply) => {
       const checked = checkBatch(request.body, {
@@ -171,5 +167,5 @@ export async function batchRoute(app: FastifyInstance, options: BatchRouteOption
     },
   );
 
-  app.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: '/v1/batch', handler: methodNotAllowed('POST') });
+  refuseOtherMethods(app, '/v1/batch', ['POST']);
 }

@@ -13,7 +13,7 @@ import { InvalidRequestError, RedisUnavailableError } from '../errors.js';
 import { validateKey } from '../key.js';
 import type { SidecarMetrics } from '../metrics.js';
 import { keepContentType, sentContentType } from '../plugins/content-type.js';
-import { ERROR_SCHEMA, errorBody, methodNotAllowed, type RouteConfig } from '../plugins/error-handler.js';
+import { ERROR_SCHEMA, errorBody, NO_QUERY, refuseOtherMethods, type RouteConfig } from '../plugins/error-handler.js';
 import type { NodeRead } from '../redis/redis-l2.js';
 import type { CacheValue, TieredCache } from '../tiers/tiered-cache.js';
 import { parseTTL } from '../ttl.js';
@@ -44,21 +44,25 @@ type KeyParams = { '*': string };
  */
 const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(?:;|$)/;
 
-/** Answers 200 with a stored value and the Content-Type it was stored with, byte for byte. */
+/**
+ * Answers 200 with a stored value and the Content-Type it was stored with, byte for byte. (Header bytes are
+ * ISO-8859-1 characters, one per byte, both ways: as Node, fetch and HTTP itself read them.)
+ */
 function sendValue(reply: FastifyReply, value: CacheValue, tier: string): void {
-  if (MEDIA_TYPE.test(value.contentType)) {
-    reply.header('content-type', value.contentType).header('x-cache', tier).send(value.body);
+  const { contentType } = value;
+  if (MEDIA_TYPE.test(contentType)) {
+    reply.header('content-type', contentType).header('x-cache', tier).send(value.body);
     return;
   }
   // A Content-Type that is not a media type (stored as sent): written past fastify, which would replace it.
   // (One that cannot be sent at all, e.g. written into the origin's table by someone else: octet-stream.)
-  if (!sendable(value.contentType)) {
+  if (!sendable(contentType)) {
     reply.header('content-type', DEFAULT_CONTENT_TYPE).header('x-cache', tier).send(value.body);
     return;
   }
   reply.hijack();
   reply.raw.writeHead(200, {
-    'content-type': value.contentType,
+    'content-type': contentType,
     'content-length': value.body.length,
     'x-cache': tier,
   });
@@ -146,6 +150,7 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
         querystring: {
           type: 'object',
           properties: { consistency: { type: 'string', enum: ['all'] } },
+          additionalProperties: false,
         },
         response: { 200: CONSISTENCY_SCHEMA, '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA },
       },
@@ -183,7 +188,7 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
       onRequest: keepContentType,
       schema: {
         // A string, checked by parseTTL: ajv's coercion would take `1e3`, `0x10`, ` 5` and `Infinity`.
-        querystring: { type: 'object', properties: { ttl: { type: 'string' } } },
+        querystring: { type: 'object', properties: { ttl: { type: 'string' } }, additionalProperties: false },
         response: { '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA },
       },
     },
@@ -210,7 +215,7 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
     {
       config: { operation: 'delete' } satisfies RouteConfig,
       onRequest: keepContentType,
-      schema: { response: { '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA } },
+      schema: { querystring: NO_QUERY, response: { '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA } },
     },
     async (request, reply) => {
       const key = request.params['*'];
@@ -222,12 +227,7 @@ export async function cacheRoutes(app: FastifyInstance, options: CacheRoutesOpti
     },
   );
 
-  app.route({
-    method: ['POST', 'PATCH'],
-    url: '/v1/cache/*',
-    onRequest: keepContentType,
-    handler: methodNotAllowed('GET, HEAD, PUT, DELETE'),
-  });
+  refuseOtherMethods(app, '/v1/cache/*', ['GET', 'HEAD', 'PUT', 'DELETE']);
 
   async function consistencyAll(key: string, reply: FastifyReply) {
     let reads: NodeRead[];

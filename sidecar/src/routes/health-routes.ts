@@ -3,6 +3,7 @@
  * operator chose; never while shutting down), `/metrics` (Prometheus text).
  */
 import type { FastifyInstance } from 'fastify';
+import { refuseOtherMethods } from '../plugins/error-handler.js';
 import type { OnDisconnect } from '../config-defaults.js';
 import type { SidecarMetrics } from '../metrics.js';
 import type { TieredCache } from '../tiers/tiered-cache.js';
@@ -31,7 +32,8 @@ export function readiness(
 ): Readiness {
   const mode = cache.l1Only ? 'l1-only' : 'redis';
   const redis = cache.l1Only ? 'disabled' : cache.l2Available ? 'up' : 'down';
-  const subscribed = cache.isSubscribed;
+  // L1-only: there is no subscription (the cache treats itself as subscribed, so that L1 serves).
+  const subscribed = !cache.l1Only && cache.isSubscribed;
   const write = writeUp === undefined ? undefined : writeUp ? 'up' : 'down';
   let status: Readiness['status'];
   if (shuttingDown) status = 'shutting-down';
@@ -65,4 +67,6 @@ export async function healthRoutes(
     const text = await metrics.registry.metrics();
     return reply.header('content-type', metrics.registry.contentType).send(text);
   });
+
+  for (const url of ['/healthz', '/readyz', '/metrics']) refuseOtherMethods(app, url, ['GET', 'HEAD']);
 }

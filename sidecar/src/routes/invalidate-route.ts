@@ -8,14 +8,21 @@
 import type { FastifyInstance } from 'fastify';
 import { validateKey } from '../key.js';
 import type { SidecarMetrics } from '../metrics.js';
-import { keepContentType } from '../plugins/content-type.js';
-import { ERROR_SCHEMA, methodNotAllowed, type RouteConfig } from '../plugins/error-handler.js';
+import { jsonBodyParser, keepContentType } from '../plugins/content-type.js';
+import { InvalidRequestError } from '../errors.js';
+import {
+  ERROR_SCHEMA,
+  NO_QUERY,
+  INVALIDATE_MAX_BODY_BYTES,
+  refuseOtherMethods,
+  type RouteConfig,
+} from '../plugins/error-handler.js';
 import type { TieredCache } from '../tiers/tiered-cache.js';
 
 /** Keys per request at most. */
 export const MAX_INVALIDATE_KEYS = 1000;
 
-type Body = { keys?: string[]; all?: true; tier?: 'l1' | 'all' };
+type Body = { keys?: unknown[]; all?: true; tier?: 'l1' | 'all' };
 
 export async function invalidateRoute(
   app: FastifyInstance,
@@ -35,18 +42,22 @@ export async function invalidateRoute(
   // its prototype-poisoning protection).
   app.addHook('onRequest', keepContentType);
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: INVALIDATE_MAX_BODY_BYTES }, jsonBodyParser(app));
 
   app.post<{ Body: Body }>(
     '/v1/invalidate',
     {
       config: { operation: 'invalidate' } satisfies RouteConfig,
+      bodyLimit: INVALIDATE_MAX_BODY_BYTES,
       schema: {
+        querystring: NO_QUERY,
         body: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            keys: { type: 'array', minItems: 1, maxItems: MAX_INVALIDATE_KEYS, items: { type: 'string' } },
+            // Items are checked in the handler: ajv's coercion (on for query strings) would turn `true`
+            // or `1` into the key "true" or "1".
+            keys: { type: 'array', minItems: 1, maxItems: MAX_INVALIDATE_KEYS },
             // No `type` on these two, so that nothing is coerced: only a JSON true / "l1" / "all" pass.
             all: { const: true },
             tier: { enum: ['l1', 'all'] },
@@ -69,12 +80,16 @@ export async function invalidateRoute(
       },
     },
     async (request, reply) => {
-      const { keys, tier = 'l1' } = request.body;
-      if (keys)
-        for (const key of keys) {
+      const { tier = 'l1' } = request.body;
+      let keys: string[] | undefined;
+      if (request.body.keys) {
+        request.body.keys.forEach((key, i) => {
+          if (typeof key !== 'string') throw new InvalidRequestError(`keys[${i}] must be a string`, 'InvalidBody');
           validateKey(key);
           originCheckKey?.(key);
-        }
+        });
+        keys = [...new Set(request.body.keys as string[])]; // each key once
+      }
       const target = keys ? { keys } : { all: true as const };
       const published = await cache.invalidate(target, tier === 'all');
       metrics.request('invalidate', tier === 'all' ? 'l2' : 'l1', 'invalidated', reply.elapsedTime / 1000);
@@ -82,5 +97,5 @@ export async function invalidateRoute(
     },
   );
 
-  app.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: '/v1/invalidate', handler: methodNotAllowed('POST') });
+  refuseOtherMethods(app, '/v1/invalidate', ['POST']);
 }
