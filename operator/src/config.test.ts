@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { hostname } from 'node:os';
 import {
   ConfigError,
   envName,
+  listenFailure,
   loadOperatorConfig,
+  MAX_TIMER_MS,
   operatorHelp,
   OPERATOR_DEFAULTS,
   OPERATOR_FLAGS,
@@ -135,6 +138,124 @@ describe('loadOperatorConfig', () => {
 
   it('documents --version in --help', () => {
     expect(operatorHelp()).toMatch(/--version\s+print the version/);
+  });
+});
+
+describe('loadOperatorConfig: bounds and names', () => {
+  const refuses = (argv: string[], message: RegExp, env: NodeJS.ProcessEnv = {}) => {
+    expect(() => loadOperatorConfig(argv, env), argv.join(' ')).toThrow(ConfigError);
+    expect(() => loadOperatorConfig(argv, env), argv.join(' ')).toThrow(message);
+  };
+
+  it('bounds every flag that ends in a timer by 2^31-1 ms (setTimeout’s limit), naming the flag and the bound', () => {
+    expect(MAX_TIMER_MS).toBe(2147483647);
+    refuses(['--redis-timeout-ms', '99999999999999'], /^--redis-timeout-ms must be at most 2147483647 \(.*2\^31-1/);
+    refuses(['--redis-timeout-ms', '2147483648'], /^--redis-timeout-ms must be at most 2147483647 /);
+    refuses([], /^--redis-timeout-ms must be at most 2147483647 /, { RIPPLECACHE_REDIS_TIMEOUT_MS: '1e15' });
+    expect(loadOperatorConfig(['--redis-timeout-ms', '2147483647'], {}).redisTimeoutMs).toBe(2147483647);
+    refuses(['--resync-seconds', '2147484'], /^--resync-seconds must be at most 2147483 \(2147483647 ms/);
+    expect(loadOperatorConfig(['--resync-seconds', '2147483'], {}).resyncSeconds).toBe(2147483);
+    refuses(['--lease-duration-seconds', '99999999'], /^--lease-duration-seconds must be at most 2147483 \(/);
+    refuses(
+      ['--lease-duration-seconds', '2147483', '--renew-deadline-seconds', '2147483.648'],
+      /^--renew-deadline-seconds must be at most 2147483.647 seconds \(2147483647 ms/,
+    );
+    refuses(['--retry-period-seconds', '3000000'], /^--retry-period-seconds must be at most 2147483.647 seconds/);
+    // The largest lease still derives a renew deadline and retry period that fit a timer.
+    const c = loadOperatorConfig(['--lease-duration-seconds', '2147483'], {});
+    expect(Math.round(c.renewDeadlineSeconds * 1000)).toBeLessThanOrEqual(MAX_TIMER_MS);
+    // The rate limit's wait for one request (1/qps s) is a timer too; 0 still means no limit.
+    refuses(['--kube-api-qps', '0.0000001'], /^--kube-api-qps must be 0 \(no limit\) or at least 0.000001 /);
+    expect(loadOperatorConfig(['--kube-api-qps', '0.000001'], {}).kubeApiQps).toBe(0.000001);
+    expect(loadOperatorConfig(['--kube-api-qps', '0'], {}).kubeApiQps).toBe(0);
+  });
+
+  it('refuses an empty or blank --identity, and keeps the default ($POD_NAME or the host name, plus the pid)', () => {
+    refuses(['--identity', ''], /^--identity must not be empty/);
+    refuses(['--identity=  '], /^--identity must not be empty/);
+    expect(loadOperatorConfig([], {}).identity).toBe(`${hostname()}-${process.pid}`);
+    expect(loadOperatorConfig([], { POD_NAME: 'op-7d9f' }).identity).toBe(`op-7d9f-${process.pid}`);
+    expect(loadOperatorConfig(['--identity', 'replica a'], {}).identity).toBe('replica a');
+  });
+
+  it('takes only DNS-1123 labels in --watch-namespaces and --leader-election-namespace', () => {
+    refuses(['--watch-namespaces', 'Bad_NS,,x'], /^--watch-namespaces must be a namespace name .*got "Bad_NS"/);
+    refuses(['--watch-namespaces', 'a,,b'], /^--watch-namespaces has an empty entry, got "a,,b"/);
+    refuses(['--watch-namespaces', 'a,'], /^--watch-namespaces has an empty entry/);
+    for (const bad of ['-a', 'a-', 'A', 'a.b', 'a_b', 'x'.repeat(64)])
+      refuses(['--watch-namespaces', bad], /^--watch-namespaces must be a namespace name/);
+    expect(loadOperatorConfig(['--watch-namespaces', ` shop, ${'x'.repeat(63)} ,a-1`], {}).watchNamespaces).toEqual([
+      'shop',
+      'x'.repeat(63),
+      'a-1',
+    ]);
+    // Not given, or given empty: every namespace.
+    expect(loadOperatorConfig(['--watch-namespaces='], {}).watchNamespaces).toEqual([]);
+    refuses(['--leader-election-namespace', 'Not_Valid'], /^--leader-election-namespace must be a namespace name/);
+    refuses(['--leader-election-namespace', ''], /^--leader-election-namespace must be a namespace name/);
+    expect(loadOperatorConfig(['--leader-election-namespace', 'ops'], {}).leaderElectionNamespace).toBe('ops');
+    expect(loadOperatorConfig([], { POD_NAMESPACE: 'ripplecache' }).leaderElectionNamespace).toBe('ripplecache');
+  });
+
+  it('takes only a Lease name in --leader-election-id', () => {
+    for (const bad of ['', 'Leader', 'a_b', '-a', 'a'.repeat(254)])
+      refuses(['--leader-election-id', bad], /^--leader-election-id must be a Lease name/);
+    expect(loadOperatorConfig(['--leader-election-id', 'rc.leader-1'], {}).leaderElectionId).toBe('rc.leader-1');
+  });
+
+  it('takes only image references in --exporter-image and --sidecar-image', () => {
+    for (const flag of ['exporter-image', 'sidecar-image'])
+      for (const bad of ['', ' ', ' bad image', 'redis :7', 'redis:7 ', 'Redis:7'])
+        refuses([`--${flag}`, bad], new RegExp(`^--${flag} must be a container image reference`));
+    const c = loadOperatorConfig(
+      [
+        '--exporter-image',
+        'registry.example.com:5000/team/redis_exporter:v1',
+        '--sidecar-image',
+        'sidecar@sha256:' + 'a'.repeat(64),
+      ],
+      {},
+    );
+    expect(c).toMatchObject({
+      exporterImage: 'registry.example.com:5000/team/redis_exporter:v1',
+      sidecarImage: `sidecar@sha256:${'a'.repeat(64)}`,
+    });
+    expect(loadOperatorConfig([], {})).toMatchObject({
+      exporterImage: OPERATOR_DEFAULTS.exporterImage,
+      sidecarImage: OPERATOR_DEFAULTS.sidecarImage,
+    });
+  });
+
+  it('bounds --workers at 256 (as the Helm chart’s values schema)', () => {
+    refuses(['--workers', '1000000'], /^--workers must be at most 256 /);
+    refuses(['--workers', '257'], /^--workers must be at most 256 /);
+    expect(loadOperatorConfig(['--workers', '256'], {}).workers).toBe(256);
+  });
+});
+
+describe('listenFailure', () => {
+  const errno = (code: string, message: string) => Object.assign(new Error(message), { code, syscall: 'listen' });
+
+  it('says in one line which address of which flag could not be opened, and why', () => {
+    expect(
+      listenFailure(
+        'metrics-listen',
+        '127.0.0.1:8080',
+        errno('EADDRINUSE', 'listen EADDRINUSE: address already in use 127.0.0.1:8080'),
+      ),
+    ).toBe('cannot listen on 127.0.0.1:8080 (--metrics-listen): address already in use');
+    expect(listenFailure('metrics-listen', '0.0.0.0:80', errno('EACCES', 'listen EACCES'))).toBe(
+      'cannot listen on 0.0.0.0:80 (--metrics-listen): permission denied',
+    );
+    expect(listenFailure('webhook-listen', '10.9.9.9:8443', errno('EADDRNOTAVAIL', 'x'))).toBe(
+      'cannot listen on 10.9.9.9:8443 (--webhook-listen): address not available on this host',
+    );
+    expect(listenFailure('metrics-listen', 'h:1', errno('EWHATEVER', 'first line\n    at somewhere'))).toBe(
+      'cannot listen on h:1 (--metrics-listen): first line',
+    );
+    expect(listenFailure('metrics-listen', 'h:1', errno('constructor', 'odd'))).toBe(
+      'cannot listen on h:1 (--metrics-listen): odd',
+    );
   });
 });
 

@@ -13,6 +13,7 @@ import {
   type FlagSpec as CommonFlagSpec,
 } from '../../common/src/flags.js';
 import { parseHostPort as parseHostPortText, type HostPort } from '../../common/src/host-port.js';
+import { IMAGE_PATTERN } from './api/v1alpha1/schema.js';
 
 export { envName } from '../../common/src/flags.js';
 
@@ -101,6 +102,16 @@ export const OPERATOR_DEFAULTS = {
   sidecarImage: 'ghcr.io/ripplecache/sidecar:0.1.0',
 } as const;
 
+/**
+ * The longest delay a Node.js timer takes (2^31-1 ms, about 24.8 days): a longer one warns
+ * TimeoutOverflowWarning and fires after 1 ms. Every flag that ends in a timer is bounded by it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The most concurrent reconciles `--workers` allows (as the Helm chart's values schema). */
+export const MAX_WORKERS = 256;
+/** The smallest non-zero `--kube-api-qps`: the wait for one token, 1/qps s, must fit a timer. */
+export const MIN_KUBE_API_QPS = 0.000001;
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'InvalidConfiguration';
@@ -133,7 +144,7 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
     help: 'seconds between Lease renewals and acquisition attempts; < renew deadline (default 1/5 of it: 2 for 10)',
   },
   { name: 'identity', help: 'identity in the Lease (default $POD_NAME or host name, plus pid)' },
-  { name: 'workers', help: `concurrent reconciles (default ${OPERATOR_DEFAULTS.workers})` },
+  { name: 'workers', help: `concurrent reconciles, 1-${MAX_WORKERS} (default ${OPERATOR_DEFAULTS.workers})` },
   {
     name: 'kube-api-qps',
     help: `client-side limit of Kubernetes API requests per second, 0 for none (default ${OPERATOR_DEFAULTS.kubeApiQps})`,
@@ -221,6 +232,22 @@ function positiveInt(name: string, v: string, min = 1): number {
   return n;
 }
 
+/** An integer from 1 to `max`; `why` says where the bound comes from. */
+function boundedInt(name: string, v: string, max: number, why: string): number {
+  const n = positiveInt(name, v);
+  if (n > max) throw new ConfigError(`--${name} must be at most ${max} (${why}), got "${v}"`);
+  return n;
+}
+
+const TIMER_LIMIT = `${MAX_TIMER_MS} ms = 2^31-1, the longest timer Node.js supports`;
+/** The most whole seconds a timer takes. */
+const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+
+/** Milliseconds that end in a timer: an integer from 1 to 2^31-1. */
+const timerMs = (name: string, v: string) => boundedInt(name, v, MAX_TIMER_MS, TIMER_LIMIT);
+/** Whole seconds that end in a timer (× 1000): an integer from 1 to 2147483. */
+const timerSeconds = (name: string, v: string) => boundedInt(name, v, MAX_TIMER_SECONDS, TIMER_LIMIT);
+
 function nonNegativeNumber(name: string, v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n < 0)
@@ -228,12 +255,60 @@ function nonNegativeNumber(name: string, v: string): number {
   return n;
 }
 
-/** Seconds as a positive decimal number with at most millisecond precision (e.g. `2` or `0.5`). */
+/**
+ * Seconds as a positive decimal number with at most millisecond precision (e.g. `2` or `0.5`), that end in
+ * a timer: at most 2147483.647 (2^31-1 ms).
+ */
 function positiveSeconds(name: string, v: string): number {
   const n = Number(v);
   if (!/^\d+(\.\d{1,3})?$/.test(v.trim()) || !(n > 0))
     throw new ConfigError(`--${name} must be a positive number of seconds (at most 3 decimals), got "${v}"`);
+  if (Math.round(n * 1000) > MAX_TIMER_MS)
+    throw new ConfigError(`--${name} must be at most ${MAX_TIMER_MS / 1000} seconds (${TIMER_LIMIT}), got "${v}"`);
   return n;
+}
+
+/** A DNS-1123 label (a namespace name): at most 63 lowercase letters, digits and '-', alphanumeric at both ends. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A DNS-1123 subdomain (most object names, e.g. a Lease): dot-separated labels, at most 253 characters. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function namespaceName(name: string, v: string): string {
+  if (!DNS_LABEL.test(v))
+    throw new ConfigError(
+      `--${name} must be a namespace name (a DNS-1123 label: at most 63 lowercase letters, digits and '-', ` +
+        `starting and ending with a letter or digit), got "${v}"`,
+    );
+  return v;
+}
+
+/** Comma-separated namespaces (spaces around the commas allowed); empty: every namespace. */
+function namespaceList(name: string, v: string): string[] {
+  if (v.trim() === '') return [];
+  return v.split(',').map((s) => {
+    const ns = s.trim();
+    if (ns === '') throw new ConfigError(`--${name} has an empty entry, got "${v}"`);
+    return namespaceName(name, ns);
+  });
+}
+
+/** A container image reference, as the CRD's `spec.image` takes it (IMAGE_PATTERN: no white space). */
+function imageReference(name: string, v: string): string {
+  if (v.length > 512 || !new RegExp(IMAGE_PATTERN).test(v))
+    throw new ConfigError(
+      `--${name} must be a container image reference such as registry.example.com/team/image:tag (no white space), got "${v}"`,
+    );
+  return v;
+}
+
+function kubeApiQps(v: string): number {
+  const qps = nonNegativeNumber('kube-api-qps', v);
+  if (qps > 0 && qps < MIN_KUBE_API_QPS)
+    throw new ConfigError(
+      `--kube-api-qps must be 0 (no limit) or at least ${MIN_KUBE_API_QPS} (the wait for one request, 1/qps s, ` +
+        `must fit a timer: ${TIMER_LIMIT}), got "${v}"`,
+    );
+  return qps;
 }
 
 /**
@@ -245,7 +320,7 @@ function leaseTiming(raw: (n: string) => string | undefined): {
   renewDeadlineSeconds: number;
   retryPeriodSeconds: number;
 } {
-  const leaseDurationSeconds = positiveInt(
+  const leaseDurationSeconds = timerSeconds(
     'lease-duration-seconds',
     raw('lease-duration-seconds') ?? String(OPERATOR_DEFAULTS.leaseDurationSeconds),
   );
@@ -279,6 +354,27 @@ export function parseHostPort(name: string, v: string): HostPort {
   return hostPort;
 }
 
+/** Why a listen failed, in words, for the errors a listen address can cause; else its first line. */
+const LISTEN_PROBLEMS = new Map([
+  ['EADDRINUSE', 'address already in use'],
+  ['EACCES', 'permission denied'],
+  ['EADDRNOTAVAIL', 'address not available on this host'],
+  ['ENOTFOUND', 'host name not found'],
+  ['EAI_AGAIN', 'host name lookup failed'],
+]);
+
+/**
+ * The one line the operator prints (after `ripplecache-operator: `) when it cannot listen on the address of
+ * flag `--name`, e.g. `cannot listen on 127.0.0.1:8080 (--metrics-listen): address already in use`.
+ */
+export function listenFailure(name: string, address: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why =
+    (typeof code === 'string' ? LISTEN_PROBLEMS.get(code) : undefined) ??
+    (err instanceof Error ? err.message : String(err)).split('\n')[0];
+  return `cannot listen on ${address} (--${name}): ${why}`;
+}
+
 /** Builds the configuration from argv and env; throws ConfigError with a message naming the flag. */
 export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
   const raw = rawValues(argv, env);
@@ -309,37 +405,50 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
   const secretArg = one('webhook-secret') ?? OPERATOR_DEFAULTS.webhookSecret;
   const secretMatch = /^(?:([a-z0-9-]+)\/)?([a-z0-9.-]+)$/.exec(secretArg);
   if (!secretMatch) throw new ConfigError(`--webhook-secret must be [NAMESPACE/]NAME, got "${secretArg}"`);
+  const identity = one('identity') ?? `${env.POD_NAME ?? hostname()}-${process.pid}`;
+  if (identity.trim() === '')
+    throw new ConfigError(
+      `--identity must not be empty: it names this replica in the leader-election Lease, got "${identity}"`,
+    );
+  const leaderElectionId = one('leader-election-id') ?? OPERATOR_DEFAULTS.leaderElectionId;
+  if (leaderElectionId.length > 253 || !DNS_SUBDOMAIN.test(leaderElectionId))
+    throw new ConfigError(
+      `--leader-election-id must be a Lease name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'), ` +
+        `got "${leaderElectionId}"`,
+    );
   const logLevel = one('log-level') ?? OPERATOR_DEFAULTS.logLevel;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
     throw new ConfigError(`--log-level must be one of fatal, error, warn, info, debug, trace; got "${logLevel}"`);
   return {
     kubeconfig: one('kubeconfig') || undefined,
-    watchNamespaces: (one('watch-namespaces') ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    watchNamespaces: namespaceList('watch-namespaces', one('watch-namespaces') ?? ''),
     metricsListen,
     leaderElect: leaderElect === 'true',
-    leaderElectionNamespace: one('leader-election-namespace') ?? env.POD_NAMESPACE ?? 'default',
-    leaderElectionId: one('leader-election-id') ?? OPERATOR_DEFAULTS.leaderElectionId,
+    leaderElectionNamespace: (() => {
+      const given = one('leader-election-namespace');
+      return given === undefined ? (env.POD_NAMESPACE ?? 'default') : namespaceName('leader-election-namespace', given);
+    })(),
+    leaderElectionId,
     ...leaseTiming(one),
-    identity: one('identity') ?? `${env.POD_NAME ?? hostname()}-${process.pid}`,
-    workers: positiveInt('workers', one('workers') ?? String(OPERATOR_DEFAULTS.workers)),
-    kubeApiQps: nonNegativeNumber('kube-api-qps', one('kube-api-qps') ?? String(OPERATOR_DEFAULTS.kubeApiQps)),
-    kubeApiBurst: positiveInt('kube-api-burst', one('kube-api-burst') ?? String(OPERATOR_DEFAULTS.kubeApiBurst)),
-    resyncSeconds: positiveInt('resync-seconds', one('resync-seconds') ?? String(OPERATOR_DEFAULTS.resyncSeconds)),
-    redisTimeoutMs: positiveInt(
-      'redis-timeout-ms',
-      one('redis-timeout-ms') ?? String(OPERATOR_DEFAULTS.redisTimeoutMs),
+    identity,
+    workers: boundedInt(
+      'workers',
+      one('workers') ?? String(OPERATOR_DEFAULTS.workers),
+      MAX_WORKERS,
+      'the most concurrent reconciles the operator runs',
     ),
+    kubeApiQps: kubeApiQps(one('kube-api-qps') ?? String(OPERATOR_DEFAULTS.kubeApiQps)),
+    kubeApiBurst: positiveInt('kube-api-burst', one('kube-api-burst') ?? String(OPERATOR_DEFAULTS.kubeApiBurst)),
+    resyncSeconds: timerSeconds('resync-seconds', one('resync-seconds') ?? String(OPERATOR_DEFAULTS.resyncSeconds)),
+    redisTimeoutMs: timerMs('redis-timeout-ms', one('redis-timeout-ms') ?? String(OPERATOR_DEFAULTS.redisTimeoutMs)),
     podAddressOverrides: overrides,
-    exporterImage: one('exporter-image') ?? OPERATOR_DEFAULTS.exporterImage,
+    exporterImage: imageReference('exporter-image', one('exporter-image') ?? OPERATOR_DEFAULTS.exporterImage),
     logLevel,
     webhookListen,
     webhookCertDir,
     webhookSecret: { namespace: secretMatch[1] ?? env.POD_NAMESPACE ?? 'default', name: secretMatch[2]! },
     webhookConfiguration: one('webhook-configuration') ?? OPERATOR_DEFAULTS.webhookConfiguration,
     webhookCertHosts,
-    sidecarImage: one('sidecar-image') ?? OPERATOR_DEFAULTS.sidecarImage,
+    sidecarImage: imageReference('sidecar-image', one('sidecar-image') ?? OPERATOR_DEFAULTS.sidecarImage),
   };
 }

@@ -21,7 +21,7 @@ import {
   LABEL_ROLE,
 } from './api/v1alpha1/constants.js';
 import type { FailoverStep } from './api/v1alpha1/types.js';
-import { ConfigError, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
+import { ConfigError, listenFailure, loadOperatorConfig, operatorHelp, parseHostPort } from './config.js';
 import { Controller } from './controller/controller.js';
 import {
   ALWAYS_LEADING,
@@ -83,6 +83,15 @@ function lazyClusterAdmin(make: (m: typeof Cluster) => ClusterAdmin): ClusterAdm
       void session?.then((s) => s.close());
     },
   };
+}
+
+/**
+ * A listener (metrics, webhook) could not open its address: one line on stderr, as for a bad flag, and exit 1
+ * (README, Operator flags). A stack trace would say nothing more about a port in use.
+ */
+function exitCannotListen(flag: string, address: string, err: unknown): never {
+  process.stderr.write(`ripplecache-operator: ${listenFailure(flag, address, err)}\n`);
+  process.exit(1);
 }
 
 const CONDITION_TYPES = [
@@ -352,6 +361,9 @@ async function main(): Promise<void> {
           { err: err instanceof Error ? err.message : String(err), address: cfg.webhookListen },
           'Could not start the webhook server',
         );
+        const syscall = (err as NodeJS.ErrnoException | undefined)?.syscall;
+        if (syscall === 'listen' || syscall === 'getaddrinfo')
+          exitCannotListen('webhook-listen', cfg.webhookListen, err);
         process.exit(1);
       },
     );
@@ -364,7 +376,11 @@ async function main(): Promise<void> {
     ready: () => synced && (!cfg.webhookListen || webhook !== undefined),
   });
   const { host, port } = parseHostPort('metrics-listen', cfg.metricsListen);
-  await server.listen({ host, port });
+  try {
+    await server.listen({ host, port });
+  } catch (err) {
+    exitCannotListen('metrics-listen', cfg.metricsListen, err);
+  }
   logger.info({ address: cfg.metricsListen }, 'Started metrics and probe server');
 
   await informers.start();

@@ -104,6 +104,28 @@ describe('transitionEvents', () => {
     const { appliedConfig: _first, ...neverVerified } = before;
     expect(transitionEvents(neverVerified, after)).toEqual([]);
   });
+
+  it('names only the eviction settings that changed', () => {
+    const status = (maxmemory: number, maxmemoryPolicy: string): CacheClusterStatus => ({
+      ...st('Ready', c('Ready', 'True', 'ClusterReady')),
+      appliedConfig: {
+        maxmemory,
+        maxmemoryPolicy,
+        pods: [{ pod: 'a-0', maxmemory, maxmemoryPolicy, applied: true }],
+      },
+    });
+    const messages = (before: CacheClusterStatus, after: CacheClusterStatus) =>
+      transitionEvents(before, after)
+        .filter((e) => e.reason === 'EvictionSettingsApplied')
+        .map((e) => e.message);
+    expect(messages(status(33554432, 'allkeys-lru'), status(1048577, 'allkeys-lru'))).toEqual([
+      'maxmemory 32Mi -> 1048577, applied live on 1/1 pods',
+    ]);
+    expect(messages(status(33554432, 'allkeys-lru'), status(33554432, 'volatile-ttl'))).toEqual([
+      'maxmemory-policy allkeys-lru -> volatile-ttl, applied live on 1/1 pods',
+    ]);
+    expect(messages(status(33554432, 'allkeys-lru'), status(33554432, 'allkeys-lru'))).toEqual([]);
+  });
 });
 
 describe('transitionEvents: a stuck rolling update', () => {

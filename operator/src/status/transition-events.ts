@@ -52,12 +52,16 @@ export function transitionEvents(before: CacheClusterStatus | undefined, after: 
     (from.maxmemory !== to.maxmemory || from.maxmemoryPolicy !== to.maxmemoryPolicy)
   ) {
     const n = to.pods?.length ?? 0;
+    // Only the settings that changed: an unchanged one listed as `x -> x` reads as a change.
+    const changes: string[] = [];
+    if (from.maxmemory !== to.maxmemory)
+      changes.push(`maxmemory ${formatBytes(from.maxmemory)} -> ${formatBytes(to.maxmemory)}`);
+    if (from.maxmemoryPolicy !== to.maxmemoryPolicy)
+      changes.push(`maxmemory-policy ${from.maxmemoryPolicy} -> ${to.maxmemoryPolicy}`);
     events.push({
       type: 'Normal',
       reason: 'EvictionSettingsApplied',
-      message:
-        `maxmemory ${formatBytes(from.maxmemory)} -> ${formatBytes(to.maxmemory)}, ` +
-        `maxmemory-policy ${from.maxmemoryPolicy} -> ${to.maxmemoryPolicy}, applied live on ${n}/${n} pods`,
+      message: `${changes.join(', ')}, applied live on ${n}/${n} pods`,
     });
   }
   events.push(...clusterEvents(before, after));
