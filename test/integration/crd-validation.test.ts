@@ -140,7 +140,7 @@ const invalid: Array<[string, string, RegExp]> = [
   [
     'a 1Mi memory limit with the default eviction (75 %, below 1Mi)',
     'resources: { limits: { memory: 1Mi } }',
-    /must be at least 1Mi: raise the memory limit or the percentage/,
+    /maxmemory, 75% of resources\.limits\.memory when eviction sets neither maxMemory nor maxMemoryPercent, must be at least 1Mi/,
   ],
   [
     'a memory limit of 10Ei',
@@ -301,6 +301,107 @@ const invalid: Array<[string, string, RegExp]> = [
     /maxSkew: Invalid value: 0/,
   ],
   [
+    // The message names the percentage that was set, not the default.
+    'maxMemoryPercent 10 of a 5Mi memory limit (below 1Mi)',
+    'eviction: { policy: allkeys-lru, maxMemoryPercent: 10 }\nresources: { limits: { memory: 5Mi } }',
+    /Invalid value: maxmemory, eviction\.maxMemoryPercent of resources\.limits\.memory, must be at least 1Mi/,
+  ],
+  [
+    'a maxMemory of fractional bytes',
+    'eviction: { policy: allkeys-lru, maxMemory: "1048576.5" }',
+    /spec\.eviction\.maxMemory: Invalid value: eviction\.maxMemory must be a whole number of bytes/,
+  ],
+  [
+    'a maxMemory of 1.3Ki (1331.2 bytes)',
+    'eviction: { policy: allkeys-lru, maxMemory: 1.3Ki }',
+    /eviction\.maxMemory must be a whole number of bytes/,
+  ],
+  [
+    'a toleration with operator Exists and a value',
+    'podTemplate: { spec: { tolerations: [{ key: k, operator: Exists, value: v }] } }',
+    /spec\.podTemplate\.spec\.tolerations\[0\]\.value: Forbidden: a toleration with operator Exists matches every value/,
+  ],
+  [
+    'a toleration with tolerationSeconds and effect NoSchedule',
+    'podTemplate: { spec: { tolerations: [{ key: k, operator: Exists, effect: NoSchedule, tolerationSeconds: 5 }] } }',
+    /tolerations\[0\]\.tolerationSeconds: Forbidden: tolerationSeconds applies only to effect NoExecute/,
+  ],
+  [
+    'a toleration with tolerationSeconds and no effect',
+    'podTemplate: { spec: { tolerations: [{ key: k, operator: Exists, tolerationSeconds: 5 }] } }',
+    /tolerationSeconds applies only to effect NoExecute/,
+  ],
+  [
+    'a toleration without key and with operator Equal',
+    'podTemplate: { spec: { tolerations: [{ operator: Equal, value: v }] } }',
+    /tolerations\[0\]\.operator: Invalid value: .*needs operator Exists/,
+  ],
+  [
+    'a toleration key that is not a label key',
+    'podTemplate: { spec: { tolerations: [{ key: "a b", operator: Exists }] } }',
+    /tolerations\[0\]\.key: Invalid value: .*must be a label key/,
+  ],
+  [
+    'a toleration value that is not a label value',
+    'podTemplate: { spec: { tolerations: [{ key: k, value: "a b" }] } }',
+    /tolerations\[0\]\.value: Invalid value: "a b"/,
+  ],
+  [
+    'a node affinity requirement In without values',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: k, operator: In }] }] } } } } }',
+    /nodeSelectorTerms\[0\]\.matchExpressions\[0\]\.values: Required value: operator In and NotIn need values/,
+  ],
+  [
+    'a node affinity requirement NotIn with empty values',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [{ key: k, operator: NotIn, values: [] }] } }] } } } }',
+    /matchExpressions\[0\]\.values: Required value: operator In and NotIn need values/,
+  ],
+  [
+    'a node affinity requirement Exists with values',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: k, operator: Exists, values: [a] }] }] } } } } }',
+    /matchExpressions\[0\]\.values: Forbidden: operator Exists and DoesNotExist take no values/,
+  ],
+  [
+    'a node affinity requirement Gt with two values',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: k, operator: Gt, values: ["1", "2"] }] }] } } } } }',
+    /matchExpressions\[0\]\.values: Invalid value: .*operator Gt and Lt need exactly one value, an integer/,
+  ],
+  [
+    'a node affinity requirement Lt with a value that is not an integer',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: k, operator: Lt, values: ["1.5"] }] }] } } } } }',
+    /operator Gt and Lt need exactly one value, an integer/,
+  ],
+  [
+    'a node affinity requirement with a key that is not a label key',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "-k", operator: Exists }] }] } } } } }',
+    /matchExpressions\[0\]\.key: Invalid value: .*must be a label key/,
+  ],
+  [
+    'a node field requirement on another field than metadata.name',
+    'podTemplate: { spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: spec.unschedulable, operator: In, values: ["false"] }] }] } } } } }',
+    /matchFields supports only key metadata\.name, with operator In or NotIn and exactly one value/,
+  ],
+  [
+    'a pod anti-affinity label requirement In without values',
+    'podTemplate: { spec: { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: zone, labelSelector: { matchExpressions: [{ key: app, operator: In }] } }] } } } }',
+    /labelSelector\.matchExpressions\[0\]\.values: Required value: operator In and NotIn need values/,
+  ],
+  [
+    'a spread constraint label requirement DoesNotExist with values',
+    'podTemplate: { spec: { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule, labelSelector: { matchExpressions: [{ key: app, operator: DoesNotExist, values: [a] }] } }] } }',
+    /matchExpressions\[0\]\.values: Forbidden: operator Exists and DoesNotExist take no values/,
+  ],
+  [
+    'a resource limit named gpu (not a standard resource, no domain prefix)',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nresources: { limits: { gpu: 1 } }',
+    /spec\.resources\.limits: Invalid value: .*'gpu' alone is not a resource/,
+  ],
+  [
+    'a resource request named storage',
+    'eviction: { policy: allkeys-lru, maxMemory: 64Mi }\nresources: { requests: { storage: 1Gi } }',
+    /spec\.resources\.requests: Invalid value: .*or an extended resource with a domain prefix/,
+  ],
+  [
     'a priorityClassName with upper case',
     'podTemplate: { spec: { priorityClassName: High_Priority } }',
     /spec\.podTemplate\.spec\.priorityClassName: Invalid value/,
@@ -364,6 +465,43 @@ flush: { schedule: "@every 6h", timeZone: Etc/GMT+5 }
       ),
     );
     expect(edges.code, edges.stderr).toBe(0);
+    // What core/v1 accepts in tolerations, node affinity and resources, and a maxMemory of whole bytes.
+    const core = await cp.kubectl(
+      ['apply', '--dry-run=server', '-f', '-'],
+      cacheCluster(
+        'core',
+        `
+eviction: { policy: allkeys-lru, maxMemory: 1.5Gi }
+resources:
+  limits: { memory: 2Gi, nvidia.com/gpu: 1, hugepages-2Mi: 4Mi, ephemeral-storage: 1Gi }
+  requests: { cpu: 100m, memory: 2Gi, nvidia.com/gpu: 1 }
+podTemplate:
+  spec:
+    tolerations:
+      - { operator: Exists }
+      - { key: k, operator: Exists, effect: NoExecute, tolerationSeconds: 5 }
+      - { key: example.com/dedicated, value: cache, effect: NoSchedule }
+      - { key: k, operator: Exists, value: "" }
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms:
+            - matchExpressions:
+                - { key: example.com/cores, operator: Gt, values: ["4"] }
+                - { key: example.com/cores, operator: Lt, values: ["-1"] }
+                - { key: example.com/spot, operator: DoesNotExist }
+                - { key: kubernetes.io/arch, operator: NotIn, values: [s390x] }
+            - matchFields: [{ key: metadata.name, operator: In, values: [node-1] }]
+      podAffinity:
+        preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 10
+            podAffinityTerm:
+              topologyKey: kubernetes.io/hostname
+              labelSelector: { matchExpressions: [{ key: app, operator: Exists }, { key: tier, operator: In, values: [web] }] }
+`,
+      ),
+    );
+    expect(core.code, core.stderr).toBe(0);
     const placed = await cp.kubectl(
       ['apply', '--dry-run=server', '-f', '-'],
       cacheCluster(
@@ -397,6 +535,11 @@ podTemplate:
     expect(placed.code, placed.stderr).toBe(0);
     const examples = await cp.kubectl(['apply', '--dry-run=server', '-f', 'examples/']);
     expect(examples.code, examples.stderr).toBe(0);
+    // Each example its own CacheCluster: `kubectl apply -f examples/` (make demo applies some of them) must
+    // not turn one example into another.
+    const names = examples.stdout.trim().split('\n');
+    expect(names.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(names).size, examples.stdout).toBe(names.length);
     const placement = await cp.kubectl(['apply', '--dry-run=server', '-f', 'examples/placement/']);
     expect(placement.code, placement.stderr).toBe(0);
     expect(placement.stdout).toMatch(/cachecluster\.cache\.ripplecache\.io\/durable-catalog created/);

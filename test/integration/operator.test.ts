@@ -380,6 +380,47 @@ describe('operator on a real control plane', () => {
     );
   });
 
+  it('a topology change deletes the StatefulSets of the old topology (cluster ↔ standalone)', async () => {
+    // No pods run for this CacheCluster (the simulator does not know them): only its children matter here.
+    const topo = (spec: string) => `apiVersion: cache.ripplecache.io/v1alpha1
+kind: CacheCluster
+metadata: { name: topo, namespace: ${NS} }
+spec: { ${spec}, eviction: { policy: allkeys-lru, maxMemory: 16Mi } }
+`;
+    const shardSets = async () => {
+      const r = await cp.kubectl(['get', 'statefulsets', '-n', NS, '-o', 'jsonpath={.items[*].metadata.name}']);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout
+        .split(' ')
+        .filter((n) => n === 'topo' || n.startsWith('topo-shard-'))
+        .sort();
+    };
+    const cluster = ['topo-shard-0', 'topo-shard-1', 'topo-shard-2'];
+
+    let res = await apply(topo('topology: cluster, shards: 3, replicas: 1'));
+    expect(res.code, res.stderr).toBe(0);
+    await waitFor('the shard StatefulSets', async () => (await shardSets()).join() === cluster.join(), 30_000, 250);
+
+    res = await apply(topo('topology: standalone, replicas: 0'));
+    expect(res.code, res.stderr).toBe(0);
+    await waitFor(
+      'the standalone StatefulSet, and no shard StatefulSet left',
+      async () => (await shardSets()).join() === 'topo',
+      30_000,
+      250,
+    );
+
+    res = await apply(topo('topology: cluster, shards: 3, replicas: 1'));
+    expect(res.code, res.stderr).toBe(0);
+    await waitFor(
+      'the shard StatefulSets, and no standalone StatefulSet left',
+      async () => (await shardSets()).join() === cluster.join(),
+      30_000,
+      250,
+    );
+    expect((await cp.kubectl(['delete', 'cc', 'topo', '-n', NS])).code).toBe(0);
+  });
+
   it('with two operators only the leader writes; killed mid-reconcile, the other takes over and converges', async () => {
     operatorB = await startOperator({
       kubeconfigPath: cp.kubeconfigPath,

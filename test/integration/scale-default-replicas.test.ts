@@ -105,4 +105,47 @@ describe('spec.replicas default for the scale subresource', () => {
     await must(['apply', '-f', '-'], cacheCluster('shrink', 'topology: replication'));
     expect(await replicas('shrink')).toEqual({ spec: '1', scale: 1 });
   });
+  it("a malformed spec without replicas gets the schema's message, not the policy's", async () => {
+    const doc = (name: string, spec: string) =>
+      `apiVersion: cache.ripplecache.io/v1alpha1\nkind: CacheCluster\nmetadata: { name: ${name}, namespace: default }\n${spec}`;
+    const refused = async (name: string, spec: string, message: RegExp) => {
+      const r = await cp.kubectl(['apply', '-f', '-'], doc(name, spec));
+      expect(r.code, r.stdout).not.toBe(0);
+      // Neither "error applying patch: failed to convert original object to typed object" nor the CEL text
+      // of a match condition with "no such key": the CRD schema's own message.
+      expect(r.stderr).not.toMatch(/policy|no such key|typed object/);
+      expect(r.stderr).toMatch(message);
+    };
+    await refused(
+      'bad-ttl',
+      'spec: { topology: replication, defaultTTLSeconds: "abc" }',
+      /spec\.defaultTTLSeconds.*must be of type integer/,
+    );
+    await refused('bad-eviction', 'spec: { eviction: allkeys-lru }', /spec\.eviction.*must be of type object/);
+    await refused(
+      'bad-replicas',
+      'spec: { topology: replication, replicas: "2" }',
+      /spec\.replicas.*must be of type integer/,
+    );
+    await refused('bad-topology', 'spec: { topology: 3 }', /spec\.topology.*must be of type string/);
+    await refused('no-spec', '', /spec: Required value/);
+    await refused('list-spec', 'spec: [topology, replication]', /spec.*must be of type object/);
+
+    // An update of an existing CacheCluster too (the topology-change conditions read oldObject as well).
+    await must(['apply', '-f', '-'], cacheCluster('updated', 'topology: replication'));
+    await refused(
+      'updated',
+      'spec: { topology: standalone, replicas: 1, defaultTTLSeconds: "abc" }',
+      /spec\.defaultTTLSeconds.*must be of type integer/,
+    );
+    await refused(
+      'updated',
+      'spec: { topology: standalone, eviction: allkeys-lru }',
+      /spec\.eviction.*must be of type object/,
+    );
+
+    // And defaulting still works for a well-formed spec.
+    await must(['apply', '-f', '-'], cacheCluster('well-formed', 'topology: cluster'));
+    expect(await replicas('well-formed')).toEqual({ spec: '1', scale: 1 });
+  });
 });

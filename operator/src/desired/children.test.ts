@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec } from '../api/v1alpha1/types.js';
 import type { KubeObject } from '../k8s/kube-client.js';
-import { desiredChildren } from './children.js';
+import { desiredChildren, MAX_SHARDS } from './children.js';
 import { desiredClientService, desiredReplicasService } from './client-service.js';
 import { desiredHeadlessService } from './headless-service.js';
 import { ownerReference } from './owner-reference.js';
@@ -99,7 +99,7 @@ describe('desiredChildren', () => {
       'Service/sessions-replicas',
       'PodDisruptionBudget/sessions',
     ]);
-    expect(deleteIfPresent).toEqual([
+    expect(deleteIfPresent.filter((r) => r.kind !== 'StatefulSet')).toEqual([
       { apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'sessions-flush' },
     ]);
   });
@@ -107,7 +107,7 @@ describe('desiredChildren', () => {
   it('gives a standalone CacheCluster (one pod) no PodDisruptionBudget, and deletes one left from before', () => {
     const { apply, deleteIfPresent } = desiredChildren(cc({}));
     expect(apply.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Service', 'StatefulSet']);
-    expect(deleteIfPresent).toEqual([
+    expect(deleteIfPresent.filter((r) => r.kind !== 'StatefulSet')).toEqual([
       { apiVersion: 'v1', kind: 'Service', namespace: 'shop', name: 'sessions-replicas' },
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: 'shop', name: 'sessions' },
       { apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'sessions-flush' },
@@ -121,7 +121,30 @@ describe('desiredChildren', () => {
   it('includes the CronJob when flush is set', () => {
     const { apply, deleteIfPresent } = desiredChildren(cc({ topology: 'replication', flush: { schedule: '@daily' } }));
     expect(apply.at(-1)).toMatchObject({ kind: 'CronJob', metadata: { name: 'sessions-flush' } });
-    expect(deleteIfPresent).toEqual([]);
+    expect(deleteIfPresent.filter((r) => r.kind !== 'StatefulSet')).toEqual([]);
+  });
+
+  it('deletes the StatefulSets of another topology (a topology change leaves none behind)', () => {
+    for (const topology of ['standalone', 'replication'] as const) {
+      const { apply, deleteIfPresent } = desiredChildren(cc({ topology }));
+      const sets = deleteIfPresent.filter((r) => r.kind === 'StatefulSet');
+      // Every shard index the CRD allows (spec.shards is at most 128), never the StatefulSet it applies.
+      expect(sets).toHaveLength(MAX_SHARDS);
+      expect(sets[0]).toEqual({
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        namespace: 'shop',
+        name: 'sessions-shard-0',
+      });
+      expect(sets.at(-1)!.name).toBe(`sessions-shard-${MAX_SHARDS - 1}`);
+      const applied = apply.filter((c) => c.kind === 'StatefulSet').map((c) => c.metadata.name);
+      expect(applied).toEqual(['sessions']);
+      expect(sets.map((r) => r.name)).not.toContain('sessions');
+    }
+    const cluster = desiredChildren(cc({ topology: 'cluster', shards: 3 }));
+    expect(cluster.deleteIfPresent.filter((r) => r.kind === 'StatefulSet')).toEqual([
+      { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'sessions' },
+    ]);
   });
 
   it('gives every child apiVersion, kind, name, namespace, labels and the controller owner reference; no status or resourceVersion', () => {
@@ -208,7 +231,10 @@ describe('desiredChildren', () => {
     expect(conf).toContain('cluster-enabled yes\n');
     expect(conf).toContain('cluster-config-file /data/nodes.conf\n');
     expect(conf).toContain('cluster-allow-replica-migration no\n');
-    expect(children.deleteIfPresent.map((c) => c.name)).toEqual(['sessions-replicas']);
+    expect(children.deleteIfPresent.map((c) => `${c.kind}/${c.name}`)).toEqual([
+      'StatefulSet/sessions',
+      'Service/sessions-replicas',
+    ]);
   });
 
   it('gives deep-equal output for equal input, and does not share objects between calls', () => {

@@ -6,10 +6,19 @@ import type { DesiredOptions } from './desired-options.js';
 import { desiredFlushCronJob } from './flush-cron-job.js';
 import { desiredHeadlessService } from './headless-service.js';
 import type { DesiredChild } from './kube-types.js';
-import { flushCronJobName, podDisruptionBudgetName, replicasServiceName } from './names.js';
+import {
+  flushCronJobName,
+  podDisruptionBudgetName,
+  replicasServiceName,
+  shardStatefulSetName,
+  statefulSetName,
+} from './names.js';
 import { desiredPodDisruptionBudget } from './pod-disruption-budget.js';
 import { resolveSpec } from './resolved-spec.js';
 import { desiredShardStatefulSet, desiredStatefulSet } from './stateful-set.js';
+
+/** The most shards a CacheCluster can have (the CRD's maximum of spec.shards). */
+export const MAX_SHARDS = 128;
 
 /** A child to delete if it exists. */
 export interface ChildRef {
@@ -37,6 +46,9 @@ export interface DesiredChildren {
  * Topology `cluster`: one StatefulSet per shard `0 … shards-1` (`desiredShardStatefulSet`) instead of one; the
  * client Service selects every cluster node (a seed for cluster clients); no replicas Service. A shard beyond
  * `shards` (scale-in) is not listed: the cluster step deletes its StatefulSet once its slots have moved away.
+ * A topology change leaves nothing of the old topology behind: the StatefulSet `<name>` is deleted when the
+ * topology becomes cluster, and every shard StatefulSet `<name>-shard-<i>` (any index the CRD allows) when it
+ * stops being cluster (their pods go with them; with persistence, their claims follow the retention policy).
  * Throws `InvalidSpecError` for eviction settings the operator cannot realise.
  */
 export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): DesiredChildren {
@@ -49,8 +61,17 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
       ? Array.from({ length: spec.shards }, (_, i) => desiredShardStatefulSet(cc, i, opts))
       : [desiredStatefulSet(cc, opts)]),
   ];
-  const deleteIfPresent: ChildRef[] = [];
-  if (resolveSpec(cc).topology === 'replication') apply.push(desiredReplicasService(cc, opts));
+  const namespace = cc.metadata.namespace;
+  const deleteIfPresent: ChildRef[] =
+    spec.topology === 'cluster'
+      ? [{ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace, name: statefulSetName(cc) }]
+      : Array.from({ length: MAX_SHARDS }, (_, i) => ({
+          apiVersion: 'apps/v1',
+          kind: 'StatefulSet',
+          namespace,
+          name: shardStatefulSetName(cc, i),
+        }));
+  if (spec.topology === 'replication') apply.push(desiredReplicasService(cc, opts));
   else
     deleteIfPresent.push({
       apiVersion: 'v1',
@@ -76,7 +97,6 @@ export function desiredChildren(cc: CacheCluster, opts: DesiredOptions = {}): De
       name: flushCronJobName(cc),
     });
   const bridge = opts.bridge;
-  const namespace = cc.metadata.namespace;
   if (bridge && bridge.peers.length > 0) {
     apply.push(desiredBridgeDeployment(cc, bridge.peers, bridge.image), desiredBridgeService(cc));
   } else if (bridge) {

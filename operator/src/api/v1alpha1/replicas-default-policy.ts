@@ -17,6 +17,17 @@
  *   at 0 as it was (the value this policy wrote for standalone): sets the default of the new topology.
  * `npm run manifests` writes it to charts/ripplecache/files/policies/ (the chart installs it where the API
  * server serves admissionregistration.k8s.io/v1 MutatingAdmissionPolicy).
+ *
+ * The policy runs before the API server validates the object against the CRD's schema, so it must neither fail
+ * nor mangle the error for a malformed object: the schema's own message ("spec.defaultTTLSeconds: Invalid
+ * value: … must be of type integer") is what the user must see. Hence:
+ * - a first match condition skips the policy unless `spec` is an object whose `topology` (when set) is a string
+ *   and whose `replicas` (when set) is an integer: the other conditions read them, and CEL fails on a missing
+ *   key ("no such key: spec") or on a comparison of the wrong types; match conditions are ANDed and one that is
+ *   false skips the policy whatever the others evaluate to;
+ * - the mutation is a JSON patch, not an apply configuration: an apply configuration is merged with structured
+ *   merge diff, which first converts the whole object to its typed form and fails on any wrongly typed field
+ *   (".spec.defaultTTLSeconds: expected numeric (int or float), got string"), before the schema could report it.
  */
 import { GROUP, PLURAL } from './constants.js';
 import { DEFAULTS } from './types.js';
@@ -24,6 +35,15 @@ import { DEFAULTS } from './types.js';
 export const REPLICAS_DEFAULT_POLICY_NAME = `cacheclusters-default-replicas.${GROUP}`;
 
 const topology = (o: string) => `(has(${o}.spec.topology) ? ${o}.spec.topology : '${DEFAULTS.topology}')`;
+
+/**
+ * CEL: spec is an object, with topology (when set) a string and replicas (when set) an integer, so that the
+ * conditions and the value below evaluate without error. Anything else is the schema's to refuse.
+ */
+export const SPEC_WELL_TYPED =
+  'has(object.spec) && type(object.spec) == map && ' +
+  '(!has(object.spec.topology) || type(object.spec.topology) == string) && ' +
+  '(!has(object.spec.replicas) || type(object.spec.replicas) == int)';
 
 /** CEL: replicas unset. */
 export const NEEDS_DEFAULT = '!has(object.spec.replicas)';
@@ -65,6 +85,8 @@ export function replicasDefaultPolicy(): [Record<string, unknown>, Record<string
           ],
         },
         matchConditions: [
+          // First, and separate: a false condition skips the policy even if another one fails to evaluate.
+          { name: 'spec-well-typed', expression: SPEC_WELL_TYPED },
           {
             name: 'replicas-default-or-topology-change',
             expression: `(${NEEDS_DEFAULT}) || (${TO_STANDALONE_KEEPING_REPLICAS}) || (${FROM_STANDALONE_KEEPING_ZERO})`,
@@ -74,9 +96,11 @@ export function replicasDefaultPolicy(): [Record<string, unknown>, Record<string
         reinvocationPolicy: 'Never',
         mutations: [
           {
-            patchType: 'ApplyConfiguration',
-            applyConfiguration: {
-              expression: `Object{spec: Object.spec{replicas: ${VALUE}}}`,
+            // A JSON patch: no conversion of the whole object to its typed form (see above). "add" replaces
+            // the member when it exists (the topology-change cases).
+            patchType: 'JSONPatch',
+            jsonPatch: {
+              expression: `[JSONPatch{op: 'add', path: '/spec/replicas', value: ${VALUE}}]`,
             },
           },
         ],

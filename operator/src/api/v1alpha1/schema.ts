@@ -236,6 +236,9 @@ const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0
  */
 const QUALIFIED_NAME_PATTERN =
   '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$';
+/** CEL: `x` (a string) is a label key (qualified name): the pattern, at most 63 characters after the prefix. */
+const QUALIFIED_NAME_CEL = (x: string): string =>
+  `${x}.size() <= 317 && ${x}.split('/')[${x}.split('/').size() - 1].size() <= 63 && ${x}.matches(r'${QUALIFIED_NAME_PATTERN}')`;
 /** A label value: empty, or at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit. */
 const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
 /** A Secret data key. */
@@ -259,6 +262,8 @@ export const MAX_NAME_LENGTH = 46;
  * rejected as >100x over budget), but bounds an index expression by the values' maxLength.
  */
 const MAX_MEMORY = 'string(self.eviction.maxMemory)';
+/** The same, in a rule of the eviction object. */
+const EV_MAX_MEMORY = 'string(self.maxMemory)';
 const MEMORY_LIMIT = "string(self.resources.limits['memory'])";
 const HAS_MEMORY_LIMIT = "has(self.resources) && has(self.resources.limits) && 'memory' in self.resources.limits";
 
@@ -278,6 +283,17 @@ export const RULES = {
     message: 'eviction.maxMemory must be at least 1Mi',
     fieldPath: '.maxMemory',
   },
+  maxMemoryWholeBytes: {
+    // quantity's isInteger() depends on how the value is stored (false for 1.5Gi), so: the value is one of the
+    // two integers around its approximation (sub() and compareTo() are exact; above 8Pi the maximum's rule answers).
+    rule:
+      `!has(self.maxMemory) || !isQuantity(${EV_MAX_MEMORY}) || ` +
+      `quantity(${EV_MAX_MEMORY}).compareTo(quantity('${MAX_BYTES}')) > 0 || ` +
+      `quantity(${EV_MAX_MEMORY}).sub(int(quantity(${EV_MAX_MEMORY}).asApproximateFloat())).compareTo(quantity('0')) == 0 || ` +
+      `quantity(${EV_MAX_MEMORY}).sub(int(quantity(${EV_MAX_MEMORY}).asApproximateFloat()) + 1).compareTo(quantity('0')) == 0`,
+    message: 'eviction.maxMemory must be a whole number of bytes (e.g. 1048576, 1Mi or 1.5Gi; not 1048576.5 or 1.3Ki)',
+    fieldPath: '.maxMemory',
+  },
   maxMemoryMaximum: {
     rule: `!has(self.maxMemory) || !isQuantity(string(self.maxMemory)) || quantity(string(self.maxMemory)).compareTo(quantity('${MAX_BYTES}')) <= 0`,
     message: `eviction.maxMemory must be below 8Pi (at most ${MAX_BYTES} bytes)`,
@@ -290,12 +306,21 @@ export const RULES = {
   },
   derivedMaxMemoryMinimum: {
     rule:
-      `!(${HAS_MEMORY_LIMIT}) || (has(self.eviction) && has(self.eviction.maxMemory)) || !isQuantity(${MEMORY_LIMIT}) || ` +
-      `quantity(${MEMORY_LIMIT}).asApproximateFloat() * double(has(self.eviction) && has(self.eviction.maxMemoryPercent) ? ` +
-      `self.eviction.maxMemoryPercent : ${DEFAULTS.eviction.maxMemoryPercent}) >= 104857600.0`,
+      `!(${HAS_MEMORY_LIMIT}) || !has(self.eviction) || !has(self.eviction.maxMemoryPercent) || !isQuantity(${MEMORY_LIMIT}) || ` +
+      `quantity(${MEMORY_LIMIT}).asApproximateFloat() * double(self.eviction.maxMemoryPercent) >= 104857600.0`,
     message:
-      `maxmemory, eviction.maxMemoryPercent (default ${DEFAULTS.eviction.maxMemoryPercent}) of resources.limits.memory, ` +
-      'must be at least 1Mi: raise the memory limit or the percentage',
+      'maxmemory, eviction.maxMemoryPercent of resources.limits.memory, must be at least 1Mi: raise the memory ' +
+      'limit or the percentage',
+    fieldPath: '.resources.limits',
+  },
+  defaultMaxMemoryMinimum: {
+    rule:
+      `!(${HAS_MEMORY_LIMIT}) || (has(self.eviction) && (has(self.eviction.maxMemory) || has(self.eviction.maxMemoryPercent))) || ` +
+      `!isQuantity(${MEMORY_LIMIT}) || ` +
+      `quantity(${MEMORY_LIMIT}).asApproximateFloat() * ${DEFAULTS.eviction.maxMemoryPercent}.0 >= 104857600.0`,
+    message:
+      `maxmemory, ${DEFAULTS.eviction.maxMemoryPercent}% of resources.limits.memory when eviction sets neither ` +
+      'maxMemory nor maxMemoryPercent, must be at least 1Mi: raise the memory limit, or set eviction.maxMemory',
     fieldPath: '.resources.limits',
   },
   quantitiesNotNegative: {
@@ -398,6 +423,71 @@ export const RULES = {
   podAnnotationsNotReserved: {
     rule: `self.all(k, !k.startsWith('${RESERVED_KEY_PREFIX}'))`,
     message: `podTemplate.metadata.annotations must not set the operator's annotations (any ${RESERVED_KEY_PREFIX} key)`,
+  },
+  tolerationKey: {
+    rule: `self == '' || (${QUALIFIED_NAME_CEL('self')})`,
+    message:
+      "podTemplate.spec.tolerations[].key must be a label key: an optional DNS prefix and '/', then at most 63 " +
+      "letters, digits, '-', '_' or '.', starting and ending with a letter or digit (e.g. dedicated, example.com/gpu)",
+  },
+  tolerationExistsHasNoValue: {
+    rule: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+    message:
+      'a toleration with operator Exists matches every value of its key: leave value out (or use operator Equal)',
+    fieldPath: '.value',
+    reason: 'FieldValueForbidden',
+  },
+  tolerationEmptyKeyNeedsExists: {
+    rule: "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+    message:
+      'a toleration without key matches every taint, which needs operator Exists: set operator: Exists, or a key',
+    fieldPath: '.operator',
+  },
+  tolerationSecondsNeedsNoExecute: {
+    rule: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+    message: 'tolerationSeconds applies only to effect NoExecute (how long the pod stays after such a taint appears)',
+    fieldPath: '.tolerationSeconds',
+    reason: 'FieldValueForbidden',
+  },
+  requirementKey: {
+    rule: QUALIFIED_NAME_CEL('self.key'),
+    message:
+      "the key of a label or node selector requirement must be a label key: an optional DNS prefix and '/', then " +
+      "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+    fieldPath: '.key',
+  },
+  requirementValuesForIn: {
+    rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && self.values.size() > 0)",
+    message: 'operator In and NotIn need values: give at least one',
+    fieldPath: '.values',
+    reason: 'FieldValueRequired',
+  },
+  requirementNoValuesForExists: {
+    rule: "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || self.values.size() == 0",
+    message: 'operator Exists and DoesNotExist take no values: leave values out',
+    fieldPath: '.values',
+    reason: 'FieldValueForbidden',
+  },
+  requirementOneIntegerForGtLt: {
+    rule:
+      "!(self.operator in ['Gt', 'Lt']) || (has(self.values) && self.values.size() == 1 && " +
+      `self.values[0].matches(r'^[-+]?0*(0|${atMostDecimal('9223372036854775807')})$'))`,
+    message: 'operator Gt and Lt need exactly one value, an integer (e.g. values: ["4"])',
+    fieldPath: '.values',
+  },
+  nodeFieldRequirement: {
+    rule: "self.key == 'metadata.name' && self.operator in ['In', 'NotIn'] && has(self.values) && self.values.size() == 1",
+    message:
+      'matchFields supports only key metadata.name, with operator In or NotIn and exactly one value (a node name)',
+  },
+  resourceNames: {
+    rule:
+      "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] || " +
+      "k.matches(r'^hugepages-[0-9]+(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') || " +
+      `(k.contains('/') && !k.startsWith('requests.') && ${QUALIFIED_NAME_CEL('k')}))`,
+    message:
+      'resources.limits and resources.requests name cpu, memory, ephemeral-storage, hugepages-<size> (e.g. ' +
+      "hugepages-2Mi) or an extended resource with a domain prefix (e.g. nvidia.com/gpu); 'gpu' alone is not a resource",
   },
   cronSchedule: {
     rule: CRON_RULE,
@@ -528,7 +618,12 @@ const evictionSchema = obj(
     ),
   },
   {
-    'x-kubernetes-validations': [RULES.evictionExactlyOne, RULES.maxMemoryMinimum, RULES.maxMemoryMaximum],
+    'x-kubernetes-validations': [
+      RULES.evictionExactlyOne,
+      RULES.maxMemoryMinimum,
+      RULES.maxMemoryWholeBytes,
+      RULES.maxMemoryMaximum,
+    ],
   },
 );
 
@@ -638,17 +733,28 @@ function labelSelector(description: string): JSONSchemaProps {
           values: {
             type: 'array',
             description: 'Values for In and NotIn; empty for Exists and DoesNotExist.',
-            items: str('A label value.', { maxLength: 63 }),
+            items: str('A label value.', { maxLength: 63, pattern: LABEL_VALUE_PATTERN }),
             maxItems: 64,
           },
         },
-        { required: ['key', 'operator'] },
+        {
+          required: ['key', 'operator'],
+          'x-kubernetes-validations': [
+            RULES.requirementKey,
+            RULES.requirementValuesForIn,
+            RULES.requirementNoValuesForExists,
+          ],
+        },
       ),
     },
   });
 }
 
-const nodeSelectorRequirements = (description: string): JSONSchemaProps => ({
+/**
+ * Requirements of a node selector term: on labels (matchExpressions: a label key, values as the operator needs),
+ * or on fields (matchFields: only metadata.name, In or NotIn, one value), as core/v1 validation has them.
+ */
+const nodeSelectorRequirements = (description: string, on: 'labels' | 'fields'): JSONSchemaProps => ({
   type: 'array',
   description,
   maxItems: 32,
@@ -671,14 +777,25 @@ const nodeSelectorRequirements = (description: string): JSONSchemaProps => ({
         maxItems: 64,
       },
     },
-    { required: ['key', 'operator'] },
+    {
+      required: ['key', 'operator'],
+      'x-kubernetes-validations':
+        on === 'labels'
+          ? [
+              RULES.requirementKey,
+              RULES.requirementValuesForIn,
+              RULES.requirementNoValuesForExists,
+              RULES.requirementOneIntegerForGtLt,
+            ]
+          : [RULES.nodeFieldRequirement],
+    },
   ),
 });
 
 const nodeSelectorTerm = (description: string): JSONSchemaProps =>
   obj(description, {
-    matchExpressions: nodeSelectorRequirements("Requirements on the node's labels."),
-    matchFields: nodeSelectorRequirements("Requirements on the node's fields (metadata.name)."),
+    matchExpressions: nodeSelectorRequirements("Requirements on the node's labels.", 'labels'),
+    matchFields: nodeSelectorRequirements("Requirements on the node's fields (metadata.name).", 'fields'),
   });
 
 const weight = int("Weight, 1-100, added to a node's score when the term matches.", { minimum: 1, maximum: 100 });
@@ -783,17 +900,33 @@ const podTemplateSchema = obj(
         type: 'array',
         description: 'Taints the pods tolerate (pod.spec.tolerations).',
         maxItems: 64,
-        items: obj('A toleration (core/v1 Toleration).', {
-          key: str('The taint key; empty with operator Exists matches every taint.', { maxLength: LABEL_KEY_MAX }),
-          operator: enumOf('Exists or Equal. Default Equal.', ['Exists', 'Equal']),
-          value: str('The taint value, with operator Equal.', { maxLength: 63 }),
-          effect: enumOf('NoSchedule, PreferNoSchedule or NoExecute; empty matches every effect.', [
-            'NoSchedule',
-            'PreferNoSchedule',
-            'NoExecute',
-          ]),
-          tolerationSeconds: int64('With effect NoExecute: how long the pod stays bound after the taint appears.'),
-        }),
+        items: obj(
+          'A toleration (core/v1 Toleration).',
+          {
+            key: str('The taint key; empty with operator Exists matches every taint.', {
+              maxLength: LABEL_KEY_MAX,
+              'x-kubernetes-validations': [RULES.tolerationKey],
+            }),
+            operator: enumOf('Exists or Equal. Default Equal.', ['Exists', 'Equal']),
+            value: str('The taint value, with operator Equal (empty with Exists).', {
+              maxLength: 63,
+              pattern: LABEL_VALUE_PATTERN,
+            }),
+            effect: enumOf('NoSchedule, PreferNoSchedule or NoExecute; empty matches every effect.', [
+              'NoSchedule',
+              'PreferNoSchedule',
+              'NoExecute',
+            ]),
+            tolerationSeconds: int64('With effect NoExecute: how long the pod stays bound after the taint appears.'),
+          },
+          {
+            'x-kubernetes-validations': [
+              RULES.tolerationExistsHasNoValue,
+              RULES.tolerationEmptyKeyNeedsExists,
+              RULES.tolerationSecondsNeedsNoExecute,
+            ],
+          },
+        ),
       },
       affinity: affinitySchema,
       topologySpreadConstraints: {
@@ -847,14 +980,14 @@ const resourcesSchema = obj(
       description: 'The most the container may use, e.g. {memory: 512Mi, cpu: "1"}.',
       additionalProperties: resourceQuantity('A resource quantity.'),
       maxProperties: 16,
-      'x-kubernetes-validations': [RULES.quantitiesNotNegative],
+      'x-kubernetes-validations': [RULES.resourceNames, RULES.quantitiesNotNegative],
     },
     requests: {
       type: 'object',
       description: 'What the scheduler reserves for the container, e.g. {memory: 512Mi, cpu: 100m}.',
       additionalProperties: resourceQuantity('A resource quantity.'),
       maxProperties: 16,
-      'x-kubernetes-validations': [RULES.quantitiesNotNegative],
+      'x-kubernetes-validations': [RULES.resourceNames, RULES.quantitiesNotNegative],
     },
   },
   { 'x-kubernetes-validations': [RULES.requestsWithinLimits] },
@@ -1123,6 +1256,7 @@ export const specSchema: JSONSchemaProps = obj(
       RULES.maxMemoryWithinLimit,
       RULES.memoryLimitMaximum,
       RULES.derivedMaxMemoryMinimum,
+      RULES.defaultMaxMemoryMinimum,
       RULES.writeBackNeedsSafeEviction,
       RULES.storageImmutable,
     ],
