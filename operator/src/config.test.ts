@@ -43,6 +43,8 @@ describe('loadOperatorConfig', () => {
 
   it('rejects bad values with a message naming the flag', () => {
     expect(() => loadOperatorConfig(['--workers', '0'], {})).toThrow(/--workers must be an integer/);
+    for (const notDecimal of ['1e1', '0x10', ' 4', '4.0', ''])
+      expect(() => loadOperatorConfig(['--workers', notDecimal], {})).toThrow(/--workers must be an integer/);
     expect(() => loadOperatorConfig(['--metrics-listen', 'nope'], {})).toThrow(/--metrics-listen must be HOST:PORT/);
     expect(() => loadOperatorConfig(['--bogus'], {})).toThrow(ConfigError);
     expect(() => loadOperatorConfig(['--pod-address-override', 'x'], {})).toThrow(/namespace\/pod=host:port/);
@@ -151,7 +153,7 @@ describe('loadOperatorConfig: bounds and names', () => {
     expect(MAX_TIMER_MS).toBe(2147483647);
     refuses(['--redis-timeout-ms', '99999999999999'], /^--redis-timeout-ms must be at most 2147483647 \(.*2\^31-1/);
     refuses(['--redis-timeout-ms', '2147483648'], /^--redis-timeout-ms must be at most 2147483647 /);
-    refuses([], /^--redis-timeout-ms must be at most 2147483647 /, { RIPPLECACHE_REDIS_TIMEOUT_MS: '1e15' });
+    refuses([], /^--redis-timeout-ms must be an integer/, { RIPPLECACHE_REDIS_TIMEOUT_MS: '1e15' });
     expect(loadOperatorConfig(['--redis-timeout-ms', '2147483647'], {}).redisTimeoutMs).toBe(2147483647);
     refuses(['--resync-seconds', '2147484'], /^--resync-seconds must be at most 2147483 \(2147483647 ms/);
     expect(loadOperatorConfig(['--resync-seconds', '2147483'], {}).resyncSeconds).toBe(2147483);

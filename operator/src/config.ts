@@ -227,7 +227,8 @@ function rawValues(argv: string[], env: NodeJS.ProcessEnv): Map<string, string[]
 }
 
 function positiveInt(name: string, v: string, min = 1): number {
-  const n = Number(v);
+  // Plain decimal digits: Number() would also take `1e1`, `0x10` and ` 4`.
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${name} must be an integer ≥ ${min}, got "${v}"`);
   return n;
 }
