@@ -208,6 +208,17 @@ export class PodSimulator {
       const value = rest.join(' ');
       args.push(`--${name}`, value === '""' ? '' : value);
     }
+    // The entrypoint's requirepass/masterauth: REDIS_PASSWORD as the kubelet resolves it when the container
+    // starts (its secretKeyRef read now: a rotated Secret's new password).
+    const ref = p.spec?.containers?.find((c) => c.name === 'redis')?.env?.find((e) => e.name === 'REDIS_PASSWORD')
+      ?.valueFrom?.secretKeyRef;
+    if (ref?.name && ref.key) {
+      const secret = await this.core.readNamespacedSecret({ name: ref.name, namespace: this.namespace });
+      const b64 = secret.data?.[ref.key];
+      if (b64 === undefined) throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
+      const password = Buffer.from(b64, 'base64').toString('utf8');
+      args.push('--requirepass', password, '--masterauth', password);
+    }
     await redis.kill();
     await redis.start(args);
   }

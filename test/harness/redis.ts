@@ -72,13 +72,17 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisProcess>
   ];
 
   const launch = async (extraArgs: string[] = []) => {
-    child = spawn('redis-server', [...args, ...extraArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const all = [...args, ...extraArgs];
+    child = spawn('redis-server', all, { stdio: ['ignore', 'ignore', 'inherit'] });
     const c = child;
+    // The password it runs with: the last `--requirepass` (a restart may bring another one, e.g. a rotated Secret's).
+    const at = all.lastIndexOf('--requirepass');
+    const password = at >= 0 ? all[at + 1] : undefined;
     await waitFor(
       `redis-server on port ${port}`,
       async () => {
         if (c.exitCode !== null) throw new Error(`redis-server exited with code ${c.exitCode}`);
-        return ping(port, opts.password);
+        return ping(port, password);
       },
       15_000,
       50,

@@ -19,20 +19,26 @@ export interface LocalReplicationPods {
 /**
  * Starts one redis-server per pod of `name` (pods `name-0` … `name-(pods-1)`), 1… replicas of 0. With
  * `asPods`, every one starts as the real pods do (redis.conf's `replicaof` the placeholder primary, no role): the
- * operator then makes the first primary and its replicas.
+ * operator then makes the first primary and its replicas. With `password`, each runs with it (requirepass and
+ * masterauth).
  */
 export async function startReplicationPods(
   namespace: string,
   name: string,
   pods: number,
-  opts: { asPods?: boolean } = {},
+  opts: { asPods?: boolean; password?: string } = {},
 ): Promise<LocalReplicationPods> {
   const placeholder = ['--replicaof', PLACEHOLDER_PRIMARY.host, String(PLACEHOLDER_PRIMARY.port)];
-  const primary = await startRedis(opts.asPods ? { args: placeholder } : {});
+  // With `password`: requirepass and masterauth, as the pods' entrypoint sets them from the auth Secret.
+  const auth = opts.password !== undefined ? { password: opts.password } : {};
+  const primary = await startRedis(opts.asPods ? { args: placeholder, ...auth } : auth);
   const redis = [primary];
   for (let i = 1; i < pods; i++)
     redis.push(
-      await startRedis({ args: opts.asPods ? placeholder : ['--replicaof', '127.0.0.1', String(primary.port)] }),
+      await startRedis({
+        args: opts.asPods ? placeholder : ['--replicaof', '127.0.0.1', String(primary.port)],
+        ...auth,
+      }),
     );
   const addresses: Record<string, { host: string; port: number }> = {};
   const overrides: Record<string, string> = {};

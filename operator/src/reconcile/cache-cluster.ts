@@ -131,11 +131,13 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
 
   const spec = resolveSpec(o.cc);
   const password = await readPassword(deps, o.cc);
+  const previousPassword = rotatedFrom(deps, key, password);
   // First, before anything that may wait on an unreachable pod: the primary and its replicas.
-  const failover =
+  const runFailover = () =>
     spec.topology === 'replication' && o.sts && deps.replication
-      ? await failoverStep({ ...deps, replication: deps.replication }, o.cc, key, o.log, password)
+      ? failoverStep({ ...deps, replication: deps.replication }, o.cc, key, o.log, password)
       : undefined;
+  let failover = await runFailover();
   // Topology cluster: form the cluster, move slots, remove drained shards (before live config: its endpoints).
   const cluster =
     spec.topology === 'cluster' && o.sts && deps.cluster
@@ -143,7 +145,12 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
           writeReshardingProgress(deps, o, resharding, plan),
         )
       : undefined;
-  const live = await applyLiveConfig(deps, o, desired, password, cluster?.endpoints);
+  const live = await applyLiveConfig(deps, o, desired, password, previousPassword, cluster?.endpoints);
+  // A rotation just carried to the pods: the failover step, which found the primary refusing the password and
+  // changed nothing, runs again (its outcome is the status'; the roll starts with it).
+  if (failover?.authFailed && live.results.some((r) => r.acceptedCurrentPassword)) failover = await runFailover();
+  if (previousPassword !== undefined && live.results.length > 0 && live.results.every(answeredCurrent))
+    forgetPreviousPassword(deps, key);
 
   const planned = await desiredChildrenStep(deps, o, desired, live, password);
   if (!planned) return done;
@@ -227,6 +234,7 @@ function observe(deps: ReconcileDeps, key: string): Observed | undefined {
   if (!cc || (cc.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) {
     deps.onGone?.(namespace, name);
     deps.replication?.memory.delete(key);
+    passwordsOf(deps).delete(key);
     return undefined;
   }
   const ns = cc.metadata.namespace;
@@ -306,6 +314,60 @@ async function writeSpecError(deps: ReconcileDeps, o: Observed, err: InvalidSpec
   );
 }
 
+/**
+ * Password rotation. The Redis pods take the password from the auth Secret when their container starts
+ * (`REDIS_PASSWORD` from a secretKeyRef: requirepass and masterauth), so after the Secret changes, the pods that
+ * started before keep the old password until the roll (the restart hash holds a digest of the password)
+ * restarts them, and the Secret no longer holds it. The operator remembers, per CacheCluster, the password it
+ * read last and, once the Secret holds another, the one before (`previous`): a pod refusing the current
+ * password is authenticated with the previous one and made to accept the current one as well (live-config.ts,
+ * `acceptCurrentPassword`), after which every step uses the current password on every pod, and pods on either
+ * revision replicate from each other during the roll. `previous` is forgotten once every pod answered the
+ * current password. Kept in this process's memory only: never in status, annotations, events, logs or
+ * metrics, and no Secret is written (the operator may only read Secrets). Limit: an operator (or new leader)
+ * that starts after the rotation never saw the old password; it then reports AuthenticationFailed (no
+ * failover, the pods keep running) until the pods run the current password (restart them) or the Secret holds
+ * the old one again.
+ */
+interface RememberedPasswords {
+  current: string | undefined;
+  previous?: string | undefined;
+}
+
+/** Per ReconcileDeps (one per operator process), per CacheCluster key. */
+const rememberedPasswords = new WeakMap<ReconcileDeps, Map<string, RememberedPasswords>>();
+
+function passwordsOf(deps: ReconcileDeps): Map<string, RememberedPasswords> {
+  let m = rememberedPasswords.get(deps);
+  if (!m) rememberedPasswords.set(deps, (m = new Map<string, RememberedPasswords>()));
+  return m;
+}
+
+/** Records the Secret's password as read now; answers the one it replaced while a rotation may be in progress. */
+function rotatedFrom(deps: ReconcileDeps, key: string, password: string | undefined): string | undefined {
+  const m = passwordsOf(deps);
+  const seen = m.get(key);
+  if (!seen) {
+    m.set(key, { current: password });
+    return undefined;
+  }
+  if (seen.current !== password) {
+    seen.previous = seen.current;
+    seen.current = password;
+  }
+  return seen.previous !== password ? seen.previous : undefined;
+}
+
+function forgetPreviousPassword(deps: ReconcileDeps, key: string): void {
+  const seen = passwordsOf(deps).get(key);
+  if (seen) seen.previous = undefined;
+}
+
+/** The pod answered (ROLE), with the current password, without being switched to it in this pass. */
+function answeredCurrent(r: PodConfigResult): boolean {
+  return r.role !== undefined && !r.acceptedCurrentPassword;
+}
+
 async function readPassword(deps: ReconcileDeps, cc: CacheCluster): Promise<string | undefined> {
   const ref = resolveSpec(cc).authSecretRef;
   if (!ref) return undefined;
@@ -325,6 +387,7 @@ async function applyLiveConfig(
   o: Observed,
   desired: EvictionSettings,
   password: string | undefined,
+  previousPassword: string | undefined,
   clusterEndpoints: PodEndpoint[] | undefined,
 ): Promise<LiveConfig> {
   const { cc, ns, sts } = o;
@@ -343,7 +406,13 @@ async function applyLiveConfig(
   const fence = spec.topology === 'replication' ? desiredFence(cc) : undefined;
   const results = await deps.applyEviction(
     endpoints,
-    fence ? { ...desired, persistence, fence } : { ...desired, persistence },
+    {
+      ...desired,
+      persistence,
+      ...(fence ? { fence } : {}),
+      // A rotation: pods that started before it are reached with this one, and made to accept the current one.
+      ...(previousPassword !== undefined ? { previousPassword } : {}),
+    },
     password,
   );
   for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');

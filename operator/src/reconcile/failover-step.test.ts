@@ -184,6 +184,56 @@ describe('failoverStep', () => {
     ]);
   });
 
+  it('never counts a primary refusing the password as lost: no countdown, no change, AuthenticationFailed', async () => {
+    const refused = (pod: string): ReplicationInfo => ({
+      pod,
+      reachable: false,
+      message: `${pod}.dns:6379: authentication failed (WRONGPASS)`,
+      authFailed: true,
+    });
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': { pod: 'c-0', reachable: true, role: 'master', offset: 100, replid: 'r1', connectedReplicas: 2 },
+      'c-1': replicaOf('c-1', 'c-0', 100),
+      'c-2': replicaOf('c-2', 'c-0', 100),
+    };
+    // The pods run the old revision, the StatefulSet a new one (the rotated password's restart hash).
+    const revisions = { 'c-0': 'old', 'c-1': 'old', 'c-2': 'old' };
+    const w = world(infos, { 'c-0': 'primary', 'c-1': 'replica', 'c-2': 'replica' }, revisions, 'new');
+    for (const pod of ['c-0', 'c-1', 'c-2']) infos[pod] = refused(pod);
+    for (let i = 0; i < 3; i++) {
+      const out = await failoverStep(w.deps, cc(), 'shop/c', log, 'new-password');
+      expect(out.authFailed).toBe(true);
+      expect(out.failover).toBeUndefined();
+      expect(out.availability).toMatchObject({
+        status: 'False',
+        reason: 'AuthenticationFailed',
+        message: expect.stringMatching(/c-0 refuses the operator's password .*authentication failed \(WRONGPASS\)/),
+      });
+      // The roll waits (pods on an old revision): never a stale UpToDate.
+      expect(out.roll).toMatchObject({ status: 'True', reason: 'InProgress' });
+      expect(JSON.stringify(out)).not.toContain('new-password');
+      w.advance(5000); // well past afterSeconds (2 s)
+    }
+    expect(w.calls).toEqual([]);
+    expect(w.memory.get('shop/c')?.lostSince).toBeUndefined();
+  });
+
+  it('keeps RollingUpdate truthful while the primary is lost: waiting, not UpToDate', async () => {
+    const infos: Record<string, ReplicationInfo> = {
+      'c-0': { pod: 'c-0', reachable: false, message: 'refused' },
+      'c-1': replicaOf('c-1', 'c-0', 100, { linkUp: false, linkDownSinceSeconds: 1 }),
+      'c-2': replicaOf('c-2', 'c-0', 100, { linkUp: false, linkDownSinceSeconds: 1 }),
+    };
+    const revisions = { 'c-0': 'old', 'c-1': 'old', 'c-2': 'old' };
+    const w = world(infos, { 'c-0': 'primary', 'c-1': 'replica', 'c-2': 'replica' }, revisions, 'new');
+    const out = await failoverStep(w.deps, cc({ primary: 'c-0' }), 'shop/c', log, undefined);
+    expect(out.roll).toMatchObject({
+      status: 'True',
+      reason: 'InProgress',
+      message: expect.stringMatching(/primary c-0/),
+    });
+  });
+
   it('finishes a failover recorded in status by another leader, with the same target, skipping done steps', async () => {
     const recorded: FailoverInProgress = {
       from: 'c-0',

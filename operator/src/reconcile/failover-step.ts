@@ -92,7 +92,14 @@ export interface FailoverMemory {
 /** `PrimaryAvailable` as the failover step found it. */
 export interface PrimaryAvailability {
   status: 'True' | 'False';
-  reason: 'PrimaryUp' | 'FailoverCompleted' | 'WaitingForPrimary' | 'PrimaryLost' | 'FailoverBlocked';
+  reason:
+    | 'PrimaryUp'
+    | 'FailoverCompleted'
+    | 'WaitingForPrimary'
+    | 'PrimaryLost'
+    | 'FailoverBlocked'
+    /** The primary answers but refuses the operator's password: alive, never failed over. */
+    | 'AuthenticationFailed';
   message: string;
 }
 
@@ -105,6 +112,11 @@ export interface FailoverOutcome {
   roll?: RollCondition | undefined;
   /** When to look again at the latest. */
   retryInMs: number;
+  /**
+   * The primary refused the password (a rotation not carried to it yet): nothing was changed. Once the live
+   * config step has made the pods accept the current password, the step is worth running again at once.
+   */
+  authFailed?: boolean;
 }
 
 /** How often a replication CacheCluster is probed: a quarter of afterSeconds, between 250 ms and 1 s. */
@@ -452,18 +464,31 @@ async function rollStep(ctx: StepContext, mem: FailoverMemory): Promise<void> {
     ctx.log.warn({ why: after.message }, 'Rolling update stuck');
 }
 
-async function rollAction(ctx: StepContext, mem: FailoverMemory): Promise<RollObservation> {
-  const { deps, cc, log } = ctx;
-  const ns = cc.metadata.namespace;
-  const sts = deps.cached('StatefulSet', ns, statefulSetName(cc));
+function rollDecision(ctx: StepContext, mem: FailoverMemory) {
+  const sts = ctx.deps.cached('StatefulSet', ctx.cc.metadata.namespace, statefulSetName(ctx.cc));
   const stsStatus = sts?.status as { updateRevision?: string; observedGeneration?: number } | undefined;
-  const decision = decideRoll({
+  return decideRoll({
     primary: mem.primary,
     updateRevision: stsStatus?.updateRevision,
     stsObserved: (stsStatus?.observedGeneration ?? -1) >= (sts?.metadata?.generation ?? 0),
     pods: ctx.pods,
     deletedUid: mem.rollDeletedUid,
   });
+}
+
+/**
+ * While the primary is not up the roll cannot go on (nothing is restarted), but condition `RollingUpdate` must
+ * still say whether pods run an old revision: waiting (RollStuck in time), never a stale UpToDate.
+ */
+function rollPaused(ctx: StepContext, mem: FailoverMemory, why: string): void {
+  const seen: RollObservation = rollDecision(ctx, mem).action === 'none' ? { kind: 'none' } : { kind: 'wait', why };
+  mem.roll = trackRoll(mem.roll ?? {}, seen, ctx.deps.replication.clock());
+}
+
+async function rollAction(ctx: StepContext, mem: FailoverMemory): Promise<RollObservation> {
+  const { deps, cc, log } = ctx;
+  const ns = cc.metadata.namespace;
+  const decision = rollDecision(ctx, mem);
   switch (decision.action) {
     case 'none':
       mem.rollWaiting = undefined;
@@ -522,6 +547,17 @@ async function rollAction(ctx: StepContext, mem: FailoverMemory): Promise<RollOb
   }
 }
 
+function outcomeOf(mem: FailoverMemory, availability: PrimaryAvailability, retryInMs: number): FailoverOutcome {
+  return {
+    primary: mem.primary,
+    failover: mem.failover,
+    lastFailover: mem.lastFailover,
+    availability,
+    ...(mem.roll?.condition !== undefined ? { roll: mem.roll.condition } : {}),
+    retryInMs,
+  };
+}
+
 /**
  * Step: keep the primary and its replicas in order, detect a lost primary, and fail over after
  * `spec.failover.afterSeconds`. Only for topology replication with a StatefulSet.
@@ -545,6 +581,24 @@ export async function failoverStep(
   const pods = await observeRedisPods(deps, cc, password);
   const ctx: StepContext = { deps, cc, key, log, password, pods };
 
+  // The primary answered, refusing the password (a rotated auth Secret not carried to it yet, or an unknown
+  // password): it is alive. Never a lost primary, never a failover; nothing is changed until the operator can
+  // authenticate (the live config step carries a rotation to the pods, then this step runs again).
+  const primaryInfo = pods.find((p) => p.pod === mem.primary)?.info;
+  if (!mem.failover && primaryInfo && !primaryInfo.reachable && primaryInfo.authFailed) {
+    mem.lostSince = undefined;
+    const why = `Redis on ${mem.primary} refuses the operator's password (${primaryInfo.message})`;
+    rollPaused(ctx, mem, why);
+    return {
+      ...outcomeOf(
+        mem,
+        { status: 'False', reason: 'AuthenticationFailed', message: `${why}; not failing over` },
+        probeMs,
+      ),
+      authFailed: true,
+    };
+  }
+
   if (!mem.failover) {
     const primary = pods.find((p) => p.pod === mem.primary);
     if (primaryUp(primary)) {
@@ -563,30 +617,27 @@ export async function failoverStep(
     primaryReplid: mem.primaryReplid,
     promotedAtFirstStart: mem.promotedAtFirstStart === mem.primary,
   });
-  const outcome = (availability: PrimaryAvailability, retryInMs = probeMs): FailoverOutcome => ({
-    primary: mem.primary,
-    failover: mem.failover,
-    lastFailover: mem.lastFailover,
-    availability,
-    ...(mem.roll?.condition !== undefined ? { roll: mem.roll.condition } : {}),
-    retryInMs,
-  });
+  const outcome = (availability: PrimaryAvailability, retryInMs = probeMs): FailoverOutcome =>
+    outcomeOf(mem, availability, retryInMs);
 
   switch (decision.action) {
     case 'steady': {
       const changes = planRoles(mem.primary, pods, { promote: false });
       await applyAll(ctx, changes);
-      if (!decision.up)
+      if (!decision.up) {
+        rollPaused(ctx, mem, `waiting for the primary ${mem.primary}`);
         return outcome({
           status: 'False',
           reason: 'WaitingForPrimary',
           message: `waiting for ${mem.primary} to run as the primary`,
         });
+      }
       // Roles in order: a rolling update may restart the next pod, or switch the primary over.
       if (changes.length === 0) await rollStep(ctx, mem);
       return outcome(steadyMessage(mem));
     }
     case 'wait':
+      rollPaused(ctx, mem, `the primary ${decision.primary} is lost: ${decision.why}`);
       return outcome(
         {
           status: 'False',
@@ -627,6 +678,7 @@ export async function failoverStep(
     case 'blocked-in-progress': {
       const why = decision.why;
       log.warn({ primary: mem.primary, why }, 'Primary lost and no replica can be promoted');
+      rollPaused(ctx, mem, `the primary ${mem.primary} is lost and cannot be failed over`);
       return outcome({ status: 'False', reason: 'FailoverBlocked', message: `not failing over: ${why}` });
     }
     case 'start':

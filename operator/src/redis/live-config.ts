@@ -35,7 +35,17 @@ export interface FenceSettings {
  * What the operator brings every pod to: the eviction settings and, when given, the persistence mode's
  * and the write fence.
  */
-export type LiveSettings = EvictionSettings & { persistence?: PersistenceSettings; fence?: FenceSettings };
+export type LiveSettings = EvictionSettings & {
+  persistence?: PersistenceSettings;
+  fence?: FenceSettings;
+  /**
+   * A password rotation in progress: the auth Secret's password before the rotation. A pod that refuses the
+   * current password (`opts.password`) still runs with this one (it started before the rotation): the
+   * operator authenticates with it and makes the pod accept the current one too (`acceptCurrentPassword`).
+   * A secret: never logged, never in a result or a message.
+   */
+  previousPassword?: string;
+};
 
 export interface PodConfigResult {
   pod: string;
@@ -51,6 +61,13 @@ export interface PodConfigResult {
   role?: string;
   /** Why it is not applied. Never contains a password. */
   message?: string;
+  /** The pod refused the current password (WRONGPASS / NOAUTH) and could not be made to accept it. */
+  authFailed?: boolean;
+  /**
+   * The pod refused the current password, accepted the previous one (`LiveSettings.previousPassword`), and now
+   * accepts the current one too (`acceptCurrentPassword`).
+   */
+  acceptedCurrentPassword?: boolean;
 }
 
 export interface LiveConfigOptions {
@@ -64,7 +81,35 @@ export interface LiveConfigOptions {
   beforeWrite?: () => void;
 }
 
-/** One short-lived connection to `ep` (no retries, no offline queue), closed after `fn`. */
+/**
+ * Redis refused the password (`WRONGPASS`, or `NOAUTH`: a password is required and none was given). The pod is
+ * alive: it answered. The message names Redis' error code only, never a password.
+ */
+export class RedisAuthError extends Error {
+  override readonly name = 'RedisAuthError';
+  readonly code = 'RedisAuthFailed';
+  constructor(readonly redisCode: 'WRONGPASS' | 'NOAUTH') {
+    super(`authentication failed (${redisCode})`);
+  }
+}
+
+export function isAuthError(err: unknown): err is RedisAuthError {
+  return err instanceof RedisAuthError;
+}
+
+/** The auth error code of a Redis error reply, if it is one. */
+function authErrorCode(err: unknown): 'WRONGPASS' | 'NOAUTH' | undefined {
+  const msg = err instanceof Error ? err.message : '';
+  if (msg.startsWith('WRONGPASS')) return 'WRONGPASS';
+  if (msg.startsWith('NOAUTH')) return 'NOAUTH';
+  return undefined;
+}
+
+/**
+ * One short-lived connection to `ep` (no retries, no offline queue), closed after `fn`. A refused password
+ * rejects with `RedisAuthError` (ioredis reports it as an `error` event, then rejects the connect with
+ * "Connection is closed.", which would hide the cause).
+ */
 export async function withClient<T>(
   ep: PodEndpoint,
   opts: LiveConfigOptions,
@@ -83,12 +128,25 @@ export async function withClient<T>(
     retryStrategy: () => null,
     connectionName: 'ripplecache-operator',
   });
-  client.on('error', () => {
-    /* reported through the rejected command */
+  let refused: 'WRONGPASS' | 'NOAUTH' | undefined;
+  client.on('error', (err: unknown) => {
+    // Otherwise reported through the rejected command; the handshake's AUTH reply only comes here.
+    refused ??= authErrorCode(err);
   });
   try {
-    await client.connect();
-    return await fn(client);
+    try {
+      await client.connect();
+    } catch (err) {
+      if (refused !== undefined) throw new RedisAuthError(refused);
+      throw err;
+    }
+    try {
+      return await fn(client);
+    } catch (err) {
+      const code = authErrorCode(err);
+      if (code !== undefined) throw new RedisAuthError(code);
+      throw err;
+    }
   } finally {
     client.disconnect();
   }
@@ -145,86 +203,136 @@ export async function applyEvictionToPod(
   desired: LiveSettings,
   opts: LiveConfigOptions = {},
 ): Promise<PodConfigResult> {
-  const write = (r: Redis, ...args: string[]) => {
+  const send = (r: Redis, ...args: string[]) => {
     try {
       opts.beforeWrite?.();
     } catch (err) {
       throw new WriteRefused(err);
     }
     // ioredis writes the command to the connected socket within this call: nothing runs between check and write.
-    return r.call('CONFIG', 'SET', ...args);
+    return r.call(args[0]!, ...args.slice(1));
   };
+  const write = (r: Redis, ...args: string[]) => send(r, 'CONFIG', 'SET', ...args);
   const fence = desired.fence;
-  try {
-    return await withClient(ep, opts, async (r) => {
-      const before = await readEviction(r);
-      const fenceBefore = fence ? await readFence(r) : undefined;
-      let changed = false;
-      if (before.maxmemory !== desired.maxmemory) {
-        await write(r, 'maxmemory', String(desired.maxmemory));
-        changed = true;
+  const configure = async (r: Redis): Promise<PodConfigResult> => {
+    const before = await readEviction(r);
+    const fenceBefore = fence ? await readFence(r) : undefined;
+    let changed = false;
+    if (before.maxmemory !== desired.maxmemory) {
+      await write(r, 'maxmemory', String(desired.maxmemory));
+      changed = true;
+    }
+    if (before.maxmemoryPolicy !== desired.maxmemoryPolicy) {
+      await write(r, 'maxmemory-policy', desired.maxmemoryPolicy);
+      changed = true;
+    }
+    if (fence && fenceBefore && fenceBefore.minReplicasMaxLag !== fence.minReplicasMaxLag) {
+      await write(r, 'min-replicas-max-lag', String(fence.minReplicasMaxLag));
+      changed = true;
+    }
+    if (fence && fenceBefore && fenceBefore.minReplicasToWrite !== fence.minReplicasToWrite) {
+      await write(r, 'min-replicas-to-write', String(fence.minReplicasToWrite));
+      changed = true;
+    }
+    const persistence = desired.persistence;
+    let persisted: PersistenceSettings | undefined;
+    if (persistence !== undefined) {
+      persisted = await readPersistence(r);
+      let persistenceChanged = false;
+      if (persisted.appendonly !== persistence.appendonly) {
+        await write(r, 'appendonly', persistence.appendonly);
+        persistenceChanged = true;
       }
-      if (before.maxmemoryPolicy !== desired.maxmemoryPolicy) {
-        await write(r, 'maxmemory-policy', desired.maxmemoryPolicy);
-        changed = true;
+      if (persisted.save !== persistence.save) {
+        await write(r, 'save', persistence.save);
+        persistenceChanged = true;
       }
-      if (fence && fenceBefore && fenceBefore.minReplicasMaxLag !== fence.minReplicasMaxLag) {
-        await write(r, 'min-replicas-max-lag', String(fence.minReplicasMaxLag));
-        changed = true;
-      }
-      if (fence && fenceBefore && fenceBefore.minReplicasToWrite !== fence.minReplicasToWrite) {
-        await write(r, 'min-replicas-to-write', String(fence.minReplicasToWrite));
-        changed = true;
-      }
-      const persistence = desired.persistence;
-      let persisted: PersistenceSettings | undefined;
-      if (persistence !== undefined) {
-        persisted = await readPersistence(r);
-        let persistenceChanged = false;
-        if (persisted.appendonly !== persistence.appendonly) {
-          await write(r, 'appendonly', persistence.appendonly);
-          persistenceChanged = true;
-        }
-        if (persisted.save !== persistence.save) {
-          await write(r, 'save', persistence.save);
-          persistenceChanged = true;
-        }
-        if (persistenceChanged) persisted = await readPersistence(r);
-        changed ||= persistenceChanged;
-      }
-      const after = changed ? await readEviction(r) : before;
-      const fenceAfter = fence ? (changed ? await readFence(r) : fenceBefore) : undefined;
-      const role = String(((await r.call('ROLE')) as unknown[])[0]);
-      const evictionApplied =
-        after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
-      const persistenceApplied =
-        persistence === undefined ||
-        (persisted?.appendonly === persistence.appendonly && persisted.save === persistence.save);
-      const fenceApplied = !fence || (fenceAfter !== undefined && sameFence(fenceAfter, fence));
-      const applied = evictionApplied && persistenceApplied && fenceApplied;
-      const observed = { observed: after, ...(fenceAfter ? { observedFence: fenceAfter } : {}) };
-      if (applied) return { pod: ep.pod, applied, changed, ...observed, role };
-      const parts = [];
-      if (!evictionApplied) parts.push(`maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy}`);
-      if (!persistenceApplied && persisted !== undefined)
-        parts.push(`appendonly=${persisted.appendonly} save="${persisted.save}"`);
-      if (!fenceApplied && fenceAfter)
-        parts.push(
-          `min-replicas-to-write=${fenceAfter.minReplicasToWrite} min-replicas-max-lag=${fenceAfter.minReplicasMaxLag}`,
-        );
-      return {
-        pod: ep.pod,
-        applied,
-        changed,
-        ...observed,
-        role,
-        message: `pod reports ${parts.join(' ')} after CONFIG SET`,
-      };
-    });
-  } catch (err) {
+      if (persistenceChanged) persisted = await readPersistence(r);
+      changed ||= persistenceChanged;
+    }
+    const after = changed ? await readEviction(r) : before;
+    const fenceAfter = fence ? (changed ? await readFence(r) : fenceBefore) : undefined;
+    const role = String(((await r.call('ROLE')) as unknown[])[0]);
+    const evictionApplied = after.maxmemory === desired.maxmemory && after.maxmemoryPolicy === desired.maxmemoryPolicy;
+    const persistenceApplied =
+      persistence === undefined ||
+      (persisted?.appendonly === persistence.appendonly && persisted.save === persistence.save);
+    const fenceApplied = !fence || (fenceAfter !== undefined && sameFence(fenceAfter, fence));
+    const applied = evictionApplied && persistenceApplied && fenceApplied;
+    const observed = { observed: after, ...(fenceAfter ? { observedFence: fenceAfter } : {}) };
+    if (applied) return { pod: ep.pod, applied, changed, ...observed, role };
+    const parts = [];
+    if (!evictionApplied) parts.push(`maxmemory=${after.maxmemory} maxmemory-policy=${after.maxmemoryPolicy}`);
+    if (!persistenceApplied && persisted !== undefined)
+      parts.push(`appendonly=${persisted.appendonly} save="${persisted.save}"`);
+    if (!fenceApplied && fenceAfter)
+      parts.push(
+        `min-replicas-to-write=${fenceAfter.minReplicasToWrite} min-replicas-max-lag=${fenceAfter.minReplicasMaxLag}`,
+      );
+    return {
+      pod: ep.pod,
+      applied,
+      changed,
+      ...observed,
+      role,
+      message: `pod reports ${parts.join(' ')} after CONFIG SET`,
+    };
+  };
+  const failed = (err: unknown): PodConfigResult => {
     if (err instanceof WriteRefused) throw err.reason;
-    return { pod: ep.pod, applied: false, changed: false, message: `${ep.host}:${ep.port}: ${describe(err)}` };
+    return {
+      pod: ep.pod,
+      applied: false,
+      changed: false,
+      message: `${ep.host}:${ep.port}: ${describe(err)}`,
+      ...(isAuthError(err) ? { authFailed: true } : {}),
+    };
+  };
+  try {
+    return await withClient(ep, opts, configure);
+  } catch (err) {
+    const previous = desired.previousPassword;
+    if (!isAuthError(err) || previous === undefined || previous === opts.password) return failed(err);
+    // A password rotation: the pod still runs with the previous password (it started before the rotation).
+    try {
+      return await withClient(ep, { ...opts, password: previous }, async (r) => {
+        const accepted = opts.password !== undefined && (await acceptCurrentPassword(r, opts.password, send));
+        return { ...(await configure(r)), ...(accepted ? { acceptedCurrentPassword: true } : {}) };
+      });
+    } catch (fallbackErr) {
+      // Neither password: report the current one's refusal (the previous one is not the operator's to use).
+      return failed(isAuthError(fallbackErr) ? err : fallbackErr);
+    }
   }
+}
+
+/**
+ * A pod that runs with the previous password (authenticated with it on `r`) is made to accept `current` too,
+ * without a restart and without refusing the previous one (clients that started before the rotation, e.g.
+ * sidecars, keep working): `ACL SETUSER default >current` adds a password to the default user, which
+ * `requirepass` set; `CONFIG SET masterauth current` makes it authenticate to a primary with the current one
+ * (after the roll's switchover its primary is a restarted pod, which knows only the current password). So
+ * that, during the roll the rotation starts, pods on either revision replicate from each other, and the
+ * operator uses the current password everywhere. A restarted pod has the current password only (the Secret
+ * as it is when its container starts). Answers whether it changed anything. Every write goes through `write`
+ * (the leadership fence). A refusal is reported by its error code alone: Redis may echo an ACL rule.
+ */
+async function acceptCurrentPassword(
+  r: Redis,
+  current: string,
+  write: (r: Redis, ...args: string[]) => Promise<unknown>,
+): Promise<boolean> {
+  try {
+    await write(r, 'ACL', 'SETUSER', 'default', `>${current}`);
+    await write(r, 'CONFIG', 'SET', 'masterauth', current);
+  } catch (err) {
+    if (err instanceof WriteRefused) throw err;
+    const code = (err instanceof Error ? err.message : '').split(/\s/, 1)[0] || 'error';
+    // No `cause`: ioredis attaches the command, password included, to its error.
+    // eslint-disable-next-line preserve-caught-error
+    throw new Error(`could not make the pod accept the rotated password (${code})`);
+  }
+  return true;
 }
 
 /** Applies `desired` to every pod concurrently (primary and replicas alike; replicas persist their own copy). */

@@ -4,7 +4,7 @@
  * sent, as CONFIG SET does in live-config.ts.
  */
 import type { Redis } from 'ioredis';
-import { describe, withClient, type LiveConfigOptions, type PodEndpoint } from './live-config.js';
+import { describe, isAuthError, withClient, type LiveConfigOptions, type PodEndpoint } from './live-config.js';
 
 /** What one pod reported to `INFO replication`, or why it could not be asked. */
 export type ReplicationInfo =
@@ -27,7 +27,16 @@ export type ReplicationInfo =
       /** A master's `connected_slaves`. */
       connectedReplicas?: number;
     }
-  | { pod: string; reachable: false; message: string };
+  | {
+      pod: string;
+      reachable: false;
+      message: string;
+      /**
+       * Redis answered but refused the password (WRONGPASS / NOAUTH): the pod is alive, not lost (a password
+       * rotation not yet carried to it), and never a reason to fail over.
+       */
+      authFailed?: true;
+    };
 
 /** Parses the text of `INFO replication` (pure). */
 export function parseReplicationInfo(pod: string, text: string): ReplicationInfo {
@@ -73,7 +82,12 @@ export async function readReplication(ep: PodEndpoint, opts: LiveConfigOptions =
       parseReplicationInfo(ep.pod, String(await r.call('INFO', 'replication'))),
     );
   } catch (err) {
-    return { pod: ep.pod, reachable: false, message: `${ep.host}:${ep.port}: ${describe(err)}` };
+    return {
+      pod: ep.pod,
+      reachable: false,
+      message: `${ep.host}:${ep.port}: ${describe(err)}`,
+      ...(isAuthError(err) ? { authFailed: true as const } : {}),
+    };
   }
 }
 

@@ -146,6 +146,22 @@ describe('computeStatus phases', () => {
     expect(cond(s, 'Progressing')).toMatchObject({ status: 'True', reason: 'RollingOut' });
   });
 
+  it('OnDelete (replication): Ready once every pod runs the update revision, though currentRevision lags', () => {
+    // The StatefulSet controller never moves currentRevision with OnDelete: updatedReplicas tells instead.
+    const onDelete = (updated: number): ObservedStatefulSet => {
+      const s = sts(3, 3, { updateRevision: 'r2', updatedReplicas: updated });
+      return { ...s, spec: { ...s.spec, updateStrategy: { type: 'OnDelete' } } };
+    };
+    const input = (updated: number) =>
+      base({
+        cc: cc({ ...spec, topology: 'replication', replicas: 2 }),
+        statefulSet: onDelete(updated),
+        configResult: applied(['sessions-0', 'sessions-1', 'sessions-2']),
+      });
+    expect(computeStatus(input(2)).phase).toBe('Provisioning');
+    expect(computeStatus(input(3)).phase).toBe('Ready');
+  });
+
   it('Provisioning while pods are ready but the eviction settings are not verified yet', () => {
     const s = computeStatus(base({ statefulSet: sts(1, 1) }));
     expect(s.phase).toBe('Provisioning');

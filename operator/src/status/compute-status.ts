@@ -40,7 +40,7 @@ export { unsupportedFields } from './unsupported-fields.js';
 /** The fields of an observed StatefulSet that status reads. */
 export interface ObservedStatefulSet {
   metadata?: { generation?: number };
-  spec?: { replicas?: number };
+  spec?: { replicas?: number; updateStrategy?: { type?: string } };
   status?: {
     observedGeneration?: number;
     replicas?: number;
@@ -405,7 +405,10 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
         (sts.spec?.replicas ?? desiredPods) !== desiredPods ||
         replicas !== desiredPods ||
         (stsStatus.updatedReplicas ?? 0) < desiredPods ||
-        (stsStatus.currentRevision !== undefined &&
+        // With OnDelete (topology replication: the operator restarts the pods) the StatefulSet controller never
+        // moves currentRevision to updateRevision, even once every pod runs it: updatedReplicas tells (above).
+        (sts.spec?.updateStrategy?.type !== 'OnDelete' &&
+          stsStatus.currentRevision !== undefined &&
           stsStatus.updateRevision !== undefined &&
           stsStatus.currentRevision !== stsStatus.updateRevision)),
     updated: stsStatus.updatedReplicas ?? 0,

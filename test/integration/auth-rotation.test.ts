@@ -1,0 +1,248 @@
+/**
+ * Rotation of the auth Secret's password on a Ready `replication` CacheCluster, with real processes: a control
+ * plane (its StatefulSet controller, OnDelete), the operator, three redis-servers playing the pods (the pod
+ * simulator plays kubelet: a re-created pod's redis-server starts with the password its Secret holds then).
+ * The README's promise: the rotation rolls the Redis pods, each restarted pod comes up with the new password,
+ * and the operator keeps talking to the pods that still run the old one meanwhile (no failover: a primary
+ * answering WRONGPASS is alive). Asserted: every pod ends on the update revision, answering the new password
+ * only; Ready again; PrimaryAvailable never PrimaryLost / FailoverBlocked (sampled throughout), no failover but
+ * the roll's planned switchover; RollingUpdate seen in progress; neither password in status, events, the
+ * operator's log or its metrics.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cacheCluster,
+  cacheClusterYaml,
+  inNamespace,
+  withAuth,
+  withReplicas,
+  withTopology,
+} from '../fixtures/cache-cluster.js';
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { startOperator, type OperatorProcess } from '../harness/operator.js';
+import { PodSimulator } from '../harness/pod-simulator.js';
+import { waitFor } from '../harness/ports.js';
+import type { RedisProcess } from '../harness/redis.js';
+import { startReplicationPods } from '../harness/replication.js';
+
+const NS = 'default';
+const NAME = 'rep';
+const SECRET = 'rep-auth';
+const OLD_PASSWORD = 'first-password-7f3a';
+const NEW_PASSWORD = 'second-password-9c1e';
+const ROLE = 'cache.ripplecache.io/role';
+
+let cp: ControlPlane;
+let core: k8s.CoreV1Api;
+let apps: k8s.AppsV1Api;
+let redis: RedisProcess[];
+let sim: PodSimulator;
+let operator: OperatorProcess;
+
+async function getCc(): Promise<any> {
+  const r = await cp.kubectl(['get', 'cachecluster', NAME, '-n', NS, '-o', 'json']);
+  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+}
+
+async function pods(): Promise<k8s.V1Pod[]> {
+  return (await core.listNamespacedPod({ namespace: NS, labelSelector: `cache.ripplecache.io/cluster=${NAME}` })).items;
+}
+
+function secretYaml(password: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: SECRET, namespace: NS },
+    stringData: { password },
+  });
+}
+
+/** What one pod's Redis answers to PING with `password`: PONG, or the error's first word (WRONGPASS). */
+async function pingWith(r: RedisProcess, password: string): Promise<string> {
+  const c = new Redis({ host: '127.0.0.1', port: r.port, password, lazyConnect: true, maxRetriesPerRequest: 0 });
+  let authError: string | undefined;
+  c.on('error', (err: Error) => (authError ??= err.message.split(' ')[0]));
+  try {
+    await c.connect();
+    return String(await c.call('PING'));
+  } catch {
+    return authError ?? 'unreachable';
+  } finally {
+    c.disconnect();
+  }
+}
+
+function condition(cc: any, type: string): { status: string; reason: string; message: string } | undefined {
+  return cc?.status?.conditions?.find((c: { type: string }) => c.type === type);
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane({ controllerManagerArgs: ['--controllers=*,-node-lifecycle-controller'] });
+  await cp.applyCrds();
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  core = kc.makeApiClient(k8s.CoreV1Api);
+  apps = kc.makeApiClient(k8s.AppsV1Api);
+  const local = await startReplicationPods(NS, NAME, 3, { password: OLD_PASSWORD });
+  redis = local.redis;
+  const containers = Object.fromEntries(redis.map((r, i) => [`${NAME}-${i}`, r]));
+  sim = new PodSimulator(cp.kubeconfigPath, NS, new Set(Object.keys(local.addresses)), local.addresses, {
+    node: 'sim-node',
+    containers,
+  });
+  sim.start(200);
+  operator = await startOperator({
+    kubeconfigPath: cp.kubeconfigPath,
+    identity: 'auth-rotation',
+    podAddresses: local.overrides,
+    // Secrets are not watched: the periodic resync notices a rotation.
+    extraArgs: ['--resync-seconds', '2'],
+  });
+  const s = await cp.kubectl(['apply', '-f', '-'], secretYaml(OLD_PASSWORD));
+  expect(s.code, s.stderr).toBe(0);
+  const r = await cp.kubectl(
+    ['apply', '-f', '-'],
+    cacheClusterYaml(
+      cacheCluster(
+        NAME,
+        inNamespace(NS),
+        withTopology('replication'),
+        withReplicas(2),
+        withAuth({ name: SECRET, key: 'password' }),
+      ),
+    ),
+  );
+  expect(r.code, r.stderr).toBe(0);
+  await waitFor(
+    'Ready, pod 0 primary, pods 1 and 2 replicas',
+    async () => {
+      const labels = Object.fromEntries((await pods()).map((p) => [p.metadata!.name!, p.metadata?.labels?.[ROLE]]));
+      return (
+        JSON.stringify(labels) ===
+          JSON.stringify({ [`${NAME}-0`]: 'primary', [`${NAME}-1`]: 'replica', [`${NAME}-2`]: 'replica' }) &&
+        (await getCc())?.status?.phase === 'Ready'
+      );
+    },
+    120_000,
+    250,
+  );
+}, 240_000);
+
+afterAll(async () => {
+  sim?.stop();
+  await operator?.stop().catch(() => undefined);
+  await Promise.all((redis ?? []).map((r) => r.stop()));
+  await cp?.stop();
+});
+
+describe('rotating the auth password of a replication CacheCluster', () => {
+  it('rolls the pods onto the new password, talking to the old ones meanwhile, without a failover', async () => {
+    const sts0 = await apps.readNamespacedStatefulSet({ name: NAME, namespace: NS });
+    const oldRevision = sts0.status?.updateRevision;
+    expect(oldRevision).toBeTruthy();
+    const primaryBefore = (await getCc()).status.primary;
+    expect(primaryBefore).toBe(`${NAME}-0`);
+
+    // Sample the status throughout: PrimaryAvailable reasons, RollingUpdate reasons, phases.
+    const availability = new Set<string>();
+    const rolling = new Set<string>();
+    const messages = new Set<string>();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const cc = await getCc().catch(() => undefined);
+        const pa = condition(cc, 'PrimaryAvailable');
+        if (pa) availability.add(pa.reason);
+        if (pa?.status === 'False') messages.add(pa.message);
+        const ru = condition(cc, 'RollingUpdate');
+        if (ru) rolling.add(ru.reason);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    })();
+
+    let newRevision: string | undefined;
+    try {
+      const rotated = await cp.kubectl(['apply', '-f', '-'], secretYaml(NEW_PASSWORD));
+      expect(rotated.code, rotated.stderr).toBe(0);
+      await waitFor(
+        'a new StatefulSet revision',
+        async () => {
+          const sts = await apps.readNamespacedStatefulSet({ name: NAME, namespace: NS });
+          newRevision = sts.status?.updateRevision;
+          return newRevision !== undefined && newRevision !== oldRevision;
+        },
+        60_000,
+        200,
+      );
+      await waitFor(
+        'every pod on the new revision, answering the new password, Ready',
+        async () => {
+          const list = await pods();
+          if (list.length !== 3) return false;
+          if (!list.every((p) => p.metadata?.labels?.['controller-revision-hash'] === newRevision)) return false;
+          for (const r of redis) if ((await pingWith(r, NEW_PASSWORD)) !== 'PONG') return false;
+          const cc = await getCc();
+          return cc?.status?.phase === 'Ready' && cc.status.failover === undefined;
+        },
+        240_000,
+        250,
+      );
+    } catch (err) {
+      const cc = await getCc();
+      const state = {
+        phase: cc?.status?.phase,
+        conditions: cc?.status?.conditions?.map((c: any) => `${c.type}=${c.status} ${c.reason}: ${c.message}`),
+        pods: (await pods()).map((p) => `${p.metadata?.name} ${p.metadata?.labels?.['controller-revision-hash']}`),
+        newRevision,
+        ping: await Promise.all(redis.map((r) => pingWith(r, NEW_PASSWORD))),
+      };
+      console.log(JSON.stringify(state, null, 1), operator.log().split('\n').slice(-30).join('\n'));
+      throw err;
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    console.log(
+      `PrimaryAvailable reasons seen: ${[...availability].join(', ')}; RollingUpdate: ${[...rolling].join(', ')}; ` +
+        `messages: ${[...messages].join(' | ')}`,
+    );
+
+    // Every pod restarted with the new password only.
+    for (const r of redis) {
+      expect(await pingWith(r, NEW_PASSWORD)).toBe('PONG');
+      expect(await pingWith(r, OLD_PASSWORD)).toBe('WRONGPASS');
+    }
+    expect(sim.containerStarts()).toBe(3);
+    // No failover: never lost, never blocked; the only primary change is the roll's planned switchover.
+    expect(availability.has('PrimaryLost')).toBe(false);
+    expect(availability.has('FailoverBlocked')).toBe(false);
+    const cc = await getCc();
+    if (cc.status.lastFailover !== undefined) expect(cc.status.lastFailover.reason).toBe('Planned');
+    expect(rolling.has('InProgress')).toBe(true);
+    expect(condition(cc, 'RollingUpdate')?.reason).toBe('UpToDate');
+    expect(condition(cc, 'PrimaryAvailable')?.status).toBe('True');
+    expect(condition(cc, 'ConfigApplied')?.status).toBe('True');
+    const failoverEvents = await cp.kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      `involvedObject.kind=CacheCluster,involvedObject.name=${NAME},reason=FailoverCompleted`,
+      '-o',
+      'json',
+    ]);
+    expect(JSON.parse(failoverEvents.stdout).items).toHaveLength(0);
+
+    // Neither password anywhere the operator writes or says something.
+    const events = await cp.kubectl(['get', 'events', '-n', NS, '-o', 'json']);
+    const sts = await apps.readNamespacedStatefulSet({ name: NAME, namespace: NS });
+    const metrics = await (await fetch(operator.metricsUrl)).text();
+    for (const text of [JSON.stringify(cc), events.stdout, JSON.stringify(sts), operator.log(), metrics]) {
+      expect(text).not.toContain(OLD_PASSWORD);
+      expect(text).not.toContain(NEW_PASSWORD);
+    }
+  }, 420_000);
+});
