@@ -8,6 +8,10 @@
  * only; Ready again; PrimaryAvailable never PrimaryLost / FailoverBlocked (sampled throughout), no failover but
  * the roll's planned switchover; RollingUpdate seen in progress; neither password in status, events, the
  * operator's log or its metrics.
+ *
+ * And a standalone CacheCluster whose auth Secret does not exist yet: Ready=False / Degraded=True naming the
+ * Secret (AuthSecretMissing), then its key (AuthSecretKeyMissing), each with a Warning event, no StatefulSet
+ * meanwhile (a pod could not start without its password); Ready once the Secret holds the key.
  */
 import * as k8s from '@kubernetes/client-node';
 import { Redis } from 'ioredis';
@@ -24,7 +28,7 @@ import { startControlPlane, type ControlPlane } from '../harness/control-plane.j
 import { startOperator, type OperatorProcess } from '../harness/operator.js';
 import { PodSimulator } from '../harness/pod-simulator.js';
 import { waitFor } from '../harness/ports.js';
-import type { RedisProcess } from '../harness/redis.js';
+import { startRedis, type RedisProcess } from '../harness/redis.js';
 import { startReplicationPods } from '../harness/replication.js';
 
 const NS = 'default';
@@ -40,9 +44,15 @@ let apps: k8s.AppsV1Api;
 let redis: RedisProcess[];
 let sim: PodSimulator;
 let operator: OperatorProcess;
+/** The standalone CacheCluster whose Secret is created late, and its pod's redis-server. */
+const LONE = 'lone';
+const LONE_SECRET = 'lone-auth';
+const LONE_PASSWORD = 'lone-password-4b8d';
+let loneRedis: RedisProcess;
+let loneSim: PodSimulator;
 
-async function getCc(): Promise<any> {
-  const r = await cp.kubectl(['get', 'cachecluster', NAME, '-n', NS, '-o', 'json']);
+async function getCc(name = NAME): Promise<any> {
+  const r = await cp.kubectl(['get', 'cachecluster', name, '-n', NS, '-o', 'json']);
   return r.code === 0 ? JSON.parse(r.stdout) : undefined;
 }
 
@@ -50,12 +60,12 @@ async function pods(): Promise<k8s.V1Pod[]> {
   return (await core.listNamespacedPod({ namespace: NS, labelSelector: `cache.ripplecache.io/cluster=${NAME}` })).items;
 }
 
-function secretYaml(password: string): string {
+function secretYaml(password: string, name = SECRET, key = 'password'): string {
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: SECRET, namespace: NS },
-    stringData: { password },
+    metadata: { name, namespace: NS },
+    stringData: { [key]: password },
   });
 }
 
@@ -93,10 +103,15 @@ beforeAll(async () => {
     containers,
   });
   sim.start(200);
+  // lone-0: its redis-server runs with the password the Secret will hold (the simulator starts no container).
+  loneRedis = await startRedis({ password: LONE_PASSWORD });
+  const loneAddress = { host: '127.0.0.1', port: loneRedis.port };
+  loneSim = new PodSimulator(cp.kubeconfigPath, NS, new Set([`${LONE}-0`]), { [`${LONE}-0`]: loneAddress });
+  loneSim.start(200);
   operator = await startOperator({
     kubeconfigPath: cp.kubeconfigPath,
     identity: 'auth-rotation',
-    podAddresses: local.overrides,
+    podAddresses: { ...local.overrides, [`${NS}/${LONE}-0`]: `127.0.0.1:${loneRedis.port}` },
     // Secrets are not watched: the periodic resync notices a rotation.
     extraArgs: ['--resync-seconds', '2'],
   });
@@ -132,8 +147,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   sim?.stop();
+  loneSim?.stop();
   await operator?.stop().catch(() => undefined);
-  await Promise.all((redis ?? []).map((r) => r.stop()));
+  await Promise.all([...(redis ?? []), ...(loneRedis ? [loneRedis] : [])].map((r) => r.stop()));
   await cp?.stop();
 });
 
@@ -245,4 +261,93 @@ describe('rotating the auth password of a replication CacheCluster', () => {
       expect(text).not.toContain(NEW_PASSWORD);
     }
   }, 420_000);
+});
+
+describe('an auth Secret that does not exist yet', () => {
+  /** The Warning events of `lone` with `reason`. */
+  async function warnings(reason: string): Promise<Array<{ type: string; message: string }>> {
+    const r = await cp.kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      `involvedObject.kind=CacheCluster,involvedObject.name=${LONE},reason=${reason}`,
+      '-o',
+      'json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout).items;
+  }
+
+  async function statefulSetExists(): Promise<boolean> {
+    return (await cp.kubectl(['get', 'statefulset', LONE, '-n', NS])).code === 0;
+  }
+
+  it('names the missing Secret, then its missing key, with Warnings and no pod; Ready once the key exists', async () => {
+    const applied = await cp.kubectl(
+      ['apply', '-f', '-'],
+      cacheClusterYaml(cacheCluster(LONE, inNamespace(NS), withAuth({ name: LONE_SECRET, key: 'password' }))),
+    );
+    expect(applied.code, applied.stderr).toBe(0);
+
+    const missing =
+      `Secret ${NS}/${LONE_SECRET} (spec.auth.secretRef) not found: the Redis pods take their password from its ` +
+      'key "password"; no child is created or updated until it exists';
+    await waitFor(
+      'Ready=False AuthSecretMissing',
+      async () => condition(await getCc(LONE), 'Ready')?.reason === 'AuthSecretMissing',
+      30_000,
+      200,
+    );
+    let cc = await getCc(LONE);
+    expect(cc.status.phase).toBe('Failed');
+    expect(condition(cc, 'Ready')).toMatchObject({ status: 'False', message: missing });
+    expect(condition(cc, 'Degraded')).toMatchObject({ status: 'True', reason: 'AuthSecretMissing', message: missing });
+    await waitFor('a Warning AuthSecretMissing', async () => (await warnings('AuthSecretMissing')).length > 0, 10_000);
+    expect(await warnings('AuthSecretMissing')).toEqual([
+      expect.objectContaining({ type: 'Warning', message: missing }),
+    ]);
+    expect(await statefulSetExists()).toBe(false);
+
+    // The Secret, without the key.
+    const wrongKey = await cp.kubectl(['apply', '-f', '-'], secretYaml(LONE_PASSWORD, LONE_SECRET, 'pass'));
+    expect(wrongKey.code, wrongKey.stderr).toBe(0);
+    const noKey =
+      `Secret ${NS}/${LONE_SECRET} (spec.auth.secretRef) has no key "password": the Redis pods take their ` +
+      'password from it; no child is created or updated until it does';
+    await waitFor(
+      'Ready=False AuthSecretKeyMissing',
+      async () => condition(await getCc(LONE), 'Ready')?.reason === 'AuthSecretKeyMissing',
+      30_000,
+      200,
+    );
+    cc = await getCc(LONE);
+    expect(condition(cc, 'Ready')).toMatchObject({ status: 'False', message: noKey });
+    expect(condition(cc, 'Degraded')).toMatchObject({ status: 'True', reason: 'AuthSecretKeyMissing' });
+    await waitFor('a Warning AuthSecretKeyMissing', async () => (await warnings('AuthSecretKeyMissing')).length > 0);
+    expect(await warnings('AuthSecretKeyMissing')).toEqual([
+      expect.objectContaining({ type: 'Warning', message: noKey }),
+    ]);
+    expect(await statefulSetExists()).toBe(false);
+
+    // The key: the StatefulSet, its pod (the simulator), Ready. Secrets are not watched: a resync (2 s here) or
+    // the operator's own retry notices it.
+    const fixed = await cp.kubectl(['delete', 'secret', LONE_SECRET, '-n', NS]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const created = await cp.kubectl(['apply', '-f', '-'], secretYaml(LONE_PASSWORD, LONE_SECRET));
+    expect(created.code, created.stderr).toBe(0);
+    await waitFor('Ready', async () => (await getCc(LONE))?.status?.phase === 'Ready', 60_000, 200);
+    cc = await getCc(LONE);
+    expect(condition(cc, 'Ready')).toMatchObject({ status: 'True', reason: 'ClusterReady' });
+    expect(condition(cc, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+    expect(condition(cc, 'ConfigApplied')?.status).toBe('True');
+    expect(await statefulSetExists()).toBe(true);
+
+    // The password nowhere the operator writes or says something.
+    const events = await cp.kubectl(['get', 'events', '-n', NS, '-o', 'json']);
+    const sts = await apps.readNamespacedStatefulSet({ name: LONE, namespace: NS });
+    for (const text of [JSON.stringify(cc), events.stdout, JSON.stringify(sts), operator.log()])
+      expect(text).not.toContain(LONE_PASSWORD);
+  }, 120_000);
 });

@@ -5,6 +5,7 @@ import { KubeApiError, type EventInput, type KubeApi, type KubeObject, type Obje
 import type { PodConfigResult, PodEndpoint } from '../redis/live-config.js';
 import { cacheCluster, withGeneration, withSpec, withUid } from '../../../test/fixtures/cache-cluster.js';
 import {
+  AUTH_RETRY_MS,
   CONFIG_RETRY_MS,
   needsFirstPass,
   PROGRESS_RETRY_MS,
@@ -494,5 +495,122 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
     expect(await reconcileCacheCluster(deps, 'shop/other')).toEqual({ kind: 'done' });
     expect(gone).toEqual(['shop/other']);
     expect(kube.writes()).toBe(0);
+  });
+
+  describe('spec.auth.secretRef naming a Secret or key that does not exist', () => {
+    const PASSWORD = 'hunter2-not-in-status';
+    const withAuth = () =>
+      cacheCluster(
+        'sessions',
+        withUid('uid-1'),
+        withGeneration(1),
+        withSpec({
+          topology: 'replication',
+          replicas: 1,
+          eviction: { policy: 'allkeys-lru', maxMemory: '64Mi' },
+          auth: { secretRef: { name: 'sessions-auth', key: 'password' } },
+        }),
+      );
+    const secret = (data: Record<string, string>): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'sessions-auth', namespace: 'shop' },
+      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    });
+    const ready = (cc: CacheCluster) => cc.status?.conditions?.find((c) => c.type === 'Ready');
+    const restartHash = (kube: InMemoryKube) =>
+      (kube.cached('StatefulSet', 'shop', 'sessions')!.spec as any).template.metadata.annotations[
+        'cache.ripplecache.io/restart-hash'
+      ] as string;
+
+    it('reports the missing Secret, then its missing key, creating nothing; recovers once the key exists', async () => {
+      const { kube, deps, evictionCalls, current } = setup(withAuth());
+
+      // No Secret: no child (no pod could start without its password), a status and a Warning naming it.
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: AUTH_RETRY_MS });
+      expect(kube.applied).toEqual([]);
+      expect(evictionCalls).toEqual([]);
+      const missing =
+        'Secret shop/sessions-auth (spec.auth.secretRef) not found: the Redis pods take their password from its ' +
+        'key "password"; no child is created or updated until it exists';
+      expect(current().status?.phase).toBe('Failed');
+      expect(ready(current())).toMatchObject({ status: 'False', reason: 'AuthSecretMissing', message: missing });
+      expect(current().status?.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+        status: 'True',
+        reason: 'AuthSecretMissing',
+      });
+      expect(kube.events).toEqual([
+        expect.objectContaining({ type: 'Warning', reason: 'AuthSecretMissing', message: missing }),
+      ]);
+      // Looked at again (the retry, or a resync): nothing new to say.
+      const before = kube.writes();
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: AUTH_RETRY_MS });
+      expect(kube.writes()).toBe(before);
+
+      // The Secret appears without the key.
+      kube.put(secret({ pass: PASSWORD }));
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: AUTH_RETRY_MS });
+      expect(kube.applied).toEqual([]);
+      const noKey =
+        'Secret shop/sessions-auth (spec.auth.secretRef) has no key "password": the Redis pods take their ' +
+        'password from it; no child is created or updated until it does';
+      expect(ready(current())).toMatchObject({ status: 'False', reason: 'AuthSecretKeyMissing', message: noKey });
+      expect(kube.events.slice(1)).toEqual([
+        expect.objectContaining({ type: 'Warning', reason: 'AuthSecretKeyMissing', message: noKey }),
+      ]);
+
+      // With the key: the children, with the password's digest in the restart hash; then Ready.
+      kube.put(secret({ password: PASSWORD }));
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({
+        kind: 'requeueAfter',
+        ms: PROGRESS_RETRY_MS,
+      });
+      expect(kube.applied.map((o) => o.kind)).toContain('StatefulSet');
+      expect(current().status?.phase).toBe('Provisioning');
+      expect(current().status?.conditions?.find((c) => c.type === 'Degraded')?.status).toBe('False');
+      statefulSetRuns(kube, 2);
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'done' });
+      expect(current().status?.phase).toBe('Ready');
+      expect(JSON.stringify([kube.statusPatches, kube.events, kube.applied])).not.toContain(PASSWORD);
+    });
+
+    it('a running cluster whose Secret goes away: Degraded, its pods left as they are (no roll), Ready again when it is back', async () => {
+      const { kube, deps, evictionCalls, current } = setup(withAuth());
+      const passwords: Array<[string | undefined, string | undefined]> = [];
+      const inner = deps.applyEviction;
+      deps.applyEviction = (endpoints, desired, password) => {
+        passwords.push([password, desired.previousPassword]);
+        return inner(endpoints, desired, password);
+      };
+      kube.put(secret({ password: PASSWORD }));
+      await reconcileCacheCluster(deps, 'shop/sessions');
+      statefulSetRuns(kube, 2);
+      await reconcileCacheCluster(deps, 'shop/sessions');
+      expect(current().status?.phase).toBe('Ready');
+      const hash = restartHash(kube);
+      const applied = kube.applied.length;
+      const calls = evictionCalls.length;
+      kube.events.length = 0;
+
+      await kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: 'shop', name: 'sessions-auth' });
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: AUTH_RETRY_MS });
+      // Without the password's digest the pod template would change: nothing is applied, no pod is asked.
+      expect(kube.applied).toHaveLength(applied);
+      expect(evictionCalls).toHaveLength(calls);
+      expect(current().status?.phase).toBe('Degraded');
+      expect(current().status?.ready).toBe('2/2');
+      expect(ready(current())).toMatchObject({ status: 'False', reason: 'AuthSecretMissing' });
+      expect(kube.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'AuthSecretMissing' })]);
+
+      // The same password back: Ready, the same pod template (no roll), no rotation in progress.
+      kube.put(secret({ password: PASSWORD }));
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'done' });
+      expect(current().status?.phase).toBe('Ready');
+      expect(restartHash(kube)).toBe(hash);
+      expect(kube.applied).toHaveLength(applied);
+      expect(evictionCalls.at(-1)!.map((e) => e.pod)).toEqual(['sessions-0', 'sessions-1']);
+      // The pods are asked with the password they run; no previous one (the Secret did not change).
+      expect(passwords.at(-1)).toEqual([PASSWORD, undefined]);
+    });
   });
 });

@@ -37,6 +37,7 @@ import {
   type ConfigResult,
   type ObservedStatefulSet,
 } from '../status/compute-status.js';
+import { authSecretError, type AuthSecretProblem } from '../status/auth-secret-error.js';
 import { findCondition, setCondition } from '../status/conditions.js';
 import { peersCondition, type BridgeReport } from '../status/peers-condition.js';
 import { transitionEvents } from '../status/transition-events.js';
@@ -94,6 +95,8 @@ interface PlannedBridge {
 export const CONFIG_RETRY_MS = 5_000;
 /** How long to wait before re-checking a cluster that is still coming up. */
 export const PROGRESS_RETRY_MS = 15_000;
+/** How long to wait before reading a missing auth Secret (or key) again: Secrets are not watched. */
+export const AUTH_RETRY_MS = 15_000;
 
 /** What the reconcile observed of one CacheCluster, and what it works with. */
 interface Observed {
@@ -119,8 +122,8 @@ interface LiveConfig {
 
 /**
  * Reconciles one CacheCluster by key: observe → desired eviction → (read the auth password) → apply live
- * config → desired children → apply children → status. An invalid spec and a refused child end in a
- * status; anything else is thrown for the controller to retry.
+ * config → desired children → apply children → status. An invalid spec, a missing auth Secret (or key) and a
+ * refused child end in a status; anything else is thrown for the controller to retry.
  */
 export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): Promise<ReconcileResult> {
   const o = observe(deps, key);
@@ -130,7 +133,9 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
   if (!desired) return done;
 
   const spec = resolveSpec(o.cc);
-  const password = await readPassword(deps, o.cc);
+  const auth = await readPassword(deps, o.cc);
+  if ('problem' in auth) return reportAuthSecretProblem(deps, o, desired, auth.problem);
+  const password = auth.password;
   const previousPassword = rotatedFrom(deps, key, password);
   // First, before anything that may wait on an unreachable pod: the primary and its replicas.
   const runFailover = () =>
@@ -368,17 +373,58 @@ function answeredCurrent(r: PodConfigResult): boolean {
   return r.role !== undefined && !r.acceptedCurrentPassword;
 }
 
-async function readPassword(deps: ReconcileDeps, cc: CacheCluster): Promise<string | undefined> {
+/**
+ * The password `spec.auth.secretRef` names (undefined without auth), or what is missing: the Secret, or its key.
+ * Read with a GET each pass (Secrets are not watched). Any other failure (e.g. forbidden) is thrown, to be retried.
+ */
+async function readPassword(
+  deps: ReconcileDeps,
+  cc: CacheCluster,
+): Promise<{ password: string | undefined } | { problem: AuthSecretProblem }> {
   const ref = resolveSpec(cc).authSecretRef;
-  if (!ref) return undefined;
-  const secret = await deps.kube.get<KubeObject>({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    namespace: cc.metadata.namespace,
-    name: ref.name,
-  });
-  const b64 = (secret?.data as Record<string, string> | undefined)?.[ref.key];
-  return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+  if (!ref) return { password: undefined };
+  const namespace = cc.metadata.namespace;
+  const secret = await deps.kube.get<KubeObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name: ref.name });
+  if (!secret) return { problem: { missing: 'secret', namespace, name: ref.name, key: ref.key } };
+  const b64 = (secret.data as Record<string, string> | undefined)?.[ref.key];
+  if (b64 === undefined) return { problem: { missing: 'key', namespace, name: ref.name, key: ref.key } };
+  return { password: Buffer.from(b64, 'base64').toString('utf8') };
+}
+
+/**
+ * The auth Secret or its key is missing: the Redis pods take their password from it (a secretKeyRef), so a pod
+ * created now could not start (CreateContainerConfigError), and a pod template without the password's digest
+ * would roll running pods into that. So nothing is applied, no pod is asked (running pods keep the password they
+ * started with; the remembered passwords of a rotation are kept), and the status says which Secret and key are
+ * missing (Ready=False, Degraded=True, a Warning event when that changes). Looked at again after
+ * `AUTH_RETRY_MS`, or sooner on a change of the CacheCluster or its children.
+ */
+async function reportAuthSecretProblem(
+  deps: ReconcileDeps,
+  o: Observed,
+  desired: EvictionSettings,
+  problem: AuthSecretProblem,
+): Promise<ReconcileResult> {
+  const authError = authSecretError(problem);
+  if (findCondition(o.cc.status?.conditions, CONDITION_READY)?.reason !== authError.reason)
+    o.log.warn(
+      { secret: `${problem.namespace}/${problem.name}`, key: problem.key, reason: authError.reason },
+      'Auth Secret or key missing: no child applied until it exists',
+    );
+  await writeStatus(
+    deps,
+    o.cc,
+    computeStatus({
+      cc: o.cc,
+      ...(o.sts ? { statefulSet: o.sts } : {}),
+      desired,
+      unsupported: o.unsupported,
+      now: deps.now(),
+      authError,
+    }),
+    o.log,
+  );
+  return requeueAfter(AUTH_RETRY_MS);
 }
 
 /** Step 3, apply live config: CONFIG GET / SET / GET on every pod of an existing StatefulSet. */

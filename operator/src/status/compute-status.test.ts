@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheCluster, CacheClusterSpec, CacheClusterStatus, Condition } from '../api/v1alpha1/types.js';
+import { authSecretError } from './auth-secret-error.js';
 import { computeStatus, PHASE_RULES, statusEqual, unsupportedFields } from './compute-status.js';
 import type { ComputeStatusInput, ObservedStatefulSet } from './compute-status.js';
 import { cacheCluster, withGeneration, withSpec, withStatus, withUid } from '../../../test/fixtures/cache-cluster.js';
@@ -123,6 +124,35 @@ describe('computeStatus phases', () => {
     );
     expect(running.phase).toBe('Degraded');
     expect(cond(running, 'Ready')).toMatchObject({ status: 'False', reason: 'ReconcileError', message: msg });
+  });
+
+  it('reports a missing auth Secret or key by name (never a password): Failed when new, Degraded once it ran', () => {
+    const secret = authSecretError({ missing: 'secret', namespace: 'shop', name: 'sessions-auth', key: 'password' });
+    expect(secret).toEqual({
+      reason: 'AuthSecretMissing',
+      message:
+        'Secret shop/sessions-auth (spec.auth.secretRef) not found: the Redis pods take their password from its ' +
+        'key "password"; no child is created or updated until it exists',
+    });
+    const key = authSecretError({ missing: 'key', namespace: 'shop', name: 'sessions-auth', key: 'password' });
+    expect(key).toEqual({
+      reason: 'AuthSecretKeyMissing',
+      message:
+        'Secret shop/sessions-auth (spec.auth.secretRef) has no key "password": the Redis pods take their ' +
+        'password from it; no child is created or updated until it does',
+    });
+
+    const s = computeStatus(base({ authError: secret }));
+    expect(s.phase).toBe('Failed');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', ...secret });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', ...secret });
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'False', reason: 'AuthSecretMissing' });
+    // A running cluster keeps its pods (they read the password when they started): Degraded, counted as they are.
+    const running = computeStatus(base({ cc: cc(spec, { phase: 'Ready' }), statefulSet: sts(1, 1), authError: key }));
+    expect(running.phase).toBe('Degraded');
+    expect(running.ready).toBe('1/1');
+    expect(cond(running, 'Ready')).toMatchObject({ status: 'False', ...key });
+    expect(cond(running, 'Degraded')).toMatchObject({ status: 'True', reason: 'AuthSecretKeyMissing' });
   });
 
   it('shows ready/desired pods and the verified maxmemory as a quantity', () => {
@@ -416,6 +446,22 @@ describe('the phase rules, first match wins', () => {
       'Failed',
       'InvalidSomething',
     ],
+    [
+      'a missing auth Secret, before a reconcile error',
+      base({ authError: { reason: 'AuthSecretMissing', message: 'no' }, reconcileError: msg, statefulSet: sts(1, 0) }),
+      'Failed',
+      'AuthSecretMissing',
+    ],
+    [
+      'a missing auth Secret key once it ran',
+      base({
+        cc: cc(spec, wasReady),
+        statefulSet: sts(1, 1),
+        authError: { reason: 'AuthSecretKeyMissing', message: 'no' },
+      }),
+      'Degraded',
+      'AuthSecretKeyMissing',
+    ],
     ['a reconcile error on a new cluster', base({ reconcileError: msg }), 'Failed', 'ReconcileError'],
     [
       'a reconcile error once it ran',
@@ -463,6 +509,7 @@ describe('the phase rules, first match wins', () => {
   it('lists the rules in the order CONTRIBUTING.md documents them, ending with one that always matches', () => {
     expect(PHASE_RULES.map((r) => r.name)).toEqual([
       'spec error',
+      'auth secret missing',
       'reconcile error',
       'no StatefulSet',
       'primary lost',

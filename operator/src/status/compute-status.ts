@@ -77,6 +77,11 @@ export interface ComputeStatusInput {
   /** Set when the spec cannot be realised (an `InvalidSpecError` from the builders): phase Failed. */
   specError?: { reason: string; message: string };
   /**
+   * Set when `spec.auth.secretRef` names a Secret or key that does not exist (`authSecretError`): Ready=False
+   * and Degraded=True with its reason, phase Failed, or Degraded when the cluster ran before.
+   */
+  authError?: { reason: string; message: string };
+  /**
    * Set when writing a child failed (the API server's message, e.g. an admission denial): Ready=False with
    * reason ReconcileError, phase Failed, or Degraded when the cluster ran before.
    */
@@ -160,6 +165,8 @@ function findSpecError(input: ComputeStatusInput): { reason: string; message: st
 export interface PhaseFacts {
   cc: CacheCluster;
   specError: { reason: string; message: string } | undefined;
+  /** The auth Secret or its key is missing. */
+  authError: { reason: string; message: string } | undefined;
   topology: string;
   reconcileError: string | undefined;
   sts: ObservedStatefulSet | undefined;
@@ -201,6 +208,15 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     name: 'spec error',
     when: (f) => f.specError !== undefined,
     verdict: (f) => ({ phase: 'Failed', reason: f.specError!.reason, message: f.specError!.message }),
+  },
+  {
+    name: 'auth secret missing',
+    when: (f) => f.authError !== undefined,
+    verdict: (f) => ({
+      phase: f.wasRunning ? 'Degraded' : 'Failed',
+      reason: f.authError!.reason,
+      message: f.authError!.message,
+    }),
   },
   {
     name: 'reconcile error',
@@ -396,6 +412,7 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   const facts: PhaseFacts = {
     cc,
     specError,
+    authError: input.authError,
     topology: spec.topology,
     reconcileError: input.reconcileError,
     sts,

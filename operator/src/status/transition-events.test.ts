@@ -44,6 +44,24 @@ describe('transitionEvents', () => {
       [['Warning', 'ReconcileError']],
     ],
     [
+      'a missing auth Secret on a new cluster: Warning AuthSecretMissing',
+      undefined,
+      st('Failed', c('Ready', 'False', 'AuthSecretMissing')),
+      [['Warning', 'AuthSecretMissing']],
+    ],
+    [
+      'the auth Secret created without its key: Warning AuthSecretKeyMissing',
+      st('Failed', c('Ready', 'False', 'AuthSecretMissing')),
+      st('Failed', c('Ready', 'False', 'AuthSecretKeyMissing')),
+      [['Warning', 'AuthSecretKeyMissing']],
+    ],
+    [
+      'the auth Secret fixed, pods starting: none until Ready',
+      st('Failed', c('Ready', 'False', 'AuthSecretKeyMissing')),
+      st('Provisioning', c('Ready', 'False', 'WaitingForPods')),
+      [],
+    ],
+    [
       'losing a pod: Warning with the reason',
       st('Ready', c('Ready', 'True', 'ClusterReady')),
       st('Degraded', c('Ready', 'False', 'PodsNotReady')),
