@@ -86,7 +86,7 @@ describe('operator metrics', () => {
       expect(lines).toContain(`ripplecache_operator_webhook_admission_total{outcome="${outcome}"} 0`);
     }
     expect(RECONCILE_RESULTS).toEqual(['success', 'requeue', 'error', 'conflict']);
-    expect(CONFIG_APPLY_RESULTS).toEqual(['applied', 'unchanged', 'failed']);
+    expect(CONFIG_APPLY_RESULTS).toEqual(['applied', 'unchanged', 'failed', 'waiting']);
     expect([...ADMISSION_OUTCOMES].sort()).toEqual(['already-injected', 'denied', 'error', 'injected', 'skipped']);
   });
 });

@@ -8,7 +8,7 @@ import type { AdmissionOutcome } from './webhook/admission.js';
 /** Every `result` of a reconcile. */
 export const RECONCILE_RESULTS = ['success', 'requeue', 'error', 'conflict'] as const;
 /** Every `result` of one live CONFIG SET on a pod. */
-export const CONFIG_APPLY_RESULTS = ['applied', 'unchanged', 'failed'] as const;
+export const CONFIG_APPLY_RESULTS = ['applied', 'unchanged', 'failed', 'waiting'] as const;
 /** Every `outcome` of a pod admission by the sidecar-injection webhook. */
 export const ADMISSION_OUTCOMES = [
   'injected',
@@ -100,7 +100,7 @@ export function createOperatorMetrics(options: OperatorMetricsOptions = {}): Ope
     }),
     configApplyTotal: new Counter({
       name: 'ripplecache_operator_config_apply_total',
-      help: 'Live CONFIG SET attempts per pod by result (applied, unchanged, failed).',
+      help: 'Live CONFIG SET attempts per pod by result (applied, unchanged, failed; waiting: a pod that does not run yet).',
       labelNames: ['result'],
       registers: [registry],
     }),

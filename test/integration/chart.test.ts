@@ -353,6 +353,22 @@ describe('helm lint and helm template', () => {
     expect(find(objs, 'PodDisruptionBudget')).toHaveLength(0);
   });
 
+  it('namespace scope without watchNamespaces: the webhook can reach the one watched namespace, the release namespace', async () => {
+    const objs = await render(['--set', 'rbac.scope=namespace']);
+    const wh = find(objs, 'MutatingWebhookConfiguration')[0]!.webhooks[0];
+    // Before: NotIn [..., ripplecache-system] and In [ripplecache-system], which no namespace satisfies.
+    expect(wh.namespaceSelector.matchExpressions).toEqual([
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-node-lease'] },
+      { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['ripplecache-system'] },
+    ]);
+    expect(find(objs, 'Deployment')[0]!.spec.template.spec.containers[0].args).toContain(
+      '--watch-namespaces=ripplecache-system',
+    );
+    // Watching every namespace (cluster scope), the release namespace stays excluded.
+    const cluster = find(await render(), 'MutatingWebhookConfiguration')[0]!.webhooks[0];
+    expect(cluster.namespaceSelector.matchExpressions[0].values).toContain('ripplecache-system');
+  });
+
   it('renders cert-manager mode: Issuer, Certificate, mounted certificate, CA injection annotation, no self-managed Secret rights', async () => {
     const objs = await render(['-f', join(CHART, 'ci/cert-manager-values.yaml')]);
     const [cert] = find(objs, 'Certificate');
@@ -536,6 +552,10 @@ describe('helm lint and helm template', () => {
       ['metrics.podMonitor.interval=soon', /interval/],
       ['rbac.scope=everywhere', /scope/],
       ['webhook.failurePolicy=Sometimes', /failurePolicy/],
+      // Image references the operator would refuse (it exits 2): refused at install, not in a crash loop.
+      ['sidecar.image.tag=bad tag', /\/sidecar\/image\/tag/],
+      ['image.repository=Bad Repo', /\/image\/repository/],
+      ['exporterImage=bad image', /\/exporterImage/],
     ] as const) {
       const r = await helm(['template', 'rc', CHART, '--set', set]);
       expect(r.code, `--set ${set} should be rejected`).not.toBe(0);

@@ -322,6 +322,23 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
     });
   });
 
+  it('counts a CONFIG SET that failed on a pod not running yet as waiting, and on a running pod as failed', async () => {
+    const { kube, deps } = setup(sessions());
+    const counted: string[] = [];
+    deps.onConfigApply = (result) => counted.push(result);
+    const refused = (endpoints: PodEndpoint[]) =>
+      Promise.resolve(endpoints.map((e) => ({ pod: e.pod, applied: false, changed: false, message: 'refused' })));
+    deps.applyEviction = refused;
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    statefulSetRuns(kube, 0); // the StatefulSet exists, no pod is ready: waiting (as ConfigApplied=Unknown)
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(counted).toEqual(['waiting', 'waiting']);
+    counted.length = 0;
+    statefulSetRuns(kube, 2); // both ready, and both refuse: failed
+    await reconcileCacheCluster(deps, 'shop/sessions');
+    expect(counted).toEqual(['failed', 'failed']);
+  });
+
   it('applies the write fence of durability replicated with the eviction settings, and none for standalone', async () => {
     const { kube, deps } = setup(sessions());
     const asked: unknown[] = [];

@@ -60,7 +60,7 @@ export interface ReconcileDeps {
   now: () => Date;
   log: Logger;
   exporterImage?: string;
-  onConfigApply?: (result: 'applied' | 'unchanged' | 'failed') => void;
+  onConfigApply?: (result: 'applied' | 'unchanged' | 'failed' | 'waiting') => void;
   /** Called with the conditions computed in every reconcile (for the condition gauge). */
   onConditions?: (namespace: string, name: string, conditions: ReadonlyArray<{ type: string; status: string }>) => void;
   /** Called when the CacheCluster is gone. */
@@ -461,7 +461,12 @@ async function applyLiveConfig(
     },
     password,
   );
-  for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : 'failed');
+  // As status decides (compute-status.ts): while every failure can be a pod the StatefulSet reports not ready,
+  // those pods are not running yet (a new cluster, a restarting pod): counted as waiting, not failed.
+  const failures = results.filter((r) => !r.applied).length;
+  const notReady = spec.topology === 'cluster' ? 0 : spec.pods - (sts.status?.readyReplicas ?? 0);
+  const unapplied = failures > 0 && failures <= notReady ? 'waiting' : 'failed';
+  for (const r of results) deps.onConfigApply?.(r.applied ? (r.changed ? 'applied' : 'unchanged') : unapplied);
   const changed = results.filter((r) => r.changed).map((r) => r.pod);
   if (changed.length)
     o.log.info(

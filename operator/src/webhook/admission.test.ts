@@ -92,6 +92,19 @@ describe('reviewPodAdmission', () => {
     expect(lookups).toBe(0);
   });
 
+  it('leaves a pod that already has the sidecar as it is, even with a malformed annotation (idempotent first)', async () => {
+    const r = await reviewPodAdmission(
+      review({ 'cache.ripplecache.io/inject': 'BAD' }, {}, [{ name: 'app' }, { name: SIDECAR_CONTAINER_NAME }]),
+      {
+        getCacheCluster: async () => {
+          throw new Error('not looked up');
+        },
+      },
+    );
+    expect(r.outcome).toBe('already-injected');
+    expect(r.review.response).toEqual({ uid: 'u-1', allowed: true });
+  });
+
   it('skips anything but a Pod CREATE', async () => {
     expect(
       (await reviewPodAdmission(review({ 'cache.ripplecache.io/inject': 'nope' }, { operation: 'UPDATE' }), deps()))

@@ -118,6 +118,8 @@ export async function reviewPodAdmission(body: unknown, deps: AdmissionDeps): Pr
   const raw = pod.metadata?.annotations?.[ANNOTATION_INJECT];
   if (raw === undefined) return allow('skipped');
   const name = requestedCacheCluster(pod);
+  // Idempotent first (docs/helm.md): a pod that already has the sidecar is left as it is, whatever else.
+  if (isInjected(pod)) return allow('already-injected', name === undefined ? {} : { cacheCluster: name });
   if (name === undefined || !NAME_RE.test(name) || name.length > 253) {
     return deny(
       400,
@@ -125,7 +127,6 @@ export async function reviewPodAdmission(body: unknown, deps: AdmissionDeps): Pr
       `annotation ${ANNOTATION_INJECT} must be the name of a ${KIND} in namespace "${namespace}", got "${raw}"`,
     );
   }
-  if (isInjected(pod)) return allow('already-injected', { cacheCluster: name });
 
   let cc: CacheCluster | undefined;
   try {
