@@ -576,6 +576,12 @@ describe('reconcileCacheCluster over an in-memory API server', () => {
         expect.objectContaining({ type: 'Warning', reason: 'AuthSecretKeyMissing', message: noKey }),
       ]);
 
+      // The key, empty: Redis would run without a password; still nothing applied.
+      kube.put(secret({ password: '' }));
+      expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({ kind: 'requeueAfter', ms: AUTH_RETRY_MS });
+      expect(kube.applied).toEqual([]);
+      expect(ready(current())?.message).toMatch(/has an empty key "password": Redis would run without a password/);
+
       // With the key: the children, with the password's digest in the restart hash; then Ready.
       kube.put(secret({ password: PASSWORD }));
       expect(await reconcileCacheCluster(deps, 'shop/sessions')).toEqual({

@@ -388,7 +388,9 @@ async function readPassword(
   if (!secret) return { problem: { missing: 'secret', namespace, name: ref.name, key: ref.key } };
   const b64 = (secret.data as Record<string, string> | undefined)?.[ref.key];
   if (b64 === undefined) return { problem: { missing: 'key', namespace, name: ref.name, key: ref.key } };
-  return { password: Buffer.from(b64, 'base64').toString('utf8') };
+  const password = Buffer.from(b64, 'base64').toString('utf8');
+  if (password === '') return { problem: { missing: 'empty', namespace, name: ref.name, key: ref.key } };
+  return { password };
 }
 
 /**

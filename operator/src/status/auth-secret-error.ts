@@ -5,7 +5,8 @@
 
 /** What the reconcile found missing. */
 export interface AuthSecretProblem {
-  missing: 'secret' | 'key';
+  /** `empty`: the key holds an empty value (Redis would run without a password). */
+  missing: 'secret' | 'key' | 'empty';
   namespace: string;
   name: string;
   key: string;
@@ -17,6 +18,13 @@ export function authSecretError(p: AuthSecretProblem): {
   message: string;
 } {
   const secret = `Secret ${p.namespace}/${p.name} (spec.auth.secretRef)`;
+  if (p.missing === 'empty')
+    return {
+      reason: 'AuthSecretKeyMissing',
+      message:
+        `${secret} has an empty key ${JSON.stringify(p.key)}: Redis would run without a password; ` +
+        'no child is created or updated until it holds one',
+    };
   return p.missing === 'secret'
     ? {
         reason: 'AuthSecretMissing',
