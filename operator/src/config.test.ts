@@ -197,6 +197,11 @@ describe('loadOperatorConfig: bounds and names', () => {
     refuses(['--leader-election-namespace', ''], /^--leader-election-namespace must be a namespace name/);
     expect(loadOperatorConfig(['--leader-election-namespace', 'ops'], {}).leaderElectionNamespace).toBe('ops');
     expect(loadOperatorConfig([], { POD_NAMESPACE: 'ripplecache' }).leaderElectionNamespace).toBe('ripplecache');
+    // An empty $POD_NAMESPACE / $POD_NAME is as good as none (not an empty Lease namespace or identity).
+    const empty = loadOperatorConfig([], { POD_NAMESPACE: '', POD_NAME: '' });
+    expect(empty.leaderElectionNamespace).toBe('default');
+    expect(empty.webhookSecret.namespace).toBe('default');
+    expect(empty.identity).not.toMatch(/^-/);
   });
 
   it('takes only a Lease name in --leader-election-id', () => {

@@ -406,7 +406,7 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
   const secretArg = one('webhook-secret') ?? OPERATOR_DEFAULTS.webhookSecret;
   const secretMatch = /^(?:([a-z0-9-]+)\/)?([a-z0-9.-]+)$/.exec(secretArg);
   if (!secretMatch) throw new ConfigError(`--webhook-secret must be [NAMESPACE/]NAME, got "${secretArg}"`);
-  const identity = one('identity') ?? `${env.POD_NAME ?? hostname()}-${process.pid}`;
+  const identity = one('identity') ?? `${env.POD_NAME || hostname()}-${process.pid}`;
   if (identity.trim() === '')
     throw new ConfigError(
       `--identity must not be empty: it names this replica in the leader-election Lease, got "${identity}"`,
@@ -427,7 +427,7 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
     leaderElect: leaderElect === 'true',
     leaderElectionNamespace: (() => {
       const given = one('leader-election-namespace');
-      return given === undefined ? (env.POD_NAMESPACE ?? 'default') : namespaceName('leader-election-namespace', given);
+      return given === undefined ? env.POD_NAMESPACE || 'default' : namespaceName('leader-election-namespace', given);
     })(),
     leaderElectionId,
     ...leaseTiming(one),
@@ -447,7 +447,7 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
     logLevel,
     webhookListen,
     webhookCertDir,
-    webhookSecret: { namespace: secretMatch[1] ?? env.POD_NAMESPACE ?? 'default', name: secretMatch[2]! },
+    webhookSecret: { namespace: secretMatch[1] ?? (env.POD_NAMESPACE || 'default'), name: secretMatch[2]! },
     webhookConfiguration: one('webhook-configuration') ?? OPERATOR_DEFAULTS.webhookConfiguration,
     webhookCertHosts,
     sidecarImage: imageReference('sidecar-image', one('sidecar-image') ?? OPERATOR_DEFAULTS.sidecarImage),
