@@ -204,6 +204,23 @@ describe('loadOperatorConfig: bounds and names', () => {
     expect(empty.identity).not.toMatch(/^-/);
   });
 
+  it('takes only Kubernetes names in --webhook-secret and --webhook-configuration', () => {
+    refuses(['--webhook-secret', '-a/tls'], /^--webhook-secret must be \[NAMESPACE\/\]NAME/);
+    refuses(['--webhook-secret', `${'n'.repeat(70)}/tls`], /^--webhook-secret must be/);
+    refuses(['--webhook-secret', 'ns/-tls-'], /^--webhook-secret must be/);
+    expect(loadOperatorConfig(['--webhook-secret', 'ops/webhook.tls'], {}).webhookSecret).toEqual({
+      namespace: 'ops',
+      name: 'webhook.tls',
+    });
+    refuses(
+      ['--webhook-configuration', 'Bad Name'],
+      /^--webhook-configuration must be the name of a MutatingWebhookConfiguration/,
+    );
+    expect(loadOperatorConfig(['--webhook-configuration', 'rc-sidecar-injector'], {}).webhookConfiguration).toBe(
+      'rc-sidecar-injector',
+    );
+  });
+
   it('takes only a Lease name in --leader-election-id', () => {
     for (const bad of ['', 'Leader', 'a_b', '-a', 'a'.repeat(254)])
       refuses(['--leader-election-id', bad], /^--leader-election-id must be a Lease name/);

@@ -405,7 +405,20 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
   }
   const secretArg = one('webhook-secret') ?? OPERATOR_DEFAULTS.webhookSecret;
   const secretMatch = /^(?:([a-z0-9-]+)\/)?([a-z0-9.-]+)$/.exec(secretArg);
-  if (!secretMatch) throw new ConfigError(`--webhook-secret must be [NAMESPACE/]NAME, got "${secretArg}"`);
+  if (
+    !secretMatch ||
+    (secretMatch[1] !== undefined && !DNS_LABEL.test(secretMatch[1])) ||
+    !DNS_SUBDOMAIN.test(secretMatch[2]!) ||
+    secretMatch[2]!.length > 253
+  )
+    throw new ConfigError(
+      `--webhook-secret must be [NAMESPACE/]NAME (a namespace name and a Secret name), got "${secretArg}"`,
+    );
+  const webhookConfiguration = one('webhook-configuration') ?? OPERATOR_DEFAULTS.webhookConfiguration;
+  if (webhookConfiguration !== '' && (!DNS_SUBDOMAIN.test(webhookConfiguration) || webhookConfiguration.length > 253))
+    throw new ConfigError(
+      `--webhook-configuration must be the name of a MutatingWebhookConfiguration (a DNS-1123 subdomain), got "${webhookConfiguration}"`,
+    );
   const identity = one('identity') ?? `${env.POD_NAME || hostname()}-${process.pid}`;
   if (identity.trim() === '')
     throw new ConfigError(
@@ -448,7 +461,7 @@ export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): Oper
     webhookListen,
     webhookCertDir,
     webhookSecret: { namespace: secretMatch[1] ?? (env.POD_NAMESPACE || 'default'), name: secretMatch[2]! },
-    webhookConfiguration: one('webhook-configuration') ?? OPERATOR_DEFAULTS.webhookConfiguration,
+    webhookConfiguration,
     webhookCertHosts,
     sidecarImage: imageReference('sidecar-image', one('sidecar-image') ?? OPERATOR_DEFAULTS.sidecarImage),
   };
