@@ -170,17 +170,25 @@ async function main(): Promise<void> {
   const deps: ReconcileDeps = {
     kube: fencedKubeApi(kube, fence),
     cached: (kind, namespace, name) => informers?.get(kind, namespace, name),
-    applyEviction: async (endpoints, desired, password) =>
-      (await loadLiveConfig()).applyEviction(endpoints, desired, {
+    applyEviction: async (endpoints, desired, password, timeBoxes) => {
+      const live = await loadLiveConfig();
+      const opts = (timeoutMs: number) => ({
         password,
-        timeoutMs: cfg.redisTimeoutMs,
+        timeoutMs: Math.min(cfg.redisTimeoutMs, timeoutMs),
         beforeWrite: () => fence.assertLeading('CONFIG SET live settings'),
-      }),
+      });
+      return Promise.all(
+        endpoints.map((ep) => live.applyEvictionToPod(ep, desired, opts(timeBoxes?.get(ep.pod) ?? cfg.redisTimeoutMs))),
+      );
+    },
     podAddress: (namespace, pod, fallbackHost, port) =>
       cfg.podAddressOverrides.get(`${namespace}/${pod}`) ?? { host: fallbackHost, port },
     replication: {
-      readReplication: async (ep, password) =>
-        (await loadReplication()).readReplication(ep, redisOpts(password, 'INFO replication')),
+      readReplication: async (ep, password, timeoutMs) =>
+        (await loadReplication()).readReplication(ep, {
+          ...redisOpts(password, 'INFO replication'),
+          timeoutMs: Math.min(cfg.redisTimeoutMs, timeoutMs ?? cfg.redisTimeoutMs),
+        }),
       promote: async (ep, password) =>
         (await loadReplication()).promote(ep, redisOpts(password, `REPLICAOF NO ONE on ${ep.pod}`)),
       follow: async (ep, primary, password) =>

@@ -8,6 +8,8 @@
  *   label (never two pods labelled primary, sampled throughout), records status, condition and event; a write
  *   through the client Service lands on the new primary; the old primary comes back empty and rejoins as a
  *   replica holding the new data.
+ * - The primary's redis-server frozen (SIGSTOP): failed over within a bound close to afterSeconds, the offset it
+ *   was last seen up with recorded as `fromOffset`; thawed, it rejoins as a replica.
  * - An operator stopped right after it recorded a failover step, then SIGKILLed: the next leader finishes it.
  * - No replica healthy enough: nothing is promoted, and status says why.
  */
@@ -263,6 +265,64 @@ describe('failover of a replication CacheCluster', () => {
     const sampled = await sampler.stop();
     expect(sampled.samples).toBeGreaterThan(10);
     expect(sampled.max).toBe(1);
+    await operator.stop();
+  });
+
+  it('fails over a frozen primary (SIGSTOP: connections accepted, never answered) within afterSeconds + 4 s', async () => {
+    const c = await simCluster('frz', 3);
+    const operator = await operatorFor(c, 'failover-frozen');
+    await applyCc('frz', 2);
+    await waitEstablished(c, 3);
+    const primary = client(c.redis[0]!.port);
+    for (let i = 0; i < 20; i++) await setAcked(primary, `k${i}`, `v${i}`);
+    // Every replica holds every write, and the operator has probed the primary since (its offset as last seen up).
+    const offset = async (r: Redis) =>
+      Number(/_repl_offset:(\d+)/.exec(String(await r.call('INFO', 'replication')))![1]);
+    const primaryOffset = await offset(primary);
+    await waitFor('the replicas to catch up', async () => {
+      const o = await Promise.all([1, 2].map((i) => offset(client(c.redis[i]!.port))));
+      return o.every((x) => x >= primaryOffset);
+    });
+    await new Promise((res) => setTimeout(res, 1500));
+    primary.disconnect();
+
+    // Bound: afterSeconds (2 s) from the first probe that finds the primary lost (counted from when that probe
+    // was sent), plus detection latency (up to a probe interval before it, and its time box: 500 ms each for
+    // afterSeconds 2), plus the failover's API calls, plus slack for a loaded machine: 6 s. A SIGKILLed primary
+    // fails over in ~2.5 s, a frozen one now in ~3 s. Before the fix, each call to the frozen Redis took twice
+    // --redis-timeout-ms (the ioredis handshake is not covered by connectTimeout) and each reconcile made two in
+    // a row (INFO, then live config): PrimaryLost ~8 s after the freeze, the failover completed at ~12.5 s.
+    const pid = c.redis[0]!.pid;
+    const frozenAt = performance.now();
+    process.kill(pid, 'SIGSTOP');
+    let tookMs: number;
+    try {
+      await waitFor(
+        'a completed failover in status',
+        async () => (await getCc('frz'))?.status?.lastFailover !== undefined,
+        30_000,
+        100,
+      );
+      tookMs = performance.now() - frozenAt;
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(tookMs).toBeLessThanOrEqual(6000);
+    const cc = await getCc('frz');
+    expect(cc.status.lastFailover).toMatchObject({ from: 'frz-0' });
+    expect(['frz-1', 'frz-2']).toContain(cc.status.primary);
+    // The offset the lost primary was last seen up with.
+    expect(cc.status.lastFailover.fromOffset).toBeGreaterThan(0);
+    expect(cc.status.lastFailover.fromOffset).toBeLessThanOrEqual(primaryOffset);
+    const events = await eventsOf('frz', 'FailoverCompleted');
+    expect(events[0]!.message).toMatch(/in place of frz-0 \(last seen at offset \d+\)/);
+    // Thawed, the old primary answers again as a master: made a replica of the new primary.
+    await waitFor(
+      'frz-0 to rejoin as a replica',
+      async () => (await roleLabels('frz'))['frz-0'] === 'replica',
+      60_000,
+      200,
+    );
     await operator.stop();
   });
 

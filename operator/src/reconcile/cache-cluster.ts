@@ -42,7 +42,7 @@ import { findCondition, setCondition } from '../status/conditions.js';
 import { peersCondition, type BridgeReport } from '../status/peers-condition.js';
 import { transitionEvents } from '../status/transition-events.js';
 import { clusterStep, existingShardSets, type ClusterDeps, type ClusterOutcome } from './cluster-step.js';
-import { failoverStep, type FailoverOutcome, type ReplicationDeps } from './failover-step.js';
+import { failoverStep, probeTimeoutMs, type FailoverOutcome, type ReplicationDeps } from './failover-step.js';
 import type { ClusterPlan } from './cluster-plan.js';
 import { isSubset } from './subset.js';
 
@@ -53,8 +53,15 @@ export interface ReconcileDeps {
   /**
    * CONFIG GET / SET / GET of the live settings: eviction, the persistence mode's appendonly / save and,
    * when given, the write fence (desired/fence.ts).
+   * `timeBoxes`: per pod, a time box (ms) for its Redis calls shorter than the operator's Redis timeout (a pod
+   * that did not answer the failover step's probe just now). Results come back in the order of `endpoints`.
    */
-  applyEviction: (endpoints: PodEndpoint[], desired: LiveSettings, password?: string) => Promise<PodConfigResult[]>;
+  applyEviction: (
+    endpoints: PodEndpoint[],
+    desired: LiveSettings,
+    password?: string,
+    timeBoxes?: ReadonlyMap<string, number>,
+  ) => Promise<PodConfigResult[]>;
   /** Where a pod's Redis is reached: its headless DNS name, unless overridden (tests, local demo). */
   podAddress: (namespace: string, pod: string, dnsName: string, port: number) => { host: string; port: number };
   now: () => Date;
@@ -150,7 +157,12 @@ export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): P
           writeReshardingProgress(deps, o, resharding, plan),
         )
       : undefined;
-  const live = await applyLiveConfig(deps, o, desired, password, previousPassword, cluster?.endpoints);
+  // A pod that did not answer the failover step's probe gets the probe's time box here too: a frozen primary
+  // does not hold the next probe back by the Redis timeout.
+  const timeBoxes = new Map(
+    (failover?.unanswered ?? []).map((pod) => [pod, probeTimeoutMs(spec.failoverAfterSeconds)] as const),
+  );
+  const live = await applyLiveConfig(deps, o, desired, password, previousPassword, cluster?.endpoints, timeBoxes);
   // A rotation just carried to the pods: the failover step, which found the primary refusing the password and
   // changed nothing, runs again (its outcome is the status'; the roll starts with it).
   if (failover?.authFailed && live.results.some((r) => r.acceptedCurrentPassword)) failover = await runFailover();
@@ -437,6 +449,7 @@ async function applyLiveConfig(
   password: string | undefined,
   previousPassword: string | undefined,
   clusterEndpoints: PodEndpoint[] | undefined,
+  timeBoxes?: ReadonlyMap<string, number>,
 ): Promise<LiveConfig> {
   const { cc, ns, sts } = o;
   const spec = resolveSpec(cc);
@@ -462,6 +475,7 @@ async function applyLiveConfig(
       ...(previousPassword !== undefined ? { previousPassword } : {}),
     },
     password,
+    ...(timeBoxes !== undefined && timeBoxes.size > 0 ? [timeBoxes] : []),
   );
   // As status decides (compute-status.ts): while every failure can be a pod the StatefulSet reports not ready,
   // those pods are not running yet (a new cluster, a restarting pod): counted as waiting, not failed.

@@ -140,6 +140,19 @@ describe('decideFailover', () => {
     });
   });
 
+  it('records the offset the lost primary was last seen up with when it does not answer', () => {
+    const pods = primaryDead(100, 120);
+    expect(decideFailover({ ...base, pods, lostForMs: 2000, primaryOffset: 125 })).toEqual({
+      action: 'start',
+      failover: { from: 'c-0', to: 'c-2', toOffset: 120, fromOffset: 125 },
+    });
+    // Unknown (never seen up by this process): none recorded.
+    expect(decideFailover({ ...base, pods, lostForMs: 2000 })).toEqual({
+      action: 'start',
+      failover: { from: 'c-0', to: 'c-2', toOffset: 120 },
+    });
+  });
+
   it('records the old primary offset when it still answers (pod not Ready but Redis up)', () => {
     const pods = [pod(0, master('c-0', 130), { ready: false }), pod(1, replica('c-1', 125))];
     expect(decideFailover({ ...base, pods, lostForMs: 2000 })).toEqual({

@@ -166,6 +166,11 @@ export interface FailoverDecisionInput {
   /** The primary's replication ID when last seen up (unknown to a process that never saw it up). */
   primaryReplid?: string | undefined;
   /**
+   * The primary's replication offset when last seen up (unknown to a process that never saw it up): the
+   * failover's `fromOffset` when the lost primary does not answer now.
+   */
+  primaryOffset?: number | undefined;
+  /**
    * This process already made the recorded primary the primary at a first start. Found unassigned again
    * before it was seen up (its readiness can lag), it restarted: a restart, not a first start.
    */
@@ -266,7 +271,8 @@ export function decideFailover(input: FailoverDecisionInput): FailoverDecision {
     }
     return { action: 'blocked', primary: input.primary, why: blocked };
   }
-  const fromOffset = primary?.info.reachable ? primary.info.offset : undefined;
+  // As it answers now, else as last seen up (a lost primary is seldom reachable).
+  const fromOffset = primary?.info.reachable ? primary.info.offset : input.primaryOffset;
   return {
     action: 'start',
     failover: {

@@ -158,17 +158,20 @@ describe('failoverStep', () => {
     const lost = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
     expect(lost.availability).toMatchObject({ status: 'False', reason: 'PrimaryLost' });
     expect(w.calls).toEqual([]);
+    // The live config step gives the pod that did not answer the probe's time box.
+    expect(first.unanswered).toBeUndefined();
+    expect(lost.unanswered).toEqual(['c-0']);
 
     w.advance(2000);
     const done = await failoverStep(w.deps, cc(), 'shop/c', log, undefined);
     expect(w.calls.map((c) => c.replace(/"startedAt":"[^"]+"/, '"startedAt":"…"'))).toEqual([
-      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Started","startedAt":"…"}}',
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"fromOffset":100,"step":"Started","startedAt":"…"}}',
       'label c-0 null',
-      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Unlabelled","startedAt":"…"}}',
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"fromOffset":100,"step":"Unlabelled","startedAt":"…"}}',
       'promote c-2',
-      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Promoted","startedAt":"…"}}',
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"fromOffset":100,"step":"Promoted","startedAt":"…"}}',
       'follow c-1 c-2.dns',
-      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"step":"Repointed","startedAt":"…"}}',
+      'status {"failover":{"from":"c-0","to":"c-2","toOffset":100,"fromOffset":100,"step":"Repointed","startedAt":"…"}}',
       'label c-2 primary',
       'label c-1 null',
       expect.stringMatching(/^status \{"primary":"c-2","failover":null,"lastFailover":\{"from":"c-0","to":"c-2"/),
@@ -179,9 +182,13 @@ describe('failoverStep', () => {
       expect.objectContaining({
         type: 'Normal',
         reason: 'FailoverCompleted',
-        message: expect.stringMatching(/promoted c-2 \(replication offset 100\) in place of c-0/),
+        message: expect.stringMatching(
+          /promoted c-2 \(replication offset 100\) in place of c-0 \(last seen at offset 100\)/,
+        ),
       }),
     ]);
+    // The lost primary never answered again: its offset is the one it was last seen up with.
+    expect(done.lastFailover).toMatchObject({ from: 'c-0', to: 'c-2', toOffset: 100, fromOffset: 100 });
   });
 
   it('never counts a primary refusing the password as lost: no countdown, no change, AuthenticationFailed', async () => {
@@ -212,6 +219,7 @@ describe('failoverStep', () => {
       // The roll waits (pods on an old revision): never a stale UpToDate.
       expect(out.roll).toMatchObject({ status: 'True', reason: 'InProgress' });
       expect(JSON.stringify(out)).not.toContain('new-password');
+      expect(out.unanswered).toBeUndefined(); // a refusal is an answer
       w.advance(5000); // well past afterSeconds (2 s)
     }
     expect(w.calls).toEqual([]);

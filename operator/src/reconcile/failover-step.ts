@@ -43,7 +43,8 @@ export const SWITCHOVER_PAUSE_MS = 10_000;
 
 /** What the failover step needs besides the reconcile's deps. */
 export interface ReplicationDeps {
-  readReplication: (ep: PodEndpoint, password?: string) => Promise<ReplicationInfo>;
+  /** `INFO replication`, time boxed to `timeoutMs` when given (never longer than the operator's Redis timeout). */
+  readReplication: (ep: PodEndpoint, password?: string, timeoutMs?: number) => Promise<ReplicationInfo>;
   promote: (ep: PodEndpoint, password?: string) => Promise<void>;
   follow: (ep: PodEndpoint, primary: { host: string; port: number }, password?: string) => Promise<void>;
   /** Sets (or with null removes) the role label of a Redis pod. */
@@ -76,6 +77,8 @@ export interface FailoverMemory {
   lostSince: number | undefined;
   /** The primary's replication ID when last seen up: a promotion candidate must hold it. */
   primaryReplid?: string | undefined;
+  /** The primary's replication offset when last seen up: the failover's fromOffset once it is lost. */
+  primaryOffset?: number | undefined;
   /** The pod this process made the primary at a first start (a later promotion of it is a restart). */
   promotedAtFirstStart?: string | undefined;
   /** The uid of the pod a rolling update deleted last (not deleted again while the cache still shows it). */
@@ -117,6 +120,11 @@ export interface FailoverOutcome {
    * config step has made the pods accept the current password, the step is worth running again at once.
    */
   authFailed?: boolean;
+  /**
+   * Pods whose Redis did not answer this step's probe (an auth refusal is an answer): the live config step
+   * gives them the probe's time box (`probeTimeoutMs`), so that a frozen pod does not hold up the next probe.
+   */
+  unanswered?: string[];
 }
 
 /** How often a replication CacheCluster is probed: a quarter of afterSeconds, between 250 ms and 1 s. */
@@ -144,7 +152,19 @@ function isReady(pod: KubeObject | undefined): boolean {
   return conds?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
-/** Observes every Redis pod: the Pod in the informer cache and `INFO replication` (concurrently). */
+/**
+ * The time box of the failover step's `INFO replication` probes: the probe interval, at least 500 ms. A frozen
+ * primary (its Redis accepts connections and never answers) is found unreachable that soon, not after the
+ * operator's Redis timeout (`--redis-timeout-ms`, which may be longer than `afterSeconds`).
+ */
+export function probeTimeoutMs(afterSeconds: number): number {
+  return Math.max(500, probeIntervalMs(afterSeconds));
+}
+
+/**
+ * Observes every Redis pod: the Pod in the informer cache and `INFO replication` (concurrently, each time boxed
+ * to `probeTimeoutMs`).
+ */
 export async function observeRedisPods(
   deps: {
     cached: (kind: string, namespace: string, name: string) => KubeObject | undefined;
@@ -156,13 +176,14 @@ export async function observeRedisPods(
 ): Promise<RollingPod[]> {
   const ns = cc.metadata.namespace;
   const spec = resolveSpec(cc);
+  const timeoutMs = probeTimeoutMs(spec.failoverAfterSeconds);
   const pods: Promise<RollingPod>[] = [];
   for (let i = 0; i < spec.pods; i++) {
     const name = podName(cc, i);
     const pod = deps.cached('Pod', ns, name);
     const address = deps.podAddress(ns, name, podHost(cc, i), REDIS_PORT);
     pods.push(
-      deps.replication.readReplication({ pod: name, ...address }, password).then((info) => ({
+      deps.replication.readReplication({ pod: name, ...address }, password, timeoutMs).then((info) => ({
         pod: name,
         exists: pod !== undefined && !pod.metadata?.deletionTimestamp,
         ready: isReady(pod),
@@ -421,6 +442,7 @@ async function completeFailover(ctx: StepContext, mem: FailoverMemory, f: Failov
   mem.lostSince = undefined;
   mem.established = true;
   mem.primaryReplid = undefined;
+  mem.primaryOffset = undefined;
   const took = (Date.parse(record.completedAt) - Date.parse(record.startedAt)) / 1000;
   const planned = record.reason === 'Planned';
   const message = planned
@@ -547,7 +569,13 @@ async function rollAction(ctx: StepContext, mem: FailoverMemory): Promise<RollOb
   }
 }
 
-function outcomeOf(mem: FailoverMemory, availability: PrimaryAvailability, retryInMs: number): FailoverOutcome {
+function outcomeOf(
+  mem: FailoverMemory,
+  availability: PrimaryAvailability,
+  retryInMs: number,
+  pods: RollingPod[],
+): FailoverOutcome {
+  const unanswered = pods.filter((p) => !p.info.reachable && !p.info.authFailed).map((p) => p.pod);
   return {
     primary: mem.primary,
     failover: mem.failover,
@@ -555,6 +583,7 @@ function outcomeOf(mem: FailoverMemory, availability: PrimaryAvailability, retry
     availability,
     ...(mem.roll?.condition !== undefined ? { roll: mem.roll.condition } : {}),
     retryInMs,
+    ...(unanswered.length > 0 ? { unanswered } : {}),
   };
 }
 
@@ -578,6 +607,8 @@ export async function failoverStep(
     mem = initialMemory(cc);
     r.memory.set(key, mem);
   }
+  // A primary found lost counts as lost since the probe was sent: it did not answer from then on.
+  const probedAt = r.clock();
   const pods = await observeRedisPods(deps, cc, password);
   const ctx: StepContext = { deps, cc, key, log, password, pods };
 
@@ -594,6 +625,7 @@ export async function failoverStep(
         mem,
         { status: 'False', reason: 'AuthenticationFailed', message: `${why}; not failing over` },
         probeMs,
+        pods,
       ),
       authFailed: true,
     };
@@ -604,8 +636,11 @@ export async function failoverStep(
     if (primaryUp(primary)) {
       mem.lostSince = undefined;
       mem.established = true;
-      if (primary?.info.reachable) mem.primaryReplid = primary.info.replid;
-    } else mem.lostSince ??= r.clock();
+      if (primary?.info.reachable) {
+        mem.primaryReplid = primary.info.replid;
+        mem.primaryOffset = primary.info.offset;
+      }
+    } else mem.lostSince ??= probedAt;
   }
   const decision = decideFailover({
     primary: mem.primary,
@@ -615,10 +650,11 @@ export async function failoverStep(
     lostForMs: mem.lostSince === undefined ? undefined : r.clock() - mem.lostSince,
     afterMs,
     primaryReplid: mem.primaryReplid,
+    primaryOffset: mem.primaryOffset,
     promotedAtFirstStart: mem.promotedAtFirstStart === mem.primary,
   });
   const outcome = (availability: PrimaryAvailability, retryInMs = probeMs): FailoverOutcome =>
-    outcomeOf(mem, availability, retryInMs);
+    outcomeOf(mem, availability, retryInMs, pods);
 
   switch (decision.action) {
     case 'steady': {

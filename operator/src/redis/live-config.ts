@@ -72,8 +72,13 @@ export interface PodConfigResult {
 
 export interface LiveConfigOptions {
   password?: string | undefined;
-  /** Per-call time box. Default 2000 ms. */
+  /**
+   * Per-call time box. Default 2000 ms. Bounds the connection (TCP connect and the handshake: AUTH, CLIENT
+   * SETNAME, the ready check) as a whole, and then each command.
+   */
   timeoutMs?: number;
+  /** When given, the whole call (connection and every command) is time boxed to this many ms. */
+  deadlineMs?: number;
   /**
    * Called synchronously right before every write (CONFIG SET) is sent: the leadership fence. When it throws,
    * nothing more is written and `applyEvictionToPod` / `applyEviction` reject with what it threw.
@@ -133,13 +138,19 @@ export async function withClient<T>(
     // Otherwise reported through the rejected command; the handshake's AUTH reply only comes here.
     refused ??= authErrorCode(err);
   });
-  try {
+  // ioredis' connectTimeout ends at the TCP connect: a frozen Redis (SIGSTOP, a hung host) accepts the connection
+  // in its kernel and never answers the handshake (AUTH, CLIENT SETNAME, the ready check), which then takes
+  // several timeouts or more. These time boxes answer at once and disconnect (rejecting whatever is pending).
+  let connecting: NodeJS.Timeout | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  const work = (async () => {
     try {
       await client.connect();
     } catch (err) {
       if (refused !== undefined) throw new RedisAuthError(refused);
       throw err;
     }
+    clearTimeout(connecting);
     try {
       return await fn(client);
     } catch (err) {
@@ -147,7 +158,21 @@ export async function withClient<T>(
       if (code !== undefined) throw new RedisAuthError(code);
       throw err;
     }
+  })();
+  work.catch(() => undefined);
+  const timeBox = new Promise<never>((_, reject) => {
+    const expire = (ms: number, what: string) => () => {
+      reject(new Error(`${what} timed out after ${ms} ms`));
+      client.disconnect();
+    };
+    connecting = setTimeout(expire(timeoutMs, 'connection'), timeoutMs);
+    if (opts.deadlineMs !== undefined) deadline = setTimeout(expire(opts.deadlineMs, 'call'), opts.deadlineMs);
+  });
+  try {
+    return await Promise.race([work, timeBox]);
   } finally {
+    clearTimeout(connecting);
+    clearTimeout(deadline);
     client.disconnect();
   }
 }

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { parseReplicationInfo } from './replication.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseReplicationInfo, readReplication } from './replication.js';
 
 describe('parseReplicationInfo', () => {
   it('reads a master: offset, replication id, connected replicas', () => {
@@ -52,5 +53,34 @@ describe('parseReplicationInfo', () => {
     );
     expect(r).toMatchObject({ linkUp: true, syncInProgress: true, offset: 0 });
     expect(r).not.toHaveProperty('linkDownSinceSeconds');
+  });
+});
+
+describe('readReplication against a frozen Redis (connections accepted, nothing ever answered)', () => {
+  let server: Server | undefined;
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await new Promise((res) => server?.close(res) ?? res(undefined));
+    server = undefined;
+  });
+
+  it('reports it unreachable after the time box, never later (the handshake included)', async () => {
+    server = createServer((s) => void sockets.push(s));
+    await new Promise<void>((res) => server!.listen(0, '127.0.0.1', res));
+    const port = (server.address() as { port: number }).port;
+    const ep = { pod: 'c-0', host: '127.0.0.1', port };
+    for (const password of [undefined, 'secret']) {
+      const started = performance.now();
+      const info = await readReplication(ep, { password, timeoutMs: 300 });
+      const took = performance.now() - started;
+      expect(info).toMatchObject({
+        pod: 'c-0',
+        reachable: false,
+        message: expect.stringMatching(/timed out after 300 ms/),
+      });
+      expect(took).toBeGreaterThanOrEqual(250);
+      expect(took).toBeLessThan(1000);
+    }
   });
 });

@@ -75,10 +75,14 @@ export function parseReplicationInfo(pod: string, text: string): ReplicationInfo
   };
 }
 
-/** `INFO replication` of one pod; never throws (an unreachable pod comes back `reachable: false`). */
+/**
+ * `INFO replication` of one pod; never throws (an unreachable pod comes back `reachable: false`). The whole call
+ * (connection and INFO) is time boxed to `opts.timeoutMs` unless `opts.deadlineMs` says otherwise: a frozen Redis
+ * is reported unreachable after that time, never later.
+ */
 export async function readReplication(ep: PodEndpoint, opts: LiveConfigOptions = {}): Promise<ReplicationInfo> {
   try {
-    return await withClient(ep, opts, async (r) =>
+    return await withClient(ep, { ...opts, deadlineMs: opts.deadlineMs ?? opts.timeoutMs ?? 2000 }, async (r) =>
       parseReplicationInfo(ep.pod, String(await r.call('INFO', 'replication'))),
     );
   } catch (err) {
