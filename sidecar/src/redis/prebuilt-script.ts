@@ -4,8 +4,15 @@
  * ioredis encodes a command by flattening its arguments and copying each of them, and its length prefix,
  * piece by piece; for the write-back append (six arguments per write, a few hundred per call) that was
  * about a tenth of the sidecar's CPU under load. Here the arguments are measured once and written once.
- * Replies are decoded by ioredis as usual (strings). The script runs by EVALSHA; when Redis does not know
- * it yet (NOSCRIPT: first use, or Redis restarted), it is sent once more with EVAL, which loads it.
+ * Replies are decoded by ioredis as usual (strings).
+ *
+ * A script's first use on each connection is sent as EVAL (which loads it), later ones as EVALSHA; a
+ * NOSCRIPT answer (SCRIPT FLUSH) marks the connection again and the call is resent. Why not EVALSHA first
+ * with EVAL on NOSCRIPT: the calls after the refused one were already sent, and when another client loads
+ * the script meanwhile they run before the resent call — scripts that publish invalidation sequence
+ * numbers (the write-back append) then reach receivers out of order, which they take for a lost message
+ * and drop their L1 (CI, issue 16; test/integration/prebuilt-script-order.test.ts). ioredis does the same
+ * for its own defined commands (Script.ts).
  */
 import { createHash } from 'node:crypto';
 import { Command } from 'ioredis';
@@ -48,13 +55,16 @@ export function encodeCommand(parts: readonly ScriptArgument[]): Buffer {
   return out;
 }
 
+/** The connections (sockets) that have run each script since they connected, by script. */
+const loadedOn = new WeakMap<LuaScript, WeakSet<object>>();
+
 class PrebuiltCommand extends Command {
   constructor(
-    name: string,
-    private readonly bytes: Buffer,
+    private readonly script: LuaScript,
+    private readonly parts: readonly ScriptArgument[],
     private readonly firstKey: string | undefined,
   ) {
-    super(name, [], { replyEncoding: 'utf8' });
+    super('evalsha', [], { replyEncoding: 'utf8' });
   }
 
   /** The Cluster client routes by the slot of the first key (the arguments are not kept as such). */
@@ -62,19 +72,42 @@ class PrebuiltCommand extends Command {
     return this.firstKey === undefined ? (null as unknown as number) : keySlot(this.firstKey);
   }
 
-  override toWritable(): Buffer {
-    return this.bytes;
+  /** EVAL on a connection that has not run the script yet, EVALSHA after (see the file header). */
+  override toWritable(socket: object): Buffer {
+    let sockets = loadedOn.get(this.script);
+    if (sockets === undefined) {
+      sockets = new WeakSet();
+      loadedOn.set(this.script, sockets);
+    }
+    const loaded = sockets;
+    const reject = this.reject;
+    this.reject = (err: Error) => {
+      if (err.message.startsWith('NOSCRIPT')) loaded.delete(socket);
+      reject.call(this, err);
+    };
+    if (loaded.has(socket)) {
+      this.name = 'evalsha';
+      return encodeCommand(['evalsha', this.script.sha, ...this.parts]);
+    }
+    loaded.add(socket);
+    this.name = 'eval';
+    return encodeCommand(['eval', this.script.lua, ...this.parts]);
   }
 }
 
-function send(client: RedisClient, parts: ScriptArgument[], firstKey: string | undefined): Promise<unknown> {
-  const command = new PrebuiltCommand(String(parts[0]), encodeCommand(parts), firstKey);
+function send(
+  client: RedisClient,
+  script: LuaScript,
+  parts: readonly ScriptArgument[],
+  firstKey: string | undefined,
+): Promise<unknown> {
+  const command = new PrebuiltCommand(script, parts, firstKey);
   void client.sendCommand(command);
   return command.promise;
 }
 
 /**
- * Runs `script` with `keys` and `args` (EVALSHA, or EVAL when Redis answers NOSCRIPT). On a Redis Cluster
+ * Runs `script` with `keys` and `args` (EVAL on a connection's first use, EVALSHA after). On a Redis Cluster
  * every key must be in one slot (the caller's layout makes sure, key-layout.ts); the call goes to that
  * slot's primary and follows MOVED/ASK, and TRYAGAIN is retried for up to the client's command time box
  * ({@link retryWhileTryAgain}).
@@ -85,15 +118,16 @@ export async function runScript(
   keys: readonly string[],
   args: readonly ScriptArgument[],
 ): Promise<unknown> {
-  const parts: ScriptArgument[] = ['evalsha', script.sha, keys.length];
+  const parts: ScriptArgument[] = [keys.length];
   for (const k of keys) parts.push(k);
   for (const a of args) parts.push(a);
   const once = async () => {
     try {
-      return await send(client, parts, keys[0]);
+      return await send(client, script, parts, keys[0]);
     } catch (err) {
+      // SCRIPT FLUSH (or a Redis that lost its scripts without dropping the connection): sent as EVAL now.
       if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
-      return send(client, ['eval', script.lua, ...parts.slice(2)], keys[0]);
+      return send(client, script, parts, keys[0]);
     }
   };
   if (!isCluster(client) || keys.length < 2) return once();
