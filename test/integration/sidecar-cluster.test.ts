@@ -10,7 +10,9 @@
  *     than the last acknowledged write;
  *   - first writes of new keys into buckets whose slots move slowly (a loaded operator): Redis Cluster
  *     answers their appends TRYAGAIN while the slot is half-moved, and the sidecar retries within its time
- *     box instead of answering 503.
+ *     box instead of answering 503;
+ *   - write-back writes the database superseded (rows the application wrote with a larger version) on
+ *     every shard: no sidecar keeps answering them; a clean stop removes the consumer from every bucket.
  * Keys are partitioned among the load workers so that each key's writes are sequential and "the last
  * acknowledged value" of a key is well defined.
  */
@@ -522,4 +524,58 @@ describe('sidecar on a Redis Cluster', () => {
     await converged(table, acknowledged, 120_000);
     await Promise.all([T1.stop(), T2.stop()]);
   }, 300_000);
+
+  it('write-back: a write the database superseded leaves nothing older in Redis; a clean stop removes the consumer', async () => {
+    const table = 'wb_cluster_superseded';
+    const args = sidecarArgs(
+      'ripplecache:it-cluster-sup',
+      originArgs(table, ['--write-back-flush-interval-ms', '100']),
+    );
+    /** Consumer names of every bucket's group, on whichever shard holds it. */
+    const consumers = async (): Promise<Set<string>> => {
+      const names = new Set<string>();
+      for (const b of layout.buckets) {
+        const node = cluster.client(await cluster.ownerOf(b.slot));
+        const list = (await node.xinfo('CONSUMERS', b.streamKey, 'flushers').catch(() => [])) as unknown[][];
+        for (const c of list) names.add(String(c[1]));
+      }
+      return names;
+    };
+    // Earlier tests' sidecars (one SIGKILLed) left theirs: only the consumers of S1 and S2 count.
+    const before = await consumers();
+    const fresh = async () => [...(await consumers())].filter((n) => !before.has(n));
+    const [S1, S2] = await Promise.all([startSidecar({ name: 'S1', args }), startSidecar({ name: 'S2', args })]);
+    if (!S1 || !S2) throw new Error('no sidecars');
+    // The flusher creates the table with its first batch.
+    expect((await S1.put('warm-up', 'w')).status).toBe(204);
+    await waitFor('the table', async () => (await dbValues(table).catch(() => new Map())).has('warm-up'), 10_000, 50);
+    const keys = Array.from({ length: 12 }, (_, i) => `sup-${i}`);
+    expect((await shardsOf(keys)).size).toBe(3);
+    for (const key of keys) {
+      await admin.query(
+        `INSERT INTO ${table} (key, value, content_type, version) VALUES ($1, $2, 'text/plain', 9000000000000000)`,
+        [key, Buffer.from(`app-${key}`)],
+      );
+    }
+    for (const [i, key] of keys.entries()) {
+      const r = i % 2 ? await S1.del(key) : await S1.put(key, `sc-${key}`);
+      expect(r.status).toBe(204);
+    }
+    for (const key of keys) {
+      for (const s of [S1, S2]) {
+        await waitFor(
+          `${s.name} answering the row of ${key}`,
+          async () => (await s.get(key)).body === `app-${key}`,
+          10_000,
+          50,
+        );
+      }
+    }
+
+    await waitFor('both consumers', async () => (await fresh()).length === 2, 10_000, 200);
+    expect(await S1.signal('SIGTERM')).toBe(0);
+    expect(await fresh()).toHaveLength(1);
+    expect(await S2.signal('SIGTERM')).toBe(0);
+    expect(await fresh()).toEqual([]);
+  }, 120_000);
 });

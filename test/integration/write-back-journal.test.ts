@@ -451,6 +451,34 @@ describe('write-back journal', () => {
     expect(db.size).toBe(1000);
     expect(db.get('dr/999')).toBe('d999');
     expect(await raw.xlen(stream)).toBe(0);
+    // Drained: its consumer is gone from the group.
+    const names = (await raw.xinfo('CONSUMERS', stream, 'flushers')) as unknown[][];
+    expect(names.map((c) => String(c[1]))).not.toContain('j-drain');
+  });
+
+  it('removes its own consumer only when it owns no pending entry', async () => {
+    const stream = 'it:wb:own-consumer';
+    const s = await sidecar('j-own', stream);
+    const other = await sidecar('j-other', stream);
+    await s.policy.put('own/1', text('x'), 60); // delivered to j-own: pending in it
+    await other.policy.put('own/2', text('y'), 60);
+    const names = async () =>
+      ((await raw.xinfo('CONSUMERS', stream, 'flushers')) as unknown[][]).map((c) => String(c[1])).sort();
+    expect(await names()).toEqual(['j-other', 'j-own']);
+    expect(await s.journal.removeOwnConsumer()).toBe(false);
+    expect(await names()).toEqual(['j-other', 'j-own']);
+    expect((await raw.xpending(stream, 'flushers'))[3]).toEqual(expect.arrayContaining([['j-own', '1']]));
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(await s.journal.removeOwnConsumer()).toBe(true);
+    expect(await names()).toEqual(['j-other']);
+    // A stream or group that is gone: nothing to remove, no error.
+    const gone = new WriteBackJournal({
+      client: s.redis,
+      consumer: 'j-own',
+      channel: CHANNEL,
+      streamKey: 'it:wb:none',
+    });
+    expect(await gone.removeOwnConsumer()).toBe(false);
   });
 
   it('moves writes the database refuses, and entries that are not journal entries, to the dead-letter stream', async () => {

@@ -186,6 +186,47 @@ describe('versioned records', () => {
     expect((await s.records.read('p3'))?.version).toBe(12);
     expect((await s.records.read('p3'))?.value).toBeUndefined();
   });
+
+  it('a superseded write replaces a record at its version or older by an invalidation, never a newer one', async () => {
+    const s = await sidecar('supersede');
+    const published = messages.length;
+    // Older than the superseded write: replaced by an invalidation tombstone (reads go to the database).
+    await s.records.fill('s1', text('older'), 300, 10);
+    expect(await s.records.supersede('s1', 20, s.publisher.keys(['s1']))).toBe(true);
+    const tomb = await s.records.read('s1');
+    expect(tomb).toMatchObject({ version: 20 });
+    expect(tomb?.value).toBeUndefined();
+    expect(tomb?.deleted).toBeUndefined();
+    expect(tomb?.pttlMs).toBeGreaterThan(0);
+    expect(await s.l2.get('s1')).toBeNull(); // a miss: the reader goes to the database
+    expect(await s.records.fill('s1', text('late'), 300, 15)).toBe(false); // an older read-through
+    expect(await s.records.fill('s1', text('row'), 300, 900)).toBe(true); // the database's row
+    // Newer than the superseded write (a concurrent newer write): left alone; published either way.
+    expect(await s.records.supersede('s1', 30, s.publisher.keys(['s1']))).toBe(false);
+    expect((await s.records.read('s1'))?.value?.body.toString()).toBe('row');
+    await waitFor('both invalidations', async () => messages.length >= published + 2, 5000, 10);
+    // No record: an invalidation tombstone all the same (refuses fills older than the write).
+    expect(await s.records.supersede('s0', 5)).toBe(true);
+    expect(await s.records.read('s0')).toMatchObject({ version: 5 });
+
+    // In settle: the write-back flusher's superseded writes, pinned records and DELETE tombstones alike.
+    await s.records.fill('s2', text('journaled'), 0, 40);
+    await s.records.tombstone('s3', 41, '', true);
+    await s.records.fill('s4', text('newer'), 0, 99);
+    const r = await s.records.settle([
+      { key: 's2', version: 40, ttlMs: 60_000, value: text('journaled'), superseded: true },
+      { key: 's3', version: 41, ttlMs: 60_000, superseded: true },
+      { key: 's4', version: 42, ttlMs: 60_000, superseded: true },
+    ]);
+    expect([...r.repaired].sort()).toEqual(['s2', 's3']);
+    for (const key of ['s2', 's3']) {
+      const rec = await s.records.read(key);
+      expect(rec?.value).toBeUndefined();
+      expect(rec?.deleted).toBeUndefined();
+      expect(rec?.pttlMs).toBeGreaterThan(0);
+    }
+    expect(await s.records.read('s4')).toMatchObject({ version: 99, pttlMs: -1 });
+  });
 });
 
 describe('write-through', () => {

@@ -390,6 +390,15 @@ export class BucketedJournal implements Journal {
     return counts.reduce((a, b) => a + b, 0);
   }
 
+  /**
+   * Removes this sidecar's consumer from every bucket's group where it owns no pending entry; true when
+   * removed from all of them.
+   */
+  async removeOwnConsumer(): Promise<boolean> {
+    const removed = await Promise.all(this.journals.map((j) => j.removeOwnConsumer()));
+    return removed.every(Boolean);
+  }
+
   /** Probes the buckets that are due (bucket-schedule.ts dueProbes), all at once; throws the first failure. */
   private async probeDue(withChanged: boolean): Promise<void> {
     const due = this.schedule.dueProbes(this.clock(), withChanged);

@@ -115,6 +115,18 @@ local function set_tombstone(rk, vs, ttlms, del)
   end
   if ttlms > 0 and not pinned then redis.call('PEXPIRE', rk, ttlms) end
 end
+-- a write at version vs that the database superseded (it already held vs or newer, e.g. a row the
+-- application wrote itself): a record at vs or older is older than the database, so it is replaced by an
+-- invalidation tombstone at vs with ttlms (readers go to the database, which fills the row's version; a
+-- fill older than vs is refused); a newer record (a newer concurrent write) is left alone. The tombstone
+-- has no deletion mark and no pin: every row the database can hold now is at vs or newer.
+local function supersede(rk, vs, ttlms)
+  if tonumber(redis.call('HGET', rk, '${FIELD_VERSION}') or '0') > tonumber(vs) then return false end
+  redis.call('DEL', rk)
+  redis.call('HSET', rk, '${FIELD_VERSION}', vs)
+  if ttlms > 0 then redis.call('PEXPIRE', rk, ttlms) end
+  return true
+end
 local function announce(channel, message)
   if message ~= '' then redis.call('PUBLISH', channel, message) end
 end
@@ -151,10 +163,24 @@ announce(ARGV[3], ARGV[4])
 return stored`;
 
 /**
+ * KEYS[1] record; ARGV version, ttl ms, channel, message → 1 replaced, 0 not (Redis holds something
+ * newer). A write the database superseded (see `supersede` in the prelude); publishes either way.
+ */
+const SUPERSEDE = `${LUA_PRELUDE}
+local stored = 0
+if supersede(KEYS[1], ARGV[1], tonumber(ARGV[2])) then stored = 1 end
+announce(ARGV[3], ARGV[4])
+return stored`;
+
+/**
  * KEYS one record per flushed write; ARGV tombstone ttl ms, with values (1|0), then per record: version,
- * ttl ms, kind ('v' value | 't' tombstone)[, body, content type when with values and kind 'v'] → per
- * record 1 settled, 2 repaired, 3 a repair needs the value (call again with values), 0 left alone (Redis
- * holds something newer).
+ * ttl ms, kind ('v' value | 't' tombstone | 's' superseded)[, body, content type when with values and kind
+ * 'v'] → per record 1 settled, 2 repaired, 3 a repair needs the value (call again with values), 0 left
+ * alone (Redis holds something newer).
+ *
+ * Kind 's': the database did not apply the write, it held the same version or a newer one (a row the
+ * application wrote itself, or a redelivered entry): a record at that version or older is replaced by an
+ * invalidation tombstone (2: repaired, so that every L1 drops the key and the next read takes the row).
  *
  * Used by the write-back flusher once a write is in the database. A record the journal wrote has no TTL
  * until then (so that it cannot expire and let a read-through serve the older row); settling gives it its
@@ -164,6 +190,10 @@ return stored`;
  */
 const SETTLE = `${LUA_PRELUDE}
 local function settle(rk, vs, ttl, kind, tombstone_ttl, body, ct)
+  if kind == 's' then
+    if supersede(rk, vs, tombstone_ttl) then return 2 end
+    return 0
+  end
   if redis.call('HGET', rk, '${FIELD_VERSION}') == vs then
     if ttl > 0 then redis.call('PEXPIRE', rk, ttl) end
     return 1
@@ -223,6 +253,7 @@ interface ScriptedRedis {
     message: string,
     deleted: string,
   ): Promise<number>;
+  rcSupersede(rk: string, version: string, ttlMs: number, channel: string, message: string): Promise<number>;
 }
 
 /** Defines the scripts on a client (idempotent; ioredis sends EVALSHA and falls back to EVAL once). */
@@ -233,6 +264,7 @@ export function defineRecordScripts(client: RedisClient): Redis & ScriptedRedis 
     client.defineCommand('rcFill', { numberOfKeys: 1, lua: FILL });
     client.defineCommand('rcTombstone', { numberOfKeys: 1, lua: TOMBSTONE });
   }
+  if (c.rcSupersede === undefined) client.defineCommand('rcSupersede', { numberOfKeys: 1, lua: SUPERSEDE });
   return client as Redis & ScriptedRedis;
 }
 
@@ -263,6 +295,11 @@ export interface SettleItem {
   readonly version: number;
   readonly ttlMs: number;
   readonly value?: CacheValue;
+  /**
+   * The database did not apply the write (it held this version or a newer one): a record at this version
+   * or older is replaced by an invalidation tombstone (see {@link VersionedRecords.supersede}).
+   */
+  readonly superseded?: boolean;
 }
 
 /** A record as stored, for inspection (tests, the flusher). */
@@ -350,6 +387,26 @@ export class VersionedRecords implements VersionSource {
   }
 
   /**
+   * A write at `version` that the database superseded (it already held that version or a newer one, e.g.
+   * a row the application wrote itself): when Redis holds a record at `version` or older — older than the
+   * database — it is replaced by an invalidation tombstone at `version` (the tombstone TTL), so that the next
+   * read loads the row from the database; a newer record is left alone. Publishes `invalidation` either
+   * way. Returns whether the record was replaced.
+   */
+  async supersede(key: string, version: number, invalidation = ''): Promise<boolean> {
+    const stored = await this.call('versioned invalidation', () =>
+      this.client.rcSupersede(
+        this.layout.recordKey(key),
+        String(version),
+        this.tombstoneTtlMs,
+        this.channel,
+        invalidation,
+      ),
+    );
+    return stored === 1;
+  }
+
+  /**
    * After their writes reached the database: gives records that still hold the given versions their TTL,
    * and stores again the ones that are gone or older (see SETTLE). One script call (two when some need their
    * values). Returns the keys stored
@@ -394,8 +451,9 @@ export class VersionedRecords implements VersionSource {
     const args: (string | Buffer | number)[] = [this.tombstoneTtlMs, withValues ? '1' : '0'];
     for (const it of items) {
       keys.push(this.layout.recordKey(it.key));
-      args.push(String(it.version), it.ttlMs, it.value === undefined ? 't' : 'v');
-      if (withValues && it.value !== undefined) args.push(it.value.body, it.value.contentType);
+      const kind = it.superseded === true ? 's' : it.value === undefined ? 't' : 'v';
+      args.push(String(it.version), it.ttlMs, kind);
+      if (withValues && kind === 'v' && it.value !== undefined) args.push(it.value.body, it.value.contentType);
     }
     const replies = (await this.call('settle records', () =>
       runScript(this.client, SETTLE_SCRIPT, keys, args),

@@ -196,6 +196,17 @@ return table.concat(out, ' ')`;
 const APPEND_SCRIPT = luaScript(APPEND);
 
 /**
+ * KEYS[1] stream; ARGV group, consumer → 1 removed, 0 kept (it owns pending entries, or there is no such
+ * group). Check and removal in one script: XGROUP DELCONSUMER would make a consumer's pending entries
+ * unclaimable, and an append may deliver entries to it at any time.
+ */
+const REMOVE_CONSUMER_SCRIPT = luaScript(`
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if type(p) ~= 'table' or p.err ~= nil or #p > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1`);
+
+/**
  * KEYS[1] stream; ARGV group, then entry ids → XACK and XDEL of them (in chunks: Lua's unpack is bounded).
  * Without the group (Redis lost it) there is nothing to acknowledge; the entries, in the database now, are
  * deleted all the same.
@@ -471,6 +482,17 @@ export class WriteBackJournal implements Journal {
       removed++;
     }
     return removed;
+  }
+
+  /**
+   * Removes this sidecar's consumer from the group when it owns no pending entry (a clean stop after the
+   * drain); true when removed. A consumer still owning entries stays, so that another sidecar claims them.
+   */
+  async removeOwnConsumer(): Promise<boolean> {
+    const removed = await this.call('remove this write-back consumer', () =>
+      runScript(this.client, REMOVE_CONSUMER_SCRIPT, [this.streamKey], [this.group, this.consumer]),
+    );
+    return Number(removed) === 1;
   }
 
   /** Runs a group command, creating the group first when needed (and again after Redis lost it). */

@@ -177,14 +177,19 @@ export function createWritePath(o: WritePathOptions): WritePath {
       log: o.log,
       clock: o.clock,
       announce: async (keys) => {
-        // One message per bucket on Redis Cluster, from the bucket's primary (bucket-publish.ts).
-        const groups = groupByBucket(keys, (k) => layout.bucketOf(k).index);
-        await Promise.all(
-          [...groups.values()].map((g) =>
-            publishInBucket(redis, layout, o.channel, o.publisher.keys(g.items), g.items),
-          ),
-        );
-        o.onPublished();
+        try {
+          // One message per bucket on Redis Cluster, from the bucket's primary (bucket-publish.ts).
+          const groups = groupByBucket(keys, (k) => layout.bucketOf(k).index);
+          await Promise.all(
+            [...groups.values()].map((g) =>
+              publishInBucket(redis, layout, o.channel, o.publisher.keys(g.items), g.items),
+            ),
+          );
+          o.onPublished();
+        } finally {
+          // The receiver skips this sidecar's own messages: its own L1 is invalidated here.
+          o.invalidateLocal(keys);
+        }
       },
     });
     policy = new WriteBackPolicy({

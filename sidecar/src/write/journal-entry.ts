@@ -100,6 +100,11 @@ export interface Journal {
   deadLetter(entries: readonly { id: string; entry?: JournalEntry }[], reason: string): Promise<void>;
   stats(): Promise<JournalStats>;
   removeIdleConsumers(idleMs: number): Promise<number>;
+  /**
+   * Removes this sidecar's consumer from the group (every bucket's) where it owns no pending entry; true
+   * when removed everywhere. Called after a drain on stop.
+   */
+  removeOwnConsumer(): Promise<boolean>;
 }
 
 function fieldsToMap(fields: Buffer[]): Map<string, Buffer> {

@@ -13,7 +13,10 @@
  *      the row — idempotent, and an older write never replaces a newer one, whatever order batches of
  *      different sidecars land in;
  *   3. settles the Redis records (gives them their TTL; they were pinned until now), storing again any
- *      that vanished or were refilled older meanwhile, and invalidating those keys in every L1;
+ *      that vanished or were refilled older meanwhile, and invalidating those keys in every L1; a write the
+ *      origin superseded (it held the same or a newer version, e.g. a row the application wrote itself)
+ *      is not settled: its record (or any older one) is replaced by an invalidation tombstone and the key
+ *      invalidated in every L1, so that Redis never keeps it while the database holds a newer row;
  *   4. acknowledges and deletes the entries (XACK + XDEL).
  *
  * It keeps reading while batches come back full, so a backlog drains at the origin's speed.
@@ -44,7 +47,9 @@
  * their key's window closes, so that a hot key is written once per window; they stay pending meanwhile.
  *
  * Stop (SIGTERM): the loop stops waiting and runs a last cycle until the journal is empty or the deadline
- * passes; whatever is left stays in the journal, pending, for another sidecar to claim.
+ * passes; whatever is left stays in the journal, pending, for another sidecar to claim. When the journal
+ * was drained, this sidecar's consumer is removed from the group — only if it owns no pending entry (the
+ * check and the removal are one script), so that nothing is left unclaimable.
  */
 import { OriginRejectedError, type Origin } from '../origin/origin.js';
 import { coalesce, flushRetryDelay, type CoalescedWrite } from './coalesce.js';
@@ -274,6 +279,18 @@ export class WriteBackFlusher {
       await this.cycle(false, timed);
     }
     this.drainedOnStop = await this.cycle(true);
+    if (this.drainedOnStop) await this.removeOwnConsumer();
+  }
+
+  /** After a drain on stop: removes this sidecar's consumer from the group when it owns no pending entry. */
+  private async removeOwnConsumer(): Promise<void> {
+    try {
+      const removed = await this.journal.removeOwnConsumer();
+      if (removed) this.log.info({ stream: this.journal.streamKey }, 'Removed this sidecar’s write-back consumer');
+    } catch (err) {
+      // It stays in the group; another sidecar removes it once idle (removeIdleConsumers).
+      this.redisFailed(err, 'remove this sidecar’s write-back consumer');
+    }
   }
 
   /**
@@ -437,11 +454,16 @@ export class WriteBackFlusher {
   /** Applies one batch; false when the origin (or Redis, for the dead letters) was unavailable. */
   private async flush(entries: JournalEntry[]): Promise<boolean> {
     const { writes, coalesced } = coalesce(entries);
+    /** The keys whose write the origin stored (undefined: it did not say; taken as all). */
+    let applied: ReadonlySet<string> | undefined;
     try {
-      await this.origin.applyBatch(writes);
+      const r = await this.origin.applyBatch(writes);
+      applied = r.appliedKeys === undefined ? undefined : new Set(r.appliedKeys);
     } catch (err) {
       if (!(err instanceof OriginRejectedError)) return this.originFailed(err);
-      if (!(await this.applyOneByOne(writes, entries))) return false;
+      const one = await this.applyOneByOne(writes, entries);
+      if (one === false) return false;
+      applied = one;
     }
     if (this.outageSince !== undefined) {
       this.log.info(
@@ -453,9 +475,11 @@ export class WriteBackFlusher {
     try {
       const { repaired } = await this.records.settle(
         writes.map((w) =>
-          w.op === 'put'
-            ? { key: w.key, version: w.version, ttlMs: w.ttlMs, value: { body: w.body, contentType: w.contentType } }
-            : { key: w.key, version: w.version, ttlMs: w.ttlMs },
+          applied !== undefined && !applied.has(w.key)
+            ? { key: w.key, version: w.version, ttlMs: w.ttlMs, superseded: true }
+            : w.op === 'put'
+              ? { key: w.key, version: w.version, ttlMs: w.ttlMs, value: { body: w.body, contentType: w.contentType } }
+              : { key: w.key, version: w.version, ttlMs: w.ttlMs },
         ),
       );
       if (repaired.length > 0) await this.announce(repaired);
@@ -475,18 +499,30 @@ export class WriteBackFlusher {
     return true;
   }
 
-  /** After a rejected batch: applies each write alone and dead-letters the ones the origin refuses. */
-  private async applyOneByOne(writes: CoalescedWrite[], entries: JournalEntry[]): Promise<boolean> {
+  /**
+   * After a rejected batch: applies each write alone and dead-letters the ones the origin refuses.
+   * Returns the keys whose write the origin stored (undefined: it did not say), or false when the origin
+   * (or Redis, for the dead letters) was unavailable.
+   */
+  private async applyOneByOne(
+    writes: CoalescedWrite[],
+    entries: JournalEntry[],
+  ): Promise<ReadonlySet<string> | undefined | false> {
     const refused: { write: CoalescedWrite; reason: string }[] = [];
+    let applied: Set<string> | undefined = new Set();
     for (const w of writes) {
       try {
-        await this.origin.applyBatch([w]);
+        const r = await this.origin.applyBatch([w]);
+        if (r.appliedKeys === undefined) applied = undefined;
+        else for (const k of r.appliedKeys) applied?.add(k);
       } catch (err) {
         if (!(err instanceof OriginRejectedError)) return this.originFailed(err);
         refused.push({ write: w, reason: err.message });
       }
     }
-    if (refused.length === 0) return true;
+    if (refused.length === 0) return applied;
+    // The refused writes' records are settled as before (the dead letters are for the operator).
+    for (const { write } of refused) applied?.add(write.key);
     const byId = new Map(entries.map((e) => [e.id, e]));
     try {
       for (const { write, reason } of refused) {
@@ -509,7 +545,7 @@ export class WriteBackFlusher {
       },
       'The origin refused write-back writes; moved them to the dead-letter stream',
     );
-    return true;
+    return applied;
   }
 
   private originFailed(err: unknown): false {

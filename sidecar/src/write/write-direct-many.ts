@@ -7,7 +7,9 @@
  *
  * The origin call is all or nothing (PostgreSQL): when the origin refuses one write of it (a data error),
  * the writes are applied one at a time so that only the refused one fails. A write the origin did not
- * apply (it held a newer version) is not written to Redis, as in the single-key path.
+ * apply (it held the same or a newer version) leaves Redis as in the single-key path: a record at its
+ * version or older is replaced by an invalidation tombstone (VersionedRecords.supersede), so that the next
+ * read loads the database's row.
  */
 import { OriginRejectedError, type OriginWrite } from '../origin/origin.js';
 import type { VersionedRecords } from '../redis/versioned-records.js';
@@ -81,10 +83,12 @@ export async function writeDirectMany(
     }
 
     if (records === undefined) return results;
-    const stepped = taken.filter((t) => results[t.i] === undefined && (applied === undefined || applied.has(t.w.key)));
+    const stepped = taken.filter((t) => results[t.i] === undefined);
     const settled = await Promise.allSettled(
       stepped.map(async (t) => {
-        await redisStep(records, t.w, t.version, publisher.keys([t.w.key]));
+        const invalidation = publisher.keys([t.w.key]);
+        if (applied === undefined || applied.has(t.w.key)) await redisStep(records, t.w, t.version, invalidation);
+        else await records.supersede(t.w.key, t.version, invalidation);
         options.onPublished?.();
       }),
     );

@@ -74,6 +74,12 @@ export interface ReplicaWait {
  * The sequence write-through, write-around and their DELETE share: take a version, write the origin at
  * it, and only when the origin applied it (it held nothing newer) update the Redis record and publish the
  * invalidation; this sidecar's L1 entry is dropped whatever happened.
+ *
+ * When the origin superseded the write (it held this version or a newer one: a row the application wrote
+ * itself, say), Redis may hold an older record than the database: a record at the write's version or
+ * older is replaced by an invalidation tombstone (VersionedRecords.supersede; a newer one is left alone)
+ * and the invalidation is published, so that every sidecar's next read loads the row from the database.
+ * The write still succeeds (204): it was applied in version order, then found already overtaken.
  */
 export async function writeDirect(
   options: DirectPolicyOptions,
@@ -86,8 +92,9 @@ export async function writeDirect(
   const version = await versions.nextVersion(key);
   const outcome = await originStep(version);
   try {
-    if (records !== undefined && outcome === 'applied') {
-      await redisStep(records, version, publisher.keys([key]));
+    if (records !== undefined) {
+      if (outcome === 'applied') await redisStep(records, version, publisher.keys([key]));
+      else await records.supersede(key, version, publisher.keys([key]));
       options.onPublished?.();
       // The record (and the version counter before it) on a replica before the 204: a failover to the
       // most advanced replica keeps both (README "Durability").

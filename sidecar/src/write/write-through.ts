@@ -5,7 +5,11 @@
  * Two concurrent writers: each takes a version before writing the database; the database keeps the
  * newer one (`WHERE version < new`), and the Redis record is replaced only by a newer version, so Redis
  * never ends older than the database whatever order the two fills land in. A writer whose database write
- * was superseded (a newer version was already there) leaves Redis to the newer writer.
+ * was superseded (the same or a newer version was already there: the newer writer's, or a row the
+ * application wrote itself) does not fill Redis; it replaces a record at its version or older by an
+ * invalidation tombstone (a newer one, the newer writer's, stays) and publishes the invalidation, so that
+ * Redis cannot keep a value older than the database. Its PUT still answers 204: the write was applied in
+ * version order and found already overtaken, as if a newer write had followed it.
  *
  * Redis failing between the database commit and the fill: the error is returned (503), the database holds
  * the value, and Redis may keep serving the previous value until its TTL or the next write of the key.
