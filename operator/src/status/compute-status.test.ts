@@ -506,6 +506,39 @@ describe('the phase rules, first match wins', () => {
     expect(cond(s, 'Ready')?.reason).toBe(reason);
   });
 
+  it('topology cluster: a running cluster being changed is Provisioning, and a ClusterNotOk names only what is wrong', () => {
+    const clusterCc = cc({ topology: 'cluster', shards: 3, replicas: 1 }, { phase: 'Ready' });
+    const shards = [0, 1, 2].map((index) => ({
+      index,
+      slots: '',
+      slotCount: 5461,
+      primary: `c-shard-${index}-0`,
+      replicas: [] as string[],
+      state: 'ok' as const,
+    }));
+    const status = (cluster: NonNullable<ComputeStatusInput['cluster']>) =>
+      computeStatus(base({ cc: clusterCc, statefulSet: sts(6, 6), configResult: applied(['c-0']), cluster }));
+    const gossip = 'waiting for shard(s) 3 to learn the slot map (gossip) and report cluster_state ok to move slots';
+    // Scale-out waiting for gossip, every slot still served: not Degraded, and no "cluster_state ok" as a fault.
+    const changing = status({ state: 'ok', slotsAssigned: 16384, shards, resharding: undefined, waiting: gossip });
+    expect(changing.phase).toBe('Provisioning');
+    expect(cond(changing, 'Ready')).toMatchObject({ status: 'False', reason: 'ClusterChanging', message: gossip });
+    const resharding = { toShards: 4, slotsToMove: 4096, slotsRemaining: 4000, keysMoved: 12, startedAt: 'x' };
+    const moving = status({ state: 'ok', slotsAssigned: 16384, shards, resharding, waiting: gossip });
+    expect(cond(moving, 'Ready')).toMatchObject({
+      reason: 'Resharding',
+      message: `moving slots to reach 4 shards: 96 of 4096 moved, 12 keys; ${gossip}`,
+    });
+    const unassigned = status({ state: 'ok', slotsAssigned: 16000, shards, resharding: undefined });
+    expect(unassigned.phase).toBe('Degraded');
+    expect(cond(unassigned, 'Ready')).toMatchObject({
+      reason: 'ClusterNotOk',
+      message: '16000 of 16384 slots assigned',
+    });
+    const failing = status({ state: 'fail', slotsAssigned: 16384, shards, resharding: undefined });
+    expect(cond(failing, 'Ready')).toMatchObject({ reason: 'ClusterNotOk', message: 'cluster_state fail' });
+  });
+
   it('lists the rules in the order CONTRIBUTING.md documents them, ending with one that always matches', () => {
     expect(PHASE_RULES.map((r) => r.name)).toEqual([
       'spec error',
@@ -518,6 +551,7 @@ describe('the phase rules, first match wins', () => {
       'pods not ready',
       'cluster not formed',
       'resharding',
+      'cluster changing',
       'several primaries',
       'config apply failed',
       'config not verified',

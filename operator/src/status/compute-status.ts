@@ -277,13 +277,13 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     name: 'cluster not formed',
     when: (f) =>
       f.cluster !== undefined &&
-      (f.cluster.slotsAssigned < 16384 || f.cluster.state !== 'ok' || f.cluster.waiting !== undefined),
+      (f.cluster.slotsAssigned < 16384 ||
+        f.cluster.state !== 'ok' ||
+        (f.cluster.waiting !== undefined && !f.wasRunning)),
     verdict: (f) => ({
       phase: f.wasRunning ? 'Degraded' : 'Provisioning',
       reason: f.wasRunning ? 'ClusterNotOk' : 'ClusterBootstrapping',
-      message:
-        `cluster_state ${f.cluster!.state ?? 'unknown'}, ${f.cluster!.slotsAssigned} of 16384 slots assigned` +
-        (f.cluster!.waiting ? `; ${f.cluster!.waiting}` : ''),
+      message: clusterNotFormedMessage(f.cluster!),
     }),
   },
   {
@@ -291,12 +291,22 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     when: (f) => f.cluster?.resharding !== undefined,
     verdict: (f) => {
       const r = f.cluster!.resharding!;
+      const waiting = f.cluster!.waiting;
       return {
         phase: 'Provisioning',
         reason: 'Resharding',
-        message: `moving slots to reach ${r.toShards} shards: ${r.slotsToMove - r.slotsRemaining} of ${r.slotsToMove} moved, ${r.keysMoved} keys`,
+        message:
+          `moving slots to reach ${r.toShards} shards: ${r.slotsToMove - r.slotsRemaining} of ${r.slotsToMove} moved, ${r.keysMoved} keys` +
+          (waiting !== undefined ? `; ${waiting}` : ''),
       };
     },
+  },
+  {
+    // A running cluster (every slot served, cluster_state ok) being changed: new nodes or replicas that have
+    // not joined yet, a move that waits for gossip. Serving as before, so not Degraded.
+    name: 'cluster changing',
+    when: (f) => f.cluster?.waiting !== undefined,
+    verdict: (f) => ({ phase: 'Provisioning', reason: 'ClusterChanging', message: f.cluster!.waiting! }),
   },
   {
     name: 'several primaries',
@@ -327,6 +337,18 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     }),
   },
 ];
+
+/**
+ * Why a cluster is not formed: what is wrong only (a message saying `cluster_state ok` under reason
+ * ClusterNotOk read as a contradiction), then what the operator waits for.
+ */
+function clusterNotFormedMessage(c: ClusterFacts): string {
+  const parts: string[] = [];
+  if (c.state !== 'ok') parts.push(`cluster_state ${c.state ?? 'unknown'}`);
+  if (c.slotsAssigned < 16384) parts.push(`${c.slotsAssigned} of 16384 slots assigned`);
+  if (c.waiting !== undefined) parts.push(c.waiting);
+  return parts.join('; ');
+}
 
 /** The verdict of the first rule of `PHASE_RULES` that matches (the last one always does). */
 export function decidePhase(facts: PhaseFacts): PhaseVerdict {

@@ -191,6 +191,45 @@ describe('transitionEvents of topology cluster', () => {
     ]);
   });
 
+  it('warns once when a shard loses its primary, though Ready turns False for it too', () => {
+    const ready = (status: 'True' | 'False', reason: string, message: string) => ({
+      type: 'Ready',
+      status,
+      reason,
+      message,
+      lastTransitionTime: at,
+    });
+    const ok: CacheClusterStatus = {
+      phase: 'Ready',
+      shards: [shard(1, 'c-shard-1-0', 'ok')],
+      conditions: [ready('True', 'ClusterReady', '6 of 6 Redis pods ready')],
+    };
+    const lost: CacheClusterStatus = {
+      phase: 'Degraded',
+      shards: [shard(1, undefined, 'primaryLost')],
+      conditions: [ready('False', 'ShardPrimaryLost', 'shard(s) 1 lost their primary: …')],
+    };
+    expect(transitionEvents(ok, lost)).toEqual([
+      {
+        type: 'Warning',
+        reason: 'ShardPrimaryLost',
+        message: 'shard 1 lost its primary c-shard-1-0; Redis Cluster promotes a replica',
+      },
+    ]);
+    // Another shard lost while Ready already says so: the shard's warning still shows.
+    const second: CacheClusterStatus = {
+      ...lost,
+      shards: [shard(1, undefined, 'primaryLost'), shard(2, undefined, 'primaryLost')],
+    };
+    const beforeSecond: CacheClusterStatus = {
+      ...lost,
+      shards: [shard(1, undefined, 'primaryLost'), shard(2, 'c-shard-2-0', 'ok')],
+    };
+    expect(transitionEvents(beforeSecond, second).map((e) => e.message)).toEqual([
+      'shard 2 lost its primary c-shard-2-0; Redis Cluster promotes a replica',
+    ]);
+  });
+
   it('warns when a shard loses its primary and records the promoted one', () => {
     const ok: CacheClusterStatus = { phase: 'Ready', shards: [shard(1, 'c-shard-1-0', 'ok')] };
     const lost: CacheClusterStatus = { phase: 'Degraded', shards: [shard(1, undefined, 'primaryLost')] };

@@ -64,7 +64,12 @@ export function transitionEvents(before: CacheClusterStatus | undefined, after: 
       message: `${changes.join(', ')}, applied live on ${n}/${n} pods`,
     });
   }
-  events.push(...clusterEvents(before, after));
+  const shardEvents = clusterEvents(before, after);
+  // A shard losing its primary turns Ready False with reason ShardPrimaryLost too: one warning, the shard's
+  // (it names the lost pod), rather than two worded differently for one loss.
+  const readyLoss = events.findIndex((e) => e.reason === 'ShardPrimaryLost');
+  if (readyLoss >= 0 && shardEvents.some((e) => e.reason === 'ShardPrimaryLost')) events.splice(readyLoss, 1);
+  events.push(...shardEvents);
   return events;
 }
 
