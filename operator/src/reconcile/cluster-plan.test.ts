@@ -202,6 +202,17 @@ describe('planCluster', () => {
     expect(plan.actions.filter((a) => a.kind === 'replicate')).toEqual([]);
   });
 
+  it('reports a draining shard whose primary is down as primaryLost, not only draining', () => {
+    const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
+    delete pods[4]!.view; // c-shard-2-0 unreachable, shard 2 being drained (shards: 2)
+    for (const p of pods)
+      if (p.view) p.view.nodes = p.view.nodes.map((n) => (n.id === id('c') ? { ...n, flags: ['master', 'fail'] } : n));
+    const plan = planCluster({ pods, shards: 2, existingShards: [0, 1, 2] });
+    expect(plan.shards[2]!.state).toBe('primaryLost');
+    expect(plan.moves).toEqual([]);
+    expect(plan.actions.filter((a) => a.kind === 'removeShard')).toEqual([]);
+  });
+
   it('removes a drained shard beyond spec.shards', () => {
     const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383'], []]);
     const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2, 3] });

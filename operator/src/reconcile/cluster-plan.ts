@@ -378,21 +378,22 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     // cannot fail over to it (README "Redis Cluster").
     const unsynced = replicas.filter((name) => reachable.find((p) => p.pod === name)?.view?.replicaSynced === false);
     const shardPods = pods.filter((p) => p.shard === index);
-    const state: ShardStatus['state'] =
-      index >= input.shards
+    // A draining shard that loses its primary still owns slots nobody serves until Redis Cluster promotes a
+    // replica: that shows (ShardPrimaryLost), not only `draining`.
+    const state: ShardStatus['state'] = lostShards.has(index)
+      ? 'primaryLost'
+      : index >= input.shards
         ? 'draining'
-        : lostShards.has(index)
-          ? 'primaryLost'
-          : primary === undefined || slots.length === 0
-            ? 'pending'
-            : replicas.length < shardPods.length - 1 || unsynced.length > 0
-              ? 'degraded'
-              : 'ok';
+        : primary === undefined || slots.length === 0
+          ? 'pending'
+          : replicas.length < shardPods.length - 1 || unsynced.length > 0
+            ? 'degraded'
+            : 'ok';
     return {
       index,
       slots: formatSlotRanges(ranges),
       slotCount: slotCount(ranges),
-      ...(primary && slots.length > 0 ? { primary: primary.pod } : {}),
+      ...(primary ? { primary: primary.pod } : {}),
       replicas,
       ...(unsynced.length > 0 ? { unsyncedReplicas: unsynced } : {}),
       state,
