@@ -17,6 +17,12 @@ export interface RedisAndPostgres {
   readonly admin: pg.Pool;
   /** A plain Redis client on database `db`, disconnected in `afterAll`. */
   rawClient(db: number): Redis;
+  /**
+   * A sidecar's arguments over Redis database `db` (channel `<channel>-<db>`) writing `table` under
+   * `policy`, as the write tests run it: a 1 s Redis time box, L1 entries capped at 30 s, write-back
+   * flushes every 100 ms; then `extra`.
+   */
+  writerArgs(o: { db: number; channel: string; table: string; policy: string; extra?: string[] }): string[];
 }
 
 export function useRedisAndPostgres(): RedisAndPostgres {
@@ -51,6 +57,27 @@ export function useRedisAndPostgres(): RedisAndPostgres {
     },
     get admin() {
       return started(admin, 'the admin pool');
+    },
+    writerArgs({ db, channel, table, policy, extra = [] }) {
+      return [
+        '--redis',
+        `${started(redis, 'redis-server').url}/${db}`,
+        '--channel',
+        `${channel}-${db}`,
+        '--origin',
+        started(pgServer, 'PostgreSQL').url,
+        '--origin-table',
+        table,
+        '--write-policy',
+        policy,
+        '--l1-max-ttl',
+        '30',
+        '--redis-timeout-ms',
+        '1000',
+        '--write-back-flush-interval-ms',
+        '100',
+        ...extra,
+      ];
     },
     rawClient(db) {
       const c = new Redis(`${started(redis, 'redis-server').url}/${db}`);

@@ -100,24 +100,7 @@ const respSock = join(dir, 'b-resp.sock');
 const httpSock = join(dir, 'b-http.sock');
 
 function groupArgs(db: number, policy: string, table: string): string[] {
-  return [
-    '--redis',
-    `${env.redis.url}/${db}`,
-    '--channel',
-    `ripplecache:it-resp-${db}`,
-    '--origin',
-    env.pg.url,
-    '--origin-table',
-    table,
-    '--write-policy',
-    policy,
-    '--l1-max-ttl',
-    '30',
-    '--redis-timeout-ms',
-    '1000',
-    '--write-back-flush-interval-ms',
-    '100',
-  ];
+  return env.writerArgs({ db, channel: 'ripplecache:it-resp', table, policy });
 }
 
 beforeAll(async () => {

@@ -17,25 +17,7 @@ type Policy = 'write-through' | 'write-back' | 'write-around';
 /** Starts sidecars of one policy sharing a Redis database, a channel and a table. */
 async function group(policy: Policy, db: number, names: string[], extra: string[] = []) {
   const table = `t_${policy.replace('-', '_')}_${db}`;
-  const args = [
-    '--redis',
-    `${env.redis.url}/${db}`,
-    '--channel',
-    `ripplecache:it-wp-${db}`,
-    '--origin',
-    env.pg.url,
-    '--origin-table',
-    table,
-    '--write-policy',
-    policy,
-    '--l1-max-ttl',
-    '30',
-    '--redis-timeout-ms',
-    '1000',
-    '--write-back-flush-interval-ms',
-    '100',
-    ...extra,
-  ];
+  const args = env.writerArgs({ db, channel: 'ripplecache:it-wp', table, policy, extra });
   const sidecars = await Promise.all(names.map((name) => startSidecar({ name, args })));
   const raw = env.rawClient(db);
   const row = async (key: string) => {

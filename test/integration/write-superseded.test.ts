@@ -19,24 +19,7 @@ type Policy = 'write-through' | 'write-back' | 'write-around';
 
 async function group(policy: Policy, db: number, names: string[]) {
   const table = `sup_${policy.replace('-', '_')}_${db}`;
-  const args = [
-    '--redis',
-    `${env.redis.url}/${db}`,
-    '--channel',
-    `ripplecache:it-sup-${db}`,
-    '--origin',
-    env.pg.url,
-    '--origin-table',
-    table,
-    '--write-policy',
-    policy,
-    '--l1-max-ttl',
-    '30',
-    '--redis-timeout-ms',
-    '1000',
-    '--write-back-flush-interval-ms',
-    '100',
-  ];
+  const args = env.writerArgs({ db, channel: 'ripplecache:it-sup', table, policy });
   const sidecars = await Promise.all(names.map((name) => startSidecar({ name, args })));
   const raw = env.rawClient(db);
   const record = async (key: string) => {
