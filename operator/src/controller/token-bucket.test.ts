@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TokenBucket } from './token-bucket.js';
 
 describe('TokenBucket', () => {
@@ -52,5 +52,29 @@ describe('TokenBucket', () => {
     const b = new TokenBucket({ qps: 0, burst: 1, clock: () => 0 });
     for (let i = 0; i < 100; i++) expect(b.reserve()).toBe(0);
     expect(() => new TokenBucket({ qps: 5, burst: 0 })).toThrow(RangeError);
+  });
+
+  describe('take', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('waits the whole time when queued waits add up past the longest timer (a tiny qps)', async () => {
+      vi.useFakeTimers();
+      // One token every 1e6 s (1e9 ms): the fourth request waits 3e9 ms, longer than one timer's 2^31-1 ms.
+      const b = new TokenBucket({ qps: 0.000001, burst: 1, clock: () => 0 });
+      const done: number[] = [];
+      for (const i of [1, 2, 3, 4]) void b.take().then(() => done.push(i));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(done).toEqual([1]);
+      await vi.advanceTimersByTimeAsync(1e9);
+      expect(done).toEqual([1, 2]);
+      await vi.advanceTimersByTimeAsync(1e9);
+      expect(done).toEqual([1, 2, 3]);
+      await vi.advanceTimersByTimeAsync(1e9 - 1);
+      expect(done).toEqual([1, 2, 3]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(done).toEqual([1, 2, 3, 4]);
+    });
   });
 });

@@ -3,6 +3,7 @@
  * token bucket: up to `burst` requests go at once, then `qps` per second. Each request reserves a token when
  * it asks, so waiting requests are served in order and none starves.
  */
+import { MAX_TIMER_MS } from '../config.js';
 
 export interface TokenBucketOptions {
   /** Sustained requests per second; 0 or less means unlimited. */
@@ -56,6 +57,22 @@ export class TokenBucket {
   /** Resolves when the caller may send its request. */
   take(): Promise<void> {
     const ms = this.reserve();
-    return ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, Math.ceil(ms)));
+    return ms <= 0 ? Promise.resolve() : sleep(Math.ceil(ms));
   }
+}
+
+/**
+ * Resolves after `ms`, in timers of at most MAX_TIMER_MS (a longer one fires after 1 ms): with a tiny `--kube-api-qps`, the waits of queued
+ * requests add up (the n-th waits n/qps s) past what one timer takes, which would send them at once.
+ */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    let left = ms;
+    const step = (): void => {
+      const d = Math.min(left, MAX_TIMER_MS);
+      left -= d;
+      setTimeout(left > 0 ? step : resolve, d);
+    };
+    step();
+  });
 }
