@@ -269,6 +269,30 @@ function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Posts an Event on the CacheCluster; a failure to post is logged, never fatal. */
+async function recordEvent(
+  ctx: StepContext,
+  type: 'Normal' | 'Warning',
+  reason: string,
+  message: string,
+): Promise<void> {
+  const { cc } = ctx;
+  await ctx.deps.kube
+    .event({
+      involved: {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        namespace: cc.metadata.namespace,
+        name: cc.metadata.name,
+        uid: cc.metadata.uid,
+      },
+      type,
+      reason,
+      message,
+    })
+    .catch((err: unknown) => ctx.log.warn({ err: errMessage(err) }, 'Could not record event'));
+}
+
 function endpoint(ctx: StepContext, pod: string): PodEndpoint {
   const p = ctx.pods.find((x) => x.pod === pod)!;
   return { pod, host: p.address.host, port: p.address.port };
@@ -338,20 +362,7 @@ async function abortSwitchover(ctx: StepContext, f: FailoverInProgress, why: str
     `switchover from ${f.from} to ${f.to} aborted: ${why}; ${f.from} stays the primary (${offsets}); ` +
     `retrying in ${Math.round(delayMs / 1000)} s`;
   log.warn({ from: f.from, to: f.to, why, aborts, retryInMs: delayMs }, 'Switchover aborted');
-  await deps.kube
-    .event({
-      involved: {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        namespace: cc.metadata.namespace,
-        name: cc.metadata.name,
-        uid: cc.metadata.uid,
-      },
-      type: 'Warning',
-      reason: 'SwitchoverAborted',
-      message,
-    })
-    .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
+  await recordEvent(ctx, 'Warning', 'SwitchoverAborted', message);
 }
 
 /**
@@ -455,22 +466,7 @@ async function completeFailover(ctx: StepContext, mem: FailoverMemory, f: Failov
       `; took ${took} s after detection`;
   if (planned) log.info({ ...record }, 'Switchover completed');
   else log.warn({ ...record }, 'Failover completed');
-  await deps.kube
-    .event({
-      involved: {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        namespace: cc.metadata.namespace,
-        name: cc.metadata.name,
-        uid: cc.metadata.uid,
-      },
-      type: 'Normal',
-      reason: planned ? 'SwitchoverCompleted' : 'FailoverCompleted',
-      message,
-    })
-    .catch((err: unknown) =>
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not record event'),
-    );
+  await recordEvent(ctx, 'Normal', planned ? 'SwitchoverCompleted' : 'FailoverCompleted', message);
 }
 
 /**
@@ -524,20 +520,7 @@ async function rollAction(ctx: StepContext, mem: FailoverMemory): Promise<RollOb
       log.info({ pod: decision.pod, why: decision.why }, 'Rolling update: restarting pod');
       await deps.replication.deletePod(ns, decision.pod, decision.uid);
       mem.rollDeletedUid = decision.uid;
-      await deps.kube
-        .event({
-          involved: {
-            apiVersion: API_VERSION,
-            kind: KIND,
-            namespace: ns,
-            name: cc.metadata.name,
-            uid: cc.metadata.uid,
-          },
-          type: 'Normal',
-          reason: 'RollingUpdate',
-          message: `restarting ${decision.pod}: ${decision.why}`,
-        })
-        .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
+      await recordEvent(ctx, 'Normal', 'RollingUpdate', `restarting ${decision.pod}: ${decision.why}`);
       return { kind: 'step', message: `rolling update in progress: restarted ${decision.pod} (${decision.why})` };
     }
     case 'switchover': {
@@ -690,20 +673,12 @@ export async function failoverStep(
       await applyAll(ctx, changes);
       if (decision.firstStart) mem.promotedAtFirstStart = mem.primary;
       else
-        await deps.kube
-          .event({
-            involved: {
-              apiVersion: API_VERSION,
-              kind: KIND,
-              namespace: cc.metadata.namespace,
-              name: cc.metadata.name,
-              uid: cc.metadata.uid,
-            },
-            type: 'Warning',
-            reason: 'PrimaryRestarted',
-            message: `${mem.primary} is the primary again with the data it restarted with: ${decision.why}`,
-          })
-          .catch((err: unknown) => log.warn({ err: errMessage(err) }, 'Could not record event'));
+        await recordEvent(
+          ctx,
+          'Warning',
+          'PrimaryRestarted',
+          `${mem.primary} is the primary again with the data it restarted with: ${decision.why}`,
+        );
       return outcome({
         status: 'False',
         reason: decision.firstStart ? 'WaitingForPrimary' : 'PrimaryLost',
