@@ -5,13 +5,6 @@
 import { pino } from 'pino';
 import {
   API_VERSION,
-  CONDITION_CONFIG_APPLIED,
-  CONDITION_DEGRADED,
-  CONDITION_PRIMARY_AVAILABLE,
-  CONDITION_PROGRESSING,
-  CONDITION_READY,
-  CONDITION_ROLLING_UPDATE,
-  CONDITION_UNSUPPORTED,
   FIELD_MANAGER,
   KIND,
   PLURAL,
@@ -34,7 +27,7 @@ import { TokenBucket } from './controller/token-bucket.js';
 import { InformerSet } from './k8s/informers.js';
 import { ClientNodeKubeApi, KubeApiError, KubeConfigError, loadKubeConfig } from './k8s/kube-client.js';
 import { LeaderElector } from './k8s/lease.js';
-import { createOperatorMetrics } from './metrics.js';
+import { createOperatorMetrics, forgetConditions, showConditions } from './metrics.js';
 import type { FailoverMemory } from './reconcile/failover-step.js';
 import { needsFirstPass, reconcileCacheCluster, type ReconcileDeps } from './reconcile/cache-cluster.js';
 import { buildProbeServer } from './server.js';
@@ -93,16 +86,6 @@ function exitCannotListen(flag: string, address: string, err: unknown): never {
   process.stderr.write(`ripplecache-operator: ${listenFailure(flag, address, err)}\n`);
   process.exit(1);
 }
-
-const CONDITION_TYPES = [
-  CONDITION_READY,
-  CONDITION_PROGRESSING,
-  CONDITION_DEGRADED,
-  CONDITION_CONFIG_APPLIED,
-  CONDITION_UNSUPPORTED,
-  CONDITION_PRIMARY_AVAILABLE,
-  CONDITION_ROLLING_UPDATE,
-];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -259,23 +242,10 @@ async function main(): Promise<void> {
     bridgeReport: async (host, port) =>
       (await import('./bridge/bridge-client.js')).fetchBridgeReport(host, port, cfg.redisTimeoutMs),
     onConfigApply: (result) => metrics.configApplyTotal.inc({ result }),
-    onConditions: (namespace, name, conditions) => {
-      for (const c of conditions) {
-        for (const status of ['True', 'False', 'Unknown'])
-          metrics.cacheClusterCondition.set(
-            { cachecluster_namespace: namespace, cachecluster: name, type: c.type, status },
-            c.status === status ? 1 : 0,
-          );
-      }
-    },
+    onConditions: (namespace, name, conditions) => showConditions(metrics, namespace, name, conditions),
     // Under a backlog of new CacheClusters, first passes apply the ConfigMap and StatefulSet only (README, Performance).
     firstPassesWaiting: () => controller.firstPassesWaiting(),
-    onGone: (namespace, name) => {
-      for (const type of CONDITION_TYPES) {
-        for (const status of ['True', 'False', 'Unknown'])
-          metrics.cacheClusterCondition.remove({ cachecluster_namespace: namespace, cachecluster: name, type, status });
-      }
-    },
+    onGone: (namespace, name) => forgetConditions(metrics, namespace, name),
   };
 
   const controller = new Controller(

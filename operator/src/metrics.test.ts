@@ -4,7 +4,14 @@
  * the labelled counters.
  */
 import { describe, expect, it } from 'vitest';
-import { ADMISSION_OUTCOMES, CONFIG_APPLY_RESULTS, RECONCILE_RESULTS, createOperatorMetrics } from './metrics.js';
+import {
+  ADMISSION_OUTCOMES,
+  CONFIG_APPLY_RESULTS,
+  RECONCILE_RESULTS,
+  createOperatorMetrics,
+  forgetConditions,
+  showConditions,
+} from './metrics.js';
 
 /** The sample lines of the operator's own series (not the process ones, which read /proc). */
 async function ownSamples(metrics: ReturnType<typeof createOperatorMetrics>): Promise<string[]> {
@@ -52,6 +59,32 @@ describe('operator metrics', () => {
     );
     // Prometheus would rename these to exported_namespace / keep the operator's own: they must not be used.
     expect(lines.filter((l) => /[{,](namespace|name)="/.test(l))).toEqual([]);
+  });
+
+  it('shows each condition of a CacheCluster, drops a type it no longer has, and everything once it is gone', async () => {
+    const metrics = createOperatorMetrics();
+    const series = async () =>
+      (await ownSamples(metrics)).filter((l) => l.startsWith('ripplecache_operator_cachecluster_condition{'));
+    const peers = (status: string) =>
+      `cachecluster_namespace="shop",cachecluster="carts",type="PeersReachable",status="${status}"`;
+    showConditions(metrics, 'shop', 'carts', [
+      { type: 'Ready', status: 'True' },
+      { type: 'PeersReachable', status: 'False' },
+    ]);
+    expect(await series()).toEqual(
+      expect.arrayContaining([
+        `ripplecache_operator_cachecluster_condition{cachecluster_namespace="shop",cachecluster="carts",type="Ready",status="True"} 1`,
+        `ripplecache_operator_cachecluster_condition{cachecluster_namespace="shop",cachecluster="carts",type="Ready",status="False"} 0`,
+        `ripplecache_operator_cachecluster_condition{${peers('False')}} 1`,
+      ]),
+    );
+    expect(await series()).toHaveLength(6);
+    // spec.invalidation.peers removed: PeersReachable is no longer a condition, and no longer a series.
+    showConditions(metrics, 'shop', 'carts', [{ type: 'Ready', status: 'False' }]);
+    expect((await series()).filter((l) => l.includes('PeersReachable'))).toEqual([]);
+    expect(await series()).toHaveLength(3);
+    forgetConditions(metrics, 'shop', 'carts');
+    expect(await series()).toEqual([]);
   });
 
   it('observes the client-side rate limit wait and counts Kubernetes API requests by verb, resource and code', async () => {

@@ -3,6 +3,7 @@
  * `ripplecache_operator_*` series and the standard Node.js `process_*` / `nodejs_*` ones.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CONDITION_TYPES } from './api/v1alpha1/constants.js';
 import type { AdmissionOutcome } from './webhook/admission.js';
 
 /** Every `result` of a reconcile. */
@@ -137,4 +138,33 @@ export function createOperatorMetrics(options: OperatorMetricsOptions = {}): Ope
   for (const result of CONFIG_APPLY_RESULTS) metrics.configApplyTotal.inc({ result }, 0);
   for (const outcome of ADMISSION_OUTCOMES) metrics.webhookAdmissionTotal.inc({ outcome }, 0);
   return metrics;
+}
+
+const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
+
+/**
+ * `ripplecache_operator_cachecluster_condition` for one CacheCluster's conditions as they are now: 1 on the
+ * status of each, 0 on the others, and no series for a condition type it no longer has (`PeersReachable`
+ * once `spec.invalidation.peers` is removed).
+ */
+export function showConditions(
+  metrics: OperatorMetrics,
+  namespace: string,
+  name: string,
+  conditions: readonly { type: string; status: string }[],
+): void {
+  const types = new Set<string>([...CONDITION_TYPES, ...conditions.map((c) => c.type)]);
+  for (const type of types) {
+    const c = conditions.find((x) => x.type === type);
+    for (const status of CONDITION_STATUSES) {
+      const labels = { cachecluster_namespace: namespace, cachecluster: name, type, status };
+      if (c === undefined) metrics.cacheClusterCondition.remove(labels);
+      else metrics.cacheClusterCondition.set(labels, c.status === status ? 1 : 0);
+    }
+  }
+}
+
+/** Removes every condition series of a CacheCluster that is gone. */
+export function forgetConditions(metrics: OperatorMetrics, namespace: string, name: string): void {
+  showConditions(metrics, namespace, name, []);
 }
