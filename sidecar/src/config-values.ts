@@ -4,6 +4,7 @@
  */
 import { formatHostPort, parseHostPort, type HostPort } from '../../common/src/host-port.js';
 import { parseQuantity, QuantityError, sameQuantity } from '../../common/src/quantity.js';
+import { packageVersion } from '../../common/src/version.js';
 import type { ListenAddress } from './config-defaults.js';
 
 /** A flag, environment variable or config-file value that cannot be used. Exit code 2. */
@@ -11,6 +12,31 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'InvalidConfiguration';
   readonly exitCode = 2;
+}
+
+/**
+ * What a program's `main` runs with: the configuration `load` returns, or undefined once it printed the
+ * help text or `<program> <version>` (exit 0). A {@link ConfigError} is printed as one line naming the
+ * program, and the process exits with its code (2).
+ */
+export function configOrExit<C>(
+  program: string,
+  load: () => { kind: 'config' | 'run'; config: C } | { kind: 'help'; text: string } | { kind: 'version' },
+): C | undefined {
+  let result: ReturnType<typeof load>;
+  try {
+    result = load();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${program}: ${err.message}\nRun with --help for the flags.\n`);
+      process.exit(err.exitCode);
+    }
+    throw err;
+  }
+  if (result.kind === 'help') process.stdout.write(`${result.text}\n`);
+  else if (result.kind === 'version') process.stdout.write(`${program} ${packageVersion()}\n`);
+  else return result.config;
+  return undefined;
 }
 
 export type Parser = (raw: unknown, where: string) => unknown;

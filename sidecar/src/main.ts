@@ -7,7 +7,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { ConfigError, formatListen, loadConfig, type ConfigResult } from './config.js';
+import { formatListen, loadConfig } from './config.js';
+import { configOrExit } from './config-values.js';
 import { describeError } from './errors.js';
 import { listenHttp, type HttpListeners } from './http-listeners.js';
 import { buildMetricsApp } from './metrics-app.js';
@@ -20,25 +21,8 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
 const RESP_DRAIN_MS = 2000;
 
 async function main(): Promise<void> {
-  let result: ConfigResult;
-  try {
-    result = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`ripplecache-sidecar: ${err.message}\nRun with --help for the flags.\n`);
-      process.exit(err.exitCode);
-    }
-    throw err;
-  }
-  if (result.kind === 'help') {
-    process.stdout.write(`${result.text}\n`);
-    return;
-  }
-  if (result.kind === 'version') {
-    process.stdout.write(`ripplecache-sidecar ${packageVersion()}\n`);
-    return;
-  }
-  const { config } = result;
+  const config = configOrExit('ripplecache-sidecar', () => loadConfig());
+  if (config === undefined) return;
   const app = await buildApp({
     config,
     defaultMetrics: true,

@@ -7,8 +7,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { packageVersion } from '../../../common/src/version.js';
-import { ConfigError } from '../config-values.js';
+import { configOrExit } from '../config-values.js';
 import { redactUrl } from '../config.js';
 import { describeError } from '../errors.js';
 import {
@@ -21,31 +20,14 @@ import {
 import { keyLayout } from '../write/key-layout.js';
 import { Bridge } from './bridge.js';
 import { buildBridgeApp } from './bridge-app.js';
-import { parseBridgeConfig, type BridgeConfigResult } from './bridge-config.js';
+import { parseBridgeConfig } from './bridge-config.js';
 import { createBridgeMetrics } from './bridge-metrics.js';
 
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 async function main(): Promise<void> {
-  let result: BridgeConfigResult;
-  try {
-    result = parseBridgeConfig(process.argv.slice(2), process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`ripplecache-bridge: ${err.message}\nRun with --help for the flags.\n`);
-      process.exit(err.exitCode);
-    }
-    throw err;
-  }
-  if (result.kind === 'help') {
-    process.stdout.write(`${result.text}\n`);
-    return;
-  }
-  if (result.kind === 'version') {
-    process.stdout.write(`ripplecache-bridge ${packageVersion()}\n`);
-    return;
-  }
-  const { config } = result;
+  const config = configOrExit('ripplecache-bridge', () => parseBridgeConfig(process.argv.slice(2), process.env));
+  if (config === undefined) return;
   const log = pino({ level: config.logLevel });
   const senderId = `bridge/${config.cluster}/${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const local = createClient({
