@@ -125,7 +125,7 @@ describe('RESP commands on an L1-only sidecar', () => {
   it.each([
     [['SET', 'k', 'v', 'EX', '0'], /^-INVALID_TTL /],
     [['SET', 'k', 'v', 'EX', '315360001'], /^-INVALID_TTL /],
-    [['SET', 'k', 'v', 'PX', '1500'], /^-INVALID_TTL .*PX must be a whole number of seconds/],
+    [['SET', 'k', 'v', 'PX', '1500'], /^-INVALID_TTL .*PX must be a multiple of 1000 milliseconds \(got PX 1500\)/],
     [['SET', 'k', 'v', 'EX', 'ten'], /^-ERR value is not an integer or out of range/],
     [['SET', 'k', 'v', 'EX'], /^-ERR syntax error/],
     [['SET', 'k', 'v', 'EX', '5', 'PX', '5000'], /^-ERR syntax error/],

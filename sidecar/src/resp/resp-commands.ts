@@ -192,7 +192,7 @@ const SET: Handler = async (backend, _session, args) => {
       const n = wholeNumber(args[++i]);
       if (option === 'ex') ttl = ttlSeconds(n, `EX ${n}`);
       else if (n % 1000 !== 0 || n <= 0)
-        throw new InvalidTTLError(`${TTL_RULE}: PX must be a whole number of seconds in ms (got PX ${n})`);
+        throw new InvalidTTLError(`${TTL_RULE}: PX must be a multiple of 1000 milliseconds (got PX ${n})`);
       else ttl = ttlSeconds(n / 1000, `PX ${n}`);
       continue;
     }
