@@ -202,6 +202,26 @@ describe('planCluster', () => {
     expect(plan.actions.filter((a) => a.kind === 'replicate')).toEqual([]);
   });
 
+  it('reports a shard without replicas whose primary is down as primaryLost, holding its slots', () => {
+    const lines = [
+      line(id('a'), 7000, 'master', '-', ['0-5461']),
+      line(id('b'), 7010, 'master', '-', ['5462-10922']),
+      line(id('c'), 7020, 'master,fail', '-', ['10923-16383']),
+    ];
+    const mark = (self: string) =>
+      lines.map((l) => (l.startsWith(self) ? l.replace(/ master /, ' myself,master ') : l));
+    const pods = [pod(0, 0, id('a'), mark(id('a'))), pod(1, 0, id('b'), mark(id('b'))), pod(2, 0, undefined)];
+    const plan = planCluster({ pods, shards: 3, existingShards: [0, 1, 2] });
+    expect(plan.shards[2]).toMatchObject({ state: 'primaryLost', slots: '10923-16383', slotCount: 5461 });
+    expect(plan.moves).toEqual([]);
+    expect(plan.actions).toEqual([]);
+    // Back empty (a new id): the old id's slots are no shard's, and go to a shard with a primary.
+    const fresh = id('9');
+    const back = pod(2, 0, fresh, [line(fresh, 7020, 'myself,master'), ...lines]);
+    const after = planCluster({ pods: [pods[0]!, pods[1]!, back], shards: 3, existingShards: [0, 1, 2] });
+    expect(after.actions).toContainEqual(expect.objectContaining({ kind: 'forget', id: id('c') }));
+  });
+
   it('reports a draining shard whose primary is down as primaryLost, not only draining', () => {
     const pods = formed([['0-5461'], ['5462-10922'], ['10923-16383']]);
     delete pods[4]!.view; // c-shard-2-0 unreachable, shard 2 being drained (shards: 2)

@@ -187,6 +187,17 @@ export function planCluster(input: ClusterPlanInput): ClusterPlan {
     // A replica's master belongs to the replica's shard (also when that master is a node that is gone).
     if (m?.masterId !== undefined && !shardOfId.has(m.masterId)) shardOfId.set(m.masterId, p.shard);
   }
+  // A node that does not answer, followed by no replica (a shard without replicas that lost its primary): its
+  // shard is the pod at its address, so that its slots show as the shard's and the shard as primaryLost
+  // (before, they belonged to no shard and the shard read `pending` with no slots). Only pods that do not
+  // answer: a pod back empty answers with a new id, and its old id must stay unknown (its slots are re-added).
+  for (const p of pods) {
+    if (p.view !== undefined || p.endpoint === undefined) continue;
+    const { host, port } = p.endpoint;
+    for (const n of table)
+      if (n.host === host && n.port === port && n.flags.includes('master') && !shardOfId.has(n.id))
+        shardOfId.set(n.id, p.shard);
+  }
   // Who owns each slot: first what each reachable node says of itself (gossip may not have spread a fresh
   // ADDSLOTSRANGE or SETSLOT yet), then what any view says of nodes that do not answer. A slot no view gives to
   // anyone is unassigned.
