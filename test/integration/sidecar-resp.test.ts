@@ -169,7 +169,9 @@ describe('the RESP front with Redis clients', () => {
     await expect(c.get('k'.repeat(1025))).rejects.toThrow(/^INVALID_KEY .*1025 bytes/);
     await expect(c.get('nul\u0000key')).rejects.toThrow(/^INVALID_KEY/);
     await expect(c.set('io:t', 'v', 'EX', 0)).rejects.toThrow(/^INVALID_TTL/);
-    await expect(c.set('io:t', 'v', 'PX', 1500)).rejects.toThrow(/^INVALID_TTL .*PX must be a multiple of 1000 milliseconds/);
+    await expect(c.set('io:t', 'v', 'PX', 1500)).rejects.toThrow(
+      /^INVALID_TTL .*PX must be a multiple of 1000 milliseconds/,
+    );
     await expect(c.set('io:t', 'v', 'NX')).rejects.toThrow(/^ERR SET NX is not supported/);
     await expect(c.call('FLUSHALL')).rejects.toThrow(/^ERR unknown command 'FLUSHALL'/);
     await expect(c.call('GET')).rejects.toThrow(/^ERR wrong number of arguments for 'get' command/);
