@@ -297,6 +297,21 @@ describe('topology cluster', () => {
 
     // Back in to 3: shard 3 drained, forgotten, its StatefulSet deleted.
     const removed = [await info(podName(3, 0), 'MYID'), await info(podName(3, 1), 'MYID')];
+    // The keys shard 3 holds now are the ones the scale-in moves (the writer only overwrites its 500 keys).
+    const shard3Keys = Math.max(
+      ...(await Promise.all(
+        [0, 1].map(async (o) => {
+          const r = redisOf(podName(3, o));
+          try {
+            const role = (await r.call('ROLE')) as [string, ...unknown[]];
+            return role[0] === 'master' ? await r.dbsize() : 0;
+          } finally {
+            r.disconnect();
+          }
+        }),
+      )),
+    );
+    expect(shard3Keys).toBeGreaterThan(0);
     await applyCc(3);
     cc = await waitSettled(3, 'cc: back to 3 shards');
     expect(cc.status.shards.map((s: any) => s.slotCount)).toEqual([5462, 5461, 5461]);
@@ -331,6 +346,13 @@ describe('topology cluster', () => {
     const reasons = (JSON.parse(events.stdout).items as Array<{ reason: string }>).map((e) => e.reason);
     expect(reasons).toContain('ReshardingStarted');
     expect(reasons).toContain('ReshardingCompleted');
+    // Scale-in announced too (its first reconcile moves slots at once), and its count of keys moved whole:
+    // the reconciles that follow a batch 50 ms later used to start from the cached status of before it.
+    const messages = (JSON.parse(events.stdout).items as Array<{ reason: string; message: string }>).map(
+      (e) => `${e.reason}: ${e.message}`,
+    );
+    expect(messages).toContainEqual(expect.stringMatching(/^ReshardingStarted: moving \d+ slots to reach 3 shards$/));
+    expect(messages).toContain(`ReshardingCompleted: 3 shards: 4096 slots moved, ${shard3Keys} keys`);
   }, 900_000);
 
   it('a shard primary SIGKILLed: its replica is promoted, the pod back empty rejoins as replica, old id forgotten', async () => {

@@ -16,6 +16,7 @@ import {
   PLURAL,
   REDIS_PORT,
 } from '../api/v1alpha1/constants.js';
+import { ReshardingMemory } from './resharding-memory.js';
 import { DEFAULTS, type CacheCluster, type CacheClusterStatus, type ReshardingStatus } from '../api/v1alpha1/types.js';
 import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
 import { passwordChecksum } from '../desired/auth-checksum.js';
@@ -107,6 +108,8 @@ export const AUTH_RETRY_MS = 15_000;
 
 /** What the reconcile observed of one CacheCluster, and what it works with. */
 interface Observed {
+  /** `namespace/name`. */
+  key: string;
   cc: CacheCluster;
   ns: string;
   log: Logger;
@@ -135,6 +138,14 @@ interface LiveConfig {
 export async function reconcileCacheCluster(deps: ReconcileDeps, key: string): Promise<ReconcileResult> {
   const o = observe(deps, key);
   if (!o) return done; // children go with it (owner references)
+  // The informer cache may not show the status the last reconcile wrote yet (a slot-move batch requeues in
+  // 50 ms): status.resharding is taken from what this operator wrote when that is fresher.
+  const cachedResharding = o.cc.status?.resharding;
+  const freshResharding = reshardingMemory(deps).freshest(key, cachedResharding);
+  if (freshResharding !== cachedResharding) {
+    const { resharding: _stale, ...rest } = o.cc.status ?? {};
+    o.cc = { ...o.cc, status: { ...rest, ...(freshResharding ? { resharding: freshResharding } : {}) } };
+  }
 
   const desired = await desiredEvictionStep(deps, o);
   if (!desired) return done;
@@ -242,6 +253,7 @@ async function writeReshardingProgress(
     { resharding, shards: plan.shards, slotsAssigned: plan.slotsAssigned },
   );
   o.wroteResharding = true;
+  reshardingMemory(deps).wrote(o.key, o.cc.status?.resharding, resharding);
 }
 
 /** Step 1, observe: the CacheCluster from the informer cache (undefined when gone), its StatefulSet. */
@@ -252,10 +264,12 @@ function observe(deps: ReconcileDeps, key: string): Observed | undefined {
     deps.onGone?.(namespace, name);
     deps.replication?.memory.delete(key);
     passwordsOf(deps).delete(key);
+    reshardingMemory(deps).forget(key);
     return undefined;
   }
   const ns = cc.metadata.namespace;
   return {
+    key,
     cc,
     ns,
     log: deps.log.child({ cacheCluster: key, generation: cc.metadata.generation }),
@@ -349,6 +363,18 @@ async function writeSpecError(deps: ReconcileDeps, o: Observed, err: InvalidSpec
 interface RememberedPasswords {
   current: string | undefined;
   previous?: string | undefined;
+}
+
+/** Per ReconcileDeps (one per operator process): status.resharding as written (resharding-memory.ts). */
+const reshardingMemories = new WeakMap<ReconcileDeps, ReshardingMemory>();
+
+function reshardingMemory(deps: ReconcileDeps): ReshardingMemory {
+  let m = reshardingMemories.get(deps);
+  if (!m) {
+    const clock = deps.cluster?.clock ?? (() => performance.now());
+    reshardingMemories.set(deps, (m = new ReshardingMemory(clock)));
+  }
+  return m;
 }
 
 /** Per ReconcileDeps (one per operator process), per CacheCluster key. */
@@ -694,18 +720,10 @@ async function statusStep(
   } else if (findCondition(status.conditions, CONDITION_PEERS_REACHABLE)) {
     status.conditions = (status.conditions ?? []).filter((c) => c.type !== CONDITION_PEERS_REACHABLE);
   }
-  // What this reconcile patched before is compared too: a resharding that ended is removed from status.
-  const before =
-    o.wroteResharding && cc.status?.resharding === undefined
-      ? {
-          ...cc,
-          status: {
-            ...cc.status,
-            resharding: { toShards: 0, slotsToMove: 0, slotsRemaining: 0, keysMoved: 0, startedAt: '' },
-          },
-        }
-      : cc;
-  await writeStatus(deps, before, status, o.log);
+  // What this reconcile patched before is sent too: a resharding that ended is removed from status (null),
+  // though the cached status the patch is computed from may not show it.
+  await writeStatus(deps, cc, status, o.log, o.wroteResharding ? ['resharding'] : []);
+  if (cluster) reshardingMemory(deps).wrote(o.key, cc.status?.resharding, status.resharding);
   return status;
 }
 
@@ -723,9 +741,11 @@ async function writeStatus(
   cc: CacheCluster,
   status: CacheClusterStatus,
   log: Logger,
+  /** Fields this reconcile patched already (so the server may hold them though `cc.status` does not). */
+  alsoPatched: readonly (keyof CacheClusterStatus)[] = [],
 ): Promise<void> {
   deps.onConditions?.(cc.metadata.namespace, cc.metadata.name, status.conditions ?? []);
-  if (statusEqual(cc.status, status)) return;
+  if (alsoPatched.length === 0 && statusEqual(cc.status, status)) return;
   const ref = {
     apiVersion: API_VERSION,
     kind: KIND,
@@ -735,7 +755,7 @@ async function writeStatus(
   };
   // A merge patch keeps fields it does not name: a field the new status drops (a finished failover) is sent as null.
   const patch: Record<string, unknown> = { ...status };
-  for (const k of Object.keys(cc.status ?? {})) if (!(k in status)) patch[k] = null;
+  for (const k of [...Object.keys(cc.status ?? {}), ...alsoPatched]) if (!(k in status)) patch[k] = null;
   await deps.kube.patchStatus({ ...ref, plural: PLURAL }, patch);
   for (const e of transitionEvents(cc.status, status)) {
     await deps.kube

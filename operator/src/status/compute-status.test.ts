@@ -537,6 +537,28 @@ describe('the phase rules, first match wins', () => {
     });
     const failing = status({ state: 'fail', slotsAssigned: 16384, shards, resharding: undefined });
     expect(cond(failing, 'Ready')).toMatchObject({ reason: 'ClusterNotOk', message: 'cluster_state fail' });
+    // A scale keeps the phase Provisioning: the cluster formed before is still no new one.
+    const scaling = cc(
+      { topology: 'cluster', shards: 4, replicas: 1 },
+      { phase: 'Provisioning', slotsAssigned: 16384, clusterState: 'ok' },
+    );
+    const during = (cluster: NonNullable<ComputeStatusInput['cluster']>) =>
+      computeStatus(base({ cc: scaling, statefulSet: sts(8, 8), configResult: applied(['c-0']), cluster }));
+    expect(
+      cond(during({ state: 'ok', slotsAssigned: 16384, shards, resharding: undefined, waiting: gossip }), 'Ready'),
+    ).toMatchObject({ reason: 'ClusterChanging' });
+    const down = during({ state: 'fail', slotsAssigned: 16384, shards, resharding: undefined });
+    expect(down.phase).toBe('Degraded');
+    expect(cond(down, 'Ready')).toMatchObject({ reason: 'ClusterNotOk' });
+  });
+
+  it('names the shard StatefulSets of topology cluster in a rollout, and says when pods are scaled', () => {
+    const clusterCc = cc({ topology: 'cluster', shards: 4, replicas: 1 }, { phase: 'Ready' });
+    const rolling = computeStatus(base({ cc: clusterCc, statefulSet: sts(12, 12) }));
+    expect(cond(rolling, 'Ready')).toMatchObject({
+      reason: 'RollingOut',
+      message: 'StatefulSets sessions-shard-0 … sessions-shard-3: scaling from 12 to 8 pods, 12 ready',
+    });
   });
 
   it('lists the rules in the order CONTRIBUTING.md documents them, ending with one that always matches', () => {

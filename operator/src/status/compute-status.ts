@@ -27,7 +27,13 @@ import type {
 import { desiredEviction } from '../desired/eviction.js';
 import { InvalidSpecError } from '../desired/invalid-spec-error.js';
 import { selectorString } from '../desired/labels.js';
-import { podName, replicasServiceHost, serviceEndpoint, statefulSetName } from '../desired/names.js';
+import {
+  podName,
+  replicasServiceHost,
+  serviceEndpoint,
+  shardStatefulSetName,
+  statefulSetName,
+} from '../desired/names.js';
 import { REDIS_PORT } from '../api/v1alpha1/constants.js';
 import { formatBytes } from '../desired/quantity.js';
 import { resolveSpec } from '../desired/resolved-spec.js';
@@ -173,10 +179,17 @@ export interface PhaseFacts {
   /** The StatefulSet has not caught up with its spec, or its pods are not all on the current revision. */
   rollingOut: boolean;
   updated: number;
+  /** Pods the StatefulSet(s) have now (status.replicas). */
+  pods: number;
   ready: number;
   desiredPods: number;
   /** The previous phase was Ready or Degraded. */
   wasRunning: boolean;
+  /**
+   * Topology cluster: the status before had every slot assigned and cluster_state ok (a formed cluster, even
+   * while a scale keeps the phase Provisioning).
+   */
+  clusterFormedBefore: boolean;
   /** No eviction settings were ever verified: a new cluster. */
   neverConfigured: boolean;
   primaries: string[];
@@ -261,7 +274,12 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     verdict: (f) => ({
       phase: 'Provisioning',
       reason: 'RollingOut',
-      message: `StatefulSet ${statefulSetName(f.cc)}: ${f.updated} of ${f.desiredPods} pods updated, ${f.ready} ready`,
+      message:
+        `${statefulSetsOf(f)}: ` +
+        (f.pods !== f.desiredPods
+          ? `scaling from ${f.pods} to ${f.desiredPods} pods`
+          : `${f.updated} of ${f.desiredPods} pods updated`) +
+        `, ${f.ready} ready`,
     }),
   },
   {
@@ -275,14 +293,10 @@ export const PHASE_RULES: readonly PhaseRule[] = [
   },
   {
     name: 'cluster not formed',
-    when: (f) =>
-      f.cluster !== undefined &&
-      (f.cluster.slotsAssigned < 16384 ||
-        f.cluster.state !== 'ok' ||
-        (f.cluster.waiting !== undefined && !f.wasRunning)),
+    when: (f) => f.cluster !== undefined && (f.cluster.slotsAssigned < 16384 || f.cluster.state !== 'ok'),
     verdict: (f) => ({
-      phase: f.wasRunning ? 'Degraded' : 'Provisioning',
-      reason: f.wasRunning ? 'ClusterNotOk' : 'ClusterBootstrapping',
+      phase: f.wasRunning || f.clusterFormedBefore ? 'Degraded' : 'Provisioning',
+      reason: f.wasRunning || f.clusterFormedBefore ? 'ClusterNotOk' : 'ClusterBootstrapping',
       message: clusterNotFormedMessage(f.cluster!),
     }),
   },
@@ -337,6 +351,14 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     }),
   },
 ];
+
+/** The StatefulSet(s) a rollout message names: topology cluster has one per shard. */
+function statefulSetsOf(f: PhaseFacts): string {
+  if (f.topology !== 'cluster') return `StatefulSet ${statefulSetName(f.cc)}`;
+  const shards = resolveSpec(f.cc).shards;
+  const last = shardStatefulSetName(f.cc, shards - 1);
+  return shards === 1 ? `StatefulSet ${last}` : `StatefulSets ${shardStatefulSetName(f.cc, 0)} … ${last}`;
+}
 
 /**
  * Why a cluster is not formed: what is wrong only (a message saying `cluster_state ok` under reason
@@ -451,9 +473,11 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
           stsStatus.updateRevision !== undefined &&
           stsStatus.currentRevision !== stsStatus.updateRevision)),
     updated: stsStatus.updatedReplicas ?? 0,
+    pods: replicas,
     ready,
     desiredPods,
     wasRunning: prev.phase === 'Ready' || prev.phase === 'Degraded',
+    clusterFormedBefore: prev.slotsAssigned === 16384 && prev.clusterState === 'ok',
     // Never configured: a new cluster (its pods are still being created), not one that lost pods.
     neverConfigured: prev.appliedConfig === undefined,
     primaries: input.primaries ?? [],

@@ -187,7 +187,7 @@ describe('transitionEvents of topology cluster', () => {
       transitionEvents(during, { phase: 'Provisioning', resharding: { ...resharding, slotsRemaining: 10 } }),
     ).toEqual([]);
     expect(transitionEvents(during, before)).toEqual([
-      { type: 'Normal', reason: 'ReshardingCompleted', message: '4 shards: 4096 slots moved' },
+      { type: 'Normal', reason: 'ReshardingCompleted', message: '4 shards: 4096 slots moved, 0 keys' },
     ]);
   });
 

@@ -87,7 +87,7 @@ function clusterEvents(before: CacheClusterStatus | undefined, after: CacheClust
     events.push({
       type: 'Normal',
       reason: 'ReshardingCompleted',
-      message: `${before.resharding.toShards} shards: ${before.resharding.slotsToMove} slots moved`,
+      message: `${before.resharding.toShards} shards: ${before.resharding.slotsToMove} slots moved, ${before.resharding.keysMoved} keys`,
     });
   for (const s of after.shards ?? []) {
     const was = before?.shards?.find((b) => b.index === s.index);
