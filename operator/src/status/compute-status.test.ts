@@ -288,6 +288,39 @@ describe('computeStatus phases', () => {
     expect(s.appliedConfig?.maxmemory).toBe(67108864);
   });
 
+  it('a pod that cannot be reached while the settings are unchanged is no settings failure', () => {
+    const verified = { maxmemory: 67108864, maxmemoryPolicy: 'allkeys-lru' };
+    const c = cc({ ...spec, topology: 'replication', replicas: 2 }, { phase: 'Ready', appliedConfig: verified });
+    const result = {
+      desired: verified,
+      pods: [
+        { pod: 'sessions-0', applied: true, observed: verified },
+        { pod: 'sessions-1', applied: true, observed: verified },
+        { pod: 'sessions-2', applied: false, message: 'connect ECONNREFUSED' },
+      ],
+    };
+    // The StatefulSet has not noticed yet (3 ready), then has (2 ready): ConfigApplied stays True throughout.
+    for (const readyPods of [3, 2]) {
+      const s = computeStatus({ cc: c, statefulSet: sts(3, readyPods), unsupported: [], now, configResult: result });
+      expect(cond(s, 'ConfigApplied')).toMatchObject({
+        status: 'True',
+        reason: 'Applied',
+        message:
+          'maxmemory=67108864 maxmemory-policy=allkeys-lru on 2/2 pods that answered; sessions-2 not reachable (it runs them from its redis.conf when it starts)',
+      });
+      expect(s.phase).toBe(readyPods === 3 ? 'Ready' : 'Degraded');
+    }
+    // Changed settings a pod could not get: a failure, as before.
+    const changed = computeStatus({
+      cc: c,
+      statefulSet: sts(3, 3),
+      unsupported: [],
+      now,
+      configResult: { ...result, desired: { maxmemory: 1048576, maxmemoryPolicy: 'allkeys-lru' } },
+    });
+    expect(cond(changed, 'ConfigApplied')).toMatchObject({ status: 'False', reason: 'ApplyFailed' });
+  });
+
   it('Degraded when CONFIG SET fails on a pod, keeping the last verified settings', () => {
     const c = cc(
       { ...spec, topology: 'replication', replicas: 1 },
@@ -552,6 +585,39 @@ describe('the phase rules, first match wins', () => {
     expect(cond(down, 'Ready')).toMatchObject({ reason: 'ClusterNotOk' });
   });
 
+  it('topology cluster: a degraded shard is Degraded once the cluster ran, Provisioning while it comes up', () => {
+    const shard = (index: number, over: object = {}) => ({
+      index,
+      slots: '',
+      slotCount: 5461,
+      primary: `sessions-shard-${index}-0`,
+      replicas: [`sessions-shard-${index}-1`],
+      state: 'ok' as const,
+      ...over,
+    });
+    const shards = [
+      shard(0),
+      shard(1, { state: 'degraded', unsyncedReplicas: ['sessions-shard-1-1'] }),
+      shard(2, { state: 'degraded', replicas: [] }),
+    ];
+    const cluster = { state: 'ok', slotsAssigned: 16384, shards, resharding: undefined };
+    const of = (phase: 'Ready' | 'Provisioning') =>
+      computeStatus(
+        base({
+          cc: cc({ topology: 'cluster', shards: 3, replicas: 1 }, { phase }),
+          statefulSet: sts(6, 6),
+          configResult: applied(['c-0']),
+          cluster,
+        }),
+      );
+    const message =
+      'shard 1: sessions-shard-1-1 not synced with sessions-shard-1-0; shard 2: 0 of 1 replicas following sessions-shard-2-0';
+    expect(of('Ready').phase).toBe('Degraded');
+    expect(cond(of('Ready'), 'Degraded')).toMatchObject({ status: 'True', reason: 'ShardDegraded', message });
+    expect(of('Provisioning').phase).toBe('Provisioning');
+    expect(cond(of('Provisioning'), 'Ready')).toMatchObject({ status: 'False', reason: 'ShardDegraded' });
+  });
+
   it('names the shard StatefulSets of topology cluster in a rollout, and says when pods are scaled', () => {
     const clusterCc = cc({ topology: 'cluster', shards: 4, replicas: 1 }, { phase: 'Ready' });
     const rolling = computeStatus(base({ cc: clusterCc, statefulSet: sts(12, 12) }));
@@ -574,6 +640,7 @@ describe('the phase rules, first match wins', () => {
       'cluster not formed',
       'resharding',
       'cluster changing',
+      'shard degraded',
       'several primaries',
       'config apply failed',
       'config not verified',

@@ -323,6 +323,25 @@ export const PHASE_RULES: readonly PhaseRule[] = [
     verdict: (f) => ({ phase: 'Provisioning', reason: 'ClusterChanging', message: f.cluster!.waiting! }),
   },
   {
+    // A shard whose replica is missing, follows another node or has not synced: Redis Cluster could not fail
+    // it over. Degraded once the cluster ran (a replica that fell away); while it comes up, Provisioning.
+    name: 'shard degraded',
+    when: (f) => f.cluster?.shards.some((s) => s.state === 'degraded') ?? false,
+    verdict: (f) => ({
+      phase: f.wasRunning ? 'Degraded' : 'Provisioning',
+      reason: 'ShardDegraded',
+      message: f
+        .cluster!.shards.filter((s) => s.state === 'degraded')
+        .map((s) => {
+          const want = resolveSpec(f.cc).pods - 1;
+          return s.unsyncedReplicas !== undefined && s.unsyncedReplicas.length > 0
+            ? `shard ${s.index}: ${s.unsyncedReplicas.join(', ')} not synced with ${s.primary ?? 'its primary'}`
+            : `shard ${s.index}: ${s.replicas.length} of ${want} replicas following ${s.primary ?? 'its primary'}`;
+        })
+        .join('; '),
+    }),
+  },
+  {
     name: 'several primaries',
     when: (f) => f.topology === 'replication' && f.primaries.length > 1,
     verdict: (f) => ({
@@ -393,7 +412,28 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
   if (configResult !== undefined) {
     const pods = podsAppliedConfig(configResult);
     const failed = configResult.pods.filter((p) => !p.applied);
-    if (configResult.pods.length > 0 && failed.length === 0) {
+    // Pods that could not be reached at all, while the settings are the ones verified before on every pod:
+    // nothing is pending — such a pod runs them live, or from its redis.conf when it starts again. A crashed
+    // pod of a running cluster is PodsNotReady, not a settings failure (nor "to be applied when pods run").
+    const unchanged =
+      prev.appliedConfig !== undefined &&
+      prev.appliedConfig.maxmemory === configResult.desired.maxmemory &&
+      prev.appliedConfig.maxmemoryPolicy === configResult.desired.maxmemoryPolicy;
+    const down = failed.length > 0 && unchanged && failed.every((p) => p.observed === undefined);
+    if (down && failed.length < configResult.pods.length) {
+      const up = configResult.pods.length - failed.length;
+      appliedConfig = {
+        maxmemory: configResult.desired.maxmemory,
+        maxmemoryPolicy: configResult.desired.maxmemoryPolicy,
+        pods,
+      };
+      config = {
+        state: 'applied',
+        message:
+          `${describeEviction(configResult.desired)} on ${up}/${up} pods that answered; ` +
+          `${failed.map((p) => p.pod).join(', ')} not reachable (it runs them from its redis.conf when it starts)`,
+      };
+    } else if (configResult.pods.length > 0 && failed.length === 0) {
       appliedConfig = {
         maxmemory: configResult.desired.maxmemory,
         maxmemoryPolicy: configResult.desired.maxmemoryPolicy,

@@ -191,6 +191,29 @@ describe('transitionEvents of topology cluster', () => {
     ]);
   });
 
+  it('warns once when settings fail, though Ready turns False with the same message', () => {
+    const cond = (type: string, status: 'True' | 'False', reason: string, message: string) => ({
+      type,
+      status,
+      reason,
+      message,
+      lastTransitionTime: at,
+    });
+    const message = 'maxmemory 96Mi, allkeys-lru not applied on 1/3 pods: sessions-2: connection refused';
+    const ok: CacheClusterStatus = {
+      phase: 'Ready',
+      conditions: [cond('Ready', 'True', 'ClusterReady', 'fine'), cond('ConfigApplied', 'True', 'Applied', 'fine')],
+    };
+    const failed: CacheClusterStatus = {
+      phase: 'Degraded',
+      conditions: [
+        cond('Ready', 'False', 'ConfigApplyFailed', message),
+        cond('ConfigApplied', 'False', 'ApplyFailed', message),
+      ],
+    };
+    expect(transitionEvents(ok, failed)).toEqual([{ type: 'Warning', reason: 'ApplyFailed', message }]);
+  });
+
   it('warns once when a shard loses its primary, though Ready turns False for it too', () => {
     const ready = (status: 'True' | 'False', reason: string, message: string) => ({
       type: 'Ready',

@@ -18,6 +18,7 @@ export interface TransitionEvent {
  */
 export function transitionEvents(before: CacheClusterStatus | undefined, after: CacheClusterStatus): TransitionEvent[] {
   const events: TransitionEvent[] = [];
+  const conditionEvents: { type: string; e: TransitionEvent }[] = [];
   for (const type of [CONDITION_READY, CONDITION_CONFIG_APPLIED]) {
     const was = findCondition(before?.conditions, type);
     const is = findCondition(after.conditions, type);
@@ -31,12 +32,22 @@ export function transitionEvents(before: CacheClusterStatus | undefined, after: 
     // double the writes of every CacheCluster coming up.
     if (!was && is.status !== 'True' && !warning) continue;
     if (was && was.status === is.status && !warning) continue;
-    events.push({
+    const e: TransitionEvent = {
       type: warning ? 'Warning' : 'Normal',
       reason: is.status === 'True' ? type : is.reason || `Not${type}`,
       message: is.message,
-    });
+    };
+    events.push(e);
+    conditionEvents.push({ type, e });
   }
+  // A settings failure turns Ready False with the same message as ConfigApplied: one Warning, ConfigApplied's.
+  const [first, second] = conditionEvents;
+  if (
+    first?.type === CONDITION_READY &&
+    second?.type === CONDITION_CONFIG_APPLIED &&
+    first.e.message === second.e.message
+  )
+    events.splice(events.indexOf(first.e), 1);
   // A rolling update that stopped making progress: once, when it becomes stuck (the condition says the rest).
   const roll = findCondition(after.conditions, CONDITION_ROLLING_UPDATE);
   if (
