@@ -182,10 +182,23 @@ describe('a slot move resumed from any step by the next operator', () => {
         );
       }
 
-      // What the next operator plans from Redis.
-      const check = new ClusterSession({ timeoutMs: 5000 });
-      const { plan: resumed } = await observe(check);
-      check.close();
+      // What the next operator plans from Redis, once gossip let it plan moves: on a loaded machine the plan
+      // may first wait for a node to learn the slot map (`waiting`), which is the planner doing its job.
+      let resumed!: ClusterPlan;
+      await waitFor(
+        'a plan that is not waiting on gossip',
+        async () => {
+          const check = new ClusterSession({ timeoutMs: 5000 });
+          try {
+            resumed = (await observe(check)).plan;
+          } finally {
+            check.close();
+          }
+          return resumed.waiting === undefined;
+        },
+        20_000,
+        200,
+      );
       expect(resumed.settled).toBe(false);
       if (c.step === 'assigned') {
         expect(resumed.moves.map((m) => m.slot)).toEqual(slots.slice(0, -1).reverse());
