@@ -842,23 +842,36 @@ describe('failover on real pods', () => {
       `${SC}: PeersReachable=True (its bridge pod up and connected to ${PEER})`,
       async () =>
         ((await getCc(SC)).status?.conditions ?? []).some(
-          (c: { type: string; status: string }) => c.type === 'PeersReachable' && c.status === 'True',
+          (c: { type: string; status: string; message: string }) =>
+            // A reachable peer under repair (the bridge's start) is True too, named "repairing".
+            c.type === 'PeersReachable' && c.status === 'True' && !c.message.includes('repairing'),
         ),
       180_000,
       1_000,
     );
-    const bridgePods = JSON.parse(
-      await k([
-        'get',
-        'pods',
-        '-n',
-        NS,
-        '-l',
-        `cache.ripplecache.io/cluster=${SC},app.kubernetes.io/component=bridge`,
-        '-o',
-        'json',
-      ]),
-    ) as { items: Pod[] };
+    const bridgePodsNow = async () =>
+      (
+        JSON.parse(
+          await k([
+            'get',
+            'pods',
+            '-n',
+            NS,
+            '-l',
+            `cache.ripplecache.io/cluster=${SC},app.kubernetes.io/component=bridge`,
+            '-o',
+            'json',
+          ]),
+        ) as { items: Pod[] }
+      ).items;
+    // Ready once its /readyz (subscribed, every peer up, no repair pending) answered the kubelet's probe.
+    await waitFor(
+      'the bridge pod ready',
+      async () => (await bridgePodsNow()).filter(podReady).length === 1,
+      60_000,
+      1_000,
+    );
+    const bridgePods = { items: await bridgePodsNow() };
     expect(bridgePods.items.filter(podReady)).toHaveLength(1);
     const bridgeIp = podIp(bridgePods.items.find(podReady)!);
 

@@ -192,7 +192,10 @@ describe('spec.invalidation.peers', () => {
       .map((a) => a.replace('redis://a.xc.svc:6379', redis.a!.url).replace('redis://b.xc.svc:6379', redis.b!.url))
       .filter((a, i, all) => a !== '--listen' && all[i - 1] !== '--listen');
     const bridge: BridgeProcess = await startBridge({ args, port: bridgePort });
-    const up = await peersReachable('a', (c) => c?.status === 'True', 'True');
+    // A reachable peer under repair (the bridge's start) is True too, named "repairing": wait for the end.
+    const settled = (c: { status?: string; message?: string } | undefined) =>
+      c?.status === 'True' && !/repairing/.test(c.message ?? '');
+    const up = await peersReachable('a', settled, 'True');
     expect(up).toMatchObject({ reason: 'AllPeersReachable', message: '1 peer(s) reachable: xc/b' });
 
     // Peer b's Redis goes away: the bridge reports it, and so does the CacheCluster.
@@ -202,7 +205,7 @@ describe('spec.invalidation.peers', () => {
     expect(down.message).toMatch(/^peer xc\/b not reachable since /);
     expect(await bridge.metric('ripplecache_bridge_peer_up', { peer: 'xc/b' })).toBe(0);
     await redis.b!.start();
-    await peersReachable('a', (c) => c?.status === 'True', 'True again');
+    await peersReachable('a', settled, 'True again, repaired');
     expect(
       await bridge.metric('ripplecache_bridge_repairs_total', { peer: 'xc/b', reason: 'peer-reconnected' }),
     ).toBeGreaterThanOrEqual(1);

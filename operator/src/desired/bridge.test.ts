@@ -9,11 +9,13 @@ import {
   withUid,
 } from '../../../test/fixtures/cache-cluster.js';
 import { MAX_NAME_LENGTH } from '../api/v1alpha1/schema.js';
+import { parseBridgeConfig } from '../../../sidecar/src/bridge/bridge-config.js';
 import {
   bridgeArgs,
   bridgeServiceName,
   desiredBridgeDeployment,
   desiredBridgeService,
+  externalPeerNames,
   resolvePeers,
 } from './bridge.js';
 import { desiredChildren } from './children.js';
@@ -129,6 +131,244 @@ describe('resolvePeers', () => {
         passwordSecretRef: { name: 'copy', key: 'k' },
       },
     ]);
+  });
+});
+
+type PeerEntry = NonNullable<NonNullable<CacheCluster['spec']['invalidation']>['peers']>[number];
+
+/** What the bridge makes of the rendered command line: the peer names, or the bridge's refusal. */
+function bridgeAccepts(cc: CacheCluster): string[] {
+  const { peers } = resolvePeers(cc, lookup);
+  const { args, env } = bridgeArgs(cc, peers);
+  // The Secrets' values, as the kubelet would set them.
+  const values = Object.fromEntries(env.map((e) => [e.name, 'pw']));
+  const parsed = parseBridgeConfig(args, values);
+  if (parsed.kind !== 'run') throw new Error(parsed.kind);
+  return parsed.config.peers.map((p) => p.name);
+}
+
+describe('resolvePeers: peer names the bridge accepts', () => {
+  it('renders lists the schema admits that used to name two peers alike (the bridge exited 2)', () => {
+    const lists: PeerEntry[][] = [
+      [
+        { redis: { url: 'redis://legacy-cache.example:6379/0' } },
+        { redis: { url: 'redis://legacy-cache.example:6379/1' } },
+      ],
+      [
+        { redis: { url: 'redis://legacy-cache.example:6379', channel: 'a' } },
+        { redis: { url: 'redis://legacy-cache.example:6379', channel: 'b' } },
+      ],
+      [{ redis: { url: 'redis://cache_1.example:6379' } }, { redis: { url: 'redis://cache-1.example:6379' } }],
+      [{ cacheCluster: { name: 'b' } }, { cacheCluster: { name: 'b', namespace: 'shop' } }],
+    ];
+    for (const list of lists) {
+      const a = cacheCluster('a', withPeers(...list));
+      expect(resolvePeers(a, lookup).problems, JSON.stringify(list)).toEqual([]);
+      const names = bridgeAccepts(a);
+      expect(new Set(names).size, JSON.stringify(list)).toBe(names.length);
+    }
+  });
+
+  it('tells databases apart by -db<N>, anything else by a hash of database and channel, stable in any order', () => {
+    const db = resolvePeers(
+      cacheCluster(
+        'a',
+        withPeers(
+          { redis: { url: 'redis://legacy-cache.example:6379/0' } },
+          { redis: { url: 'redis://legacy-cache.example:6379/1' } },
+        ),
+      ),
+      lookup,
+    );
+    expect(db.peers.map((p) => [p.name, p.url])).toEqual([
+      ['legacy-cache.example-6379-db0', 'redis://legacy-cache.example:6379/0'],
+      ['legacy-cache.example-6379-db1', 'redis://legacy-cache.example:6379/1'],
+    ]);
+    const a: PeerEntry = { redis: { url: 'redis://legacy:6379', channel: 'a' } };
+    const b: PeerEntry = { redis: { url: 'redis://legacy:6379', channel: 'b' } };
+    const named = (...list: PeerEntry[]) =>
+      Object.fromEntries(
+        resolvePeers(cacheCluster('x', withPeers(...list)), lookup).peers.map((p) => [p.channel, p.name]),
+      );
+    const ab = named(a, b);
+    expect(ab['a']).toMatch(/^legacy-6379-[0-9a-f]{8}$/);
+    expect(ab['b']).toMatch(/^legacy-6379-[0-9a-f]{8}$/);
+    expect(ab['a']).not.toBe(ab['b']);
+    expect(named(b, a)).toEqual(ab);
+    // Hosts that differ only in characters a name cannot hold.
+    const hosts = resolvePeers(
+      cacheCluster(
+        'a',
+        withPeers(
+          { redis: { url: 'redis://cache_1.example:6379' } },
+          { redis: { url: 'redis://cache-1.example:6379' } },
+        ),
+      ),
+      lookup,
+    ).peers.map((p) => p.name);
+    expect(hosts).toEqual([
+      expect.stringMatching(/^cache-1\.example-6379-[0-9a-f]{8}$/),
+      expect.stringMatching(/^cache-1\.example-6379-[0-9a-f]{8}$/),
+    ]);
+    expect(hosts[0]).not.toBe(hosts[1]);
+  });
+
+  it('keeps the name of a peer that shares it with no other (metrics and status carry it)', () => {
+    const { peers } = resolvePeers(
+      cacheCluster(
+        'a',
+        withPeers(
+          { redis: { url: 'redis://legacy-cache.example:6379/0' } },
+          { redis: { url: 'redis://legacy-cache.example:6379/1' } },
+          { redis: { url: 'redis://other.example:6380/2', channel: 'x' } },
+          { redis: { url: 'redis://Upper.Example' } },
+          { cacheCluster: { name: 'b' } },
+        ),
+      ),
+      lookup,
+    );
+    expect(peers.map((p) => p.name)).toEqual([
+      'legacy-cache.example-6379-db0',
+      'legacy-cache.example-6379-db1',
+      'other.example-6380',
+      'Upper.Example',
+      'shop/b',
+    ]);
+  });
+
+  it('treats entries naming the same peer as one: the same CacheCluster, the same database and channel', () => {
+    const a = cacheCluster(
+      'a',
+      withPeers(
+        { cacheCluster: { name: 'b' } },
+        { redis: { url: 'redis://legacy:6379' } },
+        { cacheCluster: { name: 'b', namespace: 'shop' } },
+        // Default port and database, another spelling of the host, the default channel named.
+        { redis: { url: 'redis://LEGACY/0', channel: 'ripplecache:invalidations' } },
+        { redis: { url: 'redis://legacy:6379/00' } },
+      ),
+    );
+    expect(resolvePeers(a, lookup)).toEqual({
+      peers: [
+        {
+          name: 'shop/b',
+          url: 'redis://b.shop.svc:6379',
+          channel: 'ripplecache:invalidations',
+          passwordSecretRef: { name: 'b-auth', key: 'password' },
+        },
+        { name: 'legacy-6379', url: 'redis://legacy:6379', channel: 'ripplecache:invalidations' },
+      ],
+      problems: [],
+    });
+    expect(bridgeAccepts(a)).toEqual(['shop/b', 'legacy-6379']);
+  });
+
+  it('reports PeerConflict when entries for one peer disagree, and relays as the first says', () => {
+    const a = cacheCluster(
+      'a',
+      withPeers(
+        { cacheCluster: { name: 'b' } },
+        { cacheCluster: { name: 'b', namespace: 'shop' }, passwordSecretRef: { name: 'other', key: 'pw' } },
+        { redis: { url: 'redis://ext:7000' } },
+        { redis: { url: 'redis://ext:7000/0', cluster: true } },
+      ),
+    );
+    const { peers, problems } = resolvePeers(a, lookup);
+    expect(peers).toEqual([
+      {
+        name: 'shop/b',
+        url: 'redis://b.shop.svc:6379',
+        channel: 'ripplecache:invalidations',
+        passwordSecretRef: { name: 'b-auth', key: 'password' },
+      },
+      { name: 'ext-7000', url: 'redis://ext:7000', channel: 'ripplecache:invalidations' },
+    ]);
+    expect(problems).toEqual([
+      {
+        peer: 'shop/b',
+        reason: 'PeerConflict',
+        message:
+          'peer shop/b is listed 2 times (entries 1, 2) with different settings (passwordSecretRef, cluster): ' +
+          'entry 1 is used; remove the others',
+      },
+      {
+        peer: 'ext-7000',
+        reason: 'PeerConflict',
+        message:
+          'peer ext-7000 is listed 2 times (entries 3, 4) with different settings (passwordSecretRef, cluster): ' +
+          'entry 3 is used; remove the others',
+      },
+    ]);
+    expect(bridgeAccepts(a)).toEqual(['shop/b', 'ext-7000']);
+  });
+
+  it('renders a database written with a leading zero as a number, and reports a port the bridge refuses', () => {
+    const a = cacheCluster(
+      'a',
+      withPeers(
+        { redis: { url: 'redis://ext:6379/01' } },
+        { redis: { url: 'redis://ext-cluster:7000/00', cluster: true } },
+        { redis: { url: 'redis://bad-port:99999' } },
+      ),
+    );
+    const { peers, problems } = resolvePeers(a, lookup);
+    expect(peers.map((p) => p.url)).toEqual(['redis://ext:6379/1', 'redis://ext-cluster:7000/0']);
+    expect(problems).toEqual([
+      { peer: 'bad-port-99999', reason: 'PeerUnsupported', message: expect.stringMatching(/not a URL the bridge/) },
+    ]);
+    expect(bridgeAccepts(a)).toEqual(['ext-6379', 'ext-cluster-7000']);
+  });
+
+  it('never renders two peers alike, whatever the list (random lists of entries the schema admits)', () => {
+    const pool: PeerEntry[] = [
+      { cacheCluster: { name: 'b' } },
+      { cacheCluster: { name: 'b', namespace: 'shop' } },
+      { cacheCluster: { name: 'd' } },
+      { cacheCluster: { name: 'c', namespace: 'other' }, passwordSecretRef: { name: 'copy', key: 'k' } },
+      { redis: { url: 'redis://x:6379' } },
+      { redis: { url: 'redis://x:6379/0' } },
+      { redis: { url: 'redis://x:6379/1' } },
+      { redis: { url: 'redis://x:6379/1', channel: 'c1' } },
+      { redis: { url: 'redis://x:6379', channel: 'c2' } },
+      { redis: { url: 'rediss://x:6379' } },
+      { redis: { url: 'redis://x' } },
+      { redis: { url: 'redis://x_:6379' } },
+      { redis: { url: 'redis://x-:6379' } },
+      { redis: { url: 'redis://x-6379-db1' } },
+      { redis: { url: 'redis://x:6379/1' }, passwordSecretRef: { name: 's', key: 'k' } },
+      { redis: { url: 'redis://y:7000', cluster: true } },
+      { redis: { url: 'redis://y:7000/3', cluster: true } },
+    ];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let run = 0; run < 300; run++) {
+      const list = Array.from(
+        { length: 1 + Math.floor(random() * 16) },
+        () => pool[Math.floor(random() * pool.length)]!,
+      );
+      const a = cacheCluster('a', withPeers(...list));
+      const { peers } = resolvePeers(a, lookup);
+      const names = bridgeAccepts(a);
+      expect(names, JSON.stringify(list)).toEqual(peers.map((p) => p.name));
+      expect(new Set(names).size, JSON.stringify(list)).toBe(names.length);
+    }
+  });
+});
+
+describe('externalPeerNames', () => {
+  it('avoids a name another peer has as written', () => {
+    // "x-6379-db1" is a host's own name: the peer of database 1 on x:6379 gets a hash instead.
+    const names = externalPeerNames([
+      { name: 'x-6379', identity: 'i0', db: 0, external: true },
+      { name: 'x-6379', identity: 'i1', db: 1, external: true },
+      { name: 'x-6379-db1', identity: 'i2', db: 0, external: true },
+    ]);
+    expect(names[0]).toBe('x-6379-db0');
+    expect(names[1]).toMatch(/^x-6379-[0-9a-f]{8}$/);
+    expect(names[2]).toBe('x-6379-db1');
   });
 });
 

@@ -64,4 +64,50 @@ describe('peersCondition', () => {
       }),
     ).toMatchObject({ status: 'False', reason: 'BridgeNotSubscribed' });
   });
+
+  it('keeps a reachable peer under repair True (a flush, a malformed message): it names the repair', () => {
+    const c = peersCondition({
+      ...base,
+      report: {
+        subscribed: true,
+        peers: [
+          { name: 'shop/b', up: true, repairPending: 'invalidate-all', since: '2026-01-01T00:00:00.000Z' },
+          { name: 'ext', up: true },
+        ],
+      },
+    });
+    expect(c).toEqual({
+      type: 'PeersReachable',
+      status: 'True',
+      reason: 'AllPeersReachable',
+      message: '2 peer(s) reachable: shop/b, ext; repairing shop/b (invalidate-all)',
+    });
+    // An unreachable peer waiting for its repair is still unreachable.
+    expect(
+      peersCondition({
+        ...base,
+        report: {
+          subscribed: true,
+          peers: [
+            { name: 'shop/b', up: false, repairPending: 'peer-reconnected', since: '2026-01-01T00:00:00.000Z' },
+            { name: 'ext', up: true },
+          ],
+        },
+      }),
+    ).toMatchObject({
+      status: 'False',
+      reason: 'PeerUnreachable',
+      message: 'peer shop/b not reachable since 2026-01-01T00:00:00.000Z (repair pending: peer-reconnected)',
+    });
+  });
+
+  it('reports a peer list the bridge could not use as PeerConflict', () => {
+    expect(
+      peersCondition({
+        ...base,
+        problems: [{ peer: 'shop/b', reason: 'PeerConflict', message: 'peer shop/b is listed 2 times' }],
+        report: undefined,
+      }),
+    ).toMatchObject({ status: 'False', reason: 'PeerConflict', message: 'peer shop/b is listed 2 times' });
+  });
 });

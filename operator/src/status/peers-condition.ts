@@ -1,12 +1,16 @@
 /**
  * The `PeersReachable` condition of a CacheCluster with `spec.invalidation.peers`, from the peers the
  * operator could resolve and what the bridge reports on `/v1/peers`. Pure.
+ *
+ * A peer is down when the bridge reports it not `up` (not connected, or its last call failed). A peer that
+ * is up with `repairPending` is being repaired (a scheduled flush, a malformed local message, a reconnect...):
+ * it is reachable, the repair takes a moment, and the condition stays True, naming it in the message.
  */
 import { CONDITION_PEERS_REACHABLE } from '../api/v1alpha1/constants.js';
 import type { PeerProblem } from '../desired/bridge.js';
 import type { ConditionInput } from './conditions.js';
 
-/** The bridge's `/v1/peers` answer (sidecar/src/bridge/bridge-app.ts). */
+/** The bridge's `/v1/peers` answer (sidecar/src/bridge/bridge-app.ts, peer-link.ts PeerStatus). */
 export interface BridgeReport {
   subscribed: boolean;
   peers: Array<{ name: string; up: boolean; lastError?: string; since?: string; repairPending?: string }>;
@@ -70,10 +74,15 @@ export function peersCondition(input: {
         .join('; '),
     };
   }
+  const repairing = input.expected.map((n) => reported.get(n)!).filter((p) => p.repairPending !== undefined);
   return {
     ...base,
     status: 'True',
     reason: 'AllPeersReachable',
-    message: `${input.expected.length} peer(s) reachable: ${input.expected.join(', ')}`,
+    message:
+      `${input.expected.length} peer(s) reachable: ${input.expected.join(', ')}` +
+      (repairing.length > 0
+        ? `; repairing ${repairing.map((p) => `${p.name} (${p.repairPending ?? ''})`).join(', ')}`
+        : ''),
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../config-values.js';
-import { parseBridgeConfig } from './bridge-config.js';
+import { MAX_PEERS, parseBridgeConfig } from './bridge-config.js';
 
 const base = ['--cluster', 'shop/a', '--redis', 'redis://a:6379'];
 
@@ -96,5 +96,56 @@ describe('parseBridgeConfig', () => {
         {},
       ),
     ).toThrow(ConfigError);
+  });
+
+  it('takes --log-level from the levels the sidecar takes, and says so in one line otherwise', () => {
+    const run = (level: string) => {
+      const r = parseBridgeConfig([...base, '--peer', 'b=redis://b', '--log-level', level], {});
+      if (r.kind !== 'run') throw new Error(r.kind);
+      return r.config.logLevel;
+    };
+    expect(run('warn')).toBe('warn');
+    expect(run('silent')).toBe('silent');
+    const r = parseBridgeConfig([...base, '--peer', 'b=redis://b'], {});
+    expect(r.kind === 'run' && r.config.logLevel).toBe('info');
+    // The sidecar's own wording (sidecar/src/config.ts: oneOf(LOG_LEVELS)).
+    expect(() => run('verbose')).toThrow(
+      new ConfigError('--log-level: "verbose" is not one of fatal, error, warn, info, debug, trace, silent'),
+    );
+    expect(() => parseBridgeConfig([...base, '--peer', 'b=redis://b'], { RIPPLECACHE_LOG_LEVEL: 'INFO' })).toThrow(
+      /--log-level: "INFO" is not one of/,
+    );
+  });
+
+  it('takes --cluster as NAMESPACE/NAME, each a DNS label', () => {
+    const cluster = (name: string) => () =>
+      parseBridgeConfig(['--cluster', name, '--redis', 'redis://a', '--peer', 'b=redis://b'], {});
+    for (const ok of ['shop/a', 'ns-1/sessions-eu', '0/x', `${'n'.repeat(63)}/${'c'.repeat(63)}`]) {
+      const r = cluster(ok)();
+      expect(r.kind === 'run' && r.config.cluster).toBe(ok);
+    }
+    for (const bad of [
+      'not a name',
+      'shop',
+      'shop/',
+      '/a',
+      'a/b/c',
+      'Shop/a',
+      'shop/a_b',
+      'shop/-a',
+      `shop/${'c'.repeat(64)}`,
+    ]) {
+      expect(cluster(bad), bad).toThrow(ConfigError);
+    }
+    expect(cluster('not a name')).toThrow(
+      '--cluster: "not a name" is not NAMESPACE/NAME (each a Kubernetes DNS label: lowercase letters, digits and \'-\', at most 63)',
+    );
+  });
+
+  it(`takes at most ${MAX_PEERS} peers: a relayed message names at most 64 clusters`, () => {
+    const peers = (n: number) => Array.from({ length: n }, (_, i) => ['--peer', `p${i}=redis://p${i}`]).flat();
+    const r = parseBridgeConfig([...base, ...peers(MAX_PEERS)], {});
+    expect(r.kind === 'run' && r.config.peers.length).toBe(63);
+    expect(() => parseBridgeConfig([...base, ...peers(MAX_PEERS + 1)], {})).toThrow(/64 peers, at most 63/);
   });
 });

@@ -12,7 +12,9 @@
  */
 import { DEFAULT_INVALIDATION_CHANNEL } from '../../../common/src/protocol.js';
 import { FlagError, envValues, parseFlags, valuesByFlag, type FlagSpec } from '../../../common/src/flags.js';
-import { ConfigError, REDIS_URL, bool, int, parseListen, str } from '../config-values.js';
+import { MAX_VISITED } from '../../../common/src/invalidation-message.js';
+import { ConfigError, REDIS_URL, bool, int, oneOf, parseListen, str } from '../config-values.js';
+import { LOG_LEVELS, type LogLevel } from '../config-defaults.js';
 import type { HostPort } from '../../../common/src/host-port.js';
 
 export interface BridgePeerConfig {
@@ -46,7 +48,7 @@ export interface BridgeConfig {
   /** Default 60000. */
   tombstoneTtlMs: number;
   /** Default info. */
-  logLevel: string;
+  logLevel: LogLevel;
 }
 
 export const BRIDGE_DEFAULTS = {
@@ -57,7 +59,28 @@ export const BRIDGE_DEFAULTS = {
   maxPending: 100_000,
   tombstoneTtlMs: 60_000,
   logLevel: 'info',
-} as const;
+} as const satisfies { logLevel: LogLevel } & Record<string, unknown>;
+
+/**
+ * Peers at most: a relayed message names this cluster and every peer in `visited`, which a bridge takes for
+ * malformed past MAX_VISITED (and then repairs all its peers).
+ */
+export const MAX_PEERS = MAX_VISITED - 1;
+
+/** A Kubernetes namespace or CacheCluster name: a DNS label (RFC 1123), at most 63 characters. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** `--cluster`: `namespace/name`, what the operator renders and what peers' bridges compare (relay-plan.ts). */
+function clusterName(raw: string, where: string): string {
+  const s = str(raw, where);
+  const parts = s.split('/');
+  if (parts.length !== 2 || !parts.every((p) => DNS_LABEL.test(p))) {
+    throw new ConfigError(
+      `${where}: "${s}" is not NAMESPACE/NAME (each a Kubernetes DNS label: lowercase letters, digits and '-', at most 63)`,
+    );
+  }
+  return s;
+}
 
 const SPECS: readonly (FlagSpec & { help: string })[] = [
   { name: 'listen', help: 'HOST:PORT of /metrics, /healthz, /readyz and /v1/peers (default 0.0.0.0:7072)' },
@@ -94,7 +117,7 @@ const SPECS: readonly (FlagSpec & { help: string })[] = [
   { name: 'max-batch', help: 'keys per relay call at most (default 500)' },
   { name: 'max-pending', help: 'keys waiting per peer before it is repaired instead (default 100000)' },
   { name: 'tombstone-ttl-ms', help: 'life of the tombstones written in peers, ms (default 60000)' },
-  { name: 'log-level', help: 'fatal|error|warn|info|debug|trace (default info)' },
+  { name: 'log-level', help: `${LOG_LEVELS.join('|')} (default ${BRIDGE_DEFAULTS.logLevel})` },
 ];
 
 export type BridgeConfigResult =
@@ -155,7 +178,7 @@ export function parseBridgeConfig(
   };
 
   const redis = REDIS_URL(required('redis'), '--redis') as string;
-  const cluster = str(required('cluster'), '--cluster');
+  const cluster = clusterName(required('cluster'), '--cluster');
   const channels = new Map(values('peer-channel').map((r) => pair(r, 'peer-channel')));
   const passwordEnvs = new Map(values('peer-password-env').map((r) => pair(r, 'peer-password-env')));
   const clusterPeers = new Set(values('peer-cluster').map((r) => str(r, '--peer-cluster')));
@@ -179,9 +202,17 @@ export function parseBridgeConfig(
     if (clusterPeers.has(name)) requireDbZero(url, `--peer ${name}`);
   }
   if (peers.length === 0) throw new ConfigError('--peer: at least one peer is required');
+  if (peers.length > MAX_PEERS) {
+    throw new ConfigError(
+      `--peer: ${peers.length} peers, at most ${MAX_PEERS} (a relayed message names at most ${MAX_VISITED} clusters)`,
+    );
+  }
   for (const name of [...channels.keys(), ...passwordEnvs.keys(), ...clusterPeers]) {
     if (!peers.some((p) => p.name === name)) throw new ConfigError(`"${name}" is not a --peer`);
   }
+  const logLevelRaw = one('log-level');
+  const logLevel =
+    logLevelRaw === undefined ? BRIDGE_DEFAULTS.logLevel : (oneOf(LOG_LEVELS)(logLevelRaw, '--log-level') as LogLevel);
   const listenRaw = one('listen');
   const redisPassword = one('redis-password');
   const redisClusterRaw = one('redis-cluster');
@@ -201,7 +232,7 @@ export function parseBridgeConfig(
       maxBatch: number('max-batch', 1, 100_000, BRIDGE_DEFAULTS.maxBatch),
       maxPending: number('max-pending', 1, 100_000_000, BRIDGE_DEFAULTS.maxPending),
       tombstoneTtlMs: number('tombstone-ttl-ms', 1000, 86_400_000, BRIDGE_DEFAULTS.tombstoneTtlMs),
-      logLevel: one('log-level') ?? BRIDGE_DEFAULTS.logLevel,
+      logLevel,
     },
   };
 }

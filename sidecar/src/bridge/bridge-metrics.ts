@@ -18,8 +18,17 @@ export interface BridgeMetrics {
   message(peer: string, kind: 'keys' | 'all'): void;
   /** Seconds from a key's arrival on the local channel to its invalidation on the peer. */
   lag(peer: string, seconds: number): void;
-  error(peer: string, op: 'relay' | 'repair' | 'local'): void;
+  /**
+   * A failed call (relay, repair; `local`: on the local Redis), or a failed connection attempt or error on an
+   * established connection (`connect`: one per error the Redis client reports, about one per reconnect attempt).
+   */
+  error(peer: string, op: 'relay' | 'repair' | 'local' | 'connect'): void;
+  /** Reachable: connected, and its last call succeeded. */
   peerUp(peer: string, up: boolean): void;
+  /** A repair of the peer is wanted or running (relays wait for it). */
+  repairPending(peer: string, pending: boolean): void;
+  /** A message relayed here was not forwarded to this peer: its route would have named more than 64 clusters. */
+  forwardDropped(peer: string): void;
   repair(peer: string, reason: RepairReason, recordsDropped: number): void;
   gap(): void;
   subscribed(up: boolean): void;
@@ -58,13 +67,25 @@ export function createBridgeMetrics(
   });
   const errors = new Counter({
     name: 'ripplecache_bridge_errors_total',
-    help: 'Failed calls, by peer (or "local") and operation',
+    help: 'Failed calls, by peer (or "local") and operation (relay, repair, local; connect: each error of the connection, about one per reconnect attempt)',
     labelNames: ['peer', 'op'],
     registers: [registry],
   });
   const up = new Gauge({
     name: 'ripplecache_bridge_peer_up',
-    help: '1 when the peer is reachable and repaired (relays flow), 0 otherwise',
+    help: '1 when the peer is reachable (connected, and its last call succeeded), 0 otherwise; a repair in progress is ripplecache_bridge_peer_repair_pending',
+    labelNames: ['peer'],
+    registers: [registry],
+  });
+  const repairPending = new Gauge({
+    name: 'ripplecache_bridge_peer_repair_pending',
+    help: 'A repair of the peer is wanted or running (relays to it wait): 1, otherwise 0',
+    labelNames: ['peer'],
+    registers: [registry],
+  });
+  const forwardsDropped = new Counter({
+    name: 'ripplecache_bridge_forwards_dropped_total',
+    help: 'Messages relayed here that were not forwarded to this peer (which they had not visited) because their route would have named more than 64 clusters',
     labelNames: ['peer'],
     registers: [registry],
   });
@@ -92,11 +113,13 @@ export function createBridgeMetrics(
   });
   for (const peer of peers) {
     up.set({ peer }, 0);
-    errors.inc({ peer, op: 'relay' }, 0);
-    errors.inc({ peer, op: 'repair' }, 0);
+    repairPending.set({ peer }, 1);
+    forwardsDropped.inc({ peer }, 0);
+    for (const op of ['relay', 'repair', 'connect']) errors.inc({ peer, op }, 0);
     for (const outcome of ['invalidated', 'kept-newer']) keys.inc({ peer, outcome }, 0);
   }
   errors.inc({ peer: 'local', op: 'local' }, 0);
+  errors.inc({ peer: 'local', op: 'connect' }, 0);
   subscribed.set(0);
   return {
     registry,
@@ -106,6 +129,8 @@ export function createBridgeMetrics(
     lag: (peer, seconds) => lag.observe({ peer }, seconds),
     error: (peer, op) => errors.inc({ peer, op }),
     peerUp: (peer, v) => up.set({ peer }, v ? 1 : 0),
+    repairPending: (peer, v) => repairPending.set({ peer }, v ? 1 : 0),
+    forwardDropped: (peer) => forwardsDropped.inc({ peer }),
     repair: (peer, reason, n) => {
       repairs.inc({ peer, reason });
       dropped.inc({ peer }, n);

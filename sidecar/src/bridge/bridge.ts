@@ -19,11 +19,17 @@
  *
  * Messages another cluster's bridge relayed here are forwarded to the peers they have not visited, with
  * the versions they carry (relay-plan.ts `forwardPlan`): keys are relayed, an invalidate-all is forwarded
- * as a repair of those peers.
+ * as a repair of those peers. Peers a route of 64 clusters has no room for are not forwarded to: counted
+ * (`ripplecache_bridge_forwards_dropped_total{peer}`) and logged at warn (at most once a minute).
+ *
+ * The local Redis's connections (commands, subscription): each error is counted
+ * (`errors_total{peer="local",op="connect"}`) and logged at warn, secrets redacted, the first of an episode,
+ * any other message, otherwise once a minute (error-report.ts); nothing goes to stderr outside the log.
  */
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { describeError } from '../errors.js';
+import { ErrorLogGate, errorText, safeError } from './error-report.js';
 import { whenReady, type RedisClient } from '../redis/redis-client.js';
 import type { KeyLayout } from '../write/key-layout.js';
 import { DEFAULT_VERSION_KEY } from '../redis/versioned-records.js';
@@ -84,6 +90,8 @@ export interface BridgeOptions {
   heartbeatMs?: number;
   metrics: BridgeMetrics;
   log: FastifyBaseLogger;
+  /** Passwords never to show in an error reported (local, peers'); URLs' credentials are always taken out. */
+  secrets?: readonly string[];
 }
 
 export class Bridge {
@@ -99,8 +107,13 @@ export class Bridge {
   private looking = false;
   private stopped = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly localErrors = { commands: new ErrorLogGate(), subscription: new ErrorLogGate() };
+  private readonly forwardLog = new ErrorLogGate();
 
   constructor(private readonly options: BridgeOptions) {
+    // At once, so that no error of either local connection goes unheard (ioredis prints unhandled ones).
+    this.watchLocal(options.local, 'commands');
+    this.watchLocal(options.subscriber, 'subscription');
     this.local = new BridgeRedis(options.local, options.localLayout, options.versionKey ?? DEFAULT_VERSION_KEY);
     if (options.local.status === 'ready') this.localWasReady = true;
     else
@@ -129,8 +142,34 @@ export class Bridge {
           tombstoneTtlMs: options.tombstoneTtlMs ?? 60_000,
           metrics: options.metrics,
           log: options.log,
+          secrets: options.secrets ?? [],
         }),
     );
+  }
+
+  /** Counts and logs (through a gate) the errors of a local connection; says when it is back. */
+  private watchLocal(client: RedisClient, connection: 'commands' | 'subscription'): void {
+    const gate = this.localErrors[connection];
+    const secrets = this.options.secrets ?? [];
+    client.on('error', (err: unknown) => {
+      if (this.stopped) return;
+      this.options.metrics.error('local', 'connect');
+      const verdict = gate.check(errorText(err, secrets), Date.now());
+      if (!verdict.log) return;
+      this.options.log.warn(
+        {
+          connection,
+          error: safeError(err, secrets),
+          ...(verdict.repeated > 0 ? { repeated: verdict.repeated } : {}),
+        },
+        'Failed to connect to the local Redis',
+      );
+    });
+    client.on('ready', () => {
+      if (!gate.failing) return;
+      gate.reset();
+      this.options.log.info({ connection }, 'Connected to the local Redis again');
+    });
   }
 
   get subscribed(): boolean {
@@ -139,7 +178,7 @@ export class Bridge {
 
   /** Subscribed locally and every peer reachable and repaired. */
   get ready(): boolean {
-    return this.subscribedNow && this.links.every((l) => l.isUp);
+    return this.subscribedNow && this.links.every((l) => l.relaying);
   }
 
   peers(): PeerStatus[] {
@@ -150,7 +189,6 @@ export class Bridge {
     const sub = this.options.subscriber;
     sub.on('ready', () => this.subscribe());
     sub.on('close', () => this.lost('connection closed'));
-    sub.on('error', () => {});
     sub.on('message', (channel: string, raw: string) => {
       if (channel === this.options.channel) this.handle(raw);
     });
@@ -269,6 +307,8 @@ export class Bridge {
       m.visited,
     );
     if (plan === undefined) return false;
+    if (plan.dropped.length > 0) this.routeFull(m, plan.dropped);
+    if (plan.targets.length === 0) return false;
     const targets = this.links.filter((l) => plan.targets.includes(l.name));
     if ('all' in m) {
       for (const link of targets) link.requestRepair('relayed-invalidate-all', plan.route);
@@ -278,6 +318,22 @@ export class Bridge {
     const now = Date.now();
     for (const link of targets) link.enqueue(plan.route, m.keys, m.vers, now);
     return true;
+  }
+
+  /** Peers a relayed message cannot be forwarded to: its route has no room left for them. */
+  private routeFull(m: InvalidationMessage & { origin: string }, dropped: readonly string[]): void {
+    for (const peer of dropped) this.options.metrics.forwardDropped(peer);
+    const verdict = this.forwardLog.check(`${m.origin}\n${dropped.join('\n')}`, Date.now());
+    if (!verdict.log) return;
+    this.options.log.warn(
+      {
+        origin: m.origin,
+        visited: m.visited?.length ?? 0,
+        dropped,
+        ...(verdict.repeated > 0 ? { repeated: verdict.repeated } : {}),
+      },
+      'Did not forward a relayed message to peers it has not visited: its route would name more than 64 clusters',
+    );
   }
 
   private repairAll(reason: RepairReason): void {

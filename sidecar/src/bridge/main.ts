@@ -60,6 +60,11 @@ async function main(): Promise<void> {
       cluster: p.cluster === true,
     }),
   }));
+  // Every password the bridge knows, never to appear in a reported error (URLs' credentials are taken out too).
+  const secrets = [config.redis, ...config.peers.map((p) => p.url)]
+    .map(urlPassword)
+    .concat(config.redisPassword ?? '', ...config.peers.map((p) => p.password ?? ''))
+    .filter((s) => s !== '');
   const metrics = createBridgeMetrics(
     peers.map((p) => p.name),
     { defaultMetrics: true },
@@ -77,6 +82,7 @@ async function main(): Promise<void> {
     tombstoneTtlMs: config.tombstoneTtlMs,
     metrics,
     log,
+    secrets,
   });
   const app = buildBridgeApp({ bridge, metrics, log });
   log.info(
@@ -121,6 +127,15 @@ async function main(): Promise<void> {
   } catch (err) {
     log.fatal({ error: describeError(err), listen: config.listen }, 'Failed to listen');
     process.exit(1);
+  }
+}
+
+/** The password of a redis:// URL ('' when none). */
+function urlPassword(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
   }
 }
 

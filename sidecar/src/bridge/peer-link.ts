@@ -20,14 +20,22 @@
  *
  * A peer that cannot be reached: the worker retries the repair with back-off (PEER_BACKOFF) and wakes
  * at once when the connection comes back; `up` is false meanwhile (metric, /v1/peers, /readyz).
+ *
+ * `up` means reachable: the client is connected (ioredis' `ready`: connected, authenticated, answering) and no
+ * call to the peer has failed since. A repair of a reachable peer (a local invalidate-all, a malformed local
+ * message...) leaves it up and shows as `repairPending` (and the `ripplecache_bridge_peer_repair_pending`
+ * gauge); /readyz wants both: up and nothing to repair. Every error of the peer's connection (refused,
+ * unresolvable, a wrong password: ioredis reports one per reconnect attempt) is kept as `lastError` (its
+ * message, secrets redacted), counted (`errors_total{op="connect"}`) and logged at warn — the first of a
+ * failure episode, any other message, otherwise once a minute (error-report.ts).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { backoffDelay, type Backoff } from '../../../common/src/backoff.js';
-import { describeError } from '../errors.js';
 import type { RedisClient } from '../redis/redis-client.js';
 import type { KeyLayout } from '../write/key-layout.js';
 import { BridgeRedis } from './bridge-redis.js';
 import type { BridgeMetrics } from './bridge-metrics.js';
+import { ErrorLogGate, errorText, safeError } from './error-report.js';
 import { RoutedPendingKeys, routeKey, type RelayedMessages, type RepairReason, type Route } from './relay-plan.js';
 
 /** Back-off between failed repairs of a peer: 100 ms doubling to 5 s, plus up to 100 ms of jitter. */
@@ -50,16 +58,19 @@ export interface PeerLinkOptions {
   tombstoneTtlMs: number;
   metrics: BridgeMetrics;
   log: FastifyBaseLogger;
+  /** Passwords never to show in `lastError` or the log (the peer's, and any other the bridge was given). */
+  secrets?: readonly string[];
   /** The clock, ms (Date.now). */
   now?: () => number;
 }
 
 export interface PeerStatus {
   name: string;
-  /** Reachable and repaired: relays flow. */
+  /** Reachable: connected, and no call to it failed since. */
   up: boolean;
-  /** Why the peer is waiting for a repair, if it is. */
+  /** Why the peer is waiting for a repair (or being repaired), if it is: relays to it wait meanwhile. */
   repairPending?: RepairReason;
+  /** The last error reaching the peer (a connection's, or a failed call's), until a call succeeds. */
   lastError?: string;
   /** When `up` last changed, ISO 8601. */
   since: string;
@@ -74,6 +85,8 @@ export class PeerLink {
   /** The routes the next repair publishes an invalidate-all for (one message each). */
   private readonly repairRoutes = new Map<string, Route>();
   private readonly now: () => number;
+  private readonly errorLog = new ErrorLogGate();
+  private readonly secrets: readonly string[];
   private repairWanted: RepairReason | undefined = 'start';
   private repairGeneration = 0;
   private up = false;
@@ -94,6 +107,10 @@ export class PeerLink {
     this.repairRoutes.set(routeKey(options.localRoute), options.localRoute);
     this.now = options.now ?? Date.now;
     this.since = this.now();
+    this.secrets = options.secrets ?? [];
+    options.metrics.repairPending(options.name, true);
+    // At once, so that no error of the client goes unheard (ioredis prints unhandled ones to stderr).
+    this.client.on('error', (err: unknown) => this.connectionError(err));
   }
 
   get name(): string {
@@ -102,6 +119,11 @@ export class PeerLink {
 
   get isUp(): boolean {
     return this.up;
+  }
+
+  /** Up, and no repair wanted: relays flow. */
+  get relaying(): boolean {
+    return this.up && this.repairWanted === undefined;
   }
 
   status(): PeerStatus {
@@ -117,13 +139,17 @@ export class PeerLink {
   }
 
   start(): void {
-    this.client.on('ready', () => this.kick());
+    this.client.on('ready', () => {
+      this.reached();
+      this.kick();
+    });
     this.client.on('close', () => {
       if (this.stopped) return;
       if (this.up) this.options.log.warn({ peer: this.options.name }, 'Lost the connection to a peer');
+      this.setUp(false);
       this.requestRepair('peer-reconnected');
     });
-    this.client.on('error', () => {});
+    if (this.client.status === 'ready') this.reached();
     this.kick();
   }
 
@@ -150,10 +176,13 @@ export class PeerLink {
    */
   requestRepair(reason: RepairReason, route: Route = this.options.localRoute): void {
     this.repairRoutes.set(routeKey(route), route);
-    this.repairWanted ??= reason;
+    if (this.repairWanted === undefined) {
+      this.repairWanted = reason;
+      this.options.metrics.repairPending(this.options.name, true);
+    }
     this.repairGeneration++;
     this.pending.clear();
-    this.setUp(false);
+    // `up` stays as it is: a repair of a reachable peer does not make it unreachable.
     this.kick();
   }
 
@@ -162,6 +191,41 @@ export class PeerLink {
     this.up = up;
     this.since = this.now();
     this.options.metrics.peerUp(this.options.name, up);
+  }
+
+  /** The peer answered (the connection is ready, or a call succeeded): it is reachable. */
+  private reached(): void {
+    this.lastError = undefined;
+    if (this.errorLog.failing) {
+      this.errorLog.reset();
+      this.options.log.info({ peer: this.options.name }, 'Reached a peer again');
+    }
+    this.setUp(true);
+  }
+
+  /** An error of the peer's connection (ioredis' `error` event: a failed connection attempt, a reset...). */
+  private connectionError(err: unknown): void {
+    if (this.stopped) return;
+    this.report('connect', err);
+  }
+
+  /** Keeps, counts and (through the gate) logs an error reaching the peer. */
+  private report(op: 'connect' | 'relay' | 'repair', err: unknown): void {
+    const text = errorText(err, this.secrets);
+    this.lastError = text;
+    this.options.metrics.error(this.options.name, op);
+    const gate = this.errorLog.check(`${op}: ${text}`, this.now());
+    if (!gate.log) return;
+    this.options.log.warn(
+      {
+        peer: this.options.name,
+        op,
+        error: safeError(err, this.secrets),
+        ...(op === 'connect' ? {} : { attempt: this.failures + 1 }),
+        ...(gate.repeated > 0 ? { repeated: gate.repeated } : {}),
+      },
+      op === 'connect' ? 'Failed to connect to a peer' : 'Failed to reach a peer',
+    );
   }
 
   private kick(): void {
@@ -188,12 +252,12 @@ export class PeerLink {
         const routes = [...this.repairRoutes.values()];
         try {
           await this.repair(reason, routes);
+          this.reached();
           if (generation === this.repairGeneration) {
             this.repairWanted = undefined;
+            this.options.metrics.repairPending(this.options.name, false);
             this.repairRoutes.clear();
             this.failures = 0;
-            this.lastError = undefined;
-            this.setUp(true);
           }
         } catch (err) {
           this.fail('repair', err);
@@ -211,6 +275,7 @@ export class PeerLink {
           this.options.channel,
           this.options.messages.keys(batch.route, batch.keys, batch.versions),
         );
+        this.reached();
         const invalidated = replies.filter((r) => r === 1).length;
         this.relayed += batch.keys.length;
         const { metrics, name } = this.options;
@@ -242,14 +307,10 @@ export class PeerLink {
     );
   }
 
+  /** A call failed: the peer is not reachable until one succeeds. */
   private fail(op: 'relay' | 'repair', err: unknown): void {
-    const e = describeError(err);
-    this.lastError = typeof e.message === 'string' ? e.message : String(err);
-    this.options.metrics.error(this.options.name, op);
-    this.options.log.warn(
-      { peer: this.options.name, op, error: e, attempt: this.failures + 1 },
-      'Failed to reach a peer',
-    );
+    this.report(op, err);
+    this.setUp(false);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseInvalidation } from '../../../common/src/invalidation-message.js';
+import { MAX_VISITED, parseInvalidation } from '../../../common/src/invalidation-message.js';
 import {
   LocalMessageClassifier,
   PendingKeys,
@@ -164,13 +164,48 @@ describe('forwardPlan', () => {
     }
   });
 
-  it('adds the targets to the route and stops at the bound', () => {
+  it('adds the targets to the route; past the bound it forwards to as many as fit and names the others', () => {
     expect(forwardPlan('b', ['a', 'c', 'd'], 'a', ['a', 'b'])).toEqual({
       targets: ['c', 'd'],
+      dropped: [],
       route: makeRoute('a', ['a', 'b', 'c', 'd']),
     });
-    const many = Array.from({ length: 63 }, (_, i) => `x${i}`);
-    expect(forwardPlan('b', ['c', 'd'], 'a', many)).toBeUndefined();
+    // a, b and 61 others: room for one more cluster in the route (64 at most).
+    const many = Array.from({ length: 61 }, (_, i) => `x${i}`);
+    const plan = forwardPlan('b', ['c', 'd', 'x1'], 'a', ['a', 'b', ...many]);
+    expect(plan).toEqual({ targets: ['c'], dropped: ['d'], route: makeRoute('a', ['a', 'b', ...many, 'c']) });
+    expect(plan!.route.visited).toHaveLength(MAX_VISITED);
+    expect(() => parseInvalidation(new RelayedMessages('s').keys(plan!.route, ['k'], [1]))).not.toThrow();
+    // No room at all: nothing forwarded, every unvisited peer named.
+    const full = Array.from({ length: 63 }, (_, i) => `x${i}`);
+    expect(forwardPlan('b', ['c', 'd'], 'a', full)).toMatchObject({ targets: [], dropped: ['c', 'd'] });
+  });
+
+  it('takes a write along a path longer than the bound once to each cluster it fits, and never loops', () => {
+    // A ring of 70, each listing its successor: the route grows by one per hop.
+    const n = 70;
+    const name = (i: number) => `c${i % n}`;
+    const g = Object.fromEntries(Array.from({ length: n }, (_, i) => [name(i), [name(i + 1)]]));
+    let dropped = 0;
+    const arrivals = new Map<string, number>();
+    const queue: { at: string; route: { origin: string; visited: string[] } }[] = [];
+    const first = localRoute('c0', g['c0']!);
+    for (const p of g['c0']!) queue.push({ at: p, route: first });
+    for (let steps = 0; queue.length > 0; steps++) {
+      if (steps > 1000) throw new Error('a loop');
+      const { at, route } = queue.shift()!;
+      expect(route.visited.length).toBeLessThanOrEqual(MAX_VISITED);
+      arrivals.set(at, (arrivals.get(at) ?? 0) + 1);
+      const plan = forwardPlan(at, g[at]!, route.origin, route.visited);
+      dropped += plan?.dropped.length ?? 0;
+      for (const t of plan?.targets ?? []) queue.push({ at: t, route: plan!.route });
+    }
+    expect(arrivals.get('c0')).toBeUndefined();
+    // c1 … c63: the route c0 … c63 is full; c63 does not forward to c64 and says so.
+    expect(arrivals.size).toBe(MAX_VISITED - 1);
+    expect([...arrivals.values()].every((k) => k === 1)).toBe(true);
+    expect(arrivals.has('c64')).toBe(false);
+    expect(dropped).toBe(1);
   });
 });
 

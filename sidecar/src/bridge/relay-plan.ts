@@ -13,7 +13,8 @@
  *   bridge that saw that message: in a full mesh the writer's bridge reaches every cluster directly and no
  *   bridge forwards (each write reaches each other cluster exactly once, as with one hop); in a ring where
  *   each cluster lists only its successor, the write travels around once and stops before its origin.
- *   `visited` only grows along a path and is bounded (MAX_VISITED), so nothing loops. Duplicates remain
+ *   `visited` only grows along a path and is bounded (MAX_VISITED), so nothing loops; a cluster that would
+ *   make a route longer than that is not forwarded to (`forwardPlan` `dropped`). Duplicates remain
  *   possible only where two bridges that did not see each other's message both forward to a third cluster
  *   (two disjoint relaying paths, e.g. A→B→D and A→C→D with B and C not peers of each other): D is then
  *   invalidated twice, which the versioned compare makes harmless (the second finds the tombstone).
@@ -55,19 +56,26 @@ export function localRoute(self: string, peers: readonly string[]): Route {
 
 /**
  * Where a message relayed here goes on: the peers not yet visited, and the route the forwarded message
- * carries; undefined when it goes nowhere (no `visited`: a one-hop bridge; every peer visited; the bound).
+ * carries; undefined when it goes nowhere (no `visited`: a one-hop bridge; every peer visited).
+ *
+ * The route may name MAX_VISITED clusters at most (a longer one is malformed to every reader): when the
+ * unvisited peers do not all fit, it goes to as many as fit, in the order given, and the others are
+ * `dropped` (the caller warns and counts them; they miss this write). Loops stay impossible: every route
+ * forwarded still names every cluster of the route it came with, so it only grows, and it is bounded.
  */
 export function forwardPlan(
   self: string,
   peers: readonly string[],
   origin: string,
   visited: readonly string[] | undefined,
-): { targets: string[]; route: Route } | undefined {
+): { targets: string[]; dropped: string[]; route: Route } | undefined {
   if (visited === undefined) return undefined;
   const seen = new Set([origin, self, ...visited]);
-  const targets = peers.filter((p) => !seen.has(p));
-  if (targets.length === 0 || seen.size + targets.length > MAX_VISITED) return undefined;
-  return { targets, route: makeRoute(origin, [...seen, ...targets]) };
+  const unvisited = peers.filter((p) => !seen.has(p));
+  if (unvisited.length === 0) return undefined;
+  const room = Math.max(0, MAX_VISITED - seen.size);
+  const targets = unvisited.slice(0, room);
+  return { targets, dropped: unvisited.slice(room), route: makeRoute(origin, [...seen, ...targets]) };
 }
 
 export type LocalMessageVerdict =
