@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CacheFullError, RedisCommandError, RedisUnavailableError, StoredRecordInvalidError } from '../errors.js';
-import { reconnectDelay, toSidecarError } from './redis-client.js';
+import { READONLY_RECONNECT_MS, readOnlyReconnector, reconnectDelay, toSidecarError } from './redis-client.js';
 
 const replyError = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
 
@@ -40,5 +40,36 @@ describe('redis-client (pure helpers)', () => {
       50, 100, 200, 400, 800, 1600, 2000, 2000, 2000,
     ]);
     expect(reconnectDelay(1, 0.999)).toBe(99);
+  });
+
+  it('maps an EXECABORT by its first refused command: READONLY in a MULTI is 503, not 502', () => {
+    const reply = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
+    const aborted = Object.assign(reply('EXECABORT Transaction discarded because of previous errors.'), {
+      previousErrors: [reply("READONLY You can't write against a read only replica.")],
+    });
+    const e = toSidecarError(aborted, 'write');
+    expect(e).toBeInstanceOf(RedisUnavailableError);
+    expect(e.message).toBe('write: Redis answered READONLY');
+    expect(
+      toSidecarError(reply('EXECABORT Transaction discarded because of previous errors.'), 'write'),
+    ).toBeInstanceOf(RedisCommandError);
+  });
+
+  it('reconnects on READONLY (commands and scripts), at most once a second, and on nothing else', () => {
+    let now = 0;
+    const reconnect = readOnlyReconnector(() => now);
+    const err = (m: string) => new Error(m);
+    expect(reconnect(err("READONLY You can't write against a read only replica."))).toBe(true);
+    now += READONLY_RECONNECT_MS - 1;
+    expect(reconnect(err("READONLY You can't write against a read only replica. script: ab, on @user_script:1."))).toBe(
+      false,
+    );
+    now += 1;
+    expect(reconnect(err("READONLY You can't write against a read only replica. script: ab, on @user_script:1."))).toBe(
+      true,
+    );
+    now += 10_000;
+    expect(reconnect(err('ERR unknown command'))).toBe(false);
+    expect(reconnect(err('LOADING Redis is loading the dataset in memory'))).toBe(false);
   });
 });

@@ -38,8 +38,32 @@ export function reconnectDelay(attempt: number, jitter = Math.random()): number 
   return backoffDelay(RECONNECT_BACKOFF, attempt - 1, jitter);
 }
 
+/** At most one reconnect per this many ms for READONLY answers ({@link readOnlyReconnector}). */
+export const READONLY_RECONNECT_MS = 1000;
+
+/**
+ * ioredis' `reconnectOnError` for a connection to a primary: a READONLY answer (also inside a MULTI, or from
+ * a script) means the node behind the address is a replica now — a primary that hung, was failed over and
+ * demoted while this connection stayed open (a Service's established connections stay on the old pod) —
+ * so the connection is dropped and made again, through the same address, to the current primary. Before,
+ * every write failed until the sidecar restarted. At most once per {@link READONLY_RECONNECT_MS}, so that an
+ * address that only leads to a replica does not reconnect on every write. The failed command is not resent
+ * (it answers 503).
+ */
+export function readOnlyReconnector(clock: () => number = () => performance.now()): (err: Error) => boolean {
+  let last = -Infinity;
+  return (err) => {
+    if (!/^READONLY\b/.test(err.message)) return false;
+    const now = clock();
+    if (now - last < READONLY_RECONNECT_MS) return false;
+    last = now;
+    return true;
+  };
+}
+
 export function createRedisClient(options: RedisClientOptions): Redis {
   return new Redis(options.url, {
+    reconnectOnError: readOnlyReconnector(),
     ...(options.password !== undefined ? { password: options.password } : {}),
     connectionName: options.name,
     commandTimeout: options.timeoutMs,
@@ -219,6 +243,10 @@ export function toSidecarError(err: unknown, what: string): SidecarError {
   const e = err instanceof Error ? err : new Error(String(err));
   if (e.name === 'ReplyError') {
     const first = e.message.split(' ', 1)[0] ?? '';
+    // A MULTI whose queued commands were refused (READONLY on a demoted primary, OOM...): EXEC answers
+    // EXECABORT and ioredis keeps the refusals in `previousErrors`; the first one says why.
+    const previous = (e as { previousErrors?: unknown[] }).previousErrors?.[0];
+    if (first === 'EXECABORT' && previous !== undefined) return toSidecarError(previous, what);
     if (first === 'OOM') return new CacheFullError(`${what}: Redis is full (maxmemory reached)`, { cause: e });
     if (first === 'WRONGTYPE')
       return new StoredRecordInvalidError(`${what}: the record in Redis was not written by a sidecar`, { cause: e });
