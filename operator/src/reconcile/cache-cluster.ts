@@ -17,6 +17,7 @@ import {
   REDIS_PORT,
 } from '../api/v1alpha1/constants.js';
 import { ReshardingMemory } from './resharding-memory.js';
+import { mergePatch } from '../status/merge-patch.js';
 import { DEFAULTS, type CacheCluster, type CacheClusterStatus, type ReshardingStatus } from '../api/v1alpha1/types.js';
 import { done, requeueAfter, splitKey, type ReconcileResult } from '../controller/controller.js';
 import { passwordChecksum } from '../desired/auth-checksum.js';
@@ -754,8 +755,8 @@ async function writeStatus(
     uid: cc.metadata.uid,
   };
   // A merge patch keeps fields it does not name: a field the new status drops (a finished failover) is sent as null.
-  const patch: Record<string, unknown> = { ...status };
-  for (const k of [...Object.keys(cc.status ?? {}), ...alsoPatched]) if (!(k in status)) patch[k] = null;
+  const patch = mergePatch(cc.status, { ...status });
+  for (const k of alsoPatched) if (!(k in status)) patch[k] = null;
   await deps.kube.patchStatus({ ...ref, plural: PLURAL }, patch);
   for (const e of transitionEvents(cc.status, status)) {
     await deps.kube

@@ -177,6 +177,8 @@ describe('failoverStep', () => {
       expect.stringMatching(/^status \{"primary":"c-2","failover":null,"lastFailover":\{"from":"c-0","to":"c-2"/),
     ]);
     expect(w.steps).toEqual(['Started', 'Unlabelled', 'Promoted', 'Repointed']);
+    // An unplanned failover's record has no reason: sent as null, so a switchover's `Planned` does not stay.
+    expect(JSON.parse(w.calls.at(-1)!.slice('status '.length)).lastFailover.reason).toBeNull();
     expect(done).toMatchObject({ primary: 'c-2', failover: undefined, lastFailover: { from: 'c-0', to: 'c-2' } });
     expect(w.events).toEqual([
       expect.objectContaining({

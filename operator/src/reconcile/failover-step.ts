@@ -445,7 +445,17 @@ async function completeFailover(ctx: StepContext, mem: FailoverMemory, f: Failov
       namespace: cc.metadata.namespace,
       name: cc.metadata.name,
     },
-    { primary: record.to, failover: null, lastFailover: record },
+    // The record replaces the last one whole: a merge patch would keep its optional fields (a switchover's
+    // `reason: Planned`, an earlier `fromOffset`).
+    {
+      primary: record.to,
+      failover: null,
+      lastFailover: {
+        ...record,
+        ...(record.fromOffset === undefined ? { fromOffset: null } : {}),
+        ...(record.reason === undefined ? { reason: null } : {}),
+      },
+    },
   );
   mem.primary = record.to;
   mem.failover = undefined;
