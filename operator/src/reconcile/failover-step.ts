@@ -520,6 +520,8 @@ async function rollAction(ctx: StepContext, mem: FailoverMemory): Promise<RollOb
   switch (decision.action) {
     case 'none':
       mem.rollWaiting = undefined;
+      // The roll is over (the last restarted pod back and in sync): a later crash is no roll.
+      mem.rollDeletedUid = undefined;
       return { kind: 'none' };
     case 'wait':
       if (mem.rollWaiting !== decision.why) log.info({ why: decision.why }, 'Rolling update: waiting');

@@ -112,6 +112,35 @@ describe('decideRoll', () => {
     expect(decideRoll({ ...base, primary: 'c-2', pods })).toMatchObject({ action: 'delete', pod: 'c-0' });
   });
 
+  it('is not over while the old primary it restarted last is terminating, missing, or back but not in sync', () => {
+    const rest = [pod(1, 'new', replica(300, 2)), pod(2, 'new', master(300))];
+    const input = (p0: RollingPod): RollInput => ({
+      ...base,
+      primary: 'c-2',
+      pods: [p0, ...rest],
+      deletedUid: 'uid-0-old',
+    });
+    // Terminating: not counted as existing (so not as outdated either), still in the cache under its uid.
+    expect(decideRoll(input(pod(0, 'old', replica(300, 2), { exists: false })))).toEqual({
+      action: 'wait',
+      why: 'c-0 is being deleted',
+    });
+    // Recreated on the update revision (a new uid), not Ready yet, then Ready but still syncing.
+    const back = { uid: 'uid-0-new' };
+    expect(decideRoll(input(pod(0, 'new', replica(0, 2), { ...back, ready: false })))).toMatchObject({
+      action: 'wait',
+      why: 'c-0 is not Ready',
+    });
+    expect(decideRoll(input(pod(0, 'new', replica(300, 2, { syncInProgress: true }), back)))).toMatchObject({
+      action: 'wait',
+    });
+    expect(decideRoll(input(pod(0, 'new', replica(300, 2), back)))).toEqual({ action: 'none' });
+    // No roll in progress (nothing restarted): a missing pod is not a roll.
+    expect(
+      decideRoll({ ...base, primary: 'c-2', pods: [pod(0, 'new', replica(0, 2), { exists: false }), ...rest] }),
+    ).toEqual({ action: 'none' });
+  });
+
   it('restarts a lone primary (spec.replicas 0) in place: there is nothing to switch over to', () => {
     expect(decideRoll({ ...base, pods: [pod(0, 'old', master(10))] })).toMatchObject({
       action: 'delete',

@@ -69,9 +69,21 @@ export function decideRoll(input: RollInput): RollDecision {
   const primary = input.pods.find((p) => p.pod === input.primary);
   if (!primary) return { action: 'none' };
   const outdated = input.pods.filter((p) => p.exists && p.revision !== undefined && p.revision !== rev);
-  if (outdated.length === 0) return { action: 'none' };
   // One pod at a time: every pod must be back (and the one deleted last gone from the cache) first.
   const deleted = input.pods.find((p) => input.deletedUid !== undefined && p.uid === input.deletedUid);
+  if (outdated.length === 0) {
+    // No pod left on an old revision, but the one this process restarted last (a terminating pod does not
+    // count as existing) is over only once it is back: existing, Ready and in sync. Before, the roll read
+    // UpToDate while the old primary was still terminating after the switchover.
+    if (input.deletedUid === undefined) return { action: 'none' };
+    if (deleted) return { action: 'wait', why: `${deleted.pod} is being deleted` };
+    if (!primary.exists || !primary.ready) return { action: 'wait', why: `the primary ${primary.pod} is not up` };
+    for (const r of input.pods.filter((p) => p.pod !== input.primary)) {
+      const why = notInSync(r, primary);
+      if (why !== undefined) return { action: 'wait', why: `${r.pod} ${why}` };
+    }
+    return { action: 'none' };
+  }
   if (deleted) return { action: 'wait', why: `${deleted.pod} is being deleted` };
   if (!primary.exists || !primary.ready || !primary.info.reachable || primary.info.role !== 'master')
     return { action: 'wait', why: `the primary ${primary.pod} is not up` };
