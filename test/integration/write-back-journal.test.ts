@@ -440,6 +440,31 @@ describe('write-back journal', () => {
     expect(announced).toEqual(['rp/1']);
   });
 
+  it('settles an entry delivered again after its flush reached the database (same version): Redis keeps the value', async () => {
+    const stream = 'it:wb:again';
+    const announced: string[] = [];
+    const s = await sidecar('j-again', stream, {
+      announce: async (keys) => {
+        announced.push(...keys);
+      },
+    });
+    await s.policy.put('ag/1', text('acknowledged'), 60);
+    const record = await s.records.read('ag/1');
+    // Its flush reached the database, its acknowledgement never reached Redis (a failover, a killed sidecar).
+    await s.origin.put('ag/1', Buffer.from('acknowledged'), 'text/plain', record!.version);
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(bodyOf(await s.l2.get('ag/1'))?.toString()).toBe('acknowledged');
+    expect(await raw.hget('rc:ag/1', 'v')).toBe('acknowledged');
+    expect(announced).toEqual([]);
+    // A row the application wrote newer is still a supersede: Redis gives way to it.
+    await s.policy.put('ag/2', text('sidecar'), 60);
+    const two = await s.records.read('ag/2');
+    await s.origin.put('ag/2', Buffer.from('app'), 'text/plain', two!.version + 1);
+    expect(await s.flusher.flushOnce()).toBe(true);
+    expect(await raw.hget('rc:ag/2', 'v')).toBeNull();
+    expect(announced).toEqual(['ag/2']);
+  });
+
   it('drains the journal on stop', async () => {
     const stream = 'it:wb:drain';
     const s = await sidecar('j-drain', stream, { intervalMs: 3_600_000, batchSize: 100_000 });

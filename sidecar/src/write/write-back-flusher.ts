@@ -465,6 +465,7 @@ export class WriteBackFlusher {
       if (one === false) return false;
       applied = one;
     }
+    if (applied !== undefined) applied = await this.alreadyStored(writes, applied);
     if (this.outageSince !== undefined) {
       this.log.info(
         { origin: this.origin.description, outageSeconds: (this.clock() - this.outageSince) / 1000 },
@@ -497,6 +498,35 @@ export class WriteBackFlusher {
     this.events.batchFlushed(entries.length, writes.length);
     if (coalesced > 0) this.events.coalesced(coalesced);
     return true;
+  }
+
+  /**
+   * `applied` plus the puts the origin did not store because it already held them: an entry delivered again
+   * (its flush reached the database, its acknowledgement did not reach Redis — a failover, a killed
+   * sidecar) is "not applied" at its own version, and its Redis record, at that version, is right: it is
+   * settled, not replaced by an invalidation (CI: a key read null in Redis after three failovers, the
+   * database holding its value). Told apart from a row the application wrote newer by reading the row's
+   * version (rare: only writes the origin did not apply). A read that fails, or an origin that does not
+   * report versions, leaves the write superseded (an invalidation: always safe).
+   */
+  private async alreadyStored(writes: CoalescedWrite[], applied: ReadonlySet<string>): Promise<ReadonlySet<string>> {
+    const notApplied = writes.filter((w) => w.op === 'put' && !applied.has(w.key));
+    if (notApplied.length === 0) return applied;
+    const same = await Promise.all(
+      notApplied.map(async (w) => {
+        try {
+          const row = await this.origin.get(w.key);
+          return row !== null && row.version === w.version;
+        } catch {
+          return false;
+        }
+      }),
+    );
+    const all = new Set(applied);
+    notApplied.forEach((w, i) => {
+      if (same[i]) all.add(w.key);
+    });
+    return all;
   }
 
   /**
