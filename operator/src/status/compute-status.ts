@@ -420,28 +420,20 @@ export function computeStatus(input: ComputeStatusInput): CacheClusterStatus {
       prev.appliedConfig.maxmemory === configResult.desired.maxmemory &&
       prev.appliedConfig.maxmemoryPolicy === configResult.desired.maxmemoryPolicy;
     const down = failed.length > 0 && unchanged && failed.every((p) => p.observed === undefined);
-    if (down && failed.length < configResult.pods.length) {
+    const allApplied = configResult.pods.length > 0 && failed.length === 0;
+    if (allApplied || (down && failed.length < configResult.pods.length)) {
+      appliedConfig = {
+        maxmemory: configResult.desired.maxmemory,
+        maxmemoryPolicy: configResult.desired.maxmemoryPolicy,
+        pods,
+      };
       const up = configResult.pods.length - failed.length;
-      appliedConfig = {
-        maxmemory: configResult.desired.maxmemory,
-        maxmemoryPolicy: configResult.desired.maxmemoryPolicy,
-        pods,
-      };
       config = {
         state: 'applied',
-        message:
-          `${describeEviction(configResult.desired)} on ${up}/${up} pods that answered; ` +
-          `${failed.map((p) => p.pod).join(', ')} not reachable (it runs them from its redis.conf when it starts)`,
-      };
-    } else if (configResult.pods.length > 0 && failed.length === 0) {
-      appliedConfig = {
-        maxmemory: configResult.desired.maxmemory,
-        maxmemoryPolicy: configResult.desired.maxmemoryPolicy,
-        pods,
-      };
-      config = {
-        state: 'applied',
-        message: `${describeEviction(configResult.desired)} on ${pods.length}/${pods.length} pods`,
+        message: allApplied
+          ? `${describeEviction(configResult.desired)} on ${pods.length}/${pods.length} pods`
+          : `${describeEviction(configResult.desired)} on ${up}/${up} pods that answered; ` +
+            `${failed.map((p) => p.pod).join(', ')} not reachable (it runs them from its redis.conf when it starts)`,
       };
     } else {
       if (prev.appliedConfig !== undefined) {
