@@ -234,6 +234,13 @@ describe('rotating the auth password of a replication CacheCluster', () => {
     // No failover: never lost, never blocked; the only primary change is the roll's planned switchover.
     expect(availability.has('PrimaryLost')).toBe(false);
     expect(availability.has('FailoverBlocked')).toBe(false);
+    // The roll is over once its last restarted pod is back, Ready and in sync: UpToDate may follow a moment later.
+    await waitFor(
+      'RollingUpdate UpToDate',
+      async () => condition(await getCc(), 'RollingUpdate')?.reason === 'UpToDate',
+      30_000,
+      250,
+    );
     const cc = await getCc();
     if (cc.status.lastFailover !== undefined) expect(cc.status.lastFailover.reason).toBe('Planned');
     expect(rolling.has('InProgress')).toBe(true);
