@@ -27,6 +27,14 @@ const all = [peerB, peerOther, peerCluster];
 const lookup = (ns: string, name: string): CacheCluster | undefined =>
   all.find((c) => c.metadata.namespace === ns && c.metadata.name === name);
 
+/** CacheCluster `shop/b` as a resolved peer: its client Service, the default channel, its auth Secret. */
+const PEER_B = {
+  name: 'shop/b',
+  url: 'redis://b.shop.svc:6379',
+  channel: 'ripplecache:invalidations',
+  passwordSecretRef: { name: 'b-auth', key: 'password' },
+};
+
 describe('resolvePeers', () => {
   it('reaches CacheCluster peers at their client Service with their auth Secret, and external Redis as given', () => {
     const a = cacheCluster(
@@ -34,15 +42,7 @@ describe('resolvePeers', () => {
       withPeers({ cacheCluster: { name: 'b' } }, { redis: { url: 'redis://ext.example:6380/2', channel: 'x' } }),
     );
     expect(resolvePeers(a, lookup)).toEqual({
-      peers: [
-        {
-          name: 'shop/b',
-          url: 'redis://b.shop.svc:6379',
-          channel: 'ripplecache:invalidations',
-          passwordSecretRef: { name: 'b-auth', key: 'password' },
-        },
-        { name: 'ext.example-6380', url: 'redis://ext.example:6380/2', channel: 'x' },
-      ],
+      peers: [PEER_B, { name: 'ext.example-6380', url: 'redis://ext.example:6380/2', channel: 'x' }],
       problems: [],
     });
   });
@@ -82,12 +82,7 @@ describe('resolvePeers', () => {
     );
     expect(resolvePeers(local, lookup)).toEqual({
       peers: [
-        {
-          name: 'shop/b',
-          url: 'redis://b.shop.svc:6379',
-          channel: 'ripplecache:invalidations',
-          passwordSecretRef: { name: 'b-auth', key: 'password' },
-        },
+        PEER_B,
         { name: 'shop/d', url: 'redis://d.shop.svc:6379', channel: 'ripplecache:invalidations', cluster: true },
       ],
       problems: [],
@@ -249,15 +244,7 @@ describe('resolvePeers: peer names the bridge accepts', () => {
       ),
     );
     expect(resolvePeers(a, lookup)).toEqual({
-      peers: [
-        {
-          name: 'shop/b',
-          url: 'redis://b.shop.svc:6379',
-          channel: 'ripplecache:invalidations',
-          passwordSecretRef: { name: 'b-auth', key: 'password' },
-        },
-        { name: 'legacy-6379', url: 'redis://legacy:6379', channel: 'ripplecache:invalidations' },
-      ],
+      peers: [PEER_B, { name: 'legacy-6379', url: 'redis://legacy:6379', channel: 'ripplecache:invalidations' }],
       problems: [],
     });
     expect(bridgeAccepts(a)).toEqual(['shop/b', 'legacy-6379']);
