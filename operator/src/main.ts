@@ -174,11 +174,12 @@ async function main(): Promise<void> {
         }),
       promote: async (ep, password) =>
         (await loadReplication()).promote(ep, redisOpts(password, `REPLICAOF NO ONE on ${ep.pod}`)),
-      follow: async (ep, primary, password) =>
+      follow: async (ep, primary, password, opts) =>
         (await loadReplication()).follow(
           ep,
           primary,
           redisOpts(password, `REPLICAOF ${primary.host} ${primary.port} on ${ep.pod}`),
+          { disconnectClients: opts?.demote === true },
         ),
       pauseWrites: async (ep, ms, password) =>
         (await loadReplication()).pauseWrites(ep, ms, redisOpts(password, `CLIENT PAUSE WRITE on ${ep.pod}`)),

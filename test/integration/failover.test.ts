@@ -285,6 +285,21 @@ describe('failover of a replication CacheCluster', () => {
     });
     await new Promise((res) => setTimeout(res, 1500));
     primary.disconnect();
+    // An application's own connections to the primary, established before the freeze (a Service keeps them on
+    // the pod): a plain client and a pub/sub subscriber. Neither reconnects by itself here.
+    const appClient = new Redis({ host: '127.0.0.1', port: c.redis[0]!.port, retryStrategy: () => null });
+    const subscriber = new Redis({ host: '127.0.0.1', port: c.redis[0]!.port, retryStrategy: () => null });
+    cleanups.push(async () => {
+      appClient.disconnect();
+      subscriber.disconnect();
+    });
+    for (const r of [appClient, subscriber]) r.on('error', () => undefined);
+    await appClient.set('app', 'x');
+    await subscriber.subscribe('app-channel');
+    let appClosedAt: number | undefined;
+    let subscriberClosed = false;
+    appClient.on('close', () => (appClosedAt ??= performance.now()));
+    subscriber.on('close', () => (subscriberClosed = true));
 
     // Bound: afterSeconds (2 s) from the first probe that finds the primary lost (counted from when that probe
     // was sent), plus detection latency (up to a probe interval before it, and its time box: 500 ms each for
@@ -307,6 +322,7 @@ describe('failover of a replication CacheCluster', () => {
     } finally {
       process.kill(pid, 'SIGCONT');
     }
+    const thawedAt = performance.now();
     expect(tookMs).toBeLessThanOrEqual(6000);
     const cc = await getCc('frz');
     expect(cc.status.lastFailover).toMatchObject({ from: 'frz-0' });
@@ -323,6 +339,16 @@ describe('failover of a replication CacheCluster', () => {
       60_000,
       200,
     );
+    // Demoted with its client connections closed (as Sentinel does), so applications reconnect through the
+    // Service to the new primary instead of meeting READONLY on a connection that stays on a replica. The
+    // subscriber is kept: a replica receives what is published on its primary.
+    expect(appClosedAt, 'the application client on the old primary was disconnected').toBeGreaterThan(thawedAt);
+    expect(subscriberClosed).toBe(false);
+    expect(subscriber.status).toBe('ready');
+    const published = new Promise<string>((res) => subscriber.once('message', (_ch, msg: string) => res(msg)));
+    const newPrimary = client(c.redis[Number(String(cc.status.primary).split('-')[1])]!.port);
+    await newPrimary.publish('app-channel', 'after-demotion');
+    expect(await published).toBe('after-demotion');
     await operator.stop();
   });
 

@@ -233,8 +233,9 @@ describe('planRoles', () => {
       pod(0, master('c-0', 0)), // came back empty, as a master, without a label
       pod(1, master('c-1', 200), { roleLabel: 'primary' }),
     ];
+    // A master is demoted: its client connections are closed with the REPLICAOF (a replica's are not).
     expect(planRoles('c-1', back, { promote: false })).toEqual([
-      { op: 'follow', pod: 'c-0', primary: 'c-1', address: addr(1) },
+      { op: 'follow', pod: 'c-0', primary: 'c-1', address: addr(1), demote: true },
     ]);
     const synced = [pod(0, replica('c-0', 200, 1)), pod(1, master('c-1', 200), { roleLabel: 'primary' })];
     expect(planRoles('c-1', synced, { promote: false })).toEqual([{ op: 'label', pod: 'c-0', role: 'replica' }]);

@@ -288,7 +288,14 @@ export function decideFailover(input: FailoverDecisionInput): FailoverDecision {
 export type RoleChange =
   | { op: 'label'; pod: string; role: typeof ROLE_PRIMARY | typeof ROLE_REPLICA | null }
   | { op: 'promote'; pod: string }
-  | { op: 'follow'; pod: string; primary: string; address: { host: string; port: number } };
+  | {
+      op: 'follow';
+      pod: string;
+      primary: string;
+      address: { host: string; port: number };
+      /** The pod runs as a master: its client connections are closed with the change (see `follow`). */
+      demote?: true;
+    };
 
 function follows(p: ObservedRedisPod, addr: { host: string; port: number }): boolean {
   return sameAddress(p.info, addr);
@@ -320,7 +327,13 @@ export function planRoles(primaryName: string, pods: ObservedRedisPod[], opts: {
     const fromAnotherPod = otherPods.some((o) => follows(p, o.address));
     // A pod that (re)started follows the placeholder: it gets its role here, before any label.
     if (p.info.role === 'master' || fromAnotherPod || unassigned(p.info))
-      changes.push({ op: 'follow', pod: p.pod, primary: primaryName, address: primary.address });
+      changes.push({
+        op: 'follow',
+        pod: p.pod,
+        primary: primaryName,
+        address: primary.address,
+        ...(p.info.role === 'master' ? { demote: true as const } : {}),
+      });
   }
   if (primary.roleLabel !== ROLE_PRIMARY) changes.push({ op: 'label', pod: primaryName, role: ROLE_PRIMARY });
   for (const p of pods) {

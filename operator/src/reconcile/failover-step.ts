@@ -46,7 +46,13 @@ export interface ReplicationDeps {
   /** `INFO replication`, time boxed to `timeoutMs` when given (never longer than the operator's Redis timeout). */
   readReplication: (ep: PodEndpoint, password?: string, timeoutMs?: number) => Promise<ReplicationInfo>;
   promote: (ep: PodEndpoint, password?: string) => Promise<void>;
-  follow: (ep: PodEndpoint, primary: { host: string; port: number }, password?: string) => Promise<void>;
+  /** `REPLICAOF`; with `demote`, the pod's client connections are closed in the same transaction. */
+  follow: (
+    ep: PodEndpoint,
+    primary: { host: string; port: number },
+    password?: string,
+    opts?: { demote?: boolean },
+  ) => Promise<void>;
   /** Sets (or with null removes) the role label of a Redis pod. */
   labelPod: (namespace: string, pod: string, role: string | null) => Promise<void>;
   /** `CLIENT PAUSE ms WRITE` / `CLIENT UNPAUSE` (a planned switchover). */
@@ -227,8 +233,13 @@ async function applyChange(ctx: StepContext, c: RoleChange): Promise<void> {
       ctx.log.info({ pod: c.pod }, 'Promoted replica to primary (REPLICAOF NO ONE)');
       return;
     case 'follow':
-      await r.follow(ep(c.pod), c.address, password);
-      ctx.log.info({ pod: c.pod, primary: c.primary }, 'Made Redis pod a replica of the primary (REPLICAOF)');
+      await r.follow(ep(c.pod), c.address, password, { demote: c.demote === true });
+      ctx.log.info(
+        { pod: c.pod, primary: c.primary, ...(c.demote ? { clientsDisconnected: true } : {}) },
+        c.demote
+          ? 'Made Redis pod a replica of the primary (REPLICAOF) and closed its client connections'
+          : 'Made Redis pod a replica of the primary (REPLICAOF)',
+      );
       return;
   }
 }

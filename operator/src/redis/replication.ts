@@ -108,7 +108,12 @@ class Refused extends Error {
   }
 }
 
-async function adminCommand(ep: PodEndpoint, args: string[], opts: LiveConfigOptions): Promise<void> {
+async function adminCommand(
+  ep: PodEndpoint,
+  args: string[],
+  opts: LiveConfigOptions,
+  also: string[][] = [],
+): Promise<void> {
   try {
     await withClient(ep, opts, async (r: Redis) => {
       try {
@@ -117,7 +122,15 @@ async function adminCommand(ep: PodEndpoint, args: string[], opts: LiveConfigOpt
         throw new Refused(err);
       }
       // Sent within this call: nothing runs between the fence check and the write.
-      await r.call(args[0]!, ...args.slice(1));
+      if (also.length === 0) {
+        await r.call(args[0]!, ...args.slice(1));
+        return;
+      }
+      // One transaction: no other client's command runs between them.
+      const tx = r.multi();
+      for (const [name, ...rest] of [args, ...also]) tx.call(name!, ...rest);
+      const replies = (await tx.exec()) ?? [];
+      for (const [err] of replies) if (err) throw err;
     });
   } catch (err) {
     if (err instanceof Refused) throw err.reason;
@@ -130,9 +143,22 @@ export function promote(ep: PodEndpoint, opts: LiveConfigOptions = {}): Promise<
   return adminCommand(ep, ['REPLICAOF', 'NO', 'ONE'], opts);
 }
 
-/** `REPLICAOF host port`: the pod follows `primary` (a partial resync when its history allows, else a full one). */
-export function follow(ep: PodEndpoint, primary: { host: string; port: number }, opts: LiveConfigOptions = {}) {
-  return adminCommand(ep, ['REPLICAOF', primary.host, String(primary.port)], opts);
+/**
+ * `REPLICAOF host port`: the pod follows `primary` (a partial resync when its history allows, else a full one).
+ * With `disconnectClients` (a primary being demoted), `CLIENT KILL TYPE normal` in the same transaction, as
+ * Sentinel does: clients that sent it primary traffic reconnect (through the client Service, to the pod labelled
+ * primary) instead of meeting `READONLY` on a connection that stays on a replica. Commands of theirs held back
+ * by `CLIENT PAUSE WRITE` never ran; they fail with the closed connection. Replicas' links, pub/sub subscribers
+ * (a replica receives what is published on its primary) and this connection are kept.
+ */
+export function follow(
+  ep: PodEndpoint,
+  primary: { host: string; port: number },
+  opts: LiveConfigOptions = {},
+  { disconnectClients = false }: { disconnectClients?: boolean } = {},
+) {
+  const kill = disconnectClients ? [['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']] : [];
+  return adminCommand(ep, ['REPLICAOF', primary.host, String(primary.port)], opts, kill);
 }
 
 /**
