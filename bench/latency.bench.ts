@@ -26,7 +26,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Decoder } from '@redis/client/dist/lib/RESP/decoder.js';
 import { Redis } from 'ioredis';
@@ -239,7 +239,7 @@ function parserComparison(): void {
 
 async function main(): Promise<void> {
   out(
-    `bench:latency — ${new Date().toISOString()}, node ${process.version}, load ${loadavg()
+    `bench:latency — ${new Date().toISOString()}, node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? 'unknown'}, load ${loadavg()
       .map((l) => fmt(l, 2))
       .join(' ')}`,
   );

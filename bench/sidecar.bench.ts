@@ -21,7 +21,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import { LRUCache } from 'lru-cache';
 import { buildApp } from '../sidecar/src/app.js';
@@ -431,7 +431,8 @@ function benchHitRatio(): void {
 
 async function main(): Promise<void> {
   out(
-    `# ripplecache sidecar benchmark (${new Date().toISOString()}, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs)`,
+    // The CPU model: section 1's ratios depend on it (same code, 1.14× on one machine, 1.36–1.40× on another).
+    `# ripplecache sidecar benchmark (${new Date().toISOString()}, Node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? 'unknown'})`,
   );
   out();
   out('Command: `npm run bench:sidecar` (= `npx tsx bench/sidecar.bench.ts`)');

@@ -15,7 +15,7 @@ export interface MetricSources {
   l1Bytes(): number;
   /** 1 when the Redis command connection is up; 0 when down or not configured. */
   redisUp(): number;
-  /** 1 when the invalidation subscription is up (always in L1-only mode). */
+  /** 1 when the invalidation subscription is up; 0 when down, and in L1-only mode (there is none). */
   subscribed(): number;
   /** The write-back journal's backlog, read at scrape time (absent: no write-back). */
   writeBackPending?: () => Promise<PendingSnapshot>;
@@ -179,7 +179,7 @@ export function createSidecarMetrics(sources: MetricSources, options: SidecarMet
   const stats = new RequestStats();
   new Counter({
     name: 'ripplecache_sidecar_requests_total',
-    help: 'API requests by operation (get, put, delete, invalidate, consistency), the tier that answered (l1, l1-stale, l2, origin, none) and outcome (hit, miss, stored, deleted, invalidated, or an error code)',
+    help: 'API requests by operation (get, put, delete, invalidate, consistency, batch: one per operation of a batch), the tier that answered (l1, l1-stale, l2, origin, none) and outcome (hit, miss, stored, deleted, invalidated, or an error code)',
     labelNames: ['operation', 'tier', 'outcome'] as const,
     registers,
     collect() {

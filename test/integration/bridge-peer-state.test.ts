@@ -13,6 +13,7 @@
  * - Bad `--log-level` and `--cluster`: one line, exit 2.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -158,8 +159,18 @@ describe('a peer the bridge cannot reach', () => {
     expect(condition.message).toMatch(/^peer test\/refused not reachable since \S+: connect ECONNREFUSED/);
     expect(condition.message).toMatch(/peer test\/wrong not reachable since \S+: WRONGPASS/);
 
-    const everything =
-      bridge.output() + JSON.stringify(await bridge.peers()) + (await (await fetch(`${bridge.url}/metrics`)).text());
+    const metricsText = await (await fetch(`${bridge.url}/metrics`)).text();
+    // Process metrics unprefixed, as the operator's and the sidecar's; the version on record.
+    expect(metricsText).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(metricsText).toMatch(/^nodejs_heap_size_used_bytes \d/m);
+    expect(metricsText).not.toContain('ripplecache_bridge_process_');
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    expect(metricsText).toContain(
+      `ripplecache_bridge_build_info{version="${version}",node_version="${process.versions.node}"} 1`,
+    );
+    const everything = bridge.output() + JSON.stringify(await bridge.peers()) + metricsText;
     for (const s of secrets) expect(everything).not.toContain(s);
     expect(bridge.output()).not.toContain('[ioredis]');
     await bridge.stop();

@@ -36,10 +36,17 @@ export interface BridgeMetrics {
 
 export function createBridgeMetrics(
   peers: readonly string[],
-  options: { defaultMetrics?: boolean } = {},
+  options: { defaultMetrics?: boolean; version?: string } = {},
 ): BridgeMetrics {
   const registry = new Registry();
-  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'ripplecache_bridge_' });
+  // Unprefixed (`process_*`, `nodejs_*`), as the operator's and the sidecar's: one dashboard query for all three.
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'ripplecache_bridge_build_info',
+    help: 'Always 1; the labels say which ripplecache version runs on which Node.js',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+  }).set({ version: options.version ?? 'unknown', node_version: process.versions.node }, 1);
   const received = new Counter({
     name: 'ripplecache_bridge_received_messages_total',
     help: 'Messages received on the local invalidation channel, by kind (relayed: from another bridge, going no further; forwarded: from another bridge, forwarded to peers it had not visited)',

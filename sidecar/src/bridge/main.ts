@@ -21,6 +21,7 @@ import { keyLayout } from '../write/key-layout.js';
 import { Bridge } from './bridge.js';
 import { buildBridgeApp } from './bridge-app.js';
 import { parseBridgeConfig } from './bridge-config.js';
+import { packageVersion } from '../../../common/src/version.js';
 import { createBridgeMetrics } from './bridge-metrics.js';
 
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
     .filter((s) => s !== '');
   const metrics = createBridgeMetrics(
     peers.map((p) => p.name),
-    { defaultMetrics: true },
+    { defaultMetrics: true, version: packageVersion() },
   );
   const bridge = new Bridge({
     cluster: config.cluster,
