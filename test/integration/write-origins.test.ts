@@ -323,4 +323,31 @@ describe('HttpOrigin', () => {
     }
     await expect(o2.get('k')).rejects.toThrow(OriginUnavailableError);
   });
+
+  it('counts a batch call once, whether it succeeds or fails (not once per failed write)', async () => {
+    const svc = await startHttpService({ honourVersions: true });
+    const c = countingEvents();
+    const o = new HttpOrigin({ url: svc.url, timeoutMs: 2000, events: c.events });
+    const batch = ['p', 'q', 'r'].map((key, i) => ({
+      op: 'put' as const,
+      key,
+      version: 10 + i,
+      body: Buffer.from(key),
+      contentType: 'text/plain',
+    }));
+    try {
+      svc.fail(3); // every write of the first attempt answers 503
+      await expect(o.applyBatch(batch)).rejects.toThrow(OriginUnavailableError);
+      expect(c.count('batch/unavailable')).toBe(1);
+      expect(await o.applyBatch(batch)).toMatchObject({ applied: 3 });
+      expect(c.count('batch/applied')).toBe(1);
+      expect(c.count('batch/unavailable')).toBe(1);
+      expect(c.rows()).toBe(3);
+    } finally {
+      await svc.close();
+    }
+    // Nothing listening: refused connections, still one count for the call.
+    await expect(o.applyBatch(batch)).rejects.toThrow(OriginUnavailableError);
+    expect(c.count('batch/unavailable')).toBe(2);
+  });
 });

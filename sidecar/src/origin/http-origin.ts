@@ -160,8 +160,12 @@ export class HttpOrigin implements Origin {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, queue.length) }, worker));
-    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what write() threw (an Error)
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) {
+      // One count per batch call, as for a batch that succeeds (its writes are not counted one by one either).
+      this.events.request('batch', failure instanceof OriginUnavailableError ? 'unavailable' : 'rejected');
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what write() threw (an Error)
+      throw failure;
+    }
     this.events.request('batch', 'applied');
     return { applied, superseded: writes.length - applied, appliedKeys };
   }
@@ -205,7 +209,7 @@ export class HttpOrigin implements Origin {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
-      this.events.request(op, 'unavailable');
+      if (op !== 'batch') this.events.request(op, 'unavailable'); // a batch counts once, in applyBatch
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       throw new OriginUnavailableError(
         `${method} to ${this.description}: ${timedOut ? `no answer within ${this.timeoutMs} ms` : 'not reachable'}`,
@@ -217,7 +221,7 @@ export class HttpOrigin implements Origin {
   private async fail(op: OriginOperation, res: Response): Promise<never> {
     await res.arrayBuffer().catch(() => undefined);
     const unavailable = isUnavailableStatus(res.status);
-    this.events.request(op, unavailable ? 'unavailable' : 'rejected');
+    if (op !== 'batch') this.events.request(op, unavailable ? 'unavailable' : 'rejected'); // see applyBatch
     const message = `${this.description} answered ${res.status} to a ${op}`;
     throw unavailable ? new OriginUnavailableError(message) : new OriginRejectedError(message);
   }
