@@ -168,6 +168,38 @@ interface Path {
   name: string;
   /** One request; resolves when the whole answer is in. */
   once(): Promise<void>;
+  /** The server process whose CPU is reported (default: the sidecar). */
+  serverPid?: number;
+}
+
+/**
+ * The floor of any RESP front in Node: a bare `net` server answering each command with a canned reply (the
+ * 100-byte value to a GET, `+OK` to anything else, HELLO included, so ioredis stays on RESP2). No parser
+ * beyond finding the commands' names, no cache, no metrics: what a request costs in Node and the kernel.
+ */
+const BARE_RESPONDER = String.raw`
+const net = require('node:net');
+const value = Buffer.from('$100\r\n' + 'v'.repeat(100) + '\r\n');
+const ok = Buffer.from('+OK\r\n');
+net.createServer((s) => {
+  s.setNoDelay(true);
+  s.on('data', (d) => {
+    // One reply per command of the chunk (ioredis sends its CLIENT SETINFOs together).
+    const commands = d.toString('latin1').match(/(?:^|\r\n)\*\d+\r\n\$\d+\r\n[A-Za-z]+/g) ?? [];
+    s.write(Buffer.concat(commands.map((c) => (/get$/i.test(c) ? value : ok))));
+  });
+  s.on('error', () => {});
+}).listen(process.argv[1], () => process.stdout.write('ready\n'));
+`;
+
+async function startBareResponder(socketPath: string): Promise<number> {
+  const child = spawn(process.execPath, ['-e', BARE_RESPONDER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the bare responder exited with ${code}`)));
+    child.stdout?.once('data', () => resolve());
+  });
+  return child.pid ?? -1;
 }
 
 interface RoundResult {
@@ -187,14 +219,15 @@ async function measure(path: Path, sidecarPid: number): Promise<RoundResult> {
   for (let i = 0; i < 100; i++) await path.once(); // warm-up
   const times = new Float64Array(OPS);
   const cpu0 = process.cpuUsage();
-  const sidecar0 = processCpuUs(sidecarPid);
+  const serverPid = path.serverPid ?? sidecarPid;
+  const sidecar0 = processCpuUs(serverPid);
   for (let i = 0; i < OPS; i++) {
     const t0 = performance.now();
     await path.once();
     times[i] = (performance.now() - t0) * 1000;
   }
   const cpu = process.cpuUsage(cpu0);
-  const sidecarCpu = processCpuUs(sidecarPid) - sidecar0;
+  const sidecarCpu = processCpuUs(serverPid) - sidecar0;
   const sorted = [...times].sort((a, b) => a - b);
   return {
     p50: pct(sorted, 50),
@@ -293,6 +326,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ripplecache-latency-'));
   const httpSock = join(dir, 'http.sock');
   const respSock = join(dir, 'resp.sock');
+  const bareSock = join(dir, 'bare.sock');
   let sidecar: SidecarProcess | undefined;
   const clients: { close(): unknown }[] = [];
   setUpNamespace();
@@ -364,6 +398,11 @@ async function main(): Promise<void> {
     await direct.set('hot', value);
     const respTcp = redisClient({ host: '127.0.0.1', port: respPort });
     const respUnix = redisClient({ path: respSock });
+    const barePid = await startBareResponder(bareSock);
+    // No ready check: the bare responder answers INFO with +OK.
+    const bareUnix = new Redis({ path: bareSock, enableAutoPipelining: false, enableReadyCheck: false });
+    bareUnix.on('error', () => {});
+    clients.push({ close: () => bareUnix.disconnect() });
     const httpTcp = new Client(sidecar.url, { pipelining: 1 });
     const httpUnix = new Client('http://localhost', { socketPath: httpSock, pipelining: 1 });
     clients.push(httpTcp, httpUnix);
@@ -386,6 +425,7 @@ async function main(): Promise<void> {
       { name: 'L1 hit, HTTP over Unix (undici)', once: httpGet(httpUnix) },
       { name: 'L1 hit, RESP over TCP (ioredis)', once: redisGet(respTcp) },
       { name: 'L1 hit, RESP over Unix (ioredis)', once: redisGet(respUnix) },
+      { name: 'bare Node RESP responder, Unix (floor)', once: redisGet(bareUnix), serverPid: barePid },
     ];
     const results = new Map<string, RoundResult[]>(paths.map((p) => [p.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
@@ -412,7 +452,7 @@ async function main(): Promise<void> {
       `Latency of one request at a time, ${OPS} per path per round, ${ROUNDS} rounds (path order rotated each round); median of the rounds' p50 and p99, µs:`,
     );
     out(
-      '  path                                         p50 (range)              p99     ×direct  client CPU/op  sidecar CPU/op',
+      '  path                                         p50 (range)              p99     ×direct  client CPU/op  server CPU/op',
     );
     for (const p of paths) {
       const s = summary(p.name);
@@ -445,10 +485,15 @@ async function main(): Promise<void> {
   }
 }
 
-process.on('SIGINT', () => {
-  tearDown();
-  process.exit(130);
-});
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.on(signal, () => {
+    tearDown(); // the namespace, its processes and the guest's idle polling
+    process.exit(code);
+  });
+}
 main().catch((err: unknown) => {
   tearDown();
   process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
