@@ -3,6 +3,7 @@
  * `ripplecache_operator_*` series and the standard Node.js `process_*` / `nodejs_*` ones.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerBuildInfo } from '../../common/src/build-info.js';
 import { CONDITION_TYPES } from './api/v1alpha1/constants.js';
 import type { AdmissionOutcome } from './webhook/admission.js';
 
@@ -61,12 +62,7 @@ export function createOperatorMetrics(options: OperatorMetricsOptions = {}): Ope
   const { isLeading } = options;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  new Gauge({
-    name: 'ripplecache_operator_build_info',
-    help: 'Always 1; the labels say which ripplecache version runs on which Node.js',
-    labelNames: ['version', 'node_version'] as const,
-    registers: [registry],
-  }).set({ version: options.version ?? 'unknown', node_version: process.versions.node }, 1);
+  registerBuildInfo(registry, 'ripplecache_operator_build_info', options.version);
   const metrics: OperatorMetrics = {
     registry,
     reconcileTotal: new Counter({

@@ -2,6 +2,7 @@
  * Prometheus metrics of one sidecar, on a registry of its own (never prom-client's global one).
  */
 import type { Histogram } from 'prom-client';
+import { registerBuildInfo } from '../../common/src/build-info.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram as PromHistogram, Registry } from 'prom-client';
 import type { DropReason, ReceiverEvents } from './invalidation/invalidation-receiver.js';
 import type { OriginEvents, OriginOperation, OriginOutcome } from './origin/origin.js';
@@ -169,12 +170,7 @@ export function createSidecarMetrics(sources: MetricSources, options: SidecarMet
   if (options.cacheCluster !== undefined) registry.setDefaultLabels({ cachecluster: options.cacheCluster });
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
 
-  new Gauge({
-    name: 'ripplecache_sidecar_build_info',
-    help: 'Always 1; the labels say which ripplecache version runs on which Node.js',
-    labelNames: ['version', 'node_version'] as const,
-    registers,
-  }).set({ version: options.version ?? 'unknown', node_version: process.versions.node }, 1);
+  registerBuildInfo(registry, 'ripplecache_sidecar_build_info', options.version);
 
   const stats = new RequestStats();
   new Counter({

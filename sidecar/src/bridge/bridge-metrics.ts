@@ -3,6 +3,7 @@
  * name as configured (never its URL or password).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerBuildInfo } from '../../../common/src/build-info.js';
 import type { RepairReason } from './relay-plan.js';
 
 export interface BridgeMetrics {
@@ -41,12 +42,7 @@ export function createBridgeMetrics(
   const registry = new Registry();
   // Unprefixed (`process_*`, `nodejs_*`), as the operator's and the sidecar's: one dashboard query for all three.
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
-  new Gauge({
-    name: 'ripplecache_bridge_build_info',
-    help: 'Always 1; the labels say which ripplecache version runs on which Node.js',
-    labelNames: ['version', 'node_version'],
-    registers: [registry],
-  }).set({ version: options.version ?? 'unknown', node_version: process.versions.node }, 1);
+  registerBuildInfo(registry, 'ripplecache_bridge_build_info', options.version);
   const received = new Counter({
     name: 'ripplecache_bridge_received_messages_total',
     help: 'Messages received on the local invalidation channel, by kind (relayed: from another bridge, going no further; forwarded: from another bridge, forwarded to peers it had not visited)',
